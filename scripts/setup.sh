@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the system packages tallystick's demo, tests and benchmarks need.
+# Idempotent and quick when everything is present: it only calls apt when a
+# command or header is missing. Run as root on Debian (bookworm or later).
+set -euo pipefail
+
+need=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+# build tools for native addons (better-sqlite3, serialport, pcsclite)
+have_cmd g++ || need+=(g++)
+have_cmd make || need+=(make)
+have_cmd python3 || need+=(python3)
+have_cmd gcc || need+=(gcc)
+# PC/SC stack with the virtual reader driver, and the pcsc tools that prove the card is real
+have_pkg pcscd || need+=(pcscd)
+have_pkg libpcsclite-dev || need+=(libpcsclite-dev)
+have_pkg vsmartcard-vpcd || need+=(vsmartcard-vpcd)
+have_pkg pcsc-tools || need+=(pcsc-tools)
+have_pkg pkg-config || need+=(pkg-config)
+# pty pairs for the simulated microcontroller
+have_cmd socat || need+=(socat)
+# the MQTT broker the tests start on a free loopback port
+have_cmd mosquitto || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+have_cmd openssl || need+=(openssl)
+# PostgreSQL server binaries for the server-store contract tests (tests start their own cluster)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing packages: ${need[*]}; run this script as root (or install them with apt)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # policy-rc.d stops Debian from starting pcscd/mosquitto/postgresql services we did not ask for
+  [ -e /usr/sbin/policy-rc.d ] || printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  cleanup() { rm -f /usr/sbin/policy-rc.d; }
+  trap cleanup EXIT
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+echo "setup: system packages present"

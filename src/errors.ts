@@ -1,0 +1,128 @@
+/**
+ * One error class for the whole project. Every failure a user can meet has a
+ * stable numeric code (grouped by area), a stable string name a test can assert
+ * on, and an operator message in English and Chinese that the display can show.
+ * Pure: no I/O.
+ */
+
+export type Locale = 'en' | 'zh';
+
+interface CodeInfo {
+  readonly code: number;
+  readonly en: string;
+  readonly zh: string;
+  /** The operator can simply try again (re-insert, re-swipe) */
+  readonly recoverable: boolean;
+}
+
+function info(code: number, en: string, zh: string, recoverable = false): CodeInfo {
+  return { code, en, zh, recoverable };
+}
+
+/**
+ * 1xxx card refusals (shown to the operator at a swipe)
+ * 2xxx card and applet protocol
+ * 3xxx issuing station
+ * 4xxx terminal state and storage
+ * 5xxx reader and transport
+ * 6xxx sync and server
+ * 9xxx usage and configuration
+ */
+export const ErrorCodes = {
+  // 1xxx: refusals of a swipe
+  UNKNOWN_CARD: info(1001, 'Unknown card: not a tallystick card', '未知卡片：非本系统卡', true),
+  FORGED: info(1002, 'Card refused: signature invalid (forged or altered)', '拒绝：签名无效（伪造或被篡改）'),
+  WRONG_TIER: info(1003, 'Card refused: this card type cannot be used here', '拒绝：此类卡不能在此使用'),
+  WRONG_CLINIC: info(1004, 'Card refused: card belongs to another clinic', '拒绝：卡片属于其他医疗机构'),
+  EXPIRED: info(1005, 'Card refused: card expired or not yet valid', '拒绝：卡片已过期或尚未生效'),
+  REVOKED: info(1006, 'Card refused: card revoked', '拒绝：卡片已被注销'),
+  OUT_OF_RANGE: info(1007, 'Card refused: serial number outside its batch', '拒绝：卡号超出批次范围'),
+  ALREADY_USED: info(1008, 'Card refused: card already used', '拒绝：卡片已使用'),
+  BATCH_NOT_LOADED: info(1009, 'Card refused: its batch is not loaded on this terminal', '拒绝：本机未装载该批次'),
+  BATCH_EXHAUSTED: info(1010, 'Card refused: its batch is used up; load a new batch card', '拒绝：该批次已用完，请装载新批次卡'),
+  CARD_REMOVED: info(1011, 'Card removed too early: insert it again', '卡片拔出过早，请重新插卡', true),
+  NOT_PROVISIONED: info(1012, 'Terminal not provisioned: factory initialisation needed', '终端未初始化，需出厂初始化'),
+  BATCH_ALREADY_LOADED: info(1013, 'Batch already loaded on this terminal', '该批次已装载'),
+  CARD_BLANK: info(1014, 'Blank card: not personalised', '空白卡：未个人化', true),
+
+  // 2xxx: card and applet protocol
+  PIN_WRONG: info(2001, 'Wrong PIN', 'PIN 错误', true),
+  PIN_BLOCKED: info(2002, 'PIN blocked after too many wrong tries', 'PIN 已锁定（错误次数过多）'),
+  PIN_REQUIRED: info(2003, 'PIN not verified', '未验证 PIN', true),
+  CARD_STATE: info(2004, 'Card is not in the right state for this command', '卡片状态不允许此操作'),
+  CARD_ALREADY_WRITTEN: info(2005, 'Card field already written (write-once)', '卡片字段已写入（仅可写一次）'),
+  QUOTA_EXHAUSTED: info(2006, 'Card quota exhausted', '卡片配额已用完'),
+  APPLET_NOT_FOUND: info(2007, 'Card has no tallystick applet', '卡片无本系统应用', true),
+  APDU_REJECTED: info(2008, 'Card rejected the command', '卡片拒绝命令'),
+  CARD_MEMORY: info(2009, 'Card memory failure', '卡片存储故障'),
+  MALFORMED_RECORD: info(2010, 'Card data malformed', '卡片数据格式错误'),
+  MALFORMED_APDU: info(2011, 'Malformed APDU', 'APDU 格式错误'),
+
+  // 3xxx: issuing station
+  ISSUE_WRONG_CARD: info(3001, 'Wrong card in the slot for this step', '卡槽中的卡片不对', true),
+  ISSUE_QUOTA: info(3002, 'Issuing quota exhausted', '发卡配额已用完'),
+  ISSUE_NOT_BLANK: info(3003, 'Target card is not blank', '目标卡不是空白卡', true),
+  ISSUE_REGISTRY: info(3004, 'Issuing registry error', '发卡登记库错误'),
+
+  // 4xxx: terminal state and storage
+  STORAGE_FAULT: info(4001, 'Out of service: cannot record (storage fault)', '暂停服务：无法记录（存储故障）'),
+  ALREADY_PROVISIONED: info(4002, 'Terminal already provisioned', '终端已初始化'),
+  LEDGER_BROKEN: info(4003, 'Ledger verification failed', '账本校验失败'),
+  ROOT_MISMATCH: info(4004, 'Mother card does not match the expected investor root', '母卡与预期投资方根密钥不符'),
+  DEVICE_FAULT: info(4005, 'Device failed to start: use released, not charged', '设备启动失败：本次已释放，不扣费'),
+  BUSY: info(4006, 'Terminal busy: wait for the current use to finish', '终端忙，请等待当前使用结束', true),
+
+  // 5xxx: reader and transport
+  READER_UNAVAILABLE: info(5001, 'Card reader not available', '读卡器不可用', true),
+  READER_TIMEOUT: info(5002, 'Card reader did not answer', '读卡器无响应', true),
+  TRANSPORT_CLOSED: info(5003, 'Reader connection closed', '读卡器连接已关闭', true),
+  FRAME_REJECTED: info(5004, 'Reader rejected the frame', '读卡器拒绝数据帧', true),
+
+  // 6xxx: sync and server
+  SYNC_REJECTED: info(6001, 'Server refused the message', '服务器拒绝消息'),
+  BAD_MESSAGE: info(6002, 'Malformed message', '消息格式错误'),
+
+  // 9xxx: usage and configuration
+  USAGE: info(9001, 'Invalid usage', '用法错误'),
+  CONFIG: info(9002, 'Invalid configuration', '配置错误'),
+  INTERNAL: info(9999, 'Internal error', '内部错误'),
+} as const;
+
+export type ErrorName = keyof typeof ErrorCodes;
+
+export class TallyError extends Error {
+  override readonly name = 'TallyError';
+  readonly code: ErrorName;
+  readonly numericCode: number;
+  readonly context: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorName, detail?: string, context: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    const base = ErrorCodes[code];
+    super(detail ? `${base.en}: ${detail}` : base.en, options);
+    this.code = code;
+    this.numericCode = base.code;
+    this.context = context;
+  }
+
+  get recoverable(): boolean {
+    return ErrorCodes[this.code].recoverable;
+  }
+
+  /** The message for the terminal's display or the CLI, in the configured language */
+  operatorMessage(locale: Locale = 'en'): string {
+    return operatorMessage(this.code, locale);
+  }
+}
+
+export function operatorMessage(code: ErrorName, locale: Locale = 'en'): string {
+  const entry = ErrorCodes[code];
+  return locale === 'zh' ? entry.zh : entry.en;
+}
+
+export function isTallyError(err: unknown, code?: ErrorName): err is TallyError {
+  return err instanceof TallyError && (code === undefined || err.code === code);
+}
+
+export function codeOf(err: unknown): ErrorName {
+  return err instanceof TallyError ? err.code : 'INTERNAL';
+}

@@ -1,0 +1,60 @@
+/**
+ * What the terminal logic sees of a reader. Backends (simulated, PC/SC, serial)
+ * implement it; the terminal never imports a backend.
+ */
+import type { ApduChannel } from '../card/ApduChannel.js';
+
+/** One insertion of one card. Its transmit rejects with CARD_REMOVED once the card is gone. */
+export interface CardSession extends ApduChannel {
+  /** Increases with every insertion on this reader */
+  readonly id: number;
+  readonly atr: Uint8Array;
+  /** Clock time (ms) at which the reader reported the card present */
+  readonly presentAt: number;
+}
+
+export type ReaderState = 'starting' | 'ready' | 'unavailable' | 'stopped';
+
+export type ReaderEvent =
+  | { readonly type: 'card-inserted'; readonly session: CardSession }
+  | { readonly type: 'card-removed'; readonly sessionId: number }
+  | { readonly type: 'reader-state'; readonly state: ReaderState; readonly detail?: string };
+
+export interface CardReader {
+  readonly name: string;
+  readonly state: ReaderState;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Returns a function that removes the listener */
+  onEvent(listener: (event: ReaderEvent) => void): () => void;
+  /** The card present now, if any */
+  currentSession(): CardSession | undefined;
+}
+
+/** What the operator sees and hears */
+export type Tone = 'ok' | 'refused' | 'attention' | 'fault';
+export type LedState = 'idle' | 'busy' | 'ok' | 'refused' | 'fault' | 'off';
+
+export interface PanelMessage {
+  readonly lines: readonly string[];
+  readonly tone?: Tone;
+  readonly led?: LedState;
+}
+
+export interface OperatorPanel {
+  show(message: PanelMessage): Promise<void>;
+}
+
+/** Device-session events reported by the relay board */
+export type DeviceEvent =
+  | { readonly type: 'started'; readonly useSeq: number }
+  | { readonly type: 'finished'; readonly useSeq: number }
+  | { readonly type: 'fault'; readonly useSeq: number; readonly detail: string };
+
+/** The relay that lets the medical device run, and its session events */
+export interface DeviceControl {
+  /** Closes the relay for one use; the device then reports started, finished or fault */
+  enable(useSeq: number, maxMs: number): Promise<void>;
+  disable(): Promise<void>;
+  onEvent(listener: (event: DeviceEvent) => void): () => void;
+}
