@@ -1,0 +1,207 @@
+/**
+ * One entry of a terminal's ledger: the tally stick's notch.
+ *
+ * Every entry carries a gapless sequence number, the SHA-256 of the previous
+ * entry (all zeros for the first), its type and time, and ends with the
+ * terminal's Ed25519 signature over SHA-256 of the body. Anyone holding the
+ * entries and the terminal certificate can detect a deleted, altered or
+ * reordered entry. Same strict TLV discipline as cardRecord.ts. Pure.
+ */
+import { fromUtf8, readU64be, u64be, utf8 } from './bytes.js';
+import { SIGNATURE_LENGTH } from './cardRecord.js';
+import { decodeTlvs, encodeTlv, encodeTlvs, type TlvItem } from './tlv.js';
+
+export const LEDGER_ENTRY_VERSION = 1;
+export const HASH_LENGTH = 32;
+export const GENESIS_HASH = new Uint8Array(HASH_LENGTH);
+
+export const EntryType = {
+  /** Factory provisioning: card = the terminal certificate */
+  PROVISIONED: 1,
+  /** A batch card loaded: card = the batch card's record */
+  BATCH_LOADED: 2,
+  /** A one-time card deducted and the device about to be enabled: card = its record */
+  USE_RESERVED: 3,
+  /** The device reported its session started (ref = the reserve entry) */
+  USE_STARTED: 4,
+  /** The device session finished normally */
+  USE_COMPLETED: 5,
+  /** The device never started: the use is released, not charged, the serial may be used again */
+  USE_RELEASED: 6,
+  /** The device started and then faulted: charged, with the fault recorded */
+  USE_FAILED: 7,
+} as const;
+export type EntryTypeValue = (typeof EntryType)[keyof typeof EntryType];
+
+export const ENTRY_TYPE_NAMES: Record<EntryTypeValue, string> = {
+  1: 'provisioned',
+  2: 'batch.loaded',
+  3: 'use.reserved',
+  4: 'use.started',
+  5: 'use.completed',
+  6: 'use.released',
+  7: 'use.failed',
+};
+
+const Tag = {
+  VERSION: 0x01,
+  SEQ: 0x40,
+  PREV_HASH: 0x41,
+  TYPE: 0x42,
+  TIME: 0x43,
+  CLOCK_TRUSTED: 0x44,
+  TERMINAL_ID: 0x45,
+  CARD: 0x46,
+  REF: 0x47,
+  DETAIL: 0x48,
+  CHIP_UID: 0x49,
+  SIGNATURE: 0x7f,
+} as const;
+
+export interface LedgerEntryFields {
+  readonly seq: number;
+  readonly prevHash: Uint8Array;
+  readonly type: EntryTypeValue;
+  /** Terminal clock, ms since the epoch */
+  readonly time: number;
+  /** False when the terminal's clock was not trusted at the time (never synced, or went backwards) */
+  readonly clockTrusted: boolean;
+  readonly terminalId: string;
+  /** The card's signed record (or the terminal certificate), when the entry is about a card */
+  readonly card?: Uint8Array;
+  /** The chip UID of the card presented */
+  readonly chipUid?: Uint8Array;
+  /** For started/completed/released/failed: the seq of the reserve entry */
+  readonly ref?: number;
+  /** Free text: a reason or fault detail */
+  readonly detail?: string;
+}
+
+export type LedgerEntry = LedgerEntryFields & {
+  readonly body: Uint8Array;
+  readonly signature: Uint8Array;
+  readonly raw: Uint8Array;
+};
+
+export class LedgerEntryError extends Error {
+  override readonly name = 'LedgerEntryError';
+}
+
+const MAX_DETAIL = 200;
+
+export function encodeLedgerEntryBody(entry: LedgerEntryFields): Uint8Array {
+  if (entry.prevHash.length !== HASH_LENGTH) throw new LedgerEntryError('prevHash must be 32 bytes');
+  if (!(entry.type in ENTRY_TYPE_NAMES)) throw new LedgerEntryError(`unknown entry type ${entry.type}`);
+  if (entry.seq < 1) throw new LedgerEntryError('seq starts at 1');
+  const items: TlvItem[] = [
+    { tag: Tag.VERSION, value: Uint8Array.of(LEDGER_ENTRY_VERSION) },
+    { tag: Tag.SEQ, value: u64be(entry.seq) },
+    { tag: Tag.PREV_HASH, value: entry.prevHash },
+    { tag: Tag.TYPE, value: Uint8Array.of(entry.type) },
+    { tag: Tag.TIME, value: u64be(entry.time) },
+    { tag: Tag.CLOCK_TRUSTED, value: Uint8Array.of(entry.clockTrusted ? 1 : 0) },
+    { tag: Tag.TERMINAL_ID, value: utf8(entry.terminalId) },
+  ];
+  if (entry.card) items.push({ tag: Tag.CARD, value: entry.card });
+  if (entry.chipUid) items.push({ tag: Tag.CHIP_UID, value: entry.chipUid });
+  if (entry.ref !== undefined) items.push({ tag: Tag.REF, value: u64be(entry.ref) });
+  if (entry.detail !== undefined) {
+    const detail = utf8(entry.detail);
+    if (detail.length > MAX_DETAIL) throw new LedgerEntryError(`detail longer than ${MAX_DETAIL} bytes`);
+    items.push({ tag: Tag.DETAIL, value: detail });
+  }
+  return encodeTlvs(items);
+}
+
+export function encodeLedgerEntry(body: Uint8Array, signature: Uint8Array): Uint8Array {
+  if (signature.length !== SIGNATURE_LENGTH) throw new LedgerEntryError('signature must be 64 bytes');
+  const sig = encodeTlv(Tag.SIGNATURE, signature);
+  const out = new Uint8Array(body.length + sig.length);
+  out.set(body);
+  out.set(sig, body.length);
+  return out;
+}
+
+const OPTIONAL_ORDER = [Tag.CARD, Tag.CHIP_UID, Tag.REF, Tag.DETAIL] as const;
+
+export function parseLedgerEntry(raw: Uint8Array): LedgerEntry {
+  let items: TlvItem[];
+  try {
+    items = decodeTlvs(raw);
+  } catch (err) {
+    throw new LedgerEntryError(`not a TLV entry: ${(err as Error).message}`);
+  }
+  const fixed = [Tag.VERSION, Tag.SEQ, Tag.PREV_HASH, Tag.TYPE, Tag.TIME, Tag.CLOCK_TRUSTED, Tag.TERMINAL_ID];
+  fixed.forEach((tag, i) => {
+    if (items[i]?.tag !== tag) throw new LedgerEntryError(`expected tag 0x${tag.toString(16)} at position ${i}`);
+  });
+  const v = (i: number): Uint8Array => items[i]!.value;
+  if (v(0).length !== 1 || v(0)[0] !== LEDGER_ENTRY_VERSION) throw new LedgerEntryError(`unsupported entry version ${v(0)[0] ?? '?'}`);
+  if (v(1).length !== 8 || v(4).length !== 8) throw new LedgerEntryError('seq and time are 8 bytes');
+  if (v(2).length !== HASH_LENGTH) throw new LedgerEntryError('prevHash must be 32 bytes');
+  const type = v(3)[0];
+  if (v(3).length !== 1 || type === undefined || !(type in ENTRY_TYPE_NAMES)) throw new LedgerEntryError(`unknown entry type ${type ?? '?'}`);
+  const trusted = v(5)[0];
+  if (v(5).length !== 1 || (trusted !== 0 && trusted !== 1)) throw new LedgerEntryError('clockTrusted must be 0 or 1');
+  let terminalId: string;
+  try {
+    terminalId = fromUtf8(v(6));
+  } catch {
+    throw new LedgerEntryError('terminalId is not UTF-8');
+  }
+  let seq: number;
+  let time: number;
+  try {
+    seq = readU64be(v(1));
+    time = readU64be(v(4));
+  } catch (err) {
+    throw new LedgerEntryError((err as Error).message);
+  }
+  if (seq < 1) throw new LedgerEntryError('seq starts at 1');
+  const fields: Record<string, unknown> = {
+    seq,
+    prevHash: v(2).slice(),
+    type,
+    time,
+    clockTrusted: trusted === 1,
+    terminalId,
+  };
+  let index = fixed.length;
+  let orderPosition = 0;
+  while (index < items.length && items[index]!.tag !== Tag.SIGNATURE) {
+    const item = items[index]!;
+    const position = OPTIONAL_ORDER.indexOf(item.tag as (typeof OPTIONAL_ORDER)[number]);
+    if (position < orderPosition) throw new LedgerEntryError(`unexpected or out-of-order tag 0x${item.tag.toString(16)}`);
+    orderPosition = position + 1;
+    switch (item.tag) {
+      case Tag.CARD:
+        fields.card = item.value.slice();
+        break;
+      case Tag.CHIP_UID:
+        if (item.value.length !== 8) throw new LedgerEntryError('chipUid must be 8 bytes');
+        fields.chipUid = item.value.slice();
+        break;
+      case Tag.REF:
+        if (item.value.length !== 8) throw new LedgerEntryError('ref is 8 bytes');
+        fields.ref = readU64be(item.value);
+        break;
+      case Tag.DETAIL:
+        try {
+          fields.detail = fromUtf8(item.value);
+        } catch {
+          throw new LedgerEntryError('detail is not UTF-8');
+        }
+        break;
+    }
+    index++;
+  }
+  const sig = items[index];
+  if (!sig || sig.tag !== Tag.SIGNATURE || sig.value.length !== SIGNATURE_LENGTH) throw new LedgerEntryError('missing or malformed signature');
+  if (index !== items.length - 1) throw new LedgerEntryError('data after the signature');
+  return {
+    ...(fields as unknown as LedgerEntryFields),
+    body: raw.slice(0, raw.length - (2 + SIGNATURE_LENGTH)),
+    signature: sig.value.slice(),
+    raw: raw.slice(),
+  };
+}
