@@ -1,0 +1,125 @@
+/**
+ * Starts the real Mosquitto (/usr/sbin/mosquitto) with the project's own config
+ * (config/mosquitto/) on a free loopback port, in a temp dir, and stops it by
+ * PID. Never touches a broker already running on the machine.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freeLoopbackPort } from './freePort.js';
+import { stopChild, waitForPort } from './process.js';
+
+export const MOSQUITTO_BINARY = '/usr/sbin/mosquitto';
+export const CONFIG_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../config/mosquitto');
+
+export interface MosquittoTls {
+  /** PEM texts; written into the broker's temp dir */
+  readonly caCertPem: string;
+  readonly serverCertPem: string;
+  readonly serverKeyPem: string;
+}
+
+export interface MosquittoOptions {
+  /** With tls: config/mosquitto/mtls.conf and its ACL; without: plain.conf */
+  readonly tls?: MosquittoTls;
+  /** The receive maximum the broker advertises (Mosquitto's default is 20) */
+  readonly maxInflight?: number;
+  /** Extra lines appended to the config */
+  readonly extraConfig?: string;
+}
+
+export interface RunningMosquitto {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  /** mqtt://127.0.0.1:port or mqtts://127.0.0.1:port */
+  readonly url: string;
+  readonly pid: number;
+  readonly dir: string;
+  /** The broker's stderr so far */
+  log(): string;
+  /** Stops it (SIGTERM by PID) and starts it again on the same port */
+  restart(): Promise<void>;
+  /** Stops it without removing the temp dir; start() brings it back on the same port */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Stops it and removes the temp dir */
+  close(): Promise<void>;
+}
+
+function fillTemplate(template: string, values: Record<string, string>): string {
+  return template.replace(/\{\{([A-Z_]+)\}\}/g, (_, name: string) => {
+    const value = values[name];
+    if (value === undefined) throw new Error(`mosquitto template: no value for {{${name}}}`);
+    return value;
+  });
+}
+
+export async function startMosquitto(options: MosquittoOptions = {}): Promise<RunningMosquitto> {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-mosquitto-'));
+  // run as root, Mosquitto drops to the mosquitto user and must still read its files
+  chmodSync(dir, 0o755);
+  const port = await freeLoopbackPort();
+  const values: Record<string, string> = {
+    PORT: String(port),
+    BIND_ADDRESS: '127.0.0.1',
+    MAX_INFLIGHT: String(options.maxInflight ?? 20),
+  };
+  let templateName = 'plain.conf';
+  if (options.tls) {
+    templateName = 'mtls.conf';
+    const files = { CA_FILE: 'ca.pem', CERT_FILE: 'server.pem', KEY_FILE: 'server-key.pem', ACL_FILE: 'acl' };
+    writeFileSync(join(dir, files.CA_FILE), options.tls.caCertPem, { mode: 0o644 });
+    writeFileSync(join(dir, files.CERT_FILE), options.tls.serverCertPem, { mode: 0o644 });
+    writeFileSync(join(dir, files.KEY_FILE), options.tls.serverKeyPem, { mode: 0o644 });
+    writeFileSync(join(dir, files.ACL_FILE), readFileSync(join(CONFIG_DIR, 'acl'), 'utf8'), { mode: 0o644 });
+    for (const [key, file] of Object.entries(files)) values[key] = join(dir, file);
+  }
+  let config = fillTemplate(readFileSync(join(CONFIG_DIR, templateName), 'utf8'), values);
+  if (options.extraConfig) config += `\n${options.extraConfig}\n`;
+  const configFile = join(dir, 'mosquitto.conf');
+  writeFileSync(configFile, config, { mode: 0o644 });
+
+  let child: ChildProcess | undefined;
+  let stderr = '';
+  const start = async (): Promise<void> => {
+    if (child && child.exitCode === null && child.signalCode === null) return;
+    const proc = spawn(MOSQUITTO_BINARY, ['-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = proc;
+    proc.stderr?.setEncoding('utf8');
+    proc.stderr?.on('data', (chunk: string) => {
+      stderr = (stderr + chunk).slice(-64_000);
+    });
+    try {
+      await waitForPort(port, '127.0.0.1', 10_000, () => proc.exitCode === null && proc.signalCode === null);
+    } catch (err) {
+      await stopChild(proc, 'SIGKILL');
+      throw new Error(`mosquitto did not start: ${(err as Error).message}\n${stderr}`, { cause: err });
+    }
+  };
+  const stop = async (): Promise<void> => {
+    if (child) await stopChild(child, 'SIGTERM');
+  };
+  await start();
+  return {
+    host: '127.0.0.1',
+    port,
+    url: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
+    get pid() {
+      return child?.pid ?? -1;
+    },
+    dir,
+    log: () => stderr,
+    start,
+    stop,
+    restart: async () => {
+      await stop();
+      await start();
+    },
+    close: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
