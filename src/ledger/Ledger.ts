@@ -1,0 +1,438 @@
+/**
+ * The terminal's ledger. It alone writes the ledger, outbox, batches and uses
+ * tables. Each state change is one synchronous SQLite transaction that appends
+ * a signed, chained entry and queues it for the server: a deduction is durable
+ * (fsync'd, WAL + synchronous=FULL) before the method returns, and if SQLite
+ * cannot write, the method throws STORAGE_FAULT and nothing happened.
+ */
+import { toHex } from '../codecs/bytes.js';
+import type { BatchFields, OneTimeFields, SignedRecord } from '../codecs/cardRecord.js';
+import {
+  encodeLedgerEntry,
+  encodeLedgerEntryBody,
+  EntryType,
+  GENESIS_HASH,
+  type EntryTypeValue,
+  type LedgerEntryFields,
+} from '../codecs/ledgerEntry.js';
+import { sha256 } from '../crypto/ed25519.js';
+import { verifyLedgerEntries, type LedgerVerification } from '../crypto/ledgerChain.js';
+import { TallyError } from '../errors.js';
+import { CLOCK_FLOOR_MS, type Clock } from '../util/clock.js';
+import { openDatabase, storageFault, type SqliteDatabase } from '../util/openDatabase.js';
+import { TERMINAL_MIGRATIONS } from './schema.js';
+
+export type EntrySigner = (body: Uint8Array) => Uint8Array;
+
+export interface TerminalIdentity {
+  readonly terminalId: string;
+  readonly clinicCode: string;
+  readonly rootPublicKey: Uint8Array;
+  /** The terminal certificate: a TERMINAL record signed by the root */
+  readonly certificate: Uint8Array;
+}
+
+export interface BatchRow {
+  readonly batchId: Uint8Array;
+  readonly batchNo: number;
+  readonly clinicCode: string;
+  readonly count: number;
+  readonly validFrom: number;
+  readonly validUntil: number;
+  readonly publicKey: Uint8Array;
+  readonly whiteCardId: Uint8Array;
+  readonly loadedSeq: number;
+  readonly used: number;
+}
+
+export type UseState = 'reserved' | 'started' | 'completed' | 'failed' | 'released';
+
+export interface UseRow {
+  readonly batchId: Uint8Array;
+  readonly serial: number;
+  readonly state: UseState;
+  readonly reserveSeq: number;
+  readonly cardId: Uint8Array;
+  readonly markerWritten: boolean;
+}
+
+export interface OutboxEntry {
+  readonly seq: number;
+  readonly raw: Uint8Array;
+}
+
+interface Head {
+  seq: number;
+  hash: Uint8Array;
+  time: number;
+}
+
+const DEVICE_EVENT_STATE: Partial<Record<EntryTypeValue, UseState>> = {
+  [EntryType.USE_STARTED]: 'started',
+  [EntryType.USE_COMPLETED]: 'completed',
+  [EntryType.USE_FAILED]: 'failed',
+  [EntryType.USE_RELEASED]: 'released',
+};
+
+/** Which device events may follow which state */
+const NEXT_STATES: Record<UseState, readonly UseState[]> = {
+  reserved: ['started', 'released'],
+  started: ['completed', 'failed'],
+  completed: [],
+  failed: [],
+  released: [],
+};
+
+function u8(buffer: Buffer | Uint8Array): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}
+
+export class Ledger {
+  private head: Head;
+  private signer: EntrySigner | undefined;
+  private readonly stmt;
+
+  private constructor(
+    private readonly db: SqliteDatabase,
+    private readonly clock: Clock,
+  ) {
+    this.stmt = {
+      getMeta: db.prepare<[string], { value: Buffer }>('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      head: db.prepare<[], { seq: number; hash: Buffer; time: number }>('SELECT seq, hash, time FROM ledger ORDER BY seq DESC LIMIT 1'),
+      insertEntry: db.prepare('INSERT INTO ledger (seq, type, time, hash, entry) VALUES (?, ?, ?, ?, ?)'),
+      insertOutbox: db.prepare('INSERT INTO outbox (seq) VALUES (?)'),
+      batch: db.prepare<[Uint8Array], BatchDbRow>('SELECT * FROM batches WHERE batch_id = ?'),
+      batches: db.prepare<[], BatchDbRow>('SELECT * FROM batches ORDER BY loaded_seq'),
+      insertBatch: db.prepare(
+        'INSERT INTO batches (batch_id, batch_no, clinic_code, count, valid_from, valid_until, public_key, white_card_id, loaded_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      use: db.prepare<[Uint8Array, number], UseDbRow>('SELECT * FROM uses WHERE batch_id = ? AND serial = ?'),
+      useByReserve: db.prepare<[number], UseDbRow>('SELECT * FROM uses WHERE reserve_seq = ?'),
+      upsertUse: db.prepare(
+        `INSERT INTO uses (batch_id, serial, state, reserve_seq, card_id, chip_uid) VALUES (?, ?, 'reserved', ?, ?, ?)
+         ON CONFLICT(batch_id, serial) DO UPDATE SET state = 'reserved', reserve_seq = excluded.reserve_seq, chip_uid = excluded.chip_uid, marker_written = 0
+         WHERE uses.state = 'released'`,
+      ),
+      setUseState: db.prepare('UPDATE uses SET state = ? WHERE reserve_seq = ?'),
+      markerWritten: db.prepare('UPDATE uses SET marker_written = 1 WHERE reserve_seq = ?'),
+      addUsed: db.prepare('UPDATE batches SET used = used + ? WHERE batch_id = ?'),
+      openUses: db.prepare<[], UseDbRow>("SELECT * FROM uses WHERE state IN ('reserved', 'started') ORDER BY reserve_seq"),
+      denied: db.prepare<[Uint8Array], { reason: string }>('SELECT reason FROM deny WHERE card_id = ?'),
+      insertDeny: db.prepare('INSERT INTO deny (card_id, reason) VALUES (?, ?) ON CONFLICT(card_id) DO UPDATE SET reason = excluded.reason'),
+      deleteDeny: db.prepare('DELETE FROM deny WHERE card_id = ?'),
+      clearDeny: db.prepare('DELETE FROM deny'),
+      insertRefusal: db.prepare('INSERT INTO refusals (time, code, detail, card_id, chip_uid) VALUES (?, ?, ?, ?, ?)'),
+      refusalCounts: db.prepare<[], { code: string; n: number }>('SELECT code, COUNT(*) AS n FROM refusals GROUP BY code ORDER BY n DESC'),
+      entriesFrom: db.prepare<[number, number], { seq: number; entry: Buffer }>('SELECT seq, entry FROM ledger WHERE seq >= ? ORDER BY seq LIMIT ?'),
+      allEntries: db.prepare<[], { entry: Buffer }>('SELECT entry FROM ledger ORDER BY seq'),
+      pending: db.prepare<[number, number], { seq: number; entry: Buffer }>(
+        'SELECT o.seq, l.entry FROM outbox o JOIN ledger l ON l.seq = o.seq WHERE o.seq > ? ORDER BY o.seq LIMIT ?',
+      ),
+      pendingCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM outbox'),
+      ack: db.prepare('DELETE FROM outbox WHERE seq = ?'),
+    };
+    const row = this.stmt.head.get();
+    this.head = row ? { seq: row.seq, hash: u8(row.hash), time: row.time } : { seq: 0, hash: GENESIS_HASH, time: 0 };
+  }
+
+  static open(path: string, clock: Clock): Ledger {
+    return new Ledger(openDatabase(path, TERMINAL_MIGRATIONS), clock);
+  }
+
+  /** The device key that signs entries; set once the terminal is provisioned */
+  setSigner(signer: EntrySigner): void {
+    this.signer = signer;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  get database(): SqliteDatabase {
+    return this.db;
+  }
+
+  // ---------- identity ----------
+
+  identity(): TerminalIdentity | undefined {
+    const get = (key: string): Buffer | undefined => this.stmt.getMeta.get(key)?.value;
+    const terminalId = get('terminal_id');
+    const clinicCode = get('clinic_code');
+    const root = get('root_public_key');
+    const cert = get('certificate');
+    if (!terminalId || !clinicCode || !root || !cert) return undefined;
+    return { terminalId: terminalId.toString('utf8'), clinicCode: clinicCode.toString('utf8'), rootPublicKey: u8(root), certificate: u8(cert) };
+  }
+
+  get terminalId(): string {
+    const id = this.identity();
+    if (!id) throw new TallyError('NOT_PROVISIONED');
+    return id.terminalId;
+  }
+
+  terminalCertificate(): Uint8Array {
+    const id = this.identity();
+    if (!id) throw new TallyError('NOT_PROVISIONED');
+    return id.certificate;
+  }
+
+  /** Writes the identity and the first entry, which carries the certificate */
+  provision(identity: TerminalIdentity): number {
+    if (this.identity() || this.head.seq !== 0) throw new TallyError('ALREADY_PROVISIONED');
+    return this.write('provisioning', () => {
+      this.stmt.setMeta.run('terminal_id', Buffer.from(identity.terminalId, 'utf8'));
+      this.stmt.setMeta.run('clinic_code', Buffer.from(identity.clinicCode, 'utf8'));
+      this.stmt.setMeta.run('root_public_key', identity.rootPublicKey);
+      this.stmt.setMeta.run('certificate', identity.certificate);
+      return this.append({ type: EntryType.PROVISIONED, card: identity.certificate }, identity.terminalId);
+    });
+  }
+
+  // ---------- clock ----------
+
+  /** Whether the clock can be believed now: past the floor and not behind the last entry */
+  clockTrusted(now = this.clock.now()): boolean {
+    return now >= CLOCK_FLOOR_MS && now >= this.head.time - 1000;
+  }
+
+  /** The time validity checks use: never earlier than the last entry (a clock reset to 1970 gains nothing) */
+  effectiveNow(): number {
+    return Math.max(this.clock.now(), this.head.time);
+  }
+
+  // ---------- batches and uses ----------
+
+  batch(batchId: Uint8Array): BatchRow | undefined {
+    const row = this.stmt.batch.get(batchId);
+    return row && batchFromDb(row);
+  }
+
+  batches(): BatchRow[] {
+    return this.stmt.batches.all().map(batchFromDb);
+  }
+
+  loadBatch(batch: SignedRecord<BatchFields>, whiteCardId: Uint8Array, chipUid: Uint8Array): number {
+    return this.write('batch load', () => {
+      if (this.stmt.batch.get(batch.cardId)) throw new TallyError('BATCH_ALREADY_LOADED');
+      const seq = this.append({ type: EntryType.BATCH_LOADED, card: batch.raw, chipUid });
+      this.stmt.insertBatch.run(batch.cardId, batch.batchNo, batch.clinicCode, batch.count, batch.validFrom, batch.validUntil, batch.publicKey, whiteCardId, seq);
+      return seq;
+    });
+  }
+
+  use(batchId: Uint8Array, serial: number): UseRow | undefined {
+    const row = this.stmt.use.get(batchId, serial);
+    return row && useFromDb(row);
+  }
+
+  useByReserveSeq(seq: number): UseRow | undefined {
+    const row = this.stmt.useByReserve.get(seq);
+    return row && useFromDb(row);
+  }
+
+  /**
+   * The deduction: in one transaction the serial is marked spent, the chained
+   * entry appended and the report queued. A serial is spent unless its last use was released.
+   */
+  reserveUse(card: SignedRecord<OneTimeFields>, chipUid: Uint8Array): number {
+    return this.write('deduction', () => {
+      const existing = this.stmt.use.get(card.batchId, card.serial);
+      if (existing && existing.state !== 'released') throw new TallyError('ALREADY_USED', `serial ${card.serial}`, { reserveSeq: existing.reserve_seq });
+      const seq = this.append({ type: EntryType.USE_RESERVED, card: card.raw, chipUid });
+      const changed = this.stmt.upsertUse.run(card.batchId, card.serial, seq, card.cardId, chipUid).changes;
+      if (changed !== 1) throw new TallyError('ALREADY_USED', `serial ${card.serial}`);
+      this.stmt.addUsed.run(1, card.batchId);
+      return seq;
+    });
+  }
+
+  /**
+   * Records what the device did with a reserved use. Idempotent: an event that
+   * the use's state already passed (a repeated "finished") returns undefined.
+   */
+  recordDeviceEvent(reserveSeq: number, type: EntryTypeValue, detail?: string): number | undefined {
+    const next = DEVICE_EVENT_STATE[type];
+    if (!next) throw new TallyError('INTERNAL', `not a device event: ${type}`);
+    return this.write('device event', () => {
+      const use = this.stmt.useByReserve.get(reserveSeq);
+      if (!use) throw new TallyError('INTERNAL', `no use reserved at seq ${reserveSeq}`);
+      if (!NEXT_STATES[use.state as UseState].includes(next)) return undefined;
+      const seq = this.append({ type, ref: reserveSeq, ...(detail !== undefined ? { detail } : {}) });
+      this.stmt.setUseState.run(next, reserveSeq);
+      if (next === 'released') this.stmt.addUsed.run(-1, use.batch_id);
+      return seq;
+    });
+  }
+
+  setMarkerWritten(reserveSeq: number): void {
+    this.write('marker', () => this.stmt.markerWritten.run(reserveSeq));
+  }
+
+  /** Uses whose device session had not ended when the daemon last stopped */
+  openUses(): UseRow[] {
+    return this.stmt.openUses.all().map(useFromDb);
+  }
+
+  // ---------- deny list ----------
+
+  deniedReason(cardIds: readonly Uint8Array[]): string | undefined {
+    for (const id of cardIds) {
+      const row = this.stmt.denied.get(id);
+      if (row) return row.reason;
+    }
+    return undefined;
+  }
+
+  /** Replaces (full) or amends (differential) the deny list in one transaction */
+  applyDenyList(update: { full: boolean; add: readonly { cardId: Uint8Array; reason: string }[]; remove?: readonly Uint8Array[]; version: number }): void {
+    this.write('deny list', () => {
+      if (update.full) this.stmt.clearDeny.run();
+      for (const item of update.add) this.stmt.insertDeny.run(item.cardId, item.reason);
+      for (const id of update.remove ?? []) this.stmt.deleteDeny.run(id);
+      this.stmt.setMeta.run('deny_version', Buffer.from(String(update.version)));
+    });
+  }
+
+  denyListVersion(): number {
+    const v = this.stmt.getMeta.get('deny_version');
+    return v ? Number(v.value.toString()) : 0;
+  }
+
+  // ---------- refusals (not chained; kept for reports) ----------
+
+  recordRefusal(code: string, detail: string | undefined, cardId?: Uint8Array, chipUid?: Uint8Array): void {
+    try {
+      this.stmt.insertRefusal.run(this.clock.now(), code, detail ?? null, cardId ?? null, chipUid ?? null);
+    } catch {
+      // a refusal already fails closed; losing its log line must not hide the refusal itself
+    }
+  }
+
+  refusalCounts(): Record<string, number> {
+    return Object.fromEntries(this.stmt.refusalCounts.all().map((r) => [r.code, r.n]));
+  }
+
+  // ---------- reading the chain ----------
+
+  lastSeq(): number {
+    return this.head.seq;
+  }
+
+  *entries(): Generator<Uint8Array> {
+    for (const row of this.stmt.allEntries.iterate()) yield u8(row.entry);
+  }
+
+  verify(): LedgerVerification {
+    const id = this.identity();
+    if (!id) throw new TallyError('NOT_PROVISIONED');
+    return verifyLedgerEntries(this.entries(), id.rootPublicKey);
+  }
+
+  // ---------- outbox (what sync drains) ----------
+
+  pending(limit: number, afterSeq = 0): OutboxEntry[] {
+    return this.stmt.pending.all(afterSeq, limit).map((r) => ({ seq: r.seq, raw: u8(r.entry) }));
+  }
+
+  acknowledge(seqs: readonly number[]): void {
+    this.write('acknowledge', () => {
+      for (const seq of seqs) this.stmt.ack.run(seq);
+    });
+  }
+
+  entriesFrom(seq: number, limit: number): OutboxEntry[] {
+    return this.stmt.entriesFrom.all(seq, limit).map((r) => ({ seq: r.seq, raw: u8(r.entry) }));
+  }
+
+  pendingCount(): number {
+    return this.stmt.pendingCount.get()!.n;
+  }
+
+  // ---------- internals ----------
+
+  /** Runs fn in one IMMEDIATE transaction; any SQLite failure becomes STORAGE_FAULT (fail closed) */
+  private write<T>(what: string, fn: () => T): T {
+    const headBefore = this.head;
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (err) {
+      this.head = headBefore;
+      throw storageFault(err, what);
+    }
+  }
+
+  /** Appends one signed, chained entry and its outbox row; call inside write() */
+  private append(fields: Pick<LedgerEntryFields, 'type'> & Partial<LedgerEntryFields>, terminalId = this.terminalId): number {
+    if (!this.signer) throw new TallyError('NOT_PROVISIONED', 'no device key loaded');
+    const time = this.clock.now();
+    const seq = this.head.seq + 1;
+    const body = encodeLedgerEntryBody({
+      ...fields,
+      seq,
+      prevHash: this.head.hash,
+      time,
+      clockTrusted: this.clockTrusted(time),
+      terminalId,
+    });
+    const raw = encodeLedgerEntry(body, this.signer(body));
+    const hash = sha256(raw);
+    this.stmt.insertEntry.run(seq, fields.type, time, hash, raw);
+    this.stmt.insertOutbox.run(seq);
+    // the head moves now; write() puts it back if the transaction rolls back
+    this.head = { seq, hash, time: Math.max(time, this.head.time) };
+    return seq;
+  }
+}
+
+interface BatchDbRow {
+  batch_id: Buffer;
+  batch_no: number;
+  clinic_code: string;
+  count: number;
+  valid_from: number;
+  valid_until: number;
+  public_key: Buffer;
+  white_card_id: Buffer;
+  loaded_seq: number;
+  used: number;
+}
+
+interface UseDbRow {
+  batch_id: Buffer;
+  serial: number;
+  state: string;
+  reserve_seq: number;
+  card_id: Buffer;
+  marker_written: number;
+}
+
+function batchFromDb(r: BatchDbRow): BatchRow {
+  return {
+    batchId: u8(r.batch_id),
+    batchNo: r.batch_no,
+    clinicCode: r.clinic_code,
+    count: r.count,
+    validFrom: r.valid_from,
+    validUntil: r.valid_until,
+    publicKey: u8(r.public_key),
+    whiteCardId: u8(r.white_card_id),
+    loadedSeq: r.loaded_seq,
+    used: r.used,
+  };
+}
+
+function useFromDb(r: UseDbRow): UseRow {
+  return {
+    batchId: u8(r.batch_id),
+    serial: r.serial,
+    state: r.state as UseState,
+    reserveSeq: r.reserve_seq,
+    cardId: u8(r.card_id),
+    markerWritten: r.marker_written === 1,
+  };
+}
+
+export function describeBatch(b: BatchRow): string {
+  return `batch ${b.batchNo} (${toHex(b.batchId)}) clinic ${b.clinicCode}: ${b.used}/${b.count} used`;
+}

@@ -1,0 +1,389 @@
+/**
+ * The terminal's logic: factory provisioning with the mother card, loading a
+ * batch card once, and deducting one-time cards with a two-phase use
+ * (reserved -> device started -> completed, or released/failed). It reaches
+ * cards only through an ApduChannel and the device only through DeviceControl;
+ * every state change goes through the Ledger.
+ *
+ * Order of a deduction (property 3 and 6 of the brief):
+ *   read card -> verify chain, range, validity, deny list, not spent
+ *   -> ONE transaction: serial spent + chained entry + report queued
+ *   -> enable the device -> write the card's consumed marker.
+ * A crash or a pulled card anywhere leaves either no use or a recorded use;
+ * a missing marker is repaired the next time the card is presented.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { LifeCycle, MARKER_LENGTH, type CardFci } from '../codecs/applet.js';
+import { bytesEqual, concatBytes, toHex, u64be, utf8 } from '../codecs/bytes.js';
+import {
+  encodeRecordBody,
+  encodeSignedRecord,
+  RecordKind,
+  type OneTimeFields,
+  type SignedRecord,
+  type TerminalFields,
+} from '../codecs/cardRecord.js';
+import { EntryType } from '../codecs/ledgerEntry.js';
+import type { ApduChannel } from '../card/ApduChannel.js';
+import { CardClient } from '../card/CardClient.js';
+import { parseRecordOrThrow, verifyBatchChain, verifyOneTime, verifyTerminalCertificate } from '../crypto/chain.js';
+import { generateSigningKey, sha256, signMessage } from '../crypto/ed25519.js';
+import { codeOf, isTallyError, operatorMessage, TallyError, type ErrorName, type Locale } from '../errors.js';
+import { Ledger, type BatchRow, type TerminalIdentity, type UseRow } from '../ledger/Ledger.js';
+import type { DeviceControl, DeviceEvent } from '../readers/CardReader.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { loadDeviceKey, saveDeviceKey } from './deviceKey.js';
+import { okMessages, pick } from './messages.js';
+
+export interface TerminalOptions {
+  readonly dataDir: string;
+  readonly clock?: Clock;
+  readonly locale?: Locale;
+  readonly log?: Logger;
+  /** The relay; without one the terminal records uses but enables nothing */
+  readonly device?: DeviceControl;
+  /** Longest a device session may run (the relay opens after it) */
+  readonly maxSessionMs?: number;
+  /** The device must report "started" within this time, or the use is released */
+  readonly startTimeoutMs?: number;
+}
+
+export type SwipeOutcome =
+  | { readonly ok: true; readonly action: 'use'; readonly seq: number; readonly serial: number; readonly batchNo: number; readonly remaining: number; readonly message: string }
+  | { readonly ok: true; readonly action: 'batch-loaded'; readonly seq: number; readonly batchNo: number; readonly count: number; readonly message: string }
+  | { readonly ok: false; readonly code: ErrorName; readonly message: string; readonly detail: string };
+
+export interface ProvisionRequest {
+  readonly terminalId: string;
+  readonly clinicCode: string;
+  readonly pin: string;
+  /** Hex SHA-256 of the root public key the factory expects; refuse any other mother card */
+  readonly expectedRootFingerprint?: string;
+}
+
+export interface TerminalStatus {
+  readonly provisioned: boolean;
+  readonly terminalId?: string;
+  readonly clinicCode?: string;
+  readonly rootFingerprint?: string;
+  readonly lastSeq: number;
+  readonly batches: readonly { batchNo: number; batchId: string; count: number; used: number; remaining: number; validUntil: number }[];
+  readonly openUses: number;
+  readonly outboxDepth: number;
+  readonly clockTrusted: boolean;
+  readonly refusals: Record<string, number>;
+}
+
+export function rootFingerprint(rootPublicKey: Uint8Array): string {
+  return toHex(sha256(rootPublicKey));
+}
+
+export class Terminal {
+  readonly ledger: Ledger;
+  private readonly clock: Clock;
+  private readonly locale: Locale;
+  private readonly log: Logger;
+  private readonly device: DeviceControl | undefined;
+  private readonly maxSessionMs: number;
+  private readonly startTimeoutMs: number;
+  private deviceKey: KeyObject | undefined;
+  private readonly startTimers = new Map<number, NodeJS.Timeout>();
+  private busy = false;
+  private readonly unsubscribe: (() => void) | undefined;
+
+  private constructor(private readonly options: TerminalOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.locale = options.locale ?? 'en';
+    this.log = (options.log ?? silentLogger).child({ ns: 'terminal' });
+    this.device = options.device;
+    this.maxSessionMs = options.maxSessionMs ?? 60 * 60 * 1000;
+    this.startTimeoutMs = options.startTimeoutMs ?? 30_000;
+    mkdirSync(options.dataDir, { recursive: true });
+    this.ledger = Ledger.open(join(options.dataDir, 'terminal.db'), this.clock);
+    this.deviceKey = loadDeviceKey(options.dataDir);
+    if (this.deviceKey && this.ledger.identity()) this.useDeviceKey(this.deviceKey);
+    this.unsubscribe = this.device?.onEvent((event) => this.onDeviceEvent(event));
+  }
+
+  static open(options: TerminalOptions): Terminal {
+    const terminal = new Terminal(options);
+    terminal.recoverOpenUses();
+    return terminal;
+  }
+
+  close(): void {
+    for (const timer of this.startTimers.values()) clearTimeout(timer);
+    this.unsubscribe?.();
+    this.ledger.close();
+  }
+
+  private useDeviceKey(key: KeyObject): void {
+    this.deviceKey = key;
+    this.ledger.setSigner((body) => signMessage(key, body));
+  }
+
+  identity(): TerminalIdentity | undefined {
+    return this.ledger.identity();
+  }
+
+  // ---------------- provisioning ----------------
+
+  /** Factory initialisation: the mother card (after its PIN) signs this terminal's certificate */
+  async provision(channel: ApduChannel, request: ProvisionRequest): Promise<{ seq: number; rootFingerprint: string; certificate: SignedRecord<TerminalFields> }> {
+    if (this.ledger.identity()) throw new TallyError('ALREADY_PROVISIONED');
+    const card = new CardClient(channel);
+    const fci = await card.select();
+    const mother = this.recordOf(fci);
+    if (mother.kind !== RecordKind.MOTHER) throw new TallyError('WRONG_TIER', 'provisioning needs the mother card');
+    const fingerprint = rootFingerprint(mother.publicKey);
+    if (request.expectedRootFingerprint && request.expectedRootFingerprint.toLowerCase() !== fingerprint) {
+      throw new TallyError('ROOT_MISMATCH', `card root ${fingerprint.slice(0, 16)}...`);
+    }
+    if (fci.pinTriesLeft === 0) throw new TallyError('PIN_BLOCKED');
+    await card.verifyPin(request.pin);
+
+    const deviceKey = generateSigningKey();
+    const body = encodeRecordBody({
+      kind: RecordKind.TERMINAL,
+      cardId: new Uint8Array(randomBytes(8)),
+      issuedAt: Math.floor(this.clock.now() / 1000),
+      publicKey: deviceKey.publicKey,
+      terminalId: request.terminalId,
+      clinicCode: request.clinicCode,
+    });
+    const signature = await card.signDigest(sha256(body));
+    const certificate = verifyTerminalCertificate(parseRecordOrThrow(encodeSignedRecord(body, signature)), mother.publicKey);
+
+    saveDeviceKey(this.options.dataDir, deviceKey.privateKey);
+    this.useDeviceKey(deviceKey.privateKey);
+    const seq = this.ledger.provision({
+      terminalId: request.terminalId,
+      clinicCode: request.clinicCode,
+      rootPublicKey: mother.publicKey,
+      certificate: certificate.raw,
+    });
+    this.log.info({ terminalId: request.terminalId, clinicCode: request.clinicCode, root: fingerprint.slice(0, 16) }, 'provisioned');
+    return { seq, rootFingerprint: fingerprint, certificate };
+  }
+
+  // ---------------- a card presented ----------------
+
+  /** Handles one card: batch card -> load; one-time card -> deduct. Never throws: every failure is an outcome. */
+  async handleCard(channel: ApduChannel): Promise<SwipeOutcome> {
+    if (this.busy) return this.refuse('BUSY', 'a card is being processed');
+    this.busy = true;
+    try {
+      const identity = this.ledger.identity();
+      if (!identity) throw new TallyError('NOT_PROVISIONED');
+      const card = new CardClient(channel);
+      const fci = await card.select().catch((err: unknown) => {
+        throw isTallyError(err, 'APPLET_NOT_FOUND') ? new TallyError('UNKNOWN_CARD') : err;
+      });
+      const record = this.recordOf(fci);
+      switch (record.kind) {
+        case RecordKind.ONE_TIME:
+          return await this.deduct(card, fci, record, identity);
+        case RecordKind.BATCH:
+          return await this.loadBatch(card, fci, record, identity);
+        default:
+          throw new TallyError('WRONG_TIER', `a ${record.kind === RecordKind.MOTHER ? 'mother' : 'white'} card cannot be swiped`);
+      }
+    } catch (err) {
+      return this.refuse(refusalCode(err), err instanceof Error ? err.message : String(err));
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private recordOf(fci: CardFci): SignedRecord {
+    if (fci.lifeCycle !== LifeCycle.OPERATIONAL || !fci.record) throw new TallyError('CARD_BLANK');
+    const record = parseRecordOrThrow(fci.record);
+    if (record.kind !== fci.profile) throw new TallyError('FORGED', 'record kind does not match the card profile');
+    return record;
+  }
+
+  private refuse(code: ErrorName, detail: string, cardId?: Uint8Array, chipUid?: Uint8Array): SwipeOutcome {
+    this.ledger.recordRefusal(code, detail, cardId, chipUid);
+    this.log.info({ code, detail }, 'refused');
+    return { ok: false, code, message: operatorMessage(code, this.locale), detail };
+  }
+
+  private marker(seq: number, identity: TerminalIdentity): Uint8Array {
+    const marker = concatBytes([sha256(utf8(identity.terminalId)).subarray(0, 8), u64be(seq)]);
+    return marker.length === MARKER_LENGTH ? marker : marker.subarray(0, MARKER_LENGTH);
+  }
+
+  private checkValidity(validFrom: number, validUntil: number): void {
+    const now = Math.floor(this.ledger.effectiveNow() / 1000);
+    if (now < validFrom || now > validUntil) throw new TallyError('EXPIRED', `valid ${new Date(validFrom * 1000).toISOString()} to ${new Date(validUntil * 1000).toISOString()}`);
+  }
+
+  private async loadBatch(card: CardClient, fci: CardFci, record: SignedRecord, identity: TerminalIdentity): Promise<SwipeOutcome> {
+    const { batch, white } = verifyBatchChain(record, identity.rootPublicKey);
+    if (batch.clinicCode !== identity.clinicCode) throw new TallyError('WRONG_CLINIC', `batch for ${batch.clinicCode}, terminal at ${identity.clinicCode}`);
+    const denied = this.ledger.deniedReason([batch.cardId, white.cardId]);
+    if (denied) throw new TallyError('REVOKED', denied);
+    if (white.validUntil < Math.floor(this.ledger.effectiveNow() / 1000)) throw new TallyError('EXPIRED', 'white card expired');
+    this.checkValidity(batch.validFrom, batch.validUntil);
+    const loaded = this.ledger.batch(batch.cardId);
+    if (loaded) {
+      await this.repairMarker(card, fci, loaded.loadedSeq, identity);
+      throw new TallyError('BATCH_ALREADY_LOADED', `batch ${batch.batchNo}`);
+    }
+    if (fci.marker) throw new TallyError('ALREADY_USED', 'batch card already initialised a terminal');
+    const seq = this.ledger.loadBatch(batch, white.cardId, fci.chipUid);
+    this.log.info({ seq, batchNo: batch.batchNo, count: batch.count }, 'batch loaded');
+    await this.writeMarker(card, seq, identity);
+    return { ok: true, action: 'batch-loaded', seq, batchNo: batch.batchNo, count: batch.count, message: pick(okMessages.batchLoaded(batch.batchNo, batch.count), this.locale) };
+  }
+
+  private async deduct(card: CardClient, fci: CardFci, record: SignedRecord<OneTimeFields>, identity: TerminalIdentity): Promise<SwipeOutcome> {
+    const batch = this.ledger.batch(record.batchId);
+    if (!batch) throw new TallyError('BATCH_NOT_LOADED', `batch id ${toHex(record.batchId)}`);
+    verifyOneTime(record, batch.publicKey, batch.batchId);
+    if (record.serial < 1 || record.serial > batch.count) throw new TallyError('OUT_OF_RANGE', `serial ${record.serial} outside 1..${batch.count}`);
+    this.checkValidity(batch.validFrom, batch.validUntil);
+    const denied = this.ledger.deniedReason([record.cardId, batch.batchId, batch.whiteCardId]);
+    if (denied) throw new TallyError('REVOKED', denied);
+    const previous = this.ledger.use(record.batchId, record.serial);
+    if (previous && previous.state !== 'released') {
+      await this.repairMarker(card, fci, previous.reserveSeq, identity, previous);
+      throw new TallyError(batch.used >= batch.count ? 'BATCH_EXHAUSTED' : 'ALREADY_USED', `serial ${record.serial} used at seq ${previous.reserveSeq}`);
+    }
+    // a marker on a card this ledger never charged (or only released): the card says it was used elsewhere
+    if (fci.marker && !previous) throw new TallyError('ALREADY_USED', 'card carries a consumed marker');
+    if (this.device && this.ledger.openUses().length > 0) throw new TallyError('BUSY', 'the device is still in a session');
+
+    const seq = this.ledger.reserveUse(record, fci.chipUid);
+    this.log.info({ seq, batchNo: batch.batchNo, serial: record.serial }, 'use reserved');
+    await this.enableDevice(seq);
+    await this.writeMarker(card, seq, identity);
+    const remaining = batch.count - batch.used - 1;
+    return { ok: true, action: 'use', seq, serial: record.serial, batchNo: batch.batchNo, remaining, message: pick(okMessages.useGranted(record.serial, batch.batchNo, remaining), this.locale) };
+  }
+
+  /** The marker is a courtesy to people reading the card; the ledger is the authority, so a failure here is logged, not fatal */
+  private async writeMarker(card: CardClient, seq: number, identity: TerminalIdentity): Promise<void> {
+    try {
+      await card.markConsumed(this.marker(seq, identity));
+      this.ledger.setMarkerWritten(seq);
+    } catch (err) {
+      this.log.warn({ seq, code: codeOf(err) }, 'consumed marker not written; it is repaired when the card comes back');
+    }
+  }
+
+  private async repairMarker(card: CardClient, fci: CardFci, seq: number, identity: TerminalIdentity, use?: UseRow): Promise<void> {
+    if (fci.marker) {
+      if (use && !use.markerWritten && bytesEqual(fci.marker, this.marker(seq, identity))) this.ledger.setMarkerWritten(seq);
+      return;
+    }
+    this.log.info({ seq }, 'repairing the consumed marker');
+    await this.writeMarker(card, seq, identity);
+  }
+
+  // ---------------- device session (two-phase use) ----------------
+
+  private async enableDevice(seq: number): Promise<void> {
+    if (!this.device) return;
+    this.startTimers.set(
+      seq,
+      setTimeout(() => this.releaseUse(seq, 'device did not report a start in time'), this.startTimeoutMs).unref(),
+    );
+    try {
+      await this.device.enable(seq, this.maxSessionMs);
+    } catch (err) {
+      this.releaseUse(seq, `relay could not be enabled: ${codeOf(err)}`);
+      throw new TallyError('DEVICE_FAULT', (err as Error).message);
+    }
+  }
+
+  private releaseUse(seq: number, reason: string): void {
+    this.clearStartTimer(seq);
+    try {
+      if (this.ledger.recordDeviceEvent(seq, EntryType.USE_RELEASED, reason) !== undefined) this.log.warn({ seq, reason }, 'use released');
+    } catch (err) {
+      this.log.error({ seq, code: codeOf(err) }, 'could not record the release');
+    }
+    void this.device?.disable().catch(() => undefined);
+  }
+
+  private clearStartTimer(seq: number): void {
+    const timer = this.startTimers.get(seq);
+    if (timer) clearTimeout(timer);
+    this.startTimers.delete(seq);
+  }
+
+  /** Device-session events from the relay board complete the two-phase use */
+  onDeviceEvent(event: DeviceEvent): void {
+    const use = this.ledger.useByReserveSeq(event.useSeq);
+    if (!use) {
+      this.log.warn({ event }, 'device event for an unknown use');
+      return;
+    }
+    try {
+      switch (event.type) {
+        case 'started':
+          this.clearStartTimer(event.useSeq);
+          this.ledger.recordDeviceEvent(event.useSeq, EntryType.USE_STARTED);
+          break;
+        case 'finished':
+          this.ledger.recordDeviceEvent(event.useSeq, EntryType.USE_COMPLETED);
+          break;
+        case 'fault':
+          if (use.state === 'reserved') this.releaseUse(event.useSeq, `device fault before start: ${event.detail}`);
+          else this.ledger.recordDeviceEvent(event.useSeq, EntryType.USE_FAILED, event.detail);
+          break;
+      }
+    } catch (err) {
+      this.log.error({ event, code: codeOf(err) }, 'could not record a device event');
+    }
+  }
+
+  /**
+   * After a crash or power cut: a use still "reserved" never got a confirmed
+   * start, so it is released; one "started" ran, so it is recorded as failed.
+   */
+  private recoverOpenUses(): void {
+    if (!this.ledger.identity() || !this.deviceKey) return;
+    for (const use of this.ledger.openUses()) {
+      if (use.state === 'reserved') this.ledger.recordDeviceEvent(use.reserveSeq, EntryType.USE_RELEASED, 'terminal restarted before the device started');
+      else this.ledger.recordDeviceEvent(use.reserveSeq, EntryType.USE_FAILED, 'terminal restarted during the device session');
+    }
+  }
+
+  // ---------------- status ----------------
+
+  status(): TerminalStatus {
+    const identity = this.ledger.identity();
+    return {
+      provisioned: identity !== undefined,
+      ...(identity
+        ? { terminalId: identity.terminalId, clinicCode: identity.clinicCode, rootFingerprint: rootFingerprint(identity.rootPublicKey) }
+        : {}),
+      lastSeq: this.ledger.lastSeq(),
+      batches: this.ledger.batches().map((b: BatchRow) => ({
+        batchNo: b.batchNo,
+        batchId: toHex(b.batchId),
+        count: b.count,
+        used: b.used,
+        remaining: b.count - b.used,
+        validUntil: b.validUntil,
+      })),
+      openUses: this.ledger.openUses().length,
+      outboxDepth: this.ledger.pendingCount(),
+      clockTrusted: this.ledger.clockTrusted(),
+      refusals: this.ledger.refusalCounts(),
+    };
+  }
+}
+
+/** The refusal reason an operator sees for an error */
+function refusalCode(err: unknown): ErrorName {
+  const code = codeOf(err);
+  if (code === 'MALFORMED_RECORD') return 'FORGED';
+  if (code === 'TRANSPORT_CLOSED') return 'CARD_REMOVED';
+  return code;
+}

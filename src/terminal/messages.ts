@@ -1,0 +1,22 @@
+/** Operator messages for successful outcomes; refusals use errors.ts. */
+import type { Locale } from '../errors.js';
+
+export const okMessages = {
+  useGranted: (serial: number, batchNo: number, remaining: number) => ({
+    en: `Use granted: card ${serial} of batch ${batchNo}. ${remaining} left. Remove card.`,
+    zh: `扣费成功：批次 ${batchNo} 第 ${serial} 号卡，剩余 ${remaining} 次。请取卡。`,
+  }),
+  batchLoaded: (batchNo: number, count: number) => ({
+    en: `Batch ${batchNo} loaded: ${count} one-time cards accepted.`,
+    zh: `批次 ${batchNo} 已装载：可使用 ${count} 张一次卡。`,
+  }),
+  provisioned: (terminalId: string, clinicCode: string) => ({
+    en: `Terminal ${terminalId} provisioned for clinic ${clinicCode}.`,
+    zh: `终端 ${terminalId} 已为医疗机构 ${clinicCode} 完成出厂初始化。`,
+  }),
+  ready: () => ({ en: 'Ready: insert card', zh: '就绪：请插卡' }),
+} as const;
+
+export function pick(message: { en: string; zh: string }, locale: Locale): string {
+  return locale === 'zh' ? message.zh : message.en;
+}
