@@ -1,0 +1,66 @@
+/**
+ * Compiles the C99 reference codec (firmware-protocol/c) with gcc into a temp
+ * dir and runs it against the same golden vectors as the TS codec, both ways.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MESSAGE_FAMILIES, loadFramingVectors, loadMessageVectors } from './vectorFiles.js';
+
+const C_DIR = fileURLToPath(new URL('../../firmware-protocol/c/', import.meta.url));
+const orDash = (hex: string): string => (hex === '' ? '-' : hex);
+
+function vectorLines(): string[] {
+  const lines: string[] = [];
+  for (const family of MESSAGE_FAMILIES) {
+    for (const v of loadMessageVectors(family)) lines.push(`E ${v.frame.seq} ${v.frame.command} ${orDash(v.frame.payload)} ${v.hex}`);
+  }
+  const framing = loadFramingVectors();
+  for (const v of framing.crc) lines.push(`C ${orDash(v.hex)} ${v.crc}`);
+  for (const v of framing.frames) lines.push(`E ${v.frame.seq} ${v.frame.command} ${orDash(v.frame.payload)} ${v.hex}`);
+  for (const v of framing.invalid) lines.push(`I ${v.hex}`);
+  for (const v of framing.streams) lines.push(`S ${v.chunks.join(',')} ${v.frames.length ? v.frames.join(',') : '-'} ${v.discardedBytes}`);
+  return lines;
+}
+
+describe('C99 reference codec against the golden vectors', () => {
+  let dir: string;
+  let driver: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tally-ccodec-'));
+    driver = join(dir, 'test_vectors');
+    execFileSync('gcc', ['-std=c99', '-Wall', '-Wextra', '-Wpedantic', '-Werror', '-O2', '-o', driver, join(C_DIR, 'test_vectors.c'), join(C_DIR, 'tally_frame.c')], {
+      stdio: 'pipe',
+    });
+  });
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('passes every vector line', () => {
+    const lines = vectorLines();
+    expect(lines.length).toBeGreaterThan(50);
+    const output = execFileSync(driver, [], { input: lines.join('\n') + '\n', encoding: 'utf8' });
+    // E lines make 3 checks, S lines 3 + one per frame, C and I lines 1
+    expect(output.trim().split('\n').at(-1)).toMatch(/^ok \d+ checks, 0 failures$/);
+    const checks = Number(/ok (\d+) checks/.exec(output)?.[1]);
+    expect(checks).toBeGreaterThanOrEqual(lines.length);
+  });
+
+  it('fails on a wrong vector (the driver can fail)', () => {
+    const first = loadMessageVectors('link')[0]!;
+    const wrongHex = first.hex.slice(0, -1) + (first.hex.endsWith('0') ? '1' : '0');
+    let status = 0;
+    try {
+      execFileSync(driver, [], { input: `E ${first.frame.seq} ${first.frame.command} ${first.frame.payload} ${wrongHex}\n`, encoding: 'utf8' });
+    } catch (err) {
+      status = (err as { status: number }).status;
+    }
+    expect(status).toBe(1);
+  });
+});
