@@ -1,0 +1,219 @@
+/**
+ * The JSON payloads, one schema per topic kind: this table is the single source
+ * of truth for what each topic carries (zigbee2mqtt style). Requests from the
+ * server carry a `transaction`; the terminal always answers on its `response`
+ * topic with {status: 'ok'} or {status: 'error', error}. The report itself is
+ * binary (report.ts). Pure.
+ */
+import { MAX_DENYLIST_BYTES, MAX_DENYLIST_ENTRIES, MAX_JSON_BYTES, TERMINAL_ID_PATTERN } from './limits.js';
+import { PayloadError } from './PayloadError.js';
+import { array, boolean, integer, literal, object, optional, string, type Infer, type Schema } from './schema.js';
+import type { DownlinkKind, UplinkKind } from './topics.js';
+
+const u32 = integer(0, 0xffffffff);
+const seq = integer(1);
+const epochMs = integer(0, 8.64e15);
+const cardIdHex = string(16, /^[0-9a-f]{16}$/);
+const clinicCode = string(16, /^.{1,16}$/);
+const seqRange: Schema<readonly [number, number]> = (value, path) => {
+  const [from, to] = array(seq, 2)(value, path);
+  if (from === undefined || to === undefined || from > to) throw new PayloadError('schema', `${path}: expected [from, to] with from <= to`);
+  return [from, to] as const;
+};
+const errorBody = object({ code: string(64), message: string(500) });
+
+export const AckSchema = object({
+  transaction: u32,
+  status: literal('ok', 'error'),
+  data: object({
+    /** Inclusive seq ranges now durably stored at the server (new or already there) */
+    committed: array(seqRange, 1000),
+    /** Every seq up to this one is stored: the server's view of the terminal's ledger */
+    highestContiguousSeq: integer(0),
+    /** Entries refused, each with its reason; they stay in the terminal's outbox */
+    rejected: optional(array(object({ seq: integer(0), reason: string(64) }), 1000)),
+  }),
+  error: optional(errorBody),
+});
+
+export const ConfigSchema = object({
+  transaction: u32,
+  /** Only a newer version replaces the terminal's configuration */
+  version: integer(1),
+  clinicCode,
+  policy: object({
+    /** Ledger entries in one report */
+    reportBatchSize: integer(1, 1000),
+    /** Rate limit for draining a backlog */
+    maxReportsPerSecond: integer(1, 10_000),
+    heartbeatSeconds: integer(5, 86_400),
+    /** Resend a report whose application ack has not arrived after this long */
+    ackTimeoutSeconds: integer(1, 3600),
+  }),
+  connection: optional(
+    object({
+      keepaliveSeconds: integer(10, 3600),
+      reconnectSeconds: integer(1, 3600),
+    }),
+  ),
+});
+
+export const DenylistSchema = object({
+  transaction: u32,
+  version: integer(1),
+  kind: literal('full', 'delta'),
+  /** delta only: the version this change applies to */
+  baseVersion: optional(integer(1)),
+  /** full: every denied card id; delta: the ones added */
+  add: array(cardIdHex, MAX_DENYLIST_ENTRIES),
+  /** delta only */
+  remove: optional(array(cardIdHex, MAX_DENYLIST_ENTRIES)),
+});
+
+export const TimeSchema = object({ transaction: u32, serverTime: epochMs });
+
+export const ResendSchema = object({ transaction: u32, fromSeq: seq, toSeq: optional(seq) });
+
+export const ClaimResultSchema = object({
+  transaction: u32,
+  status: literal('ok', 'error'),
+  data: optional(object({ batchId: cardIdHex, granted: boolean(), holder: optional(string(32, TERMINAL_ID_PATTERN)) })),
+  error: optional(errorBody),
+});
+
+export const StatusSchema = object({
+  state: literal('online', 'offline'),
+  time: optional(epochMs),
+  software: optional(string(64)),
+});
+
+export const HeartbeatSchema = object({
+  time: epochMs,
+  /** Entries not yet acknowledged by the server */
+  queueDepth: integer(0),
+  lastSeq: integer(0),
+  uptimeSeconds: integer(0),
+  batch: optional(object({ batchNo: integer(0, 0xffffffff), remaining: integer(0, 0xffffffff) })),
+  reader: optional(string(64)),
+  configVersion: optional(integer(0)),
+  denylistVersion: optional(integer(0)),
+  /** The last server message the terminal refused, and why */
+  lastRefusal: optional(object({ kind: string(32), reason: string(300), time: epochMs })),
+});
+
+export const ClaimSchema = object({ transaction: u32, batchId: cardIdHex, batchNo: integer(0, 0xffffffff), clinicCode });
+
+export const ResponseSchema = object({
+  transaction: u32,
+  request: literal('config', 'denylist', 'time', 'resend'),
+  status: literal('ok', 'error'),
+  error: optional(errorBody),
+});
+
+export type AckPayload = Infer<typeof AckSchema>;
+export type ConfigPayload = Infer<typeof ConfigSchema>;
+export type DenylistPayload = Infer<typeof DenylistSchema>;
+export type TimePayload = Infer<typeof TimeSchema>;
+export type ResendPayload = Infer<typeof ResendSchema>;
+export type ClaimResultPayload = Infer<typeof ClaimResultSchema>;
+export type StatusPayload = Infer<typeof StatusSchema>;
+export type HeartbeatPayload = Infer<typeof HeartbeatSchema>;
+export type ClaimPayload = Infer<typeof ClaimSchema>;
+export type ResponsePayload = Infer<typeof ResponseSchema>;
+
+/** Topic kind -> payload type, for every JSON topic */
+export interface JsonPayloads {
+  ack: AckPayload;
+  config: ConfigPayload;
+  denylist: DenylistPayload;
+  time: TimePayload;
+  resend: ResendPayload;
+  'claim-result': ClaimResultPayload;
+  status: StatusPayload;
+  heartbeat: HeartbeatPayload;
+  claim: ClaimPayload;
+  response: ResponsePayload;
+}
+export type JsonKind = keyof JsonPayloads;
+
+const SCHEMAS: { [K in JsonKind]: Schema<JsonPayloads[K]> } = {
+  ack: AckSchema,
+  config: ConfigSchema,
+  denylist: DenylistSchema,
+  time: TimeSchema,
+  resend: ResendSchema,
+  'claim-result': ClaimResultSchema,
+  status: StatusSchema,
+  heartbeat: HeartbeatSchema,
+  claim: ClaimSchema,
+  response: ResponseSchema,
+};
+
+export function maxJsonBytes(kind: JsonKind): number {
+  return kind === 'denylist' ? MAX_DENYLIST_BYTES : MAX_JSON_BYTES;
+}
+
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+const textEncoder = new TextEncoder();
+
+function checkSemantics<K extends JsonKind>(kind: K, value: JsonPayloads[K]): void {
+  if (kind === 'denylist') {
+    const list = value as DenylistPayload;
+    if (list.kind === 'full' && (list.baseVersion !== undefined || list.remove !== undefined)) throw new PayloadError('schema', 'a full deny list has no baseVersion or remove');
+    if (list.kind === 'delta' && (list.baseVersion === undefined || list.baseVersion >= list.version)) throw new PayloadError('schema', 'a delta needs a baseVersion below its version');
+  }
+  if (kind === 'resend') {
+    const resend = value as ResendPayload;
+    if (resend.toSeq !== undefined && resend.toSeq < resend.fromSeq) throw new PayloadError('schema', 'toSeq below fromSeq');
+  }
+  if ((kind === 'ack' || kind === 'claim-result' || kind === 'response') && (value as { status: string }).status === 'error' && !(value as { error?: unknown }).error) {
+    throw new PayloadError('schema', 'status error without an error');
+  }
+}
+
+export function parseJsonPayload<K extends JsonKind>(kind: K, payload: Uint8Array): JsonPayloads[K] {
+  const limit = maxJsonBytes(kind);
+  if (payload.length > limit) throw new PayloadError('oversized', `${kind} payload of ${payload.length} bytes exceeds ${limit}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(textDecoder.decode(payload));
+  } catch (err) {
+    throw new PayloadError('malformed', `${kind} payload is not UTF-8 JSON: ${(err as Error).message}`);
+  }
+  const value = SCHEMAS[kind](json, '');
+  checkSemantics(kind, value);
+  return value;
+}
+
+export function encodeJsonPayload<K extends JsonKind>(kind: K, value: JsonPayloads[K]): Uint8Array {
+  // validate on the way out too, so neither side can send what the other refuses
+  const checked = SCHEMAS[kind](value, '');
+  checkSemantics(kind, checked);
+  const bytes = textEncoder.encode(JSON.stringify(checked));
+  const limit = maxJsonBytes(kind);
+  if (bytes.length > limit) throw new PayloadError('oversized', `${kind} payload of ${bytes.length} bytes exceeds ${limit}`);
+  return bytes;
+}
+
+/** Compresses sorted seqs into inclusive ranges for an ack */
+export function seqsToRanges(seqs: readonly number[]): Array<readonly [number, number]> {
+  const sorted = [...new Set(seqs)].sort((a, b) => a - b);
+  const ranges: Array<[number, number]> = [];
+  for (const s of sorted) {
+    const last = ranges[ranges.length - 1];
+    if (last && s === last[1] + 1) last[1] = s;
+    else ranges.push([s, s]);
+  }
+  return ranges;
+}
+
+export function rangesToSeqs(ranges: readonly (readonly [number, number])[], limit = 100_000): number[] {
+  const out: number[] = [];
+  for (const [from, to] of ranges) {
+    if (to - from + 1 + out.length > limit) throw new PayloadError('oversized', `more than ${limit} seqs in ranges`);
+    for (let s = from; s <= to; s++) out.push(s);
+  }
+  return out;
+}
+
+export type { DownlinkKind, UplinkKind };
