@@ -77,6 +77,7 @@ export const ErrorCodes = {
   READER_TIMEOUT: info(5002, 'Card reader did not answer', '读卡器无响应', true),
   TRANSPORT_CLOSED: info(5003, 'Reader connection closed', '读卡器连接已关闭', true),
   FRAME_REJECTED: info(5004, 'Reader rejected the frame', '读卡器拒绝数据帧', true),
+  READER_IN_USE: info(5005, 'Card reader in use by another program', '读卡器被其他程序占用', true),
 
   // 6xxx: sync and server
   SYNC_REJECTED: info(6001, 'Server refused the message', '服务器拒绝消息'),
