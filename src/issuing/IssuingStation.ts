@@ -1,0 +1,259 @@
+/**
+ * The investor's card-writing tools. Every step checks everything that can be
+ * checked (the right card in each slot, blank targets, PIN, quota) before the
+ * first write, so a refusal leaves every card and the registry as they were.
+ * Batch keys live only in memory while the batch's one-time records are
+ * signed; the signed records stay in the registry so a spoiled card can be
+ * rewritten onto a new blank without the key.
+ */
+import { randomBytes } from 'node:crypto';
+import { LifeCycle, PIN_MAX_LENGTH, PIN_MIN_LENGTH, type CardFci } from '../codecs/applet.js';
+import { toHex } from '../codecs/bytes.js';
+import {
+  encodeRecordBody,
+  encodeSignedRecord,
+  MAX_CLINIC_CODE,
+  RecordKind,
+  type BatchFields,
+  type MotherFields,
+  type RecordKindValue,
+  type SignedRecord,
+  type WhiteFields,
+} from '../codecs/cardRecord.js';
+import type { ApduChannel } from '../card/ApduChannel.js';
+import { CardClient } from '../card/CardClient.js';
+import { parseRecordOrThrow, verifySignedBy } from '../crypto/chain.js';
+import { generateSigningKey, sha256, signMessage } from '../crypto/ed25519.js';
+import { isTallyError, TallyError } from '../errors.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import type { IssuingRegistry } from './IssuingRegistry.js';
+
+const DAY = 86_400;
+
+export interface MotherResult {
+  readonly cardId: string;
+  readonly rootPublicKey: Uint8Array;
+  readonly rootFingerprint: string;
+}
+
+export interface WhiteResult {
+  readonly cardId: string;
+  readonly quota: number;
+  readonly validUntil: number;
+}
+
+export interface BatchResult {
+  readonly batchId: string;
+  readonly batchNo: number;
+  readonly clinicCode: string;
+  readonly count: number;
+  readonly validFrom: number;
+  readonly validUntil: number;
+  /** Serials whose one-time cards were written; the others wait in the registry for `rewrite` */
+  readonly written: readonly number[];
+  readonly notWritten: readonly { serial: number; reason: string }[];
+}
+
+export interface BatchRequest {
+  readonly clinicCode: string;
+  readonly count: number;
+  readonly validDays: number;
+  /** Unix seconds; default now */
+  readonly validFrom?: number;
+}
+
+function checkPin(pin: string, what: string): void {
+  if (!/^[0-9]+$/.test(pin) || pin.length < PIN_MIN_LENGTH || pin.length > PIN_MAX_LENGTH) {
+    throw new TallyError('USAGE', `${what} must be ${PIN_MIN_LENGTH} to ${PIN_MAX_LENGTH} digits`);
+  }
+}
+
+export class IssuingStation {
+  private readonly clock: Clock;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly registry: IssuingRegistry,
+    options: { clock?: Clock; log?: Logger } = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.log = (options.log ?? silentLogger).child({ ns: 'issuing' });
+  }
+
+  private nowSeconds(): number {
+    return Math.floor(this.clock.now() / 1000);
+  }
+
+  /** Selects a card that must be blank (factory state, no profile) */
+  private async blankCard(channel: ApduChannel, role: string): Promise<{ card: CardClient; fci: CardFci }> {
+    const card = new CardClient(channel);
+    const fci = await card.select().catch((err: unknown) => {
+      throw isTallyError(err, 'APPLET_NOT_FOUND') ? new TallyError('ISSUE_WRONG_CARD', `${role}: not a tallystick card`) : err;
+    });
+    if (fci.lifeCycle !== LifeCycle.PERSONALISATION || fci.profile !== 0) throw new TallyError('ISSUE_NOT_BLANK', `${role} slot holds a card that is already personalised`);
+    return { card, fci };
+  }
+
+  /** Selects an issued card of the expected kind */
+  private async issuedCard<K extends RecordKindValue>(channel: ApduChannel, kind: K, role: string): Promise<{ card: CardClient; fci: CardFci; record: SignedRecord }> {
+    const card = new CardClient(channel);
+    const fci = await card.select().catch((err: unknown) => {
+      throw isTallyError(err, 'APPLET_NOT_FOUND') ? new TallyError('ISSUE_WRONG_CARD', `${role}: not a tallystick card`) : err;
+    });
+    if (fci.lifeCycle !== LifeCycle.OPERATIONAL || !fci.record) throw new TallyError('ISSUE_WRONG_CARD', `${role} slot holds a blank card`);
+    const record = parseRecordOrThrow(fci.record);
+    if (record.kind !== kind || fci.profile !== kind) throw new TallyError('ISSUE_WRONG_CARD', `${role} slot holds a card of another kind`);
+    return { card, fci, record };
+  }
+
+  /** Personalises the unique mother card: the root key is generated on the card and never leaves it */
+  async personaliseMother(channel: ApduChannel, options: { pin: string; investor: string }): Promise<MotherResult> {
+    checkPin(options.pin, 'the mother card PIN');
+    if (this.registry.cards(RecordKind.MOTHER).length > 0) throw new TallyError('ISSUE_QUOTA', 'this registry already has its mother card');
+    const { card, fci } = await this.blankCard(channel, 'mother card');
+    await card.putProfile(RecordKind.MOTHER);
+    const rootPublicKey = await card.generateKey();
+    await card.setInitialPin(options.pin);
+    await card.verifyPin(options.pin);
+    const fields: MotherFields = { kind: RecordKind.MOTHER, cardId: new Uint8Array(randomBytes(8)), issuedAt: this.nowSeconds(), publicKey: rootPublicKey, investor: options.investor };
+    const body = encodeRecordBody(fields);
+    const record = encodeSignedRecord(body, await card.signDigest(sha256(body)));
+    await card.putRecord(record);
+    await card.activate();
+    this.registry.addCard({ cardId: fields.cardId, kind: RecordKind.MOTHER, chipUid: fci.chipUid, issuedAt: fields.issuedAt, record, written: true });
+    const rootFingerprint = toHex(sha256(rootPublicKey));
+    this.log.info({ cardId: toHex(fields.cardId), root: rootFingerprint.slice(0, 16) }, 'mother card personalised');
+    return { cardId: toHex(fields.cardId), rootPublicKey, rootFingerprint };
+  }
+
+  /** Makes a white card: its own key on the card, its record signed by the mother card after the mother PIN */
+  async makeWhite(
+    mother: { channel: ApduChannel; pin: string },
+    white: { channel: ApduChannel; pin: string; quota: number; validDays: number },
+  ): Promise<WhiteResult> {
+    checkPin(white.pin, 'the white card PIN');
+    if (!Number.isInteger(white.quota) || white.quota < 1 || white.quota > 100_000) throw new TallyError('USAGE', 'quota must be 1..100000 batch cards');
+    if (!Number.isInteger(white.validDays) || white.validDays < 1) throw new TallyError('USAGE', 'validity must be at least one day');
+    const m = await this.issuedCard(mother.channel, RecordKind.MOTHER, 'mother card');
+    const target = await this.blankCard(white.channel, 'white card');
+    if (m.fci.pinTriesLeft === 0) throw new TallyError('PIN_BLOCKED', 'mother card');
+    await m.card.verifyPin(mother.pin);
+
+    await target.card.putProfile(RecordKind.WHITE);
+    const publicKey = await target.card.generateKey();
+    await target.card.setInitialPin(white.pin);
+    await target.card.putQuota(white.quota);
+    const issuedAt = this.nowSeconds();
+    const fields: WhiteFields = { kind: RecordKind.WHITE, cardId: new Uint8Array(randomBytes(8)), issuedAt, publicKey, quota: white.quota, validUntil: issuedAt + white.validDays * DAY };
+    const body = encodeRecordBody(fields);
+    const record = encodeSignedRecord(body, await m.card.signDigest(sha256(body)));
+    await target.card.putRecord(record);
+    await target.card.activate();
+    this.registry.addCard({ cardId: fields.cardId, kind: RecordKind.WHITE, chipUid: target.fci.chipUid, parentCardId: m.record.cardId, issuedAt, record, written: true });
+    this.log.info({ cardId: toHex(fields.cardId), quota: white.quota }, 'white card made');
+    return { cardId: toHex(fields.cardId), quota: white.quota, validUntil: fields.validUntil };
+  }
+
+  /**
+   * Makes a batch card with the white card, and its one-time cards 1..count.
+   * oneTimeChannel(serial) gives the channel to a blank card for that serial.
+   */
+  async makeBatch(
+    white: { channel: ApduChannel; pin: string },
+    batchCard: ApduChannel,
+    request: BatchRequest,
+    oneTimeChannel: (serial: number) => Promise<ApduChannel>,
+  ): Promise<BatchResult> {
+    const clinicBytes = Buffer.byteLength(request.clinicCode, 'utf8');
+    if (clinicBytes === 0 || clinicBytes > MAX_CLINIC_CODE) throw new TallyError('USAGE', `clinic code must be 1..${MAX_CLINIC_CODE} bytes`);
+    if (!Number.isInteger(request.count) || request.count < 1 || request.count > 100_000) throw new TallyError('USAGE', 'count must be 1..100000');
+    if (!Number.isInteger(request.validDays) || request.validDays < 1) throw new TallyError('USAGE', 'validity must be at least one day');
+    const w = await this.issuedCard(white.channel, RecordKind.WHITE, 'white card');
+    const whiteRecord = w.record as SignedRecord<WhiteFields>;
+    const now = this.nowSeconds();
+    if (whiteRecord.validUntil < now) throw new TallyError('EXPIRED', 'white card expired');
+    if ((w.fci.signCounter ?? 0) >= (w.fci.signQuota ?? 0) || this.registry.batchesOfWhite(whiteRecord.cardId) >= whiteRecord.quota) {
+      throw new TallyError('ISSUE_QUOTA', `white card has made ${w.fci.signCounter ?? 0} of ${whiteRecord.quota} batch cards`);
+    }
+    const target = await this.blankCard(batchCard, 'batch card');
+    if (w.fci.pinTriesLeft === 0) throw new TallyError('PIN_BLOCKED', 'white card');
+    await w.card.verifyPin(white.pin);
+
+    const batchKey = generateSigningKey();
+    const validFrom = request.validFrom ?? now;
+    const fields: BatchFields = {
+      kind: RecordKind.BATCH,
+      cardId: new Uint8Array(randomBytes(8)),
+      issuedAt: now,
+      publicKey: batchKey.publicKey,
+      clinicCode: request.clinicCode,
+      batchNo: this.registry.nextBatchNo(),
+      count: request.count,
+      validFrom,
+      validUntil: validFrom + request.validDays * DAY,
+      issuer: whiteRecord.raw,
+    };
+    const body = encodeRecordBody(fields);
+    let signature: Uint8Array;
+    try {
+      signature = await w.card.signDigest(sha256(body));
+    } catch (err) {
+      if (isTallyError(err, 'QUOTA_EXHAUSTED')) throw new TallyError('ISSUE_QUOTA', 'the white card refused: its quota is used up');
+      throw err;
+    }
+    const batchRecord = encodeSignedRecord(body, signature);
+    if (!verifySignedBy(parseRecordOrThrow(batchRecord), whiteRecord.publicKey)) throw new TallyError('FORGED', 'white card signature does not verify');
+
+    // every one-time record is signed now; the batch key is dropped when this function returns
+    const oneTime = Array.from({ length: request.count }, (_, i) => {
+      const serial = i + 1;
+      const otBody = encodeRecordBody({ kind: RecordKind.ONE_TIME, cardId: new Uint8Array(randomBytes(8)), issuedAt: now, batchId: fields.cardId, serial });
+      const record = encodeSignedRecord(otBody, signMessage(batchKey.privateKey, otBody));
+      return { serial, cardId: parseRecordOrThrow(record).cardId, record };
+    });
+    this.registry.transaction(() => {
+      this.registry.addCard({ cardId: fields.cardId, kind: RecordKind.BATCH, parentCardId: whiteRecord.cardId, clinicCode: fields.clinicCode, batchNo: fields.batchNo, issuedAt: now, record: batchRecord });
+      this.registry.addBatch({ batchId: fields.cardId, batchNo: fields.batchNo, whiteCardId: whiteRecord.cardId, clinicCode: fields.clinicCode, count: fields.count, validFrom, validUntil: fields.validUntil });
+      for (const ot of oneTime) {
+        this.registry.addCard({ cardId: ot.cardId, kind: RecordKind.ONE_TIME, parentCardId: fields.cardId, clinicCode: fields.clinicCode, batchNo: fields.batchNo, serial: ot.serial, issuedAt: now, record: ot.record });
+      }
+    });
+    await this.writeConsumable(target.card, RecordKind.BATCH, batchRecord);
+    this.registry.markWritten(fields.cardId, target.fci.chipUid);
+
+    const written: number[] = [];
+    const notWritten: { serial: number; reason: string }[] = [];
+    for (const ot of oneTime) {
+      try {
+        await this.writeOneTime(await oneTimeChannel(ot.serial), ot.cardId, ot.record);
+        written.push(ot.serial);
+      } catch (err) {
+        notWritten.push({ serial: ot.serial, reason: (err as Error).message });
+      }
+    }
+    this.log.info({ batchNo: fields.batchNo, count: fields.count, written: written.length }, 'batch made');
+    return { batchId: toHex(fields.cardId), batchNo: fields.batchNo, clinicCode: fields.clinicCode, count: fields.count, validFrom, validUntil: fields.validUntil, written, notWritten };
+  }
+
+  /** Writes a one-time card the registry already holds onto a blank card (first write, or a spoiled card replaced) */
+  async rewriteOneTime(channel: ApduChannel, batchNo: number, serial: number): Promise<void> {
+    const batch = this.registry.batchByNo(batchNo);
+    if (!batch) throw new TallyError('USAGE', `no batch ${batchNo} in this registry`);
+    const card = this.registry.oneTimeCardsOfBatch(batch.batchId).find((c) => c.serial === serial);
+    if (!card) throw new TallyError('USAGE', `batch ${batchNo} has no serial ${serial}`);
+    await this.writeOneTime(channel, card.cardId, card.record);
+  }
+
+  private async writeOneTime(channel: ApduChannel, cardId: Uint8Array, record: Uint8Array): Promise<void> {
+    const target = await this.blankCard(channel, 'one-time card');
+    await this.writeConsumable(target.card, RecordKind.ONE_TIME, record);
+    this.registry.markWritten(cardId, target.fci.chipUid);
+  }
+
+  private async writeConsumable(card: CardClient, kind: RecordKindValue, record: Uint8Array): Promise<void> {
+    await card.putProfile(kind);
+    await card.putRecord(record);
+    await card.activate();
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * A complete card world in one process: an issuing station with its mother,
+ * white and batch cards, a batch of one-time cards, and a provisioned
+ * terminal that has loaded the batch. The demo, the benchmarks, the tests and
+ * the fleet simulator build on it. A composition root: it may import any
+ * layer, and nothing but roots imports it.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ApduChannel, SmartCard } from '../card/ApduChannel.js';
+import type { Locale } from '../errors.js';
+import { IssuingRegistry } from '../issuing/IssuingRegistry.js';
+import { IssuingStation, type BatchResult, type MotherResult } from '../issuing/IssuingStation.js';
+import type { DeviceControl } from '../readers/CardReader.js';
+import { SimulatedCard } from '../sim/SimulatedCard.js';
+import { SimulatedReader } from '../sim/SimulatedReader.js';
+import { Terminal, type SwipeOutcome } from '../terminal/Terminal.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+
+export const DEMO_MOTHER_PIN = '246810';
+export const DEMO_WHITE_PIN = '1357';
+
+/** A channel straight to a card, for issuing-station slots */
+export function directChannel(card: SmartCard): ApduChannel {
+  card.powerOn();
+  return { transmit: async (apdu) => card.transmit(apdu) };
+}
+
+export interface IssuedBatch {
+  readonly result: BatchResult;
+  readonly batchCard: SimulatedCard;
+  /** index 0 holds serial 1 */
+  readonly oneTimeCards: SimulatedCard[];
+}
+
+export class Issuer {
+  readonly registry: IssuingRegistry;
+  readonly station: IssuingStation;
+  readonly mother = SimulatedCard.blank();
+  motherInfo!: MotherResult;
+  white = SimulatedCard.blank();
+
+  constructor(readonly dir: string, readonly clock: Clock = systemClock, log?: Logger) {
+    this.registry = IssuingRegistry.open(join(dir, 'issuing.db'));
+    this.station = new IssuingStation(this.registry, { clock, ...(log ? { log } : {}) });
+  }
+
+  async init(options: { investor?: string; whiteQuota?: number } = {}): Promise<this> {
+    this.motherInfo = await this.station.personaliseMother(directChannel(this.mother), { pin: DEMO_MOTHER_PIN, investor: options.investor ?? 'Demo Investor' });
+    await this.station.makeWhite(
+      { channel: directChannel(this.mother), pin: DEMO_MOTHER_PIN },
+      { channel: directChannel(this.white), pin: DEMO_WHITE_PIN, quota: options.whiteQuota ?? 50, validDays: 3650 },
+    );
+    return this;
+  }
+
+  async makeBatch(clinicCode: string, count: number, validDays = 365, validFrom?: number): Promise<IssuedBatch> {
+    const batchCard = SimulatedCard.blank();
+    const oneTimeCards = Array.from({ length: count }, () => SimulatedCard.blank());
+    const result = await this.station.makeBatch(
+      { channel: directChannel(this.white), pin: DEMO_WHITE_PIN },
+      directChannel(batchCard),
+      { clinicCode, count, validDays, ...(validFrom !== undefined ? { validFrom } : {}) },
+      async (serial) => directChannel(oneTimeCards[serial - 1]!),
+    );
+    return { result, batchCard, oneTimeCards };
+  }
+
+  close(): void {
+    this.registry.close();
+  }
+}
+
+export interface TerminalRig {
+  readonly terminal: Terminal;
+  readonly reader: SimulatedReader;
+  /** Inserts a card, lets the terminal handle it, removes it */
+  swipe(card: SmartCard): Promise<SwipeOutcome>;
+}
+
+export async function provisionTerminal(
+  issuer: Issuer,
+  options: { dataDir: string; terminalId: string; clinicCode: string; clock?: Clock; device?: DeviceControl; locale?: Locale; log?: Logger },
+): Promise<TerminalRig> {
+  const reader = new SimulatedReader({ ...(options.clock ? { clock: options.clock } : {}) });
+  await reader.start();
+  const terminal = Terminal.open({
+    dataDir: options.dataDir,
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.device ? { device: options.device } : {}),
+    ...(options.locale ? { locale: options.locale } : {}),
+    ...(options.log ? { log: options.log } : {}),
+  });
+  if (!terminal.identity()) {
+    const session = reader.insert(issuer.mother);
+    await terminal.provision(session, { terminalId: options.terminalId, clinicCode: options.clinicCode, pin: DEMO_MOTHER_PIN, expectedRootFingerprint: issuer.motherInfo.rootFingerprint });
+    reader.remove();
+  }
+  return {
+    terminal,
+    reader,
+    swipe: async (card) => {
+      const session = reader.insert(card);
+      try {
+        return await terminal.handleCard(session);
+      } finally {
+        reader.remove();
+      }
+    },
+  };
+}
+
+export function tempDir(prefix = 'tally-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}

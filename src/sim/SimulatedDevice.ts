@@ -1,0 +1,60 @@
+/**
+ * The medical device behind the relay, simulated: when enabled it reports
+ * "started" after startDelayMs and "finished" after runMs, unless told to
+ * fault or to stay silent. Implements DeviceControl for in-process use.
+ */
+import type { DeviceControl, DeviceEvent } from '../readers/CardReader.js';
+
+export type DeviceBehaviour = 'normal' | 'fault-before-start' | 'fault-while-running' | 'never-starts' | 'relay-broken';
+
+export class SimulatedDevice implements DeviceControl {
+  private readonly listeners = new Set<(event: DeviceEvent) => void>();
+  private timers: NodeJS.Timeout[] = [];
+  relayClosed = false;
+  behaviour: DeviceBehaviour = 'normal';
+  sessions = 0;
+
+  constructor(private readonly timing: { startDelayMs: number; runMs: number } = { startDelayMs: 0, runMs: 0 }) {}
+
+  onEvent(listener: (event: DeviceEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(event: DeviceEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+
+  private later(ms: number, fn: () => void): void {
+    this.timers.push(setTimeout(fn, ms));
+  }
+
+  async enable(useSeq: number, maxMs: number): Promise<void> {
+    if (this.behaviour === 'relay-broken') throw new Error('relay did not close');
+    this.relayClosed = true;
+    this.sessions++;
+    const behaviour = this.behaviour;
+    if (behaviour === 'never-starts') return;
+    if (behaviour === 'fault-before-start') {
+      this.later(this.timing.startDelayMs, () => this.emit({ type: 'fault', useSeq, detail: 'no patient detected' }));
+      return;
+    }
+    this.later(this.timing.startDelayMs, () => {
+      this.emit({ type: 'started', useSeq });
+      const run = Math.min(this.timing.runMs, maxMs);
+      this.later(run, () => {
+        this.relayClosed = false;
+        this.emit(behaviour === 'fault-while-running' ? { type: 'fault', useSeq, detail: 'scanner fault E42' } : { type: 'finished', useSeq });
+      });
+    });
+  }
+
+  async disable(): Promise<void> {
+    this.relayClosed = false;
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+  }
+}
