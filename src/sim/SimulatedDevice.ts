@@ -25,8 +25,10 @@ export class SimulatedDevice implements DeviceControl {
     for (const listener of this.listeners) listener(event);
   }
 
+  /** Zero delay reports at once, so an in-process swipe ends with its session recorded */
   private later(ms: number, fn: () => void): void {
-    this.timers.push(setTimeout(fn, ms));
+    if (ms <= 0) fn();
+    else this.timers.push(setTimeout(fn, ms));
   }
 
   async enable(useSeq: number, maxMs: number): Promise<void> {

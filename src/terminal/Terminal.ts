@@ -43,7 +43,7 @@ export interface TerminalOptions {
   readonly clock?: Clock;
   readonly locale?: Locale;
   readonly log?: Logger;
-  /** The relay; without one the terminal records uses but enables nothing */
+  /** The relay; without one a use is recorded as started and completed at once */
   readonly device?: DeviceControl;
   /** Longest a device session may run (the relay opens after it) */
   readonly maxSessionMs?: number;
@@ -287,7 +287,12 @@ export class Terminal {
   // ---------------- device session (two-phase use) ----------------
 
   private async enableDevice(seq: number): Promise<void> {
-    if (!this.device) return;
+    if (!this.device) {
+      // no relay configured (bench, manual CLI swipes): the use is complete at once, and says so
+      this.ledger.recordDeviceEvent(seq, EntryType.USE_STARTED, 'no device relay configured');
+      this.ledger.recordDeviceEvent(seq, EntryType.USE_COMPLETED);
+      return;
+    }
     this.startTimers.set(
       seq,
       setTimeout(() => this.releaseUse(seq, 'device did not report a start in time'), this.startTimeoutMs).unref(),
