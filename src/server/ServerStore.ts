@@ -1,0 +1,161 @@
+/**
+ * Everything the ingest server keeps, behind one interface with two
+ * implementations (SQLite, the embedded default; PostgreSQL, for production).
+ * test/server/storeContract.test.ts runs the same suite against both.
+ *
+ * The store is dumb on purpose: it stores and answers; the ingest decides
+ * (verification, chain links, fraud rules) in src/server/ingest.
+ */
+
+export interface TerminalRegistration {
+  readonly terminalId: string;
+  readonly clinicCode: string;
+  /** The Ed25519 device key from the terminal certificate, pinned on first sight */
+  readonly devicePublicKey: Uint8Array;
+  readonly certificate: Uint8Array;
+}
+
+export interface TerminalRow extends TerminalRegistration {
+  /** Every seq up to this one is stored */
+  readonly contiguousSeq: number;
+  readonly highestSeq: number;
+  readonly firstSeenAt: number;
+}
+
+/** One verified ledger entry, ready to store */
+export interface EntryRow {
+  readonly terminalId: string;
+  readonly seq: number;
+  readonly type: number;
+  /** Terminal clock, ms */
+  readonly time: number;
+  readonly clockTrusted: boolean;
+  readonly clinicCode: string;
+  /** Hex card id of the batch: of the batch card (batch.loaded) or the one a one-time card belongs to (use.*) */
+  readonly batchId?: string;
+  readonly serial?: number;
+  readonly ref?: number;
+  readonly hash: Uint8Array;
+  readonly prevHash: Uint8Array;
+  readonly raw: Uint8Array;
+}
+
+export interface StoredEntry extends EntryRow {
+  readonly receivedAt: number;
+}
+
+export interface InsertOutcome {
+  /** Newly stored */
+  readonly inserted: number[];
+  /** Already stored with the same hash: a replay or a resend, not counted again */
+  readonly duplicates: number[];
+  /** Already stored with a DIFFERENT hash: the terminal's ledger forked (clone or restore) */
+  readonly conflicts: number[];
+}
+
+export interface ChainNeighbour {
+  readonly seq: number;
+  readonly hash: Uint8Array;
+  readonly prevHash: Uint8Array;
+}
+
+export interface BatchHolder {
+  readonly batchId: string;
+  readonly terminalId: string;
+  /** The ledger seq of the batch.loaded entry (0 for an online claim not yet followed by the entry) */
+  readonly seq: number;
+}
+
+export interface BatchRow {
+  readonly batchId: string;
+  readonly batchNo: number;
+  readonly clinicCode: string;
+  readonly count: number;
+}
+
+export interface OpenUse {
+  readonly terminalId: string;
+  readonly seq: number;
+}
+
+export interface Rejection {
+  readonly at: number;
+  readonly terminalId?: string;
+  readonly topic: string;
+  readonly reason: string;
+  readonly detail: string;
+}
+
+export type AlertKind = 'batch-on-two-terminals' | 'serial-used-twice' | 'ledger-fork' | 'chain-broken' | 'certificate-changed' | 'terminal-impersonation';
+
+export interface Alert {
+  readonly at: number;
+  readonly kind: AlertKind;
+  readonly terminalId: string;
+  readonly detail: string;
+  /** Same key, same alert: raising it again is a no-op */
+  readonly key: string;
+}
+
+export interface DailyUses {
+  readonly terminalId: string;
+  readonly clinicCode: string;
+  /** YYYY-MM-DD, UTC, by the terminal's clock */
+  readonly day: string;
+  /** use.reserved entries not released (a released use is not charged) */
+  readonly uses: number;
+}
+
+export interface BatchReconciliationRow extends BatchRow {
+  readonly terminalId: string;
+  readonly used: number;
+  readonly released: number;
+  readonly remaining: number;
+  /** From the terminal's last heartbeat: uses the terminal has made that the server has not seen yet (undefined: no heartbeat) */
+  readonly notYetReported?: number;
+}
+
+export interface HeartbeatRow {
+  readonly terminalId: string;
+  readonly at: number;
+  readonly queueDepth: number;
+  readonly lastSeq: number;
+  readonly batchNo?: number;
+  readonly batchRemaining?: number;
+}
+
+export interface ServerStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Pins the certificate on first sight; 'different' means another device key claims this terminal id */
+  registerTerminal(registration: TerminalRegistration, at: number): Promise<'new' | 'same' | 'different'>;
+  terminal(terminalId: string): Promise<TerminalRow | undefined>;
+  terminals(): Promise<TerminalRow[]>;
+
+  /** One transaction, idempotent on (terminal, seq); advances the contiguous seq */
+  insertEntries(rows: readonly EntryRow[], at: number): Promise<InsertOutcome>;
+  /** Stored hashes of these seqs of one terminal (for chain links with out-of-order arrivals) */
+  neighbours(terminalId: string, seqs: readonly number[]): Promise<ChainNeighbour[]>;
+  entries(terminalId: string, fromSeq: number, limit: number): Promise<StoredEntry[]>;
+  entryCount(terminalId?: string): Promise<number>;
+  /** Seqs missing below the highest stored one, lowest first */
+  missingSeqs(terminalId: string, limit: number): Promise<number[]>;
+
+  /** First writer wins; returns who holds the batch (the caller, or the earlier terminal) */
+  holdBatch(batch: BatchRow, terminalId: string, seq: number, at: number): Promise<BatchHolder>;
+  batchHolder(batchId: string): Promise<BatchHolder | undefined>;
+  /** use.reserved entries of this serial that no use.released entry cancels */
+  openUses(batchId: string, serial: number): Promise<OpenUse[]>;
+
+  recordRejection(rejection: Rejection): Promise<void>;
+  rejections(limit?: number): Promise<Rejection[]>;
+  /** Idempotent on alert.key; true when the alert is new */
+  raiseAlert(alert: Alert): Promise<boolean>;
+  alerts(): Promise<Alert[]>;
+
+  recordHeartbeat(heartbeat: HeartbeatRow): Promise<void>;
+
+  usesPerDay(): Promise<DailyUses[]>;
+  batchReconciliation(): Promise<BatchReconciliationRow[]>;
+
+  close(): Promise<void>;
+}

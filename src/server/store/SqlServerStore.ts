@@ -1,0 +1,333 @@
+/** ServerStore over a SqlDriver: the same SQL for SQLite and PostgreSQL. */
+import type {
+  Alert,
+  AlertKind,
+  BatchHolder,
+  BatchReconciliationRow,
+  BatchRow,
+  ChainNeighbour,
+  DailyUses,
+  EntryRow,
+  HeartbeatRow,
+  InsertOutcome,
+  OpenUse,
+  Rejection,
+  ServerStore,
+  StoredEntry,
+  TerminalRegistration,
+  TerminalRow,
+} from '../ServerStore.js';
+import type { SqlDriver, SqlExecutor, SqlValue } from './SqlDriver.js';
+
+type Row = Record<string, unknown>;
+
+const num = (v: unknown): number => Number(v);
+const bytes = (v: unknown): Uint8Array => new Uint8Array(v as Buffer);
+const optionalNumber = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** UTC day of a terminal timestamp */
+export function dayOf(time: number): string {
+  return new Date(time).toISOString().slice(0, 10);
+}
+
+const ENTRY_COLUMNS = ['terminal_id', 'seq', 'type', 'time', 'day', 'clock_trusted', 'clinic_code', 'batch_id', 'serial', 'ref', 'hash', 'prev_hash', 'raw', 'received_at'] as const;
+
+const USE_RESERVED = 3;
+const USE_RELEASED = 6;
+
+function terminalFromRow(row: Row): TerminalRow {
+  return {
+    terminalId: String(row.terminal_id),
+    clinicCode: String(row.clinic_code),
+    devicePublicKey: bytes(row.device_public_key),
+    certificate: bytes(row.certificate),
+    contiguousSeq: num(row.contiguous_seq),
+    highestSeq: num(row.highest_seq),
+    firstSeenAt: num(row.first_seen_at),
+  };
+}
+
+function entryFromRow(row: Row): StoredEntry {
+  return {
+    terminalId: String(row.terminal_id),
+    seq: num(row.seq),
+    type: num(row.type),
+    time: num(row.time),
+    clockTrusted: num(row.clock_trusted) === 1,
+    clinicCode: String(row.clinic_code),
+    ...(row.batch_id !== null ? { batchId: String(row.batch_id) } : {}),
+    ...(row.serial !== null ? { serial: num(row.serial) } : {}),
+    ...(row.ref !== null ? { ref: num(row.ref) } : {}),
+    hash: bytes(row.hash),
+    prevHash: bytes(row.prev_hash),
+    raw: bytes(row.raw),
+    receivedAt: num(row.received_at),
+  };
+}
+
+export class SqlServerStore implements ServerStore {
+  readonly kind: 'sqlite' | 'postgres';
+  constructor(private readonly db: SqlDriver) {
+    this.kind = db.dialect;
+  }
+
+  async registerTerminal(registration: TerminalRegistration, at: number): Promise<'new' | 'same' | 'different'> {
+    const inserted = await this.db.insertIgnoring(
+      'terminals',
+      ['terminal_id', 'clinic_code', 'device_public_key', 'certificate', 'first_seen_at'],
+      ['terminal_id'],
+      [[registration.terminalId, registration.clinicCode, registration.devicePublicKey, registration.certificate, at]],
+    );
+    if (inserted.length > 0) return 'new';
+    const existing = await this.terminal(registration.terminalId);
+    return existing && bytesEqual(existing.devicePublicKey, registration.devicePublicKey) ? 'same' : 'different';
+  }
+
+  async terminal(terminalId: string): Promise<TerminalRow | undefined> {
+    const rows = await this.db.all<Row>('SELECT * FROM terminals WHERE terminal_id = ?', [terminalId]);
+    return rows[0] ? terminalFromRow(rows[0]) : undefined;
+  }
+
+  async terminals(): Promise<TerminalRow[]> {
+    return (await this.db.all<Row>('SELECT * FROM terminals ORDER BY terminal_id')).map(terminalFromRow);
+  }
+
+  async insertEntries(rows: readonly EntryRow[], at: number): Promise<InsertOutcome> {
+    if (rows.length === 0) return { inserted: [], duplicates: [], conflicts: [] };
+    return this.db.transaction(async (tx) => {
+      const values: SqlValue[][] = rows.map((r) => [
+        r.terminalId,
+        r.seq,
+        r.type,
+        r.time,
+        dayOf(r.time),
+        r.clockTrusted ? 1 : 0,
+        r.clinicCode,
+        r.batchId ?? null,
+        r.serial ?? null,
+        r.ref ?? null,
+        r.hash,
+        r.prevHash,
+        r.raw,
+        at,
+      ]);
+      const insertedIndexes = new Set(await tx.insertIgnoring('entries', ENTRY_COLUMNS, ['terminal_id', 'seq'], values));
+      const inserted: number[] = [];
+      const duplicates: number[] = [];
+      const conflicts: number[] = [];
+      const notInserted = rows.filter((_, i) => !insertedIndexes.has(i));
+      rows.forEach((r, i) => insertedIndexes.has(i) && inserted.push(r.seq));
+      for (const [terminalId, group] of groupBy(notInserted, (r) => r.terminalId)) {
+        const stored = new Map((await this.neighboursIn(tx, terminalId, group.map((r) => r.seq))).map((n) => [n.seq, n.hash]));
+        for (const r of group) {
+          const hash = stored.get(r.seq);
+          if (hash && bytesEqual(hash, r.hash)) duplicates.push(r.seq);
+          else conflicts.push(r.seq);
+        }
+      }
+      for (const [terminalId, group] of groupBy(rows, (r) => r.terminalId)) {
+        await this.advanceContiguous(tx, terminalId, Math.max(...group.map((r) => r.seq)));
+      }
+      return { inserted, duplicates, conflicts };
+    });
+  }
+
+  private async advanceContiguous(tx: SqlExecutor, terminalId: string, highest: number): Promise<void> {
+    const current = await tx.all<Row>('SELECT contiguous_seq FROM terminals WHERE terminal_id = ?', [terminalId]);
+    if (!current[0]) return;
+    const contiguous = num(current[0].contiguous_seq);
+    let next = contiguous;
+    const first = await tx.all<Row>('SELECT 1 AS present FROM entries WHERE terminal_id = ? AND seq = ?', [terminalId, contiguous + 1]);
+    if (first.length > 0) {
+      const end = await tx.all<Row>(
+        `SELECT MIN(e.seq) AS last FROM entries e WHERE e.terminal_id = ? AND e.seq > ?
+           AND NOT EXISTS (SELECT 1 FROM entries f WHERE f.terminal_id = e.terminal_id AND f.seq = e.seq + 1)`,
+        [terminalId, contiguous],
+      );
+      next = num(end[0]?.last ?? contiguous);
+    }
+    await tx.run(
+      `UPDATE terminals SET contiguous_seq = ?, highest_seq = CASE WHEN highest_seq < ? THEN ? ELSE highest_seq END WHERE terminal_id = ?`,
+      [next, highest, highest, terminalId],
+    );
+  }
+
+  private async neighboursIn(executor: SqlExecutor, terminalId: string, seqs: readonly number[]): Promise<ChainNeighbour[]> {
+    if (seqs.length === 0) return [];
+    const out: ChainNeighbour[] = [];
+    for (let i = 0; i < seqs.length; i += 500) {
+      const part = seqs.slice(i, i + 500);
+      const rows = await executor.all<Row>(
+        `SELECT seq, hash, prev_hash FROM entries WHERE terminal_id = ? AND seq IN (${part.map(() => '?').join(', ')})`,
+        [terminalId, ...part],
+      );
+      for (const row of rows) out.push({ seq: num(row.seq), hash: bytes(row.hash), prevHash: bytes(row.prev_hash) });
+    }
+    return out.sort((a, b) => a.seq - b.seq);
+  }
+
+  neighbours(terminalId: string, seqs: readonly number[]): Promise<ChainNeighbour[]> {
+    return this.neighboursIn(this.db, terminalId, seqs);
+  }
+
+  async entries(terminalId: string, fromSeq: number, limit: number): Promise<StoredEntry[]> {
+    const rows = await this.db.all<Row>('SELECT * FROM entries WHERE terminal_id = ? AND seq >= ? ORDER BY seq LIMIT ?', [terminalId, fromSeq, limit]);
+    return rows.map(entryFromRow);
+  }
+
+  async entryCount(terminalId?: string): Promise<number> {
+    const rows = terminalId
+      ? await this.db.all<Row>('SELECT COUNT(*) AS n FROM entries WHERE terminal_id = ?', [terminalId])
+      : await this.db.all<Row>('SELECT COUNT(*) AS n FROM entries');
+    return num(rows[0]?.n ?? 0);
+  }
+
+  async missingSeqs(terminalId: string, limit: number): Promise<number[]> {
+    const terminal = await this.terminal(terminalId);
+    if (!terminal) return [];
+    const missing: number[] = [];
+    let expected = terminal.contiguousSeq + 1;
+    let after = terminal.contiguousSeq;
+    while (missing.length < limit && expected <= terminal.highestSeq) {
+      const rows = await this.db.all<Row>('SELECT seq FROM entries WHERE terminal_id = ? AND seq > ? ORDER BY seq LIMIT 1000', [terminalId, after]);
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        const s = num(row.seq);
+        while (expected < s && missing.length < limit) missing.push(expected++);
+        expected = s + 1;
+        after = s;
+      }
+    }
+    return missing;
+  }
+
+  async holdBatch(batch: BatchRow, terminalId: string, seq: number, at: number): Promise<BatchHolder> {
+    return this.db.transaction(async (tx) => {
+      await tx.insertIgnoring(
+        'batches',
+        ['batch_id', 'batch_no', 'clinic_code', 'count', 'terminal_id', 'seq', 'held_at'],
+        ['batch_id'],
+        [[batch.batchId, batch.batchNo, batch.clinicCode, batch.count, terminalId, seq, at]],
+      );
+      // an online claim (seq 0, maybe count 0) is completed by the batch.loaded entry that follows it
+      await tx.run('UPDATE batches SET seq = ?, count = ? WHERE batch_id = ? AND terminal_id = ? AND seq = 0 AND ? > 0', [seq, batch.count, batch.batchId, terminalId, seq]);
+      const rows = await tx.all<Row>('SELECT batch_id, terminal_id, seq FROM batches WHERE batch_id = ?', [batch.batchId]);
+      const row = rows[0]!;
+      return { batchId: String(row.batch_id), terminalId: String(row.terminal_id), seq: num(row.seq) };
+    });
+  }
+
+  async batchHolder(batchId: string): Promise<BatchHolder | undefined> {
+    const rows = await this.db.all<Row>('SELECT batch_id, terminal_id, seq FROM batches WHERE batch_id = ?', [batchId]);
+    const row = rows[0];
+    return row ? { batchId: String(row.batch_id), terminalId: String(row.terminal_id), seq: num(row.seq) } : undefined;
+  }
+
+  async openUses(batchId: string, serial: number): Promise<OpenUse[]> {
+    const rows = await this.db.all<Row>(
+      `SELECT e.terminal_id, e.seq FROM entries e WHERE e.type = ${USE_RESERVED} AND e.batch_id = ? AND e.serial = ?
+         AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)
+       ORDER BY e.terminal_id, e.seq`,
+      [batchId, serial],
+    );
+    return rows.map((r) => ({ terminalId: String(r.terminal_id), seq: num(r.seq) }));
+  }
+
+  async recordRejection(rejection: Rejection): Promise<void> {
+    await this.db.run('INSERT INTO rejections (at, terminal_id, topic, reason, detail) VALUES (?, ?, ?, ?, ?)', [
+      rejection.at,
+      rejection.terminalId ?? null,
+      rejection.topic.slice(0, 300),
+      rejection.reason,
+      rejection.detail.slice(0, 1000),
+    ]);
+  }
+
+  async rejections(limit = 1000): Promise<Rejection[]> {
+    const rows = await this.db.all<Row>('SELECT * FROM rejections ORDER BY id LIMIT ?', [limit]);
+    return rows.map((r) => ({
+      at: num(r.at),
+      ...(r.terminal_id !== null ? { terminalId: String(r.terminal_id) } : {}),
+      topic: String(r.topic),
+      reason: String(r.reason),
+      detail: String(r.detail),
+    }));
+  }
+
+  async raiseAlert(alert: Alert): Promise<boolean> {
+    const inserted = await this.db.insertIgnoring('alerts', ['key', 'at', 'kind', 'terminal_id', 'detail'], ['key'], [[alert.key, alert.at, alert.kind, alert.terminalId, alert.detail]]);
+    return inserted.length > 0;
+  }
+
+  async alerts(): Promise<Alert[]> {
+    const rows = await this.db.all<Row>('SELECT * FROM alerts ORDER BY at, key');
+    return rows.map((r) => ({ key: String(r.key), at: num(r.at), kind: String(r.kind) as AlertKind, terminalId: String(r.terminal_id), detail: String(r.detail) }));
+  }
+
+  async recordHeartbeat(h: HeartbeatRow): Promise<void> {
+    await this.db.run(
+      `INSERT INTO heartbeats (terminal_id, at, queue_depth, last_seq, batch_no, batch_remaining) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (terminal_id) DO UPDATE SET at = excluded.at, queue_depth = excluded.queue_depth, last_seq = excluded.last_seq,
+         batch_no = excluded.batch_no, batch_remaining = excluded.batch_remaining`,
+      [h.terminalId, h.at, h.queueDepth, h.lastSeq, h.batchNo ?? null, h.batchRemaining ?? null],
+    );
+  }
+
+  async usesPerDay(): Promise<DailyUses[]> {
+    const rows = await this.db.all<Row>(
+      `SELECT e.terminal_id, e.clinic_code, e.day, COUNT(*) AS uses FROM entries e WHERE e.type = ${USE_RESERVED}
+         AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)
+       GROUP BY e.terminal_id, e.clinic_code, e.day ORDER BY e.terminal_id, e.day`,
+    );
+    return rows.map((r) => ({ terminalId: String(r.terminal_id), clinicCode: String(r.clinic_code), day: String(r.day), uses: num(r.uses) }));
+  }
+
+  async batchReconciliation(): Promise<BatchReconciliationRow[]> {
+    const rows = await this.db.all<Row>(
+      `SELECT b.batch_id, b.batch_no, b.clinic_code, b.count, b.terminal_id,
+         (SELECT COUNT(*) FROM entries e WHERE e.terminal_id = b.terminal_id AND e.type = ${USE_RESERVED} AND e.batch_id = b.batch_id) AS reserved,
+         (SELECT COUNT(*) FROM entries e WHERE e.terminal_id = b.terminal_id AND e.type = ${USE_RESERVED} AND e.batch_id = b.batch_id
+            AND EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)) AS released,
+         h.batch_no AS hb_batch_no, h.batch_remaining AS hb_remaining
+       FROM batches b LEFT JOIN heartbeats h ON h.terminal_id = b.terminal_id
+       ORDER BY b.clinic_code, b.batch_no`,
+    );
+    return rows.map((r) => {
+      const count = num(r.count);
+      const released = num(r.released);
+      const used = num(r.reserved) - released;
+      const heartbeatRemaining = optionalNumber(r.hb_remaining);
+      const sameBatch = optionalNumber(r.hb_batch_no) === num(r.batch_no);
+      return {
+        batchId: String(r.batch_id),
+        batchNo: num(r.batch_no),
+        clinicCode: String(r.clinic_code),
+        count,
+        terminalId: String(r.terminal_id),
+        used,
+        released,
+        remaining: count - used,
+        ...(sameBatch && heartbeatRemaining !== undefined ? { notYetReported: Math.max(0, count - heartbeatRemaining - used) } : {}),
+      };
+    });
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
