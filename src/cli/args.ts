@@ -1,0 +1,38 @@
+/** Argument helpers shared by the subcommands: node's parseArgs plus typed getters with clear errors. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { TallyError } from '../errors.js';
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+export function parse(args: string[], options: Options): Record<string, string | boolean | undefined> {
+  try {
+    const { values } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
+    return values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new TallyError('USAGE', (err as Error).message);
+  }
+}
+
+export function required(values: Record<string, unknown>, name: string): string {
+  const v = values[name];
+  if (typeof v !== 'string' || v.length === 0) throw new TallyError('USAGE', `--${name} is required`);
+  return v;
+}
+
+export function integer(values: Record<string, unknown>, name: string, fallback?: number): number {
+  const v = values[name];
+  if (v === undefined && fallback !== undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== 'string' || !Number.isInteger(n)) throw new TallyError('USAGE', `--${name} must be a whole number`);
+  return n;
+}
+
+/** A PIN from --NAME, or from standard input when given as "-", so it stays out of the process list */
+export function pin(values: Record<string, unknown>, name: string): string {
+  const v = required(values, name);
+  if (v !== '-') return v;
+  const line = readFileSync(0, 'utf8').split('\n')[0]?.trim() ?? '';
+  if (!line) throw new TallyError('USAGE', `no PIN on standard input for --${name}`);
+  return line;
+}

@@ -1,0 +1,110 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { TallyError } from '../../errors.js';
+import { openCardFile } from '../../sim/cardFile.js';
+import { SimulatedReader } from '../../sim/SimulatedReader.js';
+import { Terminal, type TerminalStatus } from '../../terminal/Terminal.js';
+import { parse, pin, required } from '../args.js';
+import type { CliCommand } from '../command.js';
+
+export const terminalProvisionCommand: CliCommand = {
+  path: ['terminal', 'provision'],
+  summary: 'factory provisioning of a terminal with the mother card',
+  help: `tally terminal provision --data DIR --mother FILE --pin PIN --terminal-id ID --clinic CODE [--root-fingerprint HEX]
+
+The terminal makes its device key; the mother card (after its PIN) signs the
+terminal's certificate; the investor's root public key becomes the terminal's
+trust anchor. The PIN is used once and never stored.
+  --root-fingerprint HEX   refuse any mother card whose root key differs`,
+  async run(args, io) {
+    const values = parse(args, {
+      data: { type: 'string' },
+      mother: { type: 'string' },
+      pin: { type: 'string' },
+      'terminal-id': { type: 'string' },
+      clinic: { type: 'string' },
+      'root-fingerprint': { type: 'string' },
+    });
+    const terminal = Terminal.open({ dataDir: required(values, 'data') });
+    try {
+      const reader = new SimulatedReader();
+      const session = reader.insert(openCardFile(required(values, 'mother')));
+      const result = await terminal.provision(session, {
+        terminalId: required(values, 'terminal-id'),
+        clinicCode: required(values, 'clinic'),
+        pin: pin(values, 'pin'),
+        ...(typeof values['root-fingerprint'] === 'string' ? { expectedRootFingerprint: values['root-fingerprint'] } : {}),
+      });
+      io.out(`terminal ${result.certificate.terminalId} provisioned for clinic ${result.certificate.clinicCode}`);
+      io.out(`trust anchor: root ${result.rootFingerprint}`);
+      return 0;
+    } finally {
+      terminal.close();
+    }
+  },
+};
+
+export const terminalSwipeCommand: CliCommand = {
+  path: ['terminal', 'swipe'],
+  summary: 'present one card file to a terminal (manual runs, no reader needed)',
+  help: `tally terminal swipe --data DIR --card FILE [--locale en|zh]
+
+Batch card: loads the batch. One-time card: deducts it. Prints the operator
+message the terminal would display; exits 0 when granted, 3 when refused.`,
+  async run(args, io) {
+    const values = parse(args, { data: { type: 'string' }, card: { type: 'string' }, locale: { type: 'string' } });
+    const locale = values.locale === 'zh' ? 'zh' : 'en';
+    const dataDir = required(values, 'data');
+    if (!existsSync(join(dataDir, 'terminal.db'))) throw new TallyError('NOT_PROVISIONED', dataDir);
+    const terminal = Terminal.open({ dataDir, locale });
+    try {
+      const reader = new SimulatedReader();
+      const outcome = await terminal.handleCard(reader.insert(openCardFile(required(values, 'card'))));
+      if (outcome.ok) {
+        io.out(outcome.message);
+        return 0;
+      }
+      io.out(`${outcome.message} [${outcome.code}]`);
+      io.err(outcome.detail);
+      return 3;
+    } finally {
+      terminal.close();
+    }
+  },
+};
+
+export function formatStatus(s: TerminalStatus): string[] {
+  const lines = [
+    `terminal      ${s.provisioned ? `${s.terminalId} at clinic ${s.clinicCode}` : 'not provisioned'}`,
+    ...(s.rootFingerprint ? [`trust anchor  ${s.rootFingerprint.slice(0, 32)}...`] : []),
+    `ledger        ${s.lastSeq} entries`,
+    `outbox        ${s.outboxDepth} entries waiting for the server`,
+    `open uses     ${s.openUses}`,
+    `clock         ${s.clockTrusted ? 'trusted' : 'NOT trusted (entries are marked)'}`,
+  ];
+  for (const b of s.batches) lines.push(`batch ${String(b.batchNo).padEnd(7)} ${b.used}/${b.count} used, ${b.remaining} left, valid until ${new Date(b.validUntil * 1000).toISOString().slice(0, 10)}`);
+  if (s.batches.length === 0) lines.push('batch         none loaded');
+  const refusals = Object.entries(s.refusals);
+  if (refusals.length > 0) lines.push(`refusals      ${refusals.map(([code, n]) => `${code} ${n}`).join(', ')}`);
+  return lines;
+}
+
+export const terminalStatusCommand: CliCommand = {
+  path: ['terminal', 'status'],
+  summary: "a terminal's state: batch, uses left, outbox, clock",
+  help: `tally terminal status --data DIR [--json]`,
+  async run(args, io) {
+    const values = parse(args, { data: { type: 'string' }, json: { type: 'boolean' } });
+    const dataDir = required(values, 'data');
+    if (!existsSync(join(dataDir, 'terminal.db'))) throw new TallyError('NOT_PROVISIONED', dataDir);
+    const terminal = Terminal.open({ dataDir });
+    try {
+      const status = terminal.status();
+      if (values.json) io.out(JSON.stringify(status, null, 2));
+      else for (const line of formatStatus(status)) io.out(line);
+      return 0;
+    } finally {
+      terminal.close();
+    }
+  },
+};

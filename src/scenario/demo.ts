@@ -1,0 +1,127 @@
+/**
+ * The demo: the whole story of the card hierarchy on simulated cards, told
+ * for a person. Issuing, factory provisioning, batch loading, swipes, and the
+ * refusals a clinic will meet, then a summary checked against the ledger.
+ */
+import { toHex } from '../codecs/bytes.js';
+import { operatorMessage, isTallyError, type Locale } from '../errors.js';
+import { SimulatedCard } from '../sim/SimulatedCard.js';
+import { SimulatedDevice } from '../sim/SimulatedDevice.js';
+import { SimulatedReader } from '../sim/SimulatedReader.js';
+import { Terminal, type SwipeOutcome } from '../terminal/Terminal.js';
+import { DEMO_MOTHER_PIN, Issuer, provisionTerminal, tempDir } from './CardWorld.js';
+
+export interface DemoOptions {
+  readonly locale?: Locale;
+  readonly out: (line: string) => void;
+  readonly workDir?: string;
+  readonly cards?: number;
+}
+
+export interface DemoSummary {
+  readonly uses: number;
+  readonly refusals: Record<string, number>;
+  readonly batchRemaining: number;
+  readonly ledgerEntries: number;
+  readonly ledgerIntact: boolean;
+  readonly workDir: string;
+}
+
+const OK = '  ✓';
+const NO = '  ✗';
+
+export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
+  const say = options.out;
+  const locale = options.locale ?? 'en';
+  const workDir = options.workDir ?? tempDir('tally-demo-');
+  const count = options.cards ?? 20;
+  const clinic = 'CLINIC-001';
+  say('tallystick demo: the card hierarchy end to end, on simulated cards');
+  say(`working folder: ${workDir}`);
+  say('');
+
+  say('1. Issuing station (the investor)');
+  const issuer = new Issuer(workDir);
+  await issuer.init({ investor: 'Demo Investor', whiteQuota: 10 });
+  say(`${OK} mother card personalised: root key made on the card, PIN set (fingerprint ${issuer.motherInfo.rootFingerprint.slice(0, 16)}...)`);
+  say(`${OK} white card made with a quota of 10 batch cards, signed by the mother card`);
+  const batch = await issuer.makeBatch(clinic, count, 90);
+  say(`${OK} batch card ${batch.result.batchNo} for ${clinic}: ${batch.result.written.length} one-time cards, serials 1..${count}, valid 90 days`);
+  const otherClinic = await issuer.makeBatch('CLINIC-999', 3, 90);
+  say(`${OK} batch card ${otherClinic.result.batchNo} for another clinic, CLINIC-999`);
+  say('');
+
+  say('2. Factory: provisioning terminal T-0001 with the mother card');
+  const device = new SimulatedDevice({ startDelayMs: 0, runMs: 0 });
+  const dataDir = `${workDir}/terminal-T-0001`;
+  {
+    const probe = Terminal.open({ dataDir, locale });
+    const reader = new SimulatedReader();
+    try {
+      await probe.provision(reader.insert(issuer.mother), { terminalId: 'T-0001', clinicCode: clinic, pin: '000000' });
+    } catch (err) {
+      if (!isTallyError(err, 'PIN_WRONG')) throw err;
+      say(`${NO} wrong mother-card PIN refused: ${operatorMessage('PIN_WRONG', locale)} (${String(err.context.triesLeft)} tries left before the card blocks)`);
+    } finally {
+      probe.close();
+    }
+  }
+  const rig = await provisionTerminal(issuer, { dataDir, terminalId: 'T-0001', clinicCode: clinic, device, locale });
+  say(`${OK} right PIN: the terminal made its device key and the mother card signed its certificate (PIN ${DEMO_MOTHER_PIN.replace(/./g, '*')}, never stored)`);
+  say('');
+
+  const show = (label: string, outcome: SwipeOutcome): void => {
+    say(`${outcome.ok ? OK : NO} ${label.padEnd(34)} ${outcome.message}${outcome.ok ? '' : ` [${outcome.code}]`}`);
+  };
+
+  say('3. At the clinic');
+  show('one-time card before any batch', await rig.swipe(batch.oneTimeCards[0]!.clone()));
+  show(`batch card ${batch.result.batchNo}`, await rig.swipe(batch.batchCard));
+  show(`batch card ${batch.result.batchNo} again`, await rig.swipe(batch.batchCard));
+  show('batch card of CLINIC-999', await rig.swipe(otherClinic.batchCard));
+  const half = Math.floor(count / 2);
+  for (let serial = 1; serial <= half; serial++) show(`one-time card ${serial}`, await rig.swipe(batch.oneTimeCards[serial - 1]!));
+  show('one-time card 3 replayed', await rig.swipe(batch.oneTimeCards[2]!));
+  show('a copy of one-time card 5', await rig.swipe(batch.oneTimeCards[4]!.clone()));
+  show('forged card (serial altered)', await rig.swipe(forge(batch.oneTimeCards[half]!)));
+  show('one-time card of CLINIC-999', await rig.swipe(otherClinic.oneTimeCards[0]!));
+  show('the white card', await rig.swipe(issuer.white));
+  for (let serial = half + 1; serial <= count; serial++) show(`one-time card ${serial}`, await rig.swipe(batch.oneTimeCards[serial - 1]!));
+  show(`one-time card ${count} again`, await rig.swipe(batch.oneTimeCards[count - 1]!));
+  say('');
+
+  const status = rig.terminal.status();
+  const verification = rig.terminal.ledger.verify();
+  const loaded = status.batches[0];
+  const summary: DemoSummary = {
+    uses: verification.uses - verification.releases,
+    refusals: status.refusals,
+    batchRemaining: loaded?.remaining ?? 0,
+    ledgerEntries: verification.entries,
+    ledgerIntact: verification.ok,
+    workDir,
+  };
+  say('4. Summary');
+  say(`  uses granted        ${summary.uses}`);
+  say(`  refusals by reason  ${Object.entries(summary.refusals).map(([code, n]) => `${code} ${n}`).join(', ')}`);
+  say(`  batch ${loaded?.batchNo ?? '-'} remaining   ${summary.batchRemaining} of ${loaded?.count ?? 0}`);
+  say(`  ledger              ${summary.ledgerEntries} entries, ${summary.ledgerIntact ? 'chain and signatures verified' : `BROKEN at ${verification.problem?.seq}: ${verification.problem?.problem}`}`);
+  say(`  outbox              ${status.outboxDepth} entries waiting for the server`);
+  say('');
+  say(`Try: tally ledger show --data ${dataDir}`);
+  say(`     tally ledger verify --data ${dataDir}`);
+  rig.terminal.close();
+  device.stop();
+  issuer.close();
+  return summary;
+}
+
+/** A copy of a one-time card with one byte of its record changed: the signature no longer matches */
+function forge(card: SimulatedCard): SimulatedCard {
+  const state = card.snapshot();
+  const record = Buffer.from(state.record!, 'hex');
+  // the serial is the u32 just before the 66-byte signature TLV; raise it by 100
+  const serialOffset = record.length - 66 - 4;
+  record.writeUInt32BE(record.readUInt32BE(serialOffset) + 100, serialOffset);
+  return SimulatedCard.fromState({ ...state, record: toHex(record), chipUid: toHex(new Uint8Array(8).fill(0xee)) });
+}
