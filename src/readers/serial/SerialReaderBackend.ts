@@ -1,0 +1,474 @@
+/**
+ * The serial reader backend: the terminal's own microcontroller board, reached
+ * over a serial line with the protocol of firmware-protocol/serial-protocol.md.
+ * One object is the CardReader (card sessions) and the OperatorPanel (display,
+ * buzzer, LEDs); its `device` property is the DeviceControl (relay and
+ * device-session events).
+ *
+ * It survives what a serial line does: a microcontroller that reboots (BOOT:
+ * the session ends, a use in progress is reported as a fault, it re-syncs) and
+ * a port that goes away (reader-state unavailable, reopened every
+ * reopenDelayMs until it is back, no restart needed).
+ */
+import { ApduStatus } from '../../codecs/firmware/card.js';
+import { PROTOCOL_VERSION } from '../../codecs/firmware/commands.js';
+import type { EventMessage } from '../../codecs/firmware/messages.js';
+import { Led, LedMode, MAX_DISPLAY_LINES, MAX_LINE_BYTES, type BuzzerStep, type LedSetting } from '../../codecs/firmware/panel.js';
+import { FaultCode } from '../../codecs/firmware/relay.js';
+import { TallyError } from '../../errors.js';
+import type { ByteTransport } from '../../transports/ByteTransport.js';
+import { openSerialTransport } from '../../transports/SerialPortTransport.js';
+import { silentLogger, type Logger } from '../../util/logger.js';
+import type {
+  CardReader,
+  CardSession,
+  DeviceControl,
+  DeviceEvent,
+  LedState,
+  OperatorPanel,
+  PanelMessage,
+  ReaderEvent,
+  ReaderState,
+  Tone,
+} from '../CardReader.js';
+import { FirmwareLink, type FrameTrace, type LinkStats, type LinkTiming } from './FirmwareLink.js';
+import { systemSchedulingClock, type SchedulingClock } from './SchedulingClock.js';
+
+export interface SerialReaderOptions {
+  /** Opens the port; called again whenever the port went away */
+  readonly openTransport: () => Promise<ByteTransport>;
+  readonly name?: string;
+  readonly clock?: SchedulingClock;
+  readonly timing?: Partial<LinkTiming>;
+  /** Wait between attempts to (re)open the port */
+  readonly reopenDelayMs?: number;
+  /** Ping the board after this long without traffic; a ping that fails drops the link. 0: never. */
+  readonly heartbeatMs?: number;
+  /** Every frame in and out, and every discarded byte run */
+  readonly trace?: FrameTrace;
+  readonly logger?: Logger;
+}
+
+export interface SerialReaderStats extends LinkStats {
+  connects: number;
+  boots: number;
+  sessions: number;
+}
+
+/** Buzzer patterns by tone: what the operator hears */
+export const TONE_PATTERNS: Record<Tone, BuzzerStep[]> = {
+  ok: [{ onMs: 80, offMs: 0 }],
+  refused: [
+    { onMs: 150, offMs: 100 },
+    { onMs: 150, offMs: 100 },
+    { onMs: 150, offMs: 0 },
+  ],
+  attention: [
+    { onMs: 60, offMs: 60 },
+    { onMs: 60, offMs: 0 },
+  ],
+  fault: [{ onMs: 800, offMs: 0 }],
+};
+
+/** LEDs by state: green, red, amber */
+export const LED_PATTERNS: Record<LedState, LedSetting[]> = {
+  idle: leds(LedMode.ON, LedMode.OFF, LedMode.OFF),
+  busy: leds(LedMode.OFF, LedMode.OFF, LedMode.BLINK_FAST),
+  ok: leds(LedMode.ON, LedMode.OFF, LedMode.OFF),
+  refused: leds(LedMode.OFF, LedMode.ON, LedMode.OFF),
+  fault: leds(LedMode.OFF, LedMode.BLINK_FAST, LedMode.OFF),
+  off: leds(LedMode.OFF, LedMode.OFF, LedMode.OFF),
+};
+
+function leds(green: number, red: number, amber: number): LedSetting[] {
+  return [
+    { led: Led.GREEN, mode: green as LedSetting['mode'] },
+    { led: Led.RED, mode: red as LedSetting['mode'] },
+    { led: Led.AMBER, mode: amber as LedSetting['mode'] },
+  ];
+}
+
+interface SerialSession extends CardSession {
+  present: boolean;
+  apdus: number;
+}
+
+export class SerialReaderBackend implements CardReader, OperatorPanel {
+  readonly name: string;
+  state: ReaderState = 'stopped';
+  private readonly clock: SchedulingClock;
+  private readonly logger: Logger;
+  private readonly readerListeners = new Set<(event: ReaderEvent) => void>();
+  private readonly deviceListeners = new Set<(event: DeviceEvent) => void>();
+  private readonly reopenDelayMs: number;
+  private readonly heartbeatMs: number;
+  private link: FirmwareLink | undefined;
+  private session: SerialSession | undefined;
+  private nextSessionId = 1;
+  private running = false;
+  private reopenTimer: unknown;
+  private heartbeatTimer: unknown;
+  private activeUse: number | undefined;
+  private syncing: Promise<void> | undefined;
+  private readonly totals = { connects: 0, boots: 0, sessions: 0 };
+  private finishedLinkStats: LinkStats = emptyLinkStats();
+
+  constructor(private readonly options: SerialReaderOptions) {
+    this.name = options.name ?? 'Serial reader';
+    this.clock = options.clock ?? systemSchedulingClock;
+    this.logger = (options.logger ?? silentLogger).child({ module: 'serial-reader' });
+    this.reopenDelayMs = options.reopenDelayMs ?? 250;
+    this.heartbeatMs = options.heartbeatMs ?? 1000;
+  }
+
+  get stats(): SerialReaderStats {
+    const live = this.link?.stats ?? emptyLinkStats();
+    const sum = { ...this.finishedLinkStats };
+    for (const key of Object.keys(sum) as (keyof LinkStats)[]) sum[key] += live[key];
+    return { ...sum, ...this.totals };
+  }
+
+  // ---- CardReader
+
+  /** Resolves after the first attempt: the state is then ready or unavailable (and retrying) */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.setState('starting');
+    await this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.reopenTimer !== undefined) this.clock.clearTimeout(this.reopenTimer);
+    this.reopenTimer = undefined;
+    this.stopHeartbeat();
+    this.endSession();
+    const link = this.link;
+    this.link = undefined;
+    if (link) {
+      this.retire(link);
+      await link.close();
+    }
+    this.setState('stopped');
+  }
+
+  onEvent(listener: (event: ReaderEvent) => void): () => void {
+    this.readerListeners.add(listener);
+    return () => this.readerListeners.delete(listener);
+  }
+
+  currentSession(): CardSession | undefined {
+    return this.session;
+  }
+
+  // ---- OperatorPanel
+
+  async show(message: PanelMessage): Promise<void> {
+    const link = this.requireLink();
+    await link.request('display', { lines: fitLines(message.lines) });
+    if (message.tone) await link.request('buzzer', { steps: TONE_PATTERNS[message.tone] });
+    if (message.led) await link.request('leds', { leds: LED_PATTERNS[message.led] });
+  }
+
+  // ---- DeviceControl: CardReader already owns onEvent, so the device face is `device`
+
+  async enable(useSeq: number, maxMs: number): Promise<void> {
+    const link = this.requireLink();
+    await link.request('relay-enable', { useSeq, maxMs });
+    this.activeUse = useSeq;
+  }
+
+  async disable(): Promise<void> {
+    const link = this.requireLink();
+    await link.request('relay-disable', {});
+  }
+
+  /** The DeviceControl face of this backend (its onEvent carries device events) */
+  get device(): DeviceControl {
+    return {
+      enable: (useSeq, maxMs) => this.enable(useSeq, maxMs),
+      disable: () => this.disable(),
+      onEvent: (listener) => {
+        this.deviceListeners.add(listener);
+        return () => this.deviceListeners.delete(listener);
+      },
+    };
+  }
+
+  /** Pings the board; for health checks and the CLI */
+  async ping(): Promise<number> {
+    const started = this.clock.now();
+    const nonce = Uint8Array.of(started & 0xff, (started >>> 8) & 0xff);
+    await this.requireLink().request('ping', { nonce });
+    return this.clock.now() - started;
+  }
+
+  // ---- connection
+
+  private async connect(): Promise<void> {
+    if (!this.running) return;
+    let transport: ByteTransport;
+    try {
+      transport = await this.options.openTransport();
+    } catch (err) {
+      this.lost(`cannot open port: ${(err as Error).message}`);
+      return;
+    }
+    if (!this.running) {
+      await transport.close().catch(() => undefined);
+      return;
+    }
+    this.totals.connects++;
+    const link = new FirmwareLink(transport, { clock: this.clock, timing: this.options.timing, trace: this.options.trace });
+    this.link = link;
+    link.onEvent((event) => this.onFirmwareEvent(link, event));
+    link.onClose((error) => {
+      if (this.link !== link) return;
+      this.link = undefined;
+      this.retire(link);
+      this.lost(`port closed${error ? `: ${error.message}` : ''}`);
+    });
+    await this.sync(link);
+  }
+
+  /** Brings our view in line with the board: protocol version, card in the slot */
+  private sync(link: FirmwareLink): Promise<void> {
+    const run = async (): Promise<void> => {
+      try {
+        const info = await link.request('get-info', {});
+        if (info.protocolVersion !== PROTOCOL_VERSION) {
+          throw new TallyError('READER_UNAVAILABLE', `board speaks protocol ${info.protocolVersion}, expected ${PROTOCOL_VERSION}`);
+        }
+        const slot = await link.request('get-slot', {});
+        if (this.link !== link) return;
+        const session = this.session;
+        if (!slot.present) this.endSession();
+        else if (!session || !bytesEqual(session.atr, slot.atr)) this.beginSession(link, slot.atr);
+        this.logger.info({ firmware: info.firmwareVersion, hardware: info.hardwareId, card: slot.present }, 'reader ready');
+        this.setState('ready');
+        this.armHeartbeat(link);
+      } catch (err) {
+        if (this.link !== link) return;
+        this.link = undefined;
+        this.retire(link);
+        await link.close();
+        this.lost(`board did not answer: ${(err as Error).message}`);
+      }
+    };
+    const syncing = run().finally(() => {
+      if (this.syncing === syncing) this.syncing = undefined;
+    });
+    this.syncing = syncing;
+    return syncing;
+  }
+
+  private lost(detail: string): void {
+    this.stopHeartbeat();
+    this.endSession();
+    if (!this.running) return;
+    this.logger.warn({ detail }, 'reader unavailable');
+    this.setState('unavailable', detail);
+    if (this.reopenTimer === undefined) {
+      this.reopenTimer = this.clock.setTimeout(() => {
+        this.reopenTimer = undefined;
+        void this.connect();
+      }, this.reopenDelayMs);
+    }
+  }
+
+  private retire(link: FirmwareLink): void {
+    const sum = this.finishedLinkStats;
+    for (const key of Object.keys(sum) as (keyof LinkStats)[]) sum[key] += link.stats[key];
+  }
+
+  private requireLink(): FirmwareLink {
+    const link = this.link;
+    if (!link || !link.isOpen) throw new TallyError('READER_UNAVAILABLE', this.name);
+    return link;
+  }
+
+  private armHeartbeat(link: FirmwareLink): void {
+    this.stopHeartbeat();
+    if (this.heartbeatMs <= 0) return;
+    this.heartbeatTimer = this.clock.setTimeout(() => {
+      this.heartbeatTimer = undefined;
+      if (this.link !== link || !this.running) return;
+      link.request('ping', { nonce: new Uint8Array(0) }).then(
+        () => this.armHeartbeat(link),
+        async (err: unknown) => {
+          if (this.link !== link) return;
+          this.link = undefined;
+          this.retire(link);
+          await link.close();
+          this.lost(`board stopped answering: ${(err as Error).message}`);
+        },
+      );
+    }, this.heartbeatMs);
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer !== undefined) this.clock.clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+  }
+
+  // ---- events from the board
+
+  private onFirmwareEvent(link: FirmwareLink, event: EventMessage): void {
+    if (this.link !== link) return;
+    switch (event.name) {
+      case 'boot': {
+        // the board restarted: its relay is open, the card was power-cycled
+        this.totals.boots++;
+        this.logger.warn({ reason: event.body.reason }, 'microcontroller restarted');
+        this.endSession();
+        const use = this.activeUse;
+        this.activeUse = undefined;
+        if (use !== undefined) this.emitDevice({ type: 'fault', useSeq: use, detail: 'reader board restarted during the use' });
+        this.setState('starting', 'microcontroller restarted');
+        void this.sync(link);
+        return;
+      }
+      case 'card-inserted': {
+        const session = this.session;
+        // already known from a sync right after the board's boot
+        if (session && session.apdus === 0 && bytesEqual(session.atr, event.body.atr)) return;
+        this.beginSession(link, event.body.atr);
+        return;
+      }
+      case 'card-removed':
+        this.endSession();
+        return;
+      case 'device-started':
+        this.emitDevice({ type: 'started', useSeq: event.body.useSeq });
+        return;
+      case 'device-finished':
+        if (this.activeUse === event.body.useSeq) this.activeUse = undefined;
+        this.emitDevice({ type: 'finished', useSeq: event.body.useSeq });
+        return;
+      case 'device-fault':
+        if (this.activeUse === event.body.useSeq) this.activeUse = undefined;
+        this.emitDevice({ type: 'fault', useSeq: event.body.useSeq, detail: `${faultName(event.body.code)}${event.body.detail ? `: ${event.body.detail}` : ''}` });
+        return;
+    }
+  }
+
+  private beginSession(link: FirmwareLink, atr: Uint8Array): void {
+    this.endSession();
+    const id = this.nextSessionId++;
+    this.totals.sessions++;
+    const session: SerialSession = {
+      id,
+      atr: atr.slice(),
+      presentAt: this.clock.now(),
+      present: true,
+      apdus: 0,
+      transmit: async (apdu: Uint8Array): Promise<Uint8Array> => {
+        if (!session.present) throw new TallyError('CARD_REMOVED', undefined, { sessionId: id });
+        session.apdus++;
+        let result;
+        try {
+          result = await link.request('apdu', { apdu });
+        } catch (err) {
+          // the card went while we waited (a removal event, a reboot, an unplugged port)
+          if (!session.present) throw new TallyError('CARD_REMOVED', undefined, { sessionId: id }, { cause: err });
+          throw err;
+        }
+        if (result.status !== ApduStatus.OK) {
+          if (this.session === session) this.endSession();
+          session.present = false;
+          throw new TallyError('CARD_REMOVED', result.status === ApduStatus.NO_CARD ? 'no card in the slot' : 'card stopped answering', { sessionId: id });
+        }
+        return result.response;
+      },
+    };
+    this.session = session;
+    this.emitReader({ type: 'card-inserted', session });
+  }
+
+  private endSession(): void {
+    const session = this.session;
+    if (!session) return;
+    this.session = undefined;
+    session.present = false;
+    this.emitReader({ type: 'card-removed', sessionId: session.id });
+  }
+
+  private setState(state: ReaderState, detail?: string): void {
+    this.state = state;
+    this.emitReader(detail === undefined ? { type: 'reader-state', state } : { type: 'reader-state', state, detail });
+  }
+
+  private emitReader(event: ReaderEvent): void {
+    for (const listener of [...this.readerListeners]) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.logger.error({ err: String(err) }, 'reader listener failed');
+      }
+    }
+  }
+
+  private emitDevice(event: DeviceEvent): void {
+    for (const listener of [...this.deviceListeners]) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.logger.error({ err: String(err) }, 'device listener failed');
+      }
+    }
+  }
+}
+
+export interface SerialReaderOnPathOptions extends Omit<SerialReaderOptions, 'openTransport'> {
+  readonly baudRate?: number;
+}
+
+/** The backend on a serial device path (a UART, a USB adapter, a pty); reopens the same path after an unplug */
+export function createSerialReader(path: string, options: SerialReaderOnPathOptions = {}): SerialReaderBackend {
+  const { baudRate, ...rest } = options;
+  return new SerialReaderBackend({
+    name: `Serial reader on ${path}`,
+    ...rest,
+    openTransport: () => openSerialTransport(path, baudRate === undefined ? {} : { baudRate }),
+  });
+}
+
+/** The backend over any transport factory (the in-memory pair for the demo) */
+export function createSerialReaderOver(openTransport: () => Promise<ByteTransport>, options: Omit<SerialReaderOptions, 'openTransport'> = {}): SerialReaderBackend {
+  return new SerialReaderBackend({ ...options, openTransport });
+}
+
+/** Trims text to what the display takes: 4 lines of at most 64 bytes of UTF-8, cut on a character boundary */
+export function fitLines(lines: readonly string[]): string[] {
+  const encoder = new TextEncoder();
+  return lines.slice(0, MAX_DISPLAY_LINES).map((line) => {
+    let out = line;
+    while (encoder.encode(out).length > MAX_LINE_BYTES) out = [...out].slice(0, -1).join('');
+    return out;
+  });
+}
+
+function faultName(code: number): string {
+  switch (code) {
+    case FaultCode.START_FAILED:
+      return 'device failed to start';
+    case FaultCode.RUN_FAULT:
+      return 'device fault';
+    case FaultCode.RELAY_FAULT:
+      return 'relay fault';
+    default:
+      return `fault ${code}`;
+  }
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function emptyLinkStats(): LinkStats {
+  return { framesIn: 0, framesOut: 0, resends: 0, naksSent: 0, naksReceived: 0, duplicateEvents: 0, discardedBytes: 0 };
+}
+

@@ -1,0 +1,537 @@
+/**
+ * The terminal's microcontroller, simulated: it speaks the real bytes of
+ * firmware-protocol/serial-protocol.md over any ByteTransport (a socat pty, a
+ * real UART, the in-memory pair). It has a card slot, a display, a buzzer,
+ * three LEDs and the relay of a simulated medical device, all readable back,
+ * and fault switches: drop ACKs, corrupt CRCs, split writes, pull the card
+ * mid-APDU, reboot, unplug.
+ */
+import type { SmartCard } from '../card/ApduChannel.js';
+import { NakReason, PROTOCOL_VERSION, RESPONSE_FLAG, type NakReasonCode } from '../codecs/firmware/commands.js';
+import { ApduStatus } from '../codecs/firmware/card.js';
+import { FrameDecoder, MAX_PAYLOAD, encodeFrame, type Frame } from '../codecs/firmware/frame.js';
+import {
+  UnknownCommandError,
+  encodeMessage,
+  eventCommand,
+  needsAck,
+  parseMessage,
+  requestCommand,
+  type EventBodies,
+  type EventName,
+  type FirmwareMessage,
+  type RequestMessage,
+  type ResponseBodies,
+  type RequestName,
+} from '../codecs/firmware/messages.js';
+import { Led, LedMode, type BuzzerStep, type LedModeCode } from '../codecs/firmware/panel.js';
+import { PayloadError } from '../codecs/firmware/payload.js';
+import { FaultCode, FinishReason, type FaultCodeValue, type FinishReasonCode } from '../codecs/firmware/relay.js';
+import { BootReason, type BootReasonCode } from '../codecs/firmware/system.js';
+import type { ByteTransport } from '../transports/ByteTransport.js';
+
+export type SimulatedDeviceBehaviour = 'normal' | 'fault-before-start' | 'fault-while-running' | 'never-starts';
+
+export interface FirmwareFaults {
+  /** Do not ACK the next N frames from the host (they are still executed once) */
+  dropAcks: number;
+  /** Flip a bit of the CRC in the next N frames sent (ACKs included) */
+  corruptFrames: number;
+  /** Write each frame in random pieces, each on its own write */
+  splitWrites: boolean;
+  /** Pull the card just before or just after the card executes the Nth APDU from now (1-based) */
+  pullCard: { atApdu: number; when: 'before' | 'after' } | undefined;
+}
+
+export interface FirmwareStats {
+  framesIn: number;
+  framesOut: number;
+  requests: number;
+  duplicateRequests: number;
+  acksDropped: number;
+  framesCorrupted: number;
+  resends: number;
+  naksSent: number;
+  discardedBytes: number;
+  apdus: number;
+  boots: number;
+}
+
+export interface PanelState {
+  lines: string[];
+  /** The last pattern played, and how many patterns so far */
+  lastBuzzer: BuzzerStep[];
+  buzzerCount: number;
+  leds: { green: LedModeCode; red: LedModeCode; amber: LedModeCode };
+}
+
+export interface RelayState {
+  closed: boolean;
+  useSeq: number | undefined;
+  /** The device reported started for the current use */
+  running: boolean;
+}
+
+export interface SimulatedReaderFirmwareOptions {
+  readonly firmwareVersion?: string;
+  readonly hardwareId?: string;
+  readonly ackTimeoutMs?: number;
+  readonly maxAttempts?: number;
+  /** The device behind the relay */
+  readonly device?: { startDelayMs?: number; runMs?: number; startTimeoutMs?: number };
+  /** Time the MCU is deaf after a reset */
+  readonly bootDelayMs?: number;
+  /** For split writes; Math.random by default */
+  readonly random?: () => number;
+  /** Every frame in and out, for `tally sim reader --trace` */
+  readonly trace?: (direction: 'in' | 'out', raw: Uint8Array) => void;
+}
+
+interface Outbound {
+  readonly seq: number;
+  readonly command: number;
+  readonly frame: Uint8Array;
+  attempts: number;
+}
+
+const LED_NAMES = { [Led.GREEN]: 'green', [Led.RED]: 'red', [Led.AMBER]: 'amber' } as const;
+
+export class SimulatedReaderFirmware {
+  readonly faults: FirmwareFaults = { dropAcks: 0, corruptFrames: 0, splitWrites: false, pullCard: undefined };
+  readonly stats: FirmwareStats = {
+    framesIn: 0,
+    framesOut: 0,
+    requests: 0,
+    duplicateRequests: 0,
+    acksDropped: 0,
+    framesCorrupted: 0,
+    resends: 0,
+    naksSent: 0,
+    discardedBytes: 0,
+    apdus: 0,
+    boots: 0,
+  };
+  panel: PanelState = emptyPanel();
+  relay: RelayState = { closed: false, useSeq: undefined, running: false };
+  deviceBehaviour: SimulatedDeviceBehaviour = 'normal';
+
+  private transport: ByteTransport | undefined;
+  private detachTransport: (() => void)[] = [];
+  private decoder = new FrameDecoder();
+  private slot: SmartCard | undefined;
+  private atr: Uint8Array | undefined;
+  private outbound: Outbound[] = [];
+  private ackTimer: NodeJS.Timeout | undefined;
+  private staleTimer: NodeJS.Timeout | undefined;
+  private deviceTimers: NodeJS.Timeout[] = [];
+  private nextSeq = 0;
+  private lastRequestRaw: Uint8Array | undefined;
+  private booting = false;
+  private powered = false;
+  private writeChain: Promise<void> = Promise.resolve();
+  private relayClosedAt = 0;
+  private readonly options: Required<Omit<SimulatedReaderFirmwareOptions, 'trace' | 'device'>> & {
+    device: { startDelayMs: number; runMs: number | undefined; startTimeoutMs: number };
+    trace: SimulatedReaderFirmwareOptions['trace'];
+  };
+
+  constructor(options: SimulatedReaderFirmwareOptions = {}) {
+    this.options = {
+      firmwareVersion: options.firmwareVersion ?? 'sim-1.0.0',
+      hardwareId: options.hardwareId ?? 'TS-MCU-SIM',
+      ackTimeoutMs: options.ackTimeoutMs ?? 200,
+      maxAttempts: options.maxAttempts ?? 4,
+      bootDelayMs: options.bootDelayMs ?? 5,
+      random: options.random ?? Math.random,
+      device: { startDelayMs: options.device?.startDelayMs ?? 10, runMs: options.device?.runMs, startTimeoutMs: options.device?.startTimeoutMs ?? 5000 },
+      trace: options.trace,
+    };
+  }
+
+  /** The card in the slot, if any */
+  get card(): SmartCard | undefined {
+    return this.slot;
+  }
+
+  get isAttached(): boolean {
+    return this.transport !== undefined;
+  }
+
+  /** Connects the MCU's UART to a transport. Closing the transport detaches it (an unplugged cable). */
+  attach(transport: ByteTransport): void {
+    this.detach();
+    this.transport = transport;
+    this.detachTransport = [
+      transport.onData((bytes) => this.onBytes(bytes)),
+      transport.onClose(() => {
+        if (this.transport === transport) this.detach();
+      }),
+    ];
+  }
+
+  /** Disconnects the UART; what was waiting to be sent is lost, the MCU keeps running */
+  detach(): void {
+    for (const off of this.detachTransport) off();
+    this.detachTransport = [];
+    this.transport = undefined;
+    this.outbound = [];
+    this.stopAckTimer();
+  }
+
+  /** Power on: the MCU boots and reports BOOT, then the card already in the slot */
+  powerOn(): void {
+    this.boot(BootReason.POWER_ON);
+  }
+
+  /** A watchdog or brown-out reset: relay opens, all volatile state is lost, BOOT follows */
+  reboot(reason: BootReasonCode = BootReason.WATCHDOG): void {
+    this.boot(reason);
+  }
+
+  powerOff(): void {
+    this.powered = false;
+    this.resetVolatile();
+  }
+
+  insertCard(card: SmartCard): void {
+    if (this.slot) this.removeCard();
+    this.slot = card;
+    this.atr = card.powerOn();
+    if (this.powered && !this.booting) this.sendEvent('card-inserted', { atr: this.atr });
+  }
+
+  removeCard(): SmartCard | undefined {
+    const card = this.slot;
+    if (!card) return undefined;
+    this.slot = undefined;
+    this.atr = undefined;
+    card.powerOff();
+    if (this.powered && !this.booting) this.sendEvent('card-removed', {});
+    return card;
+  }
+
+  /** The device signals the end of its session */
+  finishDevice(): void {
+    if (!this.relay.closed || this.relay.useSeq === undefined) return;
+    this.endUse(FinishReason.COMPLETED);
+  }
+
+  /** The device reports a fault while running */
+  faultDevice(detail: string): void {
+    if (!this.relay.closed || this.relay.useSeq === undefined) return;
+    this.failUse(FaultCode.RUN_FAULT, detail);
+  }
+
+  private boot(reason: BootReasonCode): void {
+    this.resetVolatile();
+    this.powered = true;
+    this.booting = true;
+    this.stats.boots++;
+    setTimeout(() => {
+      if (!this.powered) return;
+      this.booting = false;
+      this.sendEvent('boot', { reason, protocolVersion: PROTOCOL_VERSION });
+      if (this.slot) {
+        this.atr = this.slot.powerOn();
+        this.sendEvent('card-inserted', { atr: this.atr });
+      }
+    }, this.options.bootDelayMs);
+  }
+
+  private resetVolatile(): void {
+    this.outbound = [];
+    this.stopAckTimer();
+    this.clearDeviceTimers();
+    if (this.staleTimer) clearTimeout(this.staleTimer);
+    this.decoder = new FrameDecoder();
+    this.nextSeq = 0;
+    this.lastRequestRaw = undefined;
+    this.panel = emptyPanel();
+    this.relay = { closed: false, useSeq: undefined, running: false };
+    this.slot?.powerOff();
+  }
+
+  // ---- receiving
+
+  private onBytes(bytes: Uint8Array): void {
+    if (!this.powered || this.booting) return;
+    this.options.trace?.('in', bytes);
+    for (const result of this.decoder.push(bytes)) {
+      if (result.type === 'frame') this.onFrame(result.frame, result.raw);
+      else {
+        this.stats.discardedBytes += result.bytes.length;
+        if (result.reason === 'bad-crc' && result.header && needsAck(result.header.command)) this.nak(result.header.seq, result.header.command, NakReason.BAD_CRC);
+      }
+    }
+    if (this.staleTimer) clearTimeout(this.staleTimer);
+    if (this.decoder.pending > 0) this.staleTimer = setTimeout(() => this.decoder.expire(), 100);
+  }
+
+  private onFrame(frame: Frame, raw: Uint8Array): void {
+    this.stats.framesIn++;
+    let message: FirmwareMessage;
+    try {
+      message = parseMessage(frame);
+    } catch (err) {
+      if (needsAck(frame.command)) this.nak(frame.seq, frame.command, err instanceof UnknownCommandError ? NakReason.UNKNOWN_COMMAND : NakReason.BAD_PAYLOAD);
+      if (!(err instanceof PayloadError)) throw err;
+      return;
+    }
+    switch (message.kind) {
+      case 'ack': {
+        const head = this.outbound[0];
+        if (head && head.seq === message.seq && head.command === message.body.ackedCommand) {
+          this.outbound.shift();
+          this.stopAckTimer();
+          this.pump();
+        }
+        return;
+      }
+      case 'nak': {
+        const head = this.outbound[0];
+        if (head && head.seq === message.seq && head.command === message.body.nakedCommand) {
+          if (message.body.reason === NakReason.BAD_CRC || message.body.reason === NakReason.BUSY) this.resendHead();
+          else {
+            this.outbound.shift();
+            this.stopAckTimer();
+            this.pump();
+          }
+        }
+        return;
+      }
+      case 'request':
+        this.onRequest(message, raw);
+        return;
+      default:
+        // the host sends neither responses nor events
+        this.nak(message.seq, frame.command, NakReason.UNKNOWN_COMMAND);
+    }
+  }
+
+  private onRequest(message: RequestMessage, raw: Uint8Array): void {
+    const duplicate = this.lastRequestRaw !== undefined && bytesEqual(raw, this.lastRequestRaw);
+    if (this.faults.dropAcks > 0) {
+      this.faults.dropAcks--;
+      this.stats.acksDropped++;
+    } else {
+      this.writeFrame(encodeFrame(encodeMessage({ kind: 'ack', seq: message.seq, body: { ackedCommand: requestCommand(message.name) } })));
+    }
+    if (duplicate) {
+      // the host resent because our ACK was lost: ACK again, never execute twice
+      this.stats.duplicateRequests++;
+      return;
+    }
+    this.lastRequestRaw = raw;
+    this.stats.requests++;
+    this.execute(message);
+  }
+
+  private execute(message: RequestMessage): void {
+    const respond = <N extends RequestName>(name: N, body: ResponseBodies[N]): void => this.sendResponse(message.seq, name, body);
+    switch (message.name) {
+      case 'get-info':
+        return respond('get-info', { protocolVersion: PROTOCOL_VERSION, maxPayload: MAX_PAYLOAD, firmwareVersion: this.options.firmwareVersion, hardwareId: this.options.hardwareId });
+      case 'ping':
+        return respond('ping', { nonce: message.body.nonce });
+      case 'reset':
+        respond('reset', {});
+        // give the response time to leave the UART before the reset
+        setTimeout(() => this.boot(BootReason.RESET_COMMAND), 20);
+        return;
+      case 'get-slot':
+        return respond('get-slot', this.slot && this.atr ? { present: true, atr: this.atr } : { present: false, atr: new Uint8Array(0) });
+      case 'apdu':
+        return respond('apdu', this.transmitToCard(message.body.apdu));
+      case 'display':
+        this.panel.lines = [...message.body.lines];
+        return respond('display', {});
+      case 'buzzer':
+        this.panel.lastBuzzer = message.body.steps.map((s) => ({ ...s }));
+        this.panel.buzzerCount++;
+        return respond('buzzer', {});
+      case 'leds':
+        for (const { led, mode } of message.body.leds) this.panel.leds[LED_NAMES[led]] = mode;
+        return respond('leds', {});
+      case 'relay-enable':
+        this.enableRelay(message.body.useSeq, message.body.maxMs);
+        return respond('relay-enable', {});
+      case 'relay-disable':
+        if (this.relay.closed) this.endUse(FinishReason.DISABLED);
+        return respond('relay-disable', {});
+    }
+  }
+
+  private transmitToCard(apdu: Uint8Array): ResponseBodies['apdu'] {
+    const card = this.slot;
+    if (!card) return { status: ApduStatus.NO_CARD, response: new Uint8Array(0) };
+    this.stats.apdus++;
+    const pull = this.faults.pullCard;
+    if (pull) pull.atApdu--;
+    const pullNow = pull !== undefined && pull.atApdu === 0;
+    if (pullNow) this.faults.pullCard = undefined;
+    if (pullNow && pull.when === 'before') {
+      this.removeCard();
+      return { status: ApduStatus.CARD_MUTE, response: new Uint8Array(0) };
+    }
+    let response: Uint8Array;
+    try {
+      response = card.transmit(apdu);
+    } catch {
+      return { status: ApduStatus.CARD_MUTE, response: new Uint8Array(0) };
+    }
+    if (pullNow) {
+      // the card executed the command; its answer is lost with the card
+      this.removeCard();
+      return { status: ApduStatus.CARD_MUTE, response: new Uint8Array(0) };
+    }
+    return { status: ApduStatus.OK, response };
+  }
+
+  // ---- the relay and the device behind it
+
+  private enableRelay(useSeq: number, maxMs: number): void {
+    if (this.relay.closed) this.endUse(FinishReason.DISABLED);
+    this.relay = { closed: true, useSeq, running: false };
+    this.relayClosedAt = Date.now();
+    const { startDelayMs, runMs, startTimeoutMs } = this.options.device;
+    const behaviour = this.deviceBehaviour;
+    if (maxMs > 0) this.later(maxMs, () => this.endUse(FinishReason.TIME_LIMIT));
+    switch (behaviour) {
+      case 'never-starts':
+        this.later(startTimeoutMs, () => this.failUse(FaultCode.START_FAILED, `no start signal in ${startTimeoutMs} ms`));
+        return;
+      case 'fault-before-start':
+        this.later(startDelayMs, () => this.failUse(FaultCode.START_FAILED, 'device refused to start'));
+        return;
+      default:
+        this.later(startDelayMs, () => {
+          this.relay.running = true;
+          this.sendEvent('device-started', { useSeq });
+          if (behaviour === 'fault-while-running') this.later(startDelayMs, () => this.failUse(FaultCode.RUN_FAULT, 'device fault while running'));
+          else if (runMs !== undefined) this.later(runMs, () => this.endUse(FinishReason.COMPLETED));
+        });
+    }
+  }
+
+  private endUse(reason: FinishReasonCode): void {
+    const useSeq = this.relay.useSeq;
+    if (!this.relay.closed || useSeq === undefined) return;
+    this.clearDeviceTimers();
+    const runMs = Math.max(0, Date.now() - this.relayClosedAt);
+    this.relay = { closed: false, useSeq: undefined, running: false };
+    this.sendEvent('device-finished', { useSeq, reason, runMs });
+  }
+
+  private failUse(code: FaultCodeValue, detail: string): void {
+    const useSeq = this.relay.useSeq;
+    if (!this.relay.closed || useSeq === undefined) return;
+    this.clearDeviceTimers();
+    this.relay = { closed: false, useSeq: undefined, running: false };
+    this.sendEvent('device-fault', { useSeq, code, detail });
+  }
+
+  private later(ms: number, fn: () => void): void {
+    this.deviceTimers.push(setTimeout(fn, ms));
+  }
+
+  private clearDeviceTimers(): void {
+    for (const t of this.deviceTimers) clearTimeout(t);
+    this.deviceTimers = [];
+  }
+
+  // ---- sending: responses and events wait in one queue, one unacknowledged frame at a time
+
+  private sendResponse<N extends RequestName>(seq: number, name: N, body: ResponseBodies[N]): void {
+    const frame = encodeFrame(encodeMessage({ kind: 'response', seq, name, body } as FirmwareMessage));
+    this.enqueue({ seq, command: requestCommand(name) | RESPONSE_FLAG, frame, attempts: 0 });
+  }
+
+  private sendEvent<N extends EventName>(name: N, body: EventBodies[N]): void {
+    const seq = this.nextSeq;
+    this.nextSeq = (this.nextSeq + 1) & 0xff;
+    const frame = encodeFrame(encodeMessage({ kind: 'event', seq, name, body } as FirmwareMessage));
+    this.enqueue({ seq, command: eventCommand(name), frame, attempts: 0 });
+  }
+
+  private enqueue(item: Outbound): void {
+    // with no cable, the frame goes nowhere (the UART sends into the void)
+    if (!this.transport) return;
+    this.outbound.push(item);
+    if (this.outbound.length === 1) this.pump();
+  }
+
+  private pump(): void {
+    const head = this.outbound[0];
+    if (!head || this.ackTimer) return;
+    head.attempts++;
+    if (head.attempts > 1) this.stats.resends++;
+    this.writeFrame(head.frame);
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      if (this.outbound[0] !== head) return;
+      if (head.attempts >= this.options.maxAttempts) this.outbound.shift();
+      this.pump();
+    }, this.options.ackTimeoutMs);
+  }
+
+  private resendHead(): void {
+    this.stopAckTimer();
+    const head = this.outbound[0];
+    if (head && head.attempts >= this.options.maxAttempts) this.outbound.shift();
+    this.pump();
+  }
+
+  private stopAckTimer(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+  }
+
+  private nak(seq: number, command: number, reason: NakReasonCode): void {
+    this.stats.naksSent++;
+    this.writeFrame(encodeFrame(encodeMessage({ kind: 'nak', seq, body: { nakedCommand: command, reason } })));
+  }
+
+  private writeFrame(frame: Uint8Array): void {
+    const transport = this.transport;
+    if (!transport) return;
+    let bytes = frame;
+    if (this.faults.corruptFrames > 0) {
+      this.faults.corruptFrames--;
+      this.stats.framesCorrupted++;
+      bytes = frame.slice();
+      bytes[bytes.length - 1]! ^= 0x01;
+    }
+    this.stats.framesOut++;
+    this.options.trace?.('out', bytes);
+    const pieces = this.faults.splitWrites ? splitRandomly(bytes, this.options.random) : [bytes];
+    // keep frames in order even when a split write is still going out
+    this.writeChain = this.writeChain.then(async () => {
+      for (const piece of pieces) {
+        if (!transport.isOpen) return;
+        await transport.write(piece).catch(() => undefined);
+        if (pieces.length > 1) await new Promise((r) => setImmediate(r));
+      }
+    });
+  }
+}
+
+function emptyPanel(): PanelState {
+  return { lines: [], lastBuzzer: [], buzzerCount: 0, leds: { green: LedMode.OFF, red: LedMode.OFF, amber: LedMode.OFF } };
+}
+
+function splitRandomly(bytes: Uint8Array, random: () => number): Uint8Array[] {
+  const pieces: Uint8Array[] = [];
+  let offset = 0;
+  while (offset < bytes.length) {
+    const size = 1 + Math.floor(random() * Math.min(8, bytes.length - offset));
+    pieces.push(bytes.subarray(offset, offset + size));
+    offset += size;
+  }
+  return pieces;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
