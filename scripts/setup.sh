@@ -35,10 +35,12 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # policy-rc.d stops Debian from starting pcscd/mosquitto/postgresql services we did not ask for
-  [ -e /usr/sbin/policy-rc.d ] || printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-  cleanup() { rm -f /usr/sbin/policy-rc.d; }
-  trap cleanup EXIT
+  # a policy-rc.d stops Debian from starting pcscd/mosquitto/postgresql services the tests did not ask for
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 echo "setup: system packages present"
