@@ -1,0 +1,346 @@
+/**
+ * The ingest: turns one MQTT message from a terminal into stored entries, an
+ * application ack, alerts and recorded rejections. Transport-free (the MQTT
+ * wiring is in IngestServer.ts), so every bad input is testable without a
+ * broker. Never throws: whatever comes in, the answer is an outcome.
+ *
+ * Messages of one terminal are handled one at a time per Ingest (a chain
+ * link is checked against the stored neighbours); different terminals run
+ * concurrently. Reports may arrive in any order: each entry's links to its
+ * stored predecessor and successor are checked on whichever arrives second.
+ */
+import { bytesEqual } from '../../codecs/bytes.js';
+import { EntryType } from '../../codecs/ledgerEntry.js';
+import { encodeJsonPayload, parseJsonPayload, seqsToRanges, type AckPayload } from '../../codecs/mqtt/messages.js';
+import { PayloadError } from '../../codecs/mqtt/PayloadError.js';
+import { parseReport } from '../../codecs/mqtt/report.js';
+import { parseTopic, terminalTopic } from '../../codecs/mqtt/topics.js';
+import type { Clock } from '../../util/clock.js';
+import { silentLogger, type Logger } from '../../util/logger.js';
+import type { AlertKind, ServerStore } from '../ServerStore.js';
+import { ReportRejection, verifyReport, type RejectedEntry, type VerifiedEntry } from './verifyReport.js';
+
+export interface Outgoing {
+  readonly topic: string;
+  readonly payload: Uint8Array;
+  readonly retain?: boolean;
+}
+
+export interface IngestOutcome {
+  /** The message as a whole was accepted (a report may still have rejected entries) */
+  readonly accepted: boolean;
+  /** Why the whole message was refused */
+  readonly reason?: string;
+  readonly inserted: number;
+  readonly duplicates: number;
+  readonly rejectedEntries: readonly RejectedEntry[];
+  readonly replies: readonly Outgoing[];
+}
+
+export interface IngestOptions {
+  readonly store: ServerStore;
+  readonly rootPublicKey: Uint8Array;
+  readonly clock: Clock;
+  readonly logger?: Logger;
+}
+
+export interface IngestStats {
+  messages: number;
+  reports: number;
+  entriesInserted: number;
+  entriesDuplicate: number;
+  entriesRejected: number;
+  messagesRejected: number;
+  alerts: number;
+}
+
+const NOTHING = { inserted: 0, duplicates: 0, rejectedEntries: [], replies: [] } as const;
+
+export class Ingest {
+  readonly stats: IngestStats = { messages: 0, reports: 0, entriesInserted: 0, entriesDuplicate: 0, entriesRejected: 0, messagesRejected: 0, alerts: 0 };
+  private readonly store: ServerStore;
+  private readonly logger: Logger;
+  private readonly queues = new Map<string, Promise<unknown>>();
+  /** contiguous seq per terminal at the previous gap check: a gap that did not move since is real */
+  private readonly gapWatch = new Map<string, number>();
+  private readonly statuses = new Map<string, { state: string; at: number }>();
+  private transaction = 0;
+
+  constructor(private readonly options: IngestOptions) {
+    this.store = options.store;
+    this.logger = (options.logger ?? silentLogger).child({ module: 'server.ingest' });
+  }
+
+  /** Online/offline as the terminals' retained status topics last said */
+  terminalStatuses(): ReadonlyMap<string, { state: string; at: number }> {
+    return this.statuses;
+  }
+
+  async handle(topic: string, payload: Uint8Array): Promise<IngestOutcome> {
+    this.stats.messages++;
+    const parsed = parseTopic(topic);
+    if (!parsed || parsed.direction !== 'uplink') return this.refuse(topic, undefined, 'unknown-topic', 'not a terminal uplink topic');
+    // one terminal's messages in order; other terminals in parallel
+    const previous = this.queues.get(parsed.terminalId) ?? Promise.resolve();
+    const run = previous.then(() => this.dispatch(topic, parsed.terminalId, parsed.kind, payload));
+    const tail = run.catch(() => undefined);
+    this.queues.set(parsed.terminalId, tail);
+    void tail.then(() => {
+      if (this.queues.get(parsed.terminalId) === tail) this.queues.delete(parsed.terminalId);
+    });
+    return run;
+  }
+
+  private async dispatch(topic: string, terminalId: string, kind: string, payload: Uint8Array): Promise<IngestOutcome> {
+    try {
+      switch (kind) {
+        case 'report':
+          return await this.handleReport(topic, terminalId, payload);
+        case 'heartbeat': {
+          const heartbeat = parseJsonPayload('heartbeat', payload);
+          await this.store.recordHeartbeat({
+            terminalId,
+            at: this.options.clock.now(),
+            queueDepth: heartbeat.queueDepth,
+            lastSeq: heartbeat.lastSeq,
+            ...(heartbeat.batch ? { batchNo: heartbeat.batch.batchNo, batchRemaining: heartbeat.batch.remaining } : {}),
+          });
+          return { accepted: true, ...NOTHING };
+        }
+        case 'status': {
+          const status = parseJsonPayload('status', payload);
+          this.statuses.set(terminalId, { state: status.state, at: this.options.clock.now() });
+          return { accepted: true, ...NOTHING };
+        }
+        case 'claim':
+          return await this.handleClaim(terminalId, payload);
+        case 'response': {
+          const response = parseJsonPayload('response', payload);
+          if (response.status === 'error') this.logger.warn({ terminalId, request: response.request, error: response.error }, 'terminal refused a server message');
+          return { accepted: true, ...NOTHING };
+        }
+        default:
+          return await this.refuse(topic, terminalId, 'unknown-topic', `no handler for ${kind}`);
+      }
+    } catch (err) {
+      if (err instanceof PayloadError) return this.refuse(topic, terminalId, err.reason, err.message);
+      if (err instanceof ReportRejection) return this.refuse(topic, terminalId, err.reason, err.message);
+      this.logger.error({ terminalId, topic, err: (err as Error).message }, 'ingest failed');
+      return this.refuse(topic, terminalId, 'internal', (err as Error).message);
+    }
+  }
+
+  private async refuse(topic: string, terminalId: string | undefined, reason: string, detail: string, replies: Outgoing[] = []): Promise<IngestOutcome> {
+    this.stats.messagesRejected++;
+    this.logger.warn({ topic, terminalId, reason, detail }, 'message refused');
+    try {
+      await this.store.recordRejection({ at: this.options.clock.now(), ...(terminalId ? { terminalId } : {}), topic, reason, detail });
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'could not record a rejection');
+    }
+    return { accepted: false, reason, ...NOTHING, replies };
+  }
+
+  private async alert(kind: AlertKind, terminalId: string, key: string, detail: string): Promise<void> {
+    if (await this.store.raiseAlert({ at: this.options.clock.now(), kind, terminalId, key, detail })) {
+      this.stats.alerts++;
+      this.logger.warn({ kind, terminalId, detail }, 'alert');
+    }
+  }
+
+  private async handleReport(topic: string, terminalId: string, payload: Uint8Array): Promise<IngestOutcome> {
+    this.stats.reports++;
+    const frame = parseReport(payload);
+    const errorAck = (code: string, message: string): Outgoing => ({
+      topic: terminalTopic(terminalId, 'ack'),
+      payload: encodeJsonPayload('ack', { transaction: frame.transaction, status: 'error', data: { committed: [], highestContiguousSeq: 0 }, error: { code, message: message.slice(0, 500) } }),
+    });
+    let report;
+    try {
+      report = verifyReport(frame, terminalId, this.options.rootPublicKey);
+    } catch (err) {
+      if (err instanceof ReportRejection) {
+        if (err.reason === 'terminal-mismatch') await this.alert('terminal-impersonation', terminalId, `impersonation:${terminalId}:${err.message}`, err.message);
+        return this.refuse(topic, terminalId, err.reason, err.message, [errorAck(err.reason, err.message)]);
+      }
+      throw err;
+    }
+    const certificate = report.certificate;
+    const registration = await this.store.registerTerminal(
+      { terminalId, clinicCode: certificate.clinicCode, devicePublicKey: certificate.publicKey, certificate: certificate.raw },
+      this.options.clock.now(),
+    );
+    if (registration === 'different') {
+      const detail = 'a different device key than the one first seen for this terminal';
+      await this.alert('certificate-changed', terminalId, `cert:${terminalId}:${Buffer.from(certificate.publicKey).toString('hex')}`, detail);
+      return this.refuse(topic, terminalId, 'certificate-changed', detail, [errorAck('certificate-changed', detail)]);
+    }
+
+    const rejected: RejectedEntry[] = [...report.rejected];
+    const linked = await this.checkLinks(terminalId, report.entries, rejected);
+    const outcome = await this.store.insertEntries(
+      linked.map((e) => e.row),
+      this.options.clock.now(),
+    );
+    for (const seq of outcome.conflicts) {
+      rejected.push({ seq, reason: 'ledger-fork', detail: 'a different entry with this seq is already stored' });
+      await this.alert('ledger-fork', terminalId, `fork:${terminalId}:${seq}`, `two different entries with seq ${seq}`);
+    }
+    const inserted = new Set(outcome.inserted);
+    for (const entry of linked) if (inserted.has(entry.row.seq)) await this.checkFraud(terminalId, entry);
+
+    for (const r of rejected) this.logger.warn({ terminalId, seq: r.seq, reason: r.reason, detail: r.detail }, 'entry refused');
+    if (rejected.length > 0) {
+      await this.store.recordRejection({
+        at: this.options.clock.now(),
+        terminalId,
+        topic,
+        reason: rejected[0]!.reason,
+        detail: rejected.map((r) => `seq ${r.seq}: ${r.reason}: ${r.detail}`).join('; '),
+      });
+    }
+    this.stats.entriesInserted += outcome.inserted.length;
+    this.stats.entriesDuplicate += outcome.duplicates.length;
+    this.stats.entriesRejected += rejected.length;
+
+    const terminal = await this.store.terminal(terminalId);
+    const ack: AckPayload = {
+      transaction: frame.transaction,
+      status: rejected.length === 0 ? 'ok' : 'error',
+      data: {
+        committed: seqsToRanges([...outcome.inserted, ...outcome.duplicates]),
+        highestContiguousSeq: terminal?.contiguousSeq ?? 0,
+        ...(rejected.length > 0 ? { rejected: rejected.slice(0, 1000).map((r) => ({ seq: r.seq, reason: r.reason })) } : {}),
+      },
+      ...(rejected.length > 0 ? { error: { code: rejected[0]!.reason, message: `${rejected.length} entries refused; first: seq ${rejected[0]!.seq}: ${rejected[0]!.detail}`.slice(0, 500) } } : {}),
+    };
+    return {
+      accepted: true,
+      inserted: outcome.inserted.length,
+      duplicates: outcome.duplicates.length,
+      rejectedEntries: rejected,
+      replies: [{ topic: terminalTopic(terminalId, 'ack'), payload: encodeJsonPayload('ack', ack) }],
+    };
+  }
+
+  /** Drops entries whose hash does not link to a stored (or same-report) neighbour */
+  private async checkLinks(terminalId: string, entries: readonly VerifiedEntry[], rejected: RejectedEntry[]): Promise<VerifiedEntry[]> {
+    if (entries.length === 0) return [];
+    const inReport = new Map(entries.map((e) => [e.row.seq, e.row]));
+    const wanted = new Set<number>();
+    for (const e of entries) {
+      wanted.add(e.row.seq);
+      if (e.row.seq > 1 && !inReport.has(e.row.seq - 1)) wanted.add(e.row.seq - 1);
+      if (!inReport.has(e.row.seq + 1)) wanted.add(e.row.seq + 1);
+    }
+    const stored = new Map((await this.store.neighbours(terminalId, [...wanted])).map((n) => [n.seq, n]));
+    const accepted: VerifiedEntry[] = [];
+    for (const e of entries) {
+      const { seq, prevHash, hash } = e.row;
+      const already = stored.get(seq);
+      if (already) {
+        // stored before: the same bytes are a duplicate (links checked then); other bytes are a fork
+        if (bytesEqual(already.hash, hash)) accepted.push(e);
+        else {
+          rejected.push({ seq, reason: 'ledger-fork', detail: 'a different entry with this seq is already stored' });
+          await this.alert('ledger-fork', terminalId, `fork:${terminalId}:${seq}`, `two different entries with seq ${seq}`);
+        }
+        continue;
+      }
+      const predecessorHash = inReport.get(seq - 1)?.hash ?? stored.get(seq - 1)?.hash;
+      const successorPrev = inReport.has(seq + 1) ? undefined : stored.get(seq + 1)?.prevHash;
+      let problem: string | undefined;
+      if (predecessorHash && !bytesEqual(predecessorHash, prevHash)) problem = `does not link to seq ${seq - 1}`;
+      else if (successorPrev && !bytesEqual(successorPrev, hash)) problem = `stored seq ${seq + 1} does not link to it`;
+      if (problem) {
+        rejected.push({ seq, reason: 'chain-broken', detail: problem });
+        await this.alert('chain-broken', terminalId, `chain:${terminalId}:${seq}`, `seq ${seq} ${problem}`);
+        continue;
+      }
+      accepted.push(e);
+    }
+    return accepted;
+  }
+
+  private async checkFraud(terminalId: string, entry: VerifiedEntry): Promise<void> {
+    const { row, batch } = entry;
+    if (row.type === EntryType.BATCH_LOADED && batch) {
+      const holder = await this.store.holdBatch(batch, terminalId, row.seq, this.options.clock.now());
+      if (holder.terminalId !== terminalId) {
+        await this.alert(
+          'batch-on-two-terminals',
+          terminalId,
+          `batch:${batch.batchId}:${terminalId}`,
+          `batch ${batch.batchNo} (${batch.batchId}) loaded on ${terminalId} at seq ${row.seq}, already held by ${holder.terminalId}`,
+        );
+      }
+    } else if (row.type === EntryType.USE_RESERVED && row.batchId !== undefined && row.serial !== undefined) {
+      const open = await this.store.openUses(row.batchId, row.serial);
+      // a reservation already released is no use at all
+      if (!open.some((u) => u.terminalId === terminalId && u.seq === row.seq)) return;
+      const others = open.filter((u) => u.terminalId !== terminalId || u.seq !== row.seq);
+      // on the same terminal a release may still be on its way: only a contiguous ledger proves a double use
+      const terminal = others.some((u) => u.terminalId === terminalId) ? await this.store.terminal(terminalId) : undefined;
+      const proven = others.filter((u) => u.terminalId !== terminalId || (terminal && terminal.contiguousSeq >= Math.max(u.seq, row.seq)));
+      if (proven.length > 0) {
+        const first = proven[0]!;
+        await this.alert(
+          'serial-used-twice',
+          terminalId,
+          `serial:${row.batchId}:${row.serial}:${terminalId}:${row.seq}`,
+          `serial ${row.serial} of batch ${row.batchId} used at ${terminalId} seq ${row.seq} and at ${first.terminalId} seq ${first.seq}`,
+        );
+      }
+    }
+  }
+
+  private async handleClaim(terminalId: string, payload: Uint8Array): Promise<IngestOutcome> {
+    const claim = parseJsonPayload('claim', payload);
+    const holder = await this.store.holdBatch({ batchId: claim.batchId, batchNo: claim.batchNo, clinicCode: claim.clinicCode, count: 0 }, terminalId, 0, this.options.clock.now());
+    const granted = holder.terminalId === terminalId;
+    if (!granted) {
+      await this.alert('batch-on-two-terminals', terminalId, `claim:${claim.batchId}:${terminalId}`, `terminal ${terminalId} asked to load batch ${claim.batchNo}, held by ${holder.terminalId}`);
+    }
+    return {
+      accepted: true,
+      ...NOTHING,
+      replies: [
+        {
+          topic: terminalTopic(terminalId, 'claim-result'),
+          payload: encodeJsonPayload('claim-result', { transaction: claim.transaction, status: 'ok', data: { batchId: claim.batchId, granted, ...(granted ? {} : { holder: holder.terminalId }) } }),
+        },
+      ],
+    };
+  }
+
+  /**
+   * Gaps that did not close since the last check are real: ask the terminal to
+   * send again from the first missing seq. Call it periodically (IngestServer
+   * does); a gap seen only once may still be a report in flight.
+   */
+  async checkGaps(): Promise<Outgoing[]> {
+    const out: Outgoing[] = [];
+    for (const terminal of await this.store.terminals()) {
+      if (terminal.highestSeq <= terminal.contiguousSeq) {
+        this.gapWatch.delete(terminal.terminalId);
+        continue;
+      }
+      const before = this.gapWatch.get(terminal.terminalId);
+      this.gapWatch.set(terminal.terminalId, terminal.contiguousSeq);
+      if (before !== terminal.contiguousSeq) continue;
+      const missing = await this.store.missingSeqs(terminal.terminalId, 1000);
+      if (missing.length === 0) continue;
+      this.logger.info({ terminalId: terminal.terminalId, fromSeq: missing[0], missing: missing.length }, 'gap: asking for a resend');
+      out.push({
+        topic: terminalTopic(terminal.terminalId, 'resend'),
+        payload: encodeJsonPayload('resend', { transaction: this.nextTransaction(), fromSeq: missing[0]!, toSeq: missing[missing.length - 1]! }),
+      });
+    }
+    return out;
+  }
+
+  private nextTransaction(): number {
+    this.transaction = (this.transaction + 1) % 0xffffffff;
+    return this.transaction;
+  }
+}
