@@ -39,6 +39,8 @@ export interface FirmwareFaults {
   corruptFrames: number;
   /** Write each frame in random pieces, each on its own write */
   splitWrites: boolean;
+  /** Hold each response this long before sending it (a slow card); with dropAcks it makes the host resend */
+  responseDelayMs: number;
   /** Pull the card just before or just after the card executes the Nth APDU from now (1-based) */
   pullCard: { atApdu: number; when: 'before' | 'after' } | undefined;
 }
@@ -97,7 +99,7 @@ interface Outbound {
 const LED_NAMES = { [Led.GREEN]: 'green', [Led.RED]: 'red', [Led.AMBER]: 'amber' } as const;
 
 export class SimulatedReaderFirmware {
-  readonly faults: FirmwareFaults = { dropAcks: 0, corruptFrames: 0, splitWrites: false, pullCard: undefined };
+  readonly faults: FirmwareFaults = { dropAcks: 0, corruptFrames: 0, splitWrites: false, responseDelayMs: 0, pullCard: undefined };
   readonly stats: FirmwareStats = {
     framesIn: 0,
     framesOut: 0,
@@ -442,6 +444,17 @@ export class SimulatedReaderFirmware {
   // ---- sending: responses and events wait in one queue, one unacknowledged frame at a time
 
   private sendResponse<N extends RequestName>(seq: number, name: N, body: ResponseBodies[N]): void {
+    const delay = this.faults.responseDelayMs;
+    if (delay > 0) {
+      const bootsBefore = this.stats.boots;
+      // a response held across a reset is lost with the reset
+      setTimeout(() => this.stats.boots === bootsBefore && this.queueResponse(seq, name, body), delay);
+      return;
+    }
+    this.queueResponse(seq, name, body);
+  }
+
+  private queueResponse<N extends RequestName>(seq: number, name: N, body: ResponseBodies[N]): void {
     const frame = encodeFrame(encodeMessage({ kind: 'response', seq, name, body } as FirmwareMessage));
     this.enqueue({ seq, command: requestCommand(name) | RESPONSE_FLAG, frame, attempts: 0 });
   }

@@ -1,7 +1,7 @@
 /** A serial backend wired to a simulated microcontroller, in memory or over a socat pty pair */
 import { expect } from 'vitest';
 import type { CardSession, DeviceEvent, ReaderEvent } from '../../src/readers/CardReader.js';
-import { SerialReaderBackend, createSerialReader, createSerialReaderOver } from '../../src/readers/serial/SerialReaderBackend.js';
+import { createSerialReader, createSerialReaderOver, type SerialReaderBackend } from '../../src/readers/serial/SerialReaderBackend.js';
 import { SimulatedReaderFirmware, type SimulatedReaderFirmwareOptions } from '../../src/sim/SimulatedReaderFirmware.js';
 import type { ByteTransport } from '../../src/transports/ByteTransport.js';
 import { createInMemoryPair } from '../../src/transports/InMemoryDuplex.js';
