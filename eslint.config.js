@@ -39,5 +39,6 @@ export default tseslint.config(
   layer(['src/issuing/**'], ['../readers/*/**', '../transports/*', '../ledger/*', '../terminal/*', '../sync/*', '../server/*', '../sim/*', 'mqtt', ...ROOTS], 'the issuing station talks to cards through ApduChannel'),
   layer(['src/sync/**'], ['../readers/*', '../transports/*', '../terminal/*', '../issuing/*', '../server/*', '../sim/*', 'serialport', 'pcsclite', ...ROOTS], 'sync owns MQTT on the terminal side'),
   layer(['src/server/**'], ['../readers/*', '../transports/*', '../terminal/*', '../ledger/*', '../issuing/*', '../sync/*', '../sim/*', 'serialport', 'pcsclite', ...ROOTS], 'the server is its own root and shares only codecs and crypto with the terminal'),
+  layer(['src/daemon/**'], ['../server/*', '../issuing/*', ...ROOTS], 'the daemon composes the terminal side only'),
   layer(['src/sim/**'], ['../ledger/*', '../terminal/*', '../issuing/*', '../server/*', ...ROOTS], 'simulators speak the real bytes and sit below the roots'),
 );

@@ -6,16 +6,17 @@
 import { toHex } from '../codecs/bytes.js';
 import { operatorMessage, isTallyError, type Locale } from '../errors.js';
 import { SimulatedCard } from '../sim/SimulatedCard.js';
-import { SimulatedDevice } from '../sim/SimulatedDevice.js';
-import { SimulatedReader } from '../sim/SimulatedReader.js';
-import { Terminal, type SwipeOutcome } from '../terminal/Terminal.js';
-import { DEMO_MOTHER_PIN, Issuer, provisionTerminal, tempDir } from './CardWorld.js';
+import type { SwipeOutcome } from '../terminal/Terminal.js';
+import { DEMO_MOTHER_PIN, Issuer, tempDir } from './CardWorld.js';
+import { SerialRig } from './SerialRig.js';
 
 export interface DemoOptions {
   readonly locale?: Locale;
   readonly out: (line: string) => void;
   readonly workDir?: string;
   readonly cards?: number;
+  /** Print every serial frame in hex */
+  readonly trace?: boolean;
 }
 
 export interface DemoSummary {
@@ -51,23 +52,23 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   say(`${OK} batch card ${otherClinic.result.batchNo} for another clinic, CLINIC-999`);
   say('');
 
-  say('2. Factory: provisioning terminal T-0001 with the mother card');
-  const device = new SimulatedDevice({ startDelayMs: 0, runMs: 0 });
+  say('2. Factory: provisioning terminal T-0001 with the mother card in its own reader');
+  say('   (the terminal talks to its microcontroller board over the serial protocol; --trace shows the frames)');
   const dataDir = `${workDir}/terminal-T-0001`;
-  {
-    const probe = Terminal.open({ dataDir, locale });
-    const reader = new SimulatedReader();
-    try {
-      await probe.provision(reader.insert(issuer.mother), { terminalId: 'T-0001', clinicCode: clinic, pin: '000000' });
-    } catch (err) {
-      if (!isTallyError(err, 'PIN_WRONG')) throw err;
-      say(`${NO} wrong mother-card PIN refused: ${operatorMessage('PIN_WRONG', locale)} (${String(err.context.triesLeft)} tries left before the card blocks)`);
-    } finally {
-      probe.close();
-    }
-  }
-  const rig = await provisionTerminal(issuer, { dataDir, terminalId: 'T-0001', clinicCode: clinic, device, locale });
-  say(`${OK} right PIN: the terminal made its device key and the mother card signed its certificate (PIN ${DEMO_MOTHER_PIN.replace(/./g, '*')}, never stored)`);
+  const request = { terminalId: 'T-0001', clinicCode: clinic, expectedRootFingerprint: issuer.motherInfo.rootFingerprint };
+  const rig = await SerialRig.start(
+    { dataDir, locale, ...(options.trace ? { trace: (line: string) => say(`      ${line}`) } : {}) },
+    async (r) => {
+      try {
+        await r.provision(issuer.mother, { ...request, pin: '000000' });
+      } catch (err) {
+        if (!isTallyError(err, 'PIN_WRONG')) throw err;
+        say(`${NO} wrong mother-card PIN refused: ${operatorMessage('PIN_WRONG', locale)} (${String(err.context.triesLeft)} tries left before the card blocks)`);
+      }
+      await r.provision(issuer.mother, { ...request, pin: DEMO_MOTHER_PIN });
+    },
+  );
+  say(`${OK} right PIN: the terminal made its device key and the mother card signed its certificate (the PIN is never stored)`);
   say('');
 
   const show = (label: string, outcome: SwipeOutcome): void => {
@@ -107,11 +108,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   say(`  batch ${loaded?.batchNo ?? '-'} remaining   ${summary.batchRemaining} of ${loaded?.count ?? 0}`);
   say(`  ledger              ${summary.ledgerEntries} entries, ${summary.ledgerIntact ? 'chain and signatures verified' : `BROKEN at ${verification.problem?.seq}: ${verification.problem?.problem}`}`);
   say(`  outbox              ${status.outboxDepth} entries waiting for the server`);
+  await rig.close();
+  say(`  serial link         ${rig.backend.stats.framesOut} frames out, ${rig.backend.stats.framesIn} in, ${rig.firmware.stats.apdus} APDUs to cards, ${rig.backend.stats.resends} resends`);
+  say(`  terminal display    "${rig.firmware.panel.lines.join(' / ')}"`);
   say('');
   say(`Try: tally ledger show --data ${dataDir}`);
   say(`     tally ledger verify --data ${dataDir}`);
-  rig.terminal.close();
-  device.stop();
+
   issuer.close();
   return summary;
 }

@@ -5,18 +5,21 @@ import type { CliCommand } from '../command.js';
 export const demoCommand: CliCommand = {
   path: ['demo'],
   summary: 'the whole system on simulated cards, told step by step',
-  help: `tally demo [--locale en|zh] [--dir DIR]
+  help: `tally demo [--locale en|zh] [--dir DIR] [--trace]
 
 Personalises a mother card, makes a white card and a batch of 20 one-time
 cards, provisions a terminal, loads the batch and swipes the cards, showing a
 replayed card, a copied card, a forged card, another clinic's cards and a
 wrong PIN being refused. Ends with a summary checked against the ledger.
+The terminal drives its reader through the real serial protocol to a
+simulated microcontroller; --trace prints every frame in hex.
 Needs nothing but this package: cards, reader and device are simulated.`,
   async run(args, io) {
-    const values = parse(args, { locale: { type: 'string' }, dir: { type: 'string' } });
+    const values = parse(args, { locale: { type: 'string' }, dir: { type: 'string' }, trace: { type: 'boolean' } });
     const summary = await runDemo({
       out: io.out,
       locale: values.locale === 'zh' ? 'zh' : 'en',
+      trace: values.trace === true,
       ...(typeof values.dir === 'string' ? { workDir: values.dir } : {}),
     });
     return summary.ledgerIntact ? 0 : 1;

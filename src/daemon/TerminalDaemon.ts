@@ -1,0 +1,127 @@
+/**
+ * The terminal daemon's heart: reader events in, terminal decisions, operator
+ * feedback out. It sees readers, the panel and the device only through their
+ * contracts; the backend is chosen elsewhere (createReaderBackend).
+ *
+ * One card at a time. stop() waits for the swipe in progress to finish, so a
+ * SIGTERM never cuts a deduction in half (a SIGKILL may; the ledger's single
+ * transaction and the recovery at start cover that).
+ */
+import { operatorMessage, type Locale } from '../errors.js';
+import type { CardReader, CardSession, OperatorPanel, PanelMessage, ReaderEvent } from '../readers/CardReader.js';
+import { okMessages, pick } from '../terminal/messages.js';
+import type { SwipeOutcome, Terminal } from '../terminal/Terminal.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+
+export interface SwipeTiming {
+  readonly sessionId: number;
+  /** Reader reported the card present (clock ms) */
+  readonly presentAt: number;
+  /** The daemon began handling it */
+  readonly handledAt: number;
+  /** The decision was made and recorded */
+  readonly decidedAt: number;
+  readonly outcome: SwipeOutcome;
+}
+
+export interface DaemonOptions {
+  readonly terminal: Terminal;
+  readonly reader: CardReader;
+  readonly panel: OperatorPanel;
+  readonly locale?: Locale;
+  readonly clock?: Clock;
+  readonly log?: Logger;
+}
+
+export class TerminalDaemon {
+  private readonly locale: Locale;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private unsubscribe: (() => void) | undefined;
+  private inProgress: Promise<void> = Promise.resolve();
+  private stopping = false;
+  private readonly swipeListeners = new Set<(timing: SwipeTiming) => void>();
+  lastOutcome: SwipeOutcome | undefined;
+
+  constructor(private readonly options: DaemonOptions) {
+    this.locale = options.locale ?? 'en';
+    this.clock = options.clock ?? systemClock;
+    this.log = (options.log ?? silentLogger).child({ ns: 'daemon' });
+  }
+
+  async start(): Promise<void> {
+    this.unsubscribe = this.options.reader.onEvent((event) => this.onReaderEvent(event));
+    await this.options.reader.start();
+    await this.showIdle();
+  }
+
+  /** Finishes the swipe in progress, then stops the reader */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.inProgress;
+    this.unsubscribe?.();
+    await this.options.reader.stop();
+  }
+
+  onSwipe(listener: (timing: SwipeTiming) => void): () => void {
+    this.swipeListeners.add(listener);
+    return () => this.swipeListeners.delete(listener);
+  }
+
+  private onReaderEvent(event: ReaderEvent): void {
+    switch (event.type) {
+      case 'card-inserted':
+        if (this.stopping) return;
+        this.inProgress = this.inProgress.then(() => this.handle(event.session));
+        break;
+      case 'card-removed':
+        break;
+      case 'reader-state':
+        this.log.info({ state: event.state, detail: event.detail }, 'reader state');
+        if (event.state === 'unavailable') void this.show({ lines: [operatorMessage('READER_UNAVAILABLE', this.locale)], tone: 'fault', led: 'fault' });
+        if (event.state === 'ready') void this.showIdle();
+        break;
+    }
+  }
+
+  private async handle(session: CardSession): Promise<void> {
+    const handledAt = this.clock.now();
+    await this.show({ lines: [this.locale === 'zh' ? '读卡中…' : 'Reading card...'], led: 'busy' });
+    const outcome = await this.options.terminal.handleCard(session);
+    const decidedAt = this.clock.now();
+    this.lastOutcome = outcome;
+    for (const listener of this.swipeListeners) listener({ sessionId: session.id, presentAt: session.presentAt, handledAt, decidedAt, outcome });
+    await this.show(feedbackFor(outcome));
+  }
+
+  private async showIdle(): Promise<void> {
+    const status = this.options.terminal.status();
+    if (!status.provisioned) {
+      await this.show({ lines: [operatorMessage('NOT_PROVISIONED', this.locale)], led: 'fault' });
+      return;
+    }
+    const left = status.batches.reduce((n, b) => n + b.remaining, 0);
+    if (left === 0) {
+      await this.show({ lines: [pick(okMessages.noBatch(), this.locale)], led: 'idle' });
+      return;
+    }
+    await this.show({ lines: [pick(okMessages.ready(), this.locale), pick(okMessages.usesLeft(left), this.locale)], led: 'idle' });
+  }
+
+  private async show(message: PanelMessage): Promise<void> {
+    try {
+      await this.options.panel.show(message);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'panel did not take the message');
+    }
+  }
+}
+
+/** What the operator sees and hears for an outcome */
+export function feedbackFor(outcome: SwipeOutcome): PanelMessage {
+  if (outcome.ok) return { lines: [outcome.message], tone: 'ok', led: 'ok' };
+  const fault = outcome.code === 'STORAGE_FAULT' || outcome.code === 'DEVICE_FAULT';
+  const retry = outcome.code === 'CARD_REMOVED' || outcome.code === 'BUSY';
+  return { lines: [outcome.message], tone: fault ? 'fault' : retry ? 'attention' : 'refused', led: fault ? 'fault' : 'refused' };
+}
