@@ -191,7 +191,7 @@ describe('fuzz', () => {
         parseCardRecord(input);
         outcome.parsed++;
       } catch (err) {
-        if (!(err instanceof RecordError)) throw new Error(`input ${i} (${Buffer.from(input).toString('hex')}) threw ${String(err)}`);
+        if (!(err instanceof RecordError)) throw new Error(`input ${i} (${Buffer.from(input).toString('hex')}) threw ${String(err)}`, { cause: err });
         outcome.recordError++;
       }
       const took = performance.now() - t0;
