@@ -137,7 +137,9 @@ export class SqlServerStore implements ServerStore {
   }
 
   private async advanceContiguous(tx: SqlExecutor, terminalId: string, highest: number): Promise<void> {
-    const current = await tx.all<Row>('SELECT contiguous_seq FROM terminals WHERE terminal_id = ?', [terminalId]);
+    // PostgreSQL: lock the row so two workers' transactions advance it one after the other, each seeing the other's entries
+    const lock = this.kind === 'postgres' ? ' FOR UPDATE' : '';
+    const current = await tx.all<Row>(`SELECT contiguous_seq FROM terminals WHERE terminal_id = ?${lock}`, [terminalId]);
     if (!current[0]) return;
     const contiguous = num(current[0].contiguous_seq);
     let next = contiguous;

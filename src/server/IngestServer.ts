@@ -1,0 +1,142 @@
+/**
+ * The ingest server: the Ingest behind an MQTT connection, a periodic gap
+ * check, the downlink publishers (config, deny list, time) and the HTTP API.
+ * Several IngestServers can split the load through a shared subscription
+ * ($share/<group>/...): any worker can verify any report alone.
+ */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { encodeJsonPayload, type ConfigPayload, type DenylistPayload } from '../codecs/mqtt/messages.js';
+import { serverSubscriptions, terminalTopic } from '../codecs/mqtt/topics.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { startHttpApi, type HttpApi, type PricingConfig } from './httpApi.js';
+import { InflightLimiter } from './InflightLimiter.js';
+import { Ingest, type Outgoing } from './ingest/Ingest.js';
+import type { ServerStore } from './ServerStore.js';
+
+export interface IngestServerOptions {
+  readonly store: ServerStore;
+  readonly rootPublicKey: Uint8Array;
+  /** mqtt://127.0.0.1:port or mqtts://... */
+  readonly brokerUrl: string;
+  /** TLS material (PEM) and other mqtt.js options; with mutual TLS the certificate's CN is tally-server */
+  readonly mqttOptions?: IClientOptions;
+  /** 5 (default) or 4 (MQTT 3.1.1) */
+  readonly protocolVersion?: 4 | 5;
+  /** Shared subscription group for scale-out; undefined: a plain subscription */
+  readonly sharedGroup?: string;
+  readonly clientId?: string;
+  /** How often gaps are checked; a gap still open at two checks in a row is asked for again (default 5 s) */
+  readonly gapCheckMs?: number;
+  /** Start the HTTP API on this loopback port (0: a free one); undefined: no HTTP API */
+  readonly httpPort?: number;
+  readonly pricing?: PricingConfig;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+}
+
+export interface IngestServer {
+  readonly ingest: Ingest;
+  readonly client: MqttClient;
+  /** The HTTP API's base URL when started */
+  readonly httpUrl?: string;
+  /** Resolves when every message received so far has been handled */
+  idle(): Promise<void>;
+  publishConfig(terminalId: string, config: ConfigPayload): Promise<void>;
+  publishDenylist(terminalId: string, denylist: DenylistPayload): Promise<void>;
+  publishTime(terminalId: string, transaction: number): Promise<void>;
+  /** Runs a gap check now and publishes the resends */
+  checkGaps(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+const DEFAULT_PRICING: PricingConfig = { default: { pricePerUse: 10_000, investorShare: 0.7 } };
+
+export async function createIngestServer(options: IngestServerOptions): Promise<IngestServer> {
+  const clock = options.clock ?? systemClock;
+  const logger = (options.logger ?? silentLogger).child({ module: 'server' });
+  const ingest = new Ingest({ store: options.store, rootPublicKey: options.rootPublicKey, clock, logger });
+  const protocolVersion = options.protocolVersion ?? 5;
+  const clientId = options.clientId ?? `tally-ingest-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
+  const client = mqtt.connect(options.brokerUrl, {
+    clientId,
+    protocolVersion,
+    // a persistent session: the broker keeps QoS 1 reports for a worker that restarts
+    clean: false,
+    ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 3600 } } : {}),
+    reconnectPeriod: 500,
+    connectTimeout: 10_000,
+    ...options.mqttOptions,
+  });
+  const limiter = new InflightLimiter(20);
+  client.on('connect', (connack) => {
+    limiter.setLimit(connack.properties?.receiveMaximum ?? 20);
+  });
+  client.on('error', (err) => logger.warn({ err: err.message }, 'mqtt error'));
+
+  const pending = new Set<Promise<unknown>>();
+  const publish = (out: Outgoing): Promise<void> =>
+    limiter.run(async () => {
+      await client.publishAsync(out.topic, Buffer.from(out.payload.buffer, out.payload.byteOffset, out.payload.byteLength), { qos: 1, retain: out.retain ?? false });
+    });
+  client.on('message', (topic, payload) => {
+    const work = ingest
+      .handle(topic, new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength))
+      .then((outcome) => Promise.all(outcome.replies.map(publish)))
+      .catch((err: Error) => logger.error({ err: err.message, topic }, 'reply failed'));
+    pending.add(work);
+    void work.finally(() => pending.delete(work));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    client.once('connect', () => {
+      client.off('error', onError);
+      resolve();
+    });
+    client.once('error', onError);
+  });
+  await client.subscribeAsync(serverSubscriptions(options.sharedGroup), { qos: 1 });
+
+  const checkGaps = async (): Promise<number> => {
+    const resends = await ingest.checkGaps();
+    await Promise.all(resends.map(publish));
+    return resends.length;
+  };
+  const gapTimer = setInterval(() => {
+    checkGaps().catch((err: Error) => logger.error({ err: err.message }, 'gap check failed'));
+  }, options.gapCheckMs ?? 5000);
+  gapTimer.unref();
+
+  let http: HttpApi | undefined;
+  if (options.httpPort !== undefined) {
+    http = await startHttpApi({
+      store: options.store,
+      pricing: options.pricing ?? DEFAULT_PRICING,
+      port: options.httpPort,
+      statuses: () => ingest.terminalStatuses(),
+      stats: () => ({ ...ingest.stats }),
+    });
+  }
+  let transaction = 0;
+  const next = (): number => (transaction = (transaction + 1) % 0xffffffff);
+
+  return {
+    ingest,
+    client,
+    ...(http ? { httpUrl: http.url } : {}),
+    async idle() {
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+    },
+    publishConfig: (terminalId, config) => publish({ topic: terminalTopic(terminalId, 'config'), payload: encodeJsonPayload('config', config), retain: true }),
+    publishDenylist: (terminalId, denylist) => publish({ topic: terminalTopic(terminalId, 'denylist'), payload: encodeJsonPayload('denylist', denylist), retain: denylist.kind === 'full' }),
+    publishTime: (terminalId, tx) => publish({ topic: terminalTopic(terminalId, 'time'), payload: encodeJsonPayload('time', { transaction: tx || next(), serverTime: clock.now() }) }),
+    checkGaps,
+    async stop() {
+      clearInterval(gapTimer);
+      await Promise.allSettled([...pending]);
+      await client.endAsync();
+      await http?.close();
+    },
+  };
+}

@@ -1,0 +1,546 @@
+/**
+ * The terminal's side of MQTT: drains the ledger's outbox to the server and
+ * applies what the server sends back.
+ *
+ * - Reports: several entries per QoS 1 message; an entry leaves the outbox
+ *   only when the server's application ack lists it as committed (a PUBACK is
+ *   a hop ack, not delivery). Reports awaiting their ack, and publishes
+ *   awaiting their PUBACK, never exceed the broker's receive maximum (mqtt.js
+ *   does not enforce it). A report without an ack in time is sent again; the
+ *   server dedupes. A backlog drains at a limited rate.
+ * - Restart of anything: the outbox is the truth. After a reconnect the drain
+ *   starts again from the lowest un-acknowledged entry.
+ * - Status: retained online/offline with a last will; a heartbeat with the
+ *   queue depth.
+ * - From the server: config, deny list, time, resend, claim results. Each is
+ *   validated; a bad one is refused with a recorded reason and answered on the
+ *   response topic, and the last good state is kept.
+ */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { parseCardRecord, RecordKind } from '../codecs/cardRecord.js';
+import {
+  encodeJsonPayload,
+  parseJsonPayload,
+  rangesToSeqs,
+  type AckPayload,
+  type ConfigPayload,
+  type DenylistPayload,
+  type HeartbeatPayload,
+  type JsonKind,
+  type ResponsePayload,
+} from '../codecs/mqtt/messages.js';
+import { PayloadError } from '../codecs/mqtt/PayloadError.js';
+import { MAX_REPORT_BYTES } from '../codecs/mqtt/limits.js';
+import { encodeReport, reportSize } from '../codecs/mqtt/report.js';
+import { parseTopic, terminalSubscriptions, terminalTopic } from '../codecs/mqtt/topics.js';
+import { CLOCK_FLOOR_MS, systemClock, type Clock } from '../util/clock.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { InflightLimiter } from './InflightLimiter.js';
+import type { OutboxEntry, OutboxSource } from './OutboxSource.js';
+import { TokenBucket } from './TokenBucket.js';
+
+export interface SyncPolicy {
+  /** Entries per report */
+  readonly reportBatchSize: number;
+  /** Reports a second while draining a backlog */
+  readonly maxReportsPerSecond: number;
+  readonly heartbeatMs: number;
+  /** Send a report again when its application ack has not come after this long */
+  readonly ackTimeoutMs: number;
+  /** Upper bound on reports awaiting an ack; the broker's receive maximum lowers it further */
+  readonly maxInflightReports: number;
+}
+
+export const DEFAULT_SYNC_POLICY: SyncPolicy = {
+  reportBatchSize: 100,
+  maxReportsPerSecond: 200,
+  heartbeatMs: 60_000,
+  ackTimeoutMs: 10_000,
+  maxInflightReports: 20,
+};
+
+/** The last good state received from the server; the daemon persists it (save) and gives it back at start (initial) */
+export interface SyncState {
+  readonly config?: ConfigPayload;
+  readonly denylist?: { readonly version: number; readonly cards: readonly string[] };
+  /** serverTime - local clock at the last time message */
+  readonly clockOffsetMs?: number;
+}
+
+export interface Refusal {
+  readonly at: number;
+  readonly kind: string;
+  readonly reason: string;
+  readonly detail: string;
+}
+
+export interface HeartbeatExtras {
+  readonly lastSeq?: number;
+  readonly batch?: HeartbeatPayload['batch'];
+  readonly reader?: string;
+}
+
+export interface SyncClientOptions {
+  readonly outbox: OutboxSource;
+  readonly brokerUrl: string;
+  /** TLS material (PEM: ca, cert, key) and other mqtt.js options */
+  readonly mqttOptions?: IClientOptions;
+  /** 5 (default) or 4 (MQTT 3.1.1) */
+  readonly protocolVersion?: 4 | 5;
+  readonly policy?: Partial<SyncPolicy>;
+  readonly initialState?: SyncState;
+  /** Called with every new good state (persist it) */
+  readonly saveState?: (state: SyncState) => void;
+  /** Called when the server sends a valid time: the daemon decides whether to set its clock */
+  readonly onServerTime?: (serverTime: number, localTime: number) => void;
+  readonly heartbeatExtras?: () => HeartbeatExtras;
+  /** How often the outbox is polled for new entries besides notify() (default 1000 ms) */
+  readonly pollMs?: number;
+  readonly software?: string;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+}
+
+export interface SyncStats {
+  reportsSent: number;
+  entriesSent: number;
+  entriesAcknowledged: number;
+  acks: number;
+  ackTimeouts: number;
+  resendRequests: number;
+  /** The most reports awaiting an ack at once */
+  maxInflightReports: number;
+  /** The most publishes awaiting a PUBACK at once */
+  maxInflightPublishes: number;
+  refusals: number;
+}
+
+export interface ClaimAnswer {
+  readonly granted: boolean;
+  readonly holder?: string;
+}
+
+export interface SyncClient {
+  readonly client: MqttClient;
+  readonly stats: SyncStats;
+  /** New entries are in the outbox: send them now rather than at the next poll */
+  notify(): void;
+  /** Resolves when the outbox is empty (every entry acknowledged) */
+  drained(timeoutMs?: number): Promise<void>;
+  state(): SyncState;
+  policy(): SyncPolicy;
+  refusals(): readonly Refusal[];
+  connected(): boolean;
+  /** The broker's receive maximum as last advertised (20 when it advertises none, as MQTT 3.1.1 brokers don't) */
+  receiveMaximum(): number;
+  /** Asks the server whether this terminal may load a batch; undefined when no answer in time (offline) */
+  claimBatch(batchIdHex: string, batchNo: number, clinicCode: string, timeoutMs?: number): Promise<ClaimAnswer | undefined>;
+  sendHeartbeat(): Promise<void>;
+  /** Publishes offline (retained) and disconnects */
+  stop(): Promise<void>;
+}
+
+interface InflightReport {
+  readonly seqs: readonly number[];
+  readonly sentAt: number;
+}
+
+const MAX_REFUSALS_KEPT = 100;
+const U32 = 0x1_0000_0000;
+
+export function createSyncClient(options: SyncClientOptions): SyncClient {
+  const clock = options.clock ?? systemClock;
+  const logger = (options.logger ?? silentLogger).child({ module: 'sync' });
+  const outbox = options.outbox;
+  const terminalId = outbox.terminalId;
+  const certificate = parseCardRecord(outbox.terminalCertificate());
+  const clinicCode = certificate.kind === RecordKind.TERMINAL ? certificate.clinicCode : undefined;
+  let policy: SyncPolicy = { ...DEFAULT_SYNC_POLICY, ...options.policy };
+  let state: SyncState = options.initialState ?? {};
+  if (state.config) policy = applyConfigPolicy(policy, state.config);
+  const protocolVersion = options.protocolVersion ?? 5;
+  const topic = (kind: Parameters<typeof terminalTopic>[1]): string => terminalTopic(terminalId, kind);
+  const startedAt = clock.now();
+  const stats: SyncStats = { reportsSent: 0, entriesSent: 0, entriesAcknowledged: 0, acks: 0, ackTimeouts: 0, resendRequests: 0, maxInflightReports: 0, maxInflightPublishes: 0, refusals: 0 };
+  const refusalLog: Refusal[] = [];
+  const inflight = new Map<number, InflightReport>();
+  const claims = new Map<number, (answer: ClaimAnswer) => void>();
+  const drainWaiters = new Set<() => void>();
+  const publishLimiter = new InflightLimiter(20);
+  const bucket = new TokenBucket(policy.maxReportsPerSecond, clock);
+  let receiveMaximum = 20;
+  let cursor = 0;
+  let transaction = Math.floor(Math.random() * 0xffff);
+  let stopped = false;
+  let pumping = false;
+  let pumpAgain = false;
+  let pumpTimer: NodeJS.Timeout | undefined;
+
+  const client = mqtt.connect(options.brokerUrl, {
+    clientId: `terminal-${terminalId}`,
+    protocolVersion,
+    // a persistent session: acks and resend requests wait at the broker while the link is down
+    clean: false,
+    ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 7 * 86_400 } } : {}),
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
+    keepalive: 30,
+    will: { topic: topic('status'), payload: Buffer.from(encodeJsonPayload('status', { state: 'offline' })), qos: 1, retain: true },
+    ...options.mqttOptions,
+  });
+
+  const nextTransaction = (): number => (transaction = (transaction + 1) % U32);
+
+  const publish = (topicName: string, payload: Uint8Array, retain = false): Promise<void> =>
+    publishLimiter.run(async () => {
+      stats.maxInflightPublishes = Math.max(stats.maxInflightPublishes, publishLimiter.current);
+      await client.publishAsync(topicName, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1, retain });
+    });
+
+  const window = (): number => Math.max(1, Math.min(policy.maxInflightReports, receiveMaximum));
+
+  const refuse = (kind: string, reason: string, detail: string, request?: { transaction: number; request: ResponsePayload['request'] }): void => {
+    const refusal = { at: clock.now(), kind, reason, detail: detail.slice(0, 300) };
+    refusalLog.push(refusal);
+    if (refusalLog.length > MAX_REFUSALS_KEPT) refusalLog.shift();
+    stats.refusals++;
+    logger.warn({ kind, reason, detail }, 'server message refused');
+    if (request) respond(request.transaction, request.request, { code: reason, message: detail.slice(0, 500) });
+  };
+
+  const respond = (tx: number, request: ResponsePayload['request'], error?: { code: string; message: string }): void => {
+    if (!client.connected) return;
+    const body: ResponsePayload = { transaction: tx, request, status: error ? 'error' : 'ok', ...(error ? { error } : {}) };
+    publish(topic('response'), encodeJsonPayload('response', body)).catch((err: Error) => logger.warn({ err: err.message }, 'response not sent'));
+  };
+
+  const saveState = (next: SyncState): void => {
+    state = next;
+    try {
+      options.saveState?.(state);
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'could not save sync state');
+    }
+  };
+
+  // ---------- the drain ----------
+
+  const schedulePump = (delayMs: number): void => {
+    if (stopped) return;
+    if (pumpTimer) clearTimeout(pumpTimer);
+    pumpTimer = setTimeout(() => {
+      pumpTimer = undefined;
+      pump();
+    }, delayMs);
+  };
+
+  const checkAckTimeouts = (): void => {
+    const now = clock.now();
+    let lowestLost: number | undefined;
+    for (const [tx, report] of inflight) {
+      if (now - report.sentAt < policy.ackTimeoutMs) continue;
+      inflight.delete(tx);
+      stats.ackTimeouts++;
+      const low = Math.min(...report.seqs);
+      lowestLost = lowestLost === undefined ? low : Math.min(lowestLost, low);
+    }
+    // send again from the first entry whose ack never came; the server dedupes the rest
+    if (lowestLost !== undefined) cursor = Math.min(cursor, lowestLost - 1);
+  };
+
+  const takeBatch = (): OutboxEntry[] => {
+    const entries = outbox.pending(policy.reportBatchSize, cursor);
+    // keep within the frame size: drop entries from the end until it fits
+    const cert = outbox.terminalCertificate();
+    while (entries.length > 1 && reportSize(cert.length, entries.map((e) => e.raw.length)) > MAX_REPORT_BYTES) entries.pop();
+    return entries;
+  };
+
+  const sendReport = (entries: readonly OutboxEntry[]): void => {
+    const tx = nextTransaction();
+    const payload = encodeReport({ transaction: tx, certificate: outbox.terminalCertificate(), entries: entries.map((e) => e.raw) });
+    inflight.set(tx, { seqs: entries.map((e) => e.seq), sentAt: clock.now() });
+    stats.maxInflightReports = Math.max(stats.maxInflightReports, inflight.size);
+    stats.reportsSent++;
+    stats.entriesSent += entries.length;
+    publish(topic('report'), payload).catch((err: Error) => {
+      // not at the broker: the ack timeout sends it again
+      logger.warn({ err: err.message, tx }, 'report publish failed');
+    });
+  };
+
+  function pump(): void {
+    if (stopped) return;
+    if (pumping) {
+      pumpAgain = true;
+      return;
+    }
+    pumping = true;
+    try {
+      checkAckTimeouts();
+      while (client.connected && inflight.size < window()) {
+        if (!bucket.tryTake()) {
+          schedulePump(bucket.waitMs());
+          return;
+        }
+        const entries = takeBatch();
+        if (entries.length === 0) break;
+        cursor = entries[entries.length - 1]!.seq;
+        sendReport(entries);
+      }
+      if (inflight.size > 0) schedulePump(Math.min(policy.ackTimeoutMs, 1000));
+      else schedulePump(options.pollMs ?? 1000);
+      notifyDrained();
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'drain failed');
+      schedulePump(1000);
+    } finally {
+      pumping = false;
+      if (pumpAgain) {
+        pumpAgain = false;
+        queueMicrotask(pump);
+      }
+    }
+  }
+
+  const notifyDrained = (): void => {
+    if (drainWaiters.size === 0 || outbox.pendingCount() > 0) return;
+    for (const resolve of [...drainWaiters]) resolve();
+  };
+
+  // ---------- messages from the server ----------
+
+  const handleAck = (ack: AckPayload): void => {
+    stats.acks++;
+    const committed = rangesToSeqs(ack.data.committed);
+    if (committed.length > 0) {
+      outbox.acknowledge(committed);
+      stats.entriesAcknowledged += committed.length;
+    }
+    inflight.delete(ack.transaction);
+    if (ack.status === 'error') refuse('ack', ack.error?.code ?? 'error', `server refused entries: ${ack.error?.message ?? ''} ${JSON.stringify(ack.data.rejected ?? []).slice(0, 200)}`);
+    pump();
+  };
+
+  const handleConfig = (config: ConfigPayload): void => {
+    const current = state.config?.version ?? 0;
+    if (config.version < current) return refuse('config', 'stale-version', `version ${config.version} is older than ${current}`, { transaction: config.transaction, request: 'config' });
+    if (clinicCode !== undefined && config.clinicCode !== clinicCode) {
+      return refuse('config', 'wrong-clinic', `config for clinic ${config.clinicCode}, this terminal belongs to ${clinicCode}`, { transaction: config.transaction, request: 'config' });
+    }
+    if (config.version > current) {
+      saveState({ ...state, config });
+      policy = applyConfigPolicy(policy, config);
+      bucket.setRate(policy.maxReportsPerSecond);
+      restartHeartbeat();
+    }
+    respond(config.transaction, 'config');
+  };
+
+  const handleDenylist = (list: DenylistPayload): void => {
+    const current = state.denylist;
+    const request = { transaction: list.transaction, request: 'denylist' as const };
+    if (current && list.version <= current.version) {
+      // the retained full list comes again at every reconnect: the same version is fine
+      if (list.version === current.version) return respond(list.transaction, 'denylist');
+      return refuse('denylist', 'stale-version', `version ${list.version} is older than ${current.version}`, request);
+    }
+    let cards: string[];
+    if (list.kind === 'full') cards = [...new Set(list.add)].sort();
+    else {
+      if (!current || current.version !== list.baseVersion) {
+        return refuse('denylist', 'version-mismatch', `delta from version ${list.baseVersion} but this terminal has ${current?.version ?? 'none'}: send a full list`, request);
+      }
+      const set = new Set(current.cards);
+      for (const id of list.add) set.add(id);
+      for (const id of list.remove ?? []) set.delete(id);
+      cards = [...set].sort();
+    }
+    saveState({ ...state, denylist: { version: list.version, cards } });
+    respond(list.transaction, 'denylist');
+  };
+
+  const handleTime = (tx: number, serverTime: number): void => {
+    if (serverTime < CLOCK_FLOOR_MS) return refuse('time', 'implausible-time', `server time ${new Date(serverTime).toISOString()} is before ${new Date(CLOCK_FLOOR_MS).toISOString()}`, { transaction: tx, request: 'time' });
+    const local = clock.now();
+    saveState({ ...state, clockOffsetMs: serverTime - local });
+    options.onServerTime?.(serverTime, local);
+    respond(tx, 'time');
+  };
+
+  const handleResend = (tx: number, fromSeq: number, toSeq: number | undefined): void => {
+    stats.resendRequests++;
+    // everything from fromSeq, acknowledged or not, goes again; inflight reports still count against the window
+    let next = fromSeq;
+    const last = toSeq ?? Number.MAX_SAFE_INTEGER;
+    let sent = 0;
+    while (next <= last && sent < 10_000) {
+      const entries = outbox.entriesFrom(next, policy.reportBatchSize).filter((e) => e.seq <= last);
+      if (entries.length === 0) break;
+      sendReport(entries);
+      sent += entries.length;
+      next = entries[entries.length - 1]!.seq + 1;
+    }
+    if (sent === 0) return refuse('resend', 'not-found', `no entries from seq ${fromSeq}`, { transaction: tx, request: 'resend' });
+    respond(tx, 'resend');
+  };
+
+  client.on('message', (topicName, payload) => {
+    const parsed = parseTopic(topicName);
+    if (!parsed || parsed.terminalId !== terminalId || parsed.direction !== 'downlink') {
+      refuse('unknown', 'unknown-topic', topicName);
+      return;
+    }
+    const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+    try {
+      switch (parsed.kind) {
+        case 'ack':
+          return handleAck(parseJsonPayload('ack', bytes));
+        case 'config':
+          return handleConfig(parseJsonPayload('config', bytes));
+        case 'denylist':
+          return handleDenylist(parseJsonPayload('denylist', bytes));
+        case 'time': {
+          const time = parseJsonPayload('time', bytes);
+          return handleTime(time.transaction, time.serverTime);
+        }
+        case 'resend': {
+          const resend = parseJsonPayload('resend', bytes);
+          return handleResend(resend.transaction, resend.fromSeq, resend.toSeq);
+        }
+        case 'claim-result': {
+          const result = parseJsonPayload('claim-result', bytes);
+          const waiter = claims.get(result.transaction);
+          if (waiter && result.data) waiter({ granted: result.data.granted, ...(result.data.holder ? { holder: result.data.holder } : {}) });
+          return;
+        }
+      }
+    } catch (err) {
+      const reason = err instanceof PayloadError ? err.reason : 'internal';
+      // answer the request when its transaction can be read from the refused payload
+      const tx = transactionOf(bytes);
+      const request = (['config', 'denylist', 'time', 'resend'] as const).find((k) => k === parsed.kind);
+      refuse(parsed.kind, reason, (err as Error).message, tx !== undefined && request ? { transaction: tx, request } : undefined);
+    }
+  });
+
+  // ---------- connection, status, heartbeat ----------
+
+  client.on('connect', (connack) => {
+    receiveMaximum = connack.properties?.receiveMaximum ?? 20;
+    publishLimiter.setLimit(receiveMaximum);
+    logger.info({ receiveMaximum, sessionPresent: connack.sessionPresent }, 'connected');
+    // after any reconnect, start again from the lowest un-acknowledged entry
+    cursor = 0;
+    inflight.clear();
+    client.subscribe(terminalSubscriptions(terminalId), { qos: 1 }, (err) => {
+      if (err) logger.warn({ err: err.message }, 'subscribe failed');
+    });
+    publish(topic('status'), encodeJsonPayload('status', { state: 'online', time: clock.now(), ...(options.software ? { software: options.software } : {}) }), true).catch(() => undefined);
+    pump();
+  });
+  client.on('error', (err) => logger.warn({ err: err.message }, 'mqtt error'));
+  client.on('close', () => logger.debug({}, 'connection closed'));
+
+  const heartbeat = async (): Promise<void> => {
+    if (!client.connected) return;
+    const extras = options.heartbeatExtras?.() ?? {};
+    const last = refusalLog[refusalLog.length - 1];
+    const body: HeartbeatPayload = {
+      time: clock.now(),
+      queueDepth: outbox.pendingCount(),
+      lastSeq: extras.lastSeq ?? 0,
+      uptimeSeconds: Math.floor((clock.now() - startedAt) / 1000),
+      ...(extras.batch ? { batch: extras.batch } : {}),
+      ...(extras.reader ? { reader: extras.reader.slice(0, 64) } : {}),
+      ...(state.config ? { configVersion: state.config.version } : {}),
+      ...(state.denylist ? { denylistVersion: state.denylist.version } : {}),
+      ...(last ? { lastRefusal: { kind: last.kind.slice(0, 32), reason: last.reason.slice(0, 300), time: last.at } } : {}),
+    };
+    await publish(topic('heartbeat'), encodeJsonPayload('heartbeat', body));
+  };
+  let heartbeatTimer: NodeJS.Timeout | undefined;
+  function restartHeartbeat(): void {
+    if (heartbeatTimer) clearInterval(heartbeatTimer);
+    heartbeatTimer = setInterval(() => {
+      heartbeat().catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat not sent'));
+    }, policy.heartbeatMs);
+    heartbeatTimer.unref();
+  }
+  restartHeartbeat();
+
+  return {
+    client,
+    stats,
+    notify: () => pump(),
+    drained(timeoutMs = 60_000) {
+      if (outbox.pendingCount() === 0) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          drainWaiters.delete(done);
+          reject(new Error(`outbox not drained after ${timeoutMs} ms: ${outbox.pendingCount()} pending`));
+        }, timeoutMs);
+        const done = (): void => {
+          clearTimeout(timer);
+          drainWaiters.delete(done);
+          resolve();
+        };
+        drainWaiters.add(done);
+      });
+    },
+    state: () => state,
+    policy: () => policy,
+    refusals: () => refusalLog,
+    connected: () => client.connected,
+    receiveMaximum: () => receiveMaximum,
+    async claimBatch(batchIdHex, batchNo, claimClinic, timeoutMs = 3000) {
+      if (!client.connected) return undefined;
+      const tx = nextTransaction();
+      const answer = new Promise<ClaimAnswer | undefined>((resolve) => {
+        const timer = setTimeout(() => {
+          claims.delete(tx);
+          resolve(undefined);
+        }, timeoutMs);
+        claims.set(tx, (a) => {
+          clearTimeout(timer);
+          claims.delete(tx);
+          resolve(a);
+        });
+      });
+      await publish(topic('claim'), encodeJsonPayload('claim', { transaction: tx, batchId: batchIdHex, batchNo, clinicCode: claimClinic }));
+      return answer;
+    },
+    sendHeartbeat: heartbeat,
+    async stop() {
+      stopped = true;
+      if (pumpTimer) clearTimeout(pumpTimer);
+      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      if (client.connected) {
+        await Promise.race([publish(topic('status'), encodeJsonPayload('status', { state: 'offline', time: clock.now() }), true), new Promise((r) => setTimeout(r, 1000))]).catch(() => undefined);
+      }
+      await client.endAsync(true);
+    },
+  };
+}
+
+function applyConfigPolicy(policy: SyncPolicy, config: ConfigPayload): SyncPolicy {
+  return {
+    ...policy,
+    reportBatchSize: config.policy.reportBatchSize,
+    maxReportsPerSecond: config.policy.maxReportsPerSecond,
+    heartbeatMs: config.policy.heartbeatSeconds * 1000,
+    ackTimeoutMs: config.policy.ackTimeoutSeconds * 1000,
+  };
+}
+
+/** The transaction of a payload that failed validation, if it has a readable one */
+function transactionOf(bytes: Uint8Array): number | undefined {
+  try {
+    const value = (JSON.parse(new TextDecoder().decode(bytes)) as { transaction?: unknown }).transaction;
+    return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < U32 ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export type { JsonKind };
