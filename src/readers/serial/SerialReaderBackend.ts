@@ -42,7 +42,7 @@ export interface SerialReaderOptions {
   readonly timing?: Partial<LinkTiming>;
   /** Wait between attempts to (re)open the port */
   readonly reopenDelayMs?: number;
-  /** Ping the board after this long without traffic; a ping that fails drops the link. 0: never. */
+  /** Ping the board this often; a ping that fails drops the link and reopens the port. 0: never. */
   readonly heartbeatMs?: number;
   /** Every frame in and out, and every discarded byte run */
   readonly trace?: FrameTrace;
