@@ -1,0 +1,224 @@
+/**
+ * `tally sim reader`: the simulated microcontroller board for people. It
+ * speaks the real serial protocol on a serial device, or on a fresh socat pty
+ * pair whose daemon-side path it prints, and reads commands from standard
+ * input to insert and remove card files, reboot, and switch faults.
+ */
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { TallyError } from '../../errors.js';
+import { openCardFile } from '../../sim/cardFile.js';
+import { SimulatedReaderFirmware, type SimulatedDeviceBehaviour } from '../../sim/SimulatedReaderFirmware.js';
+import type { ByteTransport } from '../../transports/ByteTransport.js';
+import { startPtyPair, type PtyPair } from '../../transports/PtyPair.js';
+import { openSerialTransport } from '../../transports/SerialPortTransport.js';
+import { integer, parse } from '../args.js';
+import type { CliCommand, CliIo } from '../command.js';
+
+const CONSOLE_HELP = `commands:
+  insert FILE        put the card saved in FILE into the slot (changes are saved back)
+  remove             take the card out
+  reboot             reset the board (watchdog): BOOT, relay opens, card power-cycled
+  finish             the device ends its session (DEVICE_FINISHED)
+  fault [TEXT]       the device reports a fault while running
+  device MODE        normal | fault-before-start | fault-while-running | never-starts
+  drop-ack N         do not ACK the next N frames from the daemon
+  corrupt N          corrupt the CRC of the next N frames sent
+  split on|off       write frames in random pieces
+  status             show display, LEDs, buzzer, relay and slot
+  quit               stop (a pty pair made here is removed)`;
+
+export interface SimReaderOptions {
+  /** A serial device to open; without it a socat pty pair is made */
+  readonly device?: string;
+  readonly card?: string;
+  readonly trace?: boolean;
+  readonly runMs?: number;
+}
+
+export interface SimReaderHandle {
+  readonly firmware: SimulatedReaderFirmware;
+  /** The path the daemon opens (the pty's daemon side, or the device given) */
+  readonly daemonPath: string;
+  /** Runs one console command line; returns false on quit */
+  command(line: string): boolean;
+  stop(): Promise<void>;
+}
+
+/** Starts the board; the CLI wires its console to stdin, tests call command() directly */
+export async function startSimReader(options: SimReaderOptions, io: CliIo): Promise<SimReaderHandle> {
+  let pty: PtyPair | undefined;
+  let transport: ByteTransport;
+  let daemonPath: string;
+  if (options.device) {
+    transport = await openSerialTransport(options.device);
+    daemonPath = options.device;
+  } else {
+    pty = await startPtyPair();
+    transport = await openSerialTransport(pty.firmwarePath);
+    daemonPath = pty.daemonPath;
+  }
+  const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+  const firmware = new SimulatedReaderFirmware({
+    device: options.runMs === undefined ? {} : { runMs: options.runMs },
+    trace: options.trace ? (direction, raw) => io.out(`${direction === 'in' ? '<-' : '->'} ${hex(raw)}`) : undefined,
+  });
+  firmware.attach(transport);
+  transport.onClose(() => io.err('serial line closed'));
+  firmware.powerOn();
+  if (options.card) {
+    firmware.insertCard(openCardFile(options.card));
+    io.out(`card ${options.card} inserted`);
+  }
+
+  const command = (line: string): boolean => {
+    const [word, ...rest] = line.trim().split(/\s+/);
+    const arg = rest.join(' ');
+    try {
+      switch (word) {
+        case undefined:
+        case '':
+          return true;
+        case 'insert':
+          if (!arg) throw new TallyError('USAGE', 'insert FILE');
+          firmware.insertCard(openCardFile(arg));
+          io.out(`card ${arg} inserted`);
+          return true;
+        case 'remove':
+          io.out(firmware.removeCard() ? 'card removed' : 'the slot is empty');
+          return true;
+        case 'reboot':
+          firmware.reboot();
+          io.out('board reset');
+          return true;
+        case 'finish':
+          firmware.finishDevice();
+          io.out('device session finished');
+          return true;
+        case 'fault':
+          firmware.faultDevice(arg || 'operator-triggered fault');
+          io.out('device fault reported');
+          return true;
+        case 'device': {
+          const modes: SimulatedDeviceBehaviour[] = ['normal', 'fault-before-start', 'fault-while-running', 'never-starts'];
+          if (!modes.includes(arg as SimulatedDeviceBehaviour)) throw new TallyError('USAGE', `device ${modes.join('|')}`);
+          firmware.deviceBehaviour = arg as SimulatedDeviceBehaviour;
+          io.out(`device behaviour: ${arg}`);
+          return true;
+        }
+        case 'drop-ack':
+          firmware.faults.dropAcks = count(arg);
+          io.out(`dropping the next ${firmware.faults.dropAcks} ACKs`);
+          return true;
+        case 'corrupt':
+          firmware.faults.corruptFrames = count(arg);
+          io.out(`corrupting the next ${firmware.faults.corruptFrames} frames`);
+          return true;
+        case 'split':
+          firmware.faults.splitWrites = arg === 'on';
+          io.out(`split writes ${firmware.faults.splitWrites ? 'on' : 'off'}`);
+          return true;
+        case 'status': {
+          const { panel, relay } = firmware;
+          io.out(`display   ${panel.lines.length ? panel.lines.map((l) => `[${l}]`).join(' ') : '(blank)'}`);
+          io.out(`leds      green ${panel.leds.green}, red ${panel.leds.red}, amber ${panel.leds.amber} (0 off, 1 on, 2 slow, 3 fast)`);
+          io.out(`buzzer    ${panel.buzzerCount} patterns, last ${panel.lastBuzzer.map((s) => `${s.onMs}/${s.offMs}`).join(' ') || '-'}`);
+          io.out(`relay     ${relay.closed ? `closed for use ${relay.useSeq}${relay.running ? ', device running' : ''}` : 'open'}`);
+          io.out(`slot      ${firmware.card ? 'card present' : 'empty'}`);
+          io.out(`stats     ${JSON.stringify(firmware.stats)}`);
+          return true;
+        }
+        case 'quit':
+        case 'exit':
+          return false;
+        case 'help':
+          io.out(CONSOLE_HELP);
+          return true;
+        default:
+          io.err(`unknown command ${word}; type help`);
+          return true;
+      }
+    } catch (err) {
+      io.err((err as Error).message);
+      return true;
+    }
+  };
+
+  return {
+    firmware,
+    daemonPath,
+    command,
+    async stop() {
+      firmware.powerOff();
+      firmware.detach();
+      await transport.close().catch(() => undefined);
+      await pty?.stop();
+    },
+  };
+}
+
+function count(text: string): number {
+  const n = Number(text || '1');
+  if (!Number.isInteger(n) || n < 0) throw new TallyError('USAGE', 'expected a whole number');
+  return n;
+}
+
+/** Reads console lines until quit or end of input */
+export async function runConsole(handle: SimReaderHandle, input: Readable): Promise<void> {
+  const lines = createInterface({ input, terminal: false });
+  for await (const line of lines) {
+    if (!handle.command(line)) break;
+  }
+  lines.close();
+}
+
+export const simReaderCommand: CliCommand = {
+  path: ['sim', 'reader'],
+  summary: 'run the simulated reader microcontroller on a serial line or a new pty pair',
+  help: `tally sim reader [--device PATH] [--card FILE] [--run-ms N] [--trace]
+
+Runs the terminal's microcontroller board, simulated, speaking the serial
+firmware protocol (firmware-protocol/serial-protocol.md) with a card slot,
+display, buzzer, LEDs and the relay of a simulated medical device.
+
+  --device PATH   open this serial device (a UART, one end of your own pty pair)
+                  instead of making a pty pair with socat
+  --card FILE     start with this card file in the slot (see tally card new)
+  --run-ms N      the device finishes its session N ms after it starts
+                  (default: it runs until "finish", the time limit or disable)
+  --trace         print every frame in and out in hex
+
+Without --device it starts socat, prints the daemon-side path, and stops
+socat when it ends. Then type commands on standard input:
+
+${CONSOLE_HELP}`,
+  async run(args, io) {
+    const values = parse(args, { device: { type: 'string' }, card: { type: 'string' }, 'run-ms': { type: 'string' }, trace: { type: 'boolean' } });
+    if (values.help) {
+      io.out(this.help);
+      return 0;
+    }
+    const handle = await startSimReader(
+      {
+        ...(typeof values.device === 'string' ? { device: values.device } : {}),
+        ...(typeof values.card === 'string' ? { card: values.card } : {}),
+        ...(values['run-ms'] !== undefined ? { runMs: integer(values, 'run-ms') } : {}),
+        trace: values.trace === true,
+      },
+      io,
+    );
+    io.out(`simulated reader board running; the daemon opens: ${handle.daemonPath}`);
+    io.out('type help for commands');
+    const stopOnSignal = () => process.stdin.destroy();
+    process.once('SIGINT', stopOnSignal);
+    process.once('SIGTERM', stopOnSignal);
+    try {
+      await runConsole(handle, process.stdin);
+    } finally {
+      process.off('SIGINT', stopOnSignal);
+      process.off('SIGTERM', stopOnSignal);
+      await handle.stop();
+    }
+    return 0;
+  },
+};
