@@ -57,6 +57,7 @@ export interface FirmwareStats {
   discardedBytes: number;
   apdus: number;
   boots: number;
+  eventsDropped: number;
 }
 
 export interface PanelState {
@@ -81,6 +82,8 @@ export interface SimulatedReaderFirmwareOptions {
   readonly maxAttempts?: number;
   /** The device behind the relay */
   readonly device?: { startDelayMs?: number; runMs?: number; startTimeoutMs?: number };
+  /** After its attempts, an unacknowledged event is tried again this often (it is never dropped) */
+  readonly eventRetryMs?: number;
   /** Time the MCU is deaf after a reset */
   readonly bootDelayMs?: number;
   /** For split writes; Math.random by default */
@@ -90,11 +93,15 @@ export interface SimulatedReaderFirmwareOptions {
 }
 
 interface Outbound {
+  readonly kind: 'response' | 'event';
   readonly seq: number;
   readonly command: number;
   readonly frame: Uint8Array;
   attempts: number;
 }
+
+/** Events kept while the host does not acknowledge them (a pulled cable) */
+export const MAX_QUEUED_EVENTS = 32;
 
 const LED_NAMES = { [Led.GREEN]: 'green', [Led.RED]: 'red', [Led.AMBER]: 'amber' } as const;
 
@@ -112,6 +119,7 @@ export class SimulatedReaderFirmware {
     discardedBytes: 0,
     apdus: 0,
     boots: 0,
+    eventsDropped: 0,
   };
   panel: PanelState = emptyPanel();
   relay: RelayState = { closed: false, useSeq: undefined, running: false };
@@ -143,6 +151,7 @@ export class SimulatedReaderFirmware {
       hardwareId: options.hardwareId ?? 'TS-MCU-SIM',
       ackTimeoutMs: options.ackTimeoutMs ?? 200,
       maxAttempts: options.maxAttempts ?? 4,
+      eventRetryMs: options.eventRetryMs ?? 1000,
       bootDelayMs: options.bootDelayMs ?? 5,
       random: options.random ?? Math.random,
       device: { startDelayMs: options.device?.startDelayMs ?? 10, runMs: options.device?.runMs, startTimeoutMs: options.device?.startTimeoutMs ?? 5000 },
@@ -169,15 +178,18 @@ export class SimulatedReaderFirmware {
         if (this.transport === transport) this.detach();
       }),
     ];
+    // events that waited for the cable go out now
+    this.pump();
   }
 
-  /** Disconnects the UART; what was waiting to be sent is lost, the MCU keeps running */
+  /** Disconnects the UART. The MCU keeps running; its unacknowledged events wait for the next attach. */
   detach(): void {
     for (const off of this.detachTransport) off();
     this.detachTransport = [];
     this.transport = undefined;
-    this.outbound = [];
     this.stopAckTimer();
+    this.outbound = this.outbound.filter((item) => item.kind === 'event');
+    for (const item of this.outbound) item.attempts = 0;
   }
 
   /** Power on: the MCU boots and reports BOOT, then the card already in the slot */
@@ -456,41 +468,49 @@ export class SimulatedReaderFirmware {
 
   private queueResponse<N extends RequestName>(seq: number, name: N, body: ResponseBodies[N]): void {
     const frame = encodeFrame(encodeMessage({ kind: 'response', seq, name, body } as FirmwareMessage));
-    this.enqueue({ seq, command: requestCommand(name) | RESPONSE_FLAG, frame, attempts: 0 });
+    this.enqueue({ kind: 'response', seq, command: requestCommand(name) | RESPONSE_FLAG, frame, attempts: 0 });
   }
 
   private sendEvent<N extends EventName>(name: N, body: EventBodies[N]): void {
     const seq = this.nextSeq;
     this.nextSeq = (this.nextSeq + 1) & 0xff;
     const frame = encodeFrame(encodeMessage({ kind: 'event', seq, name, body } as FirmwareMessage));
-    this.enqueue({ seq, command: eventCommand(name), frame, attempts: 0 });
+    this.enqueue({ kind: 'event', seq, command: eventCommand(name), frame, attempts: 0 });
   }
 
   private enqueue(item: Outbound): void {
-    // with no cable, the frame goes nowhere (the UART sends into the void)
-    if (!this.transport) return;
+    // a response with no cable goes nowhere; an event waits for the cable (bounded: the oldest goes first)
+    if (!this.transport && item.kind === 'response') return;
     this.outbound.push(item);
+    const events = this.outbound.filter((o) => o.kind === 'event');
+    if (events.length > MAX_QUEUED_EVENTS) {
+      this.outbound.splice(this.outbound.indexOf(events[0]!), 1);
+      this.stats.eventsDropped++;
+    }
     if (this.outbound.length === 1) this.pump();
   }
 
   private pump(): void {
     const head = this.outbound[0];
-    if (!head || this.ackTimer) return;
+    if (!head || this.ackTimer || !this.transport) return;
     head.attempts++;
     if (head.attempts > 1) this.stats.resends++;
     this.writeFrame(head.frame);
+    const outOfAttempts = head.attempts >= this.options.maxAttempts;
+    // a response nobody acknowledges is dropped; an event is tried again, slower, until it is acknowledged
+    const wait = outOfAttempts && head.kind === 'event' ? this.options.eventRetryMs : this.options.ackTimeoutMs;
     this.ackTimer = setTimeout(() => {
       this.ackTimer = undefined;
       if (this.outbound[0] !== head) return;
-      if (head.attempts >= this.options.maxAttempts) this.outbound.shift();
+      if (outOfAttempts && head.kind === 'response') this.outbound.shift();
       this.pump();
-    }, this.options.ackTimeoutMs);
+    }, wait);
   }
 
   private resendHead(): void {
     this.stopAckTimer();
     const head = this.outbound[0];
-    if (head && head.attempts >= this.options.maxAttempts) this.outbound.shift();
+    if (head && head.kind === 'response' && head.attempts >= this.options.maxAttempts) this.outbound.shift();
     this.pump();
   }
 

@@ -110,6 +110,7 @@ describe('serial line faults', () => {
 
   it('a reboot mid-session ends the session, faults the use in progress, re-syncs and gives a new session (20 reboots)', async () => {
     const r = await rigWithCard();
+    const bootsBefore = r.reader.stats.boots;
     let reboots = 0;
     for (let i = 0; i < 20; i++) {
       const session = r.session();
@@ -125,7 +126,7 @@ describe('serial line faults', () => {
       expect(r.firmware.relay.closed).toBe(false);
     }
     expect(reboots).toBe(20);
-    expect(r.reader.stats.boots).toBe(20);
+    expect(r.reader.stats.boots - bootsBefore).toBe(20);
     const states = r.readerEvents.filter((e) => e.type === 'reader-state').map((e) => e.type === 'reader-state' && e.state);
     expect(states.filter((s) => s === 'starting').length).toBeGreaterThanOrEqual(21);
     expect(sw(await r.session().transmit(SELECT))).toBe(0x9000);
@@ -158,6 +159,31 @@ describe('serial line faults', () => {
       expect(sw(await r.session().transmit(SELECT))).toBe(0x9000);
     }
     expect(r.reader.stats.connects).toBe(11);
+  });
+
+  it('a device event raised while the port is unplugged arrives after the replug, once', async () => {
+    const r = await rigWithCard();
+    await r.reader.device.enable(9, 0);
+    await waitFor(() => r.deviceEvents.some((e) => e.type === 'started'), 'started');
+    await r.unplug();
+    await waitFor(() => r.reader.state === 'unavailable', 'unavailable');
+    r.firmware.finishDevice();
+    await r.replug();
+    await waitFor(() => r.deviceEvents.some((e) => e.type === 'finished' && e.useSeq === 9), 'finished after replug');
+    await new Promise((res) => setTimeout(res, 150));
+    expect(r.deviceEvents).toEqual([
+      { type: 'started', useSeq: 9 },
+      { type: 'finished', useSeq: 9 },
+    ]);
+  });
+
+  it('a resent event (its ACK was lost) is acknowledged again and reported once', async () => {
+    const r = await rigWithCard();
+    const started = encodeFrame({ seq: 77, command: 0x53, payload: Uint8Array.of(0, 0, 0, 77) });
+    await r.firmwareEnd()!.write(started);
+    await r.firmwareEnd()!.write(started);
+    await waitFor(() => r.reader.stats.duplicateEvents === 1, 'duplicate seen');
+    expect(r.deviceEvents).toEqual([{ type: 'started', useSeq: 77 }]);
   });
 
   it('a board that stops answering is detected by the heartbeat and reconnected', async () => {

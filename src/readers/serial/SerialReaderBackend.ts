@@ -112,6 +112,8 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
   private syncing: Promise<void> | undefined;
   private readonly totals = { connects: 0, boots: 0, sessions: 0 };
   private finishedLinkStats: LinkStats = emptyLinkStats();
+  /** Device events already reported: the board resends an event until it is acknowledged, even across a reconnect */
+  private readonly reportedDeviceEvents: string[] = [];
 
   constructor(private readonly options: SerialReaderOptions) {
     this.name = options.name ?? 'Serial reader';
@@ -175,6 +177,7 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
 
   async enable(useSeq: number, maxMs: number): Promise<void> {
     const link = this.requireLink();
+    this.forgetDeviceEvents(useSeq);
     await link.request('relay-enable', { useSeq, maxMs });
     this.activeUse = useSeq;
   }
@@ -324,7 +327,7 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
         this.endSession();
         const use = this.activeUse;
         this.activeUse = undefined;
-        if (use !== undefined) this.emitDevice({ type: 'fault', useSeq: use, detail: 'reader board restarted during the use' });
+        if (use !== undefined && this.firstReport(`ended ${use}`)) this.emitDevice({ type: 'fault', useSeq: use, detail: 'reader board restarted during the use' });
         this.setState('starting', 'microcontroller restarted');
         void this.sync(link);
         return;
@@ -340,16 +343,30 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
         this.endSession();
         return;
       case 'device-started':
-        this.emitDevice({ type: 'started', useSeq: event.body.useSeq });
+        if (this.firstReport(`started ${event.body.useSeq}`)) this.emitDevice({ type: 'started', useSeq: event.body.useSeq });
         return;
       case 'device-finished':
         if (this.activeUse === event.body.useSeq) this.activeUse = undefined;
-        this.emitDevice({ type: 'finished', useSeq: event.body.useSeq });
+        if (this.firstReport(`ended ${event.body.useSeq}`)) this.emitDevice({ type: 'finished', useSeq: event.body.useSeq });
         return;
       case 'device-fault':
         if (this.activeUse === event.body.useSeq) this.activeUse = undefined;
-        this.emitDevice({ type: 'fault', useSeq: event.body.useSeq, detail: `${faultName(event.body.code)}${event.body.detail ? `: ${event.body.detail}` : ''}` });
+        if (this.firstReport(`ended ${event.body.useSeq}`)) this.emitDevice({ type: 'fault', useSeq: event.body.useSeq, detail: `${faultName(event.body.code)}${event.body.detail ? `: ${event.body.detail}` : ''}` });
         return;
+    }
+  }
+
+  private firstReport(key: string): boolean {
+    if (this.reportedDeviceEvents.includes(key)) return false;
+    this.reportedDeviceEvents.push(key);
+    if (this.reportedDeviceEvents.length > 64) this.reportedDeviceEvents.shift();
+    return true;
+  }
+
+  private forgetDeviceEvents(useSeq: number): void {
+    for (const key of [`started ${useSeq}`, `ended ${useSeq}`]) {
+      const at = this.reportedDeviceEvents.indexOf(key);
+      if (at >= 0) this.reportedDeviceEvents.splice(at, 1);
     }
   }
 
