@@ -12,6 +12,7 @@ import { demoCommand } from './commands/demo.js';
 import { issueBatchCommand, issueListCommand, issueMotherCommand, issueRewriteCommand, issueWhiteCommand } from './commands/issue.js';
 import { ledgerShowCommand, ledgerVerifyCommand } from './commands/ledger.js';
 import { terminalProvisionCommand, terminalStatusCommand, terminalSwipeCommand } from './commands/terminal.js';
+import { terminalRunCommand } from './commands/terminalRun.js';
 
 const COMMANDS: CliCommand[] = [
   demoCommand,
@@ -23,6 +24,7 @@ const COMMANDS: CliCommand[] = [
   issueRewriteCommand,
   issueListCommand,
   terminalProvisionCommand,
+  terminalRunCommand,
   terminalSwipeCommand,
   terminalStatusCommand,
   ledgerVerifyCommand,
@@ -89,6 +91,10 @@ export async function main(args: string[], io: CliIo): Promise<number> {
 
 const isEntryPoint = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isEntryPoint) {
+  // `tally ... | head` closes the pipe early: that is not an error
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+  });
   const io: CliIo = { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) };
   main(process.argv.slice(2), io).then(
     (code) => {

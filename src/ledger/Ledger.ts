@@ -140,6 +140,11 @@ export class Ledger {
     return new Ledger(openDatabase(path, TERMINAL_MIGRATIONS), clock);
   }
 
+  /** For status and audits while the daemon owns the database: reads only, migrates nothing */
+  static openReadOnly(path: string, clock: Clock): Ledger {
+    return new Ledger(openDatabase(path, TERMINAL_MIGRATIONS, { readonly: true }), clock);
+  }
+
   /** The device key that signs entries; set once the terminal is provisioned */
   setSigner(signer: EntrySigner): void {
     this.signer = signer;

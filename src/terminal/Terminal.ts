@@ -362,27 +362,30 @@ export class Terminal {
   // ---------------- status ----------------
 
   status(): TerminalStatus {
-    const identity = this.ledger.identity();
-    return {
-      provisioned: identity !== undefined,
-      ...(identity
-        ? { terminalId: identity.terminalId, clinicCode: identity.clinicCode, rootFingerprint: rootFingerprint(identity.rootPublicKey) }
-        : {}),
-      lastSeq: this.ledger.lastSeq(),
-      batches: this.ledger.batches().map((b: BatchRow) => ({
-        batchNo: b.batchNo,
-        batchId: toHex(b.batchId),
-        count: b.count,
-        used: b.used,
-        remaining: b.count - b.used,
-        validUntil: b.validUntil,
-      })),
-      openUses: this.ledger.openUses().length,
-      outboxDepth: this.ledger.pendingCount(),
-      clockTrusted: this.ledger.clockTrusted(),
-      refusals: this.ledger.refusalCounts(),
-    };
+    return terminalStatus(this.ledger);
   }
+}
+
+/** A terminal's state from its ledger alone (the daemon's status, or a stopped terminal's, read-only) */
+export function terminalStatus(ledger: Ledger): TerminalStatus {
+  const identity = ledger.identity();
+  return {
+    provisioned: identity !== undefined,
+    ...(identity ? { terminalId: identity.terminalId, clinicCode: identity.clinicCode, rootFingerprint: rootFingerprint(identity.rootPublicKey) } : {}),
+    lastSeq: ledger.lastSeq(),
+    batches: ledger.batches().map((b: BatchRow) => ({
+      batchNo: b.batchNo,
+      batchId: toHex(b.batchId),
+      count: b.count,
+      used: b.used,
+      remaining: b.count - b.used,
+      validUntil: b.validUntil,
+    })),
+    openUses: ledger.openUses().length,
+    outboxDepth: ledger.pendingCount(),
+    clockTrusted: ledger.clockTrusted(),
+    refusals: ledger.refusalCounts(),
+  };
 }
 
 /** The refusal reason an operator sees for an error */

@@ -3,7 +3,12 @@ import { join } from 'node:path';
 import { TallyError } from '../../errors.js';
 import { openCardFile } from '../../sim/cardFile.js';
 import { SimulatedReader } from '../../sim/SimulatedReader.js';
-import { Terminal, type TerminalStatus } from '../../terminal/Terminal.js';
+import { loadTerminalConfig } from '../../config/terminalConfig.js';
+import { queryStatus } from '../../daemon/StatusServer.js';
+import { VERSION } from '../../daemon/runTerminal.js';
+import { Ledger } from '../../ledger/Ledger.js';
+import { Terminal, terminalStatus, type TerminalStatus } from '../../terminal/Terminal.js';
+import { systemClock } from '../../util/clock.js';
 import { parse, pin, required } from '../args.js';
 import type { CliCommand } from '../command.js';
 
@@ -73,8 +78,13 @@ message the terminal would display; exits 0 when granted, 3 when refused.`,
   },
 };
 
-export function formatStatus(s: TerminalStatus): string[] {
+export function formatStatus(s: TerminalStatus & Record<string, unknown>): string[] {
+  const reader = s.reader as { backend: string; name: string; state: string; cardPresent: boolean } | undefined;
+  const lastSwipe = s.lastSwipe as { at: string; ok: boolean; code?: string } | undefined;
   const lines = [
+    `daemon        ${String(s.daemon ?? 'not running')}${s.version ? `, version ${String(s.version)}` : ''}${s.uptimeSeconds !== undefined ? `, up ${String(s.uptimeSeconds)} s` : ''}`,
+    ...(reader ? [`reader        ${reader.name} (${reader.backend}): ${reader.state}, ${reader.cardPresent ? 'card present' : 'no card'}`] : []),
+    ...(lastSwipe ? [`last swipe    ${lastSwipe.at} ${lastSwipe.ok ? 'granted' : `refused ${lastSwipe.code ?? ''}`}`] : []),
     `terminal      ${s.provisioned ? `${s.terminalId} at clinic ${s.clinicCode}` : 'not provisioned'}`,
     ...(s.rootFingerprint ? [`trust anchor  ${s.rootFingerprint.slice(0, 32)}...`] : []),
     `ledger        ${s.lastSeq} entries`,
@@ -91,20 +101,38 @@ export function formatStatus(s: TerminalStatus): string[] {
 
 export const terminalStatusCommand: CliCommand = {
   path: ['terminal', 'status'],
-  summary: "a terminal's state: batch, uses left, outbox, clock",
-  help: `tally terminal status --data DIR [--json]`,
+  summary: "a terminal's state: reader, batch, uses left, outbox, clock, version",
+  help: `tally terminal status (--data DIR | --config FILE) [--json]
+
+Asks the running daemon through its status socket (reader and card state,
+link statistics, last swipe); when no daemon runs, reads the ledger read-only.`,
   async run(args, io) {
-    const values = parse(args, { data: { type: 'string' }, json: { type: 'boolean' } });
-    const dataDir = required(values, 'data');
-    if (!existsSync(join(dataDir, 'terminal.db'))) throw new TallyError('NOT_PROVISIONED', dataDir);
-    const terminal = Terminal.open({ dataDir });
-    try {
-      const status = terminal.status();
-      if (values.json) io.out(JSON.stringify(status, null, 2));
-      else for (const line of formatStatus(status)) io.out(line);
-      return 0;
-    } finally {
-      terminal.close();
+    const values = parse(args, { data: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } });
+    let dataDir: string;
+    let socket: string;
+    if (typeof values.config === 'string') {
+      const { config } = loadTerminalConfig(values.config);
+      dataDir = config.dataDir;
+      socket = config.statusSocket;
+    } else {
+      dataDir = required(values, 'data');
+      socket = join(dataDir, 'status.sock');
     }
+    const live = (await queryStatus(socket)) as (TerminalStatus & Record<string, unknown>) | undefined;
+    let status: TerminalStatus & Record<string, unknown>;
+    if (live) {
+      status = { ...live, daemon: 'running' };
+    } else {
+      if (!existsSync(join(dataDir, 'terminal.db'))) throw new TallyError('NOT_PROVISIONED', dataDir);
+      const ledger = Ledger.openReadOnly(join(dataDir, 'terminal.db'), systemClock);
+      try {
+        status = { ...terminalStatus(ledger), daemon: 'not running', version: VERSION };
+      } finally {
+        ledger.close();
+      }
+    }
+    if (values.json) io.out(JSON.stringify(status, null, 2));
+    else for (const line of formatStatus(status)) io.out(line);
+    return 0;
   },
 };

@@ -1,0 +1,52 @@
+import { loadTerminalConfig, TERMINAL_SCHEMA } from '../../config/terminalConfig.js';
+import { ConfigError, envName, redacted } from '../../config/schema.js';
+import { queryStatus } from '../../daemon/StatusServer.js';
+import { startTerminal } from '../../daemon/runTerminal.js';
+import { TallyError } from '../../errors.js';
+import { parse } from '../args.js';
+import type { CliCommand } from '../command.js';
+
+export const terminalRunCommand: CliCommand = {
+  path: ['terminal', 'run'],
+  summary: 'the terminal daemon (the systemd service runs this)',
+  help: `tally terminal run [--config FILE] [--print-config] [--settings]
+
+Runs the terminal: reader backend, deductions, operator feedback, status
+socket. Stops cleanly on SIGTERM or SIGINT after the swipe in progress.
+Configuration: YAML or JSON (config/*.yaml are examples); every setting can be
+overridden by an environment variable TALLY_<SECTION>_<NAME>.
+  --print-config   show the resolved configuration (secrets redacted) and exit
+  --settings       list every setting with its default and variable, and exit`,
+  async run(args, io) {
+    const values = parse(args, { config: { type: 'string' }, 'print-config': { type: 'boolean' }, settings: { type: 'boolean' } });
+    if (values.settings) {
+      for (const [key, spec] of Object.entries(TERMINAL_SCHEMA)) {
+        io.out(`${key.padEnd(30)} ${spec.type === 'enum' ? spec.values!.join('|') : spec.type}${spec.default !== undefined ? ` = ${JSON.stringify(spec.default)}` : ''}`);
+        io.out(`${''.padEnd(30)} ${spec.doc} [${envName(key)}]`);
+      }
+      return 0;
+    }
+    let loaded;
+    try {
+      loaded = loadTerminalConfig(typeof values.config === 'string' ? values.config : undefined);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        io.err(err.message);
+        return 78; // EX_CONFIG: systemd should not restart into the same bad file
+      }
+      throw err;
+    }
+    if (values['print-config']) {
+      io.out(JSON.stringify(redacted(TERMINAL_SCHEMA, loaded.values), null, 2));
+      return 0;
+    }
+    if (await queryStatus(loaded.config.statusSocket)) throw new TallyError('CONFIG', `a daemon already runs on ${loaded.config.dataDir}`);
+    const running = await startTerminal(loaded.config);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => void running.stop(signal).then(resolve);
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    return 0;
+  },
+};

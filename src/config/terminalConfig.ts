@@ -1,0 +1,101 @@
+/**
+ * The terminal daemon's configuration: the single source of truth for every
+ * setting, its default, its environment override (TALLY_...) and its meaning.
+ * `tally terminal run --print-config` shows the resolved values.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, resolveConfig, type Schema } from './schema.js';
+
+const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+
+export const TERMINAL_SCHEMA: Schema = {
+  'terminal.dataDir': { type: 'string', default: '/var/lib/tallystick', doc: 'folder of the ledger database and the device key' },
+  'terminal.locale': { type: 'enum', values: ['en', 'zh'], default: 'zh', doc: 'language of operator messages' },
+  'reader.backend': { type: 'enum', values: ['serial', 'pcsc', 'simulated'], default: 'serial', doc: "the terminal's microcontroller on a UART, a PC/SC reader through pcscd, or the in-process simulated board" },
+  'reader.serial.path': { type: 'string', default: '/dev/ttyS1', doc: 'serial device of the microcontroller board' },
+  'reader.serial.baudRate': { type: 'integer', default: 115200, min: 1200, max: 3_000_000, doc: 'UART speed' },
+  'reader.serial.reopenDelayMs': { type: 'integer', default: 500, min: 10, max: 60_000, doc: 'wait between attempts to reopen a port that went away' },
+  'reader.pcsc.readerName': { type: 'string', doc: 'use only the PC/SC reader whose name contains this (default: the first reader)' },
+  'device.maxSessionMinutes': { type: 'integer', default: 60, min: 1, max: 24 * 60, doc: 'the relay opens after this long whatever the device says' },
+  'device.startTimeoutSeconds': { type: 'integer', default: 30, min: 1, max: 600, doc: 'a use whose device does not report a start within this time is released' },
+  'sync.enabled': { type: 'boolean', default: false, doc: 'report the ledger to the server over MQTT' },
+  'sync.brokerUrl': { type: 'string', default: 'mqtts://127.0.0.1:8883', doc: 'the MQTT broker (mqtts:// with mutual TLS in production)' },
+  'sync.protocolVersion': { type: 'integer', default: 5, min: 4, max: 5, doc: 'MQTT 5, or 4 for 3.1.1 brokers' },
+  'sync.tls.ca': { type: 'string', doc: 'CA certificate file that signed the broker certificate' },
+  'sync.tls.cert': { type: 'string', doc: "this terminal's client certificate file" },
+  'sync.tls.key': { type: 'string', doc: "this terminal's client key file" },
+  'sync.password': { type: 'string', secret: true, doc: 'broker password, where the broker uses passwords instead of certificates' },
+  'sync.maxEntriesPerSecond': { type: 'integer', default: 2000, min: 1, max: 1_000_000, doc: 'rate limit while draining a backlog' },
+  'status.socket': { type: 'string', doc: 'unix socket for `tally terminal status` (default: <dataDir>/status.sock, mode 0600)' },
+  'log.level': { type: 'enum', values: LOG_LEVELS, default: 'info', doc: 'default log level; trace shows serial frames in hex' },
+  'log.levels': { type: 'map', values: LOG_LEVELS, default: {}, doc: 'level per namespace, e.g. {serial-reader: trace, sync: debug}' },
+};
+
+export interface TerminalConfig {
+  readonly dataDir: string;
+  readonly locale: 'en' | 'zh';
+  readonly reader:
+    | { readonly backend: 'serial'; readonly path: string; readonly baudRate: number; readonly reopenDelayMs: number }
+    | { readonly backend: 'pcsc'; readonly readerName?: string }
+    | { readonly backend: 'simulated' };
+  readonly device: { readonly maxSessionMs: number; readonly startTimeoutMs: number };
+  readonly sync: {
+    readonly enabled: boolean;
+    readonly brokerUrl: string;
+    readonly protocolVersion: 4 | 5;
+    readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+    readonly password?: string;
+    readonly maxEntriesPerSecond: number;
+  };
+  readonly statusSocket: string;
+  readonly log: { readonly level: string; readonly levels: Record<string, string> };
+}
+
+export function terminalConfigFrom(values: Map<string, unknown>): TerminalConfig {
+  const get = <T>(key: string): T => values.get(key) as T;
+  const dataDir = get<string>('terminal.dataDir');
+  const backend = get<'serial' | 'pcsc' | 'simulated'>('reader.backend');
+  const tls = { ca: get<string | undefined>('sync.tls.ca'), cert: get<string | undefined>('sync.tls.cert'), key: get<string | undefined>('sync.tls.key') };
+  return {
+    dataDir,
+    locale: get('terminal.locale'),
+    reader:
+      backend === 'serial'
+        ? { backend, path: get('reader.serial.path'), baudRate: get('reader.serial.baudRate'), reopenDelayMs: get('reader.serial.reopenDelayMs') }
+        : backend === 'pcsc'
+          ? { backend, ...(values.has('reader.pcsc.readerName') ? { readerName: get<string>('reader.pcsc.readerName') } : {}) }
+          : { backend },
+    device: { maxSessionMs: get<number>('device.maxSessionMinutes') * 60_000, startTimeoutMs: get<number>('device.startTimeoutSeconds') * 1000 },
+    sync: {
+      enabled: get('sync.enabled'),
+      brokerUrl: get('sync.brokerUrl'),
+      protocolVersion: get<4 | 5>('sync.protocolVersion'),
+      ...(tls.ca || tls.cert || tls.key ? { tls: Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined)) } : {}),
+      ...(values.has('sync.password') ? { password: get<string>('sync.password') } : {}),
+      maxEntriesPerSecond: get('sync.maxEntriesPerSecond'),
+    },
+    statusSocket: get<string | undefined>('status.socket') ?? `${dataDir}/status.sock`,
+    log: { level: get('log.level'), levels: get('log.levels') },
+  };
+}
+
+/** Reads a YAML or JSON file (JSON is YAML), applies the environment, and validates everything at once */
+export function loadTerminalConfig(path: string | undefined, env: Record<string, string | undefined> = process.env): { config: TerminalConfig; values: Map<string, unknown> } {
+  let fileValues: unknown;
+  if (path) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ConfigError(path, [{ field: '(file)', problem: (err as Error).message }]);
+    }
+    try {
+      fileValues = parseYaml(text);
+    } catch (err) {
+      throw new ConfigError(path, [{ field: '(file)', problem: `not YAML or JSON: ${(err as Error).message}` }]);
+    }
+  }
+  const values = resolveConfig(TERMINAL_SCHEMA, fileValues, env, path ?? '(defaults and environment)');
+  return { config: terminalConfigFrom(values), values };
+}

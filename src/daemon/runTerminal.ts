@@ -1,0 +1,98 @@
+/**
+ * The terminal daemon process: configuration -> logger -> ledger and terminal
+ * -> reader backend -> daemon -> status socket, and a clean stop on SIGTERM
+ * (the swipe in progress finishes, the database closes). systemd readiness and
+ * watchdog go through `systemd-notify` when NOTIFY_SOCKET is set (see
+ * config/systemd/tallystick-terminal.service for why NotifyAccess=all).
+ */
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import type { TerminalConfig } from '../config/terminalConfig.js';
+import { createLogger } from '../logging/createLogger.js';
+import { Terminal } from '../terminal/Terminal.js';
+import type { Logger } from '../util/logger.js';
+import { createReaderBackend, type ReaderBackend } from './createReaderBackend.js';
+import { StatusServer } from './StatusServer.js';
+import { TerminalDaemon } from './TerminalDaemon.js';
+
+/** Our package's version, found from this file whether it runs from src/ (tests) or dist/src/ */
+export const VERSION = ((): string => {
+  const require = createRequire(import.meta.url);
+  for (const candidate of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = require(candidate) as { name?: string; version?: string };
+      if (pkg.name === 'tallystick' && pkg.version) return pkg.version;
+    } catch {
+      // not at this depth
+    }
+  }
+  return 'unknown';
+})();
+
+export interface RunningTerminal {
+  readonly daemon: TerminalDaemon;
+  readonly terminal: Terminal;
+  readonly backend: ReaderBackend;
+  stop(reason: string): Promise<void>;
+}
+
+function notifySystemd(state: string, log: Logger): void {
+  if (!process.env.NOTIFY_SOCKET) return;
+  execFile('systemd-notify', [`--pid=${process.pid}`, state], (err) => {
+    if (err) log.warn({ state, err: err.message }, 'systemd-notify failed');
+  });
+}
+
+export async function startTerminal(config: TerminalConfig, log = createLogger({ level: config.log.level, levels: config.log.levels })): Promise<RunningTerminal> {
+  const startedAt = Date.now();
+  const backend = await createReaderBackend(config, log);
+  const terminal = Terminal.open({
+    dataDir: config.dataDir,
+    locale: config.locale,
+    log,
+    ...(backend.device ? { device: backend.device } : {}),
+    maxSessionMs: config.device.maxSessionMs,
+    startTimeoutMs: config.device.startTimeoutMs,
+  });
+  const daemon = new TerminalDaemon({ terminal, reader: backend.reader, panel: backend.panel, locale: config.locale, log });
+  let lastSwipe: { at: string; ok: boolean; code?: string } | undefined;
+  daemon.onSwipe((t) => {
+    lastSwipe = { at: new Date(t.decidedAt).toISOString(), ok: t.outcome.ok, ...(t.outcome.ok ? {} : { code: t.outcome.code }) };
+  });
+  const status = new StatusServer(config.statusSocket, () => ({
+    version: VERSION,
+    pid: process.pid,
+    uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+    reader: { backend: config.reader.backend, name: backend.reader.name, state: backend.reader.state, cardPresent: backend.reader.currentSession() !== undefined, ...(backend.stats ? { link: backend.stats() } : {}) },
+    ...terminal.status(),
+    lastSwipe,
+    sync: { enabled: config.sync.enabled },
+  }));
+  await daemon.start();
+  await status.start();
+  const watchdogMs = Number(process.env.WATCHDOG_USEC ?? 0) / 1000;
+  const watchdog = watchdogMs > 0 ? setInterval(() => notifySystemd('WATCHDOG=1', log), watchdogMs / 3) : undefined;
+  watchdog?.unref();
+  notifySystemd('READY=1', log);
+  log.info({ version: VERSION, backend: config.reader.backend, dataDir: config.dataDir, readyMs: Date.now() - startedAt }, 'terminal daemon ready');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    daemon,
+    terminal,
+    backend,
+    stop: (reason) => {
+      stopping ??= (async () => {
+        log.info({ reason }, 'stopping: finishing the swipe in progress');
+        notifySystemd('STOPPING=1', log);
+        if (watchdog) clearInterval(watchdog);
+        await daemon.stop();
+        await status.stop();
+        await backend.close?.();
+        terminal.close();
+        log.info({}, 'stopped cleanly');
+      })();
+      return stopping;
+    },
+  };
+}
