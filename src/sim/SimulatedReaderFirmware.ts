@@ -28,7 +28,9 @@ import { Led, LedMode, type BuzzerStep, type LedModeCode } from '../codecs/firmw
 import { PayloadError } from '../codecs/firmware/payload.js';
 import { FaultCode, FinishReason, type FaultCodeValue, type FinishReasonCode } from '../codecs/firmware/relay.js';
 import { BootReason, type BootReasonCode } from '../codecs/firmware/system.js';
+import { SerialReaderBackend, type SerialReaderOptions } from '../readers/serial/SerialReaderBackend.js';
 import type { ByteTransport } from '../transports/ByteTransport.js';
+import { createInMemoryPair, type InMemoryPair } from '../transports/InMemoryDuplex.js';
 
 export type SimulatedDeviceBehaviour = 'normal' | 'fault-before-start' | 'fault-while-running' | 'never-starts';
 
@@ -567,4 +569,49 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+export interface InMemorySerialReader {
+  /** The daemon's serial backend; call reader.start() */
+  readonly reader: SerialReaderBackend;
+  /** The board at the other end of the wire */
+  readonly firmware: SimulatedReaderFirmware;
+  /** Pulls the cable: the reader becomes unavailable until plug() */
+  unplug(): Promise<void>;
+  plug(): void;
+}
+
+/**
+ * The serial backend and a powered simulated board joined by an in-memory
+ * wire: the real protocol bytes with nothing to install (the demo). Each
+ * (re)open of the port makes a fresh wire.
+ */
+export function createInMemorySerialReader(
+  options: { firmware?: SimulatedReaderFirmwareOptions; reader?: Omit<SerialReaderOptions, 'openTransport'> } = {},
+): InMemorySerialReader {
+  const firmware = new SimulatedReaderFirmware(options.firmware);
+  firmware.powerOn();
+  let plugged = true;
+  let wire: InMemoryPair | undefined;
+  const reader = new SerialReaderBackend({
+    name: 'Simulated serial reader (in memory)',
+    ...options.reader,
+    openTransport: async () => {
+      if (!plugged) throw new Error('serial device not present');
+      wire = createInMemoryPair({ a: 'daemon', b: 'board' });
+      firmware.attach(wire.b);
+      return wire.a;
+    },
+  });
+  return {
+    reader,
+    firmware,
+    async unplug() {
+      plugged = false;
+      await wire?.a.close();
+    },
+    plug() {
+      plugged = true;
+    },
+  };
 }
