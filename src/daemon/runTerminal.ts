@@ -2,17 +2,15 @@
  * The terminal daemon process: configuration -> logger -> ledger and terminal
  * -> reader backend -> daemon -> status socket, and a clean stop on SIGTERM
  * (the swipe in progress finishes, the database closes). systemd readiness and
- * watchdog go through `systemd-notify` when NOTIFY_SOCKET is set (see
- * config/systemd/tallystick-terminal.service for why NotifyAccess=all).
+ * watchdog go to NOTIFY_SOCKET through systemdNotify.ts.
  */
-import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import type { TerminalConfig } from '../config/terminalConfig.js';
 import { createLogger } from '../logging/createLogger.js';
 import { Terminal } from '../terminal/Terminal.js';
-import type { Logger } from '../util/logger.js';
 import { createReaderBackend, type ReaderBackend } from './createReaderBackend.js';
 import { StatusServer } from './StatusServer.js';
+import { createSystemdNotifier, watchdogIntervalMs } from './systemdNotify.js';
 import { TerminalDaemon } from './TerminalDaemon.js';
 
 /** Our package's version, found from this file whether it runs from src/ (tests) or dist/src/ */
@@ -34,13 +32,6 @@ export interface RunningTerminal {
   readonly terminal: Terminal;
   readonly backend: ReaderBackend;
   stop(reason: string): Promise<void>;
-}
-
-function notifySystemd(state: string, log: Logger): void {
-  if (!process.env.NOTIFY_SOCKET) return;
-  execFile('systemd-notify', [`--pid=${process.pid}`, state], (err) => {
-    if (err) log.warn({ state, err: err.message }, 'systemd-notify failed');
-  });
 }
 
 export async function startTerminal(config: TerminalConfig, log = createLogger({ level: config.log.level, levels: config.log.levels })): Promise<RunningTerminal> {
@@ -70,10 +61,21 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
   }));
   await daemon.start();
   await status.start();
-  const watchdogMs = Number(process.env.WATCHDOG_USEC ?? 0) / 1000;
-  const watchdog = watchdogMs > 0 ? setInterval(() => notifySystemd('WATCHDOG=1', log), watchdogMs / 3) : undefined;
+  const systemd = createSystemdNotifier(process.env, log);
+  const watchdogMs = watchdogIntervalMs(process.env);
+  // the watchdog is fed only while the ledger still answers: a wedged database should get us restarted
+  const watchdog = watchdogMs
+    ? setInterval(() => {
+        try {
+          terminal.ledger.pendingCount();
+          systemd.notify('WATCHDOG=1');
+        } catch (err) {
+          log.error({ err: (err as Error).message }, 'ledger not answering: watchdog not fed');
+        }
+      }, watchdogMs)
+    : undefined;
   watchdog?.unref();
-  notifySystemd('READY=1', log);
+  systemd.notify(`READY=1\nSTATUS=terminal ${terminal.identity()?.terminalId ?? '(not provisioned)'} ready`);
   log.info({ version: VERSION, backend: config.reader.backend, dataDir: config.dataDir, readyMs: Date.now() - startedAt }, 'terminal daemon ready');
 
   let stopping: Promise<void> | undefined;
@@ -84,12 +86,13 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
     stop: (reason) => {
       stopping ??= (async () => {
         log.info({ reason }, 'stopping: finishing the swipe in progress');
-        notifySystemd('STOPPING=1', log);
+        systemd.notify('STOPPING=1');
         if (watchdog) clearInterval(watchdog);
         await daemon.stop();
         await status.stop();
         await backend.close?.();
         terminal.close();
+        systemd.close();
         log.info({}, 'stopped cleanly');
       })();
       return stopping;

@@ -44,9 +44,11 @@ describe('tally terminal run (the daemon as a process)', () => {
     expect(first).toMatchObject({ terminalId: 'T-RUN', provisioned: true, reader: { backend: 'simulated', state: 'ready', cardPresent: false } });
 
     saveCardFile(join(dataDir, 'sim-slot', 'batch.json'), batch.batchCard);
-    await until('batch loaded', async () => ((await queryStatus(socket)) as { batches: unknown[] }).batches.length === 1 || undefined);
+    // the swipe's outcome is reported after the ledger commit and the card's marker write
+    await until('swipe reported', async () => ((await queryStatus(socket)) as { lastSwipe?: unknown }).lastSwipe);
     const after = (await queryStatus(socket)) as { lastSwipe: { ok: boolean }; batches: { count: number }[]; reader: { cardPresent: boolean } };
     expect(after.lastSwipe.ok).toBe(true);
+    expect(after.batches).toHaveLength(1);
     expect(after.reader.cardPresent).toBe(true);
 
     child.kill('SIGTERM');
