@@ -17,6 +17,12 @@ for arg in "$@"; do
 done
 
 stopped=0
+# running PID: alive and not a zombie (our parent may be slow to reap it)
+running() {
+  local state
+  state="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)"
+  [ -n "$state" ] && [ "$state" != Z ]
+}
 # stop_pid FILE EXPECTED_NAME: the pid in FILE, if it is still that program
 stop_pid() {
   local file="$1" name="$2" pid comm
@@ -25,8 +31,8 @@ stop_pid() {
   comm="$(cat "/proc/$pid/comm" 2>/dev/null || true)"
   if [ -n "$pid" ] && [ "$comm" = "$name" ]; then
     kill "-$signal" "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    for _ in $(seq 1 250); do running "$pid" || break; sleep 0.02; done
+    running "$pid" && kill -KILL "$pid" 2>/dev/null
     stopped=$((stopped + 1))
     [ "$quiet" = 1 ] || echo "pcscd-stop: stopped $name (pid $pid)"
   fi

@@ -5,7 +5,8 @@
  * process ids the scripts recorded, never by name.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +28,12 @@ export interface VirtualCardPcscdOptions {
   readonly runDir?: string;
   /** pcscd logs at debug level with APDUs */
   readonly debug?: boolean;
+  /**
+   * Immediate ACKs on pcscd's private loopback (default true). vpcd sends the
+   * length and the body of each message in two writes with Nagle on, so with
+   * delayed ACKs every APDU waits 40 ms; false keeps that stock behaviour.
+   */
+  readonly quickAck?: boolean;
 }
 
 export interface VirtualCardPcscd {
@@ -56,14 +63,52 @@ function findScripts(): string {
   }
 }
 
+/**
+ * pcscd's client socket is fixed (/run/pcscd/pcscd.comm): one pcscd serves the
+ * machine. Tests and benchmarks that start one take this lock first, so they
+ * never run at the same time.
+ */
+export const PCSCD_LOCK_FILE = join(tmpdir(), 'tallystick-pcscd.lock');
+
+/** Waits until no other process holds the pcscd lock; resolves with the release function */
+export async function acquirePcscdLock(timeoutMs = 300_000): Promise<() => void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const fd = openSync(PCSCD_LOCK_FILE, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(PCSCD_LOCK_FILE, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let holder: number;
+    try {
+      holder = Number(readFileSync(PCSCD_LOCK_FILE, 'utf8')) || 0;
+    } catch {
+      continue; // released between our two looks
+    }
+    // a holder that died without releasing leaves a stale lock
+    if (holder > 0 && !running(holder)) rmSync(PCSCD_LOCK_FILE, { force: true });
+    if (Date.now() > deadline) throw new TallyError('READER_IN_USE', `pcscd lock ${PCSCD_LOCK_FILE} held by pid ${holder} for too long`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Alive and not a zombie: a process we do not reap may stay a zombie for a while */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return true;
-    }
+    if (!running(pid)) return true;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return false;
@@ -76,7 +121,12 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
 export async function startVirtualCardPcscd(options: VirtualCardPcscdOptions = {}): Promise<VirtualCardPcscd> {
   const scripts = findScripts();
   const runDir = options.runDir ?? DEFAULT_PCSCD_RUN_DIR;
-  const env = { ...process.env, TALLY_PCSCD_RUN_DIR: runDir, TALLY_PCSCD_DEBUG: options.debug ? '1' : '0' };
+  const env = {
+    ...process.env,
+    TALLY_PCSCD_RUN_DIR: runDir,
+    TALLY_PCSCD_DEBUG: options.debug ? '1' : '0',
+    TALLY_PCSCD_QUICKACK: options.quickAck === false ? '0' : '1',
+  };
   let pcscdPid = 0;
 
   const start = async (): Promise<void> => {

@@ -1,45 +1,14 @@
 /**
  * pcscd for tests. pcscd's client socket is fixed (/run/pcscd/pcscd.comm), so
  * one pcscd serves the whole machine: a test file that uses it takes the lock
- * below first, so two test files never run pcscd at once, and it starts and
+ * (acquirePcscdLock) first, so two test files never run pcscd at once, and it starts and
  * stops its own pcscd by process id (never one it did not start).
  */
-import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startVirtualCardPcscd, type VirtualCardPcscd } from '../../src/sim/VirtualCardPcscd.js';
+import { acquirePcscdLock, startVirtualCardPcscd, type VirtualCardPcscd } from '../../src/sim/VirtualCardPcscd.js';
 import type { CardReader, CardSession, ReaderEvent } from '../../src/readers/CardReader.js';
-
-export const PCSCD_TEST_LOCK = join(tmpdir(), 'tallystick-pcscd-tests.lock');
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Waits until no other test process holds the pcscd lock; returns the release function */
-export async function acquirePcscdLock(timeoutMs = 300_000): Promise<() => void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const fd = openSync(PCSCD_TEST_LOCK, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => rmSync(PCSCD_TEST_LOCK, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const holder = Number(readFileSync(PCSCD_TEST_LOCK, { encoding: 'utf8', flag: 'r' }) || '0');
-    // a holder that died without releasing: its lock is stale
-    if (holder > 0 && !alive(holder)) rmSync(PCSCD_TEST_LOCK, { force: true });
-    if (Date.now() > deadline) throw new Error(`pcscd test lock ${PCSCD_TEST_LOCK} held by pid ${holder} for too long`);
-    await sleep(100);
-  }
-}
 
 export interface TestPcscd {
   readonly pcscd: VirtualCardPcscd;
