@@ -25,7 +25,6 @@ import {
   type RequestName,
 } from '../codecs/firmware/messages.js';
 import { Led, LedMode, type BuzzerStep, type LedModeCode } from '../codecs/firmware/panel.js';
-import { PayloadError } from '../codecs/firmware/payload.js';
 import { FaultCode, FinishReason, type FaultCodeValue, type FinishReasonCode } from '../codecs/firmware/relay.js';
 import { BootReason, type BootReasonCode } from '../codecs/firmware/system.js';
 import { SerialReaderBackend, type SerialReaderOptions } from '../readers/serial/SerialReaderBackend.js';
@@ -290,7 +289,6 @@ export class SimulatedReaderFirmware {
       message = parseMessage(frame);
     } catch (err) {
       if (needsAck(frame.command)) this.nak(frame.seq, frame.command, err instanceof UnknownCommandError ? NakReason.UNKNOWN_COMMAND : NakReason.BAD_PAYLOAD);
-      if (!(err instanceof PayloadError)) throw err;
       return;
     }
     switch (message.kind) {

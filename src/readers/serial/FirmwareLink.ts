@@ -19,7 +19,6 @@ import {
   type RequestName,
   type ResponseBodies,
 } from '../../codecs/firmware/messages.js';
-import { PayloadError } from '../../codecs/firmware/payload.js';
 import { TallyError } from '../../errors.js';
 import type { ByteTransport } from '../../transports/ByteTransport.js';
 import { INITIAL_EXCHANGE, stepExchange, type ExchangeAction, type ExchangeFailure, type ExchangeInput, type ExchangeState } from './ExchangeMachine.js';
@@ -255,9 +254,9 @@ export class FirmwareLink {
     try {
       message = parseMessage(frame);
     } catch (err) {
+      // whatever the payload codec says (PayloadError, or a bug), the frame is refused and the line goes on
       this.trace?.('in', raw, `${commandName(frame.command)} seq ${frame.seq}: ${(err as Error).message}`);
       if (needsAck(frame.command)) this.nak(frame.seq, frame.command, err instanceof UnknownCommandError ? NakReason.UNKNOWN_COMMAND : NakReason.BAD_PAYLOAD);
-      if (!(err instanceof PayloadError)) throw err;
       return;
     }
     this.trace?.('in', raw, describe(message));
@@ -285,7 +284,13 @@ export class FirmwareLink {
           return;
         }
         this.lastEventRaw = message.name === 'boot' ? undefined : raw;
-        for (const listener of [...this.eventListeners]) listener(message);
+        for (const listener of [...this.eventListeners]) {
+          try {
+            listener(message);
+          } catch {
+            // a listener's fault must not stop the line; the backend logs its own
+          }
+        }
         return;
       case 'request':
         // the device never sends requests
