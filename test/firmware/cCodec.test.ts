@@ -3,7 +3,7 @@
  * dir and runs it against the same golden vectors as the TS codec, both ways.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,9 @@ function vectorLines(): string[] {
   for (const v of framing.streams) lines.push(`S ${v.chunks.join(',')} ${v.frames.length ? v.frames.join(',') : '-'} ${v.discardedBytes}`);
   return lines;
 }
+
+/** The same lines, committed for the firmware team's `make check` without Node */
+const LINES_FILE = join(C_DIR, 'vectors.txt');
 
 describe('C99 reference codec against the golden vectors', () => {
   let dir: string;
@@ -50,6 +53,12 @@ describe('C99 reference codec against the golden vectors', () => {
     expect(output.trim().split('\n').at(-1)).toMatch(/^ok \d+ checks, 0 failures$/);
     const checks = Number(/ok (\d+) checks/.exec(output)?.[1]);
     expect(checks).toBeGreaterThanOrEqual(lines.length);
+  });
+
+  it('c/vectors.txt is in step with the JSON vectors (UPDATE_VECTORS=1 rewrites it)', () => {
+    const expected = vectorLines().join('\n') + '\n';
+    if (process.env.UPDATE_VECTORS === '1') writeFileSync(LINES_FILE, expected);
+    expect(readFileSync(LINES_FILE, 'utf8')).toBe(expected);
   });
 
   it('fails on a wrong vector (the driver can fail)', () => {
