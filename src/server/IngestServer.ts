@@ -12,6 +12,7 @@ import { silentLogger, type Logger } from '../util/logger.js';
 import { startHttpApi, type HttpApi, type PricingConfig } from './httpApi.js';
 import { InflightLimiter } from './InflightLimiter.js';
 import { Ingest, type Outgoing } from './ingest/Ingest.js';
+import type { SignatureCheck } from './ingest/verifyReport.js';
 import type { ServerStore } from './ServerStore.js';
 
 export interface IngestServerOptions {
@@ -31,6 +32,8 @@ export interface IngestServerOptions {
   /** Start the HTTP API on this loopback port (0: a free one); undefined: no HTTP API */
   readonly httpPort?: number;
   readonly pricing?: PricingConfig;
+  /** every-entry (default) or chain-anchored (one signature per hash-linked run): see ingest/verifyReport.ts */
+  readonly signatureCheck?: SignatureCheck;
   readonly clock?: Clock;
   readonly logger?: Logger;
 }
@@ -55,7 +58,7 @@ const DEFAULT_PRICING: PricingConfig = { default: { pricePerUse: 10_000, investo
 export async function createIngestServer(options: IngestServerOptions): Promise<IngestServer> {
   const clock = options.clock ?? systemClock;
   const logger = (options.logger ?? silentLogger).child({ module: 'server' });
-  const ingest = new Ingest({ store: options.store, rootPublicKey: options.rootPublicKey, clock, logger });
+  const ingest = new Ingest({ store: options.store, rootPublicKey: options.rootPublicKey, clock, logger, ...(options.signatureCheck ? { signatureCheck: options.signatureCheck } : {}) });
   const protocolVersion = options.protocolVersion ?? 5;
   const clientId = options.clientId ?? `tally-ingest-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
   const client = mqtt.connect(options.brokerUrl, {

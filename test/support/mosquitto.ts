@@ -4,15 +4,24 @@
  * PID. Never touches a broker already running on the machine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freeLoopbackPort } from './freePort.js';
 import { stopChild, waitForPort } from './process.js';
 
 export const MOSQUITTO_BINARY = '/usr/sbin/mosquitto';
-export const CONFIG_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../config/mosquitto');
+/** config/mosquitto of the project, found upwards from this file (it also runs compiled from dist/) */
+export const CONFIG_DIR = findConfigDir(dirname(fileURLToPath(import.meta.url)));
+
+function findConfigDir(start: string): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'config', 'mosquitto');
+    if (existsSync(join(candidate, 'plain.conf'))) return candidate;
+    if (dirname(dir) === dir) throw new Error(`config/mosquitto not found above ${start}`);
+  }
+}
 
 export interface MosquittoTls {
   /** PEM texts; written into the broker's temp dir */

@@ -18,7 +18,7 @@ import { parseTopic, terminalTopic } from '../../codecs/mqtt/topics.js';
 import type { Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import type { AlertKind, ServerStore } from '../ServerStore.js';
-import { ReportRejection, verifyReport, type RejectedEntry, type VerifiedEntry } from './verifyReport.js';
+import { ReportRejection, verifyReport, type RejectedEntry, type SignatureCheck, type VerifiedEntry } from './verifyReport.js';
 
 export interface Outgoing {
   readonly topic: string;
@@ -42,6 +42,8 @@ export interface IngestOptions {
   readonly rootPublicKey: Uint8Array;
   readonly clock: Clock;
   readonly logger?: Logger;
+  /** every-entry (default) or chain-anchored: see verifyReport.ts */
+  readonly signatureCheck?: SignatureCheck;
 }
 
 export interface IngestStats {
@@ -157,7 +159,7 @@ export class Ingest {
     });
     let report;
     try {
-      report = verifyReport(frame, terminalId, this.options.rootPublicKey);
+      report = verifyReport(frame, terminalId, this.options.rootPublicKey, this.options.signatureCheck);
     } catch (err) {
       if (err instanceof ReportRejection) {
         if (err.reason === 'terminal-mismatch') await this.alert('terminal-impersonation', terminalId, `impersonation:${terminalId}:${err.message}`, err.message);

@@ -1,0 +1,207 @@
+/**
+ * Ingest benchmark, all through a real Mosquitto started here on a free
+ * loopback port:
+ * - raw broker rate: the same report payloads published (QoS 1, within the
+ *   broker's receive maximum) and received by a bare subscriber;
+ * - ingest rate into SQLite and into a throw-away PostgreSQL: the same
+ *   payloads through the ingest server (certificate, signature and hash-chain
+ *   verification, idempotent store), until every entry is stored;
+ * - the time to drain a 100,000-entry backlog from a terminal's outbox to the
+ *   server (SQLite, chain-anchored signature check) with application acks.
+ * Ingest is measured with both signature checks (ingest/verifyReport.ts):
+ * every entry's own Ed25519 signature, and chain-anchored.
+ * Entries/s is the figure; the ratio to the raw rate says what the ingest costs.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import mqtt, { type MqttClient } from 'mqtt';
+import { encodeReport } from '../src/codecs/mqtt/report.js';
+import { terminalTopic } from '../src/codecs/mqtt/topics.js';
+import { generateSigningKey, signMessage, verifyMessage } from '../src/crypto/ed25519.js';
+import { createServerStore, type ServerStoreOptions } from '../src/server/createServerStore.js';
+import { createIngestServer } from '../src/server/IngestServer.js';
+import type { SignatureCheck } from '../src/server/ingest/verifyReport.js';
+import { createSyncClient } from '../src/sync/SyncClient.js';
+import { startMosquitto, type RunningMosquitto } from '../test/support/mosquitto.js';
+import { startPostgres } from '../test/support/postgres.js';
+import { InMemoryOutbox, makeInvestor, type Investor } from '../test/support/signedLedger.js';
+import { busyLedger } from '../test/support/syncHarness.js';
+
+export interface IngestBenchOptions {
+  readonly terminals?: number;
+  readonly entriesPerTerminal?: number;
+  readonly entriesPerReport?: number;
+  readonly backlog?: number;
+  readonly postgres?: boolean;
+}
+
+interface Message {
+  readonly topic: string;
+  readonly payload: Buffer;
+}
+
+function round(value: number, digits = 0): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+/** Publishes every message at QoS 1 with at most `window` awaiting PUBACK (the broker's receive maximum) */
+async function publishAll(client: MqttClient, messages: readonly Message[], window: number): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < messages.length) {
+      const message = messages[next++]!;
+      await client.publishAsync(message.topic, message.payload, { qos: 1 });
+    }
+  };
+  await Promise.all(Array.from({ length: window }, lane));
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+async function rawBrokerRate(broker: RunningMosquitto, messages: readonly Message[], entries: number): Promise<{ entriesPerSecond: number; messagesPerSecond: number }> {
+  const subscriber = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+  let received = 0;
+  subscriber.on('message', () => received++);
+  await subscriber.subscribeAsync('tally/v1/terminal/+/report', { qos: 1 });
+  const publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+  const started = performance.now();
+  await publishAll(publisher, messages, 20);
+  await waitUntil(() => received >= messages.length, 60_000, 'raw messages');
+  const seconds = (performance.now() - started) / 1000;
+  await publisher.endAsync();
+  await subscriber.endAsync();
+  return { entriesPerSecond: entries / seconds, messagesPerSecond: messages.length / seconds };
+}
+
+async function ingestRate(
+  broker: RunningMosquitto,
+  investor: Investor,
+  storeOptions: ServerStoreOptions,
+  signatureCheck: SignatureCheck,
+  messages: readonly Message[],
+  entries: number,
+): Promise<number> {
+  const store = await createServerStore(storeOptions);
+  const server = await createIngestServer({ store, rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, gapCheckMs: 60_000, signatureCheck });
+  const publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+  try {
+    const started = performance.now();
+    await publishAll(publisher, messages, 20);
+    await waitUntil(() => server.ingest.stats.entriesInserted >= entries, 600_000, `ingest into ${storeOptions.kind}`);
+    const seconds = (performance.now() - started) / 1000;
+    if ((await store.entryCount()) !== entries) throw new Error(`bench: ${storeOptions.kind} holds ${await store.entryCount()} entries, expected ${entries}`);
+    return entries / seconds;
+  } finally {
+    await publisher.endAsync();
+    await server.stop();
+    await store.close();
+  }
+}
+
+async function drainBacklog(broker: RunningMosquitto, investor: Investor, dir: string, backlog: number): Promise<{ seconds: number; entries: number; reports: number }> {
+  const ledger = busyLedger(investor, 'T-BACKLOG', backlog);
+  const outbox = new InMemoryOutbox(ledger);
+  const store = await createServerStore({ kind: 'sqlite', path: join(dir, 'drain.db') });
+  const server = await createIngestServer({ store, rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, gapCheckMs: 60_000, signatureCheck: 'chain-anchored' });
+  const started = performance.now();
+  // the link comes back after an outage: the whole outbox is pending
+  const sync = createSyncClient({ outbox, brokerUrl: broker.url, pollMs: 10, policy: { reportBatchSize: 250, maxReportsPerSecond: 1000, ackTimeoutMs: 30_000 } });
+  try {
+    await sync.drained(600_000);
+    const seconds = (performance.now() - started) / 1000;
+    if ((await store.entryCount()) !== ledger.lastSeq) throw new Error('bench: backlog not stored completely');
+    return { seconds, entries: ledger.lastSeq, reports: sync.stats.reportsSent };
+  } finally {
+    await sync.stop();
+    await server.stop();
+    await store.close();
+  }
+}
+
+function verifyRate(): number {
+  const key = generateSigningKey();
+  const message = new Uint8Array(300).fill(7);
+  const signature = signMessage(key.privateKey, message);
+  const n = 5000;
+  const started = performance.now();
+  for (let i = 0; i < n; i++) verifyMessage(key.publicKey, message, signature);
+  return n / ((performance.now() - started) / 1000);
+}
+
+export async function benchIngest(options: IngestBenchOptions = {}): Promise<Record<string, number>> {
+  const terminals = options.terminals ?? 8;
+  const perTerminal = options.entriesPerTerminal ?? 5000;
+  const perReport = options.entriesPerReport ?? 100;
+  const backlog = options.backlog ?? 100_000;
+  const investor = makeInvestor();
+  const dir = mkdtempSync(join(tmpdir(), 'tally-bench-ingest-'));
+  const broker = await startMosquitto();
+  const postgres = options.postgres === false ? undefined : await startPostgres();
+  try {
+    const messages: Message[] = [];
+    let entries = 0;
+    for (let t = 0; t < terminals; t++) {
+      const ledger = busyLedger(investor, `T-BENCH-${t}`, perTerminal);
+      entries += ledger.lastSeq;
+      for (let i = 0; i < ledger.entries.length; i += perReport) {
+        const payload = encodeReport({ transaction: i, certificate: ledger.certificate, entries: ledger.entries.slice(i, i + perReport) });
+        messages.push({ topic: terminalTopic(ledger.terminalId, 'report'), payload: Buffer.from(payload) });
+      }
+    }
+    const payloadBytes = messages.reduce((n, m) => n + m.payload.length, 0) / messages.length;
+    const raw = await rawBrokerRate(broker, messages, entries);
+    const sqliteEvery = await ingestRate(broker, investor, { kind: 'sqlite', path: join(dir, 'every.db') }, 'every-entry', messages, entries);
+    const sqlite = await ingestRate(broker, investor, { kind: 'sqlite', path: join(dir, 'anchored.db') }, 'chain-anchored', messages, entries);
+    const pgEvery = postgres ? await ingestRate(broker, investor, { kind: 'postgres', connectionString: postgres.createDatabase('bench_every') }, 'every-entry', messages, entries) : Number.NaN;
+    const pg = postgres ? await ingestRate(broker, investor, { kind: 'postgres', connectionString: postgres.createDatabase('bench_anchored') }, 'chain-anchored', messages, entries) : Number.NaN;
+    const drain = await drainBacklog(broker, investor, dir, backlog);
+    return {
+      cpus: cpus().length,
+      entries,
+      entries_per_report: perReport,
+      report_bytes_avg: round(payloadBytes),
+      ed25519_verifies_per_s_one_core: round(verifyRate()),
+      raw_broker_entries_per_s: round(raw.entriesPerSecond),
+      raw_broker_messages_per_s: round(raw.messagesPerSecond),
+      ingest_sqlite_every_entry_sig_entries_per_s: round(sqliteEvery),
+      ingest_sqlite_every_entry_sig_ratio_to_raw: round(sqliteEvery / raw.entriesPerSecond, 3),
+      ingest_sqlite_chain_anchored_entries_per_s: round(sqlite),
+      ingest_sqlite_chain_anchored_ratio_to_raw: round(sqlite / raw.entriesPerSecond, 3),
+      ingest_postgres_every_entry_sig_entries_per_s: round(pgEvery),
+      ingest_postgres_every_entry_sig_ratio_to_raw: round(pgEvery / raw.entriesPerSecond, 3),
+      ingest_postgres_chain_anchored_entries_per_s: round(pg),
+      ingest_postgres_chain_anchored_ratio_to_raw: round(pg / raw.entriesPerSecond, 3),
+      drain_backlog_entries: drain.entries,
+      drain_backlog_seconds: round(drain.seconds, 2),
+      drain_backlog_entries_per_s: round(drain.entries / drain.seconds),
+    };
+  } finally {
+    await broker.close();
+    await postgres?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// `node dist/bench/ingest.js` runs it alone
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const started = Date.now();
+  benchIngest({ backlog: Number(process.env.BACKLOG ?? 100_000) }).then(
+    (figures) => {
+      console.log(JSON.stringify({ ...figures, bench_seconds: round((Date.now() - started) / 1000, 1) }, null, 2));
+      process.exit(0);
+    },
+    (err: Error) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
