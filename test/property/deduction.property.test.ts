@@ -1,6 +1,6 @@
 /**
  * Property: no sequence of swipes, replays, copies, pulls at any APDU, device
- * faults, start timeouts and terminal restarts ever charges a serial twice;
+ * faults, start timeouts, storage faults and terminal restarts ever charges a serial twice;
  * the ledger stays gapless and verifies; charged uses = distinct serials charged.
  * PROPERTY_RUNS overrides the number of runs (SOAK=1: 1000).
  */
@@ -29,6 +29,7 @@ type Action =
   | { kind: 'device'; behaviour: DeviceBehaviour }
   | { kind: 'late-device-event'; type: 'started' | 'finished' | 'fault' }
   | { kind: 'wait' }
+  | { kind: 'storage-fault'; on: boolean }
   | { kind: 'restart' };
 
 const cardIndex = fc.integer({ min: 0, max: BATCH_SIZE - 1 });
@@ -48,6 +49,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { arbitrary: fc.constantFrom('started' as const, 'finished' as const, 'fault' as const).map((type) => ({ kind: 'late-device-event' as const, type })), weight: 1 },
   { arbitrary: fc.constant({ kind: 'wait' as const }), weight: 1 },
   { arbitrary: fc.constant({ kind: 'restart' as const }), weight: 2 },
+  { arbitrary: fc.boolean().map((on) => ({ kind: 'storage-fault' as const, on })), weight: 1 },
 );
 
 let issuer: Issuer;
@@ -101,6 +103,8 @@ async function runScenario(actions: readonly Action[]): Promise<void> {
   const cards = pristineCards.map((c) => c.clone());
   const batchCard = pristineBatchCard.clone();
   const grants: { serial: number; seq: number }[] = [];
+  // the database refuses every write (a read-only or failing disk) until switched back or the terminal restarts
+  let storageFault = false;
   try {
     await terminal.provision(reader.insert(issuer.mother), { terminalId: 'T-P', clinicCode: 'CLINIC-A', pin: DEMO_MOTHER_PIN });
     const swipe = async (card: SimulatedCard): Promise<SwipeOutcome> => {
@@ -147,15 +151,25 @@ async function runScenario(actions: readonly Action[]): Promise<void> {
         case 'wait':
           await settle();
           break;
+        case 'storage-fault':
+          storageFault = act.on;
+          terminal.ledger.database.pragma(`query_only = ${act.on ? 'ON' : 'OFF'}`);
+          break;
         case 'restart':
           terminal.close();
           terminal = open();
+          storageFault = false;
           totals.restarts++;
           expect(terminal.ledger.openUses()).toEqual([]);
           break;
       }
       const { charged, entries } = audit(terminal);
       const reservesAfter = entries.filter((e) => e.type === EntryType.USE_RESERVED).length;
+      if (storageFault && outcome) {
+        // fail closed: nothing is granted and nothing recorded while the disk cannot be written
+        expect(outcome.ok).toBe(false);
+        expect(terminal.ledger.lastSeq()).toBe(seqBefore);
+      }
       if (outcome?.ok && outcome.action === 'use') {
         totals.grants++;
         // a grant is exactly one new reserve entry, for that serial, committed before the answer
@@ -180,6 +194,7 @@ async function runScenario(actions: readonly Action[]): Promise<void> {
       }
       for (const [serial, seq] of charged) expect(terminal.ledger.use(oneTimeOf(cards[serial - 1]!).batchId, serial)).toMatchObject({ reserveSeq: seq });
     }
+    terminal.ledger.database.pragma('query_only = OFF');
     totals.releases += audit(terminal).entries.filter((e) => e.type === EntryType.USE_RELEASED).length;
     // finally every card is presented again: a charged serial is refused, whatever copy is shown
     await settle();
@@ -199,7 +214,7 @@ async function runScenario(actions: readonly Action[]): Promise<void> {
 }
 
 describe('deduction under swipes, copies, pulls, device faults and restarts', () => {
-  it(`never charges a serial twice; gapless, verified chain (${NUM_RUNS} runs)`, async () => {
+  it(`never charges a serial twice, fails closed on storage faults; gapless, verified chain (${NUM_RUNS} runs)`, async () => {
     await fc.assert(fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: MAX_COMMANDS, size: 'max' }), runScenario), { numRuns: NUM_RUNS });
     expect(totals.runs).toBeGreaterThanOrEqual(NUM_RUNS);
   });
