@@ -28,6 +28,13 @@ export interface VirtualCardOptions {
   readonly endpoint: VpcdEndpoint;
   /** Delay before connecting again when the slot went away while a card is inserted (pcscd restarting) */
   readonly reconnectMs?: number;
+  /**
+   * Delay before each APDU answer, to behave like a real contact card (tens of
+   * ms) in benchmarks; default 0, the simulated card answers at once.
+   */
+  readonly answerDelayMs?: number;
+  /** Sees every APDU in and every response out (CLI --trace) */
+  readonly trace?: (direction: 'apdu' | 'response', bytes: Uint8Array) => void;
   readonly logger?: Logger;
 }
 
@@ -191,7 +198,12 @@ export class VirtualCard {
         this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'card threw on an APDU');
         response = SW_UNKNOWN;
       }
-      socket.write(encodeVpcdMessage(response));
+      this.options.trace?.('apdu', message.apdu);
+      this.options.trace?.('response', response);
+      const frame = encodeVpcdMessage(response);
+      const delay = this.options.answerDelayMs ?? 0;
+      if (delay > 0) setTimeout(() => socket.destroyed || socket.write(frame), delay);
+      else socket.write(frame);
       return;
     }
     switch (message.code) {
