@@ -1,0 +1,129 @@
+/**
+ * The two real reader stacks, each with a slot a test or benchmark can put
+ * cards into: the serial backend over a socat pty pair to the simulated
+ * microcontroller, and the PC/SC backend through a real pcscd with vpcd and
+ * our virtual card. The contract suite and the swipe benchmark run the same
+ * scenarios over both.
+ */
+import type { SmartCard } from '../card/ApduChannel.js';
+import { createPcscCardReader } from '../readers/pcsc/PcscCardReader.js';
+import type { CardReader, CardSession, DeviceControl, OperatorPanel, PanelMessage } from '../readers/CardReader.js';
+import { createSerialReader } from '../readers/serial/SerialReaderBackend.js';
+import { SimulatedDevice } from '../sim/SimulatedDevice.js';
+import { SimulatedReaderFirmware } from '../sim/SimulatedReaderFirmware.js';
+import { VirtualCard } from '../sim/VirtualCard.js';
+import { acquirePcscdLock, startVirtualCardPcscd } from '../sim/VirtualCardPcscd.js';
+import { startPtyPair } from '../transports/PtyPair.js';
+import { openSerialTransport } from '../transports/SerialPortTransport.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface ReaderHarness {
+  readonly name: 'serial' | 'pcsc';
+  readonly reader: CardReader;
+  readonly panel: OperatorPanel & { readonly shown: PanelMessage[] };
+  readonly device: DeviceControl;
+  /** pullAtFirstApdu: the card is pulled out when the first APDU reaches it */
+  insert(card: SmartCard, options?: { pullAtFirstApdu?: boolean }): Promise<void>;
+  remove(): Promise<void>;
+  /** APDUs the card has answered so far */
+  apdus(): number;
+  close(): Promise<void>;
+}
+
+function recordingPanel(inner?: OperatorPanel): OperatorPanel & { shown: PanelMessage[] } {
+  const shown: PanelMessage[] = [];
+  return {
+    shown,
+    show: async (message) => {
+      shown.push(message);
+      await inner?.show(message);
+    },
+  };
+}
+
+/** Waits for the reader to report the next card present */
+export function nextSession(reader: CardReader, timeoutMs = 10_000): Promise<CardSession> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error('no card-inserted event'));
+    }, timeoutMs);
+    const off = reader.onEvent((event) => {
+      if (event.type === 'card-inserted') {
+        clearTimeout(timer);
+        off();
+        resolve(event.session);
+      }
+    });
+  });
+}
+
+export async function startSerialHarness(device: { startDelayMs?: number; runMs?: number } = { startDelayMs: 1, runMs: 2 }): Promise<ReaderHarness> {
+  const pty = await startPtyPair();
+  const firmware = new SimulatedReaderFirmware({ device: { startDelayMs: device.startDelayMs ?? 1, runMs: device.runMs ?? 2 } });
+  firmware.attach(await openSerialTransport(pty.firmwarePath));
+  firmware.powerOn();
+  const backend = createSerialReader(pty.daemonPath, { heartbeatMs: 0, reopenDelayMs: 50 });
+  await backend.start();
+  let apdusAtStart = firmware.stats.apdus;
+  return {
+    name: 'serial',
+    reader: backend,
+    panel: recordingPanel(backend),
+    device: backend.device,
+    insert: async (card, options) => {
+      apdusAtStart = firmware.stats.apdus;
+      if (options?.pullAtFirstApdu) firmware.faults.pullCard = { atApdu: 1, when: 'before' };
+      firmware.insertCard(card);
+    },
+    remove: async () => void firmware.removeCard(),
+    apdus: () => firmware.stats.apdus - apdusAtStart,
+    close: async () => {
+      await backend.stop();
+      firmware.detach();
+      await pty.stop();
+    },
+  };
+}
+
+export async function startPcscHarness(): Promise<ReaderHarness> {
+  const releaseLock = await acquirePcscdLock();
+  const runDir = mkdtempSync(join(tmpdir(), 'tally-pcscd-'));
+  try {
+    const pcscd = await startVirtualCardPcscd({ runDir });
+    const slot = new VirtualCard({ endpoint: pcscd.slotEndpoint(0) });
+    const reader = createPcscCardReader({ readerName: pcscd.readerNames[0]!, retry: { initialMs: 50, maxMs: 400 } });
+    await reader.start();
+    // a USB reader has no relay: the contract still runs the two-phase use through a simulated one
+    const device = new SimulatedDevice({ startDelayMs: 1, runMs: 2 });
+    let apdusAtStart = 0;
+    return {
+      name: 'pcsc',
+      reader,
+      panel: recordingPanel(),
+      device,
+      insert: async (card, options) => {
+        apdusAtStart = slot.stats.apdus;
+        await slot.insert(card);
+        // armed once vpcd has polled the card, before pcscd reports it to the daemon
+        if (options?.pullAtFirstApdu) slot.removeDuringNextApdu();
+      },
+      remove: () => slot.remove(),
+      apdus: () => slot.stats.apdus - apdusAtStart,
+      close: async () => {
+        device.stop();
+        await reader.stop();
+        await slot.close();
+        await pcscd.stop();
+        rmSync(runDir, { recursive: true, force: true });
+        releaseLock();
+      },
+    };
+  } catch (err) {
+    rmSync(runDir, { recursive: true, force: true });
+    releaseLock();
+    throw err;
+  }
+}
