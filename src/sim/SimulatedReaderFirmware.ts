@@ -34,6 +34,8 @@ import { createInMemoryPair, type InMemoryPair } from '../transports/InMemoryDup
 export type SimulatedDeviceBehaviour = 'normal' | 'fault-before-start' | 'fault-while-running' | 'never-starts';
 
 export interface FirmwareFaults {
+  /** Line noise towards the board: the next N chunks of bytes from the host never arrive */
+  loseIncoming: number;
   /** Do not ACK the next N frames from the host (they are still executed once) */
   dropAcks: number;
   /** Flip a bit of the CRC in the next N frames sent (ACKs included) */
@@ -59,6 +61,7 @@ export interface FirmwareStats {
   apdus: number;
   boots: number;
   eventsDropped: number;
+  incomingLost: number;
 }
 
 export interface PanelState {
@@ -107,7 +110,7 @@ export const MAX_QUEUED_EVENTS = 32;
 const LED_NAMES = { [Led.GREEN]: 'green', [Led.RED]: 'red', [Led.AMBER]: 'amber' } as const;
 
 export class SimulatedReaderFirmware {
-  readonly faults: FirmwareFaults = { dropAcks: 0, corruptFrames: 0, splitWrites: false, responseDelayMs: 0, pullCard: undefined };
+  readonly faults: FirmwareFaults = { loseIncoming: 0, dropAcks: 0, corruptFrames: 0, splitWrites: false, responseDelayMs: 0, pullCard: undefined };
   readonly stats: FirmwareStats = {
     framesIn: 0,
     framesOut: 0,
@@ -121,6 +124,7 @@ export class SimulatedReaderFirmware {
     apdus: 0,
     boots: 0,
     eventsDropped: 0,
+    incomingLost: 0,
   };
   panel: PanelState = emptyPanel();
   relay: RelayState = { closed: false, useSeq: undefined, running: false };
@@ -270,6 +274,11 @@ export class SimulatedReaderFirmware {
 
   private onBytes(bytes: Uint8Array): void {
     if (!this.powered || this.booting) return;
+    if (this.faults.loseIncoming > 0) {
+      this.faults.loseIncoming--;
+      this.stats.incomingLost++;
+      return;
+    }
     this.options.trace?.('in', bytes);
     for (const result of this.decoder.push(bytes)) {
       if (result.type === 'frame') this.onFrame(result.frame, result.raw);

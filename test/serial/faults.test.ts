@@ -48,6 +48,43 @@ describe('serial line faults', () => {
     expect(r.firmware.stats.apdus).toBe(40);
   });
 
+  it('frames lost on the way to the board are resent after the ACK timeout (30 APDUs, 45 losses)', async () => {
+    const r = await rigWithCard();
+    const session = r.session();
+    for (let i = 0; i < 30; i++) {
+      r.firmware.faults.loseIncoming = 1 + (i % 2);
+      expect(sw(await session.transmit(SELECT))).toBe(0x9000);
+    }
+    expect(r.firmware.stats.incomingLost).toBe(15 * 1 + 15 * 2);
+    // a lost request is resent by the host; a lost ACK of ours makes the board resend its response
+    expect(r.reader.stats.resends + r.firmware.stats.resends).toBeGreaterThanOrEqual(45);
+    expect(r.reader.stats.resends).toBeGreaterThan(0);
+    expect(r.firmware.stats.apdus).toBe(30);
+  });
+
+  it('a board that hears nothing: READER_TIMEOUT after 4 sends, and the line works again afterwards', async () => {
+    const r = await rigWithCard();
+    const session = r.session();
+    r.firmware.faults.loseIncoming = 4;
+    await expect(session.transmit(SELECT)).rejects.toMatchObject({ code: 'READER_TIMEOUT', context: { failure: 'ack-timeout', attempts: 4 } });
+    expect(r.firmware.stats.incomingLost).toBe(4);
+    expect(sw(await session.transmit(SELECT))).toBe(0x9000);
+  });
+
+  it('a card slower than the APDU timeout: READER_TIMEOUT; its late answer is ignored and the next APDU gets its own', async () => {
+    const r = await rigWithCard();
+    const session = r.session();
+    r.firmware.faults.responseDelayMs = 1200;
+    await expect(session.transmit(SELECT)).rejects.toMatchObject({ code: 'READER_TIMEOUT', context: { failure: 'response-timeout' } });
+    r.firmware.faults.responseDelayMs = 0;
+    await new Promise((res) => setTimeout(res, 400));
+    const getData = encodeCommandApdu({ cla: 0x80, ins: 0xca, p1: 0, p2: 1, le: 256 });
+    const answer = await session.transmit(getData);
+    // not the FCI of the late SELECT answer
+    expect(Buffer.from(answer).equals(Buffer.from(await session.transmit(getData)))).toBe(true);
+    expect(r.firmware.stats.apdus).toBe(3);
+  });
+
   it('survives corrupted CRCs from the board: the host NAKs and the board resends (100 tried)', async () => {
     const r = await rigWithCard();
     const session = r.session();
