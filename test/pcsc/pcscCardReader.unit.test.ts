@@ -17,6 +17,7 @@ class FakeReader implements PcscReaderHandle {
   connected = false;
   closed = false;
   connects = 0;
+  busyConnects = 0;
   answer: (apdu: Uint8Array) => Uint8Array = () => Uint8Array.of(0x90, 0x00);
   constructor(readonly name: string) {}
   onStatus(l: (s: PcscReaderStatus) => void): void {
@@ -28,6 +29,10 @@ class FakeReader implements PcscReaderHandle {
   onError(): void {}
   async connect(): Promise<number> {
     this.connects++;
+    if (this.busyConnects > 0) {
+      this.busyConnects--;
+      throw new TallyError('READER_IN_USE', 'SCardConnect: Sharing violation (0x8010000b)');
+    }
     this.connected = true;
     return 2;
   }
@@ -132,6 +137,20 @@ describe('PcscCardReader over a fake PC/SC context', () => {
     await tick();
     expect(reader.currentSession()?.id).toBe((first?.id ?? 0) + 1);
     expect(usb.connects).toBe(2);
+    await reader.stop();
+  });
+
+  it('a card another program holds is connected again once it lets go', async () => {
+    const { reader, contexts, events } = setup();
+    await reader.start();
+    const usb = new FakeReader('R');
+    usb.busyConnects = 2;
+    contexts[0]!.add(usb);
+    usb.status(true, 1);
+    await until(() => reader.currentSession() !== undefined);
+    expect(usb.connects).toBe(3);
+    expect(reader.stats.connectFailures).toBe(2);
+    expect(events.filter((e) => e.type === 'card-inserted')).toHaveLength(1);
     await reader.stop();
   });
 

@@ -205,6 +205,38 @@ describe('PC/SC backend when pcscd goes away', () => {
     expect(reopened).toBe(rounds);
   });
 
+  it('pcscd killed during APDU traffic: every command in flight settles with a reader error code, then traffic resumes', async () => {
+    const session = await insertAndOpen(SimulatedCard.blank());
+    const outcomes: string[] = [];
+    let stop = false;
+    const traffic = (async () => {
+      while (!stop) {
+        const outcome = await Promise.race([
+          session.transmit(selectApplet()).then(
+            () => 'ok',
+            (err: unknown) => (isTallyError(err) ? err.code : `untyped: ${String(err)}`),
+          ),
+          new Promise<string>((resolve) => setTimeout(() => resolve('hung'), 5000)),
+        ]);
+        outcomes.push(outcome);
+        if (outcome !== 'ok') break;
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await pcscd.kill('SIGKILL');
+    await traffic;
+    stop = true;
+    const failures = outcomes.filter((o) => o !== 'ok');
+    console.info(`pcscd killed under traffic: ${outcomes.length - failures.length} APDUs answered, then ${failures.join(', ')}`);
+    expect(outcomes.filter((o) => o === 'ok').length).toBeGreaterThan(10);
+    expect(failures).toHaveLength(1);
+    expect(['CARD_REMOVED', 'READER_UNAVAILABLE']).toContain(failures[0]);
+    const again = nextCardSession(reader, 15_000);
+    await pcscd.start();
+    const session2 = await again;
+    await selectFci(session2);
+  });
+
   it('recovers after pcscd is stopped cleanly and left down for a while', async () => {
     const statsBefore = { ...reader.stats };
     await pcscd.stop();

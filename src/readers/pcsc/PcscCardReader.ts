@@ -38,6 +38,8 @@ export interface PcscReaderStats {
 }
 
 const DEFAULT_RETRY = { initialMs: 100, maxMs: 2000 };
+/** Pause before connecting again to a card another program holds */
+const CONNECT_RETRY_MS = 250;
 
 class PcscCardSession implements CardSession {
   private removed = false;
@@ -264,6 +266,10 @@ export class PcscCardReader implements CardReader {
     } catch (err) {
       this.stats.connectFailures++;
       this.log.warn({ reader: reader.handle.name, err: err instanceof Error ? err.message : String(err) }, 'cannot connect to the card');
+      reader.connecting = false;
+      // another program holds the card, or the reader hiccuped: try again while the same card stays;
+      // a card that does not answer (UNKNOWN_CARD) waits for the next insertion
+      if (!isTallyError(err, 'UNKNOWN_CARD') && !isTallyError(err, 'CARD_REMOVED')) this.retryConnect(reader, status, generation);
       return;
     } finally {
       reader.connecting = false;
@@ -280,6 +286,15 @@ export class PcscCardReader implements CardReader {
     this.session = session;
     this.stats.sessionsOpened++;
     this.emit({ type: 'card-inserted', session });
+  }
+
+  private retryConnect(reader: BoundReader, status: PcscReaderStatus, generation: number): void {
+    const timer = setTimeout(() => {
+      const latest = reader.lastStatus;
+      const sameCard = generation === this.generation && this.bound === reader && latest?.present === true && latest.eventCount === status.eventCount;
+      if (sameCard && !this.session && !reader.connecting) void this.openSession(reader, latest);
+    }, CONNECT_RETRY_MS);
+    timer.unref?.();
   }
 
   private async transmit(reader: BoundReader, session: PcscCardSession, apdu: Uint8Array): Promise<Uint8Array> {
