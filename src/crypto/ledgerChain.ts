@@ -27,6 +27,16 @@ export interface LedgerVerification {
   readonly problem?: LedgerProblem;
 }
 
+type UseState = 'reserved' | 'started' | 'completed' | 'failed' | 'released';
+
+/** The state a device event moves a use to, and the states it may follow (as the terminal's Ledger allows) */
+const USE_TRANSITIONS: Partial<Record<number, { to: UseState; from: readonly UseState[] }>> = {
+  [EntryType.USE_STARTED]: { to: 'started', from: ['reserved'] },
+  [EntryType.USE_COMPLETED]: { to: 'completed', from: ['started'] },
+  [EntryType.USE_FAILED]: { to: 'failed', from: ['started'] },
+  [EntryType.USE_RELEASED]: { to: 'released', from: ['reserved'] },
+};
+
 export function entryHash(raw: Uint8Array): Uint8Array {
   return sha256(raw);
 }
@@ -42,6 +52,7 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
   const batches = new Map<string, SignedRecord<BatchFields>>();
   const openUses = new Map<string, number>();
   const reserveKeys = new Map<number, string>();
+  const useStates = new Map<number, UseState>();
 
   const fail = (seq: number, problem: string): LedgerVerification => ({
     ok: false,
@@ -108,6 +119,7 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
           if (openUses.has(key)) return `serial ${card.serial} of batch ${batch.batchNo} used twice`;
           openUses.set(key, entry.seq);
           reserveKeys.set(entry.seq, key);
+          useStates.set(entry.seq, 'reserved');
           uses++;
           return undefined;
         }
@@ -116,6 +128,11 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
         case EntryType.USE_FAILED:
         case EntryType.USE_RELEASED: {
           if (entry.ref === undefined || !reserveKeys.has(entry.ref)) return `refers to seq ${entry.ref ?? '?'}, which is not a use`;
+          // a release after the device started would be a silent refund; a second start or end a made-up session
+          const transition = USE_TRANSITIONS[entry.type]!;
+          const state = useStates.get(entry.ref)!;
+          if (!transition.from.includes(state)) return `use at seq ${entry.ref} ${transition.to} after it was ${state}`;
+          useStates.set(entry.ref, transition.to);
           if (entry.type === EntryType.USE_RELEASED) {
             openUses.delete(reserveKeys.get(entry.ref)!);
             releases++;
