@@ -79,6 +79,7 @@ export async function startMemoryRig(firmwareOptions: SimulatedReaderFirmwareOpt
     session: () => sessionOf(reader),
     async close() {
       await reader.stop();
+      firmware.powerOff();
     },
   };
 }
@@ -115,6 +116,7 @@ export async function startPtyRig(firmwareOptions: SimulatedReaderFirmwareOption
     session: () => sessionOf(reader),
     async close() {
       await reader.stop();
+      firmware.powerOff();
       await firmwareEnd?.close().catch(() => undefined);
       await pty.stop();
     },
