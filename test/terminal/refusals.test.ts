@@ -12,6 +12,7 @@ import { EntryType, parseLedgerEntry, type LedgerEntry } from '../../src/codecs/
 import { generateSigningKey } from '../../src/crypto/ed25519.js';
 import { ErrorCodes, isTallyError, operatorMessage, type ErrorName, type Locale } from '../../src/errors.js';
 import type { SmartCard } from '../../src/card/ApduChannel.js';
+import type { DeviceControl, DeviceEvent } from '../../src/readers/CardReader.js';
 import { DEMO_MOTHER_PIN, Issuer, tempDir, type IssuedBatch } from '../../src/scenario/CardWorld.js';
 import { SimulatedDevice, type DeviceBehaviour } from '../../src/sim/SimulatedDevice.js';
 import { SIMULATED_CARD_ATR, SimulatedCard } from '../../src/sim/SimulatedCard.js';
@@ -40,12 +41,12 @@ async function newIssuer(): Promise<Issuer> {
   return issuer;
 }
 
-function openTerminal(options: { dataDir: string; clock?: Clock; locale?: Locale; device?: SimulatedDevice; startTimeoutMs?: number }): Rig {
+function openTerminal(options: { dataDir: string; clock?: Clock; locale?: Locale; device?: DeviceControl & { stop?: () => void }; startTimeoutMs?: number }): Rig {
   const reader = new SimulatedReader();
   void reader.start();
   const terminal = Terminal.open({ ...options, ...(options.device ? { device: options.device } : {}) });
   cleanups.push(() => {
-    options.device?.stop();
+    options.device?.stop?.();
     terminal.close();
   });
   return {
@@ -501,6 +502,44 @@ describe('two-phase use with the device', () => {
     expect(outcome).toMatchObject({ ok: false, code: 'DEVICE_FAULT', message: operatorMessage('DEVICE_FAULT') });
     expect(typesAfter(rig.terminal, 2)).toEqual([{ type: EntryType.USE_RESERVED }, { type: EntryType.USE_RELEASED, ref: 3, detail: 'relay could not be enabled: INTERNAL' }]);
     expect(card.snapshot().marker).toBeUndefined();
+  });
+
+  it('the use is committed before the relay closes: another connection already sees the entry when enable() is called', async () => {
+    const issuer = await newIssuer();
+    const batch = await issuer.makeBatch('CLINIC-A', 2);
+    const seen: { useSeq: number; committedType: number | undefined }[] = [];
+    let dataDir = '';
+    const listeners = new Set<(event: DeviceEvent) => void>();
+    const relay: DeviceControl = {
+      enable: async (useSeq) => {
+        const other = new Database(join(dataDir, 'terminal.db'), { readonly: true });
+        try {
+          const row = other.prepare<[number], { type: number }>('SELECT type FROM ledger WHERE seq = ?').get(useSeq);
+          seen.push({ useSeq, committedType: row?.type });
+        } finally {
+          other.close();
+        }
+        for (const l of listeners) l({ type: 'started', useSeq });
+      },
+      disable: async () => undefined,
+      onEvent: (listener) => {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    };
+    const rig = openTerminal({ dataDir: tempDir(), device: relay });
+    dataDir = rig.dataDir;
+    await rig.terminal.provision(rig.reader.insert(issuer.mother), { terminalId: 'T-1', clinicCode: 'CLINIC-A', pin: DEMO_MOTHER_PIN });
+    expect(await rig.swipe(batch.batchCard)).toMatchObject({ ok: true });
+    expect(await rig.swipe(batch.oneTimeCards[0]!)).toMatchObject({ ok: true, seq: 3 });
+    expect(seen).toEqual([{ useSeq: 3, committedType: EntryType.USE_RESERVED }]);
+  });
+
+  it('BUSY: a card swiped while the device session runs is refused and recorded nowhere', async () => {
+    const { rig, batch } = await deviceRig('never-starts');
+    expect(await rig.swipe(batch.oneTimeCards[0]!)).toMatchObject({ ok: true });
+    await expectRefusal(rig, batch.oneTimeCards[1]!, 'BUSY');
+    expect(batch.oneTimeCards[1]!.snapshot().marker).toBeUndefined();
   });
 
   it('a restart during a session: a reserved use is released, a started one recorded as failed', async () => {
