@@ -335,6 +335,12 @@ export class Terminal {
           this.ledger.recordDeviceEvent(event.useSeq, EntryType.USE_STARTED);
           break;
         case 'finished':
+          // a finish proves the start even when the start was lost or could not be recorded;
+          // left "reserved", the use would be released (refunded) at the next restart
+          if (use.state === 'reserved') {
+            this.clearStartTimer(event.useSeq);
+            this.ledger.recordDeviceEvent(event.useSeq, EntryType.USE_STARTED, 'start inferred from the finish report');
+          }
           this.ledger.recordDeviceEvent(event.useSeq, EntryType.USE_COMPLETED);
           break;
         case 'fault':

@@ -535,6 +535,38 @@ describe('two-phase use with the device', () => {
     expect(seen).toEqual([{ useSeq: 3, committedType: EntryType.USE_RESERVED }]);
   });
 
+  it('a finish report whose start was never recorded completes the use (start inferred), so a restart cannot refund it', async () => {
+    const issuer = await newIssuer();
+    const batch = await issuer.makeBatch('CLINIC-A', 2);
+    const listeners = new Set<(event: DeviceEvent) => void>();
+    // a relay board whose "started" frame was lost (or could not be recorded): only "finished" arrives
+    const relay: DeviceControl = {
+      enable: async (useSeq) => {
+        setTimeout(() => listeners.forEach((l) => l({ type: 'finished', useSeq })), 1);
+      },
+      disable: async () => undefined,
+      onEvent: (listener) => {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    };
+    const rig = openTerminal({ dataDir: tempDir(), device: relay });
+    await rig.terminal.provision(rig.reader.insert(issuer.mother), { terminalId: 'T-1', clinicCode: 'CLINIC-A', pin: DEMO_MOTHER_PIN });
+    expect(await rig.swipe(batch.batchCard)).toMatchObject({ ok: true });
+    expect(await rig.swipe(batch.oneTimeCards[0]!)).toMatchObject({ ok: true, seq: 3 });
+    await settle();
+    expect(typesAfter(rig.terminal, 2)).toEqual([
+      { type: EntryType.USE_RESERVED },
+      { type: EntryType.USE_STARTED, ref: 3, detail: 'start inferred from the finish report' },
+      { type: EntryType.USE_COMPLETED, ref: 3 },
+    ]);
+    rig.terminal.close();
+    cleanups.pop();
+    const reopened = openTerminal({ dataDir: rig.dataDir });
+    expect(reopened.terminal.ledger.use(oneTimeOf(batch.oneTimeCards[0]!).batchId, 1)?.state).toBe('completed');
+    expect(reopened.terminal.ledger.verify()).toMatchObject({ ok: true, uses: 1, releases: 0 });
+  });
+
   it('BUSY: a card swiped while the device session runs is refused and recorded nowhere', async () => {
     const { rig, batch } = await deviceRig('never-starts');
     expect(await rig.swipe(batch.oneTimeCards[0]!)).toMatchObject({ ok: true });
