@@ -142,6 +142,7 @@ export class SimulatedReaderFirmware {
   private nextSeq = 0;
   private lastRequestRaw: Uint8Array | undefined;
   private booting = false;
+  private bootId = Math.floor(Math.random() * 0x10000);
   private powered = false;
   private writeChain: Promise<void> = Promise.resolve();
   private relayClosedAt = 0;
@@ -242,6 +243,8 @@ export class SimulatedReaderFirmware {
   }
 
   private boot(reason: BootReasonCode): void {
+    this.bootId = (this.bootId + 1) & 0xffff;
+    const bootId = this.bootId;
     this.resetVolatile();
     this.powered = true;
     this.booting = true;
@@ -249,7 +252,7 @@ export class SimulatedReaderFirmware {
     setTimeout(() => {
       if (!this.powered) return;
       this.booting = false;
-      this.sendEvent('boot', { reason, protocolVersion: PROTOCOL_VERSION });
+      this.sendEvent('boot', { reason, protocolVersion: PROTOCOL_VERSION, bootId });
       if (this.slot) {
         this.atr = this.slot.powerOn();
         this.sendEvent('card-inserted', { atr: this.atr });
@@ -338,6 +341,13 @@ export class SimulatedReaderFirmware {
       this.stats.acksDropped++;
     } else {
       this.writeFrame(encodeFrame(encodeMessage({ kind: 'ack', seq: message.seq, body: { ackedCommand: requestCommand(message.name) } })));
+    }
+    // the host is listening again: an event waiting in its slow retries goes now
+    const head = this.outbound[0];
+    if (head && head.kind === 'event' && head.attempts >= this.options.maxAttempts) {
+      this.stopAckTimer();
+      head.attempts = 0;
+      this.pump();
     }
     if (duplicate) {
       // the host resent because our ACK was lost: ACK again, never execute twice
@@ -506,8 +516,9 @@ export class SimulatedReaderFirmware {
     if (head.attempts > 1) this.stats.resends++;
     this.writeFrame(head.frame);
     const outOfAttempts = head.attempts >= this.options.maxAttempts;
-    // a response nobody acknowledges is dropped; an event is tried again, slower, until it is acknowledged
-    const wait = outOfAttempts && head.kind === 'event' ? this.options.eventRetryMs : this.options.ackTimeoutMs;
+    // a response nobody acknowledges is dropped; an event is tried again, ever slower (up to 8x), until it is acknowledged
+    const backoff = Math.min(2 ** (head.attempts - this.options.maxAttempts), 8);
+    const wait = outOfAttempts && head.kind === 'event' ? this.options.eventRetryMs * backoff : this.options.ackTimeoutMs;
     this.ackTimer = setTimeout(() => {
       this.ackTimer = undefined;
       if (this.outbound[0] !== head) return;

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeCommandApdu } from '../../src/codecs/apdu.js';
 import { APPLET_AID } from '../../src/codecs/applet.js';
 import { encodeFrame } from '../../src/codecs/firmware/frame.js';
+import { encodeMessage } from '../../src/codecs/firmware/messages.js';
 import { isTallyError } from '../../src/errors.js';
 import { SimulatedCard } from '../../src/sim/SimulatedCard.js';
 import { startMemoryRig, waitFor, type Rig } from './rig.js';
@@ -221,6 +222,22 @@ describe('serial line faults', () => {
     await r.firmwareEnd()!.write(started);
     await waitFor(() => r.reader.stats.duplicateEvents === 1, 'duplicate seen');
     expect(r.deviceEvents).toEqual([{ type: 'started', useSeq: 77 }]);
+  });
+
+  it('two reboots in a row count as two; a resent BOOT (same boot id) counts once', async () => {
+    rig = await startMemoryRig();
+    const r = rig;
+    const before = r.reader.stats.boots;
+    r.firmware.reboot();
+    await waitFor(() => r.reader.stats.boots === before + 1, 'first boot');
+    r.firmware.reboot();
+    await waitFor(() => r.reader.stats.boots === before + 2, 'second boot');
+    const boot = encodeFrame(encodeMessage({ kind: 'event', seq: 0, name: 'boot', body: { reason: 2, protocolVersion: 1, bootId: 999 } }));
+    await r.firmwareEnd()!.write(boot);
+    await r.firmwareEnd()!.write(boot);
+    await waitFor(() => r.reader.stats.duplicateEvents === 1, 'duplicate BOOT dropped');
+    expect(r.reader.stats.boots).toBe(before + 3);
+    await waitFor(() => r.reader.state === 'ready', 'ready');
   });
 
   it('a board that stops answering is detected by the heartbeat and reconnected', async () => {

@@ -61,17 +61,20 @@ export type BootReasonCode = (typeof BootReason)[keyof typeof BootReason];
 export interface BootBody {
   readonly reason: BootReasonCode;
   readonly protocolVersion: number;
+  /** Differs from the previous boot's (random at power-on, then +1 per reset), so two reboots never look like one resent BOOT */
+  readonly bootId: number;
 }
 
 export function encodeBoot(body: BootBody): Uint8Array {
-  return new PayloadWriter('boot').u8(body.reason, 'reason').u8(body.protocolVersion, 'protocolVersion').done();
+  return new PayloadWriter('boot').u8(body.reason, 'reason').u8(body.protocolVersion, 'protocolVersion').u16(body.bootId, 'bootId').done();
 }
 
 export function parseBoot(payload: Uint8Array): BootBody {
   const r = new PayloadReader(payload, 'boot');
   const reason = r.u8('reason');
   const protocolVersion = r.u8('protocolVersion');
+  const bootId = r.u16('bootId');
   r.end();
   if (reason > BootReason.BROWN_OUT) throw new PayloadError(`boot: unknown reason ${reason}`);
-  return { reason: reason as BootReasonCode, protocolVersion };
+  return { reason: reason as BootReasonCode, protocolVersion, bootId };
 }

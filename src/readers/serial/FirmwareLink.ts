@@ -278,12 +278,12 @@ export class FirmwareLink {
         return;
       case 'event':
         this.sendLinkControl({ kind: 'ack', seq: message.seq, body: { ackedCommand: frame.command } });
-        // a resent event is byte-identical; BOOT always counts, since a second reboot repeats it exactly
-        if (message.name !== 'boot' && this.lastEventRaw && bytesEqual(raw, this.lastEventRaw)) {
+        // a resent event is byte-identical (two reboots are not: BOOT carries a boot id)
+        if (this.lastEventRaw && bytesEqual(raw, this.lastEventRaw)) {
           this.stats.duplicateEvents++;
           return;
         }
-        this.lastEventRaw = message.name === 'boot' ? undefined : raw;
+        this.lastEventRaw = raw;
         for (const listener of [...this.eventListeners]) {
           try {
             listener(message);
