@@ -90,7 +90,8 @@ async function liveAndDie(seed: number, random: () => number): Promise<Life> {
     // killed while starting: loading modules, opening SQLite, recovering open uses
     await Promise.race([sleep(random() * 300), exited]);
   } else {
-    await Promise.race([ready, exited]);
+    // a worker that never gets ready is killed all the same, and the test says so below
+    await Promise.race([ready, exited, sleep(30_000)]);
     await Promise.race([sleep(random() * 250), exited]);
   }
   child.kill('SIGKILL');
