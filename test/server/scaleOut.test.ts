@@ -67,6 +67,8 @@ describe.each(['sqlite', 'postgres'] as const)('scale-out on %s', (kind) => {
       const inserted = workers.reduce((n, w) => n + w.ingest.stats.entriesInserted, 0);
       expect(inserted).toBe(total);
       for (const worker of workers) expect(worker.ingest.stats.reports).toBeGreaterThan(0);
+      // no deadlock or busy error turned a report away
+      expect(workers.map((w) => w.ingest.stats.messagesRejected)).toEqual(workers.map(() => 0));
       expect(await store.alerts()).toEqual([]);
 
       // the reports over HTTP
