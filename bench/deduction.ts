@@ -2,9 +2,10 @@
  * Deduction benchmark: the daemon's time for one deduction, i.e.
  * terminal.handleCard on an in-process simulated card (SELECT and parse, chain
  * verification, the durable reserve commit with WAL + synchronous=FULL, the
- * relay command and the consumed-marker write), over at least 2000 swipes after
- * a warm-up. Separately: the reserve commit alone (Ledger.reserveUse), the
- * signature check alone and SELECT + record parse alone. One run on one
+ * relay command, the consumed-marker write and its flag commit), over at least
+ * 2000 swipes after a warm-up. Separately: the reserve commit alone
+ * (Ledger.reserveUse, the deduction's durable commit), the marker-flag commit
+ * alone, the signature check alone and SELECT + record parse alone. One run on one
  * machine: the figures say what this machine's disk and CPU do, not a board's.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -102,14 +103,18 @@ export async function benchDeduction(options: DeductionBenchOptions = {}): Promi
     const batchRow = second.terminal.ledger.batches()[0]!;
     const verifyTimes: number[] = [];
     const commitTimes: number[] = [];
+    const markerTimes: number[] = [];
     const chipUid = new Uint8Array(8);
     for (const record of records) {
       let started = performance.now();
       verifyOneTime(record, batchRow.publicKey, batchRow.batchId);
       verifyTimes.push(performance.now() - started);
       started = performance.now();
-      second.terminal.ledger.reserveUse(record, chipUid);
+      const seq = second.terminal.ledger.reserveUse(record, chipUid);
       commitTimes.push(performance.now() - started);
+      started = performance.now();
+      second.terminal.ledger.setMarkerWritten(seq);
+      markerTimes.push(performance.now() - started);
     }
     second.terminal.close();
     const drop = (samples: number[]): number[] => samples.slice(warmup);
@@ -118,6 +123,7 @@ export async function benchDeduction(options: DeductionBenchOptions = {}): Promi
       warmup_swipes: warmup,
       ...summary('deduction', swipeTimes),
       ...summary('commit', drop(commitTimes)),
+      ...summary('marker_flag_commit', drop(markerTimes)),
       ...summary('verify', drop(verifyTimes)),
       ...summary('select_parse', drop(selectTimes)),
       deductions_per_s: round(1000 / (swipeTimes.reduce((a, b) => a + b, 0) / swipeTimes.length), 0),

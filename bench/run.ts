@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir, totalmem, type as osType } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -23,6 +23,7 @@ interface BenchModule {
 const BENCHES: readonly BenchModule[] = [
   { name: 'deduction', file: 'deduction.js', exportName: 'benchDeduction', options: () => (process.env.BENCH_DATA_DIR ? { dataDir: process.env.BENCH_DATA_DIR } : {}) },
   { name: 'pcscApdu', file: 'pcscApdu.js', exportName: 'benchPcscApdu' },
+  { name: 'swipe', file: 'swipe.js', exportName: 'benchSwipe' },
   { name: 'ingest', file: 'ingest.js', exportName: 'benchIngest' },
 ];
 
@@ -39,6 +40,8 @@ export interface MachineDescription {
   readonly node: string;
   readonly dataDir: string;
   readonly dataDirFileSystem: string;
+  /** 1-minute load average when the bench started: other work on the machine skews the figures */
+  readonly loadAverage1m: number;
 }
 
 function fileSystemOf(path: string): string {
@@ -66,6 +69,7 @@ export function describeMachine(dataDir: string): MachineDescription {
     node: process.version,
     dataDir,
     dataDirFileSystem: fileSystemOf(dataDir),
+    loadAverage1m: Number((loadavg()[0] ?? 0).toFixed(2)),
   };
 }
 
@@ -92,7 +96,7 @@ async function main(): Promise<void> {
   const selected = BENCHES.filter((b) => wanted.length === 0 || wanted.includes(b.name));
   const machine = describeMachine(process.env.BENCH_DATA_DIR ?? tmpdir());
   console.log(`machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}`);
-  console.log(`data dir: ${machine.dataDir} (${machine.dataDirFileSystem})`);
+  console.log(`data dir: ${machine.dataDir} (${machine.dataDirFileSystem}); load average ${machine.loadAverage1m}`);
   console.log('one run on this machine: figures depend on its CPU and disk, not a terminal board');
 
   const run: SavedResults = { updatedAt: new Date().toISOString(), benches: {} };
