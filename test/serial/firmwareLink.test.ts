@@ -118,4 +118,59 @@ describe('FirmwareLink typed failures', () => {
     await closed;
     await expect(link.request('ping', { nonce: new Uint8Array(0) })).rejects.toMatchObject({ code: 'TRANSPORT_CLOSED' });
   });
+
+  it('runs on an injected clock: resends and the timeout happen when the clock says, not the wall', async () => {
+    const clock = new ManualTimers();
+    const { a, b } = createInMemoryPair();
+    const peer = scriptedPeer(b, () => []);
+    link = new FirmwareLink(a, { clock, timing: { ...TIMING, ackTimeoutMs: 200, maxAttempts: 3 } });
+    let settled: unknown;
+    link.request('get-info', {}).then(
+      () => (settled = 'resolved'),
+      (err: unknown) => (settled = err),
+    );
+    const flush = () => new Promise((r) => setTimeout(r, 5));
+    await flush();
+    expect(peer.received).toHaveLength(1);
+    clock.advance(199);
+    await flush();
+    expect(peer.received).toHaveLength(1);
+    clock.advance(1);
+    await flush();
+    expect(peer.received).toHaveLength(2);
+    clock.advance(200);
+    await flush();
+    expect(peer.received).toHaveLength(3);
+    expect(settled).toBeUndefined();
+    clock.advance(200);
+    await flush();
+    expect(settled).toMatchObject({ code: 'READER_TIMEOUT', context: { attempts: 3 } });
+  });
 });
+
+/** A SchedulingClock a test moves by hand */
+class ManualTimers {
+  private time = 0;
+  private timers: { at: number; callback: () => void; id: number }[] = [];
+  private nextId = 1;
+  now(): number {
+    return this.time;
+  }
+  setTimeout(callback: () => void, ms: number): unknown {
+    const id = this.nextId++;
+    this.timers.push({ at: this.time + ms, callback, id });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.timers = this.timers.filter((t) => t.id !== handle);
+  }
+  advance(ms: number): void {
+    this.time += ms;
+    for (;;) {
+      const due = this.timers.filter((t) => t.at <= this.time).sort((x, y) => x.at - y.at)[0];
+      if (!due) return;
+      this.timers = this.timers.filter((t) => t !== due);
+      due.callback();
+    }
+  }
+}
