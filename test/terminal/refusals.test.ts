@@ -182,6 +182,22 @@ describe.each(['en', 'zh'] as const)('swipe refusals (%s messages)', (locale) =>
     await expectRefusal(rig, batch.oneTimeCards[0]!, 'EXPIRED', locale);
   });
 
+  it('EXPIRED: a clock reset to 1970 does not bring back an expired batch, and what it records is marked untrusted', async () => {
+    const clock = new ManualClock(Date.now() + 5_000);
+    const { issuer, rig, batch } = await loadedRig({ locale, clock, count: 3 });
+    const longBatch = await issuer.makeBatch('CLINIC-A', 1, 800);
+    clock.advance(366 * DAY_MS);
+    await expectRefusal(rig, batch.oneTimeCards[0]!, 'EXPIRED', locale);
+    expect(await rig.swipe(longBatch.batchCard)).toMatchObject({ ok: true, action: 'batch-loaded' });
+    clock.set(Date.UTC(1970, 0, 2));
+    // validity is judged at the last entry's time, never earlier
+    await expectRefusal(rig, batch.oneTimeCards[1]!, 'EXPIRED', locale);
+    expect(rig.terminal.status().clockTrusted).toBe(false);
+    const use = await rig.swipe(longBatch.oneTimeCards[0]!);
+    if (!use.ok) throw new Error(`refused: ${use.code}`);
+    expect(entries(rig.terminal).find((e) => e.seq === use.seq)).toMatchObject({ type: EntryType.USE_RESERVED, clockTrusted: false });
+  });
+
   it('EXPIRED: a batch card not yet valid', async () => {
     const { issuer, rig } = await loadedRig({ locale });
     const future = await issuer.makeBatch('CLINIC-A', 2, 30, Math.floor(Date.now() / 1000) + 10 * 86_400);
