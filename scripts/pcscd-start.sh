@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts pcscd with tallystick's vpcd reader file (config/pcscd) for virtual
+# Starts pcscd with tallystick's vpcd reader file (config/pcscd/reader.conf.d) for virtual
 # cards, and stops it again with scripts/pcscd-stop.sh (by process id).
 #
 # pcscd runs in the foreground inside a private network namespace that holds
@@ -16,7 +16,7 @@
 #
 # Environment:
 #   TALLY_PCSCD_RUN_DIR  sockets, logs and pid files (default /run/tallystick-pcscd)
-#   TALLY_PCSCD_CONFIG   reader-file folder (default <repo>/config/pcscd)
+#   TALLY_PCSCD_CONFIG   reader-file folder (default <repo>/config/pcscd/reader.conf.d)
 #   TALLY_PCSCD_DEBUG=1  pcscd logs at debug level with APDUs
 #   TALLY_PCSCD_QUICKACK=0  leave delayed ACKs on (stock latency, 44 ms an APDU)
 # Prints "pcscd <pid>" and "slot<N> <socket> <bridge pid>" lines when ready.
@@ -24,7 +24,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 run_dir="${TALLY_PCSCD_RUN_DIR:-/run/tallystick-pcscd}"
-config_dir="${TALLY_PCSCD_CONFIG:-$root/config/pcscd}"
+config_dir="${TALLY_PCSCD_CONFIG:-$root/config/pcscd/reader.conf.d}"
 pcscd_bin="$(command -v pcscd || echo /usr/sbin/pcscd)"
 
 fail() { echo "pcscd-start: $*" >&2; exit "${2:-1}"; }
@@ -50,7 +50,14 @@ if [ -f /run/pcscd/pcscd.pid ]; then
     fail "a pcscd not started by tallystick is running (pid $other, $(tr '\0' ' ' < /proc/"$other"/cmdline 2>/dev/null)); stop it first (e.g. systemctl stop pcscd.socket pcscd), it is left alone" 3
   fi
   # left by a pcscd that died (or is a zombie not reaped yet): pcscd itself would refuse to start
-  rm -f /run/pcscd/pcscd.pid /run/pcscd/pcscd.comm
+  rm -f /run/pcscd/pcscd.pid
+fi
+if [ -S /run/pcscd/pcscd.comm ]; then
+  # a pcscd that answers on the socket is alive, pid file or not (it may not have written it yet)
+  if socat -u OPEN:/dev/null UNIX-CONNECT:/run/pcscd/pcscd.comm 2>/dev/null; then
+    fail "a pcscd not started by tallystick answers on /run/pcscd/pcscd.comm; stop it first (e.g. systemctl stop pcscd.socket pcscd), it is left alone" 3
+  fi
+  rm -f /run/pcscd/pcscd.comm
 fi
 
 log="$run_dir/pcscd.log"

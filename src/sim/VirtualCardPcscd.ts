@@ -5,7 +5,7 @@
  * process ids the scripts recorded, never by name.
  */
 import { execFile } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -16,7 +16,7 @@ import { DEFAULT_PCSCD_RUN_DIR, vpcdSlotSocket, type VpcdEndpoint } from './Virt
 
 const run = promisify(execFile);
 
-/** FRIENDLYNAME in config/pcscd/vpcd; pcscd appends " 00 <slot>" */
+/** FRIENDLYNAME in config/pcscd/reader.conf.d/vpcd; pcscd appends " 00 <slot>" */
 export const VIRTUAL_PCD_NAME = 'Tallystick Virtual PCD';
 
 export function virtualPcdReaderName(slot = 0): string {
@@ -82,16 +82,34 @@ export async function acquirePcscdLock(timeoutMs = 300_000): Promise<() => void>
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    let holder: number;
+    let lines: string[];
     try {
-      holder = Number(readFileSync(PCSCD_LOCK_FILE, 'utf8')) || 0;
+      lines = readFileSync(PCSCD_LOCK_FILE, 'utf8').split('\n');
     } catch {
       continue; // released between our two looks
     }
-    // a holder that died without releasing leaves a stale lock
-    if (holder > 0 && !running(holder)) rmSync(PCSCD_LOCK_FILE, { force: true });
+    const holder = Number(lines[0]) || 0;
+    // a holder that died without releasing: stop the pcscd it left behind (by the pids our script
+    // recorded in its run dirs), then take the lock
+    if (holder > 0 && !running(holder)) {
+      for (const runDir of lines.slice(1).filter((line) => line.length > 0)) {
+        await run(join(findScripts(), 'pcscd-stop.sh'), ['--quiet'], { env: { ...process.env, TALLY_PCSCD_RUN_DIR: runDir }, timeout: 30_000 }).catch(() => undefined);
+      }
+      rmSync(PCSCD_LOCK_FILE, { force: true });
+      continue;
+    }
     if (Date.now() > deadline) throw new TallyError('READER_IN_USE', `pcscd lock ${PCSCD_LOCK_FILE} held by pid ${holder} for too long`);
     await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Under our own lock, record the run dir so that whoever finds the lock stale can clean up after us */
+function noteRunDirInLock(runDir: string): void {
+  try {
+    const lines = readFileSync(PCSCD_LOCK_FILE, 'utf8').split('\n');
+    if (Number(lines[0]) === process.pid && !lines.includes(runDir)) appendFileSync(PCSCD_LOCK_FILE, `\n${runDir}`);
+  } catch {
+    // no lock taken (a person running the CLI): nothing to note
   }
 }
 
@@ -130,6 +148,7 @@ export async function startVirtualCardPcscd(options: VirtualCardPcscdOptions = {
   let pcscdPid = 0;
 
   const start = async (): Promise<void> => {
+    noteRunDirInLock(runDir);
     try {
       const { stdout } = await run(join(scripts, 'pcscd-start.sh'), [], { env, timeout: 30_000 });
       const match = /^pcscd (\d+)$/m.exec(stdout);
