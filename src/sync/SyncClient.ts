@@ -234,18 +234,26 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
     }, delayMs);
   };
 
+  // while the server stays silent (down for days), resend less and less often: doubling up to 5 minutes
+  let silentTimeouts = 0;
+  const ackTimeout = (): number => Math.min(Math.max(policy.ackTimeoutMs, 300_000), policy.ackTimeoutMs * 2 ** Math.min(silentTimeouts, 10));
+
   const checkAckTimeouts = (): void => {
     const now = clock.now();
     let lowestLost: number | undefined;
+    const timeout = ackTimeout();
     for (const [tx, report] of inflight) {
-      if (now - report.sentAt < policy.ackTimeoutMs) continue;
+      if (now - report.sentAt < timeout) continue;
       inflight.delete(tx);
       stats.ackTimeouts++;
       const low = Math.min(...report.seqs);
       lowestLost = lowestLost === undefined ? low : Math.min(lowestLost, low);
     }
     // send again from the first entry whose ack never came; the server dedupes the rest
-    if (lowestLost !== undefined) cursor = Math.min(cursor, lowestLost - 1);
+    if (lowestLost !== undefined) {
+      cursor = Math.min(cursor, lowestLost - 1);
+      silentTimeouts++;
+    }
   };
 
   const takeBatch = (): OutboxEntry[] => {
@@ -288,7 +296,7 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
         cursor = entries[entries.length - 1]!.seq;
         sendReport(entries);
       }
-      if (inflight.size > 0) schedulePump(Math.min(policy.ackTimeoutMs, 1000));
+      if (inflight.size > 0) schedulePump(Math.min(ackTimeout(), 1000));
       else schedulePump(options.pollMs ?? 1000);
       notifyDrained();
     } catch (err) {
@@ -312,6 +320,7 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
 
   const handleAck = (ack: AckPayload): void => {
     stats.acks++;
+    silentTimeouts = 0;
     const committed = rangesToSeqs(ack.data.committed);
     if (committed.length > 0) {
       outbox.acknowledge(committed);
