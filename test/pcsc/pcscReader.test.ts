@@ -4,6 +4,7 @@
  * pcscd is in this one file, which also holds the machine-wide pcscd lock.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +28,10 @@ let pcscd: VirtualCardPcscd;
 let reader: PcscCardReader;
 let slot: VirtualCard;
 const events: ReaderEvent[] = [];
+
+function processThreads(): number {
+  return Number(/Threads:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
+}
 
 async function selectFci(session: CardSession): Promise<ReturnType<typeof parseFci>> {
   const response = parseResponseApdu(await session.transmit(selectApplet()));
@@ -180,6 +185,7 @@ describe('PC/SC backend when pcscd goes away', () => {
     const card = SimulatedCard.blank();
     const rounds = 3;
     const statsBefore = { ...reader.stats };
+    const threadsBefore = processThreads();
     for (let round = 0; round < rounds; round++) {
       const session = await insertAndOpen(card);
       await selectFci(session);
@@ -203,6 +209,8 @@ describe('PC/SC backend when pcscd goes away', () => {
     console.info(`pcscd killed ${rounds} times: contexts lost ${lost}, reopened ${reopened}, failed attempts while down ${reader.stats.contextFailures - statsBefore.contextFailures}`);
     expect(lost).toBe(rounds);
     expect(reopened).toBe(rounds);
+    // the old contexts' status threads end with them (15 rounds by hand: 14 threads throughout)
+    expect(processThreads()).toBeLessThanOrEqual(threadsBefore + 2);
   });
 
   it('pcscd killed during APDU traffic: every command in flight settles with a reader error code, then traffic resumes', async () => {
