@@ -13,6 +13,7 @@ import { issueBatchCommand, issueListCommand, issueMotherCommand, issueRewriteCo
 import { ledgerShowCommand, ledgerVerifyCommand } from './commands/ledger.js';
 import { terminalProvisionCommand, terminalStatusCommand, terminalSwipeCommand } from './commands/terminal.js';
 import { terminalRunCommand } from './commands/terminalRun.js';
+import { simReaderCommand } from './commands/simReader.js';
 
 const COMMANDS: CliCommand[] = [
   demoCommand,
@@ -29,6 +30,7 @@ const COMMANDS: CliCommand[] = [
   terminalStatusCommand,
   ledgerVerifyCommand,
   ledgerShowCommand,
+  simReaderCommand,
 ];
 
 export function registerCommand(command: CliCommand): void {

@@ -87,7 +87,7 @@ export class TerminalDaemon {
 
   private async handle(session: CardSession): Promise<void> {
     const handledAt = this.clock.now();
-    await this.show({ lines: [this.locale === 'zh' ? '读卡中…' : 'Reading card...'], led: 'busy' });
+    // no "reading..." display first: on a serial link it would queue ahead of the card's APDUs
     const outcome = await this.options.terminal.handleCard(session);
     const decidedAt = this.clock.now();
     this.lastOutcome = outcome;

@@ -63,7 +63,8 @@ export function nextSession(reader: CardReader, timeoutMs = 10_000): Promise<Car
 export async function startSerialHarness(device: { startDelayMs?: number; runMs?: number } = { startDelayMs: 1, runMs: 2 }): Promise<ReaderHarness> {
   const pty = await startPtyPair();
   const firmware = new SimulatedReaderFirmware({ device: { startDelayMs: device.startDelayMs ?? 1, runMs: device.runMs ?? 2 } });
-  firmware.attach(await openSerialTransport(pty.firmwarePath));
+  const firmwareSide = await openSerialTransport(pty.firmwarePath);
+  firmware.attach(firmwareSide);
   firmware.powerOn();
   const backend = createSerialReader(pty.daemonPath, { heartbeatMs: 0, reopenDelayMs: 50 });
   await backend.start();
@@ -83,6 +84,7 @@ export async function startSerialHarness(device: { startDelayMs?: number; runMs?
     close: async () => {
       await backend.stop();
       firmware.detach();
+      await firmwareSide.close();
       await pty.stop();
     },
   };

@@ -1,0 +1,143 @@
+/**
+ * A whole swipe through each real reader stack, as the operator lives it:
+ * card in -> reader reports it (detection) -> daemon reads and verifies the
+ * card, commits the use -> relay enabled. Reports percentiles of the swipe
+ * (present -> device enabled), the detection delay before it, APDUs per swipe,
+ * and the daemon's own share (the swipe minus the time spent waiting on APDUs).
+ */
+import type { SmartCard } from '../src/card/ApduChannel.js';
+import { TerminalDaemon, type SwipeTiming } from '../src/daemon/TerminalDaemon.js';
+import type { CardReader, CardSession, DeviceControl, ReaderEvent } from '../src/readers/CardReader.js';
+import { DEMO_MOTHER_PIN, Issuer, tempDir } from '../src/scenario/CardWorld.js';
+import { nextSession, startPcscHarness, startSerialHarness, type ReaderHarness } from '../src/scenario/readerHarness.js';
+import { Terminal } from '../src/terminal/Terminal.js';
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function round(ms: number): number {
+  return Number(ms.toFixed(3));
+}
+
+/**
+ * Wraps a reader so every APDU's wait is timed (the reader I/O that is not the
+ * daemon's), and the moment the reader reports the card is taken on the same
+ * clock as the rest (performance.now).
+ */
+function timedReader(inner: CardReader, ioTime: { ms: number }): CardReader {
+  const wrap = (session: CardSession): CardSession => ({
+    id: session.id,
+    atr: session.atr,
+    presentAt: performance.now(),
+    transmit: async (apdu) => {
+      const t0 = performance.now();
+      try {
+        return await session.transmit(apdu);
+      } finally {
+        ioTime.ms += performance.now() - t0;
+      }
+    },
+  });
+  return {
+    name: inner.name,
+    get state() {
+      return inner.state;
+    },
+    start: () => inner.start(),
+    stop: () => inner.stop(),
+    currentSession: () => inner.currentSession(),
+    onEvent: (listener) =>
+      inner.onEvent((event: ReaderEvent) => listener(event.type === 'card-inserted' ? { type: 'card-inserted', session: wrap(event.session) } : event)),
+  };
+}
+
+async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Record<string, number>> {
+  const issuer = await new Issuer(tempDir('tally-bench-swipe-')).init();
+  const batch = await issuer.makeBatch('BENCH', swipes);
+  const dataDir = tempDir('tally-bench-swipe-');
+  let enabledAt = 0;
+  const device: DeviceControl = {
+    enable: async (seq, maxMs) => {
+      enabledAt = performance.now();
+      await harness.device.enable(seq, maxMs);
+    },
+    disable: () => harness.device.disable(),
+    onEvent: (l) => harness.device.onEvent(l),
+  };
+  const terminal = Terminal.open({ dataDir, device });
+  const provisioning = nextSession(harness.reader);
+  await harness.insert(issuer.mother);
+  await terminal.provision(await provisioning, { terminalId: `BENCH-${harness.name}`, clinicCode: 'BENCH', pin: DEMO_MOTHER_PIN });
+  await harness.remove();
+  const io = { ms: 0 };
+  // the daemon's clock is performance.now so presentAt and enabledAt share a time base
+  const daemon = new TerminalDaemon({ terminal, reader: timedReader(harness.reader, io), panel: harness.panel, clock: { now: () => performance.now() } });
+  await daemon.start();
+  const present = await swipeOnce(batch.batchCard);
+  if (!present.outcome.ok) throw new Error(`batch load failed: ${present.outcome.code}`);
+
+  const swipeMs: number[] = [];
+  const detectMs: number[] = [];
+  const ownMs: number[] = [];
+  const apdus: number[] = [];
+  async function swipeOnce(card: SmartCard): Promise<SwipeTiming & { insertedAt: number; io: number }> {
+    const decided = new Promise<SwipeTiming>((resolve) => {
+      const off = daemon.onSwipe((t) => {
+        off();
+        resolve(t);
+      });
+    });
+    io.ms = 0;
+    const insertedAt = performance.now();
+    await harness.insert(card);
+    const timing = await decided;
+    const ioAtDecision = io.ms;
+    await harness.remove();
+    for (let i = 0; i < 1000 && terminal.ledger.openUses().length > 0; i++) await new Promise((r) => setTimeout(r, 1));
+    return { ...timing, insertedAt, io: ioAtDecision };
+  }
+  for (const card of batch.oneTimeCards) {
+    enabledAt = 0;
+    const t = await swipeOnce(card);
+    if (!t.outcome.ok || enabledAt === 0) throw new Error(`swipe refused: ${t.outcome.ok ? 'relay not enabled' : t.outcome.code}`);
+    detectMs.push(t.presentAt - t.insertedAt);
+    swipeMs.push(enabledAt - t.presentAt);
+    // the daemon's own time up to the relay: everything but waiting on the card's APDUs
+    ownMs.push(enabledAt - t.presentAt - t.io);
+    apdus.push(harness.apdus());
+  }
+  await daemon.stop();
+  terminal.close();
+  issuer.close();
+  const s = (xs: number[]) => [...xs].sort((a, b) => a - b);
+  const [swipe, detect, own] = [s(swipeMs), s(detectMs), s(ownMs)];
+  return {
+    swipes,
+    swipe_p50_ms: round(percentile(swipe, 50)),
+    swipe_p95_ms: round(percentile(swipe, 95)),
+    swipe_p99_ms: round(percentile(swipe, 99)),
+    detection_p50_ms: round(percentile(detect, 50)),
+    detection_p95_ms: round(percentile(detect, 95)),
+    apdus_per_swipe: round(apdus.reduce((a, b) => a + b, 0) / apdus.length),
+    daemon_own_p50_ms: round(percentile(own, 50)),
+    daemon_own_p99_ms: round(percentile(own, 99)),
+  };
+}
+
+export async function benchSwipe(options: { swipes?: number } = {}): Promise<Record<string, number>> {
+  const swipes = options.swipes ?? Number(process.env.BENCH_SWIPES ?? 500);
+  const figures: Record<string, number> = {};
+  for (const [name, start] of [
+    ['serial', () => startSerialHarness({ startDelayMs: 0, runMs: 0 })],
+    ['pcsc', () => startPcscHarness()],
+  ] as const) {
+    const harness = await start();
+    try {
+      for (const [key, value] of Object.entries(await benchBackend(harness, swipes))) figures[`${name}_${key}`] = value;
+    } finally {
+      await harness.close();
+    }
+  }
+  return figures;
+}
