@@ -74,6 +74,15 @@ export interface Refusal {
   readonly detail: string;
 }
 
+export interface DenylistUpdate {
+  readonly version: number;
+  /** true: `add` is the whole list; false: a change to the previous version */
+  readonly full: boolean;
+  /** Card ids, hex */
+  readonly add: readonly string[];
+  readonly remove: readonly string[];
+}
+
 export interface HeartbeatExtras {
   readonly lastSeq?: number;
   readonly batch?: HeartbeatPayload['batch'];
@@ -91,6 +100,13 @@ export interface SyncClientOptions {
   readonly initialState?: SyncState;
   /** Called with every new good state (persist it) */
   readonly saveState?: (state: SyncState) => void;
+  /**
+   * Called with each deny-list change before it is accepted (the daemon applies it to the ledger,
+   * e.g. Ledger.applyDenyList). Throwing refuses the change with reason apply-failed.
+   */
+  readonly onDenylist?: (update: DenylistUpdate) => void;
+  /** Called with each newer configuration once accepted */
+  readonly onConfig?: (config: ConfigPayload) => void;
   /** Called when the server sends a valid time: the daemon decides whether to set its clock */
   readonly onServerTime?: (serverTime: number, localTime: number) => void;
   readonly heartbeatExtras?: () => HeartbeatExtras;
@@ -342,6 +358,11 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
       policy = applyConfigPolicy(policy, config);
       bucket.setRate(policy.maxReportsPerSecond);
       restartHeartbeat();
+      try {
+        options.onConfig?.(config);
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'config callback failed');
+      }
     }
     respond(config.transaction, 'config');
   };
@@ -364,6 +385,11 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
       for (const id of list.add) set.add(id);
       for (const id of list.remove ?? []) set.delete(id);
       cards = [...set].sort();
+    }
+    try {
+      options.onDenylist?.({ version: list.version, full: list.kind === 'full', add: list.add, remove: list.remove ?? [] });
+    } catch (err) {
+      return refuse('denylist', 'apply-failed', (err as Error).message, request);
     }
     saveState({ ...state, denylist: { version: list.version, cards } });
     respond(list.transaction, 'denylist');
