@@ -56,7 +56,7 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
   const issuer = await new Issuer(tempDir('tally-bench-swipe-')).init();
   const batch = await issuer.makeBatch('BENCH', swipes);
   const dataDir = tempDir('tally-bench-swipe-');
-  let enabledAt = 0;
+  let enabledAt: number | undefined;
   const device: DeviceControl = {
     enable: async (seq, maxMs) => {
       enabledAt = performance.now();
@@ -98,9 +98,9 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
     return { ...timing, insertedAt, io: ioAtDecision };
   }
   for (const card of batch.oneTimeCards) {
-    enabledAt = 0;
+    enabledAt = undefined;
     const t = await swipeOnce(card);
-    if (!t.outcome.ok || enabledAt === 0) throw new Error(`swipe refused: ${t.outcome.ok ? 'relay not enabled' : t.outcome.code}`);
+    if (!t.outcome.ok || enabledAt === undefined) throw new Error(`swipe refused: ${t.outcome.ok ? 'relay not enabled' : t.outcome.code}`);
     detectMs.push(t.presentAt - t.insertedAt);
     swipeMs.push(enabledAt - t.presentAt);
     // the daemon's own time up to the relay: everything but waiting on the card's APDUs
