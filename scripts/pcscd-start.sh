@@ -31,6 +31,8 @@ fail() { echo "pcscd-start: $*" >&2; exit "${2:-1}"; }
 
 [ -x "$pcscd_bin" ] || fail "pcscd is not installed (bash scripts/setup.sh)"
 command -v socat >/dev/null || fail "socat is not installed (bash scripts/setup.sh)"
+command -v ip >/dev/null || fail "ip is not installed (apt-get install iproute2)"
+command -v unshare >/dev/null && command -v nsenter >/dev/null || fail "unshare/nsenter are not installed (apt-get install util-linux)"
 [ "$(id -u)" = 0 ] || fail "needs root: pcscd's socket lives in /run/pcscd and the network namespace needs CAP_SYS_ADMIN"
 [ -d "$config_dir" ] || fail "no reader-file folder at $config_dir"
 reader_file="$(find "$config_dir" -maxdepth 1 -type f | head -n 1)"
