@@ -113,6 +113,20 @@ describe.each(['every-entry', 'chain-anchored'] as const)('signatures checked %s
       expect(await store.alerts()).toEqual([]);
     });
 
+    it('asks a terminal that is ahead of the server for a resend, and sends the time to a terminal coming online', async () => {
+      const { ledger } = ledgerWithUses();
+      await send(ledger, range(1, 5));
+      const heartbeat = (queueDepth: number) =>
+        ingest.handle(terminalTopic('T-0001', 'heartbeat'), Buffer.from(JSON.stringify({ time: 1, queueDepth, lastSeq: ledger.lastSeq, uptimeSeconds: 3 })));
+      expect((await heartbeat(4)).replies).toEqual([]); // still sending: let it
+      const [resend] = (await heartbeat(0)).replies;
+      expect(resend?.topic).toBe('tally/v1/terminal/T-0001/resend');
+      expect(parseJsonPayload('resend', resend!.payload).fromSeq).toBe(6);
+      const [time] = (await ingest.handle(terminalTopic('T-0001', 'status'), Buffer.from('{"state":"online"}'))).replies;
+      expect(time?.topic).toBe('tally/v1/terminal/T-0001/time');
+      expect(parseJsonPayload('time', time!.payload).serverTime).toBe(clock.now());
+    });
+
     it('records heartbeats, statuses and answers a batch claim online', async () => {
       const { ledger, batch } = ledgerWithUses();
       const hb = await ingest.handle(terminalTopic('T-0001', 'heartbeat'), Buffer.from(JSON.stringify({ time: 1, queueDepth: 2, lastSeq: 9, uptimeSeconds: 3 })));

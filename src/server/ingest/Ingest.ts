@@ -107,11 +107,26 @@ export class Ingest {
             lastSeq: heartbeat.lastSeq,
             ...(heartbeat.batch ? { batchNo: heartbeat.batch.batchNo, batchRemaining: heartbeat.batch.remaining } : {}),
           });
+          // the terminal believes everything was delivered, yet the server misses entries (a restored
+          // database, a lost report): ask at once rather than wait for a gap that may have no upper end here
+          const terminal = heartbeat.queueDepth === 0 ? await this.store.terminal(terminalId) : undefined;
+          if (terminal && heartbeat.lastSeq > terminal.contiguousSeq) {
+            this.logger.info({ terminalId, lastSeq: heartbeat.lastSeq, contiguousSeq: terminal.contiguousSeq }, 'terminal is ahead: asking for a resend');
+            return { accepted: true, ...NOTHING, replies: [this.resendRequest(terminalId, terminal.contiguousSeq + 1)] };
+          }
           return { accepted: true, ...NOTHING };
         }
         case 'status': {
           const status = parseJsonPayload('status', payload);
           this.statuses.set(terminalId, { state: status.state, at: this.options.clock.now() });
+          // a terminal coming online gets the time (its clock may have reset while it was off)
+          if (status.state === 'online') {
+            return {
+              accepted: true,
+              ...NOTHING,
+              replies: [{ topic: terminalTopic(terminalId, 'time'), payload: encodeJsonPayload('time', { transaction: this.nextTransaction(), serverTime: this.options.clock.now() }) }],
+            };
+          }
           return { accepted: true, ...NOTHING };
         }
         case 'claim':
@@ -333,12 +348,16 @@ export class Ingest {
       const missing = await this.store.missingSeqs(terminal.terminalId, 1000);
       if (missing.length === 0) continue;
       this.logger.info({ terminalId: terminal.terminalId, fromSeq: missing[0], missing: missing.length }, 'gap: asking for a resend');
-      out.push({
-        topic: terminalTopic(terminal.terminalId, 'resend'),
-        payload: encodeJsonPayload('resend', { transaction: this.nextTransaction(), fromSeq: missing[0]!, toSeq: missing[missing.length - 1]! }),
-      });
+      out.push(this.resendRequest(terminal.terminalId, missing[0]!, missing[missing.length - 1]!));
     }
     return out;
+  }
+
+  private resendRequest(terminalId: string, fromSeq: number, toSeq?: number): Outgoing {
+    return {
+      topic: terminalTopic(terminalId, 'resend'),
+      payload: encodeJsonPayload('resend', { transaction: this.nextTransaction(), fromSeq, ...(toSeq !== undefined ? { toSeq } : {}) }),
+    };
   }
 
   private nextTransaction(): number {
