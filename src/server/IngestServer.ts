@@ -34,6 +34,9 @@ export interface IngestServerOptions {
   readonly pricing?: PricingConfig;
   /** every-entry (default) or chain-anchored (one signature per hash-linked run): see ingest/verifyReport.ts */
   readonly signatureCheck?: SignatureCheck;
+  /** chain-anchored only: how often the background audit of every entry's own signature runs, and how many entries a run checks */
+  readonly auditIntervalMs?: number;
+  readonly auditBudget?: number;
   readonly clock?: Clock;
   readonly logger?: Logger;
 }
@@ -110,6 +113,17 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
     checkGaps().catch((err: Error) => logger.error({ err: err.message }, 'gap check failed'));
   }, options.gapCheckMs ?? 5000);
   gapTimer.unref();
+  // chain-anchored ingest checks one signature per run at once; the audit checks the others in the background
+  let auditing = false;
+  const auditTimer = setInterval(() => {
+    if (options.signatureCheck !== 'chain-anchored' || auditing) return;
+    auditing = true;
+    ingest
+      .auditSignatures(options.auditBudget ?? 2000)
+      .catch((err: Error) => logger.error({ err: err.message }, 'signature audit failed'))
+      .finally(() => (auditing = false));
+  }, options.auditIntervalMs ?? 1000);
+  auditTimer.unref();
 
   let http: HttpApi | undefined;
   if (options.httpPort !== undefined) {
@@ -137,6 +151,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
     checkGaps,
     async stop() {
       clearInterval(gapTimer);
+      clearInterval(auditTimer);
       await Promise.allSettled([...pending]);
       await client.endAsync();
       await http?.close();

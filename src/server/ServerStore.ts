@@ -86,7 +86,7 @@ export interface Rejection {
   readonly detail: string;
 }
 
-export type AlertKind = 'batch-on-two-terminals' | 'serial-used-twice' | 'ledger-fork' | 'chain-broken' | 'certificate-changed' | 'terminal-impersonation';
+export type AlertKind = 'batch-on-two-terminals' | 'serial-used-twice' | 'ledger-fork' | 'chain-broken' | 'certificate-changed' | 'terminal-impersonation' | 'bad-entry-signature';
 
 export interface Alert {
   readonly at: number;
@@ -153,6 +153,10 @@ export interface ServerStore {
   alerts(): Promise<Alert[]>;
 
   recordHeartbeat(heartbeat: HeartbeatRow): Promise<void>;
+
+  /** The last seq whose own signature the background audit has checked (0: none) */
+  auditedSeq(terminalId: string): Promise<number>;
+  setAuditedSeq(terminalId: string, seq: number): Promise<void>;
 
   usesPerDay(): Promise<DailyUses[]>;
   batchReconciliation(): Promise<BatchReconciliationRow[]>;

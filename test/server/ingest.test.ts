@@ -239,6 +239,26 @@ describe.each(['every-entry', 'chain-anchored'] as const)('signatures checked %s
     });
   });
 
+  describe('Ingest: signature audit', () => {
+    it('finds an entry that is chained correctly but not signed by the terminal', async () => {
+      const ledger = new SignedLedger(investor, 'T-0001', 'CL-1');
+      ledger.append(EntryType.USE_STARTED, { ref: 1 });
+      ledger.append(EntryType.USE_COMPLETED, { ref: 1 }, generateSigningKey().privateKey); // seq 3, chained by seq 4
+      ledger.append(EntryType.USE_COMPLETED, { ref: 1 });
+      const outcome = await send(ledger, range(1, 4));
+      if (signatureCheck === 'every-entry') {
+        expect(ackOf(outcome).data.rejected?.map((r) => [r.seq, r.reason])).toEqual([[3, 'bad-signature']]);
+      } else {
+        // the anchor (seq 4) vouches for the run; the audit catches seq 3 afterwards
+        expect(outcome.inserted).toBe(4);
+        expect(await ingest.auditSignatures()).toBe(4);
+        expect((await store.alerts()).map((a) => [a.kind, a.detail])).toEqual([['bad-entry-signature', 'seq 3 is chained but its own signature is invalid']]);
+        expect(await store.auditedSeq('T-0001')).toBe(4);
+        expect(await ingest.auditSignatures()).toBe(0);
+      }
+    });
+  });
+
   describe('Ingest: fraud across terminals', () => {
     it('alerts when one batch is loaded on two terminals and a serial is used on both', async () => {
       const batch = makeBatch(investor, 'CL-1', 5, 10);

@@ -145,6 +145,16 @@ function contract(name: string, open: () => Promise<ServerStore>): void {
       expect((await store.alerts()).filter((a) => a.key === alert.key)).toEqual([alert]);
     });
 
+    it('keeps the signature audit position per terminal', async () => {
+      const [a, b] = [fresh(), fresh()];
+      expect(await store.auditedSeq(a)).toBe(0);
+      await store.setAuditedSeq(a, 40);
+      await store.setAuditedSeq(b, 7);
+      await store.setAuditedSeq(a, 90);
+      expect(await store.auditedSeq(a)).toBe(90);
+      expect(await store.auditedSeq(b)).toBe(7);
+    });
+
     it('reports uses per day and reconciles batches, not charging released uses', async () => {
       const id = fresh();
       await register(store, id);

@@ -10,11 +10,12 @@
  * stored predecessor and successor are checked on whichever arrives second.
  */
 import { bytesEqual } from '../../codecs/bytes.js';
-import { EntryType } from '../../codecs/ledgerEntry.js';
+import { EntryType, parseLedgerEntry } from '../../codecs/ledgerEntry.js';
 import { encodeJsonPayload, parseJsonPayload, seqsToRanges, type AckPayload } from '../../codecs/mqtt/messages.js';
 import { PayloadError } from '../../codecs/mqtt/PayloadError.js';
 import { parseReport } from '../../codecs/mqtt/report.js';
 import { parseTopic, terminalTopic } from '../../codecs/mqtt/topics.js';
+import { verifyMessage } from '../../crypto/ed25519.js';
 import type { Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import type { AlertKind, ServerStore } from '../ServerStore.js';
@@ -328,6 +329,36 @@ export class Ingest {
         },
       ],
     };
+  }
+
+  /**
+   * The background half of the chain-anchored check: every stored entry's own
+   * signature, verified at leisure (up to `budget` entries a call), in seq
+   * order per terminal up to its contiguous seq. An entry that an anchor
+   * vouched for but whose own signature fails means the terminal signed over a
+   * tampered predecessor: alert. Returns the number of entries checked.
+   */
+  async auditSignatures(budget = 2000): Promise<number> {
+    let checked = 0;
+    for (const terminal of await this.store.terminals()) {
+      if (checked >= budget) break;
+      let audited = await this.store.auditedSeq(terminal.terminalId);
+      while (audited < terminal.contiguousSeq && checked < budget) {
+        const entries = await this.store.entries(terminal.terminalId, audited + 1, Math.min(500, budget - checked));
+        if (entries.length === 0) break;
+        for (const stored of entries) {
+          if (stored.seq > terminal.contiguousSeq) break;
+          const entry = parseLedgerEntry(stored.raw);
+          if (!verifyMessage(terminal.devicePublicKey, entry.body, entry.signature)) {
+            await this.alert('bad-entry-signature', terminal.terminalId, `signature:${terminal.terminalId}:${stored.seq}`, `seq ${stored.seq} is chained but its own signature is invalid`);
+          }
+          audited = stored.seq;
+          checked++;
+        }
+        await this.store.setAuditedSeq(terminal.terminalId, audited);
+      }
+    }
+    return checked;
   }
 
   /**

@@ -54,6 +54,10 @@ export class ReportRejection extends Error {
  *   to that one's body and signature, and so on down the run. Forging any
  *   entry of the run then needs a SHA-256 collision. Used for throughput; when
  *   the anchor fails, every entry of the run is checked to name the bad one.
+ *   What it does not catch at once: a terminal whose database was altered
+ *   before it signed the next entry (the device key then vouches for the
+ *   altered one). Ingest.auditSignatures checks every entry's own signature in
+ *   the background and raises bad-entry-signature for those.
  */
 export type SignatureCheck = 'every-entry' | 'chain-anchored';
 

@@ -322,6 +322,18 @@ export class SqlServerStore implements ServerStore {
     );
   }
 
+  async auditedSeq(terminalId: string): Promise<number> {
+    const rows = await this.db.all<Row>('SELECT audited_seq FROM signature_audit WHERE terminal_id = ?', [terminalId]);
+    return rows[0] ? num(rows[0].audited_seq) : 0;
+  }
+
+  async setAuditedSeq(terminalId: string, seq: number): Promise<void> {
+    await this.db.run(
+      'INSERT INTO signature_audit (terminal_id, audited_seq) VALUES (?, ?) ON CONFLICT (terminal_id) DO UPDATE SET audited_seq = excluded.audited_seq',
+      [terminalId, seq],
+    );
+  }
+
   async usesPerDay(): Promise<DailyUses[]> {
     const rows = await this.db.all<Row>(
       `SELECT e.terminal_id, e.clinic_code, e.day, COUNT(*) AS uses FROM entries e WHERE e.type = ${USE_RESERVED}

@@ -57,6 +57,9 @@ function tables(t: { int: string; blob: string; serial: string }): string[] {
       last_seq ${t.int} NOT NULL,
       batch_no ${t.int},
       batch_remaining ${t.int})`,
+    `CREATE TABLE IF NOT EXISTS signature_audit (
+      terminal_id TEXT PRIMARY KEY,
+      audited_seq ${t.int} NOT NULL)`,
   ];
 }
 
@@ -64,6 +67,14 @@ export const SQLITE_MIGRATIONS: Migration[] = [
   {
     version: 1,
     description: 'server store: terminals, entries, batches, rejections, alerts, heartbeats',
+    up: (db) => {
+      for (const sql of tables({ int: 'INTEGER', blob: 'BLOB', serial: 'INTEGER PRIMARY KEY AUTOINCREMENT' })) db.exec(sql);
+    },
+  },
+  {
+    version: 2,
+    description: 'signature audit position per terminal (for chain-anchored ingest)',
+    // every statement is IF NOT EXISTS: creates what a version-1 database lacks
     up: (db) => {
       for (const sql of tables({ int: 'INTEGER', blob: 'BLOB', serial: 'INTEGER PRIMARY KEY AUTOINCREMENT' })) db.exec(sql);
     },
