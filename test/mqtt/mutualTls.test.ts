@@ -133,9 +133,9 @@ describe('mutual TLS at a real Mosquitto', () => {
     await server.endAsync();
   });
 
-  it('drains a terminal to the ingest server, both over mutual TLS', async () => {
+  it('drains a terminal to the ingest server (a shared-subscription worker), both over mutual TLS', async () => {
     const investor = makeInvestor();
-    const rig = await startServerRig({ rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, mqttOptions: identities.get(SERVER_IDENTITY)! });
+    const rig = await startServerRig({ rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, mqttOptions: identities.get(SERVER_IDENTITY)!, sharedGroup: 'ingest' });
     const outbox = new InMemoryOutbox(busyLedger(investor, 'T-B', 300));
     const sync = createSyncClient({ outbox, brokerUrl: broker.url, mqttOptions: identities.get('T-B')!, pollMs: 50 });
     try {
