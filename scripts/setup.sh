@@ -21,6 +21,9 @@ have_pkg pcsc-tools || need+=(pcsc-tools)
 have_pkg pkg-config || need+=(pkg-config)
 # pty pairs for the simulated microcontroller
 have_cmd socat || need+=(socat)
+# the test pcscd runs in its own loopback-only network namespace (ip, unshare, nsenter)
+have_cmd ip || need+=(iproute2)
+have_cmd unshare || need+=(util-linux)
 # the MQTT broker the tests start on a free loopback port
 have_cmd mosquitto || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 have_cmd openssl || need+=(openssl)

@@ -13,6 +13,7 @@ import { issueBatchCommand, issueListCommand, issueMotherCommand, issueRewriteCo
 import { ledgerShowCommand, ledgerVerifyCommand } from './commands/ledger.js';
 import { terminalProvisionCommand, terminalStatusCommand, terminalSwipeCommand } from './commands/terminal.js';
 import { terminalRunCommand } from './commands/terminalRun.js';
+import { simCardCommand } from './commands/simCard.js';
 import { simReaderCommand } from './commands/simReader.js';
 
 const COMMANDS: CliCommand[] = [
@@ -31,6 +32,7 @@ const COMMANDS: CliCommand[] = [
   ledgerVerifyCommand,
   ledgerShowCommand,
   simReaderCommand,
+  simCardCommand,
 ];
 
 export function registerCommand(command: CliCommand): void {

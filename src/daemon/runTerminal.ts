@@ -89,6 +89,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
         systemd.notify('STOPPING=1');
         if (watchdog) clearInterval(watchdog);
         await daemon.stop();
+        await terminal.prepareStop();
         await status.stop();
         await backend.close?.();
         terminal.close();

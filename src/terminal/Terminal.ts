@@ -354,14 +354,43 @@ export class Terminal {
   }
 
   /**
-   * After a crash or power cut: a use still "reserved" never got a confirmed
-   * start, so it is released; one "started" ran, so it is recorded as failed.
+   * After a crash or power cut. Without a relay a use left "reserved" never
+   * reached a device: it is released. With a relay the board keeps its device
+   * events across a lost link and reports them when the daemon is back, so a
+   * reserved use waits startTimeoutMs for its "started" (then is released),
+   * and a started one waits for its end, bounded by the longest session.
    */
   private recoverOpenUses(): void {
     if (!this.ledger.identity() || !this.deviceKey) return;
     for (const use of this.ledger.openUses()) {
-      if (use.state === 'reserved') this.ledger.recordDeviceEvent(use.reserveSeq, EntryType.USE_RELEASED, 'terminal restarted before the device started');
-      else this.ledger.recordDeviceEvent(use.reserveSeq, EntryType.USE_FAILED, 'terminal restarted during the device session');
+      if (!this.device) {
+        if (use.state === 'reserved') this.ledger.recordDeviceEvent(use.reserveSeq, EntryType.USE_RELEASED, 'terminal restarted before the device started');
+        else this.ledger.recordDeviceEvent(use.reserveSeq, EntryType.USE_FAILED, 'terminal restarted during the device session');
+      } else if (use.state === 'reserved') {
+        this.startTimers.set(use.reserveSeq, setTimeout(() => this.releaseUse(use.reserveSeq, 'terminal restarted and the device never reported a start'), this.startTimeoutMs).unref());
+      } else {
+        this.startTimers.set(
+          use.reserveSeq,
+          setTimeout(() => {
+            this.clearStartTimer(use.reserveSeq);
+            this.ledger.recordDeviceEvent(use.reserveSeq, EntryType.USE_FAILED, 'terminal restarted during the session and no end was reported');
+          }, this.maxSessionMs).unref(),
+        );
+      }
+    }
+  }
+
+  /**
+   * A graceful stop (SIGTERM): a use whose device has not started yet is
+   * released and its relay opened, so no device runs on a use the ledger will
+   * not charge. A started session runs on; the board reports its end later.
+   */
+  async prepareStop(): Promise<void> {
+    for (const use of this.ledger.openUses()) {
+      if (use.state !== 'reserved') continue;
+      await this.device?.disable().catch(() => undefined);
+      this.clearStartTimer(use.reserveSeq);
+      this.ledger.recordDeviceEvent(use.reserveSeq, EntryType.USE_RELEASED, 'terminal stopping before the device started');
     }
   }
 

@@ -590,21 +590,51 @@ describe('two-phase use with the device', () => {
     expect(batch.oneTimeCards[1]!.snapshot().marker).toBeUndefined();
   });
 
-  it('a restart during a session: a reserved use is released, a started one recorded as failed', async () => {
+  it('a restart during a session: a reserved use waits for the board, then is released; a started one without a relay is recorded as failed', async () => {
     const { rig, batch, device } = await deviceRig('never-starts');
     expect(await rig.swipe(batch.oneTimeCards[0]!)).toMatchObject({ ok: true, seq: 3 });
     rig.terminal.close();
     cleanups.pop();
-    const reopened = openTerminal({ dataDir: rig.dataDir, device });
-    expect(typesAfter(reopened.terminal, 2)).toEqual([{ type: EntryType.USE_RESERVED }, { type: EntryType.USE_RELEASED, ref: 3, detail: 'terminal restarted before the device started' }]);
+    // with a relay: the board may still report the start it kept across the restart, so nothing is released at once
+    const reopened = openTerminal({ dataDir: rig.dataDir, device, startTimeoutMs: 50 });
+    expect(typesAfter(reopened.terminal, 2)).toEqual([{ type: EntryType.USE_RESERVED }]);
+    await settle(120);
+    expect(typesAfter(reopened.terminal, 2)).toEqual([
+      { type: EntryType.USE_RESERVED },
+      { type: EntryType.USE_RELEASED, ref: 3, detail: 'terminal restarted and the device never reported a start' },
+    ]);
     device.behaviour = 'normal';
     expect(await reopened.swipe(batch.oneTimeCards[1]!)).toMatchObject({ ok: true, seq: 5 });
     reopened.terminal.onDeviceEvent({ type: 'started', useSeq: 5 });
     reopened.terminal.close();
     cleanups.pop();
+    // without a relay nothing will ever report the end of the session: recorded as failed (charged) at once
     const again = openTerminal({ dataDir: rig.dataDir });
     expect(again.terminal.ledger.use(oneTimeOf(batch.oneTimeCards[1]!).batchId, 2)?.state).toBe('failed');
     expect(again.terminal.ledger.verify()).toMatchObject({ ok: true, uses: 2, releases: 1 });
     expect(toHex(oneTimeOf(batch.oneTimeCards[1]!).batchId)).toBe(again.terminal.status().batches[0]!.batchId);
+  });
+
+  it('a start the board kept across a daemon restart keeps the use charged', async () => {
+    const { rig, batch, device } = await deviceRig('never-starts');
+    expect(await rig.swipe(batch.oneTimeCards[0]!)).toMatchObject({ ok: true, seq: 3 });
+    rig.terminal.close();
+    cleanups.pop();
+    const reopened = openTerminal({ dataDir: rig.dataDir, device, startTimeoutMs: 80 });
+    reopened.terminal.onDeviceEvent({ type: 'started', useSeq: 3 });
+    reopened.terminal.onDeviceEvent({ type: 'finished', useSeq: 3 });
+    await settle(150);
+    expect(typesAfter(reopened.terminal, 2).map((e) => e.type)).toEqual([EntryType.USE_RESERVED, EntryType.USE_STARTED, EntryType.USE_COMPLETED]);
+    expect(reopened.terminal.ledger.verify()).toMatchObject({ ok: true, uses: 1, releases: 0 });
+  });
+
+  it('a graceful stop releases a use whose device has not started and opens the relay', async () => {
+    const { rig, batch, device } = await deviceRig('never-starts');
+    expect(await rig.swipe(batch.oneTimeCards[0]!)).toMatchObject({ ok: true, seq: 3 });
+    expect(device.relayClosed).toBe(true);
+    await rig.terminal.prepareStop();
+    expect(device.relayClosed).toBe(false);
+    expect(typesAfter(rig.terminal, 3)).toEqual([{ type: EntryType.USE_RELEASED, ref: 3, detail: 'terminal stopping before the device started' }]);
+    expect(await rig.swipe(batch.oneTimeCards[0]!)).toMatchObject({ ok: true, serial: 1 });
   });
 });
