@@ -60,6 +60,23 @@ export function nextSession(reader: CardReader, timeoutMs = 10_000): Promise<Car
   });
 }
 
+/** Waits for the reader to report the current card gone */
+export function nextRemoval(reader: CardReader, timeoutMs = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error('no card-removed event'));
+    }, timeoutMs);
+    const off = reader.onEvent((event) => {
+      if (event.type === 'card-removed') {
+        clearTimeout(timer);
+        off();
+        resolve();
+      }
+    });
+  });
+}
+
 export async function startSerialHarness(device: { startDelayMs?: number; runMs?: number } = { startDelayMs: 1, runMs: 2 }): Promise<ReaderHarness> {
   const pty = await startPtyPair();
   const firmware = new SimulatedReaderFirmware({ device: { startDelayMs: device.startDelayMs ?? 1, runMs: device.runMs ?? 2 } });
@@ -112,7 +129,12 @@ export async function startPcscHarness(): Promise<ReaderHarness> {
         // armed once vpcd has polled the card, before pcscd reports it to the daemon
         if (options?.pullAtFirstApdu) slot.removeDuringNextApdu();
       },
-      remove: () => slot.remove(),
+      // pcscd polls presence every 0.4 s: wait until it has seen the card go, as a person's hand would
+      remove: async () => {
+        const gone = reader.currentSession() ? nextRemoval(reader, 5000) : Promise.resolve();
+        await slot.remove();
+        await gone;
+      },
       apdus: () => slot.stats.apdus - apdusAtStart,
       close: async () => {
         device.stop();

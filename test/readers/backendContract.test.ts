@@ -117,4 +117,19 @@ describe.each(HARNESSES)('reader contract over the %s backend', (_name, start) =
     expect(harness.panel.shown.filter((m) => m.tone === 'refused').length).toBeGreaterThanOrEqual(cases.length);
   });
 
+  it('a card pulled during the read leaves no use, and the same card then works', async () => {
+    const card = batch.oneTimeCards[4]!;
+    const usesBefore = terminal.ledger.verify().uses;
+    const decided = new Promise<SwipeTiming>((resolve) => {
+      const off = daemon.onSwipe((t) => {
+        off();
+        resolve(t);
+      });
+    });
+    await harness.insert(card, { pullAtFirstApdu: true });
+    expect((await decided).outcome).toMatchObject({ ok: false, code: 'CARD_REMOVED' });
+    await harness.remove();
+    expect(terminal.ledger.verify().uses).toBe(usesBefore);
+    expect(await swipe(card)).toMatchObject({ ok: true, serial: 5 });
+  });
 });
