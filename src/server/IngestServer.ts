@@ -26,6 +26,7 @@ export interface IngestServerOptions {
   readonly protocolVersion?: 4 | 5;
   /** Shared subscription group for scale-out; undefined: a plain subscription */
   readonly sharedGroup?: string;
+  /** A stable id gives the worker a persistent session (reports wait at the broker while it restarts) */
   readonly clientId?: string;
   /** How often gaps are checked; a gap still open at two checks in a row is asked for again (default 5 s) */
   readonly gapCheckMs?: number;
@@ -63,13 +64,15 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
   const logger = (options.logger ?? silentLogger).child({ module: 'server' });
   const ingest = new Ingest({ store: options.store, rootPublicKey: options.rootPublicKey, clock, logger, ...(options.signatureCheck ? { signatureCheck: options.signatureCheck } : {}) });
   const protocolVersion = options.protocolVersion ?? 5;
+  // with a stable client id, a persistent session: the broker keeps QoS 1 reports for a worker that restarts;
+  // without one, a clean session, so restarts leave no orphan sessions collecting copies at the broker
+  const persistent = options.clientId !== undefined;
   const clientId = options.clientId ?? `tally-ingest-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
   const client = mqtt.connect(options.brokerUrl, {
     clientId,
     protocolVersion,
-    // a persistent session: the broker keeps QoS 1 reports for a worker that restarts
-    clean: false,
-    ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 3600 } } : {}),
+    clean: !persistent,
+    ...(protocolVersion === 5 && persistent ? { properties: { sessionExpiryInterval: 3600 } } : {}),
     reconnectPeriod: 500,
     connectTimeout: 10_000,
     ...options.mqttOptions,
