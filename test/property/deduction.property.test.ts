@@ -69,7 +69,7 @@ afterAll(() => {
   console.log(`deduction property: ${totals.runs} runs, ${totals.commands} commands, ${totals.grants} uses granted, ${totals.refusals} refusals, ${totals.releases} releases, ${totals.restarts} restarts`);
 });
 
-const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 3));
+const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 10));
 
 /** What the ledger says: every use entry, and the state of each serial */
 function audit(terminal: Terminal): { entries: LedgerEntry[]; charged: Map<number, number> } {
@@ -98,7 +98,8 @@ async function runScenario(actions: readonly Action[]): Promise<void> {
   const device = new SimulatedDevice();
   const reader = new SimulatedReader();
   await reader.start();
-  const open = (): Terminal => Terminal.open({ dataDir, device, startTimeoutMs: 1 });
+  // short start timeout and session bound, so 'wait' lets the terminal decide uses a restart left open
+  const open = (): Terminal => Terminal.open({ dataDir, device, startTimeoutMs: 1, maxSessionMs: 5 });
   let terminal = open();
   const cards = pristineCards.map((c) => c.clone());
   const batchCard = pristineBatchCard.clone();
@@ -155,13 +156,17 @@ async function runScenario(actions: readonly Action[]): Promise<void> {
           storageFault = act.on;
           terminal.ledger.database.pragma(`query_only = ${act.on ? 'ON' : 'OFF'}`);
           break;
-        case 'restart':
+        case 'restart': {
+          const openBefore = terminal.ledger.openUses().length;
           terminal.close();
           terminal = open();
           storageFault = false;
           totals.restarts++;
-          expect(terminal.ledger.openUses()).toEqual([]);
+          // with a relay nothing is decided at once: the board may still report what it kept; timers decide later
+          expect(terminal.ledger.lastSeq()).toBe(seqBefore);
+          expect(terminal.ledger.openUses()).toHaveLength(openBefore);
           break;
+        }
       }
       const { charged, entries } = audit(terminal);
       const reservesAfter = entries.filter((e) => e.type === EntryType.USE_RESERVED).length;
