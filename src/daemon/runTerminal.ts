@@ -9,6 +9,7 @@ import type { TerminalConfig } from '../config/terminalConfig.js';
 import { createLogger } from '../logging/createLogger.js';
 import { Terminal } from '../terminal/Terminal.js';
 import { createReaderBackend, type ReaderBackend } from './createReaderBackend.js';
+import { startTerminalSync, type TerminalSync } from './startSync.js';
 import { StatusServer } from './StatusServer.js';
 import { createSystemdNotifier, watchdogIntervalMs } from './systemdNotify.js';
 import { TerminalDaemon } from './TerminalDaemon.js';
@@ -46,6 +47,14 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
     startTimeoutMs: config.device.startTimeoutMs,
   });
   const daemon = new TerminalDaemon({ terminal, reader: backend.reader, panel: backend.panel, locale: config.locale, log });
+  // sync needs the identity in the certificate: a terminal not yet provisioned keeps its (empty) outbox until it is
+  let sync: TerminalSync | undefined;
+  if (config.sync.enabled && terminal.identity()) {
+    sync = startTerminalSync({ ledger: terminal.ledger, dataDir: config.dataDir, settings: config.sync, log, readerState: () => backend.reader.state, software: `tallystick ${VERSION}` });
+    daemon.onSwipe(() => sync?.client.notify());
+  } else if (config.sync.enabled) {
+    log.warn({}, 'sync enabled but the terminal is not provisioned: nothing to report yet');
+  }
   let lastSwipe: { at: string; ok: boolean; code?: string } | undefined;
   daemon.onSwipe((t) => {
     lastSwipe = { at: new Date(t.decidedAt).toISOString(), ok: t.outcome.ok, ...(t.outcome.ok ? {} : { code: t.outcome.code }) };
@@ -57,7 +66,15 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
     reader: { backend: config.reader.backend, name: backend.reader.name, state: backend.reader.state, cardPresent: backend.reader.currentSession() !== undefined, ...(backend.stats ? { link: backend.stats() } : {}) },
     ...terminal.status(),
     lastSwipe,
-    sync: { enabled: config.sync.enabled },
+    sync: sync
+      ? {
+          enabled: true,
+          connected: sync.client.connected(),
+          lastAckAt: sync.lastAckAt() ? new Date(sync.lastAckAt()!).toISOString() : undefined,
+          stats: { ...sync.client.stats },
+          refusals: sync.client.refusals().slice(-5),
+        }
+      : { enabled: false },
   }));
   await daemon.start();
   await status.start();
@@ -90,6 +107,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
         if (watchdog) clearInterval(watchdog);
         await daemon.stop();
         await terminal.prepareStop();
+        await sync?.stop();
         await status.stop();
         await backend.close?.();
         terminal.close();

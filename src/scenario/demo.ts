@@ -7,8 +7,14 @@ import { toHex } from '../codecs/bytes.js';
 import { operatorMessage, isTallyError, type Locale } from '../errors.js';
 import { SimulatedCard } from '../sim/SimulatedCard.js';
 import type { SwipeOutcome } from '../terminal/Terminal.js';
+import type { ServerStore } from '../server/ServerStore.js';
+import { silentLogger } from '../util/logger.js';
 import { DEMO_MOTHER_PIN, Issuer, tempDir } from './CardWorld.js';
+import { startEmbeddedServer } from './embeddedServer.js';
 import { SerialRig } from './SerialRig.js';
+import { startTerminalSync, type TerminalSync } from '../daemon/startSync.js';
+import { sha256 } from '../crypto/ed25519.js';
+import { bytesEqual } from '../codecs/bytes.js';
 
 export interface DemoOptions {
   readonly locale?: Locale;
@@ -26,6 +32,8 @@ export interface DemoSummary {
   readonly ledgerEntries: number;
   readonly ledgerIntact: boolean;
   readonly workDir: string;
+  /** The server holds exactly the terminal's entries, and counts the same uses */
+  readonly serverMatches: boolean;
 }
 
 const OK = '  ✓';
@@ -71,11 +79,21 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   say(`${OK} right PIN: the terminal made its device key and the mother card signed its certificate (the PIN is never stored)`);
   say('');
 
+  say("3. The investor's server, and the terminal's link to it");
+  const server = await startEmbeddedServer({ dir: workDir, rootPublicKey: issuer.motherInfo.rootPublicKey });
+  say(`${OK} MQTT broker on ${server.broker.url} (in-process; production: Mosquitto with mutual TLS), ingest server with its SQLite store`);
+  const startLink = (): TerminalSync =>
+    startTerminalSync({ ledger: rig.terminal.ledger, dataDir, settings: { brokerUrl: server.broker.url, protocolVersion: 4, maxEntriesPerSecond: 100_000, pollMs: 50 }, log: silentLogger });
+  let link: TerminalSync | undefined = startLink();
+  rig.daemon.onSwipe(() => link?.client.notify());
+  say(`${OK} terminal reporting its ledger over MQTT (QoS 1, application-level acks from the server)`);
+  say('');
+
   const show = (label: string, outcome: SwipeOutcome): void => {
     say(`${outcome.ok ? OK : NO} ${label.padEnd(34)} ${outcome.message}${outcome.ok ? '' : ` [${outcome.code}]`}`);
   };
 
-  say('3. At the clinic');
+  say('4. At the clinic');
   show('one-time card before any batch', await rig.swipe(batch.oneTimeCards[0]!.clone()));
   show(`batch card ${batch.result.batchNo}`, await rig.swipe(batch.batchCard));
   show(`batch card ${batch.result.batchNo} again`, await rig.swipe(batch.batchCard));
@@ -87,8 +105,16 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   show('forged card (serial altered)', await rig.swipe(forge(batch.oneTimeCards[half]!)));
   show('one-time card of CLINIC-999', await rig.swipe(otherClinic.oneTimeCards[0]!));
   show('the white card', await rig.swipe(issuer.white));
+  await link.stop();
+  link = undefined;
+  say(`  -- the GPRS link goes down: the terminal keeps deciding offline; ${rig.terminal.ledger.pendingCount()} entries wait in its outbox --`);
   for (let serial = half + 1; serial <= count; serial++) show(`one-time card ${serial}`, await rig.swipe(batch.oneTimeCards[serial - 1]!));
   show(`one-time card ${count} again`, await rig.swipe(batch.oneTimeCards[count - 1]!));
+  const backlog = rig.terminal.ledger.pendingCount();
+  link = startLink();
+  await link.client.drained(30_000);
+  await server.ingest.idle();
+  say(`  -- the link is back: the ${backlog} entries queued offline are delivered and acknowledged --`);
   say('');
 
   const status = rig.terminal.status();
@@ -101,13 +127,19 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     ledgerEntries: verification.entries,
     ledgerIntact: verification.ok,
     workDir,
+    serverMatches: false,
   };
-  say('4. Summary');
+  say('5. Summary');
   say(`  uses granted        ${summary.uses}`);
   say(`  refusals by reason  ${Object.entries(summary.refusals).map(([code, n]) => `${code} ${n}`).join(', ')}`);
   say(`  batch ${loaded?.batchNo ?? '-'} remaining   ${summary.batchRemaining} of ${loaded?.count ?? 0}`);
   say(`  ledger              ${summary.ledgerEntries} entries, ${summary.ledgerIntact ? 'chain and signatures verified' : `BROKEN at ${verification.problem?.seq}: ${verification.problem?.problem}`}`);
-  say(`  outbox              ${status.outboxDepth} entries waiting for the server`);
+  const serverView = await compareWithServer(server.store, rig.terminal.ledger.entries(), 'T-0001');
+  say(`  outbox              ${rig.terminal.ledger.pendingCount()} entries waiting for the server`);
+  say(`  server              ${serverView.stored} entries stored, ${serverView.matching} identical to the terminal's; ${serverView.serverUses} uses counted; alerts ${serverView.alerts}`);
+  (summary as { serverMatches: boolean }).serverMatches = serverView.stored === verification.entries && serverView.matching === verification.entries && serverView.serverUses === summary.uses;
+  await link.stop();
+  await server.close();
   await rig.close();
   say(`  serial link         ${rig.backend.stats.framesOut} frames out, ${rig.backend.stats.framesIn} in, ${rig.firmware.stats.apdus} APDUs to cards, ${rig.backend.stats.resends} resends`);
   say(`  terminal display    "${rig.firmware.panel.lines.join(' / ')}"`);
@@ -127,4 +159,17 @@ function forge(card: SimulatedCard): SimulatedCard {
   const serialOffset = record.length - 66 - 4;
   record.writeUInt32BE(record.readUInt32BE(serialOffset) + 100, serialOffset);
   return SimulatedCard.fromState({ ...state, record: toHex(record), chipUid: toHex(new Uint8Array(8).fill(0xee)) });
+}
+
+/** The server's view of one terminal against the terminal's own ledger, entry for entry */
+async function compareWithServer(store: ServerStore, terminalEntries: Iterable<Uint8Array>, terminalId: string) {
+  const local = [...terminalEntries];
+  const stored = await store.entries(terminalId, 1, local.length + 100);
+  let matching = 0;
+  for (const row of stored) {
+    const mine = local[row.seq - 1];
+    if (mine && bytesEqual(sha256(mine), row.hash) && bytesEqual(mine, row.raw)) matching++;
+  }
+  const serverUses = (await store.usesPerDay()).filter((d) => d.terminalId === terminalId).reduce((n, d) => n + d.uses, 0);
+  return { stored: stored.length, matching, serverUses, alerts: (await store.alerts()).length };
 }

@@ -81,8 +81,9 @@ describe('the demo', () => {
   it('tells the whole story and ends with a verified ledger', async () => {
     const lines: string[] = [];
     const summary = await runDemo({ out: (l) => lines.push(l) });
-    expect(summary).toMatchObject({ uses: 20, batchRemaining: 0, ledgerIntact: true });
+    expect(summary).toMatchObject({ uses: 20, batchRemaining: 0, ledgerIntact: true, serverMatches: true });
     expect(summary.refusals).toMatchObject({ ALREADY_USED: 2, FORGED: 1, WRONG_CLINIC: 1, BATCH_NOT_LOADED: 2 });
     expect(lines.join('\n')).toContain('wrong mother-card PIN refused');
+    expect(lines.join('\n')).toMatch(/server +62 entries stored, 62 identical/);
   });
 });

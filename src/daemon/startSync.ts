@@ -1,0 +1,114 @@
+/**
+ * Connects the terminal's ledger to the server over MQTT: the ledger's outbox
+ * is drained by the sync client, deny lists from the server are applied to the
+ * ledger, and the last good server state is kept in the data folder so a
+ * restart offline still has it.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Ledger } from '../ledger/Ledger.js';
+import { createSyncClient, type SyncClient, type SyncPolicy, type SyncState } from '../sync/SyncClient.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+
+export interface SyncSettings {
+  readonly brokerUrl: string;
+  readonly protocolVersion: 4 | 5;
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+  readonly password?: string;
+  readonly maxEntriesPerSecond: number;
+  readonly policy?: Partial<SyncPolicy>;
+  readonly pollMs?: number;
+}
+
+export interface TerminalSync {
+  readonly client: SyncClient;
+  /** Time of the last server acknowledgement (ms), if any since start */
+  lastAckAt(): number | undefined;
+  stop(): Promise<void>;
+}
+
+const STATE_FILE = 'sync-state.json';
+
+function loadState(dataDir: string, log: Logger): SyncState | undefined {
+  const path = join(dataDir, STATE_FILE);
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as SyncState;
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'saved sync state unreadable; starting without it');
+    return undefined;
+  }
+}
+
+function saveState(dataDir: string, state: SyncState): void {
+  const path = join(dataDir, STATE_FILE);
+  writeFileSync(`${path}.tmp`, JSON.stringify(state));
+  renameSync(`${path}.tmp`, path);
+}
+
+export function startTerminalSync(options: {
+  readonly ledger: Ledger;
+  readonly dataDir: string;
+  readonly settings: SyncSettings;
+  readonly clock?: Clock;
+  readonly log: Logger;
+  readonly readerState?: () => string;
+  readonly software?: string;
+}): TerminalSync {
+  const { ledger, settings, log } = options;
+  const tls = settings.tls;
+  const initialState = loadState(options.dataDir, log);
+  let lastAckAt: number | undefined;
+  const reportBatchSize = settings.policy?.reportBatchSize ?? 100;
+  const client = createSyncClient({
+    outbox: {
+      get terminalId() {
+        return ledger.terminalId;
+      },
+      terminalCertificate: () => ledger.terminalCertificate(),
+      pending: (limit, afterSeq) => ledger.pending(limit, afterSeq),
+      acknowledge: (seqs) => {
+        ledger.acknowledge(seqs);
+        lastAckAt = Date.now();
+      },
+      entriesFrom: (seq, limit) => ledger.entriesFrom(seq, limit),
+      pendingCount: () => ledger.pendingCount(),
+    },
+    brokerUrl: settings.brokerUrl,
+    protocolVersion: settings.protocolVersion,
+    mqttOptions: {
+      ...(tls?.ca ? { ca: readFileSync(tls.ca) } : {}),
+      ...(tls?.cert ? { cert: readFileSync(tls.cert) } : {}),
+      ...(tls?.key ? { key: readFileSync(tls.key) } : {}),
+      ...(settings.password ? { username: ledger.terminalId, password: settings.password } : {}),
+    },
+    policy: { maxReportsPerSecond: Math.max(1, Math.floor(settings.maxEntriesPerSecond / reportBatchSize)), ...(settings.policy ?? {}) },
+    ...(settings.pollMs !== undefined ? { pollMs: settings.pollMs } : {}),
+    ...(initialState ? { initialState } : {}),
+    saveState: (state) => saveState(options.dataDir, state),
+    onDenylist: (update) =>
+      ledger.applyDenyList({
+        full: update.full,
+        version: update.version,
+        add: update.add.map((hex) => ({ cardId: new Uint8Array(Buffer.from(hex, 'hex')), reason: `deny list v${update.version}` })),
+        remove: update.remove.map((hex) => new Uint8Array(Buffer.from(hex, 'hex'))),
+      }),
+    heartbeatExtras: () => {
+      const batch = ledger.batches().find((b) => b.used < b.count);
+      return {
+        lastSeq: ledger.lastSeq(),
+        ...(batch ? { batch: { batchNo: batch.batchNo, remaining: batch.count - batch.used } } : {}),
+        ...(options.readerState ? { reader: options.readerState() } : {}),
+      };
+    },
+    ...(options.software ? { software: options.software } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+    logger: log,
+  });
+  return {
+    client,
+    lastAckAt: () => lastAckAt,
+    stop: () => client.stop(),
+  };
+}
