@@ -78,6 +78,11 @@ export interface OpenUse {
   readonly seq: number;
 }
 
+export interface SerialUse extends OpenUse {
+  readonly batchId: string;
+  readonly serial: number;
+}
+
 export interface Rejection {
   readonly at: number;
   readonly terminalId?: string;
@@ -145,6 +150,8 @@ export interface ServerStore {
   batchHolder(batchId: string): Promise<BatchHolder | undefined>;
   /** use.reserved entries of this serial that no use.released entry cancels */
   openUses(batchId: string, serial: number): Promise<OpenUse[]>;
+  /** openUses for many serials in one query */
+  openUsesOf(serials: ReadonlyArray<{ readonly batchId: string; readonly serial: number }>): Promise<SerialUse[]>;
 
   recordRejection(rejection: Rejection): Promise<void>;
   rejections(limit?: number): Promise<Rejection[]>;

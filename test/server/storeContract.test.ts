@@ -130,6 +130,10 @@ function contract(name: string, open: () => Promise<ServerStore>): void {
         { terminalId: b, seq: 8 },
       ]);
       expect(await store.openUses(batchId, 5)).toEqual([]);
+      expect(await store.openUsesOf([{ batchId, serial: 4 }, { batchId, serial: 5 }, { batchId: 'ffffffffffffffff', serial: 4 }])).toEqual([
+        { batchId, serial: 4, terminalId: a, seq: 3 },
+        { batchId, serial: 4, terminalId: b, seq: 8 },
+      ]);
     });
 
     it('records rejections and raises each alert once', async () => {

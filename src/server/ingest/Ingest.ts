@@ -18,7 +18,7 @@ import { parseTopic, terminalTopic } from '../../codecs/mqtt/topics.js';
 import { verifyMessage } from '../../crypto/ed25519.js';
 import type { Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
-import type { AlertKind, ServerStore } from '../ServerStore.js';
+import type { AlertKind, SerialUse, ServerStore, TerminalRow } from '../ServerStore.js';
 import { ReportRejection, verifyReport, type RejectedEntry, type SignatureCheck, type VerifiedEntry } from './verifyReport.js';
 
 export interface Outgoing {
@@ -67,6 +67,7 @@ export class Ingest {
   /** contiguous seq per terminal at the previous gap check: a gap that did not move since is real */
   private readonly gapWatch = new Map<string, number>();
   private readonly statuses = new Map<string, { state: string; at: number }>();
+  private readonly pinned = new Map<string, string>();
   private transaction = 0;
 
   constructor(private readonly options: IngestOptions) {
@@ -184,10 +185,16 @@ export class Ingest {
       throw err;
     }
     const certificate = report.certificate;
-    const registration = await this.store.registerTerminal(
-      { terminalId, clinicCode: certificate.clinicCode, devicePublicKey: certificate.publicKey, certificate: certificate.raw },
-      this.options.clock.now(),
-    );
+    // a pinned device key never changes, so once seen it is checked from memory
+    const keyHex = Buffer.from(certificate.publicKey).toString('hex');
+    const registration =
+      this.pinned.get(terminalId) === keyHex
+        ? 'same'
+        : await this.store.registerTerminal(
+            { terminalId, clinicCode: certificate.clinicCode, devicePublicKey: certificate.publicKey, certificate: certificate.raw },
+            this.options.clock.now(),
+          );
+    if (registration !== 'different') this.pinned.set(terminalId, keyHex);
     if (registration === 'different') {
       const detail = 'a different device key than the one first seen for this terminal';
       await this.alert('certificate-changed', terminalId, `cert:${terminalId}:${Buffer.from(certificate.publicKey).toString('hex')}`, detail);
@@ -205,7 +212,10 @@ export class Ingest {
       await this.alert('ledger-fork', terminalId, `fork:${terminalId}:${seq}`, `two different entries with seq ${seq}`);
     }
     const inserted = new Set(outcome.inserted);
-    for (const entry of linked) if (inserted.has(entry.row.seq)) await this.checkFraud(terminalId, entry);
+    await this.checkFraud(
+      terminalId,
+      linked.filter((e) => inserted.has(e.row.seq)),
+    );
 
     for (const r of rejected) this.logger.warn({ terminalId, seq: r.seq, reason: r.reason, detail: r.detail }, 'entry refused');
     if (rejected.length > 0) {
@@ -280,9 +290,9 @@ export class Ingest {
     return accepted;
   }
 
-  private async checkFraud(terminalId: string, entry: VerifiedEntry): Promise<void> {
-    const { row, batch } = entry;
-    if (row.type === EntryType.BATCH_LOADED && batch) {
+  private async checkFraud(terminalId: string, entries: readonly VerifiedEntry[]): Promise<void> {
+    for (const { row, batch } of entries) {
+      if (row.type !== EntryType.BATCH_LOADED || !batch) continue;
       const holder = await this.store.holdBatch(batch, terminalId, row.seq, this.options.clock.now());
       if (holder.terminalId !== terminalId) {
         await this.alert(
@@ -292,13 +302,24 @@ export class Ingest {
           `batch ${batch.batchNo} (${batch.batchId}) loaded on ${terminalId} at seq ${row.seq}, already held by ${holder.terminalId}`,
         );
       }
-    } else if (row.type === EntryType.USE_RESERVED && row.batchId !== undefined && row.serial !== undefined) {
-      const open = await this.store.openUses(row.batchId, row.serial);
+    }
+    const reserves = entries.map((e) => e.row).filter((r) => r.type === EntryType.USE_RESERVED && r.batchId !== undefined && r.serial !== undefined);
+    if (reserves.length === 0) return;
+    // one query for every serial of the report
+    const open = new Map<string, SerialUse[]>();
+    for (const use of await this.store.openUsesOf(reserves.map((r) => ({ batchId: r.batchId!, serial: r.serial! })))) {
+      const key = `${use.batchId}:${use.serial}`;
+      open.set(key, [...(open.get(key) ?? []), use]);
+    }
+    let terminal: TerminalRow | undefined;
+    for (const row of reserves) {
+      const uses = open.get(`${row.batchId}:${row.serial}`) ?? [];
       // a reservation already released is no use at all
-      if (!open.some((u) => u.terminalId === terminalId && u.seq === row.seq)) return;
-      const others = open.filter((u) => u.terminalId !== terminalId || u.seq !== row.seq);
+      if (!uses.some((u) => u.terminalId === terminalId && u.seq === row.seq)) continue;
+      const others = uses.filter((u) => u.terminalId !== terminalId || u.seq !== row.seq);
+      if (others.length === 0) continue;
       // on the same terminal a release may still be on its way: only a contiguous ledger proves a double use
-      const terminal = others.some((u) => u.terminalId === terminalId) ? await this.store.terminal(terminalId) : undefined;
+      if (!terminal && others.some((u) => u.terminalId === terminalId)) terminal = await this.store.terminal(terminalId);
       const proven = others.filter((u) => u.terminalId !== terminalId || (terminal && terminal.contiguousSeq >= Math.max(u.seq, row.seq)));
       if (proven.length > 0) {
         const first = proven[0]!;

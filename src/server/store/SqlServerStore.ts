@@ -12,6 +12,7 @@ import type {
   InsertOutcome,
   OpenUse,
   Rejection,
+  SerialUse,
   ServerStore,
   StoredEntry,
   TerminalRegistration,
@@ -273,13 +274,23 @@ export class SqlServerStore implements ServerStore {
   }
 
   async openUses(batchId: string, serial: number): Promise<OpenUse[]> {
-    const rows = await this.db.all<Row>(
-      `SELECT e.terminal_id, e.seq FROM entries e WHERE e.type = ${USE_RESERVED} AND e.batch_id = ? AND e.serial = ?
-         AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)
-       ORDER BY e.terminal_id, e.seq`,
-      [batchId, serial],
-    );
-    return rows.map((r) => ({ terminalId: String(r.terminal_id), seq: num(r.seq) }));
+    return (await this.openUsesOf([{ batchId, serial }])).map(({ terminalId, seq }) => ({ terminalId, seq }));
+  }
+
+  async openUsesOf(serials: ReadonlyArray<{ readonly batchId: string; readonly serial: number }>): Promise<SerialUse[]> {
+    const out: SerialUse[] = [];
+    for (let i = 0; i < serials.length; i += 200) {
+      const part = serials.slice(i, i + 200);
+      const rows = await this.db.all<Row>(
+        `SELECT e.batch_id, e.serial, e.terminal_id, e.seq FROM entries e WHERE e.type = ${USE_RESERVED}
+           AND (${part.map(() => '(e.batch_id = ? AND e.serial = ?)').join(' OR ')})
+           AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)
+         ORDER BY e.terminal_id, e.seq`,
+        part.flatMap((p) => [p.batchId, p.serial]),
+      );
+      for (const r of rows) out.push({ batchId: String(r.batch_id), serial: num(r.serial), terminalId: String(r.terminal_id), seq: num(r.seq) });
+    }
+    return out;
   }
 
   async recordRejection(rejection: Rejection): Promise<void> {
