@@ -2,12 +2,11 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHex } from '../../codecs/bytes.js';
 import { KIND_NAMES, type RecordKindValue } from '../../codecs/cardRecord.js';
-import { TallyError } from '../../errors.js';
+import { isTallyError, TallyError } from '../../errors.js';
 import { IssuingRegistry } from '../../issuing/IssuingRegistry.js';
 import { IssuingStation } from '../../issuing/IssuingStation.js';
-import { newCardFile, openCardFile } from '../../sim/cardFile.js';
-import { directChannel } from '../../scenario/CardWorld.js';
 import { integer, parse, pin, required } from '../args.js';
+import { READER_HELP, READER_OPTIONS, withCardSource } from '../cardSource.js';
 import type { CliCommand } from '../command.js';
 
 const REGISTRY_HELP = '  --registry FILE   the issuing station registry (default ./issuing.db)';
@@ -17,25 +16,26 @@ function openStation(values: Record<string, unknown>): { station: IssuingStation
   return { registry, station: new IssuingStation(registry) };
 }
 
-/** A card file to write on: an existing blank card, or a new blank one */
-function targetCard(path: string) {
-  return existsSync(path) ? openCardFile(path) : newCardFile(path);
-}
+const optional = (values: Record<string, unknown>, name: string): string | undefined => (typeof values[name] === 'string' ? values[name] : undefined);
 
 export const issueMotherCommand: CliCommand = {
   path: ['issue', 'mother'],
   summary: "personalise the investor's unique mother card",
-  help: `tally issue mother --card FILE --pin PIN --investor NAME [--registry FILE]
+  help: `tally issue mother (--card FILE | --reader SPEC) --pin PIN --investor NAME [--registry FILE]
 
 Makes the investor's root key ON the card (it never leaves it), sets the PIN
 (4-12 digits; 3 wrong tries block the card) and records the card.
   --pin -           read the PIN from standard input
-${REGISTRY_HELP}`,
+${REGISTRY_HELP}
+${READER_HELP}`,
   async run(args, io) {
-    const values = parse(args, { card: { type: 'string' }, pin: { type: 'string' }, investor: { type: 'string' }, registry: { type: 'string' } });
+    const values = parse(args, { card: { type: 'string' }, pin: { type: 'string' }, investor: { type: 'string' }, registry: { type: 'string' }, ...READER_OPTIONS });
+    const request = { pin: pin(values, 'pin'), investor: required(values, 'investor') };
     const { station, registry } = openStation(values);
     try {
-      const result = await station.personaliseMother(directChannel(targetCard(required(values, 'card'))), { pin: pin(values, 'pin'), investor: required(values, 'investor') });
+      const result = await withCardSource(values, io, (source) =>
+        station.personaliseMother(source.channel({ name: 'the mother card', blank: true, file: optional(values, 'card'), fileOption: 'card' }), request),
+      );
       io.out(`mother card ${result.cardId} personalised`);
       io.out(`root key fingerprint ${result.rootFingerprint}`);
       io.out('give the fingerprint to the factory: terminals check it at provisioning');
@@ -49,12 +49,15 @@ ${REGISTRY_HELP}`,
 export const issueWhiteCommand: CliCommand = {
   path: ['issue', 'white'],
   summary: 'make a white card (signed by the mother card) with a batch-card quota',
-  help: `tally issue white --mother FILE --mother-pin PIN --card FILE --pin PIN --quota N [--valid-days D] [--registry FILE]
+  help: `tally issue white (--mother FILE --card FILE | --reader SPEC) --mother-pin PIN --pin PIN --quota N [--valid-days D] [--registry FILE]
 
 The white card makes its own key; the mother card signs its record after its
 PIN. The white card can sign at most N batch cards (the card itself counts).
+With one reader slot the tool asks for the mother card and the blank card in
+turn, as each step needs them.
   --valid-days D    default 365
-${REGISTRY_HELP}`,
+${REGISTRY_HELP}
+${READER_HELP}`,
   async run(args, io) {
     const values = parse(args, {
       mother: { type: 'string' },
@@ -64,12 +67,17 @@ ${REGISTRY_HELP}`,
       quota: { type: 'string' },
       'valid-days': { type: 'string' },
       registry: { type: 'string' },
+      ...READER_OPTIONS,
     });
+    const motherPin = pin(values, 'mother-pin');
+    const white = { pin: pin(values, 'pin'), quota: integer(values, 'quota'), validDays: integer(values, 'valid-days', 365) };
     const { station, registry } = openStation(values);
     try {
-      const result = await station.makeWhite(
-        { channel: directChannel(openCardFile(required(values, 'mother'))), pin: pin(values, 'mother-pin') },
-        { channel: directChannel(targetCard(required(values, 'card'))), pin: pin(values, 'pin'), quota: integer(values, 'quota'), validDays: integer(values, 'valid-days', 365) },
+      const result = await withCardSource(values, io, (source) =>
+        station.makeWhite(
+          { channel: source.channel({ name: 'the mother card', file: optional(values, 'mother'), fileOption: 'mother' }), pin: motherPin },
+          { channel: source.channel({ name: 'the white card', blank: true, file: optional(values, 'card'), fileOption: 'card' }), ...white },
+        ),
       );
       io.out(`white card ${result.cardId}: quota ${result.quota} batch cards, valid until ${new Date(result.validUntil * 1000).toISOString().slice(0, 10)}`);
       return 0;
@@ -82,12 +90,15 @@ ${REGISTRY_HELP}`,
 export const issueBatchCommand: CliCommand = {
   path: ['issue', 'batch'],
   summary: 'make a batch card for a clinic and its one-time cards',
-  help: `tally issue batch --white FILE --white-pin PIN --card FILE --clinic CODE --count N --out-dir DIR [--valid-days D] [--registry FILE]
+  help: `tally issue batch (--white FILE --card FILE --out-dir DIR | --reader SPEC) --white-pin PIN --clinic CODE --count N [--valid-days D] [--registry FILE]
 
 Signs a batch card with the white card (one of its quota) and writes the
-batch's one-time cards, serials 1..N, as DIR/onetime-<batch>-<serial>.json.
+batch's one-time cards, serials 1..N: as DIR/onetime-<batch>-<serial>.json
+with card files, or card by card in the reader slot as the tool asks. A
+one-time card that was not written waits in the registry: tally issue rewrite.
   --valid-days D    default 90
-${REGISTRY_HELP}`,
+${REGISTRY_HELP}
+${READER_HELP}`,
   async run(args, io) {
     const values = parse(args, {
       white: { type: 'string' },
@@ -98,19 +109,44 @@ ${REGISTRY_HELP}`,
       'out-dir': { type: 'string' },
       'valid-days': { type: 'string' },
       registry: { type: 'string' },
+      ...READER_OPTIONS,
     });
-    const outDir = required(values, 'out-dir');
-    mkdirSync(outDir, { recursive: true });
+    const outDir = optional(values, 'out-dir');
+    const whitePin = pin(values, 'white-pin');
+    const request = { clinicCode: required(values, 'clinic'), count: integer(values, 'count'), validDays: integer(values, 'valid-days', 90) };
     const { station, registry } = openStation(values);
     try {
       const batchNo = registry.nextBatchNo();
-      const result = await station.makeBatch(
-        { channel: directChannel(openCardFile(required(values, 'white'))), pin: pin(values, 'white-pin') },
-        directChannel(targetCard(required(values, 'card'))),
-        { clinicCode: required(values, 'clinic'), count: integer(values, 'count'), validDays: integer(values, 'valid-days', 90) },
-        async (serial) => directChannel(targetCard(join(outDir, `onetime-${batchNo}-${String(serial).padStart(4, '0')}.json`))),
-      );
-      io.out(`batch ${result.batchNo} (${result.batchId}) for clinic ${result.clinicCode}: ${result.written.length} of ${result.count} one-time cards written to ${outDir}`);
+      const result = await withCardSource(values, io, async (source) => {
+        if (source.spec.backend === 'file') {
+          if (!outDir) throw new TallyError('USAGE', '--out-dir is required with card files');
+          mkdirSync(outDir, { recursive: true });
+        }
+        // after a card that never came, the rest are not waited for one by one: they go to the registry for rewrite
+        let abandoned: Error | undefined;
+        return station.makeBatch(
+          { channel: source.channel({ name: 'the white card', file: optional(values, 'white'), fileOption: 'white' }), pin: whitePin },
+          source.channel({ name: 'the batch card', blank: true, file: optional(values, 'card'), fileOption: 'card' }),
+          request,
+          async (serial) => {
+            if (abandoned) throw new TallyError('READER_TIMEOUT', `not attempted: ${abandoned.message}`);
+            const channel = source.channel({
+              name: `one-time card ${serial} of ${request.count}`,
+              blank: true,
+              ...(outDir ? { file: join(outDir, `onetime-${batchNo}-${String(serial).padStart(4, '0')}.json`) } : {}),
+              fileOption: 'out-dir',
+            });
+            return {
+              transmit: (apdu) =>
+                channel.transmit(apdu).catch((err: unknown) => {
+                  if (isTallyError(err, 'READER_TIMEOUT')) abandoned = err;
+                  throw err;
+                }),
+            };
+          },
+        );
+      });
+      io.out(`batch ${result.batchNo} (${result.batchId}) for clinic ${result.clinicCode}: ${result.written.length} of ${result.count} one-time cards written${outDir ? ` to ${outDir}` : ''}`);
       for (const failed of result.notWritten) io.err(`serial ${failed.serial} not written: ${failed.reason} (tally issue rewrite)`);
       return result.notWritten.length === 0 ? 0 : 1;
     } finally {
@@ -122,16 +158,22 @@ ${REGISTRY_HELP}`,
 export const issueRewriteCommand: CliCommand = {
   path: ['issue', 'rewrite'],
   summary: 'write a registered one-time card onto a new blank card',
-  help: `tally issue rewrite --batch N --serial S --card FILE [--registry FILE]
+  help: `tally issue rewrite --batch N --serial S (--card FILE | --reader SPEC) [--registry FILE]
 
 For a one-time card that was spoiled or never written: the signed record is in
-the registry, so no key is needed.`,
+the registry, so no key is needed.
+${REGISTRY_HELP}
+${READER_HELP}`,
   async run(args, io) {
-    const values = parse(args, { batch: { type: 'string' }, serial: { type: 'string' }, card: { type: 'string' }, registry: { type: 'string' } });
+    const values = parse(args, { batch: { type: 'string' }, serial: { type: 'string' }, card: { type: 'string' }, registry: { type: 'string' }, ...READER_OPTIONS });
+    const batchNo = integer(values, 'batch');
+    const serial = integer(values, 'serial');
     const { station, registry } = openStation(values);
     try {
-      await station.rewriteOneTime(directChannel(targetCard(required(values, 'card'))), integer(values, 'batch'), integer(values, 'serial'));
-      io.out(`one-time card ${integer(values, 'serial')} of batch ${integer(values, 'batch')} written`);
+      await withCardSource(values, io, (source) =>
+        station.rewriteOneTime(source.channel({ name: `one-time card ${serial} of batch ${batchNo}`, blank: true, file: optional(values, 'card'), fileOption: 'card' }), batchNo, serial),
+      );
+      io.out(`one-time card ${serial} of batch ${batchNo} written`);
       return 0;
     } finally {
       registry.close();

@@ -1,8 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TallyError } from '../../errors.js';
-import { openCardFile } from '../../sim/cardFile.js';
-import { SimulatedReader } from '../../sim/SimulatedReader.js';
 import { loadTerminalConfig } from '../../config/terminalConfig.js';
 import { queryStatus } from '../../daemon/StatusServer.js';
 import { VERSION } from '../../daemon/runTerminal.js';
@@ -10,17 +8,19 @@ import { Ledger } from '../../ledger/Ledger.js';
 import { Terminal, terminalStatus, type TerminalStatus } from '../../terminal/Terminal.js';
 import { systemClock } from '../../util/clock.js';
 import { parse, pin, required } from '../args.js';
+import { READER_HELP, READER_OPTIONS, withCardSource } from '../cardSource.js';
 import type { CliCommand } from '../command.js';
 
 export const terminalProvisionCommand: CliCommand = {
   path: ['terminal', 'provision'],
   summary: 'factory provisioning of a terminal with the mother card',
-  help: `tally terminal provision --data DIR --mother FILE --pin PIN --terminal-id ID --clinic CODE [--root-fingerprint HEX]
+  help: `tally terminal provision --data DIR (--mother FILE | --reader SPEC) --pin PIN --terminal-id ID --clinic CODE [--root-fingerprint HEX]
 
 The terminal makes its device key; the mother card (after its PIN) signs the
 terminal's certificate; the investor's root public key becomes the terminal's
 trust anchor. The PIN is used once and never stored.
-  --root-fingerprint HEX   refuse any mother card whose root key differs`,
+  --root-fingerprint HEX   refuse any mother card whose root key differs
+${READER_HELP}`,
   async run(args, io) {
     const values = parse(args, {
       data: { type: 'string' },
@@ -29,17 +29,20 @@ trust anchor. The PIN is used once and never stored.
       'terminal-id': { type: 'string' },
       clinic: { type: 'string' },
       'root-fingerprint': { type: 'string' },
+      ...READER_OPTIONS,
     });
+    const request = {
+      terminalId: required(values, 'terminal-id'),
+      clinicCode: required(values, 'clinic'),
+      pin: pin(values, 'pin'),
+      ...(typeof values['root-fingerprint'] === 'string' ? { expectedRootFingerprint: values['root-fingerprint'] } : {}),
+    };
     const terminal = Terminal.open({ dataDir: required(values, 'data') });
     try {
-      const reader = new SimulatedReader();
-      const session = reader.insert(openCardFile(required(values, 'mother')));
-      const result = await terminal.provision(session, {
-        terminalId: required(values, 'terminal-id'),
-        clinicCode: required(values, 'clinic'),
-        pin: pin(values, 'pin'),
-        ...(typeof values['root-fingerprint'] === 'string' ? { expectedRootFingerprint: values['root-fingerprint'] } : {}),
-      });
+      if (terminal.identity()) throw new TallyError('ALREADY_PROVISIONED', required(values, 'data'));
+      const result = await withCardSource(values, io, async (source) =>
+        terminal.provision(await source.card({ name: 'the mother card', ...(typeof values.mother === 'string' ? { file: values.mother } : {}), fileOption: 'mother' }), request),
+      );
       io.out(`terminal ${result.certificate.terminalId} provisioned for clinic ${result.certificate.clinicCode}`);
       io.out(`trust anchor: root ${result.rootFingerprint}`);
       return 0;
@@ -51,20 +54,23 @@ trust anchor. The PIN is used once and never stored.
 
 export const terminalSwipeCommand: CliCommand = {
   path: ['terminal', 'swipe'],
-  summary: 'present one card file to a terminal (manual runs, no reader needed)',
-  help: `tally terminal swipe --data DIR --card FILE [--locale en|zh]
+  summary: 'present one card (a card file, or the card in a reader) to a terminal',
+  help: `tally terminal swipe --data DIR (--card FILE | --reader SPEC) [--locale en|zh]
 
 Batch card: loads the batch. One-time card: deducts it. Prints the operator
-message the terminal would display; exits 0 when granted, 3 when refused.`,
+message the terminal would display; exits 0 when granted, 3 when refused.
+The daemon (tally terminal run) must not be running on the same reader.
+${READER_HELP}`,
   async run(args, io) {
-    const values = parse(args, { data: { type: 'string' }, card: { type: 'string' }, locale: { type: 'string' } });
+    const values = parse(args, { data: { type: 'string' }, card: { type: 'string' }, locale: { type: 'string' }, ...READER_OPTIONS });
     const locale = values.locale === 'zh' ? 'zh' : 'en';
     const dataDir = required(values, 'data');
     if (!existsSync(join(dataDir, 'terminal.db'))) throw new TallyError('NOT_PROVISIONED', dataDir);
     const terminal = Terminal.open({ dataDir, locale });
     try {
-      const reader = new SimulatedReader();
-      const outcome = await terminal.handleCard(reader.insert(openCardFile(required(values, 'card'))));
+      const outcome = await withCardSource(values, io, async (source) =>
+        terminal.handleCard(await source.card({ name: 'the card to swipe', ...(typeof values.card === 'string' ? { file: values.card } : {}), fileOption: 'card' })),
+      );
       if (outcome.ok) {
         io.out(outcome.message);
         return 0;

@@ -1,0 +1,340 @@
+/**
+ * Where the issuing and provisioning tools find their cards: simulated card
+ * files (the default), or a real reader slot (the terminal's board over a
+ * serial line, or a PC/SC reader through pcscd). With a reader the tool
+ * prompts on stderr and waits for the card the next step needs.
+ *
+ * One slot serves every card of a step. When a step needs two cards at once
+ * (the mother card signs what the white card made), the operator swaps them
+ * as prompted; on re-insertion the card is checked to be the same chip and
+ * its applet selection and PIN verification are replayed, because a card
+ * forgets both when it loses power.
+ */
+import { existsSync } from 'node:fs';
+import type { ApduChannel } from '../card/ApduChannel.js';
+import { CardClient } from '../card/CardClient.js';
+import { INS } from '../codecs/applet.js';
+import { toHex } from '../codecs/bytes.js';
+import { ConfigError } from '../config/schema.js';
+import { loadTerminalConfig } from '../config/terminalConfig.js';
+import { isTallyError, TallyError, type ErrorName } from '../errors.js';
+import type { CardReader, CardSession, ReaderEvent } from '../readers/CardReader.js';
+import { directChannel } from '../scenario/CardWorld.js';
+import { newCardFile, openCardFile } from '../sim/cardFile.js';
+import { integer, type Options } from './args.js';
+import type { CliIo } from './command.js';
+
+export type ReaderSpec =
+  | { readonly backend: 'file' }
+  | { readonly backend: 'serial'; readonly path: string; readonly baudRate?: number; readonly reopenDelayMs?: number }
+  | { readonly backend: 'pcsc'; readonly readerName?: string };
+
+export const READER_OPTIONS: Options = {
+  reader: { type: 'string' },
+  'reader-config': { type: 'string' },
+  'card-timeout': { type: 'string' },
+};
+
+export const READER_HELP = `  --reader SPEC          where the cards are: file (card files, the default),
+                         serial:PATH (the terminal board on a UART or pty),
+                         pcsc or pcsc:NAME (a PC/SC reader whose name contains NAME)
+  --reader-config FILE   take reader.* from a terminal configuration file
+                         (TALLY_READER_BACKEND etc. apply as for the daemon)
+  --card-timeout S       seconds to wait for each card (default 60)`;
+
+const DEFAULT_CARD_TIMEOUT_S = 60;
+
+/** "file", "serial:/dev/ttyS1", "pcsc", "pcsc:ACS ACR39" */
+export function parseReaderSpec(text: string): ReaderSpec {
+  const colon = text.indexOf(':');
+  const kind = colon < 0 ? text : text.slice(0, colon);
+  const rest = colon < 0 ? '' : text.slice(colon + 1);
+  if (kind === 'file' && rest === '') return { backend: 'file' };
+  if (kind === 'serial' && rest !== '') return { backend: 'serial', path: rest };
+  if (kind === 'pcsc') return rest === '' ? { backend: 'pcsc' } : { backend: 'pcsc', readerName: rest };
+  throw new TallyError('USAGE', `--reader ${text}: expected file, serial:PATH, pcsc or pcsc:NAME`);
+}
+
+/**
+ * --reader wins; then --reader-config FILE; then TALLY_READER_BACKEND (and the
+ * other TALLY_READER_* settings) read through the daemon's schema; else files.
+ */
+export function readerSpecFrom(values: Record<string, unknown>, env: Record<string, string | undefined> = process.env): ReaderSpec {
+  if (typeof values.reader === 'string') return parseReaderSpec(values.reader);
+  const file = typeof values['reader-config'] === 'string' ? values['reader-config'] : undefined;
+  if (file === undefined && env.TALLY_READER_BACKEND === undefined) return { backend: 'file' };
+  let reader;
+  try {
+    reader = loadTerminalConfig(file, env).config.reader;
+  } catch (err) {
+    if (err instanceof ConfigError) throw new TallyError('CONFIG', err.message);
+    throw err;
+  }
+  switch (reader.backend) {
+    case 'serial':
+      return { backend: 'serial', path: reader.path, baudRate: reader.baudRate, reopenDelayMs: reader.reopenDelayMs };
+    case 'pcsc':
+      return reader.readerName ? { backend: 'pcsc', readerName: reader.readerName } : { backend: 'pcsc' };
+    case 'simulated':
+      throw new TallyError('CONFIG', `reader.backend simulated is the daemon's in-process board; the tools take card files with --reader file`);
+  }
+}
+
+export function cardTimeoutMs(values: Record<string, unknown>): number {
+  const seconds = integer(values, 'card-timeout', DEFAULT_CARD_TIMEOUT_S);
+  if (seconds < 1) throw new TallyError('USAGE', '--card-timeout must be at least 1 second');
+  return seconds * 1000;
+}
+
+/** One card a step needs */
+export interface CardRole {
+  /** Names the card in prompts: "the mother card", "one-time card 7 of 20" */
+  readonly name: string;
+  /** The step writes a new card here: the prompt asks for a blank one */
+  readonly blank?: boolean;
+  /** With --reader file: the card file (created blank when missing and blank is set) */
+  readonly file?: string;
+  /** The option that names the file, for the error when it is missing */
+  readonly fileOption?: string;
+}
+
+export interface CardSource {
+  readonly spec: ReaderSpec;
+  /** A channel to the card playing this role; with a reader, the first command waits for it */
+  channel(role: CardRole): ApduChannel;
+  /** The same channel, once the card is in the slot (a timeout is an error here, before any work starts) */
+  card(role: CardRole): Promise<ApduChannel>;
+  /** With a reader: asks for the card to be removed and waits (a warning, not an error, on timeout) */
+  finish(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Opens the source, runs the step, asks for the last card to be removed, and closes the reader */
+export async function withCardSource<T>(values: Record<string, unknown>, io: CliIo, step: (source: CardSource) => Promise<T>): Promise<T> {
+  const source = await openCardSource(values, io);
+  try {
+    const result = await step(source);
+    await source.finish();
+    return result;
+  } finally {
+    await source.close();
+  }
+}
+
+export async function openCardSource(values: Record<string, unknown>, io: CliIo): Promise<CardSource> {
+  const spec = readerSpecFrom(values);
+  if (spec.backend === 'file') return fileSource();
+  const timeoutMs = cardTimeoutMs(values);
+  const reader = await openReader(spec);
+  const slot = new ReaderSlot(spec, reader, io, timeoutMs);
+  try {
+    await slot.start();
+  } catch (err) {
+    await slot.close();
+    throw err;
+  }
+  return slot;
+}
+
+function fileSource(): CardSource {
+  return {
+    spec: { backend: 'file' },
+    channel(role) {
+      if (!role.file) throw new TallyError('USAGE', `${role.fileOption ? `--${role.fileOption}` : 'a card file'} is required for ${role.name} (or choose a reader with --reader)`);
+      const card = role.blank && !existsSync(role.file) ? newCardFile(role.file) : openCardFile(role.file);
+      return directChannel(card);
+    },
+    async card(role) {
+      return this.channel(role);
+    },
+    finish: async () => undefined,
+    close: async () => undefined,
+  };
+}
+
+async function openReader(spec: Exclude<ReaderSpec, { backend: 'file' }>): Promise<CardReader> {
+  if (spec.backend === 'serial') {
+    const { createSerialReader } = await import('../readers/serial/SerialReaderBackend.js');
+    return createSerialReader(spec.path, {
+      heartbeatMs: 0,
+      ...(spec.baudRate !== undefined ? { baudRate: spec.baudRate } : {}),
+      reopenDelayMs: spec.reopenDelayMs ?? 200,
+    });
+  }
+  // the PC/SC addon is loaded only when a PC/SC reader is asked for
+  const { createPcscCardReader } = await import('../readers/pcsc/PcscCardReader.js');
+  return createPcscCardReader({ ...(spec.readerName ? { readerName: spec.readerName } : {}), retry: { initialMs: 100, maxMs: 1000 } });
+}
+
+export function describeReaderSpec(spec: ReaderSpec): string {
+  if (spec.backend === 'serial') return `serial board on ${spec.path}`;
+  if (spec.backend === 'pcsc') return spec.readerName ? `PC/SC reader "${spec.readerName}"` : 'the first PC/SC reader';
+  return 'card files';
+}
+
+interface RoleState {
+  readonly role: CardRole;
+  chipUid?: string;
+  /** The last VERIFY that succeeded, replayed after the card comes back */
+  verify?: Uint8Array;
+}
+
+/** Failures that mean the card is not really there, as opposed to a card that answers "no" */
+const GONE: ReadonlySet<ErrorName> = new Set(['CARD_REMOVED', 'READER_UNAVAILABLE', 'READER_TIMEOUT', 'TRANSPORT_CLOSED']);
+
+const isOk = (response: Uint8Array): boolean => response.length >= 2 && response[response.length - 2] === 0x90 && response[response.length - 1] === 0x00;
+
+class ReaderSlot implements CardSource {
+  private session: CardSession | undefined;
+  private holder: RoleState | undefined;
+  /** The insertion the holder came in with; undefined until the first card */
+  private holderSessionId: number | undefined;
+  private readonly listeners = new Set<(event: ReaderEvent) => void>();
+  private off: (() => void) | undefined;
+  /** One card movement at a time: commands to two roles never race for the slot */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly spec: ReaderSpec,
+    private readonly reader: CardReader,
+    private readonly io: CliIo,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async start(): Promise<void> {
+    this.off = this.reader.onEvent((event) => {
+      if (event.type === 'card-inserted') this.session = event.session;
+      if (event.type === 'card-removed' && this.session?.id === event.sessionId) this.session = undefined;
+      for (const listener of [...this.listeners]) listener(event);
+    });
+    const ready = this.waitFor(() => this.reader.state === 'ready', (e) => e.type === 'reader-state' && e.state === 'ready');
+    await this.reader.start();
+    try {
+      await ready;
+    } catch {
+      throw new TallyError('READER_UNAVAILABLE', `${this.reader.name}: not ready after ${this.timeoutMs / 1000} s (state ${this.reader.state})`);
+    }
+    this.session = this.reader.currentSession();
+    this.io.err(`reader: ${describeReaderSpec(this.spec)} ready`);
+  }
+
+  private waitFor(already: () => boolean, matches: (event: ReaderEvent) => boolean): Promise<void> {
+    if (already()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const listener = (event: ReaderEvent): void => {
+        if (!matches(event)) return;
+        clearTimeout(timer);
+        this.listeners.delete(listener);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.listeners.delete(listener);
+        reject(new Error('timeout'));
+      }, this.timeoutMs);
+      this.listeners.add(listener);
+    });
+  }
+
+  private async waitForRemoval(name: string): Promise<void> {
+    if (!this.session) return;
+    this.io.err(`→ remove ${name}`);
+    const id = this.session.id;
+    await this.waitFor(
+      () => this.session === undefined || this.session.id !== id,
+      (e) => e.type === 'card-removed' && e.sessionId === id,
+    ).catch(() => {
+      throw new TallyError('READER_TIMEOUT', `${name} was not removed within ${this.timeoutMs / 1000} s`);
+    });
+  }
+
+  private async waitForInsertion(state: RoleState, options: { quiet?: boolean } = {}): Promise<CardSession> {
+    const again = state.chipUid !== undefined;
+    if (!options.quiet) this.io.err(`→ insert ${again ? `${state.role.name} again` : state.role.blank ? `a blank card for ${state.role.name}` : state.role.name}`);
+    await this.waitFor(
+      () => this.session !== undefined,
+      (e) => e.type === 'card-inserted',
+    ).catch(() => {
+      throw new TallyError('READER_TIMEOUT', `no card was inserted within ${this.timeoutMs / 1000} s (waiting for ${state.role.name})`);
+    });
+    return this.session!;
+  }
+
+  /** Brings the role's card into the slot, prompting the operator as needed */
+  private async bringIn(state: RoleState): Promise<CardSession> {
+    const present = this.session;
+    if (present && this.holder === state && this.holderSessionId === present.id) return present;
+    // a card already in the slot when the tool starts is taken for the first card asked for
+    const adoptable = present !== undefined && this.holderSessionId === undefined && state.chipUid === undefined;
+    if (present && !adoptable) await this.waitForRemoval(this.holder && this.holderSessionId === present.id ? this.holder.role.name : 'the card');
+    let prompted = this.session === undefined;
+    let session = this.session ?? (await this.waitForInsertion(state));
+    let chipUid: string | undefined;
+    for (;;) {
+      try {
+        chipUid = toHex((await new CardClient(session).select()).chipUid);
+      } catch (err) {
+        // pcscd polls for removals: a card pulled just before the tool started can still be
+        // reported present, and fails at its first command; wait for the card really inserted
+        if (isTallyError(err) && GONE.has(err.code)) {
+          if (this.session?.id === session.id) this.session = undefined;
+          session = await this.waitForInsertion(state, { quiet: prompted });
+          prompted = true;
+          continue;
+        }
+        chipUid = undefined;
+      }
+      break;
+    }
+    if (state.chipUid !== undefined) {
+      if (chipUid !== state.chipUid) throw new TallyError('ISSUE_WRONG_CARD', `this is not ${state.role.name} that was in the slot before`);
+      if (state.verify && !isOk(await session.transmit(state.verify))) throw new TallyError('PIN_WRONG', `${state.role.name} refused its PIN on re-insertion`);
+    } else {
+      state.chipUid = chipUid;
+    }
+    this.holder = state;
+    this.holderSessionId = session.id;
+    return session;
+  }
+
+  async card(role: CardRole): Promise<ApduChannel> {
+    const state: RoleState = { role };
+    const present = this.queue.then(() => this.bringIn(state));
+    this.queue = present.catch(() => undefined);
+    await present;
+    return this.channelOf(state);
+  }
+
+  channel(role: CardRole): ApduChannel {
+    return this.channelOf({ role });
+  }
+
+  private channelOf(state: RoleState): ApduChannel {
+    const role = state.role;
+    return {
+      transmit: (apdu) => {
+        const run = this.queue.then(async () => {
+          const session = await this.bringIn(state);
+          const response = await session.transmit(apdu);
+          if (apdu[1] === INS.VERIFY && apdu.length > 5 && isOk(response)) state.verify = apdu;
+          if (apdu[1] === INS.ACTIVATE && isOk(response)) this.io.err(`✓ ${role.name} written`);
+          return response;
+        });
+        this.queue = run.catch(() => undefined);
+        return run;
+      },
+    };
+  }
+
+  async finish(): Promise<void> {
+    try {
+      await this.waitForRemoval(this.holder?.role.name ?? 'the card');
+    } catch (err) {
+      this.io.err(`warning: ${(err as Error).message}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.off?.();
+    await this.reader.stop();
+  }
+}

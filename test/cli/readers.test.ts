@@ -1,0 +1,250 @@
+/**
+ * The issuing and provisioning tools through both real reader stacks: the
+ * terminal board's serial protocol over a socat pty pair to the simulated
+ * microcontroller, and PC/SC through a real pcscd with vpcd and our virtual
+ * card. The tool runs in-process (main(args, io)); the test plays the operator,
+ * inserting and removing cards as the tool's prompts ask.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SmartCard } from '../../src/card/ApduChannel.js';
+import type { CliIo } from '../../src/cli/command.js';
+import { main } from '../../src/cli/tally.js';
+import { tempDir } from '../../src/scenario/CardWorld.js';
+import { SimulatedCard } from '../../src/sim/SimulatedCard.js';
+import { SimulatedReaderFirmware } from '../../src/sim/SimulatedReaderFirmware.js';
+import { VirtualCard } from '../../src/sim/VirtualCard.js';
+import { startPtyPair } from '../../src/transports/PtyPair.js';
+import { openSerialTransport } from '../../src/transports/SerialPortTransport.js';
+import { sleep, startTestPcscd } from '../support/pcscd.js';
+
+/** One reader slot the test can put cards into, and the --reader value that reaches it */
+interface Slot {
+  readonly reader: string;
+  /**
+   * How long a person takes between pulling a card and the next one: pcscd
+   * polls the slot (about 0.4 s), and a card pulled and put back within one
+   * poll is a change it never sees.
+   */
+  readonly settleMs: number;
+  insert(card: SmartCard): Promise<void>;
+  remove(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function startSerialSlot(): Promise<Slot> {
+  const pty = await startPtyPair();
+  const firmware = new SimulatedReaderFirmware({ device: { startDelayMs: 1, runMs: 2 } });
+  const firmwareSide = await openSerialTransport(pty.firmwarePath);
+  firmware.attach(firmwareSide);
+  firmware.powerOn();
+  return {
+    reader: `serial:${pty.daemonPath}`,
+    settleMs: 0,
+    insert: async (card) => firmware.insertCard(card),
+    remove: async () => void firmware.removeCard(),
+    close: async () => {
+      firmware.powerOff();
+      firmware.detach();
+      await firmwareSide.close();
+      await pty.stop();
+    },
+  };
+}
+
+async function startPcscSlot(): Promise<Slot> {
+  const pcscd = await startTestPcscd();
+  try {
+    const slot = new VirtualCard({ endpoint: pcscd.pcscd.slotEndpoint(0) });
+    // a substring of the reader's name, as an operator would type it
+    const name = pcscd.pcscd.readerNames[0]!;
+    return {
+      reader: `pcsc:${name}`,
+      settleMs: 800,
+      insert: (card) => slot.insert(card),
+      remove: () => slot.remove(),
+      close: async () => {
+        await slot.close();
+        await pcscd.release();
+      },
+    };
+  } catch (err) {
+    await pcscd.release();
+    throw err;
+  }
+}
+
+/**
+ * Plays the operator: answers "→ insert ..." and "→ remove ..." prompts. Cards
+ * are known by the name the prompt gives them; a prompt for a blank card gets
+ * a new blank card, kept under that name for the next steps.
+ */
+class Operator {
+  readonly cards = new Map<string, SmartCard>();
+  readonly prompts: string[] = [];
+  /** While false the operator ignores prompts (no card comes) */
+  responsive = true;
+  private actions: Promise<void> = Promise.resolve();
+  private failure: unknown;
+
+  constructor(private readonly slot: Slot) {}
+
+  private act(action: () => Promise<void>): void {
+    this.actions = this.actions.then(action).catch((err: unknown) => {
+      this.failure ??= err;
+    });
+  }
+
+  onPrompt(line: string): void {
+    const insert = /^→ insert (a blank card for )?(.+?)( again)?$/.exec(line);
+    const remove = /^→ remove /.test(line);
+    if (!insert && !remove) return;
+    this.prompts.push(line);
+    if (!this.responsive) return;
+    if (remove) {
+      this.act(() => this.slot.remove());
+      return;
+    }
+    const name = insert![2]!;
+    let card = this.cards.get(name);
+    if (!card) {
+      if (!insert![1]) {
+        this.failure ??= new Error(`asked for ${name}, which the operator does not have`);
+        return;
+      }
+      card = SimulatedCard.blank();
+      this.cards.set(name, card);
+    }
+    const chosen = card;
+    this.act(() => this.slot.insert(chosen));
+  }
+
+  /** Runs one tally command, answering its prompts; leaves the slot empty afterwards */
+  async tally(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io: CliIo = {
+      out: (line) => out.push(line),
+      err: (line) => {
+        err.push(line);
+        this.onPrompt(line);
+      },
+    };
+    const code = await main(args, io);
+    await this.actions;
+    await this.slot.remove();
+    await sleep(this.slot.settleMs);
+    if (this.failure) throw this.failure;
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  }
+}
+
+function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): void {
+  describe(`tally tools through the ${stack} reader`, () => {
+    let slot: Slot;
+    let operator: Operator;
+    let dir: string;
+    let fingerprint: string;
+    const reg = (): string[] => ['--registry', join(dir, 'issuing.db')];
+    const reader = (): string[] => ['--reader', slot.reader, '--card-timeout', '10'];
+
+    beforeAll(async () => {
+      slot = await startSlot();
+      operator = new Operator(slot);
+      dir = tempDir(`tally-cli-${stack}-`);
+    }, 330_000);
+
+    afterAll(async () => {
+      await slot?.close();
+    });
+
+    it('personalises the mother card in the slot', async () => {
+      const result = await operator.tally('issue', 'mother', ...reader(), '--pin', '123456', '--investor', 'Acme Capital', ...reg());
+      expect(result.err).toContain('→ insert a blank card for the mother card');
+      expect(result.code, result.err).toBe(0);
+      expect(result.err).toContain('✓ the mother card written');
+      expect(result.err).toContain('→ remove the mother card');
+      fingerprint = /fingerprint ([0-9a-f]{64})/.exec(result.out)![1]!;
+    });
+
+    it('refuses a wrong mother PIN through the reader, and records nothing', async () => {
+      const result = await operator.tally('issue', 'white', ...reader(), '--mother-pin', '999999', '--pin', '4321', '--quota', '2', ...reg());
+      expect(result.code).toBe(1);
+      expect(result.err).toMatch(/Wrong PIN.*\[PIN_WRONG 2001\]/);
+      const list = await operator.tally('issue', 'list', ...reg(), '--json');
+      expect((JSON.parse(list.out) as { kind: string }[]).map((c) => c.kind)).toEqual(['mother']);
+    });
+
+    it('makes a white card, swapping the mother card and the blank card in one slot', async () => {
+      operator.cards.delete('the white card');
+      const result = await operator.tally('issue', 'white', ...reader(), '--mother-pin', '123456', '--pin', '4321', '--quota', '2', ...reg());
+      expect(result.code, result.err).toBe(0);
+      expect(result.out).toMatch(/white card [0-9a-f]{16}: quota 2 batch cards/);
+      expect(operator.prompts).toContain('→ insert the mother card again');
+      expect(result.err).toContain('✓ the white card written');
+    });
+
+    it('makes a batch card and 3 one-time cards, card by card', async () => {
+      const result = await operator.tally('issue', 'batch', ...reader(), '--white-pin', '4321', '--clinic', 'C1', '--count', '3', ...reg());
+      expect(result.code, result.err).toBe(0);
+      expect(result.out).toContain('3 of 3 one-time cards written');
+      for (let serial = 1; serial <= 3; serial++) {
+        expect(result.err).toContain(`→ insert a blank card for one-time card ${serial} of 3`);
+        expect(result.err).toContain(`✓ one-time card ${serial} of 3 written`);
+      }
+      const list = JSON.parse((await operator.tally('issue', 'list', ...reg(), '--json')).out) as { kind: string; written: boolean }[];
+      expect(list.filter((c) => c.kind === 'one-time' && c.written)).toHaveLength(3);
+    });
+
+    it('provisions a terminal with the mother card and swipes the batch and one-time cards', async () => {
+      const data = join(dir, 'terminal');
+      const provision = ['terminal', 'provision', '--data', data, ...reader(), '--terminal-id', 'T-1', '--clinic', 'C1'];
+      const wrongPin = await operator.tally(...provision, '--pin', '000000', '--root-fingerprint', fingerprint);
+      expect(wrongPin.code).toBe(1);
+      expect(wrongPin.err).toContain('PIN_WRONG 2001');
+
+      const done = await operator.tally(...provision, '--pin', '123456', '--root-fingerprint', fingerprint);
+      expect(done.code, done.err).toBe(0);
+      expect(done.out).toContain('terminal T-1 provisioned for clinic C1');
+
+      const swipe = async (name: string) => {
+        operator.cards.set('the card to swipe', operator.cards.get(name)!);
+        return operator.tally('terminal', 'swipe', '--data', data, ...reader());
+      };
+      expect((await swipe('the batch card')).out).toContain('Batch 1 loaded: 3 one-time cards accepted');
+      const first = await swipe('one-time card 2 of 3');
+      expect(first.code, first.err).toBe(0);
+      expect(first.out).toContain('Use granted: card 2 of batch 1. 2 left');
+      const again = await swipe('one-time card 2 of 3');
+      expect(again.code).toBe(3);
+      expect(again.out).toContain('[ALREADY_USED]');
+      const white = await swipe('the white card');
+      expect(white.code).toBe(3);
+      expect(white.out).toContain('[WRONG_TIER]');
+
+      const verify = await operator.tally('ledger', 'verify', '--data', data);
+      expect(verify.code, verify.out).toBe(0);
+    });
+
+    it('gives up with READER_TIMEOUT when no card comes', async () => {
+      operator.responsive = false;
+      try {
+        const started = Date.now();
+        const result = await operator.tally('terminal', 'swipe', '--data', join(dir, 'terminal'), '--reader', slot.reader, '--card-timeout', '1');
+        expect(result.code).toBe(1);
+        expect(result.err).toContain('→ insert the card to swipe');
+        expect(result.err).toMatch(/no card was inserted within 1 s \(waiting for the card to swipe\) \[READER_TIMEOUT 5002\]/);
+        expect(Date.now() - started).toBeLessThan(8000);
+
+        const batch = await operator.tally('issue', 'batch', '--reader', slot.reader, '--card-timeout', '1', '--white-pin', '4321', '--clinic', 'C1', '--count', '2', ...reg());
+        expect(batch.code).toBe(1);
+        expect(batch.err).toContain('READER_TIMEOUT 5002');
+      } finally {
+        operator.responsive = true;
+      }
+    });
+  });
+}
+
+readerSuite('serial', startSerialSlot);
+readerSuite('pcsc', startPcscSlot);
