@@ -3,6 +3,7 @@
  * the registry unchanged and the target card still blank wherever the check
  * comes before the first write.
  */
+import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { toHex } from '../../src/codecs/bytes.js';
@@ -20,12 +21,21 @@ const WHITE_PIN = '1357';
 const DAY_MS = 86_400_000;
 
 const opened: IssuingRegistry[] = [];
+const scratchDirs: string[] = [];
 afterEach(() => {
   for (const r of opened.splice(0)) r.close();
+  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
+/** A temporary folder removed after the test */
+function scratch(prefix?: string): string {
+  const dir = tempDir(prefix);
+  scratchDirs.push(dir);
+  return dir;
+}
+
 function station(clock = new ManualClock(Date.now())): { registry: IssuingRegistry; station: IssuingStation; clock: ManualClock } {
-  const registry = IssuingRegistry.open(join(tempDir('tally-issue-'), 'issuing.db'));
+  const registry = IssuingRegistry.open(join(scratch('tally-issue-'), 'issuing.db'));
   opened.push(registry);
   return { registry, station: new IssuingStation(registry, { clock }), clock };
 }

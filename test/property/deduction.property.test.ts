@@ -53,12 +53,14 @@ const action: fc.Arbitrary<Action> = fc.oneof(
 );
 
 let issuer: Issuer;
+let issuerDir: string;
 let pristineBatchCard: SimulatedCard;
 let pristineCards: SimulatedCard[];
 const totals = { runs: 0, commands: 0, grants: 0, refusals: 0, restarts: 0, releases: 0 };
 
 beforeAll(async () => {
-  issuer = await new Issuer(tempDir()).init();
+  issuerDir = tempDir();
+  issuer = await new Issuer(issuerDir).init();
   const batch = await issuer.makeBatch('CLINIC-A', BATCH_SIZE);
   pristineBatchCard = batch.batchCard;
   pristineCards = batch.oneTimeCards;
@@ -66,6 +68,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   issuer.close();
+  rmSync(issuerDir, { recursive: true, force: true });
   console.log(`deduction property: ${totals.runs} runs, ${totals.commands} commands, ${totals.grants} uses granted, ${totals.refusals} refusals, ${totals.releases} releases, ${totals.restarts} restarts`);
 });
 

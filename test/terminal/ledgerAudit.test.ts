@@ -4,6 +4,7 @@
  * entry signed with the terminal's key that releases a use after the device ran
  * (a silent refund) or restarts a finished use is caught, with its seq.
  */
+import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, encodeLedgerEntry, encodeLedgerEntryBody, parseLedgerEntry, type EntryTypeValue, type LedgerEntry } from '../../src/codecs/ledgerEntry.js';
 import { sha256, signMessage } from '../../src/crypto/ed25519.js';
@@ -12,15 +13,24 @@ import { Issuer, provisionTerminal, tempDir } from '../../src/scenario/CardWorld
 import { loadDeviceKey } from '../../src/terminal/deviceKey.js';
 
 const cleanups: (() => void)[] = [];
+const scratchDirs: string[] = [];
 afterEach(() => {
   for (const fn of cleanups.splice(0)) fn();
+  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
+
+/** A temporary folder removed after the test (once its databases are closed) */
+function scratch(prefix?: string): string {
+  const dir = tempDir(prefix);
+  scratchDirs.push(dir);
+  return dir;
+}
 
 /** A terminal that granted one use (no relay: reserved, started, completed) and the means to append signed entries */
 async function ledgerWithOneUse() {
-  const issuer = await new Issuer(tempDir()).init();
+  const issuer = await new Issuer(scratch()).init();
   const batch = await issuer.makeBatch('CLINIC-A', 2);
-  const dataDir = tempDir();
+  const dataDir = scratch();
   const rig = await provisionTerminal(issuer, { dataDir, terminalId: 'T-1', clinicCode: 'CLINIC-A' });
   cleanups.push(() => {
     rig.terminal.close();

@@ -31,12 +31,21 @@ interface Rig {
 }
 
 const cleanups: (() => void)[] = [];
+const scratchDirs: string[] = [];
 afterEach(() => {
   for (const fn of cleanups.splice(0)) fn();
+  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
+/** A temporary folder removed after the test (once its databases are closed) */
+function scratch(prefix?: string): string {
+  const dir = tempDir(prefix);
+  scratchDirs.push(dir);
+  return dir;
+}
+
 async function newIssuer(): Promise<Issuer> {
-  const issuer = await new Issuer(tempDir()).init();
+  const issuer = await new Issuer(scratch()).init();
   cleanups.push(() => issuer.close());
   return issuer;
 }
@@ -65,7 +74,7 @@ function openTerminal(options: { dataDir: string; clock?: Clock; locale?: Locale
 }
 
 async function provisionedRig(issuer: Issuer, options: { clinicCode?: string; clock?: Clock; locale?: Locale; device?: SimulatedDevice; startTimeoutMs?: number } = {}): Promise<Rig> {
-  const rig = openTerminal({ dataDir: tempDir(), ...options });
+  const rig = openTerminal({ dataDir: scratch(), ...options });
   const session = rig.reader.insert(issuer.mother);
   await rig.terminal.provision(session, {
     terminalId: 'T-1',
@@ -263,7 +272,7 @@ describe.each(['en', 'zh'] as const)('swipe refusals (%s messages)', (locale) =>
   it('NOT_PROVISIONED: a terminal fresh from the factory', async () => {
     const issuer = await newIssuer();
     const batch = await issuer.makeBatch('CLINIC-A', 1);
-    const rig = openTerminal({ dataDir: tempDir(), locale });
+    const rig = openTerminal({ dataDir: scratch(), locale });
     const outcome = await rig.swipe(batch.batchCard);
     expect(outcome).toMatchObject({ ok: false, code: 'NOT_PROVISIONED', message: operatorMessage('NOT_PROVISIONED', locale) });
     expect(rig.terminal.ledger.lastSeq()).toBe(0);
@@ -401,7 +410,7 @@ describe('STORAGE_FAULT: the terminal fails closed', () => {
 describe('provisioning refusals', () => {
   it('a wrong PIN: refused with tries left, nothing provisioned', async () => {
     const issuer = await newIssuer();
-    const rig = openTerminal({ dataDir: tempDir() });
+    const rig = openTerminal({ dataDir: scratch() });
     const error = await rig.terminal
       .provision(rig.reader.insert(issuer.mother), { terminalId: 'T-1', clinicCode: 'CLINIC-A', pin: '000000', expectedRootFingerprint: issuer.motherInfo.rootFingerprint })
       .catch((err: unknown) => err);
@@ -418,7 +427,7 @@ describe('provisioning refusals', () => {
   it('a mother card of another investor (wrong root fingerprint): refused before the PIN is tried', async () => {
     const issuer = await newIssuer();
     const other = await newIssuer();
-    const rig = openTerminal({ dataDir: tempDir() });
+    const rig = openTerminal({ dataDir: scratch() });
     const error = await rig.terminal
       .provision(rig.reader.insert(other.mother), { terminalId: 'T-1', clinicCode: 'CLINIC-A', pin: DEMO_MOTHER_PIN, expectedRootFingerprint: issuer.motherInfo.rootFingerprint })
       .catch((err: unknown) => err);
@@ -430,7 +439,7 @@ describe('provisioning refusals', () => {
 
   it('a white card instead of the mother card, and provisioning twice', async () => {
     const issuer = await newIssuer();
-    const rig = openTerminal({ dataDir: tempDir() });
+    const rig = openTerminal({ dataDir: scratch() });
     await expect(rig.terminal.provision(rig.reader.insert(issuer.white), { terminalId: 'T-1', clinicCode: 'CLINIC-A', pin: DEMO_MOTHER_PIN })).rejects.toMatchObject({ code: 'WRONG_TIER' });
     await rig.terminal.provision(rig.reader.insert(issuer.mother), { terminalId: 'T-1', clinicCode: 'CLINIC-A', pin: DEMO_MOTHER_PIN });
     await expect(rig.terminal.provision(rig.reader.insert(issuer.mother), { terminalId: 'T-2', clinicCode: 'CLINIC-A', pin: DEMO_MOTHER_PIN })).rejects.toMatchObject({ code: 'ALREADY_PROVISIONED' });
@@ -439,7 +448,7 @@ describe('provisioning refusals', () => {
 
   it('a blocked mother card', async () => {
     const issuer = await newIssuer();
-    const rig = openTerminal({ dataDir: tempDir() });
+    const rig = openTerminal({ dataDir: scratch() });
     const request = { terminalId: 'T-1', clinicCode: 'CLINIC-A', pin: '999999' };
     for (const tries of [2, 1]) await expect(rig.terminal.provision(rig.reader.insert(issuer.mother), request)).rejects.toMatchObject({ code: 'PIN_WRONG', context: { triesLeft: tries } });
     await expect(rig.terminal.provision(rig.reader.insert(issuer.mother), request)).rejects.toMatchObject({ code: 'PIN_BLOCKED' });
@@ -543,7 +552,7 @@ describe('two-phase use with the device', () => {
         return () => listeners.delete(listener);
       },
     };
-    const rig = openTerminal({ dataDir: tempDir(), device: relay });
+    const rig = openTerminal({ dataDir: scratch(), device: relay });
     dataDir = rig.dataDir;
     await rig.terminal.provision(rig.reader.insert(issuer.mother), { terminalId: 'T-1', clinicCode: 'CLINIC-A', pin: DEMO_MOTHER_PIN });
     expect(await rig.swipe(batch.batchCard)).toMatchObject({ ok: true });
@@ -566,7 +575,7 @@ describe('two-phase use with the device', () => {
         return () => listeners.delete(listener);
       },
     };
-    const rig = openTerminal({ dataDir: tempDir(), device: relay });
+    const rig = openTerminal({ dataDir: scratch(), device: relay });
     await rig.terminal.provision(rig.reader.insert(issuer.mother), { terminalId: 'T-1', clinicCode: 'CLINIC-A', pin: DEMO_MOTHER_PIN });
     expect(await rig.swipe(batch.batchCard)).toMatchObject({ ok: true });
     expect(await rig.swipe(batch.oneTimeCards[0]!)).toMatchObject({ ok: true, seq: 3 });
