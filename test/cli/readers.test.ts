@@ -5,10 +5,13 @@
  * card. The tool runs in-process (main(args, io)); the test plays the operator,
  * inserting and removing cards as the tool's prompts ask.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SmartCard } from '../../src/card/ApduChannel.js';
+import { parseReaderSpec, readerSpecFrom } from '../../src/cli/cardSource.js';
 import type { CliIo } from '../../src/cli/command.js';
+import { isTallyError } from '../../src/errors.js';
 import { main } from '../../src/cli/tally.js';
 import { tempDir } from '../../src/scenario/CardWorld.js';
 import { SimulatedCard } from '../../src/sim/SimulatedCard.js';
@@ -27,6 +30,8 @@ interface Slot {
    * poll is a change it never sees.
    */
   readonly settleMs: number;
+  /** The reader section of a terminal configuration file that names this slot */
+  readonly readerConfig: string;
   insert(card: SmartCard): Promise<void>;
   remove(): Promise<void>;
   close(): Promise<void>;
@@ -41,6 +46,7 @@ async function startSerialSlot(): Promise<Slot> {
   return {
     reader: `serial:${pty.daemonPath}`,
     settleMs: 0,
+    readerConfig: `reader:\n  backend: serial\n  serial:\n    path: ${pty.daemonPath}\n`,
     insert: async (card) => firmware.insertCard(card),
     remove: async () => void firmware.removeCard(),
     close: async () => {
@@ -61,6 +67,7 @@ async function startPcscSlot(): Promise<Slot> {
     return {
       reader: `pcsc:${name}`,
       settleMs: 800,
+      readerConfig: `reader:\n  backend: pcsc\n  pcsc:\n    readerName: "${name}"\n`,
       insert: (card) => slot.insert(card),
       remove: () => slot.remove(),
       close: async () => {
@@ -218,7 +225,12 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
       const again = await swipe('one-time card 2 of 3');
       expect(again.code).toBe(3);
       expect(again.out).toContain('[ALREADY_USED]');
-      const white = await swipe('the white card');
+      // the reader named by a terminal configuration file instead of --reader
+      const config = join(dir, 'terminal.yaml');
+      writeFileSync(config, slot.readerConfig);
+      operator.cards.set('the card to swipe', operator.cards.get('the white card')!);
+      const white = await operator.tally('terminal', 'swipe', '--data', data, '--reader-config', config, '--card-timeout', '10');
+      expect(white.err).toContain(stack === 'serial' ? 'reader: serial board on' : 'reader: PC/SC reader');
       expect(white.code).toBe(3);
       expect(white.out).toContain('[WRONG_TIER]');
 
@@ -245,6 +257,39 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
     });
   });
 }
+
+describe('choosing the card source', () => {
+  it('reads --reader values', () => {
+    expect(parseReaderSpec('file')).toEqual({ backend: 'file' });
+    expect(parseReaderSpec('serial:/dev/ttyS1')).toEqual({ backend: 'serial', path: '/dev/ttyS1' });
+    expect(parseReaderSpec('pcsc')).toEqual({ backend: 'pcsc' });
+    expect(parseReaderSpec('pcsc:ACS ACR39U')).toEqual({ backend: 'pcsc', readerName: 'ACS ACR39U' });
+    for (const bad of ['serial', 'serial:', 'usb', 'file:x', '']) {
+      expect(() => parseReaderSpec(bad), bad).toThrow(expect.objectContaining({ code: 'USAGE' }));
+    }
+  });
+
+  it('takes the default from --reader-config or TALLY_READER_* through the daemon schema, --reader first', () => {
+    const dir = tempDir('tally-reader-config-');
+    const file = join(dir, 'terminal.yaml');
+    writeFileSync(file, 'reader:\n  backend: serial\n  serial:\n    path: /dev/ttyUSB0\n    baudRate: 57600\n');
+    expect(readerSpecFrom({}, {})).toEqual({ backend: 'file' });
+    expect(readerSpecFrom({ 'reader-config': file }, {})).toMatchObject({ backend: 'serial', path: '/dev/ttyUSB0', baudRate: 57600 });
+    expect(readerSpecFrom({ 'reader-config': file }, { TALLY_READER_SERIAL_PATH: '/dev/ttyAMA0' })).toMatchObject({ path: '/dev/ttyAMA0' });
+    expect(readerSpecFrom({}, { TALLY_READER_BACKEND: 'pcsc', TALLY_READER_PCSC_READER_NAME: 'Gemalto' })).toEqual({ backend: 'pcsc', readerName: 'Gemalto' });
+    expect(readerSpecFrom({ reader: 'file', 'reader-config': file }, {})).toEqual({ backend: 'file' });
+    const simulated = (() => {
+      try {
+        readerSpecFrom({}, { TALLY_READER_BACKEND: 'simulated' });
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(isTallyError(simulated, 'CONFIG')).toBe(true);
+    writeFileSync(file, 'reader:\n  backend: usb\n');
+    expect(() => readerSpecFrom({ 'reader-config': file }, {})).toThrow(/reader.backend: must be one of serial, pcsc, simulated/);
+  });
+});
 
 readerSuite('serial', startSerialSlot);
 readerSuite('pcsc', startPcscSlot);
