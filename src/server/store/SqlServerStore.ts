@@ -278,13 +278,16 @@ export class SqlServerStore implements ServerStore {
   }
 
   async openUsesOf(serials: ReadonlyArray<{ readonly batchId: string; readonly serial: number }>): Promise<SerialUse[]> {
+    const unique = [...new Map(serials.map((p) => [`${p.batchId}:${p.serial}`, p])).values()];
     const out: SerialUse[] = [];
-    for (let i = 0; i < serials.length; i += 200) {
-      const part = serials.slice(i, i + 200);
+    for (let i = 0; i < unique.length; i += 200) {
+      const part = unique.slice(i, i + 200);
+      // a VALUES table joined on the partial index: both databases look each serial up (an OR chain made SQLite scan)
       const rows = await this.db.all<Row>(
-        `SELECT e.batch_id, e.serial, e.terminal_id, e.seq FROM entries e WHERE e.type = ${USE_RESERVED}
-           AND (${part.map(() => '(e.batch_id = ? AND e.serial = ?)').join(' OR ')})
-           AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)
+        `SELECT e.batch_id, e.serial, e.terminal_id, e.seq
+         FROM (VALUES ${part.map(() => '(CAST(? AS TEXT), CAST(? AS BIGINT))').join(', ')}) AS w
+         JOIN entries e ON e.batch_id = w.column1 AND e.serial = w.column2 AND e.type = ${USE_RESERVED}
+         WHERE NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)
          ORDER BY e.terminal_id, e.seq`,
         part.flatMap((p) => [p.batchId, p.serial]),
       );
