@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SmartCard } from '../../src/card/ApduChannel.js';
 import { parseReaderSpec, readerSpecFrom } from '../../src/cli/cardSource.js';
 import type { CliIo } from '../../src/cli/command.js';
+import { StatusServer } from '../../src/daemon/StatusServer.js';
 import { isTallyError } from '../../src/errors.js';
 import { main } from '../../src/cli/tally.js';
 import { tempDir } from '../../src/scenario/CardWorld.js';
@@ -233,6 +234,18 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
       expect(white.err).toContain(stack === 'serial' ? 'reader: serial board on' : 'reader: PC/SC reader');
       expect(white.code).toBe(3);
       expect(white.out).toContain('[WRONG_TIER]');
+
+      // while the daemon runs it owns the reader: the tool refuses before waiting for a card
+      const daemon = new StatusServer(join(data, 'status.sock'), () => ({ pid: 4242 }));
+      await daemon.start();
+      try {
+        const refused = await operator.tally('terminal', 'swipe', '--data', data, ...reader());
+        expect(refused.code).toBe(1);
+        expect(refused.err).toMatch(/daemon runs on .* \(pid 4242\): stop it first.*\[READER_IN_USE 5005\]/);
+        expect(refused.err).not.toContain('→ insert');
+      } finally {
+        await daemon.stop();
+      }
 
       const verify = await operator.tally('ledger', 'verify', '--data', data);
       expect(verify.code, verify.out).toBe(0);

@@ -8,8 +8,22 @@ import { Ledger } from '../../ledger/Ledger.js';
 import { Terminal, terminalStatus, type TerminalStatus } from '../../terminal/Terminal.js';
 import { systemClock } from '../../util/clock.js';
 import { parse, pin, required } from '../args.js';
-import { READER_HELP, READER_OPTIONS, withCardSource } from '../cardSource.js';
+import { READER_HELP, READER_OPTIONS, readerSpecFrom, withCardSource } from '../cardSource.js';
 import type { CliCommand } from '../command.js';
+
+/**
+ * The daemon owns the terminal's reader and ledger while it runs: a tool on
+ * the same reader would see the same cards (and the serial port is locked).
+ */
+async function refuseWhileDaemonRuns(values: Record<string, unknown>, dataDir: string): Promise<void> {
+  if (readerSpecFrom(values).backend === 'file') return;
+  const sockets = [join(dataDir, 'status.sock')];
+  if (typeof values['reader-config'] === 'string') sockets.push(loadTerminalConfig(values['reader-config']).config.statusSocket);
+  for (const socket of sockets) {
+    const live = (await queryStatus(socket, 500)) as { pid?: number } | undefined;
+    if (live) throw new TallyError('READER_IN_USE', `the terminal daemon runs on ${dataDir}${live.pid ? ` (pid ${live.pid})` : ''}: stop it first (systemctl stop tallystick-terminal)`);
+  }
+}
 
 export const terminalProvisionCommand: CliCommand = {
   path: ['terminal', 'provision'],
@@ -37,6 +51,7 @@ ${READER_HELP}`,
       pin: pin(values, 'pin'),
       ...(typeof values['root-fingerprint'] === 'string' ? { expectedRootFingerprint: values['root-fingerprint'] } : {}),
     };
+    await refuseWhileDaemonRuns(values, required(values, 'data'));
     const terminal = Terminal.open({ dataDir: required(values, 'data') });
     try {
       if (terminal.identity()) throw new TallyError('ALREADY_PROVISIONED', required(values, 'data'));
@@ -66,6 +81,7 @@ ${READER_HELP}`,
     const locale = values.locale === 'zh' ? 'zh' : 'en';
     const dataDir = required(values, 'data');
     if (!existsSync(join(dataDir, 'terminal.db'))) throw new TallyError('NOT_PROVISIONED', dataDir);
+    await refuseWhileDaemonRuns(values, dataDir);
     const terminal = Terminal.open({ dataDir, locale });
     try {
       const outcome = await withCardSource(values, io, async (source) =>

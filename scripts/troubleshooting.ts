@@ -1,0 +1,224 @@
+/**
+ * The troubleshooting table of docs/troubleshooting.md: every code of
+ * src/errors.ts with its number and operator messages (read from errors.ts),
+ * and its likely cause and remedy (written here). The map is typed by the
+ * error names, so a new code without an entry fails the type check, and
+ * test/cli/troubleshooting.test.ts fails while the document differs from what
+ * this file generates (UPDATE_DOCS=1 rewrites it).
+ */
+import { ErrorCodes, type ErrorName } from '../src/errors.js';
+
+interface Advice {
+  readonly cause: string;
+  readonly remedy: string;
+}
+
+export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
+  UNKNOWN_CARD: {
+    cause: 'The card has no tallystick applet: a bank, transit or foreign card, or a card that answers nothing.',
+    remedy: 'Use a card issued by the investor. If an issued card shows this, clean its contacts and try again; a card that keeps failing is replaced (tally issue rewrite for one-time cards).',
+  },
+  FORGED: {
+    cause: "A signature in the card's chain does not verify: the record was altered, copied onto a card with other data, or made with a key that is not the investor's.",
+    remedy: 'Keep the card aside and report its serial to the investor; the refusal is in the ledger and reported to the server.',
+  },
+  WRONG_TIER: {
+    cause: 'A card of the wrong kind for this step: a white or mother card swiped at the terminal, or a one-time card used to provision.',
+    remedy: 'Swipe one-time cards for uses and batch cards to load a batch; provision only with the mother card.',
+  },
+  WRONG_CLINIC: {
+    cause: "The batch was issued for another clinic than the one in this terminal's certificate.",
+    remedy: "Use cards issued for this clinic; the issuer makes batches with --clinic set to the terminal's clinic code (tally terminal status shows it).",
+  },
+  EXPIRED: {
+    cause: "The batch (or the white card that signed it) is outside its validity, or the terminal's clock is wrong.",
+    remedy: 'Check the clock in tally terminal status (a clock reset to 1970 is marked untrusted); otherwise ask the issuer for a new batch.',
+  },
+  REVOKED: {
+    cause: 'The card or its batch is on the deny list the server pushed (reported lost, stolen or cloned).',
+    remedy: 'Do not use the card; the issuer can tell why from the registry and the server.',
+  },
+  OUT_OF_RANGE: {
+    cause: "The one-time card's serial is outside 1..count of its batch: a made-up card.",
+    remedy: 'Keep the card aside and report it to the investor.',
+  },
+  ALREADY_USED: {
+    cause: "This one-time card's serial was already deducted on this terminal (the card itself, or a copy of it).",
+    remedy: 'Use a new one-time card. If a use was cut short, tally terminal status and the ledger show whether it was charged.',
+  },
+  BATCH_NOT_LOADED: {
+    cause: "The card's batch card was never swiped on this terminal, or was loaded on another terminal.",
+    remedy: "Swipe the batch card once on this terminal (it loads on one terminal only), then the one-time cards.",
+  },
+  BATCH_EXHAUSTED: {
+    cause: "Every one-time card of the batch has been used.",
+    remedy: 'Load the next batch card; the issuer makes one with tally issue batch.',
+  },
+  CARD_REMOVED: {
+    cause: 'The card left the reader (pulled out, bad contact) before the terminal finished with it; nothing was charged unless the ledger says so.',
+    remedy: 'Insert the card again and leave it until the display says to remove it.',
+  },
+  NOT_PROVISIONED: {
+    cause: 'The terminal has no identity yet: its data folder is new, empty or the wrong one.',
+    remedy: 'Provision it with the mother card (tally terminal provision); check terminal.dataDir in the configuration.',
+  },
+  BATCH_ALREADY_LOADED: {
+    cause: 'The batch card was swiped again on the terminal that already loaded it.',
+    remedy: 'Nothing to do: swipe the one-time cards.',
+  },
+  CARD_BLANK: {
+    cause: 'The card has the applet but was never personalised (a blank card, or issuing stopped before it was written).',
+    remedy: 'Issue the card first; for a one-time card that was not written, tally issue rewrite --batch N --serial S.',
+  },
+  PIN_WRONG: {
+    cause: 'The PIN given for the mother or white card is not its PIN; each wrong try uses one of its 3 tries.',
+    remedy: 'Enter the right PIN. A correct PIN resets the counter; after 3 wrong tries the card is blocked.',
+  },
+  PIN_BLOCKED: {
+    cause: 'Three wrong PINs in a row blocked the card. The PIN is never stored, so it cannot be recovered.',
+    remedy: 'A blocked white card is replaced by a new one made with the mother card; a blocked mother card means contacting the investor (its root key cannot be copied).',
+  },
+  PIN_REQUIRED: {
+    cause: 'A signing command reached the card before its PIN was verified (the card lost power between the two, or a tool bug).',
+    remedy: 'Run the step again and keep the card in the slot until the tool asks for another card.',
+  },
+  CARD_STATE: {
+    cause: 'The card is not in the life-cycle state for the command: writing to an activated card, or using one still in personalisation.',
+    remedy: 'Use a blank card for issuing targets and an issued card for signing; tally card show tells which a card file is.',
+  },
+  CARD_ALREADY_WRITTEN: {
+    cause: 'A write-once field (key, record, consumed marker) was already written.',
+    remedy: 'Use another blank card; the card keeps what it has.',
+  },
+  QUOTA_EXHAUSTED: {
+    cause: 'The white card has signed as many batch cards as its quota allows (the card itself counts).',
+    remedy: 'Make a new white card with the mother card (tally issue white --quota N).',
+  },
+  APPLET_NOT_FOUND: {
+    cause: 'The card has no tallystick applet (a foreign card) or the applet did not answer SELECT.',
+    remedy: 'Use a tallystick card; try again after re-inserting it.',
+  },
+  APDU_REJECTED: {
+    cause: 'The card refused a command with a status word the software does not expect (a card of another applet version, or a damaged card).',
+    remedy: 'Try again; if it persists, replace the card and report its status word (in the log at debug level).',
+  },
+  CARD_MEMORY: {
+    cause: 'The card reported an EEPROM write failure (worn or damaged chip).',
+    remedy: 'Replace the card; a one-time card is rewritten onto a new blank card with tally issue rewrite.',
+  },
+  MALFORMED_RECORD: {
+    cause: "The data on the card does not parse as a tallystick record (corrupted, truncated or not written by the issuing station).",
+    remedy: 'Replace the card; report it if it was issued by the investor.',
+  },
+  MALFORMED_APDU: {
+    cause: 'The card rejected a command as badly formed (wrong length or parameters): a reader or software mismatch.',
+    remedy: 'Check the reader firmware and the software version; report it with the log at trace level.',
+  },
+  ISSUE_WRONG_CARD: {
+    cause: 'The card in the slot is not the one this step needs: a blank card where the mother or white card belongs, another kind of card, or a different chip put back during a card swap.',
+    remedy: 'Insert the card the prompt names; when the tool asks for a card "again", put back the same card.',
+  },
+  ISSUE_QUOTA: {
+    cause: "The white card's batch quota is used up, or the registry already has its mother card.",
+    remedy: 'Make a new white card with the mother card; there is one mother card per registry.',
+  },
+  ISSUE_NOT_BLANK: {
+    cause: 'The card offered as a new card is already personalised.',
+    remedy: 'Insert a blank card (new from the card supplier).',
+  },
+  ISSUE_REGISTRY: {
+    cause: 'The issuing registry database could not be read or written (disk full, permissions, another program holding it).',
+    remedy: 'Check the disk and the --registry path; keep one issuing tool running at a time; restore the registry from its backup.',
+  },
+  STORAGE_FAULT: {
+    cause: 'The terminal cannot write its ledger (disk full, read-only file system, damaged database, or a database made by a newer version). The terminal refuses service rather than run unrecorded.',
+    remedy: 'Free space or fix the file system under terminal.dataDir, then restart the service; never delete terminal.db (it holds unreported uses). A database newer than the software needs the newer software.',
+  },
+  ALREADY_PROVISIONED: {
+    cause: 'The data folder already holds a provisioned terminal.',
+    remedy: 'Nothing to do. To reprovision, move the old data folder away first, after its ledger has been reported to the server.',
+  },
+  LEDGER_BROKEN: {
+    cause: 'tally ledger verify found a gap, a broken hash chain, a bad signature or a serial used twice: the ledger was altered, reordered or truncated.',
+    remedy: 'Keep the database file as evidence and compare with the server\'s copy; the message names the first bad entry.',
+  },
+  ROOT_MISMATCH: {
+    cause: 'The mother card offered at provisioning is not the investor root given with --root-fingerprint.',
+    remedy: 'Use the investor\'s mother card, and the fingerprint printed by tally issue mother.',
+  },
+  DEVICE_FAULT: {
+    cause: 'The medical device did not report a start within device.startTimeoutSeconds, or reported a fault. The use was released and not charged.',
+    remedy: 'Check the device and its relay wiring; swipe a new card once the device is ready.',
+  },
+  BUSY: {
+    cause: 'A card came while the terminal was handling another card or a device session runs.',
+    remedy: 'Wait for the current use to finish, then swipe.',
+  },
+  READER_UNAVAILABLE: {
+    cause: 'The reader cannot be reached: serial port missing or taken, board unpowered, pcscd not running, no PC/SC reader with that name, or the pcsclite addon not built.',
+    remedy: 'Check reader.serial.path (ls -l /dev/ttyS*; the service user needs the dialout group) or pcscd (systemctl status pcscd; pcsc_scan lists the readers, reader.pcsc.readerName must be part of one name).',
+  },
+  READER_TIMEOUT: {
+    cause: 'The reader, or the operator, did not answer in time: no ACK from the board, a card that never answers, or no card inserted before --card-timeout.',
+    remedy: 'Insert the card the prompt asks for within the timeout (raise --card-timeout); check the serial cable and baud rate (reader.serial.baudRate); with log level trace the frames show in hex.',
+  },
+  TRANSPORT_CLOSED: {
+    cause: 'The serial port or PC/SC connection closed under the software (USB unplugged, board reset, pcscd restarted).',
+    remedy: 'The daemon reopens the port by itself; if it does not come back, check cabling and power. Tools: run the step again.',
+  },
+  FRAME_REJECTED: {
+    cause: 'The microcontroller refused a frame (NAK): corrupted bytes on the line, or firmware speaking another protocol version.',
+    remedy: 'Check the cable and baud rate; update the board firmware to the protocol in firmware-protocol/.',
+  },
+  READER_IN_USE: {
+    cause: 'Another program holds the reader: the daemon while a tool runs on the same reader, a second pcscd, or another PC/SC program with the card open.',
+    remedy: 'Stop the other program (systemctl stop tallystick-terminal before using the tools on the terminal\'s own reader); the message names the process where known.',
+  },
+  SYNC_REJECTED: {
+    cause: "The server refused a report or message (unknown terminal, certificate not accepted, rejected content).",
+    remedy: "Check the terminal's registration at the server and its TLS files (sync.tls.*); the server logs the reason.",
+  },
+  BAD_MESSAGE: {
+    cause: 'A message from the broker or the server could not be parsed or failed its signature check.',
+    remedy: 'Nothing is applied from it. Check that terminal and server versions match; report repeated cases.',
+  },
+  USAGE: {
+    cause: 'A command line option is missing or wrong.',
+    remedy: 'Run the command with --help and correct the options.',
+  },
+  CONFIG: {
+    cause: 'The configuration file or a TALLY_* variable is wrong; the message lists every wrong field. The daemon exits 78 and systemd does not restart it.',
+    remedy: 'Fix the fields listed; tally terminal run --settings lists every setting and --print-config shows what was resolved.',
+  },
+  INTERNAL: {
+    cause: 'A software fault that should not happen.',
+    remedy: 'Report it with the log (journalctl -u tallystick-terminal) and the version from tally terminal status.',
+  },
+};
+
+const cell = (text: string): string => text.replace(/\|/g, '\\|');
+
+/** The whole of docs/troubleshooting.md */
+export function troubleshootingMarkdown(): string {
+  const rows = (Object.keys(ErrorCodes) as ErrorName[]).map((name) => {
+    const code = ErrorCodes[name];
+    const advice = TROUBLESHOOTING[name];
+    return `| \`${name}\` | ${code.code} | ${cell(code.en)}<br>${cell(code.zh)} | ${cell(advice.cause)} | ${cell(advice.remedy)} |`;
+  });
+  return [
+    '# Troubleshooting: every error code',
+    '',
+    '<!-- generated by scripts/troubleshooting.ts from src/errors.ts; test/cli/troubleshooting.test.ts keeps it current (UPDATE_DOCS=1 rewrites it) -->',
+    '',
+    'The terminal display, the `tally` tools and the log show an error as its',
+    'operator message and its code, e.g. `Card refused: card already used [ALREADY_USED 1008]`.',
+    'Codes are grouped: 1xxx refusals at a swipe, 2xxx the card and its applet, 3xxx the',
+    'issuing station, 4xxx terminal state and storage, 5xxx reader and transport, 6xxx',
+    'sync and server, 9xxx usage and configuration.',
+    '',
+    '| code | number | operator message (English / 中文) | likely cause | remedy |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+    '',
+  ].join('\n');
+}
