@@ -4,6 +4,7 @@
  * Several IngestServers can split the load through a shared subscription
  * ($share/<group>/...): any worker can verify any report alone.
  */
+import { cpus } from 'node:os';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { encodeJsonPayload, type ConfigPayload, type DenylistPayload } from '../codecs/mqtt/messages.js';
 import { serverSubscriptions, terminalTopic } from '../codecs/mqtt/topics.js';
@@ -12,6 +13,7 @@ import { silentLogger, type Logger } from '../util/logger.js';
 import { startHttpApi, type HttpApi, type PricingConfig } from './httpApi.js';
 import { InflightLimiter } from './InflightLimiter.js';
 import { Ingest, type Outgoing } from './ingest/Ingest.js';
+import { createVerifierPool, inlineVerifier } from './ingest/signatureVerifier.js';
 import type { SignatureCheck } from './ingest/verifyReport.js';
 import type { ServerStore } from './ServerStore.js';
 
@@ -35,6 +37,8 @@ export interface IngestServerOptions {
   readonly pricing?: PricingConfig;
   /** every-entry (default) or chain-anchored (one signature per hash-linked run): see ingest/verifyReport.ts */
   readonly signatureCheck?: SignatureCheck;
+  /** Worker threads that check signatures (default: one per CPU; 0: on the main thread) */
+  readonly verifierThreads?: number;
   /** chain-anchored only: how often the background audit of every entry's own signature runs, and how many entries a run checks */
   readonly auditIntervalMs?: number;
   readonly auditBudget?: number;
@@ -62,7 +66,9 @@ const DEFAULT_PRICING: PricingConfig = { default: { pricePerUse: 10_000, investo
 export async function createIngestServer(options: IngestServerOptions): Promise<IngestServer> {
   const clock = options.clock ?? systemClock;
   const logger = (options.logger ?? silentLogger).child({ module: 'server' });
-  const ingest = new Ingest({ store: options.store, rootPublicKey: options.rootPublicKey, clock, logger, ...(options.signatureCheck ? { signatureCheck: options.signatureCheck } : {}) });
+  const threads = options.verifierThreads ?? cpus().length;
+  const verifier = threads > 0 ? createVerifierPool(threads) : inlineVerifier;
+  const ingest = new Ingest({ store: options.store, rootPublicKey: options.rootPublicKey, clock, logger, verifier, ...(options.signatureCheck ? { signatureCheck: options.signatureCheck } : {}) });
   const protocolVersion = options.protocolVersion ?? 5;
   // with a stable client id, a persistent session: the broker keeps QoS 1 reports for a worker that restarts;
   // without one, a clean session, so restarts leave no orphan sessions collecting copies at the broker
@@ -158,6 +164,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
       await Promise.allSettled([...pending]);
       await client.endAsync();
       await http?.close();
+      await verifier.close();
     },
   };
 }

@@ -12,6 +12,7 @@ import { generateSigningKey } from '../../src/crypto/ed25519.js';
 import { createServerStore } from '../../src/server/createServerStore.js';
 import { Ingest, type IngestOutcome } from '../../src/server/ingest/Ingest.js';
 import type { SignatureCheck } from '../../src/server/ingest/verifyReport.js';
+import { createVerifierPool } from '../../src/server/ingest/signatureVerifier.js';
 import type { ServerStore } from '../../src/server/ServerStore.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { makeBatch, makeInvestor, SignedLedger, type Investor } from '../support/signedLedger.js';
@@ -52,13 +53,20 @@ function ledgerWithUses(terminalId = 'T-0001'): { ledger: SignedLedger; batch: R
   return { ledger, batch };
 }
 
-describe.each(['every-entry', 'chain-anchored'] as const)('signatures checked %s', (signatureCheck: SignatureCheck) => {
+const verifierPool = createVerifierPool(2);
+afterAll(() => verifierPool.close());
+
+describe.each([
+  ['every-entry', 'on this thread'],
+  ['chain-anchored', 'on this thread'],
+  ['every-entry', 'in worker threads'],
+] as const)('signatures checked %s %s', (signatureCheck: SignatureCheck, where) => {
   beforeEach(async () => {
     await store?.close();
     investor = makeInvestor();
     store = await createServerStore({ kind: 'sqlite', path: join(dir, `server-${++dbCounter}.db`) });
     clock = new ManualClock(Date.UTC(2026, 9, 1));
-    ingest = new Ingest({ store, rootPublicKey: investor.rootPublicKey, clock, signatureCheck });
+    ingest = new Ingest({ store, rootPublicKey: investor.rootPublicKey, clock, signatureCheck, ...(where === 'in worker threads' ? { verifier: verifierPool } : {}) });
   });
 
   describe('Ingest: good reports', () => {
@@ -210,6 +218,18 @@ describe.each(['every-entry', 'chain-anchored'] as const)('signatures checked %s
       expect(ack.data.rejected?.map((r) => r.reason).sort()).toEqual(['bad-signature', 'bad-signature', 'bad-signature']);
       expect(await store.entryCount()).toBe(1);
       expect((await store.rejections())[0]?.reason).toBe('bad-signature');
+    });
+
+    it('names the one wrongly signed entry in a long report', async () => {
+      const ledger = new SignedLedger(investor, 'T-0001', 'CL-1');
+      for (let i = 2; i <= 40; i++) ledger.append(EntryType.USE_STARTED, { ref: 1 }, i === 17 ? generateSigningKey().privateKey : undefined);
+      const outcome = await send(ledger, range(1, 40));
+      if (signatureCheck === 'every-entry') {
+        expect(ackOf(outcome).data.rejected).toEqual([{ seq: 17, reason: 'bad-signature' }]);
+        expect(outcome.inserted).toBe(39);
+      } else {
+        expect(outcome.inserted).toBe(40); // vouched for by the anchor; the audit names it (below)
+      }
     });
 
     it('refuses a second device claiming a known terminal id', async () => {

@@ -19,6 +19,7 @@ import { verifyMessage } from '../../crypto/ed25519.js';
 import type { Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import type { AlertKind, SerialUse, ServerStore, TerminalRow } from '../ServerStore.js';
+import type { SignatureVerifier } from './signatureVerifier.js';
 import { ReportRejection, verifyReport, type RejectedEntry, type SignatureCheck, type VerifiedEntry } from './verifyReport.js';
 
 export interface Outgoing {
@@ -45,6 +46,8 @@ export interface IngestOptions {
   readonly logger?: Logger;
   /** every-entry (default) or chain-anchored: see verifyReport.ts */
   readonly signatureCheck?: SignatureCheck;
+  /** Where signatures are checked: this thread (default) or a worker pool (createVerifierPool) */
+  readonly verifier?: SignatureVerifier;
 }
 
 export interface IngestStats {
@@ -176,7 +179,7 @@ export class Ingest {
     });
     let report;
     try {
-      report = verifyReport(frame, terminalId, this.options.rootPublicKey, this.options.signatureCheck);
+      report = await verifyReport(frame, terminalId, this.options.rootPublicKey, this.options.signatureCheck, this.options.verifier);
     } catch (err) {
       if (err instanceof ReportRejection) {
         if (err.reason === 'terminal-mismatch') await this.alert('terminal-impersonation', terminalId, `impersonation:${terminalId}:${err.message}`, err.message);

@@ -12,6 +12,7 @@ import { verifyBatchChain, verifyTerminalCertificate } from '../../crypto/chain.
 import { verifyMessage } from '../../crypto/ed25519.js';
 import { entryHash } from '../../crypto/ledgerChain.js';
 import type { BatchRow, EntryRow } from '../ServerStore.js';
+import { inlineVerifier, type SignatureJob, type SignatureVerifier } from './signatureVerifier.js';
 
 export type EntryRejectionReason = 'malformed-entry' | 'entry-terminal-mismatch' | 'bad-signature' | 'chain-broken' | 'bad-card' | 'ledger-fork';
 
@@ -69,7 +70,13 @@ interface Candidate {
   readonly serial?: number;
 }
 
-export function verifyReport(frame: ReportFrame, topicTerminalId: string, rootPublicKey: Uint8Array, signatureCheck: SignatureCheck = 'every-entry'): VerifiedReport {
+export async function verifyReport(
+  frame: ReportFrame,
+  topicTerminalId: string,
+  rootPublicKey: Uint8Array,
+  signatureCheck: SignatureCheck = 'every-entry',
+  verifier: SignatureVerifier = inlineVerifier,
+): Promise<VerifiedReport> {
   let certificate: SignedRecord<TerminalFields>;
   try {
     const record = parseCardRecord(frame.certificate);
@@ -139,29 +146,32 @@ export function verifyReport(frame: ReportFrame, topicTerminalId: string, rootPu
   }
 
   const sorted = [...bySeq.values()].sort((a, b) => a.entry.seq - b.entry.seq);
-  const signedOk = (c: Candidate): boolean => verifyMessage(certificate.publicKey, c.entry.body, c.entry.signature);
+  const job = (c: Candidate): SignatureJob => ({ publicKey: certificate.publicKey, message: c.entry.body, signature: c.entry.signature });
   const valid: Candidate[] = [];
-  const checkEach = (run: readonly Candidate[]): void => {
-    for (const c of run) {
-      if (signedOk(c)) valid.push(c);
+  const checkEach = async (candidates: readonly Candidate[]): Promise<void> => {
+    const ok = await verifier.verify(candidates.map(job));
+    candidates.forEach((c, i) => {
+      if (ok[i]) valid.push(c);
       else rejected.push({ seq: c.entry.seq, reason: 'bad-signature', detail: 'not signed by the terminal device key' });
-    }
+    });
   };
-  if (signatureCheck === 'every-entry') checkEach(sorted);
+  if (signatureCheck === 'every-entry') await checkEach(sorted);
   else {
-    let run: Candidate[] = [];
-    const closeRun = (): void => {
-      if (run.length === 0) return;
-      if (signedOk(run[run.length - 1]!)) valid.push(...run);
-      else checkEach(run);
-      run = [];
-    };
+    const runs: Candidate[][] = [];
     for (const c of sorted) {
-      const previous = run[run.length - 1];
-      if (previous && !(c.entry.seq === previous.entry.seq + 1 && bytesEqual(c.entry.prevHash, previous.hash))) closeRun();
-      run.push(c);
+      const run = runs[runs.length - 1];
+      const previous = run?.[run.length - 1];
+      if (run && previous && c.entry.seq === previous.entry.seq + 1 && bytesEqual(c.entry.prevHash, previous.hash)) run.push(c);
+      else runs.push([c]);
     }
-    closeRun();
+    const anchorsOk = await verifier.verify(runs.map((run) => job(run[run.length - 1]!)));
+    const failed: Candidate[] = [];
+    runs.forEach((run, i) => {
+      if (anchorsOk[i]) valid.push(...run);
+      else failed.push(...run);
+    });
+    // a failed anchor: check each entry of its run to name the bad one
+    if (failed.length > 0) await checkEach(failed);
   }
   valid.sort((a, b) => a.entry.seq - b.entry.seq);
   const entries: VerifiedEntry[] = valid.map(({ entry, hash, batch, batchId, serial }) => ({
