@@ -113,7 +113,14 @@ export interface CardSource {
 export async function withCardSource<T>(values: Record<string, unknown>, io: CliIo, step: (source: CardSource) => Promise<T>): Promise<T> {
   const source = await openCardSource(values, io);
   try {
-    const result = await step(source);
+    const result = await step(source).catch((err: unknown) => {
+      // as in the demo: a wrong PIN says how many tries are left before the card blocks
+      if (isTallyError(err, 'PIN_WRONG') && typeof err.context.triesLeft === 'number') {
+        const detail = err.message.slice(err.message.indexOf(': ') + 2);
+        throw new TallyError('PIN_WRONG', `${err.context.triesLeft} ${err.context.triesLeft === 1 ? 'try' : 'tries'} left before the card blocks (${detail})`, err.context, { cause: err });
+      }
+      throw err;
+    });
     await source.finish();
     return result;
   } finally {

@@ -92,6 +92,8 @@ class Operator {
   readonly prompts: string[] = [];
   /** While false the operator ignores prompts (no card comes) */
   responsive = true;
+  /** Prompts the operator answers while responsive */
+  answers: (prompt: string) => boolean = () => true;
   private actions: Promise<void> = Promise.resolve();
   private failure: unknown;
 
@@ -108,7 +110,7 @@ class Operator {
     const remove = /^→ remove /.test(line);
     if (!insert && !remove) return;
     this.prompts.push(line);
-    if (!this.responsive) return;
+    if (!this.responsive || !this.answers(line)) return;
     if (remove) {
       this.act(() => this.slot.remove());
       return;
@@ -178,7 +180,7 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
     it('refuses a wrong mother PIN through the reader, and records nothing', async () => {
       const result = await operator.tally('issue', 'white', ...reader(), '--mother-pin', '999999', '--pin', '4321', '--quota', '2', ...reg());
       expect(result.code).toBe(1);
-      expect(result.err).toMatch(/Wrong PIN.*\[PIN_WRONG 2001\]/);
+      expect(result.err).toMatch(/Wrong PIN: 2 tries left before the card blocks.*\[PIN_WRONG 2001\]/);
       const list = await operator.tally('issue', 'list', ...reg(), '--json');
       expect((JSON.parse(list.out) as { kind: string }[]).map((c) => c.kind)).toEqual(['mother']);
     });
@@ -249,6 +251,26 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
 
       const verify = await operator.tally('ledger', 'verify', '--data', data);
       expect(verify.code, verify.out).toBe(0);
+    });
+
+    it('leaves the one-time cards that did not come to the registry, and rewrites one through the reader', async () => {
+      operator.cards.delete('the batch card');
+      operator.answers = (prompt) => !prompt.includes('one-time card 2 of 2');
+      try {
+        const batch = await operator.tally('issue', 'batch', '--reader', slot.reader, '--card-timeout', '1', '--white-pin', '4321', '--clinic', 'C1', '--count', '2', ...reg());
+        expect(batch.code, batch.err).toBe(1);
+        expect(batch.out, batch.err).toContain('1 of 2 one-time cards written');
+        expect(batch.err).toContain('✓ one-time card 1 of 2 written');
+        expect(batch.err).toMatch(/serial 2 not written: .*no card was inserted within 1 s.*\(tally issue rewrite\)/);
+      } finally {
+        operator.answers = () => true;
+      }
+      const rewrite = await operator.tally('issue', 'rewrite', ...reader(), '--batch', '2', '--serial', '2', ...reg());
+      expect(rewrite.code, rewrite.err).toBe(0);
+      expect(rewrite.err).toContain('→ insert a blank card for one-time card 2 of batch 2');
+      expect(rewrite.out).toContain('one-time card 2 of batch 2 written');
+      const list = JSON.parse((await operator.tally('issue', 'list', ...reg(), '--json')).out) as { kind: string; batch?: number; written: boolean }[];
+      expect(list.filter((c) => c.kind === 'one-time' && c.batch === 2).map((c) => c.written)).toEqual([true, true]);
     });
 
     it('gives up with READER_TIMEOUT when no card comes', async () => {
