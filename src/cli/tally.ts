@@ -13,7 +13,9 @@ import { issueBatchCommand, issueListCommand, issueMotherCommand, issueRewriteCo
 import { ledgerShowCommand, ledgerVerifyCommand } from './commands/ledger.js';
 import { terminalProvisionCommand, terminalStatusCommand, terminalSwipeCommand } from './commands/terminal.js';
 import { terminalRunCommand } from './commands/terminalRun.js';
+import { serverReportCommand, serverRunCommand } from './commands/server.js';
 import { simCardCommand } from './commands/simCard.js';
+import { simFleetCommand } from './commands/simFleet.js';
 import { simReaderCommand } from './commands/simReader.js';
 
 const COMMANDS: CliCommand[] = [
@@ -33,6 +35,9 @@ const COMMANDS: CliCommand[] = [
   ledgerShowCommand,
   simReaderCommand,
   simCardCommand,
+  simFleetCommand,
+  serverRunCommand,
+  serverReportCommand,
 ];
 
 export function registerCommand(command: CliCommand): void {

@@ -134,7 +134,11 @@ export class Ledger {
     };
     const row = this.stmt.head.get();
     this.head = row ? { seq: row.seq, hash: u8(row.hash), time: row.time } : { seq: 0, hash: GENESIS_HASH, time: 0 };
+    const mark = this.stmt.getMeta.get('clock_high_water');
+    this.highWater = mark ? Number(mark.value.toString()) : 0;
   }
+
+  private highWater: number;
 
   static open(path: string, clock: Clock): Ledger {
     return new Ledger(openDatabase(path, TERMINAL_MIGRATIONS), clock);
@@ -196,14 +200,32 @@ export class Ledger {
 
   // ---------- clock ----------
 
-  /** Whether the clock can be believed now: past the floor and not behind the last entry */
+  /** Whether the clock can be believed now: past the floor and not behind anything it said before */
   clockTrusted(now = this.clock.now()): boolean {
-    return now >= CLOCK_FLOOR_MS && now >= this.head.time - 1000;
+    return now >= CLOCK_FLOOR_MS && now >= Math.max(this.head.time, this.highWater) - 1000;
   }
 
-  /** The time validity checks use: never earlier than the last entry (a clock reset to 1970 gains nothing) */
+  /**
+   * The time validity checks use: never earlier than the latest time the
+   * terminal has seen (a clock reset to 1970 cannot bring an expired batch back).
+   */
   effectiveNow(): number {
-    return Math.max(this.clock.now(), this.head.time);
+    return Math.max(this.clock.now(), this.head.time, this.highWater);
+  }
+
+  /**
+   * Remembers the clock's latest trusted reading, durably but at most once a
+   * minute, so the high-water mark survives restarts even when no entry is written.
+   */
+  noteClock(): void {
+    const now = this.clock.now();
+    if (now < CLOCK_FLOOR_MS || now < this.highWater + 60_000 || !this.clockTrusted(now)) return;
+    try {
+      this.stmt.setMeta.run('clock_high_water', Buffer.from(String(now)));
+      this.highWater = now;
+    } catch {
+      // only a guard: a failure here must not stop a swipe that would record nothing anyway
+    }
   }
 
   // ---------- batches and uses ----------
@@ -240,7 +262,7 @@ export class Ledger {
    * The deduction: in one transaction the serial is marked spent, the chained
    * entry appended and the report queued. A serial is spent unless its last use was released.
    */
-  reserveUse(card: SignedRecord<OneTimeFields>, chipUid: Uint8Array): number {
+  reserveUse(card: SignedRecord<OneTimeFields>, chipUid: Uint8Array, options: { completeAtOnce?: string } = {}): number {
     return this.write('deduction', () => {
       const existing = this.stmt.use.get(card.batchId, card.serial);
       if (existing && existing.state !== 'released') throw new TallyError('ALREADY_USED', `serial ${card.serial}`, { reserveSeq: existing.reserve_seq });
@@ -248,6 +270,12 @@ export class Ledger {
       const changed = this.stmt.upsertUse.run(card.batchId, card.serial, seq, card.cardId, chipUid).changes;
       if (changed !== 1) throw new TallyError('ALREADY_USED', `serial ${card.serial}`);
       this.stmt.addUsed.run(1, card.batchId);
+      if (options.completeAtOnce !== undefined) {
+        // no device to wait for: the whole two-phase use in the same transaction
+        this.append({ type: EntryType.USE_STARTED, ref: seq, detail: options.completeAtOnce });
+        this.append({ type: EntryType.USE_COMPLETED, ref: seq });
+        this.stmt.setUseState.run('completed', seq);
+      }
       return seq;
     });
   }

@@ -178,6 +178,7 @@ export class Terminal {
     try {
       const identity = this.ledger.identity();
       if (!identity) throw new TallyError('NOT_PROVISIONED');
+      this.ledger.noteClock();
       const card = new CardClient(channel);
       const fci = await card.select().catch((err: unknown) => {
         throw isTallyError(err, 'APPLET_NOT_FOUND') ? new TallyError('UNKNOWN_CARD') : err;
@@ -257,7 +258,9 @@ export class Terminal {
     if (fci.marker && !previous) throw new TallyError('ALREADY_USED', 'card carries a consumed marker');
     if (this.device && this.ledger.openUses().length > 0) throw new TallyError('BUSY', 'the device is still in a session');
 
-    const seq = this.ledger.reserveUse(record, fci.chipUid);
+    // no relay configured (a bare PC/SC reader, bench, manual CLI swipes): reserved, started and
+    // completed in ONE transaction, so a storage fault cannot leave a refused customer charged
+    const seq = this.ledger.reserveUse(record, fci.chipUid, this.device ? undefined : { completeAtOnce: 'no device relay configured' });
     this.log.info({ seq, batchNo: batch.batchNo, serial: record.serial }, 'use reserved');
     await this.enableDevice(seq);
     await this.writeMarker(card, seq, identity);
@@ -287,12 +290,8 @@ export class Terminal {
   // ---------------- device session (two-phase use) ----------------
 
   private async enableDevice(seq: number): Promise<void> {
-    if (!this.device) {
-      // no relay configured (bench, manual CLI swipes): the use is complete at once, and says so
-      this.ledger.recordDeviceEvent(seq, EntryType.USE_STARTED, 'no device relay configured');
-      this.ledger.recordDeviceEvent(seq, EntryType.USE_COMPLETED);
-      return;
-    }
+    // without a relay the use was recorded complete in the reserving transaction
+    if (!this.device) return;
     this.startTimers.set(
       seq,
       setTimeout(() => this.releaseUse(seq, 'device did not report a start in time'), this.startTimeoutMs).unref(),

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { queryStatus } from '../../src/daemon/StatusServer.js';
 import { Ledger } from '../../src/ledger/Ledger.js';
 import { Issuer, provisionTerminal, tempDir } from '../../src/scenario/CardWorld.js';
@@ -35,6 +35,9 @@ describe('SIGTERM through the service stop path', () => {
     let grantedSeen = 0;
     for (let i = 0; i < STOPS; i++) {
       const child = spawn(process.execPath, [TALLY, 'terminal', 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+      onTestFinished(() => {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      });
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { queryStatus } from '../../src/daemon/StatusServer.js';
 import { Issuer, provisionTerminal, tempDir } from '../../src/scenario/CardWorld.js';
 import { saveCardFile } from '../../src/sim/cardFile.js';
@@ -36,6 +36,10 @@ describe('tally terminal run (the daemon as a process)', () => {
     writeFileSync(config, `terminal: {dataDir: ${dataDir}, locale: en}\nreader: {backend: simulated}\nlog: {level: info}\n`);
 
     const child = spawn(process.execPath, [TALLY, 'terminal', 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // a failing expectation must not leave the daemon running
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
     let logs = '';
     child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
     const exited = exitOf(child);
