@@ -245,6 +245,22 @@ export class IssuingStation {
     await this.writeOneTime(channel, card.cardId, card.record);
   }
 
+  /**
+   * Writes a batch card the registry holds but never saw written (the card was
+   * pulled mid-write or spoiled): the signed record needs no key and no quota.
+   * A batch card already written is refused: two would be a copy.
+   */
+  async rewriteBatchCard(channel: ApduChannel, batchNo: number): Promise<void> {
+    const batch = this.registry.batchByNo(batchNo);
+    if (!batch) throw new TallyError('USAGE', `no batch ${batchNo} in this registry`);
+    const card = this.registry.card(batch.batchId);
+    if (!card) throw new TallyError('ISSUE_REGISTRY', `batch ${batchNo} has no card record`);
+    if (card.written) throw new TallyError('ISSUE_NOT_BLANK', `batch card ${batchNo} was already written; a second one would be a copy`);
+    const target = await this.blankCard(channel, 'batch card');
+    await this.writeConsumable(target.card, RecordKind.BATCH, card.record);
+    this.registry.markWritten(card.cardId, target.fci.chipUid);
+  }
+
   private async writeOneTime(channel: ApduChannel, cardId: Uint8Array, record: Uint8Array): Promise<void> {
     const target = await this.blankCard(channel, 'one-time card');
     await this.writeConsumable(target.card, RecordKind.ONE_TIME, record);
