@@ -358,6 +358,11 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
       policy = applyConfigPolicy(policy, config);
       bucket.setRate(policy.maxReportsPerSecond);
       restartHeartbeat();
+      if (config.connection) {
+        // mqtt.js reads these at the next (re)connect
+        client.options.keepalive = config.connection.keepaliveSeconds;
+        client.options.reconnectPeriod = config.connection.reconnectSeconds * 1000;
+      }
       try {
         options.onConfig?.(config);
       } catch (err) {

@@ -73,8 +73,9 @@ describe('sync: server messages', () => {
   });
 
   it('applies a valid config, refuses a bad or stale one, and keeps the last good', async () => {
-    await sendRaw(id, 'config', encodeJsonPayload('config', config(2)));
+    await sendRaw(id, 'config', encodeJsonPayload('config', config(2, { connection: { keepaliveSeconds: 45, reconnectSeconds: 3 } })));
     expect((await responseTo(102)).status).toBe('ok');
+    expect(sync.client.options).toMatchObject({ keepalive: 45, reconnectPeriod: 3000 });
     expect(sync.policy()).toMatchObject({ reportBatchSize: 40, maxReportsPerSecond: 30, heartbeatMs: 120_000, ackTimeoutMs: 7000 });
     expect(saved.at(-1)?.config?.version).toBe(2);
 
