@@ -33,6 +33,7 @@ export const READER_OPTIONS: Options = {
   reader: { type: 'string' },
   'reader-config': { type: 'string' },
   'card-timeout': { type: 'string' },
+  'signer-reader': { type: 'string' },
 };
 
 export const READER_HELP = `  --reader SPEC          where the cards are: file (card files, the default),
@@ -40,7 +41,10 @@ export const READER_HELP = `  --reader SPEC          where the cards are: file (
                          pcsc or pcsc:NAME (a PC/SC reader whose name contains NAME)
   --reader-config FILE   take reader.* from a terminal configuration file
                          (TALLY_READER_BACKEND etc. apply as for the daemon)
-  --card-timeout S       seconds to wait for each card (default 60)`;
+  --card-timeout S       seconds to wait for each card (default 60)
+  --signer-reader SPEC   a second reader for the card that signs (mother or
+                         white): it stays there while --reader takes the
+                         cards being written, so no card swaps`;
 
 const DEFAULT_CARD_TIMEOUT_S = 60;
 
@@ -92,6 +96,8 @@ export interface CardRole {
   readonly name: string;
   /** The step writes a new card here: the prompt asks for a blank one */
   readonly blank?: boolean;
+  /** The mother or white card that signs: goes to --signer-reader when there is one */
+  readonly signer?: boolean;
   /** With --reader file: the card file (created blank when missing and blank is set) */
   readonly file?: string;
   /** The option that names the file, for the error when it is missing */
@@ -130,10 +136,40 @@ export async function withCardSource<T>(values: Record<string, unknown>, io: Cli
 
 export async function openCardSource(values: Record<string, unknown>, io: CliIo): Promise<CardSource> {
   const spec = readerSpecFrom(values);
-  if (spec.backend === 'file') return fileSource();
+  const signerSpec = typeof values['signer-reader'] === 'string' ? parseReaderSpec(values['signer-reader']) : undefined;
+  if (spec.backend === 'file') {
+    if (signerSpec) throw new TallyError('USAGE', '--signer-reader goes with a reader (--reader or --reader-config), not with card files');
+    return fileSource();
+  }
+  if (signerSpec?.backend === 'file') throw new TallyError('USAGE', '--signer-reader must name a reader: serial:PATH or pcsc[:NAME]');
   const timeoutMs = cardTimeoutMs(values);
-  const reader = await openReader(spec);
-  const slot = new ReaderSlot(spec, reader, io, timeoutMs);
+  const slot = await openSlot(spec, io, timeoutMs, '');
+  if (!signerSpec) return slot;
+  let signer: ReaderSlot;
+  try {
+    signer = await openSlot(signerSpec, io, timeoutMs, '[signer reader] ');
+  } catch (err) {
+    await slot.close();
+    throw err;
+  }
+  const pick = (role: CardRole): ReaderSlot => (role.signer ? signer : slot);
+  return {
+    spec,
+    channel: (role) => pick(role).channel(role),
+    card: (role) => pick(role).card(role),
+    finish: async () => {
+      await slot.finish();
+      await signer.finish();
+    },
+    close: async () => {
+      await slot.close();
+      await signer.close();
+    },
+  };
+}
+
+async function openSlot(spec: Exclude<ReaderSpec, { backend: 'file' }>, io: CliIo, timeoutMs: number, prefix: string): Promise<ReaderSlot> {
+  const slot = new ReaderSlot(spec, await openReader(spec), io, timeoutMs, prefix);
   try {
     await slot.start();
   } catch (err) {
@@ -206,6 +242,8 @@ class ReaderSlot implements CardSource {
     private readonly reader: CardReader,
     private readonly io: CliIo,
     private readonly timeoutMs: number,
+    /** Says which reader a prompt is for when there are two */
+    private readonly prefix = '',
   ) {}
 
   async start(): Promise<void> {
@@ -222,7 +260,7 @@ class ReaderSlot implements CardSource {
       throw new TallyError('READER_UNAVAILABLE', `${this.reader.name}: not ready after ${this.timeoutMs / 1000} s (state ${this.reader.state})`);
     }
     this.session = this.reader.currentSession();
-    this.io.err(`reader: ${describeReaderSpec(this.spec)} ready`);
+    this.io.err(`${this.prefix}reader: ${describeReaderSpec(this.spec)} ready`);
   }
 
   private waitFor(already: () => boolean, matches: (event: ReaderEvent) => boolean): Promise<void> {
@@ -244,7 +282,7 @@ class ReaderSlot implements CardSource {
 
   private async waitForRemoval(name: string): Promise<void> {
     if (!this.session) return;
-    this.io.err(`→ remove ${name}`);
+    this.io.err(`→ ${this.prefix}remove ${name}`);
     const id = this.session.id;
     await this.waitFor(
       () => this.session === undefined || this.session.id !== id,
@@ -256,7 +294,7 @@ class ReaderSlot implements CardSource {
 
   private async waitForInsertion(state: RoleState, options: { quiet?: boolean } = {}): Promise<CardSession> {
     const again = state.chipUid !== undefined;
-    if (!options.quiet) this.io.err(`→ insert ${again ? `${state.role.name} again` : state.role.blank ? `a blank card for ${state.role.name}` : state.role.name}`);
+    if (!options.quiet) this.io.err(`→ ${this.prefix}insert ${again ? `${state.role.name} again` : state.role.blank ? `a blank card for ${state.role.name}` : state.role.name}`);
     await this.waitFor(
       () => this.session !== undefined,
       (e) => e.type === 'card-inserted',

@@ -35,10 +35,13 @@ interface Slot {
   readonly readerConfig: string;
   insert(card: SmartCard): Promise<void>;
   remove(): Promise<void>;
+  /** A second slot of the same kind, for --signer-reader (closed with this one) */
+  companion(): Promise<Slot>;
   close(): Promise<void>;
 }
 
 async function startSerialSlot(): Promise<Slot> {
+  const companions: Slot[] = [];
   const pty = await startPtyPair();
   const firmware = new SimulatedReaderFirmware({ device: { startDelayMs: 1, runMs: 2 } });
   const firmwareSide = await openSerialTransport(pty.firmwarePath);
@@ -50,7 +53,13 @@ async function startSerialSlot(): Promise<Slot> {
     readerConfig: `reader:\n  backend: serial\n  serial:\n    path: ${pty.daemonPath}\n`,
     insert: async (card) => firmware.insertCard(card),
     remove: async () => void firmware.removeCard(),
+    companion: async () => {
+      const other = await startSerialSlot();
+      companions.push(other);
+      return other;
+    },
     close: async () => {
+      for (const other of companions) await other.close();
       firmware.powerOff();
       firmware.detach();
       await firmwareSide.close();
@@ -62,17 +71,25 @@ async function startSerialSlot(): Promise<Slot> {
 async function startPcscSlot(): Promise<Slot> {
   const pcscd = await startTestPcscd();
   try {
-    const slot = new VirtualCard({ endpoint: pcscd.pcscd.slotEndpoint(0) });
-    // a substring of the reader's name, as an operator would type it
-    const name = pcscd.pcscd.readerNames[0]!;
+    // vpcd gives pcscd two readers: the second serves --signer-reader
+    const slots = [0, 1].map((index): Slot & { card: VirtualCard } => {
+      const card = new VirtualCard({ endpoint: pcscd.pcscd.slotEndpoint(index) });
+      const name = pcscd.pcscd.readerNames[index]!;
+      return {
+        card,
+        reader: `pcsc:${name}`,
+        settleMs: 800,
+        readerConfig: `reader:\n  backend: pcsc\n  pcsc:\n    readerName: "${name}"\n`,
+        insert: (c) => card.insert(c),
+        remove: () => card.remove(),
+        companion: async () => slots[1]!,
+        close: () => card.close(),
+      };
+    });
     return {
-      reader: `pcsc:${name}`,
-      settleMs: 800,
-      readerConfig: `reader:\n  backend: pcsc\n  pcsc:\n    readerName: "${name}"\n`,
-      insert: (card) => slot.insert(card),
-      remove: () => slot.remove(),
+      ...slots[0]!,
       close: async () => {
-        await slot.close();
+        for (const slot of slots) await slot.card.close();
         await pcscd.release();
       },
     };
@@ -97,6 +114,9 @@ class Operator {
   private actions: Promise<void> = Promise.resolve();
   private failure: unknown;
 
+  /** Set for --signer-reader runs: "[signer reader]" prompts are answered there */
+  signerSlot: Slot | undefined;
+
   constructor(private readonly slot: Slot) {}
 
   private act(action: () => Promise<void>): void {
@@ -106,13 +126,18 @@ class Operator {
   }
 
   onPrompt(line: string): void {
-    const insert = /^→ insert (a blank card for )?(.+?)( again)?$/.exec(line);
-    const remove = /^→ remove /.test(line);
+    const insert = /^→ (?:\[signer reader\] )?insert (a blank card for )?(.+?)( again)?$/.exec(line);
+    const remove = /^→ (?:\[signer reader\] )?remove /.test(line);
     if (!insert && !remove) return;
     this.prompts.push(line);
     if (!this.responsive || !this.answers(line)) return;
+    const slot = line.startsWith('→ [signer reader]') ? this.signerSlot : this.slot;
+    if (!slot) {
+      this.failure ??= new Error(`a prompt for a second reader: ${line}`);
+      return;
+    }
     if (remove) {
-      this.act(() => this.slot.remove());
+      this.act(() => slot.remove());
       return;
     }
     const name = insert![2]!;
@@ -126,7 +151,7 @@ class Operator {
       this.cards.set(name, card);
     }
     const chosen = card;
-    this.act(() => this.slot.insert(chosen));
+    this.act(() => slot.insert(chosen));
   }
 
   /** Runs one tally command, answering its prompts; leaves the slot empty afterwards */
@@ -143,6 +168,7 @@ class Operator {
     const code = await main(args, io);
     await this.actions;
     await this.slot.remove();
+    await this.signerSlot?.remove();
     await sleep(this.slot.settleMs);
     if (this.failure) throw this.failure;
     return { code, out: out.join('\n'), err: err.join('\n') };
@@ -178,7 +204,7 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
     });
 
     it('refuses a wrong mother PIN through the reader, and records nothing', async () => {
-      const result = await operator.tally('issue', 'white', ...reader(), '--mother-pin', '999999', '--pin', '4321', '--quota', '2', ...reg());
+      const result = await operator.tally('issue', 'white', ...reader(), '--mother-pin', '999999', '--pin', '4321', '--quota', '5', ...reg());
       expect(result.code).toBe(1);
       expect(result.err).toMatch(/Wrong PIN: 2 tries left before the card blocks.*\[PIN_WRONG 2001\]/);
       const list = await operator.tally('issue', 'list', ...reg(), '--json');
@@ -187,9 +213,9 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
 
     it('makes a white card, swapping the mother card and the blank card in one slot', async () => {
       operator.cards.delete('the white card');
-      const result = await operator.tally('issue', 'white', ...reader(), '--mother-pin', '123456', '--pin', '4321', '--quota', '2', ...reg());
+      const result = await operator.tally('issue', 'white', ...reader(), '--mother-pin', '123456', '--pin', '4321', '--quota', '5', ...reg());
       expect(result.code, result.err).toBe(0);
-      expect(result.out).toMatch(/white card [0-9a-f]{16}: quota 2 batch cards/);
+      expect(result.out).toMatch(/white card [0-9a-f]{16}: quota 5 batch cards/);
       expect(operator.prompts).toContain('→ insert the mother card again');
       expect(result.err).toContain('✓ the white card written');
     });
@@ -204,6 +230,33 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
       }
       const list = JSON.parse((await operator.tally('issue', 'list', ...reg(), '--json')).out) as { kind: string; written: boolean }[];
       expect(list.filter((c) => c.kind === 'one-time' && c.written)).toHaveLength(3);
+    });
+
+    it('with --signer-reader the white card stays in a second reader: no swaps', async () => {
+      operator.signerSlot = await slot.companion();
+      // this batch's cards are new blanks; the first batch's stay for the terminal tests
+      const firstBatch = new Map(operator.cards);
+      operator.cards.delete('the batch card');
+      operator.prompts.length = 0;
+      try {
+        const result = await operator.tally('issue', 'batch', ...reader(), '--signer-reader', operator.signerSlot.reader, '--white-pin', '4321', '--clinic', 'C2', '--count', '2', ...reg());
+        expect(result.code, result.err).toBe(0);
+        expect(result.out).toContain('2 of 2 one-time cards written');
+        expect(operator.prompts).toEqual([
+          '→ [signer reader] insert the white card',
+          '→ insert a blank card for the batch card',
+          '→ remove the batch card',
+          '→ insert a blank card for one-time card 1 of 2',
+          '→ remove one-time card 1 of 2',
+          '→ insert a blank card for one-time card 2 of 2',
+          '→ remove one-time card 2 of 2',
+          '→ [signer reader] remove the white card',
+        ]);
+      } finally {
+        operator.signerSlot = undefined;
+        operator.cards.clear();
+        for (const [name, card] of firstBatch) operator.cards.set(name, card);
+      }
     });
 
     it('provisions a terminal with the mother card and swipes the batch and one-time cards', async () => {
@@ -265,12 +318,12 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
       } finally {
         operator.answers = () => true;
       }
-      const rewrite = await operator.tally('issue', 'rewrite', ...reader(), '--batch', '2', '--serial', '2', ...reg());
+      const rewrite = await operator.tally('issue', 'rewrite', ...reader(), '--batch', '3', '--serial', '2', ...reg());
       expect(rewrite.code, rewrite.err).toBe(0);
-      expect(rewrite.err).toContain('→ insert a blank card for one-time card 2 of batch 2');
-      expect(rewrite.out).toContain('one-time card 2 of batch 2 written');
+      expect(rewrite.err).toContain('→ insert a blank card for one-time card 2 of batch 3');
+      expect(rewrite.out).toContain('one-time card 2 of batch 3 written');
       const list = JSON.parse((await operator.tally('issue', 'list', ...reg(), '--json')).out) as { kind: string; batch?: number; written: boolean }[];
-      expect(list.filter((c) => c.kind === 'one-time' && c.batch === 2).map((c) => c.written)).toEqual([true, true]);
+      expect(list.filter((c) => c.kind === 'one-time' && c.batch === 3).map((c) => c.written)).toEqual([true, true]);
     });
 
     it('gives up with READER_TIMEOUT when no card comes', async () => {

@@ -54,7 +54,8 @@ export const issueWhiteCommand: CliCommand = {
 The white card makes its own key; the mother card signs its record after its
 PIN. The white card can sign at most N batch cards (the card itself counts).
 With one reader slot the tool asks for the mother card and the blank card in
-turn, as each step needs them.
+turn, as each step needs them; with --signer-reader the mother card stays in
+that second reader.
   --valid-days D    default 365
 ${REGISTRY_HELP}
 ${READER_HELP}`,
@@ -75,7 +76,7 @@ ${READER_HELP}`,
     try {
       const result = await withCardSource(values, io, (source) =>
         station.makeWhite(
-          { channel: source.channel({ name: 'the mother card', file: optional(values, 'mother'), fileOption: 'mother' }), pin: motherPin },
+          { channel: source.channel({ name: 'the mother card', signer: true, file: optional(values, 'mother'), fileOption: 'mother' }), pin: motherPin },
           { channel: source.channel({ name: 'the white card', blank: true, file: optional(values, 'card'), fileOption: 'card' }), ...white },
         ),
       );
@@ -125,7 +126,7 @@ ${READER_HELP}`,
         // after a card that never came, the rest are not waited for one by one: they go to the registry for rewrite
         let abandoned: Error | undefined;
         return station.makeBatch(
-          { channel: source.channel({ name: 'the white card', file: optional(values, 'white'), fileOption: 'white' }), pin: whitePin },
+          { channel: source.channel({ name: 'the white card', signer: true, file: optional(values, 'white'), fileOption: 'white' }), pin: whitePin },
           source.channel({ name: 'the batch card', blank: true, file: optional(values, 'card'), fileOption: 'card' }),
           request,
           async (serial) => {

@@ -56,7 +56,7 @@ ${READER_HELP}`,
     try {
       if (terminal.identity()) throw new TallyError('ALREADY_PROVISIONED', required(values, 'data'));
       const result = await withCardSource(values, io, async (source) =>
-        terminal.provision(await source.card({ name: 'the mother card', ...(typeof values.mother === 'string' ? { file: values.mother } : {}), fileOption: 'mother' }), request),
+        terminal.provision(await source.card({ name: 'the mother card', signer: true, ...(typeof values.mother === 'string' ? { file: values.mother } : {}), fileOption: 'mother' }), request),
       );
       io.out(`terminal ${result.certificate.terminalId} provisioned for clinic ${result.certificate.clinicCode}`);
       io.out(`trust anchor: root ${result.rootFingerprint}`);
