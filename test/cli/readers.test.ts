@@ -308,12 +308,15 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
 
     it('leaves the one-time cards that did not come to the registry, and rewrites one through the reader', async () => {
       operator.cards.delete('the batch card');
+      // card 1 of 2 is not blank (the first batch's card 1): refused at once, and the batch goes on
+      operator.cards.set('one-time card 1 of 2', operator.cards.get('one-time card 1 of 3')!);
       operator.answers = (prompt) => !prompt.includes('one-time card 2 of 2');
       try {
         const batch = await operator.tally('issue', 'batch', '--reader', slot.reader, '--card-timeout', '1', '--white-pin', '4321', '--clinic', 'C1', '--count', '2', ...reg());
         expect(batch.code, batch.err).toBe(1);
-        expect(batch.out, batch.err).toContain('1 of 2 one-time cards written');
-        expect(batch.err).toContain('✓ one-time card 1 of 2 written');
+        expect(batch.out, batch.err).toContain('0 of 2 one-time cards written');
+        expect(batch.err).toContain('✗ one-time card 1 of 2 not written');
+        expect(batch.err).toMatch(/serial 1 not written: Target card is not blank/);
         expect(batch.err).toMatch(/serial 2 not written: .*no card was inserted within 1 s.*\(tally issue rewrite\)/);
       } finally {
         operator.answers = () => true;
@@ -323,7 +326,7 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
       expect(rewrite.err).toContain('→ insert a blank card for one-time card 2 of batch 3');
       expect(rewrite.out).toContain('one-time card 2 of batch 3 written');
       const list = JSON.parse((await operator.tally('issue', 'list', ...reg(), '--json')).out) as { kind: string; batch?: number; written: boolean }[];
-      expect(list.filter((c) => c.kind === 'one-time' && c.batch === 3).map((c) => c.written)).toEqual([true, true]);
+      expect(list.filter((c) => c.kind === 'one-time' && c.batch === 3).map((c) => c.written)).toEqual([false, true]);
     });
 
     it('gives up with READER_TIMEOUT when no card comes', async () => {

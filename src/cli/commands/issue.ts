@@ -125,11 +125,18 @@ ${READER_HELP}`,
         }
         // after a card that never came, the rest are not waited for one by one: they go to the registry for rewrite
         let abandoned: Error | undefined;
+        // the station goes on after a card it could not write: say so at once, not only in the summary
+        const reportIfNotWritten = (serial: number): void => {
+          const batch = registry.batchByNo(batchNo);
+          const card = batch && registry.oneTimeCardsOfBatch(batch.batchId).find((c) => c.serial === serial);
+          if (card && !card.written && !abandoned) io.err(`✗ one-time card ${serial} of ${request.count} not written (see below; tally issue rewrite)`);
+        };
         return station.makeBatch(
           { channel: source.channel({ name: 'the white card', signer: true, file: optional(values, 'white'), fileOption: 'white' }), pin: whitePin },
           source.channel({ name: 'the batch card', blank: true, file: optional(values, 'card'), fileOption: 'card' }),
           request,
           async (serial) => {
+            if (source.spec.backend !== 'file' && serial > 1) reportIfNotWritten(serial - 1);
             if (abandoned) throw new TallyError('READER_TIMEOUT', `not attempted: ${abandoned.message}`);
             const channel = source.channel({
               name: `one-time card ${serial} of ${request.count}`,
