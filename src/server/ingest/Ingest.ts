@@ -13,14 +13,14 @@ import { bytesEqual } from '../../codecs/bytes.js';
 import { EntryType, parseLedgerEntry } from '../../codecs/ledgerEntry.js';
 import { encodeJsonPayload, parseJsonPayload, seqsToRanges, type AckPayload } from '../../codecs/mqtt/messages.js';
 import { PayloadError } from '../../codecs/mqtt/PayloadError.js';
-import { parseReport } from '../../codecs/mqtt/report.js';
+import { parseReport, type ReportFrame } from '../../codecs/mqtt/report.js';
 import { parseTopic, terminalTopic } from '../../codecs/mqtt/topics.js';
 import { verifyMessage } from '../../crypto/ed25519.js';
 import type { Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import type { AlertKind, SerialUse, ServerStore, TerminalRow } from '../ServerStore.js';
 import type { SignatureVerifier } from './signatureVerifier.js';
-import { ReportRejection, verifyReport, type RejectedEntry, type SignatureCheck, type VerifiedEntry } from './verifyReport.js';
+import { ReportRejection, verifyReport, type RejectedEntry, type SignatureCheck, type VerifiedEntry, type VerifiedReport } from './verifyReport.js';
 
 export interface Outgoing {
   readonly topic: string;
@@ -60,6 +60,12 @@ export interface IngestStats {
   alerts: number;
 }
 
+interface PreparedReport {
+  readonly frame: ReportFrame;
+  readonly report?: VerifiedReport;
+  readonly rejection?: ReportRejection;
+}
+
 const NOTHING = { inserted: 0, duplicates: 0, rejectedEntries: [], replies: [] } as const;
 
 export class Ingest {
@@ -88,8 +94,15 @@ export class Ingest {
     const parsed = parseTopic(topic);
     if (!parsed || parsed.direction !== 'uplink') return this.refuse(topic, undefined, 'unknown-topic', 'not a terminal uplink topic');
     // one terminal's messages in order; other terminals in parallel
+    // a report's parse and signature checks need no order: they start now, beside the terminal's queue
+    // (the worker threads verify the next report while this one is stored); only storing waits its turn
+    let prepared: Promise<PreparedReport> | undefined;
+    if (parsed.kind === 'report') {
+      prepared = this.prepareReport(parsed.terminalId, payload);
+      prepared.catch(() => undefined); // awaited (and its error handled) in dispatch
+    }
     const previous = this.queues.get(parsed.terminalId) ?? Promise.resolve();
-    const run = previous.then(() => this.dispatch(topic, parsed.terminalId, parsed.kind, payload));
+    const run = previous.then(() => this.dispatch(topic, parsed.terminalId, parsed.kind, payload, prepared));
     const tail = run.catch(() => undefined);
     this.queues.set(parsed.terminalId, tail);
     void tail.then(() => {
@@ -98,11 +111,11 @@ export class Ingest {
     return run;
   }
 
-  private async dispatch(topic: string, terminalId: string, kind: string, payload: Uint8Array): Promise<IngestOutcome> {
+  private async dispatch(topic: string, terminalId: string, kind: string, payload: Uint8Array, prepared?: Promise<PreparedReport>): Promise<IngestOutcome> {
     try {
       switch (kind) {
         case 'report':
-          return await this.handleReport(topic, terminalId, payload);
+          return await this.handleReport(topic, terminalId, prepared ?? this.prepareReport(terminalId, payload));
         case 'heartbeat': {
           const heartbeat = parseJsonPayload('heartbeat', payload);
           await this.store.recordHeartbeat({
@@ -170,22 +183,28 @@ export class Ingest {
     }
   }
 
-  private async handleReport(topic: string, terminalId: string, payload: Uint8Array): Promise<IngestOutcome> {
-    this.stats.reports++;
+  /** Parse and verify (certificate, topic, signatures): throws PayloadError; a ReportRejection comes back as a value */
+  private async prepareReport(terminalId: string, payload: Uint8Array): Promise<PreparedReport> {
     const frame = parseReport(payload);
+    try {
+      return { frame, report: await verifyReport(frame, terminalId, this.options.rootPublicKey, this.options.signatureCheck, this.options.verifier) };
+    } catch (err) {
+      if (err instanceof ReportRejection) return { frame, rejection: err };
+      throw err;
+    }
+  }
+
+  private async handleReport(topic: string, terminalId: string, prepared: Promise<PreparedReport>): Promise<IngestOutcome> {
+    this.stats.reports++;
+    const { frame, report, rejection } = await prepared;
     const errorAck = (code: string, message: string): Outgoing => ({
       topic: terminalTopic(terminalId, 'ack'),
       payload: encodeJsonPayload('ack', { transaction: frame.transaction, status: 'error', data: { committed: [], highestContiguousSeq: 0 }, error: { code, message: message.slice(0, 500) } }),
     });
-    let report;
-    try {
-      report = await verifyReport(frame, terminalId, this.options.rootPublicKey, this.options.signatureCheck, this.options.verifier);
-    } catch (err) {
-      if (err instanceof ReportRejection) {
-        if (err.reason === 'terminal-mismatch') await this.alert('terminal-impersonation', terminalId, `impersonation:${terminalId}:${err.message}`, err.message);
-        return this.refuse(topic, terminalId, err.reason, err.message, [errorAck(err.reason, err.message)]);
-      }
-      throw err;
+    if (rejection || !report) {
+      const err = rejection ?? new ReportRejection('bad-certificate', 'not verified');
+      if (err.reason === 'terminal-mismatch') await this.alert('terminal-impersonation', terminalId, `impersonation:${terminalId}:${err.message}`, err.message);
+      return this.refuse(topic, terminalId, err.reason, err.message, [errorAck(err.reason, err.message)]);
     }
     const certificate = report.certificate;
     // a pinned device key never changes, so once seen it is checked from memory
