@@ -220,6 +220,27 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
       expect(result.err).toContain('✓ the white card written');
     });
 
+    it('refuses another card put back in place of the mother card during a swap', async () => {
+      const mother = operator.cards.get('the mother card')!;
+      const white = operator.cards.get('the white card')!;
+      operator.cards.delete('the white card');
+      operator.answers = (prompt) => {
+        // after the mother card has been seen, a blank card is put back instead of it
+        if (prompt.includes('a blank card for the white card')) operator.cards.set('the mother card', SimulatedCard.blank());
+        return true;
+      };
+      try {
+        const result = await operator.tally('issue', 'white', ...reader(), '--mother-pin', '123456', '--pin', '4321', '--quota', '5', ...reg());
+        expect(result.code).toBe(1);
+        expect(result.err).toContain('→ insert the mother card again');
+        expect(result.err).toMatch(/this is not the mother card that was in the slot before \[ISSUE_WRONG_CARD 3001\]/);
+      } finally {
+        operator.answers = () => true;
+        operator.cards.set('the mother card', mother);
+        operator.cards.set('the white card', white);
+      }
+    });
+
     it('makes a batch card and 3 one-time cards, card by card', async () => {
       const result = await operator.tally('issue', 'batch', ...reader(), '--white-pin', '4321', '--clinic', 'C1', '--count', '3', ...reg());
       expect(result.code, result.err).toBe(0);
