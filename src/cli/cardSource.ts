@@ -247,17 +247,21 @@ class ReaderSlot implements CardSource {
   ) {}
 
   async start(): Promise<void> {
+    let stateDetail: string | undefined;
     this.off = this.reader.onEvent((event) => {
+      if (event.type === 'reader-state') stateDetail = event.detail;
       if (event.type === 'card-inserted') this.session = event.session;
       if (event.type === 'card-removed' && this.session?.id === event.sessionId) this.session = undefined;
       for (const listener of [...this.listeners]) listener(event);
     });
-    const ready = this.waitFor(() => this.reader.state === 'ready', (e) => e.type === 'reader-state' && e.state === 'ready');
     await this.reader.start();
     try {
-      await ready;
+      await this.waitFor(
+        () => this.reader.state === 'ready',
+        (e) => e.type === 'reader-state' && e.state === 'ready',
+      );
     } catch {
-      throw new TallyError('READER_UNAVAILABLE', `${this.reader.name}: not ready after ${this.timeoutMs / 1000} s (state ${this.reader.state})`);
+      throw new TallyError('READER_UNAVAILABLE', `${describeReaderSpec(this.spec)}: not ready after ${this.timeoutMs / 1000} s (${this.reader.state}${stateDetail ? `: ${stateDetail}` : ''})`);
     }
     this.session = this.reader.currentSession();
     this.io.err(`${this.prefix}reader: ${describeReaderSpec(this.spec)} ready`);

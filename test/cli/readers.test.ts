@@ -371,6 +371,19 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
 }
 
 describe('choosing the card source', () => {
+  it('says clearly when the reader never gets ready', async () => {
+    const dir = tempDir('tally-no-reader-');
+    const err: string[] = [];
+    const started = Date.now();
+    const code = await main(['issue', 'mother', '--reader', `serial:${join(dir, 'no-such-port')}`, '--card-timeout', '1', '--pin', '123456', '--investor', 'X', '--registry', join(dir, 'r.db')], {
+      out: () => undefined,
+      err: (line) => err.push(line),
+    });
+    expect(code).toBe(1);
+    expect(err.join('\n')).toMatch(/serial board on .*no-such-port: not ready after 1 s \(unavailable: .*\) \[READER_UNAVAILABLE 5001\]/);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   it('reads --reader values', () => {
     expect(parseReaderSpec('file')).toEqual({ backend: 'file' });
     expect(parseReaderSpec('serial:/dev/ttyS1')).toEqual({ backend: 'serial', path: '/dev/ttyS1' });
