@@ -25,6 +25,7 @@ const BENCHES: readonly BenchModule[] = [
   { name: 'pcscApdu', file: 'pcscApdu.js', exportName: 'benchPcscApdu' },
   { name: 'swipe', file: 'swipe.js', exportName: 'benchSwipe' },
   { name: 'ingest', file: 'ingest.js', exportName: 'benchIngest' },
+  { name: 'daemon', file: 'daemon.js', exportName: 'benchDaemon' },
 ];
 
 const HERE = dirname(fileURLToPath(import.meta.url));

@@ -7,70 +7,72 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isTallyError } from '../errors.js';
 import type { CliCommand, CliIo } from './command.js';
-import { cardNewCommand, cardShowCommand } from './commands/card.js';
-import { demoCommand } from './commands/demo.js';
-import { issueBatchCommand, issueListCommand, issueMotherCommand, issueRewriteCommand, issueWhiteCommand } from './commands/issue.js';
-import { ledgerShowCommand, ledgerVerifyCommand } from './commands/ledger.js';
-import { terminalProvisionCommand, terminalStatusCommand, terminalSwipeCommand } from './commands/terminal.js';
-import { terminalRunCommand } from './commands/terminalRun.js';
-import { serverReportCommand, serverRunCommand } from './commands/server.js';
-import { simCardCommand } from './commands/simCard.js';
-import { simFleetCommand } from './commands/simFleet.js';
-import { simReaderCommand } from './commands/simReader.js';
 
-const COMMANDS: CliCommand[] = [
-  demoCommand,
-  cardNewCommand,
-  cardShowCommand,
-  issueMotherCommand,
-  issueWhiteCommand,
-  issueBatchCommand,
-  issueRewriteCommand,
-  issueListCommand,
-  terminalProvisionCommand,
-  terminalRunCommand,
-  terminalSwipeCommand,
-  terminalStatusCommand,
-  ledgerVerifyCommand,
-  ledgerShowCommand,
-  simReaderCommand,
-  simCardCommand,
-  simFleetCommand,
-  serverRunCommand,
-  serverReportCommand,
+/**
+ * Every command, loaded only when it runs: the daemon must not pay for the
+ * server's PostgreSQL driver or the demo's broker (start-up time, memory).
+ */
+interface CommandEntry {
+  readonly path: readonly string[];
+  readonly load: () => Promise<CliCommand>;
+}
+
+const entry = (path: string, load: () => Promise<CliCommand>): CommandEntry => ({ path: path.split(' '), load });
+
+const COMMANDS: CommandEntry[] = [
+  entry('demo', async () => (await import('./commands/demo.js')).demoCommand),
+  entry('card new', async () => (await import('./commands/card.js')).cardNewCommand),
+  entry('card show', async () => (await import('./commands/card.js')).cardShowCommand),
+  entry('issue mother', async () => (await import('./commands/issue.js')).issueMotherCommand),
+  entry('issue white', async () => (await import('./commands/issue.js')).issueWhiteCommand),
+  entry('issue batch', async () => (await import('./commands/issue.js')).issueBatchCommand),
+  entry('issue rewrite', async () => (await import('./commands/issue.js')).issueRewriteCommand),
+  entry('issue list', async () => (await import('./commands/issue.js')).issueListCommand),
+  entry('terminal provision', async () => (await import('./commands/terminal.js')).terminalProvisionCommand),
+  entry('terminal run', async () => (await import('./commands/terminalRun.js')).terminalRunCommand),
+  entry('terminal swipe', async () => (await import('./commands/terminal.js')).terminalSwipeCommand),
+  entry('terminal status', async () => (await import('./commands/terminal.js')).terminalStatusCommand),
+  entry('ledger verify', async () => (await import('./commands/ledger.js')).ledgerVerifyCommand),
+  entry('ledger show', async () => (await import('./commands/ledger.js')).ledgerShowCommand),
+  entry('sim reader', async () => (await import('./commands/simReader.js')).simReaderCommand),
+  entry('sim card', async () => (await import('./commands/simCard.js')).simCardCommand),
+  entry('sim fleet', async () => (await import('./commands/simFleet.js')).simFleetCommand),
+  entry('server run', async () => (await import('./commands/server.js')).serverRunCommand),
+  entry('server report', async () => (await import('./commands/server.js')).serverReportCommand),
 ];
 
 export function registerCommand(command: CliCommand): void {
-  COMMANDS.push(command);
+  COMMANDS.push({ path: command.path, load: async () => command });
 }
 
-function overview(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.path.join(' ').length));
+async function overview(): Promise<string> {
+  const commands = await Promise.all(COMMANDS.map((c) => c.load()));
+  const width = Math.max(...commands.map((c) => c.path.join(' ').length));
   return [
     'tally: the tallystick card terminal tools',
     '',
     'usage: tally <command> [options]     tally <command> --help',
     '',
-    ...COMMANDS.map((c) => `  ${c.path.join(' ').padEnd(width)}  ${c.summary}`),
+    ...commands.map((c) => `  ${c.path.join(' ').padEnd(width)}  ${c.summary}`),
   ].join('\n');
 }
 
-function find(args: string[]): { command: CliCommand; rest: string[] } | undefined {
-  let best: CliCommand | undefined;
+function find(args: string[]): { entry: CommandEntry; rest: string[] } | undefined {
+  let best: CommandEntry | undefined;
   for (const command of COMMANDS) {
     if (command.path.every((word, i) => args[i] === word) && (!best || command.path.length > best.path.length)) best = command;
   }
-  return best && { command: best, rest: args.slice(best.path.length) };
+  return best && { entry: best, rest: args.slice(best.path.length) };
 }
 
 export async function main(args: string[], io: CliIo): Promise<number> {
   if (args.length === 0 || args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
-    io.out(overview());
+    io.out(await overview());
     return args.length === 0 ? 2 : 0;
   }
   const found = find(args);
   if (!found) {
-    const group = COMMANDS.filter((c) => c.path[0] === args[0]);
+    const group = await Promise.all(COMMANDS.filter((c) => c.path[0] === args[0]).map((c) => c.load()));
     if (group.length > 0) {
       const asked = args.includes('--help') || args.includes('-h');
       const print = asked ? io.out : io.err;
@@ -79,19 +81,20 @@ export async function main(args: string[], io: CliIo): Promise<number> {
       for (const c of group) print(`  tally ${c.path.join(' ').padEnd(width)}  ${c.summary}`);
       if (asked) return 0;
     } else {
-      io.err(`tally: unknown command "${args.join(' ')}"\n\n${overview()}`);
+      io.err(`tally: unknown command "${args.join(' ')}"\n\n${await overview()}`);
     }
     return 2;
   }
+  const command = await found.entry.load();
   if (found.rest.includes('--help') || found.rest.includes('-h')) {
-    io.out(found.command.help);
+    io.out(command.help);
     return 0;
   }
   try {
-    return await found.command.run(found.rest, io);
+    return await command.run(found.rest, io);
   } catch (err) {
     if (isTallyError(err)) {
-      io.err(`tally ${found.command.path.join(' ')}: ${err.message} [${err.code} ${err.numericCode}]`);
+      io.err(`tally ${command.path.join(' ')}: ${err.message} [${err.code} ${err.numericCode}]`);
       return err.code === 'USAGE' ? 2 : 1;
     }
     throw err;
