@@ -18,7 +18,7 @@ import { toHex } from '../codecs/bytes.js';
 import { ConfigError } from '../config/schema.js';
 import { loadTerminalConfig } from '../config/terminalConfig.js';
 import { isTallyError, TallyError, type ErrorName } from '../errors.js';
-import type { CardReader, CardSession, ReaderEvent } from '../readers/CardReader.js';
+import type { CardReader, CardSession, OperatorPanel, PanelMessage, ReaderEvent } from '../readers/CardReader.js';
 import { directChannel } from '../scenario/CardWorld.js';
 import { newCardFile, openCardFile } from '../sim/cardFile.js';
 import { integer, type Options } from './args.js';
@@ -112,6 +112,8 @@ export interface CardSource {
   card(role: CardRole): Promise<ApduChannel>;
   /** With a reader: asks for the card to be removed and waits (a warning, not an error, on timeout) */
   finish(): Promise<void>;
+  /** Shows a message on the reader's display, where it has one (the terminal board) */
+  show(message: PanelMessage): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -161,6 +163,7 @@ export async function openCardSource(values: Record<string, unknown>, io: CliIo)
       await slot.finish();
       await signer.finish();
     },
+    show: (message) => slot.show(message),
     close: async () => {
       await slot.close();
       await signer.close();
@@ -191,6 +194,7 @@ function fileSource(): CardSource {
       return this.channel(role);
     },
     finish: async () => undefined,
+    show: async () => undefined,
     close: async () => undefined,
   };
 }
@@ -234,6 +238,7 @@ class ReaderSlot implements CardSource {
   private holderSessionId: number | undefined;
   private readonly listeners = new Set<(event: ReaderEvent) => void>();
   private off: (() => void) | undefined;
+  private keepDisplay = false;
   /** One card movement at a time: commands to two roles never race for the slot */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -286,8 +291,10 @@ class ReaderSlot implements CardSource {
 
   private async waitForRemoval(name: string): Promise<void> {
     if (!this.session) return;
-    this.io.err(`→ ${this.prefix}remove ${name}`);
+    // taken before the prompt: a quick hand pulls the card while the display is still being updated
     const id = this.session.id;
+    this.io.err(`→ ${this.prefix}remove ${name}`);
+    if (!this.keepDisplay) await this.display({ lines: ['Remove', name], led: 'busy' });
     await this.waitFor(
       () => this.session === undefined || this.session.id !== id,
       (e) => e.type === 'card-removed' && e.sessionId === id,
@@ -298,7 +305,11 @@ class ReaderSlot implements CardSource {
 
   private async waitForInsertion(state: RoleState, options: { quiet?: boolean } = {}): Promise<CardSession> {
     const again = state.chipUid !== undefined;
-    if (!options.quiet) this.io.err(`→ ${this.prefix}insert ${again ? `${state.role.name} again` : state.role.blank ? `a blank card for ${state.role.name}` : state.role.name}`);
+    this.keepDisplay = false;
+    if (!options.quiet) {
+      this.io.err(`→ ${this.prefix}insert ${again ? `${state.role.name} again` : state.role.blank ? `a blank card for ${state.role.name}` : state.role.name}`);
+      await this.display({ lines: [state.role.blank && !again ? 'Insert a blank card for' : 'Insert', state.role.name], tone: 'attention', led: 'busy' });
+    }
     await this.waitFor(
       () => this.session !== undefined,
       (e) => e.type === 'card-inserted',
@@ -372,6 +383,19 @@ class ReaderSlot implements CardSource {
         return run;
       },
     };
+  }
+
+  /** A step's own message (a swipe's outcome) stays on the display until the next card is asked for */
+  async show(message: PanelMessage): Promise<void> {
+    await this.display(message);
+    this.keepDisplay = true;
+  }
+
+  /** The board's display shows the prompts too; a display that fails never stops the step */
+  private async display(message: PanelMessage): Promise<void> {
+    const panel = this.reader as Partial<OperatorPanel>;
+    if (typeof panel.show !== 'function') return;
+    await panel.show.call(this.reader, message).catch(() => undefined);
   }
 
   async finish(): Promise<void> {

@@ -35,6 +35,8 @@ interface Slot {
   readonly readerConfig: string;
   insert(card: SmartCard): Promise<void>;
   remove(): Promise<void>;
+  /** What the reader's display shows, where it has one */
+  displayed?(): readonly string[];
   /** A second slot of the same kind, for --signer-reader (closed with this one) */
   companion(): Promise<Slot>;
   close(): Promise<void>;
@@ -53,6 +55,7 @@ async function startSerialSlot(): Promise<Slot> {
     readerConfig: `reader:\n  backend: serial\n  serial:\n    path: ${pty.daemonPath}\n`,
     insert: async (card) => firmware.insertCard(card),
     remove: async () => void firmware.removeCard(),
+    displayed: () => firmware.panel.lines,
     companion: async () => {
       const other = await startSerialSlot();
       companions.push(other);
@@ -296,6 +299,8 @@ function readerSuite(stack: 'serial' | 'pcsc', startSlot: () => Promise<Slot>): 
         return operator.tally('terminal', 'swipe', '--data', data, ...reader());
       };
       expect((await swipe('the batch card')).out).toContain('Batch 1 loaded: 3 one-time cards accepted');
+      // the terminal board shows the outcome where the daemon would (a PC/SC reader has no display)
+      if (slot.displayed) expect(slot.displayed().join(' ')).toContain('Batch 1 loaded');
       const first = await swipe('one-time card 2 of 3');
       expect(first.code, first.err).toBe(0);
       expect(first.out).toContain('Use granted: card 2 of batch 1. 2 left');

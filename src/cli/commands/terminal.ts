@@ -84,9 +84,12 @@ ${READER_HELP}`,
     await refuseWhileDaemonRuns(values, dataDir);
     const terminal = Terminal.open({ dataDir, locale });
     try {
-      const outcome = await withCardSource(values, io, async (source) =>
-        terminal.handleCard(await source.card({ name: 'the card to swipe', ...(typeof values.card === 'string' ? { file: values.card } : {}), fileOption: 'card' })),
-      );
+      const outcome = await withCardSource(values, io, async (source) => {
+        const result = await terminal.handleCard(await source.card({ name: 'the card to swipe', ...(typeof values.card === 'string' ? { file: values.card } : {}), fileOption: 'card' }));
+        // on the terminal board the operator reads the outcome where the daemon would show it
+        await source.show({ lines: [result.message], tone: result.ok ? 'ok' : 'refused', led: result.ok ? 'ok' : 'refused' });
+        return result;
+      });
       if (outcome.ok) {
         io.out(outcome.message);
         return 0;
