@@ -11,7 +11,7 @@ import { serverSubscriptions, terminalTopic } from '../codecs/mqtt/topics.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { startHttpApi, type HttpApi, type PricingConfig } from './httpApi.js';
-import { InflightLimiter } from './InflightLimiter.js';
+import { InflightLimiter } from '../util/InflightLimiter.js';
 import { Ingest, type Outgoing } from './ingest/Ingest.js';
 import { createVerifierPool, inlineVerifier } from './ingest/signatureVerifier.js';
 import type { SignatureCheck } from './ingest/verifyReport.js';

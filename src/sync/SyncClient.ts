@@ -35,7 +35,7 @@ import { encodeReport, reportSize } from '../codecs/mqtt/report.js';
 import { parseTopic, terminalSubscriptions, terminalTopic } from '../codecs/mqtt/topics.js';
 import { CLOCK_FLOOR_MS, systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { InflightLimiter } from './InflightLimiter.js';
+import { InflightLimiter } from '../util/InflightLimiter.js';
 import type { OutboxEntry, OutboxSource } from './OutboxSource.js';
 import { TokenBucket } from './TokenBucket.js';
 

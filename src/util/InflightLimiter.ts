@@ -1,8 +1,7 @@
 /**
  * At most `limit` QoS 1 publishes waiting for their PUBACK. mqtt.js ignores the
  * broker's receive maximum, and a broker past it drops or refuses publishes,
- * so the limit is enforced here. (A twin of src/server/InflightLimiter.ts:
- * the layer rules keep sync and server from importing each other.)
+ * so the limit is enforced here. Shared by the terminal's sync and the server.
  */
 export class InflightLimiter {
   private inFlight = 0;
