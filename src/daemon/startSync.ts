@@ -4,10 +4,11 @@
  * ledger, and the last good server state is kept in the data folder so a
  * restart offline still has it.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ledger } from '../ledger/Ledger.js';
-import { createSyncClient, type SyncClient, type SyncPolicy, type SyncState } from '../sync/SyncClient.js';
+import { createSyncClient, type SyncClient, type SyncPolicy } from '../sync/SyncClient.js';
+import { loadSyncState, saveSyncState } from '../sync/syncStateFile.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 
@@ -30,23 +31,6 @@ export interface TerminalSync {
 
 const STATE_FILE = 'sync-state.json';
 
-function loadState(dataDir: string, log: Logger): SyncState | undefined {
-  const path = join(dataDir, STATE_FILE);
-  if (!existsSync(path)) return undefined;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as SyncState;
-  } catch (err) {
-    log.warn({ err: (err as Error).message }, 'saved sync state unreadable; starting without it');
-    return undefined;
-  }
-}
-
-function saveState(dataDir: string, state: SyncState): void {
-  const path = join(dataDir, STATE_FILE);
-  writeFileSync(`${path}.tmp`, JSON.stringify(state));
-  renameSync(`${path}.tmp`, path);
-}
-
 export function startTerminalSync(options: {
   readonly ledger: Ledger;
   readonly dataDir: string;
@@ -58,7 +42,10 @@ export function startTerminalSync(options: {
 }): TerminalSync {
   const { ledger, settings, log } = options;
   const tls = settings.tls;
-  const initialState = loadState(options.dataDir, log);
+  const statePath = join(options.dataDir, STATE_FILE);
+  const loaded = loadSyncState(statePath);
+  if (loaded.problem) log.warn({ problem: loaded.problem }, 'saved sync state unreadable; starting without it');
+  const initialState = loaded.state;
   let lastAckAt: number | undefined;
   const reportBatchSize = settings.policy?.reportBatchSize ?? 100;
   const client = createSyncClient({
@@ -85,8 +72,8 @@ export function startTerminalSync(options: {
     },
     policy: { maxReportsPerSecond: Math.max(1, Math.floor(settings.maxEntriesPerSecond / reportBatchSize)), ...(settings.policy ?? {}) },
     ...(settings.pollMs !== undefined ? { pollMs: settings.pollMs } : {}),
-    ...(initialState ? { initialState } : {}),
-    saveState: (state) => saveState(options.dataDir, state),
+    initialState,
+    saveState: (state) => saveSyncState(statePath, state),
     onDenylist: (update) =>
       ledger.applyDenyList({
         full: update.full,
