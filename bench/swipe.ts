@@ -71,6 +71,18 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
   await terminal.provision(await provisioning, { terminalId: `BENCH-${harness.name}`, clinicCode: 'BENCH', pin: DEMO_MOTHER_PIN });
   await harness.remove();
   const io = { ms: 0 };
+  // the durable commit (one fsync) is disk I/O: timed apart from the daemon's CPU share
+  const commit = { ms: 0 };
+  const ledger = terminal.ledger;
+  const reserve = ledger.reserveUse.bind(ledger);
+  ledger.reserveUse = (...args: Parameters<typeof reserve>) => {
+    const t0 = performance.now();
+    try {
+      return reserve(...args);
+    } finally {
+      commit.ms += performance.now() - t0;
+    }
+  };
   // the daemon's clock is performance.now so presentAt and enabledAt share a time base
   const daemon = new TerminalDaemon({ terminal, reader: timedReader(harness.reader, io), panel: harness.panel, clock: { now: () => performance.now() } });
   await daemon.start();
@@ -80,8 +92,10 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
   const swipeMs: number[] = [];
   const detectMs: number[] = [];
   const ownMs: number[] = [];
+  const cpuMs: number[] = [];
+  const commitMs: number[] = [];
   const apdus: number[] = [];
-  async function swipeOnce(card: SmartCard): Promise<SwipeTiming & { insertedAt: number; io: number }> {
+  async function swipeOnce(card: SmartCard): Promise<SwipeTiming & { insertedAt: number; io: number; commit: number }> {
     const decided = new Promise<SwipeTiming>((resolve) => {
       const off = daemon.onSwipe((t) => {
         off();
@@ -89,13 +103,15 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
       });
     });
     io.ms = 0;
+    commit.ms = 0;
     const insertedAt = performance.now();
     await harness.insert(card);
     const timing = await decided;
     const ioAtDecision = io.ms;
+    const commitMs = commit.ms;
     await harness.remove();
     for (let i = 0; i < 1000 && terminal.ledger.openUses().length > 0; i++) await new Promise((r) => setTimeout(r, 1));
-    return { ...timing, insertedAt, io: ioAtDecision };
+    return { ...timing, insertedAt, io: ioAtDecision, commit: commitMs };
   }
   for (const card of batch.oneTimeCards) {
     enabledAt = undefined;
@@ -105,13 +121,15 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
     swipeMs.push(enabledAt - t.presentAt);
     // the daemon's own time up to the relay: everything but waiting on the card's APDUs
     ownMs.push(enabledAt - t.presentAt - t.io);
+    cpuMs.push(enabledAt - t.presentAt - t.io - t.commit);
+    commitMs.push(t.commit);
     apdus.push(harness.apdus());
   }
   await daemon.stop();
   terminal.close();
   issuer.close();
   const s = (xs: number[]) => [...xs].sort((a, b) => a - b);
-  const [swipe, detect, own] = [s(swipeMs), s(detectMs), s(ownMs)];
+  const [swipe, detect, own, cpu, durable] = [s(swipeMs), s(detectMs), s(ownMs), s(cpuMs), s(commitMs)];
   return {
     swipes,
     swipe_p50_ms: round(percentile(swipe, 50)),
@@ -122,6 +140,10 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
     apdus_per_swipe: round(apdus.reduce((a, b) => a + b, 0) / apdus.length),
     daemon_own_p50_ms: round(percentile(own, 50)),
     daemon_own_p99_ms: round(percentile(own, 99)),
+    daemon_cpu_p50_ms: round(percentile(cpu, 50)),
+    daemon_cpu_p99_ms: round(percentile(cpu, 99)),
+    durable_commit_p50_ms: round(percentile(durable, 50)),
+    durable_commit_p99_ms: round(percentile(durable, 99)),
   };
 }
 
