@@ -8,7 +8,8 @@
  * (the mother card signs what the white card made), the operator swaps them
  * as prompted; on re-insertion the card is checked to be the same chip and
  * its applet selection and PIN verification are replayed, because a card
- * forgets both when it loses power.
+ * forgets both when it loses power. With --signer-reader the signing card
+ * stays in a second reader instead, and nothing is swapped.
  */
 import { existsSync } from 'node:fs';
 import type { ApduChannel } from '../card/ApduChannel.js';
