@@ -4,6 +4,8 @@
  * (the swipe in progress finishes, the database closes). systemd readiness and
  * watchdog go to NOTIFY_SOCKET through systemdNotify.ts.
  */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { TerminalConfig } from '../config/terminalConfig.js';
 import { createLogger } from '../logging/createLogger.js';
@@ -27,6 +29,17 @@ export const VERSION = ((): string => {
   }
   return 'unknown';
 })();
+
+/** The client certificate's expiry, for status: a terminal whose certificate lapses can no longer report */
+function certificateExpiry(path: string | undefined): { notAfter: string; daysLeft: number } | { error: string } | undefined {
+  if (!path) return undefined;
+  try {
+    const notAfter = new Date(new X509Certificate(readFileSync(path)).validTo);
+    return { notAfter: notAfter.toISOString(), daysLeft: Math.floor((notAfter.getTime() - Date.now()) / 86_400_000) };
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
 
 export interface RunningTerminal {
   readonly daemon: TerminalDaemon;
@@ -66,6 +79,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
     reader: { backend: config.reader.backend, name: backend.reader.name, state: backend.reader.state, cardPresent: backend.reader.currentSession() !== undefined, ...(backend.stats ? { link: backend.stats() } : {}) },
     ...terminal.status(),
     lastSwipe,
+    certificate: certificateExpiry(config.sync.tls?.cert),
     sync: sync
       ? {
           enabled: true,

@@ -106,11 +106,15 @@ ${READER_HELP}`,
 export function formatStatus(s: TerminalStatus & Record<string, unknown>): string[] {
   const reader = s.reader as { backend: string; name: string; state: string; cardPresent: boolean } | undefined;
   const lastSwipe = s.lastSwipe as { at: string; ok: boolean; code?: string } | undefined;
+  const sync = s.sync as { enabled: boolean; connected?: boolean; lastAckAt?: string } | undefined;
+  const certificate = s.certificate as { notAfter?: string; daysLeft?: number; error?: string } | undefined;
   const lines = [
     `daemon        ${String(s.daemon ?? 'not running')}${s.version ? `, version ${String(s.version)}` : ''}${s.uptimeSeconds !== undefined ? `, up ${String(s.uptimeSeconds)} s` : ''}`,
     ...(reader ? [`reader        ${reader.name} (${reader.backend}): ${reader.state}, ${reader.cardPresent ? 'card present' : 'no card'}`] : []),
     ...(lastSwipe ? [`last swipe    ${lastSwipe.at} ${lastSwipe.ok ? 'granted' : `refused ${lastSwipe.code ?? ''}`}`] : []),
     `terminal      ${s.provisioned ? `${s.terminalId} at clinic ${s.clinicCode}` : 'not provisioned'}`,
+    ...(sync ? [`sync          ${sync.enabled ? `${sync.connected ? 'connected' : 'offline'}, last server ack ${sync.lastAckAt ?? 'none since start'}` : 'disabled'}`] : []),
+    ...(certificate ? [`certificate   ${certificate.error ? `unreadable: ${certificate.error}` : `valid until ${certificate.notAfter} (${certificate.daysLeft} days)`}`] : []),
     ...(s.rootFingerprint ? [`trust anchor  ${s.rootFingerprint.slice(0, 32)}...`] : []),
     `ledger        ${s.lastSeq} entries`,
     `outbox        ${s.outboxDepth} entries waiting for the server`,
