@@ -110,6 +110,8 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
     const ioAtDecision = io.ms;
     const commitMs = commit.ms;
     await harness.remove();
+    // an operator's next card comes after the display, buzzer and LEDs have answered
+    await daemon.settled();
     for (let i = 0; i < 1000 && terminal.ledger.openUses().length > 0; i++) await new Promise((r) => setTimeout(r, 1));
     return { ...timing, insertedAt, io: ioAtDecision, commit: commitMs };
   }
@@ -150,10 +152,12 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
 export async function benchSwipe(options: { swipes?: number } = {}): Promise<Record<string, number>> {
   const swipes = options.swipes ?? Number(process.env.BENCH_SWIPES ?? 500);
   const figures: Record<string, number> = {};
+  const only = process.env.BENCH_SWIPE_BACKENDS?.split(',');
   for (const [name, start] of [
     ['serial', () => startSerialHarness({ startDelayMs: 0, runMs: 0 })],
     ['pcsc', () => startPcscHarness()],
   ] as const) {
+    if (only && !only.includes(name)) continue;
     const harness = await start();
     try {
       for (const [key, value] of Object.entries(await benchBackend(harness, swipes))) figures[`${name}_${key}`] = value;

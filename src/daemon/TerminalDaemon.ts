@@ -64,6 +64,11 @@ export class TerminalDaemon {
     await this.options.reader.stop();
   }
 
+  /** Resolves when the swipes handed in so far are handled and their feedback shown */
+  settled(): Promise<void> {
+    return this.inProgress;
+  }
+
   onSwipe(listener: (timing: SwipeTiming) => void): () => void {
     this.swipeListeners.add(listener);
     return () => this.swipeListeners.delete(listener);
