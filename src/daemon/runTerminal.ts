@@ -51,7 +51,10 @@ export interface RunningTerminal {
 export async function startTerminal(config: TerminalConfig, log = createLogger({ level: config.log.level, levels: config.log.levels })): Promise<RunningTerminal> {
   const startedAt = Date.now();
   const backend = await createReaderBackend(config, log);
+  // the terminal asks the server about batch loads through sync, which starts after the terminal opens
+  let claimBatch: TerminalSync['claimBatch'] | undefined;
   const terminal = Terminal.open({
+    claimBatch: (claim) => claimBatch?.(claim) ?? Promise.resolve(undefined),
     dataDir: config.dataDir,
     locale: config.locale,
     log,
@@ -65,6 +68,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
   if (config.sync.enabled && terminal.identity()) {
     sync = startTerminalSync({ ledger: terminal.ledger, dataDir: config.dataDir, settings: config.sync, log, readerState: () => backend.reader.state, software: `tallystick ${VERSION}` });
     daemon.onSwipe(() => sync?.client.notify());
+    claimBatch = (claim) => sync!.claimBatch(claim);
   } else if (config.sync.enabled) {
     log.warn({}, 'sync enabled but the terminal is not provisioned: nothing to report yet');
   }

@@ -24,6 +24,8 @@ export interface SyncSettings {
 
 export interface TerminalSync {
   readonly client: SyncClient;
+  /** The online batch claim for Terminal's claimBatch: no wait at all when the link is down */
+  claimBatch(claim: { batchId: Uint8Array; batchNo: number; clinicCode: string }): Promise<{ granted: boolean; holder?: string } | undefined>;
   /** Time of the last server acknowledgement (ms), if any since start */
   lastAckAt(): number | undefined;
   stop(): Promise<void>;
@@ -95,6 +97,7 @@ export function startTerminalSync(options: {
   });
   return {
     client,
+    claimBatch: async (claim) => (client.connected() ? client.claimBatch(Buffer.from(claim.batchId).toString('hex'), claim.batchNo, claim.clinicCode) : undefined),
     lastAckAt: () => lastAckAt,
     stop: () => client.stop(),
   };

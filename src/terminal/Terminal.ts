@@ -49,6 +49,12 @@ export interface TerminalOptions {
   readonly maxSessionMs?: number;
   /** The device must report "started" within this time, or the use is released */
   readonly startTimeoutMs?: number;
+  /**
+   * Asks the server, where the link is up, whether this terminal may load a
+   * batch (a copied batch card already loaded elsewhere is then refused at
+   * once). undefined: no answer (offline); the server flags a double load later.
+   */
+  readonly claimBatch?: (claim: { batchId: Uint8Array; batchNo: number; clinicCode: string }) => Promise<{ granted: boolean; holder?: string } | undefined>;
 }
 
 export type SwipeOutcome =
@@ -235,6 +241,8 @@ export class Terminal {
       throw new TallyError('BATCH_ALREADY_LOADED', `batch ${batch.batchNo}`);
     }
     if (fci.marker) throw new TallyError('ALREADY_USED', 'batch card already initialised a terminal');
+    const claim = await this.options.claimBatch?.({ batchId: batch.cardId, batchNo: batch.batchNo, clinicCode: batch.clinicCode }).catch(() => undefined);
+    if (claim && !claim.granted) throw new TallyError('ALREADY_USED', `batch ${batch.batchNo} is already loaded on terminal ${claim.holder ?? '(another)'}`);
     const seq = this.ledger.loadBatch(batch, white.cardId, fci.chipUid);
     this.log.info({ seq, batchNo: batch.batchNo, count: batch.count }, 'batch loaded');
     await this.writeMarker(card, seq, identity);
