@@ -144,8 +144,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   say(`  serial link         ${rig.backend.stats.framesOut} frames out, ${rig.backend.stats.framesIn} in, ${rig.firmware.stats.apdus} APDUs to cards, ${rig.backend.stats.resends} resends`);
   say(`  terminal display    "${rig.firmware.panel.lines.join(' / ')}"`);
   say('');
-  say(`Try: tally ledger show --data ${dataDir}`);
-  say(`     tally ledger verify --data ${dataDir}`);
+  say(`Try: npm run tally -- ledger show --data ${dataDir}`);
+  say(`     npm run tally -- ledger verify --data ${dataDir}`);
 
   issuer.close();
   return summary;
