@@ -5,7 +5,6 @@
  * and remove cards, so any PC/SC program (the terminal daemon, pcsc_scan,
  * scriptor) sees them as real cards.
  */
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { toHex } from '../../codecs/bytes.js';
 import { TallyError } from '../../errors.js';
@@ -14,6 +13,7 @@ import { DEFAULT_PCSCD_RUN_DIR, VirtualCard, vpcdSlotSocket, type VpcdEndpoint }
 import { acquirePcscdLock, startVirtualCardPcscd, virtualPcdReaderName, type VirtualCardPcscd } from '../../sim/VirtualCardPcscd.js';
 import { integer, parse } from '../args.js';
 import type { CliCommand, CliIo } from '../command.js';
+import { consoleCommand, readConsole } from '../console.js';
 
 const CONSOLE_HELP = `commands:
   insert FILE   put the card saved in FILE into the slot (changes are saved back)
@@ -79,48 +79,30 @@ export async function startSimCard(options: SimCardOptions, io: CliIo): Promise<
     io.out(`card ${file} inserted into ${readerName}${slot.isPolled ? '' : ' (pcscd has not polled it yet)'}`);
   };
 
-  const command = async (line: string): Promise<boolean> => {
-    const [word, ...rest] = line.trim().split(/\s+/);
-    const arg = rest.join(' ');
-    try {
-      switch (word) {
-        case undefined:
-        case '':
-          return true;
-        case 'insert':
-          if (!arg) throw new TallyError('USAGE', 'insert FILE');
-          await insert(arg);
-          return true;
-        case 'remove': {
-          const had = slot.isInserted;
-          await slot.remove();
-          io.out(had ? 'card removed' : 'the slot is empty');
-          return true;
-        }
-        case 'pull-next':
-          slot.removeDuringNextApdu();
-          io.out('the card will be pulled out at the next APDU');
-          return true;
-        case 'status':
-          io.out(`slot      ${readerName} via ${'path' in endpoint ? endpoint.path : `${endpoint.host}:${endpoint.port}`}`);
-          io.out(`card      ${slot.isInserted ? (slot.isPolled ? 'inserted, seen by vpcd' : 'inserted, waiting for vpcd') : 'none'}`);
-          io.out(`stats     ${JSON.stringify(slot.stats)}`);
-          return true;
-        case 'quit':
-        case 'exit':
-          return false;
-        case 'help':
-          io.out(CONSOLE_HELP);
-          return true;
-        default:
-          io.err(`unknown command ${word}; type help`);
-          return true;
-      }
-    } catch (err) {
-      io.err((err as Error).message);
-      return true;
-    }
-  };
+  const command = consoleCommand(
+    {
+      insert: async (arg) => {
+        if (!arg) throw new TallyError('USAGE', 'insert FILE');
+        await insert(arg);
+      },
+      remove: async () => {
+        const had = slot.isInserted;
+        await slot.remove();
+        io.out(had ? 'card removed' : 'the slot is empty');
+      },
+      'pull-next': () => {
+        slot.removeDuringNextApdu();
+        io.out('the card will be pulled out at the next APDU');
+      },
+      status: () => {
+        io.out(`slot      ${readerName} via ${'path' in endpoint ? endpoint.path : `${endpoint.host}:${endpoint.port}`}`);
+        io.out(`card      ${slot.isInserted ? (slot.isPolled ? 'inserted, seen by vpcd' : 'inserted, waiting for vpcd') : 'none'}`);
+        io.out(`stats     ${JSON.stringify(slot.stats)}`);
+      },
+    },
+    CONSOLE_HELP,
+    io,
+  );
 
   if (options.card) await insert(options.card);
 
@@ -141,12 +123,8 @@ export async function startSimCard(options: SimCardOptions, io: CliIo): Promise<
 }
 
 /** Reads console lines until quit or end of input */
-export async function runSimCardConsole(handle: SimCardHandle, input: Readable): Promise<void> {
-  const lines = createInterface({ input, terminal: false });
-  for await (const line of lines) {
-    if (!(await handle.command(line))) break;
-  }
-  lines.close();
+export function runSimCardConsole(handle: SimCardHandle, input: Readable): Promise<void> {
+  return readConsole(handle.command, input);
 }
 
 export const simCardCommand: CliCommand = {

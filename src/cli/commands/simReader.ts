@@ -4,7 +4,6 @@
  * pair whose daemon-side path it prints, and reads commands from standard
  * input to insert and remove card files, reboot, and switch faults.
  */
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { TallyError } from '../../errors.js';
 import { openCardFile } from '../../sim/cardFile.js';
@@ -14,6 +13,7 @@ import { startPtyPair, type PtyPair } from '../../transports/PtyPair.js';
 import { openSerialTransport } from '../../transports/SerialPortTransport.js';
 import { integer, parse } from '../args.js';
 import type { CliCommand, CliIo } from '../command.js';
+import { consoleCommand, readConsole } from '../console.js';
 
 const CONSOLE_HELP = `commands:
   insert FILE        put the card saved in FILE into the slot (changes are saved back)
@@ -40,8 +40,8 @@ export interface SimReaderHandle {
   readonly firmware: SimulatedReaderFirmware;
   /** The path the daemon opens (the pty's daemon side, or the device given) */
   readonly daemonPath: string;
-  /** Runs one console command line; returns false on quit */
-  command(line: string): boolean;
+  /** Runs one console command line; resolves false on quit */
+  command(line: string): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -71,78 +71,59 @@ export async function startSimReader(options: SimReaderOptions, io: CliIo): Prom
     io.out(`card ${options.card} inserted`);
   }
 
-  const command = (line: string): boolean => {
-    const [word, ...rest] = line.trim().split(/\s+/);
-    const arg = rest.join(' ');
-    try {
-      switch (word) {
-        case undefined:
-        case '':
-          return true;
-        case 'insert':
-          if (!arg) throw new TallyError('USAGE', 'insert FILE');
-          firmware.insertCard(openCardFile(arg));
-          io.out(`card ${arg} inserted`);
-          return true;
-        case 'remove':
-          io.out(firmware.removeCard() ? 'card removed' : 'the slot is empty');
-          return true;
-        case 'reboot':
-          firmware.reboot();
-          io.out('board reset');
-          return true;
-        case 'finish':
-          firmware.finishDevice();
-          io.out('device session finished');
-          return true;
-        case 'fault':
-          firmware.faultDevice(arg || 'operator-triggered fault');
-          io.out('device fault reported');
-          return true;
-        case 'device': {
-          const modes: SimulatedDeviceBehaviour[] = ['normal', 'fault-before-start', 'fault-while-running', 'never-starts'];
-          if (!modes.includes(arg as SimulatedDeviceBehaviour)) throw new TallyError('USAGE', `device ${modes.join('|')}`);
-          firmware.deviceBehaviour = arg as SimulatedDeviceBehaviour;
-          io.out(`device behaviour: ${arg}`);
-          return true;
-        }
-        case 'drop-ack':
-          firmware.faults.dropAcks = count(arg);
-          io.out(`dropping the next ${firmware.faults.dropAcks} ACKs`);
-          return true;
-        case 'corrupt':
-          firmware.faults.corruptFrames = count(arg);
-          io.out(`corrupting the next ${firmware.faults.corruptFrames} frames`);
-          return true;
-        case 'split':
-          firmware.faults.splitWrites = arg === 'on';
-          io.out(`split writes ${firmware.faults.splitWrites ? 'on' : 'off'}`);
-          return true;
-        case 'status': {
-          const { panel, relay } = firmware;
-          io.out(`display   ${panel.lines.length ? panel.lines.map((l) => `[${l}]`).join(' ') : '(blank)'}`);
-          io.out(`leds      green ${panel.leds.green}, red ${panel.leds.red}, amber ${panel.leds.amber} (0 off, 1 on, 2 slow, 3 fast)`);
-          io.out(`buzzer    ${panel.buzzerCount} patterns, last ${panel.lastBuzzer.map((s) => `${s.onMs}/${s.offMs}`).join(' ') || '-'}`);
-          io.out(`relay     ${relay.closed ? `closed for use ${relay.useSeq}${relay.running ? ', device running' : ''}` : 'open'}`);
-          io.out(`slot      ${firmware.card ? 'card present' : 'empty'}`);
-          io.out(`stats     ${JSON.stringify(firmware.stats)}`);
-          return true;
-        }
-        case 'quit':
-        case 'exit':
-          return false;
-        case 'help':
-          io.out(CONSOLE_HELP);
-          return true;
-        default:
-          io.err(`unknown command ${word}; type help`);
-          return true;
-      }
-    } catch (err) {
-      io.err((err as Error).message);
-      return true;
-    }
-  };
+  const command = consoleCommand(
+    {
+      insert: (arg) => {
+        if (!arg) throw new TallyError('USAGE', 'insert FILE');
+        firmware.insertCard(openCardFile(arg));
+        io.out(`card ${arg} inserted`);
+      },
+      remove: () => {
+        io.out(firmware.removeCard() ? 'card removed' : 'the slot is empty');
+      },
+      reboot: () => {
+        firmware.reboot();
+        io.out('board reset');
+      },
+      finish: () => {
+        firmware.finishDevice();
+        io.out('device session finished');
+      },
+      fault: (arg) => {
+        firmware.faultDevice(arg || 'operator-triggered fault');
+        io.out('device fault reported');
+      },
+      device: (arg) => {
+        const modes: SimulatedDeviceBehaviour[] = ['normal', 'fault-before-start', 'fault-while-running', 'never-starts'];
+        if (!modes.includes(arg as SimulatedDeviceBehaviour)) throw new TallyError('USAGE', `device ${modes.join('|')}`);
+        firmware.deviceBehaviour = arg as SimulatedDeviceBehaviour;
+        io.out(`device behaviour: ${arg}`);
+      },
+      'drop-ack': (arg) => {
+        firmware.faults.dropAcks = count(arg);
+        io.out(`dropping the next ${firmware.faults.dropAcks} ACKs`);
+      },
+      corrupt: (arg) => {
+        firmware.faults.corruptFrames = count(arg);
+        io.out(`corrupting the next ${firmware.faults.corruptFrames} frames`);
+      },
+      split: (arg) => {
+        firmware.faults.splitWrites = arg === 'on';
+        io.out(`split writes ${firmware.faults.splitWrites ? 'on' : 'off'}`);
+      },
+      status: () => {
+        const { panel, relay } = firmware;
+        io.out(`display   ${panel.lines.length ? panel.lines.map((l) => `[${l}]`).join(' ') : '(blank)'}`);
+        io.out(`leds      green ${panel.leds.green}, red ${panel.leds.red}, amber ${panel.leds.amber} (0 off, 1 on, 2 slow, 3 fast)`);
+        io.out(`buzzer    ${panel.buzzerCount} patterns, last ${panel.lastBuzzer.map((s) => `${s.onMs}/${s.offMs}`).join(' ') || '-'}`);
+        io.out(`relay     ${relay.closed ? `closed for use ${relay.useSeq}${relay.running ? ', device running' : ''}` : 'open'}`);
+        io.out(`slot      ${firmware.card ? 'card present' : 'empty'}`);
+        io.out(`stats     ${JSON.stringify(firmware.stats)}`);
+      },
+    },
+    CONSOLE_HELP,
+    io,
+  );
 
   return {
     firmware,
@@ -164,12 +145,8 @@ function count(text: string): number {
 }
 
 /** Reads console lines until quit or end of input */
-export async function runConsole(handle: SimReaderHandle, input: Readable): Promise<void> {
-  const lines = createInterface({ input, terminal: false });
-  for await (const line of lines) {
-    if (!handle.command(line)) break;
-  }
-  lines.close();
+export function runConsole(handle: SimReaderHandle, input: Readable): Promise<void> {
+  return readConsole(handle.command, input);
 }
 
 export const simReaderCommand: CliCommand = {
