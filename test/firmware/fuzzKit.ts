@@ -1,4 +1,5 @@
 /** Shared by the fuzz tests: a replayable PRNG, random and mutated byte strings, heap readings, the budgets */
+import { concatBytes } from '../../src/codecs/bytes.js';
 
 export const COUNT = Number(process.env.FUZZ_COUNT ?? 1_000_000);
 /** One input taking this long counts as a hang (GC pauses on a busy CI box stay far below) */
@@ -29,18 +30,6 @@ export function randomBytes(r: Random, maxLength: number, startByte?: number): U
   return out;
 }
 
-function join(...parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** 1 to 4 mutations: bit flip, byte set, insert, delete, truncate, duplicate a slice, splice two seeds */
 export function mutate(r: Random, seed: Uint8Array, other: Uint8Array): Uint8Array {
   let bytes: Uint8Array = seed.slice();
@@ -55,21 +44,21 @@ export function mutate(r: Random, seed: Uint8Array, other: Uint8Array): Uint8Arr
         if (bytes.length) bytes[at] = [0x00, 0xff, 0xa5, 0x7f, 0x80, 0x81, 0x82][r.below(7)]!;
         break;
       case 2:
-        bytes = join(bytes.subarray(0, at), Uint8Array.of(r.below(256)), bytes.subarray(at));
+        bytes = concatBytes([bytes.subarray(0, at), Uint8Array.of(r.below(256)), bytes.subarray(at)]);
         break;
       case 3:
-        bytes = join(bytes.subarray(0, at), bytes.subarray(at + 1));
+        bytes = concatBytes([bytes.subarray(0, at), bytes.subarray(at + 1)]);
         break;
       case 4:
         bytes = bytes.slice(0, at);
         break;
       case 5: {
         const end = Math.min(bytes.length, at + 1 + r.below(16));
-        bytes = join(bytes.subarray(0, end), bytes.subarray(at, end), bytes.subarray(end));
+        bytes = concatBytes([bytes.subarray(0, end), bytes.subarray(at, end), bytes.subarray(end)]);
         break;
       }
       case 6:
-        bytes = join(bytes.subarray(0, at), other.subarray(other.length ? r.below(other.length) : 0));
+        bytes = concatBytes([bytes.subarray(0, at), other.subarray(other.length ? r.below(other.length) : 0)]);
         break;
     }
   }

@@ -4,27 +4,15 @@
  * entry signed with the terminal's key that releases a use after the device ran
  * (a silent refund) or restarts a finished use is caught, with its seq.
  */
-import { rmSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EntryType, encodeLedgerEntry, encodeLedgerEntryBody, parseLedgerEntry, type EntryTypeValue, type LedgerEntry } from '../../src/codecs/ledgerEntry.js';
 import { sha256, signMessage } from '../../src/crypto/ed25519.js';
 import { verifyLedgerEntries } from '../../src/crypto/ledgerChain.js';
-import { Issuer, provisionTerminal, tempDir } from '../../src/scenario/CardWorld.js';
+import { Issuer, provisionTerminal } from '../../src/scenario/CardWorld.js';
 import { loadDeviceKey } from '../../src/terminal/deviceKey.js';
+import { useScratch } from '../support/scratch.js';
 
-const cleanups: (() => void)[] = [];
-const scratchDirs: string[] = [];
-afterEach(() => {
-  for (const fn of cleanups.splice(0)) fn();
-  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-/** A temporary folder removed after the test (once its databases are closed) */
-function scratch(prefix?: string): string {
-  const dir = tempDir(prefix);
-  scratchDirs.push(dir);
-  return dir;
-}
+const { cleanups, scratch } = useScratch();
 
 /** A terminal that granted one use (no relay: reserved, started, completed) and the means to append signed entries */
 async function ledgerWithOneUse() {

@@ -6,20 +6,21 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { toHex } from '../../src/codecs/bytes.js';
 import { EntryType, parseLedgerEntry, type LedgerEntry } from '../../src/codecs/ledgerEntry.js';
 import { generateSigningKey } from '../../src/crypto/ed25519.js';
 import { ErrorCodes, isTallyError, operatorMessage, type ErrorName, type Locale } from '../../src/errors.js';
 import type { SmartCard } from '../../src/card/ApduChannel.js';
 import type { DeviceControl, DeviceEvent } from '../../src/readers/CardReader.js';
-import { DEMO_MOTHER_PIN, Issuer, tempDir, type IssuedBatch } from '../../src/scenario/CardWorld.js';
+import { DEMO_MOTHER_PIN, Issuer, type IssuedBatch } from '../../src/scenario/CardWorld.js';
 import { SimulatedDevice, type DeviceBehaviour } from '../../src/sim/SimulatedDevice.js';
 import { SIMULATED_CARD_ATR, SimulatedCard } from '../../src/sim/SimulatedCard.js';
 import { SimulatedReader } from '../../src/sim/SimulatedReader.js';
 import { Terminal, type SwipeOutcome } from '../../src/terminal/Terminal.js';
 import { ManualClock, type Clock } from '../../src/util/clock.js';
 import { makeOwnBatch, oneTimeOf, recordOf, withRecord } from '../card/mintCards.js';
+import { useScratch } from '../support/scratch.js';
 
 const DAY_MS = 86_400_000;
 
@@ -30,19 +31,7 @@ interface Rig {
   swipe(card: SmartCard): Promise<SwipeOutcome>;
 }
 
-const cleanups: (() => void)[] = [];
-const scratchDirs: string[] = [];
-afterEach(() => {
-  for (const fn of cleanups.splice(0)) fn();
-  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-/** A temporary folder removed after the test (once its databases are closed) */
-function scratch(prefix?: string): string {
-  const dir = tempDir(prefix);
-  scratchDirs.push(dir);
-  return dir;
-}
+const { cleanups, scratch } = useScratch();
 
 async function newIssuer(): Promise<Issuer> {
   const issuer = await new Issuer(scratch()).init();
