@@ -102,6 +102,12 @@ export class SimulatedCard implements SmartCard {
     return structuredClone(this.state);
   }
 
+  /** Takes the EEPROM contents another process left (the virtual card in its own process); the session resets */
+  restore(state: SimulatedCardState): void {
+    this.state = structuredClone(state);
+    this.resetSession();
+  }
+
   get chipUid(): Uint8Array {
     return fromHex(this.state.chipUid);
   }
