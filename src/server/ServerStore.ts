@@ -6,6 +6,7 @@
  * The store is dumb on purpose: it stores and answers; the ingest decides
  * (verification, chain links, fraud rules) in src/server/ingest.
  */
+import type { RegistryStore } from './registry/RegistryStore.js';
 
 export interface TerminalRegistration {
   readonly terminalId: string;
@@ -91,7 +92,18 @@ export interface Rejection {
   readonly detail: string;
 }
 
-export type AlertKind = 'batch-on-two-terminals' | 'serial-used-twice' | 'ledger-fork' | 'chain-broken' | 'certificate-changed' | 'terminal-impersonation' | 'bad-entry-signature';
+export type AlertKind =
+  | 'batch-on-two-terminals'
+  | 'serial-used-twice'
+  | 'ledger-fork'
+  | 'chain-broken'
+  | 'certificate-changed'
+  | 'terminal-impersonation'
+  | 'bad-entry-signature'
+  /** a batch card loaded (or claimed) that no imported issuing-station export knows */
+  | 'batch-not-registered'
+  /** a terminal reporting for another clinic than the registry places it in (or loading another clinic's batch) */
+  | 'terminal-wrong-clinic';
 
 export interface Alert {
   readonly at: number;
@@ -131,6 +143,8 @@ export interface HeartbeatRow {
 
 export interface ServerStore {
   readonly kind: 'sqlite' | 'postgres';
+  /** Clinics, expected terminals and what the issuing stations issued (same database) */
+  readonly registry: RegistryStore;
   /** Pins the certificate on first sight; 'different' means another device key claims this terminal id */
   registerTerminal(registration: TerminalRegistration, at: number): Promise<'new' | 'same' | 'different'>;
   terminal(terminalId: string): Promise<TerminalRow | undefined>;

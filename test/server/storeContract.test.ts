@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServerStore } from '../../src/server/createServerStore.js';
 import type { EntryRow, ServerStore } from '../../src/server/ServerStore.js';
+import type { ImportCard, VerifiedRegistryExport } from '../../src/server/registry/RegistryStore.js';
 import { startPostgres, type RunningPostgres } from '../support/postgres.js';
 
 const DAY1 = Date.UTC(2026, 8, 22, 10);
@@ -27,6 +28,26 @@ function row(terminalId: string, seq: number, extra: Partial<EntryRow> = {}): En
     prevHash: hashOf(`${terminalId}:${seq - 1}`),
     raw: Uint8Array.of(seq & 0xff, 1, 2, 3),
     ...extra,
+  };
+}
+
+/** A verified export as the store receives it: a mother, a white and one batch card of the given id */
+function registryExport(tag: string, batchId: string, overrides: Partial<VerifiedRegistryExport> = {}): VerifiedRegistryExport {
+  const card = (c: Omit<ImportCard, 'record' | 'written'> & { written?: boolean }): ImportCard => ({ written: true, record: Uint8Array.of(1, 2, 3), ...c });
+  return {
+    digest: `digest-${tag}`,
+    stationId: `ST-${tag}`,
+    stationPublicKey: 'ab'.repeat(32),
+    motherCardId: `m${tag}`.padEnd(16, '0'),
+    certifiedAt: 1_000,
+    exportedAt: 5_000,
+    cards: [
+      card({ cardId: `m${tag}`.padEnd(16, '0'), kind: 'mother', issuedAt: 1_000 }),
+      card({ cardId: `w${tag}`.padEnd(16, '0'), kind: 'white', signerCardId: `m${tag}`.padEnd(16, '0'), quota: 5, validUntil: 9_000, issuedAt: 2_000 }),
+      card({ cardId: batchId, kind: 'batch', signerCardId: `w${tag}`.padEnd(16, '0'), clinicCode: 'CL-R', batchNo: 3, count: 50, validFrom: 3_000, validUntil: 8_000, issuedAt: 3_000, written: false }),
+    ],
+    oneTime: [{ batchId, count: 50, written: 20 }],
+    ...overrides,
   };
 }
 
@@ -184,6 +205,117 @@ function contract(name: string, open: () => Promise<ServerStore>): void {
       await store.recordHeartbeat({ terminalId: id, at: 9, queueDepth: 4, lastSeq: 12, batchNo: 31, batchRemaining: 5 });
       batch = (await store.batchReconciliation()).find((b) => b.batchId === batchId);
       expect(batch?.notYetReported).toBe(3);
+    });
+
+    it('registry: keeps clinics with their income share and updates them in place', async () => {
+      const code = `CL-${name}-${++counter}`;
+      await store.registry.putClinic({ clinicCode: code, name: 'Eye Clinic', addedAt: 10 });
+      await store.registry.putClinic({ clinicCode: code, name: 'Eye Clinic North', pricePerUse: 12_000, investorShare: 0.65, addedAt: 20 });
+      expect((await store.registry.clinics()).find((c) => c.clinicCode === code)).toEqual({ clinicCode: code, name: 'Eye Clinic North', pricePerUse: 12_000, investorShare: 0.65, addedAt: 10 });
+    });
+
+    it('registry: tells expected, active, wrong-clinic, unregistered and retired terminals apart', async () => {
+      const [expected, active, wrong, unregistered, retired] = [fresh(), fresh(), fresh(), fresh(), fresh()];
+      await store.registry.putTerminal({ terminalId: expected, clinicCode: 'CL-1', status: 'expected', addedAt: 1 });
+      await store.registry.putTerminal({ terminalId: active, clinicCode: 'CL-1', status: 'expected', note: 'OCT room 2', addedAt: 1 });
+      await store.registry.putTerminal({ terminalId: wrong, clinicCode: 'CL-2', status: 'expected', addedAt: 1 });
+      await store.registry.putTerminal({ terminalId: retired, clinicCode: 'CL-1', status: 'retired', addedAt: 1 });
+      for (const id of [active, wrong, unregistered]) await register(store, id);
+      const rows = new Map((await store.registry.terminalRegistry()).map((t) => [t.terminalId, t]));
+      expect(rows.get(expected)).toEqual({ terminalId: expected, state: 'expected', clinicCode: 'CL-1' });
+      expect(rows.get(active)).toEqual({ terminalId: active, state: 'active', clinicCode: 'CL-1', reportedClinicCode: 'CL-1', firstSeenAt: 1000, contiguousSeq: 0, note: 'OCT room 2' });
+      expect(rows.get(wrong)?.state).toBe('wrong-clinic');
+      expect(rows.get(wrong)?.reportedClinicCode).toBe('CL-1');
+      expect(rows.get(unregistered)).toEqual({ terminalId: unregistered, state: 'unregistered', reportedClinicCode: 'CL-1', firstSeenAt: 1000, contiguousSeq: 0 });
+      expect(rows.get(retired)?.state).toBe('retired');
+      expect((await store.registry.registeredTerminal(active))?.note).toBe('OCT room 2');
+      expect(await store.registry.registeredTerminal(unregistered)).toBeUndefined();
+    });
+
+    it('registry: imports a station export once; the same export again changes nothing', async () => {
+      const tag = `${name}${++counter}`;
+      const batchId = `b${tag}`.padEnd(16, '0');
+      const v = registryExport(tag, batchId);
+      const snapshot = async () => JSON.stringify([await store.registry.cards(), await store.registry.batches(), await store.registry.issuance(v.stationId), await store.registry.stations()]);
+      expect(await store.registry.importExport(v, 100)).toEqual({
+        stationId: v.stationId,
+        digest: v.digest,
+        alreadyImported: false,
+        cardsAdded: 3,
+        cardsUpdated: 0,
+        oneTimeBatchesAdded: 1,
+        oneTimeBatchesUpdated: 0,
+      });
+      expect(await store.registry.inUse()).toBe(true);
+      const before = await snapshot();
+      expect((await store.registry.importExport(v, 200)).alreadyImported).toBe(true);
+      expect(await snapshot()).toBe(before);
+
+      const batch = await store.registry.batch(batchId);
+      expect(batch).toEqual({
+        batchId,
+        batchNo: 3,
+        clinicCode: 'CL-R',
+        count: 50,
+        serialFrom: 1,
+        serialTo: 50,
+        oneTimeWritten: 20,
+        batchCardWritten: false,
+        whiteCardId: `w${tag}`.padEnd(16, '0'),
+        stationId: v.stationId,
+        issuedAt: 3_000,
+        validFrom: 3_000,
+        validUntil: 8_000,
+      });
+      const white = (await store.registry.cards('white')).find((c) => c.cardId === `w${tag}`.padEnd(16, '0'));
+      expect(white).toMatchObject({ kind: 'white', quota: 5, batchesSigned: 1, stationId: v.stationId, signerCardId: `m${tag}`.padEnd(16, '0') });
+      expect(await store.registry.batch('ffffffffffffffff')).toBeUndefined();
+
+      const log = await store.registry.issuance(v.stationId);
+      expect(log.map((l) => l.kind)).toEqual(['mother', 'white', 'batch', 'one-time']);
+      expect(log[3]).toMatchObject({ cardId: batchId, signerCardId: batchId, clinicCode: 'CL-R', batchNo: 3, detail: 'one-time cards, serials 1..50' });
+      expect(log[2]).toMatchObject({ cardId: batchId, signerCardId: `w${tag}`.padEnd(16, '0'), detail: 'batch card 3 for clinic CL-R, 50 one-time cards' });
+      const station = (await store.registry.stations()).find((s) => s.stationId === v.stationId);
+      expect(station).toEqual({ stationId: v.stationId, publicKey: 'ab'.repeat(32), motherCardId: v.motherCardId, certifiedAt: 1_000, firstImportAt: 100, lastImportAt: 100, lastExportedAt: 5_000 });
+    });
+
+    it('registry: a later export only adds cards and marks more written; an older one rolls nothing back', async () => {
+      const tag = `${name}${++counter}`;
+      const batchId = `b${tag}`.padEnd(16, '0');
+      const first = registryExport(tag, batchId);
+      await store.registry.importExport(first, 100);
+      const secondBatch = `c${tag}`.padEnd(16, '0');
+      const later = registryExport(tag, batchId, {
+        digest: `later-${tag}`,
+        exportedAt: 9_000,
+        cards: [
+          ...first.cards.map((c) => (c.kind === 'batch' ? { ...c, written: true, chipUid: '0102' } : c)),
+          { ...first.cards[2]!, cardId: secondBatch, batchNo: 4, count: 10, issuedAt: 4_000 },
+        ],
+        oneTime: [
+          { batchId, count: 50, written: 50 },
+          { batchId: secondBatch, count: 10, written: 0 },
+        ],
+      });
+      const summary = await store.registry.importExport(later, 300);
+      expect(summary).toMatchObject({ alreadyImported: false, cardsAdded: 1, cardsUpdated: 1, oneTimeBatchesAdded: 1, oneTimeBatchesUpdated: 1 });
+      expect(await store.registry.batch(batchId)).toMatchObject({ batchCardWritten: true, oneTimeWritten: 50 });
+      // the first export once more (another copy of it: a new digest) changes nothing back
+      await store.registry.importExport({ ...first, digest: `again-${tag}` }, 400);
+      expect(await store.registry.batch(batchId)).toMatchObject({ batchCardWritten: true, oneTimeWritten: 50 });
+      expect((await store.registry.stations()).find((s) => s.stationId === first.stationId)?.lastExportedAt).toBe(9_000);
+      expect((await store.registry.issuance(first.stationId)).length).toBe(6);
+    });
+
+    it('registry: a batch shows the terminal that loaded it', async () => {
+      const tag = `${name}${++counter}`;
+      const batchId = `b${tag}`.padEnd(16, '0');
+      const id = fresh();
+      await store.registry.importExport(registryExport(tag, batchId), 100);
+      expect((await store.registry.batch(batchId))?.terminalId).toBeUndefined();
+      await store.holdBatch({ batchId, batchNo: 3, clinicCode: 'CL-R', count: 50 }, id, 2, 1);
+      expect((await store.registry.batch(batchId))?.terminalId).toBe(id);
+      expect((await store.registry.batches()).map((b) => b.batchId)).toContain(batchId);
     });
   });
 }

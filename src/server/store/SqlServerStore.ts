@@ -19,6 +19,8 @@ import type {
   TerminalRow,
 } from '../ServerStore.js';
 import type { SqlDriver, SqlExecutor, SqlValue } from './SqlDriver.js';
+import type { RegistryStore } from '../registry/RegistryStore.js';
+import { SqlRegistryStore } from '../registry/SqlRegistryStore.js';
 
 type Row = Record<string, unknown>;
 
@@ -72,8 +74,10 @@ function entryFromRow(row: Row): StoredEntry {
 
 export class SqlServerStore implements ServerStore {
   readonly kind: 'sqlite' | 'postgres';
+  readonly registry: RegistryStore;
   constructor(private readonly db: SqlDriver) {
     this.kind = db.dialect;
+    this.registry = new SqlRegistryStore(db);
   }
 
   async registerTerminal(registration: TerminalRegistration, at: number): Promise<'new' | 'same' | 'different'> {
@@ -205,6 +209,19 @@ export class SqlServerStore implements ServerStore {
   private async neighboursIn(executor: SqlExecutor, terminalId: string, seqs: readonly number[]): Promise<ChainNeighbour[]> {
     if (seqs.length === 0) return [];
     const out: ChainNeighbour[] = [];
+    let low = seqs[0]!;
+    let high = low;
+    for (const seq of seqs) {
+      if (seq < low) low = seq;
+      if (seq > high) high = seq;
+    }
+    // a report's seqs are nearly always one run: one range scan instead of a lookup per seq
+    if (high - low < seqs.length * 2) {
+      const wanted = new Set(seqs);
+      const rows = await executor.all<Row>('SELECT seq, hash, prev_hash FROM entries WHERE terminal_id = ? AND seq BETWEEN ? AND ? ORDER BY seq', [terminalId, low, high]);
+      for (const row of rows) if (wanted.has(num(row.seq))) out.push({ seq: num(row.seq), hash: bytes(row.hash), prevHash: bytes(row.prev_hash) });
+      return out;
+    }
     for (let i = 0; i < seqs.length; i += 500) {
       const part = seqs.slice(i, i + 500);
       const rows = await executor.all<Row>(

@@ -63,6 +63,71 @@ function tables(t: { int: string; blob: string; serial: string }): string[] {
   ];
 }
 
+/** The registry (server/registry): clinics, expected terminals, the stations' cards and issuance logs. Migration 3. */
+function registryTables(t: { int: string; blob: string; real: string }): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS clinics (
+      clinic_code TEXT PRIMARY KEY,
+      name TEXT NOT NULL,
+      price_per_use ${t.int},
+      investor_share ${t.real},
+      added_at ${t.int} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS registry_terminals (
+      terminal_id TEXT PRIMARY KEY,
+      clinic_code TEXT NOT NULL,
+      status TEXT NOT NULL,
+      note TEXT,
+      added_at ${t.int} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS registry_stations (
+      station_id TEXT PRIMARY KEY,
+      public_key TEXT NOT NULL,
+      mother_card_id TEXT NOT NULL,
+      certified_at ${t.int} NOT NULL,
+      first_import_at ${t.int} NOT NULL,
+      last_import_at ${t.int} NOT NULL,
+      last_exported_at ${t.int} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS registry_cards (
+      card_id TEXT PRIMARY KEY,
+      kind TEXT NOT NULL,
+      station_id TEXT NOT NULL,
+      signer_card_id TEXT,
+      clinic_code TEXT,
+      batch_no ${t.int},
+      count ${t.int},
+      quota ${t.int},
+      valid_from ${t.int},
+      valid_until ${t.int},
+      issued_at ${t.int} NOT NULL,
+      written SMALLINT NOT NULL,
+      chip_uid TEXT,
+      record ${t.blob} NOT NULL)`,
+    'CREATE INDEX IF NOT EXISTS registry_cards_signer ON registry_cards (signer_card_id)',
+    `CREATE TABLE IF NOT EXISTS registry_one_time (
+      batch_id TEXT PRIMARY KEY,
+      station_id TEXT NOT NULL,
+      serial_from ${t.int} NOT NULL,
+      serial_to ${t.int} NOT NULL,
+      written ${t.int} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS registry_issuance (
+      station_id TEXT NOT NULL,
+      card_id TEXT NOT NULL,
+      kind TEXT NOT NULL,
+      issued_at ${t.int} NOT NULL,
+      signer_card_id TEXT,
+      clinic_code TEXT,
+      batch_no ${t.int},
+      detail TEXT NOT NULL,
+      PRIMARY KEY (station_id, card_id, kind))`,
+    `CREATE TABLE IF NOT EXISTS registry_imports (
+      digest TEXT PRIMARY KEY,
+      station_id TEXT NOT NULL,
+      exported_at ${t.int} NOT NULL,
+      imported_at ${t.int} NOT NULL,
+      cards_added ${t.int} NOT NULL,
+      cards_updated ${t.int} NOT NULL)`,
+  ];
+}
+
 export const SQLITE_MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -79,6 +144,16 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of tables({ int: 'INTEGER', blob: 'BLOB', serial: 'INTEGER PRIMARY KEY AUTOINCREMENT' })) db.exec(sql);
     },
   },
+  {
+    version: 3,
+    description: 'registry: clinics, expected terminals, issuing stations, their cards, one-time ranges, issuance log, imports',
+    up: (db) => {
+      for (const sql of registryTables({ int: 'INTEGER', blob: 'BLOB', real: 'REAL' })) db.exec(sql);
+    },
+  },
 ];
 
-export const POSTGRES_SCHEMA: string[] = tables({ int: 'BIGINT', blob: 'BYTEA', serial: 'BIGSERIAL PRIMARY KEY' });
+export const POSTGRES_SCHEMA: string[] = [
+  ...tables({ int: 'BIGINT', blob: 'BYTEA', serial: 'BIGSERIAL PRIMARY KEY' }),
+  ...registryTables({ int: 'BIGINT', blob: 'BYTEA', real: 'DOUBLE PRECISION' }),
+];
