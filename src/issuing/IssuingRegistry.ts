@@ -31,7 +31,31 @@ const MIGRATIONS: readonly Migration[] = [
         CREATE INDEX cards_by_parent ON cards(parent_card_id);
       `),
   },
+  {
+    version: 2,
+    description: 'the station: its id, its signing key (signs registry exports only) and the mother card certificate of that key',
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE station (
+          one INTEGER PRIMARY KEY CHECK (one = 1),
+          station_id TEXT NOT NULL,
+          key_seed BLOB NOT NULL,
+          certificate_body TEXT NOT NULL,
+          certificate_signature BLOB NOT NULL,
+          certified_at INTEGER NOT NULL
+        );
+      `),
+  },
 ];
+
+/** The station's identity: its key signs registry exports (it cannot sign cards); the mother card certified it */
+export interface StationIdentity {
+  readonly stationId: string;
+  readonly keySeed: Uint8Array;
+  readonly certificateBody: string;
+  readonly certificateSignature: Uint8Array;
+  readonly certifiedAt: number;
+}
 
 export interface IssuedCard {
   readonly cardId: Uint8Array;
@@ -143,6 +167,37 @@ export class IssuingRegistry {
 
   oneTimeCardsOfBatch(batchId: Uint8Array): IssuedCard[] {
     return this.db.prepare<[Uint8Array], CardRow>('SELECT * FROM cards WHERE parent_card_id = ? AND kind = 4 ORDER BY serial').all(batchId).map(fromRow);
+  }
+
+  station(): StationIdentity | undefined {
+    const row = this.db
+      .prepare<[], { station_id: string; key_seed: Buffer; certificate_body: string; certificate_signature: Buffer; certified_at: number }>('SELECT * FROM station WHERE one = 1')
+      .get();
+    return (
+      row && { stationId: row.station_id, keySeed: u8(row.key_seed), certificateBody: row.certificate_body, certificateSignature: u8(row.certificate_signature), certifiedAt: row.certified_at }
+    );
+  }
+
+  /** Sets (or replaces, after a new certification) the station identity */
+  setStation(identity: StationIdentity): void {
+    this.db
+      .prepare(
+        `INSERT INTO station (one, station_id, key_seed, certificate_body, certificate_signature, certified_at) VALUES (1, ?, ?, ?, ?, ?)
+         ON CONFLICT (one) DO UPDATE SET station_id = excluded.station_id, key_seed = excluded.key_seed, certificate_body = excluded.certificate_body,
+           certificate_signature = excluded.certificate_signature, certified_at = excluded.certified_at`,
+      )
+      .run(identity.stationId, identity.keySeed, identity.certificateBody, identity.certificateSignature, identity.certifiedAt);
+  }
+
+  /** Per batch: its count and how many of its one-time cards were written */
+  oneTimeSummary(): Array<{ batchId: Uint8Array; count: number; written: number }> {
+    return this.db
+      .prepare<[], { batch_id: Buffer; count: number; written: number }>(
+        `SELECT b.batch_id, b.count, (SELECT COUNT(*) FROM cards c WHERE c.parent_card_id = b.batch_id AND c.kind = 4 AND c.written = 1) AS written
+         FROM batches b ORDER BY b.batch_no`,
+      )
+      .all()
+      .map((r) => ({ batchId: u8(r.batch_id), count: r.count, written: r.written }));
   }
 
   batchByNo(batchNo: number): { batchId: Uint8Array; count: number; clinicCode: string } | undefined {

@@ -23,7 +23,9 @@ import {
 import type { ApduChannel } from '../card/ApduChannel.js';
 import { CardClient } from '../card/CardClient.js';
 import { parseRecordOrThrow, verifySignedBy } from '../crypto/chain.js';
-import { generateSigningKey, sha256, signMessage } from '../crypto/ed25519.js';
+import { generateSigningKey, privateKeySeed, sha256, signMessage } from '../crypto/ed25519.js';
+import { encodeStationCertificateBody, isStationId } from '../codecs/registryExport.js';
+import { utf8 } from '../codecs/bytes.js';
 import { isTallyError, TallyError } from '../errors.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -53,6 +55,12 @@ export interface BatchResult {
   /** Serials whose one-time cards were written; the others wait in the registry for `rewrite` */
   readonly written: readonly number[];
   readonly notWritten: readonly { serial: number; reason: string }[];
+}
+
+export interface StationResult {
+  readonly stationId: string;
+  readonly publicKey: string;
+  readonly motherCardId: string;
 }
 
 export interface BatchRequest {
@@ -125,6 +133,26 @@ export class IssuingStation {
     const rootFingerprint = toHex(sha256(rootPublicKey));
     this.log.info({ cardId: toHex(fields.cardId), root: rootFingerprint.slice(0, 16) }, 'mother card personalised');
     return { cardId: toHex(fields.cardId), rootPublicKey, rootFingerprint };
+  }
+
+  /**
+   * Gives the station a key of its own, certified by the mother card (after its
+   * PIN), so the server can trust the station's registry exports with nothing
+   * but the investor root. The key signs exports only: it cannot sign a card.
+   * Certifying again replaces the key (a station rebuilt or its key exposed).
+   */
+  async certifyStation(mother: { channel: ApduChannel; pin: string }, stationId: string): Promise<StationResult> {
+    if (!isStationId(stationId)) throw new TallyError('USAGE', 'station id: 1..64 of A-Z a-z 0-9 . _ -');
+    const m = await this.issuedCard(mother.channel, RecordKind.MOTHER, 'mother card');
+    if (m.fci.pinTriesLeft === 0) throw new TallyError('PIN_BLOCKED', 'mother card');
+    await m.card.verifyPin(mother.pin);
+    const key = generateSigningKey();
+    const publicKey = toHex(key.publicKey);
+    const body = encodeStationCertificateBody({ stationId, publicKey, motherCardId: toHex(m.record.cardId), issuedAt: this.nowSeconds() });
+    const signature = await m.card.signDigest(sha256(utf8(body)));
+    this.registry.setStation({ stationId, keySeed: privateKeySeed(key.privateKey), certificateBody: body, certificateSignature: signature, certifiedAt: this.nowSeconds() });
+    this.log.info({ stationId, motherCardId: toHex(m.record.cardId) }, 'station certified');
+    return { stationId, publicKey, motherCardId: toHex(m.record.cardId) };
   }
 
   /** Makes a white card: its own key on the card, its record signed by the mother card after the mother PIN */

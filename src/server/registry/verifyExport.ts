@@ -16,7 +16,7 @@ import {
 } from '../../codecs/registryExport.js';
 import { verifyBatchChain, verifySignedBy } from '../../crypto/chain.js';
 import { sha256, verifyMessage } from '../../crypto/ed25519.js';
-import type { ImportCard, VerifiedRegistryExport } from './RegistryStore.js';
+import type { ImportCard, ImportSummary, VerifiedRegistryExport } from './RegistryStore.js';
 
 export type ImportRefusalReason =
   | 'malformed'
@@ -147,4 +147,14 @@ export function verifyRegistryExport(fileText: string, rootPublicKey: Uint8Array
     cards,
     oneTime: payload.oneTime,
   };
+}
+
+/** Verifies an export and imports it (idempotent); throws RegistryImportRefused and stores nothing when it does not verify */
+export async function importRegistryExport(
+  registry: { importExport(v: VerifiedRegistryExport, at: number): Promise<ImportSummary> },
+  fileText: string,
+  rootPublicKey: Uint8Array,
+  at: number,
+): Promise<ImportSummary> {
+  return registry.importExport(verifyRegistryExport(fileText, rootPublicKey), at);
 }
