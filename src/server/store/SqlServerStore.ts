@@ -376,12 +376,14 @@ export class SqlServerStore implements ServerStore {
 
   async batchReconciliation(): Promise<BatchReconciliationRow[]> {
     const rows = await this.db.all<Row>(
-      `SELECT b.batch_id, b.batch_no, b.clinic_code, b.count, b.terminal_id,
+      // an online claim not yet followed by its batch.loaded entry holds count 0: the registry knows the count
+      `SELECT b.batch_id, b.batch_no, b.clinic_code, CASE WHEN b.count = 0 THEN COALESCE(rc.count, 0) ELSE b.count END AS count, b.terminal_id,
          (SELECT COUNT(*) FROM entries e WHERE e.terminal_id = b.terminal_id AND e.type = ${USE_RESERVED} AND e.batch_id = b.batch_id) AS reserved,
          (SELECT COUNT(*) FROM entries e WHERE e.terminal_id = b.terminal_id AND e.type = ${USE_RESERVED} AND e.batch_id = b.batch_id
             AND EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)) AS released,
          h.batch_no AS hb_batch_no, h.batch_remaining AS hb_remaining
        FROM batches b LEFT JOIN heartbeats h ON h.terminal_id = b.terminal_id
+         LEFT JOIN registry_cards rc ON rc.card_id = b.batch_id AND rc.kind = 'batch'
        ORDER BY b.clinic_code, b.batch_no`,
     );
     return rows.map((r) => {
