@@ -16,6 +16,7 @@ import { Ingest, type Outgoing } from './ingest/Ingest.js';
 import { createVerifierPool, inlineVerifier } from './ingest/signatureVerifier.js';
 import type { SignatureCheck } from './ingest/verifyReport.js';
 import type { ServerStore } from './ServerStore.js';
+import { RegistryCheck } from './registry/registryCheck.js';
 
 export interface IngestServerOptions {
   readonly store: ServerStore;
@@ -42,6 +43,8 @@ export interface IngestServerOptions {
   /** chain-anchored only: how often the background audit of every entry's own signature runs, and how many entries a run checks */
   readonly auditIntervalMs?: number;
   readonly auditBudget?: number;
+  /** How often the registry is compared with the reports (unregistered batches, terminals in the wrong clinic); default 10 s */
+  readonly registryCheckMs?: number;
   readonly clock?: Clock;
   readonly logger?: Logger;
 }
@@ -58,6 +61,8 @@ export interface IngestServer {
   publishTime(terminalId: string, transaction: number): Promise<void>;
   /** Runs a gap check now and publishes the resends */
   checkGaps(): Promise<number>;
+  /** Compares the registry with the reports now; returns the number of alerts raised */
+  checkRegistry(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -133,6 +138,12 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
       .finally(() => (auditing = false));
   }, options.auditIntervalMs ?? 1000);
   auditTimer.unref();
+  const registryCheck = new RegistryCheck(options.store, clock, logger);
+  const checkRegistry = async (): Promise<number> => (await registryCheck.check()).length;
+  const registryTimer = setInterval(() => {
+    checkRegistry().catch((err: Error) => logger.error({ err: err.message }, 'registry check failed'));
+  }, options.registryCheckMs ?? 10_000);
+  registryTimer.unref();
 
   let http: HttpApi | undefined;
   if (options.httpPort !== undefined) {
@@ -140,6 +151,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
       store: options.store,
       pricing: options.pricing ?? DEFAULT_PRICING,
       port: options.httpPort,
+      rootPublicKey: options.rootPublicKey,
       statuses: () => ingest.terminalStatuses(),
       stats: () => ({ ...ingest.stats }),
     });
@@ -158,8 +170,10 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
     publishDenylist: (terminalId, denylist) => publish({ topic: terminalTopic(terminalId, 'denylist'), payload: encodeJsonPayload('denylist', denylist), retain: denylist.kind === 'full' }),
     publishTime: (terminalId, tx) => publish({ topic: terminalTopic(terminalId, 'time'), payload: encodeJsonPayload('time', { transaction: tx || next(), serverTime: clock.now() }) }),
     checkGaps,
+    checkRegistry,
     async stop() {
       clearInterval(gapTimer);
+      clearInterval(registryTimer);
       clearInterval(auditTimer);
       await Promise.allSettled([...pending]);
       await client.endAsync();

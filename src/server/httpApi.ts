@@ -3,9 +3,16 @@
  * {status: 'ok', data} or {status: 'error', error}, like the MQTT side.
  *   GET /api/health, /api/terminals, /api/uses?group=terminal|clinic|day,
  *       /api/batches, /api/income, /api/alerts, /api/rejections
+ *   GET /api/registry/clinics, /api/registry/terminals, /api/registry/cards?kind=mother|white|batch,
+ *       /api/registry/batches, /api/registry/stations, /api/registry/issuance?station=ID
+ *   POST /api/registry/import   body: an issuing station's export file (tally issue export);
+ *       verified against the investor root, imported idempotently; a refused one answers 422 with the reason
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { MAX_REGISTRY_EXPORT_BYTES } from '../codecs/registryExport.js';
+import type { ClinicRow, RegistryCardKind } from './registry/RegistryStore.js';
+import { importRegistryExport, RegistryImportRefused } from './registry/verifyExport.js';
 import type { DailyUses, ServerStore } from './ServerStore.js';
 
 export interface IncomeShare {
@@ -42,6 +49,47 @@ export function incomeSplit(daily: readonly DailyUses[], pricing: PricingConfig)
     });
 }
 
+/** The registry's clinics override the configured pricing where they set a price or a share */
+export function pricingWithClinics(pricing: PricingConfig, clinics: readonly ClinicRow[]): PricingConfig {
+  const perClinic: Record<string, IncomeShare> = { ...pricing.perClinic };
+  for (const c of clinics) {
+    if (c.pricePerUse === undefined && c.investorShare === undefined) continue;
+    const base = perClinic[c.clinicCode] ?? pricing.default;
+    perClinic[c.clinicCode] = { pricePerUse: c.pricePerUse ?? base.pricePerUse, investorShare: c.investorShare ?? base.investorShare };
+  }
+  return { default: pricing.default, perClinic };
+}
+
+const CARD_KINDS: readonly string[] = ['mother', 'white', 'batch'];
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new HttpError(413, 'oversized', `body over ${limit} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
 export function groupUses(daily: readonly DailyUses[], group: 'terminal' | 'clinic' | 'day'): Array<{ key: string; uses: number }> {
   const totals = new Map<string, number>();
   for (const d of daily) {
@@ -62,8 +110,12 @@ export async function startHttpApi(options: {
   port?: number;
   statuses?: () => ReadonlyMap<string, { state: string; at: number }>;
   stats?: () => Record<string, number>;
+  /** The investor root public key: POST /api/registry/import verifies exports with it (without it, imports are refused) */
+  rootPublicKey?: Uint8Array;
+  clock?: () => number;
 }): Promise<HttpApi> {
   const { store, pricing } = options;
+  const now = options.clock ?? Date.now;
   const routes: Record<string, (query: URLSearchParams) => Promise<unknown>> = {
     '/api/health': async () => ({ store: store.kind, ...(options.stats?.() ?? {}) }),
     '/api/terminals': async () => {
@@ -84,9 +136,31 @@ export async function startHttpApi(options: {
       throw new Error(`unknown group ${group}: use terminal, clinic, day or none`);
     },
     '/api/batches': () => store.batchReconciliation(),
-    '/api/income': async () => incomeSplit(await store.usesPerDay(), pricing),
+    '/api/income': async () => incomeSplit(await store.usesPerDay(), pricingWithClinics(pricing, await store.registry.clinics())),
     '/api/alerts': () => store.alerts(),
     '/api/rejections': () => store.rejections(),
+    '/api/registry/clinics': () => store.registry.clinics(),
+    '/api/registry/terminals': () => store.registry.terminalRegistry(),
+    '/api/registry/cards': async (query) => {
+      const kind = query.get('kind');
+      if (kind !== null && !CARD_KINDS.includes(kind)) throw new Error(`unknown kind ${kind}: use mother, white or batch`);
+      return store.registry.cards((kind ?? undefined) as RegistryCardKind | undefined);
+    },
+    '/api/registry/batches': () => store.registry.batches(),
+    '/api/registry/stations': () => store.registry.stations(),
+    '/api/registry/issuance': (query) => store.registry.issuance(query.get('station') ?? undefined),
+  };
+  const postRoutes: Record<string, (req: IncomingMessage) => Promise<unknown>> = {
+    '/api/registry/import': async (req) => {
+      if (!options.rootPublicKey) throw new HttpError(503, 'no-root', 'this server was started without the investor root key');
+      const body = await readBody(req, MAX_REGISTRY_EXPORT_BYTES);
+      try {
+        return await importRegistryExport(store.registry, body, options.rootPublicKey, now());
+      } catch (err) {
+        if (err instanceof RegistryImportRefused) throw new HttpError(422, err.reason, err.message);
+        throw err;
+      }
+    },
   };
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -95,14 +169,19 @@ export async function startHttpApi(options: {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (req.method !== 'GET' || !route) {
-      reply(404, { status: 'error', error: { code: 'not-found', message: `${req.method} ${url.pathname}` } });
-      return;
-    }
-    route(url.searchParams).then(
-      (data) => reply(200, { status: 'ok', data }),
-      (err: Error) => reply(400, { status: 'error', error: { code: 'bad-request', message: err.message } }),
-    );
+    const postRoute = postRoutes[url.pathname];
+    const answer = (work: Promise<unknown>): void => {
+      work.then(
+        (data) => reply(200, { status: 'ok', data }),
+        (err: Error) => {
+          if (err instanceof HttpError) reply(err.status, { status: 'error', error: { code: err.code, message: err.message } });
+          else reply(400, { status: 'error', error: { code: 'bad-request', message: err.message } });
+        },
+      );
+    };
+    if (req.method === 'POST' && postRoute) answer(postRoute(req));
+    else if (req.method === 'GET' && route) answer(route(url.searchParams));
+    else reply(404, { status: 'error', error: { code: 'not-found', message: `${req.method} ${url.pathname}` } });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

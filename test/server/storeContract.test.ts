@@ -317,6 +317,36 @@ function contract(name: string, open: () => Promise<ServerStore>): void {
       expect((await store.registry.batch(batchId))?.terminalId).toBe(id);
       expect((await store.registry.batches()).map((b) => b.batchId)).toContain(batchId);
     });
+
+    it('registry: finds batches no export knows and terminals reporting for another clinic', async () => {
+      const tag = `${name}${++counter}`;
+      const known = `b${tag}`.padEnd(16, '0');
+      const unknown = `u${tag}`.padEnd(16, '0');
+      const [a, b, c] = [fresh(), fresh(), fresh()];
+      await store.registry.importExport(registryExport(tag, known), 100);
+      await store.holdBatch({ batchId: known, batchNo: 3, clinicCode: 'CL-R', count: 50 }, a, 2, 1);
+      await store.holdBatch({ batchId: unknown, batchNo: 9, clinicCode: 'CL-R', count: 5 }, a, 4, 1);
+      for (const id of [a, b, c]) await register(store, id);
+      await store.registry.putTerminal({ terminalId: a, clinicCode: 'CL-1', status: 'expected', addedAt: 1 });
+      await store.registry.putTerminal({ terminalId: b, clinicCode: 'CL-2', status: 'expected', addedAt: 1 });
+      await store.registry.putTerminal({ terminalId: c, clinicCode: 'CL-2', status: 'retired', addedAt: 1 });
+      const findings = await store.registry.findings();
+      const batches = findings.unregisteredBatches.filter((f) => f.terminalId === a);
+      expect(batches).toEqual([{ batchId: unknown, batchNo: 9, clinicCode: 'CL-R', terminalId: a }]);
+      expect(findings.wrongClinicTerminals.filter((t) => [a, b, c].includes(t.terminalId))).toEqual([{ terminalId: b, registeredClinicCode: 'CL-2', reportedClinicCode: 'CL-1' }]);
+    });
+
+    it("registry: batch reconciliation takes a claimed batch's count from the registry until its entry arrives", async () => {
+      const tag = `${name}${++counter}`;
+      const batchId = `b${tag}`.padEnd(16, '0');
+      const id = fresh();
+      await store.registry.importExport(registryExport(tag, batchId), 100);
+      await store.holdBatch({ batchId, batchNo: 3, clinicCode: 'CL-R', count: 0 }, id, 0, 1);
+      expect((await store.batchReconciliation()).find((r) => r.batchId === batchId)).toMatchObject({ count: 50, remaining: 50 });
+      const unknown = `u${tag}`.padEnd(16, '0');
+      await store.holdBatch({ batchId: unknown, batchNo: 8, clinicCode: 'CL-R', count: 0 }, id, 0, 1);
+      expect((await store.batchReconciliation()).find((r) => r.batchId === unknown)).toMatchObject({ count: 0 });
+    });
   });
 }
 

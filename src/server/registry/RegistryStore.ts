@@ -150,6 +150,14 @@ export interface StationRow {
   readonly lastExportedAt: number;
 }
 
+/** What the registry and the reports disagree on (registry/registryCheck.ts turns each into an alert) */
+export interface RegistryFindings {
+  /** Batches a terminal loaded or claimed that no imported export holds (empty while no export was imported) */
+  readonly unregisteredBatches: ReadonlyArray<{ batchId: string; batchNo: number; clinicCode: string; terminalId: string }>;
+  /** Terminals whose certificate names another clinic than the one they are registered to (retired ones aside) */
+  readonly wrongClinicTerminals: ReadonlyArray<{ terminalId: string; registeredClinicCode: string; reportedClinicCode: string }>;
+}
+
 export interface RegistryStore {
   /** Adds or updates a clinic */
   putClinic(clinic: ClinicRow): Promise<void>;
@@ -170,4 +178,5 @@ export interface RegistryStore {
   /** True once any station's export was imported: from then on an unknown batch is news */
   inUse(): Promise<boolean>;
   issuance(stationId?: string): Promise<IssuanceRow[]>;
+  findings(): Promise<RegistryFindings>;
 }

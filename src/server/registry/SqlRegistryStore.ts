@@ -9,6 +9,7 @@ import type {
   RegistryBatchRow,
   RegistryCardKind,
   RegistryCardRow,
+  RegistryFindings,
   RegistryStore,
   StationRow,
   TerminalRegistryRow,
@@ -241,6 +242,23 @@ export class SqlRegistryStore implements RegistryStore {
 
   async inUse(): Promise<boolean> {
     return (await this.db.all<Row>('SELECT 1 AS present FROM registry_imports LIMIT 1')).length > 0;
+  }
+
+  async findings(): Promise<RegistryFindings> {
+    const unregistered = (await this.inUse())
+      ? await this.db.all<Row>(
+          `SELECT b.batch_id, b.batch_no, b.clinic_code, b.terminal_id FROM batches b
+           WHERE NOT EXISTS (SELECT 1 FROM registry_cards c WHERE c.card_id = b.batch_id) ORDER BY b.batch_id`,
+        )
+      : [];
+    const wrong = await this.db.all<Row>(
+      `SELECT t.terminal_id, t.clinic_code AS reported, r.clinic_code AS registered FROM terminals t JOIN registry_terminals r ON r.terminal_id = t.terminal_id
+       WHERE r.clinic_code <> t.clinic_code AND r.status <> 'retired' ORDER BY t.terminal_id`,
+    );
+    return {
+      unregisteredBatches: unregistered.map((r) => ({ batchId: String(r.batch_id), batchNo: num(r.batch_no), clinicCode: String(r.clinic_code), terminalId: String(r.terminal_id) })),
+      wrongClinicTerminals: wrong.map((r) => ({ terminalId: String(r.terminal_id), registeredClinicCode: String(r.registered), reportedClinicCode: String(r.reported) })),
+    };
   }
 
   async issuance(stationId?: string): Promise<IssuanceRow[]> {
