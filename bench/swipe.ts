@@ -3,8 +3,15 @@
  * card in -> reader reports it (detection) -> daemon reads and verifies the
  * card, commits the use -> relay enabled. Reports percentiles of the swipe
  * (present -> device enabled), the detection delay before it, APDUs per swipe,
- * and the daemon's own share (the swipe minus the time spent waiting on APDUs).
+ * and the daemon's own share (the swipe minus the time spent waiting on APDUs
+ * before the relay is enabled).
+ *
+ * PC/SC is reported with the virtual card in a process of its own
+ * (`pcsc_card_child_*`): in this process it would answer each APDU on the
+ * very event loop being measured. `pcsc_card_inprocess` (BENCH_SWIPE_BACKENDS
+ * only) keeps the old arrangement for comparison.
  */
+import { loadavg } from 'node:os';
 import type { SmartCard } from '../src/card/ApduChannel.js';
 import { TerminalDaemon, type SwipeTiming } from '../src/daemon/TerminalDaemon.js';
 import type { CardReader, CardSession, DeviceControl, ReaderEvent } from '../src/readers/CardReader.js';
@@ -52,14 +59,18 @@ function timedReader(inner: CardReader, ioTime: { ms: number }): CardReader {
   };
 }
 
-async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Record<string, number>> {
+export async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Record<string, number>> {
   const issuer = await new Issuer(tempDir('tally-bench-swipe-')).init();
   const batch = await issuer.makeBatch('BENCH', swipes);
   const dataDir = tempDir('tally-bench-swipe-');
   let enabledAt: number | undefined;
+  const io = { ms: 0 };
+  // the reader I/O up to the relay: the consumed-marker APDU comes after it and is not the swipe's
+  let ioAtEnable = 0;
   const device: DeviceControl = {
     enable: async (seq, maxMs) => {
       enabledAt = performance.now();
+      ioAtEnable = io.ms;
       await harness.device.enable(seq, maxMs);
     },
     disable: () => harness.device.disable(),
@@ -70,7 +81,6 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
   await harness.insert(issuer.mother);
   await terminal.provision(await provisioning, { terminalId: `BENCH-${harness.name}`, clinicCode: 'BENCH', pin: DEMO_MOTHER_PIN });
   await harness.remove();
-  const io = { ms: 0 };
   // the durable commit (one fsync) is disk I/O: timed apart from the daemon's CPU share
   const commit = { ms: 0 };
   const ledger = terminal.ledger;
@@ -95,7 +105,7 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
   const cpuMs: number[] = [];
   const commitMs: number[] = [];
   const apdus: number[] = [];
-  async function swipeOnce(card: SmartCard): Promise<SwipeTiming & { insertedAt: number; io: number; commit: number }> {
+  async function swipeOnce(card: SmartCard): Promise<SwipeTiming & { insertedAt: number; commit: number }> {
     const decided = new Promise<SwipeTiming>((resolve) => {
       const off = daemon.onSwipe((t) => {
         off();
@@ -103,17 +113,17 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
       });
     });
     io.ms = 0;
+    ioAtEnable = 0;
     commit.ms = 0;
     const insertedAt = performance.now();
     await harness.insert(card);
     const timing = await decided;
-    const ioAtDecision = io.ms;
     const commitMs = commit.ms;
     await harness.remove();
     // an operator's next card comes after the display, buzzer and LEDs have answered
     await daemon.settled();
     for (let i = 0; i < 1000 && terminal.ledger.openUses().length > 0; i++) await new Promise((r) => setTimeout(r, 1));
-    return { ...timing, insertedAt, io: ioAtDecision, commit: commitMs };
+    return { ...timing, insertedAt, commit: commitMs };
   }
   for (const card of batch.oneTimeCards) {
     enabledAt = undefined;
@@ -122,8 +132,8 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
     detectMs.push(t.presentAt - t.insertedAt);
     swipeMs.push(enabledAt - t.presentAt);
     // the daemon's own time up to the relay: everything but waiting on the card's APDUs
-    ownMs.push(enabledAt - t.presentAt - t.io);
-    cpuMs.push(enabledAt - t.presentAt - t.io - t.commit);
+    ownMs.push(enabledAt - t.presentAt - ioAtEnable);
+    cpuMs.push(enabledAt - t.presentAt - ioAtEnable - t.commit);
     commitMs.push(t.commit);
     apdus.push(harness.apdus());
   }
@@ -149,18 +159,24 @@ async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Rec
   };
 }
 
+const STACKS = {
+  serial: () => startSerialHarness({ startDelayMs: 0, runMs: 0 }),
+  pcsc_card_child: () => startPcscHarness({ card: 'child-process' }),
+  pcsc_card_inprocess: () => startPcscHarness({ card: 'in-process' }),
+} as const;
+
+/** BENCH_SWIPE_BACKENDS: serial, pcsc (the card in its own process) or pcsc_card_inprocess, comma-separated */
 export async function benchSwipe(options: { swipes?: number } = {}): Promise<Record<string, number>> {
   const swipes = options.swipes ?? Number(process.env.BENCH_SWIPES ?? 500);
   const figures: Record<string, number> = {};
-  const only = process.env.BENCH_SWIPE_BACKENDS?.split(',');
-  for (const [name, start] of [
-    ['serial', () => startSerialHarness({ startDelayMs: 0, runMs: 0 })],
-    ['pcsc', () => startPcscHarness()],
-  ] as const) {
-    if (only && !only.includes(name)) continue;
-    const harness = await start();
+  const wanted = (process.env.BENCH_SWIPE_BACKENDS ?? 'serial,pcsc').split(',').map((name) => (name === 'pcsc' ? 'pcsc_card_child' : name));
+  for (const name of wanted) {
+    if (!(name in STACKS)) throw new Error(`unknown swipe stack ${name}; known: serial, pcsc, ${Object.keys(STACKS).join(', ')}`);
+    const harness = await STACKS[name as keyof typeof STACKS]();
     try {
       for (const [key, value] of Object.entries(await benchBackend(harness, swipes))) figures[`${name}_${key}`] = value;
+      // the machine is shared: how busy it was by the end of this stack's run
+      figures[`${name}_load_average_1m_after`] = Number((loadavg()[0] ?? 0).toFixed(2));
     } finally {
       await harness.close();
     }

@@ -3,7 +3,8 @@
  * cards into: the serial backend over a socat pty pair to the simulated
  * microcontroller, and the PC/SC backend through a real pcscd with vpcd and
  * our virtual card. The contract suite and the swipe benchmark run the same
- * scenarios over both.
+ * scenarios over both. On PC/SC the virtual card can run in this process or
+ * in a child of its own (as a real card is its own device).
  */
 import type { SmartCard } from '../card/ApduChannel.js';
 import { createPcscCardReader } from '../readers/pcsc/PcscCardReader.js';
@@ -11,8 +12,11 @@ import type { CardReader, CardSession, DeviceControl, OperatorPanel, PanelMessag
 import { createSerialReader } from '../readers/serial/SerialReaderBackend.js';
 import { SimulatedDevice } from '../sim/SimulatedDevice.js';
 import { SimulatedReaderFirmware } from '../sim/SimulatedReaderFirmware.js';
+import { SimulatedCard } from '../sim/SimulatedCard.js';
 import { VirtualCard } from '../sim/VirtualCard.js';
 import { acquirePcscdLock, startVirtualCardPcscd } from '../sim/VirtualCardPcscd.js';
+import { VirtualCardProcess } from '../sim/VirtualCardProcess.js';
+import { TallyError } from '../errors.js';
 import { startPtyPair } from '../transports/PtyPair.js';
 import { openSerialTransport } from '../transports/SerialPortTransport.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -107,27 +111,73 @@ export async function startSerialHarness(device: { startDelayMs?: number; runMs?
   };
 }
 
-export async function startPcscHarness(): Promise<ReaderHarness> {
+export interface PcscHarnessOptions {
+  /**
+   * 'in-process' (default): the virtual card answers APDUs in this process, any SmartCard;
+   * 'child-process': in a process of its own (VirtualCardProcess), SimulatedCards only,
+   * so this process does only the reader's work per APDU.
+   */
+  readonly card?: 'in-process' | 'child-process';
+  /** Where pcscd's run dir (sockets, pid files, its log) is made; default the OS temp dir */
+  readonly runDirParent?: string;
+}
+
+/** A vpcd slot as the harness uses it, whichever process the card runs in */
+interface CardSlot {
+  insert(card: SmartCard, pullAtFirstApdu: boolean): Promise<void>;
+  remove(): Promise<void>;
+  apdus(): number;
+  close(): Promise<void>;
+}
+
+function inProcessSlot(slot: VirtualCard): CardSlot {
+  return {
+    insert: async (card, pullAtFirstApdu) => {
+      await slot.insert(card);
+      // armed once vpcd has polled the card, before pcscd reports it to the daemon
+      if (pullAtFirstApdu) slot.removeDuringNextApdu();
+    },
+    remove: () => slot.remove(),
+    apdus: () => slot.stats.apdus,
+    close: () => slot.close(),
+  };
+}
+
+function childProcessSlot(slot: VirtualCardProcess): CardSlot {
+  return {
+    insert: async (card, pullAtFirstApdu) => {
+      if (!(card instanceof SimulatedCard)) throw new TallyError('USAGE', 'a virtual card in its own process takes SimulatedCards only (their state is sent to it)');
+      await slot.insert(card, { pullAtFirstApdu });
+    },
+    remove: () => slot.remove(),
+    // the child's count as of its last answer: read it after insert or remove
+    apdus: () => slot.stats.apdus,
+    close: () => slot.close(),
+  };
+}
+
+export async function startPcscHarness(options: PcscHarnessOptions = {}): Promise<ReaderHarness> {
   const releaseLock = await acquirePcscdLock();
-  const runDir = mkdtempSync(join(tmpdir(), 'tally-pcscd-'));
+  const runDir = mkdtempSync(join(options.runDirParent ?? tmpdir(), 'tally-pcscd-'));
+  let pcscd: Awaited<ReturnType<typeof startVirtualCardPcscd>> | undefined;
   try {
-    const pcscd = await startVirtualCardPcscd({ runDir });
-    const slot = new VirtualCard({ endpoint: pcscd.slotEndpoint(0) });
+    pcscd = await startVirtualCardPcscd({ runDir });
+    const endpoint = pcscd.slotEndpoint(0);
+    const slot = options.card === 'child-process' ? childProcessSlot(await VirtualCardProcess.start({ endpoint })) : inProcessSlot(new VirtualCard({ endpoint }));
     const reader = createPcscCardReader({ readerName: pcscd.readerNames[0]!, retry: { initialMs: 50, maxMs: 400 } });
     await reader.start();
     // a USB reader has no relay: the contract still runs the two-phase use through a simulated one
     const device = new SimulatedDevice({ startDelayMs: 1, runMs: 2 });
     let apdusAtStart = 0;
+    const started = pcscd;
     return {
       name: 'pcsc',
       reader,
       panel: recordingPanel(),
       device,
-      insert: async (card, options) => {
-        apdusAtStart = slot.stats.apdus;
-        await slot.insert(card);
-        // armed once vpcd has polled the card, before pcscd reports it to the daemon
-        if (options?.pullAtFirstApdu) slot.removeDuringNextApdu();
+      insert: async (card, insertOptions) => {
+        apdusAtStart = slot.apdus();
+        await slot.insert(card, insertOptions?.pullAtFirstApdu === true);
       },
       // pcscd polls presence every 0.4 s: wait until it has seen the card go, as a person's hand would
       remove: async () => {
@@ -135,17 +185,18 @@ export async function startPcscHarness(): Promise<ReaderHarness> {
         await slot.remove();
         await gone;
       },
-      apdus: () => slot.stats.apdus - apdusAtStart,
+      apdus: () => slot.apdus() - apdusAtStart,
       close: async () => {
         device.stop();
         await reader.stop();
         await slot.close();
-        await pcscd.stop();
+        await started.stop();
         rmSync(runDir, { recursive: true, force: true });
         releaseLock();
       },
     };
   } catch (err) {
+    await pcscd?.stop().catch(() => undefined);
     rmSync(runDir, { recursive: true, force: true });
     releaseLock();
     throw err;

@@ -17,6 +17,8 @@ import { Terminal, type SwipeOutcome } from '../../src/terminal/Terminal.js';
 const HARNESSES = [
   ['serial', () => startSerialHarness()],
   ['pcsc', () => startPcscHarness()],
+  // the swipe bench's arrangement: the card's state goes to the child and comes back on removal
+  ['pcsc (card in its own process)', () => startPcscHarness({ card: 'child-process' })],
 ] as const;
 
 describe.each(HARNESSES)('reader contract over the %s backend', (_name, start) => {
@@ -91,6 +93,8 @@ describe.each(HARNESSES)('reader contract over the %s backend', (_name, start) =
       expect(await swipe(batch.oneTimeCards[serial - 1]!)).toMatchObject({ ok: true, action: 'use', serial });
     }
     expect(committedAtEnable).toEqual([true, true, true]);
+    // the card object holds what the card was left with: the consumed marker written after the relay
+    expect(batch.oneTimeCards[0]!.snapshot().marker).toBeDefined();
     expect(terminal.ledger.openUses()).toHaveLength(0);
     const verification = terminal.ledger.verify();
     expect(verification).toMatchObject({ ok: true, uses: 3 });
