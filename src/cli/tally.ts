@@ -28,6 +28,8 @@ const COMMANDS: CommandEntry[] = [
   entry('issue batch', async () => (await import('./commands/issue.js')).issueBatchCommand),
   entry('issue rewrite', async () => (await import('./commands/issue.js')).issueRewriteCommand),
   entry('issue list', async () => (await import('./commands/issue.js')).issueListCommand),
+  entry('issue certify-station', async () => (await import('./commands/issue.js')).issueCertifyStationCommand),
+  entry('issue export', async () => (await import('./commands/issue.js')).issueExportCommand),
   entry('terminal provision', async () => (await import('./commands/terminal.js')).terminalProvisionCommand),
   entry('terminal run', async () => (await import('./commands/terminalRun.js')).terminalRunCommand),
   entry('terminal swipe', async () => (await import('./commands/terminal.js')).terminalSwipeCommand),
@@ -39,6 +41,7 @@ const COMMANDS: CommandEntry[] = [
   entry('sim fleet', async () => (await import('./commands/simFleet.js')).simFleetCommand),
   entry('server run', async () => (await import('./commands/server.js')).serverRunCommand),
   entry('server report', async () => (await import('./commands/server.js')).serverReportCommand),
+  entry('server registry', async () => (await import('./commands/server.js')).serverRegistryCommand),
 ];
 
 export function registerCommand(command: CliCommand): void {
