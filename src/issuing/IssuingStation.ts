@@ -61,6 +61,8 @@ export interface StationResult {
   readonly stationId: string;
   readonly publicKey: string;
   readonly motherCardId: string;
+  /** Hex investor root public key (the mother card's): what the server checks the station's exports with */
+  readonly rootPublicKey: string;
 }
 
 export interface BatchRequest {
@@ -152,7 +154,7 @@ export class IssuingStation {
     const signature = await m.card.signDigest(sha256(utf8(body)));
     this.registry.setStation({ stationId, keySeed: privateKeySeed(key.privateKey), certificateBody: body, certificateSignature: signature, certifiedAt: this.nowSeconds() });
     this.log.info({ stationId, motherCardId: toHex(m.record.cardId) }, 'station certified');
-    return { stationId, publicKey, motherCardId: toHex(m.record.cardId) };
+    return { stationId, publicKey, motherCardId: toHex(m.record.cardId), rootPublicKey: toHex((m.record as SignedRecord<MotherFields>).publicKey) };
   }
 
   /** Makes a white card: its own key on the card, its record signed by the mother card after the mother PIN */

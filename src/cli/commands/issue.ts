@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHex } from '../../codecs/bytes.js';
-import { KIND_NAMES, type RecordKindValue } from '../../codecs/cardRecord.js';
+import { KIND_NAMES, RecordKind, type RecordKindValue } from '../../codecs/cardRecord.js';
 import { isTallyError, TallyError } from '../../errors.js';
 import { IssuingRegistry } from '../../issuing/IssuingRegistry.js';
 import { IssuingStation } from '../../issuing/IssuingStation.js';
+import { exportRegistry } from '../../issuing/exportRegistry.js';
 import { integer, parse, pin, required } from '../args.js';
 import { READER_HELP, READER_OPTIONS, withCardSource } from '../cardSource.js';
 import type { CliCommand } from '../command.js';
@@ -210,6 +211,66 @@ export const issueListCommand: CliCommand = {
       }));
       if (values.json) io.out(JSON.stringify(cards, null, 2));
       else for (const c of cards) io.out(`${c.kind.padEnd(9)} ${c.cardId}  ${c.clinic ?? ''} ${c.batch !== undefined ? `batch ${c.batch}` : ''} ${c.serial !== undefined ? `#${c.serial}` : ''} ${c.written ? '' : '(not written)'}`.trimEnd());
+      return 0;
+    } finally {
+      registry.close();
+    }
+  },
+};
+
+export const issueCertifyStationCommand: CliCommand = {
+  path: ['issue', 'certify-station'],
+  summary: "give this issuing station a key of its own, certified by the mother card (for signed exports)",
+  help: `tally issue certify-station --station-id ID (--mother FILE | --reader SPEC) --mother-pin PIN [--registry FILE]
+
+Makes the station a signing key (kept in its registry) and has the mother card
+sign a certificate for it after the mother PIN. The key signs registry exports
+(tally issue export) and nothing else: it cannot make a card. The server trusts
+an export through this certificate and the investor root alone. Certifying
+again replaces the key.
+  --station-id ID   1..64 of A-Z a-z 0-9 . _ -  (e.g. ST-HQ-1)
+${REGISTRY_HELP}
+${READER_HELP}`,
+  async run(args, io) {
+    const values = parse(args, { 'station-id': { type: 'string' }, mother: { type: 'string' }, 'mother-pin': { type: 'string' }, registry: { type: 'string' }, ...READER_OPTIONS });
+    const stationId = required(values, 'station-id');
+    const motherPin = pin(values, 'mother-pin');
+    const { station, registry } = openStation(values);
+    try {
+      const result = await withCardSource(values, io, (source) =>
+        station.certifyStation({ channel: source.channel({ name: 'the mother card', signer: true, file: optional(values, 'mother'), fileOption: 'mother' }), pin: motherPin }, stationId),
+      );
+      io.out(`station ${result.stationId} certified by mother card ${result.motherCardId}; station key ${result.publicKey}`);
+      io.out(`investor root key ${result.rootPublicKey} (the server checks exports with it: --root)`);
+      return 0;
+    } finally {
+      registry.close();
+    }
+  },
+};
+
+export const issueExportCommand: CliCommand = {
+  path: ['issue', 'export'],
+  summary: "write the station's registry as a signed export for the server",
+  help: `tally issue export --out FILE [--registry FILE]
+
+Every mother, white and batch card this station made, and per batch how many
+one-time cards it wrote, signed with the station key (tally issue
+certify-station first). Take the file to the server: tally server registry
+import FILE, or POST it to /api/registry/import. Every export is complete, so
+importing it twice, or an older one after a newer one, changes nothing.
+${REGISTRY_HELP}`,
+  async run(args, io) {
+    const values = parse(args, { out: { type: 'string' }, registry: { type: 'string' } });
+    const out = required(values, 'out');
+    const path = typeof values.registry === 'string' ? values.registry : 'issuing.db';
+    if (!existsSync(path)) throw new TallyError('USAGE', `no registry at ${path}`);
+    const registry = IssuingRegistry.open(path);
+    try {
+      const text = exportRegistry(registry, Date.now());
+      writeFileSync(out, text, { mode: 0o644 });
+      const cards = registry.cards();
+      io.out(`registry of station ${registry.station()!.stationId} exported to ${out}: ${cards.filter((c) => c.kind !== RecordKind.ONE_TIME).length} cards, ${registry.oneTimeSummary().length} one-time batches`);
       return 0;
     } finally {
       registry.close();

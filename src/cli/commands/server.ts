@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { createServerStore, type ServerStoreOptions } from '../../server/createServerStore.js';
 import { createIngestServer } from '../../server/IngestServer.js';
-import { groupUses, incomeSplit } from '../../server/httpApi.js';
+import { groupUses, incomeSplit, pricingWithClinics } from '../../server/httpApi.js';
+import type { RegistryCardKind } from '../../server/registry/RegistryStore.js';
+import { importRegistryExport, RegistryImportRefused } from '../../server/registry/verifyExport.js';
 import { createLogger } from '../../logging/createLogger.js';
 import { TallyError } from '../../errors.js';
 import { integer, parse, required } from '../args.js';
@@ -77,7 +79,8 @@ export const serverReportCommand: CliCommand = {
   help: `tally server report (uses [--by terminal|clinic|day] | batches | income [--price N --share S] | alerts | rejections) --store (FILE | postgres://...) [--json]
 
 Reads the server's store. Income: price per use in cents (default 10000) and
-the investor's share (default 0.7); the clinic gets the rest.`,
+the investor's share (default 0.7); the clinic gets the rest. A clinic with its
+own price or share in the registry (tally server registry add-clinic) uses it.`,
   async run(args, io) {
     const what = args[0];
     if (!what || what.startsWith('-')) throw new TallyError('USAGE', 'say which report: uses, batches, income, alerts or rejections');
@@ -97,7 +100,8 @@ the investor's share (default 0.7); the clinic gets the rest.`,
           break;
         case 'income': {
           const share = typeof values.share === 'string' ? Number(values.share) : 0.7;
-          rows = incomeSplit(await store.usesPerDay(), { default: { pricePerUse: integer(values, 'price', 10_000), investorShare: share } });
+          const pricing = { default: { pricePerUse: integer(values, 'price', 10_000), investorShare: share } };
+          rows = incomeSplit(await store.usesPerDay(), pricingWithClinics(pricing, await store.registry.clinics()));
           break;
         }
         case 'alerts':
@@ -113,6 +117,154 @@ the investor's share (default 0.7); the clinic gets the rest.`,
       else if (rows.length === 0) io.out('(none)');
       else for (const row of rows) io.out(Object.entries(row as Record<string, unknown>).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('  '));
       return 0;
+    } finally {
+      await store.close();
+    }
+  },
+};
+
+/** Rows as an aligned table: a header of the keys of all rows, then one line a row */
+export function formatTable(rows: readonly Record<string, unknown>[]): string[] {
+  if (rows.length === 0) return ['(none)'];
+  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const cell = (v: unknown): string => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  const cells = rows.map((r) => columns.map((c) => cell(r[c])));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
+  const line = (values: readonly string[]): string => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(columns), ...cells.map(line)];
+}
+
+const TIME_KEYS = new Set(['addedAt', 'firstSeenAt', 'issuedAt', 'validFrom', 'validUntil', 'certifiedAt', 'firstImportAt', 'lastImportAt', 'lastExportedAt']);
+
+/** Times as ISO strings for the table; --json keeps the ms */
+function readable(row: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, TIME_KEYS.has(k) && typeof v === 'number' ? new Date(v).toISOString().replace(/\.000Z$/, 'Z') : v]));
+}
+
+const REGISTRY_LISTS = ['clinics', 'terminals', 'cards', 'batches', 'stations', 'issuance'];
+
+export const serverRegistryCommand: CliCommand = {
+  path: ['server', 'registry'],
+  summary: 'clinics, terminals and the cards the issuing stations made: list, import a station export, add',
+  help: `tally server registry (clinics | terminals | cards [--kind mother|white|batch] | batches | stations | issuance [--station ID]) --store S [--json]
+tally server registry import FILE --store S (--root HEX | --root-file FILE) [--json]
+tally server registry add-clinic CODE --name NAME [--price N] [--share S] --store S
+tally server registry add-terminal ID --clinic CODE [--retired] [--note TEXT] --store S
+
+  --store S   the server store: FILE (SQLite) or postgres://...
+
+The lists: clinics (with their price and share, which the income report uses);
+terminals, registered and reporting together (state: expected, active,
+wrong-clinic, unregistered, retired); cards and batches (with their serial
+range, one-time cards written, the terminal that loaded it); stations; the
+issuance log per station (what, when, signed by which card).
+
+import verifies an issuing station's export (tally issue export) against the
+investor root: its station certificate (the mother card's), the station's
+signature, every card's own chain. A refused export changes nothing and says
+why; importing the same export again changes nothing.`,
+  async run(args, io) {
+    const what = args[0];
+    if (!what || what.startsWith('-')) throw new TallyError('USAGE', `say what: ${REGISTRY_LISTS.join(', ')}, import, add-clinic or add-terminal`);
+    const rest = args.slice(1);
+    const operand = rest[0] && !rest[0].startsWith('-') ? rest.shift() : undefined;
+    const values = parse(rest, {
+      store: { type: 'string' },
+      json: { type: 'boolean' },
+      kind: { type: 'string' },
+      station: { type: 'string' },
+      root: { type: 'string' },
+      'root-file': { type: 'string' },
+      name: { type: 'string' },
+      price: { type: 'string' },
+      share: { type: 'string' },
+      clinic: { type: 'string' },
+      retired: { type: 'boolean' },
+      note: { type: 'string' },
+    });
+    const needOperand = (label: string): string => {
+      if (!operand) throw new TallyError('USAGE', `${what} needs ${label}`);
+      return operand;
+    };
+    const store = await createServerStore(storeOptions(required(values, 'store')));
+    const registry = store.registry;
+    const print = (rows: readonly object[]): void => {
+      if (values.json) io.out(JSON.stringify(rows, null, 2));
+      else for (const line of formatTable(rows.map(readable))) io.out(line);
+    };
+    try {
+      switch (what) {
+        case 'clinics':
+          print(await registry.clinics());
+          return 0;
+        case 'terminals':
+          print(await registry.terminalRegistry());
+          return 0;
+        case 'cards': {
+          const kind = typeof values.kind === 'string' ? values.kind : undefined;
+          if (kind !== undefined && !['mother', 'white', 'batch'].includes(kind)) throw new TallyError('USAGE', '--kind mother, white or batch');
+          print(await registry.cards(kind as RegistryCardKind | undefined));
+          return 0;
+        }
+        case 'batches':
+          print(await registry.batches());
+          return 0;
+        case 'stations':
+          print(await registry.stations());
+          return 0;
+        case 'issuance':
+          print(await registry.issuance(typeof values.station === 'string' ? values.station : undefined));
+          return 0;
+        case 'import': {
+          const file = needOperand('the export FILE');
+          try {
+            const summary = await importRegistryExport(registry, readFileSync(file, 'utf8'), rootKey(values), Date.now());
+            if (values.json) io.out(JSON.stringify(summary, null, 2));
+            else if (summary.alreadyImported) io.out(`station ${summary.stationId}: this export was imported before; nothing changed`);
+            else {
+              io.out(
+                `station ${summary.stationId}: ${summary.cardsAdded} cards added, ${summary.cardsUpdated} marked written, ` +
+                  `${summary.oneTimeBatchesAdded} one-time batches added, ${summary.oneTimeBatchesUpdated} updated`,
+              );
+            }
+            return 0;
+          } catch (err) {
+            if (!(err instanceof RegistryImportRefused)) throw err;
+            io.err(`export refused (${err.reason}): ${err.message.slice(err.reason.length + 2)}; nothing imported`);
+            return 2;
+          }
+        }
+        case 'add-clinic': {
+          const clinicCode = needOperand('the clinic CODE');
+          const share = typeof values.share === 'string' ? Number(values.share) : undefined;
+          if (share !== undefined && !(share >= 0 && share <= 1)) throw new TallyError('USAGE', '--share is the investor share, 0..1');
+          const existing = (await registry.clinics()).find((c) => c.clinicCode === clinicCode);
+          await registry.putClinic({
+            clinicCode,
+            name: required(values, 'name'),
+            ...(typeof values.price === 'string' ? { pricePerUse: integer(values, 'price') } : {}),
+            ...(share !== undefined ? { investorShare: share } : {}),
+            addedAt: existing?.addedAt ?? Date.now(),
+          });
+          io.out(`clinic ${clinicCode} ${existing ? 'updated' : 'added'}`);
+          return 0;
+        }
+        case 'add-terminal': {
+          const terminalId = needOperand('the terminal ID');
+          const existing = await registry.registeredTerminal(terminalId);
+          await registry.putTerminal({
+            terminalId,
+            clinicCode: required(values, 'clinic'),
+            status: values.retired ? 'retired' : 'expected',
+            ...(typeof values.note === 'string' ? { note: values.note } : {}),
+            addedAt: existing?.addedAt ?? Date.now(),
+          });
+          io.out(`terminal ${terminalId} ${existing ? 'updated' : 'registered'} for clinic ${values.clinic as string}${values.retired ? ' (retired)' : ''}`);
+          return 0;
+        }
+        default:
+          throw new TallyError('USAGE', `no registry command "${what}": ${REGISTRY_LISTS.join(', ')}, import, add-clinic or add-terminal`);
+      }
     } finally {
       await store.close();
     }
