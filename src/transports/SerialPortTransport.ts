@@ -1,5 +1,8 @@
-/** A ByteTransport on a serial device (a UART, a USB serial adapter or a pty), via `serialport`. */
-import { SerialPort } from 'serialport';
+/**
+ * A ByteTransport on a serial device (a UART, a USB serial adapter or a pty), via `serialport`,
+ * which is loaded at the first open: a daemon on another backend never holds it in memory.
+ */
+import type { SerialPort } from 'serialport';
 import { type ByteTransport, TransportListeners } from './ByteTransport.js';
 
 export interface SerialPortOptions {
@@ -64,7 +67,8 @@ class SerialPortTransport implements ByteTransport {
 }
 
 /** Opens the device at path; rejects when it does not exist or cannot be opened */
-export function openSerialTransport(path: string, options: SerialPortOptions = {}): Promise<ByteTransport> {
+export async function openSerialTransport(path: string, options: SerialPortOptions = {}): Promise<ByteTransport> {
+  const { SerialPort } = await import('serialport');
   return new Promise((resolve, reject) => {
     const port = new SerialPort({ path, baudRate: options.baudRate ?? DEFAULT_BAUD_RATE, autoOpen: false });
     port.open((err) => {
