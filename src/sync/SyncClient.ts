@@ -16,7 +16,7 @@
  *   validated; a bad one is refused with a recorded reason and answered on the
  *   response topic, and the last good state is kept.
  */
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { parseCardRecord, RecordKind } from '../codecs/cardRecord.js';
 import {
   encodeJsonPayload,
@@ -37,6 +37,7 @@ import { CLOCK_FLOOR_MS, systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
 import type { OutboxEntry, OutboxSource } from './OutboxSource.js';
+import { connectMqtt } from './connectMqtt.js';
 import { TokenBucket } from './TokenBucket.js';
 
 export interface SyncPolicy {
@@ -192,7 +193,7 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
   let pumpAgain = false;
   let pumpTimer: NodeJS.Timeout | undefined;
 
-  const client = mqtt.connect(options.brokerUrl, {
+  const client = connectMqtt(options.brokerUrl, {
     clientId: `terminal-${terminalId}`,
     protocolVersion,
     // a persistent session: acks and resend requests wait at the broker while the link is down
@@ -201,6 +202,9 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
     reconnectPeriod: 1000,
     connectTimeout: 10_000,
     keepalive: 30,
+    // mqtt-packet's default pre-builds 65,536 two-byte Buffers for message ids (~7 MB of heap held
+    // for the life of the process); a terminal publishes a few messages a minute
+    writeCache: false,
     will: { topic: topic('status'), payload: Buffer.from(encodeJsonPayload('status', { state: 'offline' })), qos: 1, retain: true },
     ...options.mqttOptions,
   });
