@@ -29,8 +29,11 @@ export const serverRunCommand: CliCommand = {
 Subscribes to every terminal's reports, verifies each terminal's certificate
 chain to the investor root, every entry's signature and the hash chain, stores
 each entry exactly once, asks for resends of gaps and raises alerts (batch on
-two terminals, serial used twice, forks, impersonation). With --http-port the
-report API listens on 127.0.0.1 (/api/uses, /api/batches, /api/income, /api/alerts).
+two terminals, serial used twice, forks, impersonation) and, every 10 s, compares
+the registry with the reports (batch-not-registered, terminal-wrong-clinic).
+With --http-port the report API listens on 127.0.0.1 (/api/uses, /api/batches,
+/api/income, /api/alerts, /api/registry/*; POST /api/registry/import takes a
+station export).
 Several workers share the load with the same --shared-group.`,
   async run(args, io) {
     const values = parse(args, {
