@@ -124,6 +124,7 @@ export function encodeLedgerEntry(body: Uint8Array, signature: Uint8Array): Uint
 
 const OPTIONAL_ORDER = [Tag.CARD, Tag.CHIP_UID, Tag.REF, Tag.DETAIL] as const;
 
+/** Byte fields of the result are views into raw: copy raw first if its buffer is reused */
 export function parseLedgerEntry(raw: Uint8Array): LedgerEntry {
   let items: TlvItem[];
   try {
@@ -160,7 +161,7 @@ export function parseLedgerEntry(raw: Uint8Array): LedgerEntry {
   if (seq < 1) throw new LedgerEntryError('seq starts at 1');
   const fields: Record<string, unknown> = {
     seq,
-    prevHash: v(2).slice(),
+    prevHash: v(2),
     type,
     time,
     clockTrusted: trusted === 1,
@@ -175,11 +176,11 @@ export function parseLedgerEntry(raw: Uint8Array): LedgerEntry {
     orderPosition = position + 1;
     switch (item.tag) {
       case Tag.CARD:
-        fields.card = item.value.slice();
+        fields.card = item.value;
         break;
       case Tag.CHIP_UID:
         if (item.value.length !== 8) throw new LedgerEntryError('chipUid must be 8 bytes');
-        fields.chipUid = item.value.slice();
+        fields.chipUid = item.value;
         break;
       case Tag.REF:
         if (item.value.length !== 8) throw new LedgerEntryError('ref is 8 bytes');
@@ -198,10 +199,11 @@ export function parseLedgerEntry(raw: Uint8Array): LedgerEntry {
   const sig = items[index];
   if (!sig || sig.tag !== Tag.SIGNATURE || sig.value.length !== SIGNATURE_LENGTH) throw new LedgerEntryError('missing or malformed signature');
   if (index !== items.length - 1) throw new LedgerEntryError('data after the signature');
+  // views into raw, not copies: the server parses every entry it ingests, and raw is never written to
   return {
     ...(fields as unknown as LedgerEntryFields),
-    body: raw.slice(0, raw.length - (2 + SIGNATURE_LENGTH)),
-    signature: sig.value.slice(),
-    raw: raw.slice(),
+    body: raw.subarray(0, raw.length - (2 + SIGNATURE_LENGTH)),
+    signature: sig.value,
+    raw,
   };
 }

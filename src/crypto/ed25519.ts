@@ -6,7 +6,7 @@
  * Every signature in tallystick is over SHA-256 of the signed bytes, so a card
  * can sign a record of any length with one short APDU.
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, hash, sign, verify, type KeyObject } from 'node:crypto';
 
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -17,7 +17,8 @@ export interface Ed25519KeyPair {
 }
 
 export function sha256(data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(data).digest());
+  // one-shot hash: half the cost of createHash, and the server hashes every entry it ingests
+  return new Uint8Array(hash('sha256', data, 'buffer'));
 }
 
 export function generateSigningKey(): Ed25519KeyPair {

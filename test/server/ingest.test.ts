@@ -259,6 +259,53 @@ describe.each([
     });
   });
 
+  describe('Ingest: reports of one terminal that arrive together are stored together', () => {
+    it('acks each report for its own entries, dedupes across them, and out of order still comes out right', async () => {
+      const { ledger } = ledgerWithUses('T-0001');
+      for (let i = 0; i < 30; i++) ledger.append(EntryType.USE_STARTED, { ref: 1 });
+      const last = ledger.lastSeq;
+      const insertEntries = store.insertEntries.bind(store);
+      let transactions = 0;
+      store.insertEntries = (rows, at) => (transactions++, insertEntries(rows, at));
+      // all handed over before any is stored: the later ones wait behind the first and are coalesced
+      const outcomes = await Promise.all([
+        send(ledger, range(1, 10)),
+        send(ledger, range(21, last)),
+        send(ledger, range(8, 20)), // 8-10 again, inside the same transaction
+        send(ledger, range(1, 10)), // the first report replayed
+      ]);
+      expect(outcomes.map((o) => o.accepted)).toEqual([true, true, true, true]);
+      expect(outcomes.map((o) => rangesToSeqs(ackOf(o).data.committed))).toEqual([range(1, 10), range(21, last), range(8, 20), range(1, 10)]);
+      expect(outcomes.map((o) => ackOf(o).status)).toEqual(['ok', 'ok', 'ok', 'ok']);
+      expect(transactions).toBe(1);
+      expect(outcomes.reduce((n, o) => n + o.inserted, 0)).toBe(last);
+      expect(ingest.stats.entriesInserted).toBe(last);
+      expect(ingest.stats.entriesDuplicate).toBe(3 + 10);
+      expect(await store.entryCount()).toBe(last);
+      expect((await store.terminal('T-0001'))?.contiguousSeq).toBe(last);
+      expect((await store.entries('T-0001', 1, 100)).map((e) => e.raw)).toEqual(ledger.entries);
+    });
+
+    it('refuses a fork and a broken link between reports stored together, naming the report that carried them', async () => {
+      const { ledger } = ledgerWithUses('T-0001');
+      const fork = new SignedLedger(investor, 'T-0001', 'CL-1', ledger.device);
+      const batch = makeBatch(investor, 'CL-1', 2, 5);
+      fork.loadBatch(batch);
+      fork.use(batch, 1);
+      const [first, second, third] = await Promise.all([send(ledger, range(1, 3)), send(fork, [3]), send(fork, [5])]);
+      expect(rangesToSeqs(ackOf(first!).data.committed)).toEqual([1, 2, 3]);
+      expect(ackOf(second!).data.rejected).toEqual([{ seq: 3, reason: 'ledger-fork' }]);
+      expect(second!.inserted).toBe(0);
+      // the fork's seq 5 does not follow the genuine seq 4 once that arrives
+      await send(ledger, [4]);
+      expect(ackOf(third!).data.committed).toEqual([[5, 5]]);
+      const later = await send(fork, [5]);
+      expect(later.duplicates).toBe(1);
+      expect((await store.alerts()).map((a) => a.kind)).toContain('ledger-fork');
+      expect((await store.entries('T-0001', 1, 3)).map((e) => e.raw)).toEqual(ledger.entries.slice(0, 3));
+    });
+  });
+
   describe('Ingest: signature audit', () => {
     it('finds an entry that is chained correctly but not signed by the terminal', async () => {
       const ledger = new SignedLedger(investor, 'T-0001', 'CL-1');

@@ -15,11 +15,10 @@ import { encodeJsonPayload, parseJsonPayload, seqsToRanges, type AckPayload } fr
 import { PayloadError } from '../../codecs/mqtt/PayloadError.js';
 import { parseReport, type ReportFrame } from '../../codecs/mqtt/report.js';
 import { parseTopic, terminalTopic } from '../../codecs/mqtt/topics.js';
-import { verifyMessage } from '../../crypto/ed25519.js';
 import type { Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import type { AlertKind, SerialUse, ServerStore, TerminalRow } from '../ServerStore.js';
-import type { SignatureVerifier } from './signatureVerifier.js';
+import { inlineVerifier, type SignatureVerifier } from './signatureVerifier.js';
 import { ReportRejection, verifyReport, type RejectedEntry, type SignatureCheck, type VerifiedEntry, type VerifiedReport } from './verifyReport.js';
 
 export interface Outgoing {
@@ -68,19 +67,50 @@ interface PreparedReport {
 
 const NOTHING = { inserted: 0, duplicates: 0, rejectedEntries: [], replies: [] } as const;
 
+/** A terminal's reports stored in one transaction at most (a backlog drains in windows of many) */
+const MAX_REPORTS_PER_TRANSACTION = 64;
+
+interface PendingReport {
+  readonly topic: string;
+  readonly prepared: Promise<PreparedReport>;
+  readonly resolve: (outcome: IngestOutcome) => void;
+}
+
+interface AcceptedReport {
+  /** Position in the batch of pending reports */
+  readonly index: number;
+  readonly topic: string;
+  readonly frame: ReportFrame;
+  readonly report: VerifiedReport;
+  /** The report's own rejections, then those found when storing */
+  readonly rejected: RejectedEntry[];
+}
+
+function errorAck(terminalId: string, frame: ReportFrame, code: string, message: string): Outgoing {
+  return {
+    topic: terminalTopic(terminalId, 'ack'),
+    payload: encodeJsonPayload('ack', { transaction: frame.transaction, status: 'error', data: { committed: [], highestContiguousSeq: 0 }, error: { code, message: message.slice(0, 500) } }),
+  };
+}
+
 export class Ingest {
   readonly stats: IngestStats = { messages: 0, reports: 0, entriesInserted: 0, entriesDuplicate: 0, entriesRejected: 0, messagesRejected: 0, alerts: 0 };
   private readonly store: ServerStore;
   private readonly logger: Logger;
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** Per terminal: reports waiting for their turn, to be stored together */
+  private readonly openReports = new Map<string, PendingReport[]>();
   /** contiguous seq per terminal at the previous gap check: a gap that did not move since is real */
   private readonly gapWatch = new Map<string, number>();
   private readonly statuses = new Map<string, { state: string; at: number }>();
   private readonly pinned = new Map<string, string>();
   private transaction = 0;
 
+  private readonly verifier: SignatureVerifier;
+
   constructor(private readonly options: IngestOptions) {
     this.store = options.store;
+    this.verifier = options.verifier ?? inlineVerifier;
     this.logger = (options.logger ?? silentLogger).child({ module: 'server.ingest' });
   }
 
@@ -93,29 +123,48 @@ export class Ingest {
     this.stats.messages++;
     const parsed = parseTopic(topic);
     if (!parsed || parsed.direction !== 'uplink') return this.refuse(topic, undefined, 'unknown-topic', 'not a terminal uplink topic');
-    // one terminal's messages in order; other terminals in parallel
-    // a report's parse and signature checks need no order: they start now, beside the terminal's queue
-    // (the worker threads verify the next report while this one is stored); only storing waits its turn
-    let prepared: Promise<PreparedReport> | undefined;
-    if (parsed.kind === 'report') {
-      prepared = this.prepareReport(parsed.terminalId, payload);
-      prepared.catch(() => undefined); // awaited (and its error handled) in dispatch
+    const { terminalId, kind } = parsed;
+    if (kind !== 'report') {
+      // reports that come after this message queue behind it
+      this.openReports.delete(terminalId);
+      return this.enqueue(terminalId, () => this.dispatch(topic, terminalId, kind, payload));
     }
-    const previous = this.queues.get(parsed.terminalId) ?? Promise.resolve();
-    const run = previous.then(() => this.dispatch(topic, parsed.terminalId, parsed.kind, payload, prepared));
+    // parse and signature checks need no order: they start now, beside the terminal's queue
+    // (the worker threads verify the next report while this one is stored); only storing waits its turn
+    const prepared = this.prepareReport(terminalId, payload);
+    prepared.catch(() => undefined); // awaited (and its error handled) in handleReports
+    return new Promise<IngestOutcome>((resolve) => {
+      const pending: PendingReport = { topic, prepared, resolve };
+      const open = this.openReports.get(terminalId);
+      if (open && open.length < MAX_REPORTS_PER_TRANSACTION) {
+        open.push(pending);
+        return;
+      }
+      const reports = [pending];
+      this.openReports.set(terminalId, reports);
+      void this.enqueue(terminalId, async () => {
+        // the reports of this terminal that came while its earlier work ran are stored together: one transaction
+        if (this.openReports.get(terminalId) === reports) this.openReports.delete(terminalId);
+        await this.handleReports(terminalId, reports);
+      });
+    });
+  }
+
+  /** One terminal's messages in order; other terminals in parallel */
+  private enqueue<T>(terminalId: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(terminalId) ?? Promise.resolve();
+    const run = previous.then(work);
     const tail = run.catch(() => undefined);
-    this.queues.set(parsed.terminalId, tail);
+    this.queues.set(terminalId, tail);
     void tail.then(() => {
-      if (this.queues.get(parsed.terminalId) === tail) this.queues.delete(parsed.terminalId);
+      if (this.queues.get(terminalId) === tail) this.queues.delete(terminalId);
     });
     return run;
   }
 
-  private async dispatch(topic: string, terminalId: string, kind: string, payload: Uint8Array, prepared?: Promise<PreparedReport>): Promise<IngestOutcome> {
+  private async dispatch(topic: string, terminalId: string, kind: string, payload: Uint8Array): Promise<IngestOutcome> {
     try {
       switch (kind) {
-        case 'report':
-          return await this.handleReport(topic, terminalId, prepared ?? this.prepareReport(terminalId, payload));
         case 'heartbeat': {
           const heartbeat = parseJsonPayload('heartbeat', payload);
           await this.store.recordHeartbeat({
@@ -158,11 +207,15 @@ export class Ingest {
           return await this.refuse(topic, terminalId, 'unknown-topic', `no handler for ${kind}`);
       }
     } catch (err) {
-      if (err instanceof PayloadError) return this.refuse(topic, terminalId, err.reason, err.message);
-      if (err instanceof ReportRejection) return this.refuse(topic, terminalId, err.reason, err.message);
-      this.logger.error({ terminalId, topic, err: (err as Error).message }, 'ingest failed');
-      return this.refuse(topic, terminalId, 'internal', (err as Error).message);
+      return this.refuseError(topic, terminalId, err);
     }
+  }
+
+  private refuseError(topic: string, terminalId: string, err: unknown): Promise<IngestOutcome> {
+    if (err instanceof PayloadError) return this.refuse(topic, terminalId, err.reason, err.message);
+    if (err instanceof ReportRejection) return this.refuse(topic, terminalId, err.reason, err.message);
+    this.logger.error({ terminalId, topic, err: (err as Error).message }, 'ingest failed');
+    return this.refuse(topic, terminalId, 'internal', (err as Error).message);
   }
 
   private async refuse(topic: string, terminalId: string | undefined, reason: string, detail: string, replies: Outgoing[] = []): Promise<IngestOutcome> {
@@ -194,17 +247,43 @@ export class Ingest {
     }
   }
 
-  private async handleReport(topic: string, terminalId: string, prepared: Promise<PreparedReport>): Promise<IngestOutcome> {
-    this.stats.reports++;
-    const { frame, report, rejection } = await prepared;
-    const errorAck = (code: string, message: string): Outgoing => ({
-      topic: terminalTopic(terminalId, 'ack'),
-      payload: encodeJsonPayload('ack', { transaction: frame.transaction, status: 'error', data: { committed: [], highestContiguousSeq: 0 }, error: { code, message: message.slice(0, 500) } }),
-    });
+  /**
+   * Stores reports of one terminal together: each is verified on its own, then
+   * the union of their entries (one per seq; the first report to carry a seq
+   * owns it) is link-checked and stored in one transaction, and each report
+   * gets its own ack. Never rejects: every report gets an outcome.
+   */
+  private async handleReports(terminalId: string, reports: readonly PendingReport[]): Promise<void> {
+    const outcomes: Array<IngestOutcome | undefined> = [];
+    try {
+      const accepted: AcceptedReport[] = [];
+      for (const [index, pending] of reports.entries()) {
+        this.stats.reports++;
+        const verdict = await this.admitReport(terminalId, pending);
+        if ('refused' in verdict) outcomes[index] = verdict.refused;
+        else accepted.push({ index, topic: pending.topic, frame: verdict.frame, report: verdict.report, rejected: [...verdict.report.rejected] });
+      }
+      if (accepted.length > 0) for (const [index, outcome] of await this.storeReports(terminalId, accepted)) outcomes[index] = outcome;
+    } catch (err) {
+      this.logger.error({ terminalId, err: (err as Error).message }, 'storing reports failed');
+      for (const [index, pending] of reports.entries()) outcomes[index] ??= await this.refuseError(pending.topic, terminalId, err);
+    }
+    reports.forEach((pending, index) => pending.resolve(outcomes[index] ?? { accepted: false, reason: 'internal', ...NOTHING }));
+  }
+
+  /** The checks that refuse a report as a whole: parse, certificate, topic, pinned device key */
+  private async admitReport(terminalId: string, pending: PendingReport): Promise<{ frame: ReportFrame; report: VerifiedReport } | { refused: IngestOutcome }> {
+    let prepared: PreparedReport;
+    try {
+      prepared = await pending.prepared;
+    } catch (err) {
+      return { refused: await this.refuseError(pending.topic, terminalId, err) };
+    }
+    const { frame, report, rejection } = prepared;
     if (rejection || !report) {
       const err = rejection ?? new ReportRejection('bad-certificate', 'not verified');
       if (err.reason === 'terminal-mismatch') await this.alert('terminal-impersonation', terminalId, `impersonation:${terminalId}:${err.message}`, err.message);
-      return this.refuse(topic, terminalId, err.reason, err.message, [errorAck(err.reason, err.message)]);
+      return { refused: await this.refuse(pending.topic, terminalId, err.reason, err.message, [errorAck(terminalId, frame, err.reason, err.message)]) };
     }
     const certificate = report.certificate;
     // a pinned device key never changes, so once seen it is checked from memory
@@ -216,61 +295,100 @@ export class Ingest {
             { terminalId, clinicCode: certificate.clinicCode, devicePublicKey: certificate.publicKey, certificate: certificate.raw },
             this.options.clock.now(),
           );
-    if (registration !== 'different') this.pinned.set(terminalId, keyHex);
     if (registration === 'different') {
       const detail = 'a different device key than the one first seen for this terminal';
-      await this.alert('certificate-changed', terminalId, `cert:${terminalId}:${Buffer.from(certificate.publicKey).toString('hex')}`, detail);
-      return this.refuse(topic, terminalId, 'certificate-changed', detail, [errorAck('certificate-changed', detail)]);
+      await this.alert('certificate-changed', terminalId, `cert:${terminalId}:${keyHex}`, detail);
+      return { refused: await this.refuse(pending.topic, terminalId, 'certificate-changed', detail, [errorAck(terminalId, frame, 'certificate-changed', detail)]) };
     }
+    this.pinned.set(terminalId, keyHex);
+    return { frame, report };
+  }
 
-    const rejected: RejectedEntry[] = [...report.rejected];
-    const linked = await this.checkLinks(terminalId, report.entries, rejected);
+  private async storeReports(terminalId: string, reports: readonly AcceptedReport[]): Promise<Map<number, IngestOutcome>> {
+    const owners = new Map<number, { entry: VerifiedEntry; report: AcceptedReport }>();
+    const echoes: Array<{ report: AcceptedReport; seq: number }> = [];
+    for (const report of reports) {
+      for (const entry of report.report.entries) {
+        const { seq } = entry.row;
+        const owner = owners.get(seq);
+        if (!owner) owners.set(seq, { entry, report });
+        else if (bytesEqual(owner.entry.row.hash, entry.row.hash)) echoes.push({ report, seq });
+        else {
+          report.rejected.push({ seq, reason: 'ledger-fork', detail: 'a different entry with this seq came in another report' });
+          await this.alert('ledger-fork', terminalId, `fork:${terminalId}:${seq}`, `two different entries with seq ${seq}`);
+        }
+      }
+    }
+    const union = [...owners.values()].map((o) => o.entry).sort((a, b) => a.row.seq - b.row.seq);
+    const unionRejected: RejectedEntry[] = [];
+    const linked = await this.checkLinks(terminalId, union, unionRejected);
     const outcome = await this.store.insertEntries(
       linked.map((e) => e.row),
       this.options.clock.now(),
     );
     for (const seq of outcome.conflicts) {
-      rejected.push({ seq, reason: 'ledger-fork', detail: 'a different entry with this seq is already stored' });
+      unionRejected.push({ seq, reason: 'ledger-fork', detail: 'a different entry with this seq is already stored' });
       await this.alert('ledger-fork', terminalId, `fork:${terminalId}:${seq}`, `two different entries with seq ${seq}`);
     }
     const inserted = new Set(outcome.inserted);
+    const duplicates = new Set(outcome.duplicates);
     await this.checkFraud(
       terminalId,
       linked.filter((e) => inserted.has(e.row.seq)),
     );
-
-    for (const r of rejected) this.logger.warn({ terminalId, seq: r.seq, reason: r.reason, detail: r.detail }, 'entry refused');
-    if (rejected.length > 0) {
-      await this.store.recordRejection({
-        at: this.options.clock.now(),
-        terminalId,
-        topic,
-        reason: rejected[0]!.reason,
-        detail: rejected.map((r) => `seq ${r.seq}: ${r.reason}: ${r.detail}`).join('; '),
-      });
+    // each rejection goes to the report that owns the seq, and to those that carried the same entry again
+    const rejectedBySeq = new Map(unionRejected.map((r) => [r.seq, r]));
+    for (const r of unionRejected) owners.get(r.seq)?.report.rejected.push(r);
+    const committed = new Map<AcceptedReport, { inserted: number[]; duplicates: number[] }>(reports.map((r) => [r, { inserted: [], duplicates: [] }]));
+    for (const [seq, { report }] of owners) {
+      if (inserted.has(seq)) committed.get(report)!.inserted.push(seq);
+      else if (duplicates.has(seq)) committed.get(report)!.duplicates.push(seq);
     }
-    this.stats.entriesInserted += outcome.inserted.length;
-    this.stats.entriesDuplicate += outcome.duplicates.length;
-    this.stats.entriesRejected += rejected.length;
+    for (const { report, seq } of echoes) {
+      if (inserted.has(seq) || duplicates.has(seq)) committed.get(report)!.duplicates.push(seq);
+      else {
+        const rejection = rejectedBySeq.get(seq);
+        if (rejection) report.rejected.push(rejection);
+      }
+    }
 
     const terminal = await this.store.terminal(terminalId);
-    const ack: AckPayload = {
-      transaction: frame.transaction,
-      status: rejected.length === 0 ? 'ok' : 'error',
-      data: {
-        committed: seqsToRanges([...outcome.inserted, ...outcome.duplicates]),
-        highestContiguousSeq: terminal?.contiguousSeq ?? 0,
-        ...(rejected.length > 0 ? { rejected: rejected.slice(0, 1000).map((r) => ({ seq: r.seq, reason: r.reason })) } : {}),
-      },
-      ...(rejected.length > 0 ? { error: { code: rejected[0]!.reason, message: `${rejected.length} entries refused; first: seq ${rejected[0]!.seq}: ${rejected[0]!.detail}`.slice(0, 500) } } : {}),
-    };
-    return {
-      accepted: true,
-      inserted: outcome.inserted.length,
-      duplicates: outcome.duplicates.length,
-      rejectedEntries: rejected,
-      replies: [{ topic: terminalTopic(terminalId, 'ack'), payload: encodeJsonPayload('ack', ack) }],
-    };
+    const outcomes = new Map<number, IngestOutcome>();
+    for (const report of reports) {
+      const { rejected, frame, topic } = report;
+      const done = committed.get(report)!;
+      for (const r of rejected) this.logger.warn({ terminalId, seq: r.seq, reason: r.reason, detail: r.detail }, 'entry refused');
+      if (rejected.length > 0) {
+        await this.store.recordRejection({
+          at: this.options.clock.now(),
+          terminalId,
+          topic,
+          reason: rejected[0]!.reason,
+          detail: rejected.map((r) => `seq ${r.seq}: ${r.reason}: ${r.detail}`).join('; '),
+        });
+      }
+      this.stats.entriesInserted += done.inserted.length;
+      this.stats.entriesDuplicate += done.duplicates.length;
+      this.stats.entriesRejected += rejected.length;
+      const ack: AckPayload = {
+        transaction: frame.transaction,
+        status: rejected.length === 0 ? 'ok' : 'error',
+        data: {
+          committed: seqsToRanges([...done.inserted, ...done.duplicates]),
+          highestContiguousSeq: terminal?.contiguousSeq ?? 0,
+          ...(rejected.length > 0 ? { rejected: rejected.slice(0, 1000).map((r) => ({ seq: r.seq, reason: r.reason })) } : {}),
+        },
+        ...(rejected.length > 0 ? { error: { code: rejected[0]!.reason, message: `${rejected.length} entries refused; first: seq ${rejected[0]!.seq}: ${rejected[0]!.detail}`.slice(0, 500) } } : {}),
+      };
+      outcomes.set(report.index, {
+        accepted: true,
+        inserted: done.inserted.length,
+        duplicates: done.duplicates.length,
+        rejectedEntries: rejected,
+        replies: [{ topic: terminalTopic(terminalId, 'ack'), payload: encodeJsonPayload('ack', ack) }],
+      });
+    }
+    return outcomes;
   }
 
   /** Drops entries whose hash does not link to a stored (or same-report) neighbour */
@@ -389,15 +507,19 @@ export class Ingest {
       while (audited < terminal.contiguousSeq && checked < budget) {
         const entries = await this.store.entries(terminal.terminalId, audited + 1, Math.min(500, budget - checked));
         if (entries.length === 0) break;
-        for (const stored of entries) {
-          if (stored.seq > terminal.contiguousSeq) break;
+        const due = entries.filter((stored) => stored.seq <= terminal.contiguousSeq);
+        if (due.length === 0) break;
+        // on the verifier's worker threads when there are any: the audit must not hold up the ingest
+        const jobs = due.map((stored) => {
           const entry = parseLedgerEntry(stored.raw);
-          if (!verifyMessage(terminal.devicePublicKey, entry.body, entry.signature)) {
-            await this.alert('bad-entry-signature', terminal.terminalId, `signature:${terminal.terminalId}:${stored.seq}`, `seq ${stored.seq} is chained but its own signature is invalid`);
-          }
-          audited = stored.seq;
-          checked++;
+          return { publicKey: terminal.devicePublicKey, message: entry.body, signature: entry.signature };
+        });
+        const valid = await this.verifier.verify(jobs);
+        for (const [i, stored] of due.entries()) {
+          if (!valid[i]) await this.alert('bad-entry-signature', terminal.terminalId, `signature:${terminal.terminalId}:${stored.seq}`, `seq ${stored.seq} is chained but its own signature is invalid`);
         }
+        audited = due[due.length - 1]!.seq;
+        checked += due.length;
         await this.store.setAuditedSeq(terminal.terminalId, audited);
       }
     }

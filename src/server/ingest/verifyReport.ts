@@ -62,12 +62,37 @@ export class ReportRejection extends Error {
  */
 export type SignatureCheck = 'every-entry' | 'chain-anchored';
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 interface Candidate {
   readonly entry: LedgerEntry;
   readonly hash: Uint8Array;
   readonly batch?: BatchRow;
   readonly batchId?: string;
   readonly serial?: number;
+}
+
+/**
+ * Certificates that verified, by their bytes and the root: every report carries
+ * its terminal's certificate, and checking its signature again each time was an
+ * Ed25519 verify per report. Bounded; a certificate is immutable bytes.
+ */
+const verifiedCertificates = new Map<string, SignedRecord<TerminalFields>>();
+const MAX_VERIFIED_CERTIFICATES = 10_000;
+
+function verifiedCertificate(raw: Uint8Array, rootPublicKey: Uint8Array): SignedRecord<TerminalFields> {
+  const key = `${toHex(rootPublicKey)}:${toHex(raw)}`;
+  const known = verifiedCertificates.get(key);
+  if (known) return known;
+  let certificate: SignedRecord<TerminalFields>;
+  try {
+    certificate = verifyTerminalCertificate(parseCardRecord(raw), rootPublicKey);
+  } catch (err) {
+    throw new ReportRejection('bad-certificate', (err as Error).message);
+  }
+  if (verifiedCertificates.size >= MAX_VERIFIED_CERTIFICATES) verifiedCertificates.clear();
+  verifiedCertificates.set(key, certificate);
+  return certificate;
 }
 
 export async function verifyReport(
@@ -77,13 +102,7 @@ export async function verifyReport(
   signatureCheck: SignatureCheck = 'every-entry',
   verifier: SignatureVerifier = inlineVerifier,
 ): Promise<VerifiedReport> {
-  let certificate: SignedRecord<TerminalFields>;
-  try {
-    const record = parseCardRecord(frame.certificate);
-    certificate = verifyTerminalCertificate(record, rootPublicKey);
-  } catch (err) {
-    throw new ReportRejection('bad-certificate', (err as Error).message);
-  }
+  const certificate = verifiedCertificate(frame.certificate, rootPublicKey);
   if (certificate.terminalId !== topicTerminalId) {
     throw new ReportRejection('terminal-mismatch', `certificate of ${certificate.terminalId} published on the topic of ${topicTerminalId}`);
   }
@@ -142,7 +161,11 @@ export async function verifyReport(
       reject('bad-card', (err as Error).message);
       continue;
     }
-    bySeq.set(entry.seq, { entry, hash, ...(batch ? { batch } : {}), ...(batchId !== undefined ? { batchId } : {}), ...(serial !== undefined ? { serial } : {}) });
+    const candidate: Mutable<Candidate> = { entry, hash };
+    if (batch) candidate.batch = batch;
+    if (batchId !== undefined) candidate.batchId = batchId;
+    if (serial !== undefined) candidate.serial = serial;
+    bySeq.set(entry.seq, candidate);
   }
 
   const sorted = [...bySeq.values()].sort((a, b) => a.entry.seq - b.entry.seq);
@@ -174,22 +197,23 @@ export async function verifyReport(
     if (failed.length > 0) await checkEach(failed);
   }
   valid.sort((a, b) => a.entry.seq - b.entry.seq);
-  const entries: VerifiedEntry[] = valid.map(({ entry, hash, batch, batchId, serial }) => ({
-    row: {
+  // plain assignments, not conditional spreads: this runs for every entry the server ingests
+  const entries: VerifiedEntry[] = valid.map(({ entry, hash, batch, batchId, serial }) => {
+    const row: Mutable<EntryRow> = {
       terminalId: entry.terminalId,
       seq: entry.seq,
       type: entry.type,
       time: entry.time,
       clockTrusted: entry.clockTrusted,
       clinicCode: certificate.clinicCode,
-      ...(batchId !== undefined ? { batchId } : {}),
-      ...(serial !== undefined ? { serial } : {}),
-      ...(entry.ref !== undefined ? { ref: entry.ref } : {}),
       hash,
       prevHash: entry.prevHash,
       raw: entry.raw,
-    },
-    ...(batch ? { batch } : {}),
-  }));
+    };
+    if (batchId !== undefined) row.batchId = batchId;
+    if (serial !== undefined) row.serial = serial;
+    if (entry.ref !== undefined) row.ref = entry.ref;
+    return batch ? { row, batch } : { row };
+  });
   return { certificate, entries, rejected };
 }

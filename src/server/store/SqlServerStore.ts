@@ -299,18 +299,19 @@ export class SqlServerStore implements ServerStore {
     const out: SerialUse[] = [];
     for (let i = 0; i < unique.length; i += 200) {
       const part = unique.slice(i, i + 200);
-      // a VALUES table joined on the partial index: both databases look each serial up (an OR chain made SQLite scan)
+      // a VALUES table, then the partial index, each serial looked up (an OR chain made SQLite scan). CROSS JOIN
+      // keeps SQLite from turning it around into a scan of every entry (and no ORDER BY, which invited that scan)
       const rows = await this.db.all<Row>(
         `SELECT e.batch_id, e.serial, e.terminal_id, e.seq
          FROM (VALUES ${part.map(() => '(CAST(? AS TEXT), CAST(? AS BIGINT))').join(', ')}) AS w
-         JOIN entries e ON e.batch_id = w.column1 AND e.serial = w.column2 AND e.type = ${USE_RESERVED}
-         WHERE NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)
-         ORDER BY e.terminal_id, e.seq`,
+         CROSS JOIN entries e
+         WHERE e.batch_id = w.column1 AND e.serial = w.column2 AND e.type = ${USE_RESERVED}
+           AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)`,
         part.flatMap((p) => [p.batchId, p.serial]),
       );
       for (const r of rows) out.push({ batchId: String(r.batch_id), serial: num(r.serial), terminalId: String(r.terminal_id), seq: num(r.seq) });
     }
-    return out;
+    return out.sort((a, b) => (a.terminalId < b.terminalId ? -1 : a.terminalId > b.terminalId ? 1 : a.seq - b.seq));
   }
 
   async recordRejection(rejection: Rejection): Promise<void> {

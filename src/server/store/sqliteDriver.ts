@@ -51,9 +51,8 @@ class SqliteExecutor implements SqlExecutor {
     const sql = `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')}) ON CONFLICT (${conflict.join(', ')}) DO NOTHING`;
     const statement = this.statement(sql);
     const inserted: number[] = [];
-    rows.forEach((row, index) => {
-      if (statement.run(...toSqlite(row)).changes > 0) inserted.push(index);
-    });
+    // an array binds as the anonymous parameters: no spread per row
+    for (let index = 0; index < rows.length; index++) if (statement.run(toSqlite(rows[index]!)).changes > 0) inserted.push(index);
     return inserted;
   }
 }
