@@ -72,6 +72,19 @@ function entryFromRow(row: Row): StoredEntry {
   };
 }
 
+/**
+ * use.reserved entries of `count` (batch, serial) pairs that no release cancels. A VALUES table, then the
+ * partial index: each serial is looked up (an OR chain made SQLite scan). CROSS JOIN keeps SQLite from turning
+ * it around into a scan of every stored entry (and no ORDER BY, which invited that scan).
+ */
+export function openUsesSql(count: number): string {
+  return `SELECT e.batch_id, e.serial, e.terminal_id, e.seq
+    FROM (VALUES ${Array.from({ length: count }, () => '(CAST(? AS TEXT), CAST(? AS BIGINT))').join(', ')}) AS w
+    CROSS JOIN entries e
+    WHERE e.batch_id = w.column1 AND e.serial = w.column2 AND e.type = ${USE_RESERVED}
+      AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)`;
+}
+
 export class SqlServerStore implements ServerStore {
   readonly kind: 'sqlite' | 'postgres';
   readonly registry: RegistryStore;
@@ -299,14 +312,8 @@ export class SqlServerStore implements ServerStore {
     const out: SerialUse[] = [];
     for (let i = 0; i < unique.length; i += 200) {
       const part = unique.slice(i, i + 200);
-      // a VALUES table, then the partial index, each serial looked up (an OR chain made SQLite scan). CROSS JOIN
-      // keeps SQLite from turning it around into a scan of every entry (and no ORDER BY, which invited that scan)
       const rows = await this.db.all<Row>(
-        `SELECT e.batch_id, e.serial, e.terminal_id, e.seq
-         FROM (VALUES ${part.map(() => '(CAST(? AS TEXT), CAST(? AS BIGINT))').join(', ')}) AS w
-         CROSS JOIN entries e
-         WHERE e.batch_id = w.column1 AND e.serial = w.column2 AND e.type = ${USE_RESERVED}
-           AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)`,
+        openUsesSql(part.length),
         part.flatMap((p) => [p.batchId, p.serial]),
       );
       for (const r of rows) out.push({ batchId: String(r.batch_id), serial: num(r.serial), terminalId: String(r.terminal_id), seq: num(r.seq) });
