@@ -273,6 +273,11 @@ function contract(name: string, open: () => Promise<ServerStore>): void {
 
       const log = await store.registry.issuance(v.stationId);
       expect(log.map((l) => l.kind)).toEqual(['mother', 'white', 'batch', 'one-time']);
+      // made in the same second: still mother, white, batch, one-time, on either database
+      const sameSecond = registryExport(`${tag}s`, `s${tag}`.padEnd(16, '0'), { digest: `same-${tag}`, stationId: `ST-${tag}-same` });
+      await store.registry.importExport({ ...sameSecond, cards: sameSecond.cards.map((c) => ({ ...c, issuedAt: 7_000 })) }, 100);
+      expect((await store.registry.issuance(sameSecond.stationId)).map((l) => l.kind)).toEqual(['mother', 'white', 'batch', 'one-time']);
+      expect((await store.registry.cards()).filter((c) => c.stationId === sameSecond.stationId).map((c) => c.kind)).toEqual(['mother', 'white', 'batch']);
       expect(log[3]).toMatchObject({ cardId: batchId, signerCardId: batchId, clinicCode: 'CL-R', batchNo: 3, detail: 'one-time cards, serials 1..50' });
       expect(log[2]).toMatchObject({ cardId: batchId, signerCardId: `w${tag}`.padEnd(16, '0'), detail: 'batch card 3 for clinic CL-R, 50 one-time cards' });
       const station = (await store.registry.stations()).find((s) => s.stationId === v.stationId);

@@ -76,6 +76,9 @@ const BATCH_SELECT = `SELECT c.*, o.serial_from, o.serial_to, o.written AS one_t
   FROM registry_cards c LEFT JOIN registry_one_time o ON o.batch_id = c.card_id LEFT JOIN batches b ON b.batch_id = c.card_id
   WHERE c.kind = 'batch'`;
 
+/** Mother, white, batch, one-time: the order cards are made in (a stable order across databases, which sort NULLs differently) */
+const TIER = (column: string): string => `CASE ${column} WHEN 'mother' THEN 1 WHEN 'white' THEN 2 WHEN 'batch' THEN 3 ELSE 4 END`;
+
 const CARD_COLUMNS = ['card_id', 'kind', 'station_id', 'signer_card_id', 'clinic_code', 'batch_no', 'count', 'quota', 'valid_from', 'valid_until', 'issued_at', 'written', 'chip_uid', 'record'] as const;
 const ISSUANCE_COLUMNS = ['station_id', 'card_id', 'kind', 'issued_at', 'signer_card_id', 'clinic_code', 'batch_no', 'detail'] as const;
 
@@ -226,7 +229,7 @@ export class SqlRegistryStore implements RegistryStore {
   async cards(kind?: RegistryCardKind): Promise<RegistryCardRow[]> {
     const signed = `(SELECT COUNT(*) FROM registry_cards s WHERE s.signer_card_id = c.card_id AND s.kind = 'batch')`;
     const sql = `SELECT c.*, CASE WHEN c.kind = 'white' THEN ${signed} END AS batches_signed FROM registry_cards c`;
-    const order = ' ORDER BY c.issued_at, c.kind, c.card_id';
+    const order = ` ORDER BY c.issued_at, ${TIER('c.kind')}, c.card_id`;
     const rows = kind ? await this.db.all<Row>(`${sql} WHERE c.kind = ?${order}`, [kind]) : await this.db.all<Row>(`${sql}${order}`);
     return rows.map(cardFromRow);
   }
@@ -262,7 +265,7 @@ export class SqlRegistryStore implements RegistryStore {
   }
 
   async issuance(stationId?: string): Promise<IssuanceRow[]> {
-    const order = ' ORDER BY station_id, issued_at, batch_no, kind, card_id';
+    const order = ` ORDER BY station_id, issued_at, ${TIER('kind')}, batch_no, card_id`;
     const rows = stationId
       ? await this.db.all<Row>(`SELECT * FROM registry_issuance WHERE station_id = ?${order}`, [stationId])
       : await this.db.all<Row>(`SELECT * FROM registry_issuance${order}`);
