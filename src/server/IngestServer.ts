@@ -14,7 +14,7 @@ import { startHttpApi, type HttpApi, type PricingConfig } from './httpApi.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
 import { Ingest, type Outgoing } from './ingest/Ingest.js';
 import { createVerifierPool, inlineVerifier } from './ingest/signatureVerifier.js';
-import type { SignatureCheck } from './ingest/verifyReport.js';
+import { DEFAULT_SIGNATURE_CHECK, type SignatureCheck } from './ingest/verifyReport.js';
 import type { ServerStore } from './ServerStore.js';
 import { RegistryCheck } from './registry/registryCheck.js';
 
@@ -36,7 +36,7 @@ export interface IngestServerOptions {
   /** Start the HTTP API on this loopback port (0: a free one); undefined: no HTTP API */
   readonly httpPort?: number;
   readonly pricing?: PricingConfig;
-  /** every-entry (default) or chain-anchored (one signature per hash-linked run): see ingest/verifyReport.ts */
+  /** chain-anchored (default: one signature per hash-linked run at once, every entry's own in the background audit) or every-entry: see ingest/verifyReport.ts */
   readonly signatureCheck?: SignatureCheck;
   /** Worker threads that check signatures (default: one per CPU; 0: on the main thread) */
   readonly verifierThreads?: number;
@@ -73,7 +73,8 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
   const logger = (options.logger ?? silentLogger).child({ module: 'server' });
   const threads = options.verifierThreads ?? cpus().length;
   const verifier = threads > 0 ? createVerifierPool(threads) : inlineVerifier;
-  const ingest = new Ingest({ store: options.store, rootPublicKey: options.rootPublicKey, clock, logger, verifier, ...(options.signatureCheck ? { signatureCheck: options.signatureCheck } : {}) });
+  const signatureCheck = options.signatureCheck ?? DEFAULT_SIGNATURE_CHECK;
+  const ingest = new Ingest({ store: options.store, rootPublicKey: options.rootPublicKey, clock, logger, verifier, signatureCheck });
   const protocolVersion = options.protocolVersion ?? 5;
   // with a stable client id, a persistent session: the broker keeps QoS 1 reports for a worker that restarts;
   // without one, a clean session, so restarts leave no orphan sessions collecting copies at the broker
@@ -130,7 +131,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
   // chain-anchored ingest checks one signature per run at once; the audit checks the others in the background
   let auditing = false;
   const auditTimer = setInterval(() => {
-    if (options.signatureCheck !== 'chain-anchored' || auditing) return;
+    if (signatureCheck !== 'chain-anchored' || auditing) return;
     auditing = true;
     ingest
       .auditSignatures(options.auditBudget ?? 2000)

@@ -25,16 +25,23 @@ export const serverRunCommand: CliCommand = {
   summary: "the investor's ingest server: reports in, verified, stored once",
   help: `tally server run --broker URL --store (FILE | postgres://...) (--root HEX | --root-file FILE)
                  [--ca F --cert F --key F] [--mqtt 4|5] [--http-port N] [--shared-group NAME] [--client-id ID]
+                 [--signature-check chain-anchored|every-entry]
 
 Subscribes to every terminal's reports, verifies each terminal's certificate
-chain to the investor root, every entry's signature and the hash chain, stores
+chain to the investor root, the entries' signatures and the hash chain, stores
 each entry exactly once, asks for resends of gaps and raises alerts (batch on
 two terminals, serial used twice, forks, impersonation) and, every 10 s, compares
 the registry with the reports (batch-not-registered, terminal-wrong-clinic).
 With --http-port the report API listens on 127.0.0.1 (/api/uses, /api/batches,
 /api/income, /api/alerts, /api/registry/*; POST /api/registry/import takes a
 station export).
-Several workers share the load with the same --shared-group.`,
+Several workers share the load with the same --shared-group.
+
+Signatures (--signature-check): chain-anchored (default) checks, in each run of
+hash-linked entries, the last one's signature before storing (it vouches for
+the run: forging any entry needs a SHA-256 collision) and every entry's own
+signature in a background audit that raises bad-entry-signature; every-entry
+checks each before storing, at about half the ingest rate.`,
   async run(args, io) {
     const values = parse(args, {
       broker: { type: 'string' },
@@ -48,7 +55,10 @@ Several workers share the load with the same --shared-group.`,
       'http-port': { type: 'string' },
       'shared-group': { type: 'string' },
       'client-id': { type: 'string' },
+      'signature-check': { type: 'string' },
     });
+    const signatureCheck = values['signature-check'] ?? 'chain-anchored';
+    if (signatureCheck !== 'chain-anchored' && signatureCheck !== 'every-entry') throw new TallyError('USAGE', '--signature-check chain-anchored or every-entry');
     const log = createLogger({ level: process.env.TALLY_LOG_LEVEL ?? 'info' });
     const store = await createServerStore(storeOptions(required(values, 'store')));
     const server = await createIngestServer({
@@ -64,6 +74,7 @@ Several workers share the load with the same --shared-group.`,
       ...(typeof values['http-port'] === 'string' ? { httpPort: integer(values, 'http-port') } : {}),
       ...(typeof values['shared-group'] === 'string' ? { sharedGroup: values['shared-group'] } : {}),
       ...(typeof values['client-id'] === 'string' ? { clientId: values['client-id'] } : {}),
+      signatureCheck,
       logger: log,
     });
     io.out(`ingest server running (store ${store.kind})${server.httpUrl ? `, reports at ${server.httpUrl}` : ''}`);

@@ -43,7 +43,7 @@ export interface IngestOptions {
   readonly rootPublicKey: Uint8Array;
   readonly clock: Clock;
   readonly logger?: Logger;
-  /** every-entry (default) or chain-anchored: see verifyReport.ts */
+  /** chain-anchored (default) or every-entry: see verifyReport.ts. With chain-anchored, call auditSignatures periodically (IngestServer does) */
   readonly signatureCheck?: SignatureCheck;
   /** Where signatures are checked: this thread (default) or a worker pool (createVerifierPool) */
   readonly verifier?: SignatureVerifier;

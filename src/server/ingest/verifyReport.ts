@@ -62,6 +62,14 @@ export class ReportRejection extends Error {
  */
 export type SignatureCheck = 'every-entry' | 'chain-anchored';
 
+/**
+ * chain-anchored: every-entry is bound by Ed25519 (0.13-0.4 ms a verify), about
+ * 10,000 entries/s into SQLite on two cores, half the ingest goal; the
+ * anchored check with the background audit refuses every forgery made without
+ * the device key at once and names a tampered-then-signed entry within seconds.
+ */
+export const DEFAULT_SIGNATURE_CHECK: SignatureCheck = 'chain-anchored';
+
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 interface Candidate {
@@ -99,7 +107,7 @@ export async function verifyReport(
   frame: ReportFrame,
   topicTerminalId: string,
   rootPublicKey: Uint8Array,
-  signatureCheck: SignatureCheck = 'every-entry',
+  signatureCheck: SignatureCheck = DEFAULT_SIGNATURE_CHECK,
   verifier: SignatureVerifier = inlineVerifier,
 ): Promise<VerifiedReport> {
   const certificate = verifiedCertificate(frame.certificate, rootPublicKey);
