@@ -33,8 +33,14 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** UTC day of a terminal timestamp */
+const DAY_MS = 86_400_000;
+let lastDay = { start: Number.NaN, day: '' };
+
+/** YYYY-MM-DD (UTC) of a time; the last day is remembered, as a report's entries mostly share one */
 export function dayOf(time: number): string {
-  return new Date(time).toISOString().slice(0, 10);
+  const start = time - (((time % DAY_MS) + DAY_MS) % DAY_MS);
+  if (start !== lastDay.start) lastDay = { start, day: new Date(time).toISOString().slice(0, 10) };
+  return lastDay.day;
 }
 
 const ENTRY_COLUMNS = ['terminal_id', 'seq', 'type', 'time', 'day', 'clock_trusted', 'clinic_code', 'batch_id', 'serial', 'ref', 'hash', 'prev_hash', 'raw', 'received_at'] as const;
