@@ -66,7 +66,16 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
   // sync needs the identity in the certificate: a terminal not yet provisioned keeps its (empty) outbox until it is
   let sync: TerminalSync | undefined;
   if (config.sync.enabled && terminal.identity()) {
-    sync = startTerminalSync({ ledger: terminal.ledger, dataDir: config.dataDir, settings: config.sync, log, readerState: () => backend.reader.state, software: `tallystick ${VERSION}` });
+    sync = startTerminalSync({
+      ledger: terminal.ledger,
+      dataDir: config.dataDir,
+      settings: config.sync,
+      log,
+      readerState: () => backend.reader.state,
+      software: `tallystick ${VERSION}`,
+      // the server's time: entries, clock trust and batch validity follow it (the system clock is left alone)
+      onServerTime: (serverTime) => terminal.adoptServerTime(serverTime),
+    });
     daemon.onSwipe(() => sync?.client.notify());
     claimBatch = (claim) => sync!.claimBatch(claim);
   } else if (config.sync.enabled) {
@@ -74,7 +83,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
   }
   let lastSwipe: { at: string; ok: boolean; code?: string } | undefined;
   daemon.onSwipe((t) => {
-    lastSwipe = { at: new Date(t.decidedAt).toISOString(), ok: t.outcome.ok, ...(t.outcome.ok ? {} : { code: t.outcome.code }) };
+    lastSwipe = { at: new Date(terminal.clock.now()).toISOString(), ok: t.outcome.ok, ...(t.outcome.ok ? {} : { code: t.outcome.code }) };
   });
   const status = new StatusServer(config.statusSocket, () => ({
     version: VERSION,

@@ -41,6 +41,8 @@ export function startTerminalSync(options: {
   readonly log: Logger;
   readonly readerState?: () => string;
   readonly software?: string;
+  /** The server's time arrived (the terminal's clock follows it); throwing refuses it */
+  readonly onServerTime?: (serverTime: number) => void;
 }): TerminalSync {
   const { ledger, settings, log } = options;
   const tls = settings.tls;
@@ -92,6 +94,7 @@ export function startTerminalSync(options: {
       };
     },
     ...(options.software ? { software: options.software } : {}),
+    ...(options.onServerTime ? { onServerTime: (serverTime: number) => options.onServerTime!(serverTime) } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
     logger: log,
   });

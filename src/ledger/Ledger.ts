@@ -202,7 +202,7 @@ export class Ledger {
 
   /** Whether the clock can be believed now: past the floor and not behind anything it said before */
   clockTrusted(now = this.clock.now()): boolean {
-    return now >= CLOCK_FLOOR_MS && now >= Math.max(this.head.time, this.highWater) - 1000;
+    return now >= CLOCK_FLOOR_MS && now >= this.highWaterMark() - 1000;
   }
 
   /**
@@ -210,7 +210,12 @@ export class Ledger {
    * terminal has seen (a clock reset to 1970 cannot bring an expired batch back).
    */
   effectiveNow(): number {
-    return Math.max(this.clock.now(), this.head.time, this.highWater);
+    return Math.max(this.clock.now(), this.highWaterMark());
+  }
+
+  /** The latest time the terminal has recorded or trusted: its last entry's time or the persisted mark */
+  highWaterMark(): number {
+    return Math.max(this.head.time, this.highWater);
   }
 
   /**

@@ -108,7 +108,10 @@ export interface SyncClientOptions {
   readonly onDenylist?: (update: DenylistUpdate) => void;
   /** Called with each newer configuration once accepted */
   readonly onConfig?: (config: ConfigPayload) => void;
-  /** Called when the server sends a valid time: the daemon decides whether to set its clock */
+  /**
+   * Called when the server sends a valid time (the daemon's clock follows it; the system clock is
+   * never set). Throwing refuses the time with reason not-applied; the saved offset is then kept.
+   */
   readonly onServerTime?: (serverTime: number, localTime: number) => void;
   readonly heartbeatExtras?: () => HeartbeatExtras;
   /** How often the outbox is polled for new entries besides notify() (default 1000 ms) */
@@ -407,8 +410,12 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
   const handleTime = (tx: number, serverTime: number): void => {
     if (serverTime < CLOCK_FLOOR_MS) return refuse('time', 'implausible-time', `server time ${new Date(serverTime).toISOString()} is before ${new Date(CLOCK_FLOOR_MS).toISOString()}`, { transaction: tx, request: 'time' });
     const local = clock.now();
+    try {
+      options.onServerTime?.(serverTime, local);
+    } catch (err) {
+      return refuse('time', 'not-applied', (err as Error).message, { transaction: tx, request: 'time' });
+    }
     saveState({ ...state, clockOffsetMs: serverTime - local });
-    options.onServerTime?.(serverTime, local);
     respond(tx, 'time');
   };
 

@@ -37,10 +37,14 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { loadDeviceKey, saveDeviceKey } from './deviceKey.js';
 import { okMessages, pick } from './messages.js';
+import { TerminalClock } from './TerminalClock.js';
 
 export interface TerminalOptions {
   readonly dataDir: string;
+  /** The local clock (the system clock by default); server time, once received, takes over from it (TerminalClock) */
   readonly clock?: Clock;
+  /** A monotonic ms counter that carries server time forward (performance.now by default) */
+  readonly monotonicMs?: () => number;
   readonly locale?: Locale;
   readonly log?: Logger;
   /** The relay; without one a use is recorded as started and completed at once */
@@ -80,7 +84,22 @@ export interface TerminalStatus {
   readonly openUses: number;
   readonly outboxDepth: number;
   readonly clockTrusted: boolean;
+  readonly clock: TerminalClockStatus;
   readonly refusals: Record<string, number>;
+}
+
+/** The clock as `tally terminal status` shows it (times in ISO 8601) */
+export interface TerminalClockStatus {
+  /** local: the board's own clock; server: the server's time received since the daemon started */
+  readonly source: 'local' | 'server';
+  readonly now: string;
+  /** The board's own (system) clock, which the terminal never sets */
+  readonly localClock: string;
+  /** The latest time the terminal has recorded or trusted; its time never goes back past it */
+  readonly highWaterMark: string;
+  /** Server time minus the local clock when the server's time last arrived */
+  readonly offsetMs?: number;
+  readonly serverTimeAt?: string;
 }
 
 export function rootFingerprint(rootPublicKey: Uint8Array): string {
@@ -89,7 +108,8 @@ export function rootFingerprint(rootPublicKey: Uint8Array): string {
 
 export class Terminal {
   readonly ledger: Ledger;
-  private readonly clock: Clock;
+  /** The terminal's time: entries, trust and validity follow it */
+  readonly clock: TerminalClock;
   private readonly locale: Locale;
   private readonly log: Logger;
   private readonly device: DeviceControl | undefined;
@@ -101,7 +121,7 @@ export class Terminal {
   private readonly unsubscribe: (() => void) | undefined;
 
   private constructor(private readonly options: TerminalOptions) {
-    this.clock = options.clock ?? systemClock;
+    this.clock = new TerminalClock(options.clock ?? systemClock, options.monotonicMs);
     this.locale = options.locale ?? 'en';
     this.log = (options.log ?? silentLogger).child({ ns: 'terminal' });
     this.device = options.device;
@@ -109,6 +129,7 @@ export class Terminal {
     this.startTimeoutMs = options.startTimeoutMs ?? 30_000;
     mkdirSync(options.dataDir, { recursive: true });
     this.ledger = Ledger.open(join(options.dataDir, 'terminal.db'), this.clock);
+    this.clock.setFloor(() => this.ledger.highWaterMark());
     this.deviceKey = loadDeviceKey(options.dataDir);
     if (this.deviceKey && this.ledger.identity()) this.useDeviceKey(this.deviceKey);
     this.unsubscribe = this.device?.onEvent((event) => this.onDeviceEvent(event));
@@ -401,16 +422,38 @@ export class Terminal {
     }
   }
 
+  // ---------------- time from the server ----------------
+
+  /**
+   * The server's time (sync's `time` message): from now on entries, clock
+   * trust and validity checks follow it, and the ledger's high-water mark
+   * moves up to it at once, durably. Throws when the time is far behind what
+   * the terminal has already recorded (see TerminalClock); nothing changes then.
+   */
+  adoptServerTime(serverTime: number): void {
+    const trustedBefore = this.ledger.clockTrusted();
+    const localBefore = this.clock.now();
+    const reading = this.clock.adopt(serverTime);
+    this.ledger.noteClock();
+    const offsetMs = reading.serverTime - reading.localTime;
+    const stepMs = this.clock.now() - localBefore;
+    const fields = { offsetMs, stepMs, localClockTrusted: trustedBefore, serverTime: new Date(serverTime).toISOString() };
+    if (!trustedBefore || Math.abs(stepMs) > 60_000) this.log.warn(fields, 'terminal time follows the server: the local clock was wrong');
+    else this.log.info(fields, 'terminal time follows the server');
+  }
+
   // ---------------- status ----------------
 
   status(): TerminalStatus {
-    return terminalStatus(this.ledger);
+    return terminalStatus(this.ledger, this.clock);
   }
 }
 
-/** A terminal's state from its ledger alone (the daemon's status, or a stopped terminal's, read-only) */
-export function terminalStatus(ledger: Ledger): TerminalStatus {
+/** A terminal's state from its ledger (the daemon's status with its clock, or a stopped terminal's, read-only) */
+export function terminalStatus(ledger: Ledger, clock: TerminalClock = new TerminalClock(systemClock)): TerminalStatus {
   const identity = ledger.identity();
+  const time = clock.status();
+  const iso = (ms: number): string => new Date(ms).toISOString();
   return {
     provisioned: identity !== undefined,
     ...(identity ? { terminalId: identity.terminalId, clinicCode: identity.clinicCode, rootFingerprint: rootFingerprint(identity.rootPublicKey) } : {}),
@@ -425,7 +468,15 @@ export function terminalStatus(ledger: Ledger): TerminalStatus {
     })),
     openUses: ledger.openUses().length,
     outboxDepth: ledger.pendingCount(),
-    clockTrusted: ledger.clockTrusted(),
+    clockTrusted: ledger.clockTrusted(time.now),
+    clock: {
+      source: time.source,
+      now: iso(time.now),
+      localClock: iso(time.localNow),
+      highWaterMark: iso(ledger.highWaterMark()),
+      ...(time.offsetMs !== undefined ? { offsetMs: time.offsetMs } : {}),
+      ...(time.serverTimeAt !== undefined ? { serverTimeAt: iso(time.serverTimeAt) } : {}),
+    },
     refusals: ledger.refusalCounts(),
   };
 }

@@ -103,6 +103,27 @@ ${READER_HELP}`,
   },
 };
 
+/** A duration for people: "56 years", "3 min", "0.4 s" */
+function humanDuration(ms: number): string {
+  const a = Math.abs(ms);
+  const units: [number, string][] = [[365.25 * 86_400_000, 'years'], [86_400_000, 'days'], [3_600_000, 'h'], [60_000, 'min'], [1000, 's']];
+  for (const [size, name] of units) if (a >= size) return `${Number((a / size).toFixed(1))} ${name}`;
+  return `${a} ms`;
+}
+
+function formatClock(s: TerminalStatus): string[] {
+  const trust = s.clockTrusted ? 'trusted' : 'NOT trusted (entries are marked)';
+  // a status from an older daemon has no clock section
+  const c = s.clock as TerminalStatus['clock'] | undefined;
+  if (!c) return [`clock         ${trust}`];
+  const source = c.source === 'server' ? `server time since ${c.serverTimeAt ?? '?'}` : 'local clock (no server time since start)';
+  return [
+    `clock         ${c.now}, ${trust}, ${source}`,
+    ...(c.offsetMs !== undefined ? [`local clock   ${c.localClock} (${humanDuration(c.offsetMs)} ${c.offsetMs >= 0 ? 'behind' : 'ahead of'} the server's time; tallystick never sets it)`] : []),
+    `high-water    ${c.highWaterMark} (time never goes back past it)`,
+  ];
+}
+
 export function formatStatus(s: TerminalStatus & Record<string, unknown>): string[] {
   const reader = s.reader as { backend: string; name: string; state: string; cardPresent: boolean } | undefined;
   const lastSwipe = s.lastSwipe as { at: string; ok: boolean; code?: string } | undefined;
@@ -119,7 +140,7 @@ export function formatStatus(s: TerminalStatus & Record<string, unknown>): strin
     `ledger        ${s.lastSeq} entries`,
     `outbox        ${s.outboxDepth} entries waiting for the server`,
     `open uses     ${s.openUses}`,
-    `clock         ${s.clockTrusted ? 'trusted' : 'NOT trusted (entries are marked)'}`,
+    ...formatClock(s),
   ];
   for (const b of s.batches) lines.push(`batch ${String(b.batchNo).padEnd(7)} ${b.used}/${b.count} used, ${b.remaining} left, valid until ${new Date(b.validUntil * 1000).toISOString().slice(0, 10)}`);
   if (s.batches.length === 0) lines.push('batch         none loaded');
