@@ -53,6 +53,15 @@ function ledgerWithUses(terminalId = 'T-0001'): { ledger: SignedLedger; batch: R
   return { ledger, batch };
 }
 
+/** Another ledger of the same device (a restored or cloned database): from seq 2 on it differs */
+function forkOf(ledger: SignedLedger): SignedLedger {
+  const fork = new SignedLedger(investor, ledger.terminalId, ledger.clinicCode, ledger.device);
+  const batch = makeBatch(investor, ledger.clinicCode, 2, 5);
+  fork.loadBatch(batch);
+  fork.use(batch, 1);
+  return fork;
+}
+
 const verifierPool = createVerifierPool(2);
 afterAll(() => verifierPool.close());
 
@@ -244,10 +253,7 @@ describe.each([
     it('catches a forked ledger: same seq with other content, and a broken hash chain', async () => {
       const { ledger } = ledgerWithUses('T-0001');
       await send(ledger, range(1, 4));
-      const fork = new SignedLedger(investor, 'T-0001', 'CL-1', ledger.device);
-      const batch = makeBatch(investor, 'CL-1', 2, 5);
-      fork.loadBatch(batch);
-      fork.use(batch, 1);
+      const fork = forkOf(ledger);
       const outcome = await send(fork, [3, 5]);
       expect(outcome.inserted).toBe(0);
       expect(ackOf(outcome).data.rejected?.map((r) => [r.seq, r.reason]).sort()).toEqual([
@@ -288,10 +294,7 @@ describe.each([
 
     it('refuses a fork and a broken link between reports stored together, naming the report that carried them', async () => {
       const { ledger } = ledgerWithUses('T-0001');
-      const fork = new SignedLedger(investor, 'T-0001', 'CL-1', ledger.device);
-      const batch = makeBatch(investor, 'CL-1', 2, 5);
-      fork.loadBatch(batch);
-      fork.use(batch, 1);
+      const fork = forkOf(ledger);
       const [first, second, third] = await Promise.all([send(ledger, range(1, 3)), send(fork, [3]), send(fork, [5])]);
       expect(rangesToSeqs(ackOf(first!).data.committed)).toEqual([1, 2, 3]);
       expect(ackOf(second!).data.rejected).toEqual([{ seq: 3, reason: 'ledger-fork' }]);
@@ -303,6 +306,27 @@ describe.each([
       expect(later.duplicates).toBe(1);
       expect((await store.alerts()).map((a) => a.kind)).toContain('ledger-fork');
       expect((await store.entries('T-0001', 1, 3)).map((e) => e.raw)).toEqual(ledger.entries.slice(0, 3));
+    });
+  });
+
+  describe('Ingest: two workers storing neighbours at the same time', () => {
+    it('still catches a broken link between what each stored, after both commit', async () => {
+      const { ledger } = ledgerWithUses('T-0001');
+      const fork = forkOf(ledger);
+      const second = new Ingest({ store, rootPublicKey: investor.rootPublicKey, clock, signatureCheck });
+      // both check their links before either stores: neither sees the other's entries
+      const insertEntries = store.insertEntries.bind(store);
+      let arrived = 0;
+      let release!: () => void;
+      const bothChecked = new Promise<void>((resolve) => (release = resolve));
+      store.insertEntries = async (rows, at) => {
+        if (++arrived === 2) release();
+        await bothChecked;
+        return insertEntries(rows, at);
+      };
+      const [mine, theirs] = await Promise.all([send(ledger, range(1, 3)), second.handle(terminalTopic('T-0001', 'report'), report(fork, [4, 5]))]);
+      expect(mine.inserted + theirs.inserted).toBe(5);
+      expect((await store.alerts()).filter((a) => a.kind === 'chain-broken').map((a) => a.key)).toEqual(['chain:T-0001:4']);
     });
   });
 

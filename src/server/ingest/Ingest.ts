@@ -17,7 +17,7 @@ import { parseReport, type ReportFrame } from '../../codecs/mqtt/report.js';
 import { parseTopic, terminalTopic } from '../../codecs/mqtt/topics.js';
 import type { Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
-import type { AlertKind, SerialUse, ServerStore, TerminalRow } from '../ServerStore.js';
+import type { AlertKind, EntryRow, SerialUse, ServerStore, TerminalRow } from '../ServerStore.js';
 import { inlineVerifier, type SignatureVerifier } from './signatureVerifier.js';
 import { ReportRejection, verifyReport, type RejectedEntry, type SignatureCheck, type VerifiedEntry, type VerifiedReport } from './verifyReport.js';
 
@@ -332,6 +332,10 @@ export class Ingest {
     }
     const inserted = new Set(outcome.inserted);
     const duplicates = new Set(outcome.duplicates);
+    await this.recheckEdges(
+      terminalId,
+      linked.filter((e) => inserted.has(e.row.seq)).map((e) => e.row),
+    );
     await this.checkFraud(
       terminalId,
       linked.filter((e) => inserted.has(e.row.seq)),
@@ -389,6 +393,34 @@ export class Ingest {
       });
     }
     return outcomes;
+  }
+
+  /**
+   * Another ingest worker may have stored a neighbour of these entries while they
+   * were being checked (scale-out), each not seeing the other's. After the
+   * commit, whichever of the two committed second sees both: the links at the
+   * edges of what was just stored are checked again, and a broken one alerted
+   * (both sides are stored by then).
+   */
+  private async recheckEdges(terminalId: string, rows: readonly EntryRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const seqs = new Set(rows.map((r) => r.seq));
+    const edges = new Set<number>();
+    for (const { seq } of rows) {
+      if (seq > 1 && !seqs.has(seq - 1)) edges.add(seq - 1);
+      if (!seqs.has(seq + 1)) edges.add(seq + 1);
+    }
+    const stored = new Map((await this.store.neighbours(terminalId, [...edges])).map((n) => [n.seq, n]));
+    for (const row of rows) {
+      const before = seqs.has(row.seq - 1) ? undefined : stored.get(row.seq - 1);
+      const after = seqs.has(row.seq + 1) ? undefined : stored.get(row.seq + 1);
+      if (before && !bytesEqual(before.hash, row.prevHash)) {
+        await this.alert('chain-broken', terminalId, `chain:${terminalId}:${row.seq}`, `seq ${row.seq} does not link to seq ${row.seq - 1} (stored side by side)`);
+      }
+      if (after && !bytesEqual(after.prevHash, row.hash)) {
+        await this.alert('chain-broken', terminalId, `chain:${terminalId}:${row.seq + 1}`, `seq ${row.seq + 1} does not link to seq ${row.seq} (stored side by side)`);
+      }
+    }
   }
 
   /** Drops entries whose hash does not link to a stored (or same-report) neighbour */
