@@ -86,6 +86,8 @@ export interface TerminalStatus {
   readonly clockTrusted: boolean;
   readonly clock: TerminalClockStatus;
   readonly refusals: Record<string, number>;
+  /** Device session events the ledger could not record yet (storage fault); deductions are refused until it has */
+  readonly unrecordedDeviceEvents?: number;
 }
 
 /** The clock as `tally terminal status` shows it (times in ISO 8601) */
@@ -102,6 +104,13 @@ export interface TerminalClockStatus {
   readonly serverTimeAt?: string;
 }
 
+/** A session outcome the ledger must record: what the device reported, or a release the terminal decided */
+type SessionEvent = DeviceEvent | { readonly type: 'release'; readonly useSeq: number; readonly reason: string };
+
+/** Back-off of the retries of a session event the ledger could not record */
+const RECORD_RETRY_MIN_MS = 500;
+const RECORD_RETRY_MAX_MS = 30_000;
+
 export function rootFingerprint(rootPublicKey: Uint8Array): string {
   return toHex(sha256(rootPublicKey));
 }
@@ -117,6 +126,12 @@ export class Terminal {
   private readonly startTimeoutMs: number;
   private deviceKey: KeyObject | undefined;
   private readonly startTimers = new Map<number, NodeJS.Timeout>();
+  /** Session events the ledger could not record yet (storage fault), by use */
+  private readonly unrecorded = new Map<number, { readonly event: SessionEvent; tries: number }>();
+  /** Uses whose device reported its start, until the use ends in the ledger */
+  private readonly startReported = new Set<number>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs = RECORD_RETRY_MIN_MS;
   private busy = false;
   private readonly unsubscribe: (() => void) | undefined;
 
@@ -143,6 +158,7 @@ export class Terminal {
 
   close(): void {
     for (const timer of this.startTimers.values()) clearTimeout(timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.unsubscribe?.();
     this.ledger.close();
   }
@@ -285,6 +301,10 @@ export class Terminal {
     }
     // a marker on a card this ledger never charged (or only released): the card says it was used elsewhere
     if (fci.marker && !previous) throw new TallyError('ALREADY_USED', 'card carries a consumed marker');
+    // fail closed while the ledger still owes a device event (a storage fault): try it once more first
+    if (this.unrecorded.size > 0 && !this.recordPending()) {
+      throw new TallyError('STORAGE_FAULT', `${this.unrecorded.size} device session event(s) not yet recorded in the ledger`);
+    }
     if (this.device && this.ledger.openUses().length > 0) throw new TallyError('BUSY', 'the device is still in a session');
 
     // no relay configured (a bare PC/SC reader, bench, manual CLI swipes): reserved, started and
@@ -333,14 +353,11 @@ export class Terminal {
     }
   }
 
+  /** The terminal gives up waiting for a start: relay open, use released (recorded now or, after a storage fault, as soon as it can be) */
   private releaseUse(seq: number, reason: string): void {
     this.clearStartTimer(seq);
-    try {
-      if (this.ledger.recordDeviceEvent(seq, EntryType.USE_RELEASED, reason) !== undefined) this.log.warn({ seq, reason }, 'use released');
-    } catch (err) {
-      this.log.error({ seq, code: codeOf(err) }, 'could not record the release');
-    }
     void this.device?.disable().catch(() => undefined);
+    this.record({ type: 'release', useSeq: seq, reason });
   }
 
   private clearStartTimer(seq: number): void {
@@ -351,34 +368,89 @@ export class Terminal {
 
   /** Device-session events from the relay board complete the two-phase use */
   onDeviceEvent(event: DeviceEvent): void {
-    const use = this.ledger.useByReserveSeq(event.useSeq);
+    // a start (or an end, which proves it) ends the wait for the start, whether or not the ledger can record it now
+    if (event.type !== 'fault') this.clearStartTimer(event.useSeq);
+    if (event.type === 'started') this.startReported.add(event.useSeq);
+    this.record(event);
+  }
+
+  /**
+   * Records a session event in the ledger. When the ledger cannot write (a
+   * storage fault), the event is kept and tried again (with a back-off, and
+   * before every deduction) until it is recorded: the use then reaches the
+   * state the device reported (a lost "started" never turns a session that
+   * ran into a refund), and the terminal serves again without a restart.
+   * Meanwhile one-time cards are refused with STORAGE_FAULT.
+   */
+  private record(event: SessionEvent): void {
+    const pending = this.unrecorded.get(event.useSeq);
+    // an end replaces an unrecorded start (it records the start too), never the other way round
+    if (pending && pending.event.type !== 'started' && event.type === 'started') return;
+    this.unrecorded.set(event.useSeq, { event, tries: pending?.tries ?? 0 });
+    this.recordPending();
+  }
+
+  /** Tries every unrecorded session event, oldest use first; true when none is left */
+  private recordPending(): boolean {
+    for (const [seq, pending] of [...this.unrecorded].sort(([a], [b]) => a - b)) {
+      try {
+        this.applySessionEvent(pending.event, pending.tries++ > 0);
+        this.unrecorded.delete(seq);
+      } catch (err) {
+        this.log.error({ seq, event: pending.event.type, code: codeOf(err), retryInMs: this.retryDelayMs }, 'could not record a device event: kept, tried again');
+        if (!this.retryTimer) {
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            this.recordPending();
+          }, this.retryDelayMs).unref();
+          this.retryDelayMs = Math.min(this.retryDelayMs * 2, RECORD_RETRY_MAX_MS);
+        }
+        return false;
+      }
+    }
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.retryDelayMs = RECORD_RETRY_MIN_MS;
+    return true;
+  }
+
+  /** One session event into the ledger (each write idempotent, so a retry after a partial success is safe); throws STORAGE_FAULT */
+  private applySessionEvent(event: SessionEvent, late: boolean): void {
+    const seq = event.useSeq;
+    const use = this.ledger.useByReserveSeq(seq);
     if (!use) {
       this.log.warn({ event }, 'device event for an unknown use');
       return;
     }
-    try {
-      switch (event.type) {
-        case 'started':
-          this.clearStartTimer(event.useSeq);
-          this.ledger.recordDeviceEvent(event.useSeq, EntryType.USE_STARTED);
-          break;
-        case 'finished':
-          // a finish proves the start even when the start was lost or could not be recorded;
-          // left "reserved", the use would be released (refunded) at the next restart
-          if (use.state === 'reserved') {
-            this.clearStartTimer(event.useSeq);
-            this.ledger.recordDeviceEvent(event.useSeq, EntryType.USE_STARTED, 'start inferred from the finish report');
-          }
-          this.ledger.recordDeviceEvent(event.useSeq, EntryType.USE_COMPLETED);
-          break;
-        case 'fault':
-          if (use.state === 'reserved') this.releaseUse(event.useSeq, `device fault before start: ${event.detail}`);
-          else this.ledger.recordDeviceEvent(event.useSeq, EntryType.USE_FAILED, event.detail);
-          break;
-      }
-    } catch (err) {
-      this.log.error({ event, code: codeOf(err) }, 'could not record a device event');
+    const reported = this.startReported.has(seq);
+    // a start the device reported but the ledger could not take; or one proven by the session's end
+    const recordStart = (): void => {
+      if (use.state === 'reserved') this.ledger.recordDeviceEvent(seq, EntryType.USE_STARTED, reported ? 'start reported by the device, recorded late after a storage fault' : 'start inferred from the finish report');
+    };
+    switch (event.type) {
+      case 'started':
+        this.ledger.recordDeviceEvent(seq, EntryType.USE_STARTED, ...(late ? ['recorded late after a storage fault'] : []));
+        return;
+      case 'finished':
+        // left "reserved", the use would be released (refunded) at the next restart
+        recordStart();
+        this.ledger.recordDeviceEvent(seq, EntryType.USE_COMPLETED);
+        break;
+      case 'fault':
+        if (use.state === 'reserved' && !reported) {
+          this.clearStartTimer(seq);
+          if (this.ledger.recordDeviceEvent(seq, EntryType.USE_RELEASED, `device fault before start: ${event.detail}`) !== undefined) this.log.warn({ seq, detail: event.detail }, 'use released');
+          void this.device?.disable().catch(() => undefined);
+        } else {
+          recordStart();
+          this.ledger.recordDeviceEvent(seq, EntryType.USE_FAILED, event.detail);
+        }
+        break;
+      case 'release':
+        if (this.ledger.recordDeviceEvent(seq, EntryType.USE_RELEASED, event.reason) !== undefined) this.log.warn({ seq, reason: event.reason }, 'use released');
+        break;
     }
+    this.startReported.delete(seq);
   }
 
   /**
@@ -401,7 +473,7 @@ export class Terminal {
           use.reserveSeq,
           setTimeout(() => {
             this.clearStartTimer(use.reserveSeq);
-            this.ledger.recordDeviceEvent(use.reserveSeq, EntryType.USE_FAILED, 'terminal restarted during the session and no end was reported');
+            this.record({ type: 'fault', useSeq: use.reserveSeq, detail: 'terminal restarted during the session and no end was reported' });
           }, this.maxSessionMs).unref(),
         );
       }
@@ -412,14 +484,18 @@ export class Terminal {
    * A graceful stop (SIGTERM): a use whose device has not started yet is
    * released and its relay opened, so no device runs on a use the ledger will
    * not charge. A started session runs on; the board reports its end later.
+   * So does one whose start the device reported but the ledger could not
+   * record yet: its start gets a last try here.
    */
   async prepareStop(): Promise<void> {
     for (const use of this.ledger.openUses()) {
-      if (use.state !== 'reserved') continue;
+      if (use.state !== 'reserved' || this.startReported.has(use.reserveSeq)) continue;
       await this.device?.disable().catch(() => undefined);
       this.clearStartTimer(use.reserveSeq);
-      this.ledger.recordDeviceEvent(use.reserveSeq, EntryType.USE_RELEASED, 'terminal stopping before the device started');
+      this.unrecorded.delete(use.reserveSeq);
+      this.record({ type: 'release', useSeq: use.reserveSeq, reason: 'terminal stopping before the device started' });
     }
+    if (!this.recordPending()) this.log.error({ events: this.unrecorded.size }, 'stopping with device events the ledger could not record');
   }
 
   // ---------------- time from the server ----------------
@@ -445,7 +521,7 @@ export class Terminal {
   // ---------------- status ----------------
 
   status(): TerminalStatus {
-    return terminalStatus(this.ledger, this.clock);
+    return { ...terminalStatus(this.ledger, this.clock), unrecordedDeviceEvents: this.unrecorded.size };
   }
 }
 

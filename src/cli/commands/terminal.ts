@@ -140,6 +140,7 @@ export function formatStatus(s: TerminalStatus & Record<string, unknown>): strin
     `ledger        ${s.lastSeq} entries`,
     `outbox        ${s.outboxDepth} entries waiting for the server`,
     `open uses     ${s.openUses}`,
+    ...(s.unrecordedDeviceEvents ? [`NOT RECORDED  ${s.unrecordedDeviceEvents} device session event(s): storage fault; one-time cards are refused until the ledger takes them (retried)`] : []),
     ...formatClock(s),
   ];
   for (const b of s.batches) lines.push(`batch ${String(b.batchNo).padEnd(7)} ${b.used}/${b.count} used, ${b.remaining} left, valid until ${new Date(b.validUntil * 1000).toISOString().slice(0, 10)}`);
