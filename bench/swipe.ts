@@ -11,13 +11,29 @@
  * very event loop being measured. `pcsc_card_inprocess` (BENCH_SWIPE_BACKENDS
  * only) keeps the old arrangement for comparison.
  */
-import { loadavg } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import type { SmartCard } from '../src/card/ApduChannel.js';
 import { TerminalDaemon, type SwipeTiming } from '../src/daemon/TerminalDaemon.js';
 import type { CardReader, CardSession, DeviceControl, ReaderEvent } from '../src/readers/CardReader.js';
 import { DEMO_MOTHER_PIN, Issuer, tempDir } from '../src/scenario/CardWorld.js';
 import { nextSession, startPcscHarness, startSerialHarness, type ReaderHarness } from '../src/scenario/readerHarness.js';
 import { Terminal } from '../src/terminal/Terminal.js';
+
+/** Flush requests the data dir's disk has completed (/proc/diskstats field 19): ours are about 5 a swipe, more means a shared disk */
+function diskFlushes(): number | undefined {
+  try {
+    const dev = statSync(tmpdir()).dev;
+    const [major, minor] = [Math.floor(dev / 256) & 0xfff, (dev & 0xff) | (Math.floor(dev / 4096) & 0xfff00)];
+    for (const line of readFileSync('/proc/diskstats', 'utf8').split('\n')) {
+      const f = line.trim().split(/\s+/);
+      if (Number(f[0]) === major && Number(f[1]) === minor && f.length >= 19) return Number(f[18]);
+    }
+  } catch {
+    // not Linux: no figure
+  }
+  return undefined;
+}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -125,6 +141,7 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
     for (let i = 0; i < 1000 && terminal.ledger.openUses().length > 0; i++) await new Promise((r) => setTimeout(r, 1));
     return { ...timing, insertedAt, commit: commitMs };
   }
+  const flushesBefore = diskFlushes();
   for (const card of batch.oneTimeCards) {
     enabledAt = undefined;
     const t = await swipeOnce(card);
@@ -137,6 +154,7 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
     commitMs.push(t.commit);
     apdus.push(harness.apdus());
   }
+  const flushesAfter = diskFlushes();
   await daemon.stop();
   terminal.close();
   issuer.close();
@@ -156,6 +174,7 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
     daemon_cpu_p99_ms: round(percentile(cpu, 99)),
     durable_commit_p50_ms: round(percentile(durable, 50)),
     durable_commit_p99_ms: round(percentile(durable, 99)),
+    ...(flushesBefore !== undefined && flushesAfter !== undefined ? { disk_flushes_per_swipe: Number(((flushesAfter - flushesBefore) / swipes).toFixed(1)) } : {}),
   };
 }
 
