@@ -41,6 +41,12 @@ function certificateExpiry(path: string | undefined): { notAfter: string; daysLe
   }
 }
 
+function readerDevice(config: TerminalConfig): { device?: string } {
+  if (config.reader.backend === 'serial') return { device: config.reader.path };
+  if (config.reader.backend === 'pcsc' && config.reader.readerName) return { device: config.reader.readerName };
+  return {};
+}
+
 export interface RunningTerminal {
   readonly daemon: TerminalDaemon;
   readonly terminal: Terminal;
@@ -89,7 +95,9 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
     version: VERSION,
     pid: process.pid,
     uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-    reader: { backend: config.reader.backend, name: backend.reader.name, state: backend.reader.state, cardPresent: backend.reader.currentSession() !== undefined, ...(backend.stats ? { link: backend.stats() } : {}) },
+    dataDir: config.dataDir,
+    // which reader this daemon holds: the tools refuse to open it (readerInUse.ts)
+    reader: { backend: config.reader.backend, ...readerDevice(config), name: backend.reader.name, state: backend.reader.state, cardPresent: backend.reader.currentSession() !== undefined, ...(backend.stats ? { link: backend.stats() } : {}) },
     ...terminal.status(),
     lastSwipe,
     certificate: certificateExpiry(config.sync.tls?.cert),

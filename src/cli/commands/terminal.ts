@@ -13,16 +13,13 @@ import type { CliCommand } from '../command.js';
 
 /**
  * The daemon owns the terminal's reader and ledger while it runs: a tool on
- * the same reader would see the same cards (and the serial port is locked).
+ * the same data folder is refused. A daemon on another data folder that holds
+ * the reader the tool names is refused when the reader is opened (cardSource).
  */
 async function refuseWhileDaemonRuns(values: Record<string, unknown>, dataDir: string): Promise<void> {
   if (readerSpecFrom(values).backend === 'file') return;
-  const sockets = [join(dataDir, 'status.sock')];
-  if (typeof values['reader-config'] === 'string') sockets.push(loadTerminalConfig(values['reader-config']).config.statusSocket);
-  for (const socket of sockets) {
-    const live = (await queryStatus(socket, 500)) as { pid?: number } | undefined;
-    if (live) throw new TallyError('READER_IN_USE', `the terminal daemon runs on ${dataDir}${live.pid ? ` (pid ${live.pid})` : ''}: stop it first (systemctl stop tallystick-terminal)`);
-  }
+  const live = (await queryStatus(join(dataDir, 'status.sock'), 500)) as { pid?: number } | undefined;
+  if (live) throw new TallyError('READER_IN_USE', `the terminal daemon runs on ${dataDir}${live.pid ? ` (pid ${live.pid})` : ''}: stop it first (systemctl stop tallystick-terminal)`);
 }
 
 export const terminalProvisionCommand: CliCommand = {
