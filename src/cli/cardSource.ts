@@ -18,6 +18,7 @@ import { INS } from '../codecs/applet.js';
 import { toHex } from '../codecs/bytes.js';
 import { ConfigError } from '../config/schema.js';
 import { loadTerminalConfig } from '../config/terminalConfig.js';
+import { daemonHolding, knownStatusSockets } from '../daemon/readerInUse.js';
 import { isTallyError, TallyError, type ErrorName } from '../errors.js';
 import type { CardReader, CardSession, OperatorPanel, PanelMessage, ReaderEvent } from '../readers/CardReader.js';
 import { directChannel } from '../scenario/CardWorld.js';
@@ -145,6 +146,7 @@ export async function openCardSource(values: Record<string, unknown>, io: CliIo)
     return fileSource();
   }
   if (signerSpec?.backend === 'file') throw new TallyError('USAGE', '--signer-reader must name a reader: serial:PATH or pcsc[:NAME]');
+  await refuseReadersHeldByDaemon([spec, ...(signerSpec ? [signerSpec] : [])], values);
   const timeoutMs = cardTimeoutMs(values);
   const slot = await openSlot(spec, io, timeoutMs, '');
   if (!signerSpec) return slot;
@@ -170,6 +172,21 @@ export async function openCardSource(values: Record<string, unknown>, io: CliIo)
       await signer.close();
     },
   };
+}
+
+/**
+ * A reader a running terminal daemon holds is not opened: both would see the
+ * same cards. Asked before any reader is opened or any card is waited for.
+ */
+async function refuseReadersHeldByDaemon(specs: readonly Exclude<ReaderSpec, { backend: 'file' }>[], values: Record<string, unknown>): Promise<void> {
+  const sockets = knownStatusSockets(typeof values['reader-config'] === 'string' ? { configFile: values['reader-config'] } : {});
+  for (const spec of specs) {
+    const holder = await daemonHolding(spec.backend === 'serial' ? { backend: 'serial', path: spec.path } : { backend: 'pcsc', ...(spec.readerName ? { readerName: spec.readerName } : {}) }, sockets);
+    if (holder) {
+      const who = [holder.pid !== undefined ? `pid ${holder.pid}` : undefined, holder.dataDir !== undefined ? `data ${holder.dataDir}` : undefined].filter(Boolean).join(', ');
+      throw new TallyError('READER_IN_USE', `${describeReaderSpec(spec)} is held by the running terminal daemon${who ? ` (${who})` : ''}: stop it first (systemctl stop tallystick-terminal)`);
+    }
+  }
 }
 
 async function openSlot(spec: Exclude<ReaderSpec, { backend: 'file' }>, io: CliIo, timeoutMs: number, prefix: string): Promise<ReaderSlot> {
