@@ -430,7 +430,9 @@ export class Terminal {
     switch (event.type) {
       case 'started':
         this.ledger.recordDeviceEvent(seq, EntryType.USE_STARTED, ...(late ? ['recorded late after a storage fault'] : []));
-        return;
+        // a repeated start of a use that has already ended is remembered no longer
+        if (use.state === 'reserved' || use.state === 'started') return;
+        break;
       case 'finished':
         // left "reserved", the use would be released (refunded) at the next restart
         recordStart();
