@@ -8,9 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { daemonNodeFlags } from '../../bench/daemon.js';
 
 describe('config/systemd/tallystick-terminal.service', () => {
-  it('starts Node with the memory flags, which this Node accepts', () => {
+  it('starts Node with the memory flag, which this Node accepts', () => {
     const flags = daemonNodeFlags();
-    expect(flags).toEqual(['--max-semi-space-size=1', '--no-opt']);
+    expect(flags).toEqual(['--max-semi-space-size=1']);
     const run = spawnSync(process.execPath, [...flags, '-e', 'process.stdout.write("ok")'], { encoding: 'utf8' });
     expect(run.stderr).toBe('');
     expect(run.stdout).toBe('ok');
