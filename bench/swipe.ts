@@ -35,6 +35,16 @@ function diskFlushes(): number | undefined {
   return undefined;
 }
 
+/** CPU ticks of the whole machine (/proc/stat): busy (user, nice, system, irq, softirq) and steal (taken by the host) */
+function cpuTicks(): { busy: number; steal: number } | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
+    return { busy: f[1]! + f[2]! + f[3]! + f[6]! + f[7]!, steal: f[8]! };
+  } catch {
+    return undefined;
+  }
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
@@ -142,6 +152,7 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
     return { ...timing, insertedAt, commit: commitMs };
   }
   const flushesBefore = diskFlushes();
+  const ticksBefore = cpuTicks();
   for (const card of batch.oneTimeCards) {
     enabledAt = undefined;
     const t = await swipeOnce(card);
@@ -155,6 +166,9 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
     apdus.push(harness.apdus());
   }
   const flushesAfter = diskFlushes();
+  const ticksAfter = cpuTicks();
+  // a virtual machine's host can take the CPU away (steal): then every figure stretches, whatever the stack
+  const stealPct = ticksBefore && ticksAfter ? (100 * (ticksAfter.steal - ticksBefore.steal)) / Math.max(1, ticksAfter.busy - ticksBefore.busy + ticksAfter.steal - ticksBefore.steal) : undefined;
   await daemon.stop();
   terminal.close();
   issuer.close();
@@ -175,6 +189,7 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
     durable_commit_p50_ms: round(percentile(durable, 50)),
     durable_commit_p99_ms: round(percentile(durable, 99)),
     ...(flushesBefore !== undefined && flushesAfter !== undefined ? { disk_flushes_per_swipe: Number(((flushesAfter - flushesBefore) / swipes).toFixed(1)) } : {}),
+    ...(stealPct !== undefined ? { cpu_steal_pct: Number(stealPct.toFixed(1)) } : {}),
   };
 }
 
