@@ -33,6 +33,7 @@ import { startMosquitto, type RunningMosquitto } from '../test/support/mosquitto
 import { startPostgres } from '../test/support/postgres.js';
 import { InMemoryOutbox, makeInvestor, type Investor, type SignedLedger } from '../test/support/signedLedger.js';
 import { busyLedger } from '../test/support/syncHarness.js';
+import { measureSteal } from './cpuSteal.js';
 
 export interface IngestBenchOptions {
   readonly terminals?: number;
@@ -189,6 +190,7 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Rec
       }
     }
     const payloadBytes = messages.reduce((n, m) => n + m.payload.length, 0) / messages.length;
+    const stealSince = measureSteal();
     const raw = await rawBrokerRate(broker, messages, entries);
     const sqlite = await ingestRate(broker, investor, { kind: 'sqlite', path: join(dir, 'anchored.db') }, 'chain-anchored', messages, entries);
     const sqliteEvery = await ingestRate(broker, investor, { kind: 'sqlite', path: join(dir, 'every.db') }, 'every-entry', messages, entries);
@@ -198,8 +200,10 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Rec
     const backlogLedger = busyLedger(investor, 'T-BACKLOG', backlog);
     const drainEvery = await drainBacklog(broker, investor, dir, backlogLedger, 'every-entry');
     const drain = await drainBacklog(broker, investor, dir, backlogLedger, 'chain-anchored');
+    const steal = stealSince();
     return {
       cpus: cpus().length,
+      ...(steal !== undefined ? { cpu_steal_pct: steal } : {}),
       entries,
       entries_per_report: perReport,
       report_bytes_avg: round(payloadBytes),

@@ -11,14 +11,16 @@
  * very event loop being measured. `pcsc_card_inprocess` (BENCH_SWIPE_BACKENDS
  * only) keeps the old arrangement for comparison.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { SmartCard } from '../src/card/ApduChannel.js';
 import { TerminalDaemon, type SwipeTiming } from '../src/daemon/TerminalDaemon.js';
 import type { CardReader, CardSession, DeviceControl, ReaderEvent } from '../src/readers/CardReader.js';
 import { DEMO_MOTHER_PIN, Issuer, tempDir } from '../src/scenario/CardWorld.js';
 import { nextSession, startPcscHarness, startSerialHarness, type ReaderHarness } from '../src/scenario/readerHarness.js';
 import { Terminal } from '../src/terminal/Terminal.js';
+import { measureSteal } from './cpuSteal.js';
 
 /** Flush requests the data dir's disk has completed (/proc/diskstats field 19): ours are about 5 a swipe, more means a shared disk */
 function diskFlushes(): number | undefined {
@@ -33,16 +35,6 @@ function diskFlushes(): number | undefined {
     // not Linux: no figure
   }
   return undefined;
-}
-
-/** CPU ticks of the whole machine (/proc/stat): busy (user, nice, system, irq, softirq) and steal (taken by the host) */
-function cpuTicks(): { busy: number; steal: number } | undefined {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
-    return { busy: f[1]! + f[2]! + f[3]! + f[6]! + f[7]!, steal: f[8]! };
-  } catch {
-    return undefined;
-  }
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -83,6 +75,26 @@ function timedReader(inner: CardReader, ioTime: { ms: number }): CardReader {
     onEvent: (listener) =>
       inner.onEvent((event: ReaderEvent) => listener(event.type === 'card-inserted' ? { type: 'card-inserted', session: wrap(event.session) } : event)),
   };
+}
+
+/** The data folder's disk alone: a small append then fsync, as a WAL commit does, `times` times; sorted ms */
+function fsyncFloor(dir: string, times: number): number[] {
+  const path = join(dir, 'fsync-floor');
+  const fd = openSync(path, 'a');
+  const block = Buffer.alloc(4096, 1);
+  const out: number[] = [];
+  try {
+    for (let i = 0; i < times; i++) {
+      const t0 = performance.now();
+      writeSync(fd, block);
+      fsyncSync(fd);
+      out.push(performance.now() - t0);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(path, { force: true });
+  }
+  return out.sort((a, b) => a - b);
 }
 
 export async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Record<string, number>> {
@@ -152,7 +164,7 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
     return { ...timing, insertedAt, commit: commitMs };
   }
   const flushesBefore = diskFlushes();
-  const ticksBefore = cpuTicks();
+  const stealSince = measureSteal();
   for (const card of batch.oneTimeCards) {
     enabledAt = undefined;
     const t = await swipeOnce(card);
@@ -166,12 +178,12 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
     apdus.push(harness.apdus());
   }
   const flushesAfter = diskFlushes();
-  const ticksAfter = cpuTicks();
   // a virtual machine's host can take the CPU away (steal): then every figure stretches, whatever the stack
-  const stealPct = ticksBefore && ticksAfter ? (100 * (ticksAfter.steal - ticksBefore.steal)) / Math.max(1, ticksAfter.busy - ticksBefore.busy + ticksAfter.steal - ticksBefore.steal) : undefined;
+  const stealPct = stealSince();
   await daemon.stop();
   terminal.close();
   issuer.close();
+  const fsyncAlone = fsyncFloor(dataDir, swipes);
   const s = (xs: number[]) => [...xs].sort((a, b) => a - b);
   const [swipe, detect, own, cpu, durable] = [s(swipeMs), s(detectMs), s(ownMs), s(cpuMs), s(commitMs)];
   return {
@@ -188,8 +200,11 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
     daemon_cpu_p99_ms: round(percentile(cpu, 99)),
     durable_commit_p50_ms: round(percentile(durable, 50)),
     durable_commit_p99_ms: round(percentile(durable, 99)),
+    // the floor under the durable commit: the same disk's fsync with nothing else around it
+    fsync_alone_p50_ms: round(percentile(fsyncAlone, 50)),
+    fsync_alone_p99_ms: round(percentile(fsyncAlone, 99)),
     ...(flushesBefore !== undefined && flushesAfter !== undefined ? { disk_flushes_per_swipe: Number(((flushesAfter - flushesBefore) / swipes).toFixed(1)) } : {}),
-    ...(stealPct !== undefined ? { cpu_steal_pct: Number(stealPct.toFixed(1)) } : {}),
+    ...(stealPct !== undefined ? { cpu_steal_pct: stealPct } : {}),
   };
 }
 
