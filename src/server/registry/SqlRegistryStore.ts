@@ -1,5 +1,6 @@
 /** RegistryStore over a SqlDriver: the same SQL for SQLite and PostgreSQL (tables: store/schema.ts, migration 3). */
 import type { SqlDriver, SqlExecutor, SqlValue } from '../store/SqlDriver.js';
+import { num, optional, type Row } from '../store/sqlRows.js';
 import type {
   ClinicRow,
   ImportSummary,
@@ -17,14 +18,6 @@ import type {
   VerifiedRegistryExport,
 } from './RegistryStore.js';
 
-type Row = Record<string, unknown>;
-
-const num = (v: unknown): number => Number(v);
-const has = (v: unknown): boolean => v !== null && v !== undefined;
-/** Only the keys whose column is not NULL */
-function optional<T>(key: string, v: unknown, map: (v: unknown) => T): Record<string, T> {
-  return has(v) ? { [key]: map(v) } : {};
-}
 
 function clinicFromRow(r: Row): ClinicRow {
   return { clinicCode: String(r.clinic_code), name: String(r.name), ...optional('pricePerUse', r.price_per_use, num), ...optional('investorShare', r.investor_share, num), addedAt: num(r.added_at) };

@@ -18,21 +18,12 @@ import type {
   TerminalRegistration,
   TerminalRow,
 } from '../ServerStore.js';
+import { bytesEqual } from '../../codecs/bytes.js';
 import type { SqlDriver, SqlExecutor, SqlValue } from './SqlDriver.js';
+import { bytes, num, optionalNumber, type Row } from './sqlRows.js';
 import type { RegistryStore } from '../registry/RegistryStore.js';
 import { SqlRegistryStore } from '../registry/SqlRegistryStore.js';
 
-type Row = Record<string, unknown>;
-
-const num = (v: unknown): number => Number(v);
-const bytes = (v: unknown): Uint8Array => new Uint8Array(v as Buffer);
-const optionalNumber = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-/** UTC day of a terminal timestamp */
 const DAY_MS = 86_400_000;
 let lastDay = { start: Number.NaN, day: '' };
 
