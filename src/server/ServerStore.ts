@@ -103,7 +103,11 @@ export type AlertKind =
   /** a batch card loaded (or claimed) that no imported issuing-station export knows */
   | 'batch-not-registered'
   /** a terminal reporting for another clinic than the registry places it in (or loading another clinic's batch) */
-  | 'terminal-wrong-clinic';
+  | 'terminal-wrong-clinic'
+  /** a terminal the registry marks retired whose entries keep arriving */
+  | 'terminal-retired-reporting'
+  /** a terminal the registry does not list, reporting for a clinic the registry lists terminals for */
+  | 'terminal-not-registered';
 
 export interface Alert {
   readonly at: number;

@@ -1,16 +1,38 @@
 /**
  * The server's reports as a small HTTP JSON API on loopback. Answers are
- * {status: 'ok', data} or {status: 'error', error}, like the MQTT side.
+ * {status: 'ok', data} or {status: 'error', error: {code, message, field?}}, like the MQTT side.
  *   GET /api/health, /api/terminals, /api/uses?group=terminal|clinic|day,
  *       /api/batches, /api/income, /api/alerts, /api/rejections
  *   GET /api/registry/clinics, /api/registry/terminals, /api/registry/cards?kind=mother|white|batch,
  *       /api/registry/batches, /api/registry/stations, /api/registry/issuance?station=ID
  *   POST /api/registry/import   body: an issuing station's export file (tally issue export);
  *       verified against the investor root, imported idempotently; a refused one answers 422 with the reason
+ *
+ * The administrator's registry writes (the same validation and store methods as
+ * tally server registry add-clinic|add-terminal|retire-terminal, registry/registryAdmin.ts).
+ * Each needs `Authorization: Bearer <admin token>`, the token the server was
+ * started with (adminToken; tally server run --admin-token-file or
+ * TALLY_ADMIN_TOKEN). Without one configured every write answers 403
+ * (writes-disabled); a missing or wrong token 401 (unauthorized). The body is a
+ * JSON object of at most 4 KiB (413 oversized) with exactly these fields; a bad
+ * one answers 400 (malformed: not JSON; invalid: error.field names the field).
+ * An update replaces the row: a price, share or note left out is cleared.
+ *   POST /api/registry/clinics            {clinicCode, name, pricePerUse?, investorShare?}
+ *       clinicCode: 1..16 UTF-8 bytes, no white space; name: 1..100 chars;
+ *       pricePerUse: integer >= 0 (smallest currency unit); investorShare: number in 0..1.
+ *       201 {created: true, clinic} when new, 200 {created: false, clinic} when updated
+ *   POST /api/registry/terminals          {terminalId, clinicCode, status?, note?}
+ *       terminalId: as in its certificate ([A-Za-z0-9][A-Za-z0-9._-]{0,31}); status: expected (default)
+ *       or retired; note: 1..500 chars. 201 or 200 {created, terminal}
+ *   POST /api/registry/terminals/retire   {terminalId, note?}
+ *       marks a registered terminal retired in its clinic (the note, if given, replaces the old one):
+ *       200 {terminal}; 404 (not-registered) for a terminal the registry does not list
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MAX_REGISTRY_EXPORT_BYTES } from '../codecs/registryExport.js';
+import { checkInput, ClinicInputSchema, RegistryInputError, RetireInputSchema, retireTerminal, saveClinic, saveTerminal, TerminalInputSchema } from './registry/registryAdmin.js';
 import type { ClinicRow, RegistryCardKind } from './registry/RegistryStore.js';
 import { importRegistryExport, RegistryImportRefused } from './registry/verifyExport.js';
 import type { DailyUses, ServerStore } from './ServerStore.js';
@@ -26,6 +48,9 @@ export interface PricingConfig {
   readonly default: IncomeShare;
   readonly perClinic?: Readonly<Record<string, IncomeShare>>;
 }
+
+/** Without a configured price: 100.00 a use, 70% to the investor */
+export const DEFAULT_PRICING: PricingConfig = { default: { pricePerUse: 10_000, investorShare: 0.7 } };
 
 export interface IncomeRow {
   readonly clinicCode: string;
@@ -62,32 +87,61 @@ export function pricingWithClinics(pricing: PricingConfig, clinics: readonly Cli
 
 const CARD_KINDS: readonly string[] = ['mother', 'white', 'batch'];
 
+/** A registry write's body: a few short fields */
+export const MAX_ADMIN_BODY_BYTES = 4096;
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+/** Why an admin token is not fit to use (undefined: it is): long enough to resist guessing, and one word */
+export function adminTokenProblem(token: string): string | undefined {
+  if (token.length < MIN_ADMIN_TOKEN_LENGTH) return `the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`;
+  if (token.length > 512 || !/^[\x21-\x7e]+$/.test(token)) return 'the admin token must be at most 512 printable ASCII characters without spaces';
+  return undefined;
+}
+
 class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly field?: string,
   ) {
     super(message);
   }
 }
 
+/** The body as text; over `limit` bytes (by its Content-Length or as it arrives) a 413, the rest of it left unread */
 function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
+    const oversized = (): HttpError => new HttpError(413, 'oversized', `body over ${limit} bytes`);
+    if (Number(req.headers['content-length'] ?? 0) > limit) {
+      reject(oversized());
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
-        reject(new HttpError(413, 'oversized', `body over ${limit} bytes`));
-        req.destroy();
+        req.off('data', onData);
+        reject(oversized());
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/** `Authorization: Bearer <token>` with the expected token, compared in constant time */
+function bearerMatches(header: string | undefined, expected: Buffer): boolean {
+  const given = /^Bearer +(\S+)$/i.exec(header ?? '')?.[1];
+  return given !== undefined && timingSafeEqual(digest(given), expected);
 }
 
 export function groupUses(daily: readonly DailyUses[], group: 'terminal' | 'clinic' | 'day'): Array<{ key: string; uses: number }> {
@@ -112,10 +166,15 @@ export async function startHttpApi(options: {
   stats?: () => Record<string, number>;
   /** The investor root public key: POST /api/registry/import verifies exports with it (without it, imports are refused) */
   rootPublicKey?: Uint8Array;
+  /** The bearer token the registry writes need (see adminTokenProblem); undefined: every write is refused (403) */
+  adminToken?: string;
   clock?: () => number;
 }): Promise<HttpApi> {
   const { store, pricing } = options;
   const now = options.clock ?? Date.now;
+  const tokenProblem = options.adminToken === undefined ? undefined : adminTokenProblem(options.adminToken);
+  if (tokenProblem) throw new Error(tokenProblem);
+  const adminDigest = options.adminToken === undefined ? undefined : digest(options.adminToken);
   const routes: Record<string, (query: URLSearchParams) => Promise<unknown>> = {
     '/api/health': async () => ({ store: store.kind, ...(options.stats?.() ?? {}) }),
     '/api/terminals': async () => {
@@ -162,26 +221,82 @@ export async function startHttpApi(options: {
       }
     },
   };
+  /** The registry writes: each gets the checked body and answers its status and data */
+  const adminRoutes: Record<string, (body: unknown) => Promise<{ status: number; data: unknown }>> = {
+    '/api/registry/clinics': async (body) => {
+      const { created, row } = await saveClinic(store.registry, checkInput(ClinicInputSchema, body), now());
+      return { status: created ? 201 : 200, data: { created, clinic: row } };
+    },
+    '/api/registry/terminals': async (body) => {
+      const { created, row } = await saveTerminal(store.registry, checkInput(TerminalInputSchema, body), now());
+      return { status: created ? 201 : 200, data: { created, terminal: row } };
+    },
+    '/api/registry/terminals/retire': async (body) => {
+      const input = checkInput(RetireInputSchema, body);
+      const row = await retireTerminal(store.registry, input);
+      if (!row) throw new HttpError(404, 'not-registered', `terminal ${input.terminalId} is not registered`, 'terminalId');
+      return { status: 200, data: { terminal: row } };
+    },
+  };
+  /** Token first (before the body is read), then the body, then the write */
+  const adminWrite = async (req: IncomingMessage, write: (body: unknown) => Promise<{ status: number; data: unknown }>): Promise<{ status: number; data: unknown }> => {
+    if (!adminDigest) throw new HttpError(403, 'writes-disabled', 'registry writes are off: this server was started without an admin token (--admin-token-file or TALLY_ADMIN_TOKEN)');
+    if (!bearerMatches(req.headers.authorization, adminDigest)) throw new HttpError(401, 'unauthorized', 'registry writes need Authorization: Bearer <admin token>; it is missing or wrong');
+    const text = await readBody(req, MAX_ADMIN_BODY_BYTES);
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new HttpError(400, 'malformed', 'the body is not JSON');
+    }
+    try {
+      return await write(body);
+    } catch (err) {
+      if (err instanceof RegistryInputError) throw new HttpError(400, 'invalid', err.message, err.field);
+      if (err instanceof HttpError) throw err;
+      throw new HttpError(500, 'internal', `the registry write failed: ${(err as Error).message}`);
+    }
+  };
+
+  const reply = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
+    if (res.headersSent) return;
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify(body));
+  };
+  const fail = (res: ServerResponse, err: Error): void => {
+    if (!(err instanceof HttpError)) {
+      reply(res, 400, { status: 'error', error: { code: 'bad-request', message: err.message } });
+      return;
+    }
+    const headers: Record<string, string> = {
+      ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="tally registry"' } : {}),
+      // the rest of an oversized body is not read: the connection is not reused
+      ...(err.status === 413 ? { connection: 'close' } : {}),
+    };
+    reply(res, err.status, { status: 'error', error: { code: err.code, message: err.message, ...(err.field !== undefined ? { field: err.field } : {}) } }, headers);
+  };
+  const answer = (res: ServerResponse, work: Promise<{ status: number; data: unknown }>): void => {
+    work.then(
+      ({ status, data }) => reply(res, status, { status: 'ok', data }),
+      (err: Error) => fail(res, err),
+    );
+  };
+  const ok = (work: Promise<unknown>): Promise<{ status: number; data: unknown }> => work.then((data) => ({ status: 200, data }));
+
   const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const route = routes[url.pathname];
-    const reply = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    const postRoute = postRoutes[url.pathname];
-    const answer = (work: Promise<unknown>): void => {
-      work.then(
-        (data) => reply(200, { status: 'ok', data }),
-        (err: Error) => {
-          if (err instanceof HttpError) reply(err.status, { status: 'error', error: { code: err.code, message: err.message } });
-          else reply(400, { status: 'error', error: { code: 'bad-request', message: err.message } });
-        },
-      );
-    };
-    if (req.method === 'POST' && postRoute) answer(postRoute(req));
-    else if (req.method === 'GET' && route) answer(route(url.searchParams));
-    else reply(404, { status: 'error', error: { code: 'not-found', message: `${req.method} ${url.pathname}` } });
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const route = routes[url.pathname];
+      const postRoute = postRoutes[url.pathname];
+      const adminRoute = adminRoutes[url.pathname];
+      if (req.method === 'POST' && adminRoute) answer(res, adminWrite(req, adminRoute));
+      else if (req.method === 'POST' && postRoute) answer(res, ok(postRoute(req)));
+      else if (req.method === 'GET' && route) answer(res, ok(route(url.searchParams)));
+      else reply(res, 404, { status: 'error', error: { code: 'not-found', message: `${req.method} ${url.pathname}` } });
+    } catch (err) {
+      // a request line URL cannot parse, or the like: refused, the server goes on
+      fail(res, err as Error);
+    }
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

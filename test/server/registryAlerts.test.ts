@@ -1,8 +1,9 @@
 /**
  * The registry against the reports, through the real ingest: a batch loaded
  * that no station export knows, a terminal reporting for another clinic than
- * it is registered to, each raised once as an alert; a claimed batch counted
- * from the registry.
+ * it is registered to, a retired terminal still reporting, an unlisted one in
+ * a clinic the registry lists terminals for, each raised once as an alert; a
+ * claimed batch counted from the registry.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,6 +46,15 @@ async function report(ledger: SignedLedger): Promise<void> {
   expect(outcome.accepted).toBe(true);
 }
 
+/** Each terminal loads a batch of its clinic and reports it */
+async function loadedOn(terminals: ReadonlyArray<readonly [terminalId: string, clinicCode: string]>): Promise<void> {
+  for (const [id, clinic] of terminals) {
+    const ledger = new SignedLedger(investor, id, clinic);
+    ledger.loadBatch(makeBatch(investor, clinic, 1, 5));
+    await report(ledger);
+  }
+}
+
 describe('registry alerts', () => {
   it('a batch loaded that no imported export knows: batch-not-registered, once; a registered one: none', async () => {
     const registered = makeBatch(investor, 'CL-1', 1, 10);
@@ -72,15 +82,11 @@ describe('registry alerts', () => {
   });
 
   it('a terminal reporting for another clinic than registered: terminal-wrong-clinic; its own clinic or retired: none', async () => {
-    for (const [id, clinic] of [
+    await loadedOn([
       ['T-A', 'CL-1'],
       ['T-B', 'CL-1'],
       ['T-C', 'CL-1'],
-    ] as const) {
-      const ledger = new SignedLedger(investor, id, clinic);
-      ledger.loadBatch(makeBatch(investor, clinic, 1, 5));
-      await report(ledger);
-    }
+    ]);
     await store.registry.putTerminal({ terminalId: 'T-A', clinicCode: 'CL-1', status: 'expected', addedAt: 1 });
     await store.registry.putTerminal({ terminalId: 'T-B', clinicCode: 'CL-2', status: 'expected', addedAt: 1 });
     await store.registry.putTerminal({ terminalId: 'T-C', clinicCode: 'CL-2', status: 'retired', addedAt: 1 });
@@ -92,6 +98,54 @@ describe('registry alerts', () => {
       ['T-B', 'wrong-clinic'],
       ['T-C', 'retired'],
     ]);
+  });
+
+  it('a retired terminal whose entries keep arriving: terminal-retired-reporting, once; an active one: none', async () => {
+    const retired = new SignedLedger(investor, 'T-OLD', 'CL-1');
+    const active = new SignedLedger(investor, 'T-NEW', 'CL-1');
+    const batch = makeBatch(investor, 'CL-1', 1, 10);
+    const other = makeBatch(investor, 'CL-1', 2, 10);
+    retired.loadBatch(batch);
+    retired.use(batch, 1);
+    active.loadBatch(other);
+    await report(retired);
+    await report(active);
+    await store.registry.putTerminal({ terminalId: 'T-OLD', clinicCode: 'CL-1', status: 'retired', addedAt: 1 });
+    await store.registry.putTerminal({ terminalId: 'T-NEW', clinicCode: 'CL-1', status: 'expected', addedAt: 1 });
+    // what it reported before it was retired is no news
+    expect(await check.check()).toEqual([]);
+
+    clock.advance(60_000);
+    retired.use(batch, 2);
+    active.use(other, 1);
+    await report(retired);
+    await report(active);
+    const raised = await check.check();
+    expect(raised.map((a) => [a.kind, a.terminalId])).toEqual([['terminal-retired-reporting', 'T-OLD']]);
+    expect(raised[0]!.detail).toContain(`seq ${retired.lastSeq}`);
+
+    clock.advance(60_000);
+    retired.use(batch, 3);
+    await report(retired);
+    expect(await check.check()).toEqual([]);
+    expect((await store.alerts()).filter((a) => a.kind === 'terminal-retired-reporting')).toHaveLength(1);
+    expect((await store.registry.terminalRegistry()).map((t) => [t.terminalId, t.state])).toEqual([
+      ['T-NEW', 'active'],
+      ['T-OLD', 'retired'],
+    ]);
+  });
+
+  it('a terminal the registry does not list, reporting for a clinic it lists terminals for: terminal-not-registered; a clinic it lists none for: none', async () => {
+    await store.registry.putTerminal({ terminalId: 'T-LISTED', clinicCode: 'CL-1', status: 'expected', addedAt: 1 });
+    await loadedOn([
+      ['T-LISTED', 'CL-1'],
+      ['T-STRAY', 'CL-1'],
+      ['T-ELSEWHERE', 'CL-9'],
+    ]);
+    const raised = await check.check();
+    expect(raised.map((a) => [a.kind, a.terminalId])).toEqual([['terminal-not-registered', 'T-STRAY']]);
+    expect(await check.check()).toEqual([]);
+    expect((await store.registry.terminalRegistry()).find((t) => t.terminalId === 'T-STRAY')?.state).toBe('unregistered');
   });
 
   it("an online claim (count 0 until the batch.loaded entry arrives) is reconciled with the registry's count", async () => {

@@ -3,8 +3,17 @@
  * POSTed to the server, a terminal syncing over MQTT that loads one registered
  * and one unknown batch from a clinic it is not registered to; the server's
  * own registry check (its timer, not a call from the test) raises the alerts.
+ * And `tally server run` as its own process: the admin token from
+ * --admin-token-file guards the registry writes of its HTTP API.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toHex } from '../../src/codecs/bytes.js';
+import { createServerStore } from '../../src/server/createServerStore.js';
+import { stopChild } from '../support/process.js';
 import { createSyncClient } from '../../src/sync/SyncClient.js';
 import { startMosquitto, type RunningMosquitto } from '../support/mosquitto.js';
 import { InMemoryOutbox, makeBatch, makeInvestor, SignedLedger } from '../support/signedLedger.js';
@@ -47,5 +56,42 @@ describe('registry in the running server', () => {
     expect(found.find((a) => a.kind === 'batch-not-registered')?.detail).toContain(stray.batchIdHex);
     const batches = ((await (await fetch(`${rig.server.httpUrl}/api/registry/batches`)).json()) as { data: Array<{ batchId: string; terminalId?: string }> }).data;
     expect(batches).toEqual([expect.objectContaining({ batchId: registered.batchIdHex, terminalId: 'T-REG' })]);
+  });
+});
+
+describe('tally server run with --admin-token-file', () => {
+  it('starts its HTTP API with registry writes guarded by the token from the file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tally-server-run-'));
+    const token = 'run-token-abcdef0123456789';
+    writeFileSync(join(dir, 'admin-token'), `${token}\n`, { mode: 0o600 });
+    const storePath = join(dir, 'server.db');
+    const tally = join(__dirname, '../../dist/src/cli/tally.js');
+    const args = ['server', 'run', '--broker', broker.url, '--store', storePath, '--root', toHex(investor.rootPublicKey), '--http-port', '0', '--admin-token-file', join(dir, 'admin-token')];
+    const child: ChildProcess = spawn(process.execPath, [tally, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TALLY_LOG_LEVEL: 'warn', TALLY_ADMIN_TOKEN: '' } });
+    try {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      await waitFor(() => /reports at http:\/\/127\.0\.0\.1:\d+/.test(out) || child.exitCode !== null, 20_000, 'tally server run to start');
+      expect(out).toContain('(registry writes on)');
+      const url = /reports at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]!;
+      const post = (auth?: string) =>
+        fetch(`${url}/api/registry/clinics`, { method: 'POST', body: JSON.stringify({ clinicCode: 'CL-RUN', name: 'Run Clinic', pricePerUse: 9_000 }), headers: auth ? { authorization: auth } : {} });
+      expect((await post()).status).toBe(401);
+      expect((await post('Bearer not-the-token-at-all')).status).toBe(401);
+      expect((await post(`Bearer ${token}`)).status).toBe(201);
+      const clinics = (await (await fetch(`${url}/api/registry/clinics`)).json()) as { data: Array<{ clinicCode: string }> };
+      expect(clinics.data.map((c) => c.clinicCode)).toEqual(['CL-RUN']);
+    } finally {
+      await stopChild(child);
+    }
+    expect(child.exitCode).toBe(0);
+    const store = await createServerStore({ kind: 'sqlite', path: storePath });
+    try {
+      expect(await store.registry.clinics()).toEqual([expect.objectContaining({ clinicCode: 'CL-RUN', pricePerUse: 9_000 })]);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,7 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { createServerStore, type ServerStoreOptions } from '../../server/createServerStore.js';
 import { createIngestServer } from '../../server/IngestServer.js';
-import { groupUses, incomeSplit, pricingWithClinics } from '../../server/httpApi.js';
+import { adminTokenProblem, DEFAULT_PRICING, groupUses, incomeSplit, pricingWithClinics, startHttpApi, type HttpApi } from '../../server/httpApi.js';
+import {
+  checkInput,
+  ClinicInputSchema,
+  RegistryInputError,
+  RetireInputSchema,
+  retireTerminal,
+  saveClinic,
+  saveTerminal,
+  TerminalInputSchema,
+} from '../../server/registry/registryAdmin.js';
 import type { RegistryCardKind } from '../../server/registry/RegistryStore.js';
 import { importRegistryExport, RegistryImportRefused } from '../../server/registry/verifyExport.js';
 import { createLogger } from '../../logging/createLogger.js';
@@ -20,21 +30,36 @@ function rootKey(values: Record<string, unknown>): Uint8Array {
   return new Uint8Array(Buffer.from(hex, 'hex'));
 }
 
+/** The registry writes' bearer token: --admin-token-file FILE, else TALLY_ADMIN_TOKEN; undefined: writes refused */
+function adminToken(values: Record<string, unknown>): string | undefined {
+  const file = values['admin-token-file'];
+  const token = typeof file === 'string' ? readFileSync(file, 'utf8').trim() : process.env.TALLY_ADMIN_TOKEN?.trim() || undefined;
+  if (token === undefined) return undefined;
+  const problem = adminTokenProblem(token);
+  if (problem) throw new TallyError('USAGE', `${problem} (${typeof file === 'string' ? `--admin-token-file ${file}` : 'TALLY_ADMIN_TOKEN'})`);
+  return token;
+}
+
 export const serverRunCommand: CliCommand = {
   path: ['server', 'run'],
   summary: "the investor's ingest server: reports in, verified, stored once",
   help: `tally server run --broker URL --store (FILE | postgres://...) (--root HEX | --root-file FILE)
                  [--ca F --cert F --key F] [--mqtt 4|5] [--http-port N] [--shared-group NAME] [--client-id ID]
-                 [--signature-check chain-anchored|every-entry]
+                 [--signature-check chain-anchored|every-entry] [--admin-token-file FILE]
 
 Subscribes to every terminal's reports, verifies each terminal's certificate
 chain to the investor root, the entries' signatures and the hash chain, stores
 each entry exactly once, asks for resends of gaps and raises alerts (batch on
 two terminals, serial used twice, forks, impersonation) and, every 10 s, compares
-the registry with the reports (batch-not-registered, terminal-wrong-clinic).
+the registry with the reports (batch-not-registered, terminal-wrong-clinic,
+terminal-retired-reporting, terminal-not-registered).
 With --http-port the report API listens on 127.0.0.1 (/api/uses, /api/batches,
 /api/income, /api/alerts, /api/registry/*; POST /api/registry/import takes a
-station export).
+station export). The administrator's registry writes over HTTP (POST
+/api/registry/clinics, /api/registry/terminals, /api/registry/terminals/retire)
+need the bearer token read from --admin-token-file FILE or the environment
+variable TALLY_ADMIN_TOKEN (at least 16 characters); without one they are
+refused (403).
 Several workers share the load with the same --shared-group.
 
 Signatures (--signature-check): chain-anchored (default) checks, in each run of
@@ -56,14 +81,18 @@ checks each before storing, at about half the ingest rate.`,
       'shared-group': { type: 'string' },
       'client-id': { type: 'string' },
       'signature-check': { type: 'string' },
+      'admin-token-file': { type: 'string' },
     });
+    const token = adminToken(values);
+    if (typeof values['admin-token-file'] === 'string' && typeof values['http-port'] !== 'string') throw new TallyError('USAGE', '--admin-token-file is for the HTTP API: give --http-port too');
     const signatureCheck = values['signature-check'] ?? 'chain-anchored';
     if (signatureCheck !== 'chain-anchored' && signatureCheck !== 'every-entry') throw new TallyError('USAGE', '--signature-check chain-anchored or every-entry');
     const log = createLogger({ level: process.env.TALLY_LOG_LEVEL ?? 'info' });
     const store = await createServerStore(storeOptions(required(values, 'store')));
+    const rootPublicKey = rootKey(values);
     const server = await createIngestServer({
       store,
-      rootPublicKey: rootKey(values),
+      rootPublicKey,
       brokerUrl: required(values, 'broker'),
       protocolVersion: integer(values, 'mqtt', 5) === 4 ? 4 : 5,
       mqttOptions: {
@@ -71,15 +100,40 @@ checks each before storing, at about half the ingest rate.`,
         ...(typeof values.cert === 'string' ? { cert: readFileSync(values.cert) } : {}),
         ...(typeof values.key === 'string' ? { key: readFileSync(values.key) } : {}),
       },
-      ...(typeof values['http-port'] === 'string' ? { httpPort: integer(values, 'http-port') } : {}),
       ...(typeof values['shared-group'] === 'string' ? { sharedGroup: values['shared-group'] } : {}),
       ...(typeof values['client-id'] === 'string' ? { clientId: values['client-id'] } : {}),
       signatureCheck,
       logger: log,
     });
-    io.out(`ingest server running (store ${store.kind})${server.httpUrl ? `, reports at ${server.httpUrl}` : ''}`);
+    // the HTTP API is started here rather than by the ingest server, which has no admin token to give it
+    let http: HttpApi | undefined;
+    try {
+      http =
+        typeof values['http-port'] === 'string'
+          ? await startHttpApi({
+              store,
+              pricing: DEFAULT_PRICING,
+              port: integer(values, 'http-port'),
+              rootPublicKey,
+              statuses: () => server.ingest.terminalStatuses(),
+              stats: () => ({ ...server.ingest.stats }),
+              ...(token !== undefined ? { adminToken: token } : {}),
+            })
+          : undefined;
+    } catch (err) {
+      // the port is taken, say: the ingest does not run on without the API asked for
+      await server.stop();
+      await store.close();
+      throw err;
+    }
+    io.out(`ingest server running (store ${store.kind})${http ? `, reports at ${http.url} (registry writes ${token ? 'on' : 'off'})` : ''}`);
     await new Promise<void>((resolve) => {
-      const stop = () => void server.stop().then(() => store.close()).then(resolve);
+      const stop = () =>
+        void server
+          .stop()
+          .then(() => http?.close())
+          .then(() => store.close())
+          .then(resolve);
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
     });
@@ -157,13 +211,27 @@ function readable(row: object): Record<string, unknown> {
 
 const REGISTRY_LISTS = ['clinics', 'terminals', 'cards', 'batches', 'stations', 'issuance'];
 
+/** The options a registry write's fields come from, for the CLI's error messages */
+const FIELD_OPTIONS: Readonly<Record<string, string>> = { clinicCode: 'CODE (or --clinic)', name: '--name', pricePerUse: '--price', investorShare: '--share', terminalId: 'ID', note: '--note' };
+
+/** The HTTP API's checks on a registry write, with the CLI's names for the fields */
+function checked<T>(schema: Parameters<typeof checkInput<T>>[0], value: unknown): T {
+  try {
+    return checkInput(schema, value);
+  } catch (err) {
+    if (!(err instanceof RegistryInputError)) throw err;
+    throw new TallyError('USAGE', `${FIELD_OPTIONS[err.field] ?? err.field}${err.message.slice(err.field.length)}`);
+  }
+}
+
 export const serverRegistryCommand: CliCommand = {
   path: ['server', 'registry'],
-  summary: 'clinics, terminals and the cards the issuing stations made: list, import a station export, add',
+  summary: 'clinics, terminals and the cards the issuing stations made: list, import a station export, add, retire',
   help: `tally server registry (clinics | terminals | cards [--kind mother|white|batch] | batches | stations | issuance [--station ID]) --store S [--json]
 tally server registry import FILE --store S (--root HEX | --root-file FILE) [--json]
 tally server registry add-clinic CODE --name NAME [--price N] [--share S] --store S
 tally server registry add-terminal ID --clinic CODE [--retired] [--note TEXT] --store S
+tally server registry retire-terminal ID [--note TEXT] --store S
 
   --store S   the server store: FILE (SQLite) or postgres://...
 
@@ -176,10 +244,16 @@ issuance log per station (what, when, signed by which card).
 import verifies an issuing station's export (tally issue export) against the
 investor root: its station certificate (the mother card's), the station's
 signature, every card's own chain. A refused export changes nothing and says
-why; importing the same export again changes nothing.`,
+why; importing the same export again changes nothing.
+
+add-clinic and add-terminal add or update (an update replaces the row: a
+price, share or note left out is cleared); retire-terminal marks a registered
+terminal retired. The same checks as the HTTP API's writes: a clinic code of
+1..16 bytes, a name of 1..100 characters, a price a whole number >= 0, a share
+in 0..1, a terminal id as in its certificate, a note of 1..500 characters.`,
   async run(args, io) {
     const what = args[0];
-    if (!what || what.startsWith('-')) throw new TallyError('USAGE', `say what: ${REGISTRY_LISTS.join(', ')}, import, add-clinic or add-terminal`);
+    if (!what || what.startsWith('-')) throw new TallyError('USAGE', `say what: ${REGISTRY_LISTS.join(', ')}, import, add-clinic, add-terminal or retire-terminal`);
     const rest = args.slice(1);
     const operand = rest[0] && !rest[0].startsWith('-') ? rest.shift() : undefined;
     const values = parse(rest, {
@@ -250,34 +324,40 @@ why; importing the same export again changes nothing.`,
         }
         case 'add-clinic': {
           const clinicCode = needOperand('the clinic CODE');
-          const share = typeof values.share === 'string' ? Number(values.share) : undefined;
-          if (share !== undefined && !(share >= 0 && share <= 1)) throw new TallyError('USAGE', '--share is the investor share, 0..1');
-          const existing = (await registry.clinics()).find((c) => c.clinicCode === clinicCode);
-          await registry.putClinic({
+          const input = checked(ClinicInputSchema, {
             clinicCode,
             name: required(values, 'name'),
             ...(typeof values.price === 'string' ? { pricePerUse: integer(values, 'price') } : {}),
-            ...(share !== undefined ? { investorShare: share } : {}),
-            addedAt: existing?.addedAt ?? Date.now(),
+            ...(typeof values.share === 'string' ? { investorShare: Number(values.share) } : {}),
           });
-          io.out(`clinic ${clinicCode} ${existing ? 'updated' : 'added'}`);
+          const { created } = await saveClinic(registry, input, Date.now());
+          io.out(`clinic ${clinicCode} ${created ? 'added' : 'updated'}`);
           return 0;
         }
         case 'add-terminal': {
           const terminalId = needOperand('the terminal ID');
-          const existing = await registry.registeredTerminal(terminalId);
-          await registry.putTerminal({
+          const input = checked(TerminalInputSchema, {
             terminalId,
             clinicCode: required(values, 'clinic'),
             status: values.retired ? 'retired' : 'expected',
             ...(typeof values.note === 'string' ? { note: values.note } : {}),
-            addedAt: existing?.addedAt ?? Date.now(),
           });
-          io.out(`terminal ${terminalId} ${existing ? 'updated' : 'registered'} for clinic ${values.clinic as string}${values.retired ? ' (retired)' : ''}`);
+          const { created, row } = await saveTerminal(registry, input, Date.now());
+          io.out(`terminal ${terminalId} ${created ? 'registered' : 'updated'} for clinic ${row.clinicCode}${row.status === 'retired' ? ' (retired)' : ''}`);
+          return 0;
+        }
+        case 'retire-terminal': {
+          const terminalId = needOperand('the terminal ID');
+          const row = await retireTerminal(registry, checked(RetireInputSchema, { terminalId, ...(typeof values.note === 'string' ? { note: values.note } : {}) }));
+          if (!row) {
+            io.err(`terminal ${terminalId} is not registered; nothing changed`);
+            return 2;
+          }
+          io.out(`terminal ${terminalId} retired (clinic ${row.clinicCode})`);
           return 0;
         }
         default:
-          throw new TallyError('USAGE', `no registry command "${what}": ${REGISTRY_LISTS.join(', ')}, import, add-clinic or add-terminal`);
+          throw new TallyError('USAGE', `no registry command "${what}": ${REGISTRY_LISTS.join(', ')}, import, add-clinic, add-terminal or retire-terminal`);
       }
     } finally {
       await store.close();

@@ -156,6 +156,13 @@ export interface RegistryFindings {
   readonly unregisteredBatches: ReadonlyArray<{ batchId: string; batchNo: number; clinicCode: string; terminalId: string }>;
   /** Terminals whose certificate names another clinic than the one they are registered to (retired ones aside) */
   readonly wrongClinicTerminals: ReadonlyArray<{ terminalId: string; registeredClinicCode: string; reportedClinicCode: string }>;
+  /**
+   * Every terminal registered as retired, with when the server received its newest entry (the one of its highest
+   * seq; undefined: it never reported). The check compares that with when it first saw the terminal retired.
+   */
+  readonly retiredTerminals: ReadonlyArray<{ terminalId: string; clinicCode: string; highestSeq?: number; lastReceivedAt?: number }>;
+  /** Reporting terminals the registry does not list, for a clinic the registry lists terminals for (`listed` of them) */
+  readonly unregisteredTerminals: ReadonlyArray<{ terminalId: string; clinicCode: string; listed: number }>;
 }
 
 export interface RegistryStore {

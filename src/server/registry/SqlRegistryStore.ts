@@ -251,9 +251,28 @@ export class SqlRegistryStore implements RegistryStore {
       `SELECT t.terminal_id, t.clinic_code AS reported, r.clinic_code AS registered FROM terminals t JOIN registry_terminals r ON r.terminal_id = t.terminal_id
        WHERE r.clinic_code <> t.clinic_code AND r.status <> 'retired' ORDER BY t.terminal_id`,
     );
+    // the newest entry by its seq: one primary-key lookup a retired terminal, not a scan of its entries
+    const retired = await this.db.all<Row>(
+      `SELECT r.terminal_id, r.clinic_code, t.highest_seq, e.received_at FROM registry_terminals r
+       LEFT JOIN terminals t ON t.terminal_id = r.terminal_id
+       LEFT JOIN entries e ON e.terminal_id = t.terminal_id AND e.seq = t.highest_seq
+       WHERE r.status = 'retired' ORDER BY r.terminal_id`,
+    );
+    const stray = await this.db.all<Row>(
+      `SELECT t.terminal_id, t.clinic_code, (SELECT COUNT(*) FROM registry_terminals c WHERE c.clinic_code = t.clinic_code) AS listed FROM terminals t
+       WHERE NOT EXISTS (SELECT 1 FROM registry_terminals r WHERE r.terminal_id = t.terminal_id)
+         AND EXISTS (SELECT 1 FROM registry_terminals c WHERE c.clinic_code = t.clinic_code) ORDER BY t.terminal_id`,
+    );
     return {
       unregisteredBatches: unregistered.map((r) => ({ batchId: String(r.batch_id), batchNo: num(r.batch_no), clinicCode: String(r.clinic_code), terminalId: String(r.terminal_id) })),
       wrongClinicTerminals: wrong.map((r) => ({ terminalId: String(r.terminal_id), registeredClinicCode: String(r.registered), reportedClinicCode: String(r.reported) })),
+      retiredTerminals: retired.map((r) => ({
+        terminalId: String(r.terminal_id),
+        clinicCode: String(r.clinic_code),
+        ...optional('highestSeq', r.highest_seq, num),
+        ...optional('lastReceivedAt', r.received_at, num),
+      })),
+      unregisteredTerminals: stray.map((r) => ({ terminalId: String(r.terminal_id), clinicCode: String(r.clinic_code), listed: num(r.listed) })),
     };
   }
 
