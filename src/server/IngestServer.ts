@@ -13,7 +13,7 @@ import { silentLogger, type Logger } from '../util/logger.js';
 import { startHttpApi, type HttpApi, type PricingConfig } from './httpApi.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
 import { Ingest, type Outgoing } from './ingest/Ingest.js';
-import { createVerifierPool, inlineVerifier } from './ingest/signatureVerifier.js';
+import { createIngestWorkerPool } from './ingest/ingestWorkerPool.js';
 import { DEFAULT_SIGNATURE_CHECK, type SignatureCheck } from './ingest/verifyReport.js';
 import type { ServerStore } from './ServerStore.js';
 import { RegistryCheck } from './registry/registryCheck.js';
@@ -38,7 +38,7 @@ export interface IngestServerOptions {
   readonly pricing?: PricingConfig;
   /** chain-anchored (default: one signature per hash-linked run at once, every entry's own in the background audit) or every-entry: see ingest/verifyReport.ts */
   readonly signatureCheck?: SignatureCheck;
-  /** Worker threads that check signatures (default: one per CPU; 0: on the main thread) */
+  /** Worker threads that parse and verify reports and run the signature audit (default: one per CPU; 0: all on the main thread) */
   readonly verifierThreads?: number;
   /** chain-anchored only: how often the background audit of every entry's own signature runs, and how many entries a run checks */
   readonly auditIntervalMs?: number;
@@ -72,9 +72,9 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
   const clock = options.clock ?? systemClock;
   const logger = (options.logger ?? silentLogger).child({ module: 'server' });
   const threads = options.verifierThreads ?? cpus().length;
-  const verifier = threads > 0 ? createVerifierPool(threads) : inlineVerifier;
+  const workers = threads > 0 ? createIngestWorkerPool(threads) : undefined;
   const signatureCheck = options.signatureCheck ?? DEFAULT_SIGNATURE_CHECK;
-  const ingest = new Ingest({ store: options.store, rootPublicKey: options.rootPublicKey, clock, logger, verifier, signatureCheck });
+  const ingest = new Ingest({ store: options.store, rootPublicKey: options.rootPublicKey, clock, logger, signatureCheck, ...(workers ? { verifier: workers, preparer: workers } : {}) });
   const protocolVersion = options.protocolVersion ?? 5;
   // with a stable client id, a persistent session: the broker keeps QoS 1 reports for a worker that restarts;
   // without one, a clean session, so restarts leave no orphan sessions collecting copies at the broker
@@ -179,7 +179,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
       await Promise.allSettled([...pending]);
       await client.endAsync();
       await http?.close();
-      await verifier.close();
+      await workers?.close();
     },
   };
 }

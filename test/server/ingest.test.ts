@@ -12,7 +12,7 @@ import { generateSigningKey } from '../../src/crypto/ed25519.js';
 import { createServerStore } from '../../src/server/createServerStore.js';
 import { Ingest, type IngestOutcome } from '../../src/server/ingest/Ingest.js';
 import type { SignatureCheck } from '../../src/server/ingest/verifyReport.js';
-import { createVerifierPool } from '../../src/server/ingest/signatureVerifier.js';
+import { createIngestWorkerPool } from '../../src/server/ingest/ingestWorkerPool.js';
 import type { ServerStore } from '../../src/server/ServerStore.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { makeBatch, makeInvestor, SignedLedger, type Investor } from '../support/signedLedger.js';
@@ -62,20 +62,21 @@ function forkOf(ledger: SignedLedger): SignedLedger {
   return fork;
 }
 
-const verifierPool = createVerifierPool(2);
-afterAll(() => verifierPool.close());
+const workerPool = createIngestWorkerPool(2);
+afterAll(() => workerPool.close());
 
 describe.each([
   ['every-entry', 'on this thread'],
   ['chain-anchored', 'on this thread'],
   ['every-entry', 'in worker threads'],
+  ['chain-anchored', 'in worker threads'],
 ] as const)('signatures checked %s %s', (signatureCheck: SignatureCheck, where) => {
   beforeEach(async () => {
     await store?.close();
     investor = makeInvestor();
     store = await createServerStore({ kind: 'sqlite', path: join(dir, `server-${++dbCounter}.db`) });
     clock = new ManualClock(Date.UTC(2026, 9, 1));
-    ingest = new Ingest({ store, rootPublicKey: investor.rootPublicKey, clock, signatureCheck, ...(where === 'in worker threads' ? { verifier: verifierPool } : {}) });
+    ingest = new Ingest({ store, rootPublicKey: investor.rootPublicKey, clock, signatureCheck, ...(where === 'in worker threads' ? { verifier: workerPool, preparer: workerPool } : {}) });
   });
 
   describe('Ingest: good reports', () => {

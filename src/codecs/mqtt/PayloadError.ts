@@ -15,7 +15,7 @@ export class PayloadError extends Error {
   override readonly name = 'PayloadError';
   constructor(
     readonly reason: PayloadRejection,
-    detail: string,
+    readonly detail: string,
   ) {
     super(`${reason}: ${detail}`);
   }

@@ -13,13 +13,13 @@ import { bytesEqual } from '../../codecs/bytes.js';
 import { EntryType, parseLedgerEntry } from '../../codecs/ledgerEntry.js';
 import { encodeJsonPayload, parseJsonPayload, seqsToRanges, type AckPayload } from '../../codecs/mqtt/messages.js';
 import { PayloadError } from '../../codecs/mqtt/PayloadError.js';
-import { parseReport, type ReportFrame } from '../../codecs/mqtt/report.js';
 import { parseTopic, terminalTopic } from '../../codecs/mqtt/topics.js';
 import type { Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import type { AlertKind, EntryRow, SerialUse, ServerStore, TerminalRow } from '../ServerStore.js';
+import { prepareReport, type PreparedReport, type ReportPreparer } from './prepareReport.js';
 import { inlineVerifier, type SignatureVerifier } from './signatureVerifier.js';
-import { ReportRejection, verifyReport, type RejectedEntry, type SignatureCheck, type VerifiedEntry, type VerifiedReport } from './verifyReport.js';
+import { DEFAULT_SIGNATURE_CHECK, ReportRejection, type RejectedEntry, type SignatureCheck, type VerifiedEntry, type VerifiedReport } from './verifyReport.js';
 
 export interface Outgoing {
   readonly topic: string;
@@ -45,8 +45,10 @@ export interface IngestOptions {
   readonly logger?: Logger;
   /** chain-anchored (default) or every-entry: see verifyReport.ts. With chain-anchored, call auditSignatures periodically (IngestServer does) */
   readonly signatureCheck?: SignatureCheck;
-  /** Where signatures are checked: this thread (default) or a worker pool (createVerifierPool) */
+  /** Where signatures are checked: this thread (default) or the worker pool (createIngestWorkerPool) */
   readonly verifier?: SignatureVerifier;
+  /** Where reports are parsed and verified: this thread, with `verifier` (default), or the worker pool */
+  readonly preparer?: ReportPreparer;
 }
 
 export interface IngestStats {
@@ -57,12 +59,6 @@ export interface IngestStats {
   entriesRejected: number;
   messagesRejected: number;
   alerts: number;
-}
-
-interface PreparedReport {
-  readonly frame: ReportFrame;
-  readonly report?: VerifiedReport;
-  readonly rejection?: ReportRejection;
 }
 
 const NOTHING = { inserted: 0, duplicates: 0, rejectedEntries: [], replies: [] } as const;
@@ -80,16 +76,16 @@ interface AcceptedReport {
   /** Position in the batch of pending reports */
   readonly index: number;
   readonly topic: string;
-  readonly frame: ReportFrame;
+  readonly transaction: number;
   readonly report: VerifiedReport;
   /** The report's own rejections, then those found when storing */
   readonly rejected: RejectedEntry[];
 }
 
-function errorAck(terminalId: string, frame: ReportFrame, code: string, message: string): Outgoing {
+function errorAck(terminalId: string, transaction: number, code: string, message: string): Outgoing {
   return {
     topic: terminalTopic(terminalId, 'ack'),
-    payload: encodeJsonPayload('ack', { transaction: frame.transaction, status: 'error', data: { committed: [], highestContiguousSeq: 0 }, error: { code, message: message.slice(0, 500) } }),
+    payload: encodeJsonPayload('ack', { transaction, status: 'error', data: { committed: [], highestContiguousSeq: 0 }, error: { code, message: message.slice(0, 500) } }),
   };
 }
 
@@ -107,10 +103,14 @@ export class Ingest {
   private transaction = 0;
 
   private readonly verifier: SignatureVerifier;
+  private readonly preparer: ReportPreparer;
+  private readonly signatureCheck: SignatureCheck;
 
   constructor(private readonly options: IngestOptions) {
     this.store = options.store;
     this.verifier = options.verifier ?? inlineVerifier;
+    this.preparer = options.preparer ?? { prepare: (request) => prepareReport(request, this.verifier) };
+    this.signatureCheck = options.signatureCheck ?? DEFAULT_SIGNATURE_CHECK;
     this.logger = (options.logger ?? silentLogger).child({ module: 'server.ingest' });
   }
 
@@ -131,7 +131,7 @@ export class Ingest {
     }
     // parse and signature checks need no order: they start now, beside the terminal's queue
     // (the worker threads verify the next report while this one is stored); only storing waits its turn
-    const prepared = this.prepareReport(terminalId, payload);
+    const prepared = this.preparer.prepare({ terminalId, payload, rootPublicKey: this.options.rootPublicKey, signatureCheck: this.signatureCheck });
     prepared.catch(() => undefined); // awaited (and its error handled) in handleReports
     return new Promise<IngestOutcome>((resolve) => {
       const pending: PendingReport = { topic, prepared, resolve };
@@ -236,17 +236,6 @@ export class Ingest {
     }
   }
 
-  /** Parse and verify (certificate, topic, signatures): throws PayloadError; a ReportRejection comes back as a value */
-  private async prepareReport(terminalId: string, payload: Uint8Array): Promise<PreparedReport> {
-    const frame = parseReport(payload);
-    try {
-      return { frame, report: await verifyReport(frame, terminalId, this.options.rootPublicKey, this.options.signatureCheck, this.options.verifier) };
-    } catch (err) {
-      if (err instanceof ReportRejection) return { frame, rejection: err };
-      throw err;
-    }
-  }
-
   /**
    * Stores reports of one terminal together: each is verified on its own, then
    * the union of their entries (one per seq; the first report to carry a seq
@@ -261,7 +250,7 @@ export class Ingest {
         this.stats.reports++;
         const verdict = await this.admitReport(terminalId, pending);
         if ('refused' in verdict) outcomes[index] = verdict.refused;
-        else accepted.push({ index, topic: pending.topic, frame: verdict.frame, report: verdict.report, rejected: [...verdict.report.rejected] });
+        else accepted.push({ index, topic: pending.topic, transaction: verdict.transaction, report: verdict.report, rejected: [...verdict.report.rejected] });
       }
       if (accepted.length > 0) for (const [index, outcome] of await this.storeReports(terminalId, accepted)) outcomes[index] = outcome;
     } catch (err) {
@@ -272,18 +261,18 @@ export class Ingest {
   }
 
   /** The checks that refuse a report as a whole: parse, certificate, topic, pinned device key */
-  private async admitReport(terminalId: string, pending: PendingReport): Promise<{ frame: ReportFrame; report: VerifiedReport } | { refused: IngestOutcome }> {
+  private async admitReport(terminalId: string, pending: PendingReport): Promise<{ transaction: number; report: VerifiedReport } | { refused: IngestOutcome }> {
     let prepared: PreparedReport;
     try {
       prepared = await pending.prepared;
     } catch (err) {
       return { refused: await this.refuseError(pending.topic, terminalId, err) };
     }
-    const { frame, report, rejection } = prepared;
+    const { transaction, report, rejection } = prepared;
     if (rejection || !report) {
       const err = rejection ?? new ReportRejection('bad-certificate', 'not verified');
       if (err.reason === 'terminal-mismatch') await this.alert('terminal-impersonation', terminalId, `impersonation:${terminalId}:${err.message}`, err.message);
-      return { refused: await this.refuse(pending.topic, terminalId, err.reason, err.message, [errorAck(terminalId, frame, err.reason, err.message)]) };
+      return { refused: await this.refuse(pending.topic, terminalId, err.reason, err.message, [errorAck(terminalId, transaction, err.reason, err.message)]) };
     }
     const certificate = report.certificate;
     // a pinned device key never changes, so once seen it is checked from memory
@@ -298,10 +287,10 @@ export class Ingest {
     if (registration === 'different') {
       const detail = 'a different device key than the one first seen for this terminal';
       await this.alert('certificate-changed', terminalId, `cert:${terminalId}:${keyHex}`, detail);
-      return { refused: await this.refuse(pending.topic, terminalId, 'certificate-changed', detail, [errorAck(terminalId, frame, 'certificate-changed', detail)]) };
+      return { refused: await this.refuse(pending.topic, terminalId, 'certificate-changed', detail, [errorAck(terminalId, transaction, 'certificate-changed', detail)]) };
     }
     this.pinned.set(terminalId, keyHex);
-    return { frame, report };
+    return { transaction, report };
   }
 
   private async storeReports(terminalId: string, reports: readonly AcceptedReport[]): Promise<Map<number, IngestOutcome>> {
@@ -359,7 +348,7 @@ export class Ingest {
     const terminal = await this.store.terminal(terminalId);
     const outcomes = new Map<number, IngestOutcome>();
     for (const report of reports) {
-      const { rejected, frame, topic } = report;
+      const { rejected, transaction, topic } = report;
       const done = committed.get(report)!;
       for (const r of rejected) this.logger.warn({ terminalId, seq: r.seq, reason: r.reason, detail: r.detail }, 'entry refused');
       if (rejected.length > 0) {
@@ -375,7 +364,7 @@ export class Ingest {
       this.stats.entriesDuplicate += done.duplicates.length;
       this.stats.entriesRejected += rejected.length;
       const ack: AckPayload = {
-        transaction: frame.transaction,
+        transaction,
         status: rejected.length === 0 ? 'ok' : 'error',
         data: {
           committed: seqsToRanges([...done.inserted, ...done.duplicates]),

@@ -40,7 +40,7 @@ export class ReportRejection extends Error {
   override readonly name = 'ReportRejection';
   constructor(
     readonly reason: 'bad-certificate' | 'terminal-mismatch',
-    detail: string,
+    readonly detail: string,
   ) {
     super(`${reason}: ${detail}`);
   }

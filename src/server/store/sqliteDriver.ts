@@ -22,10 +22,6 @@ class Mutex {
   }
 }
 
-function toSqlite(params: readonly SqlValue[]): unknown[] {
-  return params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p));
-}
-
 class SqliteExecutor implements SqlExecutor {
   private readonly statements = new Map<string, Statement>();
   constructor(readonly db: SqliteDatabase) {}
@@ -40,19 +36,19 @@ class SqliteExecutor implements SqlExecutor {
   }
 
   async all<T>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
-    return this.statement(sql).all(...toSqlite(params)) as T[];
+    return this.statement(sql).all(...params) as T[];
   }
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
-    return this.statement(sql).run(...toSqlite(params)).changes;
+    return this.statement(sql).run(...params).changes;
   }
 
   async insertIgnoring(table: string, columns: readonly string[], conflict: readonly string[], rows: readonly (readonly SqlValue[])[]): Promise<number[]> {
     const sql = `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')}) ON CONFLICT (${conflict.join(', ')}) DO NOTHING`;
     const statement = this.statement(sql);
     const inserted: number[] = [];
-    // an array binds as the anonymous parameters: no spread per row
-    for (let index = 0; index < rows.length; index++) if (statement.run(toSqlite(rows[index]!)).changes > 0) inserted.push(index);
+    // an array binds as the anonymous parameters: no spread per row; better-sqlite3 binds any Uint8Array as a BLOB
+    for (let index = 0; index < rows.length; index++) if (statement.run(rows[index]!).changes > 0) inserted.push(index);
     return inserted;
   }
 }
