@@ -195,13 +195,13 @@ function encodeField(spec: FieldSpec, value: unknown): Uint8Array {
   }
 }
 
-function decodeField(spec: FieldSpec, value: Uint8Array): unknown {
+function decodeField(spec: FieldSpec, value: Uint8Array, copy: boolean): unknown {
   switch (spec.type) {
     case 'bytes8':
     case 'bytes32': {
       const expected = spec.type === 'bytes8' ? CARD_ID_LENGTH : PUBLIC_KEY_LENGTH;
       if (value.length !== expected) throw new RecordError(`${spec.key}: expected ${expected} bytes, got ${value.length}`);
-      return value.slice();
+      return copy ? value.slice() : value;
     }
     case 'u32':
       if (value.length !== 4) throw new RecordError(`${spec.key}: expected 4 bytes, got ${value.length}`);
@@ -218,7 +218,7 @@ function decodeField(spec: FieldSpec, value: Uint8Array): unknown {
     }
     case 'record':
       if (value.length === 0) throw new RecordError(`${spec.key}: empty`);
-      return value.slice();
+      return copy ? value.slice() : value;
   }
 }
 
@@ -246,8 +246,13 @@ export function encodeSignedRecord(body: Uint8Array, signature: Uint8Array): Uin
   return out;
 }
 
-/** Strictly decodes a signed record. Does not verify the signature: see verify in crypto/chain. */
-export function parseCardRecord(raw: Uint8Array): SignedRecord {
+const FIELD_SPECS = Object.fromEntries(Object.entries(KIND_FIELDS).map(([kind, specs]) => [kind, [...COMMON_FIELDS, ...specs]])) as Record<RecordKindValue, FieldSpec[]>;
+
+/**
+ * Strictly decodes a signed record. Does not verify the signature: see verify in crypto/chain.
+ * Byte fields are copies, unless `views` (the server, parsing a card in every entry it ingests): then they are views into raw.
+ */
+export function parseCardRecord(raw: Uint8Array, { views = false }: { views?: boolean } = {}): SignedRecord {
   let items: TlvItem[];
   try {
     items = decodeTlvs(raw);
@@ -265,23 +270,23 @@ export function parseCardRecord(raw: Uint8Array): SignedRecord {
   const kindBytes = take(1, Tag.KIND, 'kind');
   const kind = kindBytes[0];
   if (kindBytes.length !== 1 || kind === undefined || !isKind(kind)) throw new RecordError(`unknown record kind ${kind ?? '?'}`);
-  const specs = [...COMMON_FIELDS, ...KIND_FIELDS[kind]];
-  const fields: Record<string, unknown> = { kind };
-  specs.forEach((spec, i) => {
-    fields[spec.key] = decodeField(spec, take(i + 2, spec.tag, spec.key));
-  });
+  const specs = FIELD_SPECS[kind];
+  const copy = !views;
+  const values = specs.map((spec, i) => decodeField(spec, take(i + 2, spec.tag, spec.key), copy));
   const sigIndex = specs.length + 2;
   const signature = take(sigIndex, Tag.SIGNATURE, 'signature');
   if (signature.length !== SIGNATURE_LENGTH) throw new RecordError(`signature: expected ${SIGNATURE_LENGTH} bytes, got ${signature.length}`);
   if (items.length !== sigIndex + 1) throw new RecordError('data after the signature');
   // the body is every byte before the signature TLV (2 bytes of header + 64)
   const bodyLength = raw.length - (2 + SIGNATURE_LENGTH);
-  return {
-    ...(fields as unknown as RecordFields),
-    body: raw.slice(0, bodyLength),
-    signature: signature.slice(),
-    raw: raw.slice(),
+  const record: Record<string, unknown> = {
+    kind,
+    body: copy ? raw.slice(0, bodyLength) : raw.subarray(0, bodyLength),
+    signature: copy ? signature.slice() : signature,
+    raw: copy ? raw.slice() : raw,
   };
+  for (let i = 0; i < specs.length; i++) record[specs[i]!.key] = values[i];
+  return record as unknown as SignedRecord;
 }
 
 export function describeRecord(record: RecordFields): string {

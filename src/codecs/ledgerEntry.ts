@@ -122,7 +122,33 @@ export function encodeLedgerEntry(body: Uint8Array, signature: Uint8Array): Uint
   return out;
 }
 
-const OPTIONAL_ORDER = [Tag.CARD, Tag.CHIP_UID, Tag.REF, Tag.DETAIL] as const;
+const FIXED_TAGS = [Tag.VERSION, Tag.SEQ, Tag.PREV_HASH, Tag.TYPE, Tag.TIME, Tag.CLOCK_TRUSTED, Tag.TERMINAL_ID] as const;
+const OPTIONAL_ORDER: readonly number[] = [Tag.CARD, Tag.CHIP_UID, Tag.REF, Tag.DETAIL];
+const EMPTY = new Uint8Array(0);
+
+/** The last terminal id decoded: a report's entries all name the same terminal, and the server parses every one */
+let lastTerminalId = { bytes: new Uint8Array(0), text: '' };
+
+function terminalIdOf(bytes: Uint8Array): string {
+  const last = lastTerminalId.bytes;
+  if (bytes.length === last.length && bytes.every((b, i) => b === last[i])) return lastTerminalId.text;
+  let text: string;
+  try {
+    text = fromUtf8(bytes);
+  } catch {
+    throw new LedgerEntryError('terminalId is not UTF-8');
+  }
+  lastTerminalId = { bytes: bytes.slice(), text };
+  return text;
+}
+
+function u64(value: Uint8Array): number {
+  try {
+    return readU64be(value);
+  } catch (err) {
+    throw new LedgerEntryError((err as Error).message);
+  }
+}
 
 /** Byte fields of the result are views into raw: copy raw first if its buffer is reused */
 export function parseLedgerEntry(raw: Uint8Array): LedgerEntry {
@@ -132,63 +158,61 @@ export function parseLedgerEntry(raw: Uint8Array): LedgerEntry {
   } catch (err) {
     throw new LedgerEntryError(`not a TLV entry: ${(err as Error).message}`);
   }
-  const fixed = [Tag.VERSION, Tag.SEQ, Tag.PREV_HASH, Tag.TYPE, Tag.TIME, Tag.CLOCK_TRUSTED, Tag.TERMINAL_ID];
-  fixed.forEach((tag, i) => {
-    if (items[i]?.tag !== tag) throw new LedgerEntryError(`expected tag 0x${tag.toString(16)} at position ${i}`);
-  });
-  const v = (i: number): Uint8Array => items[i]!.value;
-  if (v(0).length !== 1 || v(0)[0] !== LEDGER_ENTRY_VERSION) throw new LedgerEntryError(`unsupported entry version ${v(0)[0] ?? '?'}`);
-  if (v(1).length !== 8 || v(4).length !== 8) throw new LedgerEntryError('seq and time are 8 bytes');
-  if (v(2).length !== HASH_LENGTH) throw new LedgerEntryError('prevHash must be 32 bytes');
-  const type = v(3)[0];
-  if (v(3).length !== 1 || type === undefined || !(type in ENTRY_TYPE_NAMES)) throw new LedgerEntryError(`unknown entry type ${type ?? '?'}`);
-  const trusted = v(5)[0];
-  if (v(5).length !== 1 || (trusted !== 0 && trusted !== 1)) throw new LedgerEntryError('clockTrusted must be 0 or 1');
-  let terminalId: string;
-  try {
-    terminalId = fromUtf8(v(6));
-  } catch {
-    throw new LedgerEntryError('terminalId is not UTF-8');
+  for (let i = 0; i < FIXED_TAGS.length; i++) {
+    if (items[i]?.tag !== FIXED_TAGS[i]) throw new LedgerEntryError(`expected tag 0x${FIXED_TAGS[i]!.toString(16)} at position ${i}`);
   }
-  let seq: number;
-  let time: number;
-  try {
-    seq = readU64be(v(1));
-    time = readU64be(v(4));
-  } catch (err) {
-    throw new LedgerEntryError((err as Error).message);
-  }
+  const version = items[0]!.value;
+  const seqBytes = items[1]!.value;
+  const prevHash = items[2]!.value;
+  const typeBytes = items[3]!.value;
+  const timeBytes = items[4]!.value;
+  const trustedBytes = items[5]!.value;
+  if (version.length !== 1 || version[0] !== LEDGER_ENTRY_VERSION) throw new LedgerEntryError(`unsupported entry version ${version[0] ?? '?'}`);
+  if (seqBytes.length !== 8 || timeBytes.length !== 8) throw new LedgerEntryError('seq and time are 8 bytes');
+  if (prevHash.length !== HASH_LENGTH) throw new LedgerEntryError('prevHash must be 32 bytes');
+  const type = typeBytes[0];
+  if (typeBytes.length !== 1 || type === undefined || !(type in ENTRY_TYPE_NAMES)) throw new LedgerEntryError(`unknown entry type ${type ?? '?'}`);
+  const trusted = trustedBytes[0];
+  if (trustedBytes.length !== 1 || (trusted !== 0 && trusted !== 1)) throw new LedgerEntryError('clockTrusted must be 0 or 1');
+  const terminalId = terminalIdOf(items[6]!.value);
+  const seq = u64(seqBytes);
+  const time = u64(timeBytes);
   if (seq < 1) throw new LedgerEntryError('seq starts at 1');
-  const fields: Record<string, unknown> = {
+  // one object of one shape for every entry; the optional fields are added after
+  const entry: { -readonly [K in keyof LedgerEntry]: LedgerEntry[K] } = {
     seq,
-    prevHash: v(2),
-    type,
+    prevHash,
+    type: type as EntryTypeValue,
     time,
     clockTrusted: trusted === 1,
     terminalId,
+    // views into raw, not copies: the server parses every entry it ingests, and raw is never written to
+    body: raw.subarray(0, raw.length - (2 + SIGNATURE_LENGTH)),
+    signature: EMPTY, // found after the optional fields, below
+    raw,
   };
-  let index = fixed.length;
+  let index = FIXED_TAGS.length;
   let orderPosition = 0;
   while (index < items.length && items[index]!.tag !== Tag.SIGNATURE) {
     const item = items[index]!;
-    const position = OPTIONAL_ORDER.indexOf(item.tag as (typeof OPTIONAL_ORDER)[number]);
+    const position = OPTIONAL_ORDER.indexOf(item.tag);
     if (position < orderPosition) throw new LedgerEntryError(`unexpected or out-of-order tag 0x${item.tag.toString(16)}`);
     orderPosition = position + 1;
     switch (item.tag) {
       case Tag.CARD:
-        fields.card = item.value;
+        entry.card = item.value;
         break;
       case Tag.CHIP_UID:
         if (item.value.length !== 8) throw new LedgerEntryError('chipUid must be 8 bytes');
-        fields.chipUid = item.value;
+        entry.chipUid = item.value;
         break;
       case Tag.REF:
         if (item.value.length !== 8) throw new LedgerEntryError('ref is 8 bytes');
-        fields.ref = readU64be(item.value);
+        entry.ref = readU64be(item.value);
         break;
       case Tag.DETAIL:
         try {
-          fields.detail = fromUtf8(item.value);
+          entry.detail = fromUtf8(item.value);
         } catch {
           throw new LedgerEntryError('detail is not UTF-8');
         }
@@ -199,11 +223,6 @@ export function parseLedgerEntry(raw: Uint8Array): LedgerEntry {
   const sig = items[index];
   if (!sig || sig.tag !== Tag.SIGNATURE || sig.value.length !== SIGNATURE_LENGTH) throw new LedgerEntryError('missing or malformed signature');
   if (index !== items.length - 1) throw new LedgerEntryError('data after the signature');
-  // views into raw, not copies: the server parses every entry it ingests, and raw is never written to
-  return {
-    ...(fields as unknown as LedgerEntryFields),
-    body: raw.subarray(0, raw.length - (2 + SIGNATURE_LENGTH)),
-    signature: sig.value,
-    raw,
-  };
+  entry.signature = sig.value;
+  return entry;
 }

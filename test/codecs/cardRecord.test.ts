@@ -75,6 +75,16 @@ describe('card records: fixtures both ways, all five kinds', () => {
     expect(shape(parsed)).toEqual(shape({ ...fields, body: bytes(body), signature: bytes(SIG), raw: bytes(raw) }));
   });
 
+  it.each(RECORDS)('parses the $name record as views into its bytes, the same fields', ({ fields, body }) => {
+    const raw = bytes(`${body} ${SIG_TLV}`);
+    const parsed = parseCardRecord(raw, { views: true });
+    expect(shape(parsed)).toEqual(shape(parseCardRecord(raw)));
+    for (const value of Object.values(parsed)) if (value instanceof Uint8Array) expect(value.buffer).toBe(raw.buffer);
+    const copied = parseCardRecord(raw);
+    for (const value of Object.values(copied)) if (value instanceof Uint8Array) expect(value.buffer).not.toBe(raw.buffer);
+    expect(Object.keys(parsed).sort()).toEqual([...Object.keys(fields), 'body', 'signature', 'raw'].sort());
+  });
+
   it('a one-time record stays within a few hundred bytes', () => {
     expect(bytes(`${ONE_TIME_BODY} ${SIG_TLV}`).length).toBe(104);
   });

@@ -107,3 +107,25 @@ describe('ledger entries: strictness', () => {
     expect(() => encodeLedgerEntry(bytes(RELEASED_BODY), bytes('5a'.repeat(63)))).toThrow(/signature must be 64 bytes/);
   });
 });
+
+describe('parseLedgerEntry: terminal ids of entries parsed one after another', () => {
+  const entryOf = (terminalId: string): Uint8Array =>
+    encodeLedgerEntry(encodeLedgerEntryBody({ seq: 2, prevHash: GENESIS_HASH, type: EntryType.USE_STARTED, time: 1767225600000, clockTrusted: true, terminalId, ref: 1 }), new Uint8Array(64));
+
+  it('names each entry its own terminal, also for ids of the same length and when the bytes parsed before change', () => {
+    const ids = ['T-0001', 'T-0002', 'T-0001', 'T-1', 'T-0002', 'T-0002', 'Ü-0001'];
+    expect(ids.map((id) => parseLedgerEntry(entryOf(id)).terminalId)).toEqual(ids);
+    const reused = entryOf('T-0003');
+    expect(parseLedgerEntry(reused).terminalId).toBe('T-0003');
+    const at = toHex(reused).indexOf(toHex(new TextEncoder().encode('T-0003'))) / 2;
+    reused[at + 5] = 0x34; // the same buffer, now naming T-0004
+    expect(parseLedgerEntry(reused).terminalId).toBe('T-0004');
+  });
+
+  it('still refuses a terminal id that is not UTF-8', () => {
+    const raw = entryOf('T-0005');
+    const at = toHex(raw).indexOf(toHex(new TextEncoder().encode('T-0005'))) / 2;
+    raw[at] = 0xff;
+    expect(() => parseLedgerEntry(raw)).toThrow(/terminalId is not UTF-8/);
+  });
+});

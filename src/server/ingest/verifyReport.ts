@@ -160,7 +160,7 @@ export async function verifyReport(
         batchId = toHex(verified.cardId);
         batch = { batchId, batchNo: verified.batchNo, clinicCode: verified.clinicCode, count: verified.count };
       } else if (entry.type === EntryType.USE_RESERVED && entry.card) {
-        const card = parseCardRecord(entry.card);
+        const card = parseCardRecord(entry.card, { views: true });
         if (card.kind !== RecordKind.ONE_TIME) throw new Error('use of a card that is not a one-time card');
         batchId = toHex(card.batchId);
         serial = card.serial;
