@@ -10,7 +10,7 @@ import { encodeJsonPayload, type ConfigPayload, type DenylistPayload } from '../
 import { serverSubscriptions, terminalTopic } from '../codecs/mqtt/topics.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { startHttpApi, type HttpApi, type PricingConfig } from './httpApi.js';
+import { adminTokenProblem, DEFAULT_PRICING, startHttpApi, type HttpApi, type PricingConfig } from './httpApi.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
 import { Ingest, type Outgoing } from './ingest/Ingest.js';
 import { createIngestWorkerPool } from './ingest/ingestWorkerPool.js';
@@ -35,7 +35,13 @@ export interface IngestServerOptions {
   readonly gapCheckMs?: number;
   /** Start the HTTP API on this loopback port (0: a free one); undefined: no HTTP API */
   readonly httpPort?: number;
+  /** Default: httpApi's DEFAULT_PRICING */
   readonly pricing?: PricingConfig;
+  /**
+   * The HTTP API's admin bearer token (at least 16 characters: httpApi's adminTokenProblem): with it the registry
+   * writes are on and imports need it too; undefined: writes refused (403). Only with httpPort.
+   */
+  readonly adminToken?: string;
   /** chain-anchored (default: one signature per hash-linked run at once, every entry's own in the background audit) or every-entry: see ingest/verifyReport.ts */
   readonly signatureCheck?: SignatureCheck;
   /** Worker threads that parse and verify reports and run the signature audit (default: one per CPU; 0: all on the main thread) */
@@ -66,9 +72,11 @@ export interface IngestServer {
   stop(): Promise<void>;
 }
 
-const DEFAULT_PRICING: PricingConfig = { default: { pricePerUse: 10_000, investorShare: 0.7 } };
-
 export async function createIngestServer(options: IngestServerOptions): Promise<IngestServer> {
+  // a token the HTTP API would refuse fails here, before anything is started
+  if (options.adminToken !== undefined && options.httpPort === undefined) throw new Error('adminToken is for the HTTP API: give httpPort too');
+  const tokenProblem = options.adminToken === undefined ? undefined : adminTokenProblem(options.adminToken);
+  if (tokenProblem) throw new Error(tokenProblem);
   const clock = options.clock ?? systemClock;
   const logger = (options.logger ?? silentLogger).child({ module: 'server' });
   const threads = options.verifierThreads ?? cpus().length;
@@ -146,16 +154,32 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
   }, options.registryCheckMs ?? 10_000);
   registryTimer.unref();
 
+  const stopWork = async (): Promise<void> => {
+    clearInterval(gapTimer);
+    clearInterval(registryTimer);
+    clearInterval(auditTimer);
+    await Promise.allSettled([...pending]);
+    await client.endAsync();
+  };
   let http: HttpApi | undefined;
   if (options.httpPort !== undefined) {
-    http = await startHttpApi({
-      store: options.store,
-      pricing: options.pricing ?? DEFAULT_PRICING,
-      port: options.httpPort,
-      rootPublicKey: options.rootPublicKey,
-      statuses: () => ingest.terminalStatuses(),
-      stats: () => ({ ...ingest.stats }),
-    });
+    try {
+      http = await startHttpApi({
+        store: options.store,
+        pricing: options.pricing ?? DEFAULT_PRICING,
+        port: options.httpPort,
+        rootPublicKey: options.rootPublicKey,
+        statuses: () => ingest.terminalStatuses(),
+        stats: () => ({ ...ingest.stats }),
+        ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
+        clock: () => clock.now(),
+      });
+    } catch (err) {
+      // the port is taken, say: no ingest without the API asked for
+      await stopWork();
+      await workers?.close();
+      throw err;
+    }
   }
   let transaction = 0;
   const next = (): number => (transaction = (transaction + 1) % 0xffffffff);
@@ -173,11 +197,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
     checkGaps,
     checkRegistry,
     async stop() {
-      clearInterval(gapTimer);
-      clearInterval(registryTimer);
-      clearInterval(auditTimer);
-      await Promise.allSettled([...pending]);
-      await client.endAsync();
+      await stopWork();
       await http?.close();
       await workers?.close();
     },

@@ -6,7 +6,9 @@
  *   GET /api/registry/clinics, /api/registry/terminals, /api/registry/cards?kind=mother|white|batch,
  *       /api/registry/batches, /api/registry/stations, /api/registry/issuance?station=ID
  *   POST /api/registry/import   body: an issuing station's export file (tally issue export);
- *       verified against the investor root, imported idempotently; a refused one answers 422 with the reason
+ *       verified against the investor root, imported idempotently; a refused one answers 422 with the reason.
+ *       The signatures are what decide an import; a server started with an admin token also wants the
+ *       token here (401 without it, as below), one without a token takes imports from anyone on loopback
  *
  * The administrator's registry writes (the same validation and store methods as
  * tally server registry add-clinic|add-terminal|retire-terminal, registry/registryAdmin.ts).
@@ -27,6 +29,8 @@
  *   POST /api/registry/terminals/retire   {terminalId, note?}
  *       marks a registered terminal retired in its clinic (the note, if given, replaces the old one):
  *       200 {terminal}; 404 (not-registered) for a terminal the registry does not list
+ *   Retiring a terminal (either endpoint) stamps terminal.retiredAt with the server's time, which retiring it
+ *   again keeps; status expected clears it.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -166,7 +170,7 @@ export async function startHttpApi(options: {
   stats?: () => Record<string, number>;
   /** The investor root public key: POST /api/registry/import verifies exports with it (without it, imports are refused) */
   rootPublicKey?: Uint8Array;
-  /** The bearer token the registry writes need (see adminTokenProblem); undefined: every write is refused (403) */
+  /** The bearer token the registry writes and imports need (see adminTokenProblem); undefined: every write is refused (403), imports need none */
   adminToken?: string;
   clock?: () => number;
 }): Promise<HttpApi> {
@@ -211,6 +215,7 @@ export async function startHttpApi(options: {
   };
   const postRoutes: Record<string, (req: IncomingMessage) => Promise<unknown>> = {
     '/api/registry/import': async (req) => {
+      authorize(req);
       if (!options.rootPublicKey) throw new HttpError(503, 'no-root', 'this server was started without the investor root key');
       const body = await readBody(req, MAX_REGISTRY_EXPORT_BYTES);
       try {
@@ -233,15 +238,19 @@ export async function startHttpApi(options: {
     },
     '/api/registry/terminals/retire': async (body) => {
       const input = checkInput(RetireInputSchema, body);
-      const row = await retireTerminal(store.registry, input);
+      const row = await retireTerminal(store.registry, input, now());
       if (!row) throw new HttpError(404, 'not-registered', `terminal ${input.terminalId} is not registered`, 'terminalId');
       return { status: 200, data: { terminal: row } };
     },
   };
+  /** With an admin token configured, a request without it is refused (401) before its body is read */
+  const authorize = (req: IncomingMessage): void => {
+    if (adminDigest && !bearerMatches(req.headers.authorization, adminDigest)) throw new HttpError(401, 'unauthorized', 'registry writes need Authorization: Bearer <admin token>; it is missing or wrong');
+  };
   /** Token first (before the body is read), then the body, then the write */
   const adminWrite = async (req: IncomingMessage, write: (body: unknown) => Promise<{ status: number; data: unknown }>): Promise<{ status: number; data: unknown }> => {
     if (!adminDigest) throw new HttpError(403, 'writes-disabled', 'registry writes are off: this server was started without an admin token (--admin-token-file or TALLY_ADMIN_TOKEN)');
-    if (!bearerMatches(req.headers.authorization, adminDigest)) throw new HttpError(401, 'unauthorized', 'registry writes need Authorization: Bearer <admin token>; it is missing or wrong');
+    authorize(req);
     const text = await readBody(req, MAX_ADMIN_BODY_BYTES);
     let body: unknown;
     try {

@@ -95,15 +95,25 @@ describe('registry writes over HTTP', () => {
     expect(moved.status).toBe(200);
     expect(moved.body.data).toEqual({ created: false, terminal: { terminalId: 'T-900', clinicCode: 'CL-10', status: 'expected', addedAt: 3_000 } });
 
+    // retired: stamped with the server's time, which a second retirement keeps
+    clock = 5_000;
     const retired = await write('/api/registry/terminals/retire', { terminalId: 'T-900', note: 'returned to the investor' });
     expect(retired.status).toBe(200);
-    expect(retired.body.data).toEqual({ terminal: { terminalId: 'T-900', clinicCode: 'CL-10', status: 'retired', note: 'returned to the investor', addedAt: 3_000 } });
-    expect(await get('/api/registry/terminals')).toEqual([{ terminalId: 'T-900', state: 'retired', clinicCode: 'CL-10', note: 'returned to the investor' }]);
-    expect(await cliJson('terminals')).toEqual([{ terminalId: 'T-900', state: 'retired', clinicCode: 'CL-10', note: 'returned to the investor' }]);
-    expect(await store.registry.registeredTerminal('T-900')).toMatchObject({ status: 'retired' });
+    const retiredRow = { terminalId: 'T-900', clinicCode: 'CL-10', status: 'retired', note: 'returned to the investor', addedAt: 3_000, retiredAt: 5_000 };
+    expect(retired.body.data).toEqual({ terminal: retiredRow });
+    clock = 6_000;
+    expect((await write('/api/registry/terminals/retire', { terminalId: 'T-900', note: 'returned to the investor' })).body.data).toEqual({ terminal: retiredRow });
+    const listed = [{ terminalId: 'T-900', state: 'retired', clinicCode: 'CL-10', note: 'returned to the investor', retiredAt: 5_000 }];
+    expect(await get('/api/registry/terminals')).toEqual(listed);
+    expect(await cliJson('terminals')).toEqual(listed);
+    expect(await store.registry.registeredTerminal('T-900')).toEqual(retiredRow);
 
-    // retired straight from the terminals endpoint too
-    expect((await write('/api/registry/terminals', { terminalId: 'T-901', clinicCode: 'CL-9', status: 'retired' })).body.data).toMatchObject({ created: true, terminal: { status: 'retired' } });
+    // retired straight from the terminals endpoint too; back in service there, the time is cleared
+    expect((await write('/api/registry/terminals', { terminalId: 'T-901', clinicCode: 'CL-9', status: 'retired' })).body.data).toMatchObject({ created: true, terminal: { status: 'retired', retiredAt: 6_000 } });
+    clock = 7_000;
+    expect((await write('/api/registry/terminals', { terminalId: 'T-901', clinicCode: 'CL-9' })).body.data).toEqual({ created: false, terminal: { terminalId: 'T-901', clinicCode: 'CL-9', status: 'expected', addedAt: 6_000 } });
+    expect((await store.registry.registeredTerminal('T-901'))?.retiredAt).toBeUndefined();
+    expect((await write('/api/registry/terminals', { terminalId: 'T-901', clinicCode: 'CL-9', status: 'retired' })).body.data).toMatchObject({ created: false, terminal: { retiredAt: 7_000 } });
 
     const unknown = await write('/api/registry/terminals/retire', { terminalId: 'T-NOBODY' });
     expect(unknown.status).toBe(404);
@@ -242,8 +252,15 @@ describe('registry writes over HTTP', () => {
       return { code, out: out.join('\n'), err: err.join('\n') };
     };
     expect(await run('add-terminal', 'T-CLI', '--clinic', 'CL-9')).toMatchObject({ code: 0, out: 'terminal T-CLI registered for clinic CL-9' });
+    const before = Date.now();
     expect(await run('retire-terminal', 'T-CLI', '--note', 'broken screen')).toMatchObject({ code: 0, out: 'terminal T-CLI retired (clinic CL-9)' });
-    expect(await get('/api/registry/terminals')).toContainEqual({ terminalId: 'T-CLI', state: 'retired', clinicCode: 'CL-9', note: 'broken screen' });
+    const retiredAt = (await store.registry.registeredTerminal('T-CLI'))?.retiredAt ?? 0;
+    expect(retiredAt).toBeGreaterThanOrEqual(before);
+    expect(retiredAt).toBeLessThanOrEqual(Date.now());
+    expect(await get('/api/registry/terminals')).toContainEqual({ terminalId: 'T-CLI', state: 'retired', clinicCode: 'CL-9', note: 'broken screen', retiredAt });
+    // back in service from the CLI: the time is cleared
+    expect(await run('add-terminal', 'T-CLI', '--clinic', 'CL-9')).toMatchObject({ code: 0, out: 'terminal T-CLI updated for clinic CL-9' });
+    expect(await store.registry.registeredTerminal('T-CLI')).not.toHaveProperty('retiredAt');
     expect((await run('retire-terminal', 'T-NOBODY')).code).toBe(2);
     const negative = await run('add-clinic', 'CL-NEG', '--name', 'Neg', '--price=-5');
     expect(negative.code).not.toBe(0);

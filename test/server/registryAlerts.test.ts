@@ -14,6 +14,7 @@ import { encodeReport } from '../../src/codecs/mqtt/report.js';
 import { terminalTopic } from '../../src/codecs/mqtt/topics.js';
 import { createServerStore } from '../../src/server/createServerStore.js';
 import { Ingest } from '../../src/server/ingest/Ingest.js';
+import { saveTerminal } from '../../src/server/registry/registryAdmin.js';
 import { RegistryCheck } from '../../src/server/registry/registryCheck.js';
 import { importRegistryExport } from '../../src/server/registry/verifyExport.js';
 import type { ServerStore } from '../../src/server/ServerStore.js';
@@ -110,8 +111,10 @@ describe('registry alerts', () => {
     active.loadBatch(other);
     await report(retired);
     await report(active);
-    await store.registry.putTerminal({ terminalId: 'T-OLD', clinicCode: 'CL-1', status: 'retired', addedAt: 1 });
-    await store.registry.putTerminal({ terminalId: 'T-NEW', clinicCode: 'CL-1', status: 'expected', addedAt: 1 });
+    clock.advance(1_000);
+    // retired as the CLI and the HTTP API do it: stamped with the time
+    await saveTerminal(store.registry, { terminalId: 'T-OLD', clinicCode: 'CL-1', status: 'retired' }, clock.now());
+    await saveTerminal(store.registry, { terminalId: 'T-NEW', clinicCode: 'CL-1' }, clock.now());
     // what it reported before it was retired is no news
     expect(await check.check()).toEqual([]);
 

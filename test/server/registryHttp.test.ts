@@ -1,4 +1,4 @@
-/** The registry over the HTTP API: POST an export (verified, idempotent, 422 with the reason when refused), GET the lists, income at registered prices. */
+/** The registry over the HTTP API: POST an export (verified, idempotent, 422 with the reason when refused; the admin token wanted where one is configured), GET the lists, income at registered prices. */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,17 +17,21 @@ const dir = mkdtempSync(join(tmpdir(), 'tally-registry-http-'));
 let store: ServerStore;
 let api: HttpApi;
 let noRoot: HttpApi;
+let guarded: HttpApi;
 let investor: Investor;
+const TOKEN = 'import-token-0123456789abcdef';
 
 beforeAll(async () => {
   investor = makeInvestor();
   store = await createServerStore({ kind: 'sqlite', path: join(dir, 'server.db') });
   api = await startHttpApi({ store, pricing: { default: { pricePerUse: 10_000, investorShare: 0.7 } }, rootPublicKey: investor.rootPublicKey, clock: () => 42 });
   noRoot = await startHttpApi({ store, pricing: { default: { pricePerUse: 10_000, investorShare: 0.7 } } });
+  guarded = await startHttpApi({ store, pricing: { default: { pricePerUse: 10_000, investorShare: 0.7 } }, rootPublicKey: investor.rootPublicKey, adminToken: TOKEN, clock: () => 43 });
 });
 afterAll(async () => {
   await api.close();
   await noRoot.close();
+  await guarded.close();
   await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -37,9 +41,9 @@ async function get(path: string, base = api.url): Promise<{ status: number; body
   return { status: res.status, body: (await res.json()) as never };
 }
 
-async function post(body: string, base = api.url) {
-  const res = await fetch(`${base}/api/registry/import`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
-  return { status: res.status, body: (await res.json()) as { status: string; data?: Record<string, unknown>; error?: { code: string; message: string } } };
+async function post(body: string, base = api.url, authorization?: string) {
+  const res = await fetch(`${base}/api/registry/import`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) } });
+  return { status: res.status, headers: res.headers, body: (await res.json()) as { status: string; data?: Record<string, unknown>; error?: { code: string; message: string } } };
 }
 
 describe('registry HTTP API', () => {
@@ -89,6 +93,29 @@ describe('registry HTTP API', () => {
     expect((await ingest.handle(terminalTopic('T-7', 'report'), encodeReport({ transaction: 1, certificate: ledger.certificate, entries }))).accepted).toBe(true);
     expect((await get('/api/income')).body.data).toEqual([{ clinicCode: 'CL-7', uses: 2, gross: 40_000, investor: 20_000, clinic: 20_000 }]);
     expect((await get('/api/registry/terminals')).body.data).toEqual([expect.objectContaining({ terminalId: 'T-7', state: 'active' })]);
+  });
+
+  it('with an admin token configured, an import needs it (401 without, before the body is read); the signatures still decide', async () => {
+    const file = stationExport(investor, 'ST-GUARD', [makeBatch(investor, 'CL-3', 1, 4)]);
+    const stations = async () => ((await get('/api/registry/stations')).body.data as Array<{ stationId: string }>).map((st) => st.stationId);
+    for (const auth of [undefined, `Bearer ${TOKEN}x`, `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}`]) {
+      const refused = await post(file, guarded.url, auth);
+      expect(refused.status, String(auth)).toBe(401);
+      expect(refused.body.error?.code).toBe('unauthorized');
+      expect(refused.headers.get('www-authenticate')).toMatch(/^Bearer /);
+    }
+    expect((await post('not json', guarded.url)).status).toBe(401);
+    expect(await stations()).not.toContain('ST-GUARD');
+
+    const tampered = await post(JSON.stringify({ ...JSON.parse(file), signature: 'ff'.repeat(64) }), guarded.url, `Bearer ${TOKEN}`);
+    expect(tampered.status).toBe(422);
+    expect(tampered.body.error?.code).toBe('bad-signature');
+    expect(await stations()).not.toContain('ST-GUARD');
+
+    const imported = await post(file, guarded.url, `Bearer ${TOKEN}`);
+    expect(imported.status).toBe(200);
+    expect(imported.body.data).toMatchObject({ stationId: 'ST-GUARD', alreadyImported: false, cardsAdded: 2 });
+    expect((await get('/api/registry/stations')).body.data).toContainEqual(expect.objectContaining({ stationId: 'ST-GUARD', firstImportAt: 43 }));
   });
 
   it('refuses imports when started without the investor root', async () => {

@@ -3,8 +3,9 @@
  * POSTed to the server, a terminal syncing over MQTT that loads one registered
  * and one unknown batch from a clinic it is not registered to; the server's
  * own registry check (its timer, not a call from the test) raises the alerts.
- * And `tally server run` as its own process: the admin token from
- * --admin-token-file guards the registry writes of its HTTP API.
+ * The ingest server hosting the HTTP API with an admin token (registry
+ * writes on). And `tally server run` as its own process: the admin token from
+ * --admin-token-file guards the registry writes and imports of its HTTP API.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from '../../src/codecs/bytes.js';
 import { createServerStore } from '../../src/server/createServerStore.js';
+import { createIngestServer } from '../../src/server/IngestServer.js';
 import { stopChild } from '../support/process.js';
 import { createSyncClient } from '../../src/sync/SyncClient.js';
 import { startMosquitto, type RunningMosquitto } from '../support/mosquitto.js';
@@ -23,6 +25,7 @@ import { stationExport } from './registryFixtures.js';
 let broker: RunningMosquitto;
 let rig: ServerRig;
 const investor = makeInvestor();
+const TOKEN = 'hosted-token-0123456789abcdef';
 
 beforeAll(async () => {
   broker = await startMosquitto();
@@ -59,6 +62,29 @@ describe('registry in the running server', () => {
   });
 });
 
+describe('the ingest server hosts the HTTP API with the admin token', () => {
+  it('turns registry writes on with adminToken, and refuses a token it could not use before starting anything', async () => {
+    const store = rig.store;
+    const server = await createIngestServer({ store, rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, httpPort: 0, adminToken: TOKEN, verifierThreads: 0 });
+    try {
+      const post = (auth?: string) =>
+        fetch(`${server.httpUrl}/api/registry/terminals`, { method: 'POST', body: JSON.stringify({ terminalId: 'T-HOSTED', clinicCode: 'CL-H' }), headers: auth ? { authorization: auth } : {} });
+      expect((await post()).status).toBe(401);
+      expect((await post(`Bearer ${TOKEN}`)).status).toBe(201);
+      expect(await store.registry.registeredTerminal('T-HOSTED')).toMatchObject({ clinicCode: 'CL-H', status: 'expected' });
+      // the rig's server has no token: writes off there
+      expect((await fetch(`${rig.server.httpUrl}/api/registry/terminals`, { method: 'POST', body: '{}', headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(403);
+    } finally {
+      await server.stop();
+    }
+    const options = { store, rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, verifierThreads: 0 };
+    await expect(createIngestServer({ ...options, httpPort: 0, adminToken: 'short' })).rejects.toThrow(/at least 16 characters/);
+    await expect(createIngestServer({ ...options, adminToken: TOKEN })).rejects.toThrow(/give httpPort too/);
+    // the HTTP port taken: refused (what it had started is stopped again)
+    await expect(createIngestServer({ ...options, httpPort: Number(new URL(rig.server.httpUrl!).port), adminToken: TOKEN })).rejects.toThrow(/EADDRINUSE/);
+  });
+});
+
 describe('tally server run with --admin-token-file', () => {
   it('starts its HTTP API with registry writes guarded by the token from the file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tally-server-run-'));
@@ -82,6 +108,11 @@ describe('tally server run with --admin-token-file', () => {
       expect((await post(`Bearer ${token}`)).status).toBe(201);
       const clinics = (await (await fetch(`${url}/api/registry/clinics`)).json()) as { data: Array<{ clinicCode: string }> };
       expect(clinics.data.map((c) => c.clinicCode)).toEqual(['CL-RUN']);
+      // an import wants the token too on a server that has one
+      const file = stationExport(investor, 'ST-RUN', [makeBatch(investor, 'CL-RUN', 1, 3)]);
+      const importing = (auth?: string) => fetch(`${url}/api/registry/import`, { method: 'POST', body: file, headers: auth ? { authorization: auth } : {} });
+      expect((await importing()).status).toBe(401);
+      expect((await importing(`Bearer ${token}`)).status).toBe(200);
     } finally {
       await stopChild(child);
     }
@@ -89,6 +120,7 @@ describe('tally server run with --admin-token-file', () => {
     const store = await createServerStore({ kind: 'sqlite', path: storePath });
     try {
       expect(await store.registry.clinics()).toEqual([expect.objectContaining({ clinicCode: 'CL-RUN', pricePerUse: 9_000 })]);
+      expect((await store.registry.stations()).map((st) => st.stationId)).toEqual(['ST-RUN']);
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });

@@ -1,13 +1,10 @@
 /** One contract, two stores: the same suite runs against SQLite and a real PostgreSQL. */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServerStore } from '../../src/server/createServerStore.js';
 import type { EntryRow, ServerStore } from '../../src/server/ServerStore.js';
 import type { ImportCard, VerifiedRegistryExport } from '../../src/server/registry/RegistryStore.js';
-import { startPostgres, type RunningPostgres } from '../support/postgres.js';
+import { storeBackends } from '../support/storeBackends.js';
 
 const DAY1 = Date.UTC(2026, 8, 22, 10);
 const DAY2 = Date.UTC(2026, 8, 23, 10);
@@ -355,16 +352,4 @@ function contract(name: string, open: () => Promise<ServerStore>): void {
   });
 }
 
-const sqliteDir = mkdtempSync(join(tmpdir(), 'tally-store-'));
-let postgres: RunningPostgres | undefined;
-
-contract('sqlite', () => createServerStore({ kind: 'sqlite', path: join(sqliteDir, 'server.db') }));
-contract('postgres', async () => {
-  postgres = await startPostgres();
-  return createServerStore({ kind: 'postgres', connectionString: postgres.createDatabase('store_contract') });
-});
-
-afterAll(async () => {
-  await postgres?.close();
-  rmSync(sqliteDir, { recursive: true, force: true });
-});
+for (const backend of storeBackends('tally-store')) contract(backend.name, async () => createServerStore(await backend.place('store_contract')));

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServerStore, type ServerStoreOptions } from '../../server/createServerStore.js';
-import { createIngestServer } from '../../server/IngestServer.js';
-import { adminTokenProblem, DEFAULT_PRICING, groupUses, incomeSplit, pricingWithClinics, startHttpApi, type HttpApi } from '../../server/httpApi.js';
+import { createIngestServer, type IngestServer } from '../../server/IngestServer.js';
+import { adminTokenProblem, DEFAULT_PRICING, groupUses, incomeSplit, pricingWithClinics } from '../../server/httpApi.js';
 import {
   checkInput,
   ClinicInputSchema,
@@ -59,7 +59,8 @@ station export). The administrator's registry writes over HTTP (POST
 /api/registry/clinics, /api/registry/terminals, /api/registry/terminals/retire)
 need the bearer token read from --admin-token-file FILE or the environment
 variable TALLY_ADMIN_TOKEN (at least 16 characters); without one they are
-refused (403).
+refused (403). With a token, POST /api/registry/import needs it too (its
+signatures are checked either way).
 Several workers share the load with the same --shared-group.
 
 Signatures (--signature-check): chain-anchored (default) checks, in each run of
@@ -90,48 +91,36 @@ checks each before storing, at about half the ingest rate.`,
     const log = createLogger({ level: process.env.TALLY_LOG_LEVEL ?? 'info' });
     const store = await createServerStore(storeOptions(required(values, 'store')));
     const rootPublicKey = rootKey(values);
-    const server = await createIngestServer({
-      store,
-      rootPublicKey,
-      brokerUrl: required(values, 'broker'),
-      protocolVersion: integer(values, 'mqtt', 5) === 4 ? 4 : 5,
-      mqttOptions: {
-        ...(typeof values.ca === 'string' ? { ca: readFileSync(values.ca) } : {}),
-        ...(typeof values.cert === 'string' ? { cert: readFileSync(values.cert) } : {}),
-        ...(typeof values.key === 'string' ? { key: readFileSync(values.key) } : {}),
-      },
-      ...(typeof values['shared-group'] === 'string' ? { sharedGroup: values['shared-group'] } : {}),
-      ...(typeof values['client-id'] === 'string' ? { clientId: values['client-id'] } : {}),
-      signatureCheck,
-      logger: log,
-    });
-    // the HTTP API is started here rather than by the ingest server, which has no admin token to give it
-    let http: HttpApi | undefined;
+    const httpPort = typeof values['http-port'] === 'string' ? integer(values, 'http-port') : undefined;
+    let server: IngestServer;
     try {
-      http =
-        typeof values['http-port'] === 'string'
-          ? await startHttpApi({
-              store,
-              pricing: DEFAULT_PRICING,
-              port: integer(values, 'http-port'),
-              rootPublicKey,
-              statuses: () => server.ingest.terminalStatuses(),
-              stats: () => ({ ...server.ingest.stats }),
-              ...(token !== undefined ? { adminToken: token } : {}),
-            })
-          : undefined;
+      server = await createIngestServer({
+        store,
+        rootPublicKey,
+        brokerUrl: required(values, 'broker'),
+        protocolVersion: integer(values, 'mqtt', 5) === 4 ? 4 : 5,
+        mqttOptions: {
+          ...(typeof values.ca === 'string' ? { ca: readFileSync(values.ca) } : {}),
+          ...(typeof values.cert === 'string' ? { cert: readFileSync(values.cert) } : {}),
+          ...(typeof values.key === 'string' ? { key: readFileSync(values.key) } : {}),
+        },
+        // the token (from the environment, say) only matters with the HTTP API
+        ...(httpPort !== undefined ? { httpPort, ...(token !== undefined ? { adminToken: token } : {}) } : {}),
+        ...(typeof values['shared-group'] === 'string' ? { sharedGroup: values['shared-group'] } : {}),
+        ...(typeof values['client-id'] === 'string' ? { clientId: values['client-id'] } : {}),
+        signatureCheck,
+        logger: log,
+      });
     } catch (err) {
-      // the port is taken, say: the ingest does not run on without the API asked for
-      await server.stop();
+      // the broker or the HTTP port cannot be had: nothing runs, the store is closed
       await store.close();
       throw err;
     }
-    io.out(`ingest server running (store ${store.kind})${http ? `, reports at ${http.url} (registry writes ${token ? 'on' : 'off'})` : ''}`);
+    io.out(`ingest server running (store ${store.kind})${server.httpUrl ? `, reports at ${server.httpUrl} (registry writes ${token ? 'on' : 'off'})` : ''}`);
     await new Promise<void>((resolve) => {
       const stop = () =>
         void server
           .stop()
-          .then(() => http?.close())
           .then(() => store.close())
           .then(resolve);
       process.once('SIGTERM', stop);
@@ -167,8 +156,8 @@ own price or share in the registry (tally server registry add-clinic) uses it.`,
           rows = await store.batchReconciliation();
           break;
         case 'income': {
-          const share = typeof values.share === 'string' ? Number(values.share) : 0.7;
-          const pricing = { default: { pricePerUse: integer(values, 'price', 10_000), investorShare: share } };
+          const share = typeof values.share === 'string' ? Number(values.share) : DEFAULT_PRICING.default.investorShare;
+          const pricing = { default: { pricePerUse: integer(values, 'price', DEFAULT_PRICING.default.pricePerUse), investorShare: share } };
           rows = incomeSplit(await store.usesPerDay(), pricingWithClinics(pricing, await store.registry.clinics()));
           break;
         }
@@ -348,7 +337,7 @@ in 0..1, a terminal id as in its certificate, a note of 1..500 characters.`,
         }
         case 'retire-terminal': {
           const terminalId = needOperand('the terminal ID');
-          const row = await retireTerminal(registry, checked(RetireInputSchema, { terminalId, ...(typeof values.note === 'string' ? { note: values.note } : {}) }));
+          const row = await retireTerminal(registry, checked(RetireInputSchema, { terminalId, ...(typeof values.note === 'string' ? { note: values.note } : {}) }), Date.now());
           if (!row) {
             io.err(`terminal ${terminalId} is not registered; nothing changed`);
             return 2;

@@ -27,6 +27,8 @@ export interface RegisteredTerminal {
   readonly status: RegisteredTerminalStatus;
   readonly note?: string;
   readonly addedAt: number;
+  /** When it was retired (set by retiring it, cleared by putting it back in service); undefined while expected */
+  readonly retiredAt?: number;
 }
 
 /**
@@ -47,6 +49,8 @@ export interface TerminalRegistryRow {
   readonly firstSeenAt?: number;
   readonly contiguousSeq?: number;
   readonly note?: string;
+  /** Retired: since when */
+  readonly retiredAt?: number;
 }
 
 export type RegistryCardKind = 'mother' | 'white' | 'batch';
@@ -157,10 +161,11 @@ export interface RegistryFindings {
   /** Terminals whose certificate names another clinic than the one they are registered to (retired ones aside) */
   readonly wrongClinicTerminals: ReadonlyArray<{ terminalId: string; registeredClinicCode: string; reportedClinicCode: string }>;
   /**
-   * Every terminal registered as retired, with when the server received its newest entry (the one of its highest
-   * seq; undefined: it never reported). The check compares that with when it first saw the terminal retired.
+   * Every terminal registered as retired, with when it was retired (undefined: a row written without the time) and
+   * when the server received its newest entry (the one of its highest seq; undefined: it never reported). The check
+   * alerts when that entry arrived after the retirement.
    */
-  readonly retiredTerminals: ReadonlyArray<{ terminalId: string; clinicCode: string; highestSeq?: number; lastReceivedAt?: number }>;
+  readonly retiredTerminals: ReadonlyArray<{ terminalId: string; clinicCode: string; retiredAt?: number; highestSeq?: number; lastReceivedAt?: number }>;
   /** Reporting terminals the registry does not list, for a clinic the registry lists terminals for (`listed` of them) */
   readonly unregisteredTerminals: ReadonlyArray<{ terminalId: string; clinicCode: string; listed: number }>;
 }

@@ -1,4 +1,4 @@
-/** RegistryStore over a SqlDriver: the same SQL for SQLite and PostgreSQL (tables: store/schema.ts, migration 3). */
+/** RegistryStore over a SqlDriver: the same SQL for SQLite and PostgreSQL (tables: store/schema.ts, migrations 3 and 4). */
 import type { SqlDriver, SqlExecutor, SqlValue } from '../store/SqlDriver.js';
 import { num, optional, type Row } from '../store/sqlRows.js';
 import type {
@@ -24,7 +24,7 @@ function clinicFromRow(r: Row): ClinicRow {
 }
 
 function registeredFromRow(r: Row): RegisteredTerminal {
-  return { terminalId: String(r.terminal_id), clinicCode: String(r.clinic_code), status: String(r.status) as RegisteredTerminalStatus, ...optional('note', r.note, String), addedAt: num(r.added_at) };
+  return { terminalId: String(r.terminal_id), clinicCode: String(r.clinic_code), status: String(r.status) as RegisteredTerminalStatus, ...optional('note', r.note, String), addedAt: num(r.added_at), ...optional('retiredAt', r.retired_at, num) };
 }
 
 function cardFromRow(r: Row): RegistryCardRow {
@@ -103,9 +103,9 @@ export class SqlRegistryStore implements RegistryStore {
 
   async putTerminal(t: RegisteredTerminal): Promise<void> {
     await this.db.run(
-      `INSERT INTO registry_terminals (terminal_id, clinic_code, status, note, added_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (terminal_id) DO UPDATE SET clinic_code = excluded.clinic_code, status = excluded.status, note = excluded.note`,
-      [t.terminalId, t.clinicCode, t.status, t.note ?? null, t.addedAt],
+      `INSERT INTO registry_terminals (terminal_id, clinic_code, status, note, added_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (terminal_id) DO UPDATE SET clinic_code = excluded.clinic_code, status = excluded.status, note = excluded.note, retired_at = excluded.retired_at`,
+      [t.terminalId, t.clinicCode, t.status, t.note ?? null, t.addedAt, t.retiredAt ?? null],
     );
   }
 
@@ -130,6 +130,7 @@ export class SqlRegistryStore implements RegistryStore {
         ...(reported !== undefined ? { reportedClinicCode: reported } : {}),
         ...(s ? { firstSeenAt: num(s.first_seen_at), contiguousSeq: num(s.contiguous_seq) } : {}),
         ...(reg?.note !== undefined ? { note: reg.note } : {}),
+        ...(reg?.status === 'retired' && reg.retiredAt !== undefined ? { retiredAt: reg.retiredAt } : {}),
       };
     });
   }
@@ -253,7 +254,7 @@ export class SqlRegistryStore implements RegistryStore {
     );
     // the newest entry by its seq: one primary-key lookup a retired terminal, not a scan of its entries
     const retired = await this.db.all<Row>(
-      `SELECT r.terminal_id, r.clinic_code, t.highest_seq, e.received_at FROM registry_terminals r
+      `SELECT r.terminal_id, r.clinic_code, r.retired_at, t.highest_seq, e.received_at FROM registry_terminals r
        LEFT JOIN terminals t ON t.terminal_id = r.terminal_id
        LEFT JOIN entries e ON e.terminal_id = t.terminal_id AND e.seq = t.highest_seq
        WHERE r.status = 'retired' ORDER BY r.terminal_id`,
@@ -269,6 +270,7 @@ export class SqlRegistryStore implements RegistryStore {
       retiredTerminals: retired.map((r) => ({
         terminalId: String(r.terminal_id),
         clinicCode: String(r.clinic_code),
+        ...optional('retiredAt', r.retired_at, num),
         ...optional('highestSeq', r.highest_seq, num),
         ...optional('lastReceivedAt', r.received_at, num),
       })),

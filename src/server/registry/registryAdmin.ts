@@ -5,6 +5,9 @@
  * the input (each failure names its field) and one way to add or update, so
  * both keep a clinic's or terminal's first addedAt and say whether the row is
  * new. An update replaces the row: a price, share or note left out is cleared.
+ * Retiring a terminal (either way) stamps when (retiredAt), unless it is
+ * retired already: the stamp is the start of its retirement, and the registry
+ * check counts its entries from then. Putting it back in service clears it.
  */
 import { MAX_CLINIC_CODE } from '../../codecs/cardRecord.js';
 import { TERMINAL_ID_PATTERN } from '../../codecs/mqtt/limits.js';
@@ -94,24 +97,34 @@ export async function saveClinic(registry: RegistryStore, input: ClinicInput, no
   return { created: !existing, row };
 }
 
+/** When a terminal retired now was retired: the existing stamp if it is retired already, else now */
+function retiredSince(existing: RegisteredTerminal | undefined, now: number): number {
+  return existing?.status === 'retired' ? (existing.retiredAt ?? now) : now;
+}
+
 export async function saveTerminal(registry: RegistryStore, input: TerminalInput, now: number): Promise<Saved<RegisteredTerminal>> {
   const existing = await registry.registeredTerminal(input.terminalId);
+  const status = input.status ?? 'expected';
   const row: RegisteredTerminal = {
     terminalId: input.terminalId,
     clinicCode: input.clinicCode,
-    status: input.status ?? 'expected',
+    status,
     ...(input.note !== undefined ? { note: input.note } : {}),
     addedAt: existing?.addedAt ?? now,
+    ...(status === 'retired' ? { retiredAt: retiredSince(existing, now) } : {}),
   };
   await registry.putTerminal(row);
   return { created: !existing, row };
 }
 
-/** Marks a registered terminal retired in its clinic (a note given replaces the old one); undefined: not registered */
-export async function retireTerminal(registry: RegistryStore, input: RetireInput): Promise<RegisteredTerminal | undefined> {
+/**
+ * Marks a registered terminal retired in its clinic, since `now` (one retired already keeps its time; a note given
+ * replaces the old one); undefined: not registered
+ */
+export async function retireTerminal(registry: RegistryStore, input: RetireInput, now: number): Promise<RegisteredTerminal | undefined> {
   const existing = await registry.registeredTerminal(input.terminalId);
   if (!existing) return undefined;
-  const row: RegisteredTerminal = { ...existing, status: 'retired', ...(input.note !== undefined ? { note: input.note } : {}) };
+  const row: RegisteredTerminal = { ...existing, status: 'retired', ...(input.note !== undefined ? { note: input.note } : {}), retiredAt: retiredSince(existing, now) };
   await registry.putTerminal(row);
   return row;
 }

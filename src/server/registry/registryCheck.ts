@@ -10,25 +10,21 @@
  * queries over the batches and terminals, not one per entry. An alert is
  * raised once per key; the keys already raised are remembered.
  *
- * Retired: the registry keeps no time of retirement, so the check takes the
- * moment it first sees a terminal retired (its own start, for one retired
- * already then) and alerts when the server receives an entry of a higher seq
- * after that. Entries received between the retirement and that first sight
- * (at most one check interval) are not counted; a backlog the terminal made
- * before retirement and sends afterwards is.
+ * Retired: the registry keeps when each terminal was retired (retiredAt), and
+ * the check alerts when the server received the terminal's newest entry (its
+ * highest seq) after that, whenever the check runs; a backlog the terminal made
+ * before retirement and sends afterwards counts too. The key names the
+ * retirement, so a terminal put back in service and retired again alerts
+ * afresh. A retired row without a time (written straight to the store, not
+ * through registryAdmin) raises nothing.
  */
 import type { Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import type { Alert, ServerStore } from '../ServerStore.js';
-import type { RegistryFindings } from './RegistryStore.js';
 
 export class RegistryCheck {
   private readonly raised = new Set<string>();
   private readonly logger: Logger;
-  /** Retired terminal -> when this check first saw it retired */
-  private readonly retiredSince = new Map<string, number>();
-  private readonly startedAt: number;
-  private checked = false;
 
   constructor(
     private readonly store: ServerStore,
@@ -36,7 +32,6 @@ export class RegistryCheck {
     logger: Logger = silentLogger,
   ) {
     this.logger = logger.child({ module: 'server.registry' });
-    this.startedAt = clock.now();
   }
 
   /** Returns the alerts newly raised */
@@ -58,13 +53,19 @@ export class RegistryCheck {
         key: `wrong-clinic:${t.terminalId}:${t.reportedClinicCode}`,
         detail: `terminal ${t.terminalId} is registered to clinic ${t.registeredClinicCode} but reports for clinic ${t.reportedClinicCode}`,
       })),
-      ...this.retiredReporting(findings.retiredTerminals, at).map((t) => ({
-        at,
-        kind: 'terminal-retired-reporting' as const,
-        terminalId: t.terminalId,
-        key: `retired-reporting:${t.terminalId}`,
-        detail: `terminal ${t.terminalId} is retired in the registry (clinic ${t.clinicCode}) but its entries keep arriving: seq ${t.highestSeq ?? 0} received ${new Date(t.lastReceivedAt ?? 0).toISOString()}`,
-      })),
+      ...findings.retiredTerminals.flatMap(({ terminalId, clinicCode, retiredAt, highestSeq, lastReceivedAt }) =>
+        retiredAt !== undefined && lastReceivedAt !== undefined && lastReceivedAt > retiredAt
+          ? [
+              {
+                at,
+                kind: 'terminal-retired-reporting' as const,
+                terminalId,
+                key: `retired-reporting:${terminalId}:${retiredAt}`,
+                detail: `terminal ${terminalId} is retired in the registry (clinic ${clinicCode}) since ${new Date(retiredAt).toISOString()} but its entries keep arriving: seq ${highestSeq ?? 0} received ${new Date(lastReceivedAt).toISOString()}`,
+              },
+            ]
+          : [],
+      ),
       ...findings.unregisteredTerminals.map((t) => ({
         at,
         kind: 'terminal-not-registered' as const,
@@ -73,7 +74,6 @@ export class RegistryCheck {
         detail: `terminal ${t.terminalId} reports for clinic ${t.clinicCode}, which the registry lists ${t.listed} terminal(s) for, but is not registered`,
       })),
     ];
-    this.checked = true;
     const raised: Alert[] = [];
     for (const alert of candidates) {
       if (this.raised.has(alert.key)) continue;
@@ -84,20 +84,5 @@ export class RegistryCheck {
       this.raised.add(alert.key);
     }
     return raised;
-  }
-
-  /** The retired terminals whose newest entry arrived after this check first saw them retired */
-  private retiredReporting(retired: RegistryFindings['retiredTerminals'], at: number): RegistryFindings['retiredTerminals'] {
-    const current = new Set(retired.map((t) => t.terminalId));
-    // a terminal back in service starts afresh if it is retired again
-    for (const id of this.retiredSince.keys()) if (!current.has(id)) this.retiredSince.delete(id);
-    return retired.filter((t) => {
-      let since = this.retiredSince.get(t.terminalId);
-      if (since === undefined) {
-        since = this.checked ? at : this.startedAt;
-        this.retiredSince.set(t.terminalId, since);
-      }
-      return t.lastReceivedAt !== undefined && t.lastReceivedAt > since;
-    });
   }
 }

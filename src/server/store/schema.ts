@@ -128,6 +128,18 @@ function registryTables(t: { int: string; blob: string; real: string }): string[
   ];
 }
 
+/**
+ * Migration 4: when a registered terminal was retired (ms; NULL while it is in service), so the registry check
+ * counts a retired terminal's entries from its retirement. A terminal retired before this migration gets the
+ * migration's time: the best the database can say, and where the check used to count from.
+ */
+function retiredAtColumn(t: { int: string; addColumn: string; nowMs: string }): string[] {
+  return [
+    `ALTER TABLE registry_terminals ${t.addColumn} retired_at ${t.int}`,
+    `UPDATE registry_terminals SET retired_at = ${t.nowMs} WHERE status = 'retired' AND retired_at IS NULL`,
+  ];
+}
+
 export const SQLITE_MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -151,9 +163,24 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of registryTables({ int: 'INTEGER', blob: 'BLOB', real: 'REAL' })) db.exec(sql);
     },
   },
+  {
+    version: 4,
+    description: 'registry: when each retired terminal was retired',
+    // runs once (user_version): SQLite has no ADD COLUMN IF NOT EXISTS
+    up: (db) => {
+      for (const sql of retiredAtColumn({ int: 'INTEGER', addColumn: 'ADD COLUMN', nowMs: "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)" })) db.exec(sql);
+    },
+  },
 ];
 
-export const POSTGRES_SCHEMA: string[] = [
-  ...tables({ int: 'BIGINT', blob: 'BYTEA', serial: 'BIGSERIAL PRIMARY KEY' }),
-  ...registryTables({ int: 'BIGINT', blob: 'BYTEA', real: 'DOUBLE PRECISION' }),
+/**
+ * PostgreSQL keeps no schema version here: every start runs every statement, in this order, and each does nothing
+ * where its work is done already (IF NOT EXISTS; the backfill finds no row). By the migration that brought them.
+ */
+export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; readonly statements: readonly string[] }> = [
+  { version: 2, statements: tables({ int: 'BIGINT', blob: 'BYTEA', serial: 'BIGSERIAL PRIMARY KEY' }) },
+  { version: 3, statements: registryTables({ int: 'BIGINT', blob: 'BYTEA', real: 'DOUBLE PRECISION' }) },
+  { version: 4, statements: retiredAtColumn({ int: 'BIGINT', addColumn: 'ADD COLUMN IF NOT EXISTS', nowMs: '(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT' }) },
 ];
+
+export const POSTGRES_SCHEMA: string[] = POSTGRES_MIGRATIONS.flatMap((m) => m.statements);
