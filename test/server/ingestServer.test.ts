@@ -1,9 +1,13 @@
 /** The ingest server behind a real Mosquitto keeps running through hostile traffic, and still ingests. */
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeReport } from '../../src/codecs/mqtt/report.js';
 import { terminalTopic } from '../../src/codecs/mqtt/topics.js';
+import { createServerStore } from '../../src/server/createServerStore.js';
+import { createIngestServer } from '../../src/server/IngestServer.js';
 import { createSyncClient } from '../../src/sync/SyncClient.js';
 import { startMosquitto, type RunningMosquitto } from '../support/mosquitto.js';
 import { InMemoryOutbox, makeInvestor, SignedLedger } from '../support/signedLedger.js';
@@ -52,5 +56,31 @@ describe('ingest server under hostile traffic', () => {
     expect(rejections.data.length).toBe(messages.length);
     const alerts = (await (await fetch(`${rig.server.httpUrl}/api/alerts`)).json()) as { data: Array<{ kind: string }> };
     expect(alerts.data.map((a) => a.kind)).toEqual(['terminal-impersonation']);
+  });
+});
+
+describe('ingest server start-up that fails', () => {
+  const threadCount = (): number => readdirSync('/proc/self/task').length;
+
+  it('when the HTTP port is taken, refuses to start and leaves nothing running: no MQTT session, no worker threads', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    try {
+      // once through a clean start and stop, so threads the runtime makes on first use are not counted below
+      const store = await createServerStore({ kind: 'sqlite', path: ':memory:' });
+      await (await createIngestServer({ store, rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, httpPort: 0 })).stop();
+      const threadsBefore = threadCount();
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const clientId = `tally-ingest-port-taken-${attempt}`;
+        await expect(createIngestServer({ store, rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, httpPort: port, clientId, verifierThreads: 2 })).rejects.toThrow(/EADDRINUSE/);
+        await waitFor(() => new RegExp(`Client ${clientId} (disconnected|closed its connection)`).test(broker.log()), 5_000, `${clientId} gone from the broker`);
+      }
+      await waitFor(() => threadCount() <= threadsBefore, 5_000, 'the worker threads gone');
+      expect(threadCount()).toBeLessThanOrEqual(threadsBefore);
+      await store.close();
+    } finally {
+      blocker.close();
+    }
   });
 });
