@@ -188,8 +188,7 @@ function verifyRate(): number {
 
 export async function benchIngest(options: IngestBenchOptions = {}): Promise<Record<string, number>> {
   const terminals = options.terminals ?? 8;
-  // 80,000 entries in 800 reports: long enough to leave the JIT's warm-up behind, and under the 1,000 reports
-  // the broker queues for a subscriber that falls behind (config/mosquitto: past it, it drops and terminals resend)
+  // 80,000 entries in 800 reports: long enough to leave the JIT's warm-up behind
   const perTerminal = options.entriesPerTerminal ?? 10_000;
   const perReport = options.entriesPerReport ?? 100;
   const backlog = options.backlog ?? 100_000;
