@@ -39,16 +39,24 @@ function canonicalPath(path: string): string {
   }
 }
 
-/** Whether the reader a daemon holds is the one wanted (PC/SC: unless both name different readers, assume the same) */
+/**
+ * Whether the reader a daemon holds is the one wanted. PC/SC: once the daemon
+ * has its reader, the tool's name filter picks it when that reader's name
+ * contains the filter; before that (the daemon's name is its "pcsc:FILTER"
+ * placeholder), unless both name different readers, assume the same.
+ */
 export function sameReader(wanted: WantedReader, held: DaemonReader): boolean {
   if (wanted.backend !== held.backend) return false;
   if (wanted.backend === 'serial') return held.device !== undefined && canonicalPath(held.device) === canonicalPath(wanted.path);
   const want = wanted.readerName?.toLowerCase();
   const filter = held.device?.toLowerCase();
-  const actual = held.name?.toLowerCase();
-  // either side "the first reader": the same one as far as we can tell
-  if (!want || !filter) return true;
-  return filter.includes(want) || want.includes(filter) || (actual !== undefined && actual.includes(want));
+  const actual = held.name !== undefined && !held.name.startsWith('pcsc:') ? held.name.toLowerCase() : undefined;
+  // the tool takes "the first reader": perhaps the daemon's
+  if (!want) return true;
+  // a filter that is part of the bound reader's name ("ACR39U" of "ACS ACR39U 00 01") can name other readers too ("... 00 00")
+  if (actual !== undefined) return actual.includes(want);
+  if (!filter) return true;
+  return filter.includes(want) || want.includes(filter);
 }
 
 /** Status sockets of the daemons a tool can know of: a configuration file's, the default configuration's, data folders' */

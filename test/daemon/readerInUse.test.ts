@@ -29,6 +29,13 @@ describe('which daemon holds a reader', () => {
     expect(sameReader({ backend: 'pcsc', readerName: 'ACR39U 01' }, { backend: 'pcsc', device: 'ACR39U 00' })).toBe(false);
     expect(sameReader({ backend: 'pcsc', readerName: 'acr39u' }, { backend: 'pcsc', device: 'ACR39U 00' })).toBe(true);
     expect(sameReader({ backend: 'pcsc', readerName: 'ACR39U 00 00' }, { backend: 'pcsc', device: 'ACR', name: 'ACS ACR39U 00 00' })).toBe(true);
+    // a daemon bound through a filter shared by several readers holds one of them, by its slot-suffixed name
+    expect(sameReader({ backend: 'pcsc', readerName: 'ACS ACR39U 00 01' }, { backend: 'pcsc', device: 'ACR39U', name: 'ACS ACR39U 00 00' })).toBe(false);
+    expect(sameReader({ backend: 'pcsc', readerName: 'ACR39U' }, { backend: 'pcsc', device: 'ACR39U', name: 'ACS ACR39U 00 00' })).toBe(true);
+    expect(sameReader({ backend: 'pcsc' }, { backend: 'pcsc', device: 'ACR39U', name: 'ACS ACR39U 00 01' })).toBe(true);
+    // not bound yet (the name is the "pcsc:FILTER" placeholder): the filters decide
+    expect(sameReader({ backend: 'pcsc', readerName: 'ACS ACR39U 00 01' }, { backend: 'pcsc', device: 'ACR39U', name: 'pcsc:ACR39U' })).toBe(true);
+    expect(sameReader({ backend: 'pcsc', readerName: 'ACR39U 01' }, { backend: 'pcsc', device: 'ACR39U 00', name: 'pcsc:ACR39U 00' })).toBe(false);
   });
 
   it('knows the daemons of a configuration file, of the default configuration (TALLY_* too) and of data folders', () => {
