@@ -87,6 +87,8 @@ export class PcscCardReader implements CardReader {
   /** Bumped whenever the context is dropped, so callbacks of an old context are ignored */
   private generation = 0;
   private readonly candidates = new Map<string, BoundReader>();
+  /** Readers the name filter leaves out */
+  private readonly ignored = new Set<PcscReaderHandle>();
   private bound: BoundReader | undefined;
   private session: PcscCardSession | undefined;
   private nextSessionId = 1;
@@ -194,6 +196,8 @@ export class PcscCardReader implements CardReader {
     this.endSession('context dropped');
     for (const candidate of this.candidates.values()) safely(() => candidate.handle.close());
     this.candidates.clear();
+    for (const handle of this.ignored) safely(() => handle.close());
+    this.ignored.clear();
     this.bound = undefined;
     if (this.context) safely(() => this.context?.close());
     this.context = undefined;
@@ -213,7 +217,13 @@ export class PcscCardReader implements CardReader {
       return;
     }
     handle.onError((err) => this.log.debug({ reader: handle.name, err: err.message }, 'reader status failed'));
-    if (!this.matches(handle.name)) return;
+    if (!this.matches(handle.name)) {
+      // not ours, but closed with the context: its status watch would keep the process alive and leak a thread a reconnect
+      // (closing it at once disturbs pcsclite's watch of the readers we do use)
+      this.ignored.add(handle);
+      handle.onEnd(() => this.ignored.delete(handle));
+      return;
+    }
     const reader: BoundReader = { handle, lastStatus: undefined, protocol: 0, queue: Promise.resolve(), connecting: false };
     this.candidates.set(handle.name, reader);
     handle.onStatus((status) => {
