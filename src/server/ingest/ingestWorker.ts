@@ -7,6 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { PayloadError } from '../../codecs/mqtt/PayloadError.js';
 import { verifyMessage } from '../../crypto/ed25519.js';
 import type { WorkerReply, WorkerRequest } from './ingestWorkerPool.js';
+import { encodeVerifiedReport, wireTransfers } from './preparedWire.js';
 import { prepareReport } from './prepareReport.js';
 
 function failure(err: unknown): WorkerReply['error'] {
@@ -14,16 +15,19 @@ function failure(err: unknown): WorkerReply['error'] {
   return { message: err instanceof Error ? err.message : String(err) };
 }
 
-async function answer(request: WorkerRequest): Promise<WorkerReply> {
+/** The reply, and the buffers it moves back to the main thread */
+async function answer(request: WorkerRequest): Promise<[WorkerReply, ArrayBuffer[]]> {
   try {
-    if (request.kind === 'verify') return { id: request.id, valid: request.jobs.map((j) => verifyMessage(j.publicKey, j.message, j.signature)) };
+    if (request.kind === 'verify') return [{ id: request.id, valid: request.jobs.map((j) => verifyMessage(j.publicKey, j.message, j.signature)) }, []];
     const { transaction, report, rejection } = await prepareReport(request.request);
-    return { id: request.id, prepared: { transaction, ...(report ? { report } : {}), ...(rejection ? { rejection: { reason: rejection.reason, detail: rejection.detail } } : {}) } };
+    const wire = report ? encodeVerifiedReport(report) : undefined;
+    const prepared = { transaction, ...(wire ? { report: wire } : {}), ...(rejection ? { rejection: { reason: rejection.reason, detail: rejection.detail } } : {}) };
+    return [{ id: request.id, prepared }, wire ? wireTransfers(wire) : []];
   } catch (err) {
-    return { id: request.id, error: failure(err) };
+    return [{ id: request.id, error: failure(err) }, []];
   }
 }
 
 parentPort?.on('message', (request: WorkerRequest) => {
-  void answer(request).then((reply) => parentPort!.postMessage(reply));
+  void answer(request).then(([reply, transfer]) => parentPort!.postMessage(reply, transfer));
 });

@@ -18,14 +18,15 @@ import { PayloadError, type PayloadRejection } from '../../codecs/mqtt/PayloadEr
 import { TallyError } from '../../errors.js';
 import type { PreparedReport, PrepareRequest, ReportPreparer } from './prepareReport.js';
 import { inlineVerifier, type SignatureJob, type SignatureVerifier } from './signatureVerifier.js';
-import { ReportRejection, type VerifiedReport } from './verifyReport.js';
+import { decodeVerifiedReport, type VerifiedReportWire } from './preparedWire.js';
+import { ReportRejection } from './verifyReport.js';
 
 export type WorkerRequest = { readonly id: number } & ({ readonly kind: 'prepare'; readonly request: PrepareRequest } | { readonly kind: 'verify'; readonly jobs: readonly SignatureJob[] });
 
 export interface WorkerReply {
   readonly id: number;
   readonly valid?: boolean[];
-  readonly prepared?: { transaction: number; report?: VerifiedReport; rejection?: { reason: ReportRejection['reason']; detail: string } };
+  readonly prepared?: { transaction: number; report?: VerifiedReportWire; rejection?: { reason: ReportRejection['reason']; detail: string } };
   readonly error?: { message: string; payload?: { reason: PayloadRejection; detail: string } };
 }
 
@@ -95,7 +96,7 @@ function fromReply(reply: WorkerReply): PreparedReport {
     throw new Error(reply.error.message);
   }
   const { transaction, report, rejection } = reply.prepared!;
-  return { transaction, ...(report ? { report } : {}), ...(rejection ? { rejection: new ReportRejection(rejection.reason, rejection.detail) } : {}) };
+  return { transaction, ...(report ? { report: decodeVerifiedReport(report) } : {}), ...(rejection ? { rejection: new ReportRejection(rejection.reason, rejection.detail) } : {}) };
 }
 
 /** `entry` is the worker script: ingestWorker.js unless a test wraps it */
