@@ -45,7 +45,7 @@ export interface IngestServerOptions {
   /** chain-anchored (default: one signature per hash-linked run at once, every entry's own in the background audit) or every-entry: see ingest/verifyReport.ts */
   readonly signatureCheck?: SignatureCheck;
   /** Worker threads that parse and verify reports and run the signature audit (default: one per CPU; 0: all on the main thread) */
-  readonly verifierThreads?: number;
+  readonly workerThreads?: number;
   /** chain-anchored only: how often the background audit of every entry's own signature runs, and how many entries a run checks */
   readonly auditIntervalMs?: number;
   readonly auditBudget?: number;
@@ -79,7 +79,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
   if (tokenProblem) throw new Error(tokenProblem);
   const clock = options.clock ?? systemClock;
   const logger = (options.logger ?? silentLogger).child({ module: 'server' });
-  const threads = options.verifierThreads ?? cpus().length;
+  const threads = options.workerThreads ?? cpus().length;
   const workers = threads > 0 ? createIngestWorkerPool(threads) : undefined;
   const signatureCheck = options.signatureCheck ?? DEFAULT_SIGNATURE_CHECK;
   const ingest = new Ingest({ store: options.store, rootPublicKey: options.rootPublicKey, clock, logger, signatureCheck, ...(workers ? { verifier: workers, preparer: workers } : {}) });

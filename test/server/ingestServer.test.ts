@@ -73,7 +73,7 @@ describe('ingest server start-up that fails', () => {
       const threadsBefore = threadCount();
       for (let attempt = 1; attempt <= 3; attempt++) {
         const clientId = `tally-ingest-port-taken-${attempt}`;
-        await expect(createIngestServer({ store, rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, httpPort: port, clientId, verifierThreads: 2 })).rejects.toThrow(/EADDRINUSE/);
+        await expect(createIngestServer({ store, rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, httpPort: port, clientId, workerThreads: 2 })).rejects.toThrow(/EADDRINUSE/);
         await waitFor(() => new RegExp(`Client ${clientId} (disconnected|closed its connection)`).test(broker.log()), 5_000, `${clientId} gone from the broker`);
       }
       await waitFor(() => threadCount() <= threadsBefore, 5_000, 'the worker threads gone');

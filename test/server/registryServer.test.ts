@@ -29,7 +29,7 @@ const TOKEN = 'hosted-token-0123456789abcdef';
 
 beforeAll(async () => {
   broker = await startMosquitto();
-  rig = await startServerRig({ rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, httpPort: 0, verifierThreads: 0, registryCheckMs: 100 });
+  rig = await startServerRig({ rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, httpPort: 0, workerThreads: 0, registryCheckMs: 100 });
 });
 afterAll(async () => {
   await rig?.close();
@@ -65,7 +65,7 @@ describe('registry in the running server', () => {
 describe('the ingest server hosts the HTTP API with the admin token', () => {
   it('turns registry writes on with adminToken, and refuses a token it could not use before starting anything', async () => {
     const store = rig.store;
-    const server = await createIngestServer({ store, rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, httpPort: 0, adminToken: TOKEN, verifierThreads: 0 });
+    const server = await createIngestServer({ store, rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, httpPort: 0, adminToken: TOKEN, workerThreads: 0 });
     try {
       const post = (auth?: string) =>
         fetch(`${server.httpUrl}/api/registry/terminals`, { method: 'POST', body: JSON.stringify({ terminalId: 'T-HOSTED', clinicCode: 'CL-H' }), headers: auth ? { authorization: auth } : {} });
@@ -77,7 +77,7 @@ describe('the ingest server hosts the HTTP API with the admin token', () => {
     } finally {
       await server.stop();
     }
-    const options = { store, rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, verifierThreads: 0 };
+    const options = { store, rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, workerThreads: 0 };
     await expect(createIngestServer({ ...options, httpPort: 0, adminToken: 'short' })).rejects.toThrow(/at least 16 characters/);
     await expect(createIngestServer({ ...options, adminToken: TOKEN })).rejects.toThrow(/give httpPort too/);
     // the HTTP port taken: refused (what it had started is stopped again)
