@@ -7,8 +7,8 @@
  * writes on). And `tally server run` as its own process: the admin token from
  * --admin-token-file guards the registry writes and imports of its HTTP API.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,5 +125,33 @@ describe('tally server run with --admin-token-file', () => {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('tally server run --worker-threads', () => {
+  const tally = join(__dirname, '../../dist/src/cli/tally.js');
+  const threadsOfRunningServer = async (workerThreads: string): Promise<number> => {
+    const dir = mkdtempSync(join(tmpdir(), 'tally-server-threads-'));
+    const args = ['server', 'run', '--broker', broker.url, '--store', join(dir, 'server.db'), '--root', toHex(investor.rootPublicKey), '--worker-threads', workerThreads];
+    const child: ChildProcess = spawn(process.execPath, [tally, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TALLY_LOG_LEVEL: 'warn' } });
+    try {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      await waitFor(() => out.includes('ingest server running') || child.exitCode !== null, 20_000, 'tally server run to start');
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the workers' threads start beside the MQTT connection
+      return readdirSync(`/proc/${child.pid}/task`).length;
+    } finally {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('runs the ingest on that many worker threads, and refuses a count out of range', async () => {
+    const none = await threadsOfRunningServer('0');
+    const three = await threadsOfRunningServer('3');
+    expect(three - none).toBe(3);
+    const refused = spawnSync(process.execPath, [tally, 'server', 'run', '--broker', broker.url, '--store', ':memory:', '--root', toHex(investor.rootPublicKey), '--worker-threads=65'], { encoding: 'utf8' });
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/--worker-threads 0 to 64/);
   });
 });
