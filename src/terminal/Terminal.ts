@@ -366,12 +366,19 @@ export class Terminal {
     this.startTimers.delete(seq);
   }
 
-  /** Device-session events from the relay board complete the two-phase use */
-  onDeviceEvent(event: DeviceEvent): void {
+  /**
+   * Device-session events from the relay board complete the two-phase use.
+   * Returns whether the ledger has it now: the serial backend ACKs the board's
+   * event only then, so an event lost with the process (killed between its
+   * arrival and its recording) or refused by the disk is sent again by the
+   * board, also to the next daemon, and recorded against its use.
+   */
+  onDeviceEvent(event: DeviceEvent): boolean {
     // a start (or an end, which proves it) ends the wait for the start, whether or not the ledger can record it now
     if (event.type !== 'fault') this.clearStartTimer(event.useSeq);
     if (event.type === 'started') this.startReported.add(event.useSeq);
     this.record(event);
+    return !this.unrecorded.has(event.useSeq);
   }
 
   /**

@@ -6,37 +6,27 @@
  * twice, the sequence is gapless, the chain verifies, and uses left reserved
  * by a kill were released on reopen. CI: 30 kills; SOAK=1: 500; CRASH_KILLS overrides.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EntryType, parseLedgerEntry } from '../../src/codecs/ledgerEntry.js';
 import { parseCardRecord, RecordKind } from '../../src/codecs/cardRecord.js';
 import { Issuer, provisionTerminal, tempDir } from '../../src/scenario/CardWorld.js';
 import { Terminal } from '../../src/terminal/Terminal.js';
+import { buildWorker } from './buildWorker.js';
 
 const SOAK = Boolean(process.env.SOAK);
 const KILLS = Number(process.env.CRASH_KILLS ?? (SOAK ? 500 : 30));
 const CARDS = SOAK ? 10_000 : 1000;
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const BUILD_DIR = join(REPO, 'dist', `.crash-worker-${process.pid}`);
-const WORKER = join(BUILD_DIR, 'test', 'crash', 'crashWorker.js');
 
+let built: { worker: string; remove(): void } | undefined;
 let workDir: string;
 let dataDir: string;
 let cardsFile: string;
 
-/** Compiles the worker and what it imports into a private folder under dist/ (node_modules resolve from there) */
-function buildWorker(): void {
-  const tsc = join(REPO, 'node_modules', '.bin', 'tsc');
-  const args = ['--ignoreConfig', '--outDir', BUILD_DIR, '--rootDir', REPO, '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--lib', 'ES2023', '--types', 'node', '--skipLibCheck', '--esModuleInterop', '--resolveJsonModule', join(REPO, 'test', 'crash', 'crashWorker.ts')];
-  const result = spawnSync(tsc, args, { encoding: 'utf8', cwd: REPO });
-  if (!existsSync(WORKER)) throw new Error(`worker did not compile:\n${result.stdout}${result.stderr}`);
-}
-
 beforeAll(async () => {
-  buildWorker();
+  built = buildWorker('crashWorker');
   workDir = tempDir('tally-crash-');
   dataDir = join(workDir, 'terminal');
   mkdirSync(dataDir);
@@ -52,7 +42,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(() => {
-  rmSync(BUILD_DIR, { recursive: true, force: true });
+  built?.remove();
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
@@ -65,7 +55,7 @@ interface Life {
 /** One life of the worker: started, killed with SIGKILL at a random moment, waited for */
 async function liveAndDie(seed: number, random: () => number): Promise<Life> {
   const life: Life = { committed: [], refused: 0, ready: false };
-  const child = spawn(process.execPath, [WORKER, dataDir, cardsFile, String(seed)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [built!.worker, dataDir, cardsFile, String(seed)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let buffered = '';
   let stderr = '';
   let onReady: () => void = () => undefined;

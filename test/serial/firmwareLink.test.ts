@@ -80,7 +80,9 @@ describe('FirmwareLink typed failures', () => {
     const peer = scriptedPeer(b, () => []);
     link = new FirmwareLink(a, { timing: TIMING });
     const events: string[] = [];
-    link.onEvent((e) => events.push(e.name));
+    link.onEvent((e) => {
+      events.push(e.name);
+    });
     const frame = encodeFrame(encodeMessage({ kind: 'event', seq: 5, name: 'card-removed', body: {} }));
     const bad = frame.slice();
     bad[bad.length - 1]! ^= 0x40;
@@ -174,3 +176,87 @@ class ManualTimers {
     }
   }
 }
+
+describe('FirmwareLink: a device event is ACKed once it is taken (recorded)', () => {
+  const started = encodeFrame(encodeMessage({ kind: 'event', seq: 7, name: 'device-started', body: { useSeq: 42 } }));
+  const ackOf7: FirmwareMessage = { kind: 'ack', seq: 7, body: { ackedCommand: Command.DEVICE_STARTED } };
+  const tick = (ms = 10): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  it('holds the ACK while the listener records, sends it when it is recorded, drops a resend meanwhile, and ACKs a later resend again without delivering it', async () => {
+    const { a, b } = createInMemoryPair();
+    const peer = scriptedPeer(b, () => []);
+    link = new FirmwareLink(a, { timing: TIMING });
+    let finish: (recorded: boolean) => void = () => undefined;
+    let deliveries = 0;
+    link.onEvent(() => {
+      deliveries++;
+      return new Promise<boolean>((r) => (finish = r));
+    });
+    await b.write(started);
+    await tick();
+    expect(peer.received).toEqual([]);
+    await b.write(started); // the device's resend while the ledger writes
+    await tick();
+    expect(deliveries).toBe(1);
+    expect(peer.received).toEqual([]);
+    finish(true);
+    await tick();
+    expect(peer.received).toEqual([ackOf7]);
+    await b.write(started); // our ACK was lost: ACKed again, not delivered again
+    await tick();
+    expect(deliveries).toBe(1);
+    expect(peer.received).toEqual([ackOf7, ackOf7]);
+  });
+
+  it('does not ACK an event a listener could not record (false, a rejection, a throw); its resend is delivered again', async () => {
+    const { a, b } = createInMemoryPair();
+    const peer = scriptedPeer(b, () => []);
+    link = new FirmwareLink(a, { timing: TIMING });
+    const answers: (() => boolean | Promise<boolean>)[] = [
+      () => false,
+      () => Promise.reject(new Error('disk I/O error')),
+      () => {
+        throw new Error('bug');
+      },
+      () => Promise.resolve(false),
+      () => true,
+    ];
+    let deliveries = 0;
+    link.onEvent(() => answers[deliveries++]!());
+    for (let i = 0; i < 4; i++) {
+      await b.write(started);
+      await tick();
+      expect(peer.received).toEqual([]);
+    }
+    expect(link.stats.eventsNotAccepted).toBe(4);
+    await b.write(started);
+    await tick();
+    expect(deliveries).toBe(5);
+    expect(peer.received).toEqual([ackOf7]);
+  });
+
+  it('ACKs only when every listener has taken the event', async () => {
+    const { a, b } = createInMemoryPair();
+    const peer = scriptedPeer(b, () => []);
+    link = new FirmwareLink(a, { timing: TIMING });
+    link.onEvent(() => undefined);
+    link.onEvent(() => tick(20).then(() => false));
+    await b.write(started);
+    await tick(40);
+    expect(peer.received).toEqual([]);
+  });
+
+  it('sends no ACK when the link closed while the event was being recorded', async () => {
+    const { a, b } = createInMemoryPair();
+    const peer = scriptedPeer(b, () => []);
+    link = new FirmwareLink(a, { timing: TIMING });
+    let finish: (recorded: boolean) => void = () => undefined;
+    link.onEvent(() => new Promise<boolean>((r) => (finish = r)));
+    await b.write(started);
+    await tick();
+    await link.close();
+    finish(true);
+    await tick();
+    expect(peer.received).toEqual([]);
+  });
+});

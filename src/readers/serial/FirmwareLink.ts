@@ -2,7 +2,10 @@
  * The daemon's end of the serial firmware protocol: frames bytes through the
  * FrameParser, runs one ExchangeMachine per request (one request in flight at
  * a time), acknowledges and de-duplicates the device's events, and NAKs what
- * it cannot use. Failures become TallyErrors: READER_TIMEOUT (no ACK or no
+ * it cannot use. A device event is ACKed only once every listener has taken
+ * it (a listener returns false, or a promise of false, for an event it could
+ * not record): the device keeps an unacknowledged event and sends it again,
+ * also to the next daemon after a crash (serial-protocol.md §5). Failures become TallyErrors: READER_TIMEOUT (no ACK or no
  * response), FRAME_REJECTED (NAK), TRANSPORT_CLOSED.
  */
 import { NakReason, commandName, type NakReasonCode } from '../../codecs/firmware/commands.js';
@@ -55,6 +58,8 @@ export interface LinkStats {
   naksSent: number;
   naksReceived: number;
   duplicateEvents: number;
+  /** Events a listener could not take: not ACKed, so the device sends them again */
+  eventsNotAccepted: number;
   discardedBytes: number;
 }
 
@@ -71,6 +76,15 @@ interface PendingExchange {
   reject(error: Error): void;
 }
 
+/**
+ * What an event listener answers: true or nothing when it has taken the event
+ * (for a device session event: recorded in the ledger), false when it could
+ * not; a promise of either. A listener that throws or rejects has not taken it.
+ */
+export type EventAcceptance = boolean | void | Promise<boolean | void>;
+
+export type EventListener = (event: EventMessage) => EventAcceptance;
+
 export interface FirmwareLinkOptions {
   readonly clock?: SchedulingClock;
   readonly timing?: Partial<LinkTiming>;
@@ -79,18 +93,21 @@ export interface FirmwareLinkOptions {
 
 export class FirmwareLink {
   readonly timing: LinkTiming;
-  readonly stats: LinkStats = { framesIn: 0, framesOut: 0, resends: 0, naksSent: 0, naksReceived: 0, duplicateEvents: 0, discardedBytes: 0 };
+  readonly stats: LinkStats = { framesIn: 0, framesOut: 0, resends: 0, naksSent: 0, naksReceived: 0, duplicateEvents: 0, eventsNotAccepted: 0, discardedBytes: 0 };
   private readonly clock: SchedulingClock;
   private readonly trace: FrameTrace | undefined;
   private readonly parser = new FrameParser();
-  private readonly eventListeners = new Set<(event: EventMessage) => void>();
+  private readonly eventListeners = new Set<EventListener>();
   private readonly discardListeners = new Set<(discarded: DiscardedBytes) => void>();
   private readonly closeListeners = new Set<(error?: Error) => void>();
   private readonly detach: (() => void)[] = [];
   private nextSeq = 0;
   private pending: PendingExchange | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The last event every listener took (and we ACKed): a resend of it is ACKed again and dropped */
   private lastEventRaw: Uint8Array | undefined;
+  /** Events handed to the listeners whose answer is not in yet: a resend meanwhile is dropped unanswered */
+  private readonly delivering: Uint8Array[] = [];
   private staleTimer: unknown;
   private closed = false;
 
@@ -118,7 +135,8 @@ export class FirmwareLink {
     return result as Promise<ResponseBodies[N]>;
   }
 
-  onEvent(listener: (event: EventMessage) => void): () => void {
+  /** The event is ACKed once every listener has taken it (see EventAcceptance); until then, not at all */
+  onEvent(listener: EventListener): () => void {
     this.eventListeners.add(listener);
     return () => this.eventListeners.delete(listener);
   }
@@ -276,27 +294,59 @@ export class FirmwareLink {
           this.feed({ type: 'response' });
         }
         return;
-      case 'event':
-        this.sendLinkControl({ kind: 'ack', seq: message.seq, body: { ackedCommand: frame.command } });
+      case 'event': {
+        const ack = (): void => this.sendLinkControl({ kind: 'ack', seq: message.seq, body: { ackedCommand: frame.command } });
         // a resent event is byte-identical (two reboots are not: BOOT carries a boot id)
         if (this.lastEventRaw && bytesEqual(raw, this.lastEventRaw)) {
+          // taken already: our ACK was lost
+          this.stats.duplicateEvents++;
+          ack();
+          return;
+        }
+        if (this.delivering.some((d) => bytesEqual(raw, d))) {
+          // still being recorded: its ACK follows when the listeners have it
           this.stats.duplicateEvents++;
           return;
         }
-        this.lastEventRaw = raw;
-        for (const listener of [...this.eventListeners]) {
-          try {
-            listener(message);
-          } catch {
-            // a listener's fault must not stop the line; the backend logs its own
-          }
-        }
+        this.deliver(message, raw, ack);
         return;
+      }
       case 'request':
         // the device never sends requests
         this.nak(message.seq, frame.command, NakReason.UNKNOWN_COMMAND);
         return;
     }
+  }
+
+  /** Hands an event to every listener; ACKs it only when all of them took it, so an event not recorded comes again */
+  private deliver(message: EventMessage, raw: Uint8Array, ack: () => void): void {
+    const answers: EventAcceptance[] = [];
+    for (const listener of [...this.eventListeners]) {
+      try {
+        answers.push(listener(message));
+      } catch {
+        // a listener's fault must not stop the line (the backend logs its own); the event is not taken
+        answers.push(false);
+      }
+    }
+    const settle = (taken: boolean): void => {
+      if (!taken) {
+        this.stats.eventsNotAccepted++;
+        return;
+      }
+      this.lastEventRaw = raw;
+      ack();
+    };
+    if (!answers.some(isPromise)) {
+      settle(answers.every((a) => a !== false));
+      return;
+    }
+    this.delivering.push(raw);
+    void Promise.all(answers.map((a) => Promise.resolve(a).catch(() => false as const))).then((results) => {
+      this.delivering.splice(this.delivering.indexOf(raw), 1);
+      // a link closed meanwhile sends nothing: the device sends the event again on the next one
+      if (!this.closed) settle(results.every((r) => r !== false));
+    });
   }
 
   private onTransportClosed(error?: Error): void {
@@ -312,6 +362,10 @@ export class FirmwareLink {
     this.feed({ type: 'closed' });
     for (const listener of [...this.closeListeners]) listener(error);
   }
+}
+
+function isPromise(value: EventAcceptance): value is Promise<boolean | void> {
+  return typeof (value as Promise<unknown> | undefined)?.then === 'function';
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -31,7 +31,7 @@ import type {
   ReaderState,
   Tone,
 } from '../CardReader.js';
-import { FirmwareLink, type FrameTrace, type LinkStats, type LinkTiming } from './FirmwareLink.js';
+import { FirmwareLink, type EventAcceptance, type FrameTrace, type LinkStats, type LinkTiming } from './FirmwareLink.js';
 import { systemSchedulingClock, type SchedulingClock } from './SchedulingClock.js';
 
 export interface SerialReaderOptions {
@@ -99,7 +99,12 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
   private readonly clock: SchedulingClock;
   private readonly logger: Logger;
   private readonly readerListeners = new Set<(event: ReaderEvent) => void>();
-  private readonly deviceListeners = new Set<(event: DeviceEvent) => void>();
+  /**
+   * A device listener answers like a link's event listener (EventAcceptance):
+   * the terminal returns whether the ledger has recorded the event, and the
+   * board's frame is ACKed only then (serial-protocol.md §5).
+   */
+  private readonly deviceListeners = new Set<(event: DeviceEvent) => unknown>();
   private readonly reopenDelayMs: number;
   private readonly heartbeatMs: number;
   private link: FirmwareLink | undefined;
@@ -112,8 +117,13 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
   private syncing: Promise<void> | undefined;
   private readonly totals = { connects: 0, boots: 0, sessions: 0 };
   private finishedLinkStats: LinkStats = emptyLinkStats();
-  /** Device events already reported: the board resends an event until it is acknowledged, even across a reconnect */
+  /**
+   * Device events already reported AND recorded: the board resends an event until it is
+   * acknowledged, even across a reconnect; one not recorded is reported again when it comes back
+   */
   private readonly reportedDeviceEvents: string[] = [];
+  /** Device events handed to the listeners whose answer is not in yet, by key */
+  private readonly reportingDeviceEvents = new Map<string, Promise<boolean>>();
 
   constructor(private readonly options: SerialReaderOptions) {
     this.name = options.name ?? 'Serial reader';
@@ -187,7 +197,12 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
     await link.request('relay-disable', {});
   }
 
-  /** The DeviceControl face of this backend (its onEvent carries device events) */
+  /**
+   * The DeviceControl face of this backend (its onEvent carries device events).
+   * A listener may return whether it recorded the event (false, or a promise
+   * of false: not recorded); the board's frame is ACKed only once every
+   * listener has, so an event not recorded comes again, also after a restart.
+   */
   get device(): DeviceControl {
     return {
       enable: (useSeq, maxMs) => this.enable(useSeq, maxMs),
@@ -317,8 +332,10 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
 
   // ---- events from the board
 
-  private onFirmwareEvent(link: FirmwareLink, event: EventMessage): void {
-    if (this.link !== link) return;
+  /** What the board's event frame is answered with: the device session events are ACKed once recorded */
+  private onFirmwareEvent(link: FirmwareLink, event: EventMessage): EventAcceptance {
+    // a link being replaced: not taken, so the board sends the event again on the new one
+    if (this.link !== link) return false;
     switch (event.name) {
       case 'boot': {
         // the board restarted: its relay is open, the card was power-cycled
@@ -327,7 +344,8 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
         this.endSession();
         const use = this.activeUse;
         this.activeUse = undefined;
-        if (use !== undefined && this.firstReport(`ended ${use}`)) this.emitDevice({ type: 'fault', useSeq: use, detail: 'reader board restarted during the use' });
+        // the board has forgotten the use: this fault is ours to keep (the terminal retries it until recorded)
+        if (use !== undefined) void this.report(`ended ${use}`, { type: 'fault', useSeq: use, detail: 'reader board restarted during the use' });
         this.setState('starting', 'microcontroller restarted');
         void this.sync(link);
         return;
@@ -343,24 +361,42 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
         this.endSession();
         return;
       case 'device-started':
-        if (this.firstReport(`started ${event.body.useSeq}`)) this.emitDevice({ type: 'started', useSeq: event.body.useSeq });
-        return;
+        return this.report(`started ${event.body.useSeq}`, { type: 'started', useSeq: event.body.useSeq });
       case 'device-finished':
         if (this.activeUse === event.body.useSeq) this.activeUse = undefined;
-        if (this.firstReport(`ended ${event.body.useSeq}`)) this.emitDevice({ type: 'finished', useSeq: event.body.useSeq });
-        return;
+        return this.report(`ended ${event.body.useSeq}`, { type: 'finished', useSeq: event.body.useSeq });
       case 'device-fault':
         if (this.activeUse === event.body.useSeq) this.activeUse = undefined;
-        if (this.firstReport(`ended ${event.body.useSeq}`)) this.emitDevice({ type: 'fault', useSeq: event.body.useSeq, detail: `${faultName(event.body.code)}${event.body.detail ? `: ${event.body.detail}` : ''}` });
-        return;
+        return this.report(`ended ${event.body.useSeq}`, { type: 'fault', useSeq: event.body.useSeq, detail: `${faultName(event.body.code)}${event.body.detail ? `: ${event.body.detail}` : ''}` });
     }
+    return true;
   }
 
-  private firstReport(key: string): boolean {
-    if (this.reportedDeviceEvents.includes(key)) return false;
-    this.reportedDeviceEvents.push(key);
-    if (this.reportedDeviceEvents.length > 64) this.reportedDeviceEvents.shift();
-    return true;
+  /**
+   * Reports a device session event once it is recorded: an event already
+   * recorded is taken again at once (our ACK was lost), one being recorded
+   * waits for that answer, and one a listener could not record is forgotten,
+   * so its resend is reported again.
+   */
+  private report(key: string, event: DeviceEvent): boolean | Promise<boolean> {
+    if (this.reportedDeviceEvents.includes(key)) return true;
+    const inFlight = this.reportingDeviceEvents.get(key);
+    if (inFlight) return inFlight;
+    const settle = (recorded: boolean): boolean => {
+      this.reportingDeviceEvents.delete(key);
+      if (recorded) {
+        this.reportedDeviceEvents.push(key);
+        if (this.reportedDeviceEvents.length > 64) this.reportedDeviceEvents.shift();
+      } else {
+        this.logger.warn({ event }, 'device event not recorded: not acknowledged, the board sends it again');
+      }
+      return recorded;
+    };
+    const answer = this.emitDevice(event);
+    if (typeof answer === 'boolean') return settle(answer);
+    const pending = answer.then(settle);
+    this.reportingDeviceEvents.set(key, pending);
+    return pending;
   }
 
   private forgetDeviceEvents(useSeq: number): void {
@@ -426,14 +462,27 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
     }
   }
 
-  private emitDevice(event: DeviceEvent): void {
+  /** true when every listener took the event (true or nothing), false when one did not (false, a throw, a rejection) */
+  private emitDevice(event: DeviceEvent): boolean | Promise<boolean> {
+    const answers: unknown[] = [];
     for (const listener of [...this.deviceListeners]) {
       try {
-        listener(event);
+        answers.push(listener(event));
       } catch (err) {
         this.logger.error({ err: String(err) }, 'device listener failed');
+        answers.push(false);
       }
     }
+    const taken = (a: unknown): boolean => a !== false;
+    if (!answers.some((a) => typeof (a as Promise<unknown> | undefined)?.then === 'function')) return answers.every(taken);
+    return Promise.all(
+      answers.map((a) =>
+        Promise.resolve(a).catch((err: unknown) => {
+          this.logger.error({ err: String(err) }, 'device listener failed');
+          return false;
+        }),
+      ),
+    ).then((results) => results.every(taken));
   }
 }
 
@@ -486,6 +535,6 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 function emptyLinkStats(): LinkStats {
-  return { framesIn: 0, framesOut: 0, resends: 0, naksSent: 0, naksReceived: 0, duplicateEvents: 0, discardedBytes: 0 };
+  return { framesIn: 0, framesOut: 0, resends: 0, naksSent: 0, naksReceived: 0, duplicateEvents: 0, eventsNotAccepted: 0, discardedBytes: 0 };
 }
 
