@@ -51,10 +51,17 @@ export type DeviceEvent =
   | { readonly type: 'finished'; readonly useSeq: number }
   | { readonly type: 'fault'; readonly useSeq: number; readonly detail: string };
 
+/**
+ * A device-event listener's answer: is the event recorded? true or nothing: yes;
+ * false, a throw or a rejection: no. A relay board on the serial line gets its
+ * event ACKed only on yes and sends it again otherwise (serial-protocol.md §5).
+ */
+export type DeviceEventAnswer = boolean | void | Promise<boolean | void>;
+
 /** The relay that lets the medical device run, and its session events */
 export interface DeviceControl {
   /** Closes the relay for one use; the device then reports started, finished or fault */
   enable(useSeq: number, maxMs: number): Promise<void>;
   disable(): Promise<void>;
-  onEvent(listener: (event: DeviceEvent) => void): () => void;
+  onEvent(listener: (event: DeviceEvent) => DeviceEventAnswer): () => void;
 }

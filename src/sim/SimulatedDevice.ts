@@ -3,12 +3,13 @@
  * "started" after startDelayMs and "finished" after runMs, unless told to
  * fault or to stay silent. Implements DeviceControl for in-process use.
  */
-import type { DeviceControl, DeviceEvent } from '../readers/CardReader.js';
+import type { DeviceControl, DeviceEvent, DeviceEventAnswer } from '../readers/CardReader.js';
 
 export type DeviceBehaviour = 'normal' | 'fault-before-start' | 'fault-while-running' | 'never-starts' | 'relay-broken';
 
 export class SimulatedDevice implements DeviceControl {
-  private readonly listeners = new Set<(event: DeviceEvent) => void>();
+  /** In process, nothing to ACK: the answers are not needed */
+  private readonly listeners = new Set<(event: DeviceEvent) => DeviceEventAnswer>();
   private timers: NodeJS.Timeout[] = [];
   relayClosed = false;
   behaviour: DeviceBehaviour = 'normal';
@@ -16,7 +17,7 @@ export class SimulatedDevice implements DeviceControl {
 
   constructor(private readonly timing: { startDelayMs: number; runMs: number } = { startDelayMs: 0, runMs: 0 }) {}
 
-  onEvent(listener: (event: DeviceEvent) => void): () => void {
+  onEvent(listener: (event: DeviceEvent) => DeviceEventAnswer): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }

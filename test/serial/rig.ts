@@ -35,7 +35,9 @@ function record(reader: SerialReaderBackend) {
   const readerEvents: ReaderEvent[] = [];
   const deviceEvents: DeviceEvent[] = [];
   reader.onEvent((e) => readerEvents.push(e));
-  reader.device.onEvent((e) => deviceEvents.push(e));
+  reader.device.onEvent((e) => {
+    deviceEvents.push(e);
+  });
   return { readerEvents, deviceEvents };
 }
 

@@ -24,6 +24,7 @@ import type {
   CardSession,
   DeviceControl,
   DeviceEvent,
+  DeviceEventAnswer,
   LedState,
   OperatorPanel,
   PanelMessage,
@@ -104,7 +105,7 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
    * the terminal returns whether the ledger has recorded the event, and the
    * board's frame is ACKed only then (serial-protocol.md §5).
    */
-  private readonly deviceListeners = new Set<(event: DeviceEvent) => unknown>();
+  private readonly deviceListeners = new Set<(event: DeviceEvent) => DeviceEventAnswer>();
   private readonly reopenDelayMs: number;
   private readonly heartbeatMs: number;
   private link: FirmwareLink | undefined;
