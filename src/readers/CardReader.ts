@@ -3,6 +3,7 @@
  * implement it; the terminal never imports a backend.
  */
 import type { ApduChannel } from '../card/ApduChannel.js';
+import type { EventAnswer } from './eventAnswers.js';
 
 /** One insertion of one card. Its transmit rejects with CARD_REMOVED once the card is gone. */
 export interface CardSession extends ApduChannel {
@@ -51,12 +52,8 @@ export type DeviceEvent =
   | { readonly type: 'finished'; readonly useSeq: number }
   | { readonly type: 'fault'; readonly useSeq: number; readonly detail: string };
 
-/**
- * A device-event listener's answer: is the event recorded? true or nothing: yes;
- * false, a throw or a rejection: no. A relay board on the serial line gets its
- * event ACKed only on yes and sends it again otherwise (serial-protocol.md §5).
- */
-export type DeviceEventAnswer = boolean | void | Promise<boolean | void>;
+/** A device-event listener's answer: is the event recorded? (readers/eventAnswers.ts) */
+export type DeviceEventAnswer = EventAnswer;
 
 /** The relay that lets the medical device run, and its session events */
 export interface DeviceControl {

@@ -5,10 +5,13 @@
  * it cannot use. A device event is ACKed only once every listener has taken
  * it (a listener returns false, or a promise of false, for an event it could
  * not record): the device keeps an unacknowledged event and sends it again,
- * also to the next daemon after a crash (serial-protocol.md §5). Failures become TallyErrors: READER_TIMEOUT (no ACK or no
- * response), FRAME_REJECTED (NAK), TRANSPORT_CLOSED.
+ * also to the next daemon after a crash (serial-protocol.md §5). Failures
+ * become TallyErrors: READER_TIMEOUT (no ACK or no response), FRAME_REJECTED
+ * (NAK), TRANSPORT_CLOSED.
  */
+import { bytesEqual } from '../../codecs/bytes.js';
 import { NakReason, commandName, type NakReasonCode } from '../../codecs/firmware/commands.js';
+import { askListeners, type EventAnswer } from '../eventAnswers.js';
 import { encodeFrame } from '../../codecs/firmware/frame.js';
 import {
   UnknownCommandError,
@@ -76,14 +79,7 @@ interface PendingExchange {
   reject(error: Error): void;
 }
 
-/**
- * What an event listener answers: true or nothing when it has taken the event
- * (for a device session event: recorded in the ledger), false when it could
- * not; a promise of either. A listener that throws or rejects has not taken it.
- */
-export type EventAcceptance = boolean | void | Promise<boolean | void>;
-
-export type EventListener = (event: EventMessage) => EventAcceptance;
+export type EventListener = (event: EventMessage) => EventAnswer;
 
 export interface FirmwareLinkOptions {
   readonly clock?: SchedulingClock;
@@ -135,7 +131,7 @@ export class FirmwareLink {
     return result as Promise<ResponseBodies[N]>;
   }
 
-  /** The event is ACKed once every listener has taken it (see EventAcceptance); until then, not at all */
+  /** The event is ACKed once every listener has taken it (see readers/eventAnswers.ts); until then, not at all */
   onEvent(listener: EventListener): () => void {
     this.eventListeners.add(listener);
     return () => this.eventListeners.delete(listener);
@@ -320,15 +316,8 @@ export class FirmwareLink {
 
   /** Hands an event to every listener; ACKs it only when all of them took it, so an event not recorded comes again */
   private deliver(message: EventMessage, raw: Uint8Array, ack: () => void): void {
-    const answers: EventAcceptance[] = [];
-    for (const listener of [...this.eventListeners]) {
-      try {
-        answers.push(listener(message));
-      } catch {
-        // a listener's fault must not stop the line (the backend logs its own); the event is not taken
-        answers.push(false);
-      }
-    }
+    // a listener's fault must not stop the line (the backend logs its own); the event is then not taken
+    const answer = askListeners(this.eventListeners, message);
     const settle = (taken: boolean): void => {
       if (!taken) {
         this.stats.eventsNotAccepted++;
@@ -337,15 +326,15 @@ export class FirmwareLink {
       this.lastEventRaw = raw;
       ack();
     };
-    if (!answers.some(isPromise)) {
-      settle(answers.every((a) => a !== false));
+    if (typeof answer === 'boolean') {
+      settle(answer);
       return;
     }
     this.delivering.push(raw);
-    void Promise.all(answers.map((a) => Promise.resolve(a).catch(() => false as const))).then((results) => {
+    void answer.then((taken) => {
       this.delivering.splice(this.delivering.indexOf(raw), 1);
       // a link closed meanwhile sends nothing: the device sends the event again on the next one
-      if (!this.closed) settle(results.every((r) => r !== false));
+      if (!this.closed) settle(taken);
     });
   }
 
@@ -362,16 +351,6 @@ export class FirmwareLink {
     this.feed({ type: 'closed' });
     for (const listener of [...this.closeListeners]) listener(error);
   }
-}
-
-function isPromise(value: EventAcceptance): value is Promise<boolean | void> {
-  return typeof (value as Promise<unknown> | undefined)?.then === 'function';
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function failureError(request: RequestName, failure: ExchangeFailure): TallyError {

@@ -32,7 +32,8 @@ import type {
   ReaderState,
   Tone,
 } from '../CardReader.js';
-import { FirmwareLink, type EventAcceptance, type FrameTrace, type LinkStats, type LinkTiming } from './FirmwareLink.js';
+import { askListeners, type EventAnswer } from '../eventAnswers.js';
+import { FirmwareLink, type FrameTrace, type LinkStats, type LinkTiming } from './FirmwareLink.js';
 import { systemSchedulingClock, type SchedulingClock } from './SchedulingClock.js';
 
 export interface SerialReaderOptions {
@@ -101,7 +102,7 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
   private readonly logger: Logger;
   private readonly readerListeners = new Set<(event: ReaderEvent) => void>();
   /**
-   * A device listener answers like a link's event listener (EventAcceptance):
+   * A device listener answers like a link's event listener (readers/eventAnswers.ts):
    * the terminal returns whether the ledger has recorded the event, and the
    * board's frame is ACKed only then (serial-protocol.md §5).
    */
@@ -334,7 +335,7 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
   // ---- events from the board
 
   /** What the board's event frame is answered with: the device session events are ACKed once recorded */
-  private onFirmwareEvent(link: FirmwareLink, event: EventMessage): EventAcceptance {
+  private onFirmwareEvent(link: FirmwareLink, event: EventMessage): EventAnswer {
     // a link being replaced: not taken, so the board sends the event again on the new one
     if (this.link !== link) return false;
     switch (event.name) {
@@ -465,25 +466,7 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
 
   /** true when every listener took the event (true or nothing), false when one did not (false, a throw, a rejection) */
   private emitDevice(event: DeviceEvent): boolean | Promise<boolean> {
-    const answers: unknown[] = [];
-    for (const listener of [...this.deviceListeners]) {
-      try {
-        answers.push(listener(event));
-      } catch (err) {
-        this.logger.error({ err: String(err) }, 'device listener failed');
-        answers.push(false);
-      }
-    }
-    const taken = (a: unknown): boolean => a !== false;
-    if (!answers.some((a) => typeof (a as Promise<unknown> | undefined)?.then === 'function')) return answers.every(taken);
-    return Promise.all(
-      answers.map((a) =>
-        Promise.resolve(a).catch((err: unknown) => {
-          this.logger.error({ err: String(err) }, 'device listener failed');
-          return false;
-        }),
-      ),
-    ).then((results) => results.every(taken));
+    return askListeners(this.deviceListeners, event, (err) => this.logger.error({ err: String(err) }, 'device listener failed'));
   }
 }
 
