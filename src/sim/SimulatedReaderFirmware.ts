@@ -6,6 +6,7 @@
  * and fault switches: drop ACKs, corrupt CRCs, split writes, pull the card
  * mid-APDU, reboot, unplug.
  */
+import { bytesEqual } from '../codecs/bytes.js';
 import type { SmartCard } from '../card/ApduChannel.js';
 import { NakReason, PROTOCOL_VERSION, RESPONSE_FLAG, type NakReasonCode } from '../codecs/firmware/commands.js';
 import { ApduStatus } from '../codecs/firmware/card.js';
@@ -583,11 +584,6 @@ function splitRandomly(bytes: Uint8Array, random: () => number): Uint8Array[] {
   return pieces;
 }
 
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 export interface InMemorySerialReader {
   /** The daemon's serial backend; call reader.start() */

@@ -10,6 +10,7 @@
  * a port that goes away (reader-state unavailable, reopened every
  * reopenDelayMs until it is back, no restart needed).
  */
+import { bytesEqual } from '../../codecs/bytes.js';
 import { ApduStatus } from '../../codecs/firmware/card.js';
 import { PROTOCOL_VERSION } from '../../codecs/firmware/commands.js';
 import type { EventMessage } from '../../codecs/firmware/messages.js';
@@ -512,11 +513,6 @@ function faultName(code: number): string {
   }
 }
 
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 function emptyLinkStats(): LinkStats {
   return { framesIn: 0, framesOut: 0, resends: 0, naksSent: 0, naksReceived: 0, duplicateEvents: 0, eventsNotAccepted: 0, discardedBytes: 0 };
