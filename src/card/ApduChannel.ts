@@ -20,3 +20,9 @@ export interface SmartCard {
   powerOff(): void;
   transmit(apdu: Uint8Array): Uint8Array;
 }
+
+/** A channel straight to a card in this process (an issuing-station slot, a simulated card) */
+export function directChannel(card: SmartCard): ApduChannel {
+  card.powerOn();
+  return { transmit: async (apdu) => card.transmit(apdu) };
+}

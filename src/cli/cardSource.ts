@@ -12,7 +12,6 @@
  * stays in a second reader instead, and nothing is swapped.
  */
 import { existsSync } from 'node:fs';
-import type { ApduChannel } from '../card/ApduChannel.js';
 import { CardClient } from '../card/CardClient.js';
 import { INS } from '../codecs/applet.js';
 import { toHex } from '../codecs/bytes.js';
@@ -21,7 +20,7 @@ import { loadTerminalConfig } from '../config/terminalConfig.js';
 import { daemonHolding, knownStatusSockets } from '../daemon/readerInUse.js';
 import { isTallyError, TallyError, type ErrorName } from '../errors.js';
 import type { CardReader, CardSession, OperatorPanel, PanelMessage, ReaderEvent } from '../readers/CardReader.js';
-import { directChannel } from '../scenario/CardWorld.js';
+import { directChannel, type ApduChannel } from '../card/ApduChannel.js';
 import { newCardFile, openCardFile } from '../sim/cardFile.js';
 import { integer, type Options } from './args.js';
 import type { CliIo } from './command.js';

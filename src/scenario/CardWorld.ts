@@ -8,7 +8,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ApduChannel, SmartCard } from '../card/ApduChannel.js';
+import { directChannel, type SmartCard } from '../card/ApduChannel.js';
 import type { Locale } from '../errors.js';
 import { IssuingRegistry } from '../issuing/IssuingRegistry.js';
 import { IssuingStation, type BatchResult, type MotherResult } from '../issuing/IssuingStation.js';
@@ -22,11 +22,7 @@ import type { Logger } from '../util/logger.js';
 export const DEMO_MOTHER_PIN = '246810';
 export const DEMO_WHITE_PIN = '1357';
 
-/** A channel straight to a card, for issuing-station slots */
-export function directChannel(card: SmartCard): ApduChannel {
-  card.powerOn();
-  return { transmit: async (apdu) => card.transmit(apdu) };
-}
+export { directChannel } from '../card/ApduChannel.js';
 
 export interface IssuedBatch {
   readonly result: BatchResult;

@@ -6,7 +6,7 @@ import { CardClient } from '../../card/CardClient.js';
 import { parseRecordOrThrow } from '../../crypto/chain.js';
 import { TallyError } from '../../errors.js';
 import { loadCardFile, newCardFile } from '../../sim/cardFile.js';
-import { directChannel } from '../../scenario/CardWorld.js';
+import { directChannel } from '../../card/ApduChannel.js';
 import { parse, required } from '../args.js';
 import type { CliCommand } from '../command.js';
 
