@@ -1,7 +1,13 @@
-/** The server's tables, for SQLite and PostgreSQL. Same names and meaning; only the types differ. */
+/**
+ * The server's tables, for SQLite and PostgreSQL. Same names and meaning; only the types differ.
+ *
+ * Migrations are frozen: once released, a version's statements never change (test/server/migrationsFrozen.test.ts
+ * holds each version's digest and fails when one changes). A change to the schema is a new version at the end.
+ */
 import type { Migration } from '../../util/openDatabase.js';
 
-function tables(t: { int: string; blob: string; serial: string }): string[] {
+/** Migration 1: the store's first tables. */
+function storeTables(t: { int: string; blob: string; serial: string }): string[] {
   return [
     `CREATE TABLE IF NOT EXISTS terminals (
       terminal_id TEXT PRIMARY KEY,
@@ -57,6 +63,12 @@ function tables(t: { int: string; blob: string; serial: string }): string[] {
       last_seq ${t.int} NOT NULL,
       batch_no ${t.int},
       batch_remaining ${t.int})`,
+  ];
+}
+
+/** Migration 2: how far the background audit has checked each terminal's signatures (chain-anchored ingest). */
+function signatureAuditTable(t: { int: string }): string[] {
+  return [
     `CREATE TABLE IF NOT EXISTS signature_audit (
       terminal_id TEXT PRIMARY KEY,
       audited_seq ${t.int} NOT NULL)`,
@@ -145,15 +157,14 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     version: 1,
     description: 'server store: terminals, entries, batches, rejections, alerts, heartbeats',
     up: (db) => {
-      for (const sql of tables({ int: 'INTEGER', blob: 'BLOB', serial: 'INTEGER PRIMARY KEY AUTOINCREMENT' })) db.exec(sql);
+      for (const sql of storeTables({ int: 'INTEGER', blob: 'BLOB', serial: 'INTEGER PRIMARY KEY AUTOINCREMENT' })) db.exec(sql);
     },
   },
   {
     version: 2,
     description: 'signature audit position per terminal (for chain-anchored ingest)',
-    // every statement is IF NOT EXISTS: creates what a version-1 database lacks
     up: (db) => {
-      for (const sql of tables({ int: 'INTEGER', blob: 'BLOB', serial: 'INTEGER PRIMARY KEY AUTOINCREMENT' })) db.exec(sql);
+      for (const sql of signatureAuditTable({ int: 'INTEGER' })) db.exec(sql);
     },
   },
   {
@@ -178,7 +189,8 @@ export const SQLITE_MIGRATIONS: Migration[] = [
  * where its work is done already (IF NOT EXISTS; the backfill finds no row). By the migration that brought them.
  */
 export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; readonly statements: readonly string[] }> = [
-  { version: 2, statements: tables({ int: 'BIGINT', blob: 'BYTEA', serial: 'BIGSERIAL PRIMARY KEY' }) },
+  { version: 1, statements: storeTables({ int: 'BIGINT', blob: 'BYTEA', serial: 'BIGSERIAL PRIMARY KEY' }) },
+  { version: 2, statements: signatureAuditTable({ int: 'BIGINT' }) },
   { version: 3, statements: registryTables({ int: 'BIGINT', blob: 'BYTEA', real: 'DOUBLE PRECISION' }) },
   { version: 4, statements: retiredAtColumn({ int: 'BIGINT', addColumn: 'ADD COLUMN IF NOT EXISTS', nowMs: '(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT' }) },
 ];
