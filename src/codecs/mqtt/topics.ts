@@ -3,7 +3,7 @@
  * topic level, so a v2 can run beside v1 on one broker. Terminal ids are topic
  * levels and (with mutual TLS) the broker user name, so the ACL pattern
  * tally/v1/terminal/%u/... confines each terminal to its own topics
- * (config/mosquitto/acl mirrors this table). Pure.
+ * (config/mosquitto/acl is generated from this table by scripts/mosquittoAcl.ts). Pure.
  */
 import { TERMINAL_ID_PATTERN } from './limits.js';
 import { PayloadError } from './PayloadError.js';
