@@ -126,6 +126,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
     client.once('error', onError);
   });
   await client.subscribeAsync(serverSubscriptions(options.sharedGroup), { qos: 1 });
+  await workers?.ready();
 
   const checkGaps = async (): Promise<number> => {
     const resends = await ingest.checkGaps();

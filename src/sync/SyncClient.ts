@@ -151,6 +151,8 @@ export interface SyncClient {
   policy(): SyncPolicy;
   refusals(): readonly Refusal[];
   connected(): boolean;
+  /** Connected and the broker has granted this connection's downlink subscriptions (its SUBACK came) */
+  subscribed(): boolean;
   /** The broker's receive maximum as last advertised (20 when it advertises none, as MQTT 3.1.1 brokers don't) */
   receiveMaximum(): number;
   /** Asks the server whether this terminal may load a batch; undefined when no answer in time (offline) */
@@ -477,6 +479,10 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
 
   // ---------- connection, status, heartbeat ----------
 
+  /** Counts connections, so a SUBACK of an earlier connection does not count for this one */
+  let connections = 0;
+  let subscribedConnection: number | undefined;
+
   client.on('connect', (connack) => {
     receiveMaximum = connack.properties?.receiveMaximum ?? 20;
     publishLimiter.setLimit(receiveMaximum);
@@ -484,14 +490,20 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
     // after any reconnect, start again from the lowest un-acknowledged entry
     cursor = 0;
     inflight.clear();
+    subscribedConnection = undefined;
+    const thisConnection = ++connections;
     client.subscribe(terminalSubscriptions(terminalId), { qos: 1 }, (err) => {
       if (err) logger.warn({ err: err.message }, 'subscribe failed');
+      else subscribedConnection = thisConnection;
     });
     publish(topic('status'), encodeJsonPayload('status', { state: 'online', time: clock.now(), ...(options.software ? { software: options.software } : {}) }), true).catch(() => undefined);
     pump();
   });
   client.on('error', (err) => logger.warn({ err: err.message }, 'mqtt error'));
-  client.on('close', () => logger.debug({}, 'connection closed'));
+  client.on('close', () => {
+    subscribedConnection = undefined;
+    logger.debug({}, 'connection closed');
+  });
 
   const heartbeat = async (): Promise<void> => {
     if (!client.connected) return;
@@ -543,6 +555,7 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
     policy: () => policy,
     refusals: () => refusalLog,
     connected: () => client.connected,
+    subscribed: () => client.connected && subscribedConnection === connections,
     receiveMaximum: () => receiveMaximum,
     async claimBatch(batchIdHex, batchNo, claimClinic, timeoutMs = 3000) {
       if (!client.connected) return undefined;

@@ -138,7 +138,6 @@ describe('tally server run --worker-threads', () => {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       await waitFor(() => out.includes('ingest server running') || child.exitCode !== null, 20_000, 'tally server run to start');
-      await new Promise((resolve) => setTimeout(resolve, 500)); // the workers' threads start beside the MQTT connection
       return readdirSync(`/proc/${child.pid}/task`).length;
     } finally {
       await stopChild(child);

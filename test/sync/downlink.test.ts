@@ -65,8 +65,7 @@ describe('sync: server messages', () => {
       onServerTime: (t) => times.push(t),
       heartbeatExtras: () => ({ lastSeq: 10, reader: 'ready' }),
     });
-    await waitFor(() => sync.connected() && statuses.get(id) === 'online', 5000, 'online');
-    await new Promise((r) => setTimeout(r, 200)); // subscriptions in place
+    await waitFor(() => sync.subscribed() && statuses.get(id) === 'online', 5000, 'online and subscribed');
   });
   afterAll(async () => {
     await sync?.stop();
@@ -172,8 +171,7 @@ describe('sync: resend, status and last will', () => {
   it('answers a batch claim online through the server', async () => {
     const a = createSyncClient({ outbox: new InMemoryOutbox(busyLedger(investor, 'T-CLAIM-A', 5)), brokerUrl: broker.url });
     const b = createSyncClient({ outbox: new InMemoryOutbox(busyLedger(investor, 'T-CLAIM-B', 5)), brokerUrl: broker.url });
-    await waitFor(() => a.connected() && b.connected(), 5000, 'connected');
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => a.subscribed() && b.subscribed(), 5000, 'subscribed');
     expect(await a.claimBatch('1234567812345678', 3, 'CL-1')).toEqual({ granted: true });
     expect(await b.claimBatch('1234567812345678', 3, 'CL-1')).toEqual({ granted: false, holder: 'T-CLAIM-A' });
     await a.stop();

@@ -79,8 +79,7 @@ describe('sync with the real Ledger', () => {
     expect(ledger.verify().ok).toBe(true);
     expect((await rig.store.usesPerDay()).reduce((n, d) => n + d.uses, 0)).toBe(30);
 
-    await waitFor(() => sync.connected(), 5000, 'connected');
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => sync.subscribed(), 5000, 'subscribed');
     await rig.server.publishDenylist('T-LEDGER', { transaction: 1, version: 3, kind: 'full', add: ['00000000000000ab'] });
     await waitForRefusalOrApply(3);
     await rig.server.client.publishAsync(terminalTopic('T-LEDGER', 'denylist'), Buffer.from(encodeJsonPayload('denylist', { transaction: 2, version: 4, kind: 'delta', baseVersion: 3, add: [], remove: ['00000000000000ab'] })), { qos: 1 });

@@ -32,6 +32,8 @@ export interface WorkerReply {
 
 export interface IngestWorkerPool extends SignatureVerifier, ReportPreparer {
   readonly threads: number;
+  /** Resolves once every thread has started (or ended trying): the server says it runs only after this */
+  ready(): Promise<void>;
 }
 
 /** Small signature batches run inline: posting to a worker costs more than a few verifies */
@@ -53,6 +55,7 @@ interface Job {
 
 class PoolThread {
   worker: Worker;
+  started!: Promise<void>;
   readonly jobs = new Map<number, Job>();
 
   constructor(
@@ -65,6 +68,10 @@ class PoolThread {
   private start(): Worker {
     const worker = new Worker(this.entry);
     worker.unref();
+    this.started = new Promise((resolve) => {
+      worker.once('online', resolve);
+      worker.once('exit', () => resolve());
+    });
     worker.on('message', (reply: WorkerReply) => {
       const job = this.jobs.get(reply.id);
       this.jobs.delete(reply.id);
@@ -108,6 +115,9 @@ export function createIngestWorkerPool(threads = cpus().length, entry = workerEn
   const leastBusy = (): PoolThread => pool.reduce((best, t) => (t.jobs.size < best.jobs.size ? t : best));
   return {
     threads: pool.length,
+    async ready() {
+      await Promise.all(pool.map((t) => t.started));
+    },
     async prepare(request) {
       // a copy of the payload alone (the MQTT buffer may hold more), handed over without a second copy
       const payload = new Uint8Array(request.payload);
