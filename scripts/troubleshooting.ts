@@ -182,6 +182,34 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'A message from the broker or the server could not be parsed or failed its signature check.',
     remedy: 'Nothing is applied from it. Check that terminal and server versions match; report repeated cases.',
   },
+  REGISTRY_IMPORT_REFUSED: {
+    cause: "An issuing station's export did not verify: its station key is not certified by the mother card, a signature fails, or a card in it does not chain to the investor root.",
+    remedy: 'Nothing is imported. The refusal names the reason; certify the station (tally issue certify-station) or export again from the right station.',
+  },
+  BAD_TLV: {
+    cause: 'Bytes in tag-length-value form (a card record, a ledger entry) are truncated, overlong or carry a length out of range.',
+    remedy: 'Nothing is taken from them. The error names the bad field; a card showing it is replaced, a file showing it is damaged.',
+  },
+  BAD_FRAME: {
+    cause: 'A frame on the serial line to the terminal board failed its start byte, length or checksum.',
+    remedy: 'The link drops it and resynchronises; if it keeps happening check the cable, the baud rate and the board firmware version.',
+  },
+  BAD_FIRMWARE_PAYLOAD: {
+    cause: "A sound frame from the terminal board carried a payload this version cannot read (a wrong field, or a newer board firmware).",
+    remedy: 'The message is refused with a NAK. Match the board firmware to the daemon version (firmware-protocol/serial-protocol.md).',
+  },
+  BAD_LEDGER_ENTRY: {
+    cause: 'A ledger entry does not decode: its bytes were altered, cut short or written by an incompatible version.',
+    remedy: 'Run tally ledger verify to see the first bad seq; the entry is not trusted and the ledger is reported broken from there.',
+  },
+  BAD_FCI: {
+    cause: "The card's answer to SELECT (its life cycle, chip id and profile) is malformed.",
+    remedy: 'Treat the card as unknown: clean its contacts and try again, or replace it.',
+  },
+  BAD_REGISTRY_EXPORT: {
+    cause: "An issuing station's registry export is malformed or not signed as the format requires.",
+    remedy: 'Nothing is imported. Export again from the station (tally issue export) and import the new file.',
+  },
   USAGE: {
     cause: 'A command line option is missing or wrong.',
     remedy: 'Run the command with --help and correct the options.',
@@ -189,6 +217,10 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
   CONFIG: {
     cause: 'The configuration file or a TALLY_* variable is wrong; the message lists every wrong field. The daemon exits 78 and systemd does not restart it.',
     remedy: 'Fix the fields listed; tally terminal run --settings lists every setting and --print-config shows what was resolved.',
+  },
+  BAD_INPUT: {
+    cause: 'A request named a field with a value outside its schema (the answer names the field).',
+    remedy: 'Correct that field and send the request again; nothing was written.',
   },
   INTERNAL: {
     cause: 'A software fault that should not happen.',

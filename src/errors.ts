@@ -26,6 +26,7 @@ function info(code: number, en: string, zh: string, recoverable = false): CodeIn
  * 4xxx terminal state and storage
  * 5xxx reader and transport
  * 6xxx sync and server
+ * 7xxx formats: bytes or JSON a codec could not read (CodecError, with the path of the bad field)
  * 9xxx usage and configuration
  */
 export const ErrorCodes = {
@@ -82,17 +83,27 @@ export const ErrorCodes = {
   // 6xxx: sync and server
   SYNC_REJECTED: info(6001, 'Server refused the message', '服务器拒绝消息'),
   BAD_MESSAGE: info(6002, 'Malformed message', '消息格式错误'),
+  REGISTRY_IMPORT_REFUSED: info(6003, 'Registry export refused: it does not verify against the investor root', '登记导出被拒绝：无法通过投资方根密钥校验'),
+
+  // 7xxx: formats (thrown by the codecs as CodecError, with the path of the bad field)
+  BAD_TLV: info(7001, 'Malformed data (TLV)', '数据格式错误（TLV）'),
+  BAD_FRAME: info(7002, 'Malformed reader frame', '读卡器数据帧格式错误'),
+  BAD_FIRMWARE_PAYLOAD: info(7003, 'Malformed reader message', '读卡器消息格式错误'),
+  BAD_LEDGER_ENTRY: info(7004, 'Malformed ledger entry', '账本条目格式错误'),
+  BAD_FCI: info(7005, 'Malformed card answer to select', '卡片选择应答格式错误'),
+  BAD_REGISTRY_EXPORT: info(7006, 'Malformed registry export', '登记导出文件格式错误'),
 
   // 9xxx: usage and configuration
   USAGE: info(9001, 'Invalid usage', '用法错误'),
   CONFIG: info(9002, 'Invalid configuration', '配置错误'),
+  BAD_INPUT: info(9003, 'Invalid input', '输入无效'),
   INTERNAL: info(9999, 'Internal error', '内部错误'),
 } as const;
 
 export type ErrorName = keyof typeof ErrorCodes;
 
 export class TallyError extends Error {
-  override readonly name = 'TallyError';
+  override readonly name: string = 'TallyError';
   readonly code: ErrorName;
   readonly numericCode: number;
   readonly context: Readonly<Record<string, unknown>>;
@@ -113,6 +124,41 @@ export class TallyError extends Error {
   operatorMessage(locale: Locale = 'en'): string {
     return operatorMessage(this.code, locale);
   }
+}
+
+/**
+ * What a codec throws: a TallyError whose message is the codec's own detail and whose `path` names the bad
+ * field ('' for the input as a whole), so callers report the field without reading the message.
+ */
+export class CodecError extends TallyError {
+  override readonly name: string = 'CodecError';
+  readonly path: string;
+
+  constructor(code: ErrorName, detail: string, path = '') {
+    super(code, detail, path ? { path } : {});
+    this.message = detail;
+    this.path = path;
+  }
+}
+
+/**
+ * A refusal with a stable reason string that is stored or answered as it is (a server's rejection log, an HTTP
+ * body): a TallyError whose message stays `reason: detail`.
+ */
+export class ReasonedError<R extends string = string> extends TallyError {
+  constructor(
+    code: ErrorName,
+    readonly reason: R,
+    readonly detail: string,
+    context: Record<string, unknown> = {},
+  ) {
+    super(code, `${reason}: ${detail}`, { reason, ...context });
+    this.message = `${reason}: ${detail}`;
+  }
+}
+
+export function isCodecError(err: unknown, code?: ErrorName): err is CodecError {
+  return err instanceof CodecError && (code === undefined || err.code === code);
 }
 
 export function operatorMessage(code: ErrorName, locale: Locale = 'en'): string {

@@ -2,6 +2,7 @@
  * ISO 7816-4 command and response APDUs, short form only (Lc <= 255, Le <= 256),
  * which is what every contact reader and our serial firmware carry. Pure.
  */
+import { CodecError } from '../errors.js';
 import { concatBytes } from './bytes.js';
 
 export interface CommandApdu {
@@ -19,8 +20,11 @@ export interface ResponseApdu {
   readonly sw: number;
 }
 
-export class ApduError extends Error {
-  override readonly name = 'ApduError';
+export class ApduError extends CodecError {
+  override readonly name: string = 'ApduError';
+  constructor(detail: string, path = '') {
+    super('MALFORMED_APDU', detail, path);
+  }
 }
 
 export const MAX_SHORT_LC = 255;

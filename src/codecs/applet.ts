@@ -3,6 +3,7 @@
  * The specification is firmware-protocol/card-applet.md; this file and
  * sim/SimulatedCard.ts implement the two sides of it.
  */
+import { CodecError } from '../errors.js';
 import { encodeCommandApdu } from './apdu.js';
 import { readU32be, u32be } from './bytes.js';
 import { decodeTlvs, encodeTlvs, type TlvItem } from './tlv.js';
@@ -75,8 +76,11 @@ export interface CardFci {
   readonly marker?: Uint8Array;
 }
 
-export class FciError extends Error {
-  override readonly name = 'FciError';
+export class FciError extends CodecError {
+  override readonly name: string = 'FciError';
+  constructor(detail: string, path = '') {
+    super('BAD_FCI', detail, path);
+  }
 }
 
 export function encodeFci(fci: CardFci): Uint8Array {

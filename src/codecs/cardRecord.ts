@@ -11,6 +11,7 @@
  * A batch record embeds its white card's whole record so a terminal can check
  * the chain offline. Pure.
  */
+import { CodecError } from '../errors.js';
 import { fromUtf8, readU32be, u32be, utf8 } from './bytes.js';
 import type { TlvError} from './tlv.js';
 import { decodeTlvs, encodeTlv, encodeTlvs, type TlvItem } from './tlv.js';
@@ -120,8 +121,11 @@ export type SignedRecord<F extends RecordFields = RecordFields> = F & {
   readonly raw: Uint8Array;
 };
 
-export class RecordError extends Error {
-  override readonly name = 'RecordError';
+export class RecordError extends CodecError {
+  override readonly name: string = 'RecordError';
+  constructor(detail: string, path = '') {
+    super('MALFORMED_RECORD', detail, path);
+  }
 }
 
 type FieldType = 'bytes8' | 'bytes32' | 'u32' | 'clinic' | 'name' | 'record';

@@ -7,6 +7,7 @@
  * entries and the terminal certificate can detect a deleted, altered or
  * reordered entry. Same strict TLV discipline as cardRecord.ts. Pure.
  */
+import { CodecError } from '../errors.js';
 import { fromUtf8, readU64be, u64be, utf8 } from './bytes.js';
 import { SIGNATURE_LENGTH } from './cardRecord.js';
 import { decodeTlvs, encodeTlv, encodeTlvs, type TlvItem } from './tlv.js';
@@ -83,8 +84,11 @@ export type LedgerEntry = LedgerEntryFields & {
   readonly raw: Uint8Array;
 };
 
-export class LedgerEntryError extends Error {
-  override readonly name = 'LedgerEntryError';
+export class LedgerEntryError extends CodecError {
+  override readonly name: string = 'LedgerEntryError';
+  constructor(detail: string, path = '') {
+    super('BAD_LEDGER_ENTRY', detail, path);
+  }
 }
 
 const MAX_DETAIL = 200;

@@ -13,6 +13,7 @@
  * so even the station key cannot make the server believe in a card the mother
  * and white cards did not sign. Strict parsing; pure (no crypto here).
  */
+import { CodecError } from '../errors.js';
 import { utf8 } from './bytes.js';
 
 export const REGISTRY_EXPORT_FORMAT = 'tallystick-registry-export/1';
@@ -74,13 +75,14 @@ export interface RegistryExportFile {
 
 export type RegistryExportProblem = 'malformed' | 'unsupported-format' | 'oversized';
 
-export class RegistryExportError extends Error {
-  override readonly name = 'RegistryExportError';
+export class RegistryExportError extends CodecError {
+  override readonly name: string = 'RegistryExportError';
   constructor(
     readonly reason: RegistryExportProblem,
     detail: string,
+    path = '',
   ) {
-    super(`${reason}: ${detail}`);
+    super('BAD_REGISTRY_EXPORT', `${reason}: ${detail}`, path);
   }
 }
 

@@ -4,6 +4,7 @@
  * Decoding is strict: truncated or overlong input is an error, never a guess.
  * Pure.
  */
+import { CodecError } from '../errors.js';
 import { concatBytes } from './bytes.js';
 
 export interface TlvItem {
@@ -11,8 +12,11 @@ export interface TlvItem {
   readonly value: Uint8Array;
 }
 
-export class TlvError extends Error {
-  override readonly name = 'TlvError';
+export class TlvError extends CodecError {
+  override readonly name: string = 'TlvError';
+  constructor(detail: string, path = '') {
+    super('BAD_TLV', detail, path);
+  }
 }
 
 export const MAX_TLV_LENGTH = 0xffff;

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_FRAME, MAX_PAYLOAD, encodeFrame, parseFrame } from '../../src/codecs/firmware/frame.js';
 import { encodeMessage, parseMessage } from '../../src/codecs/firmware/messages.js';
-import { PayloadError } from '../../src/codecs/firmware/payload.js';
+import { FirmwarePayloadError } from '../../src/codecs/firmware/payload.js';
 import { FrameParser, type DiscardedBytes, type ParsedFrame } from '../../src/readers/serial/FrameParser.js';
 import { COUNT, FUZZ_TIMEOUT_MS, HEAP_GROWTH_LIMIT, SLOW_INPUT_MS, heapUsed, mutate, prng, randomBytes } from './fuzzKit.js';
 import { MESSAGE_FAMILIES, hexBytes, loadMessageVectors } from './vectorFiles.js';
@@ -86,7 +86,7 @@ describe('fuzz: serial frames', () => {
     expect(heapGrowth).toBeLessThan(HEAP_GROWTH_LIMIT);
   }, FUZZ_TIMEOUT_MS);
 
-  it(`parseMessage: ${MESSAGE_COUNT} checked frames with hostile payloads, only PayloadError, and what parses re-encodes to the same bytes`, () => {
+  it(`parseMessage: ${MESSAGE_COUNT} checked frames with hostile payloads, only FirmwarePayloadError, and what parses re-encodes to the same bytes`, () => {
     const seeds: { command: number; payload: Uint8Array }[] = [];
     for (const family of MESSAGE_FAMILIES) {
       for (const v of loadMessageVectors(family)) seeds.push({ command: v.frame.command, payload: hexBytes(v.frame.payload) });
@@ -109,7 +109,7 @@ describe('fuzz: serial frames', () => {
         if (again.command === command && Buffer.from(again.payload).equals(Buffer.from(payload))) outcome.roundTrips++;
         else throw new Error(`input ${i}: ${Buffer.from(payload).toString('hex')} for 0x${command.toString(16)} re-encodes differently`);
       } catch (err) {
-        if (!(err instanceof PayloadError)) throw new Error(`input ${i}: threw ${String(err)}`, { cause: err });
+        if (!(err instanceof FirmwarePayloadError)) throw new Error(`input ${i}: threw ${String(err)}`, { cause: err });
         outcome.payloadError++;
       }
     }

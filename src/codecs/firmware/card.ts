@@ -1,5 +1,5 @@
 /** Card family: slot status, APDU pass-through, card inserted and removed events. Pure. */
-import { PayloadError, PayloadReader, PayloadWriter } from './payload.js';
+import { FirmwarePayloadError, PayloadReader, PayloadWriter } from './payload.js';
 
 /** ISO 7816-3 caps an ATR at 33 bytes */
 export const MAX_ATR = 33;
@@ -10,7 +10,7 @@ export const MIN_COMMAND_APDU = 4;
 export const MAX_RESPONSE_APDU = 258;
 
 function checkAtr(atr: Uint8Array, what: string): void {
-  if (atr.length < 2 || atr.length > MAX_ATR) throw new PayloadError(`${what}: ATR must be 2..${MAX_ATR} bytes, got ${atr.length}`);
+  if (atr.length < 2 || atr.length > MAX_ATR) throw new FirmwarePayloadError(`${what}: ATR must be 2..${MAX_ATR} bytes, got ${atr.length}`);
 }
 
 export interface SlotBody {
@@ -21,17 +21,17 @@ export interface SlotBody {
 
 export function encodeSlot(body: SlotBody): Uint8Array {
   if (body.present) checkAtr(body.atr, 'slot');
-  else if (body.atr.length !== 0) throw new PayloadError('slot: an empty slot has no ATR');
+  else if (body.atr.length !== 0) throw new FirmwarePayloadError('slot: an empty slot has no ATR');
   return new PayloadWriter('slot').u8(body.present ? 1 : 0, 'present').bytes(body.atr).done();
 }
 
 export function parseSlot(payload: Uint8Array): SlotBody {
   const r = new PayloadReader(payload, 'slot');
   const present = r.u8('present');
-  if (present > 1) throw new PayloadError(`slot: present must be 0 or 1, got ${present}`);
+  if (present > 1) throw new FirmwarePayloadError(`slot: present must be 0 or 1, got ${present}`);
   const atr = r.rest();
   if (present === 1) checkAtr(atr, 'slot');
-  else if (atr.length !== 0) throw new PayloadError('slot: an empty slot has no ATR');
+  else if (atr.length !== 0) throw new FirmwarePayloadError('slot: an empty slot has no ATR');
   return { present: present === 1, atr };
 }
 
@@ -41,14 +41,14 @@ export interface ApduRequestBody {
 
 export function encodeApduRequest(body: ApduRequestBody): Uint8Array {
   if (body.apdu.length < MIN_COMMAND_APDU || body.apdu.length > MAX_COMMAND_APDU) {
-    throw new PayloadError(`apdu: command must be ${MIN_COMMAND_APDU}..${MAX_COMMAND_APDU} bytes, got ${body.apdu.length}`);
+    throw new FirmwarePayloadError(`apdu: command must be ${MIN_COMMAND_APDU}..${MAX_COMMAND_APDU} bytes, got ${body.apdu.length}`);
   }
   return body.apdu.slice();
 }
 
 export function parseApduRequest(payload: Uint8Array): ApduRequestBody {
   if (payload.length < MIN_COMMAND_APDU || payload.length > MAX_COMMAND_APDU) {
-    throw new PayloadError(`apdu: command must be ${MIN_COMMAND_APDU}..${MAX_COMMAND_APDU} bytes, got ${payload.length}`);
+    throw new FirmwarePayloadError(`apdu: command must be ${MIN_COMMAND_APDU}..${MAX_COMMAND_APDU} bytes, got ${payload.length}`);
   }
   return { apdu: payload.slice() };
 }
@@ -83,11 +83,11 @@ export function parseApduResponse(payload: Uint8Array): ApduResponseBody {
 }
 
 function checkApduResponse(status: number, response: Uint8Array): void {
-  if (status > ApduStatus.CARD_MUTE) throw new PayloadError(`apdu response: unknown status ${status}`);
+  if (status > ApduStatus.CARD_MUTE) throw new FirmwarePayloadError(`apdu response: unknown status ${status}`);
   if (status === ApduStatus.OK && (response.length < 2 || response.length > MAX_RESPONSE_APDU)) {
-    throw new PayloadError(`apdu response: response APDU must be 2..${MAX_RESPONSE_APDU} bytes, got ${response.length}`);
+    throw new FirmwarePayloadError(`apdu response: response APDU must be 2..${MAX_RESPONSE_APDU} bytes, got ${response.length}`);
   }
-  if (status !== ApduStatus.OK && response.length !== 0) throw new PayloadError('apdu response: a failed exchange carries no response');
+  if (status !== ApduStatus.OK && response.length !== 0) throw new FirmwarePayloadError('apdu response: a failed exchange carries no response');
 }
 
 export interface CardInsertedBody {

@@ -6,6 +6,7 @@
  * LEN counts payload bytes only. The CRC covers LEN, SEQ, CMD and PAYLOAD.
  * Pure: bytes in, values out.
  */
+import { CodecError } from '../../errors.js';
 import { crc16 } from './crc16.js';
 
 export const START_OF_FRAME = 0xa5;
@@ -23,8 +24,11 @@ export interface Frame {
   readonly payload: Uint8Array;
 }
 
-export class FrameError extends Error {
-  override readonly name = 'FrameError';
+export class FrameError extends CodecError {
+  override readonly name: string = 'FrameError';
+  constructor(detail: string, path = '') {
+    super('BAD_FRAME', detail, path);
+  }
 }
 
 function checkByte(name: string, value: number): void {

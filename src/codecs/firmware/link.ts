@@ -3,7 +3,7 @@
  * the acknowledged frame's SEQ); a NAK adds a reason. Pure.
  */
 import { NakReason, type NakReasonCode } from './commands.js';
-import { PayloadError, PayloadReader, PayloadWriter } from './payload.js';
+import { FirmwarePayloadError, PayloadReader, PayloadWriter } from './payload.js';
 
 export interface AckBody {
   readonly ackedCommand: number;
@@ -36,6 +36,6 @@ export function parseNak(payload: Uint8Array): NakBody {
   const nakedCommand = r.u8('nakedCommand');
   const reason = r.u8('reason');
   r.end();
-  if (!REASONS.has(reason)) throw new PayloadError(`NAK: unknown reason ${reason}`);
+  if (!REASONS.has(reason)) throw new FirmwarePayloadError(`NAK: unknown reason ${reason}`);
   return { nakedCommand, reason: reason as NakReasonCode };
 }

@@ -10,7 +10,7 @@ import type { Frame } from './frame.js';
 import { type AckBody, type NakBody, encodeAck, encodeNak, parseAck, parseNak } from './link.js';
 import type { BuzzerBody, DisplayBody, LedsBody } from './panel.js';
 import * as panel from './panel.js';
-import { PayloadError, expectEmpty } from './payload.js';
+import { FirmwarePayloadError, expectEmpty } from './payload.js';
 import type { DeviceFaultBody, DeviceFinishedBody, DeviceStartedBody, RelayEnableBody } from './relay.js';
 import * as relay from './relay.js';
 import type { BootBody, DeviceInfo, PingBody } from './system.js';
@@ -59,7 +59,7 @@ export interface EventBodies {
 export type RequestName = keyof RequestBodies;
 export type EventName = keyof EventBodies;
 
-export class UnknownCommandError extends PayloadError {
+export class UnknownCommandError extends FirmwarePayloadError {
   constructor(readonly command: number) {
     super(`unknown command 0x${command.toString(16).padStart(2, '0')}`);
   }
@@ -123,7 +123,7 @@ export function needsAck(command: number): boolean {
   return command !== Command.ACK && command !== Command.NAK;
 }
 
-/** Maps a checked frame to its typed message; throws PayloadError (UnknownCommandError for an unknown CMD) */
+/** Maps a checked frame to its typed message; throws FirmwarePayloadError (UnknownCommandError for an unknown CMD) */
 export function parseMessage(frame: Frame): FirmwareMessage {
   const { seq, command, payload } = frame;
   if (command === Command.ACK) return { kind: 'ack', seq, body: parseAck(payload) };
@@ -142,7 +142,7 @@ export function parseMessage(frame: Frame): FirmwareMessage {
   throw new UnknownCommandError(command);
 }
 
-/** The frame that carries a message; throws PayloadError when a field is out of range */
+/** The frame that carries a message; throws FirmwarePayloadError when a field is out of range */
 export function encodeMessage(message: FirmwareMessage): Frame {
   const { seq } = message;
   switch (message.kind) {

@@ -1,7 +1,12 @@
+import { CodecError } from '../../errors.js';
 /** Cursor helpers shared by the firmware payload codecs. Pure. */
 
-export class PayloadError extends Error {
-  override readonly name = 'PayloadError';
+/** A firmware message whose payload does not parse (the frame around it was sound) */
+export class FirmwarePayloadError extends CodecError {
+  override readonly name: string = 'FirmwarePayloadError';
+  constructor(detail: string, path = '') {
+    super('BAD_FIRMWARE_PAYLOAD', detail, path);
+  }
 }
 
 const utf8Encoder = new TextEncoder();
@@ -15,17 +20,17 @@ export function decodeUtf8(bytes: Uint8Array, what: string): string {
   try {
     return strictUtf8.decode(bytes);
   } catch {
-    throw new PayloadError(`${what}: invalid UTF-8`);
+    throw new FirmwarePayloadError(`${what}: invalid UTF-8`);
   }
 }
 
-/** Reads a payload front to back; every read checks bounds and throws PayloadError */
+/** Reads a payload front to back; every read checks bounds and throws FirmwarePayloadError */
 export class PayloadReader {
   private offset = 0;
   constructor(private readonly bytes: Uint8Array, private readonly what: string) {}
 
   u8(field: string): number {
-    if (this.offset + 1 > this.bytes.length) throw new PayloadError(`${this.what}: truncated at ${field}`);
+    if (this.offset + 1 > this.bytes.length) throw new FirmwarePayloadError(`${this.what}: truncated at ${field}`);
     return this.bytes[this.offset++]!;
   }
 
@@ -38,7 +43,7 @@ export class PayloadReader {
   }
 
   take(count: number, field: string): Uint8Array {
-    if (this.offset + count > this.bytes.length) throw new PayloadError(`${this.what}: truncated at ${field}`);
+    if (this.offset + count > this.bytes.length) throw new FirmwarePayloadError(`${this.what}: truncated at ${field}`);
     const out = this.bytes.slice(this.offset, this.offset + count);
     this.offset += count;
     return out;
@@ -53,16 +58,16 @@ export class PayloadReader {
   /** u8 length then that many bytes of UTF-8 */
   shortString(field: string, max: number): string {
     const length = this.u8(field);
-    if (length > max) throw new PayloadError(`${this.what}: ${field} longer than ${max} bytes`);
+    if (length > max) throw new FirmwarePayloadError(`${this.what}: ${field} longer than ${max} bytes`);
     return decodeUtf8(this.take(length, field), `${this.what}: ${field}`);
   }
 
   end(): void {
-    if (this.offset !== this.bytes.length) throw new PayloadError(`${this.what}: ${this.bytes.length - this.offset} unexpected trailing bytes`);
+    if (this.offset !== this.bytes.length) throw new FirmwarePayloadError(`${this.what}: ${this.bytes.length - this.offset} unexpected trailing bytes`);
   }
 }
 
-/** Builds a payload; every write checks its range and throws PayloadError */
+/** Builds a payload; every write checks its range and throws FirmwarePayloadError */
 export class PayloadWriter {
   private readonly parts: number[] = [];
   constructor(private readonly what: string) {}
@@ -92,7 +97,7 @@ export class PayloadWriter {
 
   shortString(text: string, field: string, max: number): this {
     const encoded = encodeUtf8(text);
-    if (encoded.length > max) throw new PayloadError(`${this.what}: ${field} longer than ${max} bytes`);
+    if (encoded.length > max) throw new FirmwarePayloadError(`${this.what}: ${field} longer than ${max} bytes`);
     return this.u8(encoded.length, field).bytes(encoded);
   }
 
@@ -101,11 +106,11 @@ export class PayloadWriter {
   }
 
   private check(value: number, max: number, field: string): void {
-    if (!Number.isInteger(value) || value < 0 || value > max) throw new PayloadError(`${this.what}: ${field} out of range: ${value}`);
+    if (!Number.isInteger(value) || value < 0 || value > max) throw new FirmwarePayloadError(`${this.what}: ${field} out of range: ${value}`);
   }
 }
 
 export function expectEmpty(payload: Uint8Array, what: string): Record<string, never> {
-  if (payload.length !== 0) throw new PayloadError(`${what}: expected an empty payload, got ${payload.length} bytes`);
+  if (payload.length !== 0) throw new FirmwarePayloadError(`${what}: expected an empty payload, got ${payload.length} bytes`);
   return {};
 }

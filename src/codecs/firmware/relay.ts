@@ -1,5 +1,5 @@
 /** Relay family: enable the medical device for one use, and its session events. Pure. */
-import { PayloadError, PayloadReader, PayloadWriter, decodeUtf8, encodeUtf8 } from './payload.js';
+import { FirmwarePayloadError, PayloadReader, PayloadWriter, decodeUtf8, encodeUtf8 } from './payload.js';
 
 export const MAX_FAULT_DETAIL = 64;
 
@@ -63,7 +63,7 @@ export function parseDeviceFinished(payload: Uint8Array): DeviceFinishedBody {
   const reason = r.u8('reason');
   const runMs = r.u32('runMs');
   r.end();
-  if (reason > FinishReason.DISABLED) throw new PayloadError(`device finished: unknown reason ${reason}`);
+  if (reason > FinishReason.DISABLED) throw new FirmwarePayloadError(`device finished: unknown reason ${reason}`);
   return { useSeq, reason: reason as FinishReasonCode, runMs };
 }
 
@@ -86,7 +86,7 @@ export interface DeviceFaultBody {
 
 export function encodeDeviceFault(body: DeviceFaultBody): Uint8Array {
   const detail = encodeUtf8(body.detail);
-  if (detail.length > MAX_FAULT_DETAIL) throw new PayloadError(`device fault: detail longer than ${MAX_FAULT_DETAIL} bytes`);
+  if (detail.length > MAX_FAULT_DETAIL) throw new FirmwarePayloadError(`device fault: detail longer than ${MAX_FAULT_DETAIL} bytes`);
   return new PayloadWriter('device fault').u32(body.useSeq, 'useSeq').u8(body.code, 'code').bytes(detail).done();
 }
 
@@ -95,7 +95,7 @@ export function parseDeviceFault(payload: Uint8Array): DeviceFaultBody {
   const useSeq = r.u32('useSeq');
   const code = r.u8('code');
   const detailBytes = r.rest();
-  if (code < FaultCode.START_FAILED || code > FaultCode.RELAY_FAULT) throw new PayloadError(`device fault: unknown code ${code}`);
-  if (detailBytes.length > MAX_FAULT_DETAIL) throw new PayloadError(`device fault: detail longer than ${MAX_FAULT_DETAIL} bytes`);
+  if (code < FaultCode.START_FAILED || code > FaultCode.RELAY_FAULT) throw new FirmwarePayloadError(`device fault: unknown code ${code}`);
+  if (detailBytes.length > MAX_FAULT_DETAIL) throw new FirmwarePayloadError(`device fault: detail longer than ${MAX_FAULT_DETAIL} bytes`);
   return { useSeq, code: code as FaultCodeValue, detail: decodeUtf8(detailBytes, 'device fault: detail') };
 }

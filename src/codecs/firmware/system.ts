@@ -1,5 +1,5 @@
 /** System family: device info, ping, reset, and the boot event. Pure. */
-import { PayloadError, PayloadReader, PayloadWriter } from './payload.js';
+import { FirmwarePayloadError, PayloadReader, PayloadWriter } from './payload.js';
 
 export const MAX_PING_NONCE = 32;
 export const MAX_INFO_STRING = 32;
@@ -39,12 +39,12 @@ export interface PingBody {
 }
 
 export function encodePing(body: PingBody): Uint8Array {
-  if (body.nonce.length > MAX_PING_NONCE) throw new PayloadError(`ping: nonce longer than ${MAX_PING_NONCE} bytes`);
+  if (body.nonce.length > MAX_PING_NONCE) throw new FirmwarePayloadError(`ping: nonce longer than ${MAX_PING_NONCE} bytes`);
   return body.nonce.slice();
 }
 
 export function parsePing(payload: Uint8Array): PingBody {
-  if (payload.length > MAX_PING_NONCE) throw new PayloadError(`ping: nonce longer than ${MAX_PING_NONCE} bytes`);
+  if (payload.length > MAX_PING_NONCE) throw new FirmwarePayloadError(`ping: nonce longer than ${MAX_PING_NONCE} bytes`);
   return { nonce: payload.slice() };
 }
 
@@ -75,6 +75,6 @@ export function parseBoot(payload: Uint8Array): BootBody {
   const protocolVersion = r.u8('protocolVersion');
   const bootId = r.u16('bootId');
   r.end();
-  if (reason > BootReason.BROWN_OUT) throw new PayloadError(`boot: unknown reason ${reason}`);
+  if (reason > BootReason.BROWN_OUT) throw new FirmwarePayloadError(`boot: unknown reason ${reason}`);
   return { reason: reason as BootReasonCode, protocolVersion, bootId };
 }

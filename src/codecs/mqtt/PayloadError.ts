@@ -1,9 +1,10 @@
 /**
  * Why an MQTT payload was refused. `reason` is stable (tests and the server's
- * rejection log assert on it); the message says where. The MQTT codecs are a
- * leaf: the layer rules keep src/codecs/mqtt from importing outside itself, so
- * callers map this to TallyError at their edge.
+ * rejection log assert on it); the message says where and `path` names the
+ * bad field. A CodecError with the code BAD_MESSAGE.
  */
+import { CodecError } from '../../errors.js';
+
 export type PayloadRejection =
   | 'oversized'
   | 'malformed'
@@ -11,12 +12,14 @@ export type PayloadRejection =
   | 'schema'
   | 'unknown-topic';
 
-export class PayloadError extends Error {
-  override readonly name = 'PayloadError';
+/** An MQTT payload or topic we refuse: `reason` is what the server records, `path` the bad field ('' for all of it) */
+export class PayloadError extends CodecError {
+  override readonly name: string = 'PayloadError';
   constructor(
     readonly reason: PayloadRejection,
     readonly detail: string,
+    path = '',
   ) {
-    super(`${reason}: ${detail}`);
+    super('BAD_MESSAGE', `${reason}: ${detail}`, path);
   }
 }

@@ -17,7 +17,7 @@ const cardIdHex = string(16, /^[0-9a-f]{16}$/);
 const clinicCode = string(16, /^.{1,16}$/);
 const seqRange: Schema<readonly [number, number]> = (value, path) => {
   const [from, to] = array(seq, 2)(value, path);
-  if (from === undefined || to === undefined || from > to) throw new PayloadError('schema', `${path}: expected [from, to] with from <= to`);
+  if (from === undefined || to === undefined || from > to) throw new PayloadError('schema', `${path}: expected [from, to] with from <= to`, path.replace(/^\./, ''));
   return [from, to] as const;
 };
 const errorBody = object({ code: string(64), message: string(500) });
@@ -160,14 +160,14 @@ function checkSemantics<K extends JsonKind>(kind: K, value: JsonPayloads[K]): vo
   if (kind === 'denylist') {
     const list = value as DenylistPayload;
     if (list.kind === 'full' && (list.baseVersion !== undefined || list.remove !== undefined)) throw new PayloadError('schema', 'a full deny list has no baseVersion or remove');
-    if (list.kind === 'delta' && (list.baseVersion === undefined || list.baseVersion >= list.version)) throw new PayloadError('schema', 'a delta needs a baseVersion below its version');
+    if (list.kind === 'delta' && (list.baseVersion === undefined || list.baseVersion >= list.version)) throw new PayloadError('schema', 'a delta needs a baseVersion below its version', 'baseVersion');
   }
   if (kind === 'resend') {
     const resend = value as ResendPayload;
-    if (resend.toSeq !== undefined && resend.toSeq < resend.fromSeq) throw new PayloadError('schema', 'toSeq below fromSeq');
+    if (resend.toSeq !== undefined && resend.toSeq < resend.fromSeq) throw new PayloadError('schema', 'toSeq below fromSeq', 'toSeq');
   }
   if ((kind === 'ack' || kind === 'claim-result' || kind === 'response') && (value as { status: string }).status === 'error' && !(value as { error?: unknown }).error) {
-    throw new PayloadError('schema', 'status error without an error');
+    throw new PayloadError('schema', 'status error without an error', 'error');
   }
 }
 

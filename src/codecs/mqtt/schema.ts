@@ -11,7 +11,7 @@ export type Infer<S> = S extends Schema<infer T> ? T : never;
 
 function fail(path: string, expected: string, value: unknown): never {
   const shown = value === undefined ? 'missing' : JSON.stringify(value)?.slice(0, 40);
-  throw new PayloadError('schema', `${path || 'payload'}: expected ${expected}, got ${shown}`);
+  throw new PayloadError('schema', `${path || 'payload'}: expected ${expected}, got ${shown}`, path.replace(/^\./, ''));
 }
 
 export function integer(min = 0, max = Number.MAX_SAFE_INTEGER): Schema<number> {

@@ -4,6 +4,7 @@
  * entry's parse, terminal and signature, and the card data the fraud rules
  * need. Pure apart from the CPU: no store, no clock.
  */
+import { ReasonedError } from '../../errors.js';
 import { bytesEqual, toHex } from '../../codecs/bytes.js';
 import { parseCardRecord, RecordKind, type SignedRecord, type TerminalFields } from '../../codecs/cardRecord.js';
 import { EntryType, GENESIS_HASH, parseLedgerEntry, type LedgerEntry } from '../../codecs/ledgerEntry.js';
@@ -36,13 +37,11 @@ export interface VerifiedReport {
   readonly rejected: RejectedEntry[];
 }
 
-export class ReportRejection extends Error {
-  override readonly name = 'ReportRejection';
-  constructor(
-    readonly reason: 'bad-certificate' | 'terminal-mismatch',
-    readonly detail: string,
-  ) {
-    super(`${reason}: ${detail}`);
+/** A report the server refuses as a whole (its certificate, or a terminal publishing as another) */
+export class ReportRejection extends ReasonedError<'bad-certificate' | 'terminal-mismatch'> {
+  override readonly name: string = 'ReportRejection';
+  constructor(reason: 'bad-certificate' | 'terminal-mismatch', detail: string) {
+    super('SYNC_REJECTED', reason, detail);
   }
 }
 

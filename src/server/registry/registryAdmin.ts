@@ -9,6 +9,7 @@
  * retired already: the stamp is the start of its retirement, and the registry
  * check counts its entries from then. Putting it back in service clears it.
  */
+import { TallyError } from '../../errors.js';
 import { MAX_CLINIC_CODE } from '../../codecs/cardRecord.js';
 import { TERMINAL_ID_PATTERN } from '../../codecs/mqtt/limits.js';
 import { PayloadError } from '../../codecs/mqtt/PayloadError.js';
@@ -26,7 +27,7 @@ function text(maxLength: number): Schema<string> {
 /** As the card records carry it: 1..16 UTF-8 bytes, printable, no white space */
 const clinicCode: Schema<string> = (value, path) => {
   const code = string(MAX_CLINIC_CODE, /^[^\s\p{Cc}]+$/u)(value, path);
-  if (Buffer.byteLength(code, 'utf8') > MAX_CLINIC_CODE) throw new PayloadError('schema', `${path}: expected at most ${MAX_CLINIC_CODE} UTF-8 bytes, got ${Buffer.byteLength(code, 'utf8')}`);
+  if (Buffer.byteLength(code, 'utf8') > MAX_CLINIC_CODE) throw new PayloadError('schema', `${path}: expected at most ${MAX_CLINIC_CODE} UTF-8 bytes, got ${Buffer.byteLength(code, 'utf8')}`, path.replace(/^\./, ''));
   return code;
 };
 
@@ -56,13 +57,14 @@ export type TerminalInput = Infer<typeof TerminalInputSchema>;
 export type RetireInput = Infer<typeof RetireInputSchema>;
 
 /** Input that fails its schema: `field` is the path of the first bad field ('' for the body itself) */
-export class RegistryInputError extends Error {
-  override readonly name = 'RegistryInputError';
+export class RegistryInputError extends TallyError {
+  override readonly name: string = 'RegistryInputError';
   constructor(
     readonly field: string,
     message: string,
   ) {
-    super(message);
+    super('BAD_INPUT', message, { field });
+    this.message = message;
   }
 }
 
@@ -72,9 +74,7 @@ export function checkInput<T>(schema: Schema<T>, value: unknown): T {
     return schema(value, '');
   } catch (err) {
     if (!(err instanceof PayloadError)) throw err;
-    const detail = err.message.replace(/^schema: /, '');
-    const field = /^([^:]+):/.exec(detail)?.[1] ?? '';
-    throw new RegistryInputError(field === 'payload' ? '' : field.replace(/^\./, ''), detail.replace(/^\./, ''));
+    throw new RegistryInputError(err.path, err.detail.replace(/^\./, ''));
   }
 }
 

@@ -5,6 +5,7 @@
  * chains to the root on its own (white by root, batch by its white card). Any
  * failure refuses the whole export with a stable reason; nothing is imported.
  */
+import { ReasonedError } from '../../errors.js';
 import { bytesEqual, fromHex, toHex, utf8 } from '../../codecs/bytes.js';
 import { parseCardRecord, RecordKind, type BatchFields, type MotherFields, type SignedRecord, type WhiteFields } from '../../codecs/cardRecord.js';
 import {
@@ -28,13 +29,10 @@ export type ImportRefusalReason =
   | 'forged-card'
   | 'inconsistent';
 
-export class RegistryImportRefused extends Error {
-  override readonly name = 'RegistryImportRefused';
-  constructor(
-    readonly reason: ImportRefusalReason,
-    detail: string,
-  ) {
-    super(`${reason}: ${detail}`);
+export class RegistryImportRefused extends ReasonedError<ImportRefusalReason> {
+  override readonly name: string = 'RegistryImportRefused';
+  constructor(reason: ImportRefusalReason, detail: string) {
+    super('REGISTRY_IMPORT_REFUSED', reason, detail);
   }
 }
 
