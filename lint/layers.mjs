@@ -16,6 +16,8 @@ const NODE_IO = ['node:fs', 'node:path', 'node:os', 'node:net', 'node:child_proc
 export const LAYERS = {
   errors: { may: [], packages: [], why: 'codes and operator messages, imported by every layer' },
   codecs: { may: ['errors'], packages: [], why: 'pure: bytes in, values out; no I/O, no clock, no other layer' },
+  'codecs/hl7': { may: ['codecs', 'errors'], packages: ['@medplum/core'], why: 'pure: HL7 v2 (ER7) through Medplum\'s parser with our own limits, MLLP framing, ACKs' },
+  'codecs/gateway': { may: ['codecs', 'codecs/hl7', 'errors'], packages: ['@sinclair/typebox'], why: 'pure: the gateway\'s allow list, each message type declared once with its TypeBox schema, and its canonical encoding' },
   crypto: { may: ['codecs', 'errors'], packages: ['node:crypto'], why: 'signatures and chain checks with public keys; no I/O' },
   card: { may: ['codecs', 'crypto', 'errors'], packages: [], why: 'the applet\'s commands; reaches a card only through an ApduChannel' },
   util: { may: ['codecs', 'errors'], packages: ['better-sqlite3', 'node:*'], why: 'clock, scheduler, logger contract, openDatabase' },
@@ -32,6 +34,8 @@ export const LAYERS = {
   sync: { may: ['codecs', 'crypto', 'errors', 'util'], packages: ['mqtt', 'node:*'], why: 'sync owns MQTT on the terminal side; the ledger is only its OutboxSource' },
   server: { may: ['codecs', 'crypto', 'errors', 'pki', 'util', 'config', 'logging'], packages: ['*'], notPackages: ['serialport', '@serialport/*', 'pcsclite'], why: 'the server is its own root and shares only codecs, crypto, pki and util with the terminal' },
   sim: { may: ['card', 'codecs', 'crypto', 'errors', 'readers', 'readers/serial', 'transports', 'util'], packages: ['node:*'], why: 'simulators speak the real bytes and sit below the roots' },
+  'sim/his': { may: ['codecs', 'codecs/hl7', 'errors', 'util'], packages: ['mqtt', 'node:*'], why: 'the HIS simulator speaks real HL7 over MLLP and reads the slot counts from the hospital broker' },
+  gateway: { may: ['codecs', 'codecs/gateway', 'codecs/hl7', 'crypto', 'errors', 'util'], packages: ['mqtt', 'better-sqlite3', 'node:*'], why: 'the isolation gateway: the only process with a leg on both networks; shares codecs, crypto and util, nothing of the terminal or the server' },
   daemon: { may: ['codecs', 'config', 'crypto', 'errors', 'ledger', 'logging', 'readers', 'readers/pcsc', 'readers/serial', 'sim', 'sync', 'terminal', 'transports', 'util'], packages: ['node:*'], why: 'composes the terminal side: a reader backend (the simulated board too, for integrators before hardware), the ledger, sync' },
   scenario: { may: ['*'], packages: ['*'], why: 'a root: the demo and the rigs that tests, benches and the CLI share' },
   cli: { may: ['*'], packages: ['*'], why: 'the root of `tally`' },

@@ -210,6 +210,62 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: "An issuing station's registry export is malformed or not signed as the format requires.",
     remedy: 'Nothing is imported. Export again from the station (tally issue export) and import the new file.',
   },
+  GW_FRAMING: {
+    cause: 'A HIS connection sent bytes outside an MLLP frame (0x0B ... 0x1C 0x0D): a client without MLLP, a proxy that strips the framing, or a probe.',
+    remedy: 'Configure the HIS interface engine for MLLP; tally gateway archive query --verdict refused --code GW_FRAMING shows what arrived.',
+  },
+  GW_OVERSIZED: {
+    cause: "A message larger than its type's declared limit (or an MLLP frame larger than the listener's), refused before it was parsed.",
+    remedy: 'Split the message or ask the investor to raise the declared limit; the HIS got an AR ACK naming the limit.',
+  },
+  GW_MALFORMED: {
+    cause: 'The HL7 message does not parse: no MSH, bad separators, a bad segment name, an unknown escape sequence, or JSON that is not JSON.',
+    remedy: 'Fix the sending interface; the AR ACK and the archive entry give the position of the first fault.',
+  },
+  GW_NOT_ALLOWED: {
+    cause: "The message type is not on the gateway's allow list (src/codecs/gateway/declared.ts): deny by default.",
+    remedy: 'Send only the declared types (ADT^A04/A05, ORM^O01, OMG^O19, DFT^P03); a new type needs a declaration with its schema and limits.',
+  },
+  GW_WRONG_DIRECTION: {
+    cause: 'A declared type arrived from the side it may not come from (for example a hospital-bound type published on the payment side).',
+    remedy: 'Check which side publishes this type; the declaration says its only direction.',
+  },
+  GW_BAD_FIELD: {
+    cause: 'A declared type with a field missing or out of its schema (patient id, department code, date, name characters, amount).',
+    remedy: 'The AE ACK and the archive name the field; correct it in the HIS and send again.',
+  },
+  GW_RATE_LIMITED: {
+    cause: "More messages of this type than its declared rate and burst: a HIS flooding the gateway or a replay of a backlog too fast.",
+    remedy: 'Send again after a pause (the AR ACK says so); a steady rate above the limit needs a higher declared rate.',
+  },
+  GW_BAD_SIGNATURE: {
+    cause: "A signed payload (a terminal's ledger report) whose certificate does not chain to the investor root or whose entries' signatures do not verify.",
+    remedy: "Check the terminal's certificate and ledger (tally ledger verify); forged reports are kept in the archive as evidence.",
+  },
+  GW_DUPLICATE: {
+    cause: 'A message with a sending application, facility and control id that already passed: the HIS sent it again (often after a lost ACK or a gateway restart).',
+    remedy: 'Nothing to do: it is acknowledged again with AA and not passed twice.',
+  },
+  GW_ENCODING: {
+    cause: 'The message is not valid UTF-8, or holds control characters (NUL, escape, C1) outside the segment separators.',
+    remedy: 'Set the HIS interface to UTF-8 (MSH-18 UNICODE UTF-8) and strip control characters.',
+  },
+  GW_ARCHIVE_FAULT: {
+    cause: "The gateway cannot write its archive (disk full, database fault): it fails closed and passes nothing it cannot keep.",
+    remedy: 'Free disk space or repair the archive file; the HIS resends what got AR.',
+  },
+  GW_DEAD_LETTER: {
+    cause: "A department's queue got no acknowledgement for a delivery after every retry: the department's terminal is off or not subscribed.",
+    remedy: 'Bring the department terminal online; tally gateway dlq lists the letters and tally gateway dlq --requeue sends them again.',
+  },
+  GW_ARCHIVE_BROKEN: {
+    cause: 'The archive hash chain does not verify: a row was altered, removed or reordered outside the gateway.',
+    remedy: 'Keep the file as evidence and compare it with a backup; tally gateway archive verify names the first bad row.',
+  },
+  GW_ONE_WAY: {
+    cause: 'The gateway runs one way (hospital to payment): nothing is read from the payment side, so a return message cannot pass.',
+    remedy: 'Expected with a diode; acknowledgements come from the gateway itself.',
+  },
   USAGE: {
     cause: 'A command line option is missing or wrong.',
     remedy: 'Run the command with --help and correct the options.',

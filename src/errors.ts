@@ -27,6 +27,7 @@ function info(code: number, en: string, zh: string, recoverable = false): CodeIn
  * 5xxx reader and transport
  * 6xxx sync and server
  * 7xxx formats: bytes or JSON a codec could not read (CodecError, with the path of the bad field)
+ * 8xxx isolation gateway (refusals at the hospital/payment boundary)
  * 9xxx usage and configuration
  */
 export const ErrorCodes = {
@@ -92,6 +93,22 @@ export const ErrorCodes = {
   BAD_LEDGER_ENTRY: info(7004, 'Malformed ledger entry', '账本条目格式错误'),
   BAD_FCI: info(7005, 'Malformed card answer to select', '卡片选择应答格式错误'),
   BAD_REGISTRY_EXPORT: info(7006, 'Malformed registry export', '登记导出文件格式错误'),
+
+  // 8xxx: isolation gateway (every refusal is archived with its code)
+  GW_FRAMING: info(8001, 'Gateway refused: broken MLLP framing', '网闸拒绝：MLLP 帧格式错误'),
+  GW_OVERSIZED: info(8002, 'Gateway refused: message too large for its type', '网闸拒绝：消息超过该类型的大小上限'),
+  GW_MALFORMED: info(8003, 'Gateway refused: message does not parse', '网闸拒绝：消息无法解析'),
+  GW_NOT_ALLOWED: info(8004, 'Gateway refused: message type not on the allow list', '网闸拒绝：消息类型不在允许列表中'),
+  GW_WRONG_DIRECTION: info(8005, 'Gateway refused: message type not allowed in this direction', '网闸拒绝：该消息类型不允许此方向传输'),
+  GW_BAD_FIELD: info(8006, 'Gateway refused: a field is missing or invalid', '网闸拒绝：字段缺失或无效'),
+  GW_RATE_LIMITED: info(8007, 'Gateway refused: rate limit for this message type exceeded, send again later', '网闸拒绝：该消息类型超过速率限制，请稍后重发', true),
+  GW_BAD_SIGNATURE: info(8008, 'Gateway refused: signature does not verify', '网闸拒绝：签名验证失败'),
+  GW_DUPLICATE: info(8009, 'Gateway: message already passed; acknowledged again, not passed twice', '网闸：消息已通过，重复确认，不重复传递', true),
+  GW_ENCODING: info(8010, 'Gateway refused: text is not valid UTF-8 or holds control characters', '网闸拒绝：文本不是有效的 UTF-8 或含控制字符'),
+  GW_ARCHIVE_FAULT: info(8011, 'Gateway refused: cannot archive the message (storage fault)', '网闸拒绝：无法存档消息（存储故障）', true),
+  GW_DEAD_LETTER: info(8012, 'Department delivery given up after its retries: moved to the dead-letter queue', '科室投递重试用尽，已移入死信队列'),
+  GW_ARCHIVE_BROKEN: info(8013, 'Gateway archive verification failed', '网闸存档校验失败'),
+  GW_ONE_WAY: info(8014, 'Gateway is one-way: nothing passes from the payment side', '网闸为单向模式：支付侧消息不可回传'),
 
   // 9xxx: usage and configuration
   USAGE: info(9001, 'Invalid usage', '用法错误'),

@@ -38,7 +38,7 @@ import { silentLogger, type Logger } from '../util/logger.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
 import type { OutboxEntry, OutboxSource } from './OutboxSource.js';
 import { connectMqtt } from './connectMqtt.js';
-import { TokenBucket } from './TokenBucket.js';
+import { TokenBucket } from '../util/TokenBucket.js';
 
 export interface SyncPolicy {
   /** Entries per report */

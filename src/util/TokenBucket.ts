@@ -1,19 +1,27 @@
-/** Rate limit for draining a backlog: `rate` tokens a second, bursts up to one second's worth. Time is injected. */
-import type { Clock } from '../util/clock.js';
+/**
+ * A token bucket: `rate` tokens a second, bursts up to `burst` (one second's
+ * worth unless given). Time is injected. Used to drain a backlog (sync) and to
+ * rate-limit each declared message type (gateway).
+ */
+import type { Clock } from './clock.js';
 
 export class TokenBucket {
   private tokens: number;
   private last: number;
+  private burst: number;
   constructor(
     private rate: number,
     private readonly clock: Clock,
+    burst?: number,
   ) {
-    this.tokens = rate;
+    this.burst = burst ?? rate;
+    this.tokens = this.burst;
     this.last = clock.now();
   }
 
   setRate(rate: number): void {
     this.rate = rate;
+    this.burst = rate;
     this.tokens = Math.min(this.tokens, rate);
   }
 
@@ -35,7 +43,7 @@ export class TokenBucket {
 
   private refill(): void {
     const now = this.clock.now();
-    this.tokens = Math.min(this.rate, this.tokens + ((now - this.last) / 1000) * this.rate);
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
     this.last = now;
   }
 }

@@ -1,0 +1,446 @@
+/**
+ * The isolation gateway (seed 003's 安全隔离网闸): the only process with a leg
+ * on both networks. Hospital side: an MLLP listener for the HIS (HL7 v2) and
+ * an MQTT client on the hospital broker (terminals' ledger reports in, the
+ * department slot counts out). Payment side: MQTT two-way, or a UDP diode
+ * that has no return leg at all. Every message is inspected (inspect.ts),
+ * archived with its verdict (GatewayStore), answered with an HL7 ACK only
+ * after the archive has committed it, and, when it passes, re-encoded
+ * canonically and published on the payment side.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { encodeCanonical, departmentTopic, parseDepartmentTopic, DEPARTMENT_PATTERN, schemaProblem, DepartmentPatientSchema, declarationOf, LEDGER_REPORT_TYPE, type DepartmentAck, type RateLimit } from '../codecs/gateway/declared.js';
+import { envelopeOf } from '../codecs/gateway/fromHl7.js';
+import { encodeAck, hl7DateTime, DEFAULT_HL7_LIMITS, type AckCode, type Hl7Header, type Hl7Limits } from '../codecs/hl7/hl7.js';
+import { encodeMllp, MllpDecoder } from '../codecs/hl7/mllp.js';
+import { encodeReport, parseReport } from '../codecs/mqtt/report.js';
+import { checkReportSignatures } from '../crypto/reportSignatures.js';
+import { ErrorCodes, isTallyError, operatorMessage, type ErrorName } from '../errors.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { GatewayStore, type ArchiveInput, type CrossingInput, type DeliveryInput } from './GatewayStore.js';
+import { inspectHl7, inspectPaymentJson, RateLimits, type Decision } from './inspect.js';
+import { connectLeg, MqttPaymentLink, type PaymentSide } from './PaymentLink.js';
+import { payloadDigest } from './SqliteMqttStore.js';
+import { CrossingPump } from './CrossingPump.js';
+import type { MqttClient } from 'mqtt';
+
+export const SLOTS_TOPIC_PREFIX = 'tally/hospital/v1/slots';
+const TERMINAL_REPORTS = 'tally/v1/terminal/+/report';
+
+export interface GatewayOptions {
+  readonly gatewayId: string;
+  readonly dbPath: string;
+  /** Where the HIS connects (the hospital-side address) */
+  readonly mllp: { readonly host: string; readonly port: number };
+  /** Payment broker URL (two-way), or a PaymentSide of one's own (the diode) */
+  readonly payment: string | ((store: GatewayStore) => PaymentSide);
+  /** The hospital broker: slot counts out, terminals' reports in. Optional */
+  readonly hospitalBroker?: string;
+  /** Registration slots a day per department (the medical information receiver) */
+  readonly capacity?: Readonly<Record<string, number>>;
+  /** Investor root public key: ledger reports from terminals on the hospital side pass only when their signatures verify */
+  readonly rootPublicKey?: Uint8Array;
+  readonly rates?: Readonly<Record<string, RateLimit>>;
+  readonly hl7Limits?: Hl7Limits;
+  /** Largest MLLP frame read at all (bigger ones are skipped as they stream) */
+  readonly maxFrameBytes?: number;
+  readonly maxConnections?: number;
+  /** A connection silent this long is closed (no hangs on half-open HIS links) */
+  readonly idleTimeoutMs?: number;
+  /** Department deliveries: wait this long for an ack before the next try (doubling), then dead-letter */
+  readonly delivery?: { readonly ackTimeoutMs: number; readonly maxAttempts: number };
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+}
+
+export interface GatewayStats {
+  readonly received: number;
+  readonly passed: Record<string, number>;
+  readonly refused: Record<string, number>;
+  readonly duplicates: number;
+  readonly published: number;
+  readonly pendingCrossings: number;
+  readonly deliveries: { sent: number; acked: number; dead: number };
+}
+
+interface Pending {
+  readonly archive: ArchiveInput;
+  readonly crossing?: CrossingInput;
+  readonly delivery?: DeliveryInput;
+  readonly done: (seq: number | undefined, fault?: ErrorName) => void;
+}
+
+export class Gateway {
+  private readonly store: GatewayStore;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly rates: RateLimits;
+  private readonly hl7Limits: Hl7Limits;
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  private payment!: PaymentSide;
+  private hospital?: MqttClient;
+  private batch: Pending[] = [];
+  private flushScheduled = false;
+  /** sender keys in the batch not yet committed: a resend inside one batch is a duplicate too */
+  private readonly batchKeys = new Set<string>();
+  private pump!: CrossingPump;
+  private deliveryTimer?: NodeJS.Timeout;
+  private closed = false;
+  private ackCounter = 0;
+  private readonly counters = {
+    received: 0,
+    passed: {} as Record<string, number>,
+    refused: {} as Record<string, number>,
+    duplicates: 0,
+    deliveries: { sent: 0, acked: 0, dead: 0 },
+  };
+
+  private constructor(private readonly options: GatewayOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.log = (options.logger ?? silentLogger).child({ ns: 'gateway', gatewayId: options.gatewayId });
+    this.rates = new RateLimits(this.clock, options.rates);
+    this.hl7Limits = options.hl7Limits ?? DEFAULT_HL7_LIMITS;
+    this.store = new GatewayStore(options.dbPath);
+  }
+
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    const gateway = new Gateway(options);
+    try {
+      await gateway.open();
+    } catch (err) {
+      await gateway.close();
+      throw err;
+    }
+    return gateway;
+  }
+
+  get address(): { host: string; port: number } {
+    const a = this.server?.address();
+    if (!a || typeof a === 'string') throw new Error('gateway not listening');
+    return { host: a.address, port: a.port };
+  }
+
+  /** True when acks from the payment side can arrive (false in one-way mode) */
+  get twoWay(): boolean {
+    return this.payment.returnLeg;
+  }
+
+  stats(): GatewayStats {
+    return { ...this.counters, published: this.pump?.published ?? 0, passed: { ...this.counters.passed }, refused: { ...this.counters.refused }, deliveries: { ...this.counters.deliveries }, pendingCrossings: this.store.crossingCount() };
+  }
+
+  archive(): GatewayStore {
+    return this.store;
+  }
+
+  private async open(): Promise<void> {
+    const o = this.options;
+    this.payment =
+      typeof o.payment === 'string'
+        ? new MqttPaymentLink(this.store, { url: o.payment, clientId: `tally-gw-${o.gatewayId}`, subscriptions: ['tally/gw/v1/dept/+/ack'] })
+        : o.payment(this.store);
+    this.pump = new CrossingPump(this.store, this.payment);
+    if (this.payment.returnLeg) this.payment.onMessage((topic, payload) => this.fromPayment(topic, payload));
+    if (o.hospitalBroker) {
+      this.hospital = connectLeg({ url: o.hospitalBroker, clientId: `tally-gw-${o.gatewayId}-hospital`, subscriptions: o.rootPublicKey ? [TERMINAL_REPORTS] : [] });
+      this.hospital.on('message', (topic, payload) => this.fromHospitalBroker(topic, payload));
+      this.hospital.on('connect', () => this.publishAllSlots());
+    }
+    const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    server.maxConnections = o.maxConnections ?? 256;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(o.mllp.port, o.mllp.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.deliveryTimer = setInterval(() => this.runDeliveries(), 100);
+    this.deliveryTimer.unref();
+    this.pump.kick();
+    this.log.info({ event: 'gateway.started', mllp: this.address, twoWay: this.payment.returnLeg }, 'gateway started');
+  }
+
+  // --- hospital side: MLLP ---
+
+  private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    const decoder = new MllpDecoder(this.options.maxFrameBytes ?? 1_048_576);
+    let chain: Promise<void> = Promise.resolve();
+    let queued = 0;
+    socket.setTimeout(this.options.idleTimeoutMs ?? 60_000, () => socket.destroy());
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      // what a closing client left behind is archived too (there is no one left to answer)
+      for (const event of decoder.flushGarbage()) void this.refuseUnparsed('GW_FRAMING', `${event.bytes} bytes outside an MLLP frame at close`, new Uint8Array(0), event.bytes);
+      if (decoder.buffered > 0) void this.refuseUnparsed('GW_FRAMING', 'connection closed inside an MLLP frame', new Uint8Array(0), decoder.buffered);
+    });
+    const reply = (answer: Promise<Uint8Array>): void => {
+      queued += 1;
+      // back-pressure: a client that pipelines too far waits for its ACKs
+      if (queued > 256) socket.pause();
+      chain = chain.then(async () => {
+        const ack = await answer;
+        if (!socket.destroyed) socket.write(encodeMllp(ack));
+        queued -= 1;
+        if (queued <= 128 && socket.isPaused()) socket.resume();
+      });
+    };
+    socket.on('data', (data: Buffer) => {
+      for (const event of decoder.push(data)) {
+        this.counters.received += 1;
+        if (event.kind === 'frame') reply(this.handleHl7(event.payload));
+        else if (event.kind === 'oversized') reply(this.refuseUnparsed('GW_OVERSIZED', `MLLP frame of at least ${event.bytes} bytes exceeds ${this.options.maxFrameBytes ?? 1_048_576}`, new Uint8Array(0), event.bytes));
+        else reply(this.refuseUnparsed('GW_FRAMING', `${event.bytes} bytes outside an MLLP frame`, data.subarray(0, Math.min(data.length, 256)), event.bytes));
+      }
+    });
+  }
+
+  /** Inspects one HL7 message, archives it, and answers with the ACK once the archive has it */
+  handleHl7(payload: Uint8Array): Promise<Uint8Array> {
+    let decision: Decision;
+    try {
+      decision = inspectHl7(payload, { gatewayId: this.options.gatewayId, hl7Limits: this.hl7Limits, rates: this.rates });
+    } catch {
+      decision = { pass: false, code: 'GW_MALFORMED', reason: 'message not understood', ack: 'AR', hl7Code: 207, type: 'unparsed' };
+    }
+    const now = this.clock.now();
+    if (!decision.pass) {
+      this.count('refused', decision.code);
+      return this.enqueue({ time: now, direction: 'hospital-to-payment', type: decision.type, verdict: 'refused', code: decision.code, reason: decision.reason, sourceKey: decision.header ? sourceKeyOf(decision.header) : undefined, original: payload }).then((r) =>
+        this.ack(r.fault ? 'AR' : decision.ack, decision.header, r.fault ? ErrorCodes[r.fault].en : decision.reason, r.fault ?? decision.code, decision.hl7Code),
+      );
+    }
+    const { mapped, declaration, header } = decision;
+    const sourceKey = sourceKeyOf(header);
+    const previous = this.batchKeys.has(sourceKey) ? -1 : this.store.passedSeq(sourceKey);
+    if (previous !== undefined) {
+      this.counters.duplicates += 1;
+      return this.enqueue({ time: now, direction: 'hospital-to-payment', type: declaration.type, verdict: 'duplicate', code: 'GW_DUPLICATE', reason: `already passed${previous > 0 ? ` as gateway seq ${previous}` : ''}`, sourceKey, patientId: mapped.patientId, department: mapped.department, original: payload }).then((r) =>
+        r.fault ? this.ack('AR', header, ErrorCodes[r.fault].en, r.fault, 207) : this.ack('AA', header, `duplicate: already passed${previous > 0 ? ` as gateway seq ${previous}` : ''}`),
+      );
+    }
+    this.batchKeys.add(sourceKey);
+    const body = mapped.body as { department?: string; visitDate?: string; patient?: unknown };
+    const delivery = declaration.type === 'patient.registration' && body.department && body.visitDate ? { department: body.department, visitDate: body.visitDate, patient: body.patient } : undefined;
+    return this.enqueue(
+      { time: now, direction: 'hospital-to-payment', type: declaration.type, verdict: 'passed', sourceKey, patientId: mapped.patientId, department: mapped.department, original: payload },
+      { topic: declaration.topic, payload: (seq) => encodeCanonical(envelopeOf(mapped, this.options.gatewayId, seq, now)) },
+      delivery,
+      () => this.batchKeys.delete(sourceKey),
+    ).then((r) => {
+      if (r.fault) return this.ack('AR', header, ErrorCodes[r.fault].en, r.fault, 207);
+      this.count('passed', declaration.type);
+      return this.ack('AA', header, `accepted as gateway seq ${r.seq}`);
+    });
+  }
+
+  private refuseUnparsed(code: ErrorName, reason: string, original: Uint8Array, length: number): Promise<Uint8Array> {
+    this.count('refused', code);
+    return this.enqueue({ time: this.clock.now(), direction: 'hospital-to-payment', type: 'unparsed', verdict: 'refused', code, reason: `${reason} (${length} bytes)`, original }).then(() => this.ack('AR', undefined, reason, code, 207));
+  }
+
+  private ack(code: AckCode, original: Hl7Header | undefined, text: string, tallyCode?: ErrorName, hl7ErrorCode?: number): Uint8Array {
+    this.ackCounter = (this.ackCounter + 1) % 1_000_000_000;
+    return encodeAck({
+      code,
+      original,
+      text,
+      tallyCode: tallyCode ? `${tallyCode} ${ErrorCodes[tallyCode].code}` : undefined,
+      hl7ErrorCode,
+      ackControlId: `${this.options.gatewayId}-${this.clock.now().toString(36)}-${this.ackCounter}`.slice(0, 20),
+      dateTime: hl7DateTime(this.clock.now()),
+      application: 'TALLYGW',
+      facility: this.options.gatewayId,
+    });
+  }
+
+  private count(kind: 'passed' | 'refused', key: string): void {
+    const map = this.counters[kind];
+    map[key] = (map[key] ?? 0) + 1;
+  }
+
+  // --- the group commit ---
+
+  private enqueue(archive: ArchiveInput, crossing?: CrossingInput, delivery?: DeliveryInput, after?: () => void): Promise<{ seq?: number; fault?: ErrorName }> {
+    return new Promise((resolve) => {
+      this.batch.push({
+        archive,
+        crossing,
+        delivery,
+        done: (seq, fault) => {
+          after?.();
+          resolve({ seq, fault });
+        },
+      });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.batch;
+    this.batch = [];
+    if (batch.length === 0) return;
+    let result: { seqs: number[]; booked: Map<string, number> };
+    try {
+      result = this.store.append(batch);
+    } catch (err) {
+      const code: ErrorName = isTallyError(err) ? err.code : 'GW_ARCHIVE_FAULT';
+      this.log.error({ event: 'gateway.archive-fault', code, messages: batch.length, detail: (err as Error).message }, operatorMessage('GW_ARCHIVE_FAULT'));
+      for (const p of batch) p.done(undefined, 'GW_ARCHIVE_FAULT');
+      return;
+    }
+    batch.forEach((p, i) => {
+      const seq = result.seqs[i]!;
+      const a = p.archive;
+      if (a.verdict === 'refused' || a.verdict === 'dead-letter') {
+        const code = a.code as ErrorName;
+        this.log.warn({ event: 'gateway.refused', seq, code, numericCode: ErrorCodes[code]?.code, type: a.type, direction: a.direction, reason: a.reason, sourceKey: a.sourceKey }, operatorMessage(code));
+      } else if (a.verdict === 'duplicate') {
+        this.log.info({ event: 'gateway.duplicate', seq, type: a.type, sourceKey: a.sourceKey, code: 'GW_DUPLICATE' }, operatorMessage('GW_DUPLICATE'));
+      }
+      p.done(seq);
+    });
+    for (const [key, booked] of result.booked) {
+      const [department, visitDate] = key.split('|') as [string, string];
+      this.publishSlots(department, visitDate, booked);
+    }
+    this.pump.kick();
+    this.runDeliveries();
+  }
+
+  // --- message distribution: the department queues ---
+
+  private runDeliveries(): void {
+    if (this.closed) return;
+    const now = this.clock.now();
+    const policy = this.options.delivery ?? { ackTimeoutMs: 2_000, maxAttempts: 5 };
+    const due = this.store.dueDeliveries(now, 200);
+    if (due.length === 0) return;
+    const dead: ArchiveInput[] = [];
+    for (const d of due) {
+      if (d.attempts >= policy.maxAttempts) {
+        this.store.markDead(d.deliveryId);
+        this.counters.deliveries.dead += 1;
+        dead.push({ time: now, direction: 'hospital-to-payment', type: 'department.patient', verdict: 'dead-letter', code: 'GW_DEAD_LETTER', reason: `delivery ${d.deliveryId} to ${d.department}: no ack after ${d.attempts} tries`, department: d.department });
+        continue;
+      }
+      const attempt = d.attempts + 1;
+      const message = { v: 1, type: 'department.patient', deliveryId: d.deliveryId, attempt, department: d.department, visitDate: d.visitDate, patient: JSON.parse(d.patient) as unknown, gatewaySeq: d.gatewaySeq };
+      if (schemaProblem(DepartmentPatientSchema, message)) {
+        this.store.markDead(d.deliveryId);
+        continue;
+      }
+      const twoWay = this.payment.returnLeg;
+      // two-way: wait for the department's ack, doubling; one-way: handed over once the link has it
+      this.store.markDeliverySent(d.deliveryId, attempt, twoWay ? now + policy.ackTimeoutMs * 2 ** (attempt - 1) : Number.MAX_SAFE_INTEGER, twoWay ? 'sent' : 'handed');
+      this.counters.deliveries.sent += 1;
+      this.payment.publishDelivery(departmentTopic(d.department, 'patient'), encodeCanonical(message)).catch(() => undefined);
+    }
+    if (dead.length > 0) for (const a of dead) void this.enqueue(a);
+  }
+
+  private fromPayment(topic: string, payload: Uint8Array): void {
+    const now = this.clock.now();
+    const target = parseDepartmentTopic(topic);
+    const type = target?.kind === 'ack' ? 'department.ack' : `mqtt:${topic.slice(0, 60)}`;
+    const decision = inspectPaymentJson<DepartmentAck>(type, payload, this.rates);
+    if (!decision.pass || !target || decision.value.department !== target.department) {
+      const code: ErrorName = decision.pass ? 'GW_BAD_FIELD' : decision.code;
+      this.count('refused', code);
+      void this.enqueue({ time: now, direction: 'payment-to-hospital', type, verdict: 'refused', code, reason: decision.pass ? 'department differs from its topic' : decision.reason, original: payload });
+      return;
+    }
+    const taken = this.store.ackDelivery(decision.value.deliveryId, decision.value.department);
+    if (taken) this.counters.deliveries.acked += 1;
+    this.count('passed', 'department.ack');
+    void this.enqueue({ time: now, direction: 'payment-to-hospital', type: 'department.ack', verdict: taken ? 'delivered' : 'duplicate', reason: `delivery ${decision.value.deliveryId}`, department: decision.value.department, canonical: encodeCanonical(decision.value) });
+  }
+
+  // --- hospital broker: terminals' signed reports, slot counts ---
+
+  private fromHospitalBroker(topic: string, payload: Uint8Array): void {
+    const now = this.clock.now();
+    const m = /^tally\/v1\/terminal\/([^/]{1,64})\/report$/.exec(topic);
+    const declaration = declarationOf(LEDGER_REPORT_TYPE)!;
+    const refuse = (code: ErrorName, reason: string): void => {
+      this.count('refused', code);
+      void this.enqueue({ time: now, direction: 'hospital-to-payment', type: LEDGER_REPORT_TYPE, verdict: 'refused', code, reason, original: payload });
+    };
+    if (!m || !this.options.rootPublicKey) return refuse('GW_NOT_ALLOWED', `topic ${topic.slice(0, 60)} not on the allow list`);
+    if (payload.length > declaration.maxBytes) return refuse('GW_OVERSIZED', `report of ${payload.length} bytes exceeds ${declaration.maxBytes}`);
+    if (!this.rates.take(declaration)) return refuse('GW_RATE_LIMITED', 'rate limit of ledger.report exceeded');
+    let frame;
+    try {
+      frame = parseReport(payload);
+    } catch (err) {
+      return refuse('GW_MALFORMED', `report: ${(err as Error).message}`.slice(0, 200));
+    }
+    const check = checkReportSignatures(frame, this.options.rootPublicKey, m[1]!);
+    if (!check.ok) return refuse('GW_BAD_SIGNATURE', check.problem.slice(0, 200));
+    const canonical = encodeReport({ transaction: frame.transaction, certificate: frame.certificate, entries: frame.entries });
+    // a terminal resending the same report: passed once (the key is kept with the crossing)
+    const sourceKey = `report|${payloadDigest(canonical)}`;
+    if (this.batchKeys.has(sourceKey) || this.store.passedSeq(sourceKey) !== undefined) {
+      this.counters.duplicates += 1;
+      void this.enqueue({ time: now, direction: 'hospital-to-payment', type: LEDGER_REPORT_TYPE, verdict: 'duplicate', code: 'GW_DUPLICATE', reason: 'same report already passed', sourceKey, original: payload });
+      return;
+    }
+    this.batchKeys.add(sourceKey);
+    this.count('passed', LEDGER_REPORT_TYPE);
+    void this.enqueue(
+      { time: now, direction: 'hospital-to-payment', type: LEDGER_REPORT_TYPE, verdict: 'passed', reason: `${check.entries} entries of ${check.terminalId}`, sourceKey, original: payload },
+      { topic: `tally/v1/terminal/${check.terminalId}/report`, payload: () => canonical },
+      undefined,
+      () => this.batchKeys.delete(sourceKey),
+    );
+  }
+
+  private publishSlots(department: string, visitDate: string, booked: number): void {
+    const capacity = this.options.capacity?.[department];
+    if (!this.hospital || capacity === undefined || !DEPARTMENT_PATTERN.test(department)) return;
+    const message = { v: 1, type: 'department.slots', department, visitDate, capacity, booked, remaining: Math.max(0, capacity - booked) };
+    this.hospital.publish(`${SLOTS_TOPIC_PREFIX}/${department}`, Buffer.from(encodeCanonical(message)), { qos: 1, retain: true });
+  }
+
+  private publishAllSlots(): void {
+    const today = new Date(this.clock.now()).toISOString().slice(0, 10);
+    const booked = new Map(this.store.allRegistrations().filter((r) => r.visitDate === today).map((r) => [r.department, r.booked]));
+    for (const department of Object.keys(this.options.capacity ?? {})) this.publishSlots(department, today, booked.get(department) ?? 0);
+  }
+
+  /** Waits until every crossing accepted so far is handed to the payment side */
+  async drained(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.store.crossingCount() > 0 || this.pump.inFlight > 0 || this.batch.length > 0) {
+      if (Date.now() > deadline) throw new Error(`gateway not drained: ${this.store.crossingCount()} crossings, ${this.pump.inFlight} in flight`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.deliveryTimer) clearInterval(this.deliveryTimer);
+    this.pump?.stop();
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    if (this.batch.length > 0) this.flush();
+    await this.payment?.close().catch(() => undefined);
+    await this.hospital?.endAsync(false).catch(() => undefined);
+    this.store.close();
+  }
+}
+
+export function sourceKeyOf(header: Hl7Header): string {
+  return `${header.sendingApplication}|${header.sendingFacility}|${header.controlId}`.slice(0, 200);
+}
+

@@ -1,0 +1,218 @@
+/**
+ * One-way mode: the gateway's payment leg as a data diode. The sender writes
+ * UDP datagrams (codecs/gateway/diodeFrame.ts) and never reads a byte back;
+ * it needs no answer, so the return path can be cut physically (the tests cut
+ * it: everything from the payment side toward the gateway is dropped). Each
+ * datagram is sent twice; the receiver on the payment side checks it again
+ * against the declarations, dedupes it on (gateway, kind, seq) in its own
+ * archive, and publishes it to the payment broker with the same QoS 2 store
+ * as the two-way gateway.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { declarationForTopic, encodeCanonical, LEDGER_REPORT_TYPE, schemaProblem } from '../codecs/gateway/declared.js';
+import { encodeDiodeFrame, parseDiodeFrame, DIODE_MAX_PAYLOAD, type DiodeKind } from '../codecs/gateway/diodeFrame.js';
+import { parseReport } from '../codecs/mqtt/report.js';
+import { checkReportSignatures } from '../crypto/reportSignatures.js';
+import { ErrorCodes, operatorMessage, type ErrorName } from '../errors.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { CrossingPump } from './CrossingPump.js';
+import { GatewayStore } from './GatewayStore.js';
+import { MqttPaymentLink, type PaymentSide } from './PaymentLink.js';
+
+/** Copies of each datagram: a veth or a diode's fibre loses little, a receiver's full buffer more */
+const COPIES = 2;
+
+export class DiodeSender implements PaymentSide {
+  readonly returnLeg = false;
+  private readonly socket: Socket;
+  private deliverySeq = 0;
+
+  constructor(
+    private readonly store: GatewayStore,
+    private readonly target: { host: string; port: number },
+    private readonly gatewayId = 'gw1',
+  ) {
+    this.socket = createSocket({ type: 'udp4', sendBufferSize: 4 * 1024 * 1024 });
+    this.socket.on('error', () => undefined);
+  }
+
+  private send(kind: DiodeKind, seq: number, topic: string, payload: Uint8Array): Promise<void> {
+    if (payload.length > DIODE_MAX_PAYLOAD) return Promise.reject(new Error(`over ${DIODE_MAX_PAYLOAD} bytes: does not fit the diode`));
+    const datagram = encodeDiodeFrame({ kind, gatewayId: this.gatewayId, seq, topic, payload });
+    const once = (): Promise<void> => new Promise((resolve, reject) => this.socket.send(datagram, this.target.port, this.target.host, (err) => (err ? reject(err) : resolve())));
+    let chain = once();
+    for (let i = 1; i < COPIES; i++) chain = chain.then(once);
+    return chain;
+  }
+
+  async publishCrossing(gatewaySeq: number, topic: string, payload: Uint8Array): Promise<void> {
+    await this.send('crossing', gatewaySeq, topic, payload);
+    this.store.deleteCrossing(gatewaySeq);
+  }
+
+  publishDelivery(topic: string, payload: Uint8Array): Promise<void> {
+    // deliveries carry their id in the payload; the datagram seq only has to be unique per run of this sender
+    const parsed = JSON.parse(new TextDecoder().decode(payload)) as { deliveryId?: number };
+    this.deliverySeq = parsed.deliveryId ?? this.deliverySeq + 1;
+    return this.send('delivery', this.deliverySeq, topic, payload);
+  }
+
+  onMessage(): void {
+    // no return leg: nothing is ever read
+  }
+
+  connected(): boolean {
+    return true;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+  }
+}
+
+export interface DiodeReceiverOptions {
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly dbPath: string;
+  readonly paymentBroker: string;
+  /** Only datagrams of this gateway id are taken */
+  readonly gatewayId: string;
+  readonly rootPublicKey?: Uint8Array;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+}
+
+export class DiodeReceiver {
+  private readonly socket: Socket;
+  private readonly store: GatewayStore;
+  private readonly link: MqttPaymentLink;
+  private readonly pump: CrossingPump;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  readonly counts = { datagrams: 0, passed: 0, duplicates: 0, refused: 0 };
+  private batch: Parameters<GatewayStore['append']>[0][number][] = [];
+  private readonly batchKeys = new Set<string>();
+
+  private constructor(private readonly options: DiodeReceiverOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.log = (options.logger ?? silentLogger).child({ ns: 'diode-receiver' });
+    this.store = new GatewayStore(options.dbPath);
+    this.link = new MqttPaymentLink(this.store, { url: options.paymentBroker, clientId: `tally-diode-${options.gatewayId}`, subscriptions: [] });
+    this.pump = new CrossingPump(this.store, this.link);
+    this.socket = createSocket({ type: 'udp4', recvBufferSize: 8 * 1024 * 1024 });
+  }
+
+  static async start(options: DiodeReceiverOptions): Promise<DiodeReceiver> {
+    const r = new DiodeReceiver(options);
+    r.socket.on('message', (msg) => r.take(msg));
+    await new Promise<void>((resolve, reject) => {
+      r.socket.once('error', reject);
+      r.socket.bind(options.listen.port, options.listen.host, () => resolve());
+    });
+    r.pump.kick();
+    return r;
+  }
+
+  get address(): { host: string; port: number } {
+    const a = this.socket.address();
+    return { host: a.address, port: a.port };
+  }
+
+  archive(): GatewayStore {
+    return this.store;
+  }
+
+  private refuse(code: ErrorName, reason: string, original: Uint8Array): void {
+    this.counts.refused += 1;
+    this.store.append([{ archive: { time: this.clock.now(), direction: 'hospital-to-payment', type: 'diode', verdict: 'refused', code, reason, original } }]);
+    this.log.warn({ event: 'diode.refused', code, numericCode: ErrorCodes[code].code, reason }, operatorMessage(code));
+  }
+
+  private take(datagram: Uint8Array): void {
+    this.counts.datagrams += 1;
+    try {
+      let frame;
+      try {
+        frame = parseDiodeFrame(datagram);
+      } catch (err) {
+        return this.refuse('GW_MALFORMED', `datagram: ${(err as Error).message}`, datagram.subarray(0, 256));
+      }
+      if (frame.gatewayId !== this.options.gatewayId) return this.refuse('GW_NOT_ALLOWED', `datagram of gateway ${frame.gatewayId}`, datagram.subarray(0, 256));
+      const declaration = declarationForTopic(frame.topic);
+      if (!declaration) return this.refuse('GW_NOT_ALLOWED', `topic ${frame.topic.slice(0, 60)} not declared`, frame.payload);
+      if (frame.payload.length > declaration.maxBytes) return this.refuse('GW_OVERSIZED', `${frame.payload.length} bytes`, frame.payload.subarray(0, 256));
+      // checked again on this side: the sender's word is not taken for it
+      let canonical: Uint8Array = frame.payload;
+      let patientId: string | undefined;
+      let department: string | undefined;
+      if (declaration.type === LEDGER_REPORT_TYPE) {
+        try {
+          const report = parseReport(frame.payload);
+          if (this.options.rootPublicKey) {
+            const terminal = /^tally\/v1\/terminal\/([^/]+)\/report$/.exec(frame.topic)![1]!;
+            const check = checkReportSignatures(report, this.options.rootPublicKey, terminal);
+            if (!check.ok) return this.refuse('GW_BAD_SIGNATURE', check.problem, frame.payload.subarray(0, 256));
+          }
+        } catch (err) {
+          return this.refuse('GW_MALFORMED', `report: ${(err as Error).message}`, frame.payload.subarray(0, 256));
+        }
+      } else {
+        let value: unknown;
+        try {
+          value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(frame.payload));
+        } catch {
+          return this.refuse('GW_MALFORMED', 'payload is not UTF-8 JSON', frame.payload.subarray(0, 256));
+        }
+        const problem = schemaProblem(declaration.schema!, value);
+        if (problem) return this.refuse('GW_BAD_FIELD', `${problem.path}: ${problem.message}`, frame.payload.subarray(0, 256));
+        canonical = encodeCanonical(value);
+        const v = value as { body?: { patient?: { id?: string }; patientId?: string; department?: string }; patient?: { id?: string }; department?: string };
+        patientId = v.body?.patient?.id ?? v.body?.patientId ?? v.patient?.id;
+        department = v.body?.department ?? v.department;
+      }
+      const sourceKey = `diode|${frame.gatewayId}|${frame.kind}|${frame.seq}`;
+      if (this.batchKeys.has(sourceKey) || this.store.passedSeq(sourceKey) !== undefined) {
+        this.counts.duplicates += 1;
+        return;
+      }
+      this.batchKeys.add(sourceKey);
+      this.batch.push({
+        archive: { time: this.clock.now(), direction: 'hospital-to-payment', type: declaration.type, verdict: 'passed', sourceKey, patientId, department, original: frame.payload },
+        crossing: { topic: frame.topic, payload: () => canonical },
+      });
+      if (this.batch.length === 1) setImmediate(() => this.flush());
+    } catch (err) {
+      this.log.error({ event: 'diode.fault', code: 'GW_MALFORMED', detail: (err as Error).message }, operatorMessage('GW_MALFORMED'));
+    }
+  }
+
+  /** One transaction for the datagrams of one turn of the event loop */
+  private flush(): void {
+    const batch = this.batch;
+    this.batch = [];
+    this.batchKeys.clear();
+    try {
+      this.store.append(batch);
+      this.counts.passed += batch.length;
+    } catch (err) {
+      // not archived: the sender's copy or its resend after a restart gets another chance
+      this.log.error({ event: 'diode.archive-fault', code: 'GW_ARCHIVE_FAULT', detail: (err as Error).message }, operatorMessage('GW_ARCHIVE_FAULT'));
+    }
+    this.pump.kick();
+  }
+
+  async drained(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.store.crossingCount() > 0 || this.pump.inFlight > 0) {
+      if (Date.now() > deadline) throw new Error('diode receiver not drained');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.pump.stop();
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+    await this.link.close().catch(() => undefined);
+    this.store.close();
+  }
+}
