@@ -186,6 +186,30 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: "An issuing station's export did not verify: its station key is not certified by the mother card, a signature fails, or a card in it does not chain to the investor root.",
     remedy: 'Nothing is imported. The refusal names the reason; certify the station (tally issue certify-station) or export again from the right station.',
   },
+  PKI_PASSPHRASE: {
+    cause: "The TLS CA's private key (ca-key.pem in the PKI folder) is encrypted at rest and the passphrase given (--ca-passphrase-file, TALLY_CA_PASSPHRASE) is missing or wrong.",
+    remedy: 'Give the passphrase the CA was made with (tally pki init). Without it no certificate can be issued, renewed or revoked; nothing was changed.',
+  },
+  PKI_REFUSED: {
+    cause: 'A certificate request (CSR) was refused: its signature is broken, its name is not the expected terminal id, it asks for the server identity, or its key is too weak.',
+    remedy: 'Make the request again on the terminal (tally terminal provision makes it; tally terminal enrol sends it) with the terminal id it is registered under.',
+  },
+  CERT_REVOKED: {
+    cause: 'The certificate is on the CA\'s revocation list: the terminal was retired in the registry (or the certificate revoked with tally pki revoke).',
+    remedy: 'A retired terminal is refused by the broker and cannot renew. Put it back in service (tally server registry add-terminal ID --clinic C) and enrol it again with a new token.',
+  },
+  ENROL_TOKEN: {
+    cause: 'The one-time enrolment token was not issued for this terminal, was used already, or expired.',
+    remedy: 'Ask the server administrator for a new one: tally pki token TERMINAL-ID --pki DIR; it works once.',
+  },
+  TLS_CA_NOT_VOUCHED: {
+    cause: "The TLS CA the terminal was given is not the one the investor's mother card certified (its signed record is missing, altered, for another CA, or from another root).",
+    remedy: 'Certify the CA with the mother card (tally issue certify-ca) and give the terminal that record with the CA certificate (tally terminal enrol fetches both).',
+  },
+  ENROL_FAILED: {
+    cause: 'The EST request to the server failed: the server is unreachable, its HTTPS certificate is not from the TLS CA, or it answered with an error.',
+    remedy: 'Check --server (https://HOST:PORT), the network, and that tally server run has --est-port; the message gives the HTTP status or the network error. The terminal keeps its current certificate.',
+  },
   BAD_TLV: {
     cause: 'Bytes in tag-length-value form (a card record, a ledger entry) are truncated, overlong or carry a length out of range.',
     remedy: 'Nothing is taken from them. The error names the bad field; a card showing it is replaced, a file showing it is damaged.',

@@ -85,6 +85,13 @@ export const ErrorCodes = {
   SYNC_REJECTED: info(6001, 'Server refused the message', '服务器拒绝消息'),
   BAD_MESSAGE: info(6002, 'Malformed message', '消息格式错误'),
   REGISTRY_IMPORT_REFUSED: info(6003, 'Registry export refused: it does not verify against the investor root', '登记导出被拒绝：无法通过投资方根密钥校验'),
+  // 61xx: the TLS PKI and enrolment (tally pki, EST)
+  PKI_PASSPHRASE: info(6101, 'TLS CA key locked: wrong or missing passphrase', 'TLS CA 私钥无法解锁：口令错误或缺失'),
+  PKI_REFUSED: info(6102, 'Certificate request refused', '证书申请被拒绝'),
+  CERT_REVOKED: info(6103, 'Certificate revoked: this terminal is retired', '证书已吊销：此终端已停用'),
+  ENROL_TOKEN: info(6104, 'Enrolment token invalid, used or expired', '注册令牌无效、已使用或已过期'),
+  TLS_CA_NOT_VOUCHED: info(6105, 'TLS CA not certified by the investor root', 'TLS CA 未经投资方根密钥认证'),
+  ENROL_FAILED: info(6106, 'Enrolment with the server failed', '向服务器注册证书失败', true),
 
   // 7xxx: formats (thrown by the codecs as CodecError, with the path of the bad field)
   BAD_TLV: info(7001, 'Malformed data (TLV)', '数据格式错误（TLV）'),

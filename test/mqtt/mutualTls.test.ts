@@ -70,7 +70,7 @@ describe('PKI', () => {
         fn();
         return false;
       } catch (err) {
-        return isTallyError(err, 'CONFIG');
+        return isTallyError(err, 'PKI_REFUSED');
       }
     };
     expect(refused(() => issueClientCertificate(ca, csrPem, { expectedCommonName: 'T-B' }))).toBe(true);
