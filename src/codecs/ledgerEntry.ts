@@ -16,6 +16,14 @@ export const LEDGER_ENTRY_VERSION = 1;
 export const HASH_LENGTH = 32;
 export const GENESIS_HASH = new Uint8Array(HASH_LENGTH);
 
+/**
+ * Before this instant a terminal's clock is certainly wrong (a board whose RTC
+ * lost power boots in 1970 or 2000). Entries made then are marked untrusted.
+ */
+export const CLOCK_FLOOR_MS = Date.UTC(2026, 0, 1);
+/** A trusted entry's time is at most this far behind the latest time recorded before it */
+export const CLOCK_TRUST_SLACK_MS = 1000;
+
 export const EntryType = {
   /** Factory provisioning: card = the terminal certificate */
   PROVISIONED: 1,

@@ -6,13 +6,44 @@
  */
 import { bytesEqual, toHex } from '../codecs/bytes.js';
 import { RecordKind, type BatchFields, type SignedRecord } from '../codecs/cardRecord.js';
-import { EntryType, GENESIS_HASH, parseLedgerEntry, type LedgerEntry } from '../codecs/ledgerEntry.js';
+import { CLOCK_FLOOR_MS, CLOCK_TRUST_SLACK_MS, EntryType, GENESIS_HASH, parseLedgerEntry, type LedgerEntry } from '../codecs/ledgerEntry.js';
 import { TallyError } from '../errors.js';
 import { parseRecordOrThrow, verifyBatchChain, verifyOneTime, verifyTerminalCertificate } from './chain.js';
 import { sha256, verifyMessage } from './ed25519.js';
 
+
+/**
+ * The verdict's stable names (firmware-protocol/ledger-format.md, "Verifier rules"): every
+ * implementation of the verifier names the same rule at the same seq.
+ */
+export const LEDGER_FAULTS = [
+  'EMPTY',
+  'MALFORMED',
+  'GAP',
+  'OUT_OF_ORDER',
+  'CHAIN_BROKEN',
+  'FIRST_NOT_PROVISIONING',
+  'CERTIFICATE_INVALID',
+  'SIGNATURE_INVALID',
+  'TERMINAL_MISMATCH',
+  'CLOCK_FLAG',
+  'PROVISIONED_AGAIN',
+  'BATCH_INVALID',
+  'BATCH_WRONG_CLINIC',
+  'BATCH_LOADED_TWICE',
+  'CARD_INVALID',
+  'BATCH_NOT_LOADED',
+  'SERIAL_OUT_OF_RANGE',
+  'SERIAL_USED_TWICE',
+  'REF_NOT_A_USE',
+  'USE_STATE',
+  'DATABASE_UNREADABLE',
+] as const;
+export type LedgerFault = (typeof LEDGER_FAULTS)[number];
+
 export interface LedgerProblem {
   readonly seq: number;
+  readonly code: LedgerFault;
   readonly problem: string;
 }
 
@@ -23,6 +54,10 @@ export interface LedgerVerification {
   readonly terminalId?: string;
   readonly uses: number;
   readonly releases: number;
+  /** Entries whose clock-trust byte is 0 (the terminal did not believe its clock) */
+  readonly untrustedClock: number;
+  /** SHA-256 of the last entry that verified, hex (64 zeros when none did) */
+  readonly headHash: string;
   /** The first problem found; verification stops there because later hashes cannot be trusted */
   readonly problem?: LedgerProblem;
 }
@@ -54,94 +89,120 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
   const reserveKeys = new Map<number, string>();
   const useStates = new Map<number, UseState>();
 
-  const fail = (seq: number, problem: string): LedgerVerification => ({
-    ok: false,
-    entries,
-    lastSeq: expectedSeq - 1,
-    uses,
-    releases,
-    ...(terminalId ? { terminalId } : {}),
-    problem: { seq, problem },
-  });
+  let untrustedClock = 0;
+  let latestTime = 0;
+  let clinicCode: string | undefined;
+  const summary = () => ({ entries, lastSeq: expectedSeq - 1, uses, releases, untrustedClock, headHash: toHex(prevHash), ...(terminalId ? { terminalId } : {}) });
+  const fail = (seq: number, code: LedgerFault, problem: string): LedgerVerification => ({ ok: false, ...summary(), problem: { seq, code, problem } });
 
   for (const raw of rawEntries) {
     let entry: LedgerEntry;
     try {
       entry = parseLedgerEntry(raw);
     } catch (err) {
-      return fail(expectedSeq, `entry does not parse: ${(err as Error).message}`);
+      return fail(expectedSeq, 'MALFORMED', `entry does not parse: ${(err as Error).message}`);
     }
-    if (entry.seq !== expectedSeq) return fail(expectedSeq, entry.seq > expectedSeq ? `gap: next entry is seq ${entry.seq}` : `out of order: seq ${entry.seq} repeated or moved`);
-    if (!bytesEqual(entry.prevHash, prevHash)) return fail(entry.seq, 'hash chain broken: previous-entry hash does not match (an earlier entry was altered, removed or reordered)');
+    if (entry.seq !== expectedSeq) {
+      return entry.seq > expectedSeq
+        ? fail(expectedSeq, 'GAP', `gap: next entry is seq ${entry.seq}`)
+        : fail(expectedSeq, 'OUT_OF_ORDER', `out of order: seq ${entry.seq} repeated or moved`);
+    }
+    if (!bytesEqual(entry.prevHash, prevHash)) return fail(entry.seq, 'CHAIN_BROKEN', 'hash chain broken: previous-entry hash does not match (an earlier entry was altered, removed or reordered)');
     if (entry.seq === 1) {
-      if (entry.type !== EntryType.PROVISIONED || !entry.card) return fail(1, 'first entry is not the provisioning entry');
+      if (entry.type !== EntryType.PROVISIONED || !entry.card) return fail(1, 'FIRST_NOT_PROVISIONING', 'first entry is not the provisioning entry');
       try {
         const cert = verifyTerminalCertificate(parseRecordOrThrow(entry.card), rootPublicKey);
         devicePublicKey = cert.publicKey;
         terminalId = cert.terminalId;
+        clinicCode = cert.clinicCode;
       } catch (err) {
-        return fail(1, `terminal certificate invalid: ${(err as Error).message}`);
+        return fail(1, 'CERTIFICATE_INVALID', `terminal certificate invalid: ${(err as Error).message}`);
       }
     }
-    if (!devicePublicKey || !verifyMessage(devicePublicKey, entry.body, entry.signature)) return fail(entry.seq, 'terminal signature invalid');
-    if (entry.terminalId !== terminalId) return fail(entry.seq, `entry names terminal ${entry.terminalId}, certificate says ${terminalId ?? '?'}`);
+    if (!devicePublicKey || !verifyMessage(devicePublicKey, entry.body, entry.signature)) return fail(entry.seq, 'SIGNATURE_INVALID', 'terminal signature invalid');
+    if (entry.terminalId !== terminalId) return fail(entry.seq, 'TERMINAL_MISMATCH', `entry names terminal ${entry.terminalId}, certificate says ${terminalId ?? '?'}`);
+    if (entry.clockTrusted) {
+      // the terminal trusts its clock only past the floor and no more than 1 s behind anything it recorded before
+      if (entry.time < CLOCK_FLOOR_MS) return fail(entry.seq, 'CLOCK_FLAG', `clock marked trusted at ${entry.time} ms, before the floor ${CLOCK_FLOOR_MS}`);
+      if (entry.time < latestTime - CLOCK_TRUST_SLACK_MS) return fail(entry.seq, 'CLOCK_FLAG', `clock marked trusted at ${entry.time} ms, behind the earlier entry time ${latestTime}`);
+    } else {
+      untrustedClock++;
+    }
 
     const problem = checkMeaning(entry);
-    if (problem) return fail(entry.seq, problem);
+    if (problem) return fail(entry.seq, problem[0], problem[1]);
     entries++;
     prevHash = entryHash(raw);
+    latestTime = Math.max(latestTime, entry.time);
     expectedSeq++;
   }
-  return { ok: true, entries, lastSeq: expectedSeq - 1, uses, releases, ...(terminalId ? { terminalId } : {}) };
+  if (expectedSeq === 1) return fail(1, 'EMPTY', 'the ledger has no entries (a provisioned terminal has at least its provisioning entry)');
+  return { ok: true, ...summary() };
 
-  function checkMeaning(entry: LedgerEntry): string | undefined {
-    try {
-      switch (entry.type) {
-        case EntryType.PROVISIONED:
-          return entry.seq === 1 ? undefined : 'provisioning entry after the first';
-        case EntryType.BATCH_LOADED: {
-          if (!entry.card) return 'batch entry without its card';
-          const { batch } = verifyBatchChain(parseRecordOrThrow(entry.card), rootPublicKey);
-          const id = toHex(batch.cardId);
-          if (batches.has(id)) return `batch ${batch.batchNo} loaded twice`;
-          batches.set(id, batch);
-          return undefined;
+  function checkMeaning(entry: LedgerEntry): [LedgerFault, string] | undefined {
+    switch (entry.type) {
+      case EntryType.PROVISIONED:
+        return entry.seq === 1 ? undefined : ['PROVISIONED_AGAIN', 'provisioning entry after the first'];
+      case EntryType.BATCH_LOADED: {
+        if (!entry.card) return ['BATCH_INVALID', 'batch entry without its card'];
+        let batch: SignedRecord<BatchFields>;
+        try {
+          batch = verifyBatchChain(parseRecordOrThrow(entry.card), rootPublicKey).batch;
+        } catch (err) {
+          return ['BATCH_INVALID', describe(err)];
         }
-        case EntryType.USE_RESERVED: {
-          if (!entry.card) return 'use entry without its card';
-          const card = parseRecordOrThrow(entry.card);
-          if (card.kind !== RecordKind.ONE_TIME) return 'use of a card that is not a one-time card';
-          const batch = batches.get(toHex(card.batchId));
-          if (!batch) return 'use of a card whose batch was never loaded';
-          verifyOneTime(card, batch.publicKey, batch.cardId);
-          if (card.serial < 1 || card.serial > batch.count) return `serial ${card.serial} outside batch range 1..${batch.count}`;
-          const key = `${toHex(card.batchId)}:${card.serial}`;
-          if (openUses.has(key)) return `serial ${card.serial} of batch ${batch.batchNo} used twice`;
-          openUses.set(key, entry.seq);
-          reserveKeys.set(entry.seq, key);
-          useStates.set(entry.seq, 'reserved');
-          uses++;
-          return undefined;
-        }
-        case EntryType.USE_STARTED:
-        case EntryType.USE_COMPLETED:
-        case EntryType.USE_FAILED:
-        case EntryType.USE_RELEASED: {
-          if (entry.ref === undefined || !reserveKeys.has(entry.ref)) return `refers to seq ${entry.ref ?? '?'}, which is not a use`;
-          // a release after the device started would be a silent refund; a second start or end a made-up session
-          const transition = USE_TRANSITIONS[entry.type]!;
-          const state = useStates.get(entry.ref)!;
-          if (!transition.from.includes(state)) return `use at seq ${entry.ref} ${transition.to} after it was ${state}`;
-          useStates.set(entry.ref, transition.to);
-          if (entry.type === EntryType.USE_RELEASED) {
-            openUses.delete(reserveKeys.get(entry.ref)!);
-            releases++;
-          }
-          return undefined;
-        }
+        if (batch.clinicCode !== clinicCode) return ['BATCH_WRONG_CLINIC', `batch ${batch.batchNo} is for clinic ${batch.clinicCode}, the terminal for ${clinicCode ?? '?'}`];
+        const id = toHex(batch.cardId);
+        if (batches.has(id)) return ['BATCH_LOADED_TWICE', `batch ${batch.batchNo} loaded twice`];
+        batches.set(id, batch);
+        return undefined;
       }
-    } catch (err) {
-      return err instanceof TallyError ? `${err.code}: ${err.message}` : (err as Error).message;
+      case EntryType.USE_RESERVED: {
+        if (!entry.card) return ['CARD_INVALID', 'use entry without its card'];
+        let card: SignedRecord;
+        try {
+          card = parseRecordOrThrow(entry.card);
+        } catch (err) {
+          return ['CARD_INVALID', describe(err)];
+        }
+        if (card.kind !== RecordKind.ONE_TIME) return ['CARD_INVALID', 'use of a card that is not a one-time card'];
+        const batch = batches.get(toHex(card.batchId));
+        if (!batch) return ['BATCH_NOT_LOADED', 'use of a card whose batch was never loaded'];
+        try {
+          verifyOneTime(card, batch.publicKey, batch.cardId);
+        } catch (err) {
+          return ['CARD_INVALID', describe(err)];
+        }
+        if (card.serial < 1 || card.serial > batch.count) return ['SERIAL_OUT_OF_RANGE', `serial ${card.serial} outside batch range 1..${batch.count}`];
+        const key = `${toHex(card.batchId)}:${card.serial}`;
+        if (openUses.has(key)) return ['SERIAL_USED_TWICE', `serial ${card.serial} of batch ${batch.batchNo} used twice`];
+        openUses.set(key, entry.seq);
+        reserveKeys.set(entry.seq, key);
+        useStates.set(entry.seq, 'reserved');
+        uses++;
+        return undefined;
+      }
+      case EntryType.USE_STARTED:
+      case EntryType.USE_COMPLETED:
+      case EntryType.USE_FAILED:
+      case EntryType.USE_RELEASED: {
+        if (entry.ref === undefined || !reserveKeys.has(entry.ref)) return ['REF_NOT_A_USE', `refers to seq ${entry.ref ?? '?'}, which is not a use`];
+        // a release after the device started would be a silent refund; a second start or end a made-up session
+        const transition = USE_TRANSITIONS[entry.type]!;
+        const state = useStates.get(entry.ref)!;
+        if (!transition.from.includes(state)) return ['USE_STATE', `use at seq ${entry.ref} ${transition.to} after it was ${state}`];
+        useStates.set(entry.ref, transition.to);
+        if (entry.type === EntryType.USE_RELEASED) {
+          openUses.delete(reserveKeys.get(entry.ref)!);
+          releases++;
+        }
+        return undefined;
+      }
     }
+    return undefined;
   }
+}
+
+function describe(err: unknown): string {
+  return err instanceof TallyError ? `${err.code}: ${err.message}` : (err as Error).message;
 }

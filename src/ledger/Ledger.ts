@@ -5,13 +5,15 @@
  * (fsync'd, WAL + synchronous=FULL) before the method returns, and if SQLite
  * cannot write, the method throws STORAGE_FAULT and nothing happened.
  */
-import { toHex } from '../codecs/bytes.js';
+import { bytesEqual, toHex } from '../codecs/bytes.js';
 import type { BatchFields, OneTimeFields, SignedRecord } from '../codecs/cardRecord.js';
 import {
   encodeLedgerEntry,
   encodeLedgerEntryBody,
+  CLOCK_TRUST_SLACK_MS,
   EntryType,
   GENESIS_HASH,
+  parseLedgerEntry,
   type EntryTypeValue,
   type LedgerEntryFields,
 } from '../codecs/ledgerEntry.js';
@@ -99,7 +101,9 @@ export class Ledger {
     this.stmt = {
       getMeta: db.prepare<[string], { value: Buffer }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
-      head: db.prepare<[], { seq: number; hash: Buffer; time: number }>('SELECT seq, hash, time FROM ledger ORDER BY seq DESC LIMIT 1'),
+      // the head comes from the last entry's own bytes: the hash and time columns are unsigned copies
+      head: db.prepare<[], { seq: number; entry: Buffer }>('SELECT seq, entry FROM ledger ORDER BY seq DESC LIMIT 1'),
+      latestTime: db.prepare<[], { t: number | null }>('SELECT MAX(time) AS t FROM ledger'),
       insertEntry: db.prepare('INSERT INTO ledger (seq, type, time, hash, entry) VALUES (?, ?, ?, ?, ?)'),
       insertOutbox: db.prepare('INSERT INTO outbox (seq) VALUES (?)'),
       batch: db.prepare<[Uint8Array], BatchDbRow>('SELECT * FROM batches WHERE batch_id = ?'),
@@ -132,8 +136,7 @@ export class Ledger {
       pendingCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM outbox'),
       ack: db.prepare('DELETE FROM outbox WHERE seq = ?'),
     };
-    const row = this.stmt.head.get();
-    this.head = row ? { seq: row.seq, hash: u8(row.hash), time: row.time } : { seq: 0, hash: GENESIS_HASH, time: 0 };
+    this.head = this.readHead() ?? { seq: 0, hash: GENESIS_HASH, time: 0 };
     const mark = this.stmt.getMeta.get('clock_high_water');
     this.highWater = mark ? Number(mark.value.toString()) : 0;
   }
@@ -202,7 +205,7 @@ export class Ledger {
 
   /** Whether the clock can be believed now: past the floor and not behind anything it said before */
   clockTrusted(now = this.clock.now()): boolean {
-    return now >= CLOCK_FLOOR_MS && now >= this.highWaterMark() - 1000;
+    return now >= CLOCK_FLOOR_MS && now >= this.highWaterMark() - CLOCK_TRUST_SLACK_MS;
   }
 
   /**
@@ -400,9 +403,47 @@ export class Ledger {
     }
   }
 
+  /**
+   * The chain head from the last entry's bytes (seq parsed, hash computed), and the
+   * latest time recorded (a clock guard only: the verifier checks the signed times).
+   */
+  private readHead(): Head | undefined {
+    const row = this.stmt.head.get();
+    if (!row) return undefined;
+    const raw = u8(row.entry);
+    let seq = row.seq;
+    let time = 0;
+    try {
+      const entry = parseLedgerEntry(raw);
+      seq = entry.seq;
+      time = entry.time;
+    } catch {
+      this.headDamaged = `the entry in row ${row.seq} does not parse`;
+    }
+    if (seq !== row.seq) this.headDamaged = `row ${row.seq} holds the entry of seq ${seq}`;
+    return { seq, hash: sha256(raw), time: Math.max(time, this.stmt.latestTime.get()?.t ?? 0) };
+  }
+
+  /** Set when the last entry on disk is not one this ledger could have written: appends then refuse */
+  private headDamaged: string | undefined;
+
+  /** The last entry on disk must be the one this ledger last wrote (or read at open): never append after an edited tail */
+  private checkHead(): void {
+    if (this.headDamaged) throw new TallyError('LEDGER_BROKEN', this.headDamaged, { seq: this.head.seq });
+    const row = this.stmt.head.get();
+    const onDisk = row ? { seq: row.seq, hash: sha256(u8(row.entry)) } : { seq: 0, hash: GENESIS_HASH };
+    if (onDisk.seq !== this.head.seq || !bytesEqual(onDisk.hash, this.head.hash)) {
+      throw new TallyError('LEDGER_BROKEN', `the last entry on disk (seq ${onDisk.seq}) is not the chain head (seq ${this.head.seq}): the database was changed behind the terminal`, {
+        diskSeq: onDisk.seq,
+        headSeq: this.head.seq,
+      });
+    }
+  }
+
   /** Appends one signed, chained entry and its outbox row; call inside write() */
   private append(fields: Pick<LedgerEntryFields, 'type'> & Partial<LedgerEntryFields>, terminalId = this.terminalId): number {
     if (!this.signer) throw new TallyError('NOT_PROVISIONED', 'no device key loaded');
+    this.checkHead();
     const time = this.clock.now();
     const seq = this.head.seq + 1;
     const body = encodeLedgerEntryBody({

@@ -20,8 +20,5 @@ export class ManualClock implements Clock {
   }
 }
 
-/**
- * Before this instant a terminal's clock is certainly wrong (a board whose RTC
- * lost power boots in 1970 or 2000). Entries made then are marked untrusted.
- */
-export const CLOCK_FLOOR_MS = Date.UTC(2026, 0, 1);
+// the floor is part of the ledger format (a verifier checks the clock-trust byte against it)
+export { CLOCK_FLOOR_MS } from '../codecs/ledgerEntry.js';

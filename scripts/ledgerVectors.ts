@@ -1,0 +1,294 @@
+/**
+ * Generates firmware-protocol/vectors/ledger.json, the golden vectors of
+ * firmware-protocol/ledger-format.md: one small ledger with an entry of every
+ * type, its hashes and verdict, and tampered variants with the exact verdict a
+ * verifier must give. Deterministic (fixed key seeds and times; Ed25519 signs
+ * deterministically), so test/codecs/ledgerVectors.test.ts regenerates it and
+ * fails while the file is stale:
+ *   UPDATE_VECTORS=1 npx vitest run test/codecs/ledgerVectors.test.ts
+ * A new entry type: add it to the spec, then an entry of it to `validLedger`
+ * below (and a variant that breaks its rule), then regenerate.
+ */
+import { concatBytes, toHex, u32be, utf8 } from '../src/codecs/bytes.js';
+import { encodeRecordBody, encodeSignedRecord, RecordKind, type RecordFields } from '../src/codecs/cardRecord.js';
+import { encodeLedgerEntry, encodeLedgerEntryBody, ENTRY_TYPE_NAMES, EntryType, GENESIS_HASH, parseLedgerEntry, type LedgerEntryFields } from '../src/codecs/ledgerEntry.js';
+import { privateKeyFromSeed, rawPublicKey, sha256, signMessage } from '../src/crypto/ed25519.js';
+import { verifyLedgerEntries, type LedgerVerification } from '../src/crypto/ledgerChain.js';
+import type { KeyObject } from 'node:crypto';
+
+interface Key {
+  readonly seed: Uint8Array;
+  readonly privateKey: KeyObject;
+  readonly publicKey: Uint8Array;
+}
+
+function key(name: string): Key {
+  const seed = sha256(utf8(`tallystick ledger vectors: ${name}`));
+  const privateKey = privateKeyFromSeed(seed);
+  return { seed, privateKey, publicKey: rawPublicKey(privateKey) };
+}
+
+function cardId(name: string): Uint8Array {
+  return sha256(utf8(`card id: ${name}`)).subarray(0, 8);
+}
+
+function record(fields: RecordFields, signer: Key): Uint8Array {
+  const body = encodeRecordBody(fields);
+  return encodeSignedRecord(body, signMessage(signer.privateKey, body));
+}
+
+const ISSUED_AT = 1_767_312_000; // 2026-01-02T00:00:00Z, Unix seconds as card records count
+const T0 = Date.UTC(2026, 2, 1, 8, 0, 0); // entry times are ms since the epoch
+const TERMINAL_ID = 'T-VECTOR-1';
+const CLINIC = 'CLINIC-V';
+
+const keys = {
+  root: key('investor root'),
+  otherRoot: key('another investor root'),
+  white: key('white card'),
+  batch1: key('batch 1'),
+  batch2: key('batch 2'),
+  terminal: key('terminal T-VECTOR-1'),
+  other: key('another key'),
+};
+
+function white(signer = keys.root): Uint8Array {
+  return record({ kind: RecordKind.WHITE, cardId: cardId('white'), issuedAt: ISSUED_AT, publicKey: keys.white.publicKey, quota: 10, validUntil: ISSUED_AT + 3 * 365 * 86400 }, signer);
+}
+
+function batch(no: number, batchKey: Key, count: number, options: { clinic?: string; whiteRecord?: Uint8Array; signer?: Key } = {}): Uint8Array {
+  return record(
+    {
+      kind: RecordKind.BATCH,
+      cardId: cardId(`batch ${no}`),
+      issuedAt: ISSUED_AT,
+      publicKey: batchKey.publicKey,
+      clinicCode: options.clinic ?? CLINIC,
+      batchNo: no,
+      count,
+      validFrom: ISSUED_AT,
+      validUntil: ISSUED_AT + 365 * 86400,
+      issuer: options.whiteRecord ?? white(),
+    },
+    options.signer ?? keys.white,
+  );
+}
+
+function oneTime(batchNo: number, serial: number, signer: Key): Uint8Array {
+  return record({ kind: RecordKind.ONE_TIME, cardId: cardId(`one-time ${batchNo}/${serial}`), issuedAt: ISSUED_AT, batchId: cardId(`batch ${batchNo}`), serial }, signer);
+}
+
+function certificate(signer = keys.root, terminalId = TERMINAL_ID): Uint8Array {
+  return record({ kind: RecordKind.TERMINAL, cardId: cardId(`terminal ${terminalId}`), issuedAt: ISSUED_AT, publicKey: keys.terminal.publicKey, terminalId, clinicCode: CLINIC }, signer);
+}
+
+function chipUid(n: number): Uint8Array {
+  return concatBytes([Uint8Array.of(0x04, 0xa1, 0xb2, 0xc3), u32be(n)]);
+}
+
+type Step = Pick<LedgerEntryFields, 'type'> & Partial<Omit<LedgerEntryFields, 'type'>>;
+
+/** Signs and chains entries the way the terminal's Ledger.append does */
+class ChainBuilder {
+  readonly raws: Uint8Array[] = [];
+  private time = T0;
+
+  constructor(private readonly signer: Key = keys.terminal) {}
+
+  /** Carries on after existing entries (their times too, so the clock rule holds) */
+  continueFrom(raws: readonly Uint8Array[]): this {
+    this.raws.push(...raws);
+    if (raws.length > 0) this.time = parseLedgerEntry(raws.at(-1)!).time;
+    return this;
+  }
+
+  add(step: Step, options: { signer?: Key; prevHash?: Uint8Array } = {}): number {
+    const seq = step.seq ?? this.raws.length + 1;
+    this.time = step.time ?? this.time + 7_000;
+    const body = encodeLedgerEntryBody({
+      clockTrusted: true,
+      terminalId: TERMINAL_ID,
+      ...step,
+      seq,
+      time: this.time,
+      prevHash: options.prevHash ?? (this.raws.length === 0 ? GENESIS_HASH : sha256(this.raws.at(-1)!)),
+    });
+    this.raws.push(encodeLedgerEntry(body, signMessage((options.signer ?? this.signer).privateKey, body)));
+    return seq;
+  }
+
+  /** A whole use as the terminal records it without a relay board, or with one that reported each step */
+  use(batchNo: number, serial: number, signer: Key, end: 'completed' | 'failed' | 'released' | 'open', chip: number): number {
+    const reserve = this.add({ type: EntryType.USE_RESERVED, card: oneTime(batchNo, serial, signer), chipUid: chipUid(chip) });
+    if (end === 'released') {
+      this.add({ type: EntryType.USE_RELEASED, ref: reserve, detail: 'device did not start within 30 s' });
+      return reserve;
+    }
+    if (end === 'open') return reserve;
+    this.add({ type: EntryType.USE_STARTED, ref: reserve });
+    if (end === 'completed') this.add({ type: EntryType.USE_COMPLETED, ref: reserve });
+    else this.add({ type: EntryType.USE_FAILED, ref: reserve, detail: 'device fault E42 after start' });
+    return reserve;
+  }
+}
+
+/** The valid ledger: provisioning, two batches, and every use state, some with an untrusted clock */
+function validLedger(): ChainBuilder {
+  const chain = new ChainBuilder();
+  chain.add({ type: EntryType.PROVISIONED, card: certificate() });
+  chain.add({ type: EntryType.BATCH_LOADED, card: batch(1, keys.batch1, 8), chipUid: chipUid(100) });
+  chain.use(1, 1, keys.batch1, 'completed', 1);
+  chain.use(1, 2, keys.batch1, 'completed', 2);
+  chain.use(1, 3, keys.batch1, 'released', 3);
+  chain.use(1, 3, keys.batch1, 'completed', 3); // a released serial may be used again
+  chain.use(1, 4, keys.batch1, 'failed', 4);
+  chain.add({ type: EntryType.BATCH_LOADED, card: batch(2, keys.batch2, 3), chipUid: chipUid(200) });
+  chain.use(2, 1, keys.batch2, 'completed', 11);
+  // the board's clock lost power: entries dated 1970, marked untrusted, then the server's time again
+  chain.add({ type: EntryType.USE_RESERVED, card: oneTime(2, 2, keys.batch2), chipUid: chipUid(12), time: 5_000, clockTrusted: false });
+  chain.add({ type: EntryType.USE_STARTED, ref: chain.raws.length, time: 9_000, clockTrusted: false, detail: 'started' });
+  chain.add({ type: EntryType.USE_COMPLETED, ref: chain.raws.length - 1, time: T0 + 3_600_000 });
+  chain.use(1, 5, keys.batch1, 'completed', 5);
+  chain.use(1, 6, keys.batch1, 'released', 6);
+  chain.use(1, 7, keys.batch1, 'completed', 7);
+  chain.use(2, 3, keys.batch2, 'open', 13); // still open at the end: the device has not reported yet
+  return chain;
+}
+
+type Edit =
+  | { readonly op: 'replace'; readonly index: number; readonly hex: string }
+  | { readonly op: 'delete'; readonly index: number }
+  | { readonly op: 'swap'; readonly index: number }
+  | { readonly op: 'truncate'; readonly length: number }
+  | { readonly op: 'append'; readonly hex: string };
+
+export function applyEdits(base: readonly Uint8Array[], edits: readonly Edit[]): Uint8Array[] {
+  const out = [...base];
+  for (const edit of edits) {
+    switch (edit.op) {
+      case 'replace':
+        out[edit.index] = Buffer.from(edit.hex, 'hex');
+        break;
+      case 'delete':
+        out.splice(edit.index, 1);
+        break;
+      case 'swap':
+        [out[edit.index], out[edit.index + 1]] = [out[edit.index + 1]!, out[edit.index]!];
+        break;
+      case 'truncate':
+        out.length = edit.length;
+        break;
+      case 'append':
+        out.push(Buffer.from(edit.hex, 'hex'));
+        break;
+    }
+  }
+  return out.map((raw) => new Uint8Array(raw));
+}
+
+interface Variant {
+  readonly name: string;
+  readonly description: string;
+  readonly edits: readonly Edit[];
+}
+
+function flip(raw: Uint8Array, offset: number): string {
+  const copy = raw.slice();
+  copy[offset < 0 ? copy.length + offset : offset]! ^= 0x01;
+  return toHex(copy);
+}
+
+/** Builds the valid ledger's first `keep` entries again, then the extra steps (signed by the terminal key unless said) */
+function extended(keep: number, build: (chain: ChainBuilder) => void): Edit[] {
+  const chain = new ChainBuilder().continueFrom(validLedger().raws.slice(0, keep));
+  const before = chain.raws.length;
+  build(chain);
+  return [{ op: 'truncate', length: keep }, ...chain.raws.slice(before).map((raw) => ({ op: 'append' as const, hex: toHex(raw) }))];
+}
+
+function variants(valid: readonly Uint8Array[]): Variant[] {
+  const entry = (seq: number) => valid[seq - 1]!;
+  const n = valid.length; // the last entry reserves a use still open
+  const lastTime = parseLedgerEntry(entry(n)).time;
+  return [
+    { name: 'signature-byte-flipped', description: 'one bit of the signature of seq 10 flipped', edits: [{ op: 'replace', index: 9, hex: flip(entry(10), -1) }] },
+    { name: 'detail-altered', description: 'one bit of the detail text of seq 10 (a release) flipped: signed bytes altered', edits: [{ op: 'replace', index: 9, hex: flip(entry(10), -70) }] },
+    { name: 'prev-hash-altered', description: 'one bit of the previous-entry hash inside seq 7 flipped', edits: [{ op: 'replace', index: 6, hex: flip(entry(7), 20) }] },
+    { name: 'card-record-altered', description: 'one bit of the serial inside the one-time card record of seq 3 flipped', edits: [{ op: 'replace', index: 2, hex: flip(entry(3), 77 + 30) }] },
+    { name: 'entry-deleted', description: 'seq 10 deleted', edits: [{ op: 'delete', index: 9 }] },
+    { name: 'first-deleted', description: 'seq 1 (the provisioning entry) deleted', edits: [{ op: 'delete', index: 0 }] },
+    { name: 'rows-swapped', description: 'seq 10 and seq 11 swapped', edits: [{ op: 'swap', index: 9 }] },
+    { name: 'entry-duplicated', description: 'seq 10 appears twice', edits: [{ op: 'truncate', length: 10 }, { op: 'append', hex: toHex(entry(10)) }] },
+    { name: 'entry-truncated', description: 'seq 12 cut to its first 40 bytes', edits: [{ op: 'replace', index: 11, hex: toHex(entry(12).subarray(0, 40)) }] },
+    { name: 'trailing-byte', description: 'one byte 00 appended to seq 5', edits: [{ op: 'replace', index: 4, hex: toHex(entry(5)) + '00' }] },
+    { name: 'empty', description: 'no entries at all', edits: [{ op: 'truncate', length: 0 }] },
+    { name: 'tail-cut', description: 'the last 9 entries cut: NOT detectable from the ledger alone (a witness catches it)', edits: [{ op: 'truncate', length: valid.length - 9 }] },
+    {
+      name: 'certificate-foreign-root',
+      description: 'a ledger whose terminal certificate another root signed',
+      edits: (() => {
+        const chain = new ChainBuilder();
+        chain.add({ type: EntryType.PROVISIONED, card: certificate(keys.otherRoot) });
+        return [{ op: 'truncate', length: 0 }, ...chain.raws.map((raw) => ({ op: 'append' as const, hex: toHex(raw) }))];
+      })(),
+    },
+    { name: 'first-not-provisioning', description: 'a ledger that starts with a batch load', edits: extended(0, (c) => c.add({ type: EntryType.BATCH_LOADED, card: batch(1, keys.batch1, 8) })) },
+    { name: 'signed-by-another-key', description: `seq ${n + 1} signed by a key that is not the terminal certificate's`, edits: extended(n, (c) => c.add({ type: EntryType.BATCH_LOADED, card: batch(3, keys.batch2, 3) }, { signer: keys.other })) },
+    { name: 'terminal-mismatch', description: `seq ${n + 1} names another terminal id`, edits: extended(n, (c) => c.add({ type: EntryType.USE_RESERVED, card: oneTime(1, 8, keys.batch1), terminalId: 'T-OTHER' })) },
+    { name: 'clock-trusted-before-floor', description: `seq ${n + 1} dated 1970 but marked trusted`, edits: extended(n, (c) => c.add({ type: EntryType.USE_RELEASED, ref: n, time: 60_000 })) },
+    { name: 'clock-trusted-backwards', description: `seq ${n + 1} marked trusted 2 s before seq ${n}`, edits: extended(n, (c) => c.add({ type: EntryType.USE_RELEASED, ref: n, time: lastTime - 2_000 })) },
+    { name: 'provisioned-again', description: 'a second provisioning entry', edits: extended(n, (c) => c.add({ type: EntryType.PROVISIONED, card: certificate() })) },
+    { name: 'batch-loaded-twice', description: 'batch 1 loaded again', edits: extended(n, (c) => c.add({ type: EntryType.BATCH_LOADED, card: batch(1, keys.batch1, 8) })) },
+    { name: 'batch-wrong-clinic', description: "a batch for another clinic than the certificate's", edits: extended(n, (c) => c.add({ type: EntryType.BATCH_LOADED, card: batch(3, keys.batch2, 3, { clinic: 'CLINIC-X' }) })) },
+    { name: 'batch-forged-white', description: 'a batch whose white card the root did not sign', edits: extended(n, (c) => c.add({ type: EntryType.BATCH_LOADED, card: batch(3, keys.batch2, 3, { whiteRecord: white(keys.other) }) })) },
+    { name: 'batch-without-card', description: 'a batch entry without its card', edits: extended(n, (c) => c.add({ type: EntryType.BATCH_LOADED })) },
+    { name: 'use-batch-not-loaded', description: 'a use of a card of batch 3, never loaded', edits: extended(n, (c) => c.add({ type: EntryType.USE_RESERVED, card: oneTime(3, 1, keys.batch2) })) },
+    { name: 'use-forged-card', description: 'a one-time card of batch 1 signed by another key', edits: extended(n, (c) => c.add({ type: EntryType.USE_RESERVED, card: oneTime(1, 8, keys.other) })) },
+    { name: 'use-not-one-time', description: 'a use entry carrying a batch card', edits: extended(n, (c) => c.add({ type: EntryType.USE_RESERVED, card: batch(1, keys.batch1, 8) })) },
+    { name: 'serial-out-of-range', description: 'serial 9 of a batch of 8', edits: extended(n, (c) => c.add({ type: EntryType.USE_RESERVED, card: oneTime(1, 9, keys.batch1) })) },
+    { name: 'serial-used-twice', description: 'serial 1 of batch 1 reserved again after it completed', edits: extended(n, (c) => c.add({ type: EntryType.USE_RESERVED, card: oneTime(1, 1, keys.batch1) })) },
+    { name: 'ref-not-a-use', description: 'a completion that refers to the batch load at seq 2', edits: extended(n, (c) => c.add({ type: EntryType.USE_COMPLETED, ref: 2 })) },
+    { name: 'ref-missing', description: 'a start without a ref', edits: extended(n, (c) => c.add({ type: EntryType.USE_STARTED })) },
+    { name: 'released-after-started', description: 'the use at seq 3 released after it ran (a silent refund)', edits: extended(n, (c) => c.add({ type: EntryType.USE_RELEASED, ref: 3 })) },
+    { name: 'completed-after-reserved', description: `the open use at seq ${n} completed without a start`, edits: extended(n, (c) => c.add({ type: EntryType.USE_COMPLETED, ref: n })) },
+    { name: 'started-twice', description: 'the use at seq 3 started again', edits: extended(n, (c) => c.add({ type: EntryType.USE_STARTED, ref: 3 })) },
+  ];
+}
+
+function verdictOf(result: LedgerVerification): Record<string, unknown> {
+  return {
+    ok: result.ok,
+    entries: result.entries,
+    lastSeq: result.lastSeq,
+    headHash: result.headHash,
+    uses: result.uses,
+    releases: result.releases,
+    untrustedClock: result.untrustedClock,
+    ...(result.terminalId ? { terminalId: result.terminalId } : {}),
+    ...(result.problem ? { problem: { seq: result.problem.seq, code: result.problem.code } } : {}),
+  };
+}
+
+export function buildLedgerVectors(): Record<string, unknown> {
+  const valid = validLedger().raws;
+  const root = keys.root.publicKey;
+  return {
+    description: 'Golden vectors of firmware-protocol/ledger-format.md. Generated by scripts/ledgerVectors.ts; do not edit by hand.',
+    regenerate: 'UPDATE_VECTORS=1 npx vitest run test/codecs/ledgerVectors.test.ts',
+    rootPublicKey: toHex(root),
+    rootFingerprint: toHex(sha256(root)),
+    testKeySeeds: { root: toHex(keys.root.seed), terminal: toHex(keys.terminal.seed), white: toHex(keys.white.seed), batch1: toHex(keys.batch1.seed), batch2: toHex(keys.batch2.seed) },
+    ledger: {
+      entries: valid.map((raw, i) => {
+        const parsed = parseLedgerEntry(raw);
+        return { seq: i + 1, type: ENTRY_TYPE_NAMES[parsed.type], time: parsed.time, clockTrusted: parsed.clockTrusted, hex: toHex(raw), hash: toHex(sha256(raw)) };
+      }),
+      verdict: verdictOf(verifyLedgerEntries(valid, root)),
+    },
+    tampered: variants(valid).map((variant) => ({ ...variant, verdict: verdictOf(verifyLedgerEntries(applyEdits(valid, variant.edits), root)) })),
+  };
+}
+
+export function ledgerVectorsJson(): string {
+  return `${JSON.stringify(buildLedgerVectors(), null, 2)}\n`;
+}
