@@ -326,25 +326,30 @@ export class Gateway {
     const due = this.store.dueDeliveries(now, 200);
     if (due.length === 0) return;
     const dead: ArchiveInput[] = [];
-    for (const d of due) {
-      if (d.attempts >= policy.maxAttempts) {
-        this.store.markDead(d.deliveryId);
-        this.counters.deliveries.dead += 1;
-        dead.push({ time: now, direction: 'hospital-to-payment', type: 'department.patient', verdict: 'dead-letter', code: 'GW_DEAD_LETTER', reason: `delivery ${d.deliveryId} to ${d.department}: no ack after ${d.attempts} tries`, department: d.department });
-        continue;
+    const sends: [string, Uint8Array][] = [];
+    this.store.transaction(() => {
+      for (const d of due) {
+        if (d.attempts >= policy.maxAttempts) {
+          this.store.markDead(d.deliveryId);
+          this.counters.deliveries.dead += 1;
+          dead.push({ time: now, direction: 'hospital-to-payment', type: 'department.patient', verdict: 'dead-letter', code: 'GW_DEAD_LETTER', reason: `delivery ${d.deliveryId} to ${d.department}: no ack after ${d.attempts} tries`, department: d.department });
+          continue;
+        }
+        const attempt = d.attempts + 1;
+        const message = { v: 1, type: 'department.patient', deliveryId: d.deliveryId, attempt, department: d.department, visitDate: d.visitDate, patient: JSON.parse(d.patient) as unknown, gatewaySeq: d.gatewaySeq };
+        if (schemaProblem(DepartmentPatientSchema, message)) {
+          this.store.markDead(d.deliveryId);
+          continue;
+        }
+        const twoWay = this.payment.returnLeg;
+        // two-way: wait for the department's ack, doubling; one-way: handed over once the link has it
+        this.store.markDeliverySent(d.deliveryId, attempt, twoWay ? now + policy.ackTimeoutMs * 2 ** (attempt - 1) : Number.MAX_SAFE_INTEGER, twoWay ? 'sent' : 'handed');
+        this.counters.deliveries.sent += 1;
+        sends.push([departmentTopic(d.department, 'patient'), encodeCanonical(message)]);
       }
-      const attempt = d.attempts + 1;
-      const message = { v: 1, type: 'department.patient', deliveryId: d.deliveryId, attempt, department: d.department, visitDate: d.visitDate, patient: JSON.parse(d.patient) as unknown, gatewaySeq: d.gatewaySeq };
-      if (schemaProblem(DepartmentPatientSchema, message)) {
-        this.store.markDead(d.deliveryId);
-        continue;
-      }
-      const twoWay = this.payment.returnLeg;
-      // two-way: wait for the department's ack, doubling; one-way: handed over once the link has it
-      this.store.markDeliverySent(d.deliveryId, attempt, twoWay ? now + policy.ackTimeoutMs * 2 ** (attempt - 1) : Number.MAX_SAFE_INTEGER, twoWay ? 'sent' : 'handed');
-      this.counters.deliveries.sent += 1;
-      this.payment.publishDelivery(departmentTopic(d.department, 'patient'), encodeCanonical(message)).catch(() => undefined);
-    }
+    });
+    // published once their state is committed: a kill in between only means one more try
+    for (const [topic, payload] of sends) this.payment.publishDelivery(topic, payload).catch(() => undefined);
     if (dead.length > 0) for (const a of dead) void this.enqueue(a);
   }
 

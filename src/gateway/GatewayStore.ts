@@ -15,6 +15,7 @@
  * Every transaction is synchronous=FULL (openDatabase).
  */
 import { createHash } from 'node:crypto';
+import type Database from 'better-sqlite3';
 import { TallyError } from '../errors.js';
 import { openDatabase, storageFault, type Migration, type SqliteDatabase } from '../util/openDatabase.js';
 
@@ -190,6 +191,23 @@ export class GatewayStore {
   private readonly insertDelivery;
   private readonly bumpRegistrations;
 
+  private readonly statements = new Map<string, Database.Statement<unknown[]>>();
+
+  /** A prepared statement, made once */
+  private sql(text: string): Database.Statement<unknown[]> {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  /** Runs fn in one transaction (one fsync for all its writes) */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
   constructor(path: string, options: { readonly?: boolean } = {}) {
     this.db = openDatabase(path, MIGRATIONS, options);
     const last = this.db.prepare('SELECT seq, hash FROM archive ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: Buffer } | undefined;
@@ -297,26 +315,25 @@ export class GatewayStore {
 
   /** Crossings not yet handed to the payment link, in seq order */
   pendingCrossings(limit: number, afterSeq = 0): { gatewaySeq: number; topic: string; payload: Buffer }[] {
-    return this.db
-      .prepare('SELECT gateway_seq AS gatewaySeq, topic, payload FROM crossing WHERE gateway_seq > ? ORDER BY gateway_seq LIMIT ?')
+    return this.sql('SELECT gateway_seq AS gatewaySeq, topic, payload FROM crossing WHERE gateway_seq > ? ORDER BY gateway_seq LIMIT ?')
       .all(afterSeq, limit) as { gatewaySeq: number; topic: string; payload: Buffer }[];
   }
 
   /** A crossing handed over by other means than the MQTT store (the diode) */
   deleteCrossing(gatewaySeq: number): void {
-    this.db.prepare('DELETE FROM crossing WHERE gateway_seq = ?').run(gatewaySeq);
+    this.sql('DELETE FROM crossing WHERE gateway_seq = ?').run(gatewaySeq);
   }
 
   crossingCount(): number {
-    return this.db.prepare('SELECT count(*) FROM crossing').pluck().get() as number;
+    return this.sql('SELECT count(*) FROM crossing').pluck().get() as number;
   }
 
   registrationsBooked(department: string, visitDate: string): number {
-    return (this.db.prepare('SELECT booked FROM registrations WHERE department = ? AND visit_date = ?').pluck().get(department, visitDate) as number | undefined) ?? 0;
+    return (this.sql('SELECT booked FROM registrations WHERE department = ? AND visit_date = ?').pluck().get(department, visitDate) as number | undefined) ?? 0;
   }
 
   allRegistrations(): { department: string; visitDate: string; booked: number }[] {
-    return this.db.prepare('SELECT department, visit_date AS visitDate, booked FROM registrations ORDER BY visit_date, department').all() as never;
+    return this.sql('SELECT department, visit_date AS visitDate, booked FROM registrations ORDER BY visit_date, department').all() as never;
   }
 
   query(q: ArchiveQuery): ArchiveRow[] {
@@ -338,11 +355,11 @@ export class GatewayStore {
       original_length AS originalLength, original_sha256 AS originalSha256, original, canonical, prev_hash AS prevHash, hash
       FROM archive ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`;
     args.push(q.limit ?? 1000);
-    return this.db.prepare(sql).all(...args) as ArchiveRow[];
+    return this.sql(sql).all(...args) as ArchiveRow[];
   }
 
   counts(): { verdict: string; code: string | null; n: number }[] {
-    return this.db.prepare('SELECT verdict, code, count(*) AS n FROM archive GROUP BY verdict, code ORDER BY verdict, code').all() as never;
+    return this.sql('SELECT verdict, code, count(*) AS n FROM archive GROUP BY verdict, code ORDER BY verdict, code').all() as never;
   }
 
   /** Walks the whole chain: links, hashes, gapless seqs, the originals kept whole */
@@ -351,8 +368,7 @@ export class GatewayStore {
     let prev = GENESIS;
     let expected = 1;
     let rows = 0;
-    const iterate = this.db
-      .prepare(
+    const iterate = this.sql(
         `SELECT seq, time, direction, type, verdict, code, reason, patient_id AS patientId, department, source_key AS sourceKey,
          original_length AS originalLength, original_sha256 AS originalSha256, original, canonical, prev_hash AS prevHash, hash FROM archive ORDER BY seq`,
       )
@@ -378,28 +394,27 @@ export class GatewayStore {
   /** Stores an outgoing packet; when it is a crossing's publish, the crossing leaves the outbox in the same transaction */
   storePacket(messageId: number, packet: string, crossingSeq: number | undefined): void {
     this.db.transaction(() => {
-      this.db.prepare('INSERT OR REPLACE INTO mqtt_store (message_id, packet) VALUES (?, ?)').run(messageId, packet);
-      if (crossingSeq !== undefined) this.db.prepare('DELETE FROM crossing WHERE gateway_seq = ?').run(crossingSeq);
+      this.sql('INSERT OR REPLACE INTO mqtt_store (message_id, packet) VALUES (?, ?)').run(messageId, packet);
+      if (crossingSeq !== undefined) this.sql('DELETE FROM crossing WHERE gateway_seq = ?').run(crossingSeq);
     })();
   }
 
   packet(messageId: number): string | undefined {
-    return this.db.prepare('SELECT packet FROM mqtt_store WHERE message_id = ?').pluck().get(messageId) as string | undefined;
+    return this.sql('SELECT packet FROM mqtt_store WHERE message_id = ?').pluck().get(messageId) as string | undefined;
   }
 
   deletePacket(messageId: number): void {
-    this.db.prepare('DELETE FROM mqtt_store WHERE message_id = ?').run(messageId);
+    this.sql('DELETE FROM mqtt_store WHERE message_id = ?').run(messageId);
   }
 
   packets(): string[] {
-    return this.db.prepare('SELECT packet FROM mqtt_store ORDER BY rowid').pluck().all() as string[];
+    return this.sql('SELECT packet FROM mqtt_store ORDER BY rowid').pluck().all() as string[];
   }
 
   // --- department deliveries ---
 
   dueDeliveries(now: number, limit: number): DeliveryRow[] {
-    return this.db
-      .prepare(
+    return this.sql(
         `SELECT delivery_id AS deliveryId, department, visit_date AS visitDate, patient, gateway_seq AS gatewaySeq, state, attempts, next_at AS nextAt
          FROM deliveries WHERE state IN ('queued', 'sent') AND next_at <= ? ORDER BY next_at, delivery_id LIMIT ?`,
       )
@@ -407,26 +422,25 @@ export class GatewayStore {
   }
 
   markDeliverySent(deliveryId: number, attempts: number, nextAt: number, state: 'sent' | 'handed' = 'sent'): void {
-    this.db.prepare('UPDATE deliveries SET state = ?, attempts = ?, next_at = ? WHERE delivery_id = ?').run(state, attempts, nextAt, deliveryId);
+    this.sql('UPDATE deliveries SET state = ?, attempts = ?, next_at = ? WHERE delivery_id = ?').run(state, attempts, nextAt, deliveryId);
   }
 
   /** True when this ack was for a delivery still waiting for it */
   ackDelivery(deliveryId: number, department: string): boolean {
-    return this.db.prepare("UPDATE deliveries SET state = 'acked' WHERE delivery_id = ? AND department = ? AND state = 'sent'").run(deliveryId, department).changes === 1;
+    return this.sql("UPDATE deliveries SET state = 'acked' WHERE delivery_id = ? AND department = ? AND state = 'sent'").run(deliveryId, department).changes === 1;
   }
 
   markDead(deliveryId: number): void {
-    this.db.prepare("UPDATE deliveries SET state = 'dead' WHERE delivery_id = ?").run(deliveryId);
+    this.sql("UPDATE deliveries SET state = 'dead' WHERE delivery_id = ?").run(deliveryId);
   }
 
   requeueDead(department?: string): number {
     const sql = `UPDATE deliveries SET state = 'queued', attempts = 0, next_at = 0 WHERE state = 'dead'${department ? ' AND department = ?' : ''}`;
-    return (department ? this.db.prepare(sql).run(department) : this.db.prepare(sql).run()).changes;
+    return (department ? this.sql(sql).run(department) : this.sql(sql).run()).changes;
   }
 
   deliveries(state?: string): DeliveryRow[] {
-    return this.db
-      .prepare(
+    return this.sql(
         `SELECT delivery_id AS deliveryId, department, visit_date AS visitDate, patient, gateway_seq AS gatewaySeq, state, attempts, next_at AS nextAt
          FROM deliveries ${state ? 'WHERE state = ?' : ''} ORDER BY delivery_id`,
       )

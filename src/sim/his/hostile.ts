@@ -125,7 +125,8 @@ export function hostileMessage(n: number, random: () => number, time: number, pr
     const [field, value] = pick(broken);
     if (random() < 0.2) {
       // a required segment missing
-      const text = new TextDecoder().decode(valid()).split('\r').filter((s) => !s.startsWith(pick(['PID', 'PV1']))).join('\r');
+      const segment = pick(['PID', 'PV1']);
+      const text = new TextDecoder().decode(valid()).split('\r').filter((s) => !s.startsWith(segment)).join('\r');
       return m(frame(enc(text)), 'refuse', 'missing-segment');
     }
     return m(frame(withField(n, controlId, time, field, value)), 'refuse', `wrong-${field}`);
@@ -137,7 +138,8 @@ export function hostileMessage(n: number, random: () => number, time: number, pr
     // raw: separators and CR as they are (segment or field injection); escaped: they arrive as data
     const raw = random() < 0.5;
     const text = raw ? value : escapeHl7(value);
-    const expect: Expectation = field === 'procedureText' ? 'either' : 'refuse';
+    // free text and names admit some of these once escaped (a NUL escapes to a space): only data then
+    const expect: Expectation = field === 'procedureText' || field === 'familyName' || field === 'givenName' ? 'either' : 'refuse';
     return m(frame(withField(n, controlId, time, field, text)), expect, `inject-${field}${raw ? '-raw' : ''}`);
   }
   if (r < 0.9) {
@@ -147,7 +149,9 @@ export function hostileMessage(n: number, random: () => number, time: number, pr
     if (how < 0.7) return m(frame(enc('')), 'refuse', 'empty-frame');
     // an end marker without CR inside the message: it is data, so the message is broken
     const text = new TextDecoder().decode(valid());
-    const cut = Math.floor(random() * text.length);
+    // never just before a CR: 0x1C 0x0D would end the frame there
+    let cut = Math.floor(random() * text.length);
+    while (text.charAt(cut) === '\r') cut += 1;
     return m(frame(new Uint8Array([...enc(text.slice(0, cut)), 0x1c, ...enc(text.slice(cut))])), 'refuse', 'stray-end-byte');
   }
   // declared types with every segment repeated past the budget, and separators redefined

@@ -1,0 +1,187 @@
+/**
+ * The gateway between two real networks: the hospital side and the payment
+ * side each in a network namespace with its own Mosquitto, the gateway in a
+ * third with a veth into each and forwarding off, and every program a real
+ * process (`node dist/...`: run `npm run build` first; `npm test` does). The
+ * payment side's check is mosquitto_sub on the payment broker, not the
+ * gateway's own count.
+ */
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { declarationForTopic, encodeCanonical, schemaProblem } from '../../src/codecs/gateway/declared.js';
+import { ADDRESSES, TwoNetworks, tallyCommand, type StartedProcess } from '../../src/scenario/twoNetworks.js';
+
+const MLLP = `${ADDRESSES.gatewayHospitalLeg}:2575`;
+// sim his --count 200: message n is a registration when n % 4 < 2, for department n % 3 (OPH first)
+const OPH_BOOKED = Array.from({ length: 200 }, (_, n) => n).filter((n) => n % 4 < 2 && n % 3 === 0).length;
+const FUZZ_COUNT = process.env.SOAK === '1' ? Number(process.env.GATEWAY_FUZZ ?? 1_000_000) : 20_000;
+
+interface Seen {
+  readonly topic: string;
+  readonly payload: Buffer;
+}
+
+/** mosquitto_sub on the payment broker, payloads in hex (-F %t %x), ready once it has seen its own probe */
+async function paymentSubscriber(net: TwoNetworks): Promise<{ proc: StartedProcess; messages: () => Seen[] }> {
+  const proc = net.start('payment', 'mosquitto_sub', ['-h', ADDRESSES.payment, '-p', '1883', '-q', '2', '-t', 'tally/#', '-F', '%t %x']);
+  const probe = `tally/probe/${Math.random().toString(36).slice(2)}`;
+  for (let i = 0; ; i++) {
+    await net.mustRun('payment', 'mosquitto_pub', ['-h', ADDRESSES.payment, '-p', '1883', '-q', '1', '-t', probe, '-m', 'ready']);
+    try {
+      await proc.waitFor(new RegExp(`^${probe} `), 300);
+      break;
+    } catch (err) {
+      if (i > 30) throw err;
+    }
+  }
+  const messages = (): Seen[] =>
+    proc
+      .stdout()
+      .split('\n')
+      .filter((l) => l.startsWith('tally/') && !l.startsWith('tally/probe/'))
+      .map((l) => {
+        const [topic, hex] = l.split(' ') as [string, string];
+        return { topic, payload: Buffer.from(hex ?? '', 'hex') };
+      });
+  return { proc, messages };
+}
+
+/** Whatever reached the payment broker conforms to its declaration and is canonical; returns the crossings by control id */
+function checkPaymentSide(messages: Seen[]): Map<string, number> {
+  const byControlId = new Map<string, number>();
+  for (const m of messages) {
+    // the departments' own acks are payment-side traffic, published there
+    if (/^tally\/gw\/v1\/dept\/[A-Z0-9_]+\/ack$/.test(m.topic)) continue;
+    const declaration = declarationForTopic(m.topic);
+    expect(declaration, `undeclared topic ${m.topic}`).toBeDefined();
+    if (declaration!.accepts === 'ledger-report') continue;
+    const value = JSON.parse(m.payload.toString('utf8'));
+    expect(schemaProblem(declaration!.schema!, value), m.payload.toString()).toBeUndefined();
+    expect(Buffer.from(encodeCanonical(value)).equals(m.payload), 'canonical encoding').toBe(true);
+    if (value.source) byControlId.set(value.source.controlId, (byControlId.get(value.source.controlId) ?? 0) + 1);
+  }
+  return byControlId;
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('gateway between two network namespaces', () => {
+  let net: TwoNetworks;
+  let dir: string;
+
+  beforeAll(async () => {
+    net = await TwoNetworks.create();
+    dir = net.scratch('tally-gw-netns-');
+    await Promise.all([net.startBroker('hospital'), net.startBroker('payment')]);
+  });
+
+  afterAll(async () => {
+    await net?.close();
+  });
+
+  const UNLIMITED = ['--rate', 'patient.registration=100000/100000,order.placed=100000/100000,charge.posted=100000/100000'];
+  const TWO_WAY = ['--payment', `mqtt://${ADDRESSES.payment}:1883`];
+
+  function startGateway(db: string, extra: string[]): StartedProcess {
+    const [cmd, args] = tallyCommand(['gateway', 'run', '--db', db, '--mllp', MLLP, '--hospital', `mqtt://${ADDRESSES.hospital}:1883`, '--capacity', 'OPH=40,ENT=40,RAD=40', ...extra]);
+    const p = net.start('gateway', cmd, args, { TALLY_LOG_LEVEL: 'error' });
+    return p;
+  }
+
+  it('nothing routes between the sides: each side reaches its own broker, not the other one', async () => {
+    expect(await net.canConnect('hospital', ADDRESSES.hospital, 1883)).toMatchObject({ connected: true });
+    expect(await net.canConnect('payment', ADDRESSES.payment, 1883)).toMatchObject({ connected: true });
+    const across = await net.canConnect('hospital', ADDRESSES.payment, 1883);
+    expect(across.connected).toBe(false);
+    expect(['ENETUNREACH', 'EHOSTUNREACH', 'ETIMEDOUT']).toContain(across.error);
+    expect((await net.canConnect('payment', ADDRESSES.hospital, 1883)).connected).toBe(false);
+    // the gateway's namespace reaches both, and does not forward between them
+    expect((await net.canConnect('gateway', ADDRESSES.payment, 1883)).connected).toBe(true);
+    expect((await net.run('gateway', 'sysctl', ['-n', 'net.ipv4.ip_forward'])).stdout.trim()).toBe('0');
+    // with routes pointing at the gateway, its namespace still forwards nothing
+    await net.mustRun('hospital', 'ip', ['route', 'add', 'default', 'via', ADDRESSES.gatewayHospitalLeg]);
+    await net.mustRun('payment', 'ip', ['route', 'add', 'default', 'via', ADDRESSES.gatewayPaymentLeg]);
+    try {
+      expect((await net.canConnect('hospital', ADDRESSES.payment, 1883)).connected).toBe(false);
+      expect((await net.canConnect('payment', ADDRESSES.hospital, 1883)).connected).toBe(false);
+    } finally {
+      await net.mustRun('hospital', 'ip', ['route', 'del', 'default']);
+      await net.mustRun('payment', 'ip', ['route', 'del', 'default']);
+    }
+  });
+
+  it('HIS traffic crosses only through the gateway: registrations, orders and charges, canonical, each once; OPH gets its booked patients', async () => {
+    const sub = await paymentSubscriber(net);
+    const gateway = startGateway(join(dir, 'e2e.db'), [...TWO_WAY, ...UNLIMITED]);
+    await gateway.waitFor(/gateway listening on 10\.18\.1\.1:2575/);
+    const [dcmd, dargs] = tallyCommand(['gateway', 'department', '--broker', `mqtt://${ADDRESSES.payment}:1883`, '--department', 'OPH', '--count', String(OPH_BOOKED)]);
+    const oph = net.start('payment', dcmd, dargs);
+    await oph.waitFor(/subscribed to tally\/gw\/v1\/dept\/OPH\/patient/);
+    const [cmd, args] = tallyCommand(['sim', 'his', '--gateway', MLLP, '--count', '200', '--departments', 'OPH,ENT,RAD', '--hospital', `mqtt://${ADDRESSES.hospital}:1883`, '--prefix', 'E']);
+    const his = net.start('hospital', cmd, args);
+    expect(await his.exited()).toBe(0);
+    const summary = JSON.parse(his.stdout().trim().split('\n').at(-1)!);
+    expect(summary).toMatchObject({ sent: 200, answered: 200, byAck: { AA: 200 }, unexpected: 0 });
+    await until(() => checkPaymentSide(sub.messages()).size === 200, '200 crossings on the payment broker');
+    const crossed = checkPaymentSide(sub.messages());
+    expect([...crossed.values()].every((n) => n === 1)).toBe(true);
+    // each of OPH's registrations reaches OPH's queue reader, which acknowledges it
+    expect(await oph.exited()).toBe(0);
+    const patients = oph.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    expect(patients).toHaveLength(OPH_BOOKED);
+    expect(patients.every((p) => p.department === 'OPH' && p.type === 'department.patient')).toBe(true);
+    await gateway.stop();
+    await sub.proc.stop();
+  });
+
+  it(`a fuzz run of ${FUZZ_COUNT} hostile messages at the hospital side: 0 crashes, 0 hangs, nothing on the payment broker the allow list does not pass`, async () => {
+    const sub = await paymentSubscriber(net);
+    const db = join(dir, 'fuzz.db');
+    // the declared rate limits stay: the bursts in the stream must meet them
+    const gateway = startGateway(db, TWO_WAY);
+    await gateway.waitFor(/gateway listening/);
+    const results = join(dir, 'fuzz-results.jsonl');
+    const seed = Number(process.env.GATEWAY_FUZZ_SEED ?? 20261202);
+    const [cmd, args] = tallyCommand(['sim', 'his', '--gateway', MLLP, '--hostile', String(FUZZ_COUNT), '--seed', String(seed), '--connections', '8', '--window', '32', '--results', results]);
+    const his = net.start('hospital', cmd, args);
+    const code = await his.exited();
+    const summary = JSON.parse(his.stdout().trim().split('\n').at(-1)!);
+    // every message answered (no hang), every answer what its kind demands
+    expect(summary, his.stderr().slice(-2000)).toMatchObject({ sent: FUZZ_COUNT, answered: FUZZ_COUNT, unexpected: 0 });
+    expect(code).toBe(0);
+    expect(gateway.child.exitCode, 'the gateway did not crash').toBeNull();
+    const rows = readFileSync(results, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { controlId: string; expect: string; code: string; kind: string; tallyCode: string });
+    const accepted = new Map(rows.filter((r) => r.code === 'AA').map((r) => [r.controlId, r]));
+    // the gateway's own ACKs say how many passed; the payment broker must show exactly those, each once
+    await until(() => checkPaymentSide(sub.messages()).size >= accepted.size, `${accepted.size} crossings`, 120_000);
+    const crossed = checkPaymentSide(sub.messages());
+    for (const [controlId, n] of crossed) {
+      expect(n, `${controlId} crossed ${n} times`).toBe(1);
+      expect(accepted.get(controlId), `${controlId} reached the payment side without an AA`).toBeDefined();
+      expect(accepted.get(controlId)!.expect).not.toBe('refuse');
+    }
+    expect(crossed.size).toBe(accepted.size);
+    // still serving, with nothing left behind
+    const [vcmd, vargs] = tallyCommand(['sim', 'his', '--gateway', MLLP, '--count', '4', '--prefix', 'AFTER']);
+    const after = net.start('hospital', vcmd, vargs);
+    expect(await after.exited()).toBe(0);
+    await gateway.stop();
+    const [acmd, aargs] = tallyCommand(['gateway', 'archive', 'verify', '--db', db]);
+    const verify = await net.run('gateway', acmd, aargs);
+    expect(verify.stdout).toMatch(/archive verified: \d+ rows, hash chain intact/);
+    const byKind: Record<string, Record<string, number>> = {};
+    for (const r of rows) {
+      byKind[r.kind] ??= {};
+      byKind[r.kind]![r.tallyCode || r.code] = (byKind[r.kind]![r.tallyCode || r.code] ?? 0) + 1;
+    }
+    console.log(JSON.stringify({ fuzz: FUZZ_COUNT, seed, seconds: summary.seconds, byAck: summary.byAck, byTallyCode: summary.byTallyCode, passedToPayment: crossed.size, byKind }));
+    await sub.proc.stop();
+  }, 3_600_000);
+});
