@@ -154,6 +154,26 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'A card came while the terminal was handling another card or a device session runs.',
     remedy: 'Wait for the current use to finish, then swipe.',
   },
+  LEDGER_ROLLBACK: {
+    cause: 'A witness outside the terminal database holds a later ledger than the database: the relay board keeps a higher chain head, the server signed a checkpoint beyond it, or a card carries this terminal\'s consumed marker from an entry the ledger no longer has. The database was restored from an old copy or cut short; the terminal refuses service and has recorded and reported it.',
+    remedy: 'Do not swipe further cards. Keep the data folder as evidence and call the investor: tally ledger verify --checkpoint with the server\'s checkpoint names the missing seqs; the server\'s copy of the ledger holds what was reported before the loss.',
+  },
+  LEDGER_TRUNCATED: {
+    cause: 'tally ledger verify --checkpoint: the ledger verifies up to its last entry, but that is before the seq the server signed in its checkpoint, or the entry at that seq has another hash: entries were cut off or replaced after the server saw them.',
+    remedy: 'Compare with the server\'s copy of the ledger (tally audit export on the server); the output names the last good seq and the checkpoint\'s seq.',
+  },
+  BOARD_WITNESS_MISSING: {
+    cause: 'The relay board speaks serial protocol 1, which keeps no chain head, and terminal.device.requireBoardWitness is set.',
+    remedy: 'Flash the board with firmware that speaks protocol 2 (firmware-protocol/serial-protocol.md section 6.5), or unset requireBoardWitness to run without the board witness (the server is told at each start).',
+  },
+  BOARD_HEAD_REFUSED: {
+    cause: 'The relay board refused RELAY_ENABLE_HEAD: the head the terminal sent is not above the one in the board\'s memory, so the ledger is behind what the board has already seen.',
+    remedy: 'As for LEDGER_ROLLBACK: the terminal stays out of service; call the investor. Clearing the board\'s head is a service procedure on the board itself.',
+  },
+  BAD_CHECKPOINT: {
+    cause: 'A checkpoint (in an ack from the server, or a file given to tally ledger verify --checkpoint) does not parse, or its signature or its server-key certificate does not verify against the investor root.',
+    remedy: 'Use the checkpoint exported by tally ledger checkpoint or the server; check that the server key was certified by this investor\'s root (tally server key).',
+  },
   READER_UNAVAILABLE: {
     cause: 'The reader cannot be reached: serial port missing or taken, board unpowered, pcscd not running, no PC/SC reader with that name, or the pcsclite addon not built.',
     remedy: 'Check reader.serial.path (ls -l /dev/ttyS*; the service user needs the dialout group) or pcscd (systemctl status pcscd; pcsc_scan lists the readers, reader.pcsc.readerName must be part of one name).',

@@ -73,6 +73,10 @@ export const ErrorCodes = {
   ROOT_MISMATCH: info(4004, 'Mother card does not match the expected investor root', '母卡与预期投资方根密钥不符'),
   DEVICE_FAULT: info(4005, 'Device failed to start: use released, not charged', '设备启动失败：本次已释放，不扣费'),
   BUSY: info(4006, 'Terminal busy: wait for the current use to finish', '终端忙，请等待当前使用结束', true),
+  // rollback witnesses (firmware-protocol/ledger-format.md, serial-protocol.md §6.5)
+  LEDGER_ROLLBACK: info(4030, 'Out of service: ledger older than recorded (rollback)', '暂停服务：账本比已记录的旧（回滚）'),
+  LEDGER_TRUNCATED: info(4031, 'Ledger truncated: it no longer contains the server\'s signed checkpoint', '账本被截断：不再包含服务器签名的检查点'),
+  BOARD_WITNESS_MISSING: info(4032, 'Out of service: relay board firmware too old (no witness)', '暂停服务：继电器板固件过旧（无见证）'),
 
   // 5xxx: reader and transport
   READER_UNAVAILABLE: info(5001, 'Card reader not available', '读卡器不可用', true),
@@ -80,10 +84,12 @@ export const ErrorCodes = {
   TRANSPORT_CLOSED: info(5003, 'Reader connection closed', '读卡器连接已关闭', true),
   FRAME_REJECTED: info(5004, 'Reader rejected the frame', '读卡器拒绝数据帧', true),
   READER_IN_USE: info(5005, 'Card reader in use by another program', '读卡器被其他程序占用', true),
+  BOARD_HEAD_REFUSED: info(5030, 'Relay board refused to run the device: it has seen a later ledger', '继电器板拒绝启动设备：它见过更新的账本'),
 
   // 6xxx: sync and server
   SYNC_REJECTED: info(6001, 'Server refused the message', '服务器拒绝消息'),
   BAD_MESSAGE: info(6002, 'Malformed message', '消息格式错误'),
+  BAD_CHECKPOINT: info(6030, 'Server checkpoint refused: not signed by a key the investor root certifies', '服务器检查点被拒绝：签名密钥未经投资方根密钥认证'),
   REGISTRY_IMPORT_REFUSED: info(6003, 'Registry export refused: it does not verify against the investor root', '登记导出被拒绝：无法通过投资方根密钥校验'),
   // 61xx: the TLS PKI and enrolment (tally pki, EST)
   PKI_PASSPHRASE: info(6101, 'TLS CA key locked: wrong or missing passphrase', 'TLS CA 私钥无法解锁：口令错误或缺失'),

@@ -7,6 +7,16 @@
  *   I <hex>                              decoding yields no frame
  *   S <chunk,chunk,...> <frame,frame,...|-> <discarded>   streaming decode of the chunks
  *
+ * and the chain-head witness of protocol 2 (tally_head.h; vectors/relay.json and vectors/head.json):
+ *
+ *   G <seq> <hash> <payload>                 GET_HEAD response encodes to payload
+ *   P <payload> <useSeq> <maxMs> <seq> <hash>  RELAY_ENABLE_HEAD request parses to the fields
+ *   Q <status> <seq> <hash> <payload>        RELAY_ENABLE_HEAD response encodes to payload
+ *   A <heldSeq> <proposedSeq> <0|1>          the acceptance rule
+ *   R <generation> <seq> <hash> <record>     one NVM slot, both ways
+ *   M <image> <generation> <seq> <hash>      the head a two-slot image holds
+ *   W <before> <seq> <hash> <after> <slot>   storing a head in an image
+ *
  * An empty hex field is written as "-". Prints "ok <n>" or "FAIL ..." lines; exit status 1 on any failure.
  */
 #include <stdio.h>
@@ -14,6 +24,7 @@
 #include <string.h>
 
 #include "tally_frame.h"
+#include "tally_head.h"
 
 #define MAX_LINE 16384
 #define MAX_BYTES 4096
@@ -64,6 +75,25 @@ static void check(int ok, const char *what, const char *line)
         failures++;
         printf("FAIL %s: %s\n", what, line);
     }
+}
+
+static unsigned long next_ul(void)
+{
+    return strtoul(strtok(NULL, " "), NULL, 10);
+}
+
+/* the next two fields: seq and hash */
+static void next_head(tally_head *head)
+{
+    uint8_t hash[MAX_BYTES];
+    head->seq = (uint32_t)next_ul();
+    memset(head->hash, 0, sizeof head->hash);
+    memcpy(head->hash, hash, parse_hex(strtok(NULL, " "), hash, TALLY_HEAD_HASH_LEN));
+}
+
+static int heads_equal(const tally_head *a, const tally_head *b)
+{
+    return a->seq == b->seq && memcmp(a->hash, b->hash, TALLY_HEAD_HASH_LEN) == 0;
 }
 
 static collector *decode(const uint8_t *bytes, size_t len)
@@ -145,6 +175,63 @@ int main(void)
             check(c.count == i, "stream frame count", copy);
             check(c.discarded == expected_discard, "stream discarded", copy);
             check(d.filled == 0, "stream pending", copy);
+        } else if (strcmp(kind, "G") == 0) {
+            tally_head h;
+            size_t n;
+            next_head(&h);
+            n = parse_hex(strtok(NULL, " "), b, MAX_BYTES);
+            check(tally_head_encode(&h, out) == n && memcmp(out, b, n) == 0, "head encode", copy);
+        } else if (strcmp(kind, "P") == 0) {
+            size_t n = parse_hex(strtok(NULL, " "), a, MAX_BYTES);
+            uint32_t use_seq = 0, max_ms = 0;
+            tally_head h, expected;
+            unsigned long want_use = next_ul(), want_max = next_ul();
+            next_head(&expected);
+            check(tally_enable_head_parse(a, n, &use_seq, &max_ms, &h) == 0 && use_seq == want_use && max_ms == want_max && heads_equal(&h, &expected), "enable head parse", copy);
+            check(tally_enable_head_parse(a, n - 1, &use_seq, &max_ms, &h) == -1, "enable head short", copy);
+        } else if (strcmp(kind, "Q") == 0) {
+            unsigned status = (unsigned)next_ul();
+            tally_head h;
+            size_t n;
+            next_head(&h);
+            n = parse_hex(strtok(NULL, " "), b, MAX_BYTES);
+            check(tally_enable_head_result_encode((uint8_t)status, &h, out) == n && memcmp(out, b, n) == 0, "enable head result", copy);
+        } else if (strcmp(kind, "A") == 0) {
+            tally_head held, proposed;
+            int want;
+            memset(&held, 0, sizeof held);
+            memset(&proposed, 0, sizeof proposed);
+            held.seq = (uint32_t)next_ul();
+            proposed.seq = (uint32_t)next_ul();
+            want = (int)next_ul();
+            check(tally_head_accepts(&held, &proposed) == want, "accept rule", copy);
+        } else if (strcmp(kind, "R") == 0) {
+            uint32_t generation = (uint32_t)next_ul(), got_generation = 0;
+            tally_head h, got;
+            size_t n;
+            next_head(&h);
+            n = parse_hex(strtok(NULL, " "), b, MAX_BYTES);
+            tally_head_record_encode(generation, &h, out);
+            check(n == TALLY_HEAD_RECORD_LEN && memcmp(out, b, n) == 0, "record encode", copy);
+            check(tally_head_record_parse(b, &got_generation, &got) == 0 && got_generation == generation && heads_equal(&got, &h), "record parse", copy);
+            b[19] ^= 1u;
+            check(tally_head_record_parse(b, &got_generation, &got) == -1, "record crc", copy);
+        } else if (strcmp(kind, "M") == 0) {
+            size_t n = parse_hex(strtok(NULL, " "), a, MAX_BYTES);
+            uint32_t generation = (uint32_t)next_ul(), got_generation = 1;
+            tally_head h, got;
+            next_head(&h);
+            tally_head_image_read(a, &got_generation, &got);
+            check(n == TALLY_HEAD_IMAGE_LEN && got_generation == generation && heads_equal(&got, &h), "image read", copy);
+        } else if (strcmp(kind, "W") == 0) {
+            size_t n = parse_hex(strtok(NULL, " "), a, MAX_BYTES);
+            tally_head h;
+            size_t m;
+            int slot;
+            next_head(&h);
+            m = parse_hex(strtok(NULL, " "), b, MAX_BYTES);
+            slot = (int)next_ul();
+            check(n == TALLY_HEAD_IMAGE_LEN && m == n && tally_head_image_write(a, &h) == slot && memcmp(a, b, n) == 0, "image write", copy);
         } else {
             check(0, "unknown line", copy);
         }

@@ -39,6 +39,12 @@ export const EntryType = {
   USE_RELEASED: 6,
   /** The device started and then faulted: charged, with the fault recorded */
   USE_FAILED: 7,
+  /**
+   * A witness outside the database proved that this ledger lost entries (restored from an old copy or cut
+   * short): ref = the seq the witness says existed, detail = which witness and what it holds, card = the
+   * card record when the witness is a card's consumed marker. Written on the ledger as it is, so the server learns.
+   */
+  WITNESS_ROLLBACK: 8,
 } as const;
 export type EntryTypeValue = (typeof EntryType)[keyof typeof EntryType];
 
@@ -50,6 +56,7 @@ export const ENTRY_TYPE_NAMES: Record<EntryTypeValue, string> = {
   5: 'use.completed',
   6: 'use.released',
   7: 'use.failed',
+  8: 'witness.rollback',
 };
 
 const Tag = {

@@ -53,7 +53,7 @@ export class TerminalDaemon {
   async start(): Promise<void> {
     this.unsubscribe = this.options.reader.onEvent((event) => this.onReaderEvent(event));
     await this.options.reader.start();
-    await this.showIdle();
+    await this.onReaderReady();
   }
 
   /** Finishes the swipe in progress, then stops the reader */
@@ -85,7 +85,7 @@ export class TerminalDaemon {
       case 'reader-state':
         this.log.info({ state: event.state, detail: event.detail }, 'reader state');
         if (event.state === 'unavailable') void this.show({ lines: [operatorMessage('READER_UNAVAILABLE', this.locale)], tone: 'fault', led: 'fault' });
-        if (event.state === 'ready') void this.showIdle();
+        if (event.state === 'ready') void this.onReaderReady();
         break;
     }
   }
@@ -98,6 +98,16 @@ export class TerminalDaemon {
     this.lastOutcome = outcome;
     for (const listener of this.swipeListeners) listener({ sessionId: session.id, presentAt: session.presentAt, handledAt, decidedAt, outcome });
     await this.show(feedbackFor(outcome));
+  }
+
+  /** A (re)synced board may hold a later chain head than the ledger: out of service at once, not at the next card */
+  private async onReaderReady(): Promise<void> {
+    const refusal = this.options.terminal.checkBoardWitness();
+    if (refusal) {
+      await this.show({ lines: [refusal.operatorMessage(this.locale)], tone: 'fault', led: 'fault' });
+      return;
+    }
+    await this.showIdle();
   }
 
   private async showIdle(): Promise<void> {
@@ -123,10 +133,13 @@ export class TerminalDaemon {
   }
 }
 
+/** Outcomes that put the terminal out of service rather than refuse one card */
+const FAULT_CODES = new Set<string>(['STORAGE_FAULT', 'DEVICE_FAULT', 'LEDGER_ROLLBACK', 'BOARD_WITNESS_MISSING']);
+
 /** What the operator sees and hears for an outcome */
 export function feedbackFor(outcome: SwipeOutcome): PanelMessage {
   if (outcome.ok) return { lines: [outcome.message], tone: 'ok', led: 'ok' };
-  const fault = outcome.code === 'STORAGE_FAULT' || outcome.code === 'DEVICE_FAULT';
+  const fault = FAULT_CODES.has(outcome.code);
   const retry = outcome.code === 'CARD_REMOVED' || outcome.code === 'BUSY';
   return { lines: [outcome.message], tone: fault ? 'fault' : retry ? 'attention' : 'refused', led: fault ? 'fault' : 'refused' };
 }

@@ -59,7 +59,8 @@ async function createSimulatedBackend(config: TerminalConfig, log: Logger): Prom
   const { createSerialReaderOver } = await import('../readers/serial/SerialReaderBackend.js');
   const { openCardFile } = await import('../sim/cardFile.js');
   const pair = createInMemoryPair({ a: 'daemon', b: 'simulated-mcu' });
-  const firmware = new SimulatedReaderFirmware({ device: { startDelayMs: 200, runMs: 2000 } });
+  // the simulated board's NVM (its chain head) is a file of its own: on a real terminal it is on the board, not in the data folder's database
+  const firmware = new SimulatedReaderFirmware({ device: { startDelayMs: 200, runMs: 2000 }, headFile: join(config.dataDir, 'sim-board', 'head.nvm') });
   firmware.attach(pair.b);
   firmware.powerOn();
   const backend = createSerialReaderOver(async () => pair.a, { name: 'Simulated board', logger: log, heartbeatMs: 0 });

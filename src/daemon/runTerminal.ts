@@ -67,6 +67,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
     ...(backend.device ? { device: backend.device } : {}),
     maxSessionMs: config.device.maxSessionMs,
     startTimeoutMs: config.device.startTimeoutMs,
+    requireBoardWitness: config.device.requireBoardWitness,
   });
   const daemon = new TerminalDaemon({ terminal, reader: backend.reader, panel: backend.panel, locale: config.locale, log });
   // sync needs the identity in the certificate: a terminal not yet provisioned keeps its (empty) outbox until it is

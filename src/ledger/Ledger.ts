@@ -130,6 +130,7 @@ export class Ledger {
       refusalCounts: db.prepare<[], { code: string; n: number }>('SELECT code, COUNT(*) AS n FROM refusals GROUP BY code ORDER BY n DESC'),
       entriesFrom: db.prepare<[number, number], { seq: number; entry: Buffer }>('SELECT seq, entry FROM ledger WHERE seq >= ? ORDER BY seq LIMIT ?'),
       allEntries: db.prepare<[], { entry: Buffer }>('SELECT entry FROM ledger ORDER BY seq'),
+      entryAt: db.prepare<[number], { entry: Buffer }>('SELECT entry FROM ledger WHERE seq = ?'),
       pending: db.prepare<[number, number], { seq: number; entry: Buffer }>(
         'SELECT o.seq, l.entry FROM outbox o JOIN ledger l ON l.seq = o.seq WHERE o.seq > ? ORDER BY o.seq LIMIT ?',
       ),
@@ -358,6 +359,26 @@ export class Ledger {
 
   lastSeq(): number {
     return this.head.seq;
+  }
+
+  /** The signed bytes of one entry, or undefined when the ledger has no such seq */
+  entryAt(seq: number): Uint8Array | undefined {
+    const row = this.stmt.entryAt.get(seq);
+    return row && u8(row.entry);
+  }
+
+  /** SHA-256 of the entry's signed bytes, computed here (the hash column is an unsigned copy) */
+  entryHashAt(seq: number): Uint8Array | undefined {
+    const raw = this.entryAt(seq);
+    return raw && sha256(raw);
+  }
+
+  /**
+   * Records that a witness outside this database (the relay board, a server checkpoint, a card's
+   * marker) holds a head this ledger lacks: one signed entry, queued for the server like any other.
+   */
+  recordRollbackWitness(witnessSeq: number, detail: string, card?: Uint8Array): number {
+    return this.write('rollback witness', () => this.append({ type: EntryType.WITNESS_ROLLBACK, ref: witnessSeq, detail: detail.slice(0, 200), ...(card ? { card } : {}) }));
   }
 
   *entries(): Generator<Uint8Array> {

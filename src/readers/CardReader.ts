@@ -55,10 +55,32 @@ export type DeviceEvent =
 /** A device-event listener's answer: is the event recorded? (readers/eventAnswers.ts) */
 export type DeviceEventAnswer = EventAnswer;
 
+/** The ledger's head as the terminal hands it to the relay board: seq and the entry's SHA-256 */
+export interface LedgerHead {
+  readonly seq: number;
+  readonly hash: Uint8Array;
+}
+
+/**
+ * What the relay board witnesses of the ledger (serial-protocol.md §6.5):
+ * unknown until the board answered, none for a board without the witness
+ * (protocol 1), or the head it keeps in its non-volatile memory (seq 0: none yet).
+ */
+export type BoardWitness =
+  | { readonly kind: 'unknown' }
+  | { readonly kind: 'none'; readonly protocolVersion: number }
+  | { readonly kind: 'head'; readonly seq: number; readonly hashPrefix: Uint8Array };
+
 /** The relay that lets the medical device run, and its session events */
 export interface DeviceControl {
-  /** Closes the relay for one use; the device then reports started, finished or fault */
-  enable(useSeq: number, maxMs: number): Promise<void>;
+  /**
+   * Closes the relay for one use; the device then reports started, finished or fault.
+   * A board with the head witness gets the ledger's new head with it and refuses
+   * (BOARD_HEAD_REFUSED, context.held) one that is not above the head it holds.
+   */
+  enable(useSeq: number, maxMs: number, head?: LedgerHead): Promise<void>;
+  /** What the board witnesses; absent: a relay without a board (tests, bare devices) */
+  witness?(): BoardWitness;
   disable(): Promise<void>;
   onEvent(listener: (event: DeviceEvent) => DeviceEventAnswer): () => void;
 }

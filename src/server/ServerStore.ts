@@ -107,7 +107,9 @@ export type AlertKind =
   /** a terminal the registry marks retired whose entries keep arriving */
   | 'terminal-retired-reporting'
   /** a terminal the registry does not list, reporting for a clinic the registry lists terminals for */
-  | 'terminal-not-registered';
+  | 'terminal-not-registered'
+  /** a terminal recorded that a witness (relay board, server checkpoint, card marker) holds a later ledger than its database */
+  | 'ledger-rollback';
 
 export interface Alert {
   readonly at: number;

@@ -6,9 +6,12 @@
  * and fault switches: drop ACKs, corrupt CRCs, split writes, pull the card
  * mid-APDU, reboot, unplug.
  */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { bytesEqual } from '../codecs/bytes.js';
 import type { SmartCard } from '../card/ApduChannel.js';
-import { NakReason, PROTOCOL_VERSION, RESPONSE_FLAG, type NakReasonCode } from '../codecs/firmware/commands.js';
+import { Command, HEAD_WITNESS_VERSION, NakReason, PROTOCOL_VERSION, RESPONSE_FLAG, type NakReasonCode } from '../codecs/firmware/commands.js';
+import { HEAD_IMAGE_LENGTH, HeadStatus, headAccepted, readHeadImage, writeHeadImage, type ChainHead } from '../codecs/firmware/head.js';
 import { ApduStatus } from '../codecs/firmware/card.js';
 import { FrameDecoder, MAX_PAYLOAD, encodeFrame, type Frame } from '../codecs/firmware/frame.js';
 import {
@@ -63,6 +66,8 @@ export interface FirmwareStats {
   boots: number;
   eventsDropped: number;
   incomingLost: number;
+  /** RELAY_ENABLE_HEAD refused: the head was not above the one in NVM */
+  headsRefused: number;
 }
 
 export interface PanelState {
@@ -95,6 +100,14 @@ export interface SimulatedReaderFirmwareOptions {
   readonly random?: () => number;
   /** Every frame in and out, for `tally sim reader --trace` */
   readonly trace?: (direction: 'in' | 'out', raw: Uint8Array) => void;
+  /** The protocol the board speaks: 2 (default) keeps the chain head, 1 is a board from before the head witness */
+  readonly protocolVersion?: 1 | 2;
+  /**
+   * The board's non-volatile memory for the chain head (the two-slot image of serial-protocol.md §6.5),
+   * kept in this file so the head survives the process as NVM survives a power cut; without it, in memory
+   * (it still survives reboot() and powerOff()).
+   */
+  readonly headFile?: string;
 }
 
 interface Outbound {
@@ -126,6 +139,7 @@ export class SimulatedReaderFirmware {
     boots: 0,
     eventsDropped: 0,
     incomingLost: 0,
+    headsRefused: 0,
   };
   panel: PanelState = emptyPanel();
   relay: RelayState = { closed: false, useSeq: undefined, running: false };
@@ -147,7 +161,10 @@ export class SimulatedReaderFirmware {
   private powered = false;
   private writeChain: Promise<void> = Promise.resolve();
   private relayClosedAt = 0;
-  private readonly options: Required<Omit<SimulatedReaderFirmwareOptions, 'trace' | 'device'>> & {
+  /** The NVM image holding the chain head: survives reboots, never touched by resetVolatile() */
+  private headImage: Uint8Array;
+  private readonly options: Required<Omit<SimulatedReaderFirmwareOptions, 'trace' | 'device' | 'headFile'>> & {
+    headFile: string | undefined;
     device: { startDelayMs: number; runMs: number | undefined; startTimeoutMs: number };
     trace: SimulatedReaderFirmwareOptions['trace'];
   };
@@ -163,7 +180,43 @@ export class SimulatedReaderFirmware {
       random: options.random ?? Math.random,
       device: { startDelayMs: options.device?.startDelayMs ?? 10, runMs: options.device?.runMs, startTimeoutMs: options.device?.startTimeoutMs ?? 5000 },
       trace: options.trace,
+      protocolVersion: options.protocolVersion ?? (PROTOCOL_VERSION as 2),
+      headFile: options.headFile,
     };
+    this.headImage = this.loadHeadImage();
+  }
+
+  /** The chain head in the board's NVM (seq 0: none yet) */
+  get head(): ChainHead {
+    return readHeadImage(this.headImage).head;
+  }
+
+  /**
+   * The service procedure (a jumper held at power-on on the real board): the held head is erased,
+   * so the board accepts any head again, e.g. after the investor re-provisioned the terminal.
+   */
+  clearHead(): void {
+    this.storeHeadImage(new Uint8Array(HEAD_IMAGE_LENGTH));
+  }
+
+  private loadHeadImage(): Uint8Array {
+    const file = this.options.headFile;
+    if (!file || !existsSync(file)) return new Uint8Array(HEAD_IMAGE_LENGTH);
+    const bytes = readFileSync(file);
+    const image = new Uint8Array(HEAD_IMAGE_LENGTH);
+    image.set(bytes.subarray(0, HEAD_IMAGE_LENGTH));
+    return image;
+  }
+
+  private storeHeadImage(image: Uint8Array): void {
+    const file = this.options.headFile;
+    if (file) {
+      // the real board writes one slot; the file is replaced whole, atomically, before the relay closes
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(`${file}.tmp`, image);
+      renameSync(`${file}.tmp`, file);
+    }
+    this.headImage = image;
   }
 
   /** The card in the slot, if any */
@@ -253,7 +306,7 @@ export class SimulatedReaderFirmware {
     setTimeout(() => {
       if (!this.powered) return;
       this.booting = false;
-      this.sendEvent('boot', { reason, protocolVersion: PROTOCOL_VERSION, bootId });
+      this.sendEvent('boot', { reason, protocolVersion: this.options.protocolVersion, bootId });
       if (this.slot) {
         this.atr = this.slot.powerOn();
         this.sendEvent('card-inserted', { atr: this.atr });
@@ -327,6 +380,10 @@ export class SimulatedReaderFirmware {
         return;
       }
       case 'request':
+        if (!this.speaks(frame.command)) {
+          this.nak(message.seq, frame.command, NakReason.UNKNOWN_COMMAND);
+          return;
+        }
         this.onRequest(message, raw);
         return;
       default:
@@ -360,11 +417,19 @@ export class SimulatedReaderFirmware {
     this.execute(message);
   }
 
+  /** Protocol 1 boards know no head commands; protocol 2 boards no longer close the relay without a head */
+  private speaks(command: number): boolean {
+    const withHead = this.options.protocolVersion >= HEAD_WITNESS_VERSION;
+    if (command === Command.GET_HEAD || command === Command.RELAY_ENABLE_HEAD) return withHead;
+    if (command === Command.RELAY_ENABLE) return !withHead;
+    return true;
+  }
+
   private execute(message: RequestMessage): void {
     const respond = <N extends RequestName>(name: N, body: ResponseBodies[N]): void => this.sendResponse(message.seq, name, body);
     switch (message.name) {
       case 'get-info':
-        return respond('get-info', { protocolVersion: PROTOCOL_VERSION, maxPayload: MAX_PAYLOAD, firmwareVersion: this.options.firmwareVersion, hardwareId: this.options.hardwareId });
+        return respond('get-info', { protocolVersion: this.options.protocolVersion, maxPayload: MAX_PAYLOAD, firmwareVersion: this.options.firmwareVersion, hardwareId: this.options.hardwareId });
       case 'ping':
         return respond('ping', { nonce: message.body.nonce });
       case 'reset':
@@ -392,6 +457,20 @@ export class SimulatedReaderFirmware {
       case 'relay-disable':
         if (this.relay.closed) this.endUse(FinishReason.DISABLED);
         return respond('relay-disable', {});
+      case 'get-head':
+        return respond('get-head', this.head);
+      case 'relay-enable-head': {
+        const held = this.head;
+        const proposed = message.body.head;
+        if (!headAccepted(held, proposed)) {
+          this.stats.headsRefused++;
+          return respond('relay-enable-head', { status: HeadStatus.STALE_HEAD, held });
+        }
+        // NVM first: a power cut between the write and the relay leaves the new head and an open relay, never the reverse
+        this.storeHeadImage(writeHeadImage(this.headImage, proposed).image);
+        this.enableRelay(message.body.useSeq, message.body.maxMs);
+        return respond('relay-enable-head', { status: HeadStatus.CLOSED, held: proposed });
+      }
     }
   }
 

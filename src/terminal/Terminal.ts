@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { LifeCycle, MARKER_LENGTH, type CardFci } from '../codecs/applet.js';
-import { bytesEqual, concatBytes, toHex, u64be, utf8 } from '../codecs/bytes.js';
+import { bytesEqual, concatBytes, readU64be, toHex, u64be, utf8 } from '../codecs/bytes.js';
 import {
   encodeRecordBody,
   encodeSignedRecord,
@@ -25,7 +25,7 @@ import {
   type SignedRecord,
   type TerminalFields,
 } from '../codecs/cardRecord.js';
-import { EntryType } from '../codecs/ledgerEntry.js';
+import { EntryType, parseLedgerEntry, type EntryTypeValue } from '../codecs/ledgerEntry.js';
 import type { ApduChannel } from '../card/ApduChannel.js';
 import { CardClient } from '../card/CardClient.js';
 import { parseRecordOrThrow, verifyBatchChain, verifyOneTime, verifyTerminalCertificate } from '../crypto/chain.js';
@@ -59,6 +59,21 @@ export interface TerminalOptions {
    * once). undefined: no answer (offline); the server flags a double load later.
    */
   readonly claimBatch?: (claim: { batchId: Uint8Array; batchNo: number; clinicCode: string }) => Promise<{ granted: boolean; holder?: string } | undefined>;
+  /**
+   * Refuse service on a relay board without the chain-head witness (serial protocol 1). Off by default:
+   * such a board still runs the device, and each start logs and records the missing witness.
+   */
+  readonly requireBoardWitness?: boolean;
+}
+
+/** A witness outside the database that proved the ledger lost entries (ledger-format.md, rollback witnesses) */
+export interface RollbackEvidence {
+  readonly witness: 'board' | 'card' | 'checkpoint';
+  /** The seq the witness says the ledger reached */
+  readonly witnessSeq: number;
+  /** The ledger's last seq when it was found */
+  readonly ledgerSeq: number;
+  readonly detail: string;
 }
 
 export type SwipeOutcome =
@@ -88,6 +103,8 @@ export interface TerminalStatus {
   readonly refusals: Record<string, number>;
   /** Device session events the ledger could not record yet (storage fault); deductions are refused until it has */
   readonly unrecordedDeviceEvents?: number;
+  /** Set once a witness proved a rollback: the terminal refuses service (LEDGER_ROLLBACK) */
+  readonly rollback?: RollbackEvidence;
 }
 
 /** The clock as `tally terminal status` shows it (times in ISO 8601) */
@@ -134,6 +151,10 @@ export class Terminal {
   private retryDelayMs = RECORD_RETRY_MIN_MS;
   private busy = false;
   private readonly unsubscribe: (() => void) | undefined;
+  /** Latched by the board or a checkpoint: every deduction and batch load is refused from then on */
+  private rollback: RollbackEvidence | undefined;
+  /** Witness findings already written to the ledger by this process (one entry each) */
+  private readonly witnessRecorded = new Set<string>();
 
   private constructor(private readonly options: TerminalOptions) {
     this.clock = new TerminalClock(options.clock ?? systemClock, options.monotonicMs);
@@ -221,6 +242,8 @@ export class Terminal {
     try {
       const identity = this.ledger.identity();
       if (!identity) throw new TallyError('NOT_PROVISIONED');
+      const witnessed = this.checkBoardWitness();
+      if (witnessed) throw witnessed;
       this.ledger.noteClock();
       const card = new CardClient(channel);
       const fci = await card.select().catch((err: unknown) => {
@@ -267,6 +290,7 @@ export class Terminal {
 
   private async loadBatch(card: CardClient, fci: CardFci, record: SignedRecord, identity: TerminalIdentity): Promise<SwipeOutcome> {
     const { batch, white } = verifyBatchChain(record, identity.rootPublicKey);
+    this.checkCardMarker(fci, record, identity, EntryType.BATCH_LOADED);
     if (batch.clinicCode !== identity.clinicCode) throw new TallyError('WRONG_CLINIC', `batch for ${batch.clinicCode}, terminal at ${identity.clinicCode}`);
     const denied = this.ledger.deniedReason([batch.cardId, white.cardId]);
     if (denied) throw new TallyError('REVOKED', denied);
@@ -288,8 +312,10 @@ export class Terminal {
 
   private async deduct(card: CardClient, fci: CardFci, record: SignedRecord<OneTimeFields>, identity: TerminalIdentity): Promise<SwipeOutcome> {
     const batch = this.ledger.batch(record.batchId);
+    if (batch) verifyOneTime(record, batch.publicKey, batch.batchId);
+    // before BATCH_NOT_LOADED: a batch loaded after the copy the ledger was restored from is gone too
+    this.checkCardMarker(fci, record, identity, EntryType.USE_RESERVED);
     if (!batch) throw new TallyError('BATCH_NOT_LOADED', `batch id ${toHex(record.batchId)}`);
-    verifyOneTime(record, batch.publicKey, batch.batchId);
     if (record.serial < 1 || record.serial > batch.count) throw new TallyError('OUT_OF_RANGE', `serial ${record.serial} outside 1..${batch.count}`);
     this.checkValidity(batch.validFrom, batch.validUntil);
     const denied = this.ledger.deniedReason([record.cardId, batch.batchId, batch.whiteCardId]);
@@ -345,12 +371,99 @@ export class Terminal {
       seq,
       setTimeout(() => this.releaseUse(seq, 'device did not report a start in time'), this.startTimeoutMs).unref(),
     );
+    const headSeq = this.ledger.lastSeq();
+    const head = { seq: headSeq, hash: this.ledger.entryHashAt(headSeq)! };
     try {
-      await this.device.enable(seq, this.maxSessionMs);
+      await this.device.enable(seq, this.maxSessionMs, head);
     } catch (err) {
       this.releaseUse(seq, `relay could not be enabled: ${codeOf(err)}`);
+      if (isTallyError(err, 'BOARD_HEAD_REFUSED')) {
+        const held = err.context.held as { seq: number; hashPrefix: string } | undefined;
+        throw this.foundRollback(
+          { witness: 'board', witnessSeq: held?.seq ?? 0, ledgerSeq: headSeq, detail: `relay board holds seq ${held?.seq ?? '?'} (${held?.hashPrefix ?? '?'}), refused the head ${headSeq}` },
+          true,
+        );
+      }
       throw new TallyError('DEVICE_FAULT', (err as Error).message);
     }
+  }
+
+  // ---------------- rollback witnesses ----------------
+
+  /**
+   * Compares the ledger with the head the relay board keeps (serial-protocol.md §6.5).
+   * Returns the refusal when the ledger lacks the board's head (a rollback: latched, recorded,
+   * reported), when a rollback was found before, or when a required board witness is missing.
+   * The daemon calls it whenever the reader is ready; every card goes through it first.
+   */
+  checkBoardWitness(): TallyError | undefined {
+    if (this.rollback) return this.rollbackError(this.rollback);
+    const witness = this.device?.witness?.();
+    if (!witness || witness.kind === 'unknown' || !this.ledger.identity()) return undefined;
+    if (witness.kind === 'none') {
+      if (this.options.requireBoardWitness) {
+        this.log.error({ event: 'board-witness-missing', protocolVersion: witness.protocolVersion }, 'relay board keeps no chain head: service refused');
+        return new TallyError('BOARD_WITNESS_MISSING', `board speaks protocol ${witness.protocolVersion}`);
+      }
+      if (!this.witnessRecorded.has('board-none')) {
+        this.witnessRecorded.add('board-none');
+        this.log.warn({ event: 'board-witness-missing', protocolVersion: witness.protocolVersion }, 'relay board keeps no chain head (protocol 1): a restored ledger is caught only by the server and the cards');
+      }
+      return undefined;
+    }
+    if (witness.seq === 0) return undefined;
+    const hash = this.ledger.entryHashAt(witness.seq);
+    const prefix = toHex(witness.hashPrefix);
+    if (hash && bytesEqual(hash.subarray(0, witness.hashPrefix.length), witness.hashPrefix)) return undefined;
+    const ledgerSeq = this.ledger.lastSeq();
+    const detail = hash
+      ? `relay board holds seq ${witness.seq} (${prefix}); the ledger's entry ${witness.seq} is another`
+      : `relay board holds seq ${witness.seq} (${prefix}); the ledger ends at seq ${ledgerSeq}`;
+    return this.foundRollback({ witness: 'board', witnessSeq: witness.seq, ledgerSeq, detail }, true);
+  }
+
+  /**
+   * A card's consumed marker names a terminal and the seq that consumed it. One naming this
+   * terminal must point at this card's own entry; a seq past the head or another entry there
+   * proves the ledger lost it. The card is refused as a rollback and the finding recorded and
+   * reported; markers are not signed, so a card alone does not put the terminal out of service.
+   */
+  private checkCardMarker(fci: CardFci, record: SignedRecord, identity: TerminalIdentity, expected: EntryTypeValue): void {
+    const marker = fci.marker;
+    if (!marker || marker.length !== MARKER_LENGTH) return;
+    if (!bytesEqual(marker.subarray(0, 8), this.marker(0, identity).subarray(0, 8))) return;
+    const seq = readU64be(marker, 8);
+    const raw = this.ledger.entryAt(seq);
+    if (raw) {
+      const entry = parseLedgerEntry(raw);
+      if (entry.type === expected && entry.card && bytesEqual(entry.card, record.raw)) return;
+    }
+    const ledgerSeq = this.ledger.lastSeq();
+    const detail = raw
+      ? `card ${toHex(record.cardId)} marked consumed here at seq ${seq}, which the ledger holds for another entry`
+      : `card ${toHex(record.cardId)} marked consumed here at seq ${seq}, past the ledger's head ${ledgerSeq}`;
+    throw this.foundRollback({ witness: 'card', witnessSeq: seq, ledgerSeq, detail }, false, record.raw);
+  }
+
+  /** Logs, records (once per finding) and, for the board and checkpoints, latches a rollback; returns the refusal */
+  private foundRollback(evidence: RollbackEvidence, latch: boolean, card?: Uint8Array): TallyError {
+    this.log.error({ event: 'ledger-rollback', ...evidence }, 'rollback detected: a witness holds a later ledger than this database');
+    if (latch) this.rollback ??= evidence;
+    const key = `${evidence.witness}:${evidence.witnessSeq}:${card ? toHex(sha256(card)) : ''}`;
+    if (!this.witnessRecorded.has(key)) {
+      try {
+        const seq = this.ledger.recordRollbackWitness(evidence.witnessSeq, `${evidence.witness}: ${evidence.detail}`, card);
+        this.witnessRecorded.add(key);
+        this.log.warn({ seq, witness: evidence.witness }, 'rollback recorded in the ledger: it goes to the server with the next report');
+      } catch (err) {
+        this.log.error({ code: codeOf(err) }, 'rollback could not be recorded');
+      }
+    }
+    return this.rollbackError(evidence);
+  }
+
+  private rollbackError(evidence: RollbackEvidence): TallyError {
+    return new TallyError('LEDGER_ROLLBACK', `${evidence.witness}: ${evidence.detail}`, { ...evidence });
   }
 
   /** The terminal gives up waiting for a start: relay open, use released (recorded now or, after a storage fault, as soon as it can be) */
@@ -530,7 +643,7 @@ export class Terminal {
   // ---------------- status ----------------
 
   status(): TerminalStatus {
-    return { ...terminalStatus(this.ledger, this.clock), unrecordedDeviceEvents: this.unrecorded.size };
+    return { ...terminalStatus(this.ledger, this.clock), unrecordedDeviceEvents: this.unrecorded.size, ...(this.rollback ? { rollback: this.rollback } : {}) };
   }
 }
 

@@ -78,7 +78,7 @@ describe('ledger entries: strictness', () => {
     { name: 'seq of 7 bytes', hex: ENTRY.replace('40 08 0000000000000005', '40 07 00000000000005'), message: /8 bytes/ },
     { name: 'seq beyond safe integers', hex: ENTRY.replace('40 08 0000000000000005', '40 08 0020000000000000'), message: /safe integer/ },
     { name: 'prev hash of 31 bytes', hex: ENTRY.replace(`41 20 ${'ab'.repeat(32)}`, `41 1f ${'ab'.repeat(31)}`), message: /prevHash must be 32 bytes/ },
-    { name: 'unknown type 8', hex: ENTRY.replace('42 01 03', '42 01 08'), message: /unknown entry type 8/ },
+    { name: 'unknown type 9', hex: ENTRY.replace('42 01 03', '42 01 09'), message: /unknown entry type 9/ },
     { name: 'unknown type 0', hex: ENTRY.replace('42 01 03', '42 01 00'), message: /unknown entry type 0/ },
     { name: 'clock-trusted flag 2', hex: ENTRY.replace('44 01 00', '44 01 02'), message: /clockTrusted must be 0 or 1/ },
     { name: 'type and time swapped', hex: ENTRY.replace(`42 01 03  43 08 ${TIME}`, `43 08 ${TIME}  42 01 03`), message: /expected tag 0x42 at position 3/ },

@@ -28,7 +28,8 @@ const reader = createSerialReader(serialPath, { reopenDelayMs: 50 });
 const board = reader.device;
 // the board's device face, with a slow disk between an event's arrival and the ledger
 const device: DeviceControl = {
-  enable: (useSeq, maxMs) => board.enable(useSeq, maxMs),
+  enable: (useSeq, maxMs, head) => board.enable(useSeq, maxMs, head),
+  witness: () => board.witness!(),
   disable: () => board.disable(),
   onEvent: (listener) =>
     board.onEvent(async (event) => {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MESSAGE_FAMILIES, loadFramingVectors, loadMessageVectors } from './vectorFiles.js';
+import { MESSAGE_FAMILIES, loadFramingVectors, loadHeadVectors, loadMessageVectors } from './vectorFiles.js';
 
 const C_DIR = fileURLToPath(new URL('../../firmware-protocol/c/', import.meta.url));
 const orDash = (hex: string): string => (hex === '' ? '-' : hex);
@@ -23,6 +23,19 @@ function vectorLines(): string[] {
   for (const v of framing.frames) lines.push(`E ${v.frame.seq} ${v.frame.command} ${orDash(v.frame.payload)} ${v.hex}`);
   for (const v of framing.invalid) lines.push(`I ${v.hex}`);
   for (const v of framing.streams) lines.push(`S ${v.chunks.join(',')} ${v.frames.length ? v.frames.join(',') : '-'} ${v.discardedBytes}`);
+  // the chain-head witness (protocol 2): its payloads from relay.json, its rule and NVM from head.json
+  type HeadJson = { seq: number; hash: string };
+  for (const v of loadMessageVectors('relay')) {
+    const body = v.message.body as { useSeq?: number; maxMs?: number; head?: HeadJson; held?: HeadJson; status?: number; seq?: number; hash?: string };
+    if (v.message.name === 'get-head' && v.message.kind === 'response') lines.push(`G ${body.seq} ${body.hash} ${v.frame.payload}`);
+    if (v.message.name === 'relay-enable-head' && v.message.kind === 'request') lines.push(`P ${v.frame.payload} ${body.useSeq} ${body.maxMs} ${body.head!.seq} ${body.head!.hash}`);
+    if (v.message.name === 'relay-enable-head' && v.message.kind === 'response') lines.push(`Q ${body.status} ${body.held!.seq} ${body.held!.hash} ${v.frame.payload}`);
+  }
+  const head = loadHeadVectors();
+  for (const v of head.accept) lines.push(`A ${v.held.seq} ${v.proposed.seq} ${v.accepted ? 1 : 0}`);
+  for (const v of head.records) lines.push(`R ${v.generation} ${v.head.seq} ${v.head.hash} ${v.hex}`);
+  for (const v of head.images) lines.push(`M ${v.hex} ${v.generation} ${v.head.seq} ${v.head.hash}`);
+  for (const v of head.writes) lines.push(`W ${v.before} ${v.head.seq} ${v.head.hash} ${v.after} ${v.slot}`);
   return lines;
 }
 
@@ -36,7 +49,7 @@ describe('C99 reference codec against the golden vectors', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'tally-ccodec-'));
     driver = join(dir, 'test_vectors');
-    execFileSync('gcc', ['-std=c99', '-Wall', '-Wextra', '-Wpedantic', '-Werror', '-O2', '-o', driver, join(C_DIR, 'test_vectors.c'), join(C_DIR, 'tally_frame.c')], {
+    execFileSync('gcc', ['-std=c99', '-Wall', '-Wextra', '-Wpedantic', '-Werror', '-O2', '-o', driver, join(C_DIR, 'test_vectors.c'), join(C_DIR, 'tally_frame.c'), join(C_DIR, 'tally_head.c')], {
       stdio: 'pipe',
     });
   });

@@ -21,10 +21,36 @@ export interface FramingVectors {
 }
 
 /** Body fields that the JSON carries as hex strings */
-const BYTE_FIELDS = new Set(['atr', 'apdu', 'response', 'nonce']);
+const BYTE_FIELDS = new Set(['atr', 'apdu', 'response', 'nonce', 'hash']);
+
+/** A body field as the codec sees it: hex strings of BYTE_FIELDS become bytes, nested heads too */
+function typed(key: string, value: unknown): unknown {
+  if (BYTE_FIELDS.has(key)) return hexBytes(value as string);
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, typed(k, v)]));
+  }
+  return value;
+}
 
 export function loadMessageVectors(family: string): MessageVector[] {
   return (JSON.parse(readFileSync(`${VECTOR_DIR}${family}.json`, 'utf8')) as { vectors: MessageVector[] }).vectors;
+}
+
+interface HeadJson {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/** vectors/head.json: the board's acceptance rule and its NVM record and image (serial-protocol.md §6.5) */
+export interface HeadVectors {
+  readonly accept: { description: string; held: HeadJson; proposed: HeadJson; accepted: boolean }[];
+  readonly records: { description: string; generation: number; head: HeadJson; hex: string }[];
+  readonly images: { description: string; hex: string; generation: number; head: HeadJson }[];
+  readonly writes: { description: string; before: string; head: HeadJson; after: string; slot: 0 | 1 }[];
+}
+
+export function loadHeadVectors(): HeadVectors {
+  return JSON.parse(readFileSync(`${VECTOR_DIR}head.json`, 'utf8')) as HeadVectors;
 }
 
 export function loadFramingVectors(): FramingVectors {
@@ -38,6 +64,6 @@ export function hexBytes(hex: string): Uint8Array {
 /** The typed message a vector describes */
 export function messageOf(vector: MessageVector): FirmwareMessage {
   const body: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(vector.message.body)) body[key] = BYTE_FIELDS.has(key) ? hexBytes(value as string) : value;
+  for (const [key, value] of Object.entries(vector.message.body)) body[key] = typed(key, value);
   return { ...vector.message, body } as unknown as FirmwareMessage;
 }

@@ -53,12 +53,13 @@ describe.each(HARNESSES)('reader contract over the %s backend', (_name, start) =
     foreign = await issuer.makeBatch('CLINIC-B', 2);
     dataDir = tempDir('tally-contract-');
     const device: DeviceControl = {
-      enable: async (useSeq, maxMs) => {
+      enable: async (useSeq, maxMs, head) => {
         const probe = new Database(join(dataDir, 'terminal.db'), { readonly: true });
         committedAtEnable.push(probe.prepare('SELECT 1 FROM uses WHERE reserve_seq = ?').get(useSeq) !== undefined);
         probe.close();
-        await harness.device.enable(useSeq, maxMs);
+        await harness.device.enable(useSeq, maxMs, head);
       },
+      ...(harness.device.witness ? { witness: () => harness.device.witness!() } : {}),
       disable: () => harness.device.disable(),
       onEvent: (listener) => harness.device.onEvent(listener),
     };

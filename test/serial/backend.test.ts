@@ -61,7 +61,7 @@ describe('serial backend over the in-memory pair', () => {
 
   it('enables the relay and reports the device session: started, finished', async () => {
     const r = await rigWithCard();
-    await r.reader.device.enable(42, 0);
+    await r.reader.device.enable(42, 0, { seq: 42, hash: new Uint8Array(32) });
     expect(r.firmware.relay).toMatchObject({ closed: true, useSeq: 42 });
     await waitFor(() => r.deviceEvents.length === 1, 'started');
     r.firmware.finishDevice();
@@ -76,11 +76,11 @@ describe('serial backend over the in-memory pair', () => {
   it('reports a device that fails to start, and one stopped by the host', async () => {
     const r = await rigWithCard();
     r.firmware.deviceBehaviour = 'fault-before-start';
-    await r.reader.device.enable(1, 0);
+    await r.reader.device.enable(1, 0, { seq: 1, hash: new Uint8Array(32) });
     await waitFor(() => r.deviceEvents.length === 1, 'fault');
     expect(r.deviceEvents[0]).toMatchObject({ type: 'fault', useSeq: 1 });
     r.firmware.deviceBehaviour = 'normal';
-    await r.reader.device.enable(2, 0);
+    await r.reader.device.enable(2, 0, { seq: 2, hash: new Uint8Array(32) });
     await waitFor(() => r.deviceEvents.length === 2, 'started');
     await r.reader.device.disable();
     await waitFor(() => r.deviceEvents.length === 3, 'finished');
@@ -89,7 +89,7 @@ describe('serial backend over the in-memory pair', () => {
 
   it('opens the relay by itself after maxMs', async () => {
     const r = await rigWithCard();
-    await r.reader.device.enable(5, 30);
+    await r.reader.device.enable(5, 30, { seq: 5, hash: new Uint8Array(32) });
     await waitFor(() => r.deviceEvents.some((e) => e.type === 'finished'), 'finished by time limit');
     expect(r.firmware.relay.closed).toBe(false);
   });

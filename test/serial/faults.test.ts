@@ -153,7 +153,7 @@ describe('serial line faults', () => {
     for (let i = 0; i < 20; i++) {
       const session = r.session();
       await session.transmit(SELECT);
-      await r.reader.device.enable(100 + i, 0);
+      await r.reader.device.enable(100 + i, 0, { seq: 100 + i, hash: new Uint8Array(32) });
       const removedBefore = r.readerEvents.filter((e) => e.type === 'card-removed').length;
       r.firmware.reboot();
       reboots++;
@@ -201,7 +201,7 @@ describe('serial line faults', () => {
 
   it('a device event raised while the port is unplugged arrives after the replug, once', async () => {
     const r = await rigWithCard();
-    await r.reader.device.enable(9, 0);
+    await r.reader.device.enable(9, 0, { seq: 9, hash: new Uint8Array(32) });
     await waitFor(() => r.deviceEvents.some((e) => e.type === 'started'), 'started');
     await r.unplug();
     await waitFor(() => r.reader.state === 'unavailable', 'unavailable');

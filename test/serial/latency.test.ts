@@ -51,7 +51,7 @@ async function swipes(reader: SerialReaderBackend, firmware: SimulatedReaderFirm
     detection.push(presentAt - insertedAt);
     await session.transmit(SELECT);
     await session.transmit(GET_DATA);
-    await reader.device.enable(i + 1, 0);
+    await reader.device.enable(i + 1, 0, { seq: i + 1, hash: new Uint8Array(32) });
     swipe.push(performance.now() - presentAt);
     await reader.device.disable();
     const removed = new Promise<void>((resolve) => {

@@ -54,7 +54,7 @@ describe('serial backend over a socat pty pair', () => {
     expect(r.firmware.stats.framesCorrupted).toBe(66);
     await r.reader.show({ lines: ['Card accepted'], tone: 'ok', led: 'ok' });
     expect(r.firmware.panel.lines).toEqual(['Card accepted']);
-    await r.reader.device.enable(7, 0);
+    await r.reader.device.enable(7, 0, { seq: 7, hash: new Uint8Array(32) });
     await waitFor(() => r.deviceEvents.some((e) => e.type === 'started'), 'device started');
   });
 

@@ -62,11 +62,14 @@ function openTerminal(options: { dataDir: string; clock?: Clock; locale?: Locale
   };
 }
 
-async function provisionedRig(issuer: Issuer, options: { clinicCode?: string; clock?: Clock; locale?: Locale; device?: SimulatedDevice; startTimeoutMs?: number } = {}): Promise<Rig> {
+async function provisionedRig(
+  issuer: Issuer,
+  options: { terminalId?: string; clinicCode?: string; clock?: Clock; locale?: Locale; device?: SimulatedDevice; startTimeoutMs?: number } = {},
+): Promise<Rig> {
   const rig = openTerminal({ dataDir: scratch(), ...options });
   const session = rig.reader.insert(issuer.mother);
   await rig.terminal.provision(session, {
-    terminalId: 'T-1',
+    terminalId: options.terminalId ?? 'T-1',
     clinicCode: options.clinicCode ?? 'CLINIC-A',
     pin: DEMO_MOTHER_PIN,
     expectedRootFingerprint: issuer.motherInfo.rootFingerprint,
@@ -235,7 +238,8 @@ describe.each(['en', 'zh'] as const)('swipe refusals (%s messages)', (locale) =>
 
   it('ALREADY_USED: a batch card that already initialised another terminal', async () => {
     const { issuer, batch } = await loadedRig({ locale });
-    const second = await provisionedRig(issuer, { locale });
+    // terminal ids are unique: a marker naming this terminal's own id would be a rollback witness
+    const second = await provisionedRig(issuer, { locale, terminalId: 'T-2' });
     await expectRefusal(second, batch.batchCard, 'ALREADY_USED', locale, /already initialised a terminal/);
   });
 

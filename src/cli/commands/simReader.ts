@@ -25,6 +25,8 @@ const CONSOLE_HELP = `commands:
   drop-ack N         do not ACK the next N frames from the daemon
   corrupt N          corrupt the CRC of the next N frames sent
   split on|off       write frames in random pieces
+  head               show the chain head in the board's NVM
+  clear-head         the service procedure: erase the held chain head
   status             show display, LEDs, buzzer, relay and slot
   quit               stop (a pty pair made here is removed)`;
 
@@ -34,6 +36,10 @@ export interface SimReaderOptions {
   readonly card?: string;
   readonly trace?: boolean;
   readonly runMs?: number;
+  /** The board's NVM (its chain head) in this file, kept across runs */
+  readonly nvm?: string;
+  /** 1: a board from before the chain-head witness */
+  readonly protocolVersion?: 1 | 2;
 }
 
 export interface SimReaderHandle {
@@ -61,6 +67,8 @@ export async function startSimReader(options: SimReaderOptions, io: CliIo): Prom
   const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
   const firmware = new SimulatedReaderFirmware({
     device: options.runMs === undefined ? {} : { runMs: options.runMs },
+    ...(options.nvm ? { headFile: options.nvm } : {}),
+    ...(options.protocolVersion ? { protocolVersion: options.protocolVersion } : {}),
     trace: options.trace ? (direction, raw) => io.out(`${direction === 'in' ? '<-' : '->'} ${hex(raw)}`) : undefined,
   });
   firmware.attach(transport);
@@ -111,6 +119,14 @@ export async function startSimReader(options: SimReaderOptions, io: CliIo): Prom
         firmware.faults.splitWrites = arg === 'on';
         io.out(`split writes ${firmware.faults.splitWrites ? 'on' : 'off'}`);
       },
+      head: () => {
+        const { seq, hash } = firmware.head;
+        io.out(seq === 0 ? 'no chain head held' : `chain head seq ${seq} hash ${hex(hash)}`);
+      },
+      'clear-head': () => {
+        firmware.clearHead();
+        io.out('chain head erased');
+      },
       status: () => {
         const { panel, relay } = firmware;
         io.out(`display   ${panel.lines.length ? panel.lines.map((l) => `[${l}]`).join(' ') : '(blank)'}`);
@@ -152,7 +168,7 @@ export function runConsole(handle: SimReaderHandle, input: Readable): Promise<vo
 export const simReaderCommand: CliCommand = {
   path: ['sim', 'reader'],
   summary: 'run the simulated reader microcontroller on a serial line or a new pty pair',
-  help: `tally sim reader [--device PATH] [--card FILE] [--run-ms N] [--trace]
+  help: `tally sim reader [--device PATH] [--card FILE] [--run-ms N] [--nvm FILE] [--protocol 1|2] [--trace]
 
 Runs the terminal's microcontroller board, simulated, speaking the serial
 firmware protocol (firmware-protocol/serial-protocol.md) with a card slot,
@@ -163,6 +179,9 @@ display, buzzer, LEDs and the relay of a simulated medical device.
   --card FILE     start with this card file in the slot (see tally card new)
   --run-ms N      the device finishes its session N ms after it starts
                   (default: it runs until "finish", the time limit or disable)
+  --nvm FILE      keep the board's non-volatile memory (the ledger's chain head,
+                  serial-protocol.md 6.5) in FILE across runs (default: in memory)
+  --protocol 1|2  2 (default) keeps the chain head; 1 is a board without it
   --trace         print every frame in and out in hex
 
 Without --device it starts socat, prints the daemon-side path, and stops
@@ -170,7 +189,8 @@ socat when it ends. Then type commands on standard input:
 
 ${CONSOLE_HELP}`,
   async run(args, io) {
-    const values = parse(args, { device: { type: 'string' }, card: { type: 'string' }, 'run-ms': { type: 'string' }, trace: { type: 'boolean' } });
+    const values = parse(args, { device: { type: 'string' }, card: { type: 'string' }, 'run-ms': { type: 'string' }, nvm: { type: 'string' }, protocol: { type: 'string' }, trace: { type: 'boolean' } });
+    if (values.protocol !== undefined && values.protocol !== '1' && values.protocol !== '2') throw new TallyError('USAGE', '--protocol 1 or 2');
     if (values.help) {
       io.out(this.help);
       return 0;
@@ -180,6 +200,8 @@ ${CONSOLE_HELP}`,
         ...(typeof values.device === 'string' ? { device: values.device } : {}),
         ...(typeof values.card === 'string' ? { card: values.card } : {}),
         ...(values['run-ms'] !== undefined ? { runMs: integer(values, 'run-ms') } : {}),
+        ...(typeof values.nvm === 'string' ? { nvm: values.nvm } : {}),
+        ...(values.protocol !== undefined ? { protocolVersion: Number(values.protocol) as 1 | 2 } : {}),
         trace: values.trace === true,
       },
       io,

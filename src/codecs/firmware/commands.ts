@@ -18,6 +18,10 @@ export const Command = {
   LEDS: 0x32,
   RELAY_ENABLE: 0x40,
   RELAY_DISABLE: 0x41,
+  /** Protocol 2: the chain head the board holds */
+  GET_HEAD: 0x42,
+  /** Protocol 2: RELAY_ENABLE carrying the ledger's new head; the board refuses a head not above its own */
+  RELAY_ENABLE_HEAD: 0x43,
   // device -> host events
   BOOT: 0x50,
   CARD_INSERTED: 0x51,
@@ -45,7 +49,12 @@ export const NAK_REASON_NAMES: Record<number, string> = {
   4: 'busy',
 };
 
-export const PROTOCOL_VERSION = 1;
+/** What this codec speaks: 2 adds the chain-head witness (GET_HEAD, RELAY_ENABLE_HEAD; RELAY_ENABLE is refused) */
+export const PROTOCOL_VERSION = 2;
+/** The board's protocol from which it keeps the chain head */
+export const HEAD_WITNESS_VERSION = 2;
+/** Boards the host works with: a protocol 1 board has no head witness (serial-protocol.md §6.5) */
+export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = [1, 2];
 
 const NAMES = new Map<number, string>(Object.entries(Command).map(([name, code]) => [code, name]));
 

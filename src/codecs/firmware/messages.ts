@@ -14,6 +14,8 @@ import { FirmwarePayloadError, expectEmpty } from './payload.js';
 import type { DeviceFaultBody, DeviceFinishedBody, DeviceStartedBody, RelayEnableBody } from './relay.js';
 import * as relay from './relay.js';
 import type { BootBody, DeviceInfo, PingBody } from './system.js';
+import type { ChainHead, RelayEnableHeadBody, RelayEnableHeadResult } from './head.js';
+import * as head from './head.js';
 import * as system from './system.js';
 
 export type Empty = Record<string, never>;
@@ -30,6 +32,8 @@ export interface RequestBodies {
   leds: LedsBody;
   'relay-enable': RelayEnableBody;
   'relay-disable': Empty;
+  'get-head': Empty;
+  'relay-enable-head': RelayEnableHeadBody;
 }
 
 /** What the device answers to each request */
@@ -44,6 +48,8 @@ export interface ResponseBodies {
   leds: Empty;
   'relay-enable': Empty;
   'relay-disable': Empty;
+  'get-head': ChainHead;
+  'relay-enable-head': RelayEnableHeadResult;
 }
 
 /** What the device reports unasked */
@@ -85,6 +91,12 @@ const REQUESTS: { readonly [N in RequestName]: { readonly command: number; reado
   leds: { command: Command.LEDS, request: { encode: panel.encodeLeds, parse: panel.parseLeds }, response: empty('leds response') },
   'relay-enable': { command: Command.RELAY_ENABLE, request: { encode: relay.encodeRelayEnable, parse: relay.parseRelayEnable }, response: empty('relay-enable response') },
   'relay-disable': { command: Command.RELAY_DISABLE, request: empty('relay-disable'), response: empty('relay-disable response') },
+  'get-head': { command: Command.GET_HEAD, request: empty('get-head'), response: { encode: head.encodeHead, parse: head.parseHead } },
+  'relay-enable-head': {
+    command: Command.RELAY_ENABLE_HEAD,
+    request: { encode: head.encodeRelayEnableHead, parse: head.parseRelayEnableHead },
+    response: { encode: head.encodeRelayEnableHeadResult, parse: head.parseRelayEnableHeadResult },
+  },
 };
 
 const EVENTS: { readonly [N in EventName]: { readonly command: number; readonly codec: Codec<EventBodies[N]> } } = {

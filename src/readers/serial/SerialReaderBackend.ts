@@ -12,7 +12,8 @@
  */
 import { bytesEqual } from '../../codecs/bytes.js';
 import { ApduStatus } from '../../codecs/firmware/card.js';
-import { PROTOCOL_VERSION } from '../../codecs/firmware/commands.js';
+import { HEAD_WITNESS_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '../../codecs/firmware/commands.js';
+import { HEAD_HASH_LENGTH, HeadStatus } from '../../codecs/firmware/head.js';
 import type { EventMessage } from '../../codecs/firmware/messages.js';
 import { Led, LedMode, MAX_DISPLAY_LINES, MAX_LINE_BYTES, type BuzzerStep, type LedSetting } from '../../codecs/firmware/panel.js';
 import { FaultCode } from '../../codecs/firmware/relay.js';
@@ -21,11 +22,13 @@ import type { ByteTransport } from '../../transports/ByteTransport.js';
 import { openSerialTransport } from '../../transports/SerialPortTransport.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import type {
+  BoardWitness,
   CardReader,
   CardSession,
   DeviceControl,
   DeviceEvent,
   DeviceEventAnswer,
+  LedgerHead,
   LedState,
   OperatorPanel,
   PanelMessage,
@@ -117,6 +120,8 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
   private reopenTimer: unknown;
   private heartbeatTimer: unknown;
   private activeUse: number | undefined;
+  /** What the board witnesses of the ledger, learnt at every (re)sync and from each RELAY_ENABLE_HEAD */
+  private boardWitness: BoardWitness = { kind: 'unknown' };
   private syncing: Promise<void> | undefined;
   private readonly totals = { connects: 0, boots: 0, sessions: 0 };
   private finishedLinkStats: LinkStats = emptyLinkStats();
@@ -188,11 +193,32 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
 
   // ---- DeviceControl: CardReader already owns onEvent, so the device face is `device`
 
-  async enable(useSeq: number, maxMs: number): Promise<void> {
+  async enable(useSeq: number, maxMs: number, head?: LedgerHead): Promise<void> {
     const link = this.requireLink();
     this.forgetDeviceEvents(useSeq);
-    await link.request('relay-enable', { useSeq, maxMs });
+    if (this.boardWitness.kind !== 'head') {
+      // a protocol 1 board keeps no head (serial-protocol.md §6.5)
+      await link.request('relay-enable', { useSeq, maxMs });
+      this.activeUse = useSeq;
+      return;
+    }
+    if (!head) throw new TallyError('INTERNAL', 'a board with the head witness needs the ledger head to close the relay');
+    const proposed = { seq: head.seq, hash: head.hash.slice(0, HEAD_HASH_LENGTH) };
+    const result = await link.request('relay-enable-head', { useSeq, maxMs, head: proposed });
+    this.boardWitness = { kind: 'head', seq: result.held.seq, hashPrefix: result.held.hash };
+    if (result.status !== HeadStatus.CLOSED) {
+      this.logger.error({ useSeq, sent: head.seq, held: result.held.seq }, 'relay board refused the head: the ledger is behind the board');
+      throw new TallyError('BOARD_HEAD_REFUSED', `board holds seq ${result.held.seq}, refused seq ${head.seq}`, {
+        held: { seq: result.held.seq, hashPrefix: Buffer.from(result.held.hash).toString('hex') },
+        sent: head.seq,
+      });
+    }
     this.activeUse = useSeq;
+  }
+
+  /** What the board witnesses of the ledger (unknown until it answered GET_INFO and GET_HEAD) */
+  witness(): BoardWitness {
+    return this.boardWitness;
   }
 
   async disable(): Promise<void> {
@@ -208,8 +234,9 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
    */
   get device(): DeviceControl {
     return {
-      enable: (useSeq, maxMs) => this.enable(useSeq, maxMs),
+      enable: (useSeq, maxMs, head) => this.enable(useSeq, maxMs, head),
       disable: () => this.disable(),
+      witness: () => this.witness(),
       onEvent: (listener) => {
         this.deviceListeners.add(listener);
         return () => this.deviceListeners.delete(listener);
@@ -258,15 +285,21 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
     const run = async (): Promise<void> => {
       try {
         const info = await link.request('get-info', {});
-        if (info.protocolVersion !== PROTOCOL_VERSION) {
-          throw new TallyError('READER_UNAVAILABLE', `board speaks protocol ${info.protocolVersion}, expected ${PROTOCOL_VERSION}`);
+        if (!SUPPORTED_PROTOCOL_VERSIONS.includes(info.protocolVersion)) {
+          throw new TallyError('READER_UNAVAILABLE', `board speaks protocol ${info.protocolVersion}, expected ${SUPPORTED_PROTOCOL_VERSIONS.join(' or ')}`);
+        }
+        if (info.protocolVersion >= HEAD_WITNESS_VERSION) {
+          const held = await link.request('get-head', {});
+          this.boardWitness = { kind: 'head', seq: held.seq, hashPrefix: held.hash };
+        } else {
+          this.boardWitness = { kind: 'none', protocolVersion: info.protocolVersion };
         }
         const slot = await link.request('get-slot', {});
         if (this.link !== link) return;
         const session = this.session;
         if (!slot.present) this.endSession();
         else if (!session || !bytesEqual(session.atr, slot.atr)) this.beginSession(link, slot.atr);
-        this.logger.info({ firmware: info.firmwareVersion, hardware: info.hardwareId, card: slot.present }, 'reader ready');
+        this.logger.info({ firmware: info.firmwareVersion, hardware: info.hardwareId, protocol: info.protocolVersion, card: slot.present, ...this.witnessLog() }, 'reader ready');
         this.setState('ready');
         this.armHeartbeat(link);
       } catch (err) {
@@ -282,6 +315,11 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
     });
     this.syncing = syncing;
     return syncing;
+  }
+
+  private witnessLog(): Record<string, unknown> {
+    const w = this.boardWitness;
+    return w.kind === 'head' ? { boardHeadSeq: w.seq, boardHeadHash: Buffer.from(w.hashPrefix).toString('hex') } : { boardHead: w.kind };
   }
 
   private lost(detail: string): void {

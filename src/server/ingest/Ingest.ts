@@ -433,6 +433,8 @@ export class Ingest {
         else {
           rejected.push({ seq, reason: 'ledger-fork', detail: 'a different entry with this seq is already stored' });
           await this.alert('ledger-fork', terminalId, `fork:${terminalId}:${seq}`, `two different entries with seq ${seq}`);
+          // the restored ledger's own confession, refused as a fork, is still news
+          await this.witnessAlert(terminalId, e.row);
         }
         continue;
       }
@@ -451,7 +453,15 @@ export class Ingest {
     return accepted;
   }
 
+  /** A terminal's own record that a witness outside its database (board, checkpoint, card) holds a later ledger */
+  private async witnessAlert(terminalId: string, row: EntryRow): Promise<void> {
+    if (row.type !== EntryType.WITNESS_ROLLBACK) return;
+    const detail = parseLedgerEntry(row.raw).detail ?? '';
+    await this.alert('ledger-rollback', terminalId, `rollback:${terminalId}:${row.seq}`, `seq ${row.seq}: ledger restored or cut short, witness says seq ${row.ref ?? '?'}: ${detail}`);
+  }
+
   private async checkFraud(terminalId: string, entries: readonly VerifiedEntry[]): Promise<void> {
+    for (const { row } of entries) await this.witnessAlert(terminalId, row);
     for (const { row, batch } of entries) {
       if (row.type !== EntryType.BATCH_LOADED || !batch) continue;
       const holder = await this.store.holdBatch(batch, terminalId, row.seq, this.options.clock.now());
