@@ -151,6 +151,8 @@ function validLedger(): ChainBuilder {
   chain.use(1, 5, keys.batch1, 'completed', 5);
   chain.use(1, 6, keys.batch1, 'released', 6);
   chain.use(1, 7, keys.batch1, 'completed', 7);
+  // a witness outside the database (here the relay board) held a later head: the terminal's own record of it
+  chain.add({ type: EntryType.WITNESS_ROLLBACK, ref: 40, detail: 'board: relay board holds seq 40 (9f2c41d07be85a13); the ledger ends at seq 29' });
   chain.use(2, 3, keys.batch2, 'open', 13); // still open at the end: the device has not reported yet
   return chain;
 }
@@ -251,6 +253,7 @@ function variants(valid: readonly Uint8Array[]): Variant[] {
     { name: 'ref-missing', description: 'a start without a ref', edits: extended(n, (c) => c.add({ type: EntryType.USE_STARTED })) },
     { name: 'released-after-started', description: 'the use at seq 3 released after it ran (a silent refund)', edits: extended(n, (c) => c.add({ type: EntryType.USE_RELEASED, ref: 3 })) },
     { name: 'completed-after-reserved', description: `the open use at seq ${n} completed without a start`, edits: extended(n, (c) => c.add({ type: EntryType.USE_COMPLETED, ref: n })) },
+    { name: 'witness-without-seq', description: 'a rollback witness entry that names no seq', edits: extended(n, (c) => c.add({ type: EntryType.WITNESS_ROLLBACK, detail: 'board: relay board holds a later head' })) },
     { name: 'started-twice', description: 'the use at seq 3 started again', edits: extended(n, (c) => c.add({ type: EntryType.USE_STARTED, ref: 3 })) },
   ];
 }

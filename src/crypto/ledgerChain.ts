@@ -37,6 +37,7 @@ export const LEDGER_FAULTS = [
   'SERIAL_USED_TWICE',
   'REF_NOT_A_USE',
   'USE_STATE',
+  'WITNESS_INVALID',
   'DATABASE_UNREADABLE',
 ] as const;
 export type LedgerFault = (typeof LEDGER_FAULTS)[number];
@@ -182,6 +183,10 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
         uses++;
         return undefined;
       }
+      case EntryType.WITNESS_ROLLBACK:
+        // evidence, not a use: the seq the witness named and what it holds; its card may be of a batch this ledger lost
+        if (entry.ref === undefined || entry.ref < 1 || !entry.detail) return ['WITNESS_INVALID', 'a rollback witness entry names no seq or no witness'];
+        return undefined;
       case EntryType.USE_STARTED:
       case EntryType.USE_COMPLETED:
       case EntryType.USE_FAILED:
