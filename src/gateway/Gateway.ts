@@ -142,10 +142,10 @@ export class Gateway {
         ? new MqttPaymentLink(this.store, { url: o.payment, clientId: `tally-gw-${o.gatewayId}`, subscriptions: ['tally/gw/v1/dept/+/ack'] })
         : o.payment(this.store);
     this.pump = new CrossingPump(this.store, this.payment);
-    if (this.payment.returnLeg) this.payment.onMessage((topic, payload) => this.fromPayment(topic, payload));
+    if (this.payment.returnLeg) this.payment.onMessage((topic, payload) => this.afterCommit(() => this.fromPayment(topic, payload)));
     if (o.hospitalBroker) {
       this.hospital = connectLeg({ url: o.hospitalBroker, clientId: `tally-gw-${o.gatewayId}-hospital`, subscriptions: o.rootPublicKey ? [TERMINAL_REPORTS] : [] });
-      this.hospital.on('message', (topic, payload) => this.fromHospitalBroker(topic, payload));
+      this.hospital.on('message', (topic, payload) => this.afterCommit(() => this.fromHospitalBroker(topic, payload)));
       this.hospital.on('connect', () => this.publishAllSlots());
     }
     const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
@@ -158,7 +158,7 @@ export class Gateway {
         resolve();
       });
     });
-    this.deliveryTimer = setInterval(() => this.runDeliveries(), 100);
+    this.deliveryTimer = setInterval(() => this.afterCommit(() => this.runDeliveries()), 100);
     this.deliveryTimer.unref();
     this.pump.kick();
     this.log.info({ event: 'gateway.started', mllp: this.address, twoWay: this.payment.returnLeg }, 'gateway started');
@@ -309,12 +309,23 @@ export class Gateway {
       }
       p.done(seq);
     });
-    for (const [key, booked] of result.booked) {
-      const [department, visitDate] = key.split('|') as [string, string];
-      this.publishSlots(department, visitDate, booked);
+    this.afterCommit(() => {
+      for (const [key, booked] of result.booked) {
+        const [department, visitDate] = key.split('|') as [string, string];
+        this.publishSlots(department, visitDate, booked);
+      }
+      this.pump.kick();
+      this.runDeliveries();
+    });
+  }
+
+  /** Work after a commit: a fault there is logged with its code, never a crash (what is committed is sent again later) */
+  private afterCommit(work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      this.log.error({ event: 'gateway.fault', code: 'INTERNAL', numericCode: ErrorCodes.INTERNAL.code, detail: (err as Error).message }, operatorMessage('INTERNAL'));
     }
-    this.pump.kick();
-    this.runDeliveries();
   }
 
   // --- message distribution: the department queues ---

@@ -37,13 +37,11 @@ export class DiodeSender implements PaymentSide {
     this.socket.on('error', () => undefined);
   }
 
-  private send(kind: DiodeKind, seq: number, topic: string, payload: Uint8Array): Promise<void> {
-    if (payload.length > DIODE_MAX_PAYLOAD) return Promise.reject(new Error(`over ${DIODE_MAX_PAYLOAD} bytes: does not fit the diode`));
+  private async send(kind: DiodeKind, seq: number, topic: string, payload: Uint8Array): Promise<void> {
+    if (payload.length > DIODE_MAX_PAYLOAD) throw new Error(`over ${DIODE_MAX_PAYLOAD} bytes: does not fit the diode`);
     const datagram = encodeDiodeFrame({ kind, gatewayId: this.gatewayId, seq, topic, payload });
     const once = (): Promise<void> => new Promise((resolve, reject) => this.socket.send(datagram, this.target.port, this.target.host, (err) => (err ? reject(err) : resolve())));
-    let chain = once();
-    for (let i = 1; i < COPIES; i++) chain = chain.then(once);
-    return chain;
+    for (let i = 0; i < COPIES; i++) await once();
   }
 
   async publishCrossing(gatewaySeq: number, topic: string, payload: Uint8Array): Promise<void> {
@@ -51,11 +49,11 @@ export class DiodeSender implements PaymentSide {
     this.store.deleteCrossing(gatewaySeq);
   }
 
-  publishDelivery(topic: string, payload: Uint8Array): Promise<void> {
+  async publishDelivery(topic: string, payload: Uint8Array): Promise<void> {
     // deliveries carry their id in the payload; the datagram seq only has to be unique per run of this sender
     const parsed = JSON.parse(new TextDecoder().decode(payload)) as { deliveryId?: number };
     this.deliverySeq = parsed.deliveryId ?? this.deliverySeq + 1;
-    return this.send('delivery', this.deliverySeq, topic, payload);
+    await this.send('delivery', this.deliverySeq, topic, payload);
   }
 
   onMessage(): void {

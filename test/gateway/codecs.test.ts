@@ -64,8 +64,8 @@ describe('HL7 v2', () => {
 
   it('an ACK carries the code, the control id answered, the reason and our code, escaped', () => {
     const original = parseHl7(registrationMessage(header, patientNo(1), 'OPH', '20261202')).header;
-    const ack = encodeAck({ code: 'AE', original, text: 'PID-7: no such date | bad', hl7ErrorCode: 102, tallyCode: 'GW_BAD_FIELD 7006', ackControlId: 'A1', dateTime: '20261202093000', application: 'TALLYGW', facility: 'gw1' });
-    expect(parseAck(ack)).toEqual({ code: 'AE', controlId: 'C1', text: 'PID-7: no such date | bad', tallyCode: 'GW_BAD_FIELD 7006' });
+    const ack = encodeAck({ code: 'AE', original, text: 'PID-7: no such date | bad', hl7ErrorCode: 102, tallyCode: 'GW_BAD_FIELD 8006', ackControlId: 'A1', dateTime: '20261202093000', application: 'TALLYGW', facility: 'gw1' });
+    expect(parseAck(ack)).toEqual({ code: 'AE', controlId: 'C1', text: 'PID-7: no such date | bad', tallyCode: 'GW_BAD_FIELD 8006', sourceKey: 'REG|HOSP1|C1' });
     expect(new TextDecoder().decode(ack)).toContain('ACK^A04^ACK');
   });
 });

@@ -8,7 +8,7 @@
  */
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { declarationForTopic, encodeCanonical, schemaProblem } from '../../src/codecs/gateway/declared.js';
 import { ADDRESSES, TwoNetworks, tallyCommand, type StartedProcess } from '../../src/scenario/twoNetworks.js';
 
@@ -47,7 +47,7 @@ async function paymentSubscriber(net: TwoNetworks): Promise<{ proc: StartedProce
   return { proc, messages };
 }
 
-/** Whatever reached the payment broker conforms to its declaration and is canonical; returns the crossings by control id */
+/** Whatever reached the payment broker conforms to its declaration and is canonical; returns the crossings by sender (application|facility|control id) */
 function checkPaymentSide(messages: Seen[]): Map<string, number> {
   const byControlId = new Map<string, number>();
   for (const m of messages) {
@@ -59,7 +59,10 @@ function checkPaymentSide(messages: Seen[]): Map<string, number> {
     const value = JSON.parse(m.payload.toString('utf8'));
     expect(schemaProblem(declaration!.schema!, value), m.payload.toString()).toBeUndefined();
     expect(Buffer.from(encodeCanonical(value)).equals(m.payload), 'canonical encoding').toBe(true);
-    if (value.source) byControlId.set(value.source.controlId, (byControlId.get(value.source.controlId) ?? 0) + 1);
+    if (value.source) {
+      const key = `${value.source.application}|${value.source.facility}|${value.source.controlId}`;
+      byControlId.set(key, (byControlId.get(key) ?? 0) + 1);
+    }
   }
   return byControlId;
 }
@@ -92,8 +95,15 @@ describe('gateway between two network namespaces', () => {
   function startGateway(db: string, extra: string[]): StartedProcess {
     const [cmd, args] = tallyCommand(['gateway', 'run', '--db', db, '--mllp', MLLP, '--hospital', `mqtt://${ADDRESSES.hospital}:1883`, '--capacity', 'OPH=40,ENT=40,RAD=40', ...extra]);
     const p = net.start('gateway', cmd, args, { TALLY_LOG_LEVEL: 'error' });
+    running.push(p);
     return p;
   }
+
+  // a failed test leaves no gateway holding the MLLP port for the next one
+  const running: StartedProcess[] = [];
+  afterEach(async () => {
+    for (const p of running.splice(0)) await p.stop('SIGKILL');
+  });
 
   it('nothing routes between the sides: each side reaches its own broker, not the other one', async () => {
     expect(await net.canConnect('hospital', ADDRESSES.hospital, 1883)).toMatchObject({ connected: true });
@@ -157,15 +167,16 @@ describe('gateway between two network namespaces', () => {
     expect(summary, his.stderr().slice(-2000)).toMatchObject({ sent: FUZZ_COUNT, answered: FUZZ_COUNT, unexpected: 0 });
     expect(code).toBe(0);
     expect(gateway.child.exitCode, 'the gateway did not crash').toBeNull();
-    const rows = readFileSync(results, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { controlId: string; expect: string; code: string; kind: string; tallyCode: string });
-    const accepted = new Map(rows.filter((r) => r.code === 'AA').map((r) => [r.controlId, r]));
+    const rows = readFileSync(results, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { controlId: string; expect: string; code: string; kind: string; tallyCode: string; acked: string });
+    // keyed by the sender as the gateway read it (a flipped byte may move MSH-10), from its ACK
+    const accepted = new Map(rows.filter((r) => r.code === 'AA').map((r) => [r.acked, r]));
     // the gateway's own ACKs say how many passed; the payment broker must show exactly those, each once
     await until(() => checkPaymentSide(sub.messages()).size >= accepted.size, `${accepted.size} crossings`, 120_000);
     const crossed = checkPaymentSide(sub.messages());
-    for (const [controlId, n] of crossed) {
-      expect(n, `${controlId} crossed ${n} times`).toBe(1);
-      expect(accepted.get(controlId), `${controlId} reached the payment side without an AA`).toBeDefined();
-      expect(accepted.get(controlId)!.expect).not.toBe('refuse');
+    for (const [sender, n] of crossed) {
+      expect(n, `${sender} crossed ${n} times`).toBe(1);
+      expect(accepted.get(sender), `${sender} reached the payment side without an AA`).toBeDefined();
+      expect(accepted.get(sender)!.expect).not.toBe('refuse');
     }
     expect(crossed.size).toBe(accepted.size);
     // still serving, with nothing left behind
@@ -184,4 +195,74 @@ describe('gateway between two network namespaces', () => {
     console.log(JSON.stringify({ fuzz: FUZZ_COUNT, seed, seconds: summary.seconds, byAck: summary.byAck, byTallyCode: summary.byTallyCode, passedToPayment: crossed.size, byKind }));
     await sub.proc.stop();
   }, 3_600_000);
+
+  it('the gateway killed (SIGKILL) and restarted three times during traffic: nothing it acknowledged is lost, nothing passes twice', async () => {
+    const sub = await paymentSubscriber(net);
+    const db = join(dir, 'kill.db');
+    const count = 1500;
+    let gateway = startGateway(db, [...TWO_WAY, ...UNLIMITED]);
+    await gateway.waitFor(/gateway listening/);
+    const results = join(dir, 'kill-results.jsonl');
+    const [cmd, args] = tallyCommand(['sim', 'his', '--gateway', MLLP, '--count', String(count), '--prefix', 'K', '--connections', '4', '--window', '16', '--results', results]);
+    const his = net.start('hospital', cmd, args);
+    let kills = 0;
+    for (const at of [150, 600, 1050]) {
+      await until(() => checkPaymentSide(sub.messages()).size >= at, `${at} crossings`, 60_000);
+      await gateway.stop('SIGKILL');
+      kills += 1;
+      gateway = startGateway(db, [...TWO_WAY, ...UNLIMITED]);
+      await gateway.waitFor(/gateway listening/);
+    }
+    expect(await his.exited()).toBe(0);
+    const summary = JSON.parse(his.stdout().trim().split('\n').at(-1)!);
+    expect(summary).toMatchObject({ sent: count, answered: count, byAck: { AA: count } });
+    const acknowledged = readFileSync(results, 'utf8').trim().split('\n').map((l) => JSON.parse(l).acked as string);
+    await until(() => checkPaymentSide(sub.messages()).size >= count, `${count} crossings`, 60_000);
+    const crossed = checkPaymentSide(sub.messages());
+    const lost = acknowledged.filter((id) => !crossed.has(id));
+    const doubled = [...crossed.values()].filter((n) => n > 1).length;
+    expect({ kills, lost: lost.length, doubled }).toEqual({ kills: 3, lost: 0, doubled: 0 });
+    await gateway.stop();
+    const [acmd, aargs] = tallyCommand(['gateway', 'archive', 'counts', '--db', db]);
+    const counts = (await net.run('gateway', acmd, aargs)).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    console.log(JSON.stringify({ killRestart: { kills, messages: count, resends: summary.resends, lost: lost.length, doubled, archive: counts } }));
+    await sub.proc.stop();
+  }, 300_000);
+
+  it('one-way mode: the return path cut (everything from the payment side dropped), acks from the gateway itself, each message published once', async () => {
+    const sub = await paymentSubscriber(net);
+    const paymentIf = net.interfaceOf('payment');
+    const mac = /link\/ether ([0-9a-f:]{17})/.exec((await net.run('payment', 'ip', ['link', 'show', 'dev', paymentIf])).stdout)![1]!;
+    // the gateway needs no answer, not even ARP: then nothing at all may come back
+    await net.mustRun('gateway', 'ip', ['neigh', 'replace', ADDRESSES.payment, 'lladdr', mac, 'dev', net.gatewayInterfaceOf('payment'), 'nud', 'permanent']);
+    // a queue of length 0 on the payment side's veth: every frame it would send toward the gateway is dropped
+    await net.mustRun('payment', 'tc', ['qdisc', 'replace', 'dev', paymentIf, 'root', 'pfifo', 'limit', '0']);
+    try {
+      // the return leg is absent: a TCP connection from the gateway's side to the payment broker cannot open
+      expect((await net.canConnect('gateway', ADDRESSES.payment, 1883)).connected).toBe(false);
+      const [rcmd, rargs] = tallyCommand(['gateway', 'diode-receive', '--listen', `${ADDRESSES.payment}:9999`, '--db', join(dir, 'diode.db'), '--payment', `mqtt://${ADDRESSES.payment}:1883`, '--gateway-id', 'gw1']);
+      const receiver = net.start('payment', rcmd, rargs, { TALLY_LOG_LEVEL: 'error' });
+      await receiver.waitFor(/diode receiver listening/);
+      const gateway = startGateway(join(dir, 'oneway.db'), ['--one-way', `${ADDRESSES.payment}:9999`, ...UNLIMITED]);
+      await gateway.waitFor(/gateway listening on .* \(one-way\)/);
+      const [cmd, args] = tallyCommand(['sim', 'his', '--gateway', MLLP, '--count', '300', '--prefix', 'W']);
+      const his = net.start('hospital', cmd, args);
+      expect(await his.exited()).toBe(0);
+      expect(JSON.parse(his.stdout().trim().split('\n').at(-1)!)).toMatchObject({ answered: 300, byAck: { AA: 300 } });
+      await until(() => checkPaymentSide(sub.messages()).size >= 300, '300 crossings through the diode');
+      const crossed = checkPaymentSide(sub.messages());
+      expect(crossed.size).toBe(300);
+      expect([...crossed.values()].every((n) => n === 1)).toBe(true);
+      // the booked patients reach the department queues too, once each (no acks can come back)
+      await until(() => sub.messages().filter((m) => m.topic.endsWith('/patient')).length >= 150, 'department deliveries');
+      const deliveries = sub.messages().filter((m) => m.topic.endsWith('/patient')).map((m) => JSON.parse(m.payload.toString()).deliveryId as number);
+      expect(new Set(deliveries).size).toBe(deliveries.length);
+      await gateway.stop();
+      await receiver.stop();
+      expect(receiver.stdout()).toMatch(/diode receiver stopped: .*"duplicates":\d+/);
+    } finally {
+      await net.run('payment', 'tc', ['qdisc', 'del', 'dev', paymentIf, 'root']);
+      await sub.proc.stop();
+    }
+  }, 120_000);
 });

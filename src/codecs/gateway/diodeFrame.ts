@@ -35,7 +35,7 @@ export function encodeDiodeFrame(f: DiodeFrame): Uint8Array {
   if (topic.length === 0 || topic.length > 256) throw new DiodeFrameError('topic: 1-256 bytes');
   if (f.payload.length > DIODE_MAX_PAYLOAD) throw new DiodeFrameError(`payload over ${DIODE_MAX_PAYLOAD} bytes`);
   if (!Number.isSafeInteger(f.seq) || f.seq < 1 || f.seq > 2 ** 48 - 1) throw new DiodeFrameError('seq: 1..2^48-1');
-  const out = new Uint8Array(4 + id.length + 6 + 2 + topic.length + 4 + f.payload.length);
+  const out = new Uint8Array(5 + id.length + 6 + 2 + topic.length + 4 + f.payload.length);
   const view = new DataView(out.buffer);
   let o = 0;
   out[o++] = DIODE_MAGIC[0];

@@ -239,10 +239,18 @@ export function encodeAck(request: AckRequest): Uint8Array {
 }
 
 /** The acknowledgement code and control id of an ACK (used by the HIS simulator) */
-export function parseAck(bytes: Uint8Array): { code: string; controlId: string; text: string; tallyCode: string } {
+export function parseAck(bytes: Uint8Array): { code: string; controlId: string; text: string; tallyCode: string; sourceKey: string } {
   const parsed = parseHl7(bytes);
   if (parsed.header.messageCode !== 'ACK') throw new Hl7Problem('malformed', `not an ACK: ${parsed.header.messageCode}`);
-  return { code: parsed.value('MSA', 1), controlId: parsed.value('MSA', 2), text: parsed.value('MSA', 3), tallyCode: parsed.value('ERR', 5) };
+  const controlId = parsed.value('MSA', 2);
+  return {
+    code: parsed.value('MSA', 1),
+    controlId,
+    text: parsed.value('MSA', 3),
+    tallyCode: parsed.value('ERR', 5),
+    // the sender as the gateway read it: application|facility|control id of the message answered
+    sourceKey: `${parsed.header.receivingApplication}|${parsed.header.receivingFacility}|${controlId}`,
+  };
 }
 
 /** HL7 DTM (YYYYMMDDHHMMSS, UTC) of a time */

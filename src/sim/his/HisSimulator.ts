@@ -31,6 +31,8 @@ export interface HisResult {
   /** AA, AE, AR of the last answer (the one for the frame) */
   readonly code: string;
   readonly tallyCode: string;
+  /** application|facility|control id as the gateway read them (from its ACK) */
+  readonly acked: string;
   readonly tries: number;
 }
 
@@ -92,9 +94,11 @@ export async function runHis(messages: Iterable<HisMessage>, options: HisRunOpti
     const last = answers[answers.length - 1]!;
     let code = 'unreadable';
     let tallyCode = '';
+    let acked = '';
     try {
       const ack = parseAck(last);
       code = ack.code;
+      acked = ack.sourceKey;
       tallyCode = ack.tallyCode.split(' ')[0] ?? '';
     } catch {
       // an answer that is not an ACK counts as unexpected below
@@ -102,7 +106,7 @@ export async function runHis(messages: Iterable<HisMessage>, options: HisRunOpti
     byAck[code] = (byAck[code] ?? 0) + 1;
     if (tallyCode) byTallyCode[tallyCode] = (byTallyCode[tallyCode] ?? 0) + 1;
     if ((m.expect === 'pass' && code !== 'AA') || (m.expect === 'refuse' && code === 'AA') || code === 'unreadable') unexpected += 1;
-    if (options.keepResults !== false) results.push({ controlId: m.controlId, expect: m.expect, kind: m.kind, code, tallyCode, tries });
+    if (options.keepResults !== false) results.push({ controlId: m.controlId, expect: m.expect, kind: m.kind, code, tallyCode, acked, tries });
     if (options.onProgress && answered % 10_000 === 0) options.onProgress(answered);
   };
   const worker = async (): Promise<void> => {
