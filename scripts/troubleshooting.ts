@@ -172,7 +172,7 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
   },
   BAD_CHECKPOINT: {
     cause: 'A checkpoint (in an ack from the server, or a file given to tally ledger verify --checkpoint) does not parse, or its signature or its server-key certificate does not verify against the investor root.',
-    remedy: 'Use the checkpoint exported by tally ledger checkpoint or the server; check that the server key was certified by this investor\'s root (tally server key).',
+    remedy: 'Use the checkpoint exported by tally ledger checkpoint or the server; check that the server key was certified by this investor\'s root (tally server certify-key).',
   },
   READER_UNAVAILABLE: {
     cause: 'The reader cannot be reached: serial port missing or taken, board unpowered, pcscd not running, no PC/SC reader with that name, or the pcsclite addon not built.',

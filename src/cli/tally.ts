@@ -36,6 +36,7 @@ const COMMANDS: CommandEntry[] = [
   entry('terminal status', async () => (await import('./commands/terminal.js')).terminalStatusCommand),
   entry('ledger verify', async () => (await import('./commands/ledger.js')).ledgerVerifyCommand),
   entry('ledger show', async () => (await import('./commands/ledger.js')).ledgerShowCommand),
+  entry('ledger checkpoint', async () => (await import('./commands/ledger.js')).ledgerCheckpointCommand),
   entry('sim reader', async () => (await import('./commands/simReader.js')).simReaderCommand),
   entry('sim card', async () => (await import('./commands/simCard.js')).simCardCommand),
   entry('sim fleet', async () => (await import('./commands/simFleet.js')).simFleetCommand),
@@ -46,6 +47,7 @@ const COMMANDS: CommandEntry[] = [
   entry('gateway dlq', async () => (await import('./commands/gateway.js')).gatewayDlqCommand),
   entry('gateway department', async () => (await import('./commands/gateway.js')).gatewayDepartmentCommand),
   entry('server run', async () => (await import('./commands/server.js')).serverRunCommand),
+  entry('server certify-key', async () => (await import('./commands/serverKey.js')).serverCertifyKeyCommand),
   entry('server report', async () => (await import('./commands/server.js')).serverReportCommand),
   entry('server registry', async () => (await import('./commands/server.js')).serverRegistryCommand),
 ];

@@ -82,6 +82,8 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
       software: `tallystick ${VERSION}`,
       // the server's time: entries, clock trust and batch validity follow it (the system clock is left alone)
       onServerTime: (serverTime) => terminal.adoptServerTime(serverTime),
+      // the server's signed checkpoint: kept as a witness; one beyond this ledger proves a rollback
+      onCheckpoint: (checkpoint) => terminal.adoptCheckpoint(checkpoint),
     });
     daemon.onSwipe(() => sync?.client.notify());
     claimBatch = (claim) => sync!.claimBatch(claim);

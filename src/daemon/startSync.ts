@@ -43,6 +43,8 @@ export function startTerminalSync(options: {
   readonly software?: string;
   /** The server's time arrived (the terminal's clock follows it); throwing refuses it */
   readonly onServerTime?: (serverTime: number) => void;
+  /** An ack carried the server's signed checkpoint (the terminal checks and keeps it) */
+  readonly onCheckpoint?: (checkpoint: unknown) => void;
 }): TerminalSync {
   const { ledger, settings, log } = options;
   const tls = settings.tls;
@@ -95,6 +97,7 @@ export function startTerminalSync(options: {
     },
     ...(options.software ? { software: options.software } : {}),
     ...(options.onServerTime ? { onServerTime: (serverTime: number) => options.onServerTime!(serverTime) } : {}),
+    ...(options.onCheckpoint ? { onCheckpoint: (checkpoint: unknown) => options.onCheckpoint!(checkpoint) } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
     logger: log,
   });

@@ -12,7 +12,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { adminTokenProblem, DEFAULT_PRICING, startHttpApi, type HttpApi, type PricingConfig } from './httpApi.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
-import { Ingest, type Outgoing } from './ingest/Ingest.js';
+import { Ingest, type CheckpointSigner, type Outgoing } from './ingest/Ingest.js';
 import { createIngestWorkerPool } from './ingest/ingestWorkerPool.js';
 import { DEFAULT_SIGNATURE_CHECK, type SignatureCheck } from './ingest/verifyReport.js';
 import type { ServerStore } from './ServerStore.js';
@@ -53,6 +53,8 @@ export interface IngestServerOptions {
   readonly registryCheckMs?: number;
   readonly clock?: Clock;
   readonly logger?: Logger;
+  /** Signs a checkpoint into every ack (tally server key certify makes the key and its root certificate) */
+  readonly checkpointSigner?: CheckpointSigner;
 }
 
 export interface IngestServer {
@@ -82,7 +84,15 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
   const threads = options.workerThreads ?? cpus().length;
   const workers = threads > 0 ? createIngestWorkerPool(threads) : undefined;
   const signatureCheck = options.signatureCheck ?? DEFAULT_SIGNATURE_CHECK;
-  const ingest = new Ingest({ store: options.store, rootPublicKey: options.rootPublicKey, clock, logger, signatureCheck, ...(workers ? { verifier: workers, preparer: workers } : {}) });
+  const ingest = new Ingest({
+    store: options.store,
+    rootPublicKey: options.rootPublicKey,
+    clock,
+    logger,
+    signatureCheck,
+    ...(workers ? { verifier: workers, preparer: workers } : {}),
+    ...(options.checkpointSigner ? { checkpointSigner: options.checkpointSigner } : {}),
+  });
   const protocolVersion = options.protocolVersion ?? 5;
   // with a stable client id, a persistent session: the broker keeps QoS 1 reports for a worker that restarts;
   // without one, a clean session, so restarts leave no orphan sessions collecting copies at the broker

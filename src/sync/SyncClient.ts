@@ -35,6 +35,7 @@ import { encodeReport, reportSize } from '../codecs/mqtt/report.js';
 import { parseTopic, terminalSubscriptions, terminalTopic } from '../codecs/mqtt/topics.js';
 import { CLOCK_FLOOR_MS, systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { codeOf } from '../errors.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
 import type { OutboxEntry, OutboxSource } from './OutboxSource.js';
 import { connectMqtt } from './connectMqtt.js';
@@ -113,6 +114,8 @@ export interface SyncClientOptions {
    * never set). Throwing refuses the time with reason not-applied; the saved offset is then kept.
    */
   readonly onServerTime?: (serverTime: number, localTime: number) => void;
+  /** Called with the signed checkpoint an ack carries (the terminal checks and keeps it); throwing only logs */
+  readonly onCheckpoint?: (checkpoint: NonNullable<AckPayload['data']['checkpoint']>) => void;
   readonly heartbeatExtras?: () => HeartbeatExtras;
   /** How often the outbox is polled for new entries besides notify() (default 1000 ms) */
   readonly pollMs?: number;
@@ -352,6 +355,13 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
       stats.entriesAcknowledged += committed.length;
     }
     inflight.delete(ack.transaction);
+    if (ack.data.checkpoint) {
+      try {
+        options.onCheckpoint?.(ack.data.checkpoint);
+      } catch (err) {
+        logger.warn({ event: 'checkpoint-refused', code: codeOf(err), err: (err as Error).message }, 'checkpoint in the ack refused');
+      }
+    }
     if (ack.status === 'error') refuse('ack', ack.error?.code ?? 'error', `server refused entries: ${ack.error?.message ?? ''} ${JSON.stringify(ack.data.rejected ?? []).slice(0, 200)}`);
     pump();
   };

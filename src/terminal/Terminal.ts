@@ -12,7 +12,7 @@
  * A crash or a pulled card anywhere leaves either no use or a recorded use;
  * a missing marker is repaired the next time the card is presented.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { LifeCycle, MARKER_LENGTH, type CardFci } from '../codecs/applet.js';
@@ -30,6 +30,8 @@ import type { ApduChannel } from '../card/ApduChannel.js';
 import { CardClient } from '../card/CardClient.js';
 import { parseRecordOrThrow, verifyBatchChain, verifyOneTime, verifyTerminalCertificate } from '../crypto/chain.js';
 import { generateSigningKey, sha256, signMessage } from '../crypto/ed25519.js';
+import { encodeCheckpointFile, parseCheckpoint, parseCheckpointBody, type Checkpoint, type CheckpointFields } from '../codecs/checkpoint.js';
+import { verifyCheckpoint } from '../crypto/checkpoint.js';
 import { codeOf, isTallyError, operatorMessage, TallyError, type ErrorName, type Locale } from '../errors.js';
 import { Ledger, type BatchRow, type TerminalIdentity, type UseRow } from '../ledger/Ledger.js';
 import type { DeviceControl, DeviceEvent } from '../readers/CardReader.js';
@@ -127,6 +129,20 @@ type SessionEvent = DeviceEvent | { readonly type: 'release'; readonly useSeq: n
 /** Back-off of the retries of a session event the ledger could not record */
 const RECORD_RETRY_MIN_MS = 500;
 const RECORD_RETRY_MAX_MS = 30_000;
+
+/** Where a terminal keeps the latest server checkpoint */
+export const CHECKPOINT_FILE = 'checkpoint.json';
+
+/** The checkpoint kept in a data folder (parsed, not verified), or undefined */
+export function readCheckpointFile(dataDir: string): Checkpoint | undefined {
+  const path = join(dataDir, CHECKPOINT_FILE);
+  if (!existsSync(path)) return undefined;
+  try {
+    return parseCheckpoint(readFileSync(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
 
 export function rootFingerprint(rootPublicKey: Uint8Array): string {
   return toHex(sha256(rootPublicKey));
@@ -460,6 +476,46 @@ export class Terminal {
       }
     }
     return this.rollbackError(evidence);
+  }
+
+  /**
+   * The server's signed checkpoint from an ack: checked against the investor root, then kept (the
+   * latest, in <dataDir>/checkpoint.json) as a witness outside the database. One naming a seq this
+   * ledger lacks, or another hash there, proves the ledger was restored or cut short after the
+   * server saw it: latched, recorded, reported. Throws BAD_CHECKPOINT for one that does not verify.
+   */
+  adoptCheckpoint(value: unknown): CheckpointFields {
+    const identity = this.ledger.identity();
+    if (!identity) throw new TallyError('NOT_PROVISIONED');
+    const checkpoint = parseCheckpoint(value);
+    const fields = verifyCheckpoint(checkpoint, identity.rootPublicKey);
+    if (fields.terminalId !== identity.terminalId) throw new TallyError('BAD_CHECKPOINT', `checkpoint for terminal ${fields.terminalId}`);
+    const latest = this.latestCheckpoint();
+    if (!latest || fields.seq >= parseCheckpointBody(latest.body).seq) this.saveCheckpoint(checkpoint);
+    const hash = this.ledger.entryHashAt(fields.seq);
+    if (!hash || toHex(hash) !== fields.headHash) {
+      const ledgerSeq = this.ledger.lastSeq();
+      const detail = hash
+        ? `server ${fields.serverId} signed seq ${fields.seq} (${fields.headHash.slice(0, 16)}); the ledger's entry ${fields.seq} is another`
+        : `server ${fields.serverId} signed seq ${fields.seq} (${fields.headHash.slice(0, 16)}); the ledger ends at seq ${ledgerSeq}`;
+      this.foundRollback({ witness: 'checkpoint', witnessSeq: fields.seq, ledgerSeq, detail }, true);
+    }
+    return fields;
+  }
+
+  /** The latest checkpoint the server sent, as `tally ledger checkpoint` exports it */
+  latestCheckpoint(): Checkpoint | undefined {
+    return readCheckpointFile(this.options.dataDir);
+  }
+
+  private saveCheckpoint(checkpoint: Checkpoint): void {
+    const path = join(this.options.dataDir, CHECKPOINT_FILE);
+    try {
+      writeFileSync(`${path}.tmp`, encodeCheckpointFile(checkpoint), { mode: 0o644 });
+      renameSync(`${path}.tmp`, path);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'checkpoint not saved');
+    }
   }
 
   private rollbackError(evidence: RollbackEvidence): TallyError {

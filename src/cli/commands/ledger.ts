@@ -1,11 +1,14 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { toHex } from '../../codecs/bytes.js';
 import { describeRecord } from '../../codecs/cardRecord.js';
 import { ENTRY_TYPE_NAMES, parseLedgerEntry } from '../../codecs/ledgerEntry.js';
 import { parseRecordOrThrow } from '../../crypto/chain.js';
-import { verifyLedgerEntries } from '../../crypto/ledgerChain.js';
+import { verifyLedgerEntries, type LedgerVerification } from '../../crypto/ledgerChain.js';
+import { encodeCheckpointFile, parseCheckpoint, parseCheckpointBody } from '../../codecs/checkpoint.js';
+import { checkLedgerAgainstCheckpoint, verifyCheckpoint, type CheckpointVerdict } from '../../crypto/checkpoint.js';
+import { readCheckpointFile } from '../../terminal/Terminal.js';
 import { TallyError } from '../../errors.js';
 import { parse } from '../args.js';
 import type { CliCommand } from '../command.js';
@@ -30,17 +33,35 @@ function readLedger(values: Record<string, unknown>): { entries: Uint8Array[]; r
 export const ledgerVerifyCommand: CliCommand = {
   path: ['ledger', 'verify'],
   summary: "check a terminal's whole ledger: chain, signatures, sequence, meaning",
-  help: `tally ledger verify (--data DIR | --db FILE) [--root HEX] [--json]
+  help: `tally ledger verify (--data DIR | --db FILE) [--root HEX] [--checkpoint FILE] [--json]
 
 Checks every entry: gapless sequence, hash chain, the terminal certificate
 back to the investor root, each signature, and that no serial was used twice.
 Says exactly where it breaks. Exit 0 when intact, 4 when broken.
   --root HEX   the investor root public key to check against (default: the one
-               the terminal holds; an auditor should pass the one they trust)`,
+               the terminal holds; an auditor should pass the one they trust)
+  --checkpoint FILE  a checkpoint the server signed (tally ledger checkpoint, or
+               the audit bundle): the ledger must still hold its seq with its
+               hash, else it is named TRUNCATED (cut or restored from an older
+               copy; exit 4, with the last good seq) or FORKED`,
   async run(args, io) {
-    const values = parse(args, { data: { type: 'string' }, db: { type: 'string' }, root: { type: 'string' }, json: { type: 'boolean' } });
+    const values = parse(args, { data: { type: 'string' }, db: { type: 'string' }, root: { type: 'string' }, checkpoint: { type: 'string' }, json: { type: 'boolean' } });
     const { entries, root } = readLedger(values);
     const result = verifyLedgerEntries(entries, root);
+    const checkpoint = typeof values.checkpoint === 'string' ? checkpointVerdict(values.checkpoint, entries, result, root) : undefined;
+    if (checkpoint) {
+      if (values.json) io.out(JSON.stringify({ ...result, ok: result.ok && checkpoint.ok, checkpoint }, null, 2));
+      else {
+        if (result.ok) io.out(`ledger of ${result.terminalId}: ${result.entries} entries verify, seq 1..${result.lastSeq}`);
+        else io.out(`ledger BROKEN at seq ${result.problem!.seq}: ${result.problem!.problem}`);
+        io.out(
+          checkpoint.ok
+            ? `holds the checkpoint of server ${checkpoint.serverId}: seq ${checkpoint.seq} (${checkpoint.headHash.slice(0, 16)}...) signed ${checkpoint.time}`
+            : `${checkpoint.problem!.code === 'TRUNCATED' ? 'TRUNCATED' : 'NOT the ledger the server saw'}: ${checkpoint.problem!.problem} (last good seq ${checkpoint.lastGoodSeq})`,
+        );
+      }
+      return result.ok && checkpoint.ok ? 0 : 4;
+    }
     if (values.json) {
       io.out(JSON.stringify(result, null, 2));
     } else if (result.ok) {
@@ -50,6 +71,37 @@ Says exactly where it breaks. Exit 0 when intact, 4 when broken.
       io.out(`the ${result.entries} entries before it verify`);
     }
     return result.ok ? 0 : 4;
+  },
+};
+
+/** The checkpoint file checked against the root, and the ledger against it; BAD_CHECKPOINT when it does not verify */
+function checkpointVerdict(path: string, entries: readonly Uint8Array[], result: LedgerVerification, root: Uint8Array): CheckpointVerdict {
+  if (!existsSync(path)) throw new TallyError('USAGE', `no checkpoint at ${path}`);
+  const fields = verifyCheckpoint(parseCheckpoint(readFileSync(path, 'utf8')), root);
+  return checkLedgerAgainstCheckpoint(entries, result.lastSeq, result.terminalId, fields);
+}
+
+export const ledgerCheckpointCommand: CliCommand = {
+  path: ['ledger', 'checkpoint'],
+  summary: 'export the latest checkpoint the server signed for this terminal',
+  help: `tally ledger checkpoint --data DIR [--out FILE] [--json]
+
+The terminal keeps the latest checkpoint the server's acks carried: the
+server's signed statement that it holds this ledger up to a seq with that
+entry's hash. Give the file to tally ledger verify --checkpoint (or keep it
+off the terminal): a ledger later cut short or restored from an older copy is
+then named TRUNCATED.`,
+  async run(args, io) {
+    const values = parse(args, { data: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } });
+    const dataDir = typeof values.data === 'string' ? values.data : undefined;
+    if (!dataDir) throw new TallyError('USAGE', '--data DIR is required');
+    const checkpoint = readCheckpointFile(dataDir);
+    if (!checkpoint) throw new TallyError('USAGE', `no checkpoint in ${dataDir} yet: the server sends one with its acks once it runs with --signing-key`);
+    const fields = parseCheckpointBody(checkpoint.body);
+    if (typeof values.out === 'string') writeFileSync(values.out, encodeCheckpointFile(checkpoint), { mode: 0o644 });
+    if (values.json) io.out(JSON.stringify({ ...fields, time: new Date(fields.time).toISOString() }, null, 2));
+    else io.out(`checkpoint of server ${fields.serverId}: terminal ${fields.terminalId} seq ${fields.seq} (${fields.headHash.slice(0, 16)}...) signed ${new Date(fields.time).toISOString()}${typeof values.out === 'string' ? `, written to ${values.out}` : ''}`);
+    return 0;
   },
 };
 

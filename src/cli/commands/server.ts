@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServerStore, type ServerStoreOptions } from '../../server/createServerStore.js';
 import { createIngestServer, type IngestServer } from '../../server/IngestServer.js';
+import { loadServerKey } from './serverKey.js';
 import { adminTokenProblem, DEFAULT_PRICING, groupUses, incomeSplit, pricingWithClinics } from '../../server/httpApi.js';
 import {
   checkInput,
@@ -46,6 +47,7 @@ export const serverRunCommand: CliCommand = {
   help: `tally server run --broker URL --store (FILE | postgres://...) (--root HEX | --root-file FILE)
                  [--ca F --cert F --key F] [--mqtt 4|5] [--http-port N] [--shared-group NAME] [--client-id ID]
                  [--signature-check chain-anchored|every-entry] [--admin-token-file FILE] [--worker-threads N]
+                 [--signing-key FILE]
 
 Subscribes to every terminal's reports, verifies each terminal's certificate
 chain to the investor root, the entries' signatures and the hash chain, stores
@@ -68,6 +70,10 @@ hash-linked entries, the last one's signature before storing (it vouches for
 the run: forging any entry needs a SHA-256 collision) and every entry's own
 signature in a background audit that raises bad-entry-signature; every-entry
 checks each before storing, at about a quarter of the ingest rate.
+With --signing-key FILE (tally server certify-key) every ack carries the
+server's signed checkpoint of the terminal's ledger (terminals keep the latest
+as a rollback witness; terminals older than this version refuse such acks, so
+turn it on once the fleet runs it).
 Reports are parsed and verified on --worker-threads N threads (default: one per
 CPU; 0: on the main thread, beside MQTT and the database).`,
   async run(args, io) {
@@ -86,6 +92,7 @@ CPU; 0: on the main thread, beside MQTT and the database).`,
       'signature-check': { type: 'string' },
       'admin-token-file': { type: 'string' },
       'worker-threads': { type: 'string' },
+      'signing-key': { type: 'string' },
     });
     const token = adminToken(values);
     if (typeof values['admin-token-file'] === 'string' && typeof values['http-port'] !== 'string') throw new TallyError('USAGE', '--admin-token-file is for the HTTP API: give --http-port too');
@@ -96,6 +103,7 @@ CPU; 0: on the main thread, beside MQTT and the database).`,
     const log = createLogger({ level: process.env.TALLY_LOG_LEVEL ?? 'info' });
     const store = await createServerStore(storeOptions(required(values, 'store')));
     const rootPublicKey = rootKey(values);
+    const signingKey = typeof values['signing-key'] === 'string' ? loadServerKey(values['signing-key'], rootPublicKey) : undefined;
     const httpPort = typeof values['http-port'] === 'string' ? integer(values, 'http-port') : undefined;
     let server: IngestServer;
     try {
@@ -115,6 +123,7 @@ CPU; 0: on the main thread, beside MQTT and the database).`,
         ...(typeof values['client-id'] === 'string' ? { clientId: values['client-id'] } : {}),
         signatureCheck,
         ...(workerThreads !== undefined ? { workerThreads } : {}),
+        ...(signingKey ? { checkpointSigner: { key: signingKey.key, certificate: signingKey.certificate } } : {}),
         logger: log,
       });
     } catch (err) {

@@ -32,6 +32,8 @@ export const AckSchema = object({
     highestContiguousSeq: integer(0),
     /** Entries refused, each with its reason; they stay in the terminal's outbox */
     rejected: optional(array(object({ seq: integer(0), reason: string(64) }), 1000)),
+    /** The server's signed checkpoint of highestContiguousSeq (codecs/checkpoint.ts); checked by the terminal against the root */
+    checkpoint: optional(object({ format: string(64), body: string(1024), signature: string(128), serverCertificate: object({ body: string(1024), signature: string(128) }) })),
   }),
   error: optional(errorBody),
 });

@@ -9,7 +9,10 @@
  * concurrently. Reports may arrive in any order: each entry's links to its
  * stored predecessor and successor are checked on whichever arrives second.
  */
-import { bytesEqual } from '../../codecs/bytes.js';
+import type { KeyObject } from 'node:crypto';
+import { bytesEqual, toHex } from '../../codecs/bytes.js';
+import type { Checkpoint, SignedJson } from '../../codecs/checkpoint.js';
+import { signCheckpoint } from '../../crypto/checkpoint.js';
 import { EntryType, parseLedgerEntry } from '../../codecs/ledgerEntry.js';
 import { encodeJsonPayload, parseJsonPayload, seqsToRanges, type AckPayload } from '../../codecs/mqtt/messages.js';
 import { PayloadError } from '../../codecs/mqtt/PayloadError.js';
@@ -49,6 +52,14 @@ export interface IngestOptions {
   readonly verifier?: SignatureVerifier;
   /** Where reports are parsed and verified: this thread, with `verifier` (default), or the worker pool */
   readonly preparer?: ReportPreparer;
+  /** The server key (certified by the root) that signs a checkpoint into every ack; without it acks carry none */
+  readonly checkpointSigner?: CheckpointSigner;
+}
+
+/** The server key and its root-signed certificate (ledger-format.md, server checkpoints) */
+export interface CheckpointSigner {
+  readonly key: KeyObject;
+  readonly certificate: SignedJson;
 }
 
 export interface IngestStats {
@@ -346,6 +357,7 @@ export class Ingest {
     }
 
     const terminal = await this.store.terminal(terminalId);
+    const checkpoint = await this.checkpointFor(terminalId, terminal?.contiguousSeq ?? 0);
     const outcomes = new Map<number, IngestOutcome>();
     for (const report of reports) {
       const { rejected, transaction, topic } = report;
@@ -370,6 +382,7 @@ export class Ingest {
           committed: seqsToRanges([...done.inserted, ...done.duplicates]),
           highestContiguousSeq: terminal?.contiguousSeq ?? 0,
           ...(rejected.length > 0 ? { rejected: rejected.slice(0, 1000).map((r) => ({ seq: r.seq, reason: r.reason })) } : {}),
+          ...(checkpoint ? { checkpoint } : {}),
         },
         ...(rejected.length > 0 ? { error: { code: rejected[0]!.reason, message: `${rejected.length} entries refused; first: seq ${rejected[0]!.seq}: ${rejected[0]!.detail}`.slice(0, 500) } } : {}),
       };
@@ -451,6 +464,18 @@ export class Ingest {
       accepted.push(e);
     }
     return accepted;
+  }
+
+  /**
+   * The server's signed statement that it holds the terminal's ledger 1..seq with that head hash
+   * (the terminal keeps the latest: a witness outside its database). None without a signer or an entry.
+   */
+  private async checkpointFor(terminalId: string, seq: number): Promise<Checkpoint | undefined> {
+    const signer = this.options.checkpointSigner;
+    if (!signer || seq < 1) return undefined;
+    const head = (await this.store.neighbours(terminalId, [seq])).find((n) => n.seq === seq);
+    if (!head) return undefined;
+    return signCheckpoint(signer.key, signer.certificate, { terminalId, seq, headHash: toHex(head.hash), time: this.options.clock.now() });
   }
 
   /** A terminal's own record that a witness outside its database (board, checkpoint, card) holds a later ledger */
