@@ -19,6 +19,8 @@ have_pkg libpcsclite-dev || need+=(libpcsclite-dev)
 have_pkg vsmartcard-vpcd || need+=(vsmartcard-vpcd)
 have_pkg pcsc-tools || need+=(pcsc-tools)
 have_pkg pkg-config || need+=(pkg-config)
+# the second verifiers (scripts/verify_checkpoint.py) check Ed25519 with Debian's python3-cryptography
+have_pkg python3-cryptography || need+=(python3-cryptography)
 # pty pairs for the simulated microcontroller
 have_cmd socat || need+=(socat)
 # the test pcscd runs in its own loopback-only network namespace (ip, unshare, nsenter)
