@@ -184,6 +184,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
         stats: () => ({ ...ingest.stats }),
         ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
         clock: () => clock.now(),
+        logger,
       });
     } catch (err) {
       // the port is taken, say: no ingest without the API asked for

@@ -1,5 +1,7 @@
 /**
- * The server's reports as a small HTTP JSON API on loopback. Answers are
+ * The server's reports as a small HTTP JSON API on loopback, on fastify (schemas
+ * in httpSchemas.ts, the OpenAPI document at GET /api/openapi.json; 400 only for
+ * bad input, 500 with code internal and no stack for the server's own faults). Answers are
  * {status: 'ok', data} or {status: 'error', error: {code, message, field?}}, like the MQTT side.
  *   GET /api/health, /api/terminals, /api/uses?group=terminal|clinic|day,
  *       /api/batches, /api/income, /api/alerts, /api/rejections
@@ -32,10 +34,14 @@
  *   Retiring a terminal (either endpoint) stamps terminal.retiredAt with the server's time, which retiring it
  *   again keeps; status expected clears it.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import swagger from '@fastify/swagger';
+import type { TSchema } from '@sinclair/typebox';
+import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import { MAX_REGISTRY_EXPORT_BYTES } from '../codecs/registryExport.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { Bodies, ErrorAnswer, ok, Queries, Rows, Writes } from './httpSchemas.js';
 import { checkInput, ClinicInputSchema, RegistryInputError, RetireInputSchema, retireTerminal, saveClinic, saveTerminal, TerminalInputSchema } from './registry/registryAdmin.js';
 import type { ClinicRow, RegistryCardKind } from './registry/RegistryStore.js';
 import { importRegistryExport, RegistryImportRefused } from './registry/verifyExport.js';
@@ -89,8 +95,6 @@ export function pricingWithClinics(pricing: PricingConfig, clinics: readonly Cli
   return { default: pricing.default, perClinic };
 }
 
-const CARD_KINDS: readonly string[] = ['mother', 'white', 'batch'];
-
 /** A registry write's body: a few short fields */
 export const MAX_ADMIN_BODY_BYTES = 4096;
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
@@ -102,7 +106,8 @@ export function adminTokenProblem(token: string): string | undefined {
   return undefined;
 }
 
-class HttpError extends Error {
+
+export class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
@@ -111,31 +116,6 @@ class HttpError extends Error {
   ) {
     super(message);
   }
-}
-
-/** The body as text; over `limit` bytes (by its Content-Length or as it arrives) a 413, the rest of it left unread */
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const oversized = (): HttpError => new HttpError(413, 'oversized', `body over ${limit} bytes`);
-    if (Number(req.headers['content-length'] ?? 0) > limit) {
-      reject(oversized());
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData);
-        reject(oversized());
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 function digest(text: string): Buffer {
@@ -162,6 +142,21 @@ export interface HttpApi {
   close(): Promise<void>;
 }
 
+/** fastify's own refusals of a request, as our codes (anything else it throws is a server fault) */
+function frameworkRefusal(err: FastifyError): HttpError | undefined {
+  if (err.validation) {
+    const first = err.validation[0];
+    const field = (first?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.') || (first?.params as { additionalProperty?: string } | undefined)?.additionalProperty || '';
+    return new HttpError(400, 'invalid', `${err.validationContext ?? 'input'}${field ? `.${field}` : ''}: ${first?.message ?? 'invalid'}`, field);
+  }
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new HttpError(413, 'oversized', err.message);
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') return new HttpError(400, 'malformed', err.message);
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return new HttpError(err.statusCode, 'bad-request', err.message);
+  return undefined;
+}
+
+const errorAnswers = { 400: ErrorAnswer, 401: ErrorAnswer, 403: ErrorAnswer, 404: ErrorAnswer, 413: ErrorAnswer, 422: ErrorAnswer, 500: ErrorAnswer, 503: ErrorAnswer };
+
 export async function startHttpApi(options: {
   store: ServerStore;
   pricing: PricingConfig;
@@ -173,147 +168,149 @@ export async function startHttpApi(options: {
   /** The bearer token the registry writes and imports need (see adminTokenProblem); undefined: every write is refused (403), imports need none */
   adminToken?: string;
   clock?: () => number;
+  /** Server faults (500) are logged here with their ref; the client sees only the code and the ref */
+  logger?: Logger;
 }): Promise<HttpApi> {
+  const app = await buildHttpApi(options);
+  await app.listen({ port: options.port ?? 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => app.close() };
+}
+
+/**
+ * The fastify instance, not listening: `startHttpApi` listens on loopback, tests `inject()` into it.
+ * Why fastify: schemas on every route drive validation, serialisation and the OpenAPI document from
+ * one declaration; body limits, content-type parsing, hooks and inject() come with it; it is
+ * well kept and fast (its JSON serialiser compiles the answer schemas).
+ */
+export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) {
   const { store, pricing } = options;
   const now = options.clock ?? Date.now;
+  const logger = (options.logger ?? silentLogger).child({ module: 'http' });
   const tokenProblem = options.adminToken === undefined ? undefined : adminTokenProblem(options.adminToken);
   if (tokenProblem) throw new Error(tokenProblem);
   const adminDigest = options.adminToken === undefined ? undefined : digest(options.adminToken);
-  const routes: Record<string, (query: URLSearchParams) => Promise<unknown>> = {
-    '/api/health': async () => ({ store: store.kind, ...(options.stats?.() ?? {}) }),
-    '/api/terminals': async () => {
-      const statuses = options.statuses?.() ?? new Map();
-      return (await store.terminals()).map((t) => ({
-        terminalId: t.terminalId,
-        clinicCode: t.clinicCode,
-        contiguousSeq: t.contiguousSeq,
-        highestSeq: t.highestSeq,
-        status: statuses.get(t.terminalId)?.state ?? 'unknown',
-      }));
+
+  const app = Fastify({ logger: false, bodyLimit: MAX_ADMIN_BODY_BYTES, return503OnClosing: true, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'tallystick ingest server', version: '1', description: 'Reports, registry and its writes. Answers are {status: ok, data} or {status: error, error: {code, message, field?}}.' },
+      components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'the token the server was started with (--admin-token-file, TALLY_ADMIN_TOKEN)' } } },
     },
-    '/api/uses': async (query) => {
-      const group = query.get('group') ?? 'day';
-      const daily = await store.usesPerDay();
-      if (group === 'terminal' || group === 'clinic' || group === 'day') return groupUses(daily, group);
-      if (group === 'none') return daily;
-      throw new Error(`unknown group ${group}: use terminal, clinic, day or none`);
-    },
-    '/api/batches': () => store.batchReconciliation(),
-    '/api/income': async () => incomeSplit(await store.usesPerDay(), pricingWithClinics(pricing, await store.registry.clinics())),
-    '/api/alerts': () => store.alerts(),
-    '/api/rejections': () => store.rejections(),
-    '/api/registry/clinics': () => store.registry.clinics(),
-    '/api/registry/terminals': () => store.registry.terminalRegistry(),
-    '/api/registry/cards': async (query) => {
-      const kind = query.get('kind');
-      if (kind !== null && !CARD_KINDS.includes(kind)) throw new Error(`unknown kind ${kind}: use mother, white or batch`);
-      return store.registry.cards((kind ?? undefined) as RegistryCardKind | undefined);
-    },
-    '/api/registry/batches': () => store.registry.batches(),
-    '/api/registry/stations': () => store.registry.stations(),
-    '/api/registry/issuance': (query) => store.registry.issuance(query.get('station') ?? undefined),
+  });
+  app.addSchema(ErrorAnswer);
+  // bodies are read as text: each write parses its own JSON so a bad one is `malformed`, and an import is verified as the bytes it signed
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req: FastifyRequest, text: string | Buffer, done: (err: Error | null, body?: unknown) => void) => done(null, text));
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const known = err instanceof HttpError ? err : frameworkRefusal(err);
+    if (known) {
+      // the rest of an oversized body is not read: the connection is not reused
+      if (known.status === 413) void reply.header('connection', 'close');
+      if (known.status === 401) void reply.header('www-authenticate', 'Bearer realm="tally registry"');
+      return reply.code(known.status).send({ status: 'error', error: { code: known.code, message: known.message, ...(known.field !== undefined ? { field: known.field } : {}) } });
+    }
+    const ref = randomUUID();
+    logger.error({ event: 'http.fault', ref, method: request.method, url: request.url, err: err.message, stack: err.stack }, 'HTTP request failed on the server');
+    return reply.code(500).send({ status: 'error', error: { code: 'internal', message: `the server failed to answer (ref ${ref}); the fault is in its log` } });
+  });
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ status: 'error', error: { code: 'not-found', message: `${request.method} ${request.url.split('?')[0]}` } }));
+
+  const get = <Q extends TSchema | undefined>(url: string, summary: string, data: TSchema, handler: (query: Record<string, string | undefined>) => Promise<unknown>, querystring?: Q): void => {
+    app.get(url, { schema: { summary, ...(querystring ? { querystring } : {}), response: { 200: ok(data), ...errorAnswers } } }, async (request) => ({ status: 'ok', data: await handler(request.query as Record<string, string | undefined>) }));
   };
-  const postRoutes: Record<string, (req: IncomingMessage) => Promise<unknown>> = {
-    '/api/registry/import': async (req) => {
-      authorize(req);
+  const list = (s: TSchema) => ({ type: 'array', items: s }) as unknown as TSchema;
+
+  get('/api/health', 'the store and the ingest counters', Rows.health, async () => ({ store: store.kind, ...(options.stats?.() ?? {}) }));
+  get('/api/terminals', 'terminals seen by the ingest, with their MQTT status', list(Rows.terminal), async () => {
+    const statuses = options.statuses?.() ?? new Map();
+    return (await store.terminals()).map((t) => ({ terminalId: t.terminalId, clinicCode: t.clinicCode, contiguousSeq: t.contiguousSeq, highestSeq: t.highestSeq, status: statuses.get(t.terminalId)?.state ?? 'unknown' }));
+  });
+  get(
+    '/api/uses',
+    'uses grouped per terminal, clinic or day; group=none gives the daily rows',
+    { anyOf: [list(Rows.usesGrouped), list(Rows.dailyUses)] } as unknown as TSchema,
+    async (query) => {
+      const group = query.group ?? 'day';
+      const daily = await store.usesPerDay();
+      return group === 'none' ? daily : groupUses(daily, group as 'terminal' | 'clinic' | 'day');
+    },
+    Queries.uses,
+  );
+  get('/api/batches', 'batch reconciliation', list(Rows.batch), () => store.batchReconciliation());
+  get('/api/income', 'the income split per clinic at the registered or configured prices', list(Rows.income), async () => incomeSplit(await store.usesPerDay(), pricingWithClinics(pricing, await store.registry.clinics())));
+  get('/api/alerts', 'alerts raised by the ingest', list(Rows.alert), () => store.alerts());
+  get('/api/rejections', 'what the ingest refused', list(Rows.rejection), () => store.rejections());
+  get('/api/registry/clinics', 'registered clinics', list(Rows.clinic), () => store.registry.clinics());
+  get('/api/registry/terminals', 'registered and seen terminals', list(Rows.registryTerminal), () => store.registry.terminalRegistry());
+  get('/api/registry/cards', 'cards the stations made', list(Rows.card), (query) => store.registry.cards(query.kind as RegistryCardKind | undefined), Queries.cards);
+  get('/api/registry/batches', 'batches as issued', list(Rows.registryBatch), () => store.registry.batches());
+  get('/api/registry/stations', 'issuing stations', list(Rows.station), () => store.registry.stations());
+  get('/api/registry/issuance', 'issuance records, of one station or all', list(Rows.issuance), (query) => store.registry.issuance(query.station), Queries.issuance);
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  /** With an admin token configured, a request without it is refused (401) before its body is read */
+  const authorize = async (request: FastifyRequest): Promise<void> => {
+    if (adminDigest && !bearerMatches(request.headers.authorization, adminDigest)) throw new HttpError(401, 'unauthorized', 'registry writes need Authorization: Bearer <admin token>; it is missing or wrong');
+  };
+  const writesOn = async (): Promise<void> => {
+    if (!adminDigest) throw new HttpError(403, 'writes-disabled', 'registry writes are off: this server was started without an admin token (--admin-token-file or TALLY_ADMIN_TOKEN)');
+  };
+  const text = (body: unknown): string => (typeof body === 'string' ? body : Buffer.isBuffer(body) ? body.toString('utf8') : '');
+
+  app.post(
+    '/api/registry/import',
+    { bodyLimit: MAX_REGISTRY_EXPORT_BYTES, onRequest: authorize, schema: { summary: 'import an issuing station\'s signed export (idempotent; 422 with the reason when refused)', body: Bodies.registryExport, response: { 200: ok(Rows.importSummary), ...errorAnswers } }, attachValidation: true },
+    async (request) => {
       if (!options.rootPublicKey) throw new HttpError(503, 'no-root', 'this server was started without the investor root key');
-      const body = await readBody(req, MAX_REGISTRY_EXPORT_BYTES);
       try {
-        return await importRegistryExport(store.registry, body, options.rootPublicKey, now());
+        return { status: 'ok', data: await importRegistryExport(store.registry, text(request.body), options.rootPublicKey, now()) };
       } catch (err) {
         if (err instanceof RegistryImportRefused) throw new HttpError(422, err.reason, err.message);
         throw err;
       }
     },
-  };
-  /** The registry writes: each gets the checked body and answers its status and data */
-  const adminRoutes: Record<string, (body: unknown) => Promise<{ status: number; data: unknown }>> = {
-    '/api/registry/clinics': async (body) => {
-      const { created, row } = await saveClinic(store.registry, checkInput(ClinicInputSchema, body), now());
-      return { status: created ? 201 : 200, data: { created, clinic: row } };
-    },
-    '/api/registry/terminals': async (body) => {
-      const { created, row } = await saveTerminal(store.registry, checkInput(TerminalInputSchema, body), now());
-      return { status: created ? 201 : 200, data: { created, terminal: row } };
-    },
-    '/api/registry/terminals/retire': async (body) => {
-      const input = checkInput(RetireInputSchema, body);
-      const row = await retireTerminal(store.registry, input, now());
-      if (!row) throw new HttpError(404, 'not-registered', `terminal ${input.terminalId} is not registered`, 'terminalId');
-      return { status: 200, data: { terminal: row } };
-    },
-  };
-  /** With an admin token configured, a request without it is refused (401) before its body is read */
-  const authorize = (req: IncomingMessage): void => {
-    if (adminDigest && !bearerMatches(req.headers.authorization, adminDigest)) throw new HttpError(401, 'unauthorized', 'registry writes need Authorization: Bearer <admin token>; it is missing or wrong');
-  };
-  /** Token first (before the body is read), then the body, then the write */
-  const adminWrite = async (req: IncomingMessage, write: (body: unknown) => Promise<{ status: number; data: unknown }>): Promise<{ status: number; data: unknown }> => {
-    if (!adminDigest) throw new HttpError(403, 'writes-disabled', 'registry writes are off: this server was started without an admin token (--admin-token-file or TALLY_ADMIN_TOKEN)');
-    authorize(req);
-    const text = await readBody(req, MAX_ADMIN_BODY_BYTES);
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      throw new HttpError(400, 'malformed', 'the body is not JSON');
-    }
-    try {
-      return await write(body);
-    } catch (err) {
-      if (err instanceof RegistryInputError) throw new HttpError(400, 'invalid', err.message, err.field);
-      if (err instanceof HttpError) throw err;
-      throw new HttpError(500, 'internal', `the registry write failed: ${(err as Error).message}`);
-    }
-  };
+  );
 
-  const reply = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
-    if (res.headersSent) return;
-    res.writeHead(status, { 'content-type': 'application/json', ...headers });
-    res.end(JSON.stringify(body));
-  };
-  const fail = (res: ServerResponse, err: Error): void => {
-    if (!(err instanceof HttpError)) {
-      reply(res, 400, { status: 'error', error: { code: 'bad-request', message: err.message } });
-      return;
-    }
-    const headers: Record<string, string> = {
-      ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="tally registry"' } : {}),
-      // the rest of an oversized body is not read: the connection is not reused
-      ...(err.status === 413 ? { connection: 'close' } : {}),
-    };
-    reply(res, err.status, { status: 'error', error: { code: err.code, message: err.message, ...(err.field !== undefined ? { field: err.field } : {}) } }, headers);
-  };
-  const answer = (res: ServerResponse, work: Promise<{ status: number; data: unknown }>): void => {
-    work.then(
-      ({ status, data }) => reply(res, status, { status: 'ok', data }),
-      (err: Error) => fail(res, err),
+  /** A registry write: writes on, token first (before the body is read), then the body checked by registryAdmin's validator, then the write */
+  const write = (url: string, summary: string, bodySchema: TSchema, answer: TSchema, handler: (body: unknown) => Promise<{ status: number; data: unknown }>): void => {
+    app.post(
+      url,
+      { onRequest: [writesOn, authorize], schema: { summary, security: [{ adminToken: [] }], body: bodySchema, response: { 200: ok(answer), 201: ok(answer), ...errorAnswers } }, attachValidation: true },
+      async (request, reply: FastifyReply) => {
+        let body: unknown;
+        try {
+          body = JSON.parse(text(request.body));
+        } catch {
+          throw new HttpError(400, 'malformed', 'the body is not JSON');
+        }
+        try {
+          const { status, data } = await handler(body);
+          return reply.code(status).send({ status: 'ok', data });
+        } catch (err) {
+          if (err instanceof RegistryInputError) throw new HttpError(400, 'invalid', err.message, err.field);
+          throw err;
+        }
+      },
     );
   };
-  const ok = (work: Promise<unknown>): Promise<{ status: number; data: unknown }> => work.then((data) => ({ status: 200, data }));
+  write('/api/registry/clinics', 'add or update a clinic (201 new, 200 updated)', Bodies.clinic, Writes.clinic, async (body) => {
+    const { created, row } = await saveClinic(store.registry, checkInput(ClinicInputSchema, body), now());
+    return { status: created ? 201 : 200, data: { created, clinic: row } };
+  });
+  write('/api/registry/terminals', 'register a terminal in a clinic (201 new, 200 updated)', Bodies.terminal, Writes.terminal, async (body) => {
+    const { created, row } = await saveTerminal(store.registry, checkInput(TerminalInputSchema, body), now());
+    return { status: created ? 201 : 200, data: { created, terminal: row } };
+  });
+  write('/api/registry/terminals/retire', 'retire a registered terminal', Bodies.retire, Writes.retired, async (body) => {
+    const input = checkInput(RetireInputSchema, body);
+    const row = await retireTerminal(store.registry, input, now());
+    if (!row) throw new HttpError(404, 'not-registered', `terminal ${input.terminalId} is not registered`, 'terminalId');
+    return { status: 200, data: { terminal: row } };
+  });
 
-  const server: Server = createServer((req, res) => {
-    try {
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const route = routes[url.pathname];
-      const postRoute = postRoutes[url.pathname];
-      const adminRoute = adminRoutes[url.pathname];
-      if (req.method === 'POST' && adminRoute) answer(res, adminWrite(req, adminRoute));
-      else if (req.method === 'POST' && postRoute) answer(res, ok(postRoute(req)));
-      else if (req.method === 'GET' && route) answer(res, ok(route(url.searchParams)));
-      else reply(res, 404, { status: 'error', error: { code: 'not-found', message: `${req.method} ${url.pathname}` } });
-    } catch (err) {
-      // a request line URL cannot parse, or the like: refused, the server goes on
-      fail(res, err as Error);
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  await app.ready();
+  return app;
 }

@@ -1,0 +1,71 @@
+/**
+ * The HTTP API's schemas (TypeBox, the project's schema library for JSON over
+ * HTTP and the gateway): fastify validates queries with them, serialises
+ * answers with them and builds the OpenAPI document (GET /api/openapi.json)
+ * from them. Rows name the fields a client may rely on; a row may carry more
+ * (additionalProperties), so a new store column never vanishes from an answer.
+ * Registry write bodies are described here and checked by registryAdmin's
+ * validator (the same one the CLI uses), which names the failing field.
+ */
+import { Type, type TSchema } from '@sinclair/typebox';
+
+const row = <T extends Record<string, TSchema>>(properties: T, description: string) => Type.Object(properties, { additionalProperties: true, description });
+
+export const ErrorAnswer = Type.Object(
+  {
+    status: Type.Literal('error'),
+    error: Type.Object({ code: Type.String({ description: 'stable code (see README, troubleshooting)' }), message: Type.String(), field: Type.Optional(Type.String({ description: 'the input field at fault' })) }),
+  },
+  { $id: 'ErrorAnswer', description: '4xx: the request is at fault; 5xx: the server is (code internal, never a stack)' },
+);
+
+export const ok = <T extends TSchema>(data: T) => Type.Object({ status: Type.Literal('ok'), data });
+
+const clinicRow = row({ clinicCode: Type.String(), name: Type.String(), pricePerUse: Type.Optional(Type.Integer()), investorShare: Type.Optional(Type.Number()), addedAt: Type.Number() }, 'a registered clinic');
+const registeredTerminal = row(
+  { terminalId: Type.String(), clinicCode: Type.String(), status: Type.Union([Type.Literal('expected'), Type.Literal('retired')]), note: Type.Optional(Type.String()), addedAt: Type.Number(), retiredAt: Type.Optional(Type.Number()) },
+  'a terminal the administrator registered',
+);
+
+export const Rows = {
+  health: row({ store: Type.String({ description: 'sqlite or postgres' }) }, 'the store kind and the ingest counters'),
+  terminal: row({ terminalId: Type.String(), clinicCode: Type.String(), contiguousSeq: Type.Integer(), highestSeq: Type.Integer(), status: Type.String({ description: 'online, offline or unknown' }) }, 'a terminal seen by the ingest'),
+  usesGrouped: row({ key: Type.String(), uses: Type.Integer() }, 'uses per terminal, clinic or day'),
+  dailyUses: row({ terminalId: Type.String(), clinicCode: Type.String(), day: Type.String(), uses: Type.Integer() }, 'uses of one terminal on one UTC day'),
+  batch: row({ batchId: Type.String(), batchNo: Type.Integer(), clinicCode: Type.String(), count: Type.Integer(), terminalId: Type.String(), used: Type.Integer(), released: Type.Integer(), remaining: Type.Integer(), notYetReported: Type.Optional(Type.Integer()) }, 'one batch reconciled'),
+  income: row({ clinicCode: Type.String(), uses: Type.Integer(), gross: Type.Integer(), investor: Type.Integer(), clinic: Type.Integer() }, 'income split of one clinic, in the smallest currency unit (fen)'),
+  alert: row({}, 'an alert raised by the ingest (kind, terminal, detail)'),
+  rejection: row({}, 'a report or entry the ingest refused, with its reason'),
+  clinic: clinicRow,
+  registryTerminal: row({ terminalId: Type.String(), state: Type.String() }, 'a terminal as the registry sees it: expected, seen, retired or unexpected'),
+  card: row({ kind: Type.String() }, 'a mother, white or batch card an issuing station made'),
+  registryBatch: row({ batchId: Type.String(), clinicCode: Type.String(), count: Type.Integer() }, 'a batch of one-time cards as issued'),
+  station: row({ stationId: Type.String() }, 'an issuing station'),
+  issuance: row({ kind: Type.String() }, 'one record of an issuing station'),
+  importSummary: row({ stationId: Type.String(), alreadyImported: Type.Boolean(), cardsAdded: Type.Integer() }, 'what an import added'),
+} as const;
+
+export const Queries = {
+  uses: Type.Object({ group: Type.Optional(Type.Union([Type.Literal('terminal'), Type.Literal('clinic'), Type.Literal('day'), Type.Literal('none')], { description: 'default day' })) }, { additionalProperties: false }),
+  cards: Type.Object({ kind: Type.Optional(Type.Union([Type.Literal('mother'), Type.Literal('white'), Type.Literal('batch')])) }, { additionalProperties: false }),
+  issuance: Type.Object({ station: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
+} as const;
+
+export const Bodies = {
+  clinic: Type.Object(
+    { clinicCode: Type.String({ minLength: 1, description: '1..16 UTF-8 bytes, no white space' }), name: Type.String({ minLength: 1, maxLength: 100 }), pricePerUse: Type.Optional(Type.Integer({ minimum: 0 })), investorShare: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })) },
+    { additionalProperties: false },
+  ),
+  terminal: Type.Object(
+    { terminalId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$' }), clinicCode: Type.String({ minLength: 1 }), status: Type.Optional(Type.Union([Type.Literal('expected'), Type.Literal('retired')])), note: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) },
+    { additionalProperties: false },
+  ),
+  retire: Type.Object({ terminalId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$' }), note: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) }, { additionalProperties: false }),
+  registryExport: Type.Object({}, { additionalProperties: true, description: 'an issuing station\'s export file (tally issue export), signed' }),
+} as const;
+
+export const Writes = {
+  clinic: Type.Object({ created: Type.Boolean(), clinic: clinicRow }),
+  terminal: Type.Object({ created: Type.Boolean(), terminal: registeredTerminal }),
+  retired: Type.Object({ terminal: registeredTerminal }),
+} as const;
