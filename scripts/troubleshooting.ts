@@ -163,8 +163,8 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     remedy: 'Compare with the server\'s copy of the ledger (tally audit export on the server); the output names the last good seq and the checkpoint\'s seq.',
   },
   BOARD_WITNESS_MISSING: {
-    cause: 'The relay board speaks serial protocol 1, which keeps no chain head, and terminal.device.requireBoardWitness is set.',
-    remedy: 'Flash the board with firmware that speaks protocol 2 (firmware-protocol/serial-protocol.md section 6.5), or unset requireBoardWitness to run without the board witness (the server is told at each start).',
+    cause: 'The relay board speaks serial protocol 1, which keeps no chain head, and device.requireBoardWitness is set in the terminal configuration.',
+    remedy: 'Flash the board with firmware that speaks protocol 2 (firmware-protocol/serial-protocol.md section 6.5), or unset requireBoardWitness to run without the board witness (the daemon logs board-witness-missing at each start; the server and the cards remain the witnesses).',
   },
   BOARD_HEAD_REFUSED: {
     cause: 'The relay board refused RELAY_ENABLE_HEAD: the head the terminal sent is not above the one in the board\'s memory, so the ledger is behind what the board has already seen.',
