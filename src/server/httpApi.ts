@@ -38,7 +38,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import swagger from '@fastify/swagger';
 import type { TSchema } from '@sinclair/typebox';
-import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { MAX_REGISTRY_EXPORT_BYTES } from '../codecs/registryExport.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { Bodies, ErrorAnswer, ok, Queries, Rows, Writes } from './httpSchemas.js';
@@ -170,6 +170,11 @@ export async function startHttpApi(options: {
   clock?: () => number;
   /** Server faults (500) are logged here with their ref; the client sees only the code and the ref */
   logger?: Logger;
+  /**
+   * More routes in modules of their own (EST enrolment, say): each is registered on this instance, so it gets
+   * the same error answers, body parsing (text), limits and its place in the OpenAPI document (give it a schema)
+   */
+  plugins?: readonly FastifyPluginAsync[];
 }): Promise<HttpApi> {
   const app = await buildHttpApi(options);
   await app.listen({ port: options.port ?? 0, host: '127.0.0.1' });
@@ -311,6 +316,7 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     return { status: 200, data: { terminal: row } };
   });
 
+  for (const plugin of options.plugins ?? []) await app.register(plugin);
   await app.ready();
   return app;
 }

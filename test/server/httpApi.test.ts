@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServerStore } from '../../src/server/createServerStore.js';
 import { buildHttpApi } from '../../src/server/httpApi.js';
@@ -16,7 +17,11 @@ const TOKEN = 'inject-token-0123456789abcdef';
 beforeAll(async () => {
   store = await createServerStore({ kind: 'sqlite', path: join(dir, 'server.db') });
   const logger = { trace() {}, debug() {}, info() {}, warn() {}, error: (obj: Record<string, unknown>) => faults.push(obj), child: () => logger };
-  app = await buildHttpApi({ store, pricing: { default: { pricePerUse: 10_000, investorShare: 0.7 } }, adminToken: TOKEN, clock: () => 5, logger });
+  // a route module of its own, as EST enrolment is: it answers through the same layer and shows in the OpenAPI document
+  const echo = async (instance: FastifyInstance): Promise<void> => {
+    instance.post('/api/echo', { schema: { summary: 'echo', body: { type: 'string' }, response: { 200: { type: 'object', properties: { length: { type: 'integer' } } } } } }, async (request) => ({ length: String(request.body).length }));
+  };
+  app = await buildHttpApi({ store, pricing: { default: { pricePerUse: 10_000, investorShare: 0.7 } }, adminToken: TOKEN, clock: () => 5, logger, plugins: [echo] });
 });
 afterAll(async () => {
   await app.close();
@@ -35,12 +40,14 @@ describe('HTTP layer (fastify)', () => {
       [
         'GET /api/alerts', 'GET /api/batches', 'GET /api/health', 'GET /api/income', 'GET /api/rejections', 'GET /api/terminals', 'GET /api/uses',
         'GET /api/registry/batches', 'GET /api/registry/cards', 'GET /api/registry/clinics', 'GET /api/registry/issuance', 'GET /api/registry/stations', 'GET /api/registry/terminals',
-        'POST /api/registry/clinics', 'POST /api/registry/import', 'POST /api/registry/terminals', 'POST /api/registry/terminals/retire',
+        'POST /api/echo', 'POST /api/registry/clinics', 'POST /api/registry/import', 'POST /api/registry/terminals', 'POST /api/registry/terminals/retire',
       ].sort(),
     );
-    for (const ops of Object.values(doc.paths)) for (const op of Object.values(ops)) expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '400', '500']));
+    for (const [path, ops] of Object.entries(doc.paths)) if (path !== '/api/echo') for (const op of Object.values(ops)) expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '400', '500']));
     expect(doc.paths['/api/uses']?.get?.parameters?.map((p) => p.name)).toEqual(['group']);
     expect(doc.paths['/api/registry/clinics']?.post?.requestBody).toBeDefined();
+    const echoed = await app.inject({ method: 'POST', url: '/api/echo', headers: { 'content-type': 'application/pkcs10' }, payload: 'MIIB' });
+    expect(echoed.json()).toEqual({ length: 4 });
   });
 
   it('answers bad input 400 with the field, an unknown route 404, and a server fault 500 with a code and a ref, never the stack', async () => {
