@@ -26,6 +26,7 @@ const BENCHES: readonly BenchModule[] = [
   { name: 'swipe', file: 'swipe.js', exportName: 'benchSwipe' },
   { name: 'ingest', file: 'ingest.js', exportName: 'benchIngest' },
   { name: 'daemon', file: 'daemon.js', exportName: 'benchDaemon' },
+  { name: 'gateway', file: 'gateway.js', exportName: 'benchGateway' },
 ];
 
 const HERE = dirname(fileURLToPath(import.meta.url));

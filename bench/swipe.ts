@@ -78,7 +78,7 @@ function timedReader(inner: CardReader, ioTime: { ms: number }): CardReader {
 }
 
 /** The data folder's disk alone: a small append then fsync, as a WAL commit does, `times` times; sorted ms */
-function fsyncFloor(dir: string, times: number): number[] {
+export function fsyncFloor(dir: string, times: number): number[] {
   const path = join(dir, 'fsync-floor');
   const fd = openSync(path, 'a');
   const block = Buffer.alloc(4096, 1);

@@ -128,7 +128,7 @@ export class Gateway {
   }
 
   stats(): GatewayStats {
-    return { ...this.counters, published: this.pump?.published ?? 0, passed: { ...this.counters.passed }, refused: { ...this.counters.refused }, deliveries: { ...this.counters.deliveries }, pendingCrossings: this.store.crossingCount() };
+    return { ...this.counters, published: this.pump?.published ?? 0, passed: { ...this.counters.passed }, refused: { ...this.counters.refused }, deliveries: { ...this.counters.deliveries }, pendingCrossings: this.store.db.open ? this.store.crossingCount() : 0 };
   }
 
   archive(): GatewayStore {
@@ -141,7 +141,8 @@ export class Gateway {
       typeof o.payment === 'string'
         ? new MqttPaymentLink(this.store, { url: o.payment, clientId: `tally-gw-${o.gatewayId}`, subscriptions: ['tally/gw/v1/dept/+/ack'] })
         : o.payment(this.store);
-    this.pump = new CrossingPump(this.store, this.payment);
+    // QoS 2 in flight: more than the broker's inflight window stalls Mosquitto (256 hung the bench)
+    this.pump = new CrossingPump(this.store, this.payment, 32);
     if (this.payment.returnLeg) this.payment.onMessage((topic, payload) => this.afterCommit(() => this.fromPayment(topic, payload)));
     if (o.hospitalBroker) {
       this.hospital = connectLeg({ url: o.hospitalBroker, clientId: `tally-gw-${o.gatewayId}-hospital`, subscriptions: o.rootPublicKey ? [TERMINAL_REPORTS] : [] });
