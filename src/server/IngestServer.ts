@@ -9,6 +9,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { encodeJsonPayload, type ConfigPayload, type DenylistPayload } from '../codecs/mqtt/messages.js';
 import { serverSubscriptions, terminalTopic } from '../codecs/mqtt/topics.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import { systemScheduler, type Scheduler } from '../util/scheduler.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { adminTokenProblem, DEFAULT_PRICING, startHttpApi, type HttpApi, type PricingConfig } from './httpApi.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
@@ -52,6 +53,8 @@ export interface IngestServerOptions {
   /** How often the registry is compared with the reports (unregistered batches, terminals in the wrong clinic); default 10 s */
   readonly registryCheckMs?: number;
   readonly clock?: Clock;
+  /** Where the gap check, signature audit and registry check wait (tests move it by hand) */
+  readonly scheduler?: Scheduler;
   readonly logger?: Logger;
   /** Signs a checkpoint into every ack (tally server key certify makes the key and its root certificate) */
   readonly checkpointSigner?: CheckpointSigner;
@@ -80,6 +83,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
   const tokenProblem = options.adminToken === undefined ? undefined : adminTokenProblem(options.adminToken);
   if (tokenProblem) throw new Error(tokenProblem);
   const clock = options.clock ?? systemClock;
+  const timers = options.scheduler ?? systemScheduler;
   const logger = (options.logger ?? silentLogger).child({ module: 'server' });
   const threads = options.workerThreads ?? cpus().length;
   const workers = threads > 0 ? createIngestWorkerPool(threads) : undefined;
@@ -143,32 +147,29 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
     await Promise.all(resends.map(publish));
     return resends.length;
   };
-  const gapTimer = setInterval(() => {
+  const gapTimer = timers.setInterval(() => {
     checkGaps().catch((err: Error) => logger.error({ err: err.message }, 'gap check failed'));
-  }, options.gapCheckMs ?? 5000);
-  gapTimer.unref();
+  }, options.gapCheckMs ?? 5000, { unref: true });
   // chain-anchored ingest checks one signature per run at once; the audit checks the others in the background
   let auditing = false;
-  const auditTimer = setInterval(() => {
+  const auditTimer = timers.setInterval(() => {
     if (signatureCheck !== 'chain-anchored' || auditing) return;
     auditing = true;
     ingest
       .auditSignatures(options.auditBudget ?? 2000)
       .catch((err: Error) => logger.error({ err: err.message }, 'signature audit failed'))
       .finally(() => (auditing = false));
-  }, options.auditIntervalMs ?? 1000);
-  auditTimer.unref();
+  }, options.auditIntervalMs ?? 1000, { unref: true });
   const registryCheck = new RegistryCheck(options.store, clock, logger);
   const checkRegistry = async (): Promise<number> => (await registryCheck.check()).length;
-  const registryTimer = setInterval(() => {
+  const registryTimer = timers.setInterval(() => {
     checkRegistry().catch((err: Error) => logger.error({ err: err.message }, 'registry check failed'));
-  }, options.registryCheckMs ?? 10_000);
-  registryTimer.unref();
+  }, options.registryCheckMs ?? 10_000, { unref: true });
 
   const stopWork = async (): Promise<void> => {
-    clearInterval(gapTimer);
-    clearInterval(registryTimer);
-    clearInterval(auditTimer);
+    timers.clearInterval(gapTimer);
+    timers.clearInterval(registryTimer);
+    timers.clearInterval(auditTimer);
     await Promise.allSettled([...pending]);
     await client.endAsync();
   };

@@ -34,6 +34,7 @@ import { MAX_REPORT_BYTES } from '../codecs/mqtt/limits.js';
 import { encodeReport, reportSize } from '../codecs/mqtt/report.js';
 import { parseTopic, terminalSubscriptions, terminalTopic } from '../codecs/mqtt/topics.js';
 import { CLOCK_FLOOR_MS, systemClock, type Clock } from '../util/clock.js';
+import { systemScheduler, type Scheduler, type TimerHandle } from '../util/scheduler.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { codeOf } from '../errors.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
@@ -121,6 +122,8 @@ export interface SyncClientOptions {
   readonly pollMs?: number;
   readonly software?: string;
   readonly clock?: Clock;
+  /** Where the drain, heartbeat and answer timeouts wait (tests move it by hand) */
+  readonly scheduler?: Scheduler;
   readonly logger?: Logger;
 }
 
@@ -175,6 +178,7 @@ const U32 = 0x1_0000_0000;
 
 export function createSyncClient(options: SyncClientOptions): SyncClient {
   const clock = options.clock ?? systemClock;
+  const timers = options.scheduler ?? systemScheduler;
   const logger = (options.logger ?? silentLogger).child({ module: 'sync' });
   const outbox = options.outbox;
   const terminalId = outbox.terminalId;
@@ -199,7 +203,7 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
   let stopped = false;
   let pumping = false;
   let pumpAgain = false;
-  let pumpTimer: NodeJS.Timeout | undefined;
+  let pumpTimer: TimerHandle | undefined;
 
   const client = connectMqtt(options.brokerUrl, {
     clientId: `terminal-${terminalId}`,
@@ -255,8 +259,8 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
 
   const schedulePump = (delayMs: number): void => {
     if (stopped) return;
-    if (pumpTimer) clearTimeout(pumpTimer);
-    pumpTimer = setTimeout(() => {
+    if (pumpTimer) timers.clearTimeout(pumpTimer);
+    pumpTimer = timers.setTimeout(() => {
       pumpTimer = undefined;
       pump();
     }, delayMs);
@@ -532,13 +536,12 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
     };
     await publish(topic('heartbeat'), encodeJsonPayload('heartbeat', body));
   };
-  let heartbeatTimer: NodeJS.Timeout | undefined;
+  let heartbeatTimer: TimerHandle | undefined;
   function restartHeartbeat(): void {
-    if (heartbeatTimer) clearInterval(heartbeatTimer);
-    heartbeatTimer = setInterval(() => {
+    if (heartbeatTimer) timers.clearInterval(heartbeatTimer);
+    heartbeatTimer = timers.setInterval(() => {
       heartbeat().catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat not sent'));
-    }, policy.heartbeatMs);
-    heartbeatTimer.unref();
+    }, policy.heartbeatMs, { unref: true });
   }
   restartHeartbeat();
 
@@ -549,12 +552,12 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
     drained(timeoutMs = 60_000) {
       if (outbox.pendingCount() === 0) return Promise.resolve();
       return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
+        const timer = timers.setTimeout(() => {
           drainWaiters.delete(done);
           reject(new Error(`outbox not drained after ${timeoutMs} ms: ${outbox.pendingCount()} pending`));
         }, timeoutMs);
         const done = (): void => {
-          clearTimeout(timer);
+          timers.clearTimeout(timer);
           drainWaiters.delete(done);
           resolve();
         };
@@ -571,12 +574,12 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
       if (!client.connected) return undefined;
       const tx = nextTransaction();
       const answer = new Promise<ClaimAnswer | undefined>((resolve) => {
-        const timer = setTimeout(() => {
+        const timer = timers.setTimeout(() => {
           claims.delete(tx);
           resolve(undefined);
         }, timeoutMs);
         claims.set(tx, (a) => {
-          clearTimeout(timer);
+          timers.clearTimeout(timer);
           claims.delete(tx);
           resolve(a);
         });
@@ -587,10 +590,10 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
     sendHeartbeat: heartbeat,
     async stop() {
       stopped = true;
-      if (pumpTimer) clearTimeout(pumpTimer);
-      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      if (pumpTimer) timers.clearTimeout(pumpTimer);
+      if (heartbeatTimer) timers.clearInterval(heartbeatTimer);
       if (client.connected) {
-        await Promise.race([publish(topic('status'), encodeJsonPayload('status', { state: 'offline', time: clock.now() }), true), new Promise((r) => setTimeout(r, 1000))]).catch(() => undefined);
+        await Promise.race([publish(topic('status'), encodeJsonPayload('status', { state: 'offline', time: clock.now() }), true), new Promise((r) => timers.setTimeout(() => r(undefined), 1000, { unref: true }))]).catch(() => undefined);
       }
       await client.endAsync(true);
     },

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { TallyError, isTallyError } from '../../src/errors.js';
 import type { ReaderEvent } from '../../src/readers/CardReader.js';
+import { ManualScheduler } from '../../src/util/scheduler.js';
 import { PcscCardReader } from '../../src/readers/pcsc/PcscCardReader.js';
 import type { PcscContextHandle, PcscReaderHandle, PcscReaderStatus } from '../../src/readers/pcsc/pcscLite.js';
 
@@ -75,19 +76,25 @@ class FakeContext implements PcscContextHandle {
   }
 }
 
-const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Lets the reader's promise callbacks run; time itself moves only through the scheduler */
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-async function until(condition: () => boolean): Promise<void> {
-  for (let waited = 0; !condition(); waited += 5) {
-    if (waited > 3000) throw new Error('condition not met in 3 s');
-    await tick(5);
+/** Moves the reader's time on in 5 ms steps until the condition holds (3 s of its time at most) */
+async function until(timers: ManualScheduler, condition: () => boolean): Promise<void> {
+  for (let moved = 0; !condition(); moved += 5) {
+    if (moved > 3000) throw new Error('condition not met in 3 s of the reader\'s time');
+    timers.advance(5);
+    await tick();
   }
 }
 
 function setup(options: { failFirst?: number; readerName?: string } = {}) {
   const contexts: FakeContext[] = [];
   let failures = options.failFirst ?? 0;
+  const timers = new ManualScheduler(Date.UTC(2026, 11, 1));
   const reader = new PcscCardReader({
+    scheduler: timers,
+    clock: timers,
     retry: { initialMs: 5, maxMs: 20 },
     ...(options.readerName ? { readerName: options.readerName } : {}),
     contextFactory: () => {
@@ -102,7 +109,7 @@ function setup(options: { failFirst?: number; readerName?: string } = {}) {
   });
   const events: ReaderEvent[] = [];
   reader.onEvent((e) => events.push(e));
-  return { reader, contexts, events };
+  return { reader, contexts, events, timers };
 }
 
 describe('PcscCardReader over a fake PC/SC context', () => {
@@ -141,13 +148,13 @@ describe('PcscCardReader over a fake PC/SC context', () => {
   });
 
   it('a card another program holds is connected again once it lets go', async () => {
-    const { reader, contexts, events } = setup();
+    const { reader, contexts, events, timers } = setup();
     await reader.start();
     const usb = new FakeReader('R');
     usb.busyConnects = 2;
     contexts[0]!.add(usb);
     usb.status(true, 1);
-    await until(() => reader.currentSession() !== undefined);
+    await until(timers, () => reader.currentSession() !== undefined);
     expect(usb.connects).toBe(3);
     expect(reader.stats.connectFailures).toBe(2);
     expect(events.filter((e) => e.type === 'card-inserted')).toHaveLength(1);
@@ -204,10 +211,10 @@ describe('PcscCardReader over a fake PC/SC context', () => {
   });
 
   it('pcscd down at start: retries with backoff, counts the failures, binds when it answers', async () => {
-    const { reader, contexts } = setup({ failFirst: 4 });
+    const { reader, contexts, timers } = setup({ failFirst: 4 });
     await reader.start();
     expect(reader.state).toBe('unavailable');
-    await until(() => contexts.length === 1);
+    await until(timers, () => contexts.length === 1);
     expect(reader.stats.contextFailures).toBe(4);
     expect(contexts).toHaveLength(1);
     contexts[0]!.add(new FakeReader('R'));
@@ -216,19 +223,19 @@ describe('PcscCardReader over a fake PC/SC context', () => {
   });
 
   it('a context that dies is closed with its readers and replaced; the card is seen again', async () => {
-    const { reader, contexts, events } = setup();
+    const { reader, contexts, events, timers } = setup();
     await reader.start();
     const first = new FakeReader('R');
     contexts[0]!.add(first);
     first.status(true, 1);
     await tick();
     contexts[0]!.die();
-    await tick(1);
+    await tick();
     expect(reader.state).toBe('unavailable');
     expect(contexts[0]!.closed).toBe(true);
     expect(first.closed).toBe(true);
     expect(events).toContainEqual({ type: 'card-removed', sessionId: 1 });
-    await until(() => contexts.length === 2);
+    await until(timers, () => contexts.length === 2);
     // a late event from the dead context changes nothing
     first.status(false, 2);
     const second = new FakeReader('R');

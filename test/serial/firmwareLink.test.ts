@@ -3,13 +3,14 @@
  * failure (NAK, no ACK, no response, closed port) and the NAK it sends for a
  * corrupted frame. The peer is written with the codec, frame by frame.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Command, NakReason } from '../../src/codecs/firmware/commands.js';
 import { FrameDecoder, encodeFrame, type Frame } from '../../src/codecs/firmware/frame.js';
 import { encodeMessage, parseMessage, type FirmwareMessage } from '../../src/codecs/firmware/messages.js';
 import { FirmwareLink } from '../../src/readers/serial/FirmwareLink.js';
 import type { ByteTransport } from '../../src/transports/ByteTransport.js';
 import { createInMemoryPair } from '../../src/transports/InMemoryDuplex.js';
+import { ManualScheduler } from '../../src/util/scheduler.js';
 
 const TIMING = { ackTimeoutMs: 30, responseTimeoutMs: 80, apduResponseTimeoutMs: 80, maxAttempts: 3, staleFrameMs: 30 };
 
@@ -87,10 +88,10 @@ describe('FirmwareLink typed failures', () => {
     const bad = frame.slice();
     bad[bad.length - 1]! ^= 0x40;
     await b.write(bad);
-    await new Promise((r) => setTimeout(r, 10));
+    await vi.waitFor(() => expect(peer.received).toHaveLength(1));
     expect(peer.received).toEqual([{ kind: 'nak', seq: 5, body: { nakedCommand: Command.CARD_REMOVED, reason: NakReason.BAD_CRC } }]);
     await b.write(frame);
-    await new Promise((r) => setTimeout(r, 10));
+    await vi.waitFor(() => expect(peer.received).toHaveLength(2));
     expect(events).toEqual(['card-removed']);
     expect(peer.received[1]).toEqual({ kind: 'ack', seq: 5, body: { ackedCommand: Command.CARD_REMOVED } });
   });
@@ -101,7 +102,7 @@ describe('FirmwareLink typed failures', () => {
     link = new FirmwareLink(a, { timing: TIMING });
     await b.write(encodeFrame({ seq: 1, command: 0x7e, payload: new Uint8Array(0) }));
     await b.write(encodeFrame({ seq: 2, command: Command.CARD_INSERTED, payload: Uint8Array.of(0x3b) }));
-    await new Promise((r) => setTimeout(r, 10));
+    await vi.waitFor(() => expect(peer.received).toHaveLength(2));
     expect(peer.received).toEqual([
       { kind: 'nak', seq: 1, body: { nakedCommand: 0x7e, reason: NakReason.UNKNOWN_COMMAND } },
       { kind: 'nak', seq: 2, body: { nakedCommand: Command.CARD_INSERTED, reason: NakReason.BAD_PAYLOAD } },
@@ -122,7 +123,7 @@ describe('FirmwareLink typed failures', () => {
   });
 
   it('runs on an injected clock: resends and the timeout happen when the clock says, not the wall', async () => {
-    const clock = new ManualTimers();
+    const clock = new ManualScheduler();
     const { a, b } = createInMemoryPair();
     const peer = scriptedPeer(b, () => []);
     link = new FirmwareLink(a, { clock, timing: { ...TIMING, ackTimeoutMs: 200, maxAttempts: 3 } });
@@ -149,33 +150,6 @@ describe('FirmwareLink typed failures', () => {
     expect(settled).toMatchObject({ code: 'READER_TIMEOUT', context: { attempts: 3 } });
   });
 });
-
-/** A SchedulingClock a test moves by hand */
-class ManualTimers {
-  private time = 0;
-  private timers: { at: number; callback: () => void; id: number }[] = [];
-  private nextId = 1;
-  now(): number {
-    return this.time;
-  }
-  setTimeout(callback: () => void, ms: number): unknown {
-    const id = this.nextId++;
-    this.timers.push({ at: this.time + ms, callback, id });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.timers = this.timers.filter((t) => t.id !== handle);
-  }
-  advance(ms: number): void {
-    this.time += ms;
-    for (;;) {
-      const due = this.timers.filter((t) => t.at <= this.time).sort((x, y) => x.at - y.at)[0];
-      if (!due) return;
-      this.timers = this.timers.filter((t) => t !== due);
-      due.callback();
-    }
-  }
-}
 
 describe('FirmwareLink: a device event is ACKed once it is taken (recorded)', () => {
   const started = encodeFrame(encodeMessage({ kind: 'event', seq: 7, name: 'device-started', body: { useSeq: 42 } }));

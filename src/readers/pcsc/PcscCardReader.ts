@@ -8,6 +8,7 @@
 import { TallyError, isTallyError } from '../../errors.js';
 import type { CardReader, CardSession, ReaderEvent, ReaderState } from '../CardReader.js';
 import { systemClock, type Clock } from '../../util/clock.js';
+import { systemScheduler, type Scheduler, type TimerHandle } from '../../util/scheduler.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import { createPcscLiteContext, type PcscContextFactory, type PcscContextHandle, type PcscReaderHandle, type PcscReaderStatus, type ShareMode } from './pcscLite.js';
 
@@ -19,6 +20,8 @@ export interface PcscCardReaderOptions {
   /** Backoff for re-creating the PC/SC context while pcscd is away */
   readonly retry?: { readonly initialMs: number; readonly maxMs: number };
   readonly clock?: Clock;
+  /** Where reconnect and connect retries wait (tests move it by hand) */
+  readonly scheduler?: Scheduler;
   readonly logger?: Logger;
   /** Replaces pcsclite (unit tests) */
   readonly contextFactory?: PcscContextFactory;
@@ -79,6 +82,7 @@ export class PcscCardReader implements CardReader {
   private currentState: ReaderState = 'stopped';
   private readonly listeners = new Set<(event: ReaderEvent) => void>();
   private readonly clock: Clock;
+  private readonly timers: Scheduler;
   private readonly log: Logger;
   private readonly retry: { initialMs: number; maxMs: number };
   private readonly contextFactory: PcscContextFactory;
@@ -93,12 +97,13 @@ export class PcscCardReader implements CardReader {
   private session: PcscCardSession | undefined;
   private nextSessionId = 1;
   private retryDelay: number;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimer: TimerHandle | undefined;
   private running = false;
   readonly stats: PcscReaderStats = { contextsOpened: 0, contextFailures: 0, contextsLost: 0, readersBound: 0, sessionsOpened: 0, connectFailures: 0 };
 
   constructor(private readonly options: PcscCardReaderOptions = {}) {
     this.clock = options.clock ?? systemClock;
+    this.timers = options.scheduler ?? systemScheduler;
     this.log = (options.logger ?? silentLogger).child({ module: 'readers/pcsc' });
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.retryDelay = this.retry.initialMs;
@@ -125,7 +130,7 @@ export class PcscCardReader implements CardReader {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    clearTimeout(this.retryTimer);
+    this.timers.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     const reader = this.bound;
     this.dropContext();
@@ -171,11 +176,10 @@ export class PcscCardReader implements CardReader {
     if (!this.running || this.retryTimer) return;
     const delay = this.retryDelay;
     this.retryDelay = Math.min(this.retryDelay * 2, this.retry.maxMs);
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer = this.timers.setTimeout(() => {
       this.retryTimer = undefined;
       this.openContext();
-    }, delay);
-    this.retryTimer.unref?.();
+    }, delay, { unref: true });
   }
 
   private onContextLost(err: TallyError, generation: number): void {
@@ -299,12 +303,11 @@ export class PcscCardReader implements CardReader {
   }
 
   private retryConnect(reader: BoundReader, status: PcscReaderStatus, generation: number): void {
-    const timer = setTimeout(() => {
+    this.timers.setTimeout(() => {
       const latest = reader.lastStatus;
       const sameCard = generation === this.generation && this.bound === reader && latest?.present === true && latest.eventCount === status.eventCount;
       if (sameCard && !this.session && !reader.connecting) void this.openSession(reader, latest);
-    }, CONNECT_RETRY_MS);
-    timer.unref?.();
+    }, CONNECT_RETRY_MS, { unref: true });
   }
 
   private async transmit(reader: BoundReader, session: PcscCardSession, apdu: Uint8Array): Promise<Uint8Array> {

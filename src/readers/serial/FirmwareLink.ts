@@ -29,7 +29,7 @@ import { TallyError } from '../../errors.js';
 import type { ByteTransport } from '../../transports/ByteTransport.js';
 import { INITIAL_EXCHANGE, stepExchange, type ExchangeAction, type ExchangeFailure, type ExchangeInput, type ExchangeState } from './ExchangeMachine.js';
 import { FrameParser, type DiscardedBytes, type ParsedFrame } from './FrameParser.js';
-import { systemSchedulingClock, type SchedulingClock } from './SchedulingClock.js';
+import { systemSchedulingClock, type SchedulingClock } from '../../util/scheduler.js';
 
 export interface LinkTiming {
   readonly ackTimeoutMs: number;

@@ -38,7 +38,7 @@ import type {
 } from '../CardReader.js';
 import { askListeners, type EventAnswer } from '../eventAnswers.js';
 import { FirmwareLink, type FrameTrace, type LinkStats, type LinkTiming } from './FirmwareLink.js';
-import { systemSchedulingClock, type SchedulingClock } from './SchedulingClock.js';
+import { systemSchedulingClock, type SchedulingClock } from '../../util/scheduler.js';
 
 export interface SerialReaderOptions {
   /** Opens the port; called again whenever the port went away */
