@@ -18,6 +18,14 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'The card has no tallystick applet: a bank, transit or foreign card, or a card that answers nothing.',
     remedy: 'Use a card issued by the investor. If an issued card shows this, clean its contacts and try again; a card that keeps failing is replaced (tally issue rewrite for one-time cards).',
   },
+  CLONED_CARD: {
+    cause: "The card's signed record names a key made on the chip the issuer wrote (applet version 2), and this chip could not answer the terminal's fresh challenge with it: the record (and marker) were copied onto another chip.",
+    remedy: 'Keep the card aside and report it to the investor with its serial; the refusal is in the ledger and reported to the server. The genuine card still works.',
+  },
+  VERSION1_CARD: {
+    cause: 'A batch or one-time card of applet version 1 holds no key of its own, so nothing proves it is not a copy; this terminal refuses such cards.',
+    remedy: 'Replace the batch with version 2 cards. During a migration the terminal setting cards.acceptVersion1 (TALLY_CARDS_ACCEPT_VERSION1=true) accepts them; each one accepted is logged.',
+  },
   FORGED: {
     cause: "A signature in the card's chain does not verify: the record was altered, copied onto a card with other data, or made with a key that is not the investor's.",
     remedy: 'Keep the card aside and report its serial to the investor; the refusal is in the ledger and reported to the server.',

@@ -46,6 +46,8 @@ export const ErrorCodes = {
   NOT_PROVISIONED: info(1012, 'Terminal not provisioned: factory initialisation needed', '终端未初始化，需出厂初始化'),
   BATCH_ALREADY_LOADED: info(1013, 'Batch already loaded on this terminal', '该批次已装载'),
   CARD_BLANK: info(1014, 'Blank card: not personalised', '空白卡：未个人化', true),
+  CLONED_CARD: info(1015, 'Card refused: copied card (the chip failed its authentication)', '拒绝：复制卡（芯片认证失败）'),
+  VERSION1_CARD: info(1016, 'Card refused: old version 1 card, not accepted on this terminal', '拒绝：旧版（第1版）卡片，本终端不接受'),
 
   // 2xxx: card and applet protocol
   PIN_WRONG: info(2001, 'Wrong PIN', 'PIN 错误', true),

@@ -7,7 +7,7 @@ import { parseResponseApdu } from '../codecs/apdu.js';
 import * as applet from '../codecs/applet.js';
 import { concatBytes, utf8 } from '../codecs/bytes.js';
 import { bytesRemaining, errorForStatusWord, isOk, pinTriesLeft, SW, swHex } from '../codecs/statusWords.js';
-import { TallyError } from '../errors.js';
+import { isTallyError, TallyError } from '../errors.js';
 import type { ApduChannel } from './ApduChannel.js';
 
 export class CardClient {
@@ -33,14 +33,41 @@ export class CardClient {
     return parts.length === 1 ? parts[0]! : concatBytes(parts);
   }
 
-  /** Selects the applet; its answer carries the whole card state (one APDU for a swipe) */
-  async select(): Promise<applet.CardFci> {
-    const data = await this.command(applet.selectApplet(), 'SELECT');
+  /**
+   * Selects the applet; its answer carries the whole card state (one APDU for a
+   * swipe). Version 2 first; a card without it (6A82) is asked for version 1.
+   */
+  async select(): Promise<applet.CardFci & { readonly appletVersion: applet.AppletVersion }> {
+    let data: Uint8Array | undefined;
+    let appletVersion: applet.AppletVersion = 2;
+    for (const version of applet.APPLET_VERSIONS) {
+      try {
+        data = await this.command(applet.selectApplet(version), 'SELECT');
+        appletVersion = version;
+        break;
+      } catch (err) {
+        if (!isTallyError(err, 'APPLET_NOT_FOUND') || version === 1) throw err;
+      }
+    }
     try {
-      return applet.parseFci(data);
+      return { ...applet.parseFci(data!), appletVersion };
     } catch (err) {
       throw new TallyError('MALFORMED_RECORD', (err as Error).message);
     }
+  }
+
+  /** INTERNAL AUTHENTICATE: the card signs the challenge with its own P-256 key (DER signature) */
+  async authenticate(challenge: Uint8Array): Promise<Uint8Array> {
+    const answer = await this.command(applet.internalAuthenticate(challenge), 'INTERNAL AUTHENTICATE');
+    if (answer.length === 0 || answer.length > applet.CARD_AUTH_ANSWER_MAX) throw new TallyError('APDU_REJECTED', 'card answer is not an ECDSA signature');
+    return answer;
+  }
+
+  /** GENERATE KEY on a version 2 batch or one-time card: its 65-byte P-256 public point */
+  async generateCardKey(): Promise<Uint8Array> {
+    const publicKey = await this.command(applet.generateKey(), 'GENERATE KEY');
+    if (publicKey.length !== 65 || publicKey[0] !== 0x04) throw new TallyError('APDU_REJECTED', 'card key is not an uncompressed P-256 point');
+    return publicKey;
   }
 
   async verifyPin(pin: string): Promise<void> {

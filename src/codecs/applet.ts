@@ -9,7 +9,31 @@ import { readU32be, u32be } from './bytes.js';
 import { decodeTlvs, encodeTlvs, type TlvItem } from './tlv.js';
 
 /** F0 (proprietary, unregistered) + "TALLYSTK" + applet version 01 */
-export const APPLET_AID = Uint8Array.of(0xf0, 0x54, 0x41, 0x4c, 0x4c, 0x59, 0x53, 0x54, 0x4b, 0x01);
+export const APPLET_AID_V1 = Uint8Array.of(0xf0, 0x54, 0x41, 0x4c, 0x4c, 0x59, 0x53, 0x54, 0x4b, 0x01);
+/** Applet version 2: batch and one-time cards hold a P-256 key and answer INTERNAL AUTHENTICATE */
+export const APPLET_AID_V2 = Uint8Array.of(0xf0, 0x54, 0x41, 0x4c, 0x4c, 0x59, 0x53, 0x54, 0x4b, 0x02);
+/** The current applet */
+export const APPLET_AID = APPLET_AID_V2;
+export const APPLET_VERSIONS = [2, 1] as const;
+export type AppletVersion = (typeof APPLET_VERSIONS)[number];
+
+export function appletAid(version: AppletVersion): Uint8Array {
+  return version === 2 ? APPLET_AID_V2 : APPLET_AID_V1;
+}
+
+/**
+ * INTERNAL AUTHENTICATE (version 2): the terminal sends its 8-byte tag
+ * (SHA-256(terminal id)[0..8], as in the consumed marker) and a fresh 16-byte
+ * nonce; the card answers ECDSA P-256 with SHA-256 over
+ * CARD_AUTH_DOMAIN || card id (8, from its record) || terminal tag || nonce,
+ * DER-encoded as Java Card's ALG_ECDSA_SHA_256 gives it.
+ */
+export const CARD_AUTH_DOMAIN = new TextEncoder().encode('TALLYSTK-AUTH-02');
+export const TERMINAL_TAG_LENGTH = 8;
+export const CHALLENGE_NONCE_LENGTH = 16;
+export const CARD_AUTH_CHALLENGE_LENGTH = TERMINAL_TAG_LENGTH + CHALLENGE_NONCE_LENGTH;
+/** A DER ECDSA-Sig-Value over P-256 is at most 72 bytes */
+export const CARD_AUTH_ANSWER_MAX = 72;
 
 export const CLA_ISO = 0x00;
 export const CLA_PROPRIETARY = 0x80;
@@ -27,6 +51,7 @@ export const INS = {
   GET_DATA: 0xca,
   ACTIVATE: 0x44,
   MARK_CONSUMED: 0xe0,
+  INTERNAL_AUTHENTICATE: 0x88,
 } as const;
 
 /** P2 of PUT DATA */
@@ -148,8 +173,22 @@ function optional<K extends string, V>(key: K, value: V | undefined): Partial<Re
 
 // ---- command builders (one per command of the spec) ----
 
-export function selectApplet(): Uint8Array {
-  return encodeCommandApdu({ cla: CLA_ISO, ins: INS.SELECT, p1: 0x04, p2: 0x00, data: APPLET_AID, le: 256 });
+export function selectApplet(version: AppletVersion = 2): Uint8Array {
+  return encodeCommandApdu({ cla: CLA_ISO, ins: INS.SELECT, p1: 0x04, p2: 0x00, data: appletAid(version), le: 256 });
+}
+
+/** The bytes a card signs for INTERNAL AUTHENTICATE */
+export function cardAuthMessage(cardId: Uint8Array, challenge: Uint8Array): Uint8Array {
+  const message = new Uint8Array(CARD_AUTH_DOMAIN.length + cardId.length + challenge.length);
+  message.set(CARD_AUTH_DOMAIN, 0);
+  message.set(cardId, CARD_AUTH_DOMAIN.length);
+  message.set(challenge, CARD_AUTH_DOMAIN.length + cardId.length);
+  return message;
+}
+
+/** INTERNAL AUTHENTICATE: challenge = terminal tag (8) || nonce (16) */
+export function internalAuthenticate(challenge: Uint8Array): Uint8Array {
+  return encodeCommandApdu({ cla: CLA_ISO, ins: INS.INTERNAL_AUTHENTICATE, p1: 0x00, p2: 0x00, data: challenge, le: 256 });
 }
 
 export function getResponse(length: number): Uint8Array {

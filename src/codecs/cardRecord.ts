@@ -17,6 +17,10 @@ import type { TlvError} from './tlv.js';
 import { decodeTlvs, encodeTlv, encodeTlvs, type TlvItem } from './tlv.js';
 
 export const RECORD_VERSION = 1;
+/** Version 2: batch and one-time records name the card's own P-256 key (tag 18), so the chip proves it is the one issued */
+export const RECORD_VERSION_CARD_KEY = 2;
+/** An uncompressed P-256 point: 04 || X || Y */
+export const CARD_KEY_LENGTH = 65;
 
 export const RecordKind = {
   MOTHER: 1,
@@ -58,6 +62,7 @@ const Tag = {
   BATCH_ID: 0x26,
   SERIAL: 0x27,
   TERMINAL_ID: 0x30,
+  CARD_KEY: 0x18,
   SIGNATURE: 0x7f,
 } as const;
 
@@ -95,6 +100,8 @@ export interface BatchFields extends RecordCommon {
   readonly validUntil: number;
   /** The complete signed record of the white card that signed this batch */
   readonly issuer: Uint8Array;
+  /** Version 2: the batch card's own P-256 public key (uncompressed), made on the card */
+  readonly cardKey?: Uint8Array;
 }
 
 export interface OneTimeFields extends RecordCommon {
@@ -102,6 +109,8 @@ export interface OneTimeFields extends RecordCommon {
   /** The card id of the batch card */
   readonly batchId: Uint8Array;
   readonly serial: number;
+  /** Version 2: the card's own P-256 public key (uncompressed), made on the card */
+  readonly cardKey?: Uint8Array;
 }
 
 export interface TerminalFields extends RecordCommon {
@@ -128,7 +137,7 @@ export class RecordError extends CodecError {
   }
 }
 
-type FieldType = 'bytes8' | 'bytes32' | 'u32' | 'clinic' | 'name' | 'record';
+type FieldType = 'bytes8' | 'bytes32' | 'u32' | 'clinic' | 'name' | 'record' | 'cardKey';
 interface FieldSpec {
   readonly tag: number;
   readonly key: string;
@@ -170,6 +179,10 @@ const KIND_FIELDS: Record<RecordKindValue, FieldSpec[]> = {
   ],
 };
 
+const CARD_KEY_FIELD: FieldSpec = { tag: Tag.CARD_KEY, key: 'cardKey', type: 'cardKey' };
+/** The kinds whose cards carry a key of their own from version 2 on */
+const CARD_KEY_KINDS = new Set<number>([RecordKind.BATCH, RecordKind.ONE_TIME]);
+
 function isKind(value: number): value is RecordKindValue {
   return value in KIND_FIELDS;
 }
@@ -195,6 +208,9 @@ function encodeField(spec: FieldSpec, value: unknown): Uint8Array {
     }
     case 'record':
       if (!(value instanceof Uint8Array) || value.length === 0) throw new RecordError(`${spec.key} must be a record`);
+      return value;
+    case 'cardKey':
+      if (!(value instanceof Uint8Array) || value.length !== CARD_KEY_LENGTH || value[0] !== 0x04) throw new RecordError(`${spec.key} must be an uncompressed P-256 point (65 bytes, 04...)`);
       return value;
   }
 }
@@ -223,18 +239,23 @@ function decodeField(spec: FieldSpec, value: Uint8Array, copy: boolean): unknown
     case 'record':
       if (value.length === 0) throw new RecordError(`${spec.key}: empty`);
       return copy ? value.slice() : value;
+    case 'cardKey':
+      if (value.length !== CARD_KEY_LENGTH || value[0] !== 0x04) throw new RecordError(`${spec.key}: not an uncompressed P-256 point`);
+      return copy ? value.slice() : value;
   }
 }
 
 /** Encodes the signed body of a record (everything but the signature) */
 export function encodeRecordBody(fields: RecordFields): Uint8Array {
   if (!isKind(fields.kind)) throw new RecordError(`unknown record kind ${String(fields.kind)}`);
+  const record = fields as unknown as Record<string, unknown>;
+  const withCardKey = record.cardKey !== undefined;
+  if (withCardKey && !CARD_KEY_KINDS.has(fields.kind)) throw new RecordError(`a ${KIND_NAMES[fields.kind]} record carries no card key`);
   const items: TlvItem[] = [
-    { tag: Tag.VERSION, value: Uint8Array.of(RECORD_VERSION) },
+    { tag: Tag.VERSION, value: Uint8Array.of(withCardKey ? RECORD_VERSION_CARD_KEY : RECORD_VERSION) },
     { tag: Tag.KIND, value: Uint8Array.of(fields.kind) },
   ];
-  const record = fields as unknown as Record<string, unknown>;
-  for (const spec of [...COMMON_FIELDS, ...KIND_FIELDS[fields.kind]]) {
+  for (const spec of fieldSpecs(fields.kind, withCardKey)) {
     items.push({ tag: spec.tag, value: encodeField(spec, record[spec.key]) });
   }
   return encodeTlvs(items);
@@ -251,6 +272,11 @@ export function encodeSignedRecord(body: Uint8Array, signature: Uint8Array): Uin
 }
 
 const FIELD_SPECS = Object.fromEntries(Object.entries(KIND_FIELDS).map(([kind, specs]) => [kind, [...COMMON_FIELDS, ...specs]])) as Record<RecordKindValue, FieldSpec[]>;
+const FIELD_SPECS_V2 = Object.fromEntries([...CARD_KEY_KINDS].map((kind) => [kind, [...FIELD_SPECS[kind as RecordKindValue], CARD_KEY_FIELD]])) as Record<number, FieldSpec[]>;
+
+function fieldSpecs(kind: RecordKindValue, withCardKey: boolean): FieldSpec[] {
+  return withCardKey ? FIELD_SPECS_V2[kind]! : FIELD_SPECS[kind];
+}
 
 /**
  * Strictly decodes a signed record. Does not verify the signature: see verify in crypto/chain.
@@ -269,12 +295,14 @@ export function parseCardRecord(raw: Uint8Array, { views = false }: { views?: bo
     if (item.tag !== tag) throw new RecordError(`expected ${what} (tag 0x${tag.toString(16)}) at position ${index}, found tag 0x${item.tag.toString(16)}`);
     return item.value;
   };
-  const version = take(0, Tag.VERSION, 'version');
-  if (version.length !== 1 || version[0] !== RECORD_VERSION) throw new RecordError(`unsupported record version ${version[0] ?? '?'}`);
+  const versionBytes = take(0, Tag.VERSION, 'version');
+  const version = versionBytes[0];
+  if (versionBytes.length !== 1 || (version !== RECORD_VERSION && version !== RECORD_VERSION_CARD_KEY)) throw new RecordError(`unsupported record version ${version ?? '?'}`);
   const kindBytes = take(1, Tag.KIND, 'kind');
   const kind = kindBytes[0];
   if (kindBytes.length !== 1 || kind === undefined || !isKind(kind)) throw new RecordError(`unknown record kind ${kind ?? '?'}`);
-  const specs = FIELD_SPECS[kind];
+  if (version === RECORD_VERSION_CARD_KEY && !CARD_KEY_KINDS.has(kind)) throw new RecordError(`a version 2 record must be a batch or one-time record, not ${KIND_NAMES[kind]}`);
+  const specs = fieldSpecs(kind, version === RECORD_VERSION_CARD_KEY);
   const copy = !views;
   const values = specs.map((spec, i) => decodeField(spec, take(i + 2, spec.tag, spec.key), copy));
   const sigIndex = specs.length + 2;
@@ -291,6 +319,11 @@ export function parseCardRecord(raw: Uint8Array, { views = false }: { views?: bo
   };
   for (let i = 0; i < specs.length; i++) record[specs[i]!.key] = values[i];
   return record as unknown as SignedRecord;
+}
+
+/** 2 for a batch or one-time record that names its card's own key, else 1 */
+export function recordVersion(record: RecordFields): number {
+  return 'cardKey' in record && record.cardKey !== undefined ? RECORD_VERSION_CARD_KEY : RECORD_VERSION;
 }
 
 export function describeRecord(record: RecordFields): string {

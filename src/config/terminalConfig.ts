@@ -20,6 +20,7 @@ export const TERMINAL_SCHEMA: Schema = {
   'device.maxSessionMinutes': { type: 'integer', default: 60, min: 1, max: 24 * 60, doc: 'the relay opens after this long whatever the device says' },
   'device.startTimeoutSeconds': { type: 'integer', default: 30, min: 1, max: 600, doc: 'a use whose device does not report a start within this time is released' },
   'device.requireBoardWitness': { type: 'boolean', default: false, doc: 'refuse service on a relay board whose firmware keeps no chain head (serial protocol 1)' },
+  'cards.acceptVersion1': { type: 'boolean', default: false, doc: 'migration only: accept version 1 batch and one-time cards, which cannot prove they are not copies (each one accepted is logged)' },
   'sync.enabled': { type: 'boolean', default: false, doc: 'report the ledger to the server over MQTT' },
   'sync.brokerUrl': { type: 'string', default: 'mqtts://127.0.0.1:8883', doc: 'the MQTT broker (mqtts:// with mutual TLS in production)' },
   'sync.protocolVersion': { type: 'integer', default: 5, min: 4, max: 5, doc: 'MQTT 5, or 4 for 3.1.1 brokers' },
@@ -41,6 +42,7 @@ export interface TerminalConfig {
     | { readonly backend: 'pcsc'; readonly readerName?: string }
     | { readonly backend: 'simulated' };
   readonly device: { readonly maxSessionMs: number; readonly startTimeoutMs: number; readonly requireBoardWitness: boolean };
+  readonly cards: { readonly acceptVersion1: boolean };
   readonly sync: {
     readonly enabled: boolean;
     readonly brokerUrl: string;
@@ -68,6 +70,7 @@ export function terminalConfigFrom(values: Map<string, unknown>): TerminalConfig
           ? { backend, ...(values.has('reader.pcsc.readerName') ? { readerName: get<string>('reader.pcsc.readerName') } : {}) }
           : { backend },
     device: { maxSessionMs: get<number>('device.maxSessionMinutes') * 60_000, startTimeoutMs: get<number>('device.startTimeoutSeconds') * 1000, requireBoardWitness: get<boolean>('device.requireBoardWitness') },
+    cards: { acceptVersion1: get<boolean>('cards.acceptVersion1') },
     sync: {
       enabled: get('sync.enabled'),
       brokerUrl: get('sync.brokerUrl'),

@@ -68,6 +68,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
     maxSessionMs: config.device.maxSessionMs,
     startTimeoutMs: config.device.startTimeoutMs,
     requireBoardWitness: config.device.requireBoardWitness,
+    acceptVersion1Cards: config.cards.acceptVersion1,
   });
   const daemon = new TerminalDaemon({ terminal, reader: backend.reader, panel: backend.panel, locale: config.locale, log });
   // sync needs the identity in the certificate: a terminal not yet provisioned keeps its (empty) outbox until it is

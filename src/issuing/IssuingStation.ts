@@ -7,13 +7,14 @@
  * rewritten onto a new blank without the key.
  */
 import { randomBytes } from 'node:crypto';
-import { LifeCycle, PIN_MAX_LENGTH, PIN_MIN_LENGTH, type CardFci } from '../codecs/applet.js';
+import { LifeCycle, PIN_MAX_LENGTH, PIN_MIN_LENGTH, type AppletVersion, type CardFci } from '../codecs/applet.js';
 import { toHex } from '../codecs/bytes.js';
 import {
   encodeRecordBody,
   encodeSignedRecord,
   MAX_CLINIC_CODE,
   RecordKind,
+  recordVersion,
   type BatchFields,
   type MotherFields,
   type RecordKindValue,
@@ -96,7 +97,7 @@ export class IssuingStation {
   }
 
   /** Selects a card that must be blank (factory state, no profile) */
-  private async blankCard(channel: ApduChannel, role: string): Promise<{ card: CardClient; fci: CardFci }> {
+  private async blankCard(channel: ApduChannel, role: string): Promise<{ card: CardClient; fci: CardFci & { appletVersion: AppletVersion } }> {
     const card = new CardClient(channel);
     const fci = await card.select().catch((err: unknown) => {
       throw isTallyError(err, 'APPLET_NOT_FOUND') ? new TallyError('ISSUE_WRONG_CARD', `${role}: not a tallystick card`) : err;
@@ -212,6 +213,8 @@ export class IssuingStation {
 
     const batchKey = generateSigningKey();
     const validFrom = request.validFrom ?? now;
+    // applet version 2: the batch card makes its own P-256 key first; its record names it
+    const batchCardKey = target.fci.appletVersion === 2 ? await this.startConsumable(target.card, RecordKind.BATCH) : undefined;
     const fields: BatchFields = {
       kind: RecordKind.BATCH,
       cardId: new Uint8Array(randomBytes(8)),
@@ -223,6 +226,7 @@ export class IssuingStation {
       validFrom,
       validUntil: validFrom + request.validDays * DAY,
       issuer: whiteRecord.raw,
+      ...(batchCardKey ? { cardKey: batchCardKey } : {}),
     };
     const body = encodeRecordBody(fields);
     let signature: Uint8Array;
@@ -235,13 +239,14 @@ export class IssuingStation {
     const batchRecord = encodeSignedRecord(body, signature);
     if (!verifySignedBy(parseRecordOrThrow(batchRecord), whiteRecord.publicKey)) throw new TallyError('FORGED', 'white card signature does not verify');
 
-    // every one-time record is signed now; the batch key is dropped when this function returns
-    const oneTime = Array.from({ length: request.count }, (_, i) => {
-      const serial = i + 1;
-      const otBody = encodeRecordBody({ kind: RecordKind.ONE_TIME, cardId: new Uint8Array(randomBytes(8)), issuedAt: now, batchId: fields.cardId, serial });
+    const signOneTime = (serial: number, cardKey?: Uint8Array): { serial: number; cardId: Uint8Array; record: Uint8Array } => {
+      const otBody = encodeRecordBody({ kind: RecordKind.ONE_TIME, cardId: new Uint8Array(randomBytes(8)), issuedAt: now, batchId: fields.cardId, serial, ...(cardKey ? { cardKey } : {}) });
       const record = encodeSignedRecord(otBody, signMessage(batchKey.privateKey, otBody));
       return { serial, cardId: parseRecordOrThrow(record).cardId, record };
-    });
+    };
+    // version 1 cards: every one-time record is signed now and kept for rewrite; version 2 records need each chip's key, so they are signed as each card is written
+    const legacy = batchCardKey === undefined;
+    const oneTime = legacy ? Array.from({ length: request.count }, (_, i) => signOneTime(i + 1)) : [];
     this.registry.transaction(() => {
       this.registry.addCard({ cardId: fields.cardId, kind: RecordKind.BATCH, parentCardId: whiteRecord.cardId, clinicCode: fields.clinicCode, batchNo: fields.batchNo, issuedAt: now, record: batchRecord });
       this.registry.addBatch({ batchId: fields.cardId, batchNo: fields.batchNo, whiteCardId: whiteRecord.cardId, clinicCode: fields.clinicCode, count: fields.count, validFrom, validUntil: fields.validUntil });
@@ -249,17 +254,30 @@ export class IssuingStation {
         this.registry.addCard({ cardId: ot.cardId, kind: RecordKind.ONE_TIME, parentCardId: fields.cardId, clinicCode: fields.clinicCode, batchNo: fields.batchNo, serial: ot.serial, issuedAt: now, record: ot.record });
       }
     });
-    await this.writeConsumable(target.card, RecordKind.BATCH, batchRecord);
+    if (legacy) await this.writeConsumable(target.card, RecordKind.BATCH, batchRecord);
+    else await this.finishConsumable(target.card, batchRecord);
     this.registry.markWritten(fields.cardId, target.fci.chipUid);
 
+    const writeOne = async (serial: number): Promise<void> => {
+      const channel = await oneTimeChannel(serial);
+      const known = oneTime[serial - 1];
+      if (known) return this.writeOneTime(channel, known.cardId, known.record);
+      const blank = await this.blankCard(channel, 'one-time card');
+      if (blank.fci.appletVersion !== 2) throw new TallyError('ISSUE_WRONG_CARD', 'a version 2 batch needs version 2 one-time cards');
+      const cardKey = await this.startConsumable(blank.card, RecordKind.ONE_TIME);
+      const ot = signOneTime(serial, cardKey);
+      this.registry.addCard({ cardId: ot.cardId, kind: RecordKind.ONE_TIME, parentCardId: fields.cardId, clinicCode: fields.clinicCode, batchNo: fields.batchNo, serial, issuedAt: now, record: ot.record });
+      await this.finishConsumable(blank.card, ot.record);
+      this.registry.markWritten(ot.cardId, blank.fci.chipUid);
+    };
     const written: number[] = [];
     const notWritten: { serial: number; reason: string }[] = [];
-    for (const ot of oneTime) {
+    for (let serial = 1; serial <= request.count; serial++) {
       try {
-        await this.writeOneTime(await oneTimeChannel(ot.serial), ot.cardId, ot.record);
-        written.push(ot.serial);
+        await writeOne(serial);
+        written.push(serial);
       } catch (err) {
-        notWritten.push({ serial: ot.serial, reason: (err as Error).message });
+        notWritten.push({ serial, reason: (err as Error).message });
       }
     }
     this.log.info({ batchNo: fields.batchNo, count: fields.count, written: written.length }, 'batch made');
@@ -271,7 +289,11 @@ export class IssuingStation {
     const batch = this.registry.batchByNo(batchNo);
     if (!batch) throw new TallyError('USAGE', `no batch ${batchNo} in this registry`);
     const card = this.registry.oneTimeCardsOfBatch(batch.batchId).find((c) => c.serial === serial);
+    if (!card && serial >= 1 && serial <= batch.count) {
+      throw new TallyError('ISSUE_REGISTRY', `serial ${serial} of batch ${batchNo} was never written: a version 2 record names its chip's own key and the batch key that would sign it is gone; issue a new batch for it`);
+    }
     if (!card) throw new TallyError('USAGE', `batch ${batchNo} has no serial ${serial}`);
+    if (recordVersion(parseRecordOrThrow(card.record)) === 2) throw new TallyError('ISSUE_NOT_BLANK', `one-time card ${serial} of batch ${batchNo} is a version 2 card bound to its chip's key: a second chip cannot carry it`);
     await this.writeOneTime(channel, card.cardId, card.record);
   }
 
@@ -286,6 +308,7 @@ export class IssuingStation {
     const card = this.registry.card(batch.batchId);
     if (!card) throw new TallyError('ISSUE_REGISTRY', `batch ${batchNo} has no card record`);
     if (card.written) throw new TallyError('ISSUE_NOT_BLANK', `batch card ${batchNo} was already written; a second one would be a copy`);
+    if (recordVersion(parseRecordOrThrow(card.record)) === 2) throw new TallyError('ISSUE_NOT_BLANK', `batch card ${batchNo} is a version 2 record bound to the key of the chip it was made for`);
     const target = await this.blankCard(channel, 'batch card');
     await this.writeConsumable(target.card, RecordKind.BATCH, card.record);
     this.registry.markWritten(card.cardId, target.fci.chipUid);
@@ -295,6 +318,17 @@ export class IssuingStation {
     const target = await this.blankCard(channel, 'one-time card');
     await this.writeConsumable(target.card, RecordKind.ONE_TIME, record);
     this.registry.markWritten(cardId, target.fci.chipUid);
+  }
+
+  /** Version 2: profile set and the card's own key made on it; returns its public point for the record */
+  private async startConsumable(card: CardClient, kind: RecordKindValue): Promise<Uint8Array> {
+    await card.putProfile(kind);
+    return card.generateCardKey();
+  }
+
+  private async finishConsumable(card: CardClient, record: Uint8Array): Promise<void> {
+    await card.putRecord(record);
+    await card.activate();
   }
 
   private async writeConsumable(card: CardClient, kind: RecordKindValue, record: Uint8Array): Promise<void> {

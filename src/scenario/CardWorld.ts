@@ -52,9 +52,10 @@ export class Issuer {
     return this;
   }
 
-  async makeBatch(clinicCode: string, count: number, validDays = 365, validFrom?: number): Promise<IssuedBatch> {
-    const batchCard = SimulatedCard.blank();
-    const oneTimeCards = Array.from({ length: count }, () => SimulatedCard.blank());
+  /** appletVersion 1 makes the old cards without a key of their own (for migration tests) */
+  async makeBatch(clinicCode: string, count: number, validDays = 365, validFrom?: number, appletVersion: 1 | 2 = 2): Promise<IssuedBatch> {
+    const batchCard = SimulatedCard.blank(undefined, appletVersion);
+    const oneTimeCards = Array.from({ length: count }, () => SimulatedCard.blank(undefined, appletVersion));
     const result = await this.station.makeBatch(
       { channel: directChannel(this.white), pin: DEMO_WHITE_PIN },
       directChannel(batchCard),
@@ -78,7 +79,7 @@ export interface TerminalRig {
 
 export async function provisionTerminal(
   issuer: Issuer,
-  options: { dataDir: string; terminalId: string; clinicCode: string; clock?: Clock; device?: DeviceControl; locale?: Locale; log?: Logger },
+  options: { dataDir: string; terminalId: string; clinicCode: string; clock?: Clock; device?: DeviceControl; locale?: Locale; log?: Logger; acceptVersion1Cards?: boolean },
 ): Promise<TerminalRig> {
   const reader = new SimulatedReader({ ...(options.clock ? { clock: options.clock } : {}) });
   await reader.start();
@@ -88,6 +89,7 @@ export async function provisionTerminal(
     ...(options.device ? { device: options.device } : {}),
     ...(options.locale ? { locale: options.locale } : {}),
     ...(options.log ? { log: options.log } : {}),
+    ...(options.acceptVersion1Cards ? { acceptVersion1Cards: true } : {}),
   });
   if (!terminal.identity()) {
     const session = reader.insert(issuer.mother);

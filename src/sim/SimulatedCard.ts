@@ -8,8 +8,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { parseCommandApdu, encodeResponseApdu, type CommandApdu } from '../codecs/apdu.js';
 import {
-  APPLET_AID,
+  appletAid,
+  CARD_AUTH_CHALLENGE_LENGTH,
   CLA_CHAIN,
+  type AppletVersion,
   DIGEST_LENGTH,
   encodeFci,
   FciTag,
@@ -26,6 +28,7 @@ import {
 } from '../codecs/applet.js';
 import { bytesEqual, concatBytes, fromHex, readU32be, toHex } from '../codecs/bytes.js';
 import { RecordKind } from '../codecs/cardRecord.js';
+import { cardPublicKey, generateCardKey, signCardChallenge } from '../crypto/cardAuth.js';
 import { SW } from '../codecs/statusWords.js';
 import { decodeTlvs } from '../codecs/tlv.js';
 import { generateSigningKey, privateKeyFromSeed, privateKeySeed, rawPublicKey, signDigest } from '../crypto/ed25519.js';
@@ -53,6 +56,10 @@ export interface SimulatedCardState {
   signQuota: number;
   record?: string;
   marker?: string;
+  /** 2 (the default for new cards): batch and one-time cards hold a P-256 key; absent in files of version 1 cards */
+  appletVersion?: AppletVersion;
+  /** Version 2 batch and one-time cards: the P-256 private scalar, made on the card; never read out */
+  authKey?: string;
 }
 
 const PIN_PROFILES = new Set<number>([RecordKind.MOTHER, RecordKind.WHITE]);
@@ -78,8 +85,9 @@ export class SimulatedCard implements SmartCard {
   }
 
   /** A card fresh from the factory: chip UID set, nothing personalised */
-  static blank(chipUid: Uint8Array = new Uint8Array(randomBytes(8))): SimulatedCard {
+  static blank(chipUid: Uint8Array = new Uint8Array(randomBytes(8)), appletVersion: AppletVersion = 2): SimulatedCard {
     return new SimulatedCard({
+      appletVersion,
       chipUid: toHex(chipUid),
       lifeCycle: LifeCycle.PERSONALISATION,
       profile: 0,
@@ -96,6 +104,21 @@ export class SimulatedCard implements SmartCard {
   /** A physical copy of this card: same EEPROM contents (a cloned card) */
   clone(): SimulatedCard {
     return SimulatedCard.fromState(this.state);
+  }
+
+  /**
+   * What a cloner makes: another chip with the same chip UID, record and
+   * marker, but not the card's private key (no command reads it). With
+   * ownKey the copy holds a key of its own, so it answers with a wrong signature.
+   */
+  copyWithoutKey({ ownKey = false }: { ownKey?: boolean } = {}): SimulatedCard {
+    const { authKey: _secret, ...visible } = this.state;
+    void _secret;
+    return SimulatedCard.fromState({ ...visible, ...(ownKey ? { authKey: toHex(generateCardKey().privateScalar) } : {}) });
+  }
+
+  get appletVersion(): AppletVersion {
+    return this.state.appletVersion ?? 1;
   }
 
   snapshot(): SimulatedCardState {
@@ -178,6 +201,8 @@ export class SimulatedCard implements SmartCard {
         return this.activate();
       case INS.MARK_CONSUMED:
         return this.markConsumed(cmd);
+      case INS.INTERNAL_AUTHENTICATE:
+        return this.internalAuthenticate(cmd);
       default:
         return new Reply(SW.INS_NOT_SUPPORTED);
     }
@@ -198,7 +223,7 @@ export class SimulatedCard implements SmartCard {
 
   private select(cmd: CommandApdu): Reply {
     if (cmd.p1 !== 0x04) return new Reply(SW.WRONG_P1P2);
-    if (!cmd.data || !bytesEqual(cmd.data, APPLET_AID)) {
+    if (!cmd.data || !bytesEqual(cmd.data, appletAid(this.appletVersion))) {
       this.selected = false;
       return new Reply(SW.FILE_NOT_FOUND);
     }
@@ -279,7 +304,16 @@ export class SimulatedCard implements SmartCard {
   private generateKey(cmd: CommandApdu): Reply {
     const s = this.state;
     if (cmd.p1 !== 0x80) return new Reply(SW.WRONG_P1P2);
-    if (s.lifeCycle !== LifeCycle.PERSONALISATION || !PIN_PROFILES.has(s.profile)) return new Reply(SW.CONDITIONS_NOT_SATISFIED);
+    if (s.lifeCycle !== LifeCycle.PERSONALISATION) return new Reply(SW.CONDITIONS_NOT_SATISFIED);
+    if (CONSUMABLE_PROFILES.has(s.profile) && this.appletVersion === 2) {
+      // version 2: the card's own P-256 key, named in its record, answers INTERNAL AUTHENTICATE
+      if (s.authKey) return new Reply(SW.COMMAND_NOT_ALLOWED);
+      const key = generateCardKey();
+      s.authKey = toHex(key.privateScalar);
+      this.changed();
+      return new Reply(SW.OK, key.publicKey);
+    }
+    if (!PIN_PROFILES.has(s.profile)) return new Reply(SW.CONDITIONS_NOT_SATISFIED);
     if (s.keySeed) return new Reply(SW.COMMAND_NOT_ALLOWED);
     const key = generateSigningKey();
     s.keySeed = toHex(privateKeySeed(key.privateKey));
@@ -388,6 +422,10 @@ export class SimulatedCard implements SmartCard {
     if (s.lifeCycle !== LifeCycle.PERSONALISATION) return new Reply(SW.CONDITIONS_NOT_SATISFIED);
     if (s.profile === 0 || !s.record) return new Reply(SW.CONDITIONS_NOT_SATISFIED);
     if (PIN_PROFILES.has(s.profile) && (!s.pinHash || !s.keySeed)) return new Reply(SW.CONDITIONS_NOT_SATISFIED);
+    // a version 2 batch or one-time card goes live only with its key, and a record that names that key
+    // (a version 1 record on it holds no key: the terminal treats the card as version 1)
+    const named = CONSUMABLE_PROFILES.has(s.profile) ? recordCardKey(fromHex(s.record)) : undefined;
+    if (named && (!s.authKey || !bytesEqual(named, cardPublicKey(fromHex(s.authKey))))) return new Reply(SW.CONDITIONS_NOT_SATISFIED);
     s.lifeCycle = LifeCycle.OPERATIONAL;
     this.pinVerified = false;
     this.changed();
@@ -404,8 +442,30 @@ export class SimulatedCard implements SmartCard {
     return new Reply(SW.OK);
   }
 
+  private internalAuthenticate(cmd: CommandApdu): Reply {
+    const s = this.state;
+    if (this.appletVersion !== 2) return new Reply(SW.INS_NOT_SUPPORTED);
+    if (cmd.p1 !== 0 || cmd.p2 !== 0) return new Reply(SW.WRONG_P1P2);
+    if (s.lifeCycle !== LifeCycle.OPERATIONAL || !CONSUMABLE_PROFILES.has(s.profile) || !s.record) return new Reply(SW.CONDITIONS_NOT_SATISFIED);
+    if (!s.authKey) return new Reply(SW.REFERENCE_NOT_FOUND);
+    if (!cmd.data || cmd.data.length !== CARD_AUTH_CHALLENGE_LENGTH) return new Reply(SW.WRONG_DATA);
+    const cardId = recordCardId(fromHex(s.record));
+    if (!cardId) return new Reply(SW.CONDITIONS_NOT_SATISFIED);
+    return new Reply(SW.OK, signCardChallenge(fromHex(s.authKey), cardId, cmd.data));
+  }
+
   /** The card's public key, for tests: derived from the secret as the card would */
   publicKeyForTest(): Uint8Array | undefined {
     return this.state.keySeed ? rawPublicKey(privateKeyFromSeed(fromHex(this.state.keySeed))) : undefined;
   }
+}
+
+/** The card id (tag 03) of a record, as the applet reads it from its own record */
+function recordCardId(record: Uint8Array): Uint8Array | undefined {
+  return decodeTlvs(record).find((item) => item.tag === 0x03)?.value;
+}
+
+/** The card key (tag 18) a version 2 record names */
+function recordCardKey(record: Uint8Array): Uint8Array | undefined {
+  return decodeTlvs(record).find((item) => item.tag === 0x18)?.value;
 }

@@ -21,6 +21,7 @@ import {
   encodeRecordBody,
   encodeSignedRecord,
   RecordKind,
+  type BatchFields,
   type OneTimeFields,
   type SignedRecord,
   type TerminalFields,
@@ -29,6 +30,7 @@ import { EntryType, parseLedgerEntry, type EntryTypeValue } from '../codecs/ledg
 import type { ApduChannel } from '../card/ApduChannel.js';
 import { CardClient } from '../card/CardClient.js';
 import { parseRecordOrThrow, verifyBatchChain, verifyOneTime, verifyTerminalCertificate } from '../crypto/chain.js';
+import { challengeFor, newNonce, verifyCardAnswer } from '../crypto/cardAuth.js';
 import { generateSigningKey, sha256, signMessage } from '../crypto/ed25519.js';
 import { encodeCheckpointFile, parseCheckpoint, parseCheckpointBody, type Checkpoint, type CheckpointFields } from '../codecs/checkpoint.js';
 import { verifyCheckpoint } from '../crypto/checkpoint.js';
@@ -60,6 +62,11 @@ export interface TerminalOptions {
    * batch (a copied batch card already loaded elsewhere is then refused at
    * once). undefined: no answer (offline); the server flags a double load later.
    */
+  /**
+   * Migration only: accept version 1 batch and one-time cards, which hold no
+   * key and so cannot prove they are the chip the issuer made. Off by default.
+   */
+  readonly acceptVersion1Cards?: boolean;
   readonly claimBatch?: (claim: { batchId: Uint8Array; batchNo: number; clinicCode: string }) => Promise<{ granted: boolean; holder?: string } | undefined>;
   /**
    * Refuse service on a relay board without the chain-head witness (serial protocol 1). Off by default:
@@ -268,9 +275,9 @@ export class Terminal {
       const record = this.recordOf(fci);
       switch (record.kind) {
         case RecordKind.ONE_TIME:
-          return await this.deduct(card, fci, record, identity);
+          return await this.deduct(card, fci, record, identity, this.challenge(card, record, identity));
         case RecordKind.BATCH:
-          return await this.loadBatch(card, fci, record, identity);
+          return await this.loadBatch(card, fci, record, identity, this.challenge(card, record, identity));
         default:
           throw new TallyError('WRONG_TIER', `a ${record.kind === RecordKind.MOTHER ? 'mother' : 'white'} card cannot be swiped`);
       }
@@ -279,6 +286,45 @@ export class Terminal {
     } finally {
       this.busy = false;
     }
+  }
+
+  /**
+   * Sends a version 2 card its challenge at once, so the terminal's own checks
+   * run while the chip signs; the answer is checked (authenticated) before
+   * anything is committed. A version 1 record is refused unless the migration
+   * setting allows it.
+   */
+  private challenge(card: CardClient, record: SignedRecord<OneTimeFields | BatchFields>, identity: TerminalIdentity): CardChallenge {
+    if (record.cardKey === undefined) {
+      // refused after the record's own checks, so a forged old card is still named forged
+      return {
+        authenticated: async () => {
+          if (!this.options.acceptVersion1Cards) throw new TallyError('VERSION1_CARD', 'a version 1 card holds no key of its own; the terminal setting cards.acceptVersion1 allows it during a migration');
+          return { version1: true };
+        },
+      };
+    }
+    const cardKey = record.cardKey;
+    const nonce = newNonce();
+    const answer = card.authenticate(challengeFor(identity.terminalId, nonce)).then(
+      (signature) => ({ signature }),
+      (err: unknown) => ({ err }),
+    );
+    return {
+      authenticated: async () => {
+        const result = await answer;
+        if ('err' in result) {
+          // the card removed or the reader failed is not evidence of a copy; a chip that cannot answer is
+          const code = codeOf(result.err);
+          if (code === 'CARD_REMOVED' || code === 'TRANSPORT_CLOSED' || code.startsWith('READER')) throw result.err;
+          throw new TallyError('CLONED_CARD', `the chip did not answer its challenge (${code}): its record names a key this chip does not hold`);
+        }
+        if (!verifyCardAnswer(cardKey, record.cardId, identity.terminalId, nonce, result.signature)) {
+          throw new TallyError('CLONED_CARD', "the chip's answer does not verify with the key its record names");
+        }
+        return { version1: false, nonce, answer: result.signature };
+      },
+    };
   }
 
   private recordOf(fci: CardFci): SignedRecord {
@@ -304,8 +350,9 @@ export class Terminal {
     if (now < validFrom || now > validUntil) throw new TallyError('EXPIRED', `valid ${new Date(validFrom * 1000).toISOString()} to ${new Date(validUntil * 1000).toISOString()}`);
   }
 
-  private async loadBatch(card: CardClient, fci: CardFci, record: SignedRecord, identity: TerminalIdentity): Promise<SwipeOutcome> {
-    const { batch, white } = verifyBatchChain(record, identity.rootPublicKey);
+  private async loadBatch(card: CardClient, fci: CardFci, record: SignedRecord, identity: TerminalIdentity, challenge: CardChallenge): Promise<SwipeOutcome> {
+    const { batch, white } = await settleFirst(challenge, () => verifyBatchChain(record, identity.rootPublicKey));
+    const auth = await challenge.authenticated();
     this.checkCardMarker(fci, record, identity, EntryType.BATCH_LOADED);
     if (batch.clinicCode !== identity.clinicCode) throw new TallyError('WRONG_CLINIC', `batch for ${batch.clinicCode}, terminal at ${identity.clinicCode}`);
     const denied = this.ledger.deniedReason([batch.cardId, white.cardId]);
@@ -321,17 +368,25 @@ export class Terminal {
     const claim = await this.options.claimBatch?.({ batchId: batch.cardId, batchNo: batch.batchNo, clinicCode: batch.clinicCode }).catch(() => undefined);
     if (claim && !claim.granted) throw new TallyError('ALREADY_USED', `batch ${batch.batchNo} is already loaded on terminal ${claim.holder ?? '(another)'}`);
     const seq = this.ledger.loadBatch(batch, white.cardId, fci.chipUid);
-    this.log.info({ seq, batchNo: batch.batchNo, count: batch.count }, 'batch loaded');
+    this.log.info({ seq, batchNo: batch.batchNo, count: batch.count, cardAuthenticated: !auth.version1 }, auth.version1 ? 'batch loaded: version 1 card accepted without authentication (migration setting)' : 'batch loaded');
     await this.writeMarker(card, seq, identity);
     return { ok: true, action: 'batch-loaded', seq, batchNo: batch.batchNo, count: batch.count, message: pick(okMessages.batchLoaded(batch.batchNo, batch.count), this.locale) };
   }
 
-  private async deduct(card: CardClient, fci: CardFci, record: SignedRecord<OneTimeFields>, identity: TerminalIdentity): Promise<SwipeOutcome> {
-    const batch = this.ledger.batch(record.batchId);
-    if (batch) verifyOneTime(record, batch.publicKey, batch.batchId);
+  private async deduct(card: CardClient, fci: CardFci, record: SignedRecord<OneTimeFields>, identity: TerminalIdentity, challenge: CardChallenge): Promise<SwipeOutcome> {
+    // the record's own checks run while the card signs its challenge
+    const loaded = await settleFirst(challenge, () => {
+      const found = this.ledger.batch(record.batchId);
+      if (found) verifyOneTime(record, found.publicKey, found.batchId);
+      return found;
+    });
+    // a copy of a genuine record is refused as a copy, before what its (copied) marker says
+    const auth = await challenge.authenticated();
+    if (auth.version1) this.log.warn({ serial: record.serial }, 'version 1 card accepted without authentication (migration setting)');
     // before BATCH_NOT_LOADED: a batch loaded after the copy the ledger was restored from is gone too
     this.checkCardMarker(fci, record, identity, EntryType.USE_RESERVED);
-    if (!batch) throw new TallyError('BATCH_NOT_LOADED', `batch id ${toHex(record.batchId)}`);
+    if (!loaded) throw new TallyError('BATCH_NOT_LOADED', `batch id ${toHex(record.batchId)}`);
+    const batch = loaded;
     if (record.serial < 1 || record.serial > batch.count) throw new TallyError('OUT_OF_RANGE', `serial ${record.serial} outside 1..${batch.count}`);
     this.checkValidity(batch.validFrom, batch.validUntil);
     const denied = this.ledger.deniedReason([record.cardId, batch.batchId, batch.whiteCardId]);
@@ -733,6 +788,22 @@ export function terminalStatus(ledger: Ledger, clock: TerminalClock = new Termin
     },
     refusals: ledger.refusalCounts(),
   };
+}
+
+/** A version 2 card's pending answer to its challenge */
+interface CardChallenge {
+  /** Resolves once the card's answer verified (or the card is a version 1 card the setting allows); CLONED_CARD otherwise */
+  authenticated(): Promise<{ version1: true } | { version1: false; nonce: Uint8Array; answer: Uint8Array }>;
+}
+
+/** Runs checks while the card's answer is on its way; on a refusal the answer is still awaited, so the card's session stays in step */
+async function settleFirst<T>(challenge: CardChallenge, checks: () => T): Promise<T> {
+  try {
+    return checks();
+  } catch (err) {
+    await challenge.authenticated().catch(() => undefined);
+    throw err;
+  }
 }
 
 /** The refusal reason an operator sees for an error */

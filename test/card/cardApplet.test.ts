@@ -290,7 +290,7 @@ describe('APDU handling', () => {
     expect(sw(fromHex('80ff0000'))).toBe(0x6d00);
     expect(sw(fromHex('a0a40400'))).toBe(0x6e00);
     expect(sw(fromHex('00a4'))).toBe(0x6700);
-    expect(sw(fromHex('00a404000af054414c4c5953544b02'))).toBe(0x6a82); // another applet version
+    expect(sw(fromHex('00a404000af054414c4c5953544b03'))).toBe(0x6a82); // another applet version
     expect(card.snapshot().marker).toBeUndefined();
   });
 

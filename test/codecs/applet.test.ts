@@ -73,7 +73,9 @@ const DIGEST = '11'.repeat(32);
 
 /** Every command builder of the applet spec, with the exact APDU bytes */
 const COMMANDS: readonly { name: string; build: () => Uint8Array; hex: string }[] = [
-  { name: 'SELECT by AID', build: () => applet.selectApplet(), hex: '00 a4 04 00 0a f054414c4c5953544b01 00' },
+  { name: 'SELECT by AID', build: () => applet.selectApplet(), hex: '00 a4 04 00 0a f054414c4c5953544b02 00' },
+  { name: 'SELECT version 1 by AID', build: () => applet.selectApplet(1), hex: '00 a4 04 00 0a f054414c4c5953544b01 00' },
+  { name: 'INTERNAL AUTHENTICATE', build: () => applet.internalAuthenticate(new Uint8Array(24).fill(0xab)), hex: '00 88 00 00 18 ' + 'ab'.repeat(24) + ' 00' },
   { name: 'GET RESPONSE 16', build: () => applet.getResponse(16), hex: '00 c0 00 00 10' },
   { name: 'GET RESPONSE 256', build: () => applet.getResponse(256), hex: '00 c0 00 00 00' },
   { name: 'VERIFY PIN 1234', build: () => applet.verifyPin(bytes('31323334')), hex: '00 20 00 81 04 31323334' },
@@ -96,8 +98,9 @@ describe('applet command builders', () => {
     expect(toHex(build())).toBe(clean(hex));
   });
 
-  it('the AID is F0 "TALLYSTK" 01', () => {
-    expect(toHex(applet.APPLET_AID)).toBe('f054414c4c5953544b01');
+  it('the AID is F0 "TALLYSTK" 02 (version 1: 01)', () => {
+    expect(toHex(applet.APPLET_AID)).toBe('f054414c4c5953544b02');
+    expect(toHex(applet.APPLET_AID_V1)).toBe('f054414c4c5953544b01');
   });
 
   it('PUT DATA that fits one command is not chained', () => {

@@ -66,8 +66,8 @@ async function withWhite(quota = 3, validDays = 365) {
   return { ...world, white };
 }
 
-function blanks(n: number): SimulatedCard[] {
-  return Array.from({ length: n }, () => SimulatedCard.blank());
+function blanks(n: number, appletVersion: 1 | 2 = 2): SimulatedCard[] {
+  return Array.from({ length: n }, () => SimulatedCard.blank(undefined, appletVersion));
 }
 
 describe('personalising the mother card', () => {
@@ -266,9 +266,9 @@ describe('making a batch', () => {
 
   it('a one-time card slot holding a card that is not blank: that card untouched, reported, and rewritten later onto a blank', async () => {
     const { registry, station: s, white, mother } = await withWhite();
-    const oneTime = blanks(3);
+    const oneTime = blanks(3, 1);
     const motherBefore = JSON.stringify(mother.snapshot());
-    const result = await s.makeBatch({ channel: directChannel(white), pin: WHITE_PIN }, directChannel(SimulatedCard.blank()), request, async (serial) =>
+    const result = await s.makeBatch({ channel: directChannel(white), pin: WHITE_PIN }, directChannel(SimulatedCard.blank(undefined, 1)), request, async (serial) =>
       directChannel(serial === 2 ? mother : oneTime[serial - 1]!),
     );
     expect(result.written).toEqual([1, 3]);

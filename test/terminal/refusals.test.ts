@@ -42,7 +42,7 @@ async function newIssuer(): Promise<Issuer> {
 function openTerminal(options: { dataDir: string; clock?: Clock; locale?: Locale; device?: DeviceControl & { stop?: () => void }; startTimeoutMs?: number }): Rig {
   const reader = new SimulatedReader();
   void reader.start();
-  const terminal = Terminal.open({ ...options, ...(options.device ? { device: options.device } : {}) });
+  const terminal = Terminal.open({ acceptVersion1Cards: true, ...options, ...(options.device ? { device: options.device } : {}) });
   cleanups.push(() => {
     options.device?.stop?.();
     terminal.close();
@@ -286,8 +286,8 @@ describe('CARD_REMOVED: a card pulled at every APDU, before and after the card r
     const seqBefore = rig.terminal.ledger.lastSeq();
     rig.reader.pullDuringNextSession({ atApdu, when });
     const outcome = await rig.swipe(card);
-    // a swipe is SELECT then MARK CONSUMED; losing the marker write still grants the recorded use
-    if (atApdu === 1) {
+    // a swipe is SELECT, INTERNAL AUTHENTICATE (version 2), then MARK CONSUMED; losing the marker write still grants the recorded use
+    if (atApdu <= 2) {
       expect(outcome).toMatchObject({ ok: false, code: 'CARD_REMOVED', message: operatorMessage('CARD_REMOVED') });
       expect(rig.terminal.ledger.lastSeq()).toBe(seqBefore);
       expect(await rig.swipe(card)).toMatchObject({ ok: true, serial: 1 });
@@ -308,8 +308,8 @@ describe('CARD_REMOVED: a card pulled at every APDU, before and after the card r
     const rig = await provisionedRig(issuer);
     rig.reader.pullDuringNextSession({ atApdu, when });
     const outcome = await rig.swipe(batch.batchCard);
-    // SELECT of a batch card needs GET RESPONSE (its FCI is longer than 256 bytes), then MARK CONSUMED
-    if (atApdu <= 2) {
+    // SELECT of a batch card needs GET RESPONSE (its FCI is longer than 256 bytes), then INTERNAL AUTHENTICATE, then MARK CONSUMED
+    if (atApdu <= 3) {
       expect(outcome).toMatchObject({ ok: false, code: 'CARD_REMOVED' });
       expect(rig.terminal.ledger.batches()).toHaveLength(0);
       expect(await rig.swipe(batch.batchCard)).toMatchObject({ ok: true, action: 'batch-loaded' });

@@ -1,0 +1,85 @@
+/**
+ * Card authentication (applet version 2): each batch and one-time card holds
+ * an ECDSA P-256 key made on the chip, named in its signed record; it signs a
+ * fresh challenge bound to the terminal. P-256 because every current Java
+ * Card signs with it (Signature.ALG_ECDSA_SHA_256); Ed25519 is not universal.
+ * A copy of the record on another chip cannot answer.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { CARD_AUTH_ANSWER_MAX, CHALLENGE_NONCE_LENGTH, cardAuthMessage, TERMINAL_TAG_LENGTH } from '../codecs/applet.js';
+import { utf8 } from '../codecs/bytes.js';
+import { CARD_KEY_LENGTH } from '../codecs/cardRecord.js';
+import { sha256 } from './ed25519.js';
+
+/** SubjectPublicKeyInfo header of an uncompressed P-256 point (id-ecPublicKey, prime256v1) */
+const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+
+export interface CardKeyPair {
+  /** 65 bytes: 04 || X || Y */
+  readonly publicKey: Uint8Array;
+  /** 32-byte private scalar (the simulated card keeps it in its EEPROM) */
+  readonly privateScalar: Uint8Array;
+}
+
+export function generateCardKey(): CardKeyPair {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = privateKey.export({ format: 'jwk' });
+  return { publicKey: cardPublicKeyOf(privateKey), privateScalar: new Uint8Array(Buffer.from(jwk.d!, 'base64url')) };
+}
+
+function cardPublicKeyOf(key: KeyObject): Uint8Array {
+  const der = createPublicKey(key).export({ format: 'der', type: 'spki' });
+  return new Uint8Array(der.subarray(der.length - CARD_KEY_LENGTH));
+}
+
+const privateKeyCache = new Map<string, KeyObject>();
+
+/** The private key of a stored scalar; the public point is recomputed from it */
+export function cardPrivateKey(scalar: Uint8Array): KeyObject {
+  const id = Buffer.from(scalar).toString('hex');
+  let key = privateKeyCache.get(id);
+  if (!key) {
+    // build from the scalar alone: a PKCS#8 ECPrivateKey without the optional public key
+    const der = Buffer.concat([Buffer.from('3041020100301306072a8648ce3d020106082a8648ce3d030107042730250201010420', 'hex'), Buffer.from(scalar)]);
+    key = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+    if (privateKeyCache.size > 1024) privateKeyCache.clear();
+    privateKeyCache.set(id, key);
+  }
+  return key;
+}
+
+export function cardPublicKey(scalar: Uint8Array): Uint8Array {
+  return cardPublicKeyOf(cardPrivateKey(scalar));
+}
+
+/** What the card does for INTERNAL AUTHENTICATE: ECDSA P-256 / SHA-256, DER */
+export function signCardChallenge(scalar: Uint8Array, cardId: Uint8Array, challenge: Uint8Array): Uint8Array {
+  return new Uint8Array(sign('sha256', cardAuthMessage(cardId, challenge), cardPrivateKey(scalar)));
+}
+
+/** The 8 bytes that name a terminal in a challenge (and in a consumed marker) */
+export function terminalTag(terminalId: string): Uint8Array {
+  return sha256(utf8(terminalId)).subarray(0, TERMINAL_TAG_LENGTH);
+}
+
+export function newNonce(): Uint8Array {
+  return new Uint8Array(randomBytes(CHALLENGE_NONCE_LENGTH));
+}
+
+export function challengeFor(terminalId: string, nonce: Uint8Array): Uint8Array {
+  const challenge = new Uint8Array(TERMINAL_TAG_LENGTH + CHALLENGE_NONCE_LENGTH);
+  challenge.set(terminalTag(terminalId), 0);
+  challenge.set(nonce, TERMINAL_TAG_LENGTH);
+  return challenge;
+}
+
+/** Verifies a card's answer; false on any malformed key or signature (about 0.1 ms: see bench/cardAuth) */
+export function verifyCardAnswer(cardKey: Uint8Array, cardId: Uint8Array, terminalId: string, nonce: Uint8Array, answer: Uint8Array): boolean {
+  if (cardKey.length !== CARD_KEY_LENGTH || nonce.length !== CHALLENGE_NONCE_LENGTH || answer.length === 0 || answer.length > CARD_AUTH_ANSWER_MAX) return false;
+  try {
+    const key = createPublicKey({ key: Buffer.concat([P256_SPKI_PREFIX, cardKey]), format: 'der', type: 'spki' });
+    return verify('sha256', cardAuthMessage(cardId, challengeFor(terminalId, nonce)), key, answer);
+  } catch {
+    return false;
+  }
+}
