@@ -101,7 +101,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const half = Math.floor(count / 2);
   for (let serial = 1; serial <= half; serial++) show(`one-time card ${serial}`, await rig.swipe(batch.oneTimeCards[serial - 1]!));
   show('one-time card 3 replayed', await rig.swipe(batch.oneTimeCards[2]!));
-  show('a copy of one-time card 5', await rig.swipe(batch.oneTimeCards[4]!.clone()));
+  show('a copy of one-time card 5 (record and marker, not its key)', await rig.swipe(batch.oneTimeCards[4]!.copyWithoutKey()));
   show('forged card (serial altered)', await rig.swipe(forge(batch.oneTimeCards[half]!)));
   show('one-time card of CLINIC-999', await rig.swipe(otherClinic.oneTimeCards[0]!));
   show('the white card', await rig.swipe(issuer.white));

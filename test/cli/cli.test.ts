@@ -82,7 +82,7 @@ describe('the demo', () => {
     const lines: string[] = [];
     const summary = await runDemo({ out: (l) => lines.push(l) });
     expect(summary).toMatchObject({ uses: 20, batchRemaining: 0, ledgerIntact: true, serverMatches: true });
-    expect(summary.refusals).toMatchObject({ ALREADY_USED: 2, FORGED: 1, WRONG_CLINIC: 1, BATCH_NOT_LOADED: 2 });
+    expect(summary.refusals).toMatchObject({ ALREADY_USED: 1, CLONED_CARD: 1, FORGED: 1, WRONG_CLINIC: 1, BATCH_NOT_LOADED: 2 });
     expect(lines.join('\n')).toContain('wrong mother-card PIN refused');
     expect(lines.join('\n')).toMatch(/server +62 entries stored, 62 identical/);
   });
