@@ -30,7 +30,7 @@ import { EntryType, parseLedgerEntry, type EntryTypeValue } from '../codecs/ledg
 import type { ApduChannel } from '../card/ApduChannel.js';
 import { CardClient } from '../card/CardClient.js';
 import { parseRecordOrThrow, verifyBatchChain, verifyOneTime, verifyTerminalCertificate } from '../crypto/chain.js';
-import { challengeFor, newNonce, verifyCardAnswer } from '../crypto/cardAuth.js';
+import { challengeFor, newNonce, prepareCardKey, verifyCardAnswer } from '../crypto/cardAuth.js';
 import { generateSigningKey, sha256, signMessage } from '../crypto/ed25519.js';
 import { encodeCheckpointFile, parseCheckpoint, parseCheckpointBody, type Checkpoint, type CheckpointFields } from '../codecs/checkpoint.js';
 import { verifyCheckpoint } from '../crypto/checkpoint.js';
@@ -304,12 +304,13 @@ export class Terminal {
         },
       };
     }
-    const cardKey = record.cardKey;
     const nonce = newNonce();
     const answer = card.authenticate(challengeFor(identity.terminalId, nonce)).then(
       (signature) => ({ signature }),
       (err: unknown) => ({ err }),
     );
+    // the command is on its way: decode the card's point while the chip signs
+    const cardKey = prepareCardKey(record.cardKey);
     return {
       authenticated: async () => {
         const result = await answer;
