@@ -36,7 +36,7 @@ export const LAYERS = {
   sim: { may: ['card', 'codecs', 'crypto', 'errors', 'readers', 'readers/serial', 'transports', 'util'], packages: ['node:*'], why: 'simulators speak the real bytes and sit below the roots' },
   'sim/his': { may: ['codecs', 'codecs/hl7', 'errors', 'util'], packages: ['mqtt', 'node:*'], why: 'the HIS simulator speaks real HL7 over MLLP and reads the slot counts from the hospital broker' },
   gateway: { may: ['codecs', 'codecs/gateway', 'codecs/hl7', 'crypto', 'errors', 'util'], packages: ['mqtt', 'better-sqlite3', 'node:*'], why: 'the isolation gateway: the only process with a leg on both networks; shares codecs, crypto and util, nothing of the terminal or the server' },
-  daemon: { may: ['codecs', 'config', 'crypto', 'errors', 'ledger', 'logging', 'readers', 'readers/pcsc', 'readers/serial', 'sim', 'sync', 'terminal', 'transports', 'util'], packages: ['node:*'], why: 'composes the terminal side: a reader backend (the simulated board too, for integrators before hardware), the ledger, sync' },
+  daemon: { may: ['codecs', 'config', 'crypto', 'errors', 'ledger', 'logging', 'pki', 'readers', 'readers/pcsc', 'readers/serial', 'sim', 'sync', 'terminal', 'transports', 'util'], packages: ['node:*'], why: 'composes the terminal side: a reader backend (the simulated board too, for integrators before hardware), the ledger, sync, the TLS files and their renewal (pki)' },
   scenario: { may: ['*'], packages: ['*'], why: 'a root: the demo and the rigs that tests, benches and the CLI share' },
   cli: { may: ['*'], packages: ['*'], why: 'the root of `tally`' },
 };

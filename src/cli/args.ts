@@ -28,11 +28,24 @@ export function integer(values: Record<string, unknown>, name: string, fallback?
   return n;
 }
 
-/** A PIN from --NAME, or from standard input when given as "-", so it stays out of the process list */
-export function pin(values: Record<string, unknown>, name: string): string {
+let stdinLines: string[] | undefined;
+
+/** The next line of standard input: several secrets given as "-" are read one line each, in the order asked */
+function nextStdinLine(): string {
+  stdinLines ??= readFileSync(0, 'utf8').split('\n');
+  return stdinLines.shift()?.trim() ?? '';
+}
+
+/**
+ * A PIN (or other secret) from --NAME, or from standard input when given as "-", so it stays out of the
+ * process list. `whose` says which one to type ("the mother card's PIN"): asked on the terminal when
+ * standard input is one, and named in the error when the line is missing.
+ */
+export function pin(values: Record<string, unknown>, name: string, whose = 'the PIN'): string {
   const v = required(values, name);
   if (v !== '-') return v;
-  const line = readFileSync(0, 'utf8').split('\n')[0]?.trim() ?? '';
-  if (!line) throw new TallyError('USAGE', `no PIN on standard input for --${name}`);
+  if (process.stdin.isTTY) process.stderr.write(`--${name} -: type ${whose}, then Enter: `);
+  const line = nextStdinLine();
+  if (!line) throw new TallyError('USAGE', `no line on standard input for --${name} (${whose})`);
   return line;
 }

@@ -27,6 +27,9 @@ export const TERMINAL_SCHEMA: Schema = {
   'sync.tls.ca': { type: 'string', doc: 'CA certificate file that signed the broker certificate' },
   'sync.tls.cert': { type: 'string', doc: "this terminal's client certificate file" },
   'sync.tls.key': { type: 'string', doc: "this terminal's client key file" },
+  'sync.tls.caRecord': { type: 'string', doc: "the mother card's record certifying sync.tls.ca (default: <dataDir>/tls/ca-record.json); without one that verifies against the root the terminal does not connect" },
+  'sync.enrol.url': { type: 'string', doc: 'the server\'s EST address (https://HOST:PORT): the terminal renews its certificate there by itself' },
+  'sync.enrol.renewDays': { type: 'integer', default: 60, min: 1, max: 365, doc: 'renew the TLS certificate when fewer days than this are left' },
   'sync.password': { type: 'string', secret: true, doc: 'broker password, where the broker uses passwords instead of certificates' },
   'sync.maxEntriesPerSecond': { type: 'integer', default: 2000, min: 1, max: 1_000_000, doc: 'rate limit while draining a backlog' },
   'status.socket': { type: 'string', doc: 'unix socket for `tally terminal status` (default: <dataDir>/status.sock, mode 0600)' },
@@ -47,7 +50,8 @@ export interface TerminalConfig {
     readonly enabled: boolean;
     readonly brokerUrl: string;
     readonly protocolVersion: 4 | 5;
-    readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+    readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string; readonly caRecord?: string };
+    readonly enrol?: { readonly url: string; readonly renewDays: number };
     readonly password?: string;
     readonly maxEntriesPerSecond: number;
   };
@@ -59,7 +63,7 @@ export function terminalConfigFrom(values: Map<string, unknown>): TerminalConfig
   const get = <T>(key: string): T => values.get(key) as T;
   const dataDir = get<string>('terminal.dataDir');
   const backend = get<'serial' | 'pcsc' | 'simulated'>('reader.backend');
-  const tls = { ca: get<string | undefined>('sync.tls.ca'), cert: get<string | undefined>('sync.tls.cert'), key: get<string | undefined>('sync.tls.key') };
+  const tls = { ca: get<string | undefined>('sync.tls.ca'), cert: get<string | undefined>('sync.tls.cert'), key: get<string | undefined>('sync.tls.key'), caRecord: get<string | undefined>('sync.tls.caRecord') };
   return {
     dataDir,
     locale: get('terminal.locale'),
@@ -76,6 +80,7 @@ export function terminalConfigFrom(values: Map<string, unknown>): TerminalConfig
       brokerUrl: get('sync.brokerUrl'),
       protocolVersion: get<4 | 5>('sync.protocolVersion'),
       ...(tls.ca || tls.cert || tls.key ? { tls: Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined)) } : {}),
+      ...(values.has('sync.enrol.url') ? { enrol: { url: get<string>('sync.enrol.url'), renewDays: get<number>('sync.enrol.renewDays') } } : {}),
       ...(values.has('sync.password') ? { password: get<string>('sync.password') } : {}),
       maxEntriesPerSecond: get('sync.maxEntriesPerSecond'),
     },

@@ -12,6 +12,7 @@ import { createLogger } from '../logging/createLogger.js';
 import { Terminal } from '../terminal/Terminal.js';
 import { createReaderBackend, type ReaderBackend } from './createReaderBackend.js';
 import { startTerminalSync, type TerminalSync } from './startSync.js';
+import { checkTlsCa, resolveTlsFiles, startRenewal } from './terminalTlsSetup.js';
 import { StatusServer } from './StatusServer.js';
 import { createSystemdNotifier, watchdogIntervalMs } from './systemdNotify.js';
 import { TerminalDaemon } from './TerminalDaemon.js';
@@ -73,11 +74,22 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
   const daemon = new TerminalDaemon({ terminal, reader: backend.reader, panel: backend.panel, locale: config.locale, log });
   // sync needs the identity in the certificate: a terminal not yet provisioned keeps its (empty) outbox until it is
   let sync: TerminalSync | undefined;
-  if (config.sync.enabled && terminal.identity()) {
+  let renewal: ReturnType<typeof startRenewal> | undefined;
+  const tlsFiles = resolveTlsFiles(config);
+  const identity = terminal.identity();
+  if (config.sync.enabled && identity) {
+    try {
+      checkTlsCa(tlsFiles, config, identity.rootPublicKey);
+    } catch (err) {
+      terminal.close();
+      await backend.close?.();
+      throw err;
+    }
+    renewal = startRenewal({ config, terminalId: identity.terminalId, log });
     sync = startTerminalSync({
       ledger: terminal.ledger,
       dataDir: config.dataDir,
-      settings: config.sync,
+      settings: { ...config.sync, ...(tlsFiles ? { tls: tlsFiles } : {}) },
       log,
       readerState: () => backend.reader.state,
       software: `tallystick ${VERSION}`,
@@ -104,7 +116,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
     reader: { backend: config.reader.backend, ...readerDevice(config), name: backend.reader.name, state: backend.reader.state, cardPresent: backend.reader.currentSession() !== undefined, ...(backend.stats ? { link: backend.stats() } : {}) },
     ...terminal.status(),
     lastSwipe,
-    certificate: certificateExpiry(config.sync.tls?.cert),
+    certificate: certificateExpiry(tlsFiles?.cert),
     sync: sync
       ? {
           enabled: true,
@@ -146,6 +158,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
         if (watchdog) clearInterval(watchdog);
         await daemon.stop();
         await terminal.prepareStop();
+        renewal?.stop();
         await sync?.stop();
         await status.stop();
         await backend.close?.();

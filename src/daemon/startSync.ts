@@ -4,7 +4,6 @@
  * ledger, and the last good server state is kept in the data folder so a
  * restart offline still has it.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ledger } from '../ledger/Ledger.js';
 import { createSyncClient, type SyncClient, type SyncPolicy } from '../sync/SyncClient.js';
@@ -70,10 +69,8 @@ export function startTerminalSync(options: {
     },
     brokerUrl: settings.brokerUrl,
     protocolVersion: settings.protocolVersion,
+    ...(tls ? { tlsFiles: { ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}) } } : {}),
     mqttOptions: {
-      ...(tls?.ca ? { ca: readFileSync(tls.ca) } : {}),
-      ...(tls?.cert ? { cert: readFileSync(tls.cert) } : {}),
-      ...(tls?.key ? { key: readFileSync(tls.key) } : {}),
       ...(settings.password ? { username: ledger.terminalId, password: settings.password } : {}),
     },
     policy: { maxReportsPerSecond: Math.max(1, Math.floor(settings.maxEntriesPerSecond / reportBatchSize)), ...(settings.policy ?? {}) },

@@ -26,6 +26,7 @@ import { CardClient } from '../card/CardClient.js';
 import { parseRecordOrThrow, verifySignedBy } from '../crypto/chain.js';
 import { generateSigningKey, privateKeySeed, sha256, signMessage } from '../crypto/ed25519.js';
 import { encodeStationCertificateBody, isStationId } from '../codecs/registryExport.js';
+import { encodeTlsCaRecordBody, encodeTlsCaRecordFile } from '../codecs/tlsCaRecord.js';
 import { utf8 } from '../codecs/bytes.js';
 import { isTallyError, TallyError } from '../errors.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -156,6 +157,21 @@ export class IssuingStation {
     this.registry.setStation({ stationId, keySeed: privateKeySeed(key.privateKey), certificateBody: body, certificateSignature: signature, certifiedAt: this.nowSeconds() });
     this.log.info({ stationId, motherCardId: toHex(m.record.cardId) }, 'station certified');
     return { stationId, publicKey, motherCardId: toHex(m.record.cardId), rootPublicKey: toHex((m.record as SignedRecord<MotherFields>).publicKey) };
+  }
+
+  /**
+   * The mother card (after its PIN) certifies the investor's TLS CA: a record naming the CA certificate's
+   * SHA-256, so terminals trust the broker only through a CA the root vouches for. Returns the record file.
+   */
+  async certifyTlsCa(mother: { channel: ApduChannel; pin: string }, ca: { fingerprint: string; subject: string }): Promise<{ recordJson: string; motherCardId: string }> {
+    if (!/^[0-9a-f]{64}$/.test(ca.fingerprint)) throw new TallyError('USAGE', 'CA fingerprint: 32 bytes of lower-case hex');
+    const m = await this.issuedCard(mother.channel, RecordKind.MOTHER, 'mother card');
+    if (m.fci.pinTriesLeft === 0) throw new TallyError('PIN_BLOCKED', 'mother card');
+    await m.card.verifyPin(mother.pin);
+    const body = encodeTlsCaRecordBody({ caFingerprint: ca.fingerprint, caSubject: ca.subject, motherCardId: toHex(m.record.cardId), issuedAt: this.nowSeconds() });
+    const signature = await m.card.signDigest(sha256(utf8(body)));
+    this.log.info({ caFingerprint: ca.fingerprint.slice(0, 16), motherCardId: toHex(m.record.cardId) }, 'TLS CA certified');
+    return { recordJson: encodeTlsCaRecordFile(body, toHex(signature)), motherCardId: toHex(m.record.cardId) };
   }
 
   /** Makes a white card: its own key on the card, its record signed by the mother card after the mother PIN */

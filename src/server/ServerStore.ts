@@ -109,7 +109,9 @@ export type AlertKind =
   /** a terminal the registry does not list, reporting for a clinic the registry lists terminals for */
   | 'terminal-not-registered'
   /** a terminal recorded that a witness (relay board, server checkpoint, card marker) holds a later ledger than its database */
-  | 'ledger-rollback';
+  | 'ledger-rollback'
+  /** a terminal's newest TLS certificate lapses within 30 days: it has not renewed (server/est/revocationSync.ts) */
+  | 'certificate-expiring';
 
 export interface Alert {
   readonly at: number;

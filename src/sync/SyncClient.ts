@@ -39,7 +39,7 @@ import { silentLogger, type Logger } from '../util/logger.js';
 import { codeOf } from '../errors.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
 import type { OutboxEntry, OutboxSource } from './OutboxSource.js';
-import { connectMqtt } from './connectMqtt.js';
+import { connectMqtt, type TlsFiles } from './connectMqtt.js';
 import { TokenBucket } from '../util/TokenBucket.js';
 
 export interface SyncPolicy {
@@ -97,6 +97,8 @@ export interface SyncClientOptions {
   readonly brokerUrl: string;
   /** TLS material (PEM: ca, cert, key) and other mqtt.js options */
   readonly mqttOptions?: IClientOptions;
+  /** TLS files read again at every connection, so a renewed certificate is used without a restart */
+  readonly tlsFiles?: TlsFiles;
   /** 5 (default) or 4 (MQTT 3.1.1) */
   readonly protocolVersion?: 4 | 5;
   readonly policy?: Partial<SyncPolicy>;
@@ -219,7 +221,7 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
     writeCache: false,
     will: { topic: topic('status'), payload: Buffer.from(encodeJsonPayload('status', { state: 'offline' })), qos: 1, retain: true },
     ...options.mqttOptions,
-  });
+  }, options.tlsFiles);
 
   const nextTransaction = (): number => (transaction = (transaction + 1) % U32);
 

@@ -7,12 +7,30 @@
  */
 import { isIP, createConnection } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { readFileSync } from 'node:fs';
 import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
 
 const PLAIN = new Set(['mqtt:', 'tcp:']);
 const SECURE = new Set(['mqtts:', 'tls:', 'ssl:']);
 
-export function connectMqtt(brokerUrl: string, options: IClientOptions): MqttClient {
+/** PEM files (paths) that are read again at each connection: a renewed certificate needs no restart */
+export interface TlsFiles {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+function readTlsFiles(files: TlsFiles | undefined): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+  if (!files) return {};
+  return {
+    ...(files.ca ? { ca: readFileSync(files.ca) } : {}),
+    ...(files.cert ? { cert: readFileSync(files.cert) } : {}),
+    ...(files.key ? { key: readFileSync(files.key) } : {}),
+  };
+}
+
+export function connectMqtt(brokerUrl: string, options: IClientOptions, tlsFiles?: TlsFiles): MqttClient {
+  if (tlsFiles) options = { ...readTlsFiles(tlsFiles), ...options };
   let url: URL;
   try {
     url = new URL(brokerUrl);
@@ -32,6 +50,7 @@ export function connectMqtt(brokerUrl: string, options: IClientOptions): MqttCli
     const rejectUnauthorized = opts.rejectUnauthorized !== false;
     const socket = tlsConnect({
       ...(opts as object),
+      ...readTlsFiles(tlsFiles),
       host,
       port,
       rejectUnauthorized,

@@ -28,6 +28,8 @@ export interface MosquittoTls {
   readonly caCertPem: string;
   readonly serverCertPem: string;
   readonly serverKeyPem: string;
+  /** The CA's CRL file, used where it is (tally pki keeps it current); without it the crlfile line is left out */
+  readonly crlFile?: string;
 }
 
 export interface MosquittoOptions {
@@ -84,8 +86,11 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
     writeFileSync(join(dir, files.KEY_FILE), options.tls.serverKeyPem, { mode: 0o644 });
     writeFileSync(join(dir, files.ACL_FILE), readFileSync(join(CONFIG_DIR, 'acl'), 'utf8'), { mode: 0o644 });
     for (const [key, file] of Object.entries(files)) values[key] = join(dir, file);
+    if (options.tls.crlFile) values.CRL_FILE = options.tls.crlFile;
   }
-  let config = fillTemplate(readFileSync(join(CONFIG_DIR, templateName), 'utf8'), values);
+  let template = readFileSync(join(CONFIG_DIR, templateName), 'utf8');
+  if (values.CRL_FILE === undefined) template = template.replace(/^crlfile .*$/m, '');
+  let config = fillTemplate(template, values);
   if (options.extraConfig) config += `\n${options.extraConfig}\n`;
   const configFile = join(dir, 'mosquitto.conf');
   writeFileSync(configFile, config, { mode: 0o644 });

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { toHex } from '../../codecs/bytes.js';
 import { KIND_NAMES, RecordKind, type RecordKindValue } from '../../codecs/cardRecord.js';
 import { isTallyError, TallyError } from '../../errors.js';
@@ -8,12 +8,20 @@ import { IssuingStation } from '../../issuing/IssuingStation.js';
 import { exportRegistry } from '../../issuing/exportRegistry.js';
 import { integer, parse, pin, required } from '../args.js';
 import { READER_HELP, READER_OPTIONS, withCardSource } from '../cardSource.js';
-import type { CliCommand } from '../command.js';
+import type { CliCommand, CliIo } from '../command.js';
+import { certificateFingerprint } from '../../pki/certificateAuthority.js';
+import { PkiStore } from '../../pki/pkiStore.js';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 const REGISTRY_HELP = '  --registry FILE   the issuing station registry (default ./issuing.db)';
 
-function openStation(values: Record<string, unknown>): { station: IssuingStation; registry: IssuingRegistry } {
-  const registry = IssuingRegistry.open(typeof values.registry === 'string' ? values.registry : 'issuing.db');
+/** Opens the station's registry; says where it is when this makes a new one (./issuing.db by default) */
+function openStation(values: Record<string, unknown>, io?: CliIo): { station: IssuingStation; registry: IssuingRegistry } {
+  const path = typeof values.registry === 'string' ? values.registry : 'issuing.db';
+  const isNew = !existsSync(path);
+  const registry = IssuingRegistry.open(path);
+  if (isNew && io) io.err(`issuing registry ${resolve(path)} created (every card this station makes is recorded there; --registry FILE to keep it elsewhere)`);
   return { registry, station: new IssuingStation(registry) };
 }
 
@@ -26,13 +34,13 @@ export const issueMotherCommand: CliCommand = {
 
 Makes the investor's root key ON the card (it never leaves it), sets the PIN
 (4-12 digits; 3 wrong tries block the card) and records the card.
-  --pin -           read the PIN from standard input
+  --pin PIN         the new mother card's PIN, chosen now (- reads it from standard input)
 ${REGISTRY_HELP}
 ${READER_HELP}`,
   async run(args, io) {
     const values = parse(args, { card: { type: 'string' }, pin: { type: 'string' }, investor: { type: 'string' }, registry: { type: 'string' }, ...READER_OPTIONS });
-    const request = { pin: pin(values, 'pin'), investor: required(values, 'investor') };
-    const { station, registry } = openStation(values);
+    const request = { pin: pin(values, 'pin', "the new mother card's PIN (4-12 digits, chosen now)"), investor: required(values, 'investor') };
+    const { station, registry } = openStation(values, io);
     try {
       const result = await withCardSource(values, io, (source) =>
         station.personaliseMother(source.channel({ name: 'the mother card', blank: true, file: optional(values, 'card'), fileOption: 'card' }), request),
@@ -71,9 +79,9 @@ ${READER_HELP}`,
       registry: { type: 'string' },
       ...READER_OPTIONS,
     });
-    const motherPin = pin(values, 'mother-pin');
-    const white = { pin: pin(values, 'pin'), quota: integer(values, 'quota'), validDays: integer(values, 'valid-days', 365) };
-    const { station, registry } = openStation(values);
+    const motherPin = pin(values, 'mother-pin', "the mother card's PIN");
+    const white = { pin: pin(values, 'pin', "the new white card's PIN (4-12 digits, chosen now)"), quota: integer(values, 'quota'), validDays: integer(values, 'valid-days', 365) };
+    const { station, registry } = openStation(values, io);
     try {
       const result = await withCardSource(values, io, (source) =>
         station.makeWhite(
@@ -114,9 +122,9 @@ ${READER_HELP}`,
       ...READER_OPTIONS,
     });
     const outDir = optional(values, 'out-dir');
-    const whitePin = pin(values, 'white-pin');
+    const whitePin = pin(values, 'white-pin', "the white card's PIN");
     const request = { clinicCode: required(values, 'clinic'), count: integer(values, 'count'), validDays: integer(values, 'valid-days', 90) };
-    const { station, registry } = openStation(values);
+    const { station, registry } = openStation(values, io);
     try {
       const batchNo = registry.nextBatchNo();
       const result = await withCardSource(values, io, async (source) => {
@@ -178,7 +186,7 @@ ${READER_HELP}`,
     const values = parse(args, { batch: { type: 'string' }, serial: { type: 'string' }, card: { type: 'string' }, registry: { type: 'string' }, ...READER_OPTIONS });
     const batchNo = integer(values, 'batch');
     const serial = integer(values, 'serial');
-    const { station, registry } = openStation(values);
+    const { station, registry } = openStation(values, io);
     try {
       await withCardSource(values, io, (source) =>
         station.rewriteOneTime(source.channel({ name: `one-time card ${serial} of batch ${batchNo}`, blank: true, file: optional(values, 'card'), fileOption: 'card' }), batchNo, serial),
@@ -235,14 +243,51 @@ ${READER_HELP}`,
   async run(args, io) {
     const values = parse(args, { 'station-id': { type: 'string' }, mother: { type: 'string' }, 'mother-pin': { type: 'string' }, registry: { type: 'string' }, ...READER_OPTIONS });
     const stationId = required(values, 'station-id');
-    const motherPin = pin(values, 'mother-pin');
-    const { station, registry } = openStation(values);
+    const motherPin = pin(values, 'mother-pin', "the mother card's PIN");
+    const { station, registry } = openStation(values, io);
     try {
       const result = await withCardSource(values, io, (source) =>
         station.certifyStation({ channel: source.channel({ name: 'the mother card', signer: true, file: optional(values, 'mother'), fileOption: 'mother' }), pin: motherPin }, stationId),
       );
       io.out(`station ${result.stationId} certified by mother card ${result.motherCardId}; station key ${result.publicKey}`);
       io.out(`investor root key ${result.rootPublicKey} (the server checks exports with it: --root)`);
+      return 0;
+    } finally {
+      registry.close();
+    }
+  },
+};
+
+export const issueCertifyCaCommand: CliCommand = {
+  path: ['issue', 'certify-ca'],
+  summary: "have the mother card certify the investor's TLS CA (terminals trust the broker only through it)",
+  help: `tally issue certify-ca (--pki DIR | --ca-cert FILE --out FILE) (--mother FILE | --reader SPEC) --mother-pin PIN [--registry FILE]
+
+The mother card (after its PIN) signs a record naming the SHA-256 fingerprint
+of the TLS CA certificate (tally pki init made it). Terminals check the
+broker's certificate chain only against a CA whose record verifies with the
+investor root they got at provisioning; tally terminal enrol fetches the CA
+and this record from the server. With --pki DIR the record is written to
+DIR/ca-record.json, where the server serves it.
+  --mother-pin PIN  the MOTHER card's PIN (- reads it from standard input)
+${REGISTRY_HELP}
+${READER_HELP}`,
+  async run(args, io) {
+    const values = parse(args, { pki: { type: 'string' }, 'ca-cert': { type: 'string' }, out: { type: 'string' }, mother: { type: 'string' }, 'mother-pin': { type: 'string' }, registry: { type: 'string' }, ...READER_OPTIONS });
+    const pki = typeof values.pki === 'string' ? PkiStore.open(values.pki) : undefined;
+    const caPem = pki ? pki.caCertPem : readFileSync(required(values, 'ca-cert'), 'utf8');
+    const out = pki ? undefined : required(values, 'out');
+    const motherPin = pin(values, 'mother-pin', "the mother card's PIN");
+    const fingerprint = certificateFingerprint(caPem);
+    const { station, registry } = openStation(values, io);
+    try {
+      const result = await withCardSource(values, io, (source) =>
+        station.certifyTlsCa({ channel: source.channel({ name: 'the mother card', signer: true, file: optional(values, 'mother'), fileOption: 'mother' }), pin: motherPin }, { fingerprint, subject: new X509Certificate(caPem).subject.replace(/\n/g, ', ') }),
+      );
+      if (pki) pki.writeCaRecord(result.recordJson);
+      else writeFileSync(out!, result.recordJson);
+      io.out(`TLS CA ${fingerprint} certified by mother card ${result.motherCardId}`);
+      io.out(`record written to ${pki ? PkiStore.paths(pki.dir).record : out!}`);
       return 0;
     } finally {
       registry.close();

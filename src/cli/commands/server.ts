@@ -18,6 +18,7 @@ import { importRegistryExport, RegistryImportRefused } from '../../server/regist
 import { createLogger } from '../../logging/createLogger.js';
 import { TallyError } from '../../errors.js';
 import { integer, parse, required } from '../args.js';
+import { SERVER_PKI_HELP, SERVER_PKI_OPTIONS, startServerPki } from './serverPki.js';
 import type { CliCommand } from '../command.js';
 
 function storeOptions(value: string): ServerStoreOptions {
@@ -75,7 +76,8 @@ server's signed checkpoint of the terminal's ledger (terminals keep the latest
 as a rollback witness; terminals older than this version refuse such acks, so
 turn it on once the fleet runs it).
 Reports are parsed and verified on --worker-threads N threads (default: one per
-CPU; 0: on the main thread, beside MQTT and the database).`,
+CPU; 0: on the main thread, beside MQTT and the database).
+${SERVER_PKI_HELP}`,
   async run(args, io) {
     const values = parse(args, {
       broker: { type: 'string' },
@@ -93,6 +95,7 @@ CPU; 0: on the main thread, beside MQTT and the database).`,
       'admin-token-file': { type: 'string' },
       'worker-threads': { type: 'string' },
       'signing-key': { type: 'string' },
+      ...SERVER_PKI_OPTIONS,
     });
     const token = adminToken(values);
     if (typeof values['admin-token-file'] === 'string' && typeof values['http-port'] !== 'string') throw new TallyError('USAGE', '--admin-token-file is for the HTTP API: give --http-port too');
@@ -131,11 +134,20 @@ CPU; 0: on the main thread, beside MQTT and the database).`,
       await store.close();
       throw err;
     }
+    let serverPki: Awaited<ReturnType<typeof startServerPki>>;
+    try {
+      serverPki = await startServerPki(values, store, log);
+    } catch (err) {
+      await server.stop();
+      await store.close();
+      throw err;
+    }
+    if (serverPki) io.out(`PKI: revocation follows the registry${serverPki.estUrl ? `; EST at ${serverPki.estUrl}/.well-known/est/` : ''}`);
     io.out(`ingest server running (store ${store.kind})${server.httpUrl ? `, reports at ${server.httpUrl} (registry writes ${token ? 'on' : 'off'})` : ''}`);
     await new Promise<void>((resolve) => {
       const stop = () =>
-        void server
-          .stop()
+        void (serverPki?.stop() ?? Promise.resolve())
+          .then(() => server.stop())
           .then(() => store.close())
           .then(resolve);
       process.once('SIGTERM', stop);

@@ -10,6 +10,7 @@ import { systemClock } from '../../util/clock.js';
 import { parse, pin, required } from '../args.js';
 import { READER_HELP, READER_OPTIONS, readerSpecFrom, withCardSource } from '../cardSource.js';
 import type { CliCommand } from '../command.js';
+import { enrolWithToken, prepareTerminalTls, reenrol, terminalTlsPaths } from '../../pki/terminalTls.js';
 
 /**
  * The daemon owns the terminal's reader and ledger while it runs: a tool on
@@ -29,7 +30,10 @@ export const terminalProvisionCommand: CliCommand = {
 
 The terminal makes its device key; the mother card (after its PIN) signs the
 terminal's certificate; the investor's root public key becomes the terminal's
-trust anchor. The PIN is used once and never stored.
+trust anchor. The PIN is used once and never stored. The terminal also makes
+its TLS key and a certificate request (DATA/tls/key.pem, csr.pem): sign it at
+the factory (tally pki sign) or enrol online (tally terminal enrol).
+  --pin PIN                the MOTHER card's PIN (- reads it from standard input)
   --root-fingerprint HEX   refuse any mother card whose root key differs
 ${READER_HELP}`,
   async run(args, io) {
@@ -45,7 +49,7 @@ ${READER_HELP}`,
     const request = {
       terminalId: required(values, 'terminal-id'),
       clinicCode: required(values, 'clinic'),
-      pin: pin(values, 'pin'),
+      pin: pin(values, 'pin', "the mother card's PIN"),
       ...(typeof values['root-fingerprint'] === 'string' ? { expectedRootFingerprint: values['root-fingerprint'] } : {}),
     };
     await refuseWhileDaemonRuns(values, required(values, 'data'));
@@ -57,10 +61,50 @@ ${READER_HELP}`,
       );
       io.out(`terminal ${result.certificate.terminalId} provisioned for clinic ${result.certificate.clinicCode}`);
       io.out(`trust anchor: root ${result.rootFingerprint}`);
+      const dataDir = required(values, 'data');
+      const tls = prepareTerminalTls(dataDir, result.certificate.terminalId);
+      io.out(`TLS key made on the terminal (it never leaves it); certificate request ${tls.csrPath}`);
+      io.out(`next: at the factory  tally pki sign --dir PKI --csr ${tls.csrPath} --terminal-id ${result.certificate.terminalId} --out ${terminalTlsPaths(dataDir).cert}`);
+      io.out(`  or online           tally terminal enrol --data ${dataDir} --server https://SERVER:PORT --token -`);
       return 0;
     } finally {
       terminal.close();
     }
+  },
+};
+
+export const terminalEnrolCommand: CliCommand = {
+  path: ['terminal', 'enrol'],
+  summary: "get the terminal's TLS certificate from the server (EST) with a one-time token, or renew it",
+  help: `tally terminal enrol --data DIR --server https://HOST:PORT --token TOKEN
+tally terminal enrol --data DIR --server https://HOST:PORT --renew
+
+Fetches the TLS CA and the mother card's record for it from the server
+(/.well-known/est/cacerts, ca-record) and keeps them only if the record
+verifies with this terminal's investor root; then sends the request made at
+provisioning (simpleenroll, authenticated by the one-time token from tally pki
+token) and writes DATA/tls/cert.pem. --renew makes a new key and re-enrols with
+the current certificate (the daemon does this by itself with sync.enrol.url).
+  --token TOKEN   the one-time enrolment token (- reads it from standard input)`,
+  async run(args, io) {
+    const values = parse(args, { data: { type: 'string' }, server: { type: 'string' }, token: { type: 'string' }, renew: { type: 'boolean' } });
+    const dataDir = required(values, 'data');
+    if (!existsSync(join(dataDir, 'terminal.db'))) throw new TallyError('NOT_PROVISIONED', dataDir);
+    const terminal = Terminal.open({ dataDir });
+    const identity = terminal.identity();
+    terminal.close();
+    if (!identity) throw new TallyError('NOT_PROVISIONED', dataDir);
+    const serverUrl = required(values, 'server');
+    if (values.renew) {
+      const renewed = await reenrol({ serverUrl, dataDir, terminalId: identity.terminalId });
+      io.out(`certificate renewed: valid until ${renewed.notAfter} (${renewed.daysLeft} days)`);
+      return 0;
+    }
+    const token = pin(values, 'token', 'the one-time enrolment token (tally pki token)');
+    const got = await enrolWithToken({ serverUrl, dataDir, terminalId: identity.terminalId, token, rootPublicKey: identity.rootPublicKey });
+    io.out(`TLS CA ${got.caFingerprint.slice(0, 16)}... certified by the investor root`);
+    io.out(`certificate for ${identity.terminalId} written to ${terminalTlsPaths(dataDir).cert}: valid until ${got.notAfter} (${got.daysLeft} days)`);
+    return 0;
   },
 };
 
