@@ -15,7 +15,7 @@ export const okMessages = {
     zh: `终端 ${terminalId} 已为医疗机构 ${clinicCode} 完成出厂初始化。`,
   }),
   ready: () => ({ en: 'Ready: insert card', zh: '就绪：请插卡' }),
-  usesLeft: (n: number) => ({ en: `${n} uses left in this batch`, zh: `本批次剩余 ${n} 次` }),
+  usesLeft: (n: number) => ({ en: `${n} ${n === 1 ? 'use' : 'uses'} left in this batch`, zh: `本批次剩余 ${n} 次` }),
   noBatch: () => ({ en: 'No batch loaded: insert a batch card', zh: '未装载批次：请插入批次卡' }),
 } as const;
 

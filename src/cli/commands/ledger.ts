@@ -65,7 +65,7 @@ Says exactly where it breaks. Exit 0 when intact, 4 when broken.
     if (values.json) {
       io.out(JSON.stringify(result, null, 2));
     } else if (result.ok) {
-      io.out(`ledger of ${result.terminalId} intact: ${result.entries} entries, seq 1..${result.lastSeq}, ${result.uses} uses, ${result.releases} released`);
+      io.out(`ledger of ${result.terminalId} intact: ${result.entries} entries, seq 1..${result.lastSeq}, ${result.uses} ${result.uses === 1 ? 'use' : 'uses'}, ${result.releases} released`);
     } else {
       io.out(`ledger BROKEN at seq ${result.problem!.seq}: ${result.problem!.problem}`);
       io.out(`the ${result.entries} entries before it verify`);
