@@ -71,7 +71,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         await r.provision(issuer.mother, { ...request, pin: '000000' });
       } catch (err) {
         if (!isTallyError(err, 'PIN_WRONG')) throw err;
-        say(`${NO} wrong mother-card PIN refused: ${operatorMessage('PIN_WRONG', locale)} (${String(err.context.triesLeft)} tries left before the card blocks)`);
+        const left = Number(err.context.triesLeft);
+        const tries = locale === 'zh' ? `剩余 ${left} 次，用完后卡片锁定` : `${left} ${left === 1 ? 'try' : 'tries'} left before the card blocks`;
+        say(`${NO} wrong mother-card PIN refused: ${operatorMessage('PIN_WRONG', locale)} (${tries})`);
       }
       await r.provision(issuer.mother, { ...request, pin: DEMO_MOTHER_PIN });
     },
