@@ -26,6 +26,58 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'A batch or one-time card of applet version 1 holds no key of its own, so nothing proves it is not a copy; this terminal refuses such cards.',
     remedy: 'Replace the batch with version 2 cards. During a migration the terminal setting cards.acceptVersion1 (TALLY_CARDS_ACCEPT_VERSION1=true) accepts them; each one accepted is logged.',
   },
+  VOUCHER_MALFORMED: {
+    cause: 'The scanned QR code is not a tallystick voucher: its text does not start with TV1:, is not Base45, or its bytes are no voucher record (a payment QR, a web link, a damaged print).',
+    remedy: 'Ask the person to open the voucher in the wallet page and scan that code; brighten the phone screen if the scanner misreads it.',
+  },
+  VOUCHER_FORGED: {
+    cause: "The voucher names a voucher key of the trust list, but its signature does not verify with that key: the voucher's bytes were altered or made up.",
+    remedy: 'Do not serve the exam on it; report the serial to the back office. The refusal is logged with the key id.',
+  },
+  VOUCHER_UNKNOWN_KEY: {
+    cause: "The voucher is signed by a key id that the terminal's trust list does not hold, holds for trust lists only, or holds outside its validity.",
+    remedy: 'If the back office certified a new voucher key, connect the terminal so it gets the new trust list (tally terminal status shows its list); otherwise treat the voucher as forged.',
+  },
+  VOUCHER_EXPIRED: {
+    cause: "The voucher's validity (validFrom..validUntil in the signed record) does not hold the terminal's time.",
+    remedy: "The person asks the community centre for a new voucher; the back office voids expired ones. Check the terminal's clock if many vouchers show this.",
+  },
+  VOUCHER_VOIDED: {
+    cause: 'The server answered the online write-off claim: the back office voided this voucher (expired, recalled or reissued).',
+    remedy: 'The person asks the community centre; tally server voucher show SERIAL says when and why it was voided.',
+  },
+  VOUCHER_REVOKED: {
+    cause: "The voucher's serial is on the revoked list of the trust list the back office signed (reported lost, reissued, or found written off twice).",
+    remedy: 'Do not serve the exam on it; the back office knows why (tally server voucher show SERIAL).',
+  },
+  VOUCHER_WRITTEN_OFF: {
+    cause: 'This voucher was already written off: on this terminal (its ledger holds the serial), or, online, at the server on another terminal.',
+    remedy: 'A voucher pays for one exam. If the exam did not start, the use was released and the voucher can be scanned again; otherwise the person needs a new voucher.',
+  },
+  VOUCHER_WRONG_CLINIC: {
+    cause: "The voucher's scope names another clinic than this terminal's, or a device class other than this device's (terminal setting voucher.deviceClass).",
+    remedy: 'Send the person to the clinic or device the voucher is for (the wallet page shows it), or set voucher.deviceClass if the device class is missing.',
+  },
+  VOUCHER_NOT_BOOKED: {
+    cause: 'The voucher requires a booking and carries none, or its booked slot (plus 15 minutes either side) does not hold the present time.',
+    remedy: 'The person books a slot in the wallet page and shows the re-signed voucher; a person early or late books again.',
+  },
+  TRUST_LIST_STALE: {
+    cause: "The terminal's voucher trust list is past its validity and its offline grace period: it has not heard from the server for too long, so it cannot know of revoked vouchers.",
+    remedy: 'Connect the terminal to the server; the server sends the current trust list when it comes online. Cards are not affected.',
+  },
+  TRUST_LIST_MISSING: {
+    cause: 'The terminal has never received a voucher trust list (the back office has not certified a voucher key, or the terminal has not been online since).',
+    remedy: 'Certify a voucher key (tally server voucher certify-key) and bring the terminal online, or install a list file with tally terminal trust-list FILE.',
+  },
+  TRUST_LIST_INVALID: {
+    cause: "A trust list or voucher key certificate does not verify against the investor root: altered, cut short, or made with another root's keys. It was not installed.",
+    remedy: 'The terminal keeps its previous list. Check that the server runs with the voucher key file certified by this investor\'s mother card.',
+  },
+  SCAN_NOT_QR: {
+    cause: 'The scanner read a code whose AIM symbology identifier is not ]Q (a barcode, a Data Matrix), or sent a line without one (the scanner is not set to transmit AIM identifiers).',
+    remedy: 'Scan the QR code of the voucher; configure the scanner for serial (CDC ACM) mode with AIM identifier prefix on.',
+  },
   FORGED: {
     cause: "A signature in the card's chain does not verify: the record was altered, copied onto a card with other data, or made with a key that is not the investor's.",
     remedy: 'Keep the card aside and report its serial to the investor; the refusal is in the ledger and reported to the server.',

@@ -48,6 +48,20 @@ export const ErrorCodes = {
   CARD_BLANK: info(1014, 'Blank card: not personalised', '空白卡：未个人化', true),
   CLONED_CARD: info(1015, 'Card refused: copied card (the chip failed its authentication)', '拒绝：复制卡（芯片认证失败）'),
   VERSION1_CARD: info(1016, 'Card refused: old version 1 card, not accepted on this terminal', '拒绝：旧版（第1版）卡片，本终端不接受'),
+  // 1101-1149: service vouchers scanned as QR codes (firmware-protocol/voucher-format.md)
+  VOUCHER_MALFORMED: info(1101, 'Voucher refused: not a tallystick voucher QR code', '拒绝：不是本系统的服务券二维码', true),
+  VOUCHER_FORGED: info(1102, 'Voucher refused: signature invalid (forged or altered)', '拒绝：服务券签名无效（伪造或被篡改）'),
+  VOUCHER_UNKNOWN_KEY: info(1103, 'Voucher refused: signed by a key this terminal does not trust', '拒绝：服务券签名密钥不受本终端信任'),
+  VOUCHER_EXPIRED: info(1104, 'Voucher refused: expired or not yet valid', '拒绝：服务券已过期或尚未生效'),
+  VOUCHER_VOIDED: info(1105, 'Voucher refused: voided by the back office', '拒绝：服务券已被后台作废'),
+  VOUCHER_REVOKED: info(1106, 'Voucher refused: revoked (on the trust list)', '拒绝：服务券已被吊销（在信任列表中）'),
+  VOUCHER_WRITTEN_OFF: info(1107, 'Voucher refused: already written off', '拒绝：服务券已核销'),
+  VOUCHER_WRONG_CLINIC: info(1108, 'Voucher refused: valid at another clinic or device', '拒绝：服务券仅限其他机构或设备使用'),
+  VOUCHER_NOT_BOOKED: info(1109, 'Voucher refused: no booking for this time', '拒绝：服务券未预约此时段'),
+  TRUST_LIST_STALE: info(1110, 'Vouchers not accepted: trust list too old, connect the terminal', '暂停收券：信任列表过旧，请连接网络更新'),
+  TRUST_LIST_MISSING: info(1111, 'Vouchers not accepted: no trust list installed', '暂停收券：未安装信任列表'),
+  TRUST_LIST_INVALID: info(1112, 'Trust list refused: not signed by a key the investor root certifies', '信任列表被拒绝：签名密钥未经投资方根密钥认证'),
+  SCAN_NOT_QR: info(1113, 'Scan refused: not a QR code (wrong symbology)', '扫码被拒绝：不是二维码', true),
 
   // 2xxx: card and applet protocol
   PIN_WRONG: info(2001, 'Wrong PIN', 'PIN 错误', true),
