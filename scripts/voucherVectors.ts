@@ -76,7 +76,7 @@ export function voucherVectors(): { json: string; cases: VoucherCase[] } {
   const refused = (name: string, description: string, raw: Uint8Array, error: string, context = here, qr = encodeVoucherQr(raw)): VoucherCase => ({ name, description, qr, hex: toHex(raw), context, verdict: { ok: false, error } });
 
   const forged = sign({});
-  forged[10] ^= 0x01; // validFrom's top byte: the signature no longer covers these bytes
+  forged[10] = forged[10]! ^ 0x01; // validFrom's top byte: the signature no longer covers these bytes
   const cases: VoucherCase[] = [
     accepted('clinic', 'a voucher for clinic CLINIC-7, OCT, no booking needed', {}),
     accepted('device-class', 'scoped to the device class OCT instead of a clinic', { serial: 1000002, scopeKind: VoucherScope.DEVICE_CLASS, scope: 'OCT' }),
@@ -104,7 +104,7 @@ export function voucherVectors(): { json: string; cases: VoucherCase[] } {
   ];
 
   const alteredList = trustList.slice();
-  alteredList[alteredList.length - 70] ^= 0x01; // inside the revoked serials
+  alteredList[alteredList.length - 70] = alteredList[alteredList.length - 70]! ^ 0x01; // inside the revoked serials
   const strangerCert = signKeyCertificate(strangerKey, { keyId: 7, roles: KeyRole.TRUST_LISTS, ...certValidity, publicKey: rawPublicKey(strangerKey), issuer: 'someone else' });
   const voucherKeyAsSigner = signTrustList(voucherKey, voucherCert, listFields);
   const invalid: InvalidTrustListCase[] = [
