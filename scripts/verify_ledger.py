@@ -1,0 +1,462 @@
+#!/usr/bin/python3
+"""The second verifier of a tallystick ledger, written from firmware-protocol/ledger-format.md alone
+(and the records of card-applet.md), with the Python standard library and Debian's python3-cryptography.
+
+  verify_ledger.py --db terminal.db (--root HEX | --root-fingerprint HEX) [--checkpoint FILE] [--json]
+      a terminal's SQLite ledger, read-only (SELECT entry FROM ledger ORDER BY seq, nothing else);
+      --root-fingerprint takes the root key the database holds only if its SHA-256 is HEX
+  verify_ledger.py --entries FILE --root HEX [--checkpoint FILE] [--json]
+      the entries as hex, one a line (sqlite3 terminal.db "SELECT hex(entry) FROM ledger ORDER BY seq")
+  verify_ledger.py --vectors firmware-protocol/vectors/ledger.json
+      the golden ledger and every tampered variant against their recorded verdicts
+  verify_ledger.py --many FILE
+      FILE is {"root": HEX, "ledgers": [[HEX entry, ...], ...]}: prints a JSON list, one verdict per ledger
+      (for tests that compare many ledgers with the other verifier)
+
+Prints the verdict of section 7 (--json: the same JSON fields as tally ledger verify --json).
+Exit 0 intact, 4 broken (any rule, DATABASE_UNREADABLE, or the checkpoint's TRUNCATED/FORKED),
+3 the checkpoint itself is refused (BAD_CHECKPOINT), 2 bad usage.
+"""
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+GENESIS = bytes(32)
+CLOCK_FLOOR_MS = 1767225600000  # 2026-01-01T00:00:00Z
+CLOCK_SLACK_MS = 1000
+MAX_SAFE = 2 ** 53 - 1
+
+PROVISIONED, BATCH_LOADED, USE_RESERVED, USE_STARTED, USE_COMPLETED, USE_RELEASED, USE_FAILED, WITNESS_ROLLBACK = range(1, 9)
+USE_EVENTS = {  # type: (state it moves to, states it may follow)
+    USE_STARTED: ('started', ('reserved',)),
+    USE_COMPLETED: ('completed', ('started',)),
+    USE_FAILED: ('failed', ('started',)),
+    USE_RELEASED: ('released', ('reserved',)),
+}
+
+# Records (card-applet.md "Records"): kind -> the fields after 01 version, 02 kind, 03 card id, 04 issued at
+MOTHER, WHITE, BATCH, ONE_TIME, TERMINAL = 1, 2, 3, 4, 16
+KEY32, U32, CLINIC, NAME, RECORD = 'key32', 'u32', 'clinic', 'name', 'record'
+RECORD_FIELDS = {
+    MOTHER: [(0x10, 'publicKey', KEY32), (0x11, 'investor', NAME)],
+    WHITE: [(0x10, 'publicKey', KEY32), (0x13, 'quota', U32), (0x15, 'validUntil', U32)],
+    BATCH: [(0x10, 'publicKey', KEY32), (0x20, 'clinicCode', CLINIC), (0x21, 'batchNo', U32), (0x22, 'count', U32),
+            (0x14, 'validFrom', U32), (0x15, 'validUntil', U32), (0x25, 'issuer', RECORD)],
+    ONE_TIME: [(0x26, 'batchId', 'id8'), (0x27, 'serial', U32)],
+    TERMINAL: [(0x10, 'publicKey', KEY32), (0x30, 'terminalId', NAME), (0x20, 'clinicCode', CLINIC)],
+}
+CARD_KEY_KINDS = (BATCH, ONE_TIME)  # record version 2 adds 18 card key (65 bytes, 04...) before the signature
+
+
+class Malformed(Exception):
+    pass
+
+
+def tlvs(data):
+    """[(tag, value, start offset)], section 1: one-byte tag, minimal BER length, nothing left over"""
+    out, i = [], 0
+    while i < len(data):
+        start, tag = i, data[i]
+        if i + 1 >= len(data):
+            raise Malformed('TLV without a length at byte %d' % i)
+        first = data[i + 1]
+        i += 2
+        if first < 0x80:
+            length = first
+        elif first == 0x81:
+            if i >= len(data) or data[i] < 0x80:
+                raise Malformed('bad or non-minimal 81 length at byte %d' % start)
+            length, i = data[i], i + 1
+        elif first == 0x82:
+            if i + 2 > len(data) or data[i] == 0:
+                raise Malformed('bad or non-minimal 82 length at byte %d' % start)
+            length, i = (data[i] << 8) | data[i + 1], i + 2
+        else:
+            raise Malformed('length form %02x at byte %d' % (first, start))
+        if i + length > len(data):
+            raise Malformed('value of tag %02x runs past the end' % tag)
+        out.append((tag, data[i:i + length], start))
+        i += length
+    return out
+
+
+def text(value, low, high, what):
+    if not low <= len(value) <= high:
+        raise Malformed('%s is %d bytes, not %d..%d' % (what, len(value), low, high))
+    try:
+        return value.decode('utf-8')
+    except UnicodeDecodeError:
+        raise Malformed('%s is not UTF-8' % what)
+
+
+def u64(value, what):
+    if len(value) != 8:
+        raise Malformed('%s is not 8 bytes' % what)
+    n = int.from_bytes(value, 'big')
+    if n > MAX_SAFE:
+        raise Malformed('%s above 2^53-1' % what)
+    return n
+
+
+def parse_entry(raw):
+    """Section 2: the fields of one entry, its body (the bytes before 7F 40) and its signature"""
+    items = tlvs(raw)
+    fixed = [0x01, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45]
+    if len(items) < len(fixed) + 1 or [t for t, _, _ in items[:7]] != fixed:
+        raise Malformed('tags 01 40 41 42 43 44 45 are not first, in that order')
+    v = [value for _, value, _ in items]
+    if v[0] != b'\x01':
+        raise Malformed('entry version is not 01')
+    if len(v[2]) != 32 or len(v[3]) != 1 or len(v[5]) != 1:
+        raise Malformed('prev hash, type or clock byte of the wrong length')
+    if v[3][0] not in range(1, 9):
+        raise Malformed('unknown entry type %d' % v[3][0])
+    if v[5][0] not in (0, 1):
+        raise Malformed('clock byte %d' % v[5][0])
+    entry = {'seq': u64(v[1], 'seq'), 'prevHash': v[2], 'type': v[3][0], 'time': u64(v[4], 'time'),
+             'clockTrusted': v[5][0] == 1, 'terminalId': text(v[6], 1, 255, 'terminal id')}
+    optional = [(0x46, 'card'), (0x49, 'chipUid'), (0x47, 'ref'), (0x48, 'detail')]
+    index = 7
+    for tag, name in optional:
+        if index < len(items) and items[index][0] == tag:
+            value = items[index][1]
+            if tag == 0x46:
+                if not value:
+                    raise Malformed('empty card field')
+                entry['card'] = value
+            elif tag == 0x49:
+                if len(value) != 8:
+                    raise Malformed('chip UID is not 8 bytes')
+                entry['chipUid'] = value
+            elif tag == 0x47:
+                entry['ref'] = u64(value, 'ref')
+            else:
+                entry['detail'] = text(value, 0, 200, 'detail')
+            index += 1
+    if index != len(items) - 1:
+        raise Malformed('unexpected tag %02x, or a tag out of order, before the signature' % items[index][0])
+    tag, signature, start = items[index]
+    if tag != 0x7F or len(signature) != 64:
+        raise Malformed('the last TLV is not a 64-byte signature 7F')
+    entry['body'], entry['signature'] = raw[:start], signature
+    return entry
+
+
+def parse_record(raw):
+    """card-applet.md "Records": strict order, every field of the kind, nothing after the signature"""
+    items = tlvs(raw)
+    if len(items) < 4 or [t for t, _, _ in items[:4]] != [0x01, 0x02, 0x03, 0x04]:
+        raise Malformed('record does not start 01 02 03 04')
+    version, kind = items[0][1], items[1][1]
+    if len(kind) != 1 or kind[0] not in RECORD_FIELDS:
+        raise Malformed('unknown record kind')
+    kind = kind[0]
+    if version not in (b'\x01', b'\x02') or (version == b'\x02' and kind not in CARD_KEY_KINDS):
+        raise Malformed('record version %s for kind %d' % (version.hex(), kind))
+    if len(items[2][1]) != 8 or len(items[3][1]) != 4:
+        raise Malformed('card id or issued-at of the wrong length')
+    record = {'kind': kind, 'cardId': items[2][1], 'issuedAt': int.from_bytes(items[3][1], 'big')}
+    specs = list(RECORD_FIELDS[kind]) + ([(0x18, 'cardKey', 'cardKey')] if version == b'\x02' else [])
+    if len(items) != 4 + len(specs) + 1:
+        raise Malformed('record of kind %d has %d TLVs' % (kind, len(items)))
+    for (tag, name, form), (got, value, _) in zip(specs, items[4:]):
+        if got != tag:
+            raise Malformed('record of kind %d: tag %02x where %02x belongs' % (kind, got, tag))
+        if form == KEY32 and len(value) != 32 or form == 'id8' and len(value) != 8 or form == U32 and len(value) != 4:
+            raise Malformed('record field %s of the wrong length' % name)
+        if form == 'cardKey' and (len(value) != 65 or value[0] != 4):
+            raise Malformed('card key is not an uncompressed P-256 point')
+        if form == RECORD and not value:
+            raise Malformed('empty issuer record')
+        if form == CLINIC:
+            value = text(value, 1, 16, name)
+        elif form == NAME:
+            value = text(value, 1, 32, name)
+        elif form == U32:
+            value = int.from_bytes(value, 'big')
+        record[name] = value
+    tag, signature, start = items[-1]
+    if tag != 0x7F or len(signature) != 64:
+        raise Malformed('record does not end with a 64-byte signature')
+    record['body'], record['signature'] = raw[:start], signature
+    return record
+
+
+def signed_by(public_key, body, signature):
+    """Section 1: every signature is Ed25519 over SHA-256 of the signed bytes"""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, hashlib.sha256(body).digest())
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+class Broken(Exception):
+    def __init__(self, seq, code, problem):
+        Exception.__init__(self, problem)
+        self.seq, self.code, self.problem = seq, code, problem
+
+
+def verify(entries, root, unreadable=None):
+    """Section 7 over raw entries in seq order; unreadable: why the database could not be read past them"""
+    state = {'entries': 0, 'lastSeq': 0, 'headHash': GENESIS.hex(), 'uses': 0, 'releases': 0, 'untrustedClock': 0}
+    cert = None
+    latest_time = 0
+    batches = {}          # batch card id -> batch record
+    uses = {}             # seq of use.reserved -> [state, (batch id, serial)]
+    held = set()          # (batch id, serial) of uses not released
+    prev_hash = GENESIS
+    try:
+        for raw in entries:
+            seq = state['lastSeq'] + 1
+            try:
+                e = parse_entry(raw)
+            except Malformed as err:
+                raise Broken(seq, 'MALFORMED', 'entry does not parse: %s' % err)
+            if e['seq'] > seq:
+                raise Broken(seq, 'GAP', 'gap: next entry is seq %d' % e['seq'])
+            if e['seq'] < seq:
+                raise Broken(seq, 'OUT_OF_ORDER', 'out of order: seq %d repeated or moved' % e['seq'])
+            if e['prevHash'] != prev_hash:
+                raise Broken(seq, 'CHAIN_BROKEN', 'prev hash is not the hash of entry %d' % (seq - 1))
+            if seq == 1:
+                if e['type'] != PROVISIONED or 'card' not in e:
+                    raise Broken(1, 'FIRST_NOT_PROVISIONING', 'entry 1 is not a provisioned entry with a certificate')
+                try:
+                    c = parse_record(e['card'])
+                except Malformed as err:
+                    raise Broken(1, 'CERTIFICATE_INVALID', 'terminal certificate does not parse: %s' % err)
+                if c['kind'] != TERMINAL or not signed_by(root, c['body'], c['signature']):
+                    raise Broken(1, 'CERTIFICATE_INVALID', 'not a terminal certificate signed by this root')
+                cert = c
+                state['terminalId'] = c['terminalId']
+            if not signed_by(cert['publicKey'], e['body'], e['signature']):
+                raise Broken(seq, 'SIGNATURE_INVALID', 'not signed by the device key of the terminal certificate')
+            if e['terminalId'] != cert['terminalId']:
+                raise Broken(seq, 'TERMINAL_MISMATCH', 'entry names terminal %s' % e['terminalId'])
+            if e['clockTrusted'] and (e['time'] < CLOCK_FLOOR_MS or e['time'] + CLOCK_SLACK_MS < latest_time):
+                raise Broken(seq, 'CLOCK_FLAG', 'clock marked trusted at %d ms (floor %d, latest before %d)' % (e['time'], CLOCK_FLOOR_MS, latest_time))
+            check_meaning(seq, e, cert, root, batches, uses, held, state)
+            latest_time = max(latest_time, e['time'])
+            if not e['clockTrusted']:
+                state['untrustedClock'] += 1
+            prev_hash = hashlib.sha256(raw).digest()
+            state.update(entries=state['entries'] + 1, lastSeq=seq, headHash=prev_hash.hex())
+        if unreadable is not None:
+            raise Broken(state['lastSeq'] + 1, 'DATABASE_UNREADABLE', 'database unreadable after %d entries: %s' % (state['entries'], unreadable))
+        if state['entries'] == 0:
+            raise Broken(1, 'EMPTY', 'the ledger has no entries')
+    except Broken as b:
+        return dict(state, ok=False, problem={'seq': b.seq, 'code': b.code, 'problem': b.problem})
+    return dict(state, ok=True)
+
+
+def check_meaning(seq, e, cert, root, batches, uses, held, state):
+    kind = e['type']
+    if kind == PROVISIONED and seq != 1:
+        raise Broken(seq, 'PROVISIONED_AGAIN', 'a second provisioned entry')
+    if kind == BATCH_LOADED:
+        try:
+            batch = parse_record(e.get('card', b''))
+            white = parse_record(batch['issuer']) if batch['kind'] == BATCH else None
+        except Malformed as err:
+            raise Broken(seq, 'BATCH_INVALID', 'batch card does not parse: %s' % err)
+        if white is None or white['kind'] != WHITE or not signed_by(root, white['body'], white['signature']) \
+                or not signed_by(white['publicKey'], batch['body'], batch['signature']):
+            raise Broken(seq, 'BATCH_INVALID', 'not a batch record of a white card the root signed')
+        if batch['clinicCode'] != cert['clinicCode']:
+            raise Broken(seq, 'BATCH_WRONG_CLINIC', 'batch of clinic %s on a terminal of %s' % (batch['clinicCode'], cert['clinicCode']))
+        if batch['cardId'] in batches:
+            raise Broken(seq, 'BATCH_LOADED_TWICE', 'batch %s loaded again' % batch['cardId'].hex())
+        batches[batch['cardId']] = batch
+    elif kind == USE_RESERVED:
+        try:
+            card = parse_record(e.get('card', b''))
+        except Malformed as err:
+            raise Broken(seq, 'CARD_INVALID', 'one-time card does not parse: %s' % err)
+        if card['kind'] != ONE_TIME:
+            raise Broken(seq, 'CARD_INVALID', 'card of kind %d, not one-time' % card['kind'])
+        batch = batches.get(card['batchId'])
+        if batch is None:
+            raise Broken(seq, 'BATCH_NOT_LOADED', 'batch %s not loaded before' % card['batchId'].hex())
+        if not signed_by(batch['publicKey'], card['body'], card['signature']):
+            raise Broken(seq, 'CARD_INVALID', 'one-time card not signed by its batch key')
+        if not 1 <= card['serial'] <= batch['count']:
+            raise Broken(seq, 'SERIAL_OUT_OF_RANGE', 'serial %d outside 1..%d' % (card['serial'], batch['count']))
+        key = (card['batchId'], card['serial'])
+        if key in held:
+            raise Broken(seq, 'SERIAL_USED_TWICE', 'serial %d of batch %s held by an earlier use' % (card['serial'], card['batchId'].hex()))
+        held.add(key)
+        uses[seq] = ['reserved', key]
+        state['uses'] += 1
+    elif kind in USE_EVENTS:
+        use = uses.get(e.get('ref'))
+        if use is None:
+            raise Broken(seq, 'REF_NOT_A_USE', 'ref %s names no use.reserved entry' % e.get('ref'))
+        to, after = USE_EVENTS[kind]
+        if use[0] not in after:
+            raise Broken(seq, 'USE_STATE', 'use %d cannot go from %s to %s' % (e['ref'], use[0], to))
+        use[0] = to
+        if to == 'released':
+            held.discard(use[1])
+            state['releases'] += 1
+    elif kind == WITNESS_ROLLBACK:
+        if e.get('ref', 0) < 1 or 'detail' not in e:
+            raise Broken(seq, 'WITNESS_INVALID', 'witness.rollback without the seq its witness named, or without its detail')
+
+
+def read_db(path):
+    """Section 5: SELECT entry FROM ledger ORDER BY seq, read-only; (entries, root key in meta or None, error or None)"""
+    entries, root, error = [], None, None
+    try:
+        db = sqlite3.connect('file:%s?mode=ro' % os.path.abspath(path), uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'root_public_key'").fetchone()
+            root = bytes(row[0]) if row else None
+        except sqlite3.DatabaseError:
+            pass
+        for (entry,) in db.execute('SELECT entry FROM ledger ORDER BY seq'):
+            entries.append(bytes(entry))
+    except sqlite3.DatabaseError as err:  # includes a damaged, truncated or non-database file
+        error = str(err)
+    return entries, root, error
+
+
+def apply_edits(entries, edits):
+    out = list(entries)
+    for edit in edits:
+        op = edit['op']
+        if op == 'replace':
+            out[edit['index']] = bytes.fromhex(edit['hex'])
+        elif op == 'delete':
+            del out[edit['index']]
+        elif op == 'swap':
+            i = edit['index']
+            out[i], out[i + 1] = out[i + 1], out[i]
+        elif op == 'truncate':
+            out = out[:edit['length']]
+        elif op == 'append':
+            out.append(bytes.fromhex(edit['hex']))
+        else:
+            raise ValueError('unknown edit %s' % op)
+    return out
+
+
+COMPARED = ('ok', 'entries', 'lastSeq', 'headHash', 'uses', 'releases', 'untrustedClock', 'terminalId')
+
+
+def same_verdict(got, expected):
+    if any(got.get(k) != expected.get(k) for k in COMPARED):
+        return False
+    gp, ep = got.get('problem'), expected.get('problem')
+    return (gp is None) == (ep is None) and (gp is None or (gp['code'], gp['seq']) == (ep['code'], ep['seq']))
+
+
+def check_vectors(path):
+    vectors = json.load(open(path))
+    root = bytes.fromhex(vectors['rootPublicKey'])
+    if hashlib.sha256(root).hexdigest() != vectors['rootFingerprint']:
+        print('FAIL rootFingerprint is not SHA-256 of rootPublicKey')
+        return 1
+    valid = [bytes.fromhex(e['hex']) for e in vectors['ledger']['entries']]
+    failures = 0
+    for e, raw in zip(vectors['ledger']['entries'], valid):
+        if hashlib.sha256(raw).hexdigest() != e['hash']:
+            print('FAIL hash of entry %d' % e['seq'])
+            failures += 1
+    cases = [('ledger', valid, vectors['ledger']['verdict'])]
+    cases += [(t['name'], apply_edits(valid, t['edits']), t['verdict']) for t in vectors['tampered']]
+    for name, entries, expected in cases:
+        got = verify(entries, root)
+        ok = same_verdict(got, expected)
+        failures += 0 if ok else 1
+        problem = got.get('problem')
+        print('%s %s: %s' % ('ok  ' if ok else 'FAIL', name, 'intact' if not problem else '%s at seq %d' % (problem['code'], problem['seq'])))
+        if not ok:
+            print('     expected %s' % json.dumps(expected))
+    print('%d cases, %d failures' % (len(cases), failures))
+    return 1 if failures else 0
+
+
+def describe(verdict):
+    if verdict['ok']:
+        return 'ledger of %s intact: %d entries, seq 1..%d, %d %s, %d released, %d with an untrusted clock' % (
+            verdict['terminalId'], verdict['entries'], verdict['lastSeq'], verdict['uses'], 'use' if verdict['uses'] == 1 else 'uses',
+            verdict['releases'], verdict['untrustedClock'])
+    p = verdict['problem']
+    return 'ledger BROKEN at seq %d: %s: %s\nthe %d entries before it verify' % (p['seq'], p['code'], p['problem'], verdict['entries'])
+
+
+def options(argv):
+    flags = {a for a in argv if a == '--json'}
+    rest = [a for a in argv if a not in flags]
+    if len(rest) % 2:
+        return None, flags
+    return dict(zip(rest[0::2], rest[1::2])), flags
+
+
+def main(argv):
+    args, flags = options(argv[1:])
+    if args is None or not args:
+        sys.stderr.write(__doc__)
+        return 2
+    if '--vectors' in args:
+        return check_vectors(args['--vectors'])
+    if '--many' in args:
+        job = json.load(open(args['--many']))
+        root = bytes.fromhex(job['root'])
+        print(json.dumps([verify([bytes.fromhex(h) for h in ledger], root) for ledger in job['ledgers']]))
+        return 0
+    error = None
+    if '--db' in args:
+        entries, db_root, error = read_db(args['--db'])
+    elif '--entries' in args:
+        entries, db_root = [bytes.fromhex(line.strip()) for line in open(args['--entries']) if line.strip()], None
+    else:
+        sys.stderr.write(__doc__)
+        return 2
+    if '--root' in args:
+        root = bytes.fromhex(args['--root'])
+    elif '--root-fingerprint' in args and db_root is not None:
+        if hashlib.sha256(db_root).hexdigest() != args['--root-fingerprint'].lower():
+            sys.stderr.write('the root key in the database does not have fingerprint %s: give --root\n' % args['--root-fingerprint'])
+            return 2
+        root = db_root
+    else:
+        sys.stderr.write('give the root you trust: --root HEX (or --root-fingerprint HEX with --db)\n')
+        return 2
+    if len(root) != 32:
+        sys.stderr.write('--root must be 32 bytes of hex\n')
+        return 2
+    verdict = verify(entries, root, error)
+    code = 0 if verdict['ok'] else 4
+    if '--checkpoint' in args:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import verify_checkpoint
+        try:
+            fields = verify_checkpoint.verify_checkpoint(json.load(open(args['--checkpoint'])), root.hex())
+        except (verify_checkpoint.BadCheckpoint, ValueError) as err:
+            print(json.dumps({'ok': False, 'code': 'BAD_CHECKPOINT', 'problem': str(err)}) if flags else 'BAD_CHECKPOINT: %s' % err)
+            return 3
+        hashes = [hashlib.sha256(raw).hexdigest() for raw in entries]
+        cp = verify_checkpoint.check_ledger(hashes, verdict['lastSeq'], verdict.get('terminalId'), fields)
+        verdict = dict(verdict, ok=verdict['ok'] and cp['ok'], checkpoint=cp)
+        code = 0 if verdict['ok'] else 4
+    if flags:
+        print(json.dumps(verdict, indent=2))
+    else:
+        print(describe(verdict))
+        if 'checkpoint' in verdict:
+            cp = verdict['checkpoint']
+            print('holds the checkpoint of server %s: seq %d' % (cp['serverId'], cp['seq']) if cp['ok']
+                  else '%s at seq %d (last good seq %d)' % (cp['problem']['code'], cp['problem']['seq'], cp['lastGoodSeq']))
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))
