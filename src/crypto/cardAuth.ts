@@ -5,7 +5,7 @@
  * Card signs with it (Signature.ALG_ECDSA_SHA_256); Ed25519 is not universal.
  * A copy of the record on another chip cannot answer.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { CARD_AUTH_ANSWER_MAX, CHALLENGE_NONCE_LENGTH, cardAuthMessage, TERMINAL_TAG_LENGTH } from '../codecs/applet.js';
 import { utf8 } from '../codecs/bytes.js';
 import { CARD_KEY_LENGTH } from '../codecs/cardRecord.js';
@@ -21,10 +21,22 @@ export interface CardKeyPair {
   readonly privateScalar: Uint8Array;
 }
 
+/** The order n of the P-256 group: a private scalar is in [1, n-1] */
+const P256_ORDER = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+
+/**
+ * A fresh card key, drawn as a random scalar in [1, n-1] (rejection sampling).
+ * Not generateKeyPairSync + export({format:'jwk'}): on Node 20 a GC during the
+ * JWK export can finalise the key-generation job, whose destructor takes the
+ * mutex the export holds, and the process hangs for ever (seen in CI).
+ */
 export function generateCardKey(): CardKeyPair {
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = privateKey.export({ format: 'jwk' });
-  return { publicKey: cardPublicKeyOf(privateKey), privateScalar: new Uint8Array(Buffer.from(jwk.d!, 'base64url')) };
+  for (;;) {
+    const scalar = new Uint8Array(randomBytes(32));
+    const value = BigInt('0x' + Buffer.from(scalar).toString('hex'));
+    if (value === 0n || value >= P256_ORDER) continue;
+    return { publicKey: cardPublicKey(scalar), privateScalar: scalar };
+  }
 }
 
 function cardPublicKeyOf(key: KeyObject): Uint8Array {
