@@ -29,6 +29,9 @@ have_cmd unshare || need+=(util-linux)
 # the MQTT broker the tests start on a free loopback port
 have_cmd mosquitto || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 have_cmd openssl || need+=(openssl)
+# the SMS gateway the server side receives through (gammu-smsd reads the simulated modem's pty)
+have_cmd gammu || need+=(gammu)
+have_cmd gammu-smsd || need+=(gammu-smsd)
 # PostgreSQL server binaries for the server-store contract tests (tests start their own cluster)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 

@@ -226,6 +226,38 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'The relay board speaks serial protocol 1, which keeps no chain head, and device.requireBoardWitness is set in the terminal configuration.',
     remedy: 'Flash the board with firmware that speaks protocol 2 (firmware-protocol/serial-protocol.md section 6.5), or unset requireBoardWitness to run without the board witness (the daemon logs board-witness-missing at each start; the server and the cards remain the witnesses).',
   },
+  MODEM_UNAVAILABLE: {
+    cause: "The daemon cannot open the GSM modem's serial device (sms.modemPath): the modem is unplugged, powered off, or another program holds the port.",
+    remedy: 'Check the cable and power of the modem and that sms.modemPath names it (ls -l /dev/serial/by-id). The daemon reopens the port by itself once it is back; reports wait and are sent then.',
+  },
+  MODEM_TIMEOUT: {
+    cause: 'The modem took the command but sent no final answer (OK, ERROR) within the timeout: it hung, is rebooting, or the line speed is wrong.',
+    remedy: 'Power-cycle the modem. If it keeps happening, check sms.baudRate against the modem. The report is sent again at the next attempt.',
+  },
+  MODEM_ERROR: {
+    cause: 'The modem answered ERROR (or +CME ERROR) to an AT command: it does not support PDU mode, or it is in a state that refuses the command.',
+    remedy: 'Check that the modem is a GSM modem that speaks TS 27.005 PDU mode (AT+CMGF=0). The log names the command and the answer.',
+  },
+  MODEM_SMS_ERROR: {
+    cause: 'The modem refused to send or read an SMS with +CMS ERROR <n> (the log has n: 330 SMSC unknown, 331 no network service, 500 unknown, 310 SIM not inserted...).',
+    remedy: 'Check the SIM has credit and an SMS service centre number (AT+CSCA?). The report is sent again at the next attempt, within the daily budget.',
+  },
+  MODEM_SIM_NOT_READY: {
+    cause: 'AT+CPIN? did not answer READY: no SIM, or the SIM wants a PIN or PUK.',
+    remedy: 'Insert the SIM, or remove its PIN on a phone first (the terminal does not store a SIM PIN).',
+  },
+  MODEM_NO_NETWORK: {
+    cause: 'The modem is not registered on a mobile network (AT+CREG? not 1 or 5, or AT+CSQ 99): no coverage, antenna off, or the SIM is barred.',
+    remedy: 'Check the antenna and the coverage where the terminal stands. The report waits and goes as soon as the network is back.',
+  },
+  BAD_SMS_PDU: {
+    cause: 'An SMS PDU did not decode (TS 23.040): truncated, lengths that do not match, an unsupported coding, or octets after the user data.',
+    remedy: 'Nothing to do for one message: it is logged and dropped. Many of them point to a modem or gateway that alters PDUs; the log has the hex.',
+  },
+  SMS_BUDGET_EXHAUSTED: {
+    cause: 'The terminal has sent sms.maxPerDay SMS reports today; SMS costs money, so it sends no more until the next UTC day.',
+    remedy: 'None needed: the next report goes after midnight UTC and carries everything since the last one. Raise sms.maxPerDay if the investor wants more.',
+  },
   BOARD_HEAD_REFUSED: {
     cause: 'The relay board refused RELAY_ENABLE_HEAD: the head the terminal sent is not above the one in the board\'s memory, so the ledger is behind what the board has already seen.',
     remedy: 'As for LEDGER_ROLLBACK: the terminal stays out of service; call the investor. Clearing the board\'s head is a service procedure on the board itself.',
@@ -265,6 +297,38 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
   REGISTRY_IMPORT_REFUSED: {
     cause: "An issuing station's export did not verify: its station key is not certified by the mother card, a signature fails, or a card in it does not chain to the investor root.",
     remedy: 'Nothing is imported. The refusal names the reason; certify the station (tally issue certify-station) or export again from the right station.',
+  },
+  BAD_SMS_REPORT: {
+    cause: 'A binary SMS that begins like a tallystick report does not decode: truncated, padded, concatenated with another, or of an unknown version.',
+    remedy: 'Nothing to do for one message (logged with its hex and the sender). Many from one number: check that terminal\'s software version.',
+  },
+  SMS_REPORT_FORGED: {
+    cause: "The SMS report's signature does not verify with the terminal's ledger key: it was altered on the way, or someone else sent it.",
+    remedy: 'Look at the sender number in the log; a terminal that sends only forged reports may have been replaced. The report is not recorded.',
+  },
+  SMS_REPORT_REPLAYED: {
+    cause: 'The report counter is not above the last one the server accepted from this terminal: the same SMS delivered twice by the network, or an old one sent again.',
+    remedy: 'None for a duplicate delivery (SMS networks do this). Many replays from one sender: someone is resending recorded SMS; the server records nothing from them.',
+  },
+  SMS_UNKNOWN_TERMINAL: {
+    cause: 'No terminal the server knows (from the ledger reports it has received or the registry) has the terminal tag in the SMS.',
+    remedy: 'A terminal is known once its provisioning entry reached the server over the data link. Check the registry for the terminal.',
+  },
+  SMS_HEAD_CONTRADICTED: {
+    cause: 'The ledger the terminal later sent over the data link does not hold the chain head it reported by SMS (another hash at that seq, or it ends before it): the ledger was rolled back or forked while the link was down.',
+    remedy: 'Treat the terminal as tampered: take its database and the SMS log, and compare with tally ledger verify. The alert stays open until an operator closes it.',
+  },
+  BAD_SMS_COMMAND: {
+    cause: 'An SMS to the terminal that begins like a server command does not decode.',
+    remedy: 'Nothing to do for one message; the terminal keeps its last good state.',
+  },
+  SMS_COMMAND_REFUSED: {
+    cause: 'An SMS command did not verify with the server key the terminal holds (from a verified checkpoint), names another terminal, or its counter is not above the last accepted one.',
+    remedy: 'None if it was a duplicate. Otherwise someone sent the terminal a forged command: nothing was applied.',
+  },
+  SMS_NOT_A_REPORT: {
+    cause: 'An SMS reached the server number that is not a tallystick message (a person\'s text, an operator notice).',
+    remedy: 'None; it is logged with the sender and dropped.',
   },
   PKI_PASSPHRASE: {
     cause: "The TLS CA's private key (ca-key.pem in the PKI folder) is encrypted at rest and the passphrase given (--ca-passphrase-file, TALLY_CA_PASSPHRASE) is missing or wrong.",

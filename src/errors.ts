@@ -100,6 +100,15 @@ export const ErrorCodes = {
   TRANSPORT_CLOSED: info(5003, 'Reader connection closed', '读卡器连接已关闭', true),
   FRAME_REJECTED: info(5004, 'Reader rejected the frame', '读卡器拒绝数据帧', true),
   READER_IN_USE: info(5005, 'Card reader in use by another program', '读卡器被其他程序占用', true),
+  // 51xx: the GSM modem of the SMS path (firmware-protocol/sms-report.md)
+  MODEM_UNAVAILABLE: info(5100, 'GSM modem not available (unplugged or not answering)', 'GSM 调制解调器不可用（未连接或无响应）', true),
+  MODEM_TIMEOUT: info(5101, 'GSM modem did not answer in time', 'GSM 调制解调器响应超时', true),
+  MODEM_ERROR: info(5102, 'GSM modem answered ERROR', 'GSM 调制解调器返回错误', true),
+  MODEM_SMS_ERROR: info(5103, 'GSM modem could not send or read the SMS (+CMS ERROR)', 'GSM 调制解调器无法收发短信（+CMS ERROR）', true),
+  MODEM_SIM_NOT_READY: info(5104, 'SIM card not ready (missing or PIN needed)', 'SIM 卡未就绪（未插卡或需 PIN）', true),
+  MODEM_NO_NETWORK: info(5105, 'No mobile network: SMS cannot be sent now', '无移动网络：暂时无法发送短信', true),
+  BAD_SMS_PDU: info(5106, 'Malformed SMS (PDU)', '短信格式错误（PDU）'),
+  SMS_BUDGET_EXHAUSTED: info(5107, 'SMS report not sent: the daily SMS budget is used up', '短信报告未发送：今日短信额度已用完', true),
   BOARD_HEAD_REFUSED: info(5030, 'Relay board refused to run the device: it has seen a later ledger', '继电器板拒绝启动设备：它见过更新的账本'),
 
   // 6xxx: sync and server
@@ -107,6 +116,15 @@ export const ErrorCodes = {
   BAD_MESSAGE: info(6002, 'Malformed message', '消息格式错误'),
   BAD_CHECKPOINT: info(6030, 'Server checkpoint refused: not signed by a key the investor root certifies', '服务器检查点被拒绝：签名密钥未经投资方根密钥认证'),
   REGISTRY_IMPORT_REFUSED: info(6003, 'Registry export refused: it does not verify against the investor root', '登记导出被拒绝：无法通过投资方根密钥校验'),
+  // 64xx: SMS reports and commands (firmware-protocol/sms-report.md)
+  BAD_SMS_REPORT: info(6400, 'Malformed SMS report', '短信报告格式错误'),
+  SMS_REPORT_FORGED: info(6401, 'SMS report refused: signature invalid (forged or altered)', '短信报告被拒绝：签名无效（伪造或被篡改）'),
+  SMS_REPORT_REPLAYED: info(6402, 'SMS report refused: already received (replayed)', '短信报告被拒绝：已接收过（重放）'),
+  SMS_UNKNOWN_TERMINAL: info(6403, 'SMS report refused: no known terminal has this id', '短信报告被拒绝：无此终端'),
+  SMS_HEAD_CONTRADICTED: info(6404, 'Ledger contradicts the head the terminal reported by SMS (rollback or fork)', '账本与终端短信报告的链头矛盾（回滚或分叉）'),
+  BAD_SMS_COMMAND: info(6405, 'Malformed SMS command', '短信指令格式错误'),
+  SMS_COMMAND_REFUSED: info(6406, 'SMS command refused: not signed by the server, not for this terminal, or replayed', '短信指令被拒绝：非服务器签名、非本终端或重放'),
+  SMS_NOT_A_REPORT: info(6407, 'SMS refused: not a tallystick message', '短信被拒绝：不是本系统消息'),
   // 61xx: the TLS PKI and enrolment (tally pki, EST)
   PKI_PASSPHRASE: info(6101, 'TLS CA key locked: wrong or missing passphrase', 'TLS CA 私钥无法解锁：口令错误或缺失'),
   PKI_REFUSED: info(6102, 'Certificate request refused', '证书申请被拒绝'),

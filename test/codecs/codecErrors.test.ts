@@ -12,6 +12,8 @@ import { parseFrame } from '../../src/codecs/firmware/frame.js';
 import { parseLedgerEntry } from '../../src/codecs/ledgerEntry.js';
 import { parseJsonPayload } from '../../src/codecs/mqtt/messages.js';
 import { PayloadError } from '../../src/codecs/mqtt/PayloadError.js';
+import { parseDeliverPdu } from '../../src/codecs/sms/pdu.js';
+import { parseSmsCommand, parseSmsReport } from '../../src/codecs/sms/smsReport.js';
 
 function thrown(fn: () => unknown): unknown {
   try {
@@ -29,6 +31,9 @@ describe('codec errors', () => {
     ['FCI', () => parseFci(Uint8Array.of(0x01)), 'BAD_FCI'],
     ['frame', () => parseFrame(Uint8Array.of(0x00, 0x01)), 'BAD_FRAME'],
     ['ledger entry', () => parseLedgerEntry(Uint8Array.of(0x30, 0x01)), 'BAD_LEDGER_ENTRY'],
+    ['SMS PDU', () => parseDeliverPdu('0004'), 'BAD_SMS_PDU'],
+    ['SMS report', () => parseSmsReport(new Uint8Array(80)), 'BAD_SMS_REPORT'],
+    ['SMS command', () => parseSmsCommand(new Uint8Array(80)), 'BAD_SMS_COMMAND'],
   ] as const)('%s: a CodecError with its code', (_what, fn, code) => {
     const err = thrown(fn);
     expect(err).toBeInstanceOf(CodecError);
