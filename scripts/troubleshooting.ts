@@ -342,6 +342,54 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'The certificate is on the CA\'s revocation list: the terminal was retired in the registry (or the certificate revoked with tally pki revoke).',
     remedy: 'A retired terminal is refused by the broker and cannot renew. Put it back in service (tally server registry add-terminal ID --clinic C) and enrol it again with a new token.',
   },
+  UNAUTHENTICATED: {
+    cause: 'A console or API request came without a session cookie (or bearer token) while the server has console users: every route then needs a login.',
+    remedy: 'Log in at the dashboard (or POST /api/session {username, password}); machine clients send Authorization: Bearer <admin token>.',
+  },
+  FORBIDDEN: {
+    cause: "The logged-in user's role may not use this route (a clinic asking for another clinic, a system administrator asking for income, an auditor writing). Each refusal is logged (http.forbidden).",
+    remedy: 'Ask the system administrator for a user of the right role (tally server user add --role ...); docs/console.md lists what each role sees.',
+  },
+  BAD_CSRF: {
+    cause: 'A write (POST) with a session cookie did not carry the X-CSRF-Token header of that session, or came from another origin.',
+    remedy: 'Reload the dashboard (it reads the token from GET /api/session); a script sends the token it got at login.',
+  },
+  LOGIN_RATE_LIMITED: {
+    cause: 'Too many failed logins for this user name (5 in 15 minutes) or from this address (20 in 15 minutes), counted in the database for every server instance.',
+    remedy: 'Wait for the Retry-After seconds. Repeated refusals for one account are a guessing attack: read the audit log (login.failed).',
+  },
+  SESSION_EXPIRED: {
+    cause: 'The session passed its 12-hour lifetime or was idle for 30 minutes, or was logged out.',
+    remedy: 'Log in again.',
+  },
+  LOGIN_FAILED: {
+    cause: 'The user name is unknown, disabled, or the password does not match its scrypt hash (the answer does not say which).',
+    remedy: 'Type it again; a forgotten password is reset by the system administrator with tally server user passwd on the server.',
+  },
+  WEAK_PASSWORD: {
+    cause: 'The new password is shorter than 12 characters, longer than 200, or equals the user name.',
+    remedy: 'Choose a longer pass phrase; no default password exists.',
+  },
+  USER_EXISTS: {
+    cause: 'tally server user add was given a user name the store already holds.',
+    remedy: 'Choose another name, or change the password with tally server user passwd.',
+  },
+  AUDIT_APPEND_ONLY: {
+    cause: 'Something tried to UPDATE, DELETE or TRUNCATE the audit_log table: the database trigger refused it.',
+    remedy: 'Nothing changes the audit log; find who ran the statement (the database log) and treat it as an incident.',
+  },
+  LOGIN_TOKEN: {
+    cause: 'The one-time login link (the demo prints one) was used already, has expired (10 minutes), or was never issued.',
+    remedy: 'Ask for a new one (npm run demo -- --serve prints it) or log in with a password.',
+  },
+  UNKNOWN_AGENT: {
+    cause: 'A clinic was assigned to an agent, or an agent user was added, for an agent code the registry does not hold.',
+    remedy: 'Add the agent first: tally server agent add CODE --name NAME --share S.',
+  },
+  BAD_ROLE_SCOPE: {
+    cause: 'tally server user add --role clinic without --clinic, --role agent without --agent, or a scope given to another role.',
+    remedy: 'Give --clinic CODE for a clinic user and --agent CODE for an agent user, and neither for the others.',
+  },
   ENROL_TOKEN: {
     cause: 'The one-time enrolment token was not issued for this terminal, was used already, or expired.',
     remedy: 'Ask the server administrator for a new one: tally pki token TERMINAL-ID --pki DIR; it works once.',

@@ -132,6 +132,19 @@ export const ErrorCodes = {
   ENROL_TOKEN: info(6104, 'Enrolment token invalid, used or expired', '注册令牌无效、已使用或已过期'),
   TLS_CA_NOT_VOUCHED: info(6105, 'TLS CA not certified by the investor root', 'TLS CA 未经投资方根密钥认证'),
   ENROL_FAILED: info(6106, 'Enrolment with the server failed', '向服务器注册证书失败', true),
+  // 65xx: the console's users, sessions and permissions (server/access)
+  UNAUTHENTICATED: info(6501, 'Not logged in: log in to the console first', '未登录：请先登录控制台', true),
+  FORBIDDEN: info(6502, 'Not allowed: your role may not do this', '无权限：您的角色不允许此操作'),
+  BAD_CSRF: info(6503, 'Request refused: its CSRF token is missing or wrong; reload the page', '请求被拒绝：CSRF 令牌缺失或错误，请刷新页面', true),
+  LOGIN_RATE_LIMITED: info(6504, 'Too many failed logins: wait and try again later', '登录失败次数过多：请稍后再试', true),
+  SESSION_EXPIRED: info(6505, 'Session expired: log in again', '会话已过期：请重新登录', true),
+  LOGIN_FAILED: info(6506, 'Login failed: wrong user name or password', '登录失败：用户名或密码错误', true),
+  WEAK_PASSWORD: info(6507, 'Password refused: at least 12 characters, not the user name', '密码不符合要求：至少 12 个字符，且不能与用户名相同'),
+  USER_EXISTS: info(6508, 'User already exists', '用户已存在'),
+  AUDIT_APPEND_ONLY: info(6509, 'The audit log is append-only: a row cannot be changed or removed', '审计日志只可追加：记录不能修改或删除'),
+  LOGIN_TOKEN: info(6510, 'One-time login invalid, used or expired', '一次性登录链接无效、已使用或已过期'),
+  UNKNOWN_AGENT: info(6511, 'No such agent in the registry', '登记中无此代理商'),
+  BAD_ROLE_SCOPE: info(6512, 'A clinic user needs its clinic and an agent user its agent (and no other role either)', '医疗机构用户须指定其机构、代理商用户须指定其代理商（其他角色不可指定）'),
 
   // 7xxx: formats (thrown by the codecs as CodecError, with the path of the bad field)
   BAD_TLV: info(7001, 'Malformed data (TLV)', '数据格式错误（TLV）'),

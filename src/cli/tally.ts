@@ -53,6 +53,8 @@ const COMMANDS: CommandEntry[] = [
   entry('server certify-key', async () => (await import('./commands/serverKey.js')).serverCertifyKeyCommand),
   entry('server report', async () => (await import('./commands/server.js')).serverReportCommand),
   entry('server registry', async () => (await import('./commands/server.js')).serverRegistryCommand),
+  entry('server user', async () => (await import('./commands/serverUser.js')).serverUserCommand),
+  entry('server agent', async () => (await import('./commands/serverUser.js')).serverAgentCommand),
 ];
 
 export function registerCommand(command: CliCommand): void {

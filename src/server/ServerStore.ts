@@ -6,6 +6,7 @@
  * The store is dumb on purpose: it stores and answers; the ingest decides
  * (verification, chain links, fraud rules) in src/server/ingest.
  */
+import type { AccessStore } from './access/AccessStore.js';
 import type { RegistryStore } from './registry/RegistryStore.js';
 
 export interface TerminalRegistration {
@@ -153,6 +154,8 @@ export interface ServerStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Clinics, expected terminals and what the issuing stations issued (same database) */
   readonly registry: RegistryStore;
+  /** The console's agents, users, sessions and audit log (same database) */
+  readonly access: AccessStore;
   /** Pins the certificate on first sight; 'different' means another device key claims this terminal id */
   registerTerminal(registration: TerminalRegistration, at: number): Promise<'new' | 'same' | 'different'>;
   terminal(terminalId: string): Promise<TerminalRow | undefined>;

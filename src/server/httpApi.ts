@@ -34,7 +34,7 @@
  *   Retiring a terminal (either endpoint) stamps terminal.retiredAt with the server's time, which retiring it
  *   again keeps; status expected clears it.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import swagger from '@fastify/swagger';
 import type { TSchema } from '@sinclair/typebox';
@@ -46,12 +46,22 @@ import { checkInput, ClinicInputSchema, RegistryInputError, RetireInputSchema, r
 import type { ClinicRow, RegistryCardKind } from './registry/RegistryStore.js';
 import { importRegistryExport, RegistryImportRefused } from './registry/verifyExport.js';
 import type { DailyUses, ServerStore } from './ServerStore.js';
+import { createConsoleAuth } from './access/consoleAuth.js';
+import { AckInputSchema, AgentInputSchema, saveAgent } from './access/accessAdmin.js';
+import { PERMISSIONS, seesClinic, type Permission, type Principal } from './access/roles.js';
+import { HttpError } from './httpError.js';
+import type { AgentRow, ClinicAgentRow } from './access/AccessStore.js';
+
+export { HttpError } from './httpError.js';
 
 export interface IncomeShare {
   /** Price of one use, in the smallest currency unit (cents, fen) */
   readonly pricePerUse: number;
   /** The investor's share of each use, 0..1; the clinic keeps the rest */
   readonly investorShare: number;
+  /** The agent that placed the clinic's devices, and its share of the gross, paid out of the investor's part */
+  readonly agentCode?: string;
+  readonly agentShare?: number;
 }
 
 export interface PricingConfig {
@@ -66,8 +76,12 @@ export interface IncomeRow {
   readonly clinicCode: string;
   readonly uses: number;
   readonly gross: number;
+  /** The investor's part, less the agent's */
   readonly investor: number;
   readonly clinic: number;
+  /** Only for a clinic an agent placed devices in */
+  readonly agentCode?: string;
+  readonly agent?: number;
 }
 
 export function incomeSplit(daily: readonly DailyUses[], pricing: PricingConfig): IncomeRow[] {
@@ -80,19 +94,33 @@ export function incomeSplit(daily: readonly DailyUses[], pricing: PricingConfig)
       const gross = count * share.pricePerUse;
       // rounding favours nobody silently: the investor's part is rounded, the clinic gets the exact rest
       const investor = Math.round(gross * share.investorShare);
-      return { clinicCode, uses: count, gross, investor, clinic: gross - investor };
+      if (share.agentCode === undefined) return { clinicCode, uses: count, gross, investor, clinic: gross - investor };
+      // the agent's commission comes out of the investor's part, never more than all of it; the clinic's part stays
+      const agent = Math.min(investor, Math.round(gross * (share.agentShare ?? 0)));
+      return { clinicCode, uses: count, gross, investor: investor - agent, clinic: gross - investor, agentCode: share.agentCode, agent };
     });
 }
 
-/** The registry's clinics override the configured pricing where they set a price or a share */
-export function pricingWithClinics(pricing: PricingConfig, clinics: readonly ClinicRow[]): PricingConfig {
+/** The registry's clinics override the configured pricing where they set a price or a share; a clinic's agent adds its share */
+export function pricingWithClinics(pricing: PricingConfig, clinics: readonly ClinicRow[], agents: { readonly agents: readonly AgentRow[]; readonly clinicAgents: readonly ClinicAgentRow[] } = { agents: [], clinicAgents: [] }): PricingConfig {
   const perClinic: Record<string, IncomeShare> = { ...pricing.perClinic };
   for (const c of clinics) {
     if (c.pricePerUse === undefined && c.investorShare === undefined) continue;
     const base = perClinic[c.clinicCode] ?? pricing.default;
     perClinic[c.clinicCode] = { pricePerUse: c.pricePerUse ?? base.pricePerUse, investorShare: c.investorShare ?? base.investorShare };
   }
+  const agentByCode = new Map(agents.agents.map((a) => [a.agentCode, a]));
+  for (const link of agents.clinicAgents) {
+    const agent = agentByCode.get(link.agentCode);
+    if (!agent) continue;
+    perClinic[link.clinicCode] = { ...(perClinic[link.clinicCode] ?? pricing.default), agentCode: agent.agentCode, agentShare: agent.share };
+  }
   return { default: pricing.default, perClinic };
+}
+
+/** The pricing the income report uses now: configured, the registry's clinics, their agents */
+export async function currentPricing(store: ServerStore, pricing: PricingConfig): Promise<PricingConfig> {
+  return pricingWithClinics(pricing, await store.registry.clinics(), { agents: await store.access.agents(), clinicAgents: await store.access.clinicAgents() });
 }
 
 /** A registry write's body: a few short fields */
@@ -107,25 +135,8 @@ export function adminTokenProblem(token: string): string | undefined {
 }
 
 
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-  }
-}
-
 function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
-}
-
-/** `Authorization: Bearer <token>` with the expected token, compared in constant time */
-function bearerMatches(header: string | undefined, expected: Buffer): boolean {
-  const given = /^Bearer +(\S+)$/i.exec(header ?? '')?.[1];
-  return given !== undefined && timingSafeEqual(digest(given), expected);
 }
 
 export function groupUses(daily: readonly DailyUses[], group: 'terminal' | 'clinic' | 'day'): Array<{ key: string; uses: number }> {
@@ -155,7 +166,7 @@ function frameworkRefusal(err: FastifyError): HttpError | undefined {
   return undefined;
 }
 
-const errorAnswers = { 400: ErrorAnswer, 401: ErrorAnswer, 403: ErrorAnswer, 404: ErrorAnswer, 413: ErrorAnswer, 422: ErrorAnswer, 500: ErrorAnswer, 503: ErrorAnswer };
+const errorAnswers = { 400: ErrorAnswer, 401: ErrorAnswer, 403: ErrorAnswer, 404: ErrorAnswer, 413: ErrorAnswer, 422: ErrorAnswer, 429: ErrorAnswer, 500: ErrorAnswer, 503: ErrorAnswer };
 
 export async function startHttpApi(options: {
   store: ServerStore;
@@ -201,7 +212,12 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     openapi: {
       openapi: '3.0.3',
       info: { title: 'tallystick ingest server', version: '1', description: 'Reports, registry and its writes. Answers are {status: ok, data} or {status: error, error: {code, message, field?}}.' },
-      components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'the token the server was started with (--admin-token-file, TALLY_ADMIN_TOKEN)' } } },
+      components: {
+        securitySchemes: {
+          adminToken: { type: 'http', scheme: 'bearer', description: 'the token the server was started with (--admin-token-file, TALLY_ADMIN_TOKEN)' },
+          session: { type: 'apiKey', in: 'cookie', name: 'tally_session', description: 'a console login (POST /api/session); writes also send X-CSRF-Token' },
+        },
+      },
     },
   });
   app.addSchema(ErrorAnswer);
@@ -215,7 +231,10 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
       // the rest of an oversized body is not read: the connection is not reused
       if (known.status === 413) void reply.header('connection', 'close');
       if (known.status === 401) void reply.header('www-authenticate', 'Bearer realm="tally registry"');
-      return reply.code(known.status).send({ status: 'error', error: { code: known.code, message: known.message, ...(known.field !== undefined ? { field: known.field } : {}) } });
+      const operator = known.operator;
+      return reply
+        .code(known.status)
+        .send({ status: 'error', error: { code: known.code, message: known.message, ...(known.field !== undefined ? { field: known.field } : {}), ...(operator ? { number: operator.number, zh: operator.zh } : {}) } });
     }
     const ref = randomUUID();
     logger.error({ event: 'http.fault', ref, method: request.method, url: request.url, err: err.message, stack: err.stack }, 'HTTP request failed on the server');
@@ -223,67 +242,110 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ status: 'error', error: { code: 'not-found', message: `${request.method} ${request.url.split('?')[0]}` } }));
 
-  const get = <Q extends TSchema | undefined>(url: string, summary: string, data: TSchema, handler: (query: Record<string, string | undefined>) => Promise<unknown>, querystring?: Q): void => {
-    app.get(url, { schema: { summary, ...(querystring ? { querystring } : {}), response: { 200: ok(data), ...errorAnswers } } }, async (request) => ({ status: 'ok', data: await handler(request.query as Record<string, string | undefined>) }));
+  const auth = createConsoleAuth({ store, ...(adminDigest ? { adminDigest } : {}), now, logger });
+  auth.routes(app);
+
+  /** A read: the role may (else 403), and a clinic or agent gets only its clinics' rows */
+  const get = <Q extends TSchema | undefined>(
+    url: string,
+    permission: Permission,
+    summary: string,
+    data: TSchema,
+    handler: (query: Record<string, string | undefined>, principal: Principal) => Promise<unknown>,
+    querystring?: Q,
+  ): void => {
+    app.get(url, { onRequest: auth.guard(permission), schema: { summary: `${summary} (${PERMISSIONS[permission].join(', ')})`, ...(querystring ? { querystring } : {}), response: { 200: ok(data), ...errorAnswers } } }, async (request) => ({
+      status: 'ok',
+      data: await handler(request.query as Record<string, string | undefined>, auth.principal(request)),
+    }));
   };
   const list = (s: TSchema) => ({ type: 'array', items: s }) as unknown as TSchema;
+  const mine = <T extends { clinicCode?: string }>(principal: Principal, rows: readonly T[]): T[] => rows.filter((r) => seesClinic(principal, r.clinicCode));
+  /** Which clinic each terminal is in, by its certificate, else the registry */
+  const clinicOfTerminal = async (): Promise<Map<string, string>> => {
+    const map = new Map<string, string>();
+    for (const t of await store.registry.terminalRegistry()) if (t.clinicCode) map.set(t.terminalId, t.clinicCode);
+    for (const t of await store.terminals()) map.set(t.terminalId, t.clinicCode);
+    return map;
+  };
+  const dailyOf = async (principal: Principal): Promise<DailyUses[]> => mine(principal, await store.usesPerDay());
+  const incomeOf = async (principal: Principal): Promise<IncomeRow[]> => mine(principal, incomeSplit(await store.usesPerDay(), await currentPricing(store, pricing)));
 
-  get('/api/health', 'the store and the ingest counters', Rows.health, async () => ({ store: store.kind, ...(options.stats?.() ?? {}) }));
-  get('/api/terminals', 'terminals seen by the ingest, with their MQTT status', list(Rows.terminal), async () => {
+  get('/api/health', 'health', 'the store and the ingest counters', Rows.health, async () => ({ store: store.kind, ...(options.stats?.() ?? {}) }));
+  get('/api/terminals', 'terminals.read', 'terminals seen by the ingest, with their MQTT status', list(Rows.terminal), async (_q, principal) => {
     const statuses = options.statuses?.() ?? new Map();
-    return (await store.terminals()).map((t) => ({ terminalId: t.terminalId, clinicCode: t.clinicCode, contiguousSeq: t.contiguousSeq, highestSeq: t.highestSeq, status: statuses.get(t.terminalId)?.state ?? 'unknown' }));
+    return mine(principal, await store.terminals()).map((t) => ({ terminalId: t.terminalId, clinicCode: t.clinicCode, contiguousSeq: t.contiguousSeq, highestSeq: t.highestSeq, status: statuses.get(t.terminalId)?.state ?? 'unknown' }));
   });
   get(
     '/api/uses',
+    'uses.read',
     'uses grouped per terminal, clinic or day; group=none gives the daily rows',
     { anyOf: [list(Rows.usesGrouped), list(Rows.dailyUses)] } as unknown as TSchema,
-    async (query) => {
+    async (query, principal) => {
       const group = query.group ?? 'day';
-      const daily = await store.usesPerDay();
+      const daily = await dailyOf(principal);
       return group === 'none' ? daily : groupUses(daily, group as 'terminal' | 'clinic' | 'day');
     },
     Queries.uses,
   );
-  get('/api/batches', 'batch reconciliation', list(Rows.batch), () => store.batchReconciliation());
-  get('/api/income', 'the income split per clinic at the registered or configured prices', list(Rows.income), async () => incomeSplit(await store.usesPerDay(), pricingWithClinics(pricing, await store.registry.clinics())));
-  get('/api/alerts', 'alerts raised by the ingest', list(Rows.alert), () => store.alerts());
-  get('/api/rejections', 'what the ingest refused', list(Rows.rejection), () => store.rejections());
-  get('/api/registry/clinics', 'registered clinics', list(Rows.clinic), () => store.registry.clinics());
-  get('/api/registry/terminals', 'registered and seen terminals', list(Rows.registryTerminal), () => store.registry.terminalRegistry());
-  get('/api/registry/cards', 'cards the stations made', list(Rows.card), (query) => store.registry.cards(query.kind as RegistryCardKind | undefined), Queries.cards);
-  get('/api/registry/batches', 'batches as issued', list(Rows.registryBatch), () => store.registry.batches());
-  get('/api/registry/stations', 'issuing stations', list(Rows.station), () => store.registry.stations());
-  get('/api/registry/issuance', 'issuance records, of one station or all', list(Rows.issuance), (query) => store.registry.issuance(query.station), Queries.issuance);
+  get('/api/batches', 'batches.read', 'batch reconciliation', list(Rows.batch), async (_q, principal) => mine(principal, await store.batchReconciliation()));
+  get('/api/income', 'income.read', "the income split per clinic at the registered or configured prices, with the agent's share", list(Rows.income), async (_q, principal) => incomeOf(principal));
+  get('/api/alerts', 'alerts.read', 'alerts raised by the ingest, with their acknowledgement', list(Rows.alert), async (_q, principal) => {
+    const alerts = await store.alerts();
+    const acks = new Map((await store.access.alertAcks()).map((a) => [a.alertKey, a]));
+    const clinics = principal.clinics ? await clinicOfTerminal() : undefined;
+    return alerts
+      .filter((a) => !clinics || seesClinic(principal, clinics.get(a.terminalId)))
+      .map((a) => {
+        const ack = acks.get(a.key);
+        return { ...a, ...(ack ? { acknowledged: { by: ack.username, at: ack.at, note: ack.note } } : {}) };
+      });
+  });
+  get('/api/rejections', 'rejections.read', 'what the ingest refused', list(Rows.rejection), () => store.rejections());
+  get('/api/registry/clinics', 'registry.clinics.read', 'registered clinics', list(Rows.clinic), async (_q, principal) => mine(principal, await store.registry.clinics()));
+  get('/api/registry/terminals', 'registry.terminals.read', 'registered and seen terminals', list(Rows.registryTerminal), async (_q, principal) =>
+    (await store.registry.terminalRegistry()).filter((t) => seesClinic(principal, t.clinicCode ?? t.reportedClinicCode)),
+  );
+  get('/api/registry/cards', 'registry.cards.read', 'cards the stations made', list(Rows.card), (query) => store.registry.cards(query.kind as RegistryCardKind | undefined), Queries.cards);
+  get('/api/registry/batches', 'registry.batches.read', 'batches as issued', list(Rows.registryBatch), async (_q, principal) => mine(principal, await store.registry.batches()));
+  get('/api/registry/stations', 'registry.stations.read', 'issuing stations', list(Rows.station), () => store.registry.stations());
+  get('/api/registry/issuance', 'registry.issuance.read', 'issuance records, of one station or all', list(Rows.issuance), (query) => store.registry.issuance(query.station), Queries.issuance);
+  get('/api/registry/agents', 'agents.read', 'the agents and the clinics each placed devices in', list(Rows.agent), async (_q, principal) => {
+    const clinics = await store.access.clinicAgents();
+    return (await store.access.agents())
+      .filter((a) => principal.role !== 'agent' || a.agentCode === principal.agentCode)
+      .map((a) => ({ ...a, clinics: clinics.filter((c) => c.agentCode === a.agentCode).map((c) => c.clinicCode) }));
+  });
+  get('/api/users', 'users.read', 'the console users (no password hashes)', list(Rows.user), () => store.access.users());
+  get('/api/audit', 'audit.read', 'the audit log, newest first', list(Rows.audit), (query) => store.access.audit(query.limit ? Number(query.limit) : 1000), Queries.audit);
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  /** With an admin token configured, a request without it is refused (401) before its body is read */
-  const authorize = async (request: FastifyRequest): Promise<void> => {
-    if (adminDigest && !bearerMatches(request.headers.authorization, adminDigest)) throw new HttpError(401, 'unauthorized', 'registry writes need Authorization: Bearer <admin token>; it is missing or wrong');
-  };
-  const writesOn = async (): Promise<void> => {
-    if (!adminDigest) throw new HttpError(403, 'writes-disabled', 'registry writes are off: this server was started without an admin token (--admin-token-file or TALLY_ADMIN_TOKEN)');
-  };
   const text = (body: unknown): string => (typeof body === 'string' ? body : Buffer.isBuffer(body) ? body.toString('utf8') : '');
 
   app.post(
     '/api/registry/import',
-    { bodyLimit: MAX_REGISTRY_EXPORT_BYTES, onRequest: authorize, schema: { summary: 'import an issuing station\'s signed export (idempotent; 422 with the reason when refused)', body: Bodies.registryExport, response: { 200: ok(Rows.importSummary), ...errorAnswers } }, attachValidation: true },
+    { bodyLimit: MAX_REGISTRY_EXPORT_BYTES, onRequest: auth.guard('registry.import'), schema: { summary: 'import an issuing station\'s signed export (idempotent; 422 with the reason when refused)', body: Bodies.registryExport, response: { 200: ok(Rows.importSummary), ...errorAnswers } }, attachValidation: true },
     async (request) => {
       if (!options.rootPublicKey) throw new HttpError(503, 'no-root', 'this server was started without the investor root key');
       try {
-        return { status: 'ok', data: await importRegistryExport(store.registry, text(request.body), options.rootPublicKey, now()) };
+        const summary = await importRegistryExport(store.registry, text(request.body), options.rootPublicKey, now());
+        await auth.audit(request, 'registry.import', summary.stationId, summary);
+        return { status: 'ok', data: summary };
       } catch (err) {
-        if (err instanceof RegistryImportRefused) throw new HttpError(422, err.reason, err.message);
+        if (err instanceof RegistryImportRefused) {
+          await auth.audit(request, 'registry.import.refused', err.reason, { message: err.message });
+          throw new HttpError(422, err.reason, err.message);
+        }
         throw err;
       }
     },
   );
 
-  /** A registry write: writes on, token first (before the body is read), then the body checked by registryAdmin's validator, then the write */
-  const write = (url: string, summary: string, bodySchema: TSchema, answer: TSchema, handler: (body: unknown) => Promise<{ status: number; data: unknown }>): void => {
+  /** A write: who and the role first (before the body is read; CSRF for a session), then the body checked by its validator, then the write, audit-logged */
+  const write = (url: string, permission: Permission, summary: string, bodySchema: TSchema, answer: TSchema, handler: (body: unknown, request: FastifyRequest) => Promise<{ status: number; data: unknown; audit: { action: string; target: string } }>): void => {
     app.post(
       url,
-      { onRequest: [writesOn, authorize], schema: { summary, security: [{ adminToken: [] }], body: bodySchema, response: { 200: ok(answer), 201: ok(answer), ...errorAnswers } }, attachValidation: true },
+      { onRequest: auth.guard(permission), schema: { summary: `${summary} (${PERMISSIONS[permission].join(', ')})`, security: [{ adminToken: [] }, { session: [] }], body: bodySchema, response: { 200: ok(answer), 201: ok(answer), ...errorAnswers } }, attachValidation: true },
       async (request, reply: FastifyReply) => {
         let body: unknown;
         try {
@@ -292,7 +354,8 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
           throw new HttpError(400, 'malformed', 'the body is not JSON');
         }
         try {
-          const { status, data } = await handler(body);
+          const { status, data, audit } = await handler(body, request);
+          await auth.audit(request, audit.action, audit.target, body);
           return reply.code(status).send({ status: 'ok', data });
         } catch (err) {
           if (err instanceof RegistryInputError) throw new HttpError(400, 'invalid', err.message, err.field);
@@ -301,19 +364,30 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
       },
     );
   };
-  write('/api/registry/clinics', 'add or update a clinic (201 new, 200 updated)', Bodies.clinic, Writes.clinic, async (body) => {
+  write('/api/registry/clinics', 'registry.write', 'add or update a clinic (201 new, 200 updated)', Bodies.clinic, Writes.clinic, async (body) => {
     const { created, row } = await saveClinic(store.registry, checkInput(ClinicInputSchema, body), now());
-    return { status: created ? 201 : 200, data: { created, clinic: row } };
+    return { status: created ? 201 : 200, data: { created, clinic: row }, audit: { action: 'registry.clinic.save', target: row.clinicCode } };
   });
-  write('/api/registry/terminals', 'register a terminal in a clinic (201 new, 200 updated)', Bodies.terminal, Writes.terminal, async (body) => {
+  write('/api/registry/terminals', 'registry.write', 'register a terminal in a clinic (201 new, 200 updated)', Bodies.terminal, Writes.terminal, async (body) => {
     const { created, row } = await saveTerminal(store.registry, checkInput(TerminalInputSchema, body), now());
-    return { status: created ? 201 : 200, data: { created, terminal: row } };
+    return { status: created ? 201 : 200, data: { created, terminal: row }, audit: { action: 'registry.terminal.save', target: row.terminalId } };
   });
-  write('/api/registry/terminals/retire', 'retire a registered terminal', Bodies.retire, Writes.retired, async (body) => {
+  write('/api/registry/terminals/retire', 'registry.write', 'retire a registered terminal', Bodies.retire, Writes.retired, async (body) => {
     const input = checkInput(RetireInputSchema, body);
     const row = await retireTerminal(store.registry, input, now());
     if (!row) throw new HttpError(404, 'not-registered', `terminal ${input.terminalId} is not registered`, 'terminalId');
-    return { status: 200, data: { terminal: row } };
+    return { status: 200, data: { terminal: row }, audit: { action: 'registry.terminal.retire', target: row.terminalId } };
+  });
+  write('/api/registry/agents', 'agents.write', "add or update an agent with its share, and the clinics it placed devices in", Bodies.agent, Writes.agent, async (body) => {
+    const { created, row } = await saveAgent(store, checkInput(AgentInputSchema, body), now());
+    return { status: created ? 201 : 200, data: { created, agent: row }, audit: { action: 'agent.save', target: row.agentCode } };
+  });
+  write('/api/alerts/ack', 'alerts.ack', 'acknowledge an alert with a note (the first acknowledgement stands)', Bodies.ack, Writes.ack, async (body, request) => {
+    const input = checkInput(AckInputSchema, body);
+    if (!(await store.alerts()).some((a) => a.key === input.key)) throw new HttpError(404, 'not-found', `no alert ${input.key}`, 'key');
+    const who = auth.principal(request);
+    const created = await store.access.acknowledgeAlert({ alertKey: input.key, username: who.username, note: input.note, at: now() });
+    return { status: created ? 201 : 200, data: { created, key: input.key }, audit: { action: 'alert.ack', target: input.key } };
   });
 
   for (const plugin of options.plugins ?? []) await app.register(plugin);

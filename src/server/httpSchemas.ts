@@ -14,7 +14,13 @@ const row = <T extends Record<string, TSchema>>(properties: T, description: stri
 export const ErrorAnswer = Type.Object(
   {
     status: Type.Literal('error'),
-    error: Type.Object({ code: Type.String({ description: 'stable code (see README, troubleshooting)' }), message: Type.String(), field: Type.Optional(Type.String({ description: 'the input field at fault' })) }),
+    error: Type.Object({
+      code: Type.String({ description: 'stable code (see README, troubleshooting)' }),
+      message: Type.String(),
+      field: Type.Optional(Type.String({ description: 'the input field at fault' })),
+      number: Type.Optional(Type.Integer({ description: 'the project error number (src/errors.ts, docs/troubleshooting.md)' })),
+      zh: Type.Optional(Type.String({ description: 'the operator message in Chinese' })),
+    }),
   },
   { $id: 'ErrorAnswer', description: '4xx: the request is at fault; 5xx: the server is (code internal, never a stack)' },
 );
@@ -33,7 +39,13 @@ export const Rows = {
   usesGrouped: row({ key: Type.String(), uses: Type.Integer() }, 'uses per terminal, clinic or day'),
   dailyUses: row({ terminalId: Type.String(), clinicCode: Type.String(), day: Type.String(), uses: Type.Integer() }, 'uses of one terminal on one UTC day'),
   batch: row({ batchId: Type.String(), batchNo: Type.Integer(), clinicCode: Type.String(), count: Type.Integer(), terminalId: Type.String(), used: Type.Integer(), released: Type.Integer(), remaining: Type.Integer(), notYetReported: Type.Optional(Type.Integer()) }, 'one batch reconciled'),
-  income: row({ clinicCode: Type.String(), uses: Type.Integer(), gross: Type.Integer(), investor: Type.Integer(), clinic: Type.Integer() }, 'income split of one clinic, in the smallest currency unit (fen)'),
+  income: row(
+    { clinicCode: Type.String(), uses: Type.Integer(), gross: Type.Integer(), investor: Type.Integer(), clinic: Type.Integer(), agentCode: Type.Optional(Type.String()), agent: Type.Optional(Type.Integer({ description: "the agent's share, out of the investor's part" })) },
+    'income split of one clinic, in the smallest currency unit (fen)',
+  ),
+  agent: row({ agentCode: Type.String(), name: Type.String(), share: Type.Number(), addedAt: Type.Number(), clinics: Type.Array(Type.String()) }, 'an agent with its share and its clinics'),
+  user: row({ username: Type.String(), role: Type.String(), scope: Type.Optional(Type.String()), locale: Type.String(), createdAt: Type.Number(), disabled: Type.Boolean() }, 'a console user'),
+  audit: row({ id: Type.Integer(), at: Type.Number(), username: Type.String(), role: Type.String(), action: Type.String(), target: Type.String(), detail: Type.String(), address: Type.String() }, 'one administrative action: who, what, when, from where'),
   alert: row({}, 'an alert raised by the ingest (kind, terminal, detail)'),
   rejection: row({}, 'a report or entry the ingest refused, with its reason'),
   clinic: clinicRow,
@@ -49,6 +61,7 @@ export const Queries = {
   uses: Type.Object({ group: Type.Optional(Type.Union([Type.Literal('terminal'), Type.Literal('clinic'), Type.Literal('day'), Type.Literal('none')], { description: 'default day' })) }, { additionalProperties: false }),
   cards: Type.Object({ kind: Type.Optional(Type.Union([Type.Literal('mother'), Type.Literal('white'), Type.Literal('batch')])) }, { additionalProperties: false }),
   issuance: Type.Object({ station: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
+  audit: Type.Object({ limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,3}$' })) }, { additionalProperties: false }),
 } as const;
 
 export const Bodies = {
@@ -62,10 +75,17 @@ export const Bodies = {
   ),
   retire: Type.Object({ terminalId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$' }), note: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) }, { additionalProperties: false }),
   registryExport: Type.Object({}, { additionalProperties: true, description: 'an issuing station\'s export file (tally issue export), signed' }),
+  agent: Type.Object(
+    { agentCode: Type.String({ minLength: 1 }), name: Type.String({ minLength: 1, maxLength: 100 }), share: Type.Number({ minimum: 0, maximum: 1 }), clinics: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 500 })) },
+    { additionalProperties: false },
+  ),
+  ack: Type.Object({ key: Type.String({ minLength: 1, maxLength: 300 }), note: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
 } as const;
 
 export const Writes = {
   clinic: Type.Object({ created: Type.Boolean(), clinic: clinicRow }),
   terminal: Type.Object({ created: Type.Boolean(), terminal: registeredTerminal }),
   retired: Type.Object({ terminal: registeredTerminal }),
+  agent: Type.Object({ created: Type.Boolean(), agent: row({ agentCode: Type.String(), name: Type.String(), share: Type.Number(), addedAt: Type.Number() }, 'an agent') }),
+  ack: Type.Object({ created: Type.Boolean(), key: Type.String() }),
 } as const;

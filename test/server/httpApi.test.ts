@@ -40,10 +40,15 @@ describe('HTTP layer (fastify)', () => {
       [
         'GET /api/alerts', 'GET /api/batches', 'GET /api/health', 'GET /api/income', 'GET /api/rejections', 'GET /api/terminals', 'GET /api/uses',
         'GET /api/registry/batches', 'GET /api/registry/cards', 'GET /api/registry/clinics', 'GET /api/registry/issuance', 'GET /api/registry/stations', 'GET /api/registry/terminals',
+        'GET /api/registry/agents', 'GET /api/users', 'GET /api/audit', 'GET /api/session', 'GET /api/session/once',
         'POST /api/echo', 'POST /api/registry/clinics', 'POST /api/registry/import', 'POST /api/registry/terminals', 'POST /api/registry/terminals/retire',
+        'POST /api/registry/agents', 'POST /api/alerts/ack', 'POST /api/session', 'POST /api/session/logout', 'POST /api/session/locale',
       ].sort(),
     );
-    for (const [path, ops] of Object.entries(doc.paths)) if (path !== '/api/echo') for (const op of Object.values(ops)) expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '400', '500']));
+    for (const [path, ops] of Object.entries(doc.paths)) if (path !== '/api/echo') for (const op of Object.values(ops)) {
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['400', '500']));
+      expect(Object.keys(op.responses).some((status) => status === '200' || status === '303'), path).toBe(true);
+    }
     expect(doc.paths['/api/uses']?.get?.parameters?.map((p) => p.name)).toEqual(['group']);
     expect(doc.paths['/api/registry/clinics']?.post?.requestBody).toBeDefined();
     const echoed = await app.inject({ method: 'POST', url: '/api/echo', headers: { 'content-type': 'application/pkcs10' }, payload: 'MIIB' });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServerStore, type ServerStoreOptions } from '../../server/createServerStore.js';
 import { createIngestServer, type IngestServer } from '../../server/IngestServer.js';
 import { loadServerKey } from './serverKey.js';
-import { adminTokenProblem, DEFAULT_PRICING, groupUses, incomeSplit, pricingWithClinics } from '../../server/httpApi.js';
+import { adminTokenProblem, currentPricing, DEFAULT_PRICING, groupUses, incomeSplit } from '../../server/httpApi.js';
 import {
   checkInput,
   ClinicInputSchema,
@@ -21,7 +21,7 @@ import { integer, parse, required } from '../args.js';
 import { SERVER_PKI_HELP, SERVER_PKI_OPTIONS, startServerPki } from './serverPki.js';
 import type { CliCommand } from '../command.js';
 
-function storeOptions(value: string): ServerStoreOptions {
+export function storeOptions(value: string): ServerStoreOptions {
   if (value.startsWith('postgres://') || value.startsWith('postgresql://')) return { kind: 'postgres', connectionString: value };
   return { kind: 'sqlite', path: value.replace(/^sqlite:/, '') };
 }
@@ -185,7 +185,7 @@ own price or share in the registry (tally server registry add-clinic) uses it.`,
         case 'income': {
           const share = typeof values.share === 'string' ? Number(values.share) : DEFAULT_PRICING.default.investorShare;
           const pricing = { default: { pricePerUse: integer(values, 'price', DEFAULT_PRICING.default.pricePerUse), investorShare: share } };
-          rows = incomeSplit(await store.usesPerDay(), pricingWithClinics(pricing, await store.registry.clinics()));
+          rows = incomeSplit(await store.usesPerDay(), await currentPricing(store, pricing));
           break;
         }
         case 'alerts':

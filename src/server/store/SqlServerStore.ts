@@ -23,6 +23,8 @@ import type { SqlDriver, SqlExecutor, SqlValue } from './SqlDriver.js';
 import { bytes, num, optionalNumber, type Row } from './sqlRows.js';
 import type { RegistryStore } from '../registry/RegistryStore.js';
 import { SqlRegistryStore } from '../registry/SqlRegistryStore.js';
+import type { AccessStore } from '../access/AccessStore.js';
+import { SqlAccessStore } from '../access/SqlAccessStore.js';
 
 const DAY_MS = 86_400_000;
 let lastDay = { start: Number.NaN, day: '' };
@@ -85,9 +87,11 @@ export function openUsesSql(count: number): string {
 export class SqlServerStore implements ServerStore {
   readonly kind: 'sqlite' | 'postgres';
   readonly registry: RegistryStore;
+  readonly access: AccessStore;
   constructor(private readonly db: SqlDriver) {
     this.kind = db.dialect;
     this.registry = new SqlRegistryStore(db);
+    this.access = new SqlAccessStore(db);
   }
 
   async registerTerminal(registration: TerminalRegistration, at: number): Promise<'new' | 'same' | 'different'> {

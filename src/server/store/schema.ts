@@ -152,6 +152,80 @@ function retiredAtColumn(t: { int: string; addColumn: string; nowMs: string }): 
   ];
 }
 
+/**
+ * Migration 5: the console's people (server/access). Agents and which clinics each placed devices in; users with
+ * a role (and the clinic or agent a clinic or agent user sees), scrypt password hashes; sessions (by the SHA-256 of
+ * their token, shared by every server instance); failed logins (the rate limit per account and per address);
+ * one-time login tokens; alert acknowledgements; and the audit log, append-only: the store has no path that
+ * changes or removes a row, and a trigger refuses UPDATE and DELETE on both databases.
+ */
+function accessTables(t: { int: string; serial: string; real: string }): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS agents (
+      agent_code TEXT PRIMARY KEY,
+      name TEXT NOT NULL,
+      share ${t.real} NOT NULL,
+      added_at ${t.int} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS clinic_agents (
+      clinic_code TEXT PRIMARY KEY,
+      agent_code TEXT NOT NULL,
+      assigned_at ${t.int} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS users (
+      username TEXT PRIMARY KEY,
+      role TEXT NOT NULL,
+      scope TEXT,
+      password_hash TEXT NOT NULL,
+      locale TEXT NOT NULL,
+      created_at ${t.int} NOT NULL,
+      disabled SMALLINT NOT NULL DEFAULT 0)`,
+    `CREATE TABLE IF NOT EXISTS sessions (
+      id TEXT PRIMARY KEY,
+      username TEXT NOT NULL,
+      csrf TEXT NOT NULL,
+      address TEXT NOT NULL,
+      created_at ${t.int} NOT NULL,
+      last_seen_at ${t.int} NOT NULL,
+      expires_at ${t.int} NOT NULL)`,
+    'CREATE INDEX IF NOT EXISTS sessions_user ON sessions (username)',
+    `CREATE TABLE IF NOT EXISTS login_failures (
+      id ${t.serial},
+      key TEXT NOT NULL,
+      at ${t.int} NOT NULL)`,
+    'CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, at)',
+    `CREATE TABLE IF NOT EXISTS login_tokens (
+      id TEXT PRIMARY KEY,
+      username TEXT NOT NULL,
+      expires_at ${t.int} NOT NULL,
+      used_at ${t.int})`,
+    `CREATE TABLE IF NOT EXISTS alert_acks (
+      alert_key TEXT PRIMARY KEY,
+      username TEXT NOT NULL,
+      note TEXT NOT NULL,
+      at ${t.int} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS audit_log (
+      id ${t.serial},
+      at ${t.int} NOT NULL,
+      username TEXT NOT NULL,
+      role TEXT NOT NULL,
+      action TEXT NOT NULL,
+      target TEXT NOT NULL,
+      detail TEXT NOT NULL,
+      address TEXT NOT NULL)`,
+  ];
+}
+
+const SQLITE_AUDIT_GUARDS = [
+  "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+  "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+];
+
+const POSTGRES_AUDIT_GUARDS = [
+  `CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$`,
+  'CREATE OR REPLACE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()',
+  'CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()',
+];
+
 export const SQLITE_MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -182,6 +256,13 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of retiredAtColumn({ int: 'INTEGER', addColumn: 'ADD COLUMN', nowMs: "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)" })) db.exec(sql);
     },
   },
+  {
+    version: 5,
+    description: 'console: agents, users, sessions, login failures, one-time logins, alert acknowledgements, append-only audit log',
+    up: (db) => {
+      for (const sql of [...accessTables({ int: 'INTEGER', serial: 'INTEGER PRIMARY KEY AUTOINCREMENT', real: 'REAL' }), ...SQLITE_AUDIT_GUARDS]) db.exec(sql);
+    },
+  },
 ];
 
 /**
@@ -193,6 +274,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; read
   { version: 2, statements: signatureAuditTable({ int: 'BIGINT' }) },
   { version: 3, statements: registryTables({ int: 'BIGINT', blob: 'BYTEA', real: 'DOUBLE PRECISION' }) },
   { version: 4, statements: retiredAtColumn({ int: 'BIGINT', addColumn: 'ADD COLUMN IF NOT EXISTS', nowMs: '(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT' }) },
+  { version: 5, statements: [...accessTables({ int: 'BIGINT', serial: 'BIGSERIAL PRIMARY KEY', real: 'DOUBLE PRECISION' }), ...POSTGRES_AUDIT_GUARDS] },
 ];
 
 export const POSTGRES_SCHEMA: string[] = POSTGRES_MIGRATIONS.flatMap((m) => m.statements);

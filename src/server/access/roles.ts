@@ -1,0 +1,92 @@
+/**
+ * The console's roles (issue 15, after the patent's operation servers) and what each may see and do. The table
+ * here is the one every HTTP route names (httpApi.ts: `allow`), so a route without an entry cannot exist; the
+ * test matrix (test/server/accessMatrix.test.ts) runs every route as every role.
+ *   sysadmin: users, terminals, configuration; no money
+ *   authority: the investor's top authority: everything the investor sees (income, splits, batches, cards)
+ *   issuer: the issuing stations' cards and the batches they made; no income
+ *   agent: the clinics it placed devices in and its share of their income
+ *   clinic: its own terminals, uses, batches and statement; nothing of other clinics
+ *   auditor: read-only, everything, and the audit log
+ * machine is the shared bearer token (tally server run --admin-token-file): what it could do before users existed.
+ */
+export const ROLES = ['sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor'] as const;
+export type Role = (typeof ROLES)[number];
+export type PrincipalRole = Role | 'machine';
+
+export function isRole(value: string): value is Role {
+  return (ROLES as readonly string[]).includes(value);
+}
+
+/** Who is asking: a logged-in user (session) or the machine token */
+export interface Principal {
+  readonly username: string;
+  readonly role: PrincipalRole;
+  /** The clinics whose rows this principal may see; undefined: every clinic */
+  readonly clinics?: ReadonlySet<string>;
+  /** The agent an agent user is (its share in the income rows) */
+  readonly agentCode?: string;
+  readonly locale: 'en' | 'zh';
+  /** Session principals: the session's CSRF token, which every write must carry */
+  readonly csrf?: string;
+  readonly sessionId?: string;
+}
+
+/** Everything a route may be about; each route names one */
+export type Permission =
+  | 'health'
+  | 'terminals.read'
+  | 'uses.read'
+  | 'batches.read'
+  | 'income.read'
+  | 'alerts.read'
+  | 'alerts.ack'
+  | 'rejections.read'
+  | 'registry.clinics.read'
+  | 'registry.terminals.read'
+  | 'registry.cards.read'
+  | 'registry.batches.read'
+  | 'registry.stations.read'
+  | 'registry.issuance.read'
+  | 'registry.import'
+  | 'registry.write'
+  | 'agents.read'
+  | 'agents.write'
+  | 'users.read'
+  | 'users.write'
+  | 'audit.read';
+
+const everyone: readonly PrincipalRole[] = [...ROLES, 'machine'];
+
+export const PERMISSIONS: Readonly<Record<Permission, readonly PrincipalRole[]>> = {
+  health: everyone,
+  'terminals.read': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor', 'machine'],
+  'uses.read': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor', 'machine'],
+  'batches.read': ['authority', 'issuer', 'agent', 'clinic', 'auditor', 'machine'],
+  'income.read': ['authority', 'agent', 'clinic', 'auditor', 'machine'],
+  'alerts.read': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor', 'machine'],
+  'alerts.ack': ['sysadmin', 'authority'],
+  'rejections.read': ['sysadmin', 'authority', 'auditor', 'machine'],
+  'registry.clinics.read': everyone,
+  'registry.terminals.read': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor', 'machine'],
+  'registry.cards.read': ['authority', 'issuer', 'auditor', 'machine'],
+  'registry.batches.read': ['authority', 'issuer', 'agent', 'clinic', 'auditor', 'machine'],
+  'registry.stations.read': ['sysadmin', 'authority', 'issuer', 'auditor', 'machine'],
+  'registry.issuance.read': ['authority', 'issuer', 'auditor', 'machine'],
+  'registry.import': ['authority', 'issuer', 'machine'],
+  'registry.write': ['sysadmin', 'authority', 'machine'],
+  'agents.read': ['sysadmin', 'authority', 'agent', 'auditor'],
+  'agents.write': ['authority'],
+  'users.read': ['sysadmin', 'auditor'],
+  'users.write': ['sysadmin'],
+  'audit.read': ['sysadmin', 'auditor'],
+};
+
+export function may(principal: Principal, permission: Permission): boolean {
+  return PERMISSIONS[permission].includes(principal.role);
+}
+
+/** Whether a row of this clinic is for this principal's eyes */
+export function seesClinic(principal: Principal, clinicCode: string | undefined): boolean {
+  return principal.clinics === undefined || (clinicCode !== undefined && principal.clinics.has(clinicCode));
+}
