@@ -14,6 +14,46 @@ interface Advice {
 }
 
 export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
+  INSURANCE_OFFLINE: {
+    cause: 'An insurance payment needs the server (it asks the platform and signs the settlement voucher), and the terminal has no link to it now.',
+    remedy: 'Take a one-time card or a voucher instead, or wait for the link (tally terminal status shows sync state); nothing was started or charged.',
+  },
+  SETTLEMENT_VOUCHER_FORGED: {
+    cause: "The settlement voucher's signature does not verify, or the server key that signed it is not certified by this terminal's investor root.",
+    remedy: 'Do not run the device. Report it to the investor: the refusal is logged. Check that the server runs with the key from tally server certify-key of this root.',
+  },
+  SETTLEMENT_VOUCHER_OTHER_TERMINAL: {
+    cause: 'The settlement voucher names another terminal: it was copied from, or sent to, the wrong terminal.',
+    remedy: 'Start the payment again on this terminal; the other order stays with its own terminal (or is reversed when it expires).',
+  },
+  SETTLEMENT_VOUCHER_EXPIRED: {
+    cause: "The voucher arrived after its expiry (the link was down, or the terminal's clock is far ahead of the server's).",
+    remedy: 'Start the payment again; the server reverses the settlement of a voucher no terminal used (daily reconciliation lists it until then).',
+  },
+  SETTLEMENT_VOUCHER_REPLAYED: {
+    cause: 'This voucher (its order) was already used on this terminal: a replayed message.',
+    remedy: 'Nothing to do: the use was recorded once. Report repeated replays to the investor.',
+  },
+  SETTLEMENT_VOUCHER_WRONG_ORDER: {
+    cause: 'The voucher pays another order than the one this terminal is waiting for.',
+    remedy: 'Cancel and start the payment again; check that only one server serves this terminal.',
+  },
+  INSURANCE_REFUSED_BY_PATIENT: {
+    cause: 'The patient pressed refuse on the phone page.',
+    remedy: 'Nothing was charged. Ask the patient how they want to pay.',
+  },
+  INSURANCE_CODE_EXPIRED: {
+    cause: 'The QR code and user code were not used within their lifetime (a few minutes).',
+    remedy: 'Start the insurance payment again: a new code is shown. Nothing was charged.',
+  },
+  INSURANCE_FAILED: {
+    cause: 'The server could not settle the payment with the insurance platform (down, slow, or it refused the request); the message names the reason.',
+    remedy: 'Nothing was charged. Try again later or pay another way; tally server report shows the platform faults.',
+  },
+  INSURANCE_BUSY: {
+    cause: 'A payment started on this terminal is still waiting for the patient.',
+    remedy: 'Wait for it to finish or expire, or cancel it (tally terminal insurance cancel).',
+  },
   UNKNOWN_CARD: {
     cause: 'The card has no tallystick applet: a bank, transit or foreign card, or a card that answers nothing.',
     remedy: 'Use a card issued by the investor. If an issued card shows this, clean its contacts and try again; a card that keeps failing is replaced (tally issue rewrite for one-time cards).',
@@ -401,6 +441,66 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
   ENROL_FAILED: {
     cause: 'The EST request to the server failed: the server is unreachable, its HTTPS certificate is not from the TLS CA, or it answered with an error.',
     remedy: 'Check --server (https://HOST:PORT), the network, and that tally server run has --est-port; the message gives the HTTP status or the network error. The terminal keeps its current certificate.',
+  },
+  INSURANCE_PLATFORM_DOWN: {
+    cause: 'The insurance platform refused or dropped the connection.',
+    remedy: 'Check the platform URL (--insurance-url) and that the platform runs; the order waits and fails cleanly, nothing is charged twice.',
+  },
+  INSURANCE_PLATFORM_TIMEOUT: {
+    cause: 'The insurance platform took the request but did not answer in time: it may have settled.',
+    remedy: 'Nothing to do by hand: the server asks the platform by the idempotency key and records the settlement if one was made (also at its next start).',
+  },
+  INSURANCE_PLATFORM_ERROR: {
+    cause: 'The insurance platform answered an error (5xx or an unreadable answer).',
+    remedy: "Retry later; if it persists, contact the platform's operator with the time and the order id.",
+  },
+  INSURANCE_NOT_INSURED: {
+    cause: 'The platform knows no insured person with the e-credential the phone gave.',
+    remedy: "The patient checks the credential in their insurance app, or pays another way.",
+  },
+  INSURANCE_NOT_COVERED: {
+    cause: "The platform's coverage rules do not cover this exam item.",
+    remedy: 'The patient pays another way; check the item code configured for the terminal (insurance.item).',
+  },
+  INSURANCE_IDEMPOTENCY: {
+    cause: 'The platform has a different request under the same idempotency key: two servers share a store badly, or the key scheme changed.',
+    remedy: 'Stop and report it: this is a bug. The order is left as it is; the reconciliation lists it.',
+  },
+  INSURANCE_UNKNOWN_ORDER: {
+    cause: 'No insurance order, device code or user code with this value exists (mistyped, or from another server).',
+    remedy: 'Scan the QR code on the terminal again, or start a new payment there.',
+  },
+  INSURANCE_CODE_EXPIRED_SERVER: {
+    cause: 'The authorisation lived out its lifetime before the patient consented.',
+    remedy: 'Start the payment again at the terminal; nothing was charged.',
+  },
+  INSURANCE_SLOW_DOWN: {
+    cause: 'The terminal polled the authorisation faster than the interval the server gave (RFC 8628 slow_down).',
+    remedy: 'Nothing to do: the terminal adds 5 s to its interval, as the answer asks.',
+  },
+  INSURANCE_LINK_TAKEN: {
+    cause: 'Another phone opened this payment link first; one link serves one phone.',
+    remedy: 'Use the phone that opened it first, or cancel and start again at the terminal.',
+  },
+  INSURANCE_TOKEN_USED: {
+    cause: "The order's authorisation token was already spent on a settlement: a repeated consent.",
+    remedy: 'Nothing to do: the order was settled once.',
+  },
+  INSURANCE_TOKEN_INVALID: {
+    cause: 'The authorisation token is not the one issued for this order (altered, or the order changed after it was issued).',
+    remedy: 'Start the payment again; report repeated cases to the investor.',
+  },
+  INSURANCE_STATE: {
+    cause: 'The order is already past this step (settled, refused, expired or failed), or the platform refused it as it stands.',
+    remedy: 'Look at the order in the report; start a new payment if needed.',
+  },
+  INSURANCE_NO_SIGNING_KEY: {
+    cause: 'The server was started without --signing-key, so it cannot sign settlement vouchers.',
+    remedy: 'Make the key with tally server certify-key and start tally server run --signing-key FILE.',
+  },
+  INSURANCE_RECONCILE_MISMATCH: {
+    cause: "The platform's statement and our records disagree: a settlement without a use, a use without a settlement, or different amounts.",
+    remedy: 'Read the listed mismatches (tally server insurance reconcile); reverse or record each as it says.',
   },
   BAD_TLV: {
     cause: 'Bytes in tag-length-value form (a card record, a ledger entry) are truncated, overlong or carry a length out of range.',

@@ -62,6 +62,17 @@ export const ErrorCodes = {
   TRUST_LIST_MISSING: info(1111, 'Vouchers not accepted: no trust list installed', '暂停收券：未安装信任列表'),
   TRUST_LIST_INVALID: info(1112, 'Trust list refused: not signed by a key the investor root certifies', '信任列表被拒绝：签名密钥未经投资方根密钥认证'),
   SCAN_NOT_QR: info(1113, 'Scan refused: not a QR code (wrong symbology)', '扫码被拒绝：不是二维码', true),
+  // 1151-1199: insurance payments refused at the terminal (firmware-protocol/settlement-voucher.md)
+  INSURANCE_OFFLINE: info(1151, 'Insurance payment unavailable: the terminal is offline (it needs the server link)', '医保支付不可用：终端离线（需要连接服务器）', true),
+  SETTLEMENT_VOUCHER_FORGED: info(1152, 'Settlement voucher refused: not signed by a server key the investor root certifies', '结算凭证被拒绝：签名密钥未经投资方根密钥认证'),
+  SETTLEMENT_VOUCHER_OTHER_TERMINAL: info(1153, 'Settlement voucher refused: it is for another terminal', '结算凭证被拒绝：属于其他终端'),
+  SETTLEMENT_VOUCHER_EXPIRED: info(1154, 'Settlement voucher refused: expired', '结算凭证被拒绝：已过期'),
+  SETTLEMENT_VOUCHER_REPLAYED: info(1155, 'Settlement voucher refused: already used on this terminal', '结算凭证被拒绝：已在本终端使用'),
+  SETTLEMENT_VOUCHER_WRONG_ORDER: info(1156, 'Settlement voucher refused: it does not pay the order shown', '结算凭证被拒绝：与当前订单不符'),
+  INSURANCE_REFUSED_BY_PATIENT: info(1157, 'Insurance payment cancelled: the patient refused on the phone', '医保支付已取消：患者在手机上拒绝'),
+  INSURANCE_CODE_EXPIRED: info(1158, 'Insurance payment expired: the QR code was not used in time', '医保支付已过期：二维码未在时限内使用', true),
+  INSURANCE_FAILED: info(1159, 'Insurance payment failed: not charged', '医保支付失败：未扣费', true),
+  INSURANCE_BUSY: info(1160, 'An insurance payment is already waiting on this terminal', '本终端已有一笔医保支付在等待中', true),
 
   // 2xxx: card and applet protocol
   PIN_WRONG: info(2001, 'Wrong PIN', 'PIN 错误', true),
@@ -145,6 +156,22 @@ export const ErrorCodes = {
   LOGIN_TOKEN: info(6510, 'One-time login invalid, used or expired', '一次性登录链接无效、已使用或已过期'),
   UNKNOWN_AGENT: info(6511, 'No such agent in the registry', '登记中无此代理商'),
   BAD_ROLE_SCOPE: info(6512, 'A clinic user needs its clinic and an agent user its agent (and no other role either)', '医疗机构用户须指定其机构、代理商用户须指定其代理商（其他角色不可指定）'),
+  // 6600-6649: insurance payments at the server and its platform (docs/insurance.md)
+  INSURANCE_PLATFORM_DOWN: info(6600, 'Insurance platform unreachable', '医保平台无法连接', true),
+  INSURANCE_PLATFORM_TIMEOUT: info(6601, 'Insurance platform did not answer in time', '医保平台响应超时', true),
+  INSURANCE_PLATFORM_ERROR: info(6602, 'Insurance platform answered an error', '医保平台返回错误', true),
+  INSURANCE_NOT_INSURED: info(6603, 'No insured person holds this e-credential', '该医保电子凭证无对应参保人'),
+  INSURANCE_NOT_COVERED: info(6604, 'This exam is not covered by the insurance', '该检查项目不在医保报销范围内'),
+  INSURANCE_IDEMPOTENCY: info(6605, 'Insurance platform refused: idempotency key reused for another request', '医保平台拒绝：幂等键被用于其他请求'),
+  INSURANCE_UNKNOWN_ORDER: info(6606, 'Unknown insurance order or authorisation', '未知的医保订单或授权'),
+  INSURANCE_CODE_EXPIRED_SERVER: info(6607, 'Authorisation expired: start the payment again at the terminal', '授权已过期：请在终端重新发起支付'),
+  INSURANCE_SLOW_DOWN: info(6608, 'Polling too fast: slow down', '轮询过于频繁：请降低频率', true),
+  INSURANCE_LINK_TAKEN: info(6609, 'This payment link is already open on another phone', '该支付链接已在另一部手机上打开'),
+  INSURANCE_TOKEN_USED: info(6610, 'Authorisation token already used', '授权令牌已使用'),
+  INSURANCE_TOKEN_INVALID: info(6611, 'Authorisation token invalid or not for this order', '授权令牌无效或不属于此订单'),
+  INSURANCE_STATE: info(6612, 'The insurance order is not in a state that allows this', '医保订单当前状态不允许此操作'),
+  INSURANCE_NO_SIGNING_KEY: info(6613, 'Insurance payments need the server signing key (tally server certify-key)', '医保支付需要服务器签名密钥（tally server certify-key）'),
+  INSURANCE_RECONCILE_MISMATCH: info(6614, 'Insurance reconciliation found mismatches', '医保对账发现不一致'),
 
   // 7xxx: formats (thrown by the codecs as CodecError, with the path of the bad field)
   BAD_TLV: info(7001, 'Malformed data (TLV)', '数据格式错误（TLV）'),

@@ -42,6 +42,7 @@ const COMMANDS: CommandEntry[] = [
   entry('sim reader', async () => (await import('./commands/simReader.js')).simReaderCommand),
   entry('sim card', async () => (await import('./commands/simCard.js')).simCardCommand),
   entry('sim fleet', async () => (await import('./commands/simFleet.js')).simFleetCommand),
+  entry('sim insurance', async () => (await import('./commands/simInsurance.js')).simInsuranceCommand),
   entry('sim his', async () => (await import('./commands/simHis.js')).simHisCommand),
   entry('gateway run', async () => (await import('./commands/gateway.js')).gatewayRunCommand),
   entry('gateway diode-receive', async () => (await import('./commands/gateway.js')).gatewayDiodeReceiveCommand),
