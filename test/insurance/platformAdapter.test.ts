@@ -14,7 +14,7 @@ let adapter: HttpInsurancePlatform;
 
 beforeAll(async () => {
   platform = await startPlatformProcess();
-  adapter = new HttpInsurancePlatform({ url: platform.url, timeoutMs: 400 });
+  adapter = new HttpInsurancePlatform({ url: platform.url, timeoutMs: 1500 });
 });
 afterAll(async () => platform?.close());
 
@@ -77,7 +77,7 @@ describe('insurance platform adapter over HTTP to the simulated platform process
     expect(await codeOf(adapter.queryCertificate({ credential: CREDENTIAL, item: 'OCT', amountFen: 5_000 }))).toBe('INSURANCE_PLATFORM_DOWN');
     await platform.setFault('error');
     expect(await codeOf(adapter.queryCertificate({ credential: CREDENTIAL, item: 'OCT', amountFen: 5_000 }))).toBe('INSURANCE_PLATFORM_ERROR');
-    await platform.setFault('slow', 1_500);
+    await platform.setFault('slow', 5_000);
     const request = { idempotencyKey: 'order-B:settle', certificateId: cert.certificateId, item: 'OCT', amountFen: 5_000, orderRef: 'order-B' };
     expect(await codeOf(adapter.settle(request))).toBe('INSURANCE_PLATFORM_TIMEOUT');
     await platform.setFault('normal');
