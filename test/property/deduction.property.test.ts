@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from '../../src/codecs/bytes.js';
 import { EntryType, parseLedgerEntry, type LedgerEntry } from '../../src/codecs/ledgerEntry.js';
+import { parseCardRecord, RecordKind } from '../../src/codecs/cardRecord.js';
 import { DEMO_MOTHER_PIN, Issuer, tempDir } from '../../src/scenario/CardWorld.js';
 import type { SimulatedCard } from '../../src/sim/SimulatedCard.js';
 import { SimulatedDevice, type DeviceBehaviour } from '../../src/sim/SimulatedDevice.js';
@@ -81,8 +82,10 @@ function audit(terminal: Terminal): { entries: LedgerEntry[]; charged: Map<numbe
   const charged = new Map<number, number>(); // serial -> reserve seq of its charged use
   for (const entry of entries) {
     if (entry.type === EntryType.USE_RESERVED) {
-      // the card's record is in the entry: its serial is the last u32 of the body before the signature
-      const serial = new DataView(entry.card!.buffer, entry.card!.byteOffset + entry.card!.length - 66 - 4, 4).getUint32(0);
+      // the card's signed record is in the entry (record version 2 puts the card key after the serial)
+      const record = parseCardRecord(entry.card!);
+      if (record.kind !== RecordKind.ONE_TIME) throw new Error(`use entry ${entry.seq} holds a card of kind ${record.kind}`);
+      const serial = record.serial;
       expect(charged.has(serial), `serial ${serial} reserved at seq ${entry.seq} while charged at seq ${charged.get(serial)}`).toBe(false);
       charged.set(serial, entry.seq);
       serialOfReserve.set(entry.seq, serial);
