@@ -255,6 +255,11 @@ function variants(valid: readonly Uint8Array[]): Variant[] {
     { name: 'completed-after-reserved', description: `the open use at seq ${n} completed without a start`, edits: extended(n, (c) => c.add({ type: EntryType.USE_COMPLETED, ref: n })) },
     { name: 'witness-without-seq', description: 'a rollback witness entry that names no seq', edits: extended(n, (c) => c.add({ type: EntryType.WITNESS_ROLLBACK, detail: 'board: relay board holds a later head' })) },
     { name: 'started-twice', description: 'the use at seq 3 started again', edits: extended(n, (c) => c.add({ type: EntryType.USE_STARTED, ref: 3 })) },
+    {
+      name: 'untrusted-clock-ref-not-a-use',
+      description: `seq ${n + 1} has an untrusted clock and refers to no use: it does not verify, so untrustedClock does not count it`,
+      edits: extended(n, (c) => c.add({ type: EntryType.USE_COMPLETED, ref: 2, clockTrusted: false, time: 60_000 })),
+    },
   ];
 }
 

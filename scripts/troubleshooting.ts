@@ -262,6 +262,10 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'tally ledger verify --checkpoint: the ledger verifies up to its last entry, but that is before the seq the server signed in its checkpoint, or the entry at that seq has another hash: entries were cut off or replaced after the server saw them.',
     remedy: 'Compare with the server\'s copy of the ledger (tally audit export on the server); the output names the last good seq and the checkpoint\'s seq.',
   },
+  DATABASE_UNREADABLE: {
+    cause: "tally ledger verify (or the Python verifier) could not read the terminal's database to its end: the file is truncated, its pages are corrupt, or it is not an SQLite database. The output names the last seq read and whether the entries before it verify.",
+    remedy: 'Keep the data folder as evidence and do not run the terminal on it. The entries up to the last good seq stand; the server holds every entry it acked (compare with tally audit export from the server), and a backup copy may hold the rest (verify it the same way).',
+  },
   BOARD_WITNESS_MISSING: {
     cause: 'The relay board speaks serial protocol 1, which keeps no chain head, and device.requireBoardWitness is set in the terminal configuration.',
     remedy: 'Flash the board with firmware that speaks protocol 2 (firmware-protocol/serial-protocol.md section 6.5), or unset requireBoardWitness to run without the board witness (the daemon logs board-witness-missing at each start; the server and the cards remain the witnesses).',

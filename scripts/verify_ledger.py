@@ -12,6 +12,8 @@
   verify_ledger.py --many FILE
       FILE is {"root": HEX, "ledgers": [[HEX entry, ...], ...]}: prints a JSON list, one verdict per ledger
       (for tests that compare many ledgers with the other verifier)
+  verify_ledger.py --many-db FILE
+      FILE is {"root": HEX, "checkpoint": FILE or null, "dbs": [PATH, ...]}: a JSON list, the --json verdict of each
 
 Prints the verdict of section 7 (--json: the same JSON fields as tally ledger verify --json).
 Exit 0 intact, 4 broken (any rule, DATABASE_UNREADABLE, or the checkpoint's TRUNCATED/FORKED),
@@ -310,9 +312,28 @@ def check_meaning(seq, e, cert, root, batches, uses, held, state):
             raise Broken(seq, 'WITNESS_INVALID', 'witness.rollback without the seq its witness named, or without its detail')
 
 
+def unsigned_mismatches(row_seq, row_type, row_time, row_hash, raw):
+    """Section 5: the columns beside the entry that are not what the signed entry says"""
+    try:
+        e = parse_entry(raw)
+    except Malformed:
+        return []  # the verdict names the entry itself
+    wrong = []
+    if row_seq != e['seq']:
+        wrong.append('seq')
+    if row_type != e['type']:
+        wrong.append('type')
+    if row_time != e['time']:
+        wrong.append('time')
+    if not isinstance(row_hash, bytes) or row_hash != hashlib.sha256(raw).digest():
+        wrong.append('hash')
+    return wrong
+
+
 def read_db(path):
-    """Section 5: SELECT entry FROM ledger ORDER BY seq, read-only; (entries, root key in meta or None, error or None)"""
-    entries, root, error = [], None, None
+    """Section 5, read-only: the entries in seq order, the unsigned columns that disagree with them, the root key in
+    meta (untrusted, or None), and why the file could not be read to its end (None when it could)"""
+    entries, columns, root, error = [], [], None, None
     try:
         db = sqlite3.connect('file:%s?mode=ro' % os.path.abspath(path), uri=True)
         try:
@@ -320,11 +341,27 @@ def read_db(path):
             root = bytes(row[0]) if row else None
         except sqlite3.DatabaseError:
             pass
-        for (entry,) in db.execute('SELECT entry FROM ledger ORDER BY seq'):
-            entries.append(bytes(entry))
+        # one row a query: Python's cursor steps a row ahead, so a scan would lose the last good row before damage
+        last = None
+        while True:
+            row = db.execute('SELECT seq, type, time, hash, entry FROM ledger %s ORDER BY seq LIMIT 1' % ('' if last is None else 'WHERE seq > ?'),
+                             () if last is None else (last,)).fetchone()
+            if row is None:
+                break
+            seq, kind, time, digest, entry = row
+            last = seq
+            entry = bytes(entry) if isinstance(entry, (bytes, memoryview)) else str(entry).encode('utf-8')
+            entries.append(entry)
+            wrong = unsigned_mismatches(seq, kind, time, bytes(digest) if isinstance(digest, (bytes, memoryview)) else digest, entry)
+            if wrong:
+                columns.append({'seq': seq, 'columns': wrong})
+        # every page of the file, not just the ledger's: a truncated or damaged file is named even when the ledger's pages survived
+        problems = [r[0] for r in db.execute('PRAGMA quick_check')]
+        if problems != ['ok']:
+            error = 'quick_check: %s' % '; '.join(problems[:3])
     except sqlite3.DatabaseError as err:  # includes a damaged, truncated or non-database file
         error = str(err)
-    return entries, root, error
+    return entries, columns, root, error
 
 
 def apply_edits(entries, edits):
@@ -400,6 +437,52 @@ def options(argv):
     return dict(zip(rest[0::2], rest[1::2])), flags
 
 
+class Usage(Exception):
+    pass
+
+
+def run(args):
+    """(exit code, verdict) of one ledger (--db or --entries) against a root, with --checkpoint if given"""
+    error, columns = None, None
+    if '--db' in args:
+        if not os.path.isfile(args['--db']):
+            raise Usage('no ledger at %s' % args['--db'])
+        entries, columns, db_root, error = read_db(args['--db'])
+    elif '--entries' in args:
+        entries, db_root = [bytes.fromhex(line.strip()) for line in open(args['--entries']) if line.strip()], None
+    else:
+        raise Usage(__doc__)
+    if '--root' in args:
+        root = bytes.fromhex(args['--root'])
+    elif '--root-fingerprint' in args and db_root is None and error is not None:
+        root = bytes(32)  # the meta table is unreadable too: no entry can be checked, the verdict is DATABASE_UNREADABLE at 1
+        entries = []
+    elif '--root-fingerprint' in args and db_root is not None:
+        if hashlib.sha256(db_root).hexdigest() != args['--root-fingerprint'].lower():
+            raise Usage('the root key in the database does not have fingerprint %s: give --root' % args['--root-fingerprint'])
+        root = db_root
+    else:
+        raise Usage('give the root you trust: --root HEX (or --root-fingerprint HEX with --db)')
+    if len(root) != 32:
+        raise Usage('--root must be 32 bytes of hex')
+    verdict = verify(entries, root, error)
+    if columns is not None:
+        verdict['unsignedColumns'] = columns
+    code = 0 if verdict['ok'] else 4
+    if '--checkpoint' in args:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import verify_checkpoint
+        try:
+            fields = verify_checkpoint.verify_checkpoint(json.load(open(args['--checkpoint'])), root.hex())
+        except (verify_checkpoint.BadCheckpoint, ValueError) as err:
+            return 3, {'ok': False, 'code': 'BAD_CHECKPOINT', 'problem': str(err)}
+        hashes = [hashlib.sha256(raw).hexdigest() for raw in entries]
+        cp = verify_checkpoint.check_ledger(hashes, verdict['lastSeq'], verdict.get('terminalId'), fields)
+        verdict = dict(verdict, ok=verdict['ok'] and cp['ok'], checkpoint=cp)
+        code = 0 if verdict['ok'] else 4
+    return code, verdict
+
+
 def main(argv):
     args, flags = options(argv[1:])
     if args is None or not args:
@@ -412,45 +495,26 @@ def main(argv):
         root = bytes.fromhex(job['root'])
         print(json.dumps([verify([bytes.fromhex(h) for h in ledger], root) for ledger in job['ledgers']]))
         return 0
-    error = None
-    if '--db' in args:
-        entries, db_root, error = read_db(args['--db'])
-    elif '--entries' in args:
-        entries, db_root = [bytes.fromhex(line.strip()) for line in open(args['--entries']) if line.strip()], None
-    else:
-        sys.stderr.write(__doc__)
+    if '--many-db' in args:
+        job = json.load(open(args['--many-db']))
+        common = {'--root': job['root'], **({'--checkpoint': job['checkpoint']} if job.get('checkpoint') else {})}
+        print(json.dumps([run(dict(common, **{'--db': path}))[1] for path in job['dbs']]))
+        return 0
+    try:
+        code, verdict = run(args)
+    except Usage as err:
+        sys.stderr.write('%s\n' % str(err).strip())
         return 2
-    if '--root' in args:
-        root = bytes.fromhex(args['--root'])
-    elif '--root-fingerprint' in args and db_root is not None:
-        if hashlib.sha256(db_root).hexdigest() != args['--root-fingerprint'].lower():
-            sys.stderr.write('the root key in the database does not have fingerprint %s: give --root\n' % args['--root-fingerprint'])
-            return 2
-        root = db_root
-    else:
-        sys.stderr.write('give the root you trust: --root HEX (or --root-fingerprint HEX with --db)\n')
-        return 2
-    if len(root) != 32:
-        sys.stderr.write('--root must be 32 bytes of hex\n')
-        return 2
-    verdict = verify(entries, root, error)
-    code = 0 if verdict['ok'] else 4
-    if '--checkpoint' in args:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import verify_checkpoint
-        try:
-            fields = verify_checkpoint.verify_checkpoint(json.load(open(args['--checkpoint'])), root.hex())
-        except (verify_checkpoint.BadCheckpoint, ValueError) as err:
-            print(json.dumps({'ok': False, 'code': 'BAD_CHECKPOINT', 'problem': str(err)}) if flags else 'BAD_CHECKPOINT: %s' % err)
-            return 3
-        hashes = [hashlib.sha256(raw).hexdigest() for raw in entries]
-        cp = verify_checkpoint.check_ledger(hashes, verdict['lastSeq'], verdict.get('terminalId'), fields)
-        verdict = dict(verdict, ok=verdict['ok'] and cp['ok'], checkpoint=cp)
-        code = 0 if verdict['ok'] else 4
+    if code == 3:
+        print(json.dumps(verdict) if flags else 'BAD_CHECKPOINT: %s' % verdict['problem'])
+        return 3
     if flags:
         print(json.dumps(verdict, indent=2))
     else:
         print(describe(verdict))
+        for c in verdict.get('unsignedColumns', []):
+            print('warning: the unsigned %s column%s of row %d differ%s from its signed entry' % (
+                ' and '.join(c['columns']), 's' if len(c['columns']) > 1 else '', c['seq'], '' if len(c['columns']) > 1 else 's'))
         if 'checkpoint' in verdict:
             cp = verdict['checkpoint']
             print('holds the checkpoint of server %s: seq %d' % (cp['serverId'], cp['seq']) if cp['ok']

@@ -102,6 +102,8 @@ export const ErrorCodes = {
   BUSY: info(4006, 'Terminal busy: wait for the current use to finish', '终端忙，请等待当前使用结束', true),
   // rollback witnesses (firmware-protocol/ledger-format.md, serial-protocol.md §6.5)
   LEDGER_ROLLBACK: info(4030, 'Out of service: ledger older than recorded (rollback)', '暂停服务：账本比已记录的旧（回滚）'),
+  // ledger audits (firmware-protocol/ledger-format.md, audit-bundle.md): 4060-4079
+  DATABASE_UNREADABLE: info(4060, 'Ledger database damaged: it cannot be read to the end', '账本数据库已损坏：无法完整读取'),
   LEDGER_TRUNCATED: info(4031, 'Ledger truncated: it no longer contains the server\'s signed checkpoint', '账本被截断：不再包含服务器签名的检查点'),
   BOARD_WITNESS_MISSING: info(4032, 'Out of service: relay board firmware too old (no witness)', '暂停服务：继电器板固件过旧（无见证）'),
 

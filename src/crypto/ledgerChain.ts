@@ -77,7 +77,11 @@ export function entryHash(raw: Uint8Array): Uint8Array {
   return sha256(raw);
 }
 
-export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublicKey: Uint8Array): LedgerVerification {
+/**
+ * unreadable: why the database could not be read past these entries (a damaged, truncated or malformed file):
+ * the verdict is then DATABASE_UNREADABLE at the seq after them, unless a problem among them comes first.
+ */
+export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublicKey: Uint8Array, unreadable?: string): LedgerVerification {
   let expectedSeq = 1;
   let prevHash: Uint8Array = GENESIS_HASH;
   let devicePublicKey: Uint8Array | undefined;
@@ -126,17 +130,18 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
       // the terminal trusts its clock only past the floor and no more than 1 s behind anything it recorded before
       if (entry.time < CLOCK_FLOOR_MS) return fail(entry.seq, 'CLOCK_FLAG', `clock marked trusted at ${entry.time} ms, before the floor ${CLOCK_FLOOR_MS}`);
       if (entry.time < latestTime - CLOCK_TRUST_SLACK_MS) return fail(entry.seq, 'CLOCK_FLAG', `clock marked trusted at ${entry.time} ms, behind the earlier entry time ${latestTime}`);
-    } else {
-      untrustedClock++;
     }
 
     const problem = checkMeaning(entry);
     if (problem) return fail(entry.seq, problem[0], problem[1]);
+    // counted once the entry verifies (ledger-format.md section 7: verified entries with 44 01 00)
+    if (!entry.clockTrusted) untrustedClock++;
     entries++;
     prevHash = entryHash(raw);
     latestTime = Math.max(latestTime, entry.time);
     expectedSeq++;
   }
+  if (unreadable !== undefined) return fail(expectedSeq, 'DATABASE_UNREADABLE', `the database cannot be read past seq ${expectedSeq - 1}: ${unreadable}`);
   if (expectedSeq === 1) return fail(1, 'EMPTY', 'the ledger has no entries (a provisioned terminal has at least its provisioning entry)');
   return { ok: true, ...summary() };
 

@@ -6,50 +6,19 @@
  * terminalId, problem code and seq), on every tampered variant, on every
  * one-byte change of a sample of golden entries, and on ledgers the CLI makes.
  */
-import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { applyEdits } from '../../scripts/ledgerVectors.js';
 import { parseLedgerEntry } from '../../src/codecs/ledgerEntry.js';
-import { verifyLedgerEntries, type LedgerVerification } from '../../src/crypto/ledgerChain.js';
+import { verifyLedgerEntries } from '../../src/crypto/ledgerChain.js';
 import { makeCliLedger, tally } from '../support/cliLedger.js';
+import { comparable, python, pythonVerdicts } from '../support/pythonVerifier.js';
 import { useScratch } from '../support/scratch.js';
 
-const SCRIPT = fileURLToPath(new URL('../../scripts/verify_ledger.py', import.meta.url));
 const VECTORS = fileURLToPath(new URL('../../firmware-protocol/vectors/ledger.json', import.meta.url));
 const { scratch } = useScratch();
-
-export function python(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const run = spawnSync('/usr/bin/python3', [SCRIPT, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
-}
-
-/** The fields both verifiers must give alike (the problem's English text may differ) */
-export function comparable(v: Partial<LedgerVerification> & { problem?: { seq: number; code: string } }) {
-  return {
-    ok: v.ok,
-    entries: v.entries,
-    lastSeq: v.lastSeq,
-    headHash: v.headHash,
-    uses: v.uses,
-    releases: v.releases,
-    untrustedClock: v.untrustedClock,
-    terminalId: v.terminalId,
-    problem: v.problem ? { seq: v.problem.seq, code: v.problem.code } : undefined,
-  };
-}
-
-/** Many ledgers through the Python verifier in one run */
-export function pythonVerdicts(dir: string, rootHex: string, ledgers: readonly (readonly Uint8Array[])[]): LedgerVerification[] {
-  const job = join(dir, `many-${ledgers.length}.json`);
-  writeFileSync(job, JSON.stringify({ root: rootHex, ledgers: ledgers.map((l) => l.map((e) => Buffer.from(e).toString('hex'))) }));
-  const run = python('--many', job);
-  expect(run.stderr).toBe('');
-  return JSON.parse(run.stdout) as LedgerVerification[];
-}
 
 interface Vectors {
   rootPublicKey: string;

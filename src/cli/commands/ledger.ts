@@ -5,52 +5,160 @@ import { toHex } from '../../codecs/bytes.js';
 import { describeRecord } from '../../codecs/cardRecord.js';
 import { ENTRY_TYPE_NAMES, parseLedgerEntry } from '../../codecs/ledgerEntry.js';
 import { parseRecordOrThrow } from '../../crypto/chain.js';
-import { verifyLedgerEntries, type LedgerVerification } from '../../crypto/ledgerChain.js';
+import { sha256 } from '../../crypto/ed25519.js';
+import { entryHash, verifyLedgerEntries, type LedgerVerification } from '../../crypto/ledgerChain.js';
 import { encodeCheckpointFile, parseCheckpoint, parseCheckpointBody } from '../../codecs/checkpoint.js';
 import { checkLedgerAgainstCheckpoint, verifyCheckpoint, type CheckpointVerdict } from '../../crypto/checkpoint.js';
 import { readCheckpointFile } from '../../terminal/Terminal.js';
-import { TallyError } from '../../errors.js';
+import { ErrorCodes, TallyError } from '../../errors.js';
+import { createLogger } from '../../logging/createLogger.js';
 import { parse } from '../args.js';
 import type { CliCommand } from '../command.js';
 
-/** Opens a terminal database read-only: an auditor must not change what they check */
-function readLedger(values: Record<string, unknown>): { entries: Uint8Array[]; root: Uint8Array } {
+interface ReadLedger {
+  readonly path: string;
+  readonly entries: Uint8Array[];
+  /** --root, else the one the database holds (undefined when it could not be read) */
+  readonly root?: Uint8Array;
+  /** Why the database could not be read to its end (SQLite's own reason) */
+  readonly unreadable?: string;
+  /** Rows whose unsigned copies (seq, type, time, hash) are not what their signed entry says */
+  readonly unsignedColumns: UnsignedMismatch[];
+}
+
+export interface UnsignedMismatch {
+  readonly seq: number;
+  readonly columns: ('seq' | 'type' | 'time' | 'hash')[];
+}
+
+interface LedgerRow {
+  seq: number;
+  type: unknown;
+  time: unknown;
+  hash: unknown;
+  entry: unknown;
+}
+
+/** ledger-format.md section 5: the columns beside an entry that disagree with it (none for an entry that does not parse: the verdict names it) */
+function unsignedMismatch(row: LedgerRow, raw: Uint8Array): UnsignedMismatch | undefined {
+  let entry;
+  try {
+    entry = parseLedgerEntry(raw);
+  } catch {
+    return undefined;
+  }
+  const columns: UnsignedMismatch['columns'] = [];
+  if (row.seq !== entry.seq) columns.push('seq');
+  if (row.type !== entry.type) columns.push('type');
+  if (typeof row.time !== 'number' || row.time !== entry.time) columns.push('time');
+  if (!Buffer.isBuffer(row.hash) || !row.hash.equals(entryHash(raw))) columns.push('hash');
+  return columns.length ? { seq: row.seq, columns } : undefined;
+}
+
+/**
+ * Opens a terminal database read-only (an auditor must not change what they check) and reads
+ * SELECT entry FROM ledger ORDER BY seq row by row: a damaged file yields the entries before the
+ * damage and SQLite's reason, never an exception.
+ */
+function readLedger(values: Record<string, unknown>): ReadLedger {
   const path = typeof values.db === 'string' ? values.db : typeof values.data === 'string' ? join(values.data, 'terminal.db') : undefined;
   if (!path) throw new TallyError('USAGE', '--data DIR or --db FILE is required');
   if (!existsSync(path)) throw new TallyError('USAGE', `no ledger at ${path}`);
-  const db = new Database(path, { readonly: true, fileMustExist: true });
+  const given = typeof values.root === 'string' ? new Uint8Array(Buffer.from(values.root, 'hex')) : undefined;
+  const fingerprint = typeof values['root-fingerprint'] === 'string' ? values['root-fingerprint'].toLowerCase() : undefined;
+  // the root the database holds is as untrusted as the rest: with --root-fingerprint it must hash to it
+  const trusted = (held: Uint8Array | undefined): Uint8Array | undefined => {
+    if (held && fingerprint !== undefined && toHex(sha256(held)) !== fingerprint) throw new TallyError('USAGE', `the root key in ${path} does not have fingerprint ${fingerprint}: give --root`);
+    return held;
+  };
+  const entries: Uint8Array[] = [];
+  const unsignedColumns: UnsignedMismatch[] = [];
+  let db: Database.Database | undefined;
+  let held: Uint8Array | undefined;
   try {
-    const root = db.prepare<[], { value: Buffer }>("SELECT value FROM meta WHERE key = 'root_public_key'").get();
-    if (!root) throw new TallyError('NOT_PROVISIONED', path);
-    const rootKey = typeof values.root === 'string' ? new Uint8Array(Buffer.from(values.root, 'hex')) : new Uint8Array(root.value);
-    const entries = db.prepare<[], { entry: Buffer }>('SELECT entry FROM ledger ORDER BY seq').all().map((r) => new Uint8Array(r.entry));
-    return { entries, root: rootKey };
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    let metaReadable = true;
+    try {
+      const row = db.prepare<[], { value: Buffer }>("SELECT value FROM meta WHERE key = 'root_public_key'").get();
+      held = row ? new Uint8Array(row.value) : undefined;
+    } catch (err) {
+      // the meta table is a convenience (as untrusted as the rest): damaged, it does not stop the entries being read
+      if (!(err instanceof Database.SqliteError)) throw err;
+      metaReadable = false;
+    }
+    if (metaReadable && !held && !given) throw new TallyError('NOT_PROVISIONED', path);
+    db.defaultSafeIntegers(false);
+    for (const row of db.prepare<[], LedgerRow>('SELECT seq, type, time, hash, entry FROM ledger ORDER BY seq').iterate()) {
+      const raw = Buffer.isBuffer(row.entry) ? new Uint8Array(row.entry) : new Uint8Array(Buffer.from(String(row.entry), 'utf8'));
+      entries.push(raw);
+      const mismatch = unsignedMismatch(row, raw);
+      if (mismatch) unsignedColumns.push(mismatch);
+    }
+    // every page of the file, not only the ledger's: a truncated or damaged file is named even when the ledger's pages survived
+    const problems = db.prepare<[], { quick_check: string }>('PRAGMA quick_check').all().map((r) => r.quick_check);
+    const unreadable = problems.length === 1 && problems[0] === 'ok' ? undefined : `quick_check: ${problems.slice(0, 3).join('; ')}`;
+    return { path, entries, unsignedColumns, ...rootOf(given ?? trusted(held)), ...(unreadable ? { unreadable } : {}) };
+  } catch (err) {
+    if (!(err instanceof Database.SqliteError)) throw err;
+    return { path, entries, unsignedColumns, ...rootOf(given ?? trusted(held)), unreadable: `${err.code}: ${err.message}` };
   } finally {
-    db.close();
+    db?.close();
   }
+}
+
+function rootOf(root: Uint8Array | undefined): { root?: Uint8Array } {
+  return root ? { root } : {};
+}
+
+/** The verdict of a database read to its end or not (ledger-format.md section 7, DATABASE_UNREADABLE) */
+function verifyRead(read: ReadLedger): LedgerVerification {
+  // without a root to check against (the meta table is unreadable too) no entry verifies
+  if (!read.root) return verifyLedgerEntries([], new Uint8Array(32), read.unreadable ?? 'no root key');
+  return verifyLedgerEntries(read.entries, read.root, read.unreadable);
+}
+
+/** The operator's line for a damaged database, in both languages, and its structured log event */
+function reportUnreadable(read: ReadLedger, result: LedgerVerification, io: { err: (line: string) => void }): void {
+  const { code, en, zh } = ErrorCodes.DATABASE_UNREADABLE;
+  createLogger({ level: process.env.TALLY_LOG_LEVEL ?? 'info' }).warn(
+    { event: 'ledger-database-unreadable', code: 'DATABASE_UNREADABLE', path: read.path, lastGoodSeq: result.lastSeq, reason: read.unreadable },
+    'ledger database unreadable',
+  );
+  io.err(`DATABASE_UNREADABLE ${code}: ${en} (last good seq ${result.lastSeq}; ${read.unreadable ?? ''})`);
+  io.err(`DATABASE_UNREADABLE ${code}: ${zh}（最后一条完好的序号 ${result.lastSeq}）`);
 }
 
 export const ledgerVerifyCommand: CliCommand = {
   path: ['ledger', 'verify'],
   summary: "check a terminal's whole ledger: chain, signatures, sequence, meaning",
-  help: `tally ledger verify (--data DIR | --db FILE) [--root HEX] [--checkpoint FILE] [--json]
+  help: `tally ledger verify (--data DIR | --db FILE) [--root HEX | --root-fingerprint HEX] [--checkpoint FILE] [--json]
 
 Checks every entry: gapless sequence, hash chain, the terminal certificate
 back to the investor root, each signature, and that no serial was used twice.
-Says exactly where it breaks. Exit 0 when intact, 4 when broken.
+Says exactly where it breaks. Exit 0 when intact, 4 when broken (a
+damaged or truncated database file too: DATABASE_UNREADABLE, with the last
+good seq). Rows whose unsigned columns (seq, type, time, hash) differ from
+their signed entry are listed as warnings (unsignedColumns in --json).
   --root HEX   the investor root public key to check against (default: the one
                the terminal holds; an auditor should pass the one they trust)
+  --root-fingerprint HEX  take the root key the terminal holds only if its
+               SHA-256 is HEX (the fingerprint tally issue mother printed)
   --checkpoint FILE  a checkpoint the server signed (tally ledger checkpoint, or
                the audit bundle): the ledger must still hold its seq with its
                hash, else it is named TRUNCATED (cut or restored from an older
                copy; exit 4, with the last good seq) or FORKED`,
   async run(args, io) {
-    const values = parse(args, { data: { type: 'string' }, db: { type: 'string' }, root: { type: 'string' }, checkpoint: { type: 'string' }, json: { type: 'boolean' } });
-    const { entries, root } = readLedger(values);
-    const result = verifyLedgerEntries(entries, root);
-    const checkpoint = typeof values.checkpoint === 'string' ? checkpointVerdict(values.checkpoint, entries, result, root) : undefined;
+    const values = parse(args, { data: { type: 'string' }, db: { type: 'string' }, root: { type: 'string' }, 'root-fingerprint': { type: 'string' }, checkpoint: { type: 'string' }, json: { type: 'boolean' } });
+    const read = readLedger(values);
+    const { entries } = read;
+    const result = verifyRead(read);
+    if (result.problem?.code === 'DATABASE_UNREADABLE') reportUnreadable(read, result, io);
+    const checkpoint = typeof values.checkpoint === 'string' && read.root ? checkpointVerdict(values.checkpoint, entries, result, read.root) : undefined;
+    const warnUnsigned = () => {
+      for (const m of read.unsignedColumns) io.out(`warning: the unsigned ${m.columns.join(' and ')} column${m.columns.length > 1 ? 's' : ''} of row ${m.seq} differ${m.columns.length > 1 ? '' : 's'} from its signed entry`);
+    };
     if (checkpoint) {
-      if (values.json) io.out(JSON.stringify({ ...result, ok: result.ok && checkpoint.ok, checkpoint }, null, 2));
+      if (values.json) io.out(JSON.stringify({ ...result, ok: result.ok && checkpoint.ok, unsignedColumns: read.unsignedColumns, checkpoint }, null, 2));
       else {
         if (result.ok) io.out(`ledger of ${result.terminalId}: ${result.entries} entries verify, seq 1..${result.lastSeq}`);
         else io.out(`ledger BROKEN at seq ${result.problem!.seq}: ${result.problem!.problem}`);
@@ -59,16 +167,20 @@ Says exactly where it breaks. Exit 0 when intact, 4 when broken.
             ? `holds the checkpoint of server ${checkpoint.serverId}: seq ${checkpoint.seq} (${checkpoint.headHash.slice(0, 16)}...) signed ${checkpoint.time}`
             : `${checkpoint.problem!.code === 'TRUNCATED' ? 'TRUNCATED' : 'NOT the ledger the server saw'}: ${checkpoint.problem!.problem} (last good seq ${checkpoint.lastGoodSeq})`,
         );
+        warnUnsigned();
       }
       return result.ok && checkpoint.ok ? 0 : 4;
     }
     if (values.json) {
-      io.out(JSON.stringify(result, null, 2));
-    } else if (result.ok) {
-      io.out(`ledger of ${result.terminalId} intact: ${result.entries} entries, seq 1..${result.lastSeq}, ${result.uses} ${result.uses === 1 ? 'use' : 'uses'}, ${result.releases} released`);
+      io.out(JSON.stringify({ ...result, unsignedColumns: read.unsignedColumns }, null, 2));
     } else {
-      io.out(`ledger BROKEN at seq ${result.problem!.seq}: ${result.problem!.problem}`);
-      io.out(`the ${result.entries} entries before it verify`);
+      if (result.ok) {
+        io.out(`ledger of ${result.terminalId} intact: ${result.entries} entries, seq 1..${result.lastSeq}, ${result.uses} ${result.uses === 1 ? 'use' : 'uses'}, ${result.releases} released`);
+      } else {
+        io.out(`ledger BROKEN at seq ${result.problem!.seq}: ${result.problem!.problem}`);
+        io.out(`the ${result.entries} entries before it verify`);
+      }
+      warnUnsigned();
     }
     return result.ok ? 0 : 4;
   },
@@ -111,8 +223,9 @@ export const ledgerShowCommand: CliCommand = {
   help: `tally ledger show (--data DIR | --db FILE) [--json]`,
   async run(args, io) {
     const values = parse(args, { data: { type: 'string' }, db: { type: 'string' }, json: { type: 'boolean' } });
-    const { entries } = readLedger(values);
-    const rows = entries.map((raw) => {
+    const read = readLedger(values);
+    if (read.unreadable) throw new TallyError('DATABASE_UNREADABLE', `${read.path} after ${read.entries.length} entries: ${read.unreadable}`);
+    const rows = read.entries.map((raw) => {
       const e = parseLedgerEntry(raw);
       let card: string | undefined;
       if (e.card) {
