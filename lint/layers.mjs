@@ -25,6 +25,7 @@ export const LAYERS = {
   logging: { may: ['codecs', 'errors', 'util'], packages: ['pino', 'node:*'], why: 'pino behind the Logger contract' },
   pki: { may: ['codecs', 'crypto', 'errors', 'util'], packages: ['node-forge', 'node:*'], why: 'X.509 with node-forge' },
   transports: { may: ['errors', 'util'], packages: ['serialport', '@serialport/*', ...NODE_IO], why: 'a transport moves bytes and knows nothing above it' },
+  'transports/modem': { may: ['codecs', 'errors', 'transports', 'util'], packages: ['node:*'], why: 'the GSM modem: AT commands (TS 27.007/27.005) over a transport, SMS as PDUs through the pure codec' },
   readers: { may: ['card', 'codecs', 'errors', 'util'], packages: ['node:*'], why: 'the CardReader contract, which the terminal sees' },
   'readers/pcsc': { may: ['readers', 'card', 'codecs', 'errors', 'util'], packages: ['pcsclite', 'node:*'], why: 'the PC/SC backend (pcscd)' },
   'readers/serial': { may: ['readers', 'card', 'codecs', 'errors', 'transports', 'util'], packages: ['node:*'], why: 'the serial backend: the microcontroller board\'s protocol' },
@@ -37,7 +38,7 @@ export const LAYERS = {
   'sim/his': { may: ['codecs', 'codecs/hl7', 'errors', 'util'], packages: ['mqtt', 'node:*'], why: 'the HIS simulator speaks real HL7 over MLLP and reads the slot counts from the hospital broker' },
   'sim/insurance': { may: ['errors', 'util'], packages: ['node:*'], why: 'the insurance platform simulator: its own HTTP service and SQLite database, nothing of the server it answers' },
   gateway: { may: ['codecs', 'codecs/gateway', 'codecs/hl7', 'crypto', 'errors', 'util'], packages: ['mqtt', 'better-sqlite3', 'node:*'], why: 'the isolation gateway: the only process with a leg on both networks; shares codecs, crypto and util, nothing of the terminal or the server' },
-  daemon: { may: ['codecs', 'config', 'crypto', 'errors', 'ledger', 'logging', 'pki', 'readers', 'readers/pcsc', 'readers/serial', 'sim', 'sync', 'terminal', 'transports', 'util'], packages: ['node:*'], why: 'composes the terminal side: a reader backend (the simulated board too, for integrators before hardware), the ledger, sync, the TLS files and their renewal (pki)' },
+  daemon: { may: ['codecs', 'config', 'crypto', 'errors', 'ledger', 'logging', 'pki', 'readers', 'readers/pcsc', 'readers/serial', 'sim', 'sync', 'terminal', 'transports', 'transports/modem', 'util'], packages: ['node:*'], why: 'composes the terminal side: a reader backend (the simulated board too, for integrators before hardware), the ledger, sync, the TLS files and their renewal (pki)' },
   scenario: { may: ['*'], packages: ['*'], why: 'a root: the demo and the rigs that tests, benches and the CLI share' },
   cli: { may: ['*'], packages: ['*'], why: 'the root of `tally`' },
 };

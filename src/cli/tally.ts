@@ -44,6 +44,7 @@ const COMMANDS: CommandEntry[] = [
   entry('sim fleet', async () => (await import('./commands/simFleet.js')).simFleetCommand),
   entry('sim insurance', async () => (await import('./commands/simInsurance.js')).simInsuranceCommand),
   entry('sim his', async () => (await import('./commands/simHis.js')).simHisCommand),
+  entry('sim modem', async () => (await import('./commands/simModem.js')).simModemCommand),
   entry('gateway run', async () => (await import('./commands/gateway.js')).gatewayRunCommand),
   entry('gateway diode-receive', async () => (await import('./commands/gateway.js')).gatewayDiodeReceiveCommand),
   entry('gateway archive', async () => (await import('./commands/gateway.js')).gatewayArchiveCommand),
