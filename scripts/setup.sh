@@ -34,6 +34,9 @@ have_cmd gammu || need+=(gammu)
 have_cmd gammu-smsd || need+=(gammu-smsd)
 # PostgreSQL server binaries for the server-store contract tests (tests start their own cluster)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# the dashboard's browser tests: Debian's chromium driven by playwright-core, with Chinese fonts for zh pages
+have_cmd chromium || need+=(chromium)
+have_pkg fonts-noto-cjk || need+=(fonts-noto-cjk)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

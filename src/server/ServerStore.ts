@@ -185,6 +185,8 @@ export interface ServerStore {
   alerts(): Promise<Alert[]>;
 
   recordHeartbeat(heartbeat: HeartbeatRow): Promise<void>;
+  /** Each terminal's last heartbeat */
+  heartbeats(): Promise<HeartbeatRow[]>;
 
   /** The last seq whose own signature the background audit has checked (0: none) */
   auditedSeq(terminalId: string): Promise<number>;

@@ -37,7 +37,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import swagger from '@fastify/swagger';
-import type { TSchema } from '@sinclair/typebox';
+import { Type, type TSchema } from '@sinclair/typebox';
 import Fastify, { type FastifyError, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { MAX_REGISTRY_EXPORT_BYTES } from '../codecs/registryExport.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -50,6 +50,7 @@ import { createConsoleAuth } from './access/consoleAuth.js';
 import { AckInputSchema, AgentInputSchema, saveAgent } from './access/accessAdmin.js';
 import { PERMISSIONS, seesClinic, type Permission, type Principal } from './access/roles.js';
 import { HttpError } from './httpError.js';
+import { dashboardRoutes, defaultDashboardDir } from './dashboard/dashboardRoutes.js';
 import type { AgentRow, ClinicAgentRow } from './access/AccessStore.js';
 
 export { HttpError } from './httpError.js';
@@ -123,6 +124,20 @@ export async function currentPricing(store: ServerStore, pricing: PricingConfig)
   return pricingWithClinics(pricing, await store.registry.clinics(), { agents: await store.access.agents(), clinicAgents: await store.access.clinicAgents() });
 }
 
+/** A terminal whose last heartbeat is older than this is shown stale since then */
+export const STALE_AFTER_MS = 10 * 60_000;
+
+/** Rows as CSV (RFC 4180: quoted where needed), the columns of the first row */
+export function toCsv(rows: ReadonlyArray<Record<string, unknown>>, columns: readonly string[]): string {
+  const cell = (v: unknown): string => {
+    const text = v === undefined || v === null ? '' : String(v);
+    // a leading = + - @ would be a formula in a spreadsheet: quoted with a tick
+    const safe = /^[=+\-@]/.test(text) && !/^-?\d/.test(text) ? `'${text}` : text;
+    return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+  };
+  return [columns.join(','), ...rows.map((r) => columns.map((c) => cell(r[c])).join(','))].join('\r\n') + '\r\n';
+}
+
 /** A registry write's body: a few short fields */
 export const MAX_ADMIN_BODY_BYTES = 4096;
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
@@ -186,6 +201,8 @@ export async function startHttpApi(options: {
    * the same error answers, body parsing (text), limits and its place in the OpenAPI document (give it a schema)
    */
   plugins?: readonly FastifyPluginAsync[];
+  /** The built dashboard (index.html, app.js, app.css); default: dist/dashboard when it is there */
+  dashboardDir?: string;
 }): Promise<HttpApi> {
   const app = await buildHttpApi(options);
   await app.listen({ port: options.port ?? 0, host: '127.0.0.1' });
@@ -274,7 +291,21 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
   get('/api/health', 'health', 'the store and the ingest counters', Rows.health, async () => ({ store: store.kind, ...(options.stats?.() ?? {}) }));
   get('/api/terminals', 'terminals.read', 'terminals seen by the ingest, with their MQTT status', list(Rows.terminal), async (_q, principal) => {
     const statuses = options.statuses?.() ?? new Map();
-    return mine(principal, await store.terminals()).map((t) => ({ terminalId: t.terminalId, clinicCode: t.clinicCode, contiguousSeq: t.contiguousSeq, highestSeq: t.highestSeq, status: statuses.get(t.terminalId)?.state ?? 'unknown' }));
+    const heartbeats = new Map((await store.heartbeats()).map((h) => [h.terminalId, h]));
+    const alerts = await store.alerts();
+    const at = now();
+    return mine(principal, await store.terminals()).map((t) => {
+      const h = heartbeats.get(t.terminalId);
+      return {
+        terminalId: t.terminalId,
+        clinicCode: t.clinicCode,
+        contiguousSeq: t.contiguousSeq,
+        highestSeq: t.highestSeq,
+        status: statuses.get(t.terminalId)?.state ?? 'unknown',
+        ...(h ? { lastHeartbeatAt: h.at, queueDepth: h.queueDepth, ...(at - h.at > STALE_AFTER_MS ? { staleSince: h.at } : {}) } : {}),
+        alerts: alerts.filter((a) => a.terminalId === t.terminalId).length,
+      };
+    });
   });
   get(
     '/api/uses',
@@ -319,6 +350,16 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
   get('/api/users', 'users.read', 'the console users (no password hashes)', list(Rows.user), () => store.access.users());
   get('/api/audit', 'audit.read', 'the audit log, newest first', list(Rows.audit), (query) => store.access.audit(query.limit ? Number(query.limit) : 1000), Queries.audit);
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get(
+    '/api/export/uses.csv',
+    { onRequest: auth.guard('uses.read'), schema: { summary: `the daily use rows behind the overview's charts, as CSV (${PERMISSIONS['uses.read'].join(', ')})`, response: { 200: Type.String({ description: 'text/csv' }), ...errorAnswers } } },
+    async (request, reply) => {
+      const principal = auth.principal(request);
+      const agentOf = new Map((await store.access.clinicAgents()).map((c) => [c.clinicCode, c.agentCode]));
+      const rows = (await dailyOf(principal)).map((d) => ({ ...d, agentCode: agentOf.get(d.clinicCode) ?? '' }));
+      return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="uses.csv"').send(toCsv(rows, ['day', 'clinicCode', 'terminalId', 'agentCode', 'uses']));
+    },
+  );
 
   const text = (body: unknown): string => (typeof body === 'string' ? body : Buffer.isBuffer(body) ? body.toString('utf8') : '');
 
@@ -390,6 +431,7 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     return { status: created ? 201 : 200, data: { created, key: input.key }, audit: { action: 'alert.ack', target: input.key } };
   });
 
+  await app.register(dashboardRoutes(options.dashboardDir ?? defaultDashboardDir()));
   for (const plugin of options.plugins ?? []) await app.register(plugin);
   await app.ready();
   return app;

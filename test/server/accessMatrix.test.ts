@@ -30,6 +30,7 @@ const SPEC: Record<string, readonly Role[]> = {
   'GET /api/session': all,
   'GET /api/terminals': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor'],
   'GET /api/uses': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor'],
+  'GET /api/export/uses.csv': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor'],
   'GET /api/batches': ['authority', 'issuer', 'agent', 'clinic', 'auditor'],
   'GET /api/income': ['authority', 'agent', 'clinic', 'auditor'],
   'GET /api/alerts': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor'],
@@ -126,6 +127,11 @@ describe('console access over HTTP', () => {
         const rows = (await request(route, logins.get(role))).json().data as Array<Record<string, unknown>>;
         expect([...new Set(rows.map(clinicOf))].sort(), `${route} as ${role}`).toEqual([...VISIBLE[role]].sort());
       }
+    }
+    for (const role of ['clinic', 'agent', 'auditor'] as const) {
+      const csv = (await request('GET /api/export/uses.csv', logins.get(role))).body.trim().split('\r\n');
+      expect(csv[0]).toBe('day,clinicCode,terminalId,agentCode,uses');
+      expect([...new Set(csv.slice(1).map((line) => line.split(',')[1]))].sort(), `CSV as ${role}`).toEqual([...VISIBLE[role]].sort());
     }
     const agentIncome = (await request('GET /api/income', logins.get('agent'))).json().data;
     // CL-A: 5 uses at 100.00, 70% to the investor of which 10% of the gross to the agent

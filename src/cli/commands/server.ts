@@ -56,7 +56,8 @@ each entry exactly once, asks for resends of gaps and raises alerts (batch on
 two terminals, serial used twice, forks, impersonation) and, every 10 s, compares
 the registry with the reports (batch-not-registered, terminal-wrong-clinic,
 terminal-retired-reporting, terminal-not-registered).
-With --http-port the report API listens on 127.0.0.1 (/api/uses, /api/batches,
+With --http-port the report API and the console's dashboard (GET /, docs/console.md)
+listen on 127.0.0.1 (/api/uses, /api/batches,
 /api/income, /api/alerts, /api/registry/*; POST /api/registry/import takes a
 station export). The administrator's registry writes over HTTP (POST
 /api/registry/clinics, /api/registry/terminals, /api/registry/terminals/retire)
@@ -144,6 +145,10 @@ ${SERVER_PKI_HELP}`,
     }
     if (serverPki) io.out(`PKI: revocation follows the registry${serverPki.estUrl ? `; EST at ${serverPki.estUrl}/.well-known/est/` : ''}`);
     io.out(`ingest server running (store ${store.kind})${server.httpUrl ? `, reports at ${server.httpUrl} (registry writes ${token ? 'on' : 'off'})` : ''}`);
+    if (server.httpUrl) {
+      const hasUsers = await store.access.hasUsers();
+      io.out(`dashboard at ${server.httpUrl}/${hasUsers ? '' : ' (no console user yet: the API stays open on loopback as before; add one with tally server user add NAME --role sysadmin)'}`);
+    }
     await new Promise<void>((resolve) => {
       const stop = () =>
         void (serverPki?.stop() ?? Promise.resolve())

@@ -362,6 +362,17 @@ export class SqlServerStore implements ServerStore {
     );
   }
 
+  async heartbeats(): Promise<HeartbeatRow[]> {
+    return (await this.db.all<Row>('SELECT * FROM heartbeats ORDER BY terminal_id')).map((r) => ({
+      terminalId: String(r.terminal_id),
+      at: num(r.at),
+      queueDepth: num(r.queue_depth),
+      lastSeq: num(r.last_seq),
+      ...(r.batch_no !== null ? { batchNo: num(r.batch_no) } : {}),
+      ...(r.batch_remaining !== null ? { batchRemaining: num(r.batch_remaining) } : {}),
+    }));
+  }
+
   async auditedSeq(terminalId: string): Promise<number> {
     const rows = await this.db.all<Row>('SELECT audited_seq FROM signature_audit WHERE terminal_id = ?', [terminalId]);
     return rows[0] ? num(rows[0].audited_seq) : 0;
