@@ -15,6 +15,9 @@ import { SerialRig } from './SerialRig.js';
 import { startTerminalSync, type TerminalSync } from '../daemon/startSync.js';
 import { sha256 } from '../crypto/ed25519.js';
 import { bytesEqual } from '../codecs/bytes.js';
+import { randomBytes } from 'node:crypto';
+import { addUser, saveAgent } from '../server/access/accessAdmin.js';
+import { issueLoginToken } from '../server/access/consoleAuth.js';
 
 export interface DemoOptions {
   readonly locale?: Locale;
@@ -23,6 +26,11 @@ export interface DemoOptions {
   readonly cards?: number;
   /** Print every serial frame in hex */
   readonly trace?: boolean;
+  /**
+   * Keep the server and its dashboard up at the end (npm run demo -- --serve): the dashboard's address and a
+   * one-time login for the demo's top authority are printed, then `serve` is awaited (the CLI: until Ctrl-C)
+   */
+  readonly serve?: { readonly port?: number; readonly until: (dashboard: { url: string; loginUrl: string; store: ServerStore }) => Promise<void> };
 }
 
 export interface DemoSummary {
@@ -82,7 +90,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   say('');
 
   say("3. The investor's server, and the terminal's link to it");
-  const server = await startEmbeddedServer({ dir: workDir, rootPublicKey: issuer.motherInfo.rootPublicKey });
+  const server = await startEmbeddedServer({ dir: workDir, rootPublicKey: issuer.motherInfo.rootPublicKey, ...(options.serve ? { httpPort: options.serve.port ?? 0 } : {}) });
   say(`${OK} MQTT broker on ${server.broker.url} (in-process; production: Mosquitto with mutual TLS), ingest server with its SQLite store`);
   const startLink = (): TerminalSync =>
     startTerminalSync({ ledger: rig.terminal.ledger, dataDir, settings: { brokerUrl: server.broker.url, protocolVersion: 4, maxEntriesPerSecond: 100_000, pollMs: 50 }, log: silentLogger });
@@ -141,6 +149,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   say(`  server              ${serverView.stored} entries stored, ${serverView.matching} identical to the terminal's; ${serverView.serverUses} uses counted; alerts ${serverView.alerts}`);
   (summary as { serverMatches: boolean }).serverMatches = serverView.stored === verification.entries && serverView.matching === verification.entries && serverView.serverUses === summary.uses;
   await link.stop();
+  if (options.serve && server.ingest.httpUrl) await serveDashboard(server.store, server.ingest.httpUrl, clinic, say, options.serve.until);
   await server.close();
   await rig.close();
   say(`  serial link         ${rig.backend.stats.framesOut} frames out, ${rig.backend.stats.framesIn} in, ${rig.firmware.stats.apdus} APDUs to cards, ${rig.backend.stats.resends} resends`);
@@ -151,6 +160,23 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
 
   issuer.close();
   return summary;
+}
+
+/**
+ * The demo's console: its clinic in the registry, an agent that placed the terminal there, and the investor's top
+ * authority as a user with a random password nobody is told (no default password): the printed one-time link logs in
+ */
+async function serveDashboard(store: ServerStore, url: string, clinic: string, say: (line: string) => void, until: NonNullable<DemoOptions['serve']>['until']): Promise<void> {
+  const now = Date.now();
+  await store.registry.putClinic({ clinicCode: clinic, name: 'Demo Eye Clinic', addedAt: now });
+  await saveAgent(store, { agentCode: 'DEMO-AGENT', name: 'Demo Sales Agent', share: 0.1, clinics: [clinic] }, now);
+  await addUser(store, { username: 'demo-authority', role: 'authority', password: randomBytes(24).toString('base64url') }, now, { username: 'demo', role: 'operator', address: 'demo' });
+  const loginUrl = `${url}/api/session/once?token=${await issueLoginToken(store, 'demo-authority', now)}`;
+  say('');
+  say(`Dashboard: ${url}/`);
+  say(`One-time login for the demo's top authority (valid 10 minutes, once): ${loginUrl}`);
+  say('Serving until Ctrl-C.');
+  await until({ url, loginUrl, store });
 }
 
 /** A copy of a one-time card with one byte of its record changed: the signature no longer matches */
