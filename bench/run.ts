@@ -27,6 +27,7 @@ const BENCHES: readonly BenchModule[] = [
   { name: 'ingest', file: 'ingest.js', exportName: 'benchIngest' },
   { name: 'daemon', file: 'daemon.js', exportName: 'benchDaemon' },
   { name: 'gateway', file: 'gateway.js', exportName: 'benchGateway' },
+  { name: 'dashboard', file: 'dashboard.js', exportName: 'benchDashboard' },
 ];
 
 const HERE = dirname(fileURLToPath(import.meta.url));

@@ -192,7 +192,10 @@ export interface ServerStore {
   auditedSeq(terminalId: string): Promise<number>;
   setAuditedSeq(terminalId: string, seq: number): Promise<void>;
 
+  /** From the daily roll-up kept at ingest */
   usesPerDay(): Promise<DailyUses[]>;
+  /** The same, counted from every stored entry: what the roll-up always equals (tests, checks) */
+  usesPerDayFromEntries(): Promise<DailyUses[]>;
   batchReconciliation(): Promise<BatchReconciliationRow[]>;
 
   close(): Promise<void>;

@@ -159,7 +159,22 @@ export class SqlServerStore implements ServerStore {
       for (const request of group) results.push(await this.insertIn(tx, request.rows, request.at));
       const highest = new Map<string, number>();
       for (const request of group) for (const r of request.rows) highest.set(r.terminalId, Math.max(highest.get(r.terminalId) ?? 0, r.seq));
-      for (const terminalId of [...highest.keys()].sort()) await this.advanceContiguous(tx, terminalId, highest.get(terminalId)!);
+      const useRows = new Map<string, EntryRow[]>();
+      group.forEach((request, i) => {
+        const inserted = new Set(results[i]!.inserted);
+        for (const r of request.rows) {
+          if ((r.type !== USE_RESERVED && r.type !== USE_RELEASED) || !inserted.has(r.seq)) continue;
+          const list = useRows.get(r.terminalId);
+          if (list) list.push(r);
+          else useRows.set(r.terminalId, [r]);
+        }
+      });
+      for (const terminalId of [...highest.keys()].sort()) {
+        // after the terminal's row lock (PostgreSQL): another worker's entries of this terminal are committed and seen
+        await this.advanceContiguous(tx, terminalId, highest.get(terminalId)!);
+        const rows = useRows.get(terminalId);
+        if (rows) await this.rollUpUses(tx, terminalId, rows);
+      }
       return results;
     });
   }
@@ -196,6 +211,46 @@ export class SqlServerStore implements ServerStore {
       }
     }
     return { inserted, duplicates, conflicts };
+  }
+
+  /**
+   * The daily roll-up (uses_daily) for the use entries of one terminal this transaction stored: a reservation
+   * counts unless a release of it is stored (now or before); a release takes one off its reservation's day when
+   * the reservation was counted before (stored earlier, and no earlier release cancelled it). usesPerDay reads it.
+   */
+  private async rollUpUses(tx: SqlExecutor, terminalId: string, rows: readonly EntryRow[]): Promise<void> {
+    const delta = new Map<string, { clinicCode: string; day: string; uses: number }>();
+    const add = (clinicCode: string, day: string, uses: number): void => {
+      const key = `${clinicCode}\u0000${day}`;
+      const current = delta.get(key);
+      if (current) current.uses += uses;
+      else delta.set(key, { clinicCode, day, uses });
+    };
+    const reserved = rows.filter((r) => r.type === USE_RESERVED);
+    const reservedNow = new Set(reserved.map((r) => r.seq));
+    for (let i = 0; i < reserved.length; i += 500) {
+      const part = reserved.slice(i, i + 500);
+      const released = new Set(
+        (await tx.all<Row>(`SELECT ref FROM entries WHERE terminal_id = ? AND type = ${USE_RELEASED} AND ref IN (${part.map(() => '?').join(', ')})`, [terminalId, ...part.map((r) => r.seq)])).map((r) => num(r.ref)),
+      );
+      for (const r of part) if (!released.has(r.seq)) add(r.clinicCode, dayOf(r.time), 1);
+    }
+    const releasedNow = new Map<number, number>();
+    for (const r of rows) if (r.type === USE_RELEASED && r.ref !== undefined && !reservedNow.has(r.ref)) releasedNow.set(r.ref, (releasedNow.get(r.ref) ?? 0) + 1);
+    const refs = [...releasedNow.keys()];
+    for (let i = 0; i < refs.length; i += 500) {
+      const part = refs.slice(i, i + 500);
+      const marks = part.map(() => '?').join(', ');
+      const releases = new Map((await tx.all<Row>(`SELECT ref, COUNT(*) AS n FROM entries WHERE terminal_id = ? AND type = ${USE_RELEASED} AND ref IN (${marks}) GROUP BY ref`, [terminalId, ...part])).map((r) => [num(r.ref), num(r.n)]));
+      for (const r of await tx.all<Row>(`SELECT seq, clinic_code, day FROM entries WHERE terminal_id = ? AND type = ${USE_RESERVED} AND seq IN (${marks})`, [terminalId, ...part])) {
+        const seq = num(r.seq);
+        if ((releases.get(seq) ?? 0) === releasedNow.get(seq)) add(String(r.clinic_code), String(r.day), -1);
+      }
+    }
+    for (const d of delta.values()) {
+      if (d.uses === 0) continue;
+      await tx.run('INSERT INTO uses_daily (terminal_id, clinic_code, day, uses) VALUES (?, ?, ?, ?) ON CONFLICT (terminal_id, clinic_code, day) DO UPDATE SET uses = uses_daily.uses + excluded.uses', [terminalId, d.clinicCode, d.day, d.uses]);
+    }
   }
 
   private async advanceContiguous(tx: SqlExecutor, terminalId: string, highest: number): Promise<void> {
@@ -385,11 +440,18 @@ export class SqlServerStore implements ServerStore {
     );
   }
 
+  /** From the roll-up the ingest keeps (uses_daily), not a scan of the entries */
   async usesPerDay(): Promise<DailyUses[]> {
+    const rows = await this.db.all<Row>('SELECT terminal_id, clinic_code, day, uses FROM uses_daily WHERE uses > 0 ORDER BY terminal_id, day, clinic_code');
+    return rows.map((r) => ({ terminalId: String(r.terminal_id), clinicCode: String(r.clinic_code), day: String(r.day), uses: num(r.uses) }));
+  }
+
+  /** The same figures counted from every stored entry (what the roll-up must always equal; tests and checks) */
+  async usesPerDayFromEntries(): Promise<DailyUses[]> {
     const rows = await this.db.all<Row>(
       `SELECT e.terminal_id, e.clinic_code, e.day, COUNT(*) AS uses FROM entries e WHERE e.type = ${USE_RESERVED}
          AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)
-       GROUP BY e.terminal_id, e.clinic_code, e.day ORDER BY e.terminal_id, e.day`,
+       GROUP BY e.terminal_id, e.clinic_code, e.day ORDER BY e.terminal_id, e.day, e.clinic_code`,
     );
     return rows.map((r) => ({ terminalId: String(r.terminal_id), clinicCode: String(r.clinic_code), day: String(r.day), uses: num(r.uses) }));
   }

@@ -226,6 +226,28 @@ const POSTGRES_AUDIT_GUARDS = [
   'CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()',
 ];
 
+/**
+ * Migration 6: uses per terminal, clinic and day kept as the ingest stores entries (SqlServerStore.insertGroup), so
+ * the dashboard and the income report read a small table instead of every entry. The backfill counts what was
+ * stored before, once: only while the table is empty.
+ */
+function usesDailyTable(t: { int: string }): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS uses_daily (
+      terminal_id TEXT NOT NULL,
+      clinic_code TEXT NOT NULL,
+      day TEXT NOT NULL,
+      uses ${t.int} NOT NULL,
+      PRIMARY KEY (terminal_id, clinic_code, day))`,
+    `INSERT INTO uses_daily (terminal_id, clinic_code, day, uses)
+      SELECT e.terminal_id, e.clinic_code, e.day, COUNT(*) FROM entries e
+      WHERE e.type = 3 AND NOT EXISTS (SELECT 1 FROM uses_daily)
+        AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = 6 AND r.ref = e.seq)
+      GROUP BY e.terminal_id, e.clinic_code, e.day
+      ON CONFLICT (terminal_id, clinic_code, day) DO NOTHING`,
+  ];
+}
+
 export const SQLITE_MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -263,6 +285,13 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of [...accessTables({ int: 'INTEGER', serial: 'INTEGER PRIMARY KEY AUTOINCREMENT', real: 'REAL' }), ...SQLITE_AUDIT_GUARDS]) db.exec(sql);
     },
   },
+  {
+    version: 6,
+    description: 'daily roll-up of uses per terminal and clinic, kept at ingest',
+    up: (db) => {
+      for (const sql of usesDailyTable({ int: 'INTEGER' })) db.exec(sql);
+    },
+  },
 ];
 
 /**
@@ -275,6 +304,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; read
   { version: 3, statements: registryTables({ int: 'BIGINT', blob: 'BYTEA', real: 'DOUBLE PRECISION' }) },
   { version: 4, statements: retiredAtColumn({ int: 'BIGINT', addColumn: 'ADD COLUMN IF NOT EXISTS', nowMs: '(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT' }) },
   { version: 5, statements: [...accessTables({ int: 'BIGINT', serial: 'BIGSERIAL PRIMARY KEY', real: 'DOUBLE PRECISION' }), ...POSTGRES_AUDIT_GUARDS] },
+  { version: 6, statements: usesDailyTable({ int: 'BIGINT' }) },
 ];
 
 export const POSTGRES_SCHEMA: string[] = POSTGRES_MIGRATIONS.flatMap((m) => m.statements);

@@ -1,0 +1,102 @@
+/**
+ * The daily roll-up of uses (uses_daily, migration 6) kept as the ingest stores entries, on SQLite and a real
+ * PostgreSQL: after every insert, in any order of arrival (a release before its reservation, both in one report,
+ * resends, a second release of one use, several terminals and days, concurrent inserts), it equals the count from
+ * every stored entry; a database from before migration 6 is counted once when it is upgraded.
+ */
+import { createHash } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { createServerStore } from '../../src/server/createServerStore.js';
+import type { EntryRow, ServerStore } from '../../src/server/ServerStore.js';
+import { createPostgresDriver } from '../../src/server/store/postgresDriver.js';
+import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from '../../src/server/store/schema.js';
+import { createSqliteDriver } from '../../src/server/store/sqliteDriver.js';
+import { storeBackends } from '../support/storeBackends.js';
+
+const DAY = 86_400_000;
+const T0 = Date.UTC(2026, 10, 1, 10);
+const hash = (text: string): Uint8Array => new Uint8Array(createHash('sha256').update(text).digest());
+
+/** A terminal's ledger of n entries: reservations (type 3), releases of some (type 6), other entries (type 5) */
+function ledger(terminalId: string, plan: ReadonlyArray<{ kind: 'use' | 'release' | 'other'; day: number }>): EntryRow[] {
+  const rows: EntryRow[] = [];
+  const reserved: number[] = [];
+  plan.forEach((step, i) => {
+    const seq = i + 1;
+    const base = { terminalId, seq, time: T0 + step.day * DAY, clockTrusted: true, clinicCode: `CL-${terminalId}`, hash: hash(`${terminalId}:${seq}`), prevHash: hash(`${terminalId}:${seq - 1}`), raw: Uint8Array.of(seq & 0xff) };
+    if (step.kind === 'use') {
+      reserved.push(seq);
+      rows.push({ ...base, type: 3, batchId: 'b'.repeat(16), serial: seq });
+    } else if (step.kind === 'release' && reserved.length > 0) rows.push({ ...base, type: 6, ref: reserved[seq % reserved.length]! });
+    else rows.push({ ...base, type: 5 });
+  });
+  return rows;
+}
+
+const step = fc.record({ kind: fc.constantFrom('use' as const, 'use' as const, 'release' as const, 'other' as const), day: fc.integer({ min: 0, max: 3 }) });
+
+for (const backend of storeBackends('tally-rollup')) {
+  describe(`uses roll-up: ${backend.name}`, () => {
+    it('equals the count from the entries after every insert, in any order of arrival', async () => {
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(step, { minLength: 1, maxLength: 30 }),
+          fc.array(step, { minLength: 1, maxLength: 20 }),
+          fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 12 }),
+          fc.integer({ min: 0, max: 1_000_000 }),
+          async (planA, planB, chunkSizes, seed) => {
+            const store: ServerStore = await createServerStore(await backend.place(`rollup_${run++}`));
+            try {
+              const all = [...ledger('TA', planA), ...ledger('TB', planB)];
+              // a shuffled order of arrival, cut into reports, some resent
+              const order = all.map((r, i) => ({ r, k: (i * 7919 + seed) % 1009 })).sort((a, b) => a.k - b.k).map((x) => x.r);
+              for (const id of ['TA', 'TB']) await store.registerTerminal({ terminalId: id, clinicCode: `CL-${id}`, devicePublicKey: new Uint8Array(32), certificate: Uint8Array.of(1) }, T0);
+              let at = 0;
+              let c = 0;
+              const reports: EntryRow[][] = [];
+              while (at < order.length) {
+                const size = chunkSizes[c++ % chunkSizes.length]!;
+                reports.push(order.slice(at, at + size));
+                at += size;
+              }
+              // concurrent inserts: the store's group commit puts several into one transaction
+              for (let i = 0; i < reports.length; i += 3) {
+                await Promise.all(reports.slice(i, i + 3).map((rows) => store.insertEntries(rows, T0)));
+                if (i % 2 === 0) await store.insertEntries(reports[i]!, T0);
+                expect(await store.usesPerDay()).toEqual(await store.usesPerDayFromEntries());
+              }
+            } finally {
+              await store.close();
+            }
+          },
+        ),
+        { numRuns: backend.name === 'sqlite' ? 40 : 12, seed: 1507 },
+      );
+    });
+
+    it('counts what a database from before migration 6 holds, once, when it is upgraded', async () => {
+      const place = await backend.place('rollup_upgrade');
+      const rows = ledger('TU', [
+        { kind: 'use', day: 0 },
+        { kind: 'use', day: 1 },
+        { kind: 'release', day: 1 },
+        { kind: 'use', day: 1 },
+      ]);
+      const driver = place.kind === 'sqlite' ? createSqliteDriver(place.path, SQLITE_MIGRATIONS.filter((m) => m.version <= 5)) : await createPostgresDriver(place.connectionString, POSTGRES_MIGRATIONS.filter((m) => m.version <= 5).flatMap((m) => m.statements));
+      for (const r of rows) {
+        await driver.run('INSERT INTO entries (terminal_id, seq, type, time, day, clock_trusted, clinic_code, batch_id, serial, ref, hash, prev_hash, raw, received_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 0)', [
+          r.terminalId, r.seq, r.type, r.time, new Date(r.time).toISOString().slice(0, 10), r.clinicCode, r.batchId ?? null, r.serial ?? null, r.ref ?? null, r.hash, r.prevHash, r.raw,
+        ]);
+      }
+      await driver.close();
+      for (let open = 0; open < 2; open++) {
+        const store = await createServerStore(place);
+        expect(await store.usesPerDay()).toEqual(await store.usesPerDayFromEntries());
+        expect((await store.usesPerDay()).reduce((n, d) => n + d.uses, 0)).toBe(2);
+        await store.close();
+      }
+    });
+  });
+}
