@@ -213,11 +213,14 @@ export class TallyError extends Error {
   readonly code: ErrorName;
   readonly numericCode: number;
   readonly context: Readonly<Record<string, unknown>>;
+  /** What this case adds to the code's own message ('' when nothing), so a caller showing both says it once */
+  readonly detail: string;
 
   constructor(code: ErrorName, detail?: string, context: Record<string, unknown> = {}, options?: { cause?: unknown }) {
     const base = ErrorCodes[code];
     super(detail ? `${base.en}: ${detail}` : base.en, options);
     this.code = code;
+    this.detail = detail ?? '';
     this.numericCode = base.code;
     this.context = context;
   }
@@ -255,7 +258,7 @@ export class ReasonedError<R extends string = string> extends TallyError {
   constructor(
     code: ErrorName,
     readonly reason: R,
-    readonly detail: string,
+    override readonly detail: string,
     context: Record<string, unknown> = {},
   ) {
     super(code, `${reason}: ${detail}`, { reason, ...context });

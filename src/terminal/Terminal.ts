@@ -282,7 +282,7 @@ export class Terminal {
           throw new TallyError('WRONG_TIER', `a ${record.kind === RecordKind.MOTHER ? 'mother' : 'white'} card cannot be swiped`);
       }
     } catch (err) {
-      return this.refuse(refusalCode(err), err instanceof Error ? err.message : String(err));
+      return this.refuse(refusalCode(err), err instanceof TallyError ? err.detail : err instanceof Error ? err.message : String(err));
     } finally {
       this.busy = false;
     }

@@ -47,6 +47,11 @@ describe('tally CLI', () => {
     const again = await tally('terminal', 'swipe', '--data', data, '--card', card, '--locale', 'zh');
     expect(again.code).toBe(3);
     expect(again.out).toContain('卡片已使用');
+    // the reason once (the operator message), then only this case's particulars
+    expect(again.err).toMatch(/^serial \d+ used at seq \d+/);
+    const englishAgain = await tally('terminal', 'swipe', '--data', data, '--card', card);
+    expect(englishAgain.out.match(/already used/gi)).toHaveLength(1);
+    expect(englishAgain.err).not.toMatch(/already used/i);
 
     const status = JSON.parse((await tally('terminal', 'status', '--data', data, '--json')).out);
     expect(status.batches[0]).toMatchObject({ count: 3, used: 1, remaining: 2 });

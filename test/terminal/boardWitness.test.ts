@@ -73,6 +73,8 @@ async function swipeOn(board: Board, terminal: Terminal, card: Parameters<Simula
   const outcome = await terminal.handleCard(board.reader.currentSession()!);
   board.firmware.removeCard();
   await waitFor(() => terminal.ledger.openUses().length === 0, 5000, 'the use to end');
+  // over the pty the removal arrives later: without this the next swipe could take this card's old session
+  await waitFor(() => board.reader.currentSession() === undefined, 5000, 'the card removal');
   return outcome;
 }
 

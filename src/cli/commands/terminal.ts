@@ -136,7 +136,8 @@ ${READER_HELP}`,
         return 0;
       }
       io.out(`${outcome.message} [${outcome.code}]`);
-      io.err(outcome.detail);
+      // the case's particulars only: the operator message above already says the reason
+      if (outcome.detail) io.err(outcome.detail);
       return 3;
     } finally {
       terminal.close();

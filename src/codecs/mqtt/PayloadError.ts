@@ -17,7 +17,7 @@ export class PayloadError extends CodecError {
   override readonly name: string = 'PayloadError';
   constructor(
     readonly reason: PayloadRejection,
-    readonly detail: string,
+    override readonly detail: string,
     path = '',
   ) {
     super('BAD_MESSAGE', `${reason}: ${detail}`, path);
