@@ -12,6 +12,9 @@
 import { concatBytes, toHex, u32be, utf8 } from '../src/codecs/bytes.js';
 import { encodeRecordBody, encodeSignedRecord, RecordKind, type RecordFields } from '../src/codecs/cardRecord.js';
 import { encodeLedgerEntry, encodeLedgerEntryBody, ENTRY_TYPE_NAMES, EntryType, GENESIS_HASH, parseLedgerEntry, type LedgerEntryFields } from '../src/codecs/ledgerEntry.js';
+import { encodeServerKeyCertificateBody } from '../src/codecs/checkpoint.js';
+import { encodeClockResetProof, encodeMotherClockResetBody } from '../src/codecs/clockReset.js';
+import { signCheckpoint } from '../src/crypto/checkpoint.js';
 import { privateKeyFromSeed, rawPublicKey, sha256, signMessage } from '../src/crypto/ed25519.js';
 import { verifyLedgerEntries, type LedgerVerification } from '../src/crypto/ledgerChain.js';
 import type { KeyObject } from 'node:crypto';
@@ -50,7 +53,28 @@ const keys = {
   batch2: key('batch 2'),
   terminal: key('terminal T-VECTOR-1'),
   other: key('another key'),
+  server: key('server SRV-V'),
 };
+
+const DAY = 86_400_000;
+
+/** The server key's certificate, signed by the root as tally server certify-key has the mother card do */
+function serverCertificate(): { body: string; signature: string } {
+  const body = encodeServerKeyCertificateBody({ serverId: 'SRV-V', publicKey: toHex(keys.server.publicKey), motherCardId: toHex(cardId('mother')), issuedAt: ISSUED_AT });
+  return { body, signature: toHex(signMessage(keys.root.privateKey, utf8(body))) };
+}
+
+/** A server clock.reset proof: the checkpoint of the ledger at seq (its hash as chained so far) */
+function serverResetProof(raws: readonly Uint8Array[], seq: number, time: number): Uint8Array {
+  const checkpoint = signCheckpoint(keys.server.privateKey, serverCertificate(), { terminalId: TERMINAL_ID, seq, headHash: toHex(sha256(raws[seq - 1]!)), time });
+  return encodeClockResetProof({ by: 'server', checkpoint });
+}
+
+/** A mother-card clock.reset proof naming the entry at headSeq */
+function motherResetProof(raws: readonly Uint8Array[], headSeq: number, time: number): Uint8Array {
+  const body = encodeMotherClockResetBody({ terminalId: TERMINAL_ID, headSeq, headHash: toHex(sha256(raws[headSeq - 1]!)), time, motherCardId: toHex(cardId('mother')) });
+  return encodeClockResetProof({ by: 'mother-card', body, signature: toHex(signMessage(keys.root.privateKey, utf8(body))) });
+}
 
 function white(signer = keys.root): Uint8Array {
   return record({ kind: RecordKind.WHITE, cardId: cardId('white'), issuedAt: ISSUED_AT, publicKey: keys.white.publicKey, quota: 10, validUntil: ISSUED_AT + 3 * 365 * 86400 }, signer);
@@ -153,6 +177,18 @@ function validLedger(): ChainBuilder {
   chain.use(1, 7, keys.batch1, 'completed', 7);
   // a witness outside the database (here the relay board) held a later head: the terminal's own record of it
   chain.add({ type: EntryType.WITNESS_ROLLBACK, ref: 40, detail: 'board: relay board holds seq 40 (9f2c41d07be85a13); the ledger ends at seq 29' });
+  // the local clock jumped ten years ahead: refused, untrusted, and its time does not count for the clock rule
+  const beforeJump = parseLedgerEntry(chain.raws.at(-1)!).time;
+  chain.add({ type: EntryType.CLOCK_REFUSED, time: beforeJump + 3650 * DAY, clockTrusted: false, detail: 'local 2036-02-26T08:03:30.000Z: 3650 days ahead of the mark, not taken' });
+  chain.use(1, 8, keys.batch1, 'completed', 8);
+  // a server whose clock ran 30 days ahead moved the mark; corrected, its time is refused, then its signed checkpoint of that refusal resets it
+  const realTime = parseLedgerEntry(chain.raws.at(-1)!).time;
+  chain.add({ type: EntryType.USE_RESERVED, card: oneTime(2, 3, keys.batch2), chipUid: chipUid(13), time: realTime + 30 * DAY });
+  chain.add({ type: EntryType.USE_RELEASED, ref: chain.raws.length, detail: 'device did not start within 30 s' });
+  const refused = chain.add({ type: EntryType.CLOCK_REFUSED, clockTrusted: false, detail: 'server 2026-03-01T08:05:00.000Z: 2592000 s behind the mark, not taken until signed' });
+  chain.add({ type: EntryType.CLOCK_RESET, time: realTime + 60_000, card: serverResetProof(chain.raws, refused, realTime + 60_000), detail: 'server SRV-V: checkpoint seq ' + refused });
+  // and the mother card's reset (tally terminal clock-reset), naming the entry before it
+  chain.add({ type: EntryType.CLOCK_RESET, time: realTime + 120_000, card: motherResetProof(chain.raws, chain.raws.length, realTime + 120_000), detail: 'mother card' });
   chain.use(2, 3, keys.batch2, 'open', 13); // still open at the end: the device has not reported yet
   return chain;
 }
@@ -254,6 +290,31 @@ function variants(valid: readonly Uint8Array[]): Variant[] {
     { name: 'released-after-started', description: 'the use at seq 3 released after it ran (a silent refund)', edits: extended(n, (c) => c.add({ type: EntryType.USE_RELEASED, ref: 3 })) },
     { name: 'completed-after-reserved', description: `the open use at seq ${n} completed without a start`, edits: extended(n, (c) => c.add({ type: EntryType.USE_COMPLETED, ref: n })) },
     { name: 'witness-without-seq', description: 'a rollback witness entry that names no seq', edits: extended(n, (c) => c.add({ type: EntryType.WITNESS_ROLLBACK, detail: 'board: relay board holds a later head' })) },
+    {
+      name: 'clock-reset-replayed',
+      description: "the mother card's clock reset statement copied after a later entry (it names the entry before the original)",
+      edits: extended(n, (c) => {
+        const reset = parseLedgerEntry(valid.find((raw) => parseLedgerEntry(raw).type === EntryType.CLOCK_RESET && parseLedgerEntry(raw).detail === 'mother card')!);
+        c.add({ type: EntryType.CLOCK_RESET, time: reset.time, card: reset.card!, detail: 'mother card' });
+      }),
+    },
+    {
+      name: 'clock-reset-old-checkpoint',
+      description: 'a server clock reset whose checkpoint was signed before the clock.refused entry (a replayed old checkpoint)',
+      edits: extended(n, (c) => {
+        const refused = c.add({ type: EntryType.CLOCK_REFUSED, clockTrusted: false, detail: 'server: behind the mark' });
+        c.add({ type: EntryType.CLOCK_RESET, time: lastTime, card: serverResetProof(c.raws, refused - 1, lastTime), detail: 'server SRV-V' });
+      }),
+    },
+    {
+      name: 'clock-reset-forged',
+      description: 'a clock reset whose statement another key signed',
+      edits: extended(n, (c) => {
+        const body = encodeMotherClockResetBody({ terminalId: TERMINAL_ID, headSeq: n, headHash: toHex(sha256(c.raws[n - 1]!)), time: lastTime, motherCardId: toHex(cardId('mother')) });
+        c.add({ type: EntryType.CLOCK_RESET, time: lastTime, card: encodeClockResetProof({ by: 'mother-card', body, signature: toHex(signMessage(keys.other.privateKey, utf8(body))) }), detail: 'mother card' });
+      }),
+    },
+    { name: 'clock-refused-without-detail', description: 'a clock.refused entry that says nothing', edits: extended(n, (c) => c.add({ type: EntryType.CLOCK_REFUSED, clockTrusted: false })) },
     { name: 'started-twice', description: 'the use at seq 3 started again', edits: extended(n, (c) => c.add({ type: EntryType.USE_STARTED, ref: 3 })) },
     {
       name: 'untrusted-clock-ref-not-a-use',

@@ -254,6 +254,14 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'A card came while the terminal was handling another card or a device session runs.',
     remedy: 'Wait for the current use to finish, then swipe.',
   },
+  CLOCK_RESET_REFUSED: {
+    cause: "A clock reset's proof does not hold: the mother card's statement names another terminal or another ledger head (it is good once, for the entry it follows), is not signed by this terminal's investor root, or a server checkpoint does not cover the terminal's last clock.refused entry.",
+    remedy: 'Run tally terminal clock-reset again on this terminal with the mother card of its investor (tally terminal status shows the trust anchor), or let the daemon sync: the server\'s next signed checkpoint resets the clock by itself.',
+  },
+  CLOCK_AHEAD: {
+    cause: "The terminal's local clock reads far ahead (more than 7 days) of the last time it trusted: an RTC glitch or a clock set forward. The jump is not taken: the high-water mark stays, entries are marked untrusted, and a card that would be valid at the trusted time is refused rather than judged by the jumped clock.",
+    remedy: 'Correct the board clock (timedatectl), or let the daemon reach the server: its time is taken and the mark follows it. The clock.refused entry and tally terminal status show the jump. Nothing has to be reset: the terminal trusts its clock again as soon as it is back.',
+  },
   LEDGER_ROLLBACK: {
     cause: 'A witness outside the terminal database holds a later ledger than the database: the relay board keeps a higher chain head, the server signed a checkpoint beyond it, or a card carries this terminal\'s consumed marker from an entry the ledger no longer has. The database was restored from an old copy or cut short; the terminal refuses service and has recorded and reported it.',
     remedy: 'Do not swipe further cards. Keep the data folder as evidence and call the investor: tally ledger verify --checkpoint with the server\'s checkpoint names the missing seqs; the server\'s copy of the ledger holds what was reported before the loss.',

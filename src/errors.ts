@@ -105,6 +105,9 @@ export const ErrorCodes = {
   // ledger audits (firmware-protocol/ledger-format.md, audit-bundle.md): 4060-4079
   DATABASE_UNREADABLE: info(4060, 'Ledger database damaged: it cannot be read to the end', '账本数据库已损坏：无法完整读取'),
   LEDGER_TRUNCATED: info(4031, 'Ledger truncated: it no longer contains the server\'s signed checkpoint', '账本被截断：不再包含服务器签名的检查点'),
+  // the clock's high-water mark (firmware-protocol/ledger-format.md §6)
+  CLOCK_RESET_REFUSED: info(4040, 'Clock reset refused: its proof is not signed for this terminal\'s ledger', '时钟重置被拒绝：其证明不是为本终端账本签署的'),
+  CLOCK_AHEAD: info(4041, 'Clock not trusted: it jumped far ahead of the last trusted time (not taken)', '时钟不可信：时间大幅超前于上次可信时间（未采用）'),
   BOARD_WITNESS_MISSING: info(4032, 'Out of service: relay board firmware too old (no witness)', '暂停服务：继电器板固件过旧（无见证）'),
 
   // 5xxx: reader and transport

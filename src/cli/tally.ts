@@ -36,6 +36,7 @@ const COMMANDS: CommandEntry[] = [
   entry('terminal run', async () => (await import('./commands/terminalRun.js')).terminalRunCommand),
   entry('terminal swipe', async () => (await import('./commands/terminal.js')).terminalSwipeCommand),
   entry('terminal status', async () => (await import('./commands/terminal.js')).terminalStatusCommand),
+  entry('terminal clock-reset', async () => (await import('./commands/terminal.js')).terminalClockResetCommand),
   entry('ledger verify', async () => (await import('./commands/ledger.js')).ledgerVerifyCommand),
   entry('ledger show', async () => (await import('./commands/ledger.js')).ledgerShowCommand),
   entry('ledger checkpoint', async () => (await import('./commands/ledger.js')).ledgerCheckpointCommand),

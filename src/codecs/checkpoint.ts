@@ -15,6 +15,7 @@
  * parsing; pure (the signatures are checked in crypto/checkpoint.ts).
  */
 import { CodecError } from '../errors.js';
+import { jsonFields } from './jsonFields.js';
 
 export const CHECKPOINT_FORMAT = 'tallystick-checkpoint/1';
 export const SERVER_KEY_CERTIFICATE_FORMAT = 'tallystick-server-key/1';
@@ -121,33 +122,4 @@ export function encodeCheckpointFile(checkpoint: Checkpoint): string {
   return `${JSON.stringify({ format: checkpoint.format, body: checkpoint.body, signature: checkpoint.signature, serverCertificate: checkpoint.serverCertificate }, null, 1)}\n`;
 }
 
-function json(text: string, what: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw new CheckpointError(`${what} is not JSON`);
-  }
-}
-
-function object(value: unknown, where: string): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new CheckpointError(`${where} is not an object`, where);
-  return value as Record<string, unknown>;
-}
-
-function text(o: Record<string, unknown>, key: string, where: string, pattern?: RegExp): string {
-  const v = o[key];
-  if (typeof v !== 'string' || (pattern && !pattern.test(v))) throw new CheckpointError(`${where}.${key} is not a valid string`, `${where}.${key}`);
-  return v;
-}
-
-function whole(o: Record<string, unknown>, key: string, where: string, min: number): number {
-  const v = o[key];
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new CheckpointError(`${where}.${key} is not a whole number >= ${min}`, `${where}.${key}`);
-  return v;
-}
-
-function hex(o: Record<string, unknown>, key: string, where: string, bytes: number): string {
-  const v = o[key];
-  if (typeof v !== 'string' || !new RegExp(`^[0-9a-f]{${bytes * 2}}$`).test(v)) throw new CheckpointError(`${where}.${key} is not ${bytes} bytes of lower-case hex`, `${where}.${key}`);
-  return v;
-}
+const { json, object, text, whole, hex } = jsonFields((detail, path) => new CheckpointError(detail, path));

@@ -45,6 +45,14 @@ export const EntryType = {
    * card record when the witness is a card's consumed marker. Written on the ledger as it is, so the server learns.
    */
   WITNESS_ROLLBACK: 8,
+  /**
+   * The clock's high-water mark set back to this entry's time, which is trusted from here on: card = the
+   * proof (UTF-8 JSON, codecs/clockReset.ts): the server's signed checkpoint of a ledger holding the
+   * clock.refused entry before it, or the mother card's signed statement naming this entry's prev hash.
+   */
+  CLOCK_RESET: 10,
+  /** A time the terminal did not take (a local clock far ahead of the mark, a server time far behind it): detail says which */
+  CLOCK_REFUSED: 11,
 } as const;
 export type EntryTypeValue = (typeof EntryType)[keyof typeof EntryType];
 
@@ -57,6 +65,8 @@ export const ENTRY_TYPE_NAMES: Record<EntryTypeValue, string> = {
   6: 'use.released',
   7: 'use.failed',
   8: 'witness.rollback',
+  10: 'clock.reset',
+  11: 'clock.refused',
 };
 
 const Tag = {

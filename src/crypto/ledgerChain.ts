@@ -9,6 +9,8 @@ import { RecordKind, type BatchFields, type SignedRecord } from '../codecs/cardR
 import { CLOCK_FLOOR_MS, CLOCK_TRUST_SLACK_MS, EntryType, GENESIS_HASH, parseLedgerEntry, type LedgerEntry } from '../codecs/ledgerEntry.js';
 import { TallyError } from '../errors.js';
 import { parseRecordOrThrow, verifyBatchChain, verifyOneTime, verifyTerminalCertificate } from './chain.js';
+import { parseClockResetProof } from '../codecs/clockReset.js';
+import { verifyClockReset } from './clockReset.js';
 import { sha256, verifyMessage } from './ed25519.js';
 
 
@@ -38,6 +40,8 @@ export const LEDGER_FAULTS = [
   'REF_NOT_A_USE',
   'USE_STATE',
   'WITNESS_INVALID',
+  'CLOCK_RESET_INVALID',
+  'CLOCK_REFUSED_INVALID',
   'DATABASE_UNREADABLE',
 ] as const;
 export type LedgerFault = (typeof LEDGER_FAULTS)[number];
@@ -95,7 +99,11 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
   const useStates = new Map<number, UseState>();
 
   let untrustedClock = 0;
+  /** The greatest time of a clock-trusted entry since the last clock.reset (untrusted times are not the clock's word) */
   let latestTime = 0;
+  /** The last clock.refused entry since the last reset, and the hashes of the entries from it on (a server reset's checkpoint names one) */
+  let refusedSeq: number | undefined;
+  let hashesSinceRefused = new Map<number, string>();
   let clinicCode: string | undefined;
   const summary = () => ({ entries, lastSeq: expectedSeq - 1, uses, releases, untrustedClock, headHash: toHex(prevHash), ...(terminalId ? { terminalId } : {}) });
   const fail = (seq: number, code: LedgerFault, problem: string): LedgerVerification => ({ ok: false, ...summary(), problem: { seq, code, problem } });
@@ -126,10 +134,11 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
     }
     if (!devicePublicKey || !verifyMessage(devicePublicKey, entry.body, entry.signature)) return fail(entry.seq, 'SIGNATURE_INVALID', 'terminal signature invalid');
     if (entry.terminalId !== terminalId) return fail(entry.seq, 'TERMINAL_MISMATCH', `entry names terminal ${entry.terminalId}, certificate says ${terminalId ?? '?'}`);
+    const isReset = entry.type === EntryType.CLOCK_RESET;
     if (entry.clockTrusted) {
-      // the terminal trusts its clock only past the floor and no more than 1 s behind anything it recorded before
+      // the terminal trusts its clock only past the floor and no more than 1 s behind anything it trusted before (a proven reset may go back)
       if (entry.time < CLOCK_FLOOR_MS) return fail(entry.seq, 'CLOCK_FLAG', `clock marked trusted at ${entry.time} ms, before the floor ${CLOCK_FLOOR_MS}`);
-      if (entry.time < latestTime - CLOCK_TRUST_SLACK_MS) return fail(entry.seq, 'CLOCK_FLAG', `clock marked trusted at ${entry.time} ms, behind the earlier entry time ${latestTime}`);
+      if (!isReset && entry.time < latestTime - CLOCK_TRUST_SLACK_MS) return fail(entry.seq, 'CLOCK_FLAG', `clock marked trusted at ${entry.time} ms, behind the earlier entry time ${latestTime}`);
     }
 
     const problem = checkMeaning(entry);
@@ -138,7 +147,18 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
     if (!entry.clockTrusted) untrustedClock++;
     entries++;
     prevHash = entryHash(raw);
-    latestTime = Math.max(latestTime, entry.time);
+    if (isReset) {
+      latestTime = entry.time;
+      refusedSeq = undefined;
+      hashesSinceRefused = new Map();
+    } else if (entry.clockTrusted) {
+      latestTime = Math.max(latestTime, entry.time);
+    }
+    if (entry.type === EntryType.CLOCK_REFUSED) {
+      refusedSeq = entry.seq;
+      hashesSinceRefused = new Map();
+    }
+    if (refusedSeq !== undefined) hashesSinceRefused.set(entry.seq, toHex(prevHash));
     expectedSeq++;
   }
   if (unreadable !== undefined) return fail(expectedSeq, 'DATABASE_UNREADABLE', `the database cannot be read past seq ${expectedSeq - 1}: ${unreadable}`);
@@ -192,6 +212,27 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
         // evidence, not a use: the seq the witness named and what it holds; its card may be of a batch this ledger lost
         if (entry.ref === undefined || entry.ref < 1 || !entry.detail) return ['WITNESS_INVALID', 'a rollback witness entry names no seq or no witness'];
         return undefined;
+      case EntryType.CLOCK_REFUSED:
+        if (!entry.detail) return ['CLOCK_REFUSED_INVALID', 'a clock.refused entry says nothing of the time it refused'];
+        return undefined;
+      case EntryType.CLOCK_RESET: {
+        if (!entry.card) return ['CLOCK_RESET_INVALID', 'a clock.reset entry without its proof'];
+        if (!entry.clockTrusted) return ['CLOCK_RESET_INVALID', 'a clock.reset entry not marked clock-trusted'];
+        try {
+          const verdict = verifyClockReset(parseClockResetProof(entry.card), {
+            rootPublicKey,
+            terminalId: terminalId ?? '',
+            headSeq: entry.seq - 1,
+            headHash: toHex(prevHash),
+            refusedSeq,
+            hashAt: (seq) => hashesSinceRefused.get(seq),
+          });
+          if (verdict.time !== entry.time) return ['CLOCK_RESET_INVALID', `entry dated ${entry.time}, its proof says ${verdict.time}`];
+        } catch (err) {
+          return ['CLOCK_RESET_INVALID', describe(err)];
+        }
+        return undefined;
+      }
       case EntryType.USE_STARTED:
       case EntryType.USE_COMPLETED:
       case EntryType.USE_FAILED:

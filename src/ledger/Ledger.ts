@@ -26,6 +26,26 @@ import { TERMINAL_MIGRATIONS } from './schema.js';
 
 export type EntrySigner = (body: Uint8Array) => Uint8Array;
 
+/**
+ * A local clock reading moves the high-water mark only while it is at most this far ahead of the
+ * last trusted time plus what this process has measured since (monotonic clock). Further ahead is
+ * a jump (an RTC glitch, a clock set forward): entries are marked untrusted and the mark stays, so
+ * the clock coming back is trusted again at once. A server time moves the mark however far.
+ */
+export const MAX_LOCAL_CLOCK_LEAD_MS = 7 * 86_400_000;
+
+/** How a clock reading stands against the mark */
+export type ClockState = 'trusted' | 'before-floor' | 'behind' | 'ahead';
+
+/** The latest clock.reset or clock.refused entry, as status shows it */
+export interface ClockEvent {
+  readonly seq: number;
+  readonly type: 'clock.reset' | 'clock.refused';
+  /** The entry's time (ms): the new mark for a reset */
+  readonly time: number;
+  readonly detail: string;
+}
+
 export interface TerminalIdentity {
   readonly terminalId: string;
   readonly clinicCode: string;
@@ -97,13 +117,15 @@ export class Ledger {
   private constructor(
     private readonly db: SqliteDatabase,
     private readonly clock: Clock,
+    private readonly monotonicMs: () => number = () => performance.now(),
   ) {
     this.stmt = {
       getMeta: db.prepare<[string], { value: Buffer }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
       // the head comes from the last entry's own bytes: the hash and time columns are unsigned copies
       head: db.prepare<[], { seq: number; entry: Buffer }>('SELECT seq, entry FROM ledger ORDER BY seq DESC LIMIT 1'),
-      latestTime: db.prepare<[], { t: number | null }>('SELECT MAX(time) AS t FROM ledger'),
+      newestFirst: db.prepare<[], { seq: number; entry: Buffer }>('SELECT seq, entry FROM ledger ORDER BY seq DESC'),
+      lastClockEvent: db.prepare<[], { seq: number; entry: Buffer }>('SELECT seq, entry FROM ledger WHERE type IN (10, 11) ORDER BY seq DESC LIMIT 1'),
       insertEntry: db.prepare('INSERT INTO ledger (seq, type, time, hash, entry) VALUES (?, ?, ?, ?, ?)'),
       insertOutbox: db.prepare('INSERT INTO outbox (seq) VALUES (?)'),
       batch: db.prepare<[Uint8Array], BatchDbRow>('SELECT * FROM batches WHERE batch_id = ?'),
@@ -138,19 +160,26 @@ export class Ledger {
       ack: db.prepare('DELETE FROM outbox WHERE seq = ?'),
     };
     this.head = this.readHead() ?? { seq: 0, hash: GENESIS_HASH, time: 0 };
+    this.trustedTime = this.readTrustedTime();
     const mark = this.stmt.getMeta.get('clock_high_water');
     this.highWater = mark ? Number(mark.value.toString()) : 0;
+    this.markSeenAt = this.monotonicMs();
   }
 
+  /** The persisted mark (meta clock_high_water) */
   private highWater: number;
+  /** The time of the last clock-trusted entry (a reset's time after a reset) */
+  private trustedTime: number;
+  /** The monotonic clock when the mark was last confirmed by this process (at open, or when it moved) */
+  private markSeenAt: number;
 
-  static open(path: string, clock: Clock): Ledger {
-    return new Ledger(openDatabase(path, TERMINAL_MIGRATIONS), clock);
+  static open(path: string, clock: Clock, monotonicMs?: () => number): Ledger {
+    return new Ledger(openDatabase(path, TERMINAL_MIGRATIONS), clock, monotonicMs);
   }
 
   /** For status and audits while the daemon owns the database: reads only, migrates nothing */
-  static openReadOnly(path: string, clock: Clock): Ledger {
-    return new Ledger(openDatabase(path, TERMINAL_MIGRATIONS, { readonly: true }), clock);
+  static openReadOnly(path: string, clock: Clock, monotonicMs?: () => number): Ledger {
+    return new Ledger(openDatabase(path, TERMINAL_MIGRATIONS, { readonly: true }), clock, monotonicMs);
   }
 
   /** The device key that signs entries; set once the terminal is provisioned */
@@ -204,9 +233,24 @@ export class Ledger {
 
   // ---------- clock ----------
 
-  /** Whether the clock can be believed now: past the floor and not behind anything it said before */
+  /** Whether the clock can be believed now: past the floor, not behind the mark, not jumped far ahead of it */
   clockTrusted(now = this.clock.now()): boolean {
-    return now >= CLOCK_FLOOR_MS && now >= this.highWaterMark() - CLOCK_TRUST_SLACK_MS;
+    return this.clockState(now) === 'trusted';
+  }
+
+  /** How a reading stands: before the floor, behind the mark, jumped ahead of it (see MAX_LOCAL_CLOCK_LEAD_MS), or trusted */
+  clockState(now = this.clock.now()): ClockState {
+    if (now < CLOCK_FLOOR_MS) return 'before-floor';
+    const mark = this.highWaterMark();
+    if (now < mark - CLOCK_TRUST_SLACK_MS) return 'behind';
+    // a ledger that never trusted a time (a new terminal) takes the first one past the floor
+    if (mark >= CLOCK_FLOOR_MS && now > this.markLimit()) return 'ahead';
+    return 'trusted';
+  }
+
+  /** The latest local time that is not a jump: the mark plus the lead plus what this process measured since */
+  markLimit(): number {
+    return this.highWaterMark() + MAX_LOCAL_CLOCK_LEAD_MS + Math.max(0, this.monotonicMs() - this.markSeenAt);
   }
 
   /**
@@ -217,24 +261,80 @@ export class Ledger {
     return Math.max(this.clock.now(), this.highWaterMark());
   }
 
-  /** The latest time the terminal has recorded or trusted: its last entry's time or the persisted mark */
+  /** The latest time the terminal has trusted: its last trusted entry's time or the persisted mark */
   highWaterMark(): number {
-    return Math.max(this.head.time, this.highWater);
+    return Math.max(this.trustedTime, this.highWater);
   }
 
   /**
    * Remembers the clock's latest trusted reading, durably but at most once a
    * minute, so the high-water mark survives restarts even when no entry is written.
+   * A jump (clockState 'ahead') is not trusted and moves nothing.
    */
   noteClock(): void {
     const now = this.clock.now();
-    if (now < CLOCK_FLOOR_MS || now < this.highWater + 60_000 || !this.clockTrusted(now)) return;
+    if (now < this.highWater + 60_000 || !this.clockTrusted(now)) return;
+    this.saveMark(now);
+  }
+
+  /**
+   * A time from the server (over its authenticated link): the mark moves up to it however far
+   * ahead, durably. Never down: a time behind the mark is refused before it gets here (TerminalClock.adopt).
+   */
+  trustTime(time: number): void {
+    if (time < CLOCK_FLOOR_MS || time <= this.highWaterMark()) {
+      this.markSeenAt = this.monotonicMs();
+      return;
+    }
+    this.saveMark(time);
+  }
+
+  private saveMark(time: number): void {
     try {
-      this.stmt.setMeta.run('clock_high_water', Buffer.from(String(now)));
-      this.highWater = now;
+      this.stmt.setMeta.run('clock_high_water', Buffer.from(String(time)));
+      this.highWater = time;
+      this.markSeenAt = this.monotonicMs();
     } catch {
       // only a guard: a failure here must not stop a swipe that would record nothing anyway
     }
+  }
+
+  /** Records a time the terminal did not take (a local jump, a server time far behind the mark): one signed entry */
+  recordClockRefused(detail: string): number {
+    return this.write('clock refused', () => this.append({ type: EntryType.CLOCK_REFUSED, detail: detail.slice(0, 200) }));
+  }
+
+  /**
+   * Sets the mark back (or forward) to time, with the proof that vouches for it (checked by the
+   * caller with crypto/clockReset.ts): one signed, clock-trusted clock.reset entry dated time, and
+   * the persisted mark, in one transaction.
+   */
+  resetClock(time: number, proof: Uint8Array, detail: string): number {
+    return this.write('clock reset', () => {
+      const seq = this.append({ type: EntryType.CLOCK_RESET, card: proof, detail: detail.slice(0, 200) }, this.terminalId, { time, clockTrusted: true });
+      this.stmt.setMeta.run('clock_high_water', Buffer.from(String(time)));
+      this.highWater = time;
+      this.trustedTime = time;
+      this.markSeenAt = this.monotonicMs();
+      return seq;
+    });
+  }
+
+  /** The latest clock.reset or clock.refused entry, or undefined */
+  lastClockEvent(): ClockEvent | undefined {
+    const row = this.stmt.lastClockEvent.get();
+    if (!row) return undefined;
+    try {
+      const entry = parseLedgerEntry(u8(row.entry));
+      return { seq: entry.seq, type: entry.type === EntryType.CLOCK_RESET ? 'clock.reset' : 'clock.refused', time: entry.time, detail: entry.detail ?? '' };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The seq of the last clock-trusted entry */
+  trustedSeq(): number {
+    return this.trustedAt;
   }
 
   // ---------- batches and uses ----------
@@ -416,10 +516,12 @@ export class Ledger {
   /** Runs fn in one IMMEDIATE transaction; any SQLite failure becomes STORAGE_FAULT (fail closed) */
   private write<T>(what: string, fn: () => T): T {
     const headBefore = this.head;
+    const clockBefore = { highWater: this.highWater, trustedTime: this.trustedTime, trustedAt: this.trustedAt, markSeenAt: this.markSeenAt };
     try {
       return this.db.transaction(fn).immediate();
     } catch (err) {
       this.head = headBefore;
+      Object.assign(this, clockBefore);
       throw storageFault(err, what);
     }
   }
@@ -442,8 +544,28 @@ export class Ledger {
       this.headDamaged = `the entry in row ${row.seq} does not parse`;
     }
     if (seq !== row.seq) this.headDamaged = `row ${row.seq} holds the entry of seq ${seq}`;
-    return { seq, hash: sha256(raw), time: Math.max(time, this.stmt.latestTime.get()?.t ?? 0) };
+    return { seq, hash: sha256(raw), time };
   }
+
+  /** The time of the last clock-trusted entry, reading back from the head (usually the head itself) */
+  private readTrustedTime(): number {
+    let read = 0;
+    for (const row of this.stmt.newestFirst.iterate()) {
+      try {
+        const entry = parseLedgerEntry(u8(row.entry));
+        if (entry.clockTrusted) {
+          this.trustedAt = entry.seq;
+          return entry.time;
+        }
+      } catch {
+        // a damaged entry: the head check refuses appends; the persisted mark still holds
+      }
+      if (++read >= 100_000) break;
+    }
+    return 0;
+  }
+
+  private trustedAt = 0;
 
   /** Set when the last entry on disk is not one this ledger could have written: appends then refuse */
   private headDamaged: string | undefined;
@@ -462,17 +584,22 @@ export class Ledger {
   }
 
   /** Appends one signed, chained entry and its outbox row; call inside write() */
-  private append(fields: Pick<LedgerEntryFields, 'type'> & Partial<LedgerEntryFields>, terminalId = this.terminalId): number {
+  private append(
+    fields: Pick<LedgerEntryFields, 'type'> & Partial<LedgerEntryFields>,
+    terminalId = this.terminalId,
+    clock: { time: number; clockTrusted: boolean } | undefined = undefined,
+  ): number {
     if (!this.signer) throw new TallyError('NOT_PROVISIONED', 'no device key loaded');
     this.checkHead();
-    const time = this.clock.now();
+    const time = clock?.time ?? this.clock.now();
+    const clockTrusted = clock?.clockTrusted ?? this.clockTrusted(time);
     const seq = this.head.seq + 1;
     const body = encodeLedgerEntryBody({
       ...fields,
       seq,
       prevHash: this.head.hash,
       time,
-      clockTrusted: this.clockTrusted(time),
+      clockTrusted,
       terminalId,
     });
     const raw = encodeLedgerEntry(body, this.signer(body));
@@ -481,6 +608,11 @@ export class Ledger {
     this.stmt.insertOutbox.run(seq);
     // the head moves now; write() puts it back if the transaction rolls back
     this.head = { seq, hash, time: Math.max(time, this.head.time) };
+    if (clockTrusted && time > this.trustedTime) {
+      this.trustedTime = time;
+      this.markSeenAt = this.monotonicMs();
+    }
+    if (clockTrusted) this.trustedAt = seq;
     return seq;
   }
 }

@@ -79,13 +79,27 @@ export interface TerminalRig {
 
 export async function provisionTerminal(
   issuer: Issuer,
-  options: { dataDir: string; terminalId: string; clinicCode: string; clock?: Clock; device?: DeviceControl; locale?: Locale; log?: Logger; acceptVersion1Cards?: boolean },
+  options: {
+    dataDir: string;
+    terminalId: string;
+    clinicCode: string;
+    clock?: Clock;
+    /** The terminal's monotonic clock; by default an injected clock is the world's time (its advances are time passing, not jumps) */
+    monotonicMs?: () => number;
+    device?: DeviceControl;
+    locale?: Locale;
+    log?: Logger;
+    acceptVersion1Cards?: boolean;
+  },
 ): Promise<TerminalRig> {
+  const clock = options.clock;
+  const monotonicMs = options.monotonicMs ?? (clock ? () => clock.now() : undefined);
   const reader = new SimulatedReader({ ...(options.clock ? { clock: options.clock } : {}) });
   await reader.start();
   const terminal = Terminal.open({
     dataDir: options.dataDir,
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(monotonicMs ? { monotonicMs } : {}),
     ...(options.device ? { device: options.device } : {}),
     ...(options.locale ? { locale: options.locale } : {}),
     ...(options.log ? { log: options.log } : {}),

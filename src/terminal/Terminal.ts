@@ -34,14 +34,16 @@ import { challengeFor, newNonce, prepareCardKey, verifyCardAnswer } from '../cry
 import { generateSigningKey, sha256, signMessage } from '../crypto/ed25519.js';
 import { encodeCheckpointFile, parseCheckpoint, parseCheckpointBody, type Checkpoint, type CheckpointFields } from '../codecs/checkpoint.js';
 import { verifyCheckpoint } from '../crypto/checkpoint.js';
+import { encodeClockResetProof, encodeMotherClockResetBody, type ClockResetProof } from '../codecs/clockReset.js';
+import { verifyClockReset } from '../crypto/clockReset.js';
 import { codeOf, isTallyError, operatorMessage, TallyError, type ErrorName, type Locale } from '../errors.js';
-import { Ledger, type BatchRow, type TerminalIdentity, type UseRow } from '../ledger/Ledger.js';
+import { Ledger, MAX_LOCAL_CLOCK_LEAD_MS, type BatchRow, type ClockEvent, type ClockState, type TerminalIdentity, type UseRow } from '../ledger/Ledger.js';
 import type { DeviceControl, DeviceEvent } from '../readers/CardReader.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { loadDeviceKey, saveDeviceKey } from './deviceKey.js';
 import { okMessages, pick } from './messages.js';
-import { TerminalClock } from './TerminalClock.js';
+import { MAX_SERVER_TIME_BEHIND_MS, TerminalClock } from './TerminalClock.js';
 
 export interface TerminalOptions {
   readonly dataDir: string;
@@ -125,6 +127,12 @@ export interface TerminalClockStatus {
   readonly localClock: string;
   /** The latest time the terminal has recorded or trusted; its time never goes back past it */
   readonly highWaterMark: string;
+  /** trusted; before-floor (1970); behind the mark; ahead: jumped further ahead than the mark allows (not taken) */
+  readonly state: ClockState;
+  /** The latest local time that is not a jump (the mark plus 7 days plus the time measured since) */
+  readonly trustedUntil: string;
+  /** The latest clock.reset or clock.refused ledger entry */
+  readonly lastEvent?: { readonly seq: number; readonly type: ClockEvent['type']; readonly time: string; readonly detail: string };
   /** Server time minus the local clock when the server's time last arrived */
   readonly offsetMs?: number;
   readonly serverTimeAt?: string;
@@ -187,7 +195,7 @@ export class Terminal {
     this.maxSessionMs = options.maxSessionMs ?? 60 * 60 * 1000;
     this.startTimeoutMs = options.startTimeoutMs ?? 30_000;
     mkdirSync(options.dataDir, { recursive: true });
-    this.ledger = Ledger.open(join(options.dataDir, 'terminal.db'), this.clock);
+    this.ledger = Ledger.open(join(options.dataDir, 'terminal.db'), this.clock, options.monotonicMs);
     this.clock.setFloor(() => this.ledger.highWaterMark());
     this.deviceKey = loadDeviceKey(options.dataDir);
     if (this.deviceKey && this.ledger.identity()) this.useDeviceKey(this.deviceKey);
@@ -268,6 +276,7 @@ export class Terminal {
       const witnessed = this.checkBoardWitness();
       if (witnessed) throw witnessed;
       this.ledger.noteClock();
+      this.noteClockJump();
       const card = new CardClient(channel);
       const fci = await card.select().catch((err: unknown) => {
         throw isTallyError(err, 'APPLET_NOT_FOUND') ? new TallyError('UNKNOWN_CARD') : err;
@@ -348,7 +357,33 @@ export class Terminal {
 
   private checkValidity(validFrom: number, validUntil: number): void {
     const now = Math.floor(this.ledger.effectiveNow() / 1000);
-    if (now < validFrom || now > validUntil) throw new TallyError('EXPIRED', `valid ${new Date(validFrom * 1000).toISOString()} to ${new Date(validUntil * 1000).toISOString()}`);
+    if (now >= validFrom && now <= validUntil) return;
+    const range = `valid ${new Date(validFrom * 1000).toISOString()} to ${new Date(validUntil * 1000).toISOString()}`;
+    // a jumped clock does not judge a card the trusted time finds valid: refused as the jump it is, not as expired
+    const mark = Math.floor(this.ledger.highWaterMark() / 1000);
+    if (this.ledger.clockState() === 'ahead' && mark >= validFrom && mark <= validUntil) {
+      throw new TallyError('CLOCK_AHEAD', `${range}; the clock reads ${new Date(this.clock.now()).toISOString()}, more than ${MAX_LOCAL_CLOCK_LEAD_MS / 86_400_000} days past the last trusted time ${new Date(this.ledger.highWaterMark()).toISOString()}`);
+    }
+    throw new TallyError('EXPIRED', range);
+  }
+
+  /**
+   * A local clock far ahead of the mark is a jump, not a time: it moves nothing and is recorded once
+   * (a clock.refused entry, until a trusted entry follows) so the ledger and the server see it.
+   */
+  private noteClockJump(): void {
+    if (this.ledger.clockState() !== 'ahead') return;
+    const now = this.clock.now();
+    const mark = this.ledger.highWaterMark();
+    const fields = { localClock: new Date(now).toISOString(), highWaterMark: new Date(mark).toISOString(), aheadMs: now - mark };
+    const last = this.ledger.lastClockEvent();
+    if (last && last.type === 'clock.refused' && last.detail.startsWith('local') && last.seq > this.ledger.trustedSeq()) return;
+    this.log.warn(fields, 'clock-refused: the local clock jumped far ahead of the last trusted time; not taken');
+    try {
+      this.ledger.recordClockRefused(`local ${fields.localClock}: ${Math.round((now - mark) / 86_400_000)} days ahead of the mark ${fields.highWaterMark}, not taken`);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'clock.refused not recorded');
+    }
   }
 
   private async loadBatch(card: CardClient, fci: CardFci, record: SignedRecord, identity: TerminalIdentity, challenge: CardChallenge): Promise<SwipeOutcome> {
@@ -549,6 +584,7 @@ export class Terminal {
     const latest = this.latestCheckpoint();
     if (!latest || fields.seq >= parseCheckpointBody(latest.body).seq) this.saveCheckpoint(checkpoint);
     const hash = this.ledger.entryHashAt(fields.seq);
+    if (hash && toHex(hash) === fields.headHash) this.resetClockByServer(checkpoint, fields);
     if (!hash || toHex(hash) !== fields.headHash) {
       const ledgerSeq = this.ledger.lastSeq();
       const detail = hash
@@ -557,6 +593,73 @@ export class Terminal {
       this.foundRollback({ witness: 'checkpoint', witnessSeq: fields.seq, ledgerSeq, detail }, true);
     }
     return fields;
+  }
+
+  /**
+   * The server's signed time wins over a mark that is far ahead of it, once the terminal has recorded
+   * the conflict (clock.refused) and the server has signed a ledger holding that entry: then the
+   * checkpoint cannot be an old one replayed. The mark goes back to the checkpoint's time.
+   */
+  private resetClockByServer(checkpoint: Checkpoint, fields: CheckpointFields): void {
+    const mark = this.ledger.highWaterMark();
+    if (fields.time >= mark - MAX_SERVER_TIME_BEHIND_MS) return;
+    const last = this.ledger.lastClockEvent();
+    if (!last || last.type !== 'clock.refused' || fields.seq < last.seq) return;
+    const proof: ClockResetProof = { by: 'server', checkpoint };
+    try {
+      this.applyClockReset(proof, `server ${fields.serverId}: checkpoint seq ${fields.seq}`);
+      this.clock.adopt(fields.time);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, code: codeOf(err) }, 'clock reset by the server refused');
+    }
+  }
+
+  /**
+   * An authorised reset with the mother card (tally terminal clock-reset): after its PIN the card
+   * signs (terminal, this ledger's head, time); the mark goes to that time, the statement kept in the
+   * clock.reset entry. Good once: the next entry has another head.
+   */
+  async resetClockWithMotherCard(channel: ApduChannel, request: { pin: string; time?: number }): Promise<{ seq: number; time: number; previousMark: number }> {
+    const identity = this.ledger.identity();
+    if (!identity) throw new TallyError('NOT_PROVISIONED');
+    const card = new CardClient(channel);
+    const fci = await card.select();
+    const mother = this.recordOf(fci);
+    if (mother.kind !== RecordKind.MOTHER) throw new TallyError('WRONG_TIER', 'a clock reset needs the mother card');
+    if (!bytesEqual(mother.publicKey, identity.rootPublicKey)) throw new TallyError('ROOT_MISMATCH', `card root ${rootFingerprint(mother.publicKey).slice(0, 16)}..., terminal root ${rootFingerprint(identity.rootPublicKey).slice(0, 16)}...`);
+    if (fci.pinTriesLeft === 0) throw new TallyError('PIN_BLOCKED');
+    await card.verifyPin(request.pin);
+    const time = Math.floor(request.time ?? this.clock.localNow());
+    const headSeq = this.ledger.lastSeq();
+    const body = encodeMotherClockResetBody({ terminalId: identity.terminalId, headSeq, headHash: toHex(this.ledger.entryHashAt(headSeq)!), time, motherCardId: toHex(mother.cardId) });
+    const signature = toHex(await card.signDigest(sha256(utf8(body))));
+    const previousMark = this.ledger.highWaterMark();
+    const seq = this.applyClockReset({ by: 'mother-card', body, signature }, `mother card ${toHex(mother.cardId)}`);
+    return { seq, time, previousMark };
+  }
+
+  /** Checks a reset's proof as the verifier will, then writes it: clock.reset entry and the new mark */
+  private applyClockReset(proof: ClockResetProof, who: string): number {
+    const identity = this.ledger.identity();
+    if (!identity) throw new TallyError('NOT_PROVISIONED');
+    const headSeq = this.ledger.lastSeq();
+    const last = this.ledger.lastClockEvent();
+    const refusedSeq = last?.type === 'clock.refused' ? last.seq : undefined;
+    const verdict = verifyClockReset(proof, {
+      rootPublicKey: identity.rootPublicKey,
+      terminalId: identity.terminalId,
+      headSeq,
+      headHash: toHex(this.ledger.entryHashAt(headSeq)!),
+      refusedSeq,
+      hashAt: (seq) => {
+        const hash = this.ledger.entryHashAt(seq);
+        return hash && toHex(hash);
+      },
+    });
+    const previousMark = this.ledger.highWaterMark();
+    const seq = this.ledger.resetClock(verdict.time, encodeClockResetProof(proof), `${who}: mark ${new Date(previousMark).toISOString()} -> ${new Date(verdict.time).toISOString()}`);
+    this.log.warn({ by: verdict.by, signer: verdict.signer, seq, previousMark: new Date(previousMark).toISOString(), mark: new Date(verdict.time).toISOString() }, 'clock-reset: the high-water mark was set by an authorised time');
+    return seq;
   }
 
   /** The latest checkpoint the server sent, as `tally ledger checkpoint` exports it */
@@ -743,13 +846,35 @@ export class Terminal {
   adoptServerTime(serverTime: number): void {
     const trustedBefore = this.ledger.clockTrusted();
     const localBefore = this.clock.now();
-    const reading = this.clock.adopt(serverTime);
-    this.ledger.noteClock();
+    let reading;
+    try {
+      reading = this.clock.adopt(serverTime);
+    } catch (err) {
+      this.recordServerTimeRefused(serverTime);
+      throw err;
+    }
+    this.ledger.trustTime(this.clock.now());
     const offsetMs = reading.serverTime - reading.localTime;
     const stepMs = this.clock.now() - localBefore;
     const fields = { offsetMs, stepMs, localClockTrusted: trustedBefore, serverTime: new Date(serverTime).toISOString() };
     if (!trustedBefore || Math.abs(stepMs) > 60_000) this.log.warn(fields, 'terminal time follows the server: the local clock was wrong');
     else this.log.info(fields, 'terminal time follows the server');
+  }
+
+  /**
+   * A server time far behind the mark: recorded once (clock.refused, until a trusted entry or a reset
+   * follows). The server's checkpoint for a ledger holding it then resets the mark (resetClockByServer).
+   */
+  private recordServerTimeRefused(serverTime: number): void {
+    const mark = this.ledger.highWaterMark();
+    this.log.warn({ serverTime: new Date(serverTime).toISOString(), highWaterMark: new Date(mark).toISOString() }, 'clock-refused: server time far behind the high-water mark; waiting for its signed checkpoint');
+    const last = this.ledger.lastClockEvent();
+    if (last && last.type === 'clock.refused' && last.detail.startsWith('server') && last.seq > this.ledger.trustedSeq()) return;
+    try {
+      this.ledger.recordClockRefused(`server ${new Date(serverTime).toISOString()}: ${Math.round((mark - serverTime) / 1000)} s behind the mark ${new Date(mark).toISOString()}, not taken until signed`);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'clock.refused not recorded');
+    }
   }
 
   // ---------------- status ----------------
@@ -764,6 +889,7 @@ export function terminalStatus(ledger: Ledger, clock: TerminalClock = new Termin
   const identity = ledger.identity();
   const time = clock.status();
   const iso = (ms: number): string => new Date(ms).toISOString();
+  const lastEvent = ledger.lastClockEvent();
   return {
     provisioned: identity !== undefined,
     ...(identity ? { terminalId: identity.terminalId, clinicCode: identity.clinicCode, rootFingerprint: rootFingerprint(identity.rootPublicKey) } : {}),
@@ -784,6 +910,9 @@ export function terminalStatus(ledger: Ledger, clock: TerminalClock = new Termin
       now: iso(time.now),
       localClock: iso(time.localNow),
       highWaterMark: iso(ledger.highWaterMark()),
+      state: ledger.clockState(time.now),
+      trustedUntil: iso(ledger.markLimit()),
+      ...(lastEvent ? { lastEvent: { seq: lastEvent.seq, type: lastEvent.type, time: iso(lastEvent.time), detail: lastEvent.detail } } : {}),
       ...(time.offsetMs !== undefined ? { offsetMs: time.offsetMs } : {}),
       ...(time.serverTimeAt !== undefined ? { serverTimeAt: iso(time.serverTimeAt) } : {}),
     },

@@ -38,7 +38,7 @@ describe('ledger golden vectors', () => {
     const { vectors, root, valid } = load();
     expect(vectors.ledger.entries.length).toBeGreaterThanOrEqual(30);
     const types = new Set(valid.map((raw) => parseLedgerEntry(raw).type));
-    expect([...types].sort()).toEqual(Object.keys(ENTRY_TYPE_NAMES).map(Number));
+    expect([...types].sort((a, b) => a - b)).toEqual(Object.keys(ENTRY_TYPE_NAMES).map(Number));
     vectors.ledger.entries.forEach((e, i) => expect(toHex(sha256(valid[i]!))).toBe(e.hash));
     expect(verifyLedgerEntries(valid, root)).toMatchObject({ ...vectors.ledger.verdict, ok: true });
   });

@@ -42,7 +42,9 @@ async function newIssuer(): Promise<Issuer> {
 function openTerminal(options: { dataDir: string; clock?: Clock; locale?: Locale; device?: DeviceControl & { stop?: () => void }; startTimeoutMs?: number }): Rig {
   const reader = new SimulatedReader();
   void reader.start();
-  const terminal = Terminal.open({ acceptVersion1Cards: true, ...options, ...(options.device ? { device: options.device } : {}) });
+  // an injected clock is this world's time: its advances are time passing (the monotonic clock follows), not jumps
+  const clock = options.clock;
+  const terminal = Terminal.open({ acceptVersion1Cards: true, ...options, ...(clock ? { monotonicMs: () => clock.now() } : {}), ...(options.device ? { device: options.device } : {}) });
   cleanups.push(() => {
     options.device?.stop?.();
     terminal.close();

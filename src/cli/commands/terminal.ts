@@ -154,7 +154,9 @@ function humanDuration(ms: number): string {
 }
 
 function formatClock(s: TerminalStatus): string[] {
-  const trust = s.clockTrusted ? 'trusted' : 'NOT trusted (entries are marked)';
+  const state = (s.clock as TerminalStatus['clock'] | undefined)?.state;
+  const why = state === 'ahead' ? ': it jumped far ahead of the high-water mark, not taken' : state === 'behind' ? ': behind the high-water mark' : state === 'before-floor' ? ': before 2026 (RTC lost power?)' : '';
+  const trust = s.clockTrusted ? 'trusted' : `NOT trusted${why} (entries are marked)`;
   // a status from an older daemon has no clock section
   const c = s.clock as TerminalStatus['clock'] | undefined;
   if (!c) return [`clock         ${trust}`];
@@ -162,7 +164,9 @@ function formatClock(s: TerminalStatus): string[] {
   return [
     `clock         ${c.now}, ${trust}, ${source}`,
     ...(c.offsetMs !== undefined ? [`local clock   ${c.localClock} (${humanDuration(c.offsetMs)} ${c.offsetMs >= 0 ? 'behind' : 'ahead of'} the server's time; tallystick never sets it)`] : []),
-    `high-water    ${c.highWaterMark} (time never goes back past it)`,
+    `high-water    ${c.highWaterMark} (time never goes back past it${c.trustedUntil ? `; a local clock past ${c.trustedUntil} is a jump, not taken` : ''})`,
+    ...(c.lastEvent ? [`clock event   ${c.lastEvent.type} at seq ${c.lastEvent.seq}, ${c.lastEvent.time}: ${c.lastEvent.detail}`] : []),
+    ...(c.state === 'ahead' || c.state === 'behind' ? ['              recovery: the daemon takes the server\'s signed time when it syncs, or tally terminal clock-reset with the mother card'] : []),
   ];
 }
 
@@ -227,5 +231,46 @@ link statistics, last swipe); when no daemon runs, reads the ledger read-only.`,
     if (values.json) io.out(JSON.stringify(status, null, 2));
     else for (const line of formatStatus(status)) io.out(line);
     return 0;
+  },
+};
+
+export const terminalClockResetCommand: CliCommand = {
+  path: ['terminal', 'clock-reset'],
+  summary: "set the terminal's clock high-water mark with the mother card (after a clock that ran far ahead)",
+  help: `tally terminal clock-reset --data DIR (--mother FILE | --reader SPEC) --pin PIN [--time ISO]
+
+For a terminal whose high-water mark is far ahead of the real time (its
+clock once ran ahead and it cannot reach the server, whose signed time would
+reset it by itself). The mother card of the terminal's investor, after its
+PIN, signs the terminal id, the ledger's head and the time; the terminal
+writes a clock.reset entry with that statement (the server and tally ledger
+verify check it with the root key alone) and its mark becomes the time.
+  --time ISO   the time the mark goes to (default: this machine's clock now)
+  --pin PIN    the MOTHER card's PIN (- reads it from standard input)
+${READER_HELP}`,
+  async run(args, io) {
+    const values = parse(args, { data: { type: 'string' }, mother: { type: 'string' }, pin: { type: 'string' }, time: { type: 'string' }, ...READER_OPTIONS });
+    const dataDir = required(values, 'data');
+    let time: number | undefined;
+    if (typeof values.time === 'string') {
+      time = Date.parse(values.time);
+      if (!Number.isFinite(time)) throw new TallyError('USAGE', `--time ${values.time}: not an ISO 8601 time`);
+    }
+    if (!existsSync(join(dataDir, 'terminal.db'))) throw new TallyError('NOT_PROVISIONED', dataDir);
+    const pinValue = pin(values, 'pin', "the mother card's PIN");
+    await refuseWhileDaemonRuns(values, dataDir);
+    const terminal = Terminal.open({ dataDir });
+    try {
+      const result = await withCardSource(values, io, async (source) =>
+        terminal.resetClockWithMotherCard(await source.card({ name: 'the mother card', signer: true, ...(typeof values.mother === 'string' ? { file: values.mother } : {}), fileOption: 'mother' }), {
+          pin: pinValue,
+          ...(time !== undefined ? { time } : {}),
+        }),
+      );
+      io.out(`clock high-water mark ${new Date(result.previousMark).toISOString()} -> ${new Date(result.time).toISOString()} (clock.reset, seq ${result.seq}, signed by the mother card)`);
+      return 0;
+    } finally {
+      terminal.close();
+    }
   },
 };
