@@ -34,6 +34,9 @@ CLOCK_SLACK_MS = 1000
 MAX_SAFE = 2 ** 53 - 1
 
 PROVISIONED, BATCH_LOADED, USE_RESERVED, USE_STARTED, USE_COMPLETED, USE_RELEASED, USE_FAILED, WITNESS_ROLLBACK = range(1, 9)
+CLOCK_RESET, CLOCK_REFUSED = 10, 11
+ENTRY_TYPES = set(range(1, 9)) | {CLOCK_RESET, CLOCK_REFUSED}
+CLOCK_RESET_FORMAT = 'tallystick-clock-reset/1'
 USE_EVENTS = {  # type: (state it moves to, states it may follow)
     USE_STARTED: ('started', ('reserved',)),
     USE_COMPLETED: ('completed', ('started',)),
@@ -116,7 +119,7 @@ def parse_entry(raw):
         raise Malformed('entry version is not 01')
     if len(v[2]) != 32 or len(v[3]) != 1 or len(v[5]) != 1:
         raise Malformed('prev hash, type or clock byte of the wrong length')
-    if v[3][0] not in range(1, 9):
+    if v[3][0] not in ENTRY_TYPES:
         raise Malformed('unknown entry type %d' % v[3][0])
     if v[5][0] not in (0, 1):
         raise Malformed('clock byte %d' % v[5][0])
@@ -209,6 +212,7 @@ def verify(entries, root, unreadable=None):
     state = {'entries': 0, 'lastSeq': 0, 'headHash': GENESIS.hex(), 'uses': 0, 'releases': 0, 'untrustedClock': 0}
     cert = None
     latest_time = 0
+    clock = {'refused': None, 'hashes': {}}  # the last clock.refused seq since the last reset, the entry hashes from it on
     batches = {}          # batch card id -> batch record
     uses = {}             # seq of use.reserved -> [state, (batch id, serial)]
     held = set()          # (batch id, serial) of uses not released
@@ -241,13 +245,25 @@ def verify(entries, root, unreadable=None):
                 raise Broken(seq, 'SIGNATURE_INVALID', 'not signed by the device key of the terminal certificate')
             if e['terminalId'] != cert['terminalId']:
                 raise Broken(seq, 'TERMINAL_MISMATCH', 'entry names terminal %s' % e['terminalId'])
-            if e['clockTrusted'] and (e['time'] < CLOCK_FLOOR_MS or e['time'] + CLOCK_SLACK_MS < latest_time):
+            reset = e['type'] == CLOCK_RESET
+            # section 6: the mark is the latest trusted time since the last clock.reset; a proven reset may go back
+            if e['clockTrusted'] and (e['time'] < CLOCK_FLOOR_MS or (not reset and e['time'] + CLOCK_SLACK_MS < latest_time)):
                 raise Broken(seq, 'CLOCK_FLAG', 'clock marked trusted at %d ms (floor %d, latest before %d)' % (e['time'], CLOCK_FLOOR_MS, latest_time))
+            if reset:
+                check_clock_reset(seq, e, cert, root, prev_hash, clock)
             check_meaning(seq, e, cert, root, batches, uses, held, state)
-            latest_time = max(latest_time, e['time'])
+            if reset:
+                latest_time = e['time']
+                clock.update(refused=None, hashes={})
+            elif e['clockTrusted']:
+                latest_time = max(latest_time, e['time'])
             if not e['clockTrusted']:
                 state['untrustedClock'] += 1
             prev_hash = hashlib.sha256(raw).digest()
+            if e['type'] == CLOCK_REFUSED:
+                clock.update(refused=seq, hashes={})
+            if clock['refused'] is not None:
+                clock['hashes'][seq] = prev_hash.hex()
             state.update(entries=state['entries'] + 1, lastSeq=seq, headHash=prev_hash.hex())
         if unreadable is not None:
             raise Broken(state['lastSeq'] + 1, 'DATABASE_UNREADABLE', 'database unreadable after %d entries: %s' % (state['entries'], unreadable))
@@ -307,9 +323,56 @@ def check_meaning(seq, e, cert, root, batches, uses, held, state):
         if to == 'released':
             held.discard(use[1])
             state['releases'] += 1
+    elif kind == CLOCK_REFUSED:
+        if 'detail' not in e or not e['detail']:
+            raise Broken(seq, 'CLOCK_REFUSED_INVALID', 'clock.refused without its detail')
     elif kind == WITNESS_ROLLBACK:
         if e.get('ref', 0) < 1 or 'detail' not in e:
             raise Broken(seq, 'WITNESS_INVALID', 'witness.rollback without the seq its witness named, or without its detail')
+
+
+def check_clock_reset(seq, e, cert, root, prev_hash, clock):
+    """Section 6.1: the proof in the card field vouches for the reset's time, for this ledger"""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import verify_checkpoint
+    bad = lambda why: Broken(seq, 'CLOCK_RESET_INVALID', why)
+    if 'card' not in e or not e['clockTrusted']:
+        raise bad('clock.reset without its proof, or not clock-trusted')
+    try:
+        proof = json.loads(e['card'].decode('utf-8'))
+    except ValueError:
+        raise bad('proof is not UTF-8 JSON')
+    if not isinstance(proof, dict):
+        raise bad('proof is not an object')
+    try:
+        if proof.get('by') == 'server':
+            fields = verify_checkpoint.verify_checkpoint(proof.get('checkpoint'), root.hex())
+            refused = clock['refused']
+            if fields['terminalId'] != cert['terminalId']:
+                raise bad('checkpoint for terminal %s' % fields['terminalId'])
+            if refused is None or not refused <= fields['seq'] <= seq - 1 or clock['hashes'].get(fields['seq']) != fields['headHash']:
+                raise bad('checkpoint at seq %d does not cover the last clock.refused entry of this ledger' % fields['seq'])
+            time = fields['time']
+        elif proof.get('by') == 'mother-card':
+            body, signature = verify_checkpoint.signed_pair(proof, 'proof')
+            o = json.loads(body)
+            if not isinstance(o, dict) or o.get('format') != CLOCK_RESET_FORMAT:
+                raise bad('statement is not a %s body' % CLOCK_RESET_FORMAT)
+            terminal = verify_checkpoint.ident(o, 'terminalId')
+            head_seq = verify_checkpoint.whole(o, 'headSeq', 1)
+            head_hash = verify_checkpoint.hexfield(o, 'headHash', 32)
+            time = verify_checkpoint.whole(o, 'time', 0)
+            verify_checkpoint.hexfield(o, 'motherCardId', 8)
+            if not verify_checkpoint.signed_by(root.hex(), body, signature):
+                raise bad('statement not signed by this root')
+            if terminal != cert['terminalId'] or head_seq != seq - 1 or head_hash != prev_hash.hex():
+                raise bad('statement names another terminal or another head')
+        else:
+            raise bad('proof by %r' % proof.get('by'))
+    except (verify_checkpoint.BadCheckpoint, ValueError) as err:
+        raise bad('proof refused: %s' % err)
+    if time != e['time']:
+        raise bad('entry dated %d, its proof says %d' % (e['time'], time))
 
 
 def unsigned_mismatches(row_seq, row_type, row_time, row_hash, raw):

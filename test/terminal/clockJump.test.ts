@@ -135,6 +135,8 @@ describe('a clock that jumps far ahead', () => {
     expect((await tally('terminal', 'swipe', '--data', data, '--card', cards[1]!)).code).toBe(0);
     const verify = await tally('ledger', 'verify', '--data', data);
     expect(verify.code, verify.out).toBe(0);
+    const python = spawnSync('python3', [join(__dirname, '../../scripts/verify_ledger.py'), '--db', join(data, 'terminal.db'), '--root', toHex(root)], { encoding: 'utf8' });
+    expect(python.status, python.stdout + python.stderr).toBe(0);
   });
 
   it('a mark already far ahead: tally terminal clock-reset with the mother card and its PIN resets it; the statement is good once', async () => {
@@ -165,6 +167,9 @@ describe('a clock that jumps far ahead', () => {
     const root = terminal.identity()!.rootPublicKey;
     terminal.close();
     expect(verifyLedgerEntries(all.map((e) => e.raw), root)).toMatchObject({ ok: true });
+    // the Python verifier, written from the spec, agrees
+    const python = spawnSync('python3', [join(__dirname, '../../scripts/verify_ledger.py'), '--db', join(data, 'terminal.db'), '--root', toHex(root)], { encoding: 'utf8' });
+    expect(python.status, python.stdout + python.stderr).toBe(0);
     expect(verifyLedgerEntries([...all.map((e) => e.raw), replayed], root)).toMatchObject({ ok: false, problem: { seq: last.seq + 1, code: 'CLOCK_RESET_INVALID' } });
   });
 });
