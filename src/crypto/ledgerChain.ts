@@ -146,8 +146,6 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
     // counted once the entry verifies (ledger-format.md section 7: verified entries with 44 01 00)
     if (!entry.clockTrusted) untrustedClock++;
     entries++;
-    // counted once it verified, like entries
-    if (!entry.clockTrusted) untrustedClock++;
     prevHash = entryHash(raw);
     if (isReset) {
       latestTime = entry.time;
