@@ -274,6 +274,26 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: "tally ledger verify (or the Python verifier) could not read the terminal's database to its end: the file is truncated, its pages are corrupt, or it is not an SQLite database. The output names the last seq read and whether the entries before it verify.",
     remedy: 'Keep the data folder as evidence and do not run the terminal on it. The entries up to the last good seq stand; the server holds every entry it acked (compare with tally audit export from the server), and a backup copy may hold the rest (verify it the same way).',
   },
+  BAD_AUDIT_BUNDLE: {
+    cause: 'The file given to tally audit verify or compare is not a tallystick-audit-bundle/1 JSON file, or one of its fields is of the wrong form (the message names the field).',
+    remedy: 'Export it again with tally audit export (on the terminal or the server) and copy it whole; do not edit it.',
+  },
+  AUDIT_BUNDLE_INVALID: {
+    cause: "tally audit verify: the bundle's ledger breaks a rule of ledger-format.md section 7, is cut short or forked against its checkpoint, or its statement is not signed by a server key this root certifies, or lists other entries than the bundle holds.",
+    remedy: 'Read the verdict: it names the part, the rule and the seq. Check that --root (or --root-fingerprint) is the investor root you trust. A broken terminal ledger is evidence: keep the data folder.',
+  },
+  AUDIT_HALVES_DIFFER: {
+    cause: "tally audit compare: the terminal's ledger and the server's hold different entries: entries the server never received (not yet synced, or lost), entries the terminal no longer has (cut, restored from an older copy), or another entry at the same seq (a fork).",
+    remedy: "Sync the terminal and export both halves again: entries only on the terminal that the server then acks were merely unsent. Entries the terminal lacks, or that differ, are what the clinic and the investor must settle: the listing gives each seq and the use it charges.",
+  },
+  STATEMENT_INVALID: {
+    cause: "The server's signed statement in an audit bundle is not signed by its key, or its key is not certified by the investor root given, or the statement does not parse.",
+    remedy: 'Ask the investor for a bundle made by tally audit export on the server with the key tally server certify-key made; check the root fingerprint.',
+  },
+  STATEMENT_MISMATCH: {
+    cause: "The server's statement is signed, but lists other entries (seq and hash) than its bundle holds, or another terminal.",
+    remedy: 'The bundle was altered after the server signed it, or put together from two exports: ask for a new export; the signed statement is what the server vouches for.',
+  },
   BOARD_WITNESS_MISSING: {
     cause: 'The relay board speaks serial protocol 1, which keeps no chain head, and device.requireBoardWitness is set in the terminal configuration.',
     remedy: 'Flash the board with firmware that speaks protocol 2 (firmware-protocol/serial-protocol.md section 6.5), or unset requireBoardWitness to run without the board witness (the daemon logs board-witness-missing at each start; the server and the cards remain the witnesses).',

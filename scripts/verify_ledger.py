@@ -12,6 +12,10 @@
   verify_ledger.py --many FILE
       FILE is {"root": HEX, "ledgers": [[HEX entry, ...], ...]}: prints a JSON list, one verdict per ledger
       (for tests that compare many ledgers with the other verifier)
+  verify_ledger.py --bundle FILE (--root HEX | --root-fingerprint HEX) [--json]
+      an audit bundle (firmware-protocol/audit-bundle.md): its ledger, checkpoint and the server's signed statement
+  verify_ledger.py --bundle-vectors firmware-protocol/vectors/audit-bundle.json
+      every golden bundle against its recorded verdict
   verify_ledger.py --many-db FILE
       FILE is {"root": HEX, "checkpoint": FILE or null, "dbs": [PATH, ...]}: a JSON list, the --json verdict of each
 
@@ -500,6 +504,179 @@ def options(argv):
     return dict(zip(rest[0::2], rest[1::2])), flags
 
 
+BUNDLE_FORMAT = 'tallystick-audit-bundle/1'
+STATEMENT_FORMAT = 'tallystick-statement/1'
+
+
+def checkpoint_module():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import verify_checkpoint
+    return verify_checkpoint
+
+
+def entry_list(entries):
+    """audit-bundle.md: [seq, hex entry hash] of each entry, seq 0 when the entry does not parse"""
+    out = []
+    for raw in entries:
+        try:
+            seq = parse_entry(raw)['seq']
+        except Malformed:
+            seq = 0
+        out.append([seq, hashlib.sha256(raw).hexdigest()])
+    return out
+
+
+def check_statement(bundle, entries, root):
+    vc = checkpoint_module()
+    st = bundle['statement']
+    bad = lambda why: {'ok': False, 'problem': {'code': 'STATEMENT_INVALID', 'problem': why}}
+    if not isinstance(st, dict) or st.get('format') != STATEMENT_FORMAT:
+        return bad('not a %s statement' % STATEMENT_FORMAT)
+    try:
+        body, signature = vc.signed_pair(st, 'statement')
+        cert_body, cert_signature = vc.signed_pair(st.get('serverCertificate'), 'serverCertificate')
+        cert = json.loads(cert_body)
+        if not isinstance(cert, dict) or cert.get('format') != vc.SERVER_KEY_FORMAT:
+            return bad('not a server key certificate')
+        server_id, public_key = vc.ident(cert, 'serverId'), vc.hexfield(cert, 'publicKey', 32)
+        vc.hexfield(cert, 'motherCardId', 8)
+        vc.whole(cert, 'issuedAt', 0)
+        if not vc.signed_by(root.hex(), cert_body, cert_signature):
+            return bad('server key of %s is not certified by this root' % server_id)
+        fields = json.loads(body)
+        if not isinstance(fields, dict) or fields.get('format') != STATEMENT_FORMAT:
+            return bad('statement body is not a %s body' % STATEMENT_FORMAT)
+        listed, last = fields.get('entries'), 0
+        if not isinstance(listed, list):
+            return bad('statement entries is not a list')
+        for pair in listed:
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], int) and not isinstance(pair[0], bool) and pair[0] > last
+                    and isinstance(pair[1], str) and len(pair[1]) == 64 and all(c in '0123456789abcdef' for c in pair[1])):
+                return bad('statement entries are not [seq, hash] with seq rising')
+            last = pair[0]
+        terminal_id, stated_server = vc.ident(fields, 'terminalId'), vc.ident(fields, 'serverId')
+        vc.whole(fields, 'time', 0)
+    except (vc.BadCheckpoint, ValueError) as err:
+        return bad(str(err))
+    if stated_server != server_id:
+        return bad('statement names server %s, its certificate %s' % (stated_server, server_id))
+    if not vc.signed_by(public_key, body, signature):
+        return bad('statement not signed by the key of server %s' % server_id)
+    out = {'ok': True, 'serverId': server_id, 'time': fields['time'], 'entries': len(listed)}
+    if terminal_id != bundle['terminalId']:
+        return dict(out, ok=False, problem={'code': 'STATEMENT_MISMATCH', 'problem': 'statement is about terminal %s' % terminal_id})
+    if bundle['side'] == 'server' and entry_list(entries) != listed:
+        return dict(out, ok=False, problem={'code': 'STATEMENT_MISMATCH', 'problem': 'the statement does not list exactly the entries of this bundle'})
+    return out
+
+
+class BadBundle(Exception):
+    pass
+
+
+def read_bundle(bundle):
+    """The bundle's shape (audit-bundle.md section 2), or BadBundle"""
+    if not isinstance(bundle, dict) or bundle.get('format') != BUNDLE_FORMAT:
+        raise BadBundle('not a %s bundle' % BUNDLE_FORMAT)
+    if bundle.get('side') not in ('terminal', 'server'):
+        raise BadBundle('side is not terminal or server')
+    entries = bundle.get('entries')
+    if not isinstance(entries, list) or not all(isinstance(e, str) and e and len(e) % 2 == 0 and all(c in '0123456789abcdef' for c in e) for e in entries):
+        raise BadBundle('entries is not a list of lower-case hex')
+    for key in ('terminalId', 'rootPublicKey'):
+        if not isinstance(bundle.get(key), str):
+            raise BadBundle('%s missing' % key)
+    return [bytes.fromhex(e) for e in entries]
+
+
+def verify_bundle(bundle, root):
+    entries = read_bundle(bundle)
+    ledger = verify(entries, root)
+    out = {'side': bundle['side'], 'terminalId': bundle['terminalId'], 'ledger': ledger}
+    if bundle.get('checkpoint') is not None:
+        vc = checkpoint_module()
+        try:
+            fields = vc.verify_checkpoint(bundle['checkpoint'], root.hex())
+            hashes = [hashlib.sha256(raw).hexdigest() for raw in entries]
+            out['checkpoint'] = vc.check_ledger(hashes, ledger['lastSeq'], ledger.get('terminalId'), fields)
+        except (vc.BadCheckpoint, ValueError) as err:
+            out['checkpoint'] = {'ok': False, 'problem': {'code': 'BAD_CHECKPOINT', 'problem': str(err)}}
+    if bundle.get('statement') is not None:
+        out['statement'] = check_statement(bundle, entries, root)
+    if ledger.get('terminalId') is not None and ledger['terminalId'] != bundle['terminalId']:
+        out['problem'] = {'code': 'TERMINAL_MISMATCH', 'problem': 'the bundle names another terminal than its ledger'}
+    elif bundle['side'] == 'server' and 'statement' not in out:
+        out['problem'] = {'code': 'STATEMENT_INVALID', 'problem': "a server's bundle without its signed statement"}
+    out['ok'] = ledger['ok'] and out.get('checkpoint', {'ok': True})['ok'] and out.get('statement', {'ok': True})['ok'] and 'problem' not in out
+    return out
+
+
+def bundle_summary(v):
+    """The fields of a bundle verdict that the golden vectors record"""
+    led = v['ledger']
+    out = {'ok': v['ok'], 'ledger': {k: led[k] for k in ('ok', 'entries', 'lastSeq', 'headHash')}}
+    if 'problem' in led:
+        out['ledger']['problem'] = {'code': led['problem']['code'], 'seq': led['problem']['seq']}
+    for part in ('checkpoint', 'statement'):
+        if part in v:
+            out[part] = {'ok': v[part]['ok']}
+            if 'problem' in v[part]:
+                out[part]['problem'] = {'code': v[part]['problem']['code']}
+    if 'problem' in v:
+        out['problem'] = {'code': v['problem']['code']}
+    return out
+
+
+def check_bundle_vectors(path):
+    vectors = json.load(open(path))
+    root = bytes.fromhex(vectors['rootPublicKey'])
+    failures = 0
+    for case in vectors['bundles']:
+        got = bundle_summary(verify_bundle(case['bundle'], root))
+        ok = got == case['verdict']
+        failures += 0 if ok else 1
+        print('%s %s' % ('ok  ' if ok else 'FAIL', case['name']))
+        if not ok:
+            print('     got      %s\n     expected %s' % (json.dumps(got), json.dumps(case['verdict'])))
+    print('%d bundles, %d failures' % (len(vectors['bundles']), failures))
+    return 1 if failures else 0
+
+
+def bundle_main(args, flags):
+    try:
+        bundle = json.load(open(args['--bundle']))
+    except (OSError, ValueError) as err:
+        sys.stderr.write('BAD_AUDIT_BUNDLE: %s\n' % err)
+        return 3
+    if '--root' in args:
+        root = bytes.fromhex(args['--root'])
+    elif '--root-fingerprint' in args:
+        root = bytes.fromhex(bundle.get('rootPublicKey', '') if isinstance(bundle, dict) else '')
+        if hashlib.sha256(root).hexdigest() != args['--root-fingerprint'].lower():
+            print('AUDIT_BUNDLE_INVALID: the root key in the bundle does not have fingerprint %s' % args['--root-fingerprint'])
+            return 4
+    else:
+        sys.stderr.write('give the root you trust: --root HEX or --root-fingerprint HEX\n')
+        return 2
+    try:
+        verdict = verify_bundle(bundle, root)
+    except BadBundle as err:
+        print('BAD_AUDIT_BUNDLE: %s' % err)
+        return 3
+    if flags:
+        print(json.dumps(verdict, indent=2))
+    else:
+        print('%s: %s bundle of %s' % ('VERIFIED' if verdict['ok'] else 'NOT VERIFIED', verdict['side'], verdict['terminalId']))
+        print('  ' + describe(verdict['ledger']).replace('\n', '\n  '))
+        for part in ('checkpoint', 'statement'):
+            if part in verdict:
+                p = verdict[part]
+                print('  %s: %s' % (part, 'ok' if p['ok'] else '%s: %s' % (p['problem']['code'], p['problem'].get('problem', ''))))
+        if 'problem' in verdict:
+            print('  %s: %s' % (verdict['problem']['code'], verdict['problem']['problem']))
+    return 0 if verdict['ok'] else 4
+
+
 class Usage(Exception):
     pass
 
@@ -558,6 +735,10 @@ def main(argv):
         root = bytes.fromhex(job['root'])
         print(json.dumps([verify([bytes.fromhex(h) for h in ledger], root) for ledger in job['ledgers']]))
         return 0
+    if '--bundle-vectors' in args:
+        return check_bundle_vectors(args['--bundle-vectors'])
+    if '--bundle' in args:
+        return bundle_main(args, flags)
     if '--many-db' in args:
         job = json.load(open(args['--many-db']))
         common = {'--root': job['root'], **({'--checkpoint': job['checkpoint']} if job.get('checkpoint') else {})}

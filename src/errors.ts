@@ -104,6 +104,9 @@ export const ErrorCodes = {
   LEDGER_ROLLBACK: info(4030, 'Out of service: ledger older than recorded (rollback)', '暂停服务：账本比已记录的旧（回滚）'),
   // ledger audits (firmware-protocol/ledger-format.md, audit-bundle.md): 4060-4079
   DATABASE_UNREADABLE: info(4060, 'Ledger database damaged: it cannot be read to the end', '账本数据库已损坏：无法完整读取'),
+  BAD_AUDIT_BUNDLE: info(4061, 'Audit bundle unreadable: not a tallystick audit bundle', '审计包无法读取：不是本系统的审计包'),
+  AUDIT_BUNDLE_INVALID: info(4062, 'Audit bundle does not verify against the investor root', '审计包未通过投资方根密钥校验'),
+  AUDIT_HALVES_DIFFER: info(4063, "The terminal's ledger and the server's differ", '终端账本与服务器账本不一致'),
   LEDGER_TRUNCATED: info(4031, 'Ledger truncated: it no longer contains the server\'s signed checkpoint', '账本被截断：不再包含服务器签名的检查点'),
   // the clock's high-water mark (firmware-protocol/ledger-format.md §6)
   CLOCK_RESET_REFUSED: info(4040, 'Clock reset refused: its proof is not signed for this terminal\'s ledger', '时钟重置被拒绝：其证明不是为本终端账本签署的'),
@@ -130,6 +133,9 @@ export const ErrorCodes = {
   // 6xxx: sync and server
   SYNC_REJECTED: info(6001, 'Server refused the message', '服务器拒绝消息'),
   BAD_MESSAGE: info(6002, 'Malformed message', '消息格式错误'),
+  // the server's signed statement (firmware-protocol/audit-bundle.md): 6200-6219
+  STATEMENT_INVALID: info(6200, "Server statement refused: not signed by a server key the investor root certifies", '服务器声明被拒绝：签名密钥未经投资方根密钥认证'),
+  STATEMENT_MISMATCH: info(6201, "Server statement does not list the entries its bundle holds", '服务器声明与其审计包中的条目不符'),
   BAD_CHECKPOINT: info(6030, 'Server checkpoint refused: not signed by a key the investor root certifies', '服务器检查点被拒绝：签名密钥未经投资方根密钥认证'),
   REGISTRY_IMPORT_REFUSED: info(6003, 'Registry export refused: it does not verify against the investor root', '登记导出被拒绝：无法通过投资方根密钥校验'),
   // 64xx: SMS reports and commands (firmware-protocol/sms-report.md)

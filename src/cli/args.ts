@@ -14,6 +14,16 @@ export function parse(args: string[], options: Options): Record<string, string |
   }
 }
 
+/** As parse, for commands that also take plain arguments (tally audit verify BUNDLE) */
+export function parseWithPositionals(args: string[], options: Options): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    return { values: values as Record<string, string | boolean | undefined>, positionals };
+  } catch (err) {
+    throw new TallyError('USAGE', (err as Error).message);
+  }
+}
+
 export function required(values: Record<string, unknown>, name: string): string {
   const v = values[name];
   if (typeof v !== 'string' || v.length === 0) throw new TallyError('USAGE', `--${name} is required`);

@@ -1,0 +1,95 @@
+/**
+ * Generates firmware-protocol/vectors/audit-bundle.json (audit-bundle.md): audit
+ * bundles over the golden ledger of vectors/ledger.json with its test root key
+ * and the fixed server key of the checkpoint vectors, fixed times (Ed25519 is
+ * deterministic, so the file is reproducible), each with the verdict a verifier
+ * must give, and the comparison of a terminal's half with the server's.
+ *   UPDATE_VECTORS=1 npx vitest run test/codecs/auditBundleVectors.test.ts
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { fromHex, toHex, utf8 } from '../src/codecs/bytes.js';
+import { AUDIT_BUNDLE_FORMAT, parseAuditBundle, type AuditBundle } from '../src/codecs/auditBundle.js';
+import { encodeServerKeyCertificateBody, type SignedJson } from '../src/codecs/checkpoint.js';
+import { compareBundles, entryList, signStatement, verifyAuditBundle, type BundleVerdict } from '../src/crypto/auditBundle.js';
+import { signCheckpoint } from '../src/crypto/checkpoint.js';
+import { privateKeyFromSeed, rawPublicKey, sha256, signMessage } from '../src/crypto/ed25519.js';
+
+const LEDGER_FILE = fileURLToPath(new URL('../firmware-protocol/vectors/ledger.json', import.meta.url));
+const T0 = Date.UTC(2026, 11, 1, 12, 0, 0);
+
+interface LedgerVectors {
+  rootPublicKey: string;
+  testKeySeeds: { root: string };
+  ledger: { entries: { hex: string }[]; verdict: { terminalId: string } };
+}
+
+/** What tools compare of a bundle's verdict */
+export function bundleVerdictSummary(v: BundleVerdict): Record<string, unknown> {
+  return {
+    ok: v.ok,
+    ledger: { ok: v.ledger.ok, entries: v.ledger.entries, lastSeq: v.ledger.lastSeq, headHash: v.ledger.headHash, ...(v.ledger.problem ? { problem: { code: v.ledger.problem.code, seq: v.ledger.problem.seq } } : {}) },
+    ...(v.checkpoint ? { checkpoint: { ok: v.checkpoint.ok, ...(v.checkpoint.problem ? { problem: { code: v.checkpoint.problem.code } } : {}) } } : {}),
+    ...(v.statement ? { statement: { ok: v.statement.ok, ...(v.statement.problem ? { problem: { code: v.statement.problem.code } } : {}) } } : {}),
+    ...(v.problem ? { problem: { code: v.problem.code } } : {}),
+  };
+}
+
+export function auditBundleVectorsJson(): string {
+  const ledger = JSON.parse(readFileSync(LEDGER_FILE, 'utf8')) as LedgerVectors;
+  const rootKey = privateKeyFromSeed(fromHex(ledger.testKeySeeds.root));
+  const root = fromHex(ledger.rootPublicKey);
+  const serverKey = privateKeyFromSeed(sha256(utf8('tallystick checkpoint vectors: server key')));
+  const certBody = encodeServerKeyCertificateBody({ serverId: 'SRV-VECTOR-1', publicKey: toHex(rawPublicKey(serverKey)), motherCardId: '0102030405060708', issuedAt: Math.floor(T0 / 1000) - 86_400 });
+  const certificate: SignedJson = { body: certBody, signature: toHex(signMessage(rootKey, utf8(certBody))) };
+  const otherRoot = privateKeyFromSeed(sha256(utf8('tallystick audit vectors: another root')));
+  const foreignCertificate: SignedJson = { body: certBody, signature: toHex(signMessage(otherRoot, utf8(certBody))) };
+  const terminalId = ledger.ledger.verdict.terminalId;
+  const all = ledger.ledger.entries.map((e) => e.hex);
+  const hashes = entryList(all.map(fromHex));
+  const checkpointAt = (seq: number, time: number) => signCheckpoint(serverKey, certificate, { terminalId, seq, headHash: hashes[seq - 1]![1], time });
+  const base = { format: AUDIT_BUNDLE_FORMAT, terminalId, rootPublicKey: ledger.rootPublicKey } as const;
+  const serverOf = (entries: string[], cert = certificate, listed = entryList(entries.map(fromHex))): AuditBundle => ({
+    ...base,
+    side: 'server',
+    exportedAt: T0 + 60_000,
+    entries,
+    checkpoint: checkpointAt(entries.length, T0 + 60_000),
+    statement: signStatement(serverKey, cert, { terminalId, time: T0 + 60_000, entries: listed }),
+  });
+  const server = serverOf(all);
+  const terminal: AuditBundle = { ...base, side: 'terminal', exportedAt: T0 + 120_000, entries: all, checkpoint: checkpointAt(all.length, T0), statement: null };
+  const flipped = { ...server.statement!, signature: server.statement!.signature.replace(/^./, (c) => (c === '0' ? '1' : '0')) };
+  const bundles: { name: string; description: string; bundle: AuditBundle }[] = [
+    { name: 'server', description: 'the server holds the whole golden ledger; its checkpoint and statement', bundle: server },
+    { name: 'terminal', description: "the terminal's half: the whole ledger and the server's checkpoint of its head", bundle: terminal },
+    { name: 'terminal-cut', description: 'the terminal restored from an older copy (25 entries), with the checkpoint of seq 33 it had received: TRUNCATED', bundle: { ...terminal, entries: all.slice(0, 25) } },
+    { name: 'server-behind', description: 'the server has received seq 1..30 only (the terminal has not synced since)', bundle: serverOf(all.slice(0, 30)) },
+    { name: 'statement-signature-flipped', description: "one hex digit of the statement's signature changed: STATEMENT_INVALID", bundle: { ...server, statement: flipped } },
+    { name: 'statement-foreign-root', description: "the statement's server key certified by another root: STATEMENT_INVALID", bundle: serverOf(all, foreignCertificate) },
+    { name: 'statement-lists-other-entries', description: 'an entry (seq 12) dropped from a server bundle whose statement lists it: STATEMENT_MISMATCH', bundle: { ...server, entries: all.filter((_, i) => i !== 11), checkpoint: checkpointAt(11, T0 + 60_000) } },
+    { name: 'entry-altered', description: "one bit of seq 10 flipped in the terminal's half: SIGNATURE_INVALID at 10, and the checkpoint no longer held", bundle: { ...terminal, entries: all.map((e, i) => (i === 9 ? e.slice(0, -2) + ((parseInt(e.slice(-2), 16) ^ 1).toString(16).padStart(2, '0')) : e)) } },
+  ];
+  const verdictOf = (b: AuditBundle) => bundleVerdictSummary(verifyAuditBundle(parseAuditBundle(JSON.stringify(b)), root));
+  const find = (name: string) => bundles.find((b) => b.name === name)!.bundle;
+  const comparisons = [
+    ['terminal', 'server'],
+    ['terminal-cut', 'server'],
+    ['terminal', 'server-behind'],
+  ].map(([t, s]) => {
+    const c = compareBundles(find(t!), find(s!));
+    return { terminal: t, server: s, match: c.match, terminalCharged: c.terminal.charged, serverCharged: c.server.charged, differences: c.differences.map((d) => ({ seq: d.seq, kind: d.kind })) };
+  });
+  return `${JSON.stringify(
+    {
+      description: 'Golden vectors of firmware-protocol/audit-bundle.md. Generated by scripts/auditBundleVectors.ts; do not edit by hand.',
+      regenerate: 'UPDATE_VECTORS=1 npx vitest run test/codecs/auditBundleVectors.test.ts',
+      rootPublicKey: ledger.rootPublicKey,
+      rootFingerprint: toHex(sha256(root)),
+      bundles: bundles.map((b) => ({ ...b, verdict: verdictOf(b.bundle) })),
+      comparisons,
+    },
+    null,
+    1,
+  )}\n`;
+}
