@@ -11,6 +11,9 @@ import { serverSubscriptions, terminalTopic } from '../codecs/mqtt/topics.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { systemScheduler, type Scheduler } from '../util/scheduler.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import type { InsurancePlatform } from './insurance/InsurancePlatform.js';
+import { InsuranceService, ledgerUseOrders } from './insurance/InsuranceService.js';
+import { insuranceRoutes } from './insurance/insuranceRoutes.js';
 import { adminTokenProblem, DEFAULT_PRICING, startHttpApi, type HttpApi, type PricingConfig } from './httpApi.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
 import { Ingest, type CheckpointSigner, type Outgoing } from './ingest/Ingest.js';
@@ -58,6 +61,8 @@ export interface IngestServerOptions {
   readonly logger?: Logger;
   /** Signs a checkpoint into every ack (tally server key certify makes the key and its root certificate) */
   readonly checkpointSigner?: CheckpointSigner;
+  /** Insurance payments (docs/insurance.md): the platform adapter; the checkpoint signer signs the vouchers. Only with httpPort */
+  readonly insurance?: { readonly platform: InsurancePlatform; readonly baseUrl?: string; readonly codeTtlMs?: number; readonly intervalS?: number; readonly voucherTtlMs?: number };
 }
 
 export interface IngestServer {
@@ -65,6 +70,8 @@ export interface IngestServer {
   readonly client: MqttClient;
   /** The HTTP API's base URL when started */
   readonly httpUrl?: string;
+  /** The insurance service, when configured */
+  readonly insurance?: InsuranceService;
   /** Resolves when every message received so far has been handled */
   idle(): Promise<void>;
   publishConfig(terminalId: string, config: ConfigPayload): Promise<void>;
@@ -174,6 +181,31 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
     await client.endAsync();
   };
   let http: HttpApi | undefined;
+  let insurance: InsuranceService | undefined;
+  if (options.insurance && options.httpPort === undefined) throw new Error('insurance is served on the HTTP API: give httpPort too');
+  if (options.insurance) {
+    const { platform, ...rest } = options.insurance;
+    insurance = new InsuranceService({
+      store: options.store.insurance,
+      platform,
+      ...(options.checkpointSigner ? { signer: options.checkpointSigner } : {}),
+      baseUrl: rest.baseUrl ?? `http://127.0.0.1:${options.httpPort}`,
+      clock,
+      logger,
+      ...(rest.codeTtlMs !== undefined ? { codeTtlMs: rest.codeTtlMs } : {}),
+      ...(rest.intervalS !== undefined ? { intervalS: rest.intervalS } : {}),
+      ...(rest.voucherTtlMs !== undefined ? { voucherTtlMs: rest.voucherTtlMs } : {}),
+    });
+    // settlements left unresolved by a crash are looked up by their idempotency key before anything else
+    await insurance.recover().catch((err: unknown) => logger.warn({ event: 'insurance.recover-failed', err: (err as Error).message }, 'insurance recovery failed: retried at the next sweep'));
+  }
+  const sweeping = insurance;
+  // expired codes, vouchers never used (reversed), settlements a timeout left open
+  const insuranceTimer = sweeping
+    ? timers.setInterval(() => {
+        Promise.all([sweeping.sweep(), sweeping.recover()]).catch((err: Error) => logger.warn({ event: 'insurance.sweep-failed', err: err.message }, 'insurance sweep failed'));
+      }, 30_000, { unref: true })
+    : undefined;
   if (options.httpPort !== undefined) {
     try {
       http = await startHttpApi({
@@ -186,9 +218,11 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
         ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
         clock: () => clock.now(),
         logger,
+        ...(insurance ? { plugins: [insuranceRoutes(insurance, (day) => ledgerUseOrders(options.store.insurance, day))] } : {}),
       });
     } catch (err) {
       // the port is taken, say: no ingest without the API asked for
+      if (insuranceTimer !== undefined) timers.clearInterval(insuranceTimer);
       await stopWork();
       await workers?.close();
       throw err;
@@ -210,6 +244,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
     checkGaps,
     checkRegistry,
     async stop() {
+      if (insuranceTimer !== undefined) timers.clearInterval(insuranceTimer);
       await stopWork();
       await http?.close();
       await workers?.close();

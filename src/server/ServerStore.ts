@@ -8,6 +8,7 @@
  */
 import type { AccessStore } from './access/AccessStore.js';
 import type { RegistryStore } from './registry/RegistryStore.js';
+import type { InsuranceStore } from './insurance/InsuranceStore.js';
 
 export interface TerminalRegistration {
   readonly terminalId: string;
@@ -156,6 +157,8 @@ export interface ServerStore {
   readonly registry: RegistryStore;
   /** The console's agents, users, sessions and audit log (same database) */
   readonly access: AccessStore;
+  /** Insurance payments: orders, authorisations, settlements (same database) */
+  readonly insurance: InsuranceStore;
   /** Pins the certificate on first sight; 'different' means another device key claims this terminal id */
   registerTerminal(registration: TerminalRegistration, at: number): Promise<'new' | 'same' | 'different'>;
   terminal(terminalId: string): Promise<TerminalRow | undefined>;

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServerStore, type ServerStoreOptions } from '../../server/createServerStore.js';
+import { HttpInsurancePlatform } from '../../server/insurance/HttpInsurancePlatform.js';
 import { createIngestServer, type IngestServer } from '../../server/IngestServer.js';
 import { loadServerKey } from './serverKey.js';
 import { adminTokenProblem, currentPricing, DEFAULT_PRICING, groupUses, incomeSplit } from '../../server/httpApi.js';
@@ -48,7 +49,7 @@ export const serverRunCommand: CliCommand = {
   help: `tally server run --broker URL --store (FILE | postgres://...) (--root HEX | --root-file FILE)
                  [--ca F --cert F --key F] [--mqtt 4|5] [--http-port N] [--shared-group NAME] [--client-id ID]
                  [--signature-check chain-anchored|every-entry] [--admin-token-file FILE] [--worker-threads N]
-                 [--signing-key FILE]
+                 [--signing-key FILE] [--insurance-url URL [--insurance-base-url URL]]
 
 Subscribes to every terminal's reports, verifies each terminal's certificate
 chain to the investor root, the entries' signatures and the hash chain, stores
@@ -72,6 +73,13 @@ hash-linked entries, the last one's signature before storing (it vouches for
 the run: forging any entry needs a SHA-256 collision) and every entry's own
 signature in a background audit that raises bad-entry-signature; every-entry
 checks each before storing, at about a quarter of the ingest rate.
+With --insurance-url URL (tally sim insurance, or a platform adapter's
+endpoint) the HTTP API also serves insurance payments (docs/insurance.md):
+the device authorisation and token endpoints, the phone page at /pay, and
+/api/insurance/reconcile; it needs --http-port and --signing-key (the key
+signs the settlement vouchers). --insurance-base-url is where phones reach
+the server (default http://127.0.0.1:PORT).
+
 With --signing-key FILE (tally server certify-key) every ack carries the
 server's signed checkpoint of the terminal's ledger (terminals keep the latest
 as a rollback witness; terminals older than this version refuse such acks, so
@@ -96,6 +104,8 @@ ${SERVER_PKI_HELP}`,
       'admin-token-file': { type: 'string' },
       'worker-threads': { type: 'string' },
       'signing-key': { type: 'string' },
+      'insurance-url': { type: 'string' },
+      'insurance-base-url': { type: 'string' },
       ...SERVER_PKI_OPTIONS,
     });
     const token = adminToken(values);
@@ -109,6 +119,7 @@ ${SERVER_PKI_HELP}`,
     const rootPublicKey = rootKey(values);
     const signingKey = typeof values['signing-key'] === 'string' ? loadServerKey(values['signing-key'], rootPublicKey) : undefined;
     const httpPort = typeof values['http-port'] === 'string' ? integer(values, 'http-port') : undefined;
+    if (typeof values['insurance-url'] === 'string' && (httpPort === undefined || !signingKey)) throw new TallyError('USAGE', '--insurance-url needs --http-port and --signing-key (the key signs the settlement vouchers)');
     let server: IngestServer;
     try {
       server = await createIngestServer({
@@ -128,6 +139,9 @@ ${SERVER_PKI_HELP}`,
         signatureCheck,
         ...(workerThreads !== undefined ? { workerThreads } : {}),
         ...(signingKey ? { checkpointSigner: { key: signingKey.key, certificate: signingKey.certificate } } : {}),
+        ...(typeof values['insurance-url'] === 'string'
+          ? { insurance: { platform: new HttpInsurancePlatform({ url: values['insurance-url'] }), ...(typeof values['insurance-base-url'] === 'string' ? { baseUrl: values['insurance-base-url'] } : {}) } }
+          : {}),
         logger: log,
       });
     } catch (err) {

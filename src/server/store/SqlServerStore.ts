@@ -25,6 +25,8 @@ import type { RegistryStore } from '../registry/RegistryStore.js';
 import { SqlRegistryStore } from '../registry/SqlRegistryStore.js';
 import type { AccessStore } from '../access/AccessStore.js';
 import { SqlAccessStore } from '../access/SqlAccessStore.js';
+import type { InsuranceStore } from '../insurance/InsuranceStore.js';
+import { SqlInsuranceStore } from '../insurance/SqlInsuranceStore.js';
 
 const DAY_MS = 86_400_000;
 let lastDay = { start: Number.NaN, day: '' };
@@ -88,10 +90,12 @@ export class SqlServerStore implements ServerStore {
   readonly kind: 'sqlite' | 'postgres';
   readonly registry: RegistryStore;
   readonly access: AccessStore;
+  readonly insurance: InsuranceStore;
   constructor(private readonly db: SqlDriver) {
     this.kind = db.dialect;
     this.registry = new SqlRegistryStore(db);
     this.access = new SqlAccessStore(db);
+    this.insurance = new SqlInsuranceStore(db);
   }
 
   async registerTerminal(registration: TerminalRegistration, at: number): Promise<'new' | 'same' | 'different'> {

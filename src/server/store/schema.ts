@@ -248,6 +248,43 @@ function usesDailyTable(t: { int: string }): string[] {
   ];
 }
 
+/**
+ * Migration 7: insurance payments (docs/insurance.md). One row an order; every state change is one conditional
+ * UPDATE ... WHERE state IN (...) (server/insurance/SqlInsuranceStore.ts). Secrets are kept as SHA-256: the device
+ * code and the authorisation token. settle_key is written before the platform is called, so a settlement the
+ * platform made while the server crashed is found at the next start by that key.
+ */
+function insuranceTables(t: { int: string }): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS insurance_orders (
+      order_id TEXT PRIMARY KEY,
+      terminal_id TEXT NOT NULL,
+      item TEXT NOT NULL,
+      amount_fen ${t.int} NOT NULL,
+      order_hash TEXT NOT NULL,
+      device_code_hash TEXT NOT NULL UNIQUE,
+      user_code TEXT NOT NULL UNIQUE,
+      state TEXT NOT NULL,
+      interval_s ${t.int} NOT NULL,
+      last_poll_at ${t.int},
+      expires_at ${t.int} NOT NULL,
+      phone_id TEXT,
+      certificate_id TEXT,
+      insurer_fen ${t.int},
+      patient_fen ${t.int},
+      token_hash TEXT,
+      settle_key TEXT UNIQUE,
+      settlement_id TEXT,
+      reverse_key TEXT,
+      voucher TEXT,
+      failure TEXT,
+      created_at ${t.int} NOT NULL,
+      updated_at ${t.int} NOT NULL)`,
+    'CREATE INDEX IF NOT EXISTS insurance_orders_state ON insurance_orders (state)',
+    'CREATE INDEX IF NOT EXISTS insurance_orders_created ON insurance_orders (created_at)',
+  ];
+}
+
 export const SQLITE_MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -292,6 +329,13 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of usesDailyTable({ int: 'INTEGER' })) db.exec(sql);
     },
   },
+  {
+    version: 7,
+    description: 'insurance payments: orders, device authorisations, tokens, settlements',
+    up: (db) => {
+      for (const sql of insuranceTables({ int: 'INTEGER' })) db.exec(sql);
+    },
+  },
 ];
 
 /**
@@ -305,6 +349,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; read
   { version: 4, statements: retiredAtColumn({ int: 'BIGINT', addColumn: 'ADD COLUMN IF NOT EXISTS', nowMs: '(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT' }) },
   { version: 5, statements: [...accessTables({ int: 'BIGINT', serial: 'BIGSERIAL PRIMARY KEY', real: 'DOUBLE PRECISION' }), ...POSTGRES_AUDIT_GUARDS] },
   { version: 6, statements: usesDailyTable({ int: 'BIGINT' }) },
+  { version: 7, statements: insuranceTables({ int: 'BIGINT' }) },
 ];
 
 export const POSTGRES_SCHEMA: string[] = POSTGRES_MIGRATIONS.flatMap((m) => m.statements);
