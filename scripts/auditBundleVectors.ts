@@ -63,7 +63,7 @@ export function auditBundleVectorsJson(): string {
   const bundles: { name: string; description: string; bundle: AuditBundle }[] = [
     { name: 'server', description: 'the server holds the whole golden ledger; its checkpoint and statement', bundle: server },
     { name: 'terminal', description: "the terminal's half: the whole ledger and the server's checkpoint of its head", bundle: terminal },
-    { name: 'terminal-cut', description: 'the terminal restored from an older copy (25 entries), with the checkpoint of seq 33 it had received: TRUNCATED', bundle: { ...terminal, entries: all.slice(0, 25) } },
+    { name: 'terminal-cut', description: `the terminal restored from an older copy (25 entries), with the checkpoint of seq ${all.length} it had received: TRUNCATED`, bundle: { ...terminal, entries: all.slice(0, 25) } },
     { name: 'server-behind', description: 'the server has received seq 1..30 only (the terminal has not synced since)', bundle: serverOf(all.slice(0, 30)) },
     { name: 'statement-signature-flipped', description: "one hex digit of the statement's signature changed: STATEMENT_INVALID", bundle: { ...server, statement: flipped } },
     { name: 'statement-foreign-root', description: "the statement's server key certified by another root: STATEMENT_INVALID", bundle: serverOf(all, foreignCertificate) },
