@@ -29,6 +29,7 @@ export const LAYERS = {
   readers: { may: ['card', 'codecs', 'errors', 'util'], packages: ['node:*'], why: 'the CardReader contract, which the terminal sees' },
   'readers/pcsc': { may: ['readers', 'card', 'codecs', 'errors', 'util'], packages: ['pcsclite', 'node:*'], why: 'the PC/SC backend (pcscd)' },
   'readers/serial': { may: ['readers', 'card', 'codecs', 'errors', 'transports', 'util'], packages: ['node:*'], why: 'the serial backend: the microcontroller board\'s protocol' },
+  'readers/scanner': { may: ['codecs', 'errors', 'transports', 'util'], packages: ['node:*'], why: 'the QR scanner in serial mode (CDC ACM): AIM-prefixed lines into scans' },
   ledger: { may: ['codecs', 'crypto', 'errors', 'util'], packages: ['better-sqlite3', 'node:*'], why: 'the ledger owns the terminal database and nothing else' },
   terminal: { may: ['card', 'codecs', 'crypto', 'errors', 'ledger', 'readers', 'util'], packages: ['node:*'], why: 'decides a swipe; sees only the reader contract, never a backend' },
   issuing: { may: ['card', 'codecs', 'crypto', 'errors', 'util'], packages: ['better-sqlite3', 'node:*'], why: 'the issuing station talks to cards through ApduChannel' },
@@ -38,7 +39,7 @@ export const LAYERS = {
   'sim/his': { may: ['codecs', 'codecs/hl7', 'errors', 'util'], packages: ['mqtt', 'node:*'], why: 'the HIS simulator speaks real HL7 over MLLP and reads the slot counts from the hospital broker' },
   'sim/insurance': { may: ['errors', 'util'], packages: ['node:*'], why: 'the insurance platform simulator: its own HTTP service and SQLite database, nothing of the server it answers' },
   gateway: { may: ['codecs', 'codecs/gateway', 'codecs/hl7', 'crypto', 'errors', 'util'], packages: ['mqtt', 'better-sqlite3', 'node:*'], why: 'the isolation gateway: the only process with a leg on both networks; shares codecs, crypto and util, nothing of the terminal or the server' },
-  daemon: { may: ['codecs', 'config', 'crypto', 'errors', 'ledger', 'logging', 'pki', 'readers', 'readers/pcsc', 'readers/serial', 'sim', 'sync', 'terminal', 'transports', 'transports/modem', 'util'], packages: ['node:*'], why: 'composes the terminal side: a reader backend (the simulated board too, for integrators before hardware), the ledger, sync, the TLS files and their renewal (pki)' },
+  daemon: { may: ['codecs', 'config', 'crypto', 'errors', 'ledger', 'logging', 'pki', 'readers', 'readers/pcsc', 'readers/scanner', 'readers/serial', 'sim', 'sync', 'terminal', 'transports', 'transports/modem', 'util'], packages: ['node:*'], why: 'composes the terminal side: a reader backend (the simulated board too, for integrators before hardware), the ledger, sync, the TLS files and their renewal (pki)' },
   scenario: { may: ['*'], packages: ['*'], why: 'a root: the demo and the rigs that tests, benches and the CLI share' },
   cli: { may: ['*'], packages: ['*'], why: 'the root of `tally`' },
 };

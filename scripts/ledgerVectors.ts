@@ -16,6 +16,8 @@ import { encodeServerKeyCertificateBody } from '../src/codecs/checkpoint.js';
 import { encodeClockResetProof, encodeMotherClockResetBody } from '../src/codecs/clockReset.js';
 import { signCheckpoint } from '../src/crypto/checkpoint.js';
 import { privateKeyFromSeed, rawPublicKey, sha256, signMessage } from '../src/crypto/ed25519.js';
+import { KeyRole, VoucherScope } from '../src/codecs/voucher.js';
+import { signKeyCertificate, signVoucher } from '../src/crypto/voucher.js';
 import { verifyLedgerEntries, type LedgerVerification } from '../src/crypto/ledgerChain.js';
 import type { KeyObject } from 'node:crypto';
 
@@ -54,6 +56,7 @@ const keys = {
   terminal: key('terminal T-VECTOR-1'),
   other: key('another key'),
   server: key('server SRV-V'),
+  voucher: key('voucher key 1'),
 };
 
 const DAY = 86_400_000;
@@ -74,6 +77,14 @@ function serverResetProof(raws: readonly Uint8Array[], seq: number, time: number
 function motherResetProof(raws: readonly Uint8Array[], headSeq: number, time: number): Uint8Array {
   const body = encodeMotherClockResetBody({ terminalId: TERMINAL_ID, headSeq, headHash: toHex(sha256(raws[headSeq - 1]!)), time, motherCardId: toHex(cardId('mother')) });
   return encodeClockResetProof({ by: 'mother-card', body, signature: toHex(signMessage(keys.root.privateKey, utf8(body))) });
+}
+
+/** A voucher.reserved entry's card: the voucher key's certificate || the voucher (voucher-format.md §8) */
+function voucherUse(serial: number, options: { voucherSigner?: Key; certSigner?: Key } = {}): Uint8Array {
+  const validFrom = ISSUED_AT;
+  const certificate = signKeyCertificate((options.certSigner ?? keys.root).privateKey, { keyId: 1, roles: KeyRole.VOUCHERS, validFrom, validUntil: validFrom + 365 * 86400, publicKey: keys.voucher.publicKey, issuer: 'back office' });
+  const voucher = signVoucher((options.voucherSigner ?? keys.voucher).privateKey, { keyId: 1, serial, validFrom, validUntil: validFrom + 180 * 86400, bookingRequired: false, scopeKind: VoucherScope.CLINIC, scope: CLINIC, examType: 'OCT' });
+  return concatBytes([certificate, voucher]);
 }
 
 function white(signer = keys.root): Uint8Array {
@@ -189,6 +200,12 @@ function validLedger(): ChainBuilder {
   chain.add({ type: EntryType.CLOCK_RESET, time: realTime + 60_000, card: serverResetProof(chain.raws, refused, realTime + 60_000), detail: 'server SRV-V: checkpoint seq ' + refused });
   // and the mother card's reset (tally terminal clock-reset), naming the entry before it
   chain.add({ type: EntryType.CLOCK_RESET, time: realTime + 120_000, card: motherResetProof(chain.raws, chain.raws.length, realTime + 120_000), detail: 'mother card' });
+  // service vouchers: written off, then the same two-phase use; a released voucher may be written off again
+  const voucher = chain.add({ type: EntryType.VOUCHER_RESERVED, card: voucherUse(1000001), detail: 'claimed online; trust list 3' });
+  chain.add({ type: EntryType.USE_STARTED, ref: voucher });
+  chain.add({ type: EntryType.USE_COMPLETED, ref: voucher });
+  const released = chain.add({ type: EntryType.VOUCHER_RESERVED, card: voucherUse(1000002), detail: 'claimed offline; trust list 3' });
+  chain.add({ type: EntryType.USE_RELEASED, ref: released, detail: 'device did not start within 30 s' });
   chain.use(2, 3, keys.batch2, 'open', 13); // still open at the end: the device has not reported yet
   return chain;
 }
@@ -315,6 +332,10 @@ function variants(valid: readonly Uint8Array[]): Variant[] {
       }),
     },
     { name: 'clock-refused-without-detail', description: 'a clock.refused entry that says nothing', edits: extended(n, (c) => c.add({ type: EntryType.CLOCK_REFUSED, clockTrusted: false })) },
+    { name: 'voucher-used-twice', description: 'voucher 1000001 written off again after it completed', edits: extended(n, (c) => c.add({ type: EntryType.VOUCHER_RESERVED, card: voucherUse(1000001) })) },
+    { name: 'voucher-forged', description: 'a voucher signed by a key other than the one its certificate names', edits: extended(n, (c) => c.add({ type: EntryType.VOUCHER_RESERVED, card: voucherUse(1000003, { voucherSigner: keys.other }) })) },
+    { name: 'voucher-key-not-certified', description: 'a voucher key certificate the root did not sign', edits: extended(n, (c) => c.add({ type: EntryType.VOUCHER_RESERVED, card: voucherUse(1000004, { certSigner: keys.other }) })) },
+    { name: 'voucher-without-voucher', description: 'a voucher entry without its card', edits: extended(n, (c) => c.add({ type: EntryType.VOUCHER_RESERVED })) },
     { name: 'started-twice', description: 'the use at seq 3 started again', edits: extended(n, (c) => c.add({ type: EntryType.USE_STARTED, ref: 3 })) },
     {
       name: 'untrusted-clock-ref-not-a-use',
@@ -346,7 +367,7 @@ export function buildLedgerVectors(): Record<string, unknown> {
     regenerate: 'UPDATE_VECTORS=1 npx vitest run test/codecs/ledgerVectors.test.ts',
     rootPublicKey: toHex(root),
     rootFingerprint: toHex(sha256(root)),
-    testKeySeeds: { root: toHex(keys.root.seed), terminal: toHex(keys.terminal.seed), white: toHex(keys.white.seed), batch1: toHex(keys.batch1.seed), batch2: toHex(keys.batch2.seed) },
+    testKeySeeds: { root: toHex(keys.root.seed), terminal: toHex(keys.terminal.seed), white: toHex(keys.white.seed), batch1: toHex(keys.batch1.seed), batch2: toHex(keys.batch2.seed), voucher1: toHex(keys.voucher.seed) },
     ledger: {
       entries: valid.map((raw, i) => {
         const parsed = parseLedgerEntry(raw);

@@ -108,7 +108,7 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
   },
   TRUST_LIST_MISSING: {
     cause: 'The terminal has never received a voucher trust list (the back office has not certified a voucher key, or the terminal has not been online since).',
-    remedy: 'Certify a voucher key (tally server voucher certify-key) and bring the terminal online, or install a list file with tally terminal trust-list FILE.',
+    remedy: 'Certify a voucher key (tally server voucher certify-key) and bring the terminal online, or install a list file with tally terminal trust-list --file FILE --data DIR.',
   },
   TRUST_LIST_INVALID: {
     cause: "A trust list or voucher key certificate does not verify against the investor root: altered, cut short, or made with another root's keys. It was not installed.",

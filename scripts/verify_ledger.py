@@ -39,7 +39,8 @@ MAX_SAFE = 2 ** 53 - 1
 
 PROVISIONED, BATCH_LOADED, USE_RESERVED, USE_STARTED, USE_COMPLETED, USE_RELEASED, USE_FAILED, WITNESS_ROLLBACK = range(1, 9)
 CLOCK_RESET, CLOCK_REFUSED = 10, 11
-ENTRY_TYPES = set(range(1, 9)) | {CLOCK_RESET, CLOCK_REFUSED}
+VOUCHER_RESERVED = 12  # voucher-format.md section 8
+ENTRY_TYPES = set(range(1, 9)) | {CLOCK_RESET, CLOCK_REFUSED, VOUCHER_RESERVED}
 CLOCK_RESET_FORMAT = 'tallystick-clock-reset/1'
 USE_EVENTS = {  # type: (state it moves to, states it may follow)
     USE_STARTED: ('started', ('reserved',)),
@@ -196,6 +197,31 @@ def parse_record(raw):
     return record
 
 
+def voucher_use(card, root):
+    """voucher-format.md sections 2, 3 and 8: key certificate || voucher; the serial of a voucher the root's key signed"""
+    if len(card) < 46:
+        raise Malformed('voucher use shorter than a key certificate')
+    cert_length = 46 + card[45] + 64
+    cert, voucher = card[:cert_length], card[cert_length:]
+    if len(cert) != cert_length or cert[0] != 0x4B or cert[1] != 1 or not 1 <= card[45] <= 32:
+        raise Malformed('not a version 1 voucher key certificate')
+    if not signed_by(root, cert[:-64], cert[-64:]):
+        raise Malformed('voucher key certificate not signed by the root')
+    key_id, roles, public_key = int.from_bytes(cert[2:4], 'big'), cert[4], cert[13:45]
+    if not roles & 1:
+        raise Malformed('key %d is not certified to sign vouchers' % key_id)
+    if len(voucher) < 88 or voucher[0] != 0x56 or voucher[1] != 1:
+        raise Malformed('not a version 1 voucher')
+    if int.from_bytes(voucher[2:4], 'big') != key_id:
+        raise Malformed('voucher names another key than its certificate')
+    if not signed_by(public_key, voucher[:-64], voucher[-64:]):
+        raise Malformed('voucher not signed by its key')
+    serial = int.from_bytes(voucher[4:10], 'big')
+    if serial == 0:
+        raise Malformed('voucher serial 0')
+    return serial
+
+
 def signed_by(public_key, body, signature):
     """Section 1: every signature is Ed25519 over SHA-256 of the signed bytes"""
     try:
@@ -313,6 +339,17 @@ def check_meaning(seq, e, cert, root, batches, uses, held, state):
         key = (card['batchId'], card['serial'])
         if key in held:
             raise Broken(seq, 'SERIAL_USED_TWICE', 'serial %d of batch %s held by an earlier use' % (card['serial'], card['batchId'].hex()))
+        held.add(key)
+        uses[seq] = ['reserved', key]
+        state['uses'] += 1
+    elif kind == VOUCHER_RESERVED:
+        try:
+            serial = voucher_use(e.get('card', b''), root)
+        except Malformed as err:
+            raise Broken(seq, 'VOUCHER_INVALID', str(err))
+        key = ('voucher', serial)
+        if key in held:
+            raise Broken(seq, 'VOUCHER_USED_TWICE', 'voucher %d written off by an earlier use not released' % serial)
         held.add(key)
         uses[seq] = ['reserved', key]
         state['uses'] += 1

@@ -41,3 +41,17 @@ export async function readConsole(command: (line: string) => boolean | Promise<b
   }
   lines.close();
 }
+
+/** Runs a simulator's console on standard input until quit, end of input or SIGINT/SIGTERM, then stops it */
+export async function runConsoleOnStdin(command: (line: string) => boolean | Promise<boolean>, stop: () => Promise<void>): Promise<void> {
+  const stopOnSignal = () => process.stdin.destroy();
+  process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
+  try {
+    await readConsole(command, process.stdin);
+  } finally {
+    process.off('SIGINT', stopOnSignal);
+    process.off('SIGTERM', stopOnSignal);
+    await stop();
+  }
+}

@@ -53,6 +53,11 @@ export const EntryType = {
   CLOCK_RESET: 10,
   /** A time the terminal did not take (a local clock far ahead of the mark, a server time far behind it): detail says which */
   CLOCK_REFUSED: 11,
+  /**
+   * A service voucher written off and the device about to be enabled (voucher-format.md §8): card = the voucher
+   * key certificate followed by the voucher; detail = how it was claimed. Then use.started.. by ref, as a card use.
+   */
+  VOUCHER_RESERVED: 12,
 } as const;
 export type EntryTypeValue = (typeof EntryType)[keyof typeof EntryType];
 
@@ -67,6 +72,7 @@ export const ENTRY_TYPE_NAMES: Record<EntryTypeValue, string> = {
   8: 'witness.rollback',
   10: 'clock.reset',
   11: 'clock.refused',
+  12: 'voucher.reserved',
 };
 
 const Tag = {

@@ -327,6 +327,13 @@ function keyCertificateLength(bytes: Uint8Array, code: Malformed): number {
   return CERT_FIXED + bytes[CERT_FIXED - 1]! + SIGNATURE_BYTES;
 }
 
+/** The card field of a voucher.reserved ledger entry: key certificate || voucher, split by the certificate's own length */
+export function splitVoucherUse(card: Uint8Array): { certificate: Uint8Array; voucher: Uint8Array } {
+  const length = keyCertificateLength(card, 'VOUCHER_MALFORMED');
+  if (card.length <= length) throw new CodecError('VOUCHER_MALFORMED', 'voucher use holds a key certificate and no voucher', 'voucher');
+  return { certificate: card.subarray(0, length), voucher: card.subarray(length) };
+}
+
 // ---------- trust lists (signed by a key the root certified for trust lists)
 
 export function encodeTrustListBody(signerCertificate: Uint8Array, t: TrustListFields): Uint8Array {

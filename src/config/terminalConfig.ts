@@ -16,6 +16,9 @@ export const TERMINAL_SCHEMA: Schema = {
   'reader.serial.path': { type: 'string', default: '/dev/ttyS1', doc: 'serial device of the microcontroller board' },
   'reader.serial.baudRate': { type: 'integer', default: 115200, min: 1200, max: 3_000_000, doc: 'UART speed' },
   'reader.serial.reopenDelayMs': { type: 'integer', default: 500, min: 10, max: 60_000, doc: 'wait between attempts to reopen a port that went away' },
+  'reader.scanner.path': { type: 'string', doc: 'serial device (USB CDC ACM, e.g. /dev/ttyACM0) of a QR scanner in serial mode with AIM identifiers on: service vouchers are scanned there' },
+  'reader.scanner.baudRate': { type: 'integer', default: 115200, min: 1200, max: 3_000_000, doc: "the scanner's line speed (a CDC ACM scanner ignores it)" },
+  'voucher.deviceClass': { type: 'string', doc: 'the device class of the device this terminal enables (e.g. OCT): vouchers scoped to that class are accepted' },
   'reader.pcsc.readerName': { type: 'string', doc: 'use only the PC/SC reader whose name contains this (default: the first reader)' },
   'device.maxSessionMinutes': { type: 'integer', default: 60, min: 1, max: 24 * 60, doc: 'the relay opens after this long whatever the device says' },
   'device.startTimeoutSeconds': { type: 'integer', default: 30, min: 1, max: 600, doc: 'a use whose device does not report a start within this time is released' },
@@ -46,6 +49,8 @@ export interface TerminalConfig {
     | { readonly backend: 'simulated' };
   readonly device: { readonly maxSessionMs: number; readonly startTimeoutMs: number; readonly requireBoardWitness: boolean };
   readonly cards: { readonly acceptVersion1: boolean };
+  readonly scanner?: { readonly path: string; readonly baudRate: number };
+  readonly voucher: { readonly deviceClass?: string };
   readonly sync: {
     readonly enabled: boolean;
     readonly brokerUrl: string;
@@ -75,6 +80,8 @@ export function terminalConfigFrom(values: Map<string, unknown>): TerminalConfig
           : { backend },
     device: { maxSessionMs: get<number>('device.maxSessionMinutes') * 60_000, startTimeoutMs: get<number>('device.startTimeoutSeconds') * 1000, requireBoardWitness: get<boolean>('device.requireBoardWitness') },
     cards: { acceptVersion1: get<boolean>('cards.acceptVersion1') },
+    ...(values.has('reader.scanner.path') ? { scanner: { path: get<string>('reader.scanner.path'), baudRate: get<number>('reader.scanner.baudRate') } } : {}),
+    voucher: values.has('voucher.deviceClass') ? { deviceClass: get<string>('voucher.deviceClass') } : {},
     sync: {
       enabled: get('sync.enabled'),
       brokerUrl: get('sync.brokerUrl'),

@@ -12,6 +12,7 @@ import { parseRecordOrThrow, verifyBatchChain, verifyOneTime, verifyTerminalCert
 import { parseClockResetProof } from '../codecs/clockReset.js';
 import { verifyClockReset } from './clockReset.js';
 import { sha256, verifyMessage } from './ed25519.js';
+import { openVoucherUse } from './voucher.js';
 
 
 /**
@@ -42,6 +43,8 @@ export const LEDGER_FAULTS = [
   'WITNESS_INVALID',
   'CLOCK_RESET_INVALID',
   'CLOCK_REFUSED_INVALID',
+  'VOUCHER_INVALID',
+  'VOUCHER_USED_TWICE',
   'DATABASE_UNREADABLE',
 ] as const;
 export type LedgerFault = (typeof LEDGER_FAULTS)[number];
@@ -202,6 +205,23 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
         if (card.serial < 1 || card.serial > batch.count) return ['SERIAL_OUT_OF_RANGE', `serial ${card.serial} outside batch range 1..${batch.count}`];
         const key = `${toHex(card.batchId)}:${card.serial}`;
         if (openUses.has(key)) return ['SERIAL_USED_TWICE', `serial ${card.serial} of batch ${batch.batchNo} used twice`];
+        openUses.set(key, entry.seq);
+        reserveKeys.set(entry.seq, key);
+        useStates.set(entry.seq, 'reserved');
+        uses++;
+        return undefined;
+      }
+      case EntryType.VOUCHER_RESERVED: {
+        // card = the voucher key certificate (root-signed) || the voucher it signed (voucher-format.md §8)
+        if (!entry.card) return ['VOUCHER_INVALID', 'voucher entry without its voucher'];
+        let serial: number;
+        try {
+          serial = openVoucherUse(entry.card, rootPublicKey).voucher.serial;
+        } catch (err) {
+          return ['VOUCHER_INVALID', describe(err)];
+        }
+        const key = `voucher:${serial}`;
+        if (openUses.has(key)) return ['VOUCHER_USED_TWICE', `voucher ${serial} written off twice`];
         openUses.set(key, entry.seq);
         reserveKeys.set(entry.seq, key);
         useStates.set(entry.seq, 'reserved');

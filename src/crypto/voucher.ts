@@ -13,8 +13,10 @@ import {
   encodeVoucherBody,
   isRevokedSerial,
   KeyRole,
+  openKeyCertificate,
   openTrustList,
   openVoucher,
+  splitVoucherUse,
   type KeyCertificate,
   type KeyCertificateFields,
   type TrustList,
@@ -120,4 +122,21 @@ export function admitVoucher(raw: Uint8Array, trust: TrustList, ctx: VoucherCont
 
 function isRevoked(trust: TrustList, serial: number): boolean {
   return isRevokedSerial(trust.revoked, serial);
+}
+
+/**
+ * The card field of a voucher.reserved ledger entry (voucher-format.md §8): the key certificate checked against
+ * the root, then the voucher against that key. An auditor needs nothing but the root. Throws a TallyError.
+ */
+export function openVoucherUse(card: Uint8Array, rootPublicKey: Uint8Array): { certificate: KeyCertificate; voucher: Voucher } {
+  const parts = splitVoucherUse(card);
+  const certificate = openKeyCertificate(parts.certificate, (signed, signature) => {
+    if (!verifyMessage(rootPublicKey, signed, signature)) throw new TallyError('VOUCHER_UNKNOWN_KEY', 'voucher key certificate not signed by the investor root');
+  });
+  if ((certificate.roles & KeyRole.VOUCHERS) === 0) throw new TallyError('VOUCHER_UNKNOWN_KEY', `key ${certificate.keyId} is not certified to sign vouchers`);
+  const voucher = openVoucher(parts.voucher, (keyId, signed, signature) => {
+    if (keyId !== certificate.keyId) throw new TallyError('VOUCHER_UNKNOWN_KEY', `voucher names key ${keyId}, its certificate ${certificate.keyId}`);
+    if (!verifyMessage(certificate.publicKey, signed, signature)) throw new TallyError('VOUCHER_FORGED', `voucher not signed by key ${keyId}`);
+  });
+  return { certificate, voucher };
 }

@@ -11,6 +11,7 @@ import { operatorMessage, type Locale } from '../errors.js';
 import type { CardReader, CardSession, OperatorPanel, PanelMessage, ReaderEvent } from '../readers/CardReader.js';
 import { okMessages, pick } from '../terminal/messages.js';
 import type { SwipeOutcome, Terminal } from '../terminal/Terminal.js';
+import type { Scan, SerialScanner } from '../readers/scanner/SerialScanner.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 
@@ -29,6 +30,8 @@ export interface DaemonOptions {
   readonly terminal: Terminal;
   readonly reader: CardReader;
   readonly panel: OperatorPanel;
+  /** A QR scanner in serial mode: voucher scans go to the terminal, one at a time with the cards */
+  readonly scanner?: SerialScanner;
   readonly locale?: Locale;
   readonly clock?: Clock;
   readonly log?: Logger;
@@ -42,6 +45,7 @@ export class TerminalDaemon {
   private inProgress: Promise<void> = Promise.resolve();
   private stopping = false;
   private readonly swipeListeners = new Set<(timing: SwipeTiming) => void>();
+  private readonly scanUnsubscribes: (() => void)[] = [];
   lastOutcome: SwipeOutcome | undefined;
 
   constructor(private readonly options: DaemonOptions) {
@@ -52,6 +56,17 @@ export class TerminalDaemon {
 
   async start(): Promise<void> {
     this.unsubscribe = this.options.reader.onEvent((event) => this.onReaderEvent(event));
+    const scanner = this.options.scanner;
+    if (scanner) {
+      this.scanUnsubscribes.push(
+        scanner.onScan((scan) => {
+          if (!this.stopping) this.inProgress = this.inProgress.then(() => this.handleScan(scan));
+        }),
+        scanner.onRefused(() => {
+          if (!this.stopping) this.inProgress = this.inProgress.then(() => this.show(feedbackFor({ ok: false, code: 'SCAN_NOT_QR', message: operatorMessage('SCAN_NOT_QR', this.locale), detail: '' })));
+        }),
+      );
+    }
     await this.options.reader.start();
     await this.onReaderReady();
   }
@@ -61,6 +76,7 @@ export class TerminalDaemon {
     this.stopping = true;
     await this.inProgress;
     this.unsubscribe?.();
+    for (const off of this.scanUnsubscribes) off();
     await this.options.reader.stop();
   }
 
@@ -100,6 +116,15 @@ export class TerminalDaemon {
     await this.show(feedbackFor(outcome));
   }
 
+  private async handleScan(scan: Scan): Promise<void> {
+    const handledAt = this.clock.now();
+    const outcome = await this.options.terminal.handleVoucher(scan.text);
+    const decidedAt = this.clock.now();
+    this.lastOutcome = outcome;
+    for (const listener of this.swipeListeners) listener({ sessionId: 0, presentAt: handledAt, handledAt, decidedAt, outcome });
+    await this.show(feedbackFor(outcome));
+  }
+
   /** A (re)synced board may hold a later chain head than the ledger: out of service at once, not at the next card */
   private async onReaderReady(): Promise<void> {
     const refusal = this.options.terminal.checkBoardWitness();
@@ -134,12 +159,12 @@ export class TerminalDaemon {
 }
 
 /** Outcomes that put the terminal out of service rather than refuse one card */
-const FAULT_CODES = new Set<string>(['STORAGE_FAULT', 'DEVICE_FAULT', 'LEDGER_ROLLBACK', 'BOARD_WITNESS_MISSING']);
+const FAULT_CODES = new Set<string>(['STORAGE_FAULT', 'DEVICE_FAULT', 'LEDGER_ROLLBACK', 'BOARD_WITNESS_MISSING', 'TRUST_LIST_STALE', 'TRUST_LIST_MISSING']);
 
 /** What the operator sees and hears for an outcome */
 export function feedbackFor(outcome: SwipeOutcome): PanelMessage {
   if (outcome.ok) return { lines: [outcome.message], tone: 'ok', led: 'ok' };
   const fault = FAULT_CODES.has(outcome.code);
-  const retry = outcome.code === 'CARD_REMOVED' || outcome.code === 'BUSY';
+  const retry = outcome.code === 'CARD_REMOVED' || outcome.code === 'BUSY' || outcome.code === 'VOUCHER_MALFORMED' || outcome.code === 'SCAN_NOT_QR';
   return { lines: [outcome.message], tone: fault ? 'fault' : retry ? 'attention' : 'refused', led: fault ? 'fault' : 'refused' };
 }

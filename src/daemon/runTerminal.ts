@@ -16,6 +16,8 @@ import { checkTlsCa, resolveTlsFiles, startRenewal } from './terminalTlsSetup.js
 import { StatusServer } from './StatusServer.js';
 import { createSystemdNotifier, watchdogIntervalMs } from './systemdNotify.js';
 import { TerminalDaemon } from './TerminalDaemon.js';
+import { SerialScanner } from '../readers/scanner/SerialScanner.js';
+import { openSerialTransport } from '../transports/SerialPortTransport.js';
 
 /** Our package's version, found from this file whether it runs from src/ (tests) or dist/src/ */
 export const VERSION = ((): string => {
@@ -60,6 +62,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
   const backend = await createReaderBackend(config, log);
   // the terminal asks the server about batch loads through sync, which starts after the terminal opens
   let claimBatch: TerminalSync['claimBatch'] | undefined;
+  let claimVoucher: TerminalSync['claimVoucher'] | undefined;
   const terminal = Terminal.open({
     claimBatch: (claim) => claimBatch?.(claim) ?? Promise.resolve(undefined),
     dataDir: config.dataDir,
@@ -70,8 +73,11 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
     startTimeoutMs: config.device.startTimeoutMs,
     requireBoardWitness: config.device.requireBoardWitness,
     acceptVersion1Cards: config.cards.acceptVersion1,
+    ...(config.voucher.deviceClass ? { voucherDeviceClass: config.voucher.deviceClass } : {}),
+    claimVoucher: (claim) => claimVoucher?.(claim) ?? Promise.resolve(undefined),
   });
-  const daemon = new TerminalDaemon({ terminal, reader: backend.reader, panel: backend.panel, locale: config.locale, log });
+  const scanner = config.scanner ? new SerialScanner(await openSerialTransport(config.scanner.path, { baudRate: config.scanner.baudRate }), { log }) : undefined;
+  const daemon = new TerminalDaemon({ terminal, reader: backend.reader, panel: backend.panel, ...(scanner ? { scanner } : {}), locale: config.locale, log });
   // sync needs the identity in the certificate: a terminal not yet provisioned keeps its (empty) outbox until it is
   let sync: TerminalSync | undefined;
   let renewal: ReturnType<typeof startRenewal> | undefined;
@@ -97,9 +103,14 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
       onServerTime: (serverTime) => terminal.adoptServerTime(serverTime),
       // the server's signed checkpoint: kept as a witness; one beyond this ledger proves a rollback
       onCheckpoint: (checkpoint) => terminal.adoptCheckpoint(checkpoint),
+      // the back office's signed voucher trust list: verified against the root, kept unless older
+      onTrustList: (raw) => {
+        terminal.adoptTrustList(raw);
+      },
     });
     daemon.onSwipe(() => sync?.client.notify());
     claimBatch = (claim) => sync!.claimBatch(claim);
+    claimVoucher = (claim) => sync!.claimVoucher(claim);
   } else if (config.sync.enabled) {
     log.warn({}, 'sync enabled but the terminal is not provisioned: nothing to report yet');
   }
@@ -162,6 +173,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
         await sync?.stop();
         await status.stop();
         await backend.close?.();
+        await scanner?.close();
         terminal.close();
         systemd.close();
         log.info({}, 'stopped cleanly');

@@ -5,6 +5,7 @@
  * restart offline still has it.
  */
 import { join } from 'node:path';
+import { ErrorCodes, type ErrorName } from '../errors.js';
 import type { Ledger } from '../ledger/Ledger.js';
 import { createSyncClient, type SyncClient, type SyncPolicy } from '../sync/SyncClient.js';
 import { loadSyncState, saveSyncState } from '../sync/syncStateFile.js';
@@ -25,6 +26,8 @@ export interface TerminalSync {
   readonly client: SyncClient;
   /** The online batch claim for Terminal's claimBatch: no wait at all when the link is down */
   claimBatch(claim: { batchId: Uint8Array; batchNo: number; clinicCode: string }): Promise<{ granted: boolean; holder?: string } | undefined>;
+  /** The online voucher write-off claim for Terminal's claimVoucher: no wait at all when the link is down */
+  claimVoucher(claim: { serial: number; keyId: number; clinicCode: string; examType: string }): Promise<{ granted: boolean; code?: ErrorName; detail?: string } | undefined>;
   /** Time of the last server acknowledgement (ms), if any since start */
   lastAckAt(): number | undefined;
   stop(): Promise<void>;
@@ -44,6 +47,8 @@ export function startTerminalSync(options: {
   readonly onServerTime?: (serverTime: number) => void;
   /** An ack carried the server's signed checkpoint (the terminal checks and keeps it) */
   readonly onCheckpoint?: (checkpoint: unknown) => void;
+  /** The server's voucher trust list (the terminal verifies and keeps it) */
+  readonly onTrustList?: (raw: Uint8Array) => void;
 }): TerminalSync {
   const { ledger, settings, log } = options;
   const tls = settings.tls;
@@ -95,12 +100,20 @@ export function startTerminalSync(options: {
     ...(options.software ? { software: options.software } : {}),
     ...(options.onServerTime ? { onServerTime: (serverTime: number) => options.onServerTime!(serverTime) } : {}),
     ...(options.onCheckpoint ? { onCheckpoint: (checkpoint: unknown) => options.onCheckpoint!(checkpoint) } : {}),
+    ...(options.onTrustList ? { onTrustList: (raw: Uint8Array) => options.onTrustList!(raw) } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
     logger: log,
   });
   return {
     client,
     claimBatch: async (claim) => (client.connected() ? client.claimBatch(Buffer.from(claim.batchId).toString('hex'), claim.batchNo, claim.clinicCode) : undefined),
+    claimVoucher: async (claim) => {
+      if (!client.connected()) return undefined;
+      const answer = await client.claimVoucher(claim);
+      if (!answer) return undefined;
+      const code = answer.code && answer.code in ErrorCodes ? (answer.code as ErrorName) : undefined;
+      return { granted: answer.granted, ...(code ? { code } : answer.granted ? {} : { code: 'VOUCHER_WRITTEN_OFF' as const }), ...(answer.detail ? { detail: answer.detail } : {}) };
+    },
     lastAckAt: () => lastAckAt,
     stop: () => client.stop(),
   };

@@ -76,6 +76,8 @@ export interface UseRow {
   readonly reserveSeq: number;
   readonly cardId: Uint8Array;
   readonly markerWritten: boolean;
+  /** A voucher use (entry type 12): serial is the voucher's, batchId and cardId are empty */
+  readonly voucher?: boolean;
 }
 
 export interface OutboxEntry {
@@ -144,6 +146,14 @@ export class Ledger {
       markerWritten: db.prepare('UPDATE uses SET marker_written = 1 WHERE reserve_seq = ?'),
       addUsed: db.prepare('UPDATE batches SET used = used + ? WHERE batch_id = ?'),
       openUses: db.prepare<[], UseDbRow>("SELECT * FROM uses WHERE state IN ('reserved', 'started') ORDER BY reserve_seq"),
+      voucherUse: db.prepare<[number], VoucherUseDbRow>('SELECT * FROM voucher_uses WHERE serial = ?'),
+      voucherUseByReserve: db.prepare<[number], VoucherUseDbRow>('SELECT * FROM voucher_uses WHERE reserve_seq = ?'),
+      upsertVoucherUse: db.prepare(
+        `INSERT INTO voucher_uses (serial, key_id, state, reserve_seq) VALUES (?, ?, 'reserved', ?)
+         ON CONFLICT(serial) DO UPDATE SET state = 'reserved', reserve_seq = excluded.reserve_seq WHERE voucher_uses.state = 'released'`,
+      ),
+      setVoucherUseState: db.prepare('UPDATE voucher_uses SET state = ? WHERE reserve_seq = ?'),
+      openVoucherUses: db.prepare<[], VoucherUseDbRow>("SELECT * FROM voucher_uses WHERE state IN ('reserved', 'started') ORDER BY reserve_seq"),
       denied: db.prepare<[Uint8Array], { reason: string }>('SELECT reason FROM deny WHERE card_id = ?'),
       insertDeny: db.prepare('INSERT INTO deny (card_id, reason) VALUES (?, ?) ON CONFLICT(card_id) DO UPDATE SET reason = excluded.reason'),
       deleteDeny: db.prepare('DELETE FROM deny WHERE card_id = ?'),
@@ -364,7 +374,35 @@ export class Ledger {
 
   useByReserveSeq(seq: number): UseRow | undefined {
     const row = this.stmt.useByReserve.get(seq);
-    return row && useFromDb(row);
+    if (row) return useFromDb(row);
+    const voucher = this.stmt.voucherUseByReserve.get(seq);
+    return voucher && voucherUseFromDb(voucher);
+  }
+
+  /** The last use of a voucher serial on this terminal, if any */
+  voucherUse(serial: number): UseRow | undefined {
+    const row = this.stmt.voucherUse.get(serial);
+    return row && voucherUseFromDb(row);
+  }
+
+  /**
+   * A voucher written off (voucher-format.md §8): in one transaction the serial is marked written off, the
+   * voucher.reserved entry appended (card = key certificate || voucher) and the report queued. A serial is
+   * written off unless its last use was released.
+   */
+  reserveVoucherUse(voucher: { serial: number; keyId: number }, card: Uint8Array, detail: string, options: { completeAtOnce?: string } = {}): number {
+    return this.write('voucher write-off', () => {
+      const existing = this.stmt.voucherUse.get(voucher.serial);
+      if (existing && existing.state !== 'released') throw new TallyError('VOUCHER_WRITTEN_OFF', `serial ${voucher.serial}`, { reserveSeq: existing.reserve_seq });
+      const seq = this.append({ type: EntryType.VOUCHER_RESERVED, card, detail });
+      if (this.stmt.upsertVoucherUse.run(voucher.serial, voucher.keyId, seq).changes !== 1) throw new TallyError('VOUCHER_WRITTEN_OFF', `serial ${voucher.serial}`);
+      if (options.completeAtOnce !== undefined) {
+        this.append({ type: EntryType.USE_STARTED, ref: seq, detail: options.completeAtOnce });
+        this.append({ type: EntryType.USE_COMPLETED, ref: seq });
+        this.stmt.setVoucherUseState.run('completed', seq);
+      }
+      return seq;
+    });
   }
 
   /**
@@ -398,11 +436,17 @@ export class Ledger {
     if (!next) throw new TallyError('INTERNAL', `not a device event: ${type}`);
     return this.write('device event', () => {
       const use = this.stmt.useByReserve.get(reserveSeq);
-      if (!use) throw new TallyError('INTERNAL', `no use reserved at seq ${reserveSeq}`);
-      if (!NEXT_STATES[use.state as UseState].includes(next)) return undefined;
+      const voucher = use ? undefined : this.stmt.voucherUseByReserve.get(reserveSeq);
+      const state = use?.state ?? voucher?.state;
+      if (!state) throw new TallyError('INTERNAL', `no use reserved at seq ${reserveSeq}`);
+      if (!NEXT_STATES[state as UseState].includes(next)) return undefined;
       const seq = this.append({ type, ref: reserveSeq, ...(detail !== undefined ? { detail } : {}) });
-      this.stmt.setUseState.run(next, reserveSeq);
-      if (next === 'released') this.stmt.addUsed.run(-1, use.batch_id);
+      if (use) {
+        this.stmt.setUseState.run(next, reserveSeq);
+        if (next === 'released') this.stmt.addUsed.run(-1, use.batch_id);
+      } else {
+        this.stmt.setVoucherUseState.run(next, reserveSeq);
+      }
       return seq;
     });
   }
@@ -413,7 +457,9 @@ export class Ledger {
 
   /** Uses whose device session had not ended when the daemon last stopped */
   openUses(): UseRow[] {
-    return this.stmt.openUses.all().map(useFromDb);
+    const cards = this.stmt.openUses.all().map(useFromDb);
+    const vouchers = this.stmt.openVoucherUses.all().map(voucherUseFromDb);
+    return vouchers.length === 0 ? cards : [...cards, ...vouchers].sort((a, b) => a.reserveSeq - b.reserveSeq);
   }
 
   // ---------- deny list ----------
@@ -652,6 +698,19 @@ function batchFromDb(r: BatchDbRow): BatchRow {
     loadedSeq: r.loaded_seq,
     used: r.used,
   };
+}
+
+interface VoucherUseDbRow {
+  serial: number;
+  key_id: number;
+  state: string;
+  reserve_seq: number;
+}
+
+const NO_BYTES = new Uint8Array(0);
+
+function voucherUseFromDb(r: VoucherUseDbRow): UseRow {
+  return { batchId: NO_BYTES, serial: r.serial, state: r.state as UseState, reserveSeq: r.reserve_seq, cardId: NO_BYTES, markerWritten: true, voucher: true };
 }
 
 function useFromDb(r: UseDbRow): UseRow {

@@ -50,4 +50,18 @@ export const TERMINAL_MIGRATIONS: readonly Migration[] = [
         );
       `),
   },
+  {
+    version: 2,
+    description: 'voucher uses (ledger entry type 12, voucher-format.md)',
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE voucher_uses (
+          serial INTEGER PRIMARY KEY,
+          key_id INTEGER NOT NULL,
+          state TEXT NOT NULL CHECK (state IN ('reserved', 'started', 'completed', 'failed', 'released')),
+          reserve_seq INTEGER NOT NULL REFERENCES ledger(seq)
+        );
+        CREATE UNIQUE INDEX voucher_uses_by_reserve ON voucher_uses(reserve_seq);
+      `),
+  },
 ];

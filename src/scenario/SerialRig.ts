@@ -16,6 +16,7 @@ import { Terminal, type ProvisionRequest, type SwipeOutcome } from '../terminal/
 import type { ByteTransport } from '../transports/ByteTransport.js';
 import { createInMemoryPair } from '../transports/InMemoryDuplex.js';
 import type { Logger } from '../util/logger.js';
+import type { SerialScanner } from '../readers/scanner/SerialScanner.js';
 
 export interface SerialRigOptions {
   readonly dataDir: string;
@@ -26,6 +27,10 @@ export interface SerialRigOptions {
   readonly device?: { startDelayMs?: number; runMs?: number };
   /** Both ends of the serial line; an in-memory pair when absent */
   readonly link?: { daemonSide: () => Promise<ByteTransport>; firmwareSide: ByteTransport };
+  /** A QR scanner in serial mode beside the board: its voucher scans go to the daemon */
+  readonly scanner?: SerialScanner;
+  /** The device class of the simulated device, for vouchers scoped to one */
+  readonly voucherDeviceClass?: string;
 }
 
 export class SerialRig {
@@ -48,6 +53,7 @@ export class SerialRig {
     this.terminal = Terminal.open({
       dataDir: options.dataDir,
       device: this.backend.device,
+      ...(options.voucherDeviceClass ? { voucherDeviceClass: options.voucherDeviceClass } : {}),
       ...(options.locale ? { locale: options.locale } : {}),
       ...(options.log ? { log: options.log } : {}),
     });
@@ -55,6 +61,7 @@ export class SerialRig {
       terminal: this.terminal,
       reader: this.backend,
       panel: this.backend,
+      ...(options.scanner ? { scanner: options.scanner } : {}),
       ...(options.locale ? { locale: options.locale } : {}),
       ...(options.log ? { log: options.log } : {}),
     });

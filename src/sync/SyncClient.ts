@@ -110,6 +110,8 @@ export interface SyncClientOptions {
    * e.g. Ledger.applyDenyList). Throwing refuses the change with reason apply-failed.
    */
   readonly onDenylist?: (update: DenylistUpdate) => void;
+  /** The server's voucher trust list arrived (the terminal verifies and keeps it); throwing refuses it */
+  readonly onTrustList?: (raw: Uint8Array) => void;
   /** Called with each newer configuration once accepted */
   readonly onConfig?: (config: ConfigPayload) => void;
   /**
@@ -148,6 +150,13 @@ export interface ClaimAnswer {
   readonly holder?: string;
 }
 
+export interface VoucherClaimAnswer {
+  readonly granted: boolean;
+  /** The refusal's error name when not granted */
+  readonly code?: string;
+  readonly detail?: string;
+}
+
 export interface SyncClient {
   readonly client: MqttClient;
   readonly stats: SyncStats;
@@ -165,6 +174,8 @@ export interface SyncClient {
   receiveMaximum(): number;
   /** Asks the server whether this terminal may load a batch; undefined when no answer in time (offline) */
   claimBatch(batchIdHex: string, batchNo: number, clinicCode: string, timeoutMs?: number): Promise<ClaimAnswer | undefined>;
+  /** Claims a voucher's write-off at the server; undefined when no answer in time (offline) */
+  claimVoucher(claim: { serial: number; keyId: number; clinicCode: string; examType: string }, timeoutMs?: number): Promise<VoucherClaimAnswer | undefined>;
   sendHeartbeat(): Promise<void>;
   /** Publishes offline (retained) and disconnects */
   stop(): Promise<void>;
@@ -196,6 +207,7 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
   const refusalLog: Refusal[] = [];
   const inflight = new Map<number, InflightReport>();
   const claims = new Map<number, (answer: ClaimAnswer) => void>();
+  const voucherClaims = new Map<number, (answer: VoucherClaimAnswer) => void>();
   const drainWaiters = new Set<() => void>();
   const publishLimiter = new InflightLimiter(20);
   const bucket = new TokenBucket(policy.maxReportsPerSecond, clock);
@@ -477,6 +489,17 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
           const resend = parseJsonPayload('resend', bytes);
           return handleResend(resend.transaction, resend.fromSeq, resend.toSeq);
         }
+        case 'voucher-claim-result': {
+          const result = parseJsonPayload('voucher-claim-result', bytes);
+          const waiter = voucherClaims.get(result.transaction);
+          if (waiter && result.data) waiter({ granted: result.data.granted, ...(result.data.code ? { code: result.data.code } : {}), ...(result.data.detail ? { detail: result.data.detail } : {}) });
+          return;
+        }
+        case 'trust-list': {
+          const list = parseJsonPayload('trust-list', bytes);
+          options.onTrustList?.(new Uint8Array(Buffer.from(list.hex, 'hex')));
+          return;
+        }
         case 'claim-result': {
           const result = parseJsonPayload('claim-result', bytes);
           const waiter = claims.get(result.transaction);
@@ -587,6 +610,23 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
         });
       });
       await publish(topic('claim'), encodeJsonPayload('claim', { transaction: tx, batchId: batchIdHex, batchNo, clinicCode: claimClinic }));
+      return answer;
+    },
+    async claimVoucher(claim, timeoutMs = 3000) {
+      if (!client.connected) return undefined;
+      const tx = nextTransaction();
+      const answer = new Promise<VoucherClaimAnswer | undefined>((resolve) => {
+        const timer = timers.setTimeout(() => {
+          voucherClaims.delete(tx);
+          resolve(undefined);
+        }, timeoutMs);
+        voucherClaims.set(tx, (a) => {
+          timers.clearTimeout(timer);
+          voucherClaims.delete(tx);
+          resolve(a);
+        });
+      });
+      await publish(topic('voucher-claim'), encodeJsonPayload('voucher-claim', { transaction: tx, ...claim }));
       return answer;
     },
     sendHeartbeat: heartbeat,

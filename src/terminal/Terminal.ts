@@ -36,6 +36,9 @@ import { encodeCheckpointFile, parseCheckpoint, parseCheckpointBody, type Checkp
 import { verifyCheckpoint } from '../crypto/checkpoint.js';
 import { encodeClockResetProof, encodeMotherClockResetBody, type ClockResetProof } from '../codecs/clockReset.js';
 import { verifyClockReset } from '../crypto/clockReset.js';
+import { decodeVoucherQr, type TrustList } from '../codecs/voucher.js';
+import { admitVoucher, trustListState, voucherKeyOf } from '../crypto/voucher.js';
+import { installTrustList, loadTrustList } from './voucherTrust.js';
 import { codeOf, isTallyError, operatorMessage, TallyError, type ErrorName, type Locale } from '../errors.js';
 import { Ledger, MAX_LOCAL_CLOCK_LEAD_MS, type BatchRow, type ClockEvent, type ClockState, type TerminalIdentity, type UseRow } from '../ledger/Ledger.js';
 import type { DeviceControl, DeviceEvent } from '../readers/CardReader.js';
@@ -75,6 +78,13 @@ export interface TerminalOptions {
    * such a board still runs the device, and each start logs and records the missing witness.
    */
   readonly requireBoardWitness?: boolean;
+  /** The device class of the device this terminal enables (voucher.deviceClass): vouchers scoped to it are accepted */
+  readonly voucherDeviceClass?: string;
+  /**
+   * Claims a voucher's write-off at the server where the link is up (as claimBatch). undefined: no answer
+   * (offline): the terminal writes off offline and the server raises an alert if another terminal did too.
+   */
+  readonly claimVoucher?: (claim: { serial: number; keyId: number; clinicCode: string; examType: string }) => Promise<{ granted: boolean; code?: ErrorName; detail?: string } | undefined>;
 }
 
 /** A witness outside the database that proved the ledger lost entries (ledger-format.md, rollback witnesses) */
@@ -90,6 +100,7 @@ export interface RollbackEvidence {
 export type SwipeOutcome =
   | { readonly ok: true; readonly action: 'use'; readonly seq: number; readonly serial: number; readonly batchNo: number; readonly remaining: number; readonly message: string }
   | { readonly ok: true; readonly action: 'batch-loaded'; readonly seq: number; readonly batchNo: number; readonly count: number; readonly message: string }
+  | { readonly ok: true; readonly action: 'voucher'; readonly seq: number; readonly serial: number; readonly examType: string; readonly claimed: 'online' | 'offline'; readonly trustListGrace: boolean; readonly message: string }
   | { readonly ok: false; readonly code: ErrorName; readonly message: string; readonly detail: string };
 
 export interface ProvisionRequest {
@@ -186,6 +197,9 @@ export class Terminal {
   private rollback: RollbackEvidence | undefined;
   /** Witness findings already written to the ledger by this process (one entry each) */
   private readonly witnessRecorded = new Set<string>();
+  /** The voucher trust list in force (voucher-format.md §4), loaded lazily */
+  private trust: TrustList | undefined;
+  private trustLoaded = false;
 
   private constructor(private readonly options: TerminalOptions) {
     this.clock = new TerminalClock(options.clock ?? systemClock, options.monotonicMs);
@@ -268,15 +282,7 @@ export class Terminal {
 
   /** Handles one card: batch card -> load; one-time card -> deduct. Never throws: every failure is an outcome. */
   async handleCard(channel: ApduChannel): Promise<SwipeOutcome> {
-    if (this.busy) return this.refuse('BUSY', 'a card is being processed');
-    this.busy = true;
-    try {
-      const identity = this.ledger.identity();
-      if (!identity) throw new TallyError('NOT_PROVISIONED');
-      const witnessed = this.checkBoardWitness();
-      if (witnessed) throw witnessed;
-      this.ledger.noteClock();
-      this.noteClockJump();
+    return this.serveOne('a card is being processed', async (identity) => {
       const card = new CardClient(channel);
       const fci = await card.select().catch((err: unknown) => {
         throw isTallyError(err, 'APPLET_NOT_FOUND') ? new TallyError('UNKNOWN_CARD') : err;
@@ -290,6 +296,21 @@ export class Terminal {
         default:
           throw new TallyError('WRONG_TIER', `a ${record.kind === RecordKind.MOTHER ? 'mother' : 'white'} card cannot be swiped`);
       }
+    });
+  }
+
+  /** One card or voucher at a time, on a provisioned terminal whose witnesses agree; every failure becomes a refusal */
+  private async serveOne(busyDetail: string, work: (identity: TerminalIdentity) => Promise<SwipeOutcome>): Promise<SwipeOutcome> {
+    if (this.busy) return this.refuse('BUSY', busyDetail);
+    this.busy = true;
+    try {
+      const identity = this.ledger.identity();
+      if (!identity) throw new TallyError('NOT_PROVISIONED');
+      const witnessed = this.checkBoardWitness();
+      if (witnessed) throw witnessed;
+      this.ledger.noteClock();
+      this.noteClockJump();
+      return await work(identity);
     } catch (err) {
       return this.refuse(refusalCode(err), err instanceof TallyError ? err.detail : err instanceof Error ? err.message : String(err));
     } finally {
@@ -467,6 +488,66 @@ export class Terminal {
     }
     this.log.info({ seq }, 'repairing the consumed marker');
     await this.writeMarker(card, seq, identity);
+  }
+
+  // ---------------- service vouchers (voucher-format.md) ----------------
+
+  /** The voucher trust list in force, or undefined (a kept file that no longer verifies is not used) */
+  voucherTrustList(): TrustList | undefined {
+    const identity = this.ledger.identity();
+    if (!this.trustLoaded && identity) {
+      this.trustLoaded = true;
+      try {
+        this.trust = loadTrustList(this.options.dataDir, identity.rootPublicKey);
+      } catch (err) {
+        this.log.error({ code: codeOf(err) }, 'kept voucher trust list does not verify: not used');
+      }
+    }
+    return this.trust;
+  }
+
+  /** A trust list from the server or a file: verified against the root, installed unless older. Throws TRUST_LIST_INVALID */
+  adoptTrustList(raw: Uint8Array): { listSeq: number; installed: boolean } {
+    const identity = this.ledger.identity();
+    if (!identity) throw new TallyError('NOT_PROVISIONED');
+    const { list, installed } = installTrustList(this.options.dataDir, identity.rootPublicKey, raw, this.voucherTrustList());
+    this.trust = list;
+    this.log.info({ listSeq: list.listSeq, installed, keys: list.keyCertificates.length, revoked: list.revoked.length }, installed ? 'voucher trust list installed' : 'voucher trust list not newer than the one kept');
+    return { listSeq: list.listSeq, installed };
+  }
+
+  /**
+   * A code the scanner read (its text, AIM prefix removed): checked offline against the trust list, claimed at
+   * the server where the link is up, written off in ONE ledger transaction, then the device is enabled. Never throws.
+   */
+  async handleVoucher(text: string): Promise<SwipeOutcome> {
+    return this.serveOne('a card or voucher is being processed', async (identity) => {
+      const raw = decodeVoucherQr(text.trim());
+      const trust = this.voucherTrustList();
+      if (!trust) throw new TallyError('TRUST_LIST_MISSING');
+      const now = Math.floor(this.ledger.effectiveNow() / 1000);
+      const voucher = admitVoucher(raw, trust, {
+        now,
+        clinicCode: identity.clinicCode,
+        ...(this.options.voucherDeviceClass ? { deviceClass: this.options.voucherDeviceClass } : {}),
+        writtenOff: (serial) => {
+          const use = this.ledger.voucherUse(serial);
+          return use !== undefined && use.state !== 'released';
+        },
+      });
+      const grace = trustListState(trust, now) === 'grace';
+      if (grace) this.log.warn({ event: 'trust-list-grace', listSeq: trust.listSeq }, 'voucher trust list past its validity: accepted in its offline grace');
+      if (this.unrecorded.size > 0 && !this.recordPending()) throw new TallyError('STORAGE_FAULT', `${this.unrecorded.size} device session event(s) not yet recorded in the ledger`);
+      if (this.device && this.ledger.openUses().length > 0) throw new TallyError('BUSY', 'the device is still in a session');
+      const claim = await this.options.claimVoucher?.({ serial: voucher.serial, keyId: voucher.keyId, clinicCode: identity.clinicCode, examType: voucher.examType }).catch(() => undefined);
+      if (claim && !claim.granted) throw new TallyError(claim.code ?? 'VOUCHER_WRITTEN_OFF', claim.detail ?? `server refused the write-off of serial ${voucher.serial}`, { serial: voucher.serial });
+      const key = voucherKeyOf(trust, voucher.keyId, now)!;
+      const claimed = claim ? 'online' : 'offline';
+      const seq = this.ledger.reserveVoucherUse(voucher, concatBytes([key.raw, voucher.raw]), `claimed ${claimed}; trust list ${trust.listSeq}`, this.device ? {} : { completeAtOnce: 'no device relay configured' });
+      this.log.info({ seq, serial: voucher.serial, examType: voucher.examType, claimed }, 'voucher written off');
+      await this.enableDevice(seq);
+      return { ok: true, action: 'voucher', seq, serial: voucher.serial, examType: voucher.examType, claimed, trustListGrace: grace, message: pick(okMessages.voucherAccepted(voucher.serial, voucher.examType, grace), this.locale) };
+    });
   }
 
   // ---------------- device session (two-phase use) ----------------

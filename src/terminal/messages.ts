@@ -14,6 +14,10 @@ export const okMessages = {
     en: `Terminal ${terminalId} provisioned for clinic ${clinicCode}.`,
     zh: `终端 ${terminalId} 已为医疗机构 ${clinicCode} 完成出厂初始化。`,
   }),
+  voucherAccepted: (serial: number, examType: string, trustListGrace: boolean) => ({
+    en: `Voucher accepted: ${examType}, voucher ${serial} written off.${trustListGrace ? ' Trust list out of date: connect the terminal.' : ''}`,
+    zh: `服务券已核销：${examType}，券号 ${serial}。${trustListGrace ? '信任列表已过期，请连接网络。' : ''}`,
+  }),
   ready: () => ({ en: 'Ready: insert card', zh: '就绪：请插卡' }),
   usesLeft: (n: number) => ({ en: `${n} ${n === 1 ? 'use' : 'uses'} left in this batch`, zh: `本批次剩余 ${n} 次` }),
   noBatch: () => ({ en: 'No batch loaded: insert a batch card', zh: '未装载批次：请插入批次卡' }),

@@ -8,6 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ByteTransport } from './ByteTransport.js';
+import { openSerialTransport } from './SerialPortTransport.js';
 
 export interface PtyPair {
   /** Symlink to the pty the daemon opens */
@@ -55,6 +57,23 @@ export async function startPtyPair(options: PtyPairOptions = {}): Promise<PtyPai
       if (child.exitCode !== null || child.signalCode !== null) return;
       process.kill(pid, 'SIGTERM');
       await exited;
+    },
+  };
+}
+
+/**
+ * The simulator's end of a serial line: the device given, or the firmware end of a fresh socat pty pair.
+ * daemonPath is what the daemon opens; stop closes the line and removes a pair made here.
+ */
+export async function openSimulatorLine(device?: string): Promise<{ transport: ByteTransport; daemonPath: string; stop(): Promise<void> }> {
+  const pty = device ? undefined : await startPtyPair();
+  const transport = await openSerialTransport(device ?? pty!.firmwarePath);
+  return {
+    transport,
+    daemonPath: device ?? pty!.daemonPath,
+    async stop() {
+      await transport.close().catch(() => undefined);
+      await pty?.stop();
     },
   };
 }

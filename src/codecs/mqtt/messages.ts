@@ -83,6 +83,18 @@ export const ClaimResultSchema = object({
   error: optional(errorBody),
 });
 
+export const VoucherClaimSchema = object({ transaction: u32, serial: integer(1, 2 ** 48 - 1), keyId: integer(0, 0xffff), clinicCode, examType: string(16, /^[A-Za-z0-9._-]{1,16}$/) });
+
+export const VoucherClaimResultSchema = object({
+  transaction: u32,
+  status: literal('ok', 'error'),
+  /** code: the refusal's error name when not granted (VOUCHER_WRITTEN_OFF, VOUCHER_VOIDED, VOUCHER_NOT_BOOKED, ...) */
+  data: optional(object({ serial: integer(1, 2 ** 48 - 1), granted: boolean(), code: optional(string(32, /^[A-Z0-9_]{1,32}$/)), detail: optional(string(200)) })),
+  error: optional(errorBody),
+});
+
+export const TrustListSchema = object({ listSeq: u32, hex: string(MAX_DENYLIST_BYTES, /^(?:[0-9a-f]{2})+$/) });
+
 export const StatusSchema = object({
   state: literal('online', 'offline'),
   time: optional(epochMs),
@@ -122,6 +134,9 @@ export type StatusPayload = Infer<typeof StatusSchema>;
 export type HeartbeatPayload = Infer<typeof HeartbeatSchema>;
 export type ClaimPayload = Infer<typeof ClaimSchema>;
 export type ResponsePayload = Infer<typeof ResponseSchema>;
+export type VoucherClaimPayload = Infer<typeof VoucherClaimSchema>;
+export type VoucherClaimResultPayload = Infer<typeof VoucherClaimResultSchema>;
+export type TrustListPayload = Infer<typeof TrustListSchema>;
 
 /** Topic kind -> payload type, for every JSON topic */
 export interface JsonPayloads {
@@ -135,6 +150,9 @@ export interface JsonPayloads {
   heartbeat: HeartbeatPayload;
   claim: ClaimPayload;
   response: ResponsePayload;
+  'voucher-claim': VoucherClaimPayload;
+  'voucher-claim-result': VoucherClaimResultPayload;
+  'trust-list': TrustListPayload;
 }
 export type JsonKind = keyof JsonPayloads;
 
@@ -149,10 +167,13 @@ const SCHEMAS: { [K in JsonKind]: Schema<JsonPayloads[K]> } = {
   heartbeat: HeartbeatSchema,
   claim: ClaimSchema,
   response: ResponseSchema,
+  'voucher-claim': VoucherClaimSchema,
+  'voucher-claim-result': VoucherClaimResultSchema,
+  'trust-list': TrustListSchema,
 };
 
 export function maxJsonBytes(kind: JsonKind): number {
-  return kind === 'denylist' ? MAX_DENYLIST_BYTES : MAX_JSON_BYTES;
+  return kind === 'denylist' || kind === 'trust-list' ? MAX_DENYLIST_BYTES + 64 : MAX_JSON_BYTES;
 }
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
@@ -168,7 +189,7 @@ function checkSemantics<K extends JsonKind>(kind: K, value: JsonPayloads[K]): vo
     const resend = value as ResendPayload;
     if (resend.toSeq !== undefined && resend.toSeq < resend.fromSeq) throw new PayloadError('schema', 'toSeq below fromSeq', 'toSeq');
   }
-  if ((kind === 'ack' || kind === 'claim-result' || kind === 'response') && (value as { status: string }).status === 'error' && !(value as { error?: unknown }).error) {
+  if ((kind === 'ack' || kind === 'claim-result' || kind === 'voucher-claim-result' || kind === 'response') && (value as { status: string }).status === 'error' && !(value as { error?: unknown }).error) {
     throw new PayloadError('schema', 'status error without an error', 'error');
   }
 }

@@ -21,6 +21,8 @@ export const UPLINK = {
   heartbeat: 'heartbeat',
   /** JSON: "may I load this batch?" asked online before a batch card initialises the terminal */
   claim: 'claim',
+  /** JSON: "may I write off this service voucher?" asked online before the ledger entry (voucher-format.md §6) */
+  voucherClaim: 'voucher-claim',
   /** JSON: the answer to a server request (config, denylist, time, resend) */
   response: 'response',
 } as const;
@@ -39,6 +41,10 @@ export const DOWNLINK = {
   resend: 'resend',
   /** JSON: the answer to a claim */
   claimResult: 'claim-result',
+  /** JSON: the answer to a voucher claim */
+  voucherClaimResult: 'voucher-claim-result',
+  /** JSON, retained: the signed voucher trust list (voucher-format.md §4), hex */
+  trustList: 'trust-list',
 } as const;
 
 export type UplinkKind = (typeof UPLINK)[keyof typeof UPLINK];

@@ -1,0 +1,58 @@
+/**
+ * `tally terminal trust-list --file FILE`: installs a voucher trust list file (the
+ * back office's signed list, voucher-format.md §4) into a terminal's data
+ * folder, for a terminal that has not been online. The list is checked
+ * against the terminal's investor root and kept only if newer.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadTerminalConfig } from '../../config/terminalConfig.js';
+import { TallyError } from '../../errors.js';
+import { Ledger } from '../../ledger/Ledger.js';
+import { installTrustList, loadTrustList } from '../../terminal/voucherTrust.js';
+import { systemClock } from '../../util/clock.js';
+import { parse, required } from '../args.js';
+import type { CliCommand } from '../command.js';
+
+export const terminalTrustListCommand: CliCommand = {
+  path: ['terminal', 'trust-list'],
+  summary: 'install a voucher trust list file on a terminal (checked against its investor root)',
+  help: `tally terminal trust-list --file FILE (--data DIR | --config FILE)
+
+FILE is a trust list as tally server voucher trust-list --out FILE writes it
+(binary). It is installed when it verifies against the terminal's investor root
+and its list seq is above the one kept; a running daemon takes it at its next
+start (online terminals get lists from the server by themselves).`,
+  async run(args, io) {
+    const values = parse(args, { file: { type: 'string' }, data: { type: 'string' }, config: { type: 'string' } });
+    if (values.help) {
+      io.out(this.help);
+      return 0;
+    }
+    const file = required(values, 'file');
+    const dataDir = typeof values.config === 'string' ? loadTerminalConfig(values.config).config.dataDir : required(values, 'data');
+    if (!existsSync(join(dataDir, 'terminal.db'))) throw new TallyError('NOT_PROVISIONED', dataDir);
+    const ledger = Ledger.openReadOnly(join(dataDir, 'terminal.db'), systemClock);
+    let root: Uint8Array;
+    try {
+      const identity = ledger.identity();
+      if (!identity) throw new TallyError('NOT_PROVISIONED', dataDir);
+      root = identity.rootPublicKey;
+    } finally {
+      ledger.close();
+    }
+    let current;
+    try {
+      current = loadTrustList(dataDir, root);
+    } catch {
+      current = undefined;
+    }
+    const { list, installed } = installTrustList(dataDir, root, new Uint8Array(readFileSync(file)), current);
+    io.out(
+      installed
+        ? `trust list ${list.listSeq} installed: ${list.keyCertificates.length} keys, ${list.revoked.length} revoked serials, valid until ${new Date(list.validUntil * 1000).toISOString()} (+${Math.round(list.graceSeconds / 3600)} h grace)`
+        : `trust list not installed: the terminal keeps list ${list.listSeq}, not older than this one`,
+    );
+    return installed ? 0 : 3;
+  },
+};
