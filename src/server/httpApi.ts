@@ -154,6 +154,37 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
+/** The bucket a UTC day falls in: the day, the Monday of its ISO week, or its month */
+export function bucketOf(day: string, period: 'day' | 'week' | 'month'): string {
+  if (period === 'month') return day.slice(0, 7);
+  if (period === 'day') return day;
+  const d = new Date(`${day}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() - ((d.getUTCDay() + 6) % 7));
+  return d.toISOString().slice(0, 10);
+}
+
+export interface UseSeries {
+  readonly buckets: string[];
+  readonly groups: Array<{ key: string; uses: number[] }>;
+  readonly total: number;
+}
+
+/** The overview's chart: uses per bucket for each group (clinic, terminal or agent; '' for a clinic with no agent) */
+export function useSeries(daily: readonly DailyUses[], period: 'day' | 'week' | 'month', groupOf: (d: DailyUses) => string): UseSeries {
+  const bucketIndex = new Map<string, number>();
+  for (const b of [...new Set(daily.map((d) => bucketOf(d.day, period)))].sort()) bucketIndex.set(b, bucketIndex.size);
+  const groups = new Map<string, number[]>();
+  let total = 0;
+  for (const d of daily) {
+    const key = groupOf(d);
+    let series = groups.get(key);
+    if (!series) groups.set(key, (series = new Array<number>(bucketIndex.size).fill(0)));
+    series[bucketIndex.get(bucketOf(d.day, period))!]! += d.uses;
+    total += d.uses;
+  }
+  return { buckets: [...bucketIndex.keys()], groups: [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([key, uses]) => ({ key, uses })), total };
+}
+
 export function groupUses(daily: readonly DailyUses[], group: 'terminal' | 'clinic' | 'day'): Array<{ key: string; uses: number }> {
   const totals = new Map<string, number>();
   for (const d of daily) {
@@ -318,6 +349,19 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
       return group === 'none' ? daily : groupUses(daily, group as 'terminal' | 'clinic' | 'day');
     },
     Queries.uses,
+  );
+  get(
+    '/api/uses/series',
+    'uses.read',
+    "the overview's chart: uses per day, week or month for each clinic, terminal or agent, from the daily roll-up",
+    Rows.useSeries,
+    async (query, principal) => {
+      const by = query.by ?? 'clinic';
+      const agentOf = by === 'agent' ? new Map((await store.access.clinicAgents()).map((c) => [c.clinicCode, c.agentCode])) : undefined;
+      const groupOf = (d: DailyUses): string => (by === 'terminal' ? d.terminalId : by === 'agent' ? (agentOf!.get(d.clinicCode) ?? '') : d.clinicCode);
+      return useSeries(await dailyOf(principal), (query.period ?? 'day') as 'day' | 'week' | 'month', groupOf);
+    },
+    Queries.series,
   );
   get('/api/batches', 'batches.read', 'batch reconciliation', list(Rows.batch), async (_q, principal) => mine(principal, await store.batchReconciliation()));
   get('/api/income', 'income.read', "the income split per clinic at the registered or configured prices, with the agent's share", list(Rows.income), async (_q, principal) => incomeOf(principal));

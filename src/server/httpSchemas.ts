@@ -43,6 +43,10 @@ export const Rows = {
     { clinicCode: Type.String(), uses: Type.Integer(), gross: Type.Integer(), investor: Type.Integer(), clinic: Type.Integer(), agentCode: Type.Optional(Type.String()), agent: Type.Optional(Type.Integer({ description: "the agent's share, out of the investor's part" })) },
     'income split of one clinic, in the smallest currency unit (fen)',
   ),
+  useSeries: Type.Object(
+    { buckets: Type.Array(Type.String()), groups: Type.Array(Type.Object({ key: Type.String({ description: "a clinic, terminal or agent ('': no agent)" }), uses: Type.Array(Type.Integer()) })), total: Type.Integer() },
+    { description: 'uses per bucket (day, Monday of the week, or month) for each group' },
+  ),
   agent: row({ agentCode: Type.String(), name: Type.String(), share: Type.Number(), addedAt: Type.Number(), clinics: Type.Array(Type.String()) }, 'an agent with its share and its clinics'),
   user: row({ username: Type.String(), role: Type.String(), scope: Type.Optional(Type.String()), locale: Type.String(), createdAt: Type.Number(), disabled: Type.Boolean() }, 'a console user'),
   audit: row({ id: Type.Integer(), at: Type.Number(), username: Type.String(), role: Type.String(), action: Type.String(), target: Type.String(), detail: Type.String(), address: Type.String() }, 'one administrative action: who, what, when, from where'),
@@ -61,6 +65,10 @@ export const Queries = {
   uses: Type.Object({ group: Type.Optional(Type.Union([Type.Literal('terminal'), Type.Literal('clinic'), Type.Literal('day'), Type.Literal('none')], { description: 'default day' })) }, { additionalProperties: false }),
   cards: Type.Object({ kind: Type.Optional(Type.Union([Type.Literal('mother'), Type.Literal('white'), Type.Literal('batch')])) }, { additionalProperties: false }),
   issuance: Type.Object({ station: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
+  series: Type.Object(
+    { period: Type.Optional(Type.Union([Type.Literal('day'), Type.Literal('week'), Type.Literal('month')])), by: Type.Optional(Type.Union([Type.Literal('clinic'), Type.Literal('terminal'), Type.Literal('agent')])) },
+    { additionalProperties: false },
+  ),
   audit: Type.Object({ limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,3}$' })) }, { additionalProperties: false }),
 } as const;
 

@@ -30,6 +30,7 @@ const SPEC: Record<string, readonly Role[]> = {
   'GET /api/session': all,
   'GET /api/terminals': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor'],
   'GET /api/uses': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor'],
+  'GET /api/uses/series': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor'],
   'GET /api/export/uses.csv': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor'],
   'GET /api/batches': ['authority', 'issuer', 'agent', 'clinic', 'auditor'],
   'GET /api/income': ['authority', 'agent', 'clinic', 'auditor'],
@@ -128,6 +129,9 @@ describe('console access over HTTP', () => {
         expect([...new Set(rows.map(clinicOf))].sort(), `${route} as ${role}`).toEqual([...VISIBLE[role]].sort());
       }
     }
+    const series = (await request('GET /api/uses/series?period=month&by=agent', logins.get('auditor'))).json().data;
+    expect(series).toEqual({ buckets: ['2026-11'], groups: [{ key: '', uses: [3] }, { key: 'AG-1', uses: [7] }], total: 10 });
+    expect((await request('GET /api/uses/series?period=week&by=terminal', logins.get('clinic'))).json().data).toEqual({ buckets: ['2026-11-02'], groups: [{ key: 'T-A', uses: [5] }], total: 5 });
     for (const role of ['clinic', 'agent', 'auditor'] as const) {
       const csv = (await request('GET /api/export/uses.csv', logins.get(role))).body.trim().split('\r\n');
       expect(csv[0]).toBe('day,clinicCode,terminalId,agentCode,uses');

@@ -107,6 +107,12 @@ describe('the dashboard in chromium', () => {
           const uses = (await store.usesPerDay()).filter((d) => visible.has(d.clinicCode)).reduce((n, d) => n + d.uses, 0);
           expect(await page.textContent('#overview-total')).toBe(String(uses));
           expect(await page.$('#chart canvas'), 'uPlot drew').not.toBeNull();
+          // by agent per month: the numbers beside the chart, as the store has them
+          await page.selectOption('#period', 'month');
+          await page.selectOption('#by', 'agent');
+          await page.waitForSelector('#page-overview[data-ready="true"]');
+          const agentUses = (await store.usesPerDay()).filter((d) => visible.has(d.clinicCode) && d.clinicCode !== 'CL-B').reduce((n, d) => n + d.uses, 0);
+          if (agentUses > 0) expect(await cells(page, 'overview-table', 'AG-1')).toEqual([String(agentUses)]);
         }
         if (name === 'money') {
           const income = incomeSplit(await store.usesPerDay(), await currentPricing(store, PRICING)).filter((r) => visible.has(r.clinicCode));

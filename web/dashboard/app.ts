@@ -13,12 +13,6 @@ interface Session {
   csrf?: string;
   clinics?: string[];
 }
-interface DailyUses {
-  terminalId: string;
-  clinicCode: string;
-  day: string;
-  uses: number;
-}
 type Row = Record<string, unknown>;
 
 let session: Session | undefined;
@@ -76,66 +70,57 @@ const PAGES: Record<string, { label: Key; render: (main: HTMLElement) => Promise
   alerts: { label: 'alerts', render: alerts },
 };
 
-function bucketOf(day: string, period: string): string {
-  if (period === 'month') return day.slice(0, 7);
-  if (period === 'week') {
-    const d = new Date(`${day}T00:00:00Z`);
-    d.setUTCDate(d.getUTCDate() - ((d.getUTCDay() + 6) % 7));
-    return d.toISOString().slice(0, 10);
-  }
-  return day;
-}
 const bucketTime = (bucket: string): number => Date.parse(bucket.length === 7 ? `${bucket}-01T00:00:00Z` : `${bucket}T00:00:00Z`) / 1000;
 const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
+interface UseSeries {
+  buckets: string[];
+  groups: Array<{ key: string; uses: number[] }>;
+  total: number;
+}
+
+/** The chart and its numbers come summed by the server from its daily roll-up; the CSV link gives the raw rows */
 async function overview(main: HTMLElement): Promise<void> {
-  const daily = await api<DailyUses[]>('/api/uses?group=none');
-  const agentOf = new Map<string, string>();
-  try {
-    for (const a of await api<Array<{ agentCode: string; clinics: string[] }>>('/api/registry/agents')) for (const c of a.clinics) agentOf.set(c, a.agentCode);
-  } catch {
-    // a clinic user may not read the agents: grouping by agent then shows the clinic's own
-  }
   const period = el('select', { id: 'period' }, ...['day', 'week', 'month'].map((p) => el('option', { value: p }, t[p as Key])));
   const by = el('select', { id: 'by' }, ...['clinic', 'terminal', 'agent'].map((p) => el('option', { value: p }, t[p as Key])));
   const chart = el('div', { id: 'chart' });
   const numbers = el('div', { id: 'numbers' });
-  const draw = (): void => {
-    const groupOf = (d: DailyUses): string => (by.value === 'clinic' ? d.clinicCode : by.value === 'terminal' ? d.terminalId : (agentOf.get(d.clinicCode) ?? t.unassigned));
-    const totals = new Map<string, Map<string, number>>();
-    for (const d of daily) {
-      const bucket = bucketOf(d.day, period.value);
-      const group = groupOf(d);
-      const row = totals.get(bucket) ?? new Map<string, number>();
-      row.set(group, (row.get(group) ?? 0) + d.uses);
-      totals.set(bucket, row);
-    }
-    const buckets = [...totals.keys()].sort();
-    const groups = [...new Set(daily.map(groupOf))].sort();
+  let generation = 0;
+  const draw = async (mine: number): Promise<void> => {
+    const series = await api<UseSeries>(`/api/uses/series?period=${period.value}&by=${by.value}`);
+    if (mine !== generation) return;
+    const label = (key: string): string => key || t.unassigned;
     chart.replaceChildren();
-    if (buckets.length > 0) {
-      const data: uPlot.AlignedData = [buckets.map(bucketTime), ...groups.map((g) => buckets.map((b) => totals.get(b)?.get(g) ?? 0))];
+    if (series.buckets.length > 0) {
+      // a chart of hundreds of lines says nothing: the eight largest are drawn, the table has them all
+      const drawn = [...series.groups].sort((x, y) => y.uses.reduce((n, v) => n + v, 0) - x.uses.reduce((n, v) => n + v, 0)).slice(0, 8);
+      const data: uPlot.AlignedData = [series.buckets.map(bucketTime), ...drawn.map((g) => g.uses)];
       new uPlot(
-        { width: Math.min(720, window.innerWidth - 40), height: 300, series: [{}, ...groups.map((g, i) => ({ label: g, stroke: COLOURS[i % COLOURS.length]!, width: 2, points: { show: true } }))], scales: { x: { time: true } }, axes: [{}, { label: t.uses }] },
+        { width: Math.min(720, window.innerWidth - 40), height: 300, series: [{}, ...drawn.map((g, i) => ({ label: label(g.key), stroke: COLOURS[i % COLOURS.length]!, width: 2, points: { show: series.buckets.length < 60 } }))], scales: { x: { time: true } }, axes: [{}, { label: t.uses }] },
         data,
         chart,
       );
     }
-    const rows: Row[] = buckets.map((b) => ({ bucket: b, ...Object.fromEntries(groups.map((g) => [g, totals.get(b)?.get(g) ?? 0])) }));
-    const total = daily.reduce((n, d) => n + d.uses, 0);
+    const rows: Row[] = series.buckets.map((b, i) => ({ bucket: b, ...Object.fromEntries(series.groups.map((g) => [g.key, g.uses[i] ?? 0])) }));
     numbers.replaceChildren(
-      table('overview-table', [{ key: 'bucket', label: period.value as Key }, ...groups.map((g) => ({ key: g, label: g, num: true }))], rows),
-      el('p', {}, `${t.total}: `, el('strong', { id: 'overview-total' }, String(total))),
+      table('overview-table', [{ key: 'bucket', label: period.value as Key }, ...series.groups.map((g) => ({ key: g.key, label: label(g.key), num: true }))], rows),
+      el('p', {}, `${t.total}: `, el('strong', { id: 'overview-total' }, String(series.total))),
     );
   };
-  period.addEventListener('change', draw);
-  by.addEventListener('change', draw);
+  const redraw = (): void => {
+    const mine = ++generation;
+    main.removeAttribute('data-ready');
+    // only the latest choice draws and says ready: an earlier answer arriving late is dropped
+    void draw(mine).then(() => mine === generation && main.setAttribute('data-ready', 'true'));
+  };
+  period.addEventListener('change', redraw);
+  by.addEventListener('change', redraw);
   main.append(
     el('h1', {}, t.overview),
     el('div', { class: 'controls' }, el('label', {}, `${t.period} `, period), el('label', {}, `${t.by} `, by), el('a', { id: 'csv', href: '/api/export/uses.csv', download: 'uses.csv' }, t.csv)),
     el('div', { class: 'row' }, chart, numbers),
   );
-  draw();
+  await draw(generation);
 }
 
 async function terminals(main: HTMLElement): Promise<void> {
