@@ -262,6 +262,10 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: "The terminal's local clock reads far ahead (more than 7 days) of the last time it trusted: an RTC glitch or a clock set forward. The jump is not taken: the high-water mark stays, entries are marked untrusted, and a card that would be valid at the trusted time is refused rather than judged by the jumped clock.",
     remedy: 'Correct the board clock (timedatectl), or let the daemon reach the server: its time is taken and the mark follows it. The clock.refused entry and tally terminal status show the jump. Nothing has to be reset: the terminal trusts its clock again as soon as it is back.',
   },
+  CONFIG_UNKNOWN_ENV: {
+    cause: 'The environment holds a TALLY_ variable that names no setting (tally terminal run --settings lists every setting with its variable) nor a secret the tools read: usually a typo, whose value would otherwise be ignored without a word.',
+    remedy: 'Fix the name the warning gives (it says the closest setting\'s variable), e.g. in the systemd unit\'s Environment= lines; the daemon warns at every start until then.',
+  },
   LEDGER_ROLLBACK: {
     cause: 'A witness outside the terminal database holds a later ledger than the database: the relay board keeps a higher chain head, the server signed a checkpoint beyond it, or a card carries this terminal\'s consumed marker from an entry the ledger no longer has. The database was restored from an old copy or cut short; the terminal refuses service and has recorded and reported it.',
     remedy: 'Do not swipe further cards. Keep the data folder as evidence and call the investor: tally ledger verify --checkpoint with the server\'s checkpoint names the missing seqs; the server\'s copy of the ledger holds what was reported before the loss.',

@@ -212,6 +212,7 @@ export const ErrorCodes = {
   USAGE: info(9001, 'Invalid usage', '用法错误'),
   CONFIG: info(9002, 'Invalid configuration', '配置错误'),
   BAD_INPUT: info(9003, 'Invalid input', '输入无效'),
+  CONFIG_UNKNOWN_ENV: info(9010, 'Unknown TALLY_ environment variable: ignored (a typo?)', '未知的 TALLY_ 环境变量：已忽略（拼写错误？）', true),
   INTERNAL: info(9999, 'Internal error', '内部错误'),
 } as const;
 

@@ -111,7 +111,9 @@ export function resolveConfig(schema: Schema, fileValues: unknown, env: Record<s
       continue;
     }
     const problem = check(key, spec, value);
-    if (problem) problems.push({ field: key, problem: `${problem} (got ${spec.secret ? '***' : JSON.stringify(value)})` });
+    // a value the environment set is reported against the variable, not the file's field
+    const field = fromEnv !== undefined ? `${envName(key)} (environment, sets ${key})` : key;
+    if (problem) problems.push({ field, problem: `${problem} (got ${spec.secret ? '***' : JSON.stringify(value)})` });
     else resolved.set(key, value);
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
@@ -123,4 +125,34 @@ export function redacted(schema: Schema, resolved: Map<string, unknown>): Record
   const out: Record<string, unknown> = {};
   for (const [key, value] of resolved) out[key] = schema[key]?.secret ? '***' : value;
   return out;
+}
+
+/** TALLY_* variables read elsewhere than the settings schema (secrets and tools), so not typos */
+export const OTHER_TALLY_VARIABLES: readonly string[] = ['TALLY_ADMIN_TOKEN', 'TALLY_CA_PASSPHRASE', 'TALLY_PCSCD_RUN_DIR', 'TALLY_PCSCD_QUICKACK', 'TALLY_PCSCD_DEBUG', 'TALLY_PCSCD_CONFIG'];
+
+/** TALLY_* variables that name no setting (a typo is otherwise ignored silently), each with the closest setting's variable */
+export function unknownEnvironment(schema: Schema, env: Record<string, string | undefined>): { variable: string; closest?: string }[] {
+  const known = new Set([...Object.keys(schema).map(envName), ...OTHER_TALLY_VARIABLES]);
+  const out: { variable: string; closest?: string }[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('TALLY_') || known.has(name) || env[name] === undefined) continue;
+    let best: { name: string; d: number } | undefined;
+    for (const k of known) {
+      const d = distance(name, k);
+      if (!best || d < best.d) best = { name: k, d };
+    }
+    out.push(best && best.d <= 3 ? { variable: name, closest: best.name } : { variable: name });
+  }
+  return out;
+}
+
+/** Levenshtein distance, for "did you mean" */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
 }

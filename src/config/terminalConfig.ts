@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, resolveConfig, type Schema } from './schema.js';
+import { ConfigError, resolveConfig, unknownEnvironment, type Schema } from './schema.js';
 
 const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 
@@ -97,7 +97,7 @@ export function terminalConfigFrom(values: Map<string, unknown>): TerminalConfig
 }
 
 /** Reads a YAML or JSON file (JSON is YAML), applies the environment, and validates everything at once */
-export function loadTerminalConfig(path: string | undefined, env: Record<string, string | undefined> = process.env): { config: TerminalConfig; values: Map<string, unknown> } {
+export function loadTerminalConfig(path: string | undefined, env: Record<string, string | undefined> = process.env): { config: TerminalConfig; values: Map<string, unknown>; warnings: string[] } {
   let fileValues: unknown;
   if (path) {
     let text: string;
@@ -113,5 +113,8 @@ export function loadTerminalConfig(path: string | undefined, env: Record<string,
     }
   }
   const values = resolveConfig(TERMINAL_SCHEMA, fileValues, env, path ?? '(defaults and environment)');
-  return { config: terminalConfigFrom(values), values };
+  const warnings = unknownEnvironment(TERMINAL_SCHEMA, env).map(
+    (u) => `${u.variable} is not a tallystick setting and is ignored${u.closest ? ` (did you mean ${u.closest}?)` : ''} [CONFIG_UNKNOWN_ENV 9010]`,
+  );
+  return { config: terminalConfigFrom(values), values, warnings };
 }

@@ -36,6 +36,8 @@ overridden by an environment variable TALLY_<SECTION>_<NAME>.
       }
       throw err;
     }
+    // a TALLY_ typo would otherwise be ignored without a word (journald keeps standard error)
+    for (const warning of loaded.warnings) io.err(`warning: ${warning}`);
     if (values['print-config']) {
       io.out(JSON.stringify(redacted(TERMINAL_SCHEMA, loaded.values), null, 2));
       return 0;
