@@ -197,6 +197,8 @@ export interface ServerStore {
 
   /** From the daily roll-up kept at ingest */
   usesPerDay(): Promise<DailyUses[]>;
+  /** Uses per clinic, summed in the database from the roll-up (the income report) */
+  usesPerClinic(): Promise<Array<{ clinicCode: string; uses: number }>>;
   /** The same, counted from every stored entry: what the roll-up always equals (tests, checks) */
   usesPerDayFromEntries(): Promise<DailyUses[]>;
   batchReconciliation(): Promise<BatchReconciliationRow[]>;

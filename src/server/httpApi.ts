@@ -85,7 +85,8 @@ export interface IncomeRow {
   readonly agent?: number;
 }
 
-export function incomeSplit(daily: readonly DailyUses[], pricing: PricingConfig): IncomeRow[] {
+/** Uses per clinic as daily rows or already summed per clinic (the store's usesPerClinic); only clinicCode and uses count */
+export function incomeSplit(daily: ReadonlyArray<Pick<DailyUses, 'clinicCode' | 'uses'>>, pricing: PricingConfig): IncomeRow[] {
   const uses = new Map<string, number>();
   for (const d of daily) uses.set(d.clinicCode, (uses.get(d.clinicCode) ?? 0) + d.uses);
   return [...uses.entries()]
@@ -317,7 +318,7 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     return map;
   };
   const dailyOf = async (principal: Principal): Promise<DailyUses[]> => mine(principal, await store.usesPerDay());
-  const incomeOf = async (principal: Principal): Promise<IncomeRow[]> => mine(principal, incomeSplit(await store.usesPerDay(), await currentPricing(store, pricing)));
+  const incomeOf = async (principal: Principal): Promise<IncomeRow[]> => mine(principal, incomeSplit(await store.usesPerClinic(), await currentPricing(store, pricing)));
 
   get('/api/health', 'health', 'the store and the ingest counters', Rows.health, async () => ({ store: store.kind, ...(options.stats?.() ?? {}) }));
   get('/api/terminals', 'terminals.read', 'terminals seen by the ingest, with their MQTT status', list(Rows.terminal), async (_q, principal) => {

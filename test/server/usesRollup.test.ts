@@ -65,7 +65,11 @@ for (const backend of storeBackends('tally-rollup')) {
               for (let i = 0; i < reports.length; i += 3) {
                 await Promise.all(reports.slice(i, i + 3).map((rows) => store.insertEntries(rows, T0)));
                 if (i % 2 === 0) await store.insertEntries(reports[i]!, T0);
-                expect(await store.usesPerDay()).toEqual(await store.usesPerDayFromEntries());
+                const fromEntries = await store.usesPerDayFromEntries();
+                expect(await store.usesPerDay()).toEqual(fromEntries);
+                const perClinic = new Map<string, number>();
+                for (const d of fromEntries) perClinic.set(d.clinicCode, (perClinic.get(d.clinicCode) ?? 0) + d.uses);
+                expect(await store.usesPerClinic()).toEqual([...perClinic.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([clinicCode, uses]) => ({ clinicCode, uses })));
               }
             } finally {
               await store.close();

@@ -204,7 +204,7 @@ own price or share in the registry (tally server registry add-clinic) uses it.`,
         case 'income': {
           const share = typeof values.share === 'string' ? Number(values.share) : DEFAULT_PRICING.default.investorShare;
           const pricing = { default: { pricePerUse: integer(values, 'price', DEFAULT_PRICING.default.pricePerUse), investorShare: share } };
-          rows = incomeSplit(await store.usesPerDay(), await currentPricing(store, pricing));
+          rows = incomeSplit(await store.usesPerClinic(), await currentPricing(store, pricing));
           break;
         }
         case 'alerts':

@@ -450,6 +450,11 @@ export class SqlServerStore implements ServerStore {
     return rows.map((r) => ({ terminalId: String(r.terminal_id), clinicCode: String(r.clinic_code), day: String(r.day), uses: num(r.uses) }));
   }
 
+  async usesPerClinic(): Promise<Array<{ clinicCode: string; uses: number }>> {
+    const rows = await this.db.all<Row>('SELECT clinic_code, SUM(uses) AS uses FROM uses_daily GROUP BY clinic_code HAVING SUM(uses) > 0 ORDER BY clinic_code');
+    return rows.map((r) => ({ clinicCode: String(r.clinic_code), uses: num(r.uses) }));
+  }
+
   /** The same figures counted from every stored entry (what the roll-up must always equal; tests and checks) */
   async usesPerDayFromEntries(): Promise<DailyUses[]> {
     const rows = await this.db.all<Row>(
