@@ -12,3 +12,5 @@ export const MAX_DENYLIST_BYTES = 256 * 1024;
 export const MAX_DENYLIST_ENTRIES = 12_000;
 /** Terminal ids become MQTT topic levels and ACL user names: no wildcards, no slashes */
 export const TERMINAL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
+/** No message of ours nests deeper than a few levels: deeper JSON is refused before anything walks it (recursion would overflow the stack) */
+export const MAX_JSON_DEPTH = 32;

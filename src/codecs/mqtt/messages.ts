@@ -5,7 +5,7 @@
  * topic with {status: 'ok'} or {status: 'error', error}. The report itself is
  * binary (report.ts). Pure.
  */
-import { MAX_DENYLIST_BYTES, MAX_DENYLIST_ENTRIES, MAX_JSON_BYTES, TERMINAL_ID_PATTERN } from './limits.js';
+import { MAX_DENYLIST_BYTES, MAX_DENYLIST_ENTRIES, MAX_JSON_BYTES, MAX_JSON_DEPTH, TERMINAL_ID_PATTERN } from './limits.js';
 import { PayloadError } from './PayloadError.js';
 import { array, boolean, integer, literal, object, optional, string, type Infer, type Schema } from './schema.js';
 import type { DownlinkKind, UplinkKind } from './topics.js';
@@ -198,14 +198,37 @@ export function parseJsonPayload<K extends JsonKind>(kind: K, payload: Uint8Arra
   const limit = maxJsonBytes(kind);
   if (payload.length > limit) throw new PayloadError('oversized', `${kind} payload of ${payload.length} bytes exceeds ${limit}`);
   let json: unknown;
+  let text: string;
   try {
-    json = JSON.parse(textDecoder.decode(payload));
+    text = textDecoder.decode(payload);
+    json = JSON.parse(text);
   } catch (err) {
     throw new PayloadError('malformed', `${kind} payload is not UTF-8 JSON: ${(err as Error).message}`);
   }
-  const value = SCHEMAS[kind](json, '');
+  const depth = jsonDepth(text);
+  if (depth > MAX_JSON_DEPTH) throw new PayloadError('malformed', `${kind} payload nested ${depth} deep, at most ${MAX_JSON_DEPTH}`);
+  const validate = SCHEMAS[kind] as ((value: unknown, path: string) => JsonPayloads[K]) | undefined;
+  if (typeof validate !== 'function') throw new PayloadError('malformed', `${kind} is not a JSON message kind`);
+  const value = validate(json, '');
   checkSemantics(kind, value);
   return value;
+}
+
+/** The deepest nesting of arrays and objects in JSON text, in one pass without recursion (strings skipped) */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) max = Math.max(max, ++depth);
+    else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
 }
 
 export function encodeJsonPayload<K extends JsonKind>(kind: K, value: JsonPayloads[K]): Uint8Array {
