@@ -102,6 +102,10 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'The voucher requires a booking and carries none, or its booked slot (plus 15 minutes either side) does not hold the present time.',
     remedy: 'The person books a slot in the wallet page and shows the re-signed voucher; a person early or late books again.',
   },
+  VOUCHER_NOT_ISSUED: {
+    cause: "The server answered the terminal's write-off claim: the serial was generated but never sent to a community centre and issued, or the back office does not know it.",
+    remedy: 'Check the voucher with the back office (the centre must issue it to the person\'s wallet first); a voucher printed from a test key is not valid here.',
+  },
   TRUST_LIST_STALE: {
     cause: "The terminal's voucher trust list is past its validity and its offline grace period: it has not heard from the server for too long, so it cannot know of revoked vouchers.",
     remedy: 'Connect the terminal to the server; the server sends the current trust list when it comes online. Cards are not affected.',

@@ -147,6 +147,8 @@ export const ErrorCodes = {
   BAD_SMS_COMMAND: info(6405, 'Malformed SMS command', '短信指令格式错误'),
   SMS_COMMAND_REFUSED: info(6406, 'SMS command refused: not signed by the server, not for this terminal, or replayed', '短信指令被拒绝：非服务器签名、非本终端或重放'),
   SMS_NOT_A_REPORT: info(6407, 'SMS refused: not a tallystick message', '短信被拒绝：不是本系统消息'),
+  // 6300-6349: the voucher back office (seed 004)
+  VOUCHER_NOT_ISSUED: info(6301, 'Voucher refused: the back office has not issued it', '拒绝：后台未发放此服务券'),
   // 61xx: the TLS PKI and enrolment (tally pki, EST)
   PKI_PASSPHRASE: info(6101, 'TLS CA key locked: wrong or missing passphrase', 'TLS CA 私钥无法解锁：口令错误或缺失'),
   PKI_REFUSED: info(6102, 'Certificate request refused', '证书申请被拒绝'),

@@ -9,6 +9,7 @@
 import type { AccessStore } from './access/AccessStore.js';
 import type { RegistryStore } from './registry/RegistryStore.js';
 import type { InsuranceStore } from './insurance/InsuranceStore.js';
+import type { SqlVoucherStore } from './voucher/SqlVoucherStore.js';
 
 export interface TerminalRegistration {
   readonly terminalId: string;
@@ -96,6 +97,8 @@ export interface Rejection {
 
 export type AlertKind =
   | 'batch-on-two-terminals'
+  /** a service voucher claimed or written off by a second terminal (voucher-format.md §6) */
+  | 'voucher-written-off-twice'
   | 'serial-used-twice'
   | 'ledger-fork'
   | 'chain-broken'
@@ -159,6 +162,8 @@ export interface ServerStore {
   readonly access: AccessStore;
   /** Insurance payments: orders, authorisations, settlements (same database) */
   readonly insurance: InsuranceStore;
+  /** The voucher back office's state (seed 004) */
+  readonly vouchers: SqlVoucherStore;
   /** Pins the certificate on first sight; 'different' means another device key claims this terminal id */
   registerTerminal(registration: TerminalRegistration, at: number): Promise<'new' | 'same' | 'different'>;
   terminal(terminalId: string): Promise<TerminalRow | undefined>;

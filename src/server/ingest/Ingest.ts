@@ -209,6 +209,8 @@ export class Ingest {
         }
         case 'claim':
           return await this.handleClaim(terminalId, payload);
+        case 'voucher-claim':
+          return await this.handleVoucherClaim(terminalId, payload);
         case 'response': {
           const response = parseJsonPayload('response', payload);
           if (response.status === 'error') this.logger.warn({ terminalId, request: response.request, error: response.error }, 'terminal refused a server message');
@@ -543,6 +545,29 @@ export class Ingest {
         {
           topic: terminalTopic(terminalId, 'claim-result'),
           payload: encodeJsonPayload('claim-result', { transaction: claim.transaction, status: 'ok', data: { batchId: claim.batchId, granted, ...(granted ? {} : { holder: holder.terminalId }) } }),
+        },
+      ],
+    };
+  }
+
+  /** A terminal asks, online, to write a voucher off (voucher-format.md §6): one conditional update decides */
+  private async handleVoucherClaim(terminalId: string, payload: Uint8Array): Promise<IngestOutcome> {
+    const claim = parseJsonPayload('voucher-claim', payload);
+    const answer = await this.store.vouchers.writeOff(claim.serial, terminalId, claim.clinicCode, Math.floor(this.options.clock.now() / 1000));
+    if (!answer.granted && answer.holder) {
+      await this.alert('voucher-written-off-twice', terminalId, `voucher:${claim.serial}:${terminalId}`, `terminal ${terminalId} claimed voucher ${claim.serial}, written off by ${answer.holder}`);
+    }
+    return {
+      accepted: true,
+      ...NOTHING,
+      replies: [
+        {
+          topic: terminalTopic(terminalId, 'voucher-claim-result'),
+          payload: encodeJsonPayload('voucher-claim-result', {
+            transaction: claim.transaction,
+            status: 'ok',
+            data: { serial: claim.serial, granted: answer.granted, ...(answer.granted ? {} : { code: answer.code, detail: answer.holder ? `written off by terminal ${answer.holder}` : answer.code }) },
+          }),
         },
       ],
     };

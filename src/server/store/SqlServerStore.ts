@@ -27,6 +27,7 @@ import type { AccessStore } from '../access/AccessStore.js';
 import { SqlAccessStore } from '../access/SqlAccessStore.js';
 import type { InsuranceStore } from '../insurance/InsuranceStore.js';
 import { SqlInsuranceStore } from '../insurance/SqlInsuranceStore.js';
+import { SqlVoucherStore } from '../voucher/SqlVoucherStore.js';
 
 const DAY_MS = 86_400_000;
 let lastDay = { start: Number.NaN, day: '' };
@@ -91,11 +92,13 @@ export class SqlServerStore implements ServerStore {
   readonly registry: RegistryStore;
   readonly access: AccessStore;
   readonly insurance: InsuranceStore;
+  readonly vouchers: SqlVoucherStore;
   constructor(private readonly db: SqlDriver) {
     this.kind = db.dialect;
     this.registry = new SqlRegistryStore(db);
     this.access = new SqlAccessStore(db);
     this.insurance = new SqlInsuranceStore(db);
+    this.vouchers = new SqlVoucherStore(db);
   }
 
   async registerTerminal(registration: TerminalRegistration, at: number): Promise<'new' | 'same' | 'different'> {

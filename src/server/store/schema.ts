@@ -249,6 +249,52 @@ function usesDailyTable(t: { int: string }): string[] {
 }
 
 /**
+ * Migration 8: service vouchers (seed 004, voucher-format.md). Every state change is one conditional UPDATE ...
+ * WHERE state IN (...) (server/voucher/SqlVoucherStore.ts): generated -> sent -> issued -> booked ->
+ * written_off, or voided. A slot's booked count only grows while it is below its capacity.
+ */
+function voucherTables(t: { int: string }): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS voucher_batches (
+      batch_id TEXT PRIMARY KEY,
+      exam_type TEXT NOT NULL,
+      scope_kind SMALLINT NOT NULL,
+      scope TEXT NOT NULL,
+      count ${t.int} NOT NULL,
+      valid_from ${t.int} NOT NULL,
+      valid_until ${t.int} NOT NULL,
+      booking_required SMALLINT NOT NULL,
+      created_at ${t.int} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS vouchers (
+      serial ${t.int} PRIMARY KEY,
+      batch_id TEXT NOT NULL REFERENCES voucher_batches(batch_id),
+      state TEXT NOT NULL CHECK (state IN ('generated', 'sent', 'issued', 'booked', 'written_off', 'voided')),
+      centre_id TEXT,
+      community TEXT,
+      wallet_id TEXT,
+      slot_id ${t.int},
+      terminal_id TEXT,
+      clinic_code TEXT,
+      sent_at ${t.int},
+      issued_at ${t.int},
+      booked_at ${t.int},
+      written_off_at ${t.int},
+      voided_at ${t.int},
+      void_reason TEXT)`,
+    'CREATE INDEX IF NOT EXISTS vouchers_by_batch ON vouchers (batch_id, state)',
+    `CREATE TABLE IF NOT EXISTS voucher_slots (
+      slot_id ${t.int} PRIMARY KEY,
+      clinic_code TEXT NOT NULL,
+      department TEXT NOT NULL,
+      doctor TEXT NOT NULL,
+      start_at ${t.int} NOT NULL,
+      end_at ${t.int} NOT NULL,
+      capacity ${t.int} NOT NULL,
+      booked ${t.int} NOT NULL DEFAULT 0 CHECK (booked <= capacity))`,
+  ];
+}
+
+/**
  * Migration 7: insurance payments (docs/insurance.md). One row an order; every state change is one conditional
  * UPDATE ... WHERE state IN (...) (server/insurance/SqlInsuranceStore.ts). Secrets are kept as SHA-256: the device
  * code and the authorisation token. settle_key is written before the platform is called, so a settlement the
@@ -336,6 +382,13 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of insuranceTables({ int: 'INTEGER' })) db.exec(sql);
     },
   },
+  {
+    version: 8,
+    description: 'service vouchers: batches, vouchers, booking slots (voucher-format.md)',
+    up: (db) => {
+      for (const sql of voucherTables({ int: 'INTEGER' })) db.exec(sql);
+    },
+  },
 ];
 
 /**
@@ -350,6 +403,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; read
   { version: 5, statements: [...accessTables({ int: 'BIGINT', serial: 'BIGSERIAL PRIMARY KEY', real: 'DOUBLE PRECISION' }), ...POSTGRES_AUDIT_GUARDS] },
   { version: 6, statements: usesDailyTable({ int: 'BIGINT' }) },
   { version: 7, statements: insuranceTables({ int: 'BIGINT' }) },
+  { version: 8, statements: voucherTables({ int: 'BIGINT' }) },
 ];
 
 export const POSTGRES_SCHEMA: string[] = POSTGRES_MIGRATIONS.flatMap((m) => m.statements);

@@ -1,0 +1,167 @@
+/**
+ * The voucher back office's state (seed 004: generate, send, issue, book, write off, void, count) over the
+ * server's SqlDriver, SQLite and PostgreSQL with one SQL text. Every state change is ONE conditional UPDATE
+ * (WHERE state IN ...): of many concurrent write-offs or bookings of a voucher exactly one changes a row,
+ * and a slot's booked count only grows below its capacity. A booking is the two updates in one transaction.
+ */
+import type { SqlDriver } from '../store/SqlDriver.js';
+
+export type VoucherState = 'generated' | 'sent' | 'issued' | 'booked' | 'written_off' | 'voided';
+
+export interface VoucherBatchSpec {
+  readonly batchId: string;
+  readonly examType: string;
+  /** 1 a clinic, 2 a device class (voucher-format.md §2) */
+  readonly scopeKind: 1 | 2;
+  readonly scope: string;
+  readonly count: number;
+  /** Unix seconds */
+  readonly validFrom: number;
+  readonly validUntil: number;
+  readonly bookingRequired: boolean;
+  /** The first serial of the batch (serials are unique across the back office) */
+  readonly firstSerial: number;
+}
+
+export interface VoucherRow {
+  readonly serial: number;
+  readonly batchId: string;
+  readonly state: VoucherState;
+  readonly validUntil: number;
+  readonly bookingRequired: boolean;
+  readonly centreId?: string;
+  readonly walletId?: string;
+  readonly slotId?: number;
+  readonly terminalId?: string;
+}
+
+/** The answer to a write-off claim: granted, or the refusal's code (errors.ts) */
+export type WriteOffAnswer = { readonly granted: true } | { readonly granted: false; readonly code: 'VOUCHER_WRITTEN_OFF' | 'VOUCHER_VOIDED' | 'VOUCHER_NOT_BOOKED' | 'VOUCHER_EXPIRED' | 'VOUCHER_NOT_ISSUED'; readonly holder?: string };
+
+type Row = Record<string, string | number | null>;
+const num = (v: string | number | null | undefined): number => Number(v);
+
+export class SqlVoucherStore {
+  constructor(private readonly db: SqlDriver) {}
+
+  /** A batch and its vouchers, all 'generated' */
+  async generateBatch(spec: VoucherBatchSpec, at: number): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.run('INSERT INTO voucher_batches (batch_id, exam_type, scope_kind, scope, count, valid_from, valid_until, booking_required, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+        spec.batchId, spec.examType, spec.scopeKind, spec.scope, spec.count, spec.validFrom, spec.validUntil, spec.bookingRequired ? 1 : 0, at,
+      ]);
+      const rows = Array.from({ length: spec.count }, (_, i) => [spec.firstSerial + i, spec.batchId, 'generated'] as const);
+      await tx.insertIgnoring('vouchers', ['serial', 'batch_id', 'state'], ['serial'], rows);
+    });
+  }
+
+  /** Sends up to `count` generated vouchers of a batch to a community centre: how many went */
+  sendToCentre(batchId: string, centreId: string, community: string, count: number, at: number): Promise<number> {
+    return this.db.run(
+      `UPDATE vouchers SET state = 'sent', centre_id = ?, community = ?, sent_at = ?
+       WHERE serial IN (SELECT serial FROM vouchers WHERE batch_id = ? AND state = 'generated' ORDER BY serial LIMIT ?) AND state = 'generated'`,
+      [centreId, community, at, batchId, count],
+    );
+  }
+
+  /** The centre issues a voucher it holds to a wallet: true when it did */
+  async issueToWallet(serial: number, centreId: string, walletId: string, at: number): Promise<boolean> {
+    return (await this.db.run("UPDATE vouchers SET state = 'issued', wallet_id = ?, issued_at = ? WHERE serial = ? AND state = 'sent' AND centre_id = ?", [walletId, at, serial, centreId])) === 1;
+  }
+
+  async addSlot(slot: { slotId: number; clinicCode: string; department: string; doctor: string; start: number; end: number; capacity: number }): Promise<void> {
+    await this.db.run('INSERT INTO voucher_slots (slot_id, clinic_code, department, doctor, start_at, end_at, capacity) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+      slot.slotId, slot.clinicCode, slot.department, slot.doctor, slot.start, slot.end, slot.capacity,
+    ]);
+  }
+
+  /**
+   * Books a slot for an issued, unexpired voucher of that wallet (the seed: only while it is unbooked, unchecked,
+   * valid and not written off): the slot's count and the voucher's state, each one conditional update, in one
+   * transaction; either failing books nothing. 'slot-full', 'not-bookable' or 'booked'.
+   */
+  book(serial: number, walletId: string, slotId: number, nowSeconds: number): Promise<'booked' | 'slot-full' | 'not-bookable'> {
+    return this.db
+      .transaction(async (tx) => {
+        const voucher = await tx.run(
+          "UPDATE vouchers SET state = 'booked', slot_id = ?, booked_at = ? WHERE serial = ? AND wallet_id = ? AND state = 'issued' AND batch_id IN (SELECT batch_id FROM voucher_batches WHERE valid_until >= ?)",
+          [slotId, nowSeconds, serial, walletId, nowSeconds],
+        );
+        if (voucher !== 1) throw new BookingRefused('not-bookable');
+        const seat = await tx.run('UPDATE voucher_slots SET booked = booked + 1 WHERE slot_id = ? AND booked < capacity', [slotId]);
+        if (seat !== 1) throw new BookingRefused('slot-full');
+        return 'booked' as const;
+      })
+      .catch((err: unknown) => {
+        if (err instanceof BookingRefused) return err.outcome;
+        throw err;
+      });
+  }
+
+  /**
+   * A terminal's write-off claim (online, before its ledger entry) or its ledger entry arriving (offline): one
+   * conditional update. The same terminal again is granted (a resend); another terminal is refused with the holder.
+   */
+  async writeOff(serial: number, terminalId: string, clinicCode: string, nowSeconds: number): Promise<WriteOffAnswer> {
+    const changed = await this.db.run(
+      `UPDATE vouchers SET state = 'written_off', terminal_id = ?, clinic_code = ?, written_off_at = ?
+       WHERE serial = ? AND (state = 'booked' OR (state IN ('sent', 'issued') AND batch_id IN (SELECT batch_id FROM voucher_batches WHERE booking_required = 0)))`,
+      [terminalId, clinicCode, nowSeconds, serial],
+    );
+    if (changed === 1) return { granted: true };
+    const row = await this.voucher(serial);
+    if (!row) return { granted: false, code: 'VOUCHER_NOT_ISSUED' };
+    if (row.state === 'written_off') return row.terminalId === terminalId ? { granted: true } : { granted: false, code: 'VOUCHER_WRITTEN_OFF', ...(row.terminalId ? { holder: row.terminalId } : {}) };
+    if (row.state === 'voided') return { granted: false, code: 'VOUCHER_VOIDED' };
+    if (row.state === 'generated') return { granted: false, code: 'VOUCHER_NOT_ISSUED' };
+    return { granted: false, code: 'VOUCHER_NOT_BOOKED' };
+  }
+
+  /** Voids the vouchers past their validity that were not written off: how many */
+  voidExpired(nowSeconds: number): Promise<number> {
+    return this.db.run(
+      `UPDATE vouchers SET state = 'voided', voided_at = ?, void_reason = 'expired'
+       WHERE state IN ('generated', 'sent', 'issued', 'booked') AND batch_id IN (SELECT batch_id FROM voucher_batches WHERE valid_until < ?)`,
+      [nowSeconds, nowSeconds],
+    );
+  }
+
+  async voucher(serial: number): Promise<VoucherRow | undefined> {
+    const rows = await this.db.all<Row>(
+      'SELECT v.*, b.valid_until, b.booking_required FROM vouchers v JOIN voucher_batches b ON b.batch_id = v.batch_id WHERE v.serial = ?',
+      [serial],
+    );
+    const r = rows[0];
+    if (!r) return undefined;
+    return {
+      serial: num(r.serial),
+      batchId: String(r.batch_id),
+      state: r.state as VoucherState,
+      validUntil: num(r.valid_until),
+      bookingRequired: num(r.booking_required) === 1,
+      ...(r.centre_id !== null ? { centreId: String(r.centre_id) } : {}),
+      ...(r.wallet_id !== null ? { walletId: String(r.wallet_id) } : {}),
+      ...(r.slot_id !== null ? { slotId: num(r.slot_id) } : {}),
+      ...(r.terminal_id !== null ? { terminalId: String(r.terminal_id) } : {}),
+    };
+  }
+
+  /** The seed's statistics: generated, sent, voided and written off, per community (or clinic for write-offs) */
+  async statistics(by: 'community' | 'clinic'): Promise<{ key: string; generated: number; sent: number; voided: number; writtenOff: number }[]> {
+    const column = by === 'community' ? 'community' : 'clinic_code';
+    const rows = await this.db.all<Row>(
+      `SELECT COALESCE(${column}, '') AS k, COUNT(*) AS generated,
+         SUM(CASE WHEN sent_at IS NOT NULL THEN 1 ELSE 0 END) AS sent,
+         SUM(CASE WHEN state = 'voided' THEN 1 ELSE 0 END) AS voided,
+         SUM(CASE WHEN state = 'written_off' THEN 1 ELSE 0 END) AS written_off
+       FROM vouchers GROUP BY COALESCE(${column}, '') ORDER BY k`,
+    );
+    return rows.map((r) => ({ key: String(r.k), generated: num(r.generated), sent: num(r.sent), voided: num(r.voided), writtenOff: num(r.written_off) }));
+  }
+}
+
+class BookingRefused extends Error {
+  constructor(readonly outcome: 'slot-full' | 'not-bookable') {
+    super(outcome);
+  }
+}
