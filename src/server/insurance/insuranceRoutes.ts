@@ -15,7 +15,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCodes, isTallyError, type ErrorName } from '../../errors.js';
 import { HttpError } from '../httpError.js';
 import type { InsuranceService } from './InsuranceService.js';
-import { PHONE_PAGE } from './insurancePhonePage.js';
+import { PHONE_PAGE, PHONE_PAGE_CSP } from './insurancePhonePage.js';
 
 const STATUS: Partial<Record<ErrorName, number>> = {
   BAD_INPUT: 400,
@@ -98,7 +98,7 @@ export function insuranceRoutes(service: InsuranceService, ledgerUses: (day: str
       return { status: 'ok', data: { orderId: order.orderId, state: order.state } };
     }));
 
-    app.get('/pay', hidden, async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(PHONE_PAGE));
+    app.get('/pay', hidden, async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').header('content-security-policy', PHONE_PAGE_CSP).header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer').send(PHONE_PAGE));
 
     for (const action of ['open', 'quote', 'consent', 'refuse'] as const) {
       app.post(`/api/insurance/phone/${action}`, hidden, wrap(async (request, reply) => {
