@@ -60,6 +60,7 @@ const COMMANDS: CommandEntry[] = [
   entry('server run', async () => (await import('./commands/server.js')).serverRunCommand),
   entry('server certify-key', async () => (await import('./commands/serverKey.js')).serverCertifyKeyCommand),
   entry('server report', async () => (await import('./commands/server.js')).serverReportCommand),
+  entry('server sms', async () => (await import('./commands/serverSms.js')).serverSmsCommand),
   entry('server registry', async () => (await import('./commands/server.js')).serverRegistryCommand),
   entry('server user', async () => (await import('./commands/serverUser.js')).serverUserCommand),
   entry('server agent', async () => (await import('./commands/serverUser.js')).serverAgentCommand),

@@ -116,7 +116,9 @@ export type AlertKind =
   /** a terminal recorded that a witness (relay board, server checkpoint, card marker) holds a later ledger than its database */
   | 'ledger-rollback'
   /** a terminal's newest TLS certificate lapses within 30 days: it has not renewed (server/est/revocationSync.ts) */
-  | 'certificate-expiring';
+  | 'certificate-expiring'
+  /** the ledger the server received does not hold a chain head the terminal reported by SMS (rollback or fork) */
+  | 'sms-head-contradicted';
 
 export interface Alert {
   readonly at: number;
@@ -152,6 +154,26 @@ export interface HeartbeatRow {
   readonly lastSeq: number;
   readonly batchNo?: number;
   readonly batchRemaining?: number;
+}
+
+export interface SmsReportRow {
+  readonly terminalId: string;
+  readonly counter: number;
+  /** The sender number as the SMS gateway gave it */
+  readonly sender: string;
+  /** Terminal clock at sending, ms */
+  readonly sentAt: number;
+  readonly receivedAt: number;
+  readonly headSeq: number;
+  /** Hex, 8 bytes */
+  readonly headHashPrefix: string;
+  readonly outboxDepth: number;
+  readonly alerts: number;
+  readonly batches: readonly { readonly batchNo: number; readonly usesSince: number; readonly usesTotal: number }[];
+  /** Hex of the signed body: a second report with this counter and another body is a rollback, not a duplicate */
+  readonly bodyHex: string;
+  /** 0 not yet checked against the ledger, 1 the ledger holds the head, 2 it contradicts it */
+  readonly headCheck: 0 | 1 | 2;
 }
 
 export interface ServerStore {
@@ -208,5 +230,12 @@ export interface ServerStore {
   usesPerDayFromEntries(): Promise<DailyUses[]>;
   batchReconciliation(): Promise<BatchReconciliationRow[]>;
 
+  /** Stores an accepted SMS report; false when one with this terminal and counter is already there */
+  recordSmsReport(row: SmsReportRow): Promise<boolean>;
+  /** Oldest first; of one terminal when given */
+  smsReports(terminalId?: string): Promise<SmsReportRow[]>;
+  setSmsHeadCheck(terminalId: string, counter: number, check: 1 | 2): Promise<void>;
+  /** The last time anything came from the terminal over the data link (an entry or a heartbeat) */
+  lastDataAt(terminalId: string): Promise<number | undefined>;
   close(): Promise<void>;
 }

@@ -77,6 +77,23 @@ function contract(name: string, open: () => Promise<ServerStore>): void {
       expect((await store.terminals()).map((t) => t.terminalId)).toContain(id);
     });
 
+    it('keeps each SMS report once per terminal and counter, its head check, and the last data-link contact', async () => {
+      const id = fresh();
+      const report = { terminalId: id, counter: 1, sender: '+8613800000001', sentAt: DAY1, receivedAt: DAY1 + 5000, headSeq: 7, headHashPrefix: '0102030405060708', outboxDepth: 3, alerts: 0, batches: [{ batchNo: 1, usesSince: 2, usesTotal: 5 }], bodyHex: 'a1', headCheck: 0 as const };
+      expect(await store.recordSmsReport(report)).toBe(true);
+      expect(await store.recordSmsReport({ ...report, bodyHex: 'a2' })).toBe(false);
+      expect(await store.recordSmsReport({ ...report, counter: 2, receivedAt: DAY2 })).toBe(true);
+      await store.setSmsHeadCheck(id, 1, 2);
+      const rows = await store.smsReports(id);
+      expect(rows.map((r) => [r.counter, r.headCheck, r.bodyHex])).toEqual([[1, 2, 'a1'], [2, 0, 'a1']]);
+      expect(rows[0]).toEqual({ ...report, headCheck: 2 });
+      expect((await store.smsReports()).filter((r) => r.terminalId === id)).toHaveLength(2);
+      expect(await store.lastDataAt(id)).toBeUndefined();
+      await register(store, id, 1);
+      await store.insertEntries([row(id, 1)], DAY2 + 1);
+      expect(await store.lastDataAt(id)).toBe(DAY2 + 1);
+    });
+
     it('stores each entry exactly once and tells duplicates from conflicts', async () => {
       const id = fresh();
       await register(store, id);

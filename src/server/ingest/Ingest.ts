@@ -23,6 +23,7 @@ import type { AlertKind, EntryRow, SerialUse, ServerStore, TerminalRow } from '.
 import { prepareReport, type PreparedReport, type ReportPreparer } from './prepareReport.js';
 import { inlineVerifier, type SignatureVerifier } from './signatureVerifier.js';
 import { DEFAULT_SIGNATURE_CHECK, ReportRejection, type RejectedEntry, type SignatureCheck, type VerifiedEntry, type VerifiedReport } from './verifyReport.js';
+import { checkSmsHeads } from '../sms/SmsInbox.js';
 
 export interface Outgoing {
   readonly topic: string;
@@ -185,6 +186,8 @@ export class Ingest {
             lastSeq: heartbeat.lastSeq,
             ...(heartbeat.batch ? { batchNo: heartbeat.batch.batchNo, batchRemaining: heartbeat.batch.remaining } : {}),
           });
+          // a ledger that now ends before a head the terminal reported by SMS was rolled back
+          await checkSmsHeads(this.store, terminalId, this.options.clock.now(), this.logger, heartbeat.lastSeq);
           // the terminal believes everything was delivered, yet the server misses entries (a restored
           // database, a lost report): ask at once rather than wait for a gap that may have no upper end here
           const terminal = heartbeat.queueDepth === 0 ? await this.store.terminal(terminalId) : undefined;
@@ -342,6 +345,7 @@ export class Ingest {
       terminalId,
       linked.filter((e) => inserted.has(e.row.seq)),
     );
+    if (inserted.size) await checkSmsHeads(this.store, terminalId, this.options.clock.now(), this.logger);
     // each rejection goes to the report that owns the seq, and to those that carried the same entry again
     const rejectedBySeq = new Map(unionRejected.map((r) => [r.seq, r]));
     for (const r of unionRejected) owners.get(r.seq)?.report.rejected.push(r);

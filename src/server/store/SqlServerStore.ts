@@ -14,6 +14,7 @@ import type {
   Rejection,
   SerialUse,
   ServerStore,
+  SmsReportRow,
   StoredEntry,
   TerminalRegistration,
   TerminalRow,
@@ -413,6 +414,47 @@ export class SqlServerStore implements ServerStore {
   async alerts(): Promise<Alert[]> {
     const rows = await this.db.all<Row>('SELECT * FROM alerts ORDER BY at, key');
     return rows.map((r) => ({ key: String(r.key), at: num(r.at), kind: String(r.kind) as AlertKind, terminalId: String(r.terminal_id), detail: String(r.detail) }));
+  }
+
+  async recordSmsReport(r: SmsReportRow): Promise<boolean> {
+    const inserted = await this.db.insertIgnoring(
+      'sms_reports',
+      ['terminal_id', 'counter', 'sender', 'sent_at', 'received_at', 'head_seq', 'head_hash_prefix', 'outbox_depth', 'alerts', 'batches', 'body_hex', 'head_check'],
+      ['terminal_id', 'counter'],
+      [[r.terminalId, r.counter, r.sender, r.sentAt, r.receivedAt, r.headSeq, r.headHashPrefix, r.outboxDepth, r.alerts, JSON.stringify(r.batches), r.bodyHex, r.headCheck]],
+    );
+    return inserted.length > 0;
+  }
+
+  async smsReports(terminalId?: string): Promise<SmsReportRow[]> {
+    const rows = terminalId === undefined
+      ? await this.db.all<Row>('SELECT * FROM sms_reports ORDER BY received_at, terminal_id, counter')
+      : await this.db.all<Row>('SELECT * FROM sms_reports WHERE terminal_id = ? ORDER BY counter', [terminalId]);
+    return rows.map((r) => ({
+      terminalId: String(r.terminal_id),
+      counter: num(r.counter),
+      sender: String(r.sender),
+      sentAt: num(r.sent_at),
+      receivedAt: num(r.received_at),
+      headSeq: num(r.head_seq),
+      headHashPrefix: String(r.head_hash_prefix),
+      outboxDepth: num(r.outbox_depth),
+      alerts: num(r.alerts),
+      batches: JSON.parse(String(r.batches)) as SmsReportRow['batches'],
+      bodyHex: String(r.body_hex),
+      headCheck: num(r.head_check) as 0 | 1 | 2,
+    }));
+  }
+
+  async setSmsHeadCheck(terminalId: string, counter: number, check: 1 | 2): Promise<void> {
+    await this.db.run('UPDATE sms_reports SET head_check = ? WHERE terminal_id = ? AND counter = ?', [check, terminalId, counter]);
+  }
+
+  async lastDataAt(terminalId: string): Promise<number | undefined> {
+    const [e] = await this.db.all<Row>('SELECT MAX(received_at) AS at FROM entries WHERE terminal_id = ?', [terminalId]);
+    const [h] = await this.db.all<Row>('SELECT at FROM heartbeats WHERE terminal_id = ?', [terminalId]);
+    const times = [e?.at, h?.at].filter((v) => v !== null && v !== undefined).map(num);
+    return times.length ? Math.max(...times) : undefined;
   }
 
   async recordHeartbeat(h: HeartbeatRow): Promise<void> {

@@ -331,6 +331,30 @@ function insuranceTables(t: { int: string }): string[] {
   ];
 }
 
+/**
+ * Migration 9: the SMS reports the server accepted (firmware-protocol/sms-report.md), one row per terminal and
+ * report counter, with the chain head they name; head_check says whether the ledger received later holds that
+ * head (0 not yet known, 1 holds it, 2 contradicts it: a rollback or fork).
+ */
+function smsReportTables(t: { int: string }): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS sms_reports (
+      terminal_id TEXT NOT NULL,
+      counter ${t.int} NOT NULL,
+      sender TEXT NOT NULL,
+      sent_at ${t.int} NOT NULL,
+      received_at ${t.int} NOT NULL,
+      head_seq ${t.int} NOT NULL,
+      head_hash_prefix TEXT NOT NULL,
+      outbox_depth ${t.int} NOT NULL,
+      alerts ${t.int} NOT NULL,
+      batches TEXT NOT NULL,
+      body_hex TEXT NOT NULL,
+      head_check ${t.int} NOT NULL DEFAULT 0,
+      PRIMARY KEY (terminal_id, counter))`,
+  ];
+}
+
 export const SQLITE_MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -389,6 +413,13 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of voucherTables({ int: 'INTEGER' })) db.exec(sql);
     },
   },
+  {
+    version: 9,
+    description: 'SMS reports: each accepted report with its chain head and whether the ledger holds it',
+    up: (db) => {
+      for (const sql of smsReportTables({ int: 'INTEGER' })) db.exec(sql);
+    },
+  },
 ];
 
 /**
@@ -404,6 +435,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; read
   { version: 6, statements: usesDailyTable({ int: 'BIGINT' }) },
   { version: 7, statements: insuranceTables({ int: 'BIGINT' }) },
   { version: 8, statements: voucherTables({ int: 'BIGINT' }) },
+  { version: 9, statements: smsReportTables({ int: 'BIGINT' }) },
 ];
 
 export const POSTGRES_SCHEMA: string[] = POSTGRES_MIGRATIONS.flatMap((m) => m.statements);
