@@ -87,6 +87,13 @@ export interface SerialUse extends OpenUse {
   readonly serial: number;
 }
 
+/** A voucher written off (entry type 12) and not released: where, and when by the terminal's clock */
+export interface VoucherUse extends OpenUse {
+  readonly serial: number;
+  readonly time: number;
+  readonly clockTrusted: boolean;
+}
+
 export interface Rejection {
   readonly at: number;
   readonly terminalId?: string;
@@ -207,6 +214,9 @@ export interface ServerStore {
   openUses(batchId: string, serial: number): Promise<OpenUse[]>;
   /** openUses for many serials in one query */
   openUsesOf(serials: ReadonlyArray<{ readonly batchId: string; readonly serial: number }>): Promise<SerialUse[]>;
+
+  /** The voucher uses (entry type 12, not released) of these voucher serials, in time order */
+  voucherUsesOf(serials: readonly number[]): Promise<VoucherUse[]>;
 
   recordRejection(rejection: Rejection): Promise<void>;
   rejections(limit?: number): Promise<Rejection[]>;

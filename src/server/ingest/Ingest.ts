@@ -19,7 +19,7 @@ import { PayloadError } from '../../codecs/mqtt/PayloadError.js';
 import { parseTopic, terminalTopic } from '../../codecs/mqtt/topics.js';
 import type { Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
-import type { AlertKind, EntryRow, SerialUse, ServerStore, TerminalRow } from '../ServerStore.js';
+import type { AlertKind, EntryRow, SerialUse, ServerStore, TerminalRow, VoucherUse } from '../ServerStore.js';
 import { prepareReport, type PreparedReport, type ReportPreparer } from './prepareReport.js';
 import { inlineVerifier, type SignatureVerifier } from './signatureVerifier.js';
 import { DEFAULT_SIGNATURE_CHECK, ReportRejection, type RejectedEntry, type SignatureCheck, type VerifiedEntry, type VerifiedReport } from './verifyReport.js';
@@ -493,6 +493,7 @@ export class Ingest {
 
   private async checkFraud(terminalId: string, entries: readonly VerifiedEntry[]): Promise<void> {
     for (const { row } of entries) await this.witnessAlert(terminalId, row);
+    await this.checkVoucherUses(terminalId, entries);
     for (const { row, batch } of entries) {
       if (row.type !== EntryType.BATCH_LOADED || !batch) continue;
       const holder = await this.store.holdBatch(batch, terminalId, row.seq, this.options.clock.now());
@@ -530,6 +531,56 @@ export class Ingest {
           terminalId,
           `serial:${row.batchId}:${row.serial}:${terminalId}:${row.seq}`,
           `serial ${row.serial} of batch ${row.batchId} used at ${terminalId} seq ${row.seq} and at ${first.terminalId} seq ${first.seq}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Voucher uses (entry type 12) just stored (voucher-format.md §6): the back office writes each off (an offline
+   * write-off arrives here first; an online one was granted before and is granted again), and a voucher written off
+   * on another terminal too, both offline, is raised as voucher-written-off-twice for every use after the first
+   * (by the terminals' trusted clocks, else by arrival), naming the first and the double.
+   */
+  private async checkVoucherUses(terminalId: string, entries: readonly VerifiedEntry[]): Promise<void> {
+    const rows = entries.map((e) => e.row).filter((r) => r.type === EntryType.VOUCHER_RESERVED && r.serial !== undefined);
+    if (rows.length === 0) return;
+    const nowSeconds = Math.floor(this.options.clock.now() / 1000);
+    const holders = new Map<number, string>();
+    for (const row of rows) {
+      const answer = await this.store.vouchers.writeOff(row.serial!, terminalId, row.clinicCode, row.clockTrusted ? Math.floor(row.time / 1000) : nowSeconds);
+      if (!answer.granted && answer.holder) holders.set(row.seq, answer.holder);
+    }
+    const bySerial = new Map<number, VoucherUse[]>();
+    for (const use of await this.store.voucherUsesOf(rows.map((r) => r.serial!))) bySerial.set(use.serial, [...(bySerial.get(use.serial) ?? []), use]);
+    let terminal: TerminalRow | undefined;
+    const when = (u: { time: number; clockTrusted: boolean }): string => `${new Date(u.time).toISOString()}${u.clockTrusted ? '' : ', clock untrusted'}`;
+    for (const row of rows) {
+      const uses = bySerial.get(row.serial!) ?? [];
+      const self = uses.find((u) => u.terminalId === terminalId && u.seq === row.seq);
+      if (!self) continue; // released in the same report: no use
+      // on the same terminal a release may still be on its way: only a contiguous ledger proves it
+      if (!terminal && uses.some((u) => u !== self && u.terminalId === terminalId)) terminal = await this.store.terminal(terminalId);
+      const proven = uses.filter((u) => u === self || u.terminalId !== terminalId || (terminal !== undefined && terminal.contiguousSeq >= Math.max(u.seq, row.seq)));
+      if (proven.length > 1) {
+        // the first use is the one a trusted clock puts first; untrusted ones come after, in the order they arrived
+        const ordered = [...proven.filter((u) => u.clockTrusted).sort((a, b) => a.time - b.time), ...proven.filter((u) => !u.clockTrusted)];
+        const first = ordered[0]!;
+        for (const double of ordered.slice(1)) {
+          await this.alert(
+            'voucher-written-off-twice',
+            double.terminalId,
+            `voucher-use:${row.serial}:${double.terminalId}:${double.seq}`,
+            `voucher ${row.serial} written off twice: first at ${first.terminalId} seq ${first.seq} (${when(first)}), the double at ${double.terminalId} seq ${double.seq} (${when(double)})`,
+          );
+        }
+      } else if (holders.has(row.seq)) {
+        const holder = holders.get(row.seq)!;
+        await this.alert(
+          'voucher-written-off-twice',
+          terminalId,
+          `voucher-use:${row.serial}:${terminalId}:${row.seq}`,
+          `voucher ${row.serial} written off twice: first at ${holder} (the back office granted its claim; its entry has not arrived), the double at ${terminalId} seq ${row.seq} (${when(self)})`,
         );
       }
     }

@@ -11,6 +11,7 @@ import { EntryType, GENESIS_HASH, parseLedgerEntry, type LedgerEntry } from '../
 import type { ReportFrame } from '../../codecs/mqtt/report.js';
 import { verifyBatchChain, verifyTerminalCertificate } from '../../crypto/chain.js';
 import { verifyMessage } from '../../crypto/ed25519.js';
+import { openVoucherUse } from '../../crypto/voucher.js';
 import { entryHash } from '../../crypto/ledgerChain.js';
 import type { BatchRow, EntryRow } from '../ServerStore.js';
 import { inlineVerifier, type SignatureJob, type SignatureVerifier } from './signatureVerifier.js';
@@ -163,6 +164,9 @@ export async function verifyReport(
         if (card.kind !== RecordKind.ONE_TIME) throw new Error('use of a card that is not a one-time card');
         batchId = toHex(card.batchId);
         serial = card.serial;
+      } else if (entry.type === EntryType.VOUCHER_RESERVED && entry.card) {
+        // the voucher's serial, from a voucher that verifies with the root alone (voucher-format.md §8)
+        serial = openVoucherUse(entry.card, rootPublicKey).voucher.serial;
       }
     } catch (err) {
       reject('bad-card', (err as Error).message);

@@ -13,6 +13,7 @@ import type {
   OpenUse,
   Rejection,
   SerialUse,
+  VoucherUse,
   ServerStore,
   SmsReportRow,
   StoredEntry,
@@ -44,6 +45,7 @@ const ENTRY_COLUMNS = ['terminal_id', 'seq', 'type', 'time', 'day', 'clock_trust
 
 const USE_RESERVED = 3;
 const USE_RELEASED = 6;
+const VOUCHER_RESERVED = 12;
 
 function terminalFromRow(row: Row): TerminalRow {
   return {
@@ -383,6 +385,22 @@ export class SqlServerStore implements ServerStore {
       for (const r of rows) out.push({ batchId: String(r.batch_id), serial: num(r.serial), terminalId: String(r.terminal_id), seq: num(r.seq) });
     }
     return out.sort((a, b) => (a.terminalId < b.terminalId ? -1 : a.terminalId > b.terminalId ? 1 : a.seq - b.seq));
+  }
+
+  async voucherUsesOf(serials: readonly number[]): Promise<VoucherUse[]> {
+    const unique = [...new Set(serials)];
+    const out: VoucherUse[] = [];
+    for (let i = 0; i < unique.length; i += 200) {
+      const part = unique.slice(i, i + 200);
+      const rows = await this.db.all<Row>(
+        `SELECT e.serial, e.terminal_id, e.seq, e.time, e.clock_trusted FROM entries e
+         WHERE e.type = ${VOUCHER_RESERVED} AND e.serial IN (${part.map(() => '?').join(', ')})
+           AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)`,
+        part,
+      );
+      for (const r of rows) out.push({ serial: num(r.serial), terminalId: String(r.terminal_id), seq: num(r.seq), time: num(r.time), clockTrusted: num(r.clock_trusted) === 1 });
+    }
+    return out.sort((a, b) => a.time - b.time || (a.terminalId < b.terminalId ? -1 : a.terminalId > b.terminalId ? 1 : a.seq - b.seq));
   }
 
   async recordRejection(rejection: Rejection): Promise<void> {

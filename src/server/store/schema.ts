@@ -332,6 +332,14 @@ function insuranceTables(t: { int: string }): string[] {
 }
 
 /**
+ * Migration 10: the voucher uses (entry type 12) by serial, so the ingest finds the same voucher written off on
+ * another terminal (voucher-format.md §6) without scanning every entry.
+ */
+function voucherUseIndex(): string[] {
+  return ['CREATE INDEX IF NOT EXISTS entries_voucher_serial ON entries (serial) WHERE type = 12'];
+}
+
+/**
  * Migration 9: the SMS reports the server accepted (firmware-protocol/sms-report.md), one row per terminal and
  * report counter, with the chain head they name; head_check says whether the ledger received later holds that
  * head (0 not yet known, 1 holds it, 2 contradicts it: a rollback or fork).
@@ -420,6 +428,13 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of smsReportTables({ int: 'INTEGER' })) db.exec(sql);
     },
   },
+  {
+    version: 10,
+    description: 'voucher uses (entry type 12) indexed by serial, for the double write-off check at ingest',
+    up: (db) => {
+      for (const sql of voucherUseIndex()) db.exec(sql);
+    },
+  },
 ];
 
 /**
@@ -436,6 +451,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; read
   { version: 7, statements: insuranceTables({ int: 'BIGINT' }) },
   { version: 8, statements: voucherTables({ int: 'BIGINT' }) },
   { version: 9, statements: smsReportTables({ int: 'BIGINT' }) },
+  { version: 10, statements: voucherUseIndex() },
 ];
 
 export const POSTGRES_SCHEMA: string[] = POSTGRES_MIGRATIONS.flatMap((m) => m.statements);
