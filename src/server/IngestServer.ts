@@ -16,7 +16,7 @@ import { InsuranceService, ledgerUseOrders } from './insurance/InsuranceService.
 import { insuranceRoutes } from './insurance/insuranceRoutes.js';
 import { adminTokenProblem, DEFAULT_PRICING, startHttpApi, type HttpApi, type PricingConfig } from './httpApi.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
-import { Ingest, type CheckpointSigner, type Outgoing } from './ingest/Ingest.js';
+import { Ingest, type CheckpointSigner, type FlappingRule, type Outgoing } from './ingest/Ingest.js';
 import { createIngestWorkerPool } from './ingest/ingestWorkerPool.js';
 import { DEFAULT_SIGNATURE_CHECK, type SignatureCheck } from './ingest/verifyReport.js';
 import type { ServerStore } from './ServerStore.js';
@@ -61,6 +61,8 @@ export interface IngestServerOptions {
   readonly logger?: Logger;
   /** Signs a checkpoint into every ack (tally server key certify makes the key and its root certificate) */
   readonly checkpointSigner?: CheckpointSigner;
+  /** When a terminal's connection counts as flapping (default: 6 connections in 10 minutes) */
+  readonly flapping?: FlappingRule;
   /** Insurance payments (docs/insurance.md): the platform adapter; the checkpoint signer signs the vouchers. Only with httpPort */
   readonly insurance?: { readonly platform: InsurancePlatform; readonly baseUrl?: string; readonly codeTtlMs?: number; readonly intervalS?: number; readonly voucherTtlMs?: number };
 }
@@ -103,6 +105,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
     signatureCheck,
     ...(workers ? { verifier: workers, preparer: workers } : {}),
     ...(options.checkpointSigner ? { checkpointSigner: options.checkpointSigner } : {}),
+    ...(options.flapping ? { flapping: options.flapping } : {}),
   });
   const protocolVersion = options.protocolVersion ?? 5;
   // with a stable client id, a persistent session: the broker keeps QoS 1 reports for a worker that restarts;

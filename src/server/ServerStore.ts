@@ -125,7 +125,9 @@ export type AlertKind =
   /** a terminal's newest TLS certificate lapses within 30 days: it has not renewed (server/est/revocationSync.ts) */
   | 'certificate-expiring'
   /** the ledger the server received does not hold a chain head the terminal reported by SMS (rollback or fork) */
-  | 'sms-head-contradicted';
+  | 'sms-head-contradicted'
+  /** a terminal that keeps connecting (its session taken by a client holding its certificate, or a failing link): Ingest's FlappingRule */
+  | 'connection-flapping';
 
 export interface Alert {
   readonly at: number;

@@ -41,8 +41,8 @@ afterAll(async () => {
   await broker?.close();
 });
 
-async function connect(options: IClientOptions, protocolVersion: 4 | 5 = 5): Promise<MqttClient> {
-  return mqtt.connectAsync(broker.url, { ...options, protocolVersion, reconnectPeriod: 0, connectTimeout: 5000 });
+async function connect(options: IClientOptions, protocolVersion: 4 | 5 = 5, url = broker.url): Promise<MqttClient> {
+  return mqtt.connectAsync(url, { ...options, protocolVersion, reconnectPeriod: 0, connectTimeout: 5000 });
 }
 
 function collect(client: MqttClient): Array<{ topic: string; payload: Buffer }> {
@@ -100,7 +100,7 @@ describe('mutual TLS at a real Mosquitto', () => {
   });
 
   it.each([5, 4] as const)('lets terminal A publish under its own topics only (MQTT %s)', async (protocolVersion) => {
-    const server = await connect(identities.get(SERVER_IDENTITY)!, protocolVersion);
+    const server = await connect(identities.get(SERVER_IDENTITY)!, protocolVersion, broker.serverUrl);
     const received = collect(server);
     await server.subscribeAsync('tally/v1/terminal/+/report', { qos: 1 });
     const a = await connect(identities.get('T-A')!, protocolVersion);
@@ -135,7 +135,7 @@ describe('mutual TLS at a real Mosquitto', () => {
 
   it('drains a terminal to the ingest server (a shared-subscription worker), both over mutual TLS', async () => {
     const investor = makeInvestor();
-    const rig = await startServerRig({ rootPublicKey: investor.rootPublicKey, brokerUrl: broker.url, mqttOptions: identities.get(SERVER_IDENTITY)!, sharedGroup: 'ingest' });
+    const rig = await startServerRig({ rootPublicKey: investor.rootPublicKey, brokerUrl: broker.serverUrl, mqttOptions: identities.get(SERVER_IDENTITY)!, sharedGroup: 'ingest' });
     const outbox = new InMemoryOutbox(busyLedger(investor, 'T-B', 300));
     const sync = createSyncClient({ outbox, brokerUrl: broker.url, mqttOptions: identities.get('T-B')!, pollMs: 50 });
     try {

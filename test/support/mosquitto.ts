@@ -44,8 +44,11 @@ export interface MosquittoOptions {
 export interface RunningMosquitto {
   readonly host: '127.0.0.1';
   readonly port: number;
-  /** mqtt://127.0.0.1:port or mqtts://127.0.0.1:port */
+  /** mqtt://127.0.0.1:port or mqtts://127.0.0.1:port: the terminals' listener */
   readonly url: string;
+  /** The servers' listener (mtls.conf's second: client ids not bound to the CN); the same as url without tls */
+  readonly serverUrl: string;
+  readonly serverPort: number;
   readonly pid: number;
   readonly dir: string;
   /** The broker's stderr so far */
@@ -72,24 +75,28 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
   // run as root, Mosquitto drops to the mosquitto user and must still read its files
   chmodSync(dir, 0o755);
   const port = await freeLoopbackPort();
+  const serverPort = options.tls ? await freeLoopbackPort() : port;
   const values: Record<string, string> = {
     PORT: String(port),
     BIND_ADDRESS: '127.0.0.1',
     MAX_INFLIGHT: String(options.maxInflight ?? 20),
+    SERVER_PORT: String(serverPort),
+    SERVER_BIND_ADDRESS: '127.0.0.1',
   };
   let templateName = 'plain.conf';
   if (options.tls) {
     templateName = 'mtls.conf';
-    const files = { CA_FILE: 'ca.pem', CERT_FILE: 'server.pem', KEY_FILE: 'server-key.pem', ACL_FILE: 'acl' };
+    const files = { CA_FILE: 'ca.pem', CERT_FILE: 'server.pem', KEY_FILE: 'server-key.pem', ACL_FILE: 'acl', SERVER_ACL_FILE: 'acl-server' };
     writeFileSync(join(dir, files.CA_FILE), options.tls.caCertPem, { mode: 0o644 });
     writeFileSync(join(dir, files.CERT_FILE), options.tls.serverCertPem, { mode: 0o644 });
     writeFileSync(join(dir, files.KEY_FILE), options.tls.serverKeyPem, { mode: 0o644 });
     writeFileSync(join(dir, files.ACL_FILE), readFileSync(join(CONFIG_DIR, 'acl'), 'utf8'), { mode: 0o644 });
+    writeFileSync(join(dir, files.SERVER_ACL_FILE), readFileSync(join(CONFIG_DIR, 'acl-server'), 'utf8'), { mode: 0o644 });
     for (const [key, file] of Object.entries(files)) values[key] = join(dir, file);
     if (options.tls.crlFile) values.CRL_FILE = options.tls.crlFile;
   }
   let template = readFileSync(join(CONFIG_DIR, templateName), 'utf8');
-  if (values.CRL_FILE === undefined) template = template.replace(/^crlfile .*$/m, '');
+  if (values.CRL_FILE === undefined) template = template.replace(/^crlfile .*$/gm, '');
   let config = fillTemplate(template, values);
   if (options.extraConfig) config += `\n${options.extraConfig}\n`;
   const configFile = join(dir, 'mosquitto.conf');
@@ -106,7 +113,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
       stderr = (stderr + chunk).slice(-64_000);
     });
     try {
-      await waitForPort(port, '127.0.0.1', 10_000, () => proc.exitCode === null && proc.signalCode === null);
+      for (const p of new Set([port, serverPort])) await waitForPort(p, '127.0.0.1', 10_000, () => proc.exitCode === null && proc.signalCode === null);
     } catch (err) {
       await stopChild(proc, 'SIGKILL');
       throw new Error(`mosquitto did not start: ${(err as Error).message}\n${stderr}`, { cause: err });
@@ -120,6 +127,8 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
     host: '127.0.0.1',
     port,
     url: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
+    serverUrl: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${serverPort}`,
+    serverPort,
     get pid() {
       return child?.pid ?? -1;
     },

@@ -55,7 +55,23 @@ export interface IngestOptions {
   readonly preparer?: ReportPreparer;
   /** The server key (certified by the root) that signs a checkpoint into every ack; without it acks carry none */
   readonly checkpointSigner?: CheckpointSigner;
+  /** When a terminal's connection counts as flapping (alert connection-flapping); DEFAULT_FLAPPING without it */
+  readonly flapping?: FlappingRule;
 }
+
+/**
+ * A terminal that connects `connections` times within `windowMs` (its retained
+ * status online each time; a takeover of its session also publishes its last
+ * will, offline) is flapping: a second client holds its certificate and takes
+ * its session (the broker binds the client id to the certificate, so no other
+ * certificate can), or its link keeps failing.
+ */
+export interface FlappingRule {
+  readonly connections: number;
+  readonly windowMs: number;
+}
+
+export const DEFAULT_FLAPPING: FlappingRule = { connections: 6, windowMs: 10 * 60_000 };
 
 /** The server key and its root-signed certificate (ledger-format.md, server checkpoints) */
 export interface CheckpointSigner {
@@ -111,6 +127,8 @@ export class Ingest {
   /** contiguous seq per terminal at the previous gap check: a gap that did not move since is real */
   private readonly gapWatch = new Map<string, number>();
   private readonly statuses = new Map<string, { state: string; at: number }>();
+  /** Per terminal: when it came online and when its will said offline, within the flapping window */
+  private readonly connectionLog = new Map<string, { online: number[]; offline: number[] }>();
   private readonly pinned = new Map<string, string>();
   private transaction = 0;
 
@@ -200,6 +218,7 @@ export class Ingest {
         case 'status': {
           const status = parseJsonPayload('status', payload);
           this.statuses.set(terminalId, { state: status.state, at: this.options.clock.now() });
+          await this.watchFlapping(terminalId, status.state);
           // a terminal coming online gets the time (its clock may have reset while it was off)
           if (status.state === 'online') {
             return {
@@ -225,6 +244,24 @@ export class Ingest {
     } catch (err) {
       return this.refuseError(topic, terminalId, err);
     }
+  }
+
+  /** Counts a terminal's connections and offlines in the window; too many connections raise connection-flapping */
+  private async watchFlapping(terminalId: string, state: 'online' | 'offline'): Promise<void> {
+    const rule = this.options.flapping ?? DEFAULT_FLAPPING;
+    const now = this.options.clock.now();
+    const log = this.connectionLog.get(terminalId) ?? { online: [], offline: [] };
+    this.connectionLog.set(terminalId, log);
+    log[state].push(now);
+    for (const times of [log.online, log.offline]) while (times.length > 0 && times[0]! <= now - rule.windowMs) times.shift();
+    if (state !== 'online' || log.online.length < rule.connections) return;
+    const minutes = Math.round(rule.windowMs / 60_000);
+    const detail =
+      `connected ${log.online.length} times in ${minutes} min (last will offline ${log.offline.length} times): ` +
+      'another client with its certificate keeps taking its session, or its link keeps failing';
+    this.logger.warn({ terminalId, connections: log.online.length, offlines: log.offline.length, windowMs: rule.windowMs }, 'terminal connection flapping');
+    // one alert per window's worth of time
+    await this.alert('connection-flapping', terminalId, `flapping:${terminalId}:${Math.floor(log.online[0]! / rule.windowMs)}`, detail);
   }
 
   private refuseError(topic: string, terminalId: string, err: unknown): Promise<IngestOutcome> {
