@@ -35,6 +35,13 @@ export const TERMINAL_SCHEMA: Schema = {
   'sync.enrol.renewDays': { type: 'integer', default: 60, min: 1, max: 365, doc: 'renew the TLS certificate when fewer days than this are left' },
   'sync.password': { type: 'string', secret: true, doc: 'broker password, where the broker uses passwords instead of certificates' },
   'sync.maxEntriesPerSecond': { type: 'integer', default: 2000, min: 1, max: 1_000_000, doc: 'rate limit while draining a backlog' },
+  'sms.modemPath': { type: 'string', doc: "serial device of the GSM modem (AT commands, PDU mode); with it the terminal sends signed SMS reports while the data link is down (firmware-protocol/sms-report.md)" },
+  'sms.baudRate': { type: 'integer', default: 115200, min: 1200, max: 3_000_000, doc: "the modem's line speed" },
+  'sms.serverNumber': { type: 'string', default: '+8613900000002', doc: "the server's SMS number (its gateway modem), where the reports go; commands from any number are checked by their signature" },
+  'sms.afterDownSeconds': { type: 'integer', default: 7200, min: 1, max: 30 * 86_400, doc: 'the first SMS report goes once the data link has been down this long (or since start, without one)' },
+  'sms.everySeconds': { type: 'integer', default: 28_800, min: 1, max: 30 * 86_400, doc: 'then one report this often while the link stays down' },
+  'sms.maxPerDay': { type: 'integer', default: 3, min: 1, max: 100, doc: 'never more SMS reports than this in a UTC day (SMS costs money); a server "report now" counts too' },
+  'sms.retrySeconds': { type: 'integer', default: 300, min: 1, max: 86_400, doc: 'a send the modem refused (ERROR, no network, silent) is tried again after this long, at no cost to the budget' },
   'status.socket': { type: 'string', doc: 'unix socket for `tally terminal status` (default: <dataDir>/status.sock, mode 0600)' },
   'log.level': { type: 'enum', values: LOG_LEVELS, default: 'info', doc: 'default log level; trace shows serial frames in hex' },
   'log.levels': { type: 'map', values: LOG_LEVELS, default: {}, doc: 'level per namespace, e.g. {serial-reader: trace, sync: debug}' },
@@ -60,6 +67,7 @@ export interface TerminalConfig {
     readonly password?: string;
     readonly maxEntriesPerSecond: number;
   };
+  readonly sms?: { readonly modemPath: string; readonly baudRate: number; readonly serverNumber: string; readonly afterDownMs: number; readonly everyMs: number; readonly maxPerDay: number; readonly retryMs: number };
   readonly statusSocket: string;
   readonly log: { readonly level: string; readonly levels: Record<string, string> };
 }
@@ -91,6 +99,19 @@ export function terminalConfigFrom(values: Map<string, unknown>): TerminalConfig
       ...(values.has('sync.password') ? { password: get<string>('sync.password') } : {}),
       maxEntriesPerSecond: get('sync.maxEntriesPerSecond'),
     },
+    ...(values.has('sms.modemPath')
+      ? {
+          sms: {
+            modemPath: get<string>('sms.modemPath'),
+            baudRate: get<number>('sms.baudRate'),
+            serverNumber: get<string>('sms.serverNumber'),
+            afterDownMs: get<number>('sms.afterDownSeconds') * 1000,
+            everyMs: get<number>('sms.everySeconds') * 1000,
+            maxPerDay: get<number>('sms.maxPerDay'),
+            retryMs: get<number>('sms.retrySeconds') * 1000,
+          },
+        }
+      : {}),
     statusSocket: get<string | undefined>('status.socket') ?? `${dataDir}/status.sock`,
     log: { level: get('log.level'), levels: get('log.levels') },
   };

@@ -11,6 +11,7 @@ import type { TerminalConfig } from '../config/terminalConfig.js';
 import { createLogger } from '../logging/createLogger.js';
 import { Terminal } from '../terminal/Terminal.js';
 import { createReaderBackend, type ReaderBackend } from './createReaderBackend.js';
+import { startTerminalSms, type TerminalSms } from './startSms.js';
 import { startTerminalSync, type TerminalSync } from './startSync.js';
 import { checkTlsCa, resolveTlsFiles, startRenewal } from './terminalTlsSetup.js';
 import { StatusServer } from './StatusServer.js';
@@ -114,6 +115,18 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
   } else if (config.sync.enabled) {
     log.warn({}, 'sync enabled but the terminal is not provisioned: nothing to report yet');
   }
+  // the SMS path: reports while the data link is down (the whole time, without sync), the server's commands
+  let sms: TerminalSms | undefined;
+  if (config.sms && identity) {
+    sms = startTerminalSms({ terminal, dataDir: config.dataDir, settings: config.sms, log });
+    sms.dataLinkDown();
+    const mqttClient = sync?.client.client;
+    mqttClient?.on('connect', () => sms?.dataLinkUp());
+    mqttClient?.on('close', () => sms?.dataLinkDown());
+    if (sync?.client.connected()) sms.dataLinkUp();
+  } else if (config.sms) {
+    log.warn({}, 'sms.modemPath set but the terminal is not provisioned: no SMS reports yet');
+  }
   let lastSwipe: { at: string; ok: boolean; code?: string } | undefined;
   daemon.onSwipe((t) => {
     lastSwipe = { at: new Date(terminal.clock.now()).toISOString(), ok: t.outcome.ok, ...(t.outcome.ok ? {} : { code: t.outcome.code }) };
@@ -137,6 +150,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
           refusals: sync.client.refusals().slice(-5),
         }
       : { enabled: false },
+    ...(sms ? { sms: sms.status() } : {}),
   }));
   await daemon.start();
   await status.start();
@@ -170,6 +184,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
         await daemon.stop();
         await terminal.prepareStop();
         renewal?.stop();
+        await sms?.stop();
         await sync?.stop();
         await status.stop();
         await backend.close?.();

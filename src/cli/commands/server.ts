@@ -27,7 +27,7 @@ export function storeOptions(value: string): ServerStoreOptions {
   return { kind: 'sqlite', path: value.replace(/^sqlite:/, '') };
 }
 
-function rootKey(values: Record<string, unknown>): Uint8Array {
+export function rootKey(values: Record<string, unknown>): Uint8Array {
   const hex = typeof values.root === 'string' ? values.root : typeof values['root-file'] === 'string' ? readFileSync(values['root-file'], 'utf8').trim() : undefined;
   if (!hex || !/^[0-9a-fA-F]{64}$/.test(hex)) throw new TallyError('USAGE', '--root HEX (the investor root public key, 64 hex digits) or --root-file FILE is required');
   return new Uint8Array(Buffer.from(hex, 'hex'));

@@ -95,6 +95,11 @@ export class SmsReporter {
     this.state = options.state.load() ?? { counter: 0, reported: {}, day: '', sentToday: 0, lastCommandCounter: 0 };
   }
 
+  /** Reports sent in the current UTC day */
+  sentToday(): number {
+    return this.state.day === new Date(this.options.clock.now()).toISOString().slice(0, 10) ? this.state.sentToday : 0;
+  }
+
   get linkDown(): boolean {
     return this.downSince !== undefined;
   }
@@ -133,13 +138,14 @@ export class SmsReporter {
       if (toHex(command.terminalTag) !== toHex(smsTerminalTag(this.options.terminalId))) throw new TallyError('SMS_COMMAND_REFUSED', 'for another terminal');
       if (!verifySmsCommand(command, this.options.terminalId, key)) throw new TallyError('SMS_COMMAND_REFUSED', 'signature does not verify with the server key');
       if (command.counter <= this.state.lastCommandCounter) throw new TallyError('SMS_COMMAND_REFUSED', `counter ${command.counter} not above ${this.state.lastCommandCounter} (replayed)`);
+      // applied first: a handler that refuses (a stale deny list, a time far behind) leaves every state as it was
+      if (command.type === SmsCommandType.DENY) this.options.handlers?.deny?.(command.cardIds, command.denyVersion);
+      else if (command.type === SmsCommandType.TIME) this.options.handlers?.time?.(command.time * 1000);
       this.state.lastCommandCounter = command.counter;
       this.options.state.save(this.state);
       this.stats.commandsApplied++;
       this.logger.info({ event: 'sms-command', type: command.type, counter: command.counter, sender }, 'SMS command applied');
       if (command.type === SmsCommandType.REPORT_NOW) void this.reportNow('server asked');
-      else if (command.type === SmsCommandType.DENY) this.options.handlers?.deny?.(command.cardIds, command.denyVersion);
-      else this.options.handlers?.time?.(command.time * 1000);
       return { applied: true };
     } catch (err) {
       const code = isTallyError(err) ? codeOf(err) : 'BAD_SMS_COMMAND';
