@@ -41,6 +41,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # the dashboard's browser tests: Debian's chromium driven by playwright-core, with Chinese fonts for zh pages
 have_cmd chromium || need+=(chromium)
 have_pkg fonts-noto-cjk || need+=(fonts-noto-cjk)
+# a QR decoder no one here wrote, for the voucher images (test/server/voucherBackOffice.test.ts)
+have_cmd zbarimg || need+=(zbar-tools)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

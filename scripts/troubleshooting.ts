@@ -106,6 +106,26 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: "The server answered the terminal's write-off claim: the serial was generated but never sent to a community centre and issued, or the back office does not know it.",
     remedy: 'Check the voucher with the back office (the centre must issue it to the person\'s wallet first); a voucher printed from a test key is not valid here.',
   },
+  VOUCHER_UNKNOWN: {
+    cause: 'The serial (or batch) named is not in the back office database: mistyped, or made by another back office or a test key.',
+    remedy: 'Check the serial on the wallet page or with tally server voucher list; a voucher from another back office is not valid here.',
+  },
+  VOUCHER_NOT_BOOKABLE: {
+    cause: 'A booking is offered only while the voucher is issued to this wallet, not booked, not written off, not voided and within its validity; this one is not.',
+    remedy: 'The wallet page shows the voucher\'s state; an expired voucher needs a new one from the community centre, a booked one keeps its slot.',
+  },
+  VOUCHER_SLOT_FULL: {
+    cause: 'Every seat of the time slot is taken: its booked count reached its capacity (one conditional update decides, so two people never get the last seat).',
+    remedy: 'Choose another slot; the clinic adds slots with tally server voucher slot add.',
+  },
+  VOUCHER_STATE_REFUSED: {
+    cause: 'The back office operation needs another state: issuing needs a voucher sent to this centre, voiding needs one not written off or voided already.',
+    remedy: 'tally server voucher show SERIAL gives the state and who holds it.',
+  },
+  VOUCHER_KEY_MISSING: {
+    cause: 'The server or command was started without a voucher key file, so it cannot sign vouchers, booked vouchers or trust lists.',
+    remedy: 'Make one with tally server voucher certify-key --key FILE and the mother card, and give it as --voucher-key FILE.',
+  },
   TRUST_LIST_STALE: {
     cause: "The terminal's voucher trust list is past its validity and its offline grace period: it has not heard from the server for too long, so it cannot know of revoked vouchers.",
     remedy: 'Connect the terminal to the server; the server sends the current trust list when it comes online. Cards are not affected.',

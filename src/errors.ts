@@ -149,6 +149,11 @@ export const ErrorCodes = {
   SMS_NOT_A_REPORT: info(6407, 'SMS refused: not a tallystick message', '短信被拒绝：不是本系统消息'),
   // 6300-6349: the voucher back office (seed 004)
   VOUCHER_NOT_ISSUED: info(6301, 'Voucher refused: the back office has not issued it', '拒绝：后台未发放此服务券'),
+  VOUCHER_UNKNOWN: info(6302, 'No such voucher in the back office', '后台无此服务券'),
+  VOUCHER_NOT_BOOKABLE: info(6303, 'Booking refused: the voucher is not bookable now', '预约被拒绝：此服务券当前不可预约'),
+  VOUCHER_SLOT_FULL: info(6304, 'Booking refused: the time slot is full', '预约被拒绝：该时段已约满'),
+  VOUCHER_STATE_REFUSED: info(6305, 'Refused: the voucher is not in a state that allows this', '操作被拒绝：服务券当前状态不允许此操作'),
+  VOUCHER_KEY_MISSING: info(6306, 'The back office has no voucher key (tally server voucher certify-key)', '后台没有服务券签名密钥（tally server voucher certify-key）'),
   // 61xx: the TLS PKI and enrolment (tally pki, EST)
   PKI_PASSPHRASE: info(6101, 'TLS CA key locked: wrong or missing passphrase', 'TLS CA 私钥无法解锁：口令错误或缺失'),
   PKI_REFUSED: info(6102, 'Certificate request refused', '证书申请被拒绝'),

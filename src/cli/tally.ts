@@ -64,6 +64,7 @@ const COMMANDS: CommandEntry[] = [
   entry('server registry', async () => (await import('./commands/server.js')).serverRegistryCommand),
   entry('server user', async () => (await import('./commands/serverUser.js')).serverUserCommand),
   entry('server agent', async () => (await import('./commands/serverUser.js')).serverAgentCommand),
+  entry('server voucher', async () => (await import('./commands/serverVoucher.js')).serverVoucherCommand),
 ];
 
 export function registerCommand(command: CliCommand): void {

@@ -8,7 +8,8 @@ import type { SqlDriver } from '../store/SqlDriver.js';
 
 export type VoucherState = 'generated' | 'sent' | 'issued' | 'booked' | 'written_off' | 'voided';
 
-export interface VoucherBatchSpec {
+/** What a batch is: the vouchers' exam type, scope and validity */
+export interface VoucherBatchFields {
   readonly batchId: string;
   readonly examType: string;
   /** 1 a clinic, 2 a device class (voucher-format.md §2) */
@@ -19,6 +20,9 @@ export interface VoucherBatchSpec {
   readonly validFrom: number;
   readonly validUntil: number;
   readonly bookingRequired: boolean;
+}
+
+export interface VoucherBatchSpec extends VoucherBatchFields {
   /** The first serial of the batch (serials are unique across the back office) */
   readonly firstSerial: number;
 }
@@ -33,6 +37,9 @@ export interface VoucherRow {
   readonly walletId?: string;
   readonly slotId?: number;
   readonly terminalId?: string;
+  readonly community?: string;
+  /** Where it was written off */
+  readonly clinicCode?: string;
 }
 
 /** The answer to a write-off claim: granted, or the refusal's code (errors.ts) */
@@ -131,19 +138,7 @@ export class SqlVoucherStore {
       'SELECT v.*, b.valid_until, b.booking_required FROM vouchers v JOIN voucher_batches b ON b.batch_id = v.batch_id WHERE v.serial = ?',
       [serial],
     );
-    const r = rows[0];
-    if (!r) return undefined;
-    return {
-      serial: num(r.serial),
-      batchId: String(r.batch_id),
-      state: r.state as VoucherState,
-      validUntil: num(r.valid_until),
-      bookingRequired: num(r.booking_required) === 1,
-      ...(r.centre_id !== null ? { centreId: String(r.centre_id) } : {}),
-      ...(r.wallet_id !== null ? { walletId: String(r.wallet_id) } : {}),
-      ...(r.slot_id !== null ? { slotId: num(r.slot_id) } : {}),
-      ...(r.terminal_id !== null ? { terminalId: String(r.terminal_id) } : {}),
-    };
+    return rows[0] && voucherFromRow(rows[0]);
   }
 
   /** The seed's statistics: generated, sent, voided and written off, per community (or clinic for write-offs) */
@@ -158,6 +153,175 @@ export class SqlVoucherStore {
     );
     return rows.map((r) => ({ key: String(r.k), generated: num(r.generated), sent: num(r.sent), voided: num(r.voided), writtenOff: num(r.written_off) }));
   }
+
+  /** The next free serial: one past the highest any batch holds (the first is 1,000,001) */
+  async nextSerial(): Promise<number> {
+    const rows = await this.db.all<Row>('SELECT MAX(serial) AS m FROM vouchers');
+    const max = rows[0]?.m;
+    return max === null || max === undefined ? 1_000_001 : num(max) + 1;
+  }
+
+  async batch(batchId: string): Promise<VoucherBatchRow | undefined> {
+    const r = (await this.db.all<Row>('SELECT * FROM voucher_batches WHERE batch_id = ?', [batchId]))[0];
+    return r && batchFromRow(r);
+  }
+
+  async batches(): Promise<VoucherBatchRow[]> {
+    return (await this.db.all<Row>('SELECT * FROM voucher_batches ORDER BY created_at, batch_id')).map(batchFromRow);
+  }
+
+  async slot(slotId: number): Promise<VoucherSlotRow | undefined> {
+    const r = (await this.db.all<Row>('SELECT * FROM voucher_slots WHERE slot_id = ?', [slotId]))[0];
+    return r && slotFromRow(r);
+  }
+
+  /** Slots of a clinic (every clinic without one) that have not ended by `nowSeconds` */
+  async slots(nowSeconds: number, clinicCode?: string): Promise<VoucherSlotRow[]> {
+    const rows = await this.db.all<Row>(
+      `SELECT * FROM voucher_slots WHERE end_at >= ?${clinicCode !== undefined ? ' AND clinic_code = ?' : ''} ORDER BY start_at, slot_id`,
+      clinicCode !== undefined ? [nowSeconds, clinicCode] : [nowSeconds],
+    );
+    return rows.map(slotFromRow);
+  }
+
+  /** The vouchers a wallet holds that are not written off (a written-off voucher leaves the wallet) */
+  async walletVouchers(walletId: string): Promise<VoucherRow[]> {
+    const rows = await this.db.all<Row>(
+      `SELECT v.*, b.valid_until, b.booking_required FROM vouchers v JOIN voucher_batches b ON b.batch_id = v.batch_id
+       WHERE v.wallet_id = ? AND v.state <> 'written_off' ORDER BY v.serial`,
+      [walletId],
+    );
+    return rows.map(voucherFromRow);
+  }
+
+  /** Who got what at a centre: the vouchers it holds or issued, newest first */
+  async centreVouchers(centreId: string, limit = 500): Promise<VoucherRow[]> {
+    const rows = await this.db.all<Row>(
+      `SELECT v.*, b.valid_until, b.booking_required FROM vouchers v JOIN voucher_batches b ON b.batch_id = v.batch_id
+       WHERE v.centre_id = ? ORDER BY v.serial DESC LIMIT ?`,
+      [centreId, limit],
+    );
+    return rows.map(voucherFromRow);
+  }
+
+  /** Voids one voucher not written off yet (recalled, lost): true when it did */
+  async void(serial: number, reason: string, nowSeconds: number): Promise<boolean> {
+    return (
+      (await this.db.run("UPDATE vouchers SET state = 'voided', voided_at = ?, void_reason = ? WHERE serial = ? AND state IN ('generated', 'sent', 'issued', 'booked')", [nowSeconds, reason, serial])) === 1
+    );
+  }
+
+  /** Serials voided for a reason other than expiry: the trust list revokes them (an expired voucher fails on its own) */
+  async revokedSerials(): Promise<number[]> {
+    return (await this.db.all<Row>("SELECT serial FROM vouchers WHERE state = 'voided' AND void_reason <> 'expired' ORDER BY serial")).map((r) => num(r.serial));
+  }
+
+  /**
+   * The seed's statistics per period: how many vouchers were generated (their batch created), sent, voided and
+   * written off in each UTC day, week (Monday) or month from `from` to `until` (Unix seconds), per community
+   * (where the voucher was sent) or per clinic (where it was written off). Four grouped counts in SQL, by day.
+   */
+  async periodStatistics(options: { by: 'community' | 'clinic'; period: 'day' | 'week' | 'month'; from: number; until: number }): Promise<VoucherPeriodRow[]> {
+    const column = options.by === 'community' ? 'v.community' : 'v.clinic_code';
+    const events: Array<[keyof Omit<VoucherPeriodRow, 'period' | 'key'>, string]> = [
+      ['generated', 'b.created_at'],
+      ['sent', 'v.sent_at'],
+      ['voided', 'v.voided_at'],
+      ['writtenOff', 'v.written_off_at'],
+    ];
+    const out = new Map<string, VoucherPeriodRow>();
+    for (const [name, at] of events) {
+      const rows = await this.db.all<Row>(
+        `SELECT COALESCE(${column}, '') AS k, ${at} / 86400 AS d, COUNT(*) AS n
+         FROM vouchers v JOIN voucher_batches b ON b.batch_id = v.batch_id
+         WHERE ${at} IS NOT NULL AND ${at} >= ? AND ${at} <= ? GROUP BY COALESCE(${column}, ''), ${at} / 86400`,
+        [options.from, options.until],
+      );
+      for (const r of rows) {
+        const period = periodOf(num(r.d), options.period);
+        const key = String(r.k);
+        const id = `${period}\u0000${key}`;
+        const row = out.get(id) ?? { period, key, generated: 0, sent: 0, voided: 0, writtenOff: 0 };
+        out.set(id, { ...row, [name]: row[name] + num(r.n) });
+      }
+    }
+    return [...out.values()].sort((a, b) => (a.period < b.period ? -1 : a.period > b.period ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+}
+
+export interface VoucherBatchRow extends VoucherBatchFields {
+  readonly createdAt: number;
+}
+
+export interface VoucherSlotRow {
+  readonly slotId: number;
+  readonly clinicCode: string;
+  readonly department: string;
+  readonly doctor: string;
+  readonly start: number;
+  readonly end: number;
+  readonly capacity: number;
+  readonly booked: number;
+}
+
+export interface VoucherPeriodRow {
+  /** YYYY-MM-DD (day, or the Monday of a week) or YYYY-MM */
+  readonly period: string;
+  readonly key: string;
+  readonly generated: number;
+  readonly sent: number;
+  readonly voided: number;
+  readonly writtenOff: number;
+}
+
+function periodOf(day: number, period: 'day' | 'week' | 'month'): string {
+  // day 0 (1970-01-01) was a Thursday: Monday is 3 days before
+  const start = period === 'week' ? day - ((day + 3) % 7) : day;
+  const iso = new Date(start * 86_400_000).toISOString();
+  return period === 'month' ? iso.slice(0, 7) : iso.slice(0, 10);
+}
+
+function batchFromRow(r: Row): VoucherBatchRow {
+  return {
+    batchId: String(r.batch_id),
+    examType: String(r.exam_type),
+    scopeKind: num(r.scope_kind) === 2 ? 2 : 1,
+    scope: String(r.scope),
+    count: num(r.count),
+    validFrom: num(r.valid_from),
+    validUntil: num(r.valid_until),
+    bookingRequired: num(r.booking_required) === 1,
+    createdAt: num(r.created_at),
+  };
+}
+
+function slotFromRow(r: Row): VoucherSlotRow {
+  return {
+    slotId: num(r.slot_id),
+    clinicCode: String(r.clinic_code),
+    department: String(r.department),
+    doctor: String(r.doctor),
+    start: num(r.start_at),
+    end: num(r.end_at),
+    capacity: num(r.capacity),
+    booked: num(r.booked),
+  };
+}
+
+function voucherFromRow(r: Row): VoucherRow {
+  return {
+    serial: num(r.serial),
+    batchId: String(r.batch_id),
+    state: r.state as VoucherState,
+    validUntil: num(r.valid_until),
+    bookingRequired: num(r.booking_required) === 1,
+    ...(r.centre_id !== null ? { centreId: String(r.centre_id) } : {}),
+    ...(r.wallet_id !== null ? { walletId: String(r.wallet_id) } : {}),
+    ...(r.slot_id !== null ? { slotId: num(r.slot_id) } : {}),
+    ...(r.terminal_id !== null ? { terminalId: String(r.terminal_id) } : {}),
+    ...(r.community !== null && r.community !== undefined ? { community: String(r.community) } : {}),
+    ...(r.clinic_code !== null && r.clinic_code !== undefined ? { clinicCode: String(r.clinic_code) } : {}),
+  };
 }
 
 class BookingRefused extends Error {
