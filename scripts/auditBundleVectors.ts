@@ -11,7 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { fromHex, toHex, utf8 } from '../src/codecs/bytes.js';
 import { AUDIT_BUNDLE_FORMAT, parseAuditBundle, type AuditBundle } from '../src/codecs/auditBundle.js';
 import { encodeServerKeyCertificateBody, type SignedJson } from '../src/codecs/checkpoint.js';
-import { compareBundles, entryList, signStatement, verifyAuditBundle, type BundleVerdict } from '../src/crypto/auditBundle.js';
+import { compareBundles, entryList, ledgerClinic, signStatement, statementFieldsOf, verifyAuditBundle, type BundleVerdict, type Comparison } from '../src/crypto/auditBundle.js';
+import type { Period, Pricing } from '../src/codecs/auditAccount.js';
+import type { StatementFields } from '../src/codecs/auditBundle.js';
 import { signCheckpoint } from '../src/crypto/checkpoint.js';
 import { privateKeyFromSeed, rawPublicKey, sha256, signMessage } from '../src/crypto/ed25519.js';
 
@@ -30,8 +32,24 @@ export function bundleVerdictSummary(v: BundleVerdict): Record<string, unknown> 
     ok: v.ok,
     ledger: { ok: v.ledger.ok, entries: v.ledger.entries, lastSeq: v.ledger.lastSeq, headHash: v.ledger.headHash, ...(v.ledger.problem ? { problem: { code: v.ledger.problem.code, seq: v.ledger.problem.seq } } : {}) },
     ...(v.checkpoint ? { checkpoint: { ok: v.checkpoint.ok, ...(v.checkpoint.problem ? { problem: { code: v.checkpoint.problem.code } } : {}) } } : {}),
-    ...(v.statement ? { statement: { ok: v.statement.ok, ...(v.statement.problem ? { problem: { code: v.statement.problem.code } } : {}) } } : {}),
+    account: v.account,
+    ...(v.statement ? { statement: { ok: v.statement.ok, ...(v.statement.problem ? { problem: { code: v.statement.problem.code } } : {}), ...(v.statement.ok ? { income: v.statement.income } : {}) } } : {}),
     ...(v.problem ? { problem: { code: v.problem.code } } : {}),
+  };
+}
+
+/** What tools compare of a comparison */
+export function comparisonSummary(terminal: string, server: string, c: Comparison): Record<string, unknown> {
+  return {
+    terminal,
+    server,
+    match: c.match,
+    terminalCharged: c.terminal.charged,
+    serverCharged: c.server.charged,
+    ...(c.terminal.income ? { terminalIncome: c.terminal.income } : {}),
+    ...(c.server.income ? { serverIncome: c.server.income } : {}),
+    ...(c.money ? { money: c.money } : {}),
+    differences: c.differences.map((d) => ({ seq: d.seq, kind: d.kind, ...(d.charged ? { charged: true } : {}) })),
   };
 }
 
@@ -49,25 +67,44 @@ export function auditBundleVectorsJson(): string {
   const hashes = entryList(all.map(fromHex));
   const checkpointAt = (seq: number, time: number) => signCheckpoint(serverKey, certificate, { terminalId, seq, headHash: hashes[seq - 1]![1], time });
   const base = { format: AUDIT_BUNDLE_FORMAT, terminalId, rootPublicKey: ledger.rootPublicKey } as const;
-  const serverOf = (entries: string[], cert = certificate, listed = entryList(entries.map(fromHex))): AuditBundle => ({
-    ...base,
-    side: 'server',
-    exportedAt: T0 + 60_000,
-    entries,
-    checkpoint: checkpointAt(entries.length, T0 + 60_000),
-    statement: signStatement(serverKey, cert, { terminalId, time: T0 + 60_000, entries: listed }),
-  });
+  const clinicCode = ledgerClinic(all.map(fromHex))!;
+  const pricing: Pricing = { pricePerUse: 10_000, investorShareBp: 7000 };
+  const agentPricing: Pricing = { pricePerUse: 12_345, investorShareBp: 6500, agentCode: 'AG-1', agentShareBp: 1250 };
+  const march: Period = { from: '2026-03-01', to: '2026-03-31' };
+  const fieldsOf = (entries: string[], period: Period | null, p: Pricing) => statementFieldsOf(entries.map(fromHex), { terminalId, clinicCode, time: T0 + 60_000, period, pricing: p });
+  const serverOf = (entries: string[], cert = certificate, fields: Omit<StatementFields, 'serverId'> = fieldsOf(entries, null, pricing), period: Period | null = fields.period): AuditBundle => {
+    const held = entryList(entries.map(fromHex));
+    const contiguous = held.findIndex(([seq], i) => seq !== i + 1);
+    return {
+      ...base,
+      side: 'server',
+      exportedAt: T0 + 60_000,
+      period,
+      entries,
+      checkpoint: checkpointAt(contiguous === -1 ? held.length : contiguous, T0 + 60_000),
+      statement: signStatement(serverKey, cert, fields),
+    };
+  };
   const server = serverOf(all);
-  const terminal: AuditBundle = { ...base, side: 'terminal', exportedAt: T0 + 120_000, entries: all, checkpoint: checkpointAt(all.length, T0), statement: null };
+  const terminal: AuditBundle = { ...base, side: 'terminal', exportedAt: T0 + 120_000, period: null, entries: all, checkpoint: checkpointAt(all.length, T0), statement: null };
   const flipped = { ...server.statement!, signature: server.statement!.signature.replace(/^./, (c) => (c === '0' ? '1' : '0')) };
+  const honest = fieldsOf(all, null, pricing);
+  const withoutSeq17 = all.slice(0, 30).filter((_, i) => i !== 16);
   const bundles: { name: string; description: string; bundle: AuditBundle }[] = [
-    { name: 'server', description: 'the server holds the whole golden ledger; its checkpoint and statement', bundle: server },
+    { name: 'server', description: 'the server holds the whole golden ledger; its checkpoint and statement (100.00 a use, the investor 70%)', bundle: server },
     { name: 'terminal', description: "the terminal's half: the whole ledger and the server's checkpoint of its head", bundle: terminal },
     { name: 'terminal-cut', description: `the terminal restored from an older copy (25 entries), with the checkpoint of seq ${all.length} it had received: TRUNCATED`, bundle: { ...terminal, entries: all.slice(0, 25) } },
     { name: 'server-behind', description: 'the server has received seq 1..30 only (the terminal has not synced since)', bundle: serverOf(all.slice(0, 30)) },
+    { name: 'server-gap', description: 'the server has received seq 1..30 but for seq 17 (a report it never got): GAP at 17; its statement lists what it holds, its checkpoint the contiguous 1..16', bundle: serverOf(withoutSeq17) },
+    { name: 'server-march', description: 'the account of March 2026 only, at 123.45 a use, the investor 65% with agent AG-1 12.5% of the gross out of it', bundle: serverOf(all, certificate, fieldsOf(all, march, agentPricing)) },
+    { name: 'terminal-march', description: "the terminal's half with the period of March 2026", bundle: { ...terminal, period: march } },
     { name: 'statement-signature-flipped', description: "one hex digit of the statement's signature changed: STATEMENT_INVALID", bundle: { ...server, statement: flipped } },
     { name: 'statement-foreign-root', description: "the statement's server key certified by another root: STATEMENT_INVALID", bundle: serverOf(all, foreignCertificate) },
-    { name: 'statement-lists-other-entries', description: 'an entry (seq 12) dropped from a server bundle whose statement lists it: STATEMENT_MISMATCH', bundle: { ...server, entries: all.filter((_, i) => i !== 11), checkpoint: checkpointAt(11, T0 + 60_000) } },
+    { name: 'statement-lists-other-entries', description: 'an entry (seq 12) dropped from a server bundle whose statement lists it: STATEMENT_MISMATCH', bundle: { ...serverOf(all), entries: all.filter((_, i) => i !== 11), checkpoint: checkpointAt(11, T0 + 60_000) } },
+    { name: 'statement-account-altered', description: 'the statement, signed by the real server key, counts one use fewer on its first day (uses, days and batches): STATEMENT_MISMATCH', bundle: serverOf(all, certificate, { ...honest, account: { ...honest.account, uses: honest.account.uses - 1, days: honest.account.days.map((d, i) => (i === 0 ? { ...d, uses: d.uses - 1 } : d)) } }) },
+    { name: 'statement-income-altered', description: "the statement, signed by the real server key, gives the clinic 1 fen less than its uses at its price and share: STATEMENT_MISMATCH", bundle: serverOf(all, certificate, { ...honest, income: { ...honest.income, clinic: honest.income.clinic - 1, investor: honest.income.investor + 1 } }) },
+    { name: 'statement-other-clinic', description: 'the statement, signed by the real server key, names another clinic than the terminal certificate: STATEMENT_MISMATCH', bundle: serverOf(all, certificate, { ...honest, clinicCode: 'OTHER' }) },
+    { name: 'statement-other-period', description: "the statement covers March 2026, the bundle says every entry: STATEMENT_MISMATCH", bundle: serverOf(all, certificate, fieldsOf(all, march, pricing), null) },
     { name: 'entry-altered', description: "one bit of seq 10 flipped in the terminal's half: SIGNATURE_INVALID at 10, and the checkpoint no longer held", bundle: { ...terminal, entries: all.map((e, i) => (i === 9 ? e.slice(0, -2) + ((parseInt(e.slice(-2), 16) ^ 1).toString(16).padStart(2, '0')) : e)) } },
   ];
   const verdictOf = (b: AuditBundle) => bundleVerdictSummary(verifyAuditBundle(parseAuditBundle(JSON.stringify(b)), root));
@@ -76,10 +113,10 @@ export function auditBundleVectorsJson(): string {
     ['terminal', 'server'],
     ['terminal-cut', 'server'],
     ['terminal', 'server-behind'],
-  ].map(([t, s]) => {
-    const c = compareBundles(find(t!), find(s!));
-    return { terminal: t, server: s, match: c.match, terminalCharged: c.terminal.charged, serverCharged: c.server.charged, differences: c.differences.map((d) => ({ seq: d.seq, kind: d.kind })) };
-  });
+    ['terminal', 'server-gap'],
+    ['terminal-march', 'server-march'],
+    ['terminal-cut', 'server-march'],
+  ].map(([t, s]) => comparisonSummary(t!, s!, compareBundles(find(t!), find(s!))));
   return `${JSON.stringify(
     {
       description: 'Golden vectors of firmware-protocol/audit-bundle.md. Generated by scripts/auditBundleVectors.ts; do not edit by hand.',

@@ -303,7 +303,7 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     remedy: 'Keep the data folder as evidence and do not run the terminal on it. The entries up to the last good seq stand; the server holds every entry it acked (compare with tally audit export from the server), and a backup copy may hold the rest (verify it the same way).',
   },
   BAD_AUDIT_BUNDLE: {
-    cause: 'The file given to tally audit verify or compare is not a tallystick-audit-bundle/1 JSON file, or one of its fields is of the wrong form (the message names the field).',
+    cause: 'The file given to tally audit verify or compare is not a tallystick-audit-bundle/2 JSON file (a format 1 bundle is refused: export it again), or one of its fields is of the wrong form (the message names the field).',
     remedy: 'Export it again with tally audit export (on the terminal or the server) and copy it whole; do not edit it.',
   },
   AUDIT_BUNDLE_INVALID: {
@@ -319,8 +319,8 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     remedy: 'Ask the investor for a bundle made by tally audit export on the server with the key tally server certify-key made; check the root fingerprint.',
   },
   STATEMENT_MISMATCH: {
-    cause: "The server's statement is signed, but lists other entries (seq and hash) than its bundle holds, or another terminal.",
-    remedy: 'The bundle was altered after the server signed it, or put together from two exports: ask for a new export; the signed statement is what the server vouches for.',
+    cause: "The server's statement is signed, but lists other entries (seq and hash) than its bundle holds, another terminal, clinic or period, uses per day or batch that are not those of its entries, or an income that is not its uses at its own price and share.",
+    remedy: 'The bundle was altered after the server signed it, or put together from two exports, or the server signed figures its entries do not bear out: keep the file (it is signed evidence) and ask for a new export; the signed statement is what the server vouches for.',
   },
   BOARD_WITNESS_MISSING: {
     cause: 'The relay board speaks serial protocol 1, which keeps no chain head, and device.requireBoardWitness is set in the terminal configuration.',

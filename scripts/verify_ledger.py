@@ -13,9 +13,15 @@
       FILE is {"root": HEX, "ledgers": [[HEX entry, ...], ...]}: prints a JSON list, one verdict per ledger
       (for tests that compare many ledgers with the other verifier)
   verify_ledger.py --bundle FILE (--root HEX | --root-fingerprint HEX) [--json]
-      an audit bundle (firmware-protocol/audit-bundle.md): its ledger, checkpoint and the server's signed statement
+      an audit bundle (firmware-protocol/audit-bundle.md): its ledger, checkpoint, the server's signed statement
+      and its account (uses per day and batch, the income split)
   verify_ledger.py --bundle-vectors firmware-protocol/vectors/audit-bundle.json
-      every golden bundle against its recorded verdict
+      every golden bundle and comparison against its recorded verdict
+  verify_ledger.py --compare TERMINAL_BUNDLE --with SERVER_BUNDLE (--root HEX | --root-fingerprint HEX) [--json]
+      both bundles verified, then side by side (audit-bundle.md section 4): the entries one half lacks or holds
+      differently, the uses charged each side and the money at the server statement's price and shares
+  verify_ledger.py --many-bundles FILE
+      FILE is {"root": HEX, "bundles": [BUNDLE, ...]}: a JSON list, the verdict summary of each bundle
   verify_ledger.py --many-db FILE
       FILE is {"root": HEX, "checkpoint": FILE or null, "dbs": [PATH, ...]}: a JSON list, the --json verdict of each
 
@@ -23,6 +29,7 @@ Prints the verdict of section 7 (--json: the same JSON fields as tally ledger ve
 Exit 0 intact, 4 broken (any rule, DATABASE_UNREADABLE, or the checkpoint's TRUNCATED/FORKED),
 3 the checkpoint itself is refused (BAD_CHECKPOINT), 2 bad usage.
 """
+import datetime
 import hashlib
 import json
 import os
@@ -541,8 +548,10 @@ def options(argv):
     return dict(zip(rest[0::2], rest[1::2])), flags
 
 
-BUNDLE_FORMAT = 'tallystick-audit-bundle/1'
-STATEMENT_FORMAT = 'tallystick-statement/1'
+BUNDLE_FORMAT = 'tallystick-audit-bundle/2'
+STATEMENT_FORMAT = 'tallystick-statement/2'
+LAST_DAY_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: a later time counts on that day
+HEX = '0123456789abcdef'
 
 
 def checkpoint_module():
@@ -561,6 +570,143 @@ def entry_list(entries):
             seq = 0
         out.append([seq, hashlib.sha256(raw).hexdigest()])
     return out
+
+
+def is_day(value):
+    if not isinstance(value, str) or len(value) != 10 or value[4] != '-' or value[7] != '-' or not (value[:4] + value[5:7] + value[8:]).isdigit():
+        return False
+    try:
+        return datetime.date.fromisoformat(value).isoformat() == value
+    except ValueError:
+        return False
+
+
+def day_of(ms):
+    """audit-bundle.md section 3: the UTC day of the entry's time"""
+    return (datetime.datetime(1970, 1, 1) + datetime.timedelta(milliseconds=min(ms, LAST_DAY_MS))).date().isoformat()
+
+
+def read_period(value):
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not is_day(value.get('from')) or not is_day(value.get('to')) or value['from'] > value['to']:
+        raise ValueError('period is not {from, to} UTC days, from <= to')
+    return {'from': value['from'], 'to': value['to']}
+
+
+def parsed_entries(entries):
+    out = []
+    for raw in entries:
+        try:
+            out.append(parse_entry(raw))
+        except Malformed:
+            pass
+    return out
+
+
+def charged_uses(entries, period):
+    """Section 3: use.reserved entries with a one-time card, their day in the period, no use.released naming them"""
+    items = parsed_entries(entries)
+    released = {e['ref'] for e in items if e['type'] == USE_RELEASED and 'ref' in e}
+    out = []
+    for e in items:
+        if e['type'] != USE_RESERVED or e['seq'] in released or 'card' not in e:
+            continue
+        day = day_of(e['time'])
+        if period is not None and not period['from'] <= day <= period['to']:
+            continue
+        try:
+            r = parse_record(e['card'])
+        except Malformed:
+            continue
+        if r['kind'] == ONE_TIME:
+            out.append((e['seq'], day, r['batchId'].hex()))
+    return out
+
+
+def account_of(entries, period):
+    batch_no = {}
+    for e in parsed_entries(entries):
+        if e['type'] != BATCH_LOADED or 'card' not in e:
+            continue
+        try:
+            r = parse_record(e['card'])
+        except Malformed:
+            continue
+        if r['kind'] == BATCH:
+            batch_no.setdefault(r['cardId'].hex(), r['batchNo'])
+    days, batches = {}, {}
+    uses = charged_uses(entries, period)
+    for _, day, batch in uses:
+        days[day] = days.get(day, 0) + 1
+        batches[batch] = batches.get(batch, 0) + 1
+    return {'uses': len(uses), 'days': [{'day': d, 'uses': days[d]} for d in sorted(days)],
+            'batches': [{'batchId': b, 'batchNo': batch_no.get(b, 0), 'uses': batches[b]} for b in sorted(batches)]}
+
+
+def split_income(uses, pricing):
+    """Section 2: the investor's part rounded half up in integers, the clinic the rest, the agent's out of the investor's"""
+    part = lambda gross, bp: (gross * bp + 5000) // 10000
+    gross = uses * pricing['pricePerUse']
+    investor = part(gross, pricing['investorShareBp'])
+    if 'agentCode' not in pricing:
+        return {'gross': gross, 'clinic': gross - investor, 'investor': investor}
+    agent = min(investor, part(gross, pricing['agentShareBp']))
+    return {'gross': gross, 'clinic': gross - investor, 'investor': investor - agent, 'agentCode': pricing['agentCode'], 'agent': agent}
+
+
+def whole_in(value, what, high=MAX_SAFE):
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one number type: 3.0 is the whole number 3, as a JavaScript reader takes it
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
+        raise ValueError('%s is not a whole number 0..%d' % (what, high))
+    return value
+
+
+def read_statement_fields(fields, vc):
+    """Section 2's BODY fields beyond the entries; ValueError/BadCheckpoint when a field has not its form"""
+    code = fields.get('clinicCode')
+    if not isinstance(code, str) or not 1 <= len(code) <= 16:
+        raise ValueError('clinicCode is not 1..16 characters')
+    pricing = fields.get('pricing')
+    if not isinstance(pricing, dict):
+        raise ValueError('pricing is not an object')
+    p = {'pricePerUse': whole_in(pricing.get('pricePerUse'), 'pricePerUse'), 'investorShareBp': whole_in(pricing.get('investorShareBp'), 'investorShareBp', 10000)}
+    if 'agentCode' in pricing:
+        p.update(agentCode=vc.ident(pricing, 'agentCode'), agentShareBp=whole_in(pricing.get('agentShareBp'), 'agentShareBp', 10000))
+    account = fields.get('account')
+    if not isinstance(account, dict) or not isinstance(account.get('days'), list) or not isinstance(account.get('batches'), list):
+        raise ValueError('account is not {uses, days, batches}')
+    days = []
+    for d in account['days']:
+        if not isinstance(d, dict) or not is_day(d.get('day')):
+            raise ValueError('account day is not a UTC day')
+        days.append({'day': d['day'], 'uses': whole_in(d.get('uses'), 'uses')})
+    batches = []
+    for b in account['batches']:
+        if not isinstance(b, dict) or not isinstance(b.get('batchId'), str) or len(b['batchId']) != 16 or not all(c in HEX for c in b['batchId']):
+            raise ValueError('account batchId is not 8 bytes of hex')
+        batches.append({'batchId': b['batchId'], 'batchNo': whole_in(b.get('batchNo'), 'batchNo'), 'uses': whole_in(b.get('uses'), 'uses')})
+    a = {'uses': whole_in(account.get('uses'), 'uses'), 'days': days, 'batches': batches}
+    income = fields.get('income')
+    if not isinstance(income, dict):
+        raise ValueError('income is not an object')
+    i = {k: whole_in(income.get(k), k) for k in ('gross', 'clinic', 'investor')}
+    if 'agentCode' in income:
+        i.update(agentCode=vc.ident(income, 'agentCode'), agent=whole_in(income.get('agent'), 'agent'))
+    return code, read_period(fields.get('period')), p, a, i
+
+
+def ledger_clinic(entries):
+    """The clinic code of entry 1's terminal certificate, when it parses"""
+    try:
+        first = parse_entry(entries[0])
+        if first['seq'] != 1 or 'card' not in first:
+            return None
+        cert = parse_record(first['card'])
+        return cert['clinicCode'] if cert['kind'] == TERMINAL else None
+    except (Malformed, IndexError):
+        return None
 
 
 def check_statement(bundle, entries, root):
@@ -588,22 +734,34 @@ def check_statement(bundle, entries, root):
             return bad('statement entries is not a list')
         for pair in listed:
             if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], int) and not isinstance(pair[0], bool) and pair[0] > last
-                    and isinstance(pair[1], str) and len(pair[1]) == 64 and all(c in '0123456789abcdef' for c in pair[1])):
+                    and isinstance(pair[1], str) and len(pair[1]) == 64 and all(c in HEX for c in pair[1])):
                 return bad('statement entries are not [seq, hash] with seq rising')
             last = pair[0]
         terminal_id, stated_server = vc.ident(fields, 'terminalId'), vc.ident(fields, 'serverId')
         vc.whole(fields, 'time', 0)
+        clinic, period, pricing, account, income = read_statement_fields(fields, vc)
     except (vc.BadCheckpoint, ValueError) as err:
         return bad(str(err))
     if stated_server != server_id:
         return bad('statement names server %s, its certificate %s' % (stated_server, server_id))
     if not vc.signed_by(public_key, body, signature):
         return bad('statement not signed by the key of server %s' % server_id)
-    out = {'ok': True, 'serverId': server_id, 'time': fields['time'], 'entries': len(listed)}
+    out = {'ok': True, 'serverId': server_id, 'time': fields['time'], 'entries': len(listed), 'clinicCode': clinic, 'period': period, 'pricing': pricing, 'income': income}
+    mismatch = lambda why: dict(out, ok=False, problem={'code': 'STATEMENT_MISMATCH', 'problem': why})
     if terminal_id != bundle['terminalId']:
-        return dict(out, ok=False, problem={'code': 'STATEMENT_MISMATCH', 'problem': 'statement is about terminal %s' % terminal_id})
-    if bundle['side'] == 'server' and entry_list(entries) != listed:
-        return dict(out, ok=False, problem={'code': 'STATEMENT_MISMATCH', 'problem': 'the statement does not list exactly the entries of this bundle'})
+        return mismatch('statement is about terminal %s' % terminal_id)
+    if period != bundle['period']:
+        return mismatch("the statement's period is not the bundle's")
+    cert_clinic = ledger_clinic(entries)
+    if cert_clinic is not None and cert_clinic != clinic:
+        return mismatch('statement names clinic %s, the terminal certificate %s' % (clinic, cert_clinic))
+    if split_income(account['uses'], pricing) != income:
+        return mismatch("the statement's income is not its uses at its price and shares")
+    if bundle['side'] == 'server':
+        if entry_list(entries) != listed:
+            return mismatch('the statement does not list exactly the entries of this bundle')
+        if account_of(entries, bundle['period']) != account:
+            return mismatch("the statement's uses per day and batch are not those of its entries")
     return out
 
 
@@ -612,24 +770,28 @@ class BadBundle(Exception):
 
 
 def read_bundle(bundle):
-    """The bundle's shape (audit-bundle.md section 2), or BadBundle"""
+    """The bundle's shape (audit-bundle.md section 1), or BadBundle"""
     if not isinstance(bundle, dict) or bundle.get('format') != BUNDLE_FORMAT:
         raise BadBundle('not a %s bundle' % BUNDLE_FORMAT)
     if bundle.get('side') not in ('terminal', 'server'):
         raise BadBundle('side is not terminal or server')
     entries = bundle.get('entries')
-    if not isinstance(entries, list) or not all(isinstance(e, str) and e and len(e) % 2 == 0 and all(c in '0123456789abcdef' for c in e) for e in entries):
+    if not isinstance(entries, list) or not all(isinstance(e, str) and e and len(e) % 2 == 0 and all(c in HEX for c in e) for e in entries):
         raise BadBundle('entries is not a list of lower-case hex')
     for key in ('terminalId', 'rootPublicKey'):
         if not isinstance(bundle.get(key), str):
             raise BadBundle('%s missing' % key)
+    try:
+        bundle['period'] = read_period(bundle.get('period'))
+    except ValueError as err:
+        raise BadBundle(str(err))
     return [bytes.fromhex(e) for e in entries]
 
 
 def verify_bundle(bundle, root):
     entries = read_bundle(bundle)
     ledger = verify(entries, root)
-    out = {'side': bundle['side'], 'terminalId': bundle['terminalId'], 'ledger': ledger}
+    out = {'side': bundle['side'], 'terminalId': bundle['terminalId'], 'ledger': ledger, 'period': bundle['period'], 'account': account_of(entries, bundle['period'])}
     if bundle.get('checkpoint') is not None:
         vc = checkpoint_module()
         try:
@@ -654,13 +816,61 @@ def bundle_summary(v):
     out = {'ok': v['ok'], 'ledger': {k: led[k] for k in ('ok', 'entries', 'lastSeq', 'headHash')}}
     if 'problem' in led:
         out['ledger']['problem'] = {'code': led['problem']['code'], 'seq': led['problem']['seq']}
-    for part in ('checkpoint', 'statement'):
-        if part in v:
-            out[part] = {'ok': v[part]['ok']}
-            if 'problem' in v[part]:
-                out[part]['problem'] = {'code': v[part]['problem']['code']}
+    if 'checkpoint' in v:
+        out['checkpoint'] = {'ok': v['checkpoint']['ok']}
+        if 'problem' in v['checkpoint']:
+            out['checkpoint']['problem'] = {'code': v['checkpoint']['problem']['code']}
+    out['account'] = v['account']
+    if 'statement' in v:
+        st = v['statement']
+        out['statement'] = {'ok': st['ok']}
+        if 'problem' in st:
+            out['statement']['problem'] = {'code': st['problem']['code']}
+        if st['ok']:
+            out['statement']['income'] = st['income']
     if 'problem' in v:
         out['problem'] = {'code': v['problem']['code']}
+    return out
+
+
+def statement_pricing(bundle):
+    """The pricing of the server's statement body, when it has its form (signature aside: the verdict says)"""
+    try:
+        fields = json.loads(bundle['statement']['body'])
+        return read_statement_fields(fields, checkpoint_module())[2]
+    except Exception:  # noqa: BLE001 - any statement that does not parse gives no price
+        return None
+
+
+def compare_bundles(terminal, server):
+    """Section 4: seq by seq, and the uses and money of the period at the server statement's pricing"""
+    t, s = read_bundle(terminal), read_bundle(server)
+    period = server['period'] if server['period'] is not None else terminal['period']
+    pricing = statement_pricing(server) if server.get('statement') is not None else None
+    tm = {seq: (h, raw) for (seq, h), raw in zip(entry_list(t), t)}
+    sm = {seq: (h, raw) for (seq, h), raw in zip(entry_list(s), s)}
+    t_charged = {u[0] for u in charged_uses(t, period)}
+    s_charged = {u[0] for u in charged_uses(s, period)}
+    differences = []
+    for seq in sorted(set(tm) | set(sm)):
+        a, b = tm.get(seq), sm.get(seq)
+        if a and b and a[0] == b[0]:
+            continue
+        d = {'seq': seq, 'kind': 'differs' if a and b else 'terminal-only' if a else 'server-only'}
+        if (seq in t_charged) if a else (seq in s_charged):
+            d['charged'] = True
+        differences.append(d)
+    out = {'match': not differences and terminal['terminalId'] == server['terminalId'],
+           'terminalCharged': account_of(t, period)['uses'], 'serverCharged': account_of(s, period)['uses']}
+    if pricing is not None:
+        ti, si = split_income(out['terminalCharged'], pricing), split_income(out['serverCharged'], pricing)
+        out.update(terminalIncome=ti, serverIncome=si)
+        money = {'uses': out['serverCharged'] - out['terminalCharged']}
+        money.update({k: si[k] - ti[k] for k in ('gross', 'clinic', 'investor')})
+        if 'agent' in si:
+            money['agent'] = si['agent'] - ti.get('agent', 0)
+        out['money'] = money
+    out['differences'] = differences
     return out
 
 
@@ -669,49 +879,127 @@ def check_bundle_vectors(path):
     root = bytes.fromhex(vectors['rootPublicKey'])
     failures = 0
     for case in vectors['bundles']:
-        got = bundle_summary(verify_bundle(case['bundle'], root))
+        got = bundle_summary(verify_bundle(json.loads(json.dumps(case['bundle'])), root))
         ok = got == case['verdict']
         failures += 0 if ok else 1
         print('%s %s' % ('ok  ' if ok else 'FAIL', case['name']))
         if not ok:
             print('     got      %s\n     expected %s' % (json.dumps(got), json.dumps(case['verdict'])))
-    print('%d bundles, %d failures' % (len(vectors['bundles']), failures))
+    by_name = {case['name']: case['bundle'] for case in vectors['bundles']}
+    for c in vectors['comparisons']:
+        got = dict({'terminal': c['terminal'], 'server': c['server']}, **compare_bundles(json.loads(json.dumps(by_name[c['terminal']])), json.loads(json.dumps(by_name[c['server']]))))
+        ok = got == c
+        failures += 0 if ok else 1
+        print('%s compare %s %s' % ('ok  ' if ok else 'FAIL', c['terminal'], c['server']))
+        if not ok:
+            print('     got      %s\n     expected %s' % (json.dumps(got), json.dumps(c)))
+    print('%d bundles, %d comparisons, %d failures' % (len(vectors['bundles']), len(vectors['comparisons']), failures))
     return 1 if failures else 0
+
+
+def bundle_root(args, bundle):
+    """The root the auditor trusts: --root, or the bundle's own key when it has --root-fingerprint; None: refused (printed)"""
+    if '--root' in args:
+        return bytes.fromhex(args['--root'])
+    if '--root-fingerprint' in args:
+        key = bundle.get('rootPublicKey', '') if isinstance(bundle, dict) else ''
+        root = bytes.fromhex(key) if isinstance(key, str) and len(key) == 64 and all(c in HEX for c in key) else b''
+        if hashlib.sha256(root).hexdigest() != args['--root-fingerprint'].lower():
+            print('AUDIT_BUNDLE_INVALID: the root key in the bundle does not have fingerprint %s' % args['--root-fingerprint'])
+            return None
+        return root
+    raise Usage('give the root you trust: --root HEX or --root-fingerprint HEX')
+
+
+def load_bundle(path):
+    try:
+        return json.load(open(path))
+    except (OSError, ValueError) as err:
+        raise BadBundle(str(err))
+
+
+def money(amount):
+    return '%s%d.%02d' % ('-' if amount < 0 else '', abs(amount) // 100, abs(amount) % 100)
 
 
 def bundle_main(args, flags):
     try:
-        bundle = json.load(open(args['--bundle']))
-    except (OSError, ValueError) as err:
-        sys.stderr.write('BAD_AUDIT_BUNDLE: %s\n' % err)
-        return 3
-    if '--root' in args:
-        root = bytes.fromhex(args['--root'])
-    elif '--root-fingerprint' in args:
-        root = bytes.fromhex(bundle.get('rootPublicKey', '') if isinstance(bundle, dict) else '')
-        if hashlib.sha256(root).hexdigest() != args['--root-fingerprint'].lower():
-            print('AUDIT_BUNDLE_INVALID: the root key in the bundle does not have fingerprint %s' % args['--root-fingerprint'])
+        bundle = load_bundle(args['--bundle'])
+        root = bundle_root(args, bundle)
+        if root is None:
             return 4
-    else:
-        sys.stderr.write('give the root you trust: --root HEX or --root-fingerprint HEX\n')
-        return 2
-    try:
         verdict = verify_bundle(bundle, root)
     except BadBundle as err:
         print('BAD_AUDIT_BUNDLE: %s' % err)
         return 3
     if flags:
         print(json.dumps(verdict, indent=2))
-    else:
-        print('%s: %s bundle of %s' % ('VERIFIED' if verdict['ok'] else 'NOT VERIFIED', verdict['side'], verdict['terminalId']))
-        print('  ' + describe(verdict['ledger']).replace('\n', '\n  '))
-        for part in ('checkpoint', 'statement'):
-            if part in verdict:
-                p = verdict[part]
-                print('  %s: %s' % (part, 'ok' if p['ok'] else '%s: %s' % (p['problem']['code'], p['problem'].get('problem', ''))))
-        if 'problem' in verdict:
-            print('  %s: %s' % (verdict['problem']['code'], verdict['problem']['problem']))
+        return 0 if verdict['ok'] else 4
+    a, st = verdict['account'], verdict.get('statement')
+    print('%s: %s bundle of %s' % ('VERIFIED' if verdict['ok'] else 'NOT VERIFIED', verdict['side'], verdict['terminalId']))
+    period = '%s..%s' % (verdict['period']['from'], verdict['period']['to']) if verdict['period'] else 'every entry'
+    line = '  %s: %d uses charged' % (period, a['uses'])
+    if st and st['ok']:
+        i = st['income']
+        line += ' at %s: %s (the clinic\'s share %s, the investor\'s %s%s)' % (money(st['pricing']['pricePerUse']), money(i['gross']), money(i['clinic']), money(i['investor']),
+                                                                           ', agent %s\'s %s' % (i['agentCode'], money(i['agent'])) if 'agentCode' in i else '')
+    print(line)
+    print('  ' + describe(verdict['ledger']).replace('\n', '\n  '))
+    for part in ('checkpoint', 'statement'):
+        if part in verdict:
+            p = verdict[part]
+            print('  %s: %s' % (part, 'ok' if p['ok'] else '%s: %s' % (p['problem']['code'], p['problem'].get('problem', ''))))
+    if 'problem' in verdict:
+        print('  %s: %s' % (verdict['problem']['code'], verdict['problem']['problem']))
+    print('  uses per day: %s' % (', '.join('%s %d' % (d['day'], d['uses']) for d in a['days']) or 'none'))
+    print('  uses per batch: %s' % (', '.join('batch %d (%s) %d' % (b['batchNo'], b['batchId'], b['uses']) for b in a['batches']) or 'none'))
     return 0 if verdict['ok'] else 4
+
+
+def compare_main(args, flags):
+    """--compare TERMINAL_BUNDLE --with SERVER_BUNDLE: both verified, then compared; exit 0 when they match and verify"""
+    try:
+        terminal, server = load_bundle(args['--compare']), load_bundle(args['--with'])
+        root = bundle_root(args, terminal)
+        if root is None:
+            return 4
+        verdicts = {'terminal': verify_bundle(terminal, root), 'server': verify_bundle(server, root)}
+        if verdicts['terminal']['side'] != 'terminal' or verdicts['server']['side'] != 'server':
+            raise Usage("give the terminal's bundle to --compare, the server's to --with")
+        c = compare_bundles(terminal, server)
+    except BadBundle as err:
+        print('BAD_AUDIT_BUNDLE: %s' % err)
+        return 3
+    ok = c['match'] and verdicts['terminal']['ok'] and verdicts['server']['ok']
+    if flags:
+        print(json.dumps(dict(c, ok=ok, verdicts=verdicts), indent=2))
+    else:
+        kinds = [d['kind'] for d in c['differences']]
+        print('MATCH' if c['match'] else 'DIFFER: %d entries only on the terminal, %d only on the server, %d different at the same seq' % (
+            kinds.count('terminal-only'), kinds.count('server-only'), kinds.count('differs')))
+        print('uses charged: terminal %d, server %d' % (c['terminalCharged'], c['serverCharged']))
+        if 'money' in c:
+            m = c['money']
+            print('the server charges %s more (negative: less): the clinic\'s share %s, the investor\'s %s' % (money(m['gross']), money(m['clinic']), money(m['investor'])))
+        for d in c['differences']:
+            print('  seq %d: %s%s' % (d['seq'], d['kind'], ', a charged use' if d.get('charged') else ''))
+        for side in ('terminal', 'server'):
+            print('%s bundle: %s' % (side, 'verified' if verdicts[side]['ok'] else 'NOT verified'))
+    return 0 if ok else 4
+
+
+def many_bundles(path):
+    """FILE is {"root": HEX, "bundles": [BUNDLE, ...]}: a JSON list, the bundle_summary of each (or its BAD_AUDIT_BUNDLE)"""
+    job = json.load(open(path))
+    root = bytes.fromhex(job['root'])
+    out = []
+    for bundle in job['bundles']:
+        try:
+            out.append(bundle_summary(verify_bundle(bundle, root)))
+        except BadBundle:
+            out.append({'ok': False, 'problem': {'code': 'BAD_AUDIT_BUNDLE'}})
+    print(json.dumps(out))
+    return 0
 
 
 class Usage(Exception):
@@ -774,8 +1062,14 @@ def main(argv):
         return 0
     if '--bundle-vectors' in args:
         return check_bundle_vectors(args['--bundle-vectors'])
-    if '--bundle' in args:
-        return bundle_main(args, flags)
+    if '--bundle' in args or '--compare' in args:
+        try:
+            return bundle_main(args, flags) if '--bundle' in args else compare_main(args, flags)
+        except Usage as err:
+            sys.stderr.write('%s\n' % str(err).strip())
+            return 2
+    if '--many-bundles' in args:
+        return many_bundles(args['--many-bundles'])
     if '--many-db' in args:
         job = json.load(open(args['--many-db']))
         common = {'--root': job['root'], **({'--checkpoint': job['checkpoint']} if job.get('checkpoint') else {})}

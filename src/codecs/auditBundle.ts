@@ -5,12 +5,13 @@
  * half its signed statement of every entry it received. Pure: parsing and
  * encoding; the signatures are checked in crypto/auditBundle.ts.
  */
+import { isDay, type Account, type Income, type Period, type Pricing } from './auditAccount.js';
 import { fromHex } from './bytes.js';
 import { parseCheckpoint, parseSignedJson, type Checkpoint, type SignedJson } from './checkpoint.js';
 import { CodecError } from '../errors.js';
 
-export const AUDIT_BUNDLE_FORMAT = 'tallystick-audit-bundle/1';
-export const STATEMENT_FORMAT = 'tallystick-statement/1';
+export const AUDIT_BUNDLE_FORMAT = 'tallystick-audit-bundle/2';
+export const STATEMENT_FORMAT = 'tallystick-statement/2';
 const ID = /^[A-Za-z0-9._-]{1,64}$/;
 const HEX_ENTRY = /^(?:[0-9a-f]{2})+$/;
 const HASH = /^[0-9a-f]{64}$/;
@@ -26,9 +27,19 @@ export interface Statement extends SignedJson {
 export interface StatementFields {
   readonly serverId: string;
   readonly terminalId: string;
+  /** The clinic of the terminal certificate */
+  readonly clinicCode: string;
   readonly time: number;
+  /** The period the account covers (UTC days, both included); null: every entry */
+  readonly period: Period | null;
   /** [seq, hex entry hash] of every entry the server holds, in seq order */
   readonly entries: readonly (readonly [number, string])[];
+  /** The clinic's price and shares in the server's registry at the statement's time */
+  readonly pricing: Pricing;
+  /** The uses charged in the period, per day and batch, counted from the entries */
+  readonly account: Account;
+  /** The account's uses at the pricing */
+  readonly income: Income;
 }
 
 export interface AuditBundle {
@@ -39,6 +50,8 @@ export interface AuditBundle {
   readonly rootPublicKey: string;
   /** ms since the epoch, the exporter's clock */
   readonly exportedAt: number;
+  /** The period its account covers; null: every entry */
+  readonly period: Period | null;
   /** The entries in seq order, hex (entry 1 carries the terminal certificate, batch entries their white card's record) */
   readonly entries: readonly string[];
   readonly checkpoint: Checkpoint | null;
@@ -74,8 +87,79 @@ function rootKey(v: unknown): string {
   return v;
 }
 
-export function encodeStatementBody(fields: StatementFields): string {
-  return JSON.stringify({ format: STATEMENT_FORMAT, serverId: fields.serverId, terminalId: fields.terminalId, time: fields.time, entries: fields.entries });
+export function encodeStatementBody(f: StatementFields): string {
+  return JSON.stringify({
+    format: STATEMENT_FORMAT,
+    serverId: f.serverId,
+    terminalId: f.terminalId,
+    clinicCode: f.clinicCode,
+    time: f.time,
+    period: f.period === null ? null : encodePeriod(f.period),
+    entries: f.entries,
+    pricing: encodePricing(f.pricing),
+    account: encodeAccount(f.account),
+    income: encodeIncome(f.income),
+  });
+}
+
+/** The canonical forms (field order fixed), so that two accounts compare as their JSON */
+export function encodePeriod(p: Period): Period {
+  return { from: p.from, to: p.to };
+}
+export function encodePricing(p: Pricing): Pricing {
+  return { pricePerUse: p.pricePerUse, investorShareBp: p.investorShareBp, ...(p.agentCode !== undefined ? { agentCode: p.agentCode, agentShareBp: p.agentShareBp ?? 0 } : {}) };
+}
+export function encodeAccount(a: Account): Account {
+  return { uses: a.uses, days: a.days.map((d) => ({ day: d.day, uses: d.uses })), batches: a.batches.map((b) => ({ batchId: b.batchId, batchNo: b.batchNo, uses: b.uses })) };
+}
+export function encodeIncome(i: Income): Income {
+  return { gross: i.gross, clinic: i.clinic, investor: i.investor, ...(i.agentCode !== undefined ? { agentCode: i.agentCode, agent: i.agent ?? 0 } : {}) };
+}
+
+export function parsePeriod(value: unknown, where: string): Period | null {
+  if (value === null || value === undefined) return null;
+  const o = object(value, where);
+  if (!isDay(o.from) || !isDay(o.to) || o.from > o.to) throw new AuditBundleError('period is not {from, to} UTC days (YYYY-MM-DD), from <= to', where);
+  return { from: o.from, to: o.to };
+}
+
+function whole2(v: unknown, where: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) throw new AuditBundleError(`not a whole number 0..${max}`, where);
+  return v;
+}
+
+function parsePricing(value: unknown, where: string): Pricing {
+  const o = object(value, where);
+  const base = { pricePerUse: whole2(o.pricePerUse, `${where}.pricePerUse`), investorShareBp: whole2(o.investorShareBp, `${where}.investorShareBp`, 10_000) };
+  if (o.agentCode === undefined) return base;
+  return { ...base, agentCode: ident(o, 'agentCode', where), agentShareBp: whole2(o.agentShareBp, `${where}.agentShareBp`, 10_000) };
+}
+
+function list(value: unknown, where: string): unknown[] {
+  if (!Array.isArray(value)) throw new AuditBundleError('not a list', where);
+  return value;
+}
+
+function parseAccount(value: unknown, where: string): Account {
+  const o = object(value, where);
+  const days = list(o.days, `${where}.days`).map((d, i) => {
+    const r = object(d, `${where}.days[${i}]`);
+    if (!isDay(r.day)) throw new AuditBundleError('not a UTC day', `${where}.days[${i}].day`);
+    return { day: r.day, uses: whole2(r.uses, `${where}.days[${i}].uses`) };
+  });
+  const batches = list(o.batches, `${where}.batches`).map((b, i) => {
+    const r = object(b, `${where}.batches[${i}]`);
+    if (typeof r.batchId !== 'string' || !/^[0-9a-f]{16}$/.test(r.batchId)) throw new AuditBundleError('not an 8-byte batch id in hex', `${where}.batches[${i}].batchId`);
+    return { batchId: r.batchId, batchNo: whole2(r.batchNo, `${where}.batches[${i}].batchNo`), uses: whole2(r.uses, `${where}.batches[${i}].uses`) };
+  });
+  return { uses: whole2(o.uses, `${where}.uses`), days, batches };
+}
+
+function parseIncome(value: unknown, where: string): Income {
+  const o = object(value, where);
+  const base = { gross: whole2(o.gross, `${where}.gross`), clinic: whole2(o.clinic, `${where}.clinic`), investor: whole2(o.investor, `${where}.investor`) };
+  if (o.agentCode === undefined) return base;
+  return { ...base, agentCode: ident(o, 'agentCode', where), agent: whole2(o.agent, `${where}.agent`) };
 }
 
 export function parseStatementBody(body: string): StatementFields {
@@ -97,7 +181,18 @@ export function parseStatementBody(body: string): StatementFields {
     last = pair[0] as number;
     return [pair[0] as number, pair[1]] as const;
   });
-  return { serverId: ident(o, 'serverId', where), terminalId: ident(o, 'terminalId', where), time: whole(o, 'time', where, 0), entries };
+  if (typeof o.clinicCode !== 'string' || o.clinicCode.length < 1 || o.clinicCode.length > 16) throw new AuditBundleError('clinicCode is not 1..16 characters', `${where}.clinicCode`);
+  return {
+    serverId: ident(o, 'serverId', where),
+    terminalId: ident(o, 'terminalId', where),
+    clinicCode: o.clinicCode,
+    time: whole(o, 'time', where, 0),
+    period: parsePeriod(o.period, `${where}.period`),
+    entries,
+    pricing: parsePricing(o.pricing, `${where}.pricing`),
+    account: parseAccount(o.account, `${where}.account`),
+    income: parseIncome(o.income, `${where}.income`),
+  };
 }
 
 export function parseStatement(value: unknown): Statement {
@@ -124,6 +219,7 @@ export function parseAuditBundle(text: string): AuditBundle {
     terminalId: ident(o, 'terminalId', 'bundle'),
     rootPublicKey: rootKey(o.rootPublicKey),
     exportedAt: whole(o, 'exportedAt', 'bundle', 0),
+    period: parsePeriod(o.period, 'period'),
     entries: o.entries as string[],
     checkpoint: o.checkpoint === null || o.checkpoint === undefined ? null : parseCheckpoint(o.checkpoint),
     statement: o.statement === null || o.statement === undefined ? null : parseStatement(o.statement),
@@ -131,8 +227,8 @@ export function parseAuditBundle(text: string): AuditBundle {
 }
 
 export function encodeAuditBundle(bundle: AuditBundle): string {
-  const { format, side, terminalId, rootPublicKey, exportedAt, entries, checkpoint, statement } = bundle;
-  return `${JSON.stringify({ format, side, terminalId, rootPublicKey, exportedAt, entries, checkpoint, statement }, null, 1)}\n`;
+  const { format, side, terminalId, rootPublicKey, exportedAt, period, entries, checkpoint, statement } = bundle;
+  return `${JSON.stringify({ format, side, terminalId, rootPublicKey, exportedAt, period: period === null ? null : encodePeriod(period), entries, checkpoint, statement }, null, 1)}\n`;
 }
 
 export function bundleEntries(bundle: AuditBundle): Uint8Array[] {

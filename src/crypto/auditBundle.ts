@@ -7,9 +7,10 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { fromHex, toHex, utf8 } from '../codecs/bytes.js';
-import { bundleEntries, encodeStatementBody, parseStatementBody, STATEMENT_FORMAT, type AuditBundle, type Statement, type StatementFields } from '../codecs/auditBundle.js';
+import { accountOf, chargedUses, splitIncome, type Account, type Income, type Period, type Pricing } from '../codecs/auditAccount.js';
+import { bundleEntries, encodeAccount, encodeIncome, encodePeriod, encodeStatementBody, parseStatementBody, STATEMENT_FORMAT, type AuditBundle, type Statement, type StatementFields } from '../codecs/auditBundle.js';
 import { parseServerKeyCertificateBody, type SignedJson } from '../codecs/checkpoint.js';
-import { EntryType, parseLedgerEntry } from '../codecs/ledgerEntry.js';
+import { ENTRY_TYPE_NAMES, EntryType, parseLedgerEntry, type EntryTypeValue } from '../codecs/ledgerEntry.js';
 import { parseCardRecord, RecordKind } from '../codecs/cardRecord.js';
 import { isTallyError } from '../errors.js';
 import { checkLedgerAgainstCheckpoint, verifyCheckpoint, verifyServerKeyCertificate, type CheckpointVerdict } from './checkpoint.js';
@@ -20,6 +21,24 @@ export function signStatement(serverKey: KeyObject, certificate: SignedJson, fie
   const { serverId } = parseServerKeyCertificateBody(certificate.body);
   const body = encodeStatementBody({ ...fields, serverId });
   return { format: STATEMENT_FORMAT, body, signature: toHex(signMessage(serverKey, utf8(body))), serverCertificate: certificate };
+}
+
+/** What the server signs about the entries it holds: their list, the account of the period and its income at the clinic's pricing */
+export function statementFieldsOf(entries: readonly Uint8Array[], fields: { terminalId: string; clinicCode: string; time: number; period: Period | null; pricing: Pricing }): Omit<StatementFields, 'serverId'> {
+  const account = accountOf(entries, fields.period);
+  return { ...fields, entries: entryList(entries), account, income: splitIncome(account.uses, fields.pricing) };
+}
+
+/** The clinic code of the terminal certificate in entry 1, when it parses */
+export function ledgerClinic(entries: readonly Uint8Array[]): string | undefined {
+  try {
+    const first = parseLedgerEntry(entries[0]!);
+    if (first.seq !== 1 || !first.card) return undefined;
+    const cert = parseCardRecord(first.card);
+    return cert.kind === RecordKind.TERMINAL ? cert.clinicCode : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** [seq, hex entry hash] of each entry (seq 0 when it does not parse) */
@@ -40,6 +59,11 @@ export interface StatementVerdict {
   readonly serverId?: string;
   readonly time?: number;
   readonly entries?: number;
+  readonly clinicCode?: string;
+  readonly period?: Period | null;
+  readonly pricing?: Pricing;
+  /** The statement's income of the period (when it verified, the bundle's account at its pricing) */
+  readonly income?: Income;
   readonly problem?: { readonly code: 'STATEMENT_INVALID' | 'STATEMENT_MISMATCH'; readonly problem: string };
 }
 
@@ -55,12 +79,19 @@ function checkStatement(bundle: AuditBundle, entries: readonly Uint8Array[], roo
     if (!isTallyError(err)) throw err;
     return { ok: false, problem: { code: 'STATEMENT_INVALID', problem: err.message } };
   }
-  const base = { serverId: fields.serverId, time: fields.time, entries: fields.entries.length };
-  if (fields.terminalId !== bundle.terminalId) return { ok: false, ...base, problem: { code: 'STATEMENT_MISMATCH', problem: `statement is about terminal ${fields.terminalId}` } };
+  const base = { serverId: fields.serverId, time: fields.time, entries: fields.entries.length, clinicCode: fields.clinicCode, period: fields.period, pricing: fields.pricing, income: fields.income };
+  const mismatch = (problem: string): StatementVerdict => ({ ok: false, ...base, problem: { code: 'STATEMENT_MISMATCH', problem } });
+  if (fields.terminalId !== bundle.terminalId) return mismatch(`statement is about terminal ${fields.terminalId}`);
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  if (!same(fields.period && encodePeriod(fields.period), bundle.period && encodePeriod(bundle.period))) return mismatch("the statement's period is not the bundle's");
+  const clinic = ledgerClinic(entries);
+  if (clinic !== undefined && clinic !== fields.clinicCode) return mismatch(`statement names clinic ${fields.clinicCode}, the terminal certificate ${clinic}`);
+  if (!same(encodeIncome(splitIncome(fields.account.uses, fields.pricing)), encodeIncome(fields.income))) return mismatch("the statement's income is not its uses at its price and shares");
   if (bundle.side === 'server') {
     const listed = entryList(entries);
-    const same = listed.length === fields.entries.length && listed.every(([seq, hash], i) => seq === fields.entries[i]![0] && hash === fields.entries[i]![1]);
-    if (!same) return { ok: false, ...base, problem: { code: 'STATEMENT_MISMATCH', problem: 'the statement does not list exactly the entries of this bundle' } };
+    const sameList = listed.length === fields.entries.length && listed.every(([seq, hash], i) => seq === fields.entries[i]![0] && hash === fields.entries[i]![1]);
+    if (!sameList) return mismatch('the statement does not list exactly the entries of this bundle');
+    if (!same(encodeAccount(accountOf(entries, bundle.period)), encodeAccount(fields.account))) return mismatch("the statement's uses per day and batch are not those of its entries");
   }
   return { ok: true, ...base };
 }
@@ -70,6 +101,9 @@ export interface BundleVerdict {
   readonly side: AuditBundle['side'];
   readonly terminalId: string;
   readonly ledger: LedgerVerification;
+  /** The period the account covers (the bundle's) and the uses charged in it, counted from the bundle's entries */
+  readonly period: Period | null;
+  readonly account: Account;
   readonly checkpoint?: CheckpointVerdict | { readonly ok: false; readonly problem: { readonly code: 'BAD_CHECKPOINT'; readonly problem: string } };
   readonly statement?: StatementVerdict;
   /** Why the bundle as a whole is refused, beside its parts' verdicts */
@@ -93,7 +127,7 @@ export function verifyAuditBundle(bundle: AuditBundle, root: Uint8Array): Bundle
   if (ledger.terminalId !== undefined && ledger.terminalId !== bundle.terminalId) problem = { code: 'TERMINAL_MISMATCH', problem: `the bundle says terminal ${bundle.terminalId}, its ledger is ${ledger.terminalId}'s` };
   else if (bundle.side === 'server' && !statement) problem = { code: 'STATEMENT_INVALID', problem: "a server's bundle without its signed statement" };
   const ok = ledger.ok && (checkpoint?.ok ?? true) && (statement?.ok ?? true) && !problem;
-  return { ok, side: bundle.side, terminalId: bundle.terminalId, ledger, ...(checkpoint ? { checkpoint } : {}), ...(statement ? { statement } : {}), ...(problem ? { problem } : {}) };
+  return { ok, side: bundle.side, terminalId: bundle.terminalId, ledger, period: bundle.period, account: accountOf(entries, bundle.period), ...(checkpoint ? { checkpoint } : {}), ...(statement ? { statement } : {}), ...(problem ? { problem } : {}) };
 }
 
 export interface EntryDifference {
@@ -105,30 +139,30 @@ export interface EntryDifference {
   /** The entry's type name (of the terminal's, else the server's), and the use it is about */
   readonly type?: string;
   readonly use?: string;
+  /** A use the half holding it charges in the period (for differs: the terminal's) */
+  readonly charged?: true;
+}
+
+export interface ComparedHalf {
+  readonly entries: number;
+  /** Uses charged in the period, as the server counts them */
+  readonly charged: number;
+  readonly account: Account;
+  /** The account at the server statement's pricing (absent when the server's statement does not parse) */
+  readonly income?: Income;
 }
 
 export interface Comparison {
   readonly match: boolean;
-  readonly terminal: { readonly entries: number; readonly charged: number };
-  readonly server: { readonly entries: number; readonly charged: number };
+  /** The server's period (else the terminal's): what both accounts cover */
+  readonly period: Period | null;
+  /** The clinic's price and shares from the server's statement */
+  readonly pricing?: Pricing;
+  readonly terminal: ComparedHalf;
+  readonly server: ComparedHalf;
+  /** What the server's statement charges beyond the terminal's ledger (negative: less), per part */
+  readonly money?: { readonly uses: number; readonly gross: number; readonly clinic: number; readonly investor: number; readonly agent?: number };
   readonly differences: readonly EntryDifference[];
-}
-
-const TYPE_NAMES: Record<number, string> = { 1: 'provisioned', 2: 'batch.loaded', 3: 'use.reserved', 4: 'use.started', 5: 'use.completed', 6: 'use.released', 7: 'use.failed', 8: 'witness.rollback' };
-
-/** Uses charged: use.reserved entries whose use was not released (the server's count of uses) */
-function charged(entries: readonly Uint8Array[]): number {
-  const reserved = new Set<number>();
-  for (const raw of entries) {
-    try {
-      const e = parseLedgerEntry(raw);
-      if (e.type === EntryType.USE_RESERVED) reserved.add(e.seq);
-      if (e.type === EntryType.USE_RELEASED && e.ref !== undefined) reserved.delete(e.ref);
-    } catch {
-      // malformed: the verdict of each half names it
-    }
-  }
-  return reserved.size;
 }
 
 function describeEntry(raw: Uint8Array | undefined): { type?: string; use?: string } {
@@ -140,31 +174,57 @@ function describeEntry(raw: Uint8Array | undefined): { type?: string; use?: stri
       const card = parseCardRecord(e.card);
       if (card.kind === RecordKind.ONE_TIME) use = `card ${card.serial} of batch ${toHex(card.batchId)}`;
     } else if (e.ref !== undefined && e.type !== EntryType.WITNESS_ROLLBACK) use = `use of seq ${e.ref}`;
-    return { type: TYPE_NAMES[e.type] ?? String(e.type), ...(use ? { use } : {}) };
+    return { type: ENTRY_TYPE_NAMES[e.type as EntryTypeValue] ?? String(e.type), ...(use ? { use } : {}) };
   } catch {
     return { type: 'malformed' };
   }
 }
 
-/** Entry by entry, by seq: what one half holds that the other lacks or holds differently */
+function statementPricing(bundle: AuditBundle): Pricing | undefined {
+  try {
+    return bundle.statement ? parseStatementBody(bundle.statement.body).pricing : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Entry by entry, by seq: what one half holds that the other lacks or holds differently, and what it does to the money */
 export function compareBundles(terminal: AuditBundle, server: AuditBundle): Comparison {
   const t = bundleEntries(terminal);
   const s = bundleEntries(server);
+  const period = server.period ?? terminal.period;
+  const pricing = statementPricing(server);
   const bySeq = (entries: Uint8Array[]) => new Map(entryList(entries).map(([seq, hash], i) => [seq, { hash, raw: entries[i]! }]));
   const tm = bySeq(t);
   const sm = bySeq(s);
+  const tCharged = new Set(chargedUses(t, period).map((u) => u.seq));
+  const sCharged = new Set(chargedUses(s, period).map((u) => u.seq));
   const seqs = [...new Set([...tm.keys(), ...sm.keys()])].sort((a, b) => a - b);
   const differences: EntryDifference[] = [];
   for (const seq of seqs) {
     const [a, b] = [tm.get(seq), sm.get(seq)];
     if (a && b && a.hash === b.hash) continue;
     const kind = a && b ? 'differs' : a ? 'terminal-only' : 'server-only';
-    differences.push({ seq, kind, ...(a ? { terminal: a.hash } : {}), ...(b ? { server: b.hash } : {}), ...describeEntry((a ?? b)!.raw) });
+    const charged = a ? tCharged.has(seq) : sCharged.has(seq);
+    differences.push({ seq, kind, ...(a ? { terminal: a.hash } : {}), ...(b ? { server: b.hash } : {}), ...describeEntry((a ?? b)!.raw), ...(charged ? { charged: true as const } : {}) });
+  }
+  const half = (entries: Uint8Array[]): ComparedHalf => {
+    const account = accountOf(entries, period);
+    return { entries: entries.length, charged: account.uses, account, ...(pricing ? { income: splitIncome(account.uses, pricing) } : {}) };
+  };
+  const [th, sh] = [half(t), half(s)];
+  let money: Comparison['money'];
+  if (th.income && sh.income) {
+    const [a, b] = [th.income, sh.income];
+    money = { uses: sh.charged - th.charged, gross: b.gross - a.gross, clinic: b.clinic - a.clinic, investor: b.investor - a.investor, ...(b.agent !== undefined ? { agent: b.agent - (a.agent ?? 0) } : {}) };
   }
   return {
     match: differences.length === 0 && terminal.terminalId === server.terminalId,
-    terminal: { entries: t.length, charged: charged(t) },
-    server: { entries: s.length, charged: charged(s) },
+    period,
+    ...(pricing ? { pricing } : {}),
+    terminal: th,
+    server: sh,
+    ...(money ? { money } : {}),
     differences,
   };
 }

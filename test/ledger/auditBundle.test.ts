@@ -11,45 +11,23 @@
 import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { loadServerKey } from '../../src/cli/commands/serverKey.js';
-import { parseJsonPayload } from '../../src/codecs/mqtt/messages.js';
-import { encodeReport } from '../../src/codecs/mqtt/report.js';
-import { terminalTopic } from '../../src/codecs/mqtt/topics.js';
-import { Issuer, provisionTerminal } from '../../src/scenario/CardWorld.js';
+import { provisionTerminal } from '../../src/scenario/CardWorld.js';
 import { createServerStore } from '../../src/server/createServerStore.js';
 import { Ingest } from '../../src/server/ingest/Ingest.js';
-import { saveCardFile } from '../../src/sim/cardFile.js';
-import type { Terminal } from '../../src/terminal/Terminal.js';
 import { systemClock } from '../../src/util/clock.js';
 import { tally } from '../support/cliLedger.js';
+import { auditIssuer, syncReport } from '../support/auditRig.js';
 import { python } from '../support/pythonVerifier.js';
 import { useScratch } from '../support/scratch.js';
 
 const { scratch, cleanups } = useScratch();
 
-async function sync(ingest: Ingest, terminal: Terminal, transaction: number): Promise<void> {
-  const pending = terminal.ledger.pending(1000);
-  const payload = encodeReport({ transaction, certificate: terminal.ledger.terminalCertificate(), entries: pending.map((p) => p.raw) });
-  const outcome = await ingest.handle(terminalTopic(terminal.ledger.terminalId, 'report'), payload);
-  const ack = parseJsonPayload('ack', outcome.replies.find((r) => r.topic.endsWith('/ack'))!.payload);
-  terminal.ledger.acknowledge(pending.map((p) => p.seq));
-  if (ack.data.checkpoint) terminal.adoptCheckpoint(ack.data.checkpoint);
-}
-
 describe('the audit bundle', () => {
   it('is exported by both halves, verified with the root fingerprint alone, and compared entry by entry', { timeout: 60_000 }, async () => {
     const dir = scratch();
-    const issuer = await new Issuer(dir).init();
+    const { issuer, keyFile, rootHex, fingerprint, signer } = await auditIssuer(dir);
     cleanups.push(() => issuer.close());
     const batch = await issuer.makeBatch('C1', 6);
-    const motherFile = join(dir, 'mother.json');
-    saveCardFile(motherFile, issuer.mother);
-    const keyFile = join(dir, 'server-key.json');
-    expect((await tally('server', 'certify-key', '--server-id', 'SRV-1', '--key', keyFile, '--mother', motherFile, '--mother-pin', '246810')).code).toBe(0);
-    const root = issuer.motherInfo.rootPublicKey;
-    const rootHex = typeof root === 'string' ? root : Buffer.from(root).toString('hex');
-    const fingerprint = issuer.motherInfo.rootFingerprint;
-    const signer = loadServerKey(keyFile, Buffer.from(rootHex, 'hex'));
     const storePath = join(dir, 'server.db');
     const store = await createServerStore({ kind: 'sqlite', path: storePath });
     onTestFinished(() => store.close());
@@ -60,12 +38,12 @@ describe('the audit bundle', () => {
     let rig = await provisionTerminal(issuer, { dataDir, terminalId: 'T-AUD', clinicCode: 'C1' });
     expect(await rig.swipe(batch.batchCard)).toMatchObject({ ok: true });
     for (const card of batch.oneTimeCards.slice(0, 2)) expect(await rig.swipe(card)).toMatchObject({ ok: true });
-    await sync(ingest, rig.terminal, 1);
+    await syncReport(ingest, rig.terminal, 1);
     rig.terminal.close();
     copyFileSync(db, join(dir, 'backup.db'));
     rig = await provisionTerminal(issuer, { dataDir, terminalId: 'T-AUD', clinicCode: 'C1' });
     for (const card of batch.oneTimeCards.slice(2, 4)) expect(await rig.swipe(card)).toMatchObject({ ok: true });
-    await sync(ingest, rig.terminal, 2);
+    await syncReport(ingest, rig.terminal, 2);
     rig.terminal.close();
 
     const exportBoth = async (name: string) => {
@@ -88,7 +66,7 @@ describe('the audit bundle', () => {
     }
     const matched = await tally('audit', 'compare', first.t, first.s, '--root-fingerprint', fingerprint);
     expect(matched.code, matched.out).toBe(0);
-    expect(matched.out.split('\n')[0]).toBe('MATCH: the terminal and the server hold the same 14 entries; 4 uses charged');
+    expect(matched.out.split('\n')[0]).toBe('MATCH: the terminal and the server hold the same 14 entries; 4 uses charged (every entry)');
 
     // a forged statement is refused by both verifiers
     const forged = JSON.parse(readFileSync(first.s, 'utf8')) as { statement: { body: string } };
@@ -118,8 +96,10 @@ describe('the audit bundle', () => {
     expect(lost.code).toBe(4);
     const lines = lost.out.split('\n');
     expect(lines[0]).toBe('DIFFER: 0 entries only on the terminal, 6 only on the server, 0 different at the same seq');
-    expect(lines[1]).toBe('uses charged: terminal 2, server 4 (the terminal counts 2 fewer)');
-    expect(lost.out).toMatch(/seq 9: use.reserved \(card 3 of batch [0-9a-f]{16}\): the terminal lacks it/);
+    expect(lines[1]).toBe('uses charged (every entry): terminal 2, server 4 (the terminal counts 2 fewer)');
+    expect(lines[2]).toBe("money at 100.00 a use, the investor's share 70%: terminal 200.00 (the clinic's share 60.00, the investor's 140.00), server 400.00 (the clinic's share 120.00, the investor's 280.00)");
+    expect(lines[3]).toBe("the server's statement charges 200.00 more than the terminal's ledger: the clinic's share 60.00 more, the investor's 140.00 more");
+    expect(lost.out).toMatch(/seq 9: use.reserved \(card 3 of batch [0-9a-f]{16}\): the terminal lacks it; a use charged 100\.00$/m);
     // the terminal's own half: its ledger is valid alone, but the checkpoint it kept outside the database names it cut
     const py = python('--bundle', restored.t, '--root-fingerprint', fingerprint, '--json');
     expect(py.status).toBe(4);

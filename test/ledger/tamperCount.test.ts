@@ -20,6 +20,7 @@ import { encodeCheckpointFile } from '../../src/codecs/checkpoint.js';
 import { signCheckpoint } from '../../src/crypto/checkpoint.js';
 import { loadServerKey } from '../../src/cli/commands/serverKey.js';
 import { makeCliLedger, tally } from '../support/cliLedger.js';
+import { mulberry32 } from '../support/random.js';
 import { useScratch } from '../support/scratch.js';
 import { python } from '../support/pythonVerifier.js';
 
@@ -38,15 +39,6 @@ interface Verdict {
 /** What a verdict names: the ledger's rule, else the checkpoint's, else intact */
 const finding = (v: Verdict) => (v.problem ? `${v.problem.code}@${v.problem.seq}` : v.checkpoint?.problem ? `${v.checkpoint.problem.code}@${v.checkpoint.problem.seq}` : 'intact');
 
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('the counted tamper test', () => {
   it('detects every edit of a real ledger with both verifiers', { timeout: 240_000 }, async () => {

@@ -1,21 +1,26 @@
 /**
  * tally audit export|verify|compare: the audit bundle (firmware-protocol/audit-bundle.md).
  * A clinic exports its terminal's half, the investor's server its own with a signed
- * statement; either is verified offline with the investor root alone, and compare
- * lists every entry one half lacks or holds differently, and what it does to the uses charged.
+ * statement (the entries it holds, the uses charged per day and batch and their income
+ * split at the clinic's price and share); either is verified offline with the investor
+ * root alone, and compare lists every entry one half lacks or holds differently, and
+ * what it does to the money.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { fromHex, toHex } from '../../codecs/bytes.js';
-import { AUDIT_BUNDLE_FORMAT, encodeAuditBundle, parseAuditBundle, type AuditBundle } from '../../codecs/auditBundle.js';
-import { compareBundles, entryList, signStatement, verifyAuditBundle, type BundleVerdict } from '../../crypto/auditBundle.js';
+import { accountOf, formatMoney, isDay, shareBp, type Account, type Income, type Period, type Pricing } from '../../codecs/auditAccount.js';
+import { AUDIT_BUNDLE_FORMAT, bundleEntries, encodeAuditBundle, parseAuditBundle, parseStatementBody, type AuditBundle } from '../../codecs/auditBundle.js';
+import { compareBundles, entryList, signStatement, statementFieldsOf, verifyAuditBundle, type BundleVerdict, type Comparison } from '../../crypto/auditBundle.js';
 import { signCheckpoint } from '../../crypto/checkpoint.js';
 import { sha256 } from '../../crypto/ed25519.js';
 import { createServerStore } from '../../server/createServerStore.js';
+import { currentPricing, DEFAULT_PRICING, type PricingConfig } from '../../server/httpApi.js';
+import type { ServerStore } from '../../server/ServerStore.js';
 import { readCheckpointFile } from '../../terminal/Terminal.js';
 import { TallyError } from '../../errors.js';
-import { parse, parseWithPositionals, required } from '../args.js';
+import { integer, parse, parseWithPositionals, required } from '../args.js';
 import type { CliCommand, CliIo } from '../command.js';
 import { loadServerKey } from './serverKey.js';
 import { storeOptions } from './server.js';
@@ -43,7 +48,16 @@ function trustedRoot(values: Record<string, unknown>, bundle: AuditBundle): Uint
   throw new TallyError('USAGE', '--root HEX or --root-fingerprint HEX is required: bring the root you trust');
 }
 
-function terminalBundle(dataDir: string): AuditBundle {
+/** --from DAY --to DAY (UTC, both included), or neither: every entry */
+function periodOf(values: Record<string, unknown>): Period | null {
+  const [from, to] = [values.from, values.to];
+  if (from === undefined && to === undefined) return null;
+  if (!isDay(from) || !isDay(to)) throw new TallyError('USAGE', '--from and --to are both UTC days, YYYY-MM-DD (or give neither: every entry)');
+  if (from > to) throw new TallyError('USAGE', `--from ${from} is after --to ${to}`);
+  return { from, to };
+}
+
+function terminalBundle(dataDir: string, period: Period | null): AuditBundle {
   const path = join(dataDir, 'terminal.db');
   if (!existsSync(path)) throw new TallyError('USAGE', `no terminal database at ${path}`);
   const db = new Database(path, { readonly: true, fileMustExist: true });
@@ -53,7 +67,7 @@ function terminalBundle(dataDir: string): AuditBundle {
     const terminalId = meta('terminal_id');
     if (!root || !terminalId) throw new TallyError('NOT_PROVISIONED', path);
     const entries = db.prepare<[], { entry: Buffer }>('SELECT entry FROM ledger ORDER BY seq').all().map((r) => toHex(new Uint8Array(r.entry)));
-    return { format: AUDIT_BUNDLE_FORMAT, side: 'terminal', terminalId: terminalId.toString('utf8'), rootPublicKey: toHex(new Uint8Array(root)), exportedAt: Date.now(), entries, checkpoint: readCheckpointFile(dataDir) ?? null, statement: null };
+    return { format: AUDIT_BUNDLE_FORMAT, side: 'terminal', terminalId: terminalId.toString('utf8'), rootPublicKey: toHex(new Uint8Array(root)), exportedAt: Date.now(), period, entries, checkpoint: readCheckpointFile(dataDir) ?? null, statement: null };
   } catch (err) {
     if (err instanceof Database.SqliteError) throw new TallyError('DATABASE_UNREADABLE', `${path}: ${err.message} (tally ledger verify names the last good seq)`);
     throw err;
@@ -62,71 +76,169 @@ function terminalBundle(dataDir: string): AuditBundle {
   }
 }
 
-async function serverBundle(store: string, terminalId: string, keyFile: string, root: Uint8Array): Promise<AuditBundle> {
-  const signer = loadServerKey(keyFile, root);
-  const db = await createServerStore(storeOptions(store));
-  try {
-    const row = await db.terminal(terminalId);
-    if (!row) throw new TallyError('USAGE', `the server holds no terminal ${terminalId}`);
-    const raws: Uint8Array[] = [];
-    for (let from = 1; ; ) {
-      const page = await db.entries(terminalId, from, 1000);
-      raws.push(...page.map((e) => e.raw));
-      if (page.length < 1000) break;
-      from = page.at(-1)!.seq + 1;
-    }
-    const now = Date.now();
-    const listed = entryList(raws);
-    const contiguous = listed.findIndex(([seq], i) => seq !== i + 1);
-    const headSeq = contiguous === -1 ? listed.length : contiguous;
-    const checkpoint = headSeq > 0 ? signCheckpoint(signer.key, signer.certificate, { terminalId, seq: headSeq, headHash: listed[headSeq - 1]![1], time: now }) : null;
-    const statement = signStatement(signer.key, signer.certificate, { terminalId, time: now, entries: listed });
-    return { format: AUDIT_BUNDLE_FORMAT, side: 'server', terminalId, rootPublicKey: toHex(root), exportedAt: now, entries: raws.map(toHex), checkpoint, statement };
-  } finally {
-    await db.close();
+interface ServerExport {
+  readonly store: ServerStore;
+  readonly signer: ReturnType<typeof loadServerKey>;
+  readonly root: Uint8Array;
+  readonly period: Period | null;
+  readonly pricing: PricingConfig;
+}
+
+/** The clinic's price and shares as the income report takes them (the registry's clinic and agent over the defaults) */
+function clinicPricing(pricing: PricingConfig, clinicCode: string): Pricing {
+  const share = pricing.perClinic?.[clinicCode] ?? pricing.default;
+  return { pricePerUse: share.pricePerUse, investorShareBp: shareBp(share.investorShare), ...(share.agentCode !== undefined ? { agentCode: share.agentCode, agentShareBp: shareBp(share.agentShare ?? 0) } : {}) };
+}
+
+async function serverBundle(x: ServerExport, terminalId: string): Promise<AuditBundle> {
+  const row = await x.store.terminal(terminalId);
+  if (!row) throw new TallyError('USAGE', `the server holds no terminal ${terminalId}`);
+  const raws: Uint8Array[] = [];
+  for (let from = 1; ; ) {
+    const page = await x.store.entries(terminalId, from, 1000);
+    raws.push(...page.map((e) => e.raw));
+    if (page.length < 1000) break;
+    from = page.at(-1)!.seq + 1;
   }
+  const now = Date.now();
+  const listed = entryList(raws);
+  const contiguous = listed.findIndex(([seq], i) => seq !== i + 1);
+  const headSeq = contiguous === -1 ? listed.length : contiguous;
+  const checkpoint = headSeq > 0 ? signCheckpoint(x.signer.key, x.signer.certificate, { terminalId, seq: headSeq, headHash: listed[headSeq - 1]![1], time: now }) : null;
+  const fields = statementFieldsOf(raws, { terminalId, clinicCode: row.clinicCode, time: now, period: x.period, pricing: clinicPricing(x.pricing, row.clinicCode) });
+  const statement = signStatement(x.signer.key, x.signer.certificate, fields);
+  return { format: AUDIT_BUNDLE_FORMAT, side: 'server', terminalId, rootPublicKey: toHex(x.root), exportedAt: now, period: x.period, entries: raws.map(toHex), checkpoint, statement };
+}
+
+function periodText(period: Period | null): string {
+  return period ? `${period.from}..${period.to}` : 'every entry';
+}
+
+function usesText(n: number): string {
+  return `${n} ${n === 1 ? 'use' : 'uses'} charged`;
+}
+
+function exported(bundle: AuditBundle, out: string): string {
+  const uses = accountOf(bundleEntries(bundle), bundle.period).uses;
+  const money = bundle.statement ? `, ${formatMoney(parseStatementBody(bundle.statement.body).income.gross)} (the clinic's share ${formatMoney(parseStatementBody(bundle.statement.body).income.clinic)})` : '';
+  return `${bundle.side} bundle of ${bundle.terminalId} (${periodText(bundle.period)}): ${bundle.entries.length} entries, ${usesText(uses)}${money}${bundle.checkpoint ? ', the latest checkpoint' : ', no checkpoint'}${bundle.statement ? ', the signed statement' : ''}; written to ${out}`;
 }
 
 export const auditExportCommand: CliCommand = {
   path: ['audit', 'export'],
   summary: "one file with a terminal's ledger as this half holds it, for an offline audit",
-  help: `tally audit export --out FILE (--data DIR | --store STORE --terminal ID --signing-key FILE --root HEX)
+  help: `tally audit export --out PATH [--from DAY --to DAY]
+    (--data DIR | --store STORE (--terminal ID | --clinic CODE) --signing-key FILE --root HEX [--price N --share S])
 
 On the terminal (--data, the data folder; to a USB stick): its ledger entries,
 which carry the terminal certificate and the batch records back to the
 investor root, and the latest checkpoint the server signed.
 On the server (--store, as tally server run): the entries it holds for that
 terminal, a checkpoint of the contiguous ones, and its statement of every entry
-it received (seq and hash), both signed with the server key that tally server
-certify-key made and the mother card certified. The clinic verifies either with
-tally audit verify and lays them side by side with tally audit compare.`,
+it received (seq and hash), of the uses charged in the period per day and per
+batch, and of their income split at the clinic's price and share in the
+registry (where it sets none: --price in fen and --share, the investor's 0..1,
+as tally server report income), signed with the server key that tally server
+certify-key made and the mother card certified. --clinic CODE writes one
+bundle per terminal of the clinic into the folder PATH (PATH/TERMINAL.json).
+--from/--to (UTC days, both included) limit the account to a period; the
+entries are always the whole ledger, which the chain needs from entry 1.
+The clinic verifies either with tally audit verify and lays them side by side
+with tally audit compare.`,
   async run(args, io) {
-    const values = parse(args, { out: { type: 'string' }, data: { type: 'string' }, store: { type: 'string' }, terminal: { type: 'string' }, 'signing-key': { type: 'string' }, root: { type: 'string' } });
+    const values = parse(args, {
+      out: { type: 'string' },
+      data: { type: 'string' },
+      store: { type: 'string' },
+      terminal: { type: 'string' },
+      clinic: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      'signing-key': { type: 'string' },
+      root: { type: 'string' },
+      price: { type: 'string' },
+      share: { type: 'string' },
+    });
     const out = required(values, 'out');
-    let bundle: AuditBundle;
-    if (typeof values.data === 'string') bundle = terminalBundle(values.data);
-    else if (typeof values.store === 'string') {
-      const root = required(values, 'root');
-      if (!/^[0-9a-fA-F]{64}$/.test(root)) throw new TallyError('USAGE', '--root is 64 hex digits');
-      bundle = await serverBundle(values.store, required(values, 'terminal'), required(values, 'signing-key'), fromHex(root.toLowerCase()));
-    } else throw new TallyError('USAGE', '--data DIR (on the terminal) or --store STORE (on the server) is required');
-    writeFileSync(out, encodeAuditBundle(bundle), { mode: 0o644 });
-    io.out(`${bundle.side} bundle of ${bundle.terminalId}: ${bundle.entries.length} entries${bundle.checkpoint ? ', the latest checkpoint' : ', no checkpoint'}${bundle.statement ? ', the signed statement' : ''}; written to ${out}`);
-    return 0;
+    const period = periodOf(values);
+    if (typeof values.data === 'string') {
+      const bundle = terminalBundle(values.data, period);
+      writeFileSync(out, encodeAuditBundle(bundle), { mode: 0o644 });
+      io.out(exported(bundle, out));
+      return 0;
+    }
+    if (typeof values.store !== 'string') throw new TallyError('USAGE', '--data DIR (on the terminal) or --store STORE (on the server) is required');
+    const rootHex = required(values, 'root');
+    if (!/^[0-9a-fA-F]{64}$/.test(rootHex)) throw new TallyError('USAGE', '--root is 64 hex digits');
+    const root = fromHex(rootHex.toLowerCase());
+    if ((typeof values.terminal === 'string') === (typeof values.clinic === 'string')) throw new TallyError('USAGE', '--terminal ID or --clinic CODE (one of them) is required with --store');
+    const share = typeof values.share === 'string' ? Number(values.share) : DEFAULT_PRICING.default.investorShare;
+    if (!(share >= 0 && share <= 1)) throw new TallyError('USAGE', "--share is the investor's share, 0..1");
+    const price = integer(values, 'price', DEFAULT_PRICING.default.pricePerUse);
+    if (price < 0) throw new TallyError('USAGE', '--price is a whole number of fen, 0 or more');
+    const signer = loadServerKey(required(values, 'signing-key'), root);
+    const store = await createServerStore(storeOptions(values.store));
+    try {
+      const x: ServerExport = { store, signer, root, period, pricing: await currentPricing(store, { default: { pricePerUse: price, investorShare: share } }) };
+      if (typeof values.terminal === 'string') {
+        const bundle = await serverBundle(x, values.terminal);
+        writeFileSync(out, encodeAuditBundle(bundle), { mode: 0o644 });
+        io.out(exported(bundle, out));
+        return 0;
+      }
+      const clinic = values.clinic as string;
+      const terminals = (await store.terminals()).filter((t) => t.clinicCode === clinic).map((t) => t.terminalId).sort();
+      if (terminals.length === 0) throw new TallyError('USAGE', `the server holds no terminal of clinic ${clinic}`);
+      mkdirSync(out, { recursive: true });
+      for (const terminalId of terminals) {
+        const bundle = await serverBundle(x, terminalId);
+        const file = join(out, `${terminalId}.json`);
+        writeFileSync(file, encodeAuditBundle(bundle), { mode: 0o644 });
+        io.out(exported(bundle, file));
+      }
+      return 0;
+    } finally {
+      await store.close();
+    }
   },
 };
 
+function pct(bp: number): string {
+  return `${bp / 100}%`;
+}
+
+function incomeText(income: Income): string {
+  return `${formatMoney(income.gross)} (the clinic's share ${formatMoney(income.clinic)}, the investor's ${formatMoney(income.investor)}${income.agentCode !== undefined ? `, agent ${income.agentCode}'s ${formatMoney(income.agent ?? 0)}` : ''})`;
+}
+
+function pricingText(p: Pricing): string {
+  return `${formatMoney(p.pricePerUse)} a use, the investor's share ${pct(p.investorShareBp)}${p.agentCode !== undefined ? ` (agent ${p.agentCode}: ${pct(p.agentShareBp ?? 0)} of the gross, out of it)` : ''}`;
+}
+
+function accountLines(account: Account): string[] {
+  return [
+    `  uses per day: ${account.days.length === 0 ? 'none' : account.days.map((d) => `${d.day} ${d.uses}`).join(', ')}`,
+    `  uses per batch: ${account.batches.length === 0 ? 'none' : account.batches.map((b) => `batch ${b.batchNo} (${b.batchId}) ${b.uses}`).join(', ')}`,
+  ];
+}
+
+/** The verdict in plain text: the verdict and the money first, then each part, then the uses per day and batch */
 function verdictLines(path: string, v: BundleVerdict): string[] {
   const lines: string[] = [];
   const l = v.ledger;
+  const st = v.statement;
   lines.push(`${v.ok ? 'VERIFIED' : 'NOT VERIFIED'}: ${v.side} bundle of ${v.terminalId} (${path})`);
+  const clinic = st?.clinicCode !== undefined ? `clinic ${st.clinicCode}, ` : '';
+  if (st?.ok && st.income && st.pricing) lines.push(`  ${clinic}${periodText(v.period)}: ${usesText(v.account.uses)} at ${formatMoney(st.pricing.pricePerUse)}: ${incomeText(st.income)}`);
+  else lines.push(`  ${clinic}${periodText(v.period)}: ${usesText(v.account.uses)}${v.side === 'terminal' ? " (the price and shares are the server statement's: tally audit compare)" : ''}`);
   lines.push(l.ok ? `  ledger: ${l.entries} entries verify, seq 1..${l.lastSeq}, ${l.uses} ${l.uses === 1 ? 'use' : 'uses'}, ${l.releases} released` : `  ledger: BROKEN at seq ${l.problem!.seq}: ${l.problem!.code}: ${l.problem!.problem} (${l.entries} entries before it verify)`);
   if (v.checkpoint) {
     const c = v.checkpoint;
     lines.push(c.ok ? `  checkpoint: server ${c.serverId} signed seq ${c.seq}; the ledger holds it` : `  checkpoint: ${c.problem!.code}: ${c.problem!.problem}`);
   } else lines.push('  checkpoint: none in the bundle');
-  if (v.statement) lines.push(v.statement.ok ? `  statement: server ${v.statement.serverId} signed that it holds these ${v.statement.entries} entries` : `  statement: ${v.statement.problem!.code}: ${v.statement.problem!.problem}`);
+  if (st) lines.push(st.ok ? `  statement: server ${st.serverId} signed that it holds these ${st.entries} entries, and this account at ${pricingText(st.pricing!)}` : `  statement: ${st.problem!.code}: ${st.problem!.problem}`);
   if (v.problem) lines.push(`  ${v.problem.code}: ${v.problem.problem}`);
+  lines.push(...accountLines(v.account));
   return lines;
 }
 
@@ -180,18 +292,28 @@ ${ROOT_HELP}`,
   },
 };
 
-function printComparison(io: CliIo, ok: boolean, c: ReturnType<typeof compareBundles>, verdicts: { terminal: BundleVerdict; server: BundleVerdict }, tPath: string, sPath: string): void {
+function moneyDelta(amount: number): string {
+  return amount === 0 ? 'the same' : `${formatMoney(Math.abs(amount))} ${amount > 0 ? 'more' : 'less'}`;
+}
+
+function printComparison(io: CliIo, ok: boolean, c: Comparison, verdicts: { terminal: BundleVerdict; server: BundleVerdict }, tPath: string, sPath: string): void {
   const count = (kind: string) => c.differences.filter((d) => d.kind === kind).length;
-  if (c.match) io.out(`MATCH: the terminal and the server hold the same ${c.terminal.entries} entries; ${c.terminal.charged} ${c.terminal.charged === 1 ? 'use' : 'uses'} charged`);
+  if (c.match) io.out(`MATCH: the terminal and the server hold the same ${c.terminal.entries} entries; ${usesText(c.terminal.charged)} (${periodText(c.period)})`);
   else {
     io.out(`DIFFER: ${count('terminal-only')} entries only on the terminal, ${count('server-only')} only on the server, ${count('differs')} different at the same seq`);
     const delta = c.terminal.charged - c.server.charged;
-    io.out(`uses charged: terminal ${c.terminal.charged}, server ${c.server.charged}${delta === 0 ? '' : ` (the ${delta > 0 ? 'server' : 'terminal'} counts ${Math.abs(delta)} fewer)`}`);
+    io.out(`uses charged (${periodText(c.period)}): terminal ${c.terminal.charged}, server ${c.server.charged}${delta === 0 ? '' : ` (the ${delta > 0 ? 'server' : 'terminal'} counts ${Math.abs(delta)} fewer)`}`);
   }
+  if (c.pricing && c.terminal.income && c.server.income && c.money) {
+    io.out(`money at ${pricingText(c.pricing)}: terminal ${incomeText(c.terminal.income)}, server ${incomeText(c.server.income)}`);
+    const m = c.money;
+    if (m.gross !== 0) io.out(`the server's statement charges ${moneyDelta(m.gross)} than the terminal's ledger: the clinic's share ${moneyDelta(m.clinic)}, the investor's ${moneyDelta(m.investor)}${m.agent !== undefined ? `, the agent's ${moneyDelta(m.agent)}` : ''}`);
+  } else io.out("money: the server's statement gives no price (it does not parse)");
   if (!ok && c.match) io.out('but a bundle does not verify (below)');
   for (const d of c.differences) {
     const what = d.kind === 'terminal-only' ? 'the server lacks it' : d.kind === 'server-only' ? 'the terminal lacks it' : `terminal ${d.terminal!.slice(0, 16)}..., server ${d.server!.slice(0, 16)}...`;
-    io.out(`  seq ${d.seq}: ${d.type ?? '?'}${d.use ? ` (${d.use})` : ''}: ${what}`);
+    const money = d.charged && c.pricing ? `; a use charged ${formatMoney(c.pricing.pricePerUse)}` : '';
+    io.out(`  seq ${d.seq}: ${d.type ?? '?'}${d.use ? ` (${d.use})` : ''}: ${what}${money}`);
   }
   for (const line of [...verdictLines(tPath, verdicts.terminal), ...verdictLines(sPath, verdicts.server)]) io.out(line);
 }
