@@ -35,3 +35,10 @@ export function pythonVerdicts(dir: string, rootHex: string, ledgers: readonly (
   if (run.stderr !== '') throw new Error(`verify_ledger.py --many: ${run.stderr}`);
   return JSON.parse(run.stdout) as LedgerVerification[];
 }
+
+/** A real terminal's ledger through both verifiers: the comparable verdicts of each (equal when they agree) */
+export function bothVerdicts(dir: string, ledger: { entries(): Iterable<Uint8Array>; verify(): LedgerVerification; identity(): { rootPublicKey: Uint8Array } | undefined }): { ts: ReturnType<typeof comparable>; py: ReturnType<typeof comparable> } {
+  const entries = [...ledger.entries()];
+  const root = Buffer.from(ledger.identity()!.rootPublicKey).toString('hex');
+  return { ts: comparable(ledger.verify()), py: comparable(pythonVerdicts(dir, root, [entries])[0]!) };
+}

@@ -23,6 +23,7 @@ import { Terminal, type SwipeOutcome } from '../../src/terminal/Terminal.js';
 import { createInMemoryPair } from '../../src/transports/InMemoryDuplex.js';
 import { startPtyPair } from '../../src/transports/PtyPair.js';
 import { openSerialTransport } from '../../src/transports/SerialPortTransport.js';
+import { bothVerdicts } from '../support/pythonVerifier.js';
 import { waitFor } from '../support/syncHarness.js';
 
 const TIMING = { ackTimeoutMs: 60, responseTimeoutMs: 1000, apduResponseTimeoutMs: 1000 };
@@ -148,6 +149,8 @@ describe.each(['memory', 'pty'] as const)('a restored old database on a relay bo
     expect(added[0]).toMatchObject({ ref: 6 });
     expect(added[0]!.detail).toMatch(/^board: relay board holds seq 6 .*ends at seq 2/);
     expect(restored.ledger.verify()).toMatchObject({ ok: true });
+    const both = bothVerdicts(dir, restored.ledger); // and the Python verifier, from the spec alone, alike
+    expect(both.py).toEqual(both.ts);
     expect(restored.ledger.pending(10).map((p) => p.seq)).toContain(3);
 
     // the board refuses the stale head by itself, whatever the host believes

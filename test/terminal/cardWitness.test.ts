@@ -14,6 +14,7 @@ import { toHex } from '../../src/codecs/bytes.js';
 import { EntryType, parseLedgerEntry } from '../../src/codecs/ledgerEntry.js';
 import { operatorMessage } from '../../src/errors.js';
 import { Issuer, provisionTerminal, tempDir } from '../../src/scenario/CardWorld.js';
+import { bothVerdicts } from '../support/pythonVerifier.js';
 
 describe('consumed markers as rollback witnesses', () => {
   it('a card this terminal consumed after the copy the ledger was restored from is refused as a rollback and recorded', async () => {
@@ -66,6 +67,9 @@ describe('consumed markers as rollback witnesses', () => {
     expect(witnesses.map((e) => e.ref)).toEqual([6, 9, 3]);
     expect(witnesses[0]!.card && toHex(witnesses[0]!.card)).toBe(toHex(Buffer.from(batch.oneTimeCards[1]!.snapshot().record!, 'hex')));
     expect(restored.terminal.ledger.verify()).toMatchObject({ ok: true });
+    // the Python verifier, from the spec alone, reads the three witness.rollback entries alike
+    const both = bothVerdicts(dir, restored.terminal.ledger);
+    expect(both.py).toEqual(both.ts);
     expect(restored.terminal.status().refusals).toMatchObject({ LEDGER_ROLLBACK: 3 });
   });
 
