@@ -46,6 +46,7 @@ import { checkInput, ClinicInputSchema, RegistryInputError, RetireInputSchema, r
 import type { ClinicRow, RegistryCardKind } from './registry/RegistryStore.js';
 import { importRegistryExport, RegistryImportRefused } from './registry/verifyExport.js';
 import type { DailyUses, ServerStore } from './ServerStore.js';
+import { smsStatus } from './sms/SmsInbox.js';
 import { createConsoleAuth } from './access/consoleAuth.js';
 import { AckInputSchema, AgentInputSchema, saveAgent } from './access/accessAdmin.js';
 import { PERMISSIONS, seesClinic, type Permission, type Principal } from './access/roles.js';
@@ -325,9 +326,11 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     const statuses = options.statuses?.() ?? new Map();
     const heartbeats = new Map((await store.heartbeats()).map((h) => [h.terminalId, h]));
     const alerts = await store.alerts();
+    const bySms = new Map((await smsStatus(store, (id) => store.lastDataAt(id))).map((r) => [r.terminalId, r]));
     const at = now();
     return mine(principal, await store.terminals()).map((t) => {
       const h = heartbeats.get(t.terminalId);
+      const sms = bySms.get(t.terminalId);
       return {
         terminalId: t.terminalId,
         clinicCode: t.clinicCode,
@@ -336,6 +339,12 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
         status: statuses.get(t.terminalId)?.state ?? 'unknown',
         ...(h ? { lastHeartbeatAt: h.at, queueDepth: h.queueDepth, ...(at - h.at > STALE_AFTER_MS ? { staleSince: h.at } : {}) } : {}),
         alerts: alerts.filter((a) => a.terminalId === t.terminalId).length,
+        ...(sms
+          ? {
+              reachability: sms.smsOnly ? 'sms-only' : 'data',
+              sms: { lastAt: sms.lastSmsAt, headSeq: sms.headSeq, headHashPrefix: sms.headHashPrefix, outboxDepth: sms.outboxDepth, reports: sms.reports, contradicted: sms.contradicted, batches: sms.batches },
+            }
+          : {}),
       };
     });
   });

@@ -35,7 +35,23 @@ const registeredTerminal = row(
 
 export const Rows = {
   health: row({ store: Type.String({ description: 'sqlite or postgres' }) }, 'the store kind and the ingest counters'),
-  terminal: row({ terminalId: Type.String(), clinicCode: Type.String(), contiguousSeq: Type.Integer(), highestSeq: Type.Integer(), status: Type.String({ description: 'online, offline or unknown' }) }, 'a terminal seen by the ingest'),
+  terminal: row(
+    {
+      terminalId: Type.String(),
+      clinicCode: Type.String(),
+      contiguousSeq: Type.Integer(),
+      highestSeq: Type.Integer(),
+      status: Type.String({ description: 'online, offline or unknown' }),
+      reachability: Type.Optional(Type.String({ description: "sms-only: reachable by SMS only (its last SMS report is newer than anything over the data link); data: the data link is newer. Absent: no SMS report ever" })),
+      sms: Type.Optional(
+        Type.Object(
+          { lastAt: Type.Number(), headSeq: Type.Integer(), headHashPrefix: Type.String(), outboxDepth: Type.Integer(), reports: Type.Integer(), contradicted: Type.Integer(), batches: Type.Array(Type.Object({ batchNo: Type.Integer(), usesSince: Type.Integer(), usesTotal: Type.Integer() })) },
+          { description: 'what the last SMS report said: chain head, outbox, uses per batch; contradicted: SMS heads the ledger contradicts' },
+        ),
+      ),
+    },
+    'a terminal seen by the ingest',
+  ),
   usesGrouped: row({ key: Type.String(), uses: Type.Integer() }, 'uses per terminal, clinic or day'),
   dailyUses: row({ terminalId: Type.String(), clinicCode: Type.String(), day: Type.String(), uses: Type.Integer() }, 'uses of one terminal on one UTC day'),
   batch: row({ batchId: Type.String(), batchNo: Type.Integer(), clinicCode: Type.String(), count: Type.Integer(), terminalId: Type.String(), used: Type.Integer(), released: Type.Integer(), remaining: Type.Integer(), notYetReported: Type.Optional(Type.Integer()) }, 'one batch reconciled'),

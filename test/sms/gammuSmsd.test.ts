@@ -28,6 +28,7 @@ import type { TerminalSmsStatus } from '../../src/daemon/startSms.js';
 import { Ledger } from '../../src/ledger/Ledger.js';
 import { Issuer, DEMO_MOTHER_PIN, provisionTerminal, tempDir, type IssuedBatch } from '../../src/scenario/CardWorld.js';
 import { createServerStore } from '../../src/server/createServerStore.js';
+import { buildHttpApi } from '../../src/server/httpApi.js';
 import { Ingest } from '../../src/server/ingest/Ingest.js';
 import type { ServerStore, SmsReportRow } from '../../src/server/ServerStore.js';
 import { saveCardFile } from '../../src/sim/cardFile.js';
@@ -39,6 +40,7 @@ import { waitFor } from '../support/syncHarness.js';
 
 const TALLY = join(__dirname, '../../dist/src/cli/tally.js');
 const TERMINAL_ID = 'T-SMSD-1';
+const API_TOKEN = 'sms-test-token-0123456789abcdef';
 
 interface LogLine {
   readonly time: string;
@@ -233,6 +235,13 @@ describe('gammu-smsd between the simulated GSM network and tally server', () => 
     expect(readdirSync(join(spool, 'error'))).toEqual([]);
     const shown = tally('server', 'sms', 'status', '--store', storePath);
     expect(shown.stdout).toMatch(new RegExp(`${TERMINAL_ID}  reachable by SMS only .* head ${terminalStatus.lastSeq} `));
+    const report = tally('server', 'report', 'terminals', '--store', storePath);
+    expect(report.stdout).toMatch(new RegExp(`terminalId=${TERMINAL_ID} .*reachability=reachable by SMS only .*smsHead=${terminalStatus.lastSeq} .*smsUses=batch ${batch.result.batchNo}: 2`));
+    // the HTTP API's terminals (the console's page): reachable by SMS only, with the head the SMS named
+    const api = await buildHttpApi({ store, pricing: { default: { pricePerUse: 10_000, investorShare: 0.7 } }, adminToken: API_TOKEN });
+    const answer = await api.inject({ method: 'GET', url: '/api/terminals', headers: { authorization: `Bearer ${API_TOKEN}` } });
+    await api.close();
+    expect((answer.json() as { data: unknown }).data).toEqual([expect.objectContaining({ terminalId: TERMINAL_ID, reachability: 'sms-only', sms: expect.objectContaining({ headSeq: terminalStatus.lastSeq, headHashPrefix: last.headHashPrefix, reports: rows.length, contradicted: 0 }) as unknown })]);
   }, 180_000);
 
   it('the server answers by SMS through gammu-smsd\'s outbox: report now, a deny-list delta, time; stale and replayed commands are refused and the last good state kept', async () => {

@@ -22,6 +22,7 @@ import { encodeDeliverPdu } from '../../src/codecs/sms/pdu.js';
 import { entryHash } from '../../src/crypto/ledgerChain.js';
 import { signSmsReport } from '../../src/crypto/smsSignature.js';
 import { createServerStore } from '../../src/server/createServerStore.js';
+import { buildHttpApi } from '../../src/server/httpApi.js';
 import { Ingest } from '../../src/server/ingest/Ingest.js';
 import type { ServerStore } from '../../src/server/ServerStore.js';
 import { SmsInbox, smsStatus, type SmsVerdict } from '../../src/server/sms/SmsInbox.js';
@@ -35,6 +36,7 @@ import { ManualScheduler } from '../../src/util/scheduler.js';
 import { makeBatch, makeInvestor, SignedLedger, type BatchCards, type Investor } from '../support/signedLedger.js';
 
 const HOUR = 3_600_000;
+const API_TOKEN = 'sms-week-token-0123456789abcdef';
 const DAY = 24 * HOUR;
 const START = Date.UTC(2026, 11, 7);
 const dir = mkdtempSync(join(tmpdir(), 'tally-sms-week-'));
@@ -176,6 +178,9 @@ describe('SMS path, a simulated week with the data link down', () => {
     expect(reports.length).toBe(rig.reporter.stats.sent - rig.network.stats.lost);
     const status = await smsStatus(rig.store, (id) => rig.store.lastDataAt(id));
     expect(status[0]).toMatchObject({ terminalId: 'T-SMS-1', smsOnly: true, headSeq: rig.ledger.current.lastSeq });
+    const api = await buildHttpApi({ store: rig.store, pricing: { default: { pricePerUse: 10_000, investorShare: 0.7 } }, adminToken: API_TOKEN, clock: () => rig.scheduler.now() });
+    const terminals = async () => ((await api.inject({ method: 'GET', url: '/api/terminals', headers: { authorization: `Bearer ${API_TOKEN}` } })).json() as { data: { reachability?: string; sms?: { headSeq: number; reports: number } }[] }).data;
+    expect((await terminals())[0]).toMatchObject({ reachability: 'sms-only', sms: { headSeq: rig.ledger.current.lastSeq, reports: reports.length } });
 
     // the data link returns: the ledger holds every SMS head
     rig.reporter.dataLinkUp();
@@ -185,6 +190,8 @@ describe('SMS path, a simulated week with the data link down', () => {
     expect(checked.every((r) => r.headCheck === 1)).toBe(true);
     expect((await rig.store.alerts()).filter((a) => a.kind === 'sms-head-contradicted')).toEqual([]);
     expect((await smsStatus(rig.store, (id) => rig.store.lastDataAt(id)))[0]!.smsOnly).toBe(false);
+    expect((await terminals())[0]).toMatchObject({ reachability: 'data' });
+    await api.close();
 
     const delays = checked.map((r) => r.receivedAt - r.sentAt).sort((a, b) => a - b);
     const days = [...perDay.values()];

@@ -133,6 +133,7 @@ async function terminals(main: HTMLElement): Promise<void> {
         { key: 'terminalId', label: 'terminal' },
         { key: 'clinicCode', label: 'clinic' },
         { key: 'status', label: 'status', show: (r) => el('span', { class: String(r.status) }, String(r.status)) },
+        { key: 'reachability', label: 'reachability', show: (r) => (r.reachability === 'sms-only' ? el('span', { class: 'sms-only' }, t.smsOnly) : r.reachability === 'data' ? t.dataLink : '') },
         { key: 'lastHeartbeatAt', label: 'lastHeartbeat', show: (r) => when(r.lastHeartbeatAt) },
         { key: 'staleSince', label: 'staleSince', show: (r) => el('span', { class: 'stale' }, when(r.staleSince)) },
         { key: 'queueDepth', label: 'queueDepth', num: true },

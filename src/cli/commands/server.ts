@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServerStore, type ServerStoreOptions } from '../../server/createServerStore.js';
 import { HttpInsurancePlatform } from '../../server/insurance/HttpInsurancePlatform.js';
 import { createIngestServer, type IngestServer } from '../../server/IngestServer.js';
+import { smsStatus } from '../../server/sms/SmsInbox.js';
 import { loadServerKey } from './serverKey.js';
 import { adminTokenProblem, currentPricing, DEFAULT_PRICING, groupUses, incomeSplit } from '../../server/httpApi.js';
 import {
@@ -179,14 +180,17 @@ ${SERVER_PKI_HELP}`,
 export const serverReportCommand: CliCommand = {
   path: ['server', 'report'],
   summary: 'usage, batch reconciliation, income split and alerts from the server store',
-  help: `tally server report (uses [--by terminal|clinic|day] | batches | income [--price N --share S] | alerts | rejections) --store (FILE | postgres://...) [--json]
+  help: `tally server report (uses [--by terminal|clinic|day] | batches | income [--price N --share S] | terminals | alerts | rejections) --store (FILE | postgres://...) [--json]
 
 Reads the server's store. Income: price per use in cents (default 10000) and
 the investor's share (default 0.7); the clinic gets the rest. A clinic with its
-own price or share in the registry (tally server registry add-clinic) uses it.`,
+own price or share in the registry (tally server registry add-clinic) uses it.
+Terminals: each with its contiguous seq and how it is reachable: "reachable by
+SMS only" when its last SMS report is newer than anything over the data link,
+with the head and uses that report named.`,
   async run(args, io) {
     const what = args[0];
-    if (!what || what.startsWith('-')) throw new TallyError('USAGE', 'say which report: uses, batches, income, alerts or rejections');
+    if (!what || what.startsWith('-')) throw new TallyError('USAGE', 'say which report: uses, batches, income, terminals, alerts or rejections');
     const values = parse(args.slice(1), { store: { type: 'string' }, by: { type: 'string' }, price: { type: 'string' }, share: { type: 'string' }, json: { type: 'boolean' } });
     const store = await createServerStore(storeOptions(required(values, 'store')));
     try {
@@ -205,6 +209,20 @@ own price or share in the registry (tally server registry add-clinic) uses it.`,
           const share = typeof values.share === 'string' ? Number(values.share) : DEFAULT_PRICING.default.investorShare;
           const pricing = { default: { pricePerUse: integer(values, 'price', DEFAULT_PRICING.default.pricePerUse), investorShare: share } };
           rows = incomeSplit(await store.usesPerClinic(), await currentPricing(store, pricing));
+          break;
+        }
+        case 'terminals': {
+          const bySms = new Map((await smsStatus(store, (id) => store.lastDataAt(id))).map((r) => [r.terminalId, r]));
+          rows = (await store.terminals()).map((t) => {
+            const sms = bySms.get(t.terminalId);
+            return {
+              terminalId: t.terminalId,
+              clinicCode: t.clinicCode,
+              contiguousSeq: t.contiguousSeq,
+              reachability: sms?.smsOnly ? 'reachable by SMS only' : 'data link',
+              ...(sms ? { lastSms: new Date(sms.lastSmsAt).toISOString(), smsHead: sms.headSeq, smsOutbox: sms.outboxDepth, smsUses: sms.batches.map((b) => `batch ${b.batchNo}: ${b.usesTotal}`).join(', '), ...(sms.contradicted ? { smsContradicted: sms.contradicted } : {}) } : {}),
+            };
+          });
           break;
         }
         case 'alerts':
