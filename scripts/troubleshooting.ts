@@ -282,6 +282,22 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: "A clock reset's proof does not hold: the mother card's statement names another terminal or another ledger head (it is good once, for the entry it follows), is not signed by this terminal's investor root, or a server checkpoint does not cover the terminal's last clock.refused entry.",
     remedy: 'Run tally terminal clock-reset again on this terminal with the mother card of its investor (tally terminal status shows the trust anchor), or let the daemon sync: the server\'s next signed checkpoint resets the clock by itself.',
   },
+  STORAGE_FULL: {
+    cause: 'The disk under the data folder is full (SQLite SQLITE_FULL, or it could not extend the database or its -shm file; ENOSPC from the file system). The terminal refuses service rather than run unrecorded; nothing committed is lost.',
+    remedy: 'Free space on that file system (df -h DATA), then retry or restart the service; never delete terminal.db or its -wal file (they hold unreported uses).',
+  },
+  STORAGE_READ_ONLY: {
+    cause: 'The data folder or the database file cannot be written (a read-only mount, a file system remounted read-only after errors, or wrong permissions: SQLITE_READONLY, EROFS, EACCES).',
+    remedy: 'Remount the file system read-write or fix the owner and mode of the data folder (the daemon writes terminal.db, its -wal and -shm beside it), then restart the service.',
+  },
+  DATABASE_CORRUPT: {
+    cause: 'The database file is damaged or is not a database at all (SQLITE_CORRUPT, SQLITE_NOTADB): a storage failure, a partial copy, or another file in its place.',
+    remedy: 'Keep the damaged file for the audit, run tally ledger verify --db FILE to see the last good seq, and restore terminal.db from its backup; the server still holds every entry it received.',
+  },
+  DATABASE_CANTOPEN: {
+    cause: 'SQLite could not open the database (SQLITE_CANTOPEN): the file or its folder is missing, or the folder is not writable so its -wal/-shm files cannot be made.',
+    remedy: 'Check the path given with --data/--db and that the folder exists and is writable by the service user; a terminal not provisioned yet needs tally terminal provision.',
+  },
   CLOCK_AHEAD: {
     cause: "The terminal's local clock reads far ahead (more than 7 days) of the last time it trusted: an RTC glitch or a clock set forward. The jump is not taken: the high-water mark stays, entries are marked untrusted, and a card that would be valid at the trusted time is refused rather than judged by the jumped clock.",
     remedy: 'Correct the board clock (timedatectl), or let the daemon reach the server: its time is taken and the mark follows it. The clock.refused entry and tally terminal status show the jump. Nothing has to be reset: the terminal trusts its clock again as soon as it is back.',

@@ -111,6 +111,11 @@ export const ErrorCodes = {
   // the clock's high-water mark (firmware-protocol/ledger-format.md §6)
   CLOCK_RESET_REFUSED: info(4040, 'Clock reset refused: its proof is not signed for this terminal\'s ledger', '时钟重置被拒绝：其证明不是为本终端账本签署的'),
   CLOCK_AHEAD: info(4041, 'Clock not trusted: it jumped far ahead of the last trusted time (not taken)', '时钟不可信：时间大幅超前于上次可信时间（未采用）'),
+  // storage faults by their cause (storageErrorOf: SQLite result codes and errno codes)
+  STORAGE_FULL: info(4042, 'Out of service: the disk is full (cannot record)', '暂停服务：磁盘已满（无法记录）'),
+  STORAGE_READ_ONLY: info(4043, 'Out of service: the data folder is read-only (cannot record)', '暂停服务：数据目录为只读（无法记录）'),
+  DATABASE_CORRUPT: info(4044, 'Out of service: the database file is damaged (restore it from a backup)', '暂停服务：数据库文件已损坏（请从备份恢复）'),
+  DATABASE_CANTOPEN: info(4045, 'Out of service: the database cannot be opened (missing, or its folder not writable)', '暂停服务：无法打开数据库（文件缺失或目录不可写）'),
   BOARD_WITNESS_MISSING: info(4032, 'Out of service: relay board firmware too old (no witness)', '暂停服务：继电器板固件过旧（无见证）'),
 
   // 5xxx: reader and transport
@@ -224,6 +229,44 @@ export const ErrorCodes = {
 } as const;
 
 export type ErrorName = keyof typeof ErrorCodes;
+
+const ERRNO_FAULTS: Readonly<Record<string, ErrorName>> = {
+  ENOSPC: 'STORAGE_FULL',
+  EDQUOT: 'STORAGE_FULL',
+  EROFS: 'STORAGE_READ_ONLY',
+  EACCES: 'STORAGE_READ_ONLY',
+  EPERM: 'STORAGE_READ_ONLY',
+  EIO: 'STORAGE_FAULT',
+  ENOENT: 'DATABASE_CANTOPEN',
+  ENOTDIR: 'DATABASE_CANTOPEN',
+};
+
+/**
+ * The one mapping of storage failures to codes: a SQLite result code (better-sqlite3's SqliteError.code,
+ * extended codes included) or a Node errno code (fs) becomes the TallyError an operator can act on;
+ * undefined when `err` is not a storage failure. SQLITE_IOERR_SHMSIZE is SQLite failing to write the
+ * pages of its -shm file, which on a full disk is what a reader meets first.
+ */
+export function storageErrorOf(err: unknown, what = 'storage'): TallyError | undefined {
+  if (err instanceof TallyError) return undefined;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return undefined;
+  const message = (err as Error).message;
+  const make = (name: ErrorName): TallyError => new TallyError(name, `${what}: ${message} (${code})`, { storageCode: code }, { cause: err });
+  if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_SHMSIZE') return make('STORAGE_FULL');
+  if (code.startsWith('SQLITE_READONLY')) return make('STORAGE_READ_ONLY');
+  if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') return make('DATABASE_CORRUPT');
+  if (code.startsWith('SQLITE_CANTOPEN')) return make('DATABASE_CANTOPEN');
+  if (code.startsWith('SQLITE_IOERR')) return make('STORAGE_FAULT');
+  const errno = ERRNO_FAULTS[code];
+  return errno ? make(errno) : undefined;
+}
+
+/** storageErrorOf for a failure known to come from storage: STORAGE_FAULT when its code says no more */
+export function storageFault(err: unknown, what: string): TallyError {
+  if (err instanceof TallyError) return err;
+  return storageErrorOf(err, what) ?? new TallyError('STORAGE_FAULT', `${what}: ${(err as { code?: string } | null)?.code ?? (err as Error)?.message ?? 'unknown'}`, {}, { cause: err });
+}
 
 export class TallyError extends Error {
   override readonly name: string = 'TallyError';

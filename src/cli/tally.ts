@@ -5,7 +5,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { isTallyError } from '../errors.js';
+import { isTallyError, storageErrorOf } from '../errors.js';
 import type { CliCommand, CliIo } from './command.js';
 
 /**
@@ -118,12 +118,19 @@ export async function main(args: string[], io: CliIo): Promise<number> {
   }
   try {
     return await command.run(found.rest, io);
-  } catch (err) {
+  } catch (thrown) {
+    // a storage failure anywhere below (SQLite or the file system) is answered with its code, never as internal
+    const err = storageErrorOf(thrown, 'storage') ?? thrown;
     if (isTallyError(err)) {
-      io.err(`tally ${command.path.join(' ')}: ${err.message} [${err.code} ${err.numericCode}]`);
-      return err.code === 'USAGE' ? 2 : 1;
+      const name = `tally ${command.path.join(' ')}`;
+      io.err(`${name}: ${err.message} [${err.code} ${err.numericCode}]`);
+      if (err.code === 'USAGE') return 2;
+      // the operator's message in the other language too, and the structured event
+      io.err(`${name}: ${err.operatorMessage('zh')} [${err.code} ${err.numericCode}]`);
+      io.err(JSON.stringify({ level: 'error', event: 'cli-refused', command: command.path.join(' '), code: err.code, numericCode: err.numericCode, detail: err.detail, ...('storageCode' in err.context ? { storageCode: err.context.storageCode } : {}) }));
+      return 1;
     }
-    throw err;
+    throw thrown;
   }
 }
 

@@ -159,7 +159,7 @@ export class TerminalDaemon {
 }
 
 /** Outcomes that put the terminal out of service rather than refuse one card */
-const FAULT_CODES = new Set<string>(['STORAGE_FAULT', 'DEVICE_FAULT', 'LEDGER_ROLLBACK', 'BOARD_WITNESS_MISSING', 'TRUST_LIST_STALE', 'TRUST_LIST_MISSING']);
+const FAULT_CODES = new Set<string>(['STORAGE_FAULT', 'STORAGE_FULL', 'STORAGE_READ_ONLY', 'DATABASE_CORRUPT', 'DATABASE_CANTOPEN', 'DEVICE_FAULT', 'LEDGER_ROLLBACK', 'BOARD_WITNESS_MISSING', 'TRUST_LIST_STALE', 'TRUST_LIST_MISSING']);
 
 /** What the operator sees and hears for an outcome */
 export function feedbackFor(outcome: SwipeOutcome): PanelMessage {

@@ -184,12 +184,22 @@ export class Ledger {
   private markSeenAt: number;
 
   static open(path: string, clock: Clock, monotonicMs?: () => number): Ledger {
-    return new Ledger(openDatabase(path, TERMINAL_MIGRATIONS), clock, monotonicMs);
+    return Ledger.over(openDatabase(path, TERMINAL_MIGRATIONS), path, clock, monotonicMs);
   }
 
   /** For status and audits while the daemon owns the database: reads only, migrates nothing */
   static openReadOnly(path: string, clock: Clock, monotonicMs?: () => number): Ledger {
-    return new Ledger(openDatabase(path, TERMINAL_MIGRATIONS, { readonly: true }), clock, monotonicMs);
+    return Ledger.over(openDatabase(path, TERMINAL_MIGRATIONS, { readonly: true }), path, clock, monotonicMs);
+  }
+
+  /** Preparing the statements is the first read of a read-only open: a damaged or unreachable file fails here */
+  private static over(db: SqliteDatabase, path: string, clock: Clock, monotonicMs?: () => number): Ledger {
+    try {
+      return new Ledger(db, clock, monotonicMs);
+    } catch (err) {
+      db.close();
+      throw storageFault(err, `cannot read ${path}`);
+    }
   }
 
   /** The device key that signs entries; set once the terminal is provisioned */

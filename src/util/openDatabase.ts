@@ -5,7 +5,7 @@
  * and the schema migrated in place to the newest version.
  */
 import Database from 'better-sqlite3';
-import { TallyError } from '../errors.js';
+import { storageFault, TallyError } from '../errors.js';
 
 export type SqliteDatabase = Database.Database;
 
@@ -20,7 +20,7 @@ export function openDatabase(path: string, migrations: readonly Migration[], opt
   try {
     db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
   } catch (err) {
-    throw new TallyError('STORAGE_FAULT', `cannot open ${path}: ${(err as Error).message}`, {}, { cause: err });
+    throw storageFault(err, `cannot open ${path}`);
   }
   try {
     if (!options.readonly) {
@@ -33,8 +33,7 @@ export function openDatabase(path: string, migrations: readonly Migration[], opt
     return db;
   } catch (err) {
     db.close();
-    if (err instanceof TallyError) throw err;
-    throw new TallyError('STORAGE_FAULT', `cannot prepare ${path}: ${(err as Error).message}`, {}, { cause: err });
+    throw storageFault(err, `cannot prepare ${path}`);
   }
 }
 
@@ -55,9 +54,5 @@ function migrate(db: SqliteDatabase, migrations: readonly Migration[]): void {
   }
 }
 
-/** Turns a SQLite failure inside a ledger write into a fail-closed storage fault */
-export function storageFault(err: unknown, what: string): TallyError {
-  if (err instanceof TallyError) return err;
-  const code = (err as { code?: string }).code ?? 'unknown';
-  return new TallyError('STORAGE_FAULT', `${what}: ${code}`, { sqliteCode: code }, { cause: err });
-}
+/** Turns a SQLite failure inside a ledger write into a fail-closed storage fault (errors.ts maps the codes) */
+export { storageFault };

@@ -333,7 +333,7 @@ describe('STORAGE_FAULT: the terminal fails closed', () => {
     rig.terminal.ledger.database.pragma('query_only = ON');
     const seqBefore = rig.terminal.ledger.lastSeq();
     const outcome = await rig.swipe(card);
-    expect(outcome).toMatchObject({ ok: false, code: 'STORAGE_FAULT', message: operatorMessage('STORAGE_FAULT') });
+    expect(outcome).toMatchObject({ ok: false, code: 'STORAGE_READ_ONLY', message: operatorMessage('STORAGE_READ_ONLY') });
     expect(device.sessions).toBe(0);
     expect(device.relayClosed).toBe(false);
     expect(card.snapshot().marker).toBeUndefined();
@@ -367,7 +367,7 @@ describe('STORAGE_FAULT: the terminal fails closed', () => {
         rig.terminal.onDeviceEvent({ type: 'finished', useSeq: outcome.seq });
         diskFull();
       } else {
-        expect(outcome).toMatchObject({ code: 'STORAGE_FAULT', message: operatorMessage('STORAGE_FAULT') });
+        expect(outcome).toMatchObject({ code: 'STORAGE_FULL', message: operatorMessage('STORAGE_FULL') });
         expect(device.sessions).toBe(sessionsBefore);
         expect(rig.terminal.ledger.lastSeq()).toBe(seqBefore);
         expect(card.snapshot().marker).toBeUndefined();
@@ -393,7 +393,7 @@ describe('STORAGE_FAULT: the terminal fails closed', () => {
     writeFileSync(dbPath, Buffer.alloc(8192, 0x5a));
     rmSync(`${dbPath}-wal`, { force: true });
     rmSync(`${dbPath}-shm`, { force: true });
-    expect(() => Terminal.open({ dataDir: rig.dataDir })).toThrow(expect.objectContaining({ code: 'STORAGE_FAULT' }));
+    expect(() => Terminal.open({ dataDir: rig.dataDir })).toThrow(expect.objectContaining({ code: 'DATABASE_CORRUPT' }));
     writeFileSync(dbPath, original);
     const newer = new Database(dbPath);
     newer.pragma('user_version = 99');

@@ -19,7 +19,7 @@ import { createServerStore } from '../../server/createServerStore.js';
 import { currentPricing, DEFAULT_PRICING, type PricingConfig } from '../../server/httpApi.js';
 import type { ServerStore } from '../../server/ServerStore.js';
 import { readCheckpointFile } from '../../terminal/Terminal.js';
-import { TallyError } from '../../errors.js';
+import { storageErrorOf, TallyError } from '../../errors.js';
 import { integer, parse, parseWithPositionals, required } from '../args.js';
 import type { CliCommand, CliIo } from '../command.js';
 import { loadServerKey } from './serverKey.js';
@@ -59,7 +59,7 @@ function periodOf(values: Record<string, unknown>): Period | null {
 
 function terminalBundle(dataDir: string, period: Period | null): AuditBundle {
   const path = join(dataDir, 'terminal.db');
-  if (!existsSync(path)) throw new TallyError('USAGE', `no terminal database at ${path}`);
+  if (!existsSync(path)) throw new TallyError('DATABASE_CANTOPEN', `no terminal database at ${path}`);
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
     const meta = (key: string) => db.prepare<[string], { value: Buffer }>('SELECT value FROM meta WHERE key = ?').get(key)?.value;
@@ -69,8 +69,11 @@ function terminalBundle(dataDir: string, period: Period | null): AuditBundle {
     const entries = db.prepare<[], { entry: Buffer }>('SELECT entry FROM ledger ORDER BY seq').all().map((r) => toHex(new Uint8Array(r.entry)));
     return { format: AUDIT_BUNDLE_FORMAT, side: 'terminal', terminalId: terminalId.toString('utf8'), rootPublicKey: toHex(new Uint8Array(root)), exportedAt: Date.now(), period, entries, checkpoint: readCheckpointFile(dataDir) ?? null, statement: null };
   } catch (err) {
-    if (err instanceof Database.SqliteError) throw new TallyError('DATABASE_UNREADABLE', `${path}: ${err.message} (tally ledger verify names the last good seq)`);
-    throw err;
+    if (!(err instanceof Database.SqliteError)) throw err;
+    // the storage around the file (full, read-only, cannot open) has its own code; damage is DATABASE_UNREADABLE
+    const fault = storageErrorOf(err, `cannot read ${path}`);
+    if (fault && fault.code !== 'DATABASE_CORRUPT' && fault.code !== 'STORAGE_FAULT') throw fault;
+    throw new TallyError('DATABASE_UNREADABLE', `${path}: ${err.message} (tally ledger verify names the last good seq)`);
   } finally {
     db.close();
   }

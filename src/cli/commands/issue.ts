@@ -206,7 +206,7 @@ export const issueListCommand: CliCommand = {
   async run(args, io) {
     const values = parse(args, { registry: { type: 'string' }, json: { type: 'boolean' } });
     const path = typeof values.registry === 'string' ? values.registry : 'issuing.db';
-    if (!existsSync(path)) throw new TallyError('USAGE', `no registry at ${path}`);
+    if (!existsSync(path)) throw new TallyError('DATABASE_CANTOPEN', `no registry at ${path}`);
     const registry = IssuingRegistry.open(path);
     try {
       const cards = registry.cards().map((c) => ({
@@ -310,7 +310,7 @@ ${REGISTRY_HELP}`,
     const values = parse(args, { out: { type: 'string' }, registry: { type: 'string' } });
     const out = required(values, 'out');
     const path = typeof values.registry === 'string' ? values.registry : 'issuing.db';
-    if (!existsSync(path)) throw new TallyError('USAGE', `no registry at ${path}`);
+    if (!existsSync(path)) throw new TallyError('DATABASE_CANTOPEN', `no registry at ${path}`);
     const registry = IssuingRegistry.open(path);
     try {
       const text = exportRegistry(registry, Date.now());

@@ -10,7 +10,7 @@ import { entryHash, verifyLedgerEntries, type LedgerVerification } from '../../c
 import { encodeCheckpointFile, parseCheckpoint, parseCheckpointBody } from '../../codecs/checkpoint.js';
 import { checkLedgerAgainstCheckpoint, verifyCheckpoint, type CheckpointVerdict } from '../../crypto/checkpoint.js';
 import { readCheckpointFile } from '../../terminal/Terminal.js';
-import { ErrorCodes, TallyError } from '../../errors.js';
+import { ErrorCodes, storageErrorOf, TallyError } from '../../errors.js';
 import { createLogger } from '../../logging/createLogger.js';
 import { parse } from '../args.js';
 import type { CliCommand } from '../command.js';
@@ -63,7 +63,7 @@ function unsignedMismatch(row: LedgerRow, raw: Uint8Array): UnsignedMismatch | u
 function readLedger(values: Record<string, unknown>): ReadLedger {
   const path = typeof values.db === 'string' ? values.db : typeof values.data === 'string' ? join(values.data, 'terminal.db') : undefined;
   if (!path) throw new TallyError('USAGE', '--data DIR or --db FILE is required');
-  if (!existsSync(path)) throw new TallyError('USAGE', `no ledger at ${path}`);
+  if (!existsSync(path)) throw new TallyError('DATABASE_CANTOPEN', `no ledger at ${path}`);
   const given = typeof values.root === 'string' ? new Uint8Array(Buffer.from(values.root, 'hex')) : undefined;
   const fingerprint = typeof values['root-fingerprint'] === 'string' ? values['root-fingerprint'].toLowerCase() : undefined;
   // the root the database holds is as untrusted as the rest: with --root-fingerprint it must hash to it
@@ -100,6 +100,10 @@ function readLedger(values: Record<string, unknown>): ReadLedger {
     return { path, entries, unsignedColumns, ...rootOf(given ?? trusted(held)), ...(unreadable ? { unreadable } : {}) };
   } catch (err) {
     if (!(err instanceof Database.SqliteError)) throw err;
+    // the storage around the file failed (full disk, read-only folder, cannot open), not its contents: that is
+    // no verdict on the ledger, so it is answered with its own code (errors.ts storageErrorOf) and no seq
+    const fault = entries.length === 0 ? storageErrorOf(err, `cannot read ${path}`) : undefined;
+    if (fault && fault.code !== 'DATABASE_CORRUPT' && fault.code !== 'STORAGE_FAULT') throw fault;
     return { path, entries, unsignedColumns, ...rootOf(given ?? trusted(held)), unreadable: `${err.code}: ${err.message}` };
   } finally {
     db?.close();

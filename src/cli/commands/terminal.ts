@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { TallyError } from '../../errors.js';
+import { ErrorCodes, operatorMessage, TallyError } from '../../errors.js';
 import { loadTerminalConfig } from '../../config/terminalConfig.js';
 import { queryStatus } from '../../daemon/StatusServer.js';
 import { VERSION } from '../../daemon/runTerminal.js';
@@ -136,8 +136,10 @@ ${READER_HELP}`,
         return 0;
       }
       io.out(`${outcome.message} [${outcome.code}]`);
-      // the case's particulars only: the operator message above already says the reason
+      // the case's particulars only (the operator message above says the reason), then the code's number
+      // with the operator message in the other language
       if (outcome.detail) io.err(outcome.detail);
+      io.err(`${outcome.code} ${ErrorCodes[outcome.code].code}: ${operatorMessage(outcome.code, locale === 'en' ? 'zh' : 'en')}`);
       return 3;
     } finally {
       terminal.close();
