@@ -792,6 +792,8 @@ def verify_bundle(bundle, root):
     entries = read_bundle(bundle)
     ledger = verify(entries, root)
     out = {'side': bundle['side'], 'terminalId': bundle['terminalId'], 'ledger': ledger, 'period': bundle['period'], 'account': account_of(entries, bundle['period'])}
+    if ledger_clinic(entries) is not None:
+        out['clinicCode'] = ledger_clinic(entries)
     if bundle.get('checkpoint') is not None:
         vc = checkpoint_module()
         try:
@@ -938,7 +940,7 @@ def bundle_main(args, flags):
     a, st = verdict['account'], verdict.get('statement')
     print('%s: %s bundle of %s' % ('VERIFIED' if verdict['ok'] else 'NOT VERIFIED', verdict['side'], verdict['terminalId']))
     period = '%s..%s' % (verdict['period']['from'], verdict['period']['to']) if verdict['period'] else 'every entry'
-    line = '  %s: %d uses charged' % (period, a['uses'])
+    line = '  %s%s: %d uses charged' % ('clinic %s, ' % verdict['clinicCode'] if 'clinicCode' in verdict else '', period, a['uses'])
     if st and st['ok']:
         i = st['income']
         line += ' at %s: %s (the clinic\'s share %s, the investor\'s %s%s)' % (money(st['pricing']['pricePerUse']), money(i['gross']), money(i['clinic']), money(i['investor']),

@@ -104,6 +104,8 @@ export interface BundleVerdict {
   /** The period the account covers (the bundle's) and the uses charged in it, counted from the bundle's entries */
   readonly period: Period | null;
   readonly account: Account;
+  /** The clinic of the terminal certificate in entry 1, when it parses */
+  readonly clinicCode?: string;
   readonly checkpoint?: CheckpointVerdict | { readonly ok: false; readonly problem: { readonly code: 'BAD_CHECKPOINT'; readonly problem: string } };
   readonly statement?: StatementVerdict;
   /** Why the bundle as a whole is refused, beside its parts' verdicts */
@@ -123,11 +125,12 @@ export function verifyAuditBundle(bundle: AuditBundle, root: Uint8Array): Bundle
     }
   }
   const statement = bundle.statement ? checkStatement(bundle, entries, root) : undefined;
+  const clinic = ledgerClinic(entries);
   let problem: BundleVerdict['problem'];
   if (ledger.terminalId !== undefined && ledger.terminalId !== bundle.terminalId) problem = { code: 'TERMINAL_MISMATCH', problem: `the bundle says terminal ${bundle.terminalId}, its ledger is ${ledger.terminalId}'s` };
   else if (bundle.side === 'server' && !statement) problem = { code: 'STATEMENT_INVALID', problem: "a server's bundle without its signed statement" };
   const ok = ledger.ok && (checkpoint?.ok ?? true) && (statement?.ok ?? true) && !problem;
-  return { ok, side: bundle.side, terminalId: bundle.terminalId, ledger, period: bundle.period, account: accountOf(entries, bundle.period), ...(checkpoint ? { checkpoint } : {}), ...(statement ? { statement } : {}), ...(problem ? { problem } : {}) };
+  return { ok, side: bundle.side, terminalId: bundle.terminalId, ledger, period: bundle.period, account: accountOf(entries, bundle.period), ...(clinic !== undefined ? { clinicCode: clinic } : {}), ...(checkpoint ? { checkpoint } : {}), ...(statement ? { statement } : {}), ...(problem ? { problem } : {}) };
 }
 
 export interface EntryDifference {

@@ -6,7 +6,7 @@
  * root alone, and compare lists every entry one half lacks or holds differently, and
  * what it does to the money.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { fromHex, toHex } from '../../codecs/bytes.js';
@@ -192,6 +192,7 @@ with tally audit compare.`,
       const clinic = values.clinic as string;
       const terminals = (await store.terminals()).filter((t) => t.clinicCode === clinic).map((t) => t.terminalId).sort();
       if (terminals.length === 0) throw new TallyError('USAGE', `the server holds no terminal of clinic ${clinic}`);
+      if (existsSync(out) && !statSync(out).isDirectory()) throw new TallyError('USAGE', `--out ${out} is a file: with --clinic it is a folder, one bundle per terminal`);
       mkdirSync(out, { recursive: true });
       for (const terminalId of terminals) {
         const bundle = await serverBundle(x, terminalId);
@@ -231,7 +232,8 @@ function verdictLines(path: string, v: BundleVerdict): string[] {
   const l = v.ledger;
   const st = v.statement;
   lines.push(`${v.ok ? 'VERIFIED' : 'NOT VERIFIED'}: ${v.side} bundle of ${v.terminalId} (${path})`);
-  const clinic = st?.clinicCode !== undefined ? `clinic ${st.clinicCode}, ` : '';
+  const clinicCode = v.clinicCode ?? st?.clinicCode;
+  const clinic = clinicCode !== undefined ? `clinic ${clinicCode}, ` : '';
   if (st?.ok && st.income && st.pricing) lines.push(`  ${clinic}${periodText(v.period)}: ${usesText(v.account.uses)} at ${formatMoney(st.pricing.pricePerUse)}: ${incomeText(st.income)}`);
   else lines.push(`  ${clinic}${periodText(v.period)}: ${usesText(v.account.uses)}${v.side === 'terminal' ? " (the price and shares are the server statement's: tally audit compare)" : ''}`);
   lines.push(l.ok ? `  ledger: ${l.entries} entries verify, seq 1..${l.lastSeq}, ${l.uses} ${l.uses === 1 ? 'use' : 'uses'}, ${l.releases} released` : `  ledger: BROKEN at seq ${l.problem!.seq}: ${l.problem!.code}: ${l.problem!.problem} (${l.entries} entries before it verify)`);
