@@ -1,15 +1,28 @@
 /** Argument helpers shared by the subcommands: node's parseArgs plus typed getters with clear errors. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { readSync } from 'node:fs';
 import { TallyError } from '../errors.js';
+import { prompt, setCliLocale } from './cliLocale.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
+/** Every command takes --locale en|zh: the language of the CLI's prompts and error line (and of the terminal's messages where it has them) */
+const LOCALE_OPTION: Options = { locale: { type: 'string' } };
+
+function takeLocale(values: Record<string, unknown>): void {
+  const locale = values.locale;
+  if (locale === undefined) return;
+  if (locale !== 'en' && locale !== 'zh') throw new TallyError('USAGE', '--locale en or zh');
+  setCliLocale(locale);
+}
+
 export function parse(args: string[], options: Options): Record<string, string | boolean | undefined> {
   try {
-    const { values } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
+    const { values } = parseArgs({ args, options: { ...LOCALE_OPTION, ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
+    takeLocale(values);
     return values as Record<string, string | boolean | undefined>;
   } catch (err) {
+    if (err instanceof TallyError) throw err;
     throw new TallyError('USAGE', (err as Error).message);
   }
 }
@@ -17,9 +30,11 @@ export function parse(args: string[], options: Options): Record<string, string |
 /** As parse, for commands that also take plain arguments (tally audit verify BUNDLE) */
 export function parseWithPositionals(args: string[], options: Options): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
-    const { values, positionals } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args, options: { ...LOCALE_OPTION, ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    takeLocale(values);
     return { values: values as Record<string, string | boolean | undefined>, positionals };
   } catch (err) {
+    if (err instanceof TallyError) throw err;
     throw new TallyError('USAGE', (err as Error).message);
   }
 }
@@ -38,12 +53,37 @@ export function integer(values: Record<string, unknown>, name: string, fallback?
   return n;
 }
 
-let stdinLines: string[] | undefined;
+let stdinBuffer = Buffer.alloc(0);
+let stdinEnded = false;
 
-/** The next line of standard input: several secrets given as "-" are read one line each, in the order asked */
-function nextStdinLine(): string {
-  stdinLines ??= readFileSync(0, 'utf8').split('\n');
-  return stdinLines.shift()?.trim() ?? '';
+/**
+ * The next line of standard input: several secrets given as "-" are read one line each, in the order
+ * asked. Reads only up to the line's end (a person types a PIN and Enter, no Ctrl-D), and waits on a
+ * pipe whose writer has not written yet (a non-blocking descriptor answers EAGAIN).
+ */
+export function nextStdinLine(): string {
+  const chunk = Buffer.alloc(256);
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (!stdinBuffer.includes(0x0a) && !stdinEnded) {
+    let n: number;
+    try {
+      n = readSync(0, chunk, 0, chunk.length, null);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') {
+        Atomics.wait(pause, 0, 0, 20);
+        continue;
+      }
+      if (code === 'EOF') n = 0;
+      else throw err;
+    }
+    if (n === 0) stdinEnded = true;
+    else stdinBuffer = Buffer.concat([stdinBuffer, chunk.subarray(0, n)]);
+  }
+  const at = stdinBuffer.indexOf(0x0a);
+  const line = (at < 0 ? stdinBuffer : stdinBuffer.subarray(0, at)).toString('utf8');
+  stdinBuffer = at < 0 ? Buffer.alloc(0) : stdinBuffer.subarray(at + 1);
+  return line.trim();
 }
 
 /**
@@ -54,7 +94,7 @@ function nextStdinLine(): string {
 export function pin(values: Record<string, unknown>, name: string, whose = 'the PIN'): string {
   const v = required(values, name);
   if (v !== '-') return v;
-  if (process.stdin.isTTY) process.stderr.write(`--${name} -: type ${whose}, then Enter: `);
+  if (process.stdin.isTTY) process.stderr.write(prompt({ kind: 'type', option: name, whose }));
   const line = nextStdinLine();
   if (!line) throw new TallyError('USAGE', `no line on standard input for --${name} (${whose})`);
   return line;

@@ -23,6 +23,7 @@ import type { CardReader, CardSession, OperatorPanel, PanelMessage, ReaderEvent 
 import { directChannel, type ApduChannel } from '../card/ApduChannel.js';
 import { newCardFile, openCardFile } from '../sim/cardFile.js';
 import { integer, type Options } from './args.js';
+import { cliLocale, phrase, prompt } from './cliLocale.js';
 import type { CliIo } from './command.js';
 
 export type ReaderSpec =
@@ -126,7 +127,7 @@ export async function withCardSource<T>(values: Record<string, unknown>, io: Cli
       // as in the demo: a wrong PIN says how many tries are left before the card blocks
       if (isTallyError(err, 'PIN_WRONG') && typeof err.context.triesLeft === 'number') {
         const detail = err.message.slice(err.message.indexOf(': ') + 2);
-        throw new TallyError('PIN_WRONG', `${err.context.triesLeft} ${err.context.triesLeft === 1 ? 'try' : 'tries'} left before the card blocks (${detail})`, err.context, { cause: err });
+        throw new TallyError('PIN_WRONG', `${prompt({ kind: 'tries-left', tries: err.context.triesLeft }, 'en')} (${detail})`, { ...err.context, detailZh: prompt({ kind: 'tries-left', tries: err.context.triesLeft }, 'zh') }, { cause: err });
       }
       throw err;
     });
@@ -204,7 +205,13 @@ function fileSource(): CardSource {
     spec: { backend: 'file' },
     channel(role) {
       if (!role.file) throw new TallyError('USAGE', `${role.fileOption ? `--${role.fileOption}` : 'a card file'} is required for ${role.name} (or choose a reader with --reader)`);
-      const card = role.blank && !existsSync(role.file) ? newCardFile(role.file) : openCardFile(role.file);
+      if (!role.blank && !existsSync(role.file)) throw new TallyError('USAGE', `no card file ${role.file} for ${role.name}${role.fileOption ? ` (--${role.fileOption})` : ''}`);
+      let card;
+      try {
+        card = role.blank && !existsSync(role.file) ? newCardFile(role.file) : openCardFile(role.file);
+      } catch (err) {
+        throw new TallyError('USAGE', `${role.file} (${role.name}) cannot be read as a card file: ${(err as Error).message}`);
+      }
       return directChannel(card);
     },
     async card(role) {
@@ -310,8 +317,8 @@ class ReaderSlot implements CardSource {
     if (!this.session) return;
     // taken before the prompt: a quick hand pulls the card while the display is still being updated
     const id = this.session.id;
-    this.io.err(`→ ${this.prefix}remove ${name}`);
-    if (!this.keepDisplay) await this.display({ lines: ['Remove', name], led: 'busy' });
+    this.io.err(`→ ${this.prefix}${prompt({ kind: 'remove', name })}`);
+    if (!this.keepDisplay) await this.display({ lines: cliLocale() === 'zh' ? ['请取卡', phrase(name)] : ['Remove', name], led: 'busy' });
     await this.waitFor(
       () => this.session === undefined || this.session.id !== id,
       (e) => e.type === 'card-removed' && e.sessionId === id,
@@ -324,8 +331,9 @@ class ReaderSlot implements CardSource {
     const again = state.chipUid !== undefined;
     this.keepDisplay = false;
     if (!options.quiet) {
-      this.io.err(`→ ${this.prefix}insert ${again ? `${state.role.name} again` : state.role.blank ? `a blank card for ${state.role.name}` : state.role.name}`);
-      await this.display({ lines: [state.role.blank && !again ? 'Insert a blank card for' : 'Insert', state.role.name], tone: 'attention', led: 'busy' });
+      this.io.err(`→ ${this.prefix}${prompt({ kind: again ? 'insert-again' : state.role.blank ? 'insert-blank' : 'insert', name: state.role.name })}`);
+      const zh = cliLocale() === 'zh';
+      await this.display({ lines: [state.role.blank && !again ? (zh ? '请插入空白卡' : 'Insert a blank card for') : zh ? '请插卡' : 'Insert', zh ? phrase(state.role.name) : state.role.name], tone: 'attention', led: 'busy' });
     }
     await this.waitFor(
       () => this.session !== undefined,

@@ -5,7 +5,8 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { isTallyError, storageErrorOf } from '../errors.js';
+import { isTallyError, operatorMessage, storageErrorOf, type Locale, type TallyError } from '../errors.js';
+import { cliLocale } from './cliLocale.js';
 import type { CliCommand, CliIo } from './command.js';
 
 /**
@@ -123,15 +124,30 @@ export async function main(args: string[], io: CliIo): Promise<number> {
     const err = storageErrorOf(thrown, 'storage') ?? thrown;
     if (isTallyError(err)) {
       const name = `tally ${command.path.join(' ')}`;
-      io.err(`${name}: ${err.message} [${err.code} ${err.numericCode}]`);
+      const locale = cliLocale();
+      const [line, ...more] = errorLine(err, locale).split('\n');
+      io.err([`${name}: ${line} [${err.code} ${err.numericCode}]`, ...more].join('\n'));
       if (err.code === 'USAGE') return 2;
       // the operator's message in the other language too, and the structured event
-      io.err(`${name}: ${err.operatorMessage('zh')} [${err.code} ${err.numericCode}]`);
+      io.err(`${name}: ${locale === 'zh' ? err.message : err.operatorMessage('zh')} [${err.code} ${err.numericCode}]`);
       io.err(JSON.stringify({ level: 'error', event: 'cli-refused', command: command.path.join(' '), code: err.code, numericCode: err.numericCode, detail: err.detail, ...('storageCode' in err.context ? { storageCode: err.context.storageCode } : {}) }));
       return 1;
     }
     throw thrown;
   }
+}
+
+/**
+ * The error line: in English the code's message and the case's detail; in Chinese the code's
+ * message and the detail where it is translated (PIN tries), else the detail on its own line
+ * (file names, fields: not words to translate).
+ */
+export function errorLine(err: TallyError, locale: Locale): string {
+  if (locale === 'en') return err.message;
+  const zh = operatorMessage(err.code, 'zh');
+  const detailZh = typeof err.context.detailZh === 'string' ? err.context.detailZh : undefined;
+  if (detailZh) return `${zh}（${detailZh}）`;
+  return err.detail ? `${zh}\n  详情：${err.detail}` : zh;
 }
 
 const isEntryPoint = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);

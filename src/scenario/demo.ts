@@ -16,6 +16,7 @@ import { startTerminalSync, type TerminalSync } from '../daemon/startSync.js';
 import { sha256 } from '../crypto/ed25519.js';
 import { bytesEqual } from '../codecs/bytes.js';
 import { randomBytes } from 'node:crypto';
+import { plural } from '../util/plural.js';
 import { addUser, saveAgent } from '../server/access/accessAdmin.js';
 import { issueLoginToken } from '../server/access/consoleAuth.js';
 
@@ -45,6 +46,7 @@ export interface DemoSummary {
 }
 
 const OK = '  ✓';
+const LABEL_WIDTH = 34;
 const NO = '  ✗';
 
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
@@ -99,8 +101,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   say(`${OK} terminal reporting its ledger over MQTT (QoS 1, application-level acks from the server)`);
   say('');
 
+  // the labels fit the column: the messages start in one column
   const show = (label: string, outcome: SwipeOutcome): void => {
-    say(`${outcome.ok ? OK : NO} ${label.padEnd(34)} ${outcome.message}${outcome.ok ? '' : ` [${outcome.code}]`}`);
+    if (label.length > LABEL_WIDTH) throw new Error(`demo label wider than its column: ${label}`);
+    say(`${outcome.ok ? OK : NO} ${label.padEnd(LABEL_WIDTH)} ${outcome.message}${outcome.ok ? '' : ` [${outcome.code}]`}`);
   };
 
   say('4. At the clinic');
@@ -111,20 +115,20 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const half = Math.floor(count / 2);
   for (let serial = 1; serial <= half; serial++) show(`one-time card ${serial}`, await rig.swipe(batch.oneTimeCards[serial - 1]!));
   show('one-time card 3 replayed', await rig.swipe(batch.oneTimeCards[2]!));
-  show('a copy of one-time card 5 (record and marker, not its key)', await rig.swipe(batch.oneTimeCards[4]!.copyWithoutKey()));
+  show('copy of card 5 (bytes, not key)', await rig.swipe(batch.oneTimeCards[4]!.copyWithoutKey()));
   show('forged card (serial altered)', await rig.swipe(forge(batch.oneTimeCards[half]!)));
   show('one-time card of CLINIC-999', await rig.swipe(otherClinic.oneTimeCards[0]!));
   show('the white card', await rig.swipe(issuer.white));
   await link.stop();
   link = undefined;
-  say(`  -- the GPRS link goes down: the terminal keeps deciding offline; ${rig.terminal.ledger.pendingCount()} entries wait in its outbox --`);
+  say(`  -- the GPRS link goes down: the terminal keeps deciding offline; ${plural(rig.terminal.ledger.pendingCount(), 'entry', 'entries')} waiting in its outbox --`);
   for (let serial = half + 1; serial <= count; serial++) show(`one-time card ${serial}`, await rig.swipe(batch.oneTimeCards[serial - 1]!));
   show(`one-time card ${count} again`, await rig.swipe(batch.oneTimeCards[count - 1]!));
   const backlog = rig.terminal.ledger.pendingCount();
   link = startLink();
   await link.client.drained(30_000);
   await server.ingest.idle();
-  say(`  -- the link is back: the ${backlog} entries queued offline are delivered and acknowledged --`);
+  say(`  -- the link is back: ${plural(backlog, 'entry', 'entries')} queued offline delivered and acknowledged --`);
   say('');
 
   const status = rig.terminal.status();
@@ -145,8 +149,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   say(`  batch ${loaded?.batchNo ?? '-'} remaining   ${summary.batchRemaining} of ${loaded?.count ?? 0}`);
   say(`  ledger              ${summary.ledgerEntries} entries, ${summary.ledgerIntact ? 'chain and signatures verified' : `BROKEN at ${verification.problem?.seq}: ${verification.problem?.problem}`}`);
   const serverView = await compareWithServer(server.store, rig.terminal.ledger.entries(), 'T-0001');
-  say(`  outbox              ${rig.terminal.ledger.pendingCount()} entries waiting for the server`);
-  say(`  server              ${serverView.stored} entries stored, ${serverView.matching} identical to the terminal's; ${serverView.serverUses} uses counted; alerts ${serverView.alerts}`);
+  say(`  outbox              ${plural(rig.terminal.ledger.pendingCount(), 'entry', 'entries')} waiting for the server`);
+  say(`  server              ${serverView.stored} entries stored, ${serverView.matching} identical to the terminal's; ${plural(serverView.serverUses, 'use')} counted; alerts ${serverView.alerts}`);
   (summary as { serverMatches: boolean }).serverMatches = serverView.stored === verification.entries && serverView.matching === verification.entries && serverView.serverUses === summary.uses;
   await link.stop();
   if (options.serve && server.ingest.httpUrl) await serveDashboard(server.store, server.ingest.httpUrl, clinic, say, options.serve.until);
@@ -155,8 +159,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   say(`  serial link         ${rig.backend.stats.framesOut} frames out, ${rig.backend.stats.framesIn} in, ${rig.firmware.stats.apdus} APDUs to cards, ${rig.backend.stats.resends} resends`);
   say(`  terminal display    "${rig.firmware.panel.lines.join(' / ')}"`);
   say('');
-  say(`Try: npm run tally -- ledger show --data ${dataDir}`);
-  say(`     npm run tally -- ledger verify --data ${dataDir}`);
+  // npx runs the project's own bin from anywhere inside the repository (npm run tally -- works only at its root)
+  say(`Try: npx tally ledger show --data ${dataDir}`);
+  say(`     npx tally ledger verify --data ${dataDir}`);
 
   issuer.close();
   return summary;

@@ -37,9 +37,11 @@ export interface StartedProcess {
   /** stdout so far */
   stdout(): string;
   stderr(): string;
-  /** Resolves with the first stdout/stderr line matching, rejects if the process exits first or after timeoutMs */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves with the first stdout/stderr line matching, rejects if the process exits first or after timeoutMs; with from (a stdout().length taken before), only stdout printed since */
+  waitFor(pattern: RegExp, timeoutMs?: number, from?: number): Promise<string>;
   exited(): Promise<number | null>;
+  /** Writes to its standard input (started with stdin: true) */
+  write(text: string): void;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
@@ -68,6 +70,22 @@ export function projectRoot(start = dirname(fileURLToPath(import.meta.url))): st
   }
 }
 
+/** A short id for namespace and interface names: the pid and a random suffix */
+export function namespaceId(): string {
+  return `${process.pid.toString(36)}${Math.floor(Math.random() * 36 ** 3).toString(36)}`.slice(-9);
+}
+
+/** Builds the namespaces; what a failed build made is deleted again */
+export async function built<T extends { close(): Promise<void> }>(net: T, build: (net: T) => Promise<void>): Promise<T> {
+  try {
+    await build(net);
+  } catch (err) {
+    await net.close();
+    throw err;
+  }
+  return net;
+}
+
 export class TwoNetworks {
   readonly ns: Record<Side, string>;
   private readonly veth: { hospital: [string, string]; payment: [string, string] };
@@ -81,16 +99,8 @@ export class TwoNetworks {
     this.veth = { hospital: [`th${id}g`, `th${id}h`], payment: [`tp${id}g`, `tp${id}p`] };
   }
 
-  static async create(): Promise<TwoNetworks> {
-    const id = `${process.pid.toString(36)}${Math.floor(Math.random() * 36 ** 3).toString(36)}`.slice(-9);
-    const net = new TwoNetworks(id);
-    try {
-      await net.build();
-    } catch (err) {
-      await net.close();
-      throw err;
-    }
-    return net;
+  static create(): Promise<TwoNetworks> {
+    return built(new TwoNetworks(namespaceId()), (net) => net.build());
   }
 
   /** The veth end inside a side's namespace */
@@ -134,60 +144,7 @@ export class TwoNetworks {
 
   /** Starts a long-running process in a namespace (ip netns exec execs it: the pid is the process's own) */
   start(side: Side, command: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): StartedProcess {
-    const child = spawn('ip', ['netns', 'exec', this.ns[side], command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-    const check = (): void => {
-      for (const w of [...waiters]) {
-        const line = `${stdout}\n${stderr}`.split('\n').find((l) => w.pattern.test(l));
-        if (line !== undefined) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(line);
-        }
-      }
-    };
-    child.stdout!.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      if (stdout.length > 64 * 1024 * 1024) stdout = stdout.slice(-32 * 1024 * 1024);
-      if (waiters.length) check();
-    });
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-1024 * 1024);
-      if (waiters.length) check();
-    });
-    const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const started: StartedProcess = {
-      child,
-      stdout: () => stdout,
-      stderr: () => stderr,
-      waitFor: (pattern, timeoutMs = 15_000) =>
-        new Promise<string>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`${command}: no line matching ${pattern} within ${timeoutMs} ms\n${stderr.slice(-2000)}`)), timeoutMs);
-          const done = (line: string): void => {
-            clearTimeout(timer);
-            resolve(line);
-          };
-          waiters.push({ pattern, resolve: done });
-          check();
-          void exit.then((code) => {
-            clearTimeout(timer);
-            reject(new Error(`${command} exited (${code}) before printing ${pattern}\n${stdout.slice(-2000)}\n${stderr.slice(-2000)}`));
-          });
-        }),
-      exited: () => exit,
-      stop: async (signal = 'SIGTERM') => {
-        if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-          const timer = setTimeout(() => {
-            if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-          }, 5_000);
-          process.kill(child.pid, signal);
-          await exit;
-          clearTimeout(timer);
-        }
-        this.processes.delete(started);
-      },
-    };
+    const started = startInNamespace(this.ns[side], command, args, { env, onStop: () => this.processes.delete(started) });
     this.processes.add(started);
     return started;
   }
@@ -232,6 +189,72 @@ export class TwoNetworks {
     for (const ns of Object.values(this.ns)) await run('ip', ['netns', 'del', ns]);
     for (const dir of this.dirs) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Starts a long-running process in a network namespace (ip netns exec execs it: the pid is the
+ * process's own); its output is kept for waitFor, stop() ends it by that pid.
+ */
+export function startInNamespace(ns: string, command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: boolean; onStop?: () => void } = {}): StartedProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: { ...process.env, ...(options.env ?? {}) }, ...(options.cwd ? { cwd: options.cwd } : {}) });
+  let stdout = '';
+  let stderr = '';
+  const waiters: { pattern: RegExp; from?: number; resolve: (line: string) => void }[] = [];
+  const check = (): void => {
+    for (const w of [...waiters]) {
+      const line = (w.from !== undefined ? stdout.slice(w.from) : `${stdout}\n${stderr}`).split('\n').find((l) => w.pattern.test(l));
+      if (line !== undefined) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+    }
+  };
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    if (stdout.length > 64 * 1024 * 1024) stdout = stdout.slice(-32 * 1024 * 1024);
+    if (waiters.length) check();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-1024 * 1024);
+    if (waiters.length) check();
+  });
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const started: StartedProcess = {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    waitFor: (pattern, timeoutMs = 15_000, from) =>
+      new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${command}: no line matching ${pattern} within ${timeoutMs} ms\n${stderr.slice(-2000)}`)), timeoutMs);
+        const done = (line: string): void => {
+          clearTimeout(timer);
+          resolve(line);
+        };
+        waiters.push({ pattern, ...(from !== undefined ? { from } : {}), resolve: done });
+        check();
+        void exit.then((code) => {
+          clearTimeout(timer);
+          reject(new Error(`${command} exited (${code}) before printing ${pattern}\n${stdout.slice(-2000)}\n${stderr.slice(-2000)}`));
+        });
+      }),
+    exited: () => exit,
+    write: (text) => {
+      if (!child.stdin) throw new Error(`${command}: started without stdin`);
+      child.stdin.write(text);
+    },
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        const timer = setTimeout(() => {
+          if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+        }, 5_000);
+        process.kill(child.pid, signal);
+        await exit;
+        clearTimeout(timer);
+      }
+      options.onStop?.();
+    },
+  };
+  return started;
 }
 
 /** `node dist/src/cli/tally.js ARGS` as a command for TwoNetworks.start */

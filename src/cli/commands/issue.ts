@@ -47,6 +47,7 @@ ${READER_HELP}`,
       );
       io.out(`mother card ${result.cardId} personalised`);
       io.out(`root key fingerprint ${result.rootFingerprint}`);
+      io.out(`investor root key ${Buffer.from(result.rootPublicKey).toString('hex')} (the server checks terminals and exports with it: tally server run --root)`);
       io.out('give the fingerprint to the factory: terminals check it at provisioning');
       return 0;
     } finally {

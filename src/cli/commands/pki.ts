@@ -4,14 +4,14 @@ import { TallyError } from '../../errors.js';
 import { PkiStore, type IssuedCertificate } from '../../pki/pkiStore.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../../pki/crl.js';
 import { reloadBroker } from '../../pki/brokerReload.js';
-import { integer, parse, required } from '../args.js';
+import { integer, nextStdinLine, parse, required } from '../args.js';
 import type { CliCommand, CliIo } from '../command.js';
 
 /** The CA passphrase: --ca-passphrase-file FILE (- for standard input) or TALLY_CA_PASSPHRASE; never an argument */
 export function caPassphrase(values: Record<string, unknown>): string {
   const file = values['ca-passphrase-file'];
   if (typeof file === 'string') {
-    const text = readFileSync(file === '-' ? 0 : file, 'utf8').split('\n')[0]?.trimEnd() ?? '';
+    const text = file === '-' ? nextStdinLine() : (readFileSync(file, 'utf8').split('\n')[0]?.trimEnd() ?? '');
     if (!text) throw new TallyError('PKI_PASSPHRASE', `no passphrase in ${file === '-' ? 'standard input' : file}`);
     return text;
   }
