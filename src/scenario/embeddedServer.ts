@@ -10,6 +10,7 @@ import { Aedes } from 'aedes';
 import { createServerStore } from '../server/createServerStore.js';
 import { createIngestServer, type IngestServer } from '../server/IngestServer.js';
 import type { ServerStore } from '../server/ServerStore.js';
+import type { VoucherKey } from '../server/voucher/VoucherOffice.js';
 
 export interface EmbeddedBroker {
   readonly url: string;
@@ -42,7 +43,7 @@ export interface EmbeddedServer {
   close(): Promise<void>;
 }
 
-export async function startEmbeddedServer(options: { dir: string; rootPublicKey: Uint8Array; httpPort?: number }): Promise<EmbeddedServer> {
+export async function startEmbeddedServer(options: { dir: string; rootPublicKey: Uint8Array; httpPort?: number; voucherKey?: VoucherKey }): Promise<EmbeddedServer> {
   const broker = await startEmbeddedBroker();
   const store = await createServerStore({ kind: 'sqlite', path: join(options.dir, 'server.db') });
   const ingest = await createIngestServer({
@@ -52,6 +53,7 @@ export async function startEmbeddedServer(options: { dir: string; rootPublicKey:
     protocolVersion: 4,
     gapCheckMs: 500,
     ...(options.httpPort !== undefined ? { httpPort: options.httpPort } : {}),
+    ...(options.voucherKey ? { voucherKey: options.voucherKey } : {}),
   });
   return {
     broker,

@@ -7,7 +7,8 @@
 import { cpus } from 'node:os';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { encodeJsonPayload, type ConfigPayload, type DenylistPayload } from '../codecs/mqtt/messages.js';
-import { serverSubscriptions, terminalTopic } from '../codecs/mqtt/topics.js';
+import { parseTopic, serverSubscriptions, terminalTopic } from '../codecs/mqtt/topics.js';
+import { toHex } from '../codecs/bytes.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { systemScheduler, type Scheduler } from '../util/scheduler.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -21,6 +22,7 @@ import { createIngestWorkerPool } from './ingest/ingestWorkerPool.js';
 import { DEFAULT_SIGNATURE_CHECK, type SignatureCheck } from './ingest/verifyReport.js';
 import type { ServerStore } from './ServerStore.js';
 import { RegistryCheck } from './registry/registryCheck.js';
+import { VoucherOffice, type VoucherKey } from './voucher/VoucherOffice.js';
 
 export interface IngestServerOptions {
   readonly store: ServerStore;
@@ -63,6 +65,11 @@ export interface IngestServerOptions {
   readonly checkpointSigner?: CheckpointSigner;
   /** When a terminal's connection counts as flapping (default: 6 connections in 10 minutes) */
   readonly flapping?: FlappingRule;
+  /**
+   * The voucher back office's key (tally server voucher certify-key): the HTTP API signs vouchers with it, and each
+   * terminal that comes online gets the current trust list, retained (voucher-format.md §4)
+   */
+  readonly voucherKey?: VoucherKey;
   /** Insurance payments (docs/insurance.md): the platform adapter; the checkpoint signer signs the vouchers. Only with httpPort */
   readonly insurance?: { readonly platform: InsurancePlatform; readonly baseUrl?: string; readonly codeTtlMs?: number; readonly intervalS?: number; readonly voucherTtlMs?: number };
 }
@@ -132,10 +139,20 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
     limiter.run(async () => {
       await client.publishAsync(out.topic, Buffer.from(out.payload.buffer, out.payload.byteOffset, out.payload.byteLength), { qos: 1, retain: out.retain ?? false });
     });
+  const voucherOffice = options.voucherKey ? new VoucherOffice(options.store.vouchers, options.voucherKey, () => Math.floor(clock.now() / 1000)) : undefined;
+  /** A terminal that comes online gets the trust list signed now, retained on its topic */
+  const trustListFor = async (terminalId: string): Promise<Outgoing[]> => {
+    if (!voucherOffice) return [];
+    const raw = await voucherOffice.trustList();
+    return [{ topic: terminalTopic(terminalId, 'trust-list'), payload: encodeJsonPayload('trust-list', { listSeq: Math.floor(clock.now() / 1000), hex: toHex(raw) }), retain: true }];
+  };
   client.on('message', (topic, payload) => {
+    const parsed = voucherOffice ? parseTopic(topic) : undefined;
+    const online = parsed?.kind === 'status' && /"state"\s*:\s*"online"/.test(payload.toString('utf8'));
     const work = ingest
       .handle(topic, new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength))
-      .then((outcome) => Promise.all(outcome.replies.map(publish)))
+      .then(async (outcome) => [...outcome.replies, ...(online && outcome.accepted && parsed ? await trustListFor(parsed.terminalId) : [])])
+      .then((replies) => Promise.all(replies.map(publish)))
       .catch((err: Error) => logger.error({ err: err.message, topic }, 'reply failed'));
     pending.add(work);
     void work.finally(() => pending.delete(work));
@@ -221,6 +238,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
         ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
         clock: () => clock.now(),
         logger,
+        ...(options.voucherKey ? { voucherKey: options.voucherKey } : {}),
         ...(insurance ? { plugins: [insuranceRoutes(insurance, (day) => ledgerUseOrders(options.store.insurance, day))] } : {}),
       });
     } catch (err) {

@@ -53,6 +53,8 @@ import { PERMISSIONS, seesClinic, type Permission, type Principal } from './acce
 import { HttpError } from './httpError.js';
 import { dashboardRoutes, defaultDashboardDir } from './dashboard/dashboardRoutes.js';
 import type { AgentRow, ClinicAgentRow } from './access/AccessStore.js';
+import { registerVoucherRoutes } from './voucher/voucherHttp.js';
+import { VoucherOffice, type VoucherKey } from './voucher/VoucherOffice.js';
 
 export { HttpError } from './httpError.js';
 
@@ -236,6 +238,8 @@ export async function startHttpApi(options: {
   plugins?: readonly FastifyPluginAsync[];
   /** The built dashboard (index.html, app.js, app.css); default: dist/dashboard when it is there */
   dashboardDir?: string;
+  /** The voucher back office's key (tally server voucher certify-key): it signs vouchers; without it issuing answers VOUCHER_KEY_MISSING */
+  voucherKey?: VoucherKey;
 }): Promise<HttpApi> {
   const app = await buildHttpApi(options);
   await app.listen({ port: options.port ?? 0, host: '127.0.0.1' });
@@ -484,6 +488,9 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     const created = await store.access.acknowledgeAlert({ alertKey: input.key, username: who.username, note: input.note, at: now() });
     return { status: created ? 201 : 200, data: { created, key: input.key }, audit: { action: 'alert.ack', target: input.key } };
   });
+
+  const nowSeconds = (): number => Math.floor(now() / 1000);
+  registerVoucherRoutes({ get, write, principal: (request) => auth.principal(request), store: store.vouchers, office: new VoucherOffice(store.vouchers, options.voucherKey, nowSeconds), nowSeconds });
 
   await app.register(dashboardRoutes(options.dashboardDir ?? defaultDashboardDir()));
   for (const plugin of options.plugins ?? []) await app.register(plugin);

@@ -51,6 +51,19 @@ const SPEC: Record<string, readonly Role[]> = {
   'POST /api/registry/agents': ['authority'],
   'POST /api/registry/import': ['authority', 'issuer'],
   'POST /api/alerts/ack': ['sysadmin', 'authority'],
+  // the voucher back office: the issuer runs it (and a community centre's staff), a clinic keeps its slots
+  'POST /api/vouchers/batches': ['authority', 'issuer'],
+  'POST /api/vouchers/send': ['authority', 'issuer'],
+  'POST /api/vouchers/issue': ['authority', 'issuer'],
+  'POST /api/vouchers/slots': ['authority', 'issuer', 'clinic'],
+  'POST /api/vouchers/book': ['authority', 'issuer'],
+  'POST /api/vouchers/void': ['authority', 'issuer'],
+  'POST /api/vouchers/void-expired': ['authority', 'issuer'],
+  'GET /api/vouchers': ['authority', 'issuer', 'auditor'],
+  'GET /api/vouchers/batches': ['authority', 'issuer', 'auditor'],
+  'GET /api/vouchers/centre': ['authority', 'issuer'],
+  'GET /api/vouchers/slots': ['authority', 'issuer', 'clinic'],
+  'GET /api/vouchers/stats': ['authority', 'issuer', 'clinic', 'auditor'],
 };
 /** Routes whose rows name a clinic: a clinic or an agent sees only its own */
 const SCOPED: Record<string, (row: Record<string, unknown>) => string | undefined> = {
@@ -69,6 +82,13 @@ const BODIES: Record<string, unknown> = {
   'POST /api/registry/agents': { agentCode: 'AG-2', name: 'West Sales', share: 0.05 },
   'POST /api/registry/import': {},
   'POST /api/alerts/ack': { key: 'alert-T-B', note: 'checked the serials' },
+  'POST /api/vouchers/batches': { batchId: 'VB-M', examType: 'OCT', scopeKind: 1, scope: 'CL-A', count: 3, validDays: 30, bookingRequired: true },
+  'POST /api/vouchers/send': { batchId: 'VB-M', centreId: 'CC-1', community: 'Xuanwu', count: 1 },
+  'POST /api/vouchers/issue': { serial: 1000001, centreId: 'CC-1', walletId: 'W-1' },
+  'POST /api/vouchers/slots': { slotId: 5, clinicCode: 'CL-A', department: 'Eye', doctor: 'Dr Zhao', start: 1_800_000_000, minutes: 30, capacity: 2 },
+  'POST /api/vouchers/book': { serial: 1000001, walletId: 'W-1', slotId: 5 },
+  'POST /api/vouchers/void': { serial: 1000003, reason: 'recalled' },
+  'POST /api/vouchers/void-expired': {},
 };
 
 interface Login {
@@ -186,6 +206,27 @@ describe('console access over HTTP', () => {
     expect(audit).toContainEqual(expect.objectContaining({ action: 'alert.ack', target: 'alert-T-B', username: acked.acknowledged!.by, address: '127.0.0.1' }));
     for (const action of ['registry.clinic.save', 'registry.terminal.save', 'registry.terminal.retire', 'agent.save', 'user.add', 'login.ok']) expect(audit.map((a) => a.action), action).toContain(action);
     expect(audit.every((a) => typeof a.at === 'number' && a.username && a.address)).toBe(true);
+  });
+
+  it('runs the voucher back office: the matrix\'s writes landed once each, refusals carry their codes, a clinic sees its own statistics', async () => {
+    expect(await store.vouchers.voucher(1000001)).toMatchObject({ state: 'booked', walletId: 'W-1', centreId: 'CC-1', slotId: 5 });
+    expect(await store.vouchers.voucher(1000003)).toMatchObject({ state: 'voided' });
+    expect(await store.vouchers.slot(5)).toMatchObject({ booked: 1, capacity: 2, clinicCode: 'CL-A' });
+    // the second role's same write was refused by the state, with the project's code
+    const again = await request('POST /api/vouchers/book', logins.get('issuer'));
+    expect(again.statusCode).toBe(422);
+    expect(again.json()).toMatchObject({ error: { code: 'VOUCHER_NOT_BOOKABLE', number: 6303, zh: '预约被拒绝：此服务券当前不可预约' } });
+    expect((await request('GET /api/vouchers?serial=42', logins.get('auditor'))).json()).toMatchObject({ error: { code: 'VOUCHER_UNKNOWN', number: 6302 } });
+    const otherClinic = await request('POST /api/vouchers/slots', logins.get('clinic'), { body: { slotId: 6, clinicCode: 'CL-B', department: 'Eye', doctor: 'X', start: 1_800_000_000, minutes: 30, capacity: 1 } });
+    expect(otherClinic.statusCode).toBe(403);
+    const stats = (await request('GET /api/vouchers/stats?by=community&period=month', logins.get('issuer'))).json().data as Array<{ key: string; generated: number; sent: number; voided: number }>;
+    // authority and issuer each sent one voucher to the centre; the third, never sent, was voided
+    expect(stats.find((r) => r.key === 'Xuanwu')).toMatchObject({ generated: 2, sent: 2, voided: 0 });
+    expect(stats.find((r) => r.key === '')).toMatchObject({ generated: 1, sent: 0, voided: 1 });
+    // a clinic user gets the statistics by clinic, of its clinics only: nothing is written off yet
+    expect((await request('GET /api/vouchers/stats?by=community', logins.get('clinic'))).json().data).toEqual([]);
+    const audit = (await request('GET /api/audit', logins.get('auditor'))).json().data as Array<{ action: string }>;
+    for (const action of ['voucher.batch', 'voucher.send', 'voucher.issue', 'voucher.slot', 'voucher.book', 'voucher.void', 'voucher.void-expired']) expect(audit.map((a) => a.action), action).toContain(action);
   });
 
   it('limits failed logins per account (5 in 15 minutes) and per address (20), and says when to come back', async () => {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { loadVoucherKey } from '../../server/voucher/VoucherOffice.js';
 import { createServerStore, type ServerStoreOptions } from '../../server/createServerStore.js';
 import { HttpInsurancePlatform } from '../../server/insurance/HttpInsurancePlatform.js';
 import { createIngestServer, type IngestServer } from '../../server/IngestServer.js';
@@ -51,6 +52,7 @@ export const serverRunCommand: CliCommand = {
                  [--ca F --cert F --key F] [--mqtt 4|5] [--http-port N] [--shared-group NAME] [--client-id ID]
                  [--signature-check chain-anchored|every-entry] [--admin-token-file FILE] [--worker-threads N]
                  [--signing-key FILE] [--insurance-url URL [--insurance-base-url URL]]
+                 [--voucher-key FILE]
 
 Subscribes to every terminal's reports, verifies each terminal's certificate
 chain to the investor root, the entries' signatures and the hash chain, stores
@@ -81,6 +83,10 @@ the device authorisation and token endpoints, the phone page at /pay, and
 signs the settlement vouchers). --insurance-base-url is where phones reach
 the server (default http://127.0.0.1:PORT).
 
+With --voucher-key FILE (tally server voucher certify-key) the HTTP API
+signs vouchers (the console's voucher pages, /api/vouchers/*) and every
+terminal that comes online gets the current trust list, retained.
+
 With --signing-key FILE (tally server certify-key) every ack carries the
 server's signed checkpoint of the terminal's ledger (terminals keep the latest
 as a rollback witness; terminals older than this version refuse such acks, so
@@ -105,6 +111,7 @@ ${SERVER_PKI_HELP}`,
       'admin-token-file': { type: 'string' },
       'worker-threads': { type: 'string' },
       'signing-key': { type: 'string' },
+      'voucher-key': { type: 'string' },
       'insurance-url': { type: 'string' },
       'insurance-base-url': { type: 'string' },
       ...SERVER_PKI_OPTIONS,
@@ -119,6 +126,7 @@ ${SERVER_PKI_HELP}`,
     const store = await createServerStore(storeOptions(required(values, 'store')));
     const rootPublicKey = rootKey(values);
     const signingKey = typeof values['signing-key'] === 'string' ? loadServerKey(values['signing-key'], rootPublicKey) : undefined;
+    const voucherKey = typeof values['voucher-key'] === 'string' ? loadVoucherKey(values['voucher-key'], rootPublicKey) : undefined;
     const httpPort = typeof values['http-port'] === 'string' ? integer(values, 'http-port') : undefined;
     if (typeof values['insurance-url'] === 'string' && (httpPort === undefined || !signingKey)) throw new TallyError('USAGE', '--insurance-url needs --http-port and --signing-key (the key signs the settlement vouchers)');
     let server: IngestServer;
@@ -140,6 +148,7 @@ ${SERVER_PKI_HELP}`,
         signatureCheck,
         ...(workerThreads !== undefined ? { workerThreads } : {}),
         ...(signingKey ? { checkpointSigner: { key: signingKey.key, certificate: signingKey.certificate } } : {}),
+        ...(voucherKey ? { voucherKey } : {}),
         ...(typeof values['insurance-url'] === 'string'
           ? { insurance: { platform: new HttpInsurancePlatform({ url: values['insurance-url'] }), ...(typeof values['insurance-base-url'] === 'string' ? { baseUrl: values['insurance-base-url'] } : {}) } }
           : {}),

@@ -209,9 +209,10 @@ export const serverVoucherCommand: CliCommand = {
         if (positionals[0] !== 'add') throw new TallyError('USAGE', 'tally server voucher slot add ID ...');
         const slotId = serialOf(positionals[1]);
         const start = seconds(required(values, 'start'), 'start');
-        await withOffice(values, (_office, store) =>
+        const added = await withOffice(values, (_office, store) =>
           store.vouchers.addSlot({ slotId, clinicCode: required(values, 'clinic'), department: required(values, 'department'), doctor: required(values, 'doctor'), start, end: start + integer(values, 'minutes') * 60, capacity: integer(values, 'capacity') }),
         );
+        if (!added) throw new TallyError('VOUCHER_STATE_REFUSED', `slot ${slotId} exists`);
         io.out(`slot ${slotId} added`);
         return 0;
       }

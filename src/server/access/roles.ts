@@ -8,6 +8,7 @@
  *   agent: the clinics it placed devices in and its share of their income
  *   clinic: its own terminals, uses, batches and statement; nothing of other clinics
  *   auditor: read-only, everything, and the audit log
+ *   (vouchers: the issuer runs the back office and the community centres; a clinic sees its write-offs, keeps its slots)
  * machine is the shared bearer token (tally server run --admin-token-file): what it could do before users existed.
  */
 export const ROLES = ['sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor'] as const;
@@ -54,7 +55,12 @@ export type Permission =
   | 'agents.write'
   | 'users.read'
   | 'users.write'
-  | 'audit.read';
+  | 'audit.read'
+  | 'vouchers.stats'
+  | 'vouchers.read'
+  | 'vouchers.slots'
+  | 'vouchers.issue'
+  | 'vouchers.write';
 
 const everyone: readonly PrincipalRole[] = [...ROLES, 'machine'];
 
@@ -80,6 +86,13 @@ export const PERMISSIONS: Readonly<Record<Permission, readonly PrincipalRole[]>>
   'users.read': ['sysadmin', 'auditor'],
   'users.write': ['sysadmin'],
   'audit.read': ['sysadmin', 'auditor'],
+  // the voucher back office (seed 004): the issuer runs it for the health authority, and a community centre's
+  // staff log in as issuers to issue and book; a clinic sees its own write-offs and keeps its own slots
+  'vouchers.stats': ['authority', 'issuer', 'clinic', 'auditor', 'machine'],
+  'vouchers.read': ['authority', 'issuer', 'auditor', 'machine'],
+  'vouchers.slots': ['authority', 'issuer', 'clinic'],
+  'vouchers.issue': ['authority', 'issuer'],
+  'vouchers.write': ['authority', 'issuer'],
 };
 
 export function may(principal: Principal, permission: Permission): boolean {

@@ -76,10 +76,21 @@ export class SqlVoucherStore {
     return (await this.db.run("UPDATE vouchers SET state = 'issued', wallet_id = ?, issued_at = ? WHERE serial = ? AND state = 'sent' AND centre_id = ?", [walletId, at, serial, centreId])) === 1;
   }
 
-  async addSlot(slot: { slotId: number; clinicCode: string; department: string; doctor: string; start: number; end: number; capacity: number }): Promise<void> {
-    await this.db.run('INSERT INTO voucher_slots (slot_id, clinic_code, department, doctor, start_at, end_at, capacity) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-      slot.slotId, slot.clinicCode, slot.department, slot.doctor, slot.start, slot.end, slot.capacity,
-    ]);
+  /** A new slot: false when the slot id is taken (nothing changed) */
+  async addSlot(slot: { slotId: number; clinicCode: string; department: string; doctor: string; start: number; end: number; capacity: number }): Promise<boolean> {
+    const inserted = await this.db.insertIgnoring(
+      'voucher_slots',
+      ['slot_id', 'clinic_code', 'department', 'doctor', 'start_at', 'end_at', 'capacity'],
+      ['slot_id'],
+      [[slot.slotId, slot.clinicCode, slot.department, slot.doctor, slot.start, slot.end, slot.capacity]],
+    );
+    return inserted.length === 1;
+  }
+
+  /** The newest vouchers (highest serials), at most `limit` */
+  async latest(limit = 500): Promise<VoucherRow[]> {
+    const rows = await this.db.all<Row>('SELECT v.*, b.valid_until, b.booking_required FROM vouchers v JOIN voucher_batches b ON b.batch_id = v.batch_id ORDER BY v.serial DESC LIMIT ?', [limit]);
+    return rows.map(voucherFromRow);
   }
 
   /**
