@@ -28,6 +28,7 @@ const BENCHES: readonly BenchModule[] = [
   { name: 'daemon', file: 'daemon.js', exportName: 'benchDaemon' },
   { name: 'gateway', file: 'gateway.js', exportName: 'benchGateway' },
   { name: 'dashboard', file: 'dashboard.js', exportName: 'benchDashboard' },
+  { name: 'sms', file: 'sms.js', exportName: 'benchSms' },
 ];
 
 const HERE = dirname(fileURLToPath(import.meta.url));

@@ -292,6 +292,8 @@ describe('gammu-smsd between the simulated GSM network and tally server', () => 
     await applied(3, time.at, 'time applied');
     await waitFor(() => logs().some((l) => /terminal time follows the server/.test(l.msg ?? '') && Date.parse(l.time) >= time.at), 10_000, 'clock follows');
     const sms = (await status())!.sms!;
+    const shown = tally('terminal', 'status', '--config', join(dir, 'terminal.yaml'));
+    expect(shown.stdout).toMatch(/sms +modem ready, data link down, \d+ sent today, last \S+, last command (applied|refused SMS_COMMAND_REFUSED) /);
     // every duplicate the network made of a command was refused as a replay
     expect(sms.stats.commandsApplied).toBe(3);
     expect(sms.stats.commandsRefused).toBeGreaterThanOrEqual(2);

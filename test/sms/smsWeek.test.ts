@@ -26,12 +26,11 @@ import { buildHttpApi } from '../../src/server/httpApi.js';
 import { Ingest } from '../../src/server/ingest/Ingest.js';
 import type { ServerStore } from '../../src/server/ServerStore.js';
 import { SmsInbox, smsStatus, type SmsVerdict } from '../../src/server/sms/SmsInbox.js';
-import { SimulatedModem } from '../../src/sim/modem/SimulatedModem.js';
+import type { SimulatedModem } from '../../src/sim/modem/SimulatedModem.js';
 import { SimulatedSmsNetwork, type NetworkFaults } from '../../src/sim/modem/SimulatedSmsNetwork.js';
 import { SERVER_MODEM_NUMBER, TERMINAL_MODEM_NUMBER } from '../../src/sim/modem/ModemRig.js';
 import { memoryStateStore, SmsReporter } from '../../src/sync/sms/SmsReporter.js';
-import { createInMemoryPair } from '../../src/transports/InMemoryDuplex.js';
-import { GsmModem } from '../../src/transports/modem/GsmModem.js';
+import { startInMemoryModems } from '../support/inMemoryModems.js';
 import { ManualScheduler } from '../../src/util/scheduler.js';
 import { makeBatch, makeInvestor, SignedLedger, type BatchCards, type Investor } from '../support/signedLedger.js';
 
@@ -84,16 +83,7 @@ async function startRig(faults: Partial<NetworkFaults>, seed: number, reporterOp
   await ingest.handle(terminalTopic('T-SMS-1', 'report'), encodeReport({ transaction: 1, certificate: ledger.current.certificate, entries: [...ledger.current.entries] }));
 
   const network = new SimulatedSmsNetwork(scheduler, { seed, faults });
-  const terminalModem = new SimulatedModem({ number: TERMINAL_MODEM_NUMBER, network });
-  const serverModem = new SimulatedModem({ number: SERVER_MODEM_NUMBER, network });
-  const t = createInMemoryPair();
-  const s = createInMemoryPair();
-  terminalModem.attach(t.b);
-  serverModem.attach(s.b);
-  const terminalDriver = new GsmModem(t.a, scheduler);
-  const serverDriver = new GsmModem(s.a, scheduler);
-  await terminalDriver.initialise();
-  await serverDriver.initialise();
+  const { terminalModem, serverModem, terminal: terminalDriver, server: serverDriver } = await startInMemoryModems(scheduler, network);
 
   const inbox = new SmsInbox(store, { clock: scheduler });
   const verdicts: (SmsVerdict & { at: number })[] = [];

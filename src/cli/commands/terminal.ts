@@ -1,3 +1,4 @@
+import type { TerminalSmsStatus } from '../../daemon/startSms.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes, operatorMessage, TallyError } from '../../errors.js';
@@ -176,6 +177,7 @@ export function formatStatus(s: TerminalStatus & Record<string, unknown>): strin
   const reader = s.reader as { backend: string; name: string; state: string; cardPresent: boolean } | undefined;
   const lastSwipe = s.lastSwipe as { at: string; ok: boolean; code?: string } | undefined;
   const sync = s.sync as { enabled: boolean; connected?: boolean; lastAckAt?: string } | undefined;
+  const sms = s.sms as TerminalSmsStatus | undefined;
   const certificate = s.certificate as { notAfter?: string; daysLeft?: number; error?: string } | undefined;
   const lines = [
     `daemon        ${String(s.daemon ?? 'not running')}${s.version ? `, version ${String(s.version)}` : ''}${s.uptimeSeconds !== undefined ? `, up ${String(s.uptimeSeconds)} s` : ''}`,
@@ -183,6 +185,12 @@ export function formatStatus(s: TerminalStatus & Record<string, unknown>): strin
     ...(lastSwipe ? [`last swipe    ${lastSwipe.at} ${lastSwipe.ok ? 'granted' : `refused ${lastSwipe.code ?? ''}`}`] : []),
     `terminal      ${s.provisioned ? `${s.terminalId} at clinic ${s.clinicCode}` : 'not provisioned'}`,
     ...(sync ? [`sync          ${sync.enabled ? `${sync.connected ? 'connected' : 'offline'}, last server ack ${sync.lastAckAt ?? 'none since start'}` : 'disabled'}`] : []),
+    ...(sms
+      ? [
+          `sms           modem ${sms.modem}${sms.modemProblem ? ` (${sms.modemProblem})` : ''}, data link ${sms.dataLinkDown ? 'down' : 'up'}, ${sms.sentToday} sent today, last ${sms.lastSentAt ?? 'none since start'}` +
+            (sms.lastCommand ? `, last command ${sms.lastCommand.applied ? 'applied' : `refused ${sms.lastCommand.code ?? ''}`} ${sms.lastCommand.at}` : ''),
+        ]
+      : []),
     ...(certificate ? [`certificate   ${certificate.error ? `unreadable: ${certificate.error}` : `valid until ${certificate.notAfter} (${certificate.daysLeft} days)`}`] : []),
     ...(s.rootFingerprint ? [`trust anchor  ${s.rootFingerprint.slice(0, 32)}...`] : []),
     `ledger        ${s.lastSeq} entries`,
