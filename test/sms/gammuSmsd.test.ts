@@ -36,6 +36,7 @@ import { SERVER_MODEM_NUMBER, TERMINAL_MODEM_NUMBER } from '../../src/sim/modem/
 import { systemClock } from '../../src/util/clock.js';
 import { loadServerKey } from '../../src/cli/commands/serverKey.js';
 import { stopChild } from '../support/process.js';
+import { startMosquitto } from '../support/mosquitto.js';
 import { waitFor } from '../support/syncHarness.js';
 
 const TALLY = join(__dirname, '../../dist/src/cli/tally.js');
@@ -107,15 +108,15 @@ describe('gammu-smsd between the simulated GSM network and tally server', () => 
     await waitFor(() => simOut.lines.slice(before).some((l) => l.startsWith('network ')), 10_000, 'sim status');
     return JSON.parse(simOut.lines.slice(before).find((l) => l.startsWith('network '))!.slice('network '.length)) as never;
   };
-  const status = async () => (await queryStatus(join(dataDir, 'status.sock'))) as { sms?: TerminalSmsStatus; lastSeq: number } | undefined;
+  const status = async () => (await queryStatus(join(dataDir, 'status.sock'))) as { sms?: TerminalSmsStatus; lastSeq: number; sync: { connected?: boolean } } | undefined;
   const logs = (): LogLine[] => terminalLog.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
 
-  function startTerminal(sms: { afterDownSeconds: number; everySeconds: number; maxPerDay: number }, modemPath: string): void {
+  function startTerminal(sms: { afterDownSeconds: number; everySeconds: number; maxPerDay: number }, modemPath: string, brokerUrl = `mqtt://127.0.0.1:${brokerPort}`): void {
     const config = join(dir, 'terminal.yaml');
     writeFileSync(
       config,
       `terminal: {dataDir: ${dataDir}, locale: en}\nreader: {backend: simulated}\n` +
-        `sync: {enabled: true, brokerUrl: 'mqtt://127.0.0.1:${brokerPort}', protocolVersion: 5}\n` +
+        `sync: {enabled: true, brokerUrl: '${brokerUrl}', protocolVersion: 5}\n` +
         `sms: {modemPath: ${modemPath}, serverNumber: '${SERVER_MODEM_NUMBER}', afterDownSeconds: ${sms.afterDownSeconds}, everySeconds: ${sms.everySeconds}, maxPerDay: ${sms.maxPerDay}, retrySeconds: 1}\n` +
         `log: {level: info}\n`,
     );
@@ -310,6 +311,40 @@ describe('gammu-smsd between the simulated GSM network and tally server', () => 
     expect(await rig.swipe(batch.oneTimeCards[2]!)).toMatchObject({ ok: false, code: 'REVOKED' });
     expect(await rig.swipe(batch.oneTimeCards[3]!)).toMatchObject({ ok: true });
     rig.terminal.close();
+  }, 180_000);
+
+  it('the data link drives the SMS: none while MQTT is up, a report once the broker has been gone afterDownSeconds, none again once it is back', async () => {
+    await stopChild(terminal!).catch(() => undefined);
+    const broker = await startMosquitto();
+    try {
+      const terminalPath = simOut.lines.find((l) => l.startsWith('terminal modem'))!.split(': ')[1]!;
+      startTerminal({ afterDownSeconds: 3, everySeconds: 3600, maxPerDay: 20 }, terminalPath, broker.url);
+      await waitFor(async () => (await status())?.sync.connected === true && (await status())?.sms?.modem === 'ready', 30_000, 'connected to the broker, modem ready');
+      expect((await status())!.sms!.dataLinkDown).toBe(false);
+      // a window longer than afterDownSeconds with the link up: no SMS goes
+      const upSince = Date.now();
+      await new Promise((r) => setTimeout(r, 4000));
+      const sentWhileUp = logs().filter((l) => l.event === 'sms-report-sent' && Date.parse(l.time) >= upSince);
+      expect(sentWhileUp).toEqual([]);
+      expect((await status())!.sms!.stats.sent).toBe(0);
+
+      const before = (await reports()).at(-1)!.counter;
+      const downAt = Date.now();
+      await broker.stop();
+      await waitFor(async () => (await status())?.sms?.dataLinkDown === true, 30_000, 'the daemon sees the link down');
+      await waitFor(async () => (await reports()).some((r) => r.counter > before), 60_000, 'a report after the link went down');
+      const sent = logs().find((l) => l.event === 'sms-report-sent' && Date.parse(l.time) >= downAt)!;
+      expect(sent.reason).toBe('data link down');
+      expect(Date.parse(sent.time) - downAt).toBeGreaterThanOrEqual(3000);
+
+      await broker.start();
+      await waitFor(async () => (await status())?.sync.connected === true, 30_000, 'connected again');
+      await waitFor(async () => (await status())?.sms?.dataLinkDown === false, 10_000, 'the reporter sees the link up');
+      await stopChild(terminal!);
+      terminal = undefined;
+    } finally {
+      await broker.close();
+    }
   }, 180_000);
 });
 
