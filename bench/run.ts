@@ -29,6 +29,7 @@ const BENCHES: readonly BenchModule[] = [
   { name: 'gateway', file: 'gateway.js', exportName: 'benchGateway' },
   { name: 'dashboard', file: 'dashboard.js', exportName: 'benchDashboard' },
   { name: 'sms', file: 'sms.js', exportName: 'benchSms' },
+  { name: 'voucher', file: 'voucher.js', exportName: 'benchVoucher' },
 ];
 
 const HERE = dirname(fileURLToPath(import.meta.url));
