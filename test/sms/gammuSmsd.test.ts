@@ -313,7 +313,7 @@ describe('gammu-smsd between the simulated GSM network and tally server', () => 
     rig.terminal.close();
   }, 180_000);
 
-  it('the data link drives the SMS: none while MQTT is up, a report once the broker has been gone afterDownSeconds, none again once it is back', async () => {
+  it('the data link drives the SMS: none while MQTT is up, a report once the broker has been gone afterDownSeconds, none again once it is back; a modem unplugged and back is opened again', async () => {
     await stopChild(terminal!).catch(() => undefined);
     const broker = await startMosquitto();
     try {
@@ -340,6 +340,17 @@ describe('gammu-smsd between the simulated GSM network and tally server', () => 
       await broker.start();
       await waitFor(async () => (await status())?.sync.connected === true, 30_000, 'connected again');
       await waitFor(async () => (await status())?.sms?.dataLinkDown === false, 10_000, 'the reporter sees the link up');
+
+      // the modem unplugged and back: the daemon opens it again by itself and a server command still reaches it
+      simCommand('unplug terminal');
+      await waitFor(async () => (await status())?.sms?.modem !== 'ready', 30_000, 'the daemon sees the modem gone');
+      expect(logs().some((l) => l.event === 'modem-lost' && l.code === 'MODEM_UNAVAILABLE')).toBe(true);
+      simCommand('plug terminal');
+      await waitFor(async () => (await status())?.sms?.modem === 'ready', 30_000, 'the modem open again');
+      const last = (await reports()).at(-1)!.counter;
+      const asked = spawnSync(process.execPath, [TALLY, 'server', 'sms', 'send', '--store', storePath, '--signing-key', serverKeyPath, '--root', rootHex, '--outbox', join(spool, 'outbox'), '--terminal', TERMINAL_ID, 'report-now'], { encoding: 'utf8' });
+      expect(asked.status, asked.stderr).toBe(0);
+      await waitFor(async () => (await reports()).some((r) => r.counter > last), 60_000, 'the report asked for after the replug');
       await stopChild(terminal!);
       terminal = undefined;
     } finally {
