@@ -35,7 +35,7 @@ export const LAYERS = {
   issuing: { may: ['card', 'codecs', 'crypto', 'errors', 'util'], packages: ['better-sqlite3', 'node:*'], why: 'the issuing station talks to cards through ApduChannel' },
   sync: { may: ['codecs', 'crypto', 'errors', 'util'], packages: ['mqtt', 'node:*'], why: 'sync owns MQTT on the terminal side; the ledger is only its OutboxSource' },
   server: { may: ['codecs', 'crypto', 'errors', 'pki', 'util', 'config', 'logging'], packages: ['*'], notPackages: ['serialport', '@serialport/*', 'pcsclite'], why: 'the server is its own root and shares only codecs, crypto, pki and util with the terminal' },
-  sim: { may: ['card', 'codecs', 'crypto', 'errors', 'readers', 'readers/serial', 'transports', 'util'], packages: ['node:*'], why: 'simulators speak the real bytes and sit below the roots' },
+  sim: { may: ['card', 'codecs', 'crypto', 'errors', 'readers', 'readers/serial', 'transports', 'util'], packages: ['node:*', 'qrcode'], why: 'simulators speak the real bytes and sit below the roots; the board renders its QR codes with qrcode' },
   'sim/his': { may: ['codecs', 'codecs/hl7', 'errors', 'util'], packages: ['mqtt', 'node:*'], why: 'the HIS simulator speaks real HL7 over MLLP and reads the slot counts from the hospital broker' },
   'sim/insurance': { may: ['errors', 'util'], packages: ['node:*'], why: 'the insurance platform simulator: its own HTTP service and SQLite database, nothing of the server it answers' },
   gateway: { may: ['codecs', 'codecs/gateway', 'codecs/hl7', 'crypto', 'errors', 'util'], packages: ['mqtt', 'better-sqlite3', 'node:*'], why: 'the isolation gateway: the only process with a leg on both networks; shares codecs, crypto and util, nothing of the terminal or the server' },

@@ -18,6 +18,8 @@ import { signCheckpoint } from '../src/crypto/checkpoint.js';
 import { privateKeyFromSeed, rawPublicKey, sha256, signMessage } from '../src/crypto/ed25519.js';
 import { KeyRole, VoucherScope } from '../src/codecs/voucher.js';
 import { signKeyCertificate, signVoucher } from '../src/crypto/voucher.js';
+import { encodeSettlementVoucher, orderCanonical } from '../src/codecs/settlementVoucher.js';
+import { signSettlementVoucher } from '../src/crypto/settlementVoucher.js';
 import { verifyLedgerEntries, type LedgerVerification } from '../src/crypto/ledgerChain.js';
 import type { KeyObject } from 'node:crypto';
 
@@ -77,6 +79,12 @@ function serverResetProof(raws: readonly Uint8Array[], seq: number, time: number
 function motherResetProof(raws: readonly Uint8Array[], headSeq: number, time: number): Uint8Array {
   const body = encodeMotherClockResetBody({ terminalId: TERMINAL_ID, headSeq, headHash: toHex(sha256(raws[headSeq - 1]!)), time, motherCardId: toHex(cardId('mother')) });
   return encodeClockResetProof({ by: 'mother-card', body, signature: toHex(signMessage(keys.root.privateKey, utf8(body))) });
+}
+
+/** A settlement.reserved entry's card: the settlement voucher's text, signed by the certified server key */
+function settlementUse(orderId: string, options: { signer?: Key; terminalId?: string; expiresAt?: number } = {}): Uint8Array {
+  const fields = { orderId, orderHash: toHex(sha256(utf8(orderCanonical({ orderId, terminalId: options.terminalId ?? TERMINAL_ID, item: 'OCT', amountFen: 12_000 })))), terminalId: options.terminalId ?? TERMINAL_ID, item: 'OCT', amountFen: 12_000, insurerFen: 8400, patientFen: 3600, settlementId: `STL-${orderId}`, issuedAt: T0, expiresAt: options.expiresAt ?? Date.UTC(2100, 0, 1) };
+  return utf8(encodeSettlementVoucher(signSettlementVoucher((options.signer ?? keys.server).privateKey, serverCertificate(), fields)));
 }
 
 /** A voucher.reserved entry's card: the voucher key's certificate || the voucher (voucher-format.md §8) */
@@ -206,6 +214,12 @@ function validLedger(): ChainBuilder {
   chain.add({ type: EntryType.USE_COMPLETED, ref: voucher });
   const released = chain.add({ type: EntryType.VOUCHER_RESERVED, card: voucherUse(1000002), detail: 'claimed offline; trust list 3' });
   chain.add({ type: EntryType.USE_RELEASED, ref: released, detail: 'device did not start within 30 s' });
+  // insurance settlements (settlement-voucher.md): one used and completed, one released (the server reverses it)
+  const paid = chain.add({ type: EntryType.SETTLEMENT_RESERVED, card: settlementUse('INS-V0001'), detail: 'INS-V0001' });
+  chain.add({ type: EntryType.USE_STARTED, ref: paid });
+  chain.add({ type: EntryType.USE_COMPLETED, ref: paid });
+  const unpaid = chain.add({ type: EntryType.SETTLEMENT_RESERVED, card: settlementUse('INS-V0002'), detail: 'INS-V0002' });
+  chain.add({ type: EntryType.USE_RELEASED, ref: unpaid, detail: 'device did not start within 30 s' });
   chain.use(2, 3, keys.batch2, 'open', 13); // still open at the end: the device has not reported yet
   return chain;
 }
@@ -336,6 +350,11 @@ function variants(valid: readonly Uint8Array[]): Variant[] {
     { name: 'voucher-forged', description: 'a voucher signed by a key other than the one its certificate names', edits: extended(n, (c) => c.add({ type: EntryType.VOUCHER_RESERVED, card: voucherUse(1000003, { voucherSigner: keys.other }) })) },
     { name: 'voucher-key-not-certified', description: 'a voucher key certificate the root did not sign', edits: extended(n, (c) => c.add({ type: EntryType.VOUCHER_RESERVED, card: voucherUse(1000004, { certSigner: keys.other }) })) },
     { name: 'voucher-without-voucher', description: 'a voucher entry without its card', edits: extended(n, (c) => c.add({ type: EntryType.VOUCHER_RESERVED })) },
+    { name: 'settlement-used-twice', description: 'order INS-V0002 used again after its use was released (reversed)', edits: extended(n, (c) => c.add({ type: EntryType.SETTLEMENT_RESERVED, card: settlementUse('INS-V0002'), detail: 'INS-V0002' })) },
+    { name: 'settlement-forged', description: 'a settlement voucher signed by a key the server certificate does not name', edits: extended(n, (c) => c.add({ type: EntryType.SETTLEMENT_RESERVED, card: settlementUse('INS-V0003', { signer: keys.other }), detail: 'INS-V0003' })) },
+    { name: 'settlement-other-terminal', description: 'a settlement voucher for another terminal', edits: extended(n, (c) => c.add({ type: EntryType.SETTLEMENT_RESERVED, card: settlementUse('INS-V0004', { terminalId: 'T-OTHER' }), detail: 'INS-V0004' })) },
+    { name: 'settlement-expired', description: 'a settlement voucher used (clock trusted) after its expiry', edits: extended(n, (c) => c.add({ type: EntryType.SETTLEMENT_RESERVED, card: settlementUse('INS-V0005', { expiresAt: T0 + 1000 }), detail: 'INS-V0005' })) },
+    { name: 'settlement-order-mismatch', description: 'a settlement entry naming another order than its voucher', edits: extended(n, (c) => c.add({ type: EntryType.SETTLEMENT_RESERVED, card: settlementUse('INS-V0006'), detail: 'INS-V9999' })) },
     { name: 'started-twice', description: 'the use at seq 3 started again', edits: extended(n, (c) => c.add({ type: EntryType.USE_STARTED, ref: 3 })) },
     {
       name: 'untrusted-clock-ref-not-a-use',

@@ -52,7 +52,11 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
   },
   INSURANCE_BUSY: {
     cause: 'A payment started on this terminal is still waiting for the patient.',
-    remedy: 'Wait for it to finish or expire, or cancel it (tally terminal insurance cancel).',
+    remedy: 'Wait for it to finish or expire (its QR code lasts as long as the server says, 5 minutes by default).',
+  },
+  INSURANCE_NO_DAEMON: {
+    cause: 'tally terminal insurance found no daemon on the insurance socket of this data folder.',
+    remedy: 'Start the daemon (tally terminal run --config FILE, or its systemd unit) and give the same --data or --config.',
   },
   UNKNOWN_CARD: {
     cause: 'The card has no tallystick applet: a bank, transit or foreign card, or a card that answers nothing.',

@@ -33,6 +33,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import sys
 
@@ -47,7 +48,8 @@ MAX_SAFE = 2 ** 53 - 1
 PROVISIONED, BATCH_LOADED, USE_RESERVED, USE_STARTED, USE_COMPLETED, USE_RELEASED, USE_FAILED, WITNESS_ROLLBACK = range(1, 9)
 CLOCK_RESET, CLOCK_REFUSED = 10, 11
 VOUCHER_RESERVED = 12  # voucher-format.md section 8
-ENTRY_TYPES = set(range(1, 9)) | {CLOCK_RESET, CLOCK_REFUSED, VOUCHER_RESERVED}
+SETTLEMENT_RESERVED = 14  # settlement-voucher.md
+ENTRY_TYPES = set(range(1, 9)) | {CLOCK_RESET, CLOCK_REFUSED, VOUCHER_RESERVED, SETTLEMENT_RESERVED}
 CLOCK_RESET_FORMAT = 'tallystick-clock-reset/1'
 USE_EVENTS = {  # type: (state it moves to, states it may follow)
     USE_STARTED: ('started', ('reserved',)),
@@ -360,6 +362,16 @@ def check_meaning(seq, e, cert, root, batches, uses, held, state):
         held.add(key)
         uses[seq] = ['reserved', key]
         state['uses'] += 1
+    elif kind == SETTLEMENT_RESERVED:
+        order = settlement_use(seq, e, root)
+        key = ('settlement', order)
+        # one order, one use: ('ordered', order) stays in held when the use is released
+        if ('ordered', order) in held:
+            raise Broken(seq, 'SETTLEMENT_USED_TWICE', 'order %s used by an earlier entry' % order)
+        held.add(('ordered', order))
+        held.add(key)
+        uses[seq] = ['reserved', key]
+        state['uses'] += 1
     elif kind in USE_EVENTS:
         use = uses.get(e.get('ref'))
         if use is None:
@@ -377,6 +389,60 @@ def check_meaning(seq, e, cert, root, batches, uses, held, state):
     elif kind == WITNESS_ROLLBACK:
         if e.get('ref', 0) < 1 or 'detail' not in e:
             raise Broken(seq, 'WITNESS_INVALID', 'witness.rollback without the seq its witness named, or without its detail')
+
+
+SETTLEMENT_FORMAT = 'tallystick-settlement-voucher/1'
+
+
+def settlement_use(seq, e, root):
+    """settlement-voucher.md: the card field is the voucher the server signed, for this terminal and the order in detail"""
+    vc = checkpoint_module()
+    bad = lambda why: Broken(seq, 'SETTLEMENT_INVALID', why)
+    try:
+        v = json.loads(e.get('card', b'').decode('utf-8'))
+    except ValueError:
+        raise bad('voucher is not UTF-8 JSON')
+    try:
+        if not isinstance(v, dict) or v.get('format') != SETTLEMENT_FORMAT:
+            raise bad('not a %s voucher' % SETTLEMENT_FORMAT)
+        body, signature = vc.signed_pair(v, 'voucher')
+        cert_body, cert_signature = vc.signed_pair(v.get('serverCertificate'), 'serverCertificate')
+        cert = json.loads(cert_body)
+        if not isinstance(cert, dict) or cert.get('format') != vc.SERVER_KEY_FORMAT:
+            raise bad('not a %s certificate' % vc.SERVER_KEY_FORMAT)
+        if not vc.signed_by(root.hex(), cert_body, cert_signature):
+            raise bad('server certificate not signed by the root')
+        server_key = vc.hexfield(cert, 'publicKey', 32)
+        o = json.loads(body)
+        if not isinstance(o, dict) or o.get('format') != SETTLEMENT_FORMAT:
+            raise bad('body is not a %s body' % SETTLEMENT_FORMAT)
+        order = vc.ident(o, 'orderId')
+        vc.hexfield(o, 'orderHash', 32)
+        terminal = vc.ident(o, 'terminalId')
+        if not isinstance(o.get('item'), str) or not re.fullmatch('[A-Z0-9_]{1,16}', o['item']):
+            raise bad('item is not valid')
+        amount = vc.whole(o, 'amountFen', 1)
+        if vc.whole(o, 'insurerFen', 0) + vc.whole(o, 'patientFen', 0) != amount:
+            raise bad('insurerFen + patientFen is not amountFen')
+        vc.ident(o, 'settlementId')
+        issued, expires = vc.whole(o, 'issuedAt', 0), vc.whole(o, 'expiresAt', 0)
+        if expires <= issued:
+            raise bad('expiresAt is not after issuedAt')
+        if vc.ident(o, 'serverId') != vc.ident(cert, 'serverId'):
+            raise bad('voucher names another server than its certificate')
+        if not vc.signed_by(server_key, body, signature):
+            raise bad('voucher not signed by the certified server key')
+    except vc.BadCheckpoint as err:
+        raise bad(str(err))
+    except ValueError:
+        raise bad('body or certificate is not JSON')
+    if terminal != e['terminalId']:
+        raise bad('voucher for terminal %s' % terminal)
+    if e['clockTrusted'] and e['time'] >= expires:
+        raise bad('used after the voucher expired')
+    if e.get('detail') != order:
+        raise bad('entry names order %s, its voucher %s' % (e.get('detail'), order))
+    return order
 
 
 def check_clock_reset(seq, e, cert, root, prev_hash, clock):

@@ -73,6 +73,7 @@ export const ErrorCodes = {
   INSURANCE_CODE_EXPIRED: info(1158, 'Insurance payment expired: the QR code was not used in time', '医保支付已过期：二维码未在时限内使用', true),
   INSURANCE_FAILED: info(1159, 'Insurance payment failed: not charged', '医保支付失败：未扣费', true),
   INSURANCE_BUSY: info(1160, 'An insurance payment is already waiting on this terminal', '本终端已有一笔医保支付在等待中', true),
+  INSURANCE_NO_DAEMON: info(1161, 'Insurance payment not started: no terminal daemon answers (start tally terminal run)', '医保支付未发起：终端守护进程未运行（请启动 tally terminal run）', true),
 
   // 2xxx: card and applet protocol
   PIN_WRONG: info(2001, 'Wrong PIN', 'PIN 错误', true),

@@ -38,6 +38,7 @@ const COMMANDS: CommandEntry[] = [
   entry('terminal swipe', async () => (await import('./commands/terminal.js')).terminalSwipeCommand),
   entry('terminal status', async () => (await import('./commands/terminal.js')).terminalStatusCommand),
   entry('terminal clock-reset', async () => (await import('./commands/terminal.js')).terminalClockResetCommand),
+  entry('terminal insurance', async () => (await import('./commands/terminalInsurance.js')).terminalInsuranceCommand),
   entry('terminal trust-list', async () => (await import('./commands/terminalTrustList.js')).terminalTrustListCommand),
   entry('ledger verify', async () => (await import('./commands/ledger.js')).ledgerVerifyCommand),
   entry('ledger show', async () => (await import('./commands/ledger.js')).ledgerShowCommand),

@@ -58,6 +58,11 @@ export const EntryType = {
    * key certificate followed by the voucher; detail = how it was claimed. Then use.started.. by ref, as a card use.
    */
   VOUCHER_RESERVED: 12,
+  /**
+   * An insurance settlement voucher verified and the device about to be enabled (settlement-voucher.md): card =
+   * the voucher's UTF-8 text as the server signed it, detail = the order id. Then use.started.. by ref, as a card use.
+   */
+  SETTLEMENT_RESERVED: 14,
 } as const;
 export type EntryTypeValue = (typeof EntryType)[keyof typeof EntryType];
 
@@ -73,6 +78,7 @@ export const ENTRY_TYPE_NAMES: Record<EntryTypeValue, string> = {
   10: 'clock.reset',
   11: 'clock.refused',
   12: 'voucher.reserved',
+  14: 'settlement.reserved',
 };
 
 const Tag = {

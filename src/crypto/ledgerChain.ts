@@ -13,6 +13,8 @@ import { parseClockResetProof } from '../codecs/clockReset.js';
 import { verifyClockReset } from './clockReset.js';
 import { sha256, verifyMessage } from './ed25519.js';
 import { openVoucherUse } from './voucher.js';
+import { parseSettlementVoucher } from '../codecs/settlementVoucher.js';
+import { verifySettlementVoucher } from './settlementVoucher.js';
 
 
 /**
@@ -45,6 +47,8 @@ export const LEDGER_FAULTS = [
   'CLOCK_REFUSED_INVALID',
   'VOUCHER_INVALID',
   'VOUCHER_USED_TWICE',
+  'SETTLEMENT_INVALID',
+  'SETTLEMENT_USED_TWICE',
   'DATABASE_UNREADABLE',
 ] as const;
 export type LedgerFault = (typeof LEDGER_FAULTS)[number];
@@ -98,6 +102,8 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
   let releases = 0;
   const batches = new Map<string, SignedRecord<BatchFields>>();
   const openUses = new Map<string, number>();
+  /** Orders a settlement.reserved entry named, released or not */
+  const settlementOrders = new Set<string>();
   const reserveKeys = new Map<number, string>();
   const useStates = new Map<number, UseState>();
 
@@ -222,6 +228,29 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
         }
         const key = `voucher:${serial}`;
         if (openUses.has(key)) return ['VOUCHER_USED_TWICE', `voucher ${serial} written off twice`];
+        openUses.set(key, entry.seq);
+        reserveKeys.set(entry.seq, key);
+        useStates.set(entry.seq, 'reserved');
+        uses++;
+        return undefined;
+      }
+      case EntryType.SETTLEMENT_RESERVED: {
+        // card = the settlement voucher's text (settlement-voucher.md), detail = its order id
+        if (!entry.card) return ['SETTLEMENT_INVALID', 'settlement entry without its voucher'];
+        try {
+          const fields = verifySettlementVoucher(parseSettlementVoucher(new TextDecoder('utf-8', { fatal: true }).decode(entry.card)), rootPublicKey, {
+            terminalId: entry.terminalId,
+            // the expiry binds a trusted clock only: an untrusted entry's time proves nothing either way
+            now: entry.clockTrusted ? entry.time : 0,
+          });
+          if (fields.orderId !== entry.detail) return ['SETTLEMENT_INVALID', `entry names order ${entry.detail ?? '(none)'}, its voucher ${fields.orderId}`];
+        } catch (err) {
+          return ['SETTLEMENT_INVALID', describe(err)];
+        }
+        // one voucher, one use: a released use was reversed with the platform, so never used again
+        const key = `settlement:${entry.detail}`;
+        if (settlementOrders.has(key)) return ['SETTLEMENT_USED_TWICE', `order ${entry.detail} used twice`];
+        settlementOrders.add(key);
         openUses.set(key, entry.seq);
         reserveKeys.set(entry.seq, key);
         useStates.set(entry.seq, 'reserved');

@@ -3,8 +3,9 @@
  * connection on a unix socket in the data folder, mode 0600, so only the local
  * administrator can read it and nothing on the network can reach it.
  */
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
+import { closeServer, listenPrivate } from './localSocket.js';
 
 export class StatusServer {
   private server: Server | undefined;
@@ -30,16 +31,11 @@ export class StatusServer {
       }
       socket.end(`${body}\n`);
     });
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.path, () => resolve());
-    });
-    chmodSync(this.path, 0o600);
+    await listenPrivate(this.server, this.path);
   }
 
   async stop(): Promise<void> {
-    if (!this.server) return;
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    await closeServer(this.server);
     this.server = undefined;
   }
 }

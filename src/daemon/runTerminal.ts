@@ -19,6 +19,24 @@ import { createSystemdNotifier, watchdogIntervalMs } from './systemdNotify.js';
 import { TerminalDaemon } from './TerminalDaemon.js';
 import { SerialScanner } from '../readers/scanner/SerialScanner.js';
 import { openSerialTransport } from '../transports/SerialPortTransport.js';
+import { join } from 'node:path';
+import { InsurancePayment, type InsuranceLink } from '../terminal/InsurancePayment.js';
+import { InsuranceControl } from './InsuranceControl.js';
+import { mqttInsuranceLink } from './mqttInsuranceLink.js';
+
+/** Without sync the terminal has no way to the server: every insurance payment is refused INSURANCE_OFFLINE */
+const OFFLINE_LINK: InsuranceLink = {
+  online: () => false,
+  start: async () => undefined,
+  poll: async () => undefined,
+  outcome: async () => false,
+  onVoucher: () => () => undefined,
+};
+
+/** Where the daemon takes the operator's insurance payments (tally terminal insurance) */
+export function insuranceSocketPath(dataDir: string): string {
+  return join(dataDir, 'insurance.sock');
+}
 
 /** Our package's version, found from this file whether it runs from src/ (tests) or dist/src/ */
 export const VERSION = ((): string => {
@@ -55,6 +73,7 @@ export interface RunningTerminal {
   readonly daemon: TerminalDaemon;
   readonly terminal: Terminal;
   readonly backend: ReaderBackend;
+  readonly insurance: InsurancePayment;
   stop(reason: string): Promise<void>;
 }
 
@@ -127,6 +146,12 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
   } else if (config.sms) {
     log.warn({}, 'sms.modemPath set but the terminal is not provisioned: no SMS reports yet');
   }
+  const insurance = new InsurancePayment({ terminal, link: sync ? mqttInsuranceLink(sync.client) : OFFLINE_LINK, panel: backend.panel, locale: config.locale, log });
+  const insuranceControl = new InsuranceControl(insuranceSocketPath(config.dataDir), insurance);
+  // outcomes a crash left unsent go out once the link is up, then whenever a use ends
+  const outcomeTimer = setInterval(() => void insurance.sendOutcomes(), 15_000);
+  outcomeTimer.unref();
+  sync?.client.client.on('connect', () => void insurance.sendOutcomes());
   let lastSwipe: { at: string; ok: boolean; code?: string } | undefined;
   daemon.onSwipe((t) => {
     lastSwipe = { at: new Date(terminal.clock.now()).toISOString(), ok: t.outcome.ok, ...(t.outcome.ok ? {} : { code: t.outcome.code }) };
@@ -154,6 +179,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
   }));
   await daemon.start();
   await status.start();
+  await insuranceControl.start();
   const systemd = createSystemdNotifier(process.env, log);
   const watchdogMs = watchdogIntervalMs(process.env);
   // the watchdog is fed only while the ledger still answers: a wedged database should get us restarted
@@ -176,11 +202,15 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
     daemon,
     terminal,
     backend,
+    insurance,
     stop: (reason) => {
       stopping ??= (async () => {
         log.info({ reason }, 'stopping: finishing the swipe in progress');
         systemd.notify('STOPPING=1');
         if (watchdog) clearInterval(watchdog);
+        clearInterval(outcomeTimer);
+        await insuranceControl.stop();
+        insurance.close();
         await daemon.stop();
         await terminal.prepareStop();
         renewal?.stop();

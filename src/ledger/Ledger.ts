@@ -78,6 +78,8 @@ export interface UseRow {
   readonly markerWritten: boolean;
   /** A voucher use (entry type 12): serial is the voucher's, batchId and cardId are empty */
   readonly voucher?: boolean;
+  /** An insurance settlement use (entry type 14): its order id; serial 0, batchId and cardId empty */
+  readonly settlement?: string;
 }
 
 export interface OutboxEntry {
@@ -154,6 +156,13 @@ export class Ledger {
       ),
       setVoucherUseState: db.prepare('UPDATE voucher_uses SET state = ? WHERE reserve_seq = ?'),
       openVoucherUses: db.prepare<[], VoucherUseDbRow>("SELECT * FROM voucher_uses WHERE state IN ('reserved', 'started') ORDER BY reserve_seq"),
+      settlementUse: db.prepare<[string], SettlementUseDbRow>('SELECT * FROM settlement_uses WHERE order_id = ?'),
+      settlementUseByReserve: db.prepare<[number], SettlementUseDbRow>('SELECT * FROM settlement_uses WHERE reserve_seq = ?'),
+      insertSettlementUse: db.prepare("INSERT INTO settlement_uses (order_id, state, reserve_seq) VALUES (?, 'reserved', ?)"),
+      setSettlementUseState: db.prepare('UPDATE settlement_uses SET state = ? WHERE reserve_seq = ?'),
+      openSettlementUses: db.prepare<[], SettlementUseDbRow>("SELECT * FROM settlement_uses WHERE state IN ('reserved', 'started') ORDER BY reserve_seq"),
+      settlementOutcomesDue: db.prepare<[], SettlementUseDbRow>("SELECT * FROM settlement_uses WHERE state IN ('completed', 'failed', 'released') AND outcome_sent = 0 ORDER BY reserve_seq"),
+      settlementOutcomeSent: db.prepare('UPDATE settlement_uses SET outcome_sent = 1 WHERE order_id = ?'),
       denied: db.prepare<[Uint8Array], { reason: string }>('SELECT reason FROM deny WHERE card_id = ?'),
       insertDeny: db.prepare('INSERT INTO deny (card_id, reason) VALUES (?, ?) ON CONFLICT(card_id) DO UPDATE SET reason = excluded.reason'),
       deleteDeny: db.prepare('DELETE FROM deny WHERE card_id = ?'),
@@ -386,7 +395,45 @@ export class Ledger {
     const row = this.stmt.useByReserve.get(seq);
     if (row) return useFromDb(row);
     const voucher = this.stmt.voucherUseByReserve.get(seq);
-    return voucher && voucherUseFromDb(voucher);
+    if (voucher) return voucherUseFromDb(voucher);
+    const settlement = this.stmt.settlementUseByReserve.get(seq);
+    return settlement && settlementUseFromDb(settlement);
+  }
+
+  /** The use an insurance order paid for on this terminal, if any */
+  settlementUse(orderId: string): UseRow | undefined {
+    const row = this.stmt.settlementUse.get(orderId);
+    return row && settlementUseFromDb(row);
+  }
+
+  /**
+   * An insurance settlement voucher (verified by the caller) turned into a use: in one transaction the
+   * settlement.reserved entry (card = the voucher's text, detail = the order id), the settlement_uses row and
+   * the report queued. An order pays one use on a terminal, ever: a second is SETTLEMENT_VOUCHER_REPLAYED.
+   */
+  reserveSettlementUse(orderId: string, voucherText: string, options: { completeAtOnce?: string } = {}): number {
+    return this.write('settlement use', () => {
+      const existing = this.stmt.settlementUse.get(orderId);
+      if (existing) throw new TallyError('SETTLEMENT_VOUCHER_REPLAYED', `order ${orderId} used at seq ${existing.reserve_seq}`, { reserveSeq: existing.reserve_seq, orderId });
+      const seq = this.append({ type: EntryType.SETTLEMENT_RESERVED, card: new TextEncoder().encode(voucherText), detail: orderId });
+      this.stmt.insertSettlementUse.run(orderId, seq);
+      if (options.completeAtOnce !== undefined) {
+        this.append({ type: EntryType.USE_STARTED, ref: seq, detail: options.completeAtOnce });
+        this.append({ type: EntryType.USE_COMPLETED, ref: seq });
+        this.stmt.setSettlementUseState.run('completed', seq);
+      }
+      return seq;
+    });
+  }
+
+  /** Settlement uses that ended and whose outcome the server has not acknowledged: ran unless released */
+  settlementOutcomesDue(): { orderId: string; ran: boolean; reserveSeq: number }[] {
+    return this.stmt.settlementOutcomesDue.all().map((r) => ({ orderId: r.order_id, ran: r.state !== 'released', reserveSeq: r.reserve_seq }));
+  }
+
+  /** The server acknowledged a settlement use's outcome */
+  settlementOutcomeSent(orderId: string): void {
+    this.write('settlement outcome', () => this.stmt.settlementOutcomeSent.run(orderId));
   }
 
   /** The last use of a voucher serial on this terminal, if any */
@@ -447,15 +494,18 @@ export class Ledger {
     return this.write('device event', () => {
       const use = this.stmt.useByReserve.get(reserveSeq);
       const voucher = use ? undefined : this.stmt.voucherUseByReserve.get(reserveSeq);
-      const state = use?.state ?? voucher?.state;
+      const settlement = use || voucher ? undefined : this.stmt.settlementUseByReserve.get(reserveSeq);
+      const state = use?.state ?? voucher?.state ?? settlement?.state;
       if (!state) throw new TallyError('INTERNAL', `no use reserved at seq ${reserveSeq}`);
       if (!NEXT_STATES[state as UseState].includes(next)) return undefined;
       const seq = this.append({ type, ref: reserveSeq, ...(detail !== undefined ? { detail } : {}) });
       if (use) {
         this.stmt.setUseState.run(next, reserveSeq);
         if (next === 'released') this.stmt.addUsed.run(-1, use.batch_id);
-      } else {
+      } else if (voucher) {
         this.stmt.setVoucherUseState.run(next, reserveSeq);
+      } else {
+        this.stmt.setSettlementUseState.run(next, reserveSeq);
       }
       return seq;
     });
@@ -468,8 +518,8 @@ export class Ledger {
   /** Uses whose device session had not ended when the daemon last stopped */
   openUses(): UseRow[] {
     const cards = this.stmt.openUses.all().map(useFromDb);
-    const vouchers = this.stmt.openVoucherUses.all().map(voucherUseFromDb);
-    return vouchers.length === 0 ? cards : [...cards, ...vouchers].sort((a, b) => a.reserveSeq - b.reserveSeq);
+    const others = [...this.stmt.openVoucherUses.all().map(voucherUseFromDb), ...this.stmt.openSettlementUses.all().map(settlementUseFromDb)];
+    return others.length === 0 ? cards : [...cards, ...others].sort((a, b) => a.reserveSeq - b.reserveSeq);
   }
 
   // ---------- deny list ----------
@@ -721,6 +771,17 @@ const NO_BYTES = new Uint8Array(0);
 
 function voucherUseFromDb(r: VoucherUseDbRow): UseRow {
   return { batchId: NO_BYTES, serial: r.serial, state: r.state as UseState, reserveSeq: r.reserve_seq, cardId: NO_BYTES, markerWritten: true, voucher: true };
+}
+
+interface SettlementUseDbRow {
+  order_id: string;
+  state: string;
+  reserve_seq: number;
+  outcome_sent: number;
+}
+
+function settlementUseFromDb(r: SettlementUseDbRow): UseRow {
+  return { batchId: NO_BYTES, serial: 0, state: r.state as UseState, reserveSeq: r.reserve_seq, cardId: NO_BYTES, markerWritten: true, settlement: r.order_id };
 }
 
 function useFromDb(r: UseDbRow): UseRow {

@@ -64,4 +64,18 @@ export const TERMINAL_MIGRATIONS: readonly Migration[] = [
         CREATE UNIQUE INDEX voucher_uses_by_reserve ON voucher_uses(reserve_seq);
       `),
   },
+  {
+    version: 3,
+    description: 'insurance settlement uses (ledger entry type 14, settlement-voucher.md)',
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE settlement_uses (
+          order_id TEXT PRIMARY KEY,
+          state TEXT NOT NULL CHECK (state IN ('reserved', 'started', 'completed', 'failed', 'released')),
+          reserve_seq INTEGER NOT NULL REFERENCES ledger(seq),
+          outcome_sent INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE UNIQUE INDEX settlement_uses_by_reserve ON settlement_uses(reserve_seq);
+      `),
+  },
 ];

@@ -42,8 +42,16 @@ export interface PanelMessage {
   readonly led?: LedState;
 }
 
+/** A QR code for the operator's display: the text it encodes and the lines shown under it */
+export interface PanelQr {
+  readonly text: string;
+  readonly caption: readonly string[];
+}
+
 export interface OperatorPanel {
   show(message: PanelMessage): Promise<void>;
+  /** Shows a QR code (a board with DISPLAY_QR renders it; without, the panel shows the text) */
+  showQr?(qr: PanelQr): Promise<void>;
 }
 
 /** Device-session events reported by the relay board */

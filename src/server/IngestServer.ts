@@ -215,7 +215,17 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
       ...(rest.codeTtlMs !== undefined ? { codeTtlMs: rest.codeTtlMs } : {}),
       ...(rest.intervalS !== undefined ? { intervalS: rest.intervalS } : {}),
       ...(rest.voucherTtlMs !== undefined ? { voucherTtlMs: rest.voucherTtlMs } : {}),
+      // the voucher goes to the terminal as soon as it exists; its poll is only the fallback
+      onSettled: (order) => {
+        const push = publish({
+          topic: terminalTopic(order.terminalId, 'insurance-result'),
+          payload: encodeJsonPayload('insurance-result', { transaction: 0, status: 'ok', data: { op: 'voucher', orderId: order.orderId, voucher: order.voucher! } }),
+        }).catch((err: Error) => logger.warn({ event: 'insurance.push-failed', orderId: order.orderId, err: err.message }, 'voucher not pushed: the terminal polls for it'));
+        pending.add(push);
+        void push.finally(() => pending.delete(push));
+      },
     });
+    ingest.insurance = insurance;
     // settlements left unresolved by a crash are looked up by their idempotency key before anything else
     await insurance.recover().catch((err: unknown) => logger.warn({ event: 'insurance.recover-failed', err: (err as Error).message }, 'insurance recovery failed: retried at the next sweep'));
   }

@@ -28,6 +28,7 @@ import {
   type ResponseBodies,
   type RequestName,
 } from '../codecs/firmware/messages.js';
+import { renderQr, type QrShown } from './qrDisplay.js';
 import { Led, LedMode, type BuzzerStep, type LedModeCode } from '../codecs/firmware/panel.js';
 import { FaultCode, FinishReason, type FaultCodeValue, type FinishReasonCode } from '../codecs/firmware/relay.js';
 import { BootReason, type BootReasonCode } from '../codecs/firmware/system.js';
@@ -76,6 +77,10 @@ export interface PanelState {
   lastBuzzer: BuzzerStep[];
   buzzerCount: number;
   leds: { green: LedModeCode; red: LedModeCode; amber: LedModeCode };
+  /** The QR code on the display (DISPLAY_QR) until a DISPLAY replaces it */
+  qr?: QrShown;
+  /** QR codes shown since the last reset */
+  qrCount: number;
 }
 
 export interface RelayState {
@@ -443,7 +448,13 @@ export class SimulatedReaderFirmware {
         return respond('apdu', this.transmitToCard(message.body.apdu));
       case 'display':
         this.panel.lines = [...message.body.lines];
+        delete this.panel.qr;
         return respond('display', {});
+      case 'display-qr':
+        this.panel.qr = renderQr(message.body);
+        this.panel.lines = [...message.body.caption];
+        this.panel.qrCount++;
+        return respond('display-qr', {});
       case 'buzzer':
         this.panel.lastBuzzer = message.body.steps.map((s) => ({ ...s }));
         this.panel.buzzerCount++;
@@ -649,7 +660,7 @@ export class SimulatedReaderFirmware {
 }
 
 function emptyPanel(): PanelState {
-  return { lines: [], lastBuzzer: [], buzzerCount: 0, leds: { green: LedMode.OFF, red: LedMode.OFF, amber: LedMode.OFF } };
+  return { lines: [], lastBuzzer: [], buzzerCount: 0, qrCount: 0, leds: { green: LedMode.OFF, red: LedMode.OFF, amber: LedMode.OFF } };
 }
 
 function splitRandomly(bytes: Uint8Array, random: () => number): Uint8Array[] {

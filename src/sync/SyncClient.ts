@@ -28,6 +28,8 @@ import {
   type HeartbeatPayload,
   type JsonKind,
   type ResponsePayload,
+  type InsuranceRequestPayload,
+  type InsuranceResultPayload,
 } from '../codecs/mqtt/messages.js';
 import { PayloadError } from '../codecs/mqtt/PayloadError.js';
 import { MAX_REPORT_BYTES } from '../codecs/mqtt/limits.js';
@@ -176,6 +178,10 @@ export interface SyncClient {
   claimBatch(batchIdHex: string, batchNo: number, clinicCode: string, timeoutMs?: number): Promise<ClaimAnswer | undefined>;
   /** Claims a voucher's write-off at the server; undefined when no answer in time (offline) */
   claimVoucher(claim: { serial: number; keyId: number; clinicCode: string; examType: string }, timeoutMs?: number): Promise<VoucherClaimAnswer | undefined>;
+  /** An insurance request (docs/insurance.md); undefined when no answer in time (offline) */
+  insurance(request: Omit<InsuranceRequestPayload, 'transaction'>, timeoutMs?: number): Promise<InsuranceResultPayload | undefined>;
+  /** Settlement vouchers the server pushes (insurance-result with transaction 0, op voucher) */
+  onInsuranceVoucher(listener: (orderId: string, voucher: string) => void): () => void;
   sendHeartbeat(): Promise<void>;
   /** Publishes offline (retained) and disconnects */
   stop(): Promise<void>;
@@ -208,6 +214,8 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
   const inflight = new Map<number, InflightReport>();
   const claims = new Map<number, (answer: ClaimAnswer) => void>();
   const voucherClaims = new Map<number, (answer: VoucherClaimAnswer) => void>();
+  const insuranceWaiters = new Map<number, (answer: InsuranceResultPayload) => void>();
+  const voucherListeners = new Set<(orderId: string, voucher: string) => void>();
   const drainWaiters = new Set<() => void>();
   const publishLimiter = new InflightLimiter(20);
   const bucket = new TokenBucket(policy.maxReportsPerSecond, clock);
@@ -236,6 +244,20 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
   }, options.tlsFiles);
 
   const nextTransaction = (): number => (transaction = (transaction + 1) % U32);
+
+  /** The answer a waiter map receives for tx, or undefined after timeoutMs (offline, or the server silent) */
+  const awaitAnswer = <T>(waiters: Map<number, (answer: T) => void>, tx: number, timeoutMs: number): Promise<T | undefined> =>
+    new Promise<T | undefined>((resolve) => {
+      const timer = timers.setTimeout(() => {
+        waiters.delete(tx);
+        resolve(undefined);
+      }, timeoutMs);
+      waiters.set(tx, (a) => {
+        timers.clearTimeout(timer);
+        waiters.delete(tx);
+        resolve(a);
+      });
+    });
 
   const publish = (topicName: string, payload: Uint8Array, retain = false): Promise<void> =>
     publishLimiter.run(async () => {
@@ -495,6 +517,15 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
           if (waiter && result.data) waiter({ granted: result.data.granted, ...(result.data.code ? { code: result.data.code } : {}), ...(result.data.detail ? { detail: result.data.detail } : {}) });
           return;
         }
+        case 'insurance-result': {
+          const result = parseJsonPayload('insurance-result', bytes);
+          if (result.transaction === 0 && result.data?.op === 'voucher' && result.data.orderId && result.data.voucher) {
+            for (const listener of voucherListeners) listener(result.data.orderId, result.data.voucher);
+            return;
+          }
+          insuranceWaiters.get(result.transaction)?.(result);
+          return;
+        }
         case 'trust-list': {
           const list = parseJsonPayload('trust-list', bytes);
           options.onTrustList?.(new Uint8Array(Buffer.from(list.hex, 'hex')));
@@ -598,36 +629,29 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
     async claimBatch(batchIdHex, batchNo, claimClinic, timeoutMs = 3000) {
       if (!client.connected) return undefined;
       const tx = nextTransaction();
-      const answer = new Promise<ClaimAnswer | undefined>((resolve) => {
-        const timer = timers.setTimeout(() => {
-          claims.delete(tx);
-          resolve(undefined);
-        }, timeoutMs);
-        claims.set(tx, (a) => {
-          timers.clearTimeout(timer);
-          claims.delete(tx);
-          resolve(a);
-        });
-      });
+      const answer = awaitAnswer(claims, tx, timeoutMs);
       await publish(topic('claim'), encodeJsonPayload('claim', { transaction: tx, batchId: batchIdHex, batchNo, clinicCode: claimClinic }));
       return answer;
     },
     async claimVoucher(claim, timeoutMs = 3000) {
       if (!client.connected) return undefined;
       const tx = nextTransaction();
-      const answer = new Promise<VoucherClaimAnswer | undefined>((resolve) => {
-        const timer = timers.setTimeout(() => {
-          voucherClaims.delete(tx);
-          resolve(undefined);
-        }, timeoutMs);
-        voucherClaims.set(tx, (a) => {
-          timers.clearTimeout(timer);
-          voucherClaims.delete(tx);
-          resolve(a);
-        });
-      });
+      const answer = awaitAnswer(voucherClaims, tx, timeoutMs);
       await publish(topic('voucher-claim'), encodeJsonPayload('voucher-claim', { transaction: tx, ...claim }));
       return answer;
+    },
+    async insurance(request, timeoutMs = 5000) {
+      if (!client.connected) return undefined;
+      // transaction 0 is the server's push
+      let tx = nextTransaction();
+      if (tx === 0) tx = nextTransaction();
+      const answer = awaitAnswer(insuranceWaiters, tx, timeoutMs);
+      await publish(topic('insurance'), encodeJsonPayload('insurance', { transaction: tx, ...request }));
+      return answer;
+    },
+    onInsuranceVoucher(listener) {
+      voucherListeners.add(listener);
+      return () => voucherListeners.delete(listener);
     },
     sendHeartbeat: heartbeat,
     async stop() {

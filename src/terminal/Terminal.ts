@@ -37,6 +37,8 @@ import { verifyCheckpoint } from '../crypto/checkpoint.js';
 import { encodeClockResetProof, encodeMotherClockResetBody, type ClockResetProof } from '../codecs/clockReset.js';
 import { verifyClockReset } from '../crypto/clockReset.js';
 import { decodeVoucherQr, type TrustList } from '../codecs/voucher.js';
+import { encodeSettlementVoucher, parseSettlementVoucher } from '../codecs/settlementVoucher.js';
+import { verifySettlementVoucher } from '../crypto/settlementVoucher.js';
 import { admitVoucher, trustListState, voucherKeyOf } from '../crypto/voucher.js';
 import { installTrustList, loadTrustList } from './voucherTrust.js';
 import { codeOf, isTallyError, operatorMessage, TallyError, type ErrorName, type Locale } from '../errors.js';
@@ -100,6 +102,7 @@ export interface RollbackEvidence {
 export type SwipeOutcome =
   | { readonly ok: true; readonly action: 'use'; readonly seq: number; readonly serial: number; readonly batchNo: number; readonly remaining: number; readonly message: string }
   | { readonly ok: true; readonly action: 'batch-loaded'; readonly seq: number; readonly batchNo: number; readonly count: number; readonly message: string }
+  | { readonly ok: true; readonly action: 'insurance'; readonly seq: number; readonly orderId: string; readonly item: string; readonly amountFen: number; readonly insurerFen: number; readonly patientFen: number; readonly message: string }
   | { readonly ok: true; readonly action: 'voucher'; readonly seq: number; readonly serial: number; readonly examType: string; readonly claimed: 'online' | 'offline'; readonly trustListGrace: boolean; readonly message: string }
   | { readonly ok: false; readonly code: ErrorName; readonly message: string; readonly detail: string };
 
@@ -200,6 +203,7 @@ export class Terminal {
   /** The voucher trust list in force (voucher-format.md §4), loaded lazily */
   private trust: TrustList | undefined;
   private trustLoaded = false;
+  private readonly useEndListeners = new Set<() => void>();
 
   private constructor(private readonly options: TerminalOptions) {
     this.clock = new TerminalClock(options.clock ?? systemClock, options.monotonicMs);
@@ -550,6 +554,56 @@ export class Terminal {
     });
   }
 
+  // ---------------- insurance settlement vouchers (settlement-voucher.md) ----------------
+
+  /**
+   * A settlement voucher from the server: checked with the root alone (server key certified, signature, this
+   * terminal, the order waited for, not expired by the terminal's time, not used here before), THEN the use is
+   * reserved in one ledger transaction (settlement.reserved) and the device enabled. Never throws.
+   */
+  async handleSettlement(voucherText: string, expect: { orderId?: string } = {}): Promise<SwipeOutcome> {
+    return this.serveOne('a card, voucher or payment is being processed', async (identity) => {
+      const voucher = parseSettlementVoucher(voucherText);
+      const fields = verifySettlementVoucher(voucher, identity.rootPublicKey, { terminalId: identity.terminalId, now: this.ledger.effectiveNow(), ...(expect.orderId !== undefined ? { orderId: expect.orderId } : {}) });
+      const used = this.ledger.settlementUse(fields.orderId);
+      if (used) throw new TallyError('SETTLEMENT_VOUCHER_REPLAYED', `order ${fields.orderId} used at seq ${used.reserveSeq}`, { orderId: fields.orderId });
+      if (this.unrecorded.size > 0 && !this.recordPending()) throw new TallyError('STORAGE_FAULT', `${this.unrecorded.size} device session event(s) not yet recorded in the ledger`);
+      if (this.device && this.ledger.openUses().length > 0) throw new TallyError('BUSY', 'the device is still in a session');
+      // the text as the server signed it, re-encoded canonically (the envelope's field order), so the entry carries exactly the voucher checked
+      const seq = this.ledger.reserveSettlementUse(fields.orderId, encodeSettlementVoucher(voucher), this.device ? {} : { completeAtOnce: 'no device relay configured' });
+      this.log.info({ event: 'insurance.use-reserved', seq, orderId: fields.orderId, item: fields.item, amountFen: fields.amountFen, settlementId: fields.settlementId }, 'insurance settlement use reserved');
+      if (!this.device) this.notifyUseEnded();
+      await this.enableDevice(seq);
+      return {
+        ok: true,
+        action: 'insurance',
+        seq,
+        orderId: fields.orderId,
+        item: fields.item,
+        amountFen: fields.amountFen,
+        insurerFen: fields.insurerFen,
+        patientFen: fields.patientFen,
+        message: pick(okMessages.insurancePaid(fields.item, fields.insurerFen, fields.patientFen), this.locale),
+      };
+    });
+  }
+
+  /** Called whenever a use reaches its end in the ledger (completed, failed, released): settlement outcomes are then due */
+  onUseEnded(listener: () => void): () => void {
+    this.useEndListeners.add(listener);
+    return () => this.useEndListeners.delete(listener);
+  }
+
+  private notifyUseEnded(): void {
+    for (const listener of this.useEndListeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'use-end listener failed');
+      }
+    }
+  }
+
   // ---------------- device session (two-phase use) ----------------
 
   private async enableDevice(seq: number): Promise<void> {
@@ -812,6 +866,7 @@ export class Terminal {
       try {
         this.applySessionEvent(pending.event, pending.tries++ > 0);
         this.unrecorded.delete(seq);
+        if (pending.event.type !== 'started') this.notifyUseEnded();
       } catch (err) {
         this.log.error({ seq, event: pending.event.type, code: codeOf(err), retryInMs: this.retryDelayMs }, 'could not record a device event: kept, tried again');
         if (!this.retryTimer) {

@@ -16,6 +16,8 @@ export const Command = {
   DISPLAY: 0x30,
   BUZZER: 0x31,
   LEDS: 0x32,
+  /** Show a QR code the board renders from its text, with caption lines under it */
+  DISPLAY_QR: 0x33,
   RELAY_ENABLE: 0x40,
   RELAY_DISABLE: 0x41,
   /** Protocol 2: the chain head the board holds */

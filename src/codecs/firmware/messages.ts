@@ -8,7 +8,7 @@ import * as card from './card.js';
 import { Command, RESPONSE_FLAG } from './commands.js';
 import type { Frame } from './frame.js';
 import { type AckBody, type NakBody, encodeAck, encodeNak, parseAck, parseNak } from './link.js';
-import type { BuzzerBody, DisplayBody, LedsBody } from './panel.js';
+import type { BuzzerBody, DisplayBody, DisplayQrBody, LedsBody } from './panel.js';
 import * as panel from './panel.js';
 import { FirmwarePayloadError, expectEmpty } from './payload.js';
 import type { DeviceFaultBody, DeviceFinishedBody, DeviceStartedBody, RelayEnableBody } from './relay.js';
@@ -30,6 +30,7 @@ export interface RequestBodies {
   display: DisplayBody;
   buzzer: BuzzerBody;
   leds: LedsBody;
+  'display-qr': DisplayQrBody;
   'relay-enable': RelayEnableBody;
   'relay-disable': Empty;
   'get-head': Empty;
@@ -46,6 +47,7 @@ export interface ResponseBodies {
   display: Empty;
   buzzer: Empty;
   leds: Empty;
+  'display-qr': Empty;
   'relay-enable': Empty;
   'relay-disable': Empty;
   'get-head': ChainHead;
@@ -89,6 +91,7 @@ const REQUESTS: { readonly [N in RequestName]: { readonly command: number; reado
   display: { command: Command.DISPLAY, request: { encode: panel.encodeDisplay, parse: panel.parseDisplay }, response: empty('display response') },
   buzzer: { command: Command.BUZZER, request: { encode: panel.encodeBuzzer, parse: panel.parseBuzzer }, response: empty('buzzer response') },
   leds: { command: Command.LEDS, request: { encode: panel.encodeLeds, parse: panel.parseLeds }, response: empty('leds response') },
+  'display-qr': { command: Command.DISPLAY_QR, request: { encode: panel.encodeDisplayQr, parse: panel.parseDisplayQr }, response: empty('display-qr response') },
   'relay-enable': { command: Command.RELAY_ENABLE, request: { encode: relay.encodeRelayEnable, parse: relay.parseRelayEnable }, response: empty('relay-enable response') },
   'relay-disable': { command: Command.RELAY_DISABLE, request: empty('relay-disable'), response: empty('relay-disable response') },
   'get-head': { command: Command.GET_HEAD, request: empty('get-head'), response: { encode: head.encodeHead, parse: head.parseHead } },

@@ -100,3 +100,48 @@ function checkLeds(leds: readonly LedSetting[]): void {
     seen.add(s.led);
   }
 }
+
+/** QR error-correction level the board renders with (ISO/IEC 18004): 0 L, 1 M, 2 Q, 3 H */
+export const QrEcc = { L: 0, M: 1, Q: 2, H: 3 } as const;
+export type QrEccCode = (typeof QrEcc)[keyof typeof QrEcc];
+/** Bytes of text a DISPLAY_QR carries (a link with its code is about 60; version 10 at M holds 213) */
+export const MAX_QR_TEXT_BYTES = 200;
+/** Caption lines under the code (the user code and the binding code) */
+export const MAX_QR_CAPTION_LINES = 2;
+
+export interface DisplayQrBody {
+  readonly ecc: QrEccCode;
+  /** What the code encodes: printable ASCII (0x21..0x7e), 1..200 bytes; the board renders the symbol itself */
+  readonly text: string;
+  /** Shown under the code, each at most 64 bytes of UTF-8 */
+  readonly caption: readonly string[];
+}
+
+const QR_TEXT = /^[\x21-\x7e]{1,200}$/;
+
+function checkQr(body: DisplayQrBody): void {
+  if (!Number.isInteger(body.ecc) || body.ecc < QrEcc.L || body.ecc > QrEcc.H) throw new FirmwarePayloadError(`display-qr: unknown error-correction level ${body.ecc}`);
+  if (!QR_TEXT.test(body.text)) throw new FirmwarePayloadError('display-qr: text must be 1..200 bytes of printable ASCII');
+  if (body.caption.length > MAX_QR_CAPTION_LINES) throw new FirmwarePayloadError(`display-qr: at most ${MAX_QR_CAPTION_LINES} caption lines`);
+}
+
+export function encodeDisplayQr(body: DisplayQrBody): Uint8Array {
+  checkQr(body);
+  const w = new PayloadWriter('display-qr').u8(body.ecc, 'ecc').shortString(body.text, 'text', MAX_QR_TEXT_BYTES).u8(body.caption.length, 'captionCount');
+  body.caption.forEach((line, i) => w.shortString(line, `caption ${i}`, MAX_LINE_BYTES));
+  return w.done();
+}
+
+export function parseDisplayQr(payload: Uint8Array): DisplayQrBody {
+  const r = new PayloadReader(payload, 'display-qr');
+  const ecc = r.u8('ecc') as QrEccCode;
+  const text = r.shortString('text', MAX_QR_TEXT_BYTES);
+  const count = r.u8('captionCount');
+  if (count > MAX_QR_CAPTION_LINES) throw new FirmwarePayloadError(`display-qr: at most ${MAX_QR_CAPTION_LINES} caption lines, got ${count}`);
+  const caption: string[] = [];
+  for (let i = 0; i < count; i++) caption.push(r.shortString(`caption ${i}`, MAX_LINE_BYTES));
+  r.end();
+  const body = { ecc, text, caption };
+  checkQr(body);
+  return body;
+}

@@ -93,6 +93,47 @@ export const VoucherClaimResultSchema = object({
   error: optional(errorBody),
 });
 
+const orderIdText = string(64, /^[A-Za-z0-9._-]{1,64}$/);
+const insuranceOp = literal('start', 'poll', 'outcome');
+
+/** Terminal -> server (docs/insurance.md): start {item, amountFen}, poll {deviceCode}, outcome {orderId, ran} */
+export const InsuranceRequestSchema = object({
+  transaction: u32,
+  op: insuranceOp,
+  item: optional(string(16, /^[A-Z0-9_]{1,16}$/)),
+  amountFen: optional(integer(1, 100_000_000)),
+  deviceCode: optional(string(128, /^[A-Za-z0-9_-]{16,128}$/)),
+  orderId: optional(orderIdText),
+  ran: optional(boolean()),
+});
+
+/**
+ * Server -> terminal: the answer to a request (its transaction), or transaction 0 with op 'voucher': the
+ * settlement voucher pushed once settled. A poll's RFC 8628 answer is `pending` with the interval to keep.
+ */
+export const InsuranceResultSchema = object({
+  transaction: u32,
+  status: literal('ok', 'error'),
+  data: optional(
+    object({
+      op: literal('start', 'poll', 'outcome', 'voucher'),
+      orderId: optional(orderIdText),
+      deviceCode: optional(string(128, /^[A-Za-z0-9_-]{16,128}$/)),
+      userCode: optional(string(16, /^[A-Z]{4}-[A-Z]{4}$/)),
+      verificationUri: optional(string(256, /^https?:\/\/[\x21-\x7e]+$/)),
+      verificationUriComplete: optional(string(300, /^https?:\/\/[\x21-\x7e]+$/)),
+      bindingCode: optional(string(64)),
+      expiresIn: optional(integer(1, 86_400)),
+      interval: optional(integer(1, 3600)),
+      pending: optional(literal('authorization_pending', 'slow_down', 'expired_token', 'access_denied')),
+      reason: optional(string(64, /^[A-Z0-9_]{1,64}$/)),
+      voucher: optional(string(4096)),
+      state: optional(string(32)),
+    }),
+  ),
+  error: optional(errorBody),
+});
+
 export const TrustListSchema = object({ listSeq: u32, hex: string(MAX_DENYLIST_BYTES, /^(?:[0-9a-f]{2})+$/) });
 
 export const StatusSchema = object({
@@ -137,6 +178,8 @@ export type ResponsePayload = Infer<typeof ResponseSchema>;
 export type VoucherClaimPayload = Infer<typeof VoucherClaimSchema>;
 export type VoucherClaimResultPayload = Infer<typeof VoucherClaimResultSchema>;
 export type TrustListPayload = Infer<typeof TrustListSchema>;
+export type InsuranceRequestPayload = Infer<typeof InsuranceRequestSchema>;
+export type InsuranceResultPayload = Infer<typeof InsuranceResultSchema>;
 
 /** Topic kind -> payload type, for every JSON topic */
 export interface JsonPayloads {
@@ -153,6 +196,8 @@ export interface JsonPayloads {
   'voucher-claim': VoucherClaimPayload;
   'voucher-claim-result': VoucherClaimResultPayload;
   'trust-list': TrustListPayload;
+  insurance: InsuranceRequestPayload;
+  'insurance-result': InsuranceResultPayload;
 }
 export type JsonKind = keyof JsonPayloads;
 
@@ -170,6 +215,8 @@ const SCHEMAS: { [K in JsonKind]: Schema<JsonPayloads[K]> } = {
   'voucher-claim': VoucherClaimSchema,
   'voucher-claim-result': VoucherClaimResultSchema,
   'trust-list': TrustListSchema,
+  insurance: InsuranceRequestSchema,
+  'insurance-result': InsuranceResultSchema,
 };
 
 export function maxJsonBytes(kind: JsonKind): number {
@@ -189,7 +236,12 @@ function checkSemantics<K extends JsonKind>(kind: K, value: JsonPayloads[K]): vo
     const resend = value as ResendPayload;
     if (resend.toSeq !== undefined && resend.toSeq < resend.fromSeq) throw new PayloadError('schema', 'toSeq below fromSeq', 'toSeq');
   }
-  if ((kind === 'ack' || kind === 'claim-result' || kind === 'voucher-claim-result' || kind === 'response') && (value as { status: string }).status === 'error' && !(value as { error?: unknown }).error) {
+  if (kind === 'insurance') {
+    const r = value as InsuranceRequestPayload;
+    const needs: Record<InsuranceRequestPayload['op'], readonly (keyof InsuranceRequestPayload)[]> = { start: ['item', 'amountFen'], poll: ['deviceCode'], outcome: ['orderId', 'ran'] };
+    for (const key of needs[r.op]) if (r[key] === undefined) throw new PayloadError('schema', `insurance ${r.op} needs ${key}`, key);
+  }
+  if ((kind === 'ack' || kind === 'claim-result' || kind === 'voucher-claim-result' || kind === 'insurance-result' || kind === 'response') && (value as { status: string }).status === 'error' && !(value as { error?: unknown }).error) {
     throw new PayloadError('schema', 'status error without an error', 'error');
   }
 }

@@ -23,6 +23,8 @@ export const UPLINK = {
   claim: 'claim',
   /** JSON: "may I write off this service voucher?" asked online before the ledger entry (voucher-format.md §6) */
   voucherClaim: 'voucher-claim',
+  /** JSON: an insurance payment (docs/insurance.md): start an authorisation, poll its token, report its use's outcome */
+  insurance: 'insurance',
   /** JSON: the answer to a server request (config, denylist, time, resend) */
   response: 'response',
 } as const;
@@ -43,6 +45,8 @@ export const DOWNLINK = {
   claimResult: 'claim-result',
   /** JSON: the answer to a voucher claim */
   voucherClaimResult: 'voucher-claim-result',
+  /** JSON: the answer to an insurance request, or (transaction 0) the settlement voucher pushed as soon as the patient consented */
+  insuranceResult: 'insurance-result',
   /** JSON, retained: the signed voucher trust list (voucher-format.md §4), hex */
   trustList: 'trust-list',
 } as const;

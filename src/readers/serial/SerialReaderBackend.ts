@@ -15,9 +15,9 @@ import { ApduStatus } from '../../codecs/firmware/card.js';
 import { HEAD_WITNESS_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '../../codecs/firmware/commands.js';
 import { HEAD_HASH_LENGTH, HeadStatus } from '../../codecs/firmware/head.js';
 import type { EventMessage } from '../../codecs/firmware/messages.js';
-import { Led, LedMode, MAX_DISPLAY_LINES, MAX_LINE_BYTES, type BuzzerStep, type LedSetting } from '../../codecs/firmware/panel.js';
+import { Led, LedMode, MAX_DISPLAY_LINES, MAX_LINE_BYTES, MAX_QR_CAPTION_LINES, QrEcc, type BuzzerStep, type LedSetting } from '../../codecs/firmware/panel.js';
 import { FaultCode } from '../../codecs/firmware/relay.js';
-import { TallyError } from '../../errors.js';
+import { isTallyError, TallyError } from '../../errors.js';
 import type { ByteTransport } from '../../transports/ByteTransport.js';
 import { openSerialTransport } from '../../transports/SerialPortTransport.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
@@ -32,6 +32,7 @@ import type {
   LedState,
   OperatorPanel,
   PanelMessage,
+  PanelQr,
   ReaderEvent,
   ReaderState,
   Tone,
@@ -189,6 +190,17 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
     await link.request('display', { lines: fitLines(message.lines) });
     if (message.tone) await link.request('buzzer', { steps: TONE_PATTERNS[message.tone] });
     if (message.led) await link.request('leds', { leds: LED_PATTERNS[message.led] });
+  }
+
+  /** DISPLAY_QR: the board renders the code from its text; a board that does not know the command shows the text */
+  async showQr(qr: PanelQr): Promise<void> {
+    const link = this.requireLink();
+    try {
+      await link.request('display-qr', { ecc: QrEcc.M, text: qr.text, caption: fitLines(qr.caption).slice(0, MAX_QR_CAPTION_LINES) });
+    } catch (err) {
+      if (!isTallyError(err, 'FRAME_REJECTED') || err.context.reason !== 'unknown-command') throw err;
+      await link.request('display', { lines: fitLines([...qr.caption, qr.text]) });
+    }
   }
 
   // ---- DeviceControl: CardReader already owns onEvent, so the device face is `device`

@@ -24,6 +24,8 @@ import { prepareReport, type PreparedReport, type ReportPreparer } from './prepa
 import { inlineVerifier, type SignatureVerifier } from './signatureVerifier.js';
 import { DEFAULT_SIGNATURE_CHECK, ReportRejection, type RejectedEntry, type SignatureCheck, type VerifiedEntry, type VerifiedReport } from './verifyReport.js';
 import { checkSmsHeads } from '../sms/SmsInbox.js';
+import type { InsuranceService } from '../insurance/InsuranceService.js';
+import { isTallyError, operatorMessage } from '../../errors.js';
 
 export interface Outgoing {
   readonly topic: string;
@@ -233,6 +235,8 @@ export class Ingest {
           return await this.handleClaim(terminalId, payload);
         case 'voucher-claim':
           return await this.handleVoucherClaim(terminalId, payload);
+        case 'insurance':
+          return await this.handleInsurance(terminalId, payload);
         case 'response': {
           const response = parseJsonPayload('response', payload);
           if (response.status === 'error') this.logger.warn({ terminalId, request: response.request, error: response.error }, 'terminal refused a server message');
@@ -640,6 +644,50 @@ export class Ingest {
         },
       ],
     };
+  }
+
+  /** Insurance payments over the terminal's own authenticated link (set by IngestServer when configured) */
+  insurance: InsuranceService | undefined;
+
+  /**
+   * A terminal's insurance request (docs/insurance.md). The terminal is the one the broker authenticated (the
+   * topic's id, which the ACL confines it to), so it starts orders for itself only; every answer carries its
+   * transaction, a refusal its code.
+   */
+  private async handleInsurance(terminalId: string, payload: Uint8Array): Promise<IngestOutcome> {
+    const request = parseJsonPayload('insurance', payload);
+    const reply = (body: Parameters<typeof encodeJsonPayload<'insurance-result'>>[1]): IngestOutcome => ({
+      accepted: true,
+      ...NOTHING,
+      replies: [{ topic: terminalTopic(terminalId, 'insurance-result'), payload: encodeJsonPayload('insurance-result', body) }],
+    });
+    const service = this.insurance;
+    if (!service) return reply({ transaction: request.transaction, status: 'error', error: { code: 'INSURANCE_FAILED', message: 'this server takes no insurance payments' } });
+    try {
+      switch (request.op) {
+        case 'start': {
+          const a = await service.start({ terminalId, item: request.item!, amountFen: request.amountFen! });
+          return reply({
+            transaction: request.transaction,
+            status: 'ok',
+            data: { op: 'start', orderId: a.orderId, deviceCode: a.device_code, userCode: a.user_code, verificationUri: a.verification_uri, verificationUriComplete: a.verification_uri_complete, bindingCode: a.binding_code, expiresIn: a.expires_in, interval: a.interval },
+          });
+        }
+        case 'poll': {
+          const answer = await service.poll(request.deviceCode!, terminalId);
+          if ('voucher' in answer) return reply({ transaction: request.transaction, status: 'ok', data: { op: 'poll', orderId: answer.orderId, voucher: answer.voucher } });
+          return reply({ transaction: request.transaction, status: 'ok', data: { op: 'poll', pending: answer.error, interval: answer.interval, ...('reason' in answer ? { reason: answer.reason } : {}) } });
+        }
+        case 'outcome': {
+          const order = await service.outcome(request.orderId!, terminalId, request.ran!);
+          return reply({ transaction: request.transaction, status: 'ok', data: { op: 'outcome', orderId: order.orderId, state: order.state } });
+        }
+      }
+    } catch (err) {
+      const code = isTallyError(err) ? err.code : 'INSURANCE_FAILED';
+      if (!isTallyError(err)) this.logger.error({ terminalId, op: request.op, err: (err as Error).message }, 'insurance request failed');
+      return reply({ transaction: request.transaction, status: 'error', error: { code, message: (isTallyError(err) ? err.detail || operatorMessage(code, 'en') : operatorMessage(code, 'en')).slice(0, 500) } });
+    }
   }
 
   /** A terminal asks, online, to write a voucher off (voucher-format.md §6): one conditional update decides */

@@ -41,6 +41,13 @@ export interface InsuranceServiceOptions {
   readonly intervalS?: number;
   /** How long the terminal may take to use a voucher, ms (default 10 min) */
   readonly voucherTtlMs?: number;
+  /**
+   * How long past a voucher's expiry the sweep waits before reversing it unused (default 10 min): a terminal that
+   * committed the use just before the expiry may still be delivering its ledger entry.
+   */
+  readonly reverseGraceMs?: number;
+  /** Called once an order is settled (its voucher made): the server pushes the voucher to the terminal */
+  readonly onSettled?: (order: InsuranceOrderRow) => void;
 }
 
 export interface DeviceAuthorization {
@@ -154,9 +161,9 @@ export class InsuranceService {
   }
 
   /** The terminal's token request (RFC 8628 section 3.4/3.5) */
-  async poll(deviceCode: string): Promise<PollAnswer> {
+  async poll(deviceCode: string, terminalId?: string): Promise<PollAnswer> {
     const order = await this.store.orderByDeviceCodeHash(sha256hex(deviceCode));
-    if (!order) this.refuse('INSURANCE_UNKNOWN_ORDER', 'no authorisation for this device code');
+    if (!order || (terminalId !== undefined && order.terminalId !== terminalId)) this.refuse('INSURANCE_UNKNOWN_ORDER', 'no authorisation for this device code', { terminalId });
     const now = this.clock.now();
     if (order.lastPollAt !== undefined && now - order.lastPollAt < order.intervalS * 1000) {
       const interval = order.intervalS + 5;
@@ -310,8 +317,16 @@ export class InsuranceService {
       expiresAt: now + this.voucherTtlMs,
     });
     const recorded = await this.store.transition(order.orderId, ['settling', 'failed'], 'settled', { settlementId: settlement.settlementId, insurerFen: settlement.insurerFen, patientFen: settlement.patientFen, voucher: encodeSettlementVoucher(voucher) }, now);
-    if (recorded) this.log.info({ event: 'insurance.settled', orderId: order.orderId, settlementId: settlement.settlementId, insurerFen: settlement.insurerFen }, 'settled with the platform');
-    return (await this.store.order(order.orderId))!;
+    const settled = (await this.store.order(order.orderId))!;
+    if (recorded) {
+      this.log.info({ event: 'insurance.settled', orderId: order.orderId, settlementId: settlement.settlementId, insurerFen: settlement.insurerFen }, 'settled with the platform');
+      try {
+        this.options.onSettled?.(settled);
+      } catch (err) {
+        this.log.warn({ event: 'insurance.push-failed', orderId: order.orderId, err: (err as Error).message }, 'voucher not pushed: the terminal polls for it');
+      }
+    }
+    return settled;
   }
 
   /** At start (and from time to time): settlements left unresolved are looked up by their key */
@@ -368,9 +383,16 @@ export class InsuranceService {
     for (const order of await this.store.ordersIn(['pending', 'opened'])) {
       if (now >= order.expiresAt && (await this.store.transition(order.orderId, ['pending', 'opened'], 'expired', { failure: 'INSURANCE_CODE_EXPIRED' }, now))) expired++;
     }
+    const grace = this.options.reverseGraceMs ?? 10 * 60_000;
     for (const order of await this.store.ordersIn(['settled'])) {
       const expiresAt = order.voucher ? (JSON.parse(JSON.parse(order.voucher).body) as { expiresAt: number }).expiresAt : 0;
-      if (now >= expiresAt) {
+      if (now >= expiresAt + grace) {
+        // the terminal's ledger is the authority: a use it recorded (and reported) is not reversed, whatever its outcome message did
+        const day = new Date(order.createdAt).toISOString().slice(0, 10);
+        if ((await ledgerUseOrders(this.store, day)).has(order.orderId)) {
+          await this.store.transition(order.orderId, ['settled'], 'used', {}, now);
+          continue;
+        }
         await this.reverse(order, 'SETTLEMENT_VOUCHER_EXPIRED').catch((err: unknown) => this.log.warn({ event: 'insurance.reverse-failed', orderId: order.orderId, code: isTallyError(err) ? err.code : 'INTERNAL' }, 'reversal failed: retried at the next sweep'));
         reversed++;
       }
