@@ -127,7 +127,9 @@ export type AlertKind =
   /** the ledger the server received does not hold a chain head the terminal reported by SMS (rollback or fork) */
   | 'sms-head-contradicted'
   /** a terminal that keeps connecting (its session taken by a client holding its certificate, or a failing link): Ingest's FlappingRule */
-  | 'connection-flapping';
+  | 'connection-flapping'
+  /** uses recorded with an untrusted terminal clock arrived: the reports date them by their arrival, apart */
+  | 'untrusted-clock-uses';
 
 export interface Alert {
   readonly at: number;
@@ -145,6 +147,11 @@ export interface DailyUses {
   readonly day: string;
   /** use.reserved entries not released (a released use is not charged) */
   readonly uses: number;
+  /**
+   * The terminal's clock was not trusted when it recorded these uses: `day` is then the day the server received
+   * them (UTC), the best date it has, and the row is kept apart from the trusted ones of that day
+   */
+  readonly clockUntrusted?: true;
 }
 
 export interface BatchReconciliationRow extends BatchRow {
@@ -237,7 +244,8 @@ export interface ServerStore {
   /** From the daily roll-up kept at ingest */
   usesPerDay(): Promise<DailyUses[]>;
   /** Uses per clinic, summed in the database from the roll-up (the income report) */
-  usesPerClinic(): Promise<Array<{ clinicCode: string; uses: number }>>;
+  /** untrustedUses: how many of them were recorded with an untrusted clock */
+  usesPerClinic(): Promise<Array<{ clinicCode: string; uses: number; untrustedUses: number }>>;
   /** The same, counted from every stored entry: what the roll-up always equals (tests, checks) */
   usesPerDayFromEntries(): Promise<DailyUses[]>;
   batchReconciliation(): Promise<BatchReconciliationRow[]>;

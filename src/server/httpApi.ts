@@ -86,24 +86,39 @@ export interface IncomeRow {
   /** Only for a clinic an agent placed devices in */
   readonly agentCode?: string;
   readonly agent?: number;
+  /** Of `uses`, how many were recorded with an untrusted terminal clock (dated by their arrival at the server); absent: none */
+  readonly untrustedUses?: number;
 }
 
-/** Uses per clinic as daily rows or already summed per clinic (the store's usesPerClinic); only clinicCode and uses count */
-export function incomeSplit(daily: ReadonlyArray<Pick<DailyUses, 'clinicCode' | 'uses'>>, pricing: PricingConfig): IncomeRow[] {
+/** Uses per clinic as daily rows or already summed per clinic (the store's usesPerClinic); clinicCode and uses count, and how many had an untrusted clock */
+export function incomeSplit(
+  daily: ReadonlyArray<Pick<DailyUses, 'clinicCode' | 'uses' | 'clockUntrusted'> & { readonly untrustedUses?: number }>,
+  pricing: PricingConfig,
+): IncomeRow[] {
   const uses = new Map<string, number>();
-  for (const d of daily) uses.set(d.clinicCode, (uses.get(d.clinicCode) ?? 0) + d.uses);
+  const untrusted = new Map<string, number>();
+  for (const d of daily) {
+    uses.set(d.clinicCode, (uses.get(d.clinicCode) ?? 0) + d.uses);
+    const held = d.untrustedUses ?? (d.clockUntrusted ? d.uses : 0);
+    untrusted.set(d.clinicCode, (untrusted.get(d.clinicCode) ?? 0) + held);
+  }
   return [...uses.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([clinicCode, count]) => {
-      const share = pricing.perClinic?.[clinicCode] ?? pricing.default;
-      const gross = count * share.pricePerUse;
-      // rounding favours nobody silently: the investor's part is rounded, the clinic gets the exact rest
-      const investor = Math.round(gross * share.investorShare);
-      if (share.agentCode === undefined) return { clinicCode, uses: count, gross, investor, clinic: gross - investor };
-      // the agent's commission comes out of the investor's part, never more than all of it; the clinic's part stays
-      const agent = Math.min(investor, Math.round(gross * (share.agentShare ?? 0)));
-      return { clinicCode, uses: count, gross, investor: investor - agent, clinic: gross - investor, agentCode: share.agentCode, agent };
+      const held = untrusted.get(clinicCode) ?? 0;
+      return { ...splitOf(clinicCode, count, pricing), ...(held > 0 ? { untrustedUses: held } : {}) };
     });
+}
+
+function splitOf(clinicCode: string, count: number, pricing: PricingConfig): Omit<IncomeRow, 'untrustedUses'> {
+  const share = pricing.perClinic?.[clinicCode] ?? pricing.default;
+  const gross = count * share.pricePerUse;
+  // rounding favours nobody silently: the investor's part is rounded, the clinic gets the exact rest
+  const investor = Math.round(gross * share.investorShare);
+  if (share.agentCode === undefined) return { clinicCode, uses: count, gross, investor, clinic: gross - investor };
+  // the agent's commission comes out of the investor's part, never more than all of it; the clinic's part stays
+  const agent = Math.min(investor, Math.round(gross * (share.agentShare ?? 0)));
+  return { clinicCode, uses: count, gross, investor: investor - agent, clinic: gross - investor, agentCode: share.agentCode, agent };
 }
 
 /** The registry's clinics override the configured pricing where they set a price or a share; a clinic's agent adds its share */
@@ -189,10 +204,14 @@ export function useSeries(daily: readonly DailyUses[], period: 'day' | 'week' | 
   return { buckets: [...bucketIndex.keys()], groups: [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([key, uses]) => ({ key, uses })), total };
 }
 
+/** What follows the arrival day of uses recorded with an untrusted clock, in uses grouped by day */
+export const UNTRUSTED_DAY_SUFFIX = '(clock untrusted: day received)';
+
 export function groupUses(daily: readonly DailyUses[], group: 'terminal' | 'clinic' | 'day'): Array<{ key: string; uses: number }> {
   const totals = new Map<string, number>();
   for (const d of daily) {
-    const key = group === 'terminal' ? d.terminalId : group === 'clinic' ? d.clinicCode : d.day;
+    // by day, uses with an untrusted clock stand apart under the day the server received them
+    const key = group === 'terminal' ? d.terminalId : group === 'clinic' ? d.clinicCode : d.clockUntrusted ? `${d.day} ${UNTRUSTED_DAY_SUFFIX}` : d.day;
     totals.set(key, (totals.get(key) ?? 0) + d.uses);
   }
   return [...totals.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([key, uses]) => ({ key, uses }));

@@ -53,10 +53,19 @@ export const Rows = {
     'a terminal seen by the ingest',
   ),
   usesGrouped: row({ key: Type.String(), uses: Type.Integer() }, 'uses per terminal, clinic or day'),
-  dailyUses: row({ terminalId: Type.String(), clinicCode: Type.String(), day: Type.String(), uses: Type.Integer() }, 'uses of one terminal on one UTC day'),
+  dailyUses: row(
+    {
+      terminalId: Type.String(),
+      clinicCode: Type.String(),
+      day: Type.String(),
+      uses: Type.Integer(),
+      clockUntrusted: Type.Optional(Type.Boolean({ description: "true: recorded with an untrusted terminal clock; day is the day the server received them, kept apart" })),
+    },
+    'uses of one terminal on one UTC day',
+  ),
   batch: row({ batchId: Type.String(), batchNo: Type.Integer(), clinicCode: Type.String(), count: Type.Integer(), terminalId: Type.String(), used: Type.Integer(), released: Type.Integer(), remaining: Type.Integer(), notYetReported: Type.Optional(Type.Integer()) }, 'one batch reconciled'),
   income: row(
-    { clinicCode: Type.String(), uses: Type.Integer(), gross: Type.Integer(), investor: Type.Integer(), clinic: Type.Integer(), agentCode: Type.Optional(Type.String()), agent: Type.Optional(Type.Integer({ description: "the agent's share, out of the investor's part" })) },
+    { clinicCode: Type.String(), uses: Type.Integer(), gross: Type.Integer(), investor: Type.Integer(), clinic: Type.Integer(), agentCode: Type.Optional(Type.String()), agent: Type.Optional(Type.Integer({ description: "the agent's share, out of the investor's part" })), untrustedUses: Type.Optional(Type.Integer({ description: 'of uses, how many were recorded with an untrusted terminal clock (dated by arrival)' })) },
     'income split of one clinic, in the smallest currency unit (fen)',
   ),
   useSeries: Type.Object(

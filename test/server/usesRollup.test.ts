@@ -19,12 +19,14 @@ const T0 = Date.UTC(2026, 10, 1, 10);
 const hash = (text: string): Uint8Array => new Uint8Array(createHash('sha256').update(text).digest());
 
 /** A terminal's ledger of n entries: reservations (type 3), releases of some (type 6), other entries (type 5) */
-function ledger(terminalId: string, plan: ReadonlyArray<{ kind: 'use' | 'release' | 'other'; day: number }>): EntryRow[] {
+function ledger(terminalId: string, plan: ReadonlyArray<{ kind: 'use' | 'release' | 'other'; day: number; trusted?: boolean }>): EntryRow[] {
   const rows: EntryRow[] = [];
   const reserved: number[] = [];
   plan.forEach((step, i) => {
     const seq = i + 1;
-    const base = { terminalId, seq, time: T0 + step.day * DAY, clockTrusted: true, clinicCode: `CL-${terminalId}`, hash: hash(`${terminalId}:${seq}`), prevHash: hash(`${terminalId}:${seq - 1}`), raw: Uint8Array.of(seq & 0xff) };
+    // an untrusted clock reads 1970: such a use counts apart, on the day the server received it
+    const trusted = step.trusted ?? true;
+    const base = { terminalId, seq, time: trusted ? T0 + step.day * DAY : 86_400_000 + step.day, clockTrusted: trusted, clinicCode: `CL-${terminalId}`, hash: hash(`${terminalId}:${seq}`), prevHash: hash(`${terminalId}:${seq - 1}`), raw: Uint8Array.of(seq & 0xff) };
     if (step.kind === 'use') {
       reserved.push(seq);
       rows.push({ ...base, type: 3, batchId: 'b'.repeat(16), serial: seq });
@@ -34,7 +36,7 @@ function ledger(terminalId: string, plan: ReadonlyArray<{ kind: 'use' | 'release
   return rows;
 }
 
-const step = fc.record({ kind: fc.constantFrom('use' as const, 'use' as const, 'release' as const, 'other' as const), day: fc.integer({ min: 0, max: 3 }) });
+const step = fc.record({ kind: fc.constantFrom('use' as const, 'use' as const, 'release' as const, 'other' as const), day: fc.integer({ min: 0, max: 3 }), trusted: fc.constantFrom(true, true, true, false) });
 
 for (const backend of storeBackends('tally-rollup')) {
   describe(`uses roll-up: ${backend.name}`, () => {
@@ -63,13 +65,19 @@ for (const backend of storeBackends('tally-rollup')) {
               }
               // concurrent inserts: the store's group commit puts several into one transaction
               for (let i = 0; i < reports.length; i += 3) {
-                await Promise.all(reports.slice(i, i + 3).map((rows) => store.insertEntries(rows, T0)));
-                if (i % 2 === 0) await store.insertEntries(reports[i]!, T0);
+                // reports arrive over several days: an untrusted use is dated by its first arrival
+                await Promise.all(reports.slice(i, i + 3).map((rows, k) => store.insertEntries(rows, T0 + ((i + k) % 3) * DAY)));
+                if (i % 2 === 0) await store.insertEntries(reports[i]!, T0 + 5 * DAY);
                 const fromEntries = await store.usesPerDayFromEntries();
                 expect(await store.usesPerDay()).toEqual(fromEntries);
-                const perClinic = new Map<string, number>();
-                for (const d of fromEntries) perClinic.set(d.clinicCode, (perClinic.get(d.clinicCode) ?? 0) + d.uses);
-                expect(await store.usesPerClinic()).toEqual([...perClinic.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([clinicCode, uses]) => ({ clinicCode, uses })));
+                const perClinic = new Map<string, { uses: number; untrustedUses: number }>();
+                for (const d of fromEntries) {
+                  const c = perClinic.get(d.clinicCode) ?? { uses: 0, untrustedUses: 0 };
+                  perClinic.set(d.clinicCode, { uses: c.uses + d.uses, untrustedUses: c.untrustedUses + (d.clockUntrusted ? d.uses : 0) });
+                  // never a 1970 day: an untrusted use carries the day the server received it
+                  expect(d.day >= '2026-11-01', d.day).toBe(true);
+                }
+                expect(await store.usesPerClinic()).toEqual([...perClinic.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([clinicCode, c]) => ({ clinicCode, ...c })));
               }
             } finally {
               await store.close();
@@ -80,25 +88,29 @@ for (const backend of storeBackends('tally-rollup')) {
       );
     });
 
-    it('counts what a database from before migration 6 holds, once, when it is upgraded', async () => {
+    it('counts what a database from before migration 6 holds, once, when it is upgraded (untrusted uses apart: migration 11)', async () => {
       const place = await backend.place('rollup_upgrade');
       const rows = ledger('TU', [
         { kind: 'use', day: 0 },
         { kind: 'use', day: 1 },
         { kind: 'release', day: 1 },
         { kind: 'use', day: 1 },
+        { kind: 'use', day: 2, trusted: false },
       ]);
       const driver = place.kind === 'sqlite' ? createSqliteDriver(place.path, SQLITE_MIGRATIONS.filter((m) => m.version <= 5)) : await createPostgresDriver(place.connectionString, POSTGRES_MIGRATIONS.filter((m) => m.version <= 5).flatMap((m) => m.statements));
       for (const r of rows) {
-        await driver.run('INSERT INTO entries (terminal_id, seq, type, time, day, clock_trusted, clinic_code, batch_id, serial, ref, hash, prev_hash, raw, received_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 0)', [
-          r.terminalId, r.seq, r.type, r.time, new Date(r.time).toISOString().slice(0, 10), r.clinicCode, r.batchId ?? null, r.serial ?? null, r.ref ?? null, r.hash, r.prevHash, r.raw,
+        await driver.run('INSERT INTO entries (terminal_id, seq, type, time, day, clock_trusted, clinic_code, batch_id, serial, ref, hash, prev_hash, raw, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+          r.terminalId, r.seq, r.type, r.time, new Date(r.time).toISOString().slice(0, 10), r.clockTrusted ? 1 : 0, r.clinicCode, r.batchId ?? null, r.serial ?? null, r.ref ?? null, r.hash, r.prevHash, r.raw, T0 + 3 * DAY,
         ]);
       }
       await driver.close();
       for (let open = 0; open < 2; open++) {
         const store = await createServerStore(place);
         expect(await store.usesPerDay()).toEqual(await store.usesPerDayFromEntries());
-        expect((await store.usesPerDay()).reduce((n, d) => n + d.uses, 0)).toBe(2);
+        expect((await store.usesPerDay()).reduce((n, d) => n + d.uses, 0)).toBe(3);
+        // migration 11 moved the 1970 use apart, to the day it was received
+        expect((await store.usesPerDay()).filter((d) => d.clockUntrusted)).toEqual([{ terminalId: 'TU', clinicCode: 'CL-TU', day: '2026-11-04', uses: 1, clockUntrusted: true }]);
+        expect(await store.usesPerClinic()).toEqual([{ clinicCode: 'CL-TU', uses: 3, untrustedUses: 1 }]);
         await store.close();
       }
     });

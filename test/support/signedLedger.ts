@@ -103,7 +103,7 @@ export class SignedLedger {
     return this.entries.length;
   }
 
-  append(type: EntryTypeValue, extra: Partial<Pick<LedgerEntryFields, 'card' | 'ref' | 'detail' | 'chipUid'>> = {}, signWith: KeyObject = this.device.privateKey): Uint8Array {
+  append(type: EntryTypeValue, extra: Partial<Pick<LedgerEntryFields, 'card' | 'ref' | 'detail' | 'chipUid' | 'clockTrusted'>> = {}, signWith: KeyObject = this.device.privateKey): Uint8Array {
     this.time += 60_000;
     const fields: LedgerEntryFields = { seq: this.entries.length + 1, prevHash: this.prevHash, type, time: this.time, clockTrusted: true, terminalId: this.terminalId, ...extra };
     const body = encodeLedgerEntryBody(fields);

@@ -5,7 +5,7 @@ import { HttpInsurancePlatform } from '../../server/insurance/HttpInsurancePlatf
 import { createIngestServer, type IngestServer } from '../../server/IngestServer.js';
 import { smsStatus } from '../../server/sms/SmsInbox.js';
 import { loadServerKey } from './serverKey.js';
-import { adminTokenProblem, currentPricing, DEFAULT_PRICING, groupUses, incomeSplit } from '../../server/httpApi.js';
+import { adminTokenProblem, currentPricing, DEFAULT_PRICING, groupUses, incomeSplit, type IncomeRow } from '../../server/httpApi.js';
 import {
   checkInput,
   ClinicInputSchema,
@@ -246,6 +246,9 @@ with the head and uses that report named.`,
       if (values.json) io.out(JSON.stringify(rows, null, 2));
       else if (rows.length === 0) io.out('(none)');
       else for (const row of rows) io.out(Object.entries(row as Record<string, unknown>).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('  '));
+      // uses a terminal recorded with an untrusted clock: counted, but their dates are the server's arrival days
+      const untrusted = what === 'income' ? (rows as IncomeRow[]).reduce((n, r) => n + (r.untrustedUses ?? 0), 0) : 0;
+      if (untrusted > 0 && !values.json) io.out(`of these, ${untrusted} ${untrusted === 1 ? 'use was' : 'uses were'} recorded with an untrusted terminal clock (dated by the day the server received them)`);
       return 0;
     } finally {
       await store.close();

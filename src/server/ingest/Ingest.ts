@@ -387,6 +387,13 @@ export class Ingest {
       linked.filter((e) => inserted.has(e.row.seq)),
     );
     if (inserted.size) await checkSmsHeads(this.store, terminalId, this.options.clock.now(), this.logger);
+    // uses the terminal recorded with an untrusted clock: reports date them by their arrival, apart; say so once a day
+    const untrustedUses = linked.filter((e) => inserted.has(e.row.seq) && e.row.type === EntryType.USE_RESERVED && !e.row.clockTrusted);
+    if (untrustedUses.length > 0) {
+      const day = new Date(this.options.clock.now()).toISOString().slice(0, 10);
+      const seqs = untrustedUses.map((e) => e.row.seq);
+      await this.alert('untrusted-clock-uses', terminalId, `untrusted-uses:${terminalId}:${day}`, `uses recorded with an untrusted clock (first seq ${seqs[0]}, ${seqs.length} in this report): reports date them by the day they arrived, ${day}`);
+    }
     // each rejection goes to the report that owns the seq, and to those that carried the same entry again
     const rejectedBySeq = new Map(unionRejected.map((r) => [r.seq, r]));
     for (const r of unionRejected) owners.get(r.seq)?.report.rejected.push(r);

@@ -30,9 +30,16 @@ import { SqlAccessStore } from '../access/SqlAccessStore.js';
 import type { InsuranceStore } from '../insurance/InsuranceStore.js';
 import { SqlInsuranceStore } from '../insurance/SqlInsuranceStore.js';
 import { SqlVoucherStore } from '../voucher/SqlVoucherStore.js';
+import { POSTGRES_DAY_OF, SQLITE_DAY_OF } from './schema.js';
 
 const DAY_MS = 86_400_000;
 let lastDay = { start: Number.NaN, day: '' };
+
+/** A roll-up row; `untrusted` 1: the day is the server's arrival day, the terminal's clock was not trusted */
+function dailyRow(r: Row): DailyUses {
+  const row = { terminalId: String(r.terminal_id), clinicCode: String(r.clinic_code), day: String(r.day), uses: num(r.uses) };
+  return num(r.untrusted) === 1 ? { ...row, clockUntrusted: true } : row;
+}
 
 /** YYYY-MM-DD (UTC) of a time; the last day is remembered, as a report's entries mostly share one */
 export function dayOf(time: number): string {
@@ -169,11 +176,12 @@ export class SqlServerStore implements ServerStore {
       for (const request of group) results.push(await this.insertIn(tx, request.rows, request.at));
       const highest = new Map<string, number>();
       for (const request of group) for (const r of request.rows) highest.set(r.terminalId, Math.max(highest.get(r.terminalId) ?? 0, r.seq));
-      const useRows = new Map<string, EntryRow[]>();
+      const useRows = new Map<string, StoredEntry[]>();
       group.forEach((request, i) => {
         const inserted = new Set(results[i]!.inserted);
-        for (const r of request.rows) {
-          if ((r.type !== USE_RESERVED && r.type !== USE_RELEASED) || !inserted.has(r.seq)) continue;
+        for (const entry of request.rows) {
+          if ((entry.type !== USE_RESERVED && entry.type !== USE_RELEASED) || !inserted.has(entry.seq)) continue;
+          const r = { ...entry, receivedAt: request.at };
           const list = useRows.get(r.terminalId);
           if (list) list.push(r);
           else useRows.set(r.terminalId, [r]);
@@ -228,14 +236,18 @@ export class SqlServerStore implements ServerStore {
    * counts unless a release of it is stored (now or before); a release takes one off its reservation's day when
    * the reservation was counted before (stored earlier, and no earlier release cancelled it). usesPerDay reads it.
    */
-  private async rollUpUses(tx: SqlExecutor, terminalId: string, rows: readonly EntryRow[]): Promise<void> {
-    const delta = new Map<string, { clinicCode: string; day: string; uses: number }>();
-    const add = (clinicCode: string, day: string, uses: number): void => {
-      const key = `${clinicCode}\u0000${day}`;
+  private async rollUpUses(tx: SqlExecutor, terminalId: string, rows: readonly StoredEntry[]): Promise<void> {
+    // a use with a trusted clock counts on its own day (uses_daily); one with an untrusted clock on the day the
+    // server received it, apart (uses_daily_untrusted, migration 11)
+    const delta = new Map<string, { clinicCode: string; day: string; uses: number; untrusted: boolean }>();
+    const addDay = (clinicCode: string, day: string, uses: number, untrusted: boolean): void => {
+      const key = `${clinicCode}\u0000${day}\u0000${untrusted ? 1 : 0}`;
       const current = delta.get(key);
       if (current) current.uses += uses;
-      else delta.set(key, { clinicCode, day, uses });
+      else delta.set(key, { clinicCode, day, uses, untrusted });
     };
+    const add = (clinicCode: string, use: { time: number; clockTrusted: boolean; receivedAt: number }, uses: number): void =>
+      addDay(clinicCode, dayOf(use.clockTrusted ? use.time : use.receivedAt), uses, !use.clockTrusted);
     const reserved = rows.filter((r) => r.type === USE_RESERVED);
     const reservedNow = new Set(reserved.map((r) => r.seq));
     for (let i = 0; i < reserved.length; i += 500) {
@@ -243,7 +255,7 @@ export class SqlServerStore implements ServerStore {
       const released = new Set(
         (await tx.all<Row>(`SELECT ref FROM entries WHERE terminal_id = ? AND type = ${USE_RELEASED} AND ref IN (${part.map(() => '?').join(', ')})`, [terminalId, ...part.map((r) => r.seq)])).map((r) => num(r.ref)),
       );
-      for (const r of part) if (!released.has(r.seq)) add(r.clinicCode, dayOf(r.time), 1);
+      for (const r of part) if (!released.has(r.seq)) add(r.clinicCode, r, 1);
     }
     const releasedNow = new Map<number, number>();
     for (const r of rows) if (r.type === USE_RELEASED && r.ref !== undefined && !reservedNow.has(r.ref)) releasedNow.set(r.ref, (releasedNow.get(r.ref) ?? 0) + 1);
@@ -252,14 +264,15 @@ export class SqlServerStore implements ServerStore {
       const part = refs.slice(i, i + 500);
       const marks = part.map(() => '?').join(', ');
       const releases = new Map((await tx.all<Row>(`SELECT ref, COUNT(*) AS n FROM entries WHERE terminal_id = ? AND type = ${USE_RELEASED} AND ref IN (${marks}) GROUP BY ref`, [terminalId, ...part])).map((r) => [num(r.ref), num(r.n)]));
-      for (const r of await tx.all<Row>(`SELECT seq, clinic_code, day FROM entries WHERE terminal_id = ? AND type = ${USE_RESERVED} AND seq IN (${marks})`, [terminalId, ...part])) {
+      for (const r of await tx.all<Row>(`SELECT seq, clinic_code, time, clock_trusted, received_at FROM entries WHERE terminal_id = ? AND type = ${USE_RESERVED} AND seq IN (${marks})`, [terminalId, ...part])) {
         const seq = num(r.seq);
-        if ((releases.get(seq) ?? 0) === releasedNow.get(seq)) add(String(r.clinic_code), String(r.day), -1);
+        if ((releases.get(seq) ?? 0) === releasedNow.get(seq)) add(String(r.clinic_code), { time: num(r.time), clockTrusted: num(r.clock_trusted) === 1, receivedAt: num(r.received_at) }, -1);
       }
     }
     for (const d of delta.values()) {
       if (d.uses === 0) continue;
-      await tx.run('INSERT INTO uses_daily (terminal_id, clinic_code, day, uses) VALUES (?, ?, ?, ?) ON CONFLICT (terminal_id, clinic_code, day) DO UPDATE SET uses = uses_daily.uses + excluded.uses', [terminalId, d.clinicCode, d.day, d.uses]);
+      const table = d.untrusted ? 'uses_daily_untrusted' : 'uses_daily';
+      await tx.run(`INSERT INTO ${table} (terminal_id, clinic_code, day, uses) VALUES (?, ?, ?, ?) ON CONFLICT (terminal_id, clinic_code, day) DO UPDATE SET uses = ${table}.uses + excluded.uses`, [terminalId, d.clinicCode, d.day, d.uses]);
     }
   }
 
@@ -509,23 +522,34 @@ export class SqlServerStore implements ServerStore {
 
   /** From the roll-up the ingest keeps (uses_daily), not a scan of the entries */
   async usesPerDay(): Promise<DailyUses[]> {
-    const rows = await this.db.all<Row>('SELECT terminal_id, clinic_code, day, uses FROM uses_daily WHERE uses > 0 ORDER BY terminal_id, day, clinic_code');
-    return rows.map((r) => ({ terminalId: String(r.terminal_id), clinicCode: String(r.clinic_code), day: String(r.day), uses: num(r.uses) }));
+    const rows = await this.db.all<Row>(
+      `SELECT terminal_id, clinic_code, day, uses, 0 AS untrusted FROM uses_daily WHERE uses > 0
+       UNION ALL SELECT terminal_id, clinic_code, day, uses, 1 AS untrusted FROM uses_daily_untrusted WHERE uses > 0
+       ORDER BY terminal_id, untrusted, day, clinic_code`,
+    );
+    return rows.map((r) => dailyRow(r));
   }
 
-  async usesPerClinic(): Promise<Array<{ clinicCode: string; uses: number }>> {
-    const rows = await this.db.all<Row>('SELECT clinic_code, SUM(uses) AS uses FROM uses_daily GROUP BY clinic_code HAVING SUM(uses) > 0 ORDER BY clinic_code');
-    return rows.map((r) => ({ clinicCode: String(r.clinic_code), uses: num(r.uses) }));
+  async usesPerClinic(): Promise<Array<{ clinicCode: string; uses: number; untrustedUses: number }>> {
+    const rows = await this.db.all<Row>(
+      `SELECT clinic_code, SUM(uses) AS uses, SUM(untrusted) AS untrusted FROM (
+         SELECT clinic_code, uses, 0 AS untrusted FROM uses_daily UNION ALL SELECT clinic_code, uses, uses AS untrusted FROM uses_daily_untrusted) u
+       GROUP BY clinic_code HAVING SUM(uses) > 0 ORDER BY clinic_code`,
+    );
+    return rows.map((r) => ({ clinicCode: String(r.clinic_code), uses: num(r.uses), untrustedUses: num(r.untrusted) }));
   }
 
   /** The same figures counted from every stored entry (what the roll-up must always equal; tests and checks) */
   async usesPerDayFromEntries(): Promise<DailyUses[]> {
+    const arrival = (this.kind === 'postgres' ? POSTGRES_DAY_OF : SQLITE_DAY_OF)('e.received_at');
     const rows = await this.db.all<Row>(
-      `SELECT e.terminal_id, e.clinic_code, e.day, COUNT(*) AS uses FROM entries e WHERE e.type = ${USE_RESERVED}
-         AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)
-       GROUP BY e.terminal_id, e.clinic_code, e.day ORDER BY e.terminal_id, e.day, e.clinic_code`,
+      `SELECT terminal_id, clinic_code, day, COUNT(*) AS uses, untrusted FROM (
+         SELECT e.terminal_id, e.clinic_code, CASE WHEN e.clock_trusted = 1 THEN e.day ELSE ${arrival} END AS day, 1 - e.clock_trusted AS untrusted
+         FROM entries e WHERE e.type = ${USE_RESERVED}
+           AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)) u
+       GROUP BY terminal_id, clinic_code, day, untrusted ORDER BY terminal_id, untrusted, day, clinic_code`,
     );
-    return rows.map((r) => ({ terminalId: String(r.terminal_id), clinicCode: String(r.clinic_code), day: String(r.day), uses: num(r.uses) }));
+    return rows.map((r) => dailyRow(r));
   }
 
   async batchReconciliation(): Promise<BatchReconciliationRow[]> {

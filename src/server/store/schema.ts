@@ -226,6 +226,16 @@ const POSTGRES_AUDIT_GUARDS = [
   'CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()',
 ];
 
+/** A table of uses per terminal, clinic and UTC day (migrations 6 and 11) */
+function usesByDayTable(name: string, int: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${name} (
+      terminal_id TEXT NOT NULL,
+      clinic_code TEXT NOT NULL,
+      day TEXT NOT NULL,
+      uses ${int} NOT NULL,
+      PRIMARY KEY (terminal_id, clinic_code, day))`;
+}
+
 /**
  * Migration 6: uses per terminal, clinic and day kept as the ingest stores entries (SqlServerStore.insertGroup), so
  * the dashboard and the income report read a small table instead of every entry. The backfill counts what was
@@ -233,12 +243,7 @@ const POSTGRES_AUDIT_GUARDS = [
  */
 function usesDailyTable(t: { int: string }): string[] {
   return [
-    `CREATE TABLE IF NOT EXISTS uses_daily (
-      terminal_id TEXT NOT NULL,
-      clinic_code TEXT NOT NULL,
-      day TEXT NOT NULL,
-      uses ${t.int} NOT NULL,
-      PRIMARY KEY (terminal_id, clinic_code, day))`,
+    usesByDayTable('uses_daily', t.int),
     `INSERT INTO uses_daily (terminal_id, clinic_code, day, uses)
       SELECT e.terminal_id, e.clinic_code, e.day, COUNT(*) FROM entries e
       WHERE e.type = 3 AND NOT EXISTS (SELECT 1 FROM uses_daily)
@@ -363,6 +368,32 @@ function smsReportTables(t: { int: string }): string[] {
   ];
 }
 
+/**
+ * Migration 11: uses recorded with an untrusted terminal clock, per terminal, clinic and the day the server
+ * received them (UTC): the best date the server has (audit finding 5). uses_daily keeps only uses with a
+ * trusted clock. The backfill moves the untrusted uses stored before, once: only while the new table is empty
+ * (the subtraction runs first, while it still is).
+ */
+function untrustedUsesTable(t: { int: string; arrivalDay: (column: string) => string }): string[] {
+  const counted = `e.type = 3 AND e.clock_trusted = 0
+        AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = 6 AND r.ref = e.seq)`;
+  return [
+    usesByDayTable('uses_daily_untrusted', t.int),
+    `UPDATE uses_daily SET uses = uses - (SELECT COUNT(*) FROM entries e WHERE e.terminal_id = uses_daily.terminal_id
+        AND e.clinic_code = uses_daily.clinic_code AND e.day = uses_daily.day AND ${counted})
+      WHERE NOT EXISTS (SELECT 1 FROM uses_daily_untrusted)`,
+    `INSERT INTO uses_daily_untrusted (terminal_id, clinic_code, day, uses)
+      SELECT e.terminal_id, e.clinic_code, ${t.arrivalDay('e.received_at')}, COUNT(*) FROM entries e
+      WHERE ${counted} AND NOT EXISTS (SELECT 1 FROM uses_daily_untrusted)
+      GROUP BY e.terminal_id, e.clinic_code, ${t.arrivalDay('e.received_at')}
+      ON CONFLICT (terminal_id, clinic_code, day) DO NOTHING`,
+  ];
+}
+
+/** The UTC day (YYYY-MM-DD) of a millisecond time column, in each dialect */
+export const SQLITE_DAY_OF = (column: string): string => `strftime('%Y-%m-%d', ${column} / 1000, 'unixepoch')`;
+export const POSTGRES_DAY_OF = (column: string): string => `to_char(to_timestamp(${column} / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
+
 export const SQLITE_MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -435,6 +466,13 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of voucherUseIndex()) db.exec(sql);
     },
   },
+  {
+    version: 11,
+    description: 'uses with an untrusted terminal clock rolled up by the day the server received them, apart',
+    up: (db) => {
+      for (const sql of untrustedUsesTable({ int: 'INTEGER', arrivalDay: SQLITE_DAY_OF })) db.exec(sql);
+    },
+  },
 ];
 
 /**
@@ -452,6 +490,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; read
   { version: 8, statements: voucherTables({ int: 'BIGINT' }) },
   { version: 9, statements: smsReportTables({ int: 'BIGINT' }) },
   { version: 10, statements: voucherUseIndex() },
+  { version: 11, statements: untrustedUsesTable({ int: 'BIGINT', arrivalDay: POSTGRES_DAY_OF }) },
 ];
 
 export const POSTGRES_SCHEMA: string[] = POSTGRES_MIGRATIONS.flatMap((m) => m.statements);
