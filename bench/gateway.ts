@@ -26,6 +26,8 @@ import { fsyncFloor } from './swipe.js';
 
 const TALLY = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'tally.js');
 const IN_FLIGHT = 64;
+/** The gateway's QoS 2 window to the payment broker (the broker below allows 100 in flight) */
+const PAYMENT_INFLIGHT = Number(process.env.BENCH_GATEWAY_PAYMENT_INFLIGHT ?? 96);
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -116,9 +118,9 @@ async function direct(url: string, count: number, prefix: string): Promise<RunFi
 /** HL7 through a `tally gateway run` process: 4 MLLP connections, 16 in flight each */
 async function throughGateway(url: string, dir: string, count: number, prefix: string): Promise<RunFigures> {
   const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const gateway = spawn(process.execPath, [TALLY, 'gateway', 'run', '--db', join(dir, `${prefix}.db`), '--mllp', `127.0.0.1:${port}`, '--payment', url, '--rate', 'patient.registration=1000000/1000000,order.placed=1000000/1000000,charge.posted=1000000/1000000', '--max-attempts', '1'], {
+  const gateway = spawn(process.execPath, [...(process.env.BENCH_GATEWAY_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_GATEWAY_PROFILE}`] : []), TALLY, 'gateway', 'run', '--db', join(dir, `${prefix}.db`), '--mllp', `127.0.0.1:${port}`, '--payment', url, '--rate', 'patient.registration=1000000/1000000,order.placed=1000000/1000000,charge.posted=1000000/1000000', '--max-attempts', '1', '--payment-inflight', String(PAYMENT_INFLIGHT)], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, TALLY_LOG_LEVEL: 'error', ...(process.env.BENCH_GATEWAY_PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_GATEWAY_PROFILE}` } : {}) },
+    env: { ...process.env, TALLY_LOG_LEVEL: 'error' },
   });
   try {
     await new Promise<void>((resolve, reject) => {

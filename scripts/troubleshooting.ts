@@ -635,7 +635,7 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     remedy: 'Send again after a pause (the AR ACK says so); a steady rate above the limit needs a higher declared rate.',
   },
   GW_BAD_SIGNATURE: {
-    cause: "A signed payload (a terminal's ledger report) whose certificate does not chain to the investor root or whose entries' signatures do not verify.",
+    cause: "A signed payload (a terminal's ledger report, a settlement voucher, a signed deny list) whose certificate does not chain to the investor root or whose entries' signatures do not verify.",
     remedy: "Check the terminal's certificate and ledger (tally ledger verify); forged reports are kept in the archive as evidence.",
   },
   GW_DUPLICATE: {
@@ -657,6 +657,14 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
   GW_ARCHIVE_BROKEN: {
     cause: 'The archive hash chain does not verify: a row was altered, removed or reordered outside the gateway.',
     remedy: 'Keep the file as evidence and compare it with a backup; tally gateway archive verify names the first bad row.',
+  },
+  BAD_SIGNED_DENYLIST: {
+    cause: 'A signed deny list (firmware-protocol/gateway-signed.md) that does not parse, whose server key the investor root does not certify, or whose body its key did not sign.',
+    remedy: 'Sign the list again with the certified server key (the server that made it has the certificate); altered lists are kept in the gateway archive as evidence.',
+  },
+  GW_STALE_SIGNED: {
+    cause: "A signed message from the payment side that expired (a settlement voucher past its expiry) or a deny list with a version not above the one that already passed for that terminal.",
+    remedy: 'Nothing to do for a replay; otherwise issue a new voucher or a newer deny list.',
   },
   GW_ONE_WAY: {
     cause: 'The gateway runs one way (hospital to payment): nothing is read from the payment side, so a return message cannot pass.',

@@ -219,6 +219,8 @@ export const ErrorCodes = {
   GW_ARCHIVE_FAULT: info(8011, 'Gateway refused: cannot archive the message (storage fault)', '网闸拒绝：无法存档消息（存储故障）', true),
   GW_DEAD_LETTER: info(8012, 'Department delivery given up after its retries: moved to the dead-letter queue', '科室投递重试用尽，已移入死信队列'),
   GW_ARCHIVE_BROKEN: info(8013, 'Gateway archive verification failed', '网闸存档校验失败'),
+  BAD_SIGNED_DENYLIST: info(6800, 'Signed deny list refused: malformed (firmware-protocol/gateway-signed.md)', '签名黑名单被拒绝：格式错误'),
+  GW_STALE_SIGNED: info(6801, 'Gateway refused: signed message expired or older than the one that passed', '网闸拒绝：签名消息已过期或早于已通过的版本'),
   GW_ONE_WAY: info(8014, 'Gateway is one-way: nothing passes from the payment side', '网闸为单向模式：支付侧消息不可回传'),
 
   // 9xxx: usage and configuration

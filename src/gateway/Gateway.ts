@@ -9,13 +9,19 @@
  * canonically and published on the payment side.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { encodeCanonical, departmentTopic, parseDepartmentTopic, DEPARTMENT_PATTERN, schemaProblem, DepartmentPatientSchema, declarationOf, LEDGER_REPORT_TYPE, type DepartmentAck, type RateLimit } from '../codecs/gateway/declared.js';
+import { encodeCanonical, GATEWAY_TOPIC_PREFIX, parseSignedTopic, SETTLEMENT_VOUCHER_TYPE, departmentTopic, parseDepartmentTopic, DEPARTMENT_PATTERN, schemaProblem, DepartmentPatientSchema, declarationOf, LEDGER_REPORT_TYPE, type DepartmentAck, type RateLimit } from '../codecs/gateway/declared.js';
 import { envelopeOf } from '../codecs/gateway/fromHl7.js';
 import { encodeAck, hl7DateTime, DEFAULT_HL7_LIMITS, type AckCode, type Hl7Header, type Hl7Limits } from '../codecs/hl7/hl7.js';
 import { encodeMllp, MllpDecoder } from '../codecs/hl7/mllp.js';
 import { encodeReport, parseReport } from '../codecs/mqtt/report.js';
 import { checkReportSignatures } from '../crypto/reportSignatures.js';
-import { ErrorCodes, isTallyError, operatorMessage, type ErrorName } from '../errors.js';
+import { ErrorCodes, isTallyError, operatorMessage, TallyError, type ErrorName } from '../errors.js';
+import { encodeSettlementVoucher, parseSettlementVoucher } from '../codecs/settlementVoucher.js';
+import { parseSignedDenylist } from '../codecs/signedDenylist.js';
+import { encodeJsonPayload } from '../codecs/mqtt/messages.js';
+import { terminalTopic } from '../codecs/mqtt/topics.js';
+import { verifySettlementVoucher } from '../crypto/settlementVoucher.js';
+import { verifySignedDenylist } from '../crypto/signedDenylist.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { GatewayStore, type ArchiveInput, type CrossingInput, type DeliveryInput } from './GatewayStore.js';
@@ -50,6 +56,8 @@ export interface GatewayOptions {
   readonly idleTimeoutMs?: number;
   /** Department deliveries: wait this long for an ack before the next try (doubling), then dead-letter */
   readonly delivery?: { readonly ackTimeoutMs: number; readonly maxAttempts: number };
+  /** QoS 2 crossings in flight to the payment broker (default 32): more than the broker's inflight window stalls Mosquitto */
+  readonly paymentInflight?: number;
   readonly clock?: Clock;
   readonly logger?: Logger;
 }
@@ -68,6 +76,8 @@ interface Pending {
   readonly archive: ArchiveInput;
   readonly crossing?: CrossingInput;
   readonly delivery?: DeliveryInput;
+  /** Keep the archive's source key as passed without a crossing (what goes to the hospital broker) */
+  readonly keepPassedKey?: boolean;
   readonly done: (seq: number | undefined, fault?: ErrorName) => void;
 }
 
@@ -139,10 +149,10 @@ export class Gateway {
     const o = this.options;
     this.payment =
       typeof o.payment === 'string'
-        ? new MqttPaymentLink(this.store, { url: o.payment, clientId: `tally-gw-${o.gatewayId}`, subscriptions: ['tally/gw/v1/dept/+/ack'] })
+        ? new MqttPaymentLink(this.store, { url: o.payment, clientId: `tally-gw-${o.gatewayId}`, subscriptions: ['tally/gw/v1/dept/+/ack', 'tally/gw/v1/settlement/+', 'tally/gw/v1/denylist/+'] })
         : o.payment(this.store);
     // QoS 2 in flight: more than the broker's inflight window stalls Mosquitto (256 hung the bench)
-    this.pump = new CrossingPump(this.store, this.payment, 32);
+    this.pump = new CrossingPump(this.store, this.payment, o.paymentInflight ?? 32);
     if (this.payment.returnLeg) this.payment.onMessage((topic, payload) => this.afterCommit(() => this.fromPayment(topic, payload)));
     if (o.hospitalBroker) {
       this.hospital = connectLeg({ url: o.hospitalBroker, clientId: `tally-gw-${o.gatewayId}-hospital`, subscriptions: o.rootPublicKey ? [TERMINAL_REPORTS] : [] });
@@ -267,12 +277,13 @@ export class Gateway {
 
   // --- the group commit ---
 
-  private enqueue(archive: ArchiveInput, crossing?: CrossingInput, delivery?: DeliveryInput, after?: () => void): Promise<{ seq?: number; fault?: ErrorName }> {
+  private enqueue(archive: ArchiveInput, crossing?: CrossingInput, delivery?: DeliveryInput, after?: () => void, keepPassedKey = false): Promise<{ seq?: number; fault?: ErrorName }> {
     return new Promise((resolve) => {
       this.batch.push({
         archive,
         crossing,
         delivery,
+        keepPassedKey,
         done: (seq, fault) => {
           after?.();
           resolve({ seq, fault });
@@ -280,25 +291,46 @@ export class Gateway {
       });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flush());
+        this.store.commitSoon(this.archiveWriter);
       }
     });
   }
 
+  /** The archive batch's part of the group commit: appended in it, answered after its COMMIT */
+  private writing: { batch: Pending[]; result?: { seqs: number[]; booked: Map<string, number> }; fault?: Error } = { batch: [] };
+  private readonly archiveWriter = {
+    write: (): void => {
+      this.flushScheduled = false;
+      const batch = this.batch;
+      this.batch = [];
+      this.writing = { batch };
+      if (batch.length === 0) return;
+      try {
+        this.writing.result = this.store.append(batch);
+      } catch (err) {
+        this.writing.fault = err as Error;
+      }
+    },
+    after: (failure?: Error): void => this.committed(failure),
+  };
+
   private flush(): void {
-    this.flushScheduled = false;
-    const batch = this.batch;
-    this.batch = [];
+    this.store.commitSoon(this.archiveWriter);
+    this.store.commitNow();
+  }
+
+  private committed(failure?: Error): void {
+    const { batch, result: appended, fault } = this.writing;
+    this.writing = { batch: [] };
     if (batch.length === 0) return;
-    let result: { seqs: number[]; booked: Map<string, number> };
-    try {
-      result = this.store.append(batch);
-    } catch (err) {
+    const err = failure ?? fault;
+    if (err || !appended) {
       const code: ErrorName = isTallyError(err) ? err.code : 'GW_ARCHIVE_FAULT';
-      this.log.error({ event: 'gateway.archive-fault', code, messages: batch.length, detail: (err as Error).message }, operatorMessage('GW_ARCHIVE_FAULT'));
+      this.log.error({ event: 'gateway.archive-fault', code, messages: batch.length, detail: err?.message }, operatorMessage('GW_ARCHIVE_FAULT'));
       for (const p of batch) p.done(undefined, 'GW_ARCHIVE_FAULT');
       return;
     }
+    const result = appended;
     batch.forEach((p, i) => {
       const seq = result.seqs[i]!;
       const a = p.archive;
@@ -331,42 +363,68 @@ export class Gateway {
 
   // --- message distribution: the department queues ---
 
+  private deliveriesJoined = false;
+  private deliveriesWritten: { sends: [string, Uint8Array][]; dead: ArchiveInput[] } = { sends: [], dead: [] };
+  /** The department queue's part of the group commit: tries marked in it, published after its COMMIT */
+  private readonly deliveryWriter = {
+    write: (): void => {
+      this.deliveriesJoined = false;
+      this.deliveriesWritten = { sends: [], dead: [] };
+      if (this.closed) return;
+      try {
+        this.store.transaction(() => this.markDueDeliveries());
+      } catch (err) {
+        this.deliveriesWritten = { sends: [], dead: [] };
+        this.log.error({ event: 'gateway.fault', code: 'GW_ARCHIVE_FAULT', numericCode: ErrorCodes.GW_ARCHIVE_FAULT.code, detail: (err as Error).message }, operatorMessage('GW_ARCHIVE_FAULT'));
+      }
+    },
+    after: (failure?: Error): void => {
+      const { sends, dead } = this.deliveriesWritten;
+      this.deliveriesWritten = { sends: [], dead: [] };
+      if (failure) return;
+      // published once their state is committed: a kill in between only means one more try
+      for (const [topic, payload] of sends) this.payment.publishDelivery(topic, payload).catch(() => undefined);
+      for (const a of dead) void this.enqueue(a);
+    },
+  };
+
   private runDeliveries(): void {
-    if (this.closed) return;
+    if (this.closed || this.deliveriesJoined) return;
+    if (this.store.dueDeliveries(this.clock.now(), 1).length === 0) return;
+    this.deliveriesJoined = true;
+    this.store.commitSoon(this.deliveryWriter);
+  }
+
+  private markDueDeliveries(): void {
     const now = this.clock.now();
     const policy = this.options.delivery ?? { ackTimeoutMs: 2_000, maxAttempts: 5 };
     const due = this.store.dueDeliveries(now, 200);
-    if (due.length === 0) return;
-    const dead: ArchiveInput[] = [];
-    const sends: [string, Uint8Array][] = [];
-    this.store.transaction(() => {
-      for (const d of due) {
-        if (d.attempts >= policy.maxAttempts) {
-          this.store.markDead(d.deliveryId);
-          this.counters.deliveries.dead += 1;
-          dead.push({ time: now, direction: 'hospital-to-payment', type: 'department.patient', verdict: 'dead-letter', code: 'GW_DEAD_LETTER', reason: `delivery ${d.deliveryId} to ${d.department}: no ack after ${d.attempts} tries`, department: d.department });
-          continue;
-        }
-        const attempt = d.attempts + 1;
-        const message = { v: 1, type: 'department.patient', deliveryId: d.deliveryId, attempt, department: d.department, visitDate: d.visitDate, patient: JSON.parse(d.patient) as unknown, gatewaySeq: d.gatewaySeq };
-        if (schemaProblem(DepartmentPatientSchema, message)) {
-          this.store.markDead(d.deliveryId);
-          continue;
-        }
-        const twoWay = this.payment.returnLeg;
-        // two-way: wait for the department's ack, doubling; one-way: handed over once the link has it
-        this.store.markDeliverySent(d.deliveryId, attempt, twoWay ? now + policy.ackTimeoutMs * 2 ** (attempt - 1) : Number.MAX_SAFE_INTEGER, twoWay ? 'sent' : 'handed');
-        this.counters.deliveries.sent += 1;
-        sends.push([departmentTopic(d.department, 'patient'), encodeCanonical(message)]);
+    const { dead, sends } = this.deliveriesWritten;
+    for (const d of due) {
+      if (d.attempts >= policy.maxAttempts) {
+        this.store.markDead(d.deliveryId);
+        this.counters.deliveries.dead += 1;
+        dead.push({ time: now, direction: 'hospital-to-payment', type: 'department.patient', verdict: 'dead-letter', code: 'GW_DEAD_LETTER', reason: `delivery ${d.deliveryId} to ${d.department}: no ack after ${d.attempts} tries`, department: d.department });
+        continue;
       }
-    });
-    // published once their state is committed: a kill in between only means one more try
-    for (const [topic, payload] of sends) this.payment.publishDelivery(topic, payload).catch(() => undefined);
-    if (dead.length > 0) for (const a of dead) void this.enqueue(a);
+      const attempt = d.attempts + 1;
+      const message = { v: 1, type: 'department.patient', deliveryId: d.deliveryId, attempt, department: d.department, visitDate: d.visitDate, patient: JSON.parse(d.patient) as unknown, gatewaySeq: d.gatewaySeq };
+      if (schemaProblem(DepartmentPatientSchema, message)) {
+        this.store.markDead(d.deliveryId);
+        continue;
+      }
+      const twoWay = this.payment.returnLeg;
+      // two-way: wait for the department's ack, doubling; one-way: handed over once the link has it
+      this.store.markDeliverySent(d.deliveryId, attempt, twoWay ? now + policy.ackTimeoutMs * 2 ** (attempt - 1) : Number.MAX_SAFE_INTEGER, twoWay ? 'sent' : 'handed');
+      this.counters.deliveries.sent += 1;
+      sends.push([departmentTopic(d.department, 'patient'), encodeCanonical(message)]);
+    }
   }
 
   private fromPayment(topic: string, payload: Uint8Array): void {
     const now = this.clock.now();
+    const signed = parseSignedTopic(topic);
+    if (signed) return this.signedFromPayment(signed.type, signed.terminalId, payload, now);
     const target = parseDepartmentTopic(topic);
     const type = target?.kind === 'ack' ? 'department.ack' : `mqtt:${topic.slice(0, 60)}`;
     const decision = inspectPaymentJson<DepartmentAck>(type, payload, this.rates);
@@ -380,6 +438,60 @@ export class Gateway {
     if (taken) this.counters.deliveries.acked += 1;
     this.count('passed', 'department.ack');
     void this.enqueue({ time: now, direction: 'payment-to-hospital', type: 'department.ack', verdict: taken ? 'delivered' : 'duplicate', reason: `delivery ${decision.value.deliveryId}`, department: decision.value.department, canonical: encodeCanonical(decision.value) });
+  }
+
+  /**
+   * A signed payload from the payment side (a settlement voucher, a deny
+   * list) for a terminal on the hospital side: verified with the investor
+   * root before it passes, re-encoded, archived, then published on the
+   * hospital broker once the archive has it.
+   */
+  private signedFromPayment(type: string, terminalId: string, payload: Uint8Array, now: number): void {
+    const declaration = declarationOf(type)!;
+    const refuse = (code: ErrorName, reason: string): void => {
+      this.count('refused', code);
+      void this.enqueue({ time: now, direction: 'payment-to-hospital', type, verdict: 'refused', code, reason: reason.slice(0, 200), original: payload });
+    };
+    if (!this.options.rootPublicKey || !this.hospital) return refuse('GW_NOT_ALLOWED', `${type} needs the investor root and the hospital broker configured`);
+    if (payload.length > declaration.maxBytes) return refuse('GW_OVERSIZED', `${payload.length} bytes exceeds ${declaration.maxBytes}`);
+    if (!this.rates.take(declaration)) return refuse('GW_RATE_LIMITED', `rate limit of ${type} exceeded`);
+    let out: { topic: string; payload: Uint8Array; retain: boolean; sourceKey: string };
+    try {
+      out = type === SETTLEMENT_VOUCHER_TYPE ? this.checkSettlementVoucher(terminalId, payload, now) : this.checkSignedDenylist(terminalId, payload);
+    } catch (err) {
+      if (!isTallyError(err)) return refuse('GW_MALFORMED', (err as Error).message);
+      const code = signedRefusal(err.code, err.message);
+      return refuse(code, `${err.code}: ${err.message}`);
+    }
+    if (this.batchKeys.has(out.sourceKey) || this.store.passedSeq(out.sourceKey) !== undefined) {
+      this.counters.duplicates += 1;
+      void this.enqueue({ time: now, direction: 'payment-to-hospital', type, verdict: 'duplicate', code: 'GW_DUPLICATE', reason: 'already passed', sourceKey: out.sourceKey, original: payload });
+      return;
+    }
+    this.batchKeys.add(out.sourceKey);
+    this.count('passed', type);
+    void this.enqueue(
+      { time: now, direction: 'payment-to-hospital', type, verdict: 'passed', reason: `for terminal ${terminalId}`, sourceKey: out.sourceKey, original: payload, canonical: out.payload },
+      undefined,
+      undefined,
+      () => this.batchKeys.delete(out.sourceKey),
+      true,
+    ).then((r) => {
+      if (!r.fault) this.hospital?.publish(out.topic, Buffer.from(out.payload), { qos: 1, retain: out.retain });
+    });
+  }
+
+  private checkSettlementVoucher(terminalId: string, payload: Uint8Array, now: number): { topic: string; payload: Uint8Array; retain: boolean; sourceKey: string } {
+    const voucher = parseSettlementVoucher(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+    const fields = verifySettlementVoucher(voucher, this.options.rootPublicKey!, { terminalId, now });
+    return { topic: `${GATEWAY_TOPIC_PREFIX}/settlement/${terminalId}`, payload: new TextEncoder().encode(encodeSettlementVoucher(voucher)), retain: false, sourceKey: `settlement|${fields.serverId}|${fields.settlementId}` };
+  }
+
+  private checkSignedDenylist(terminalId: string, payload: Uint8Array): { topic: string; payload: Uint8Array; retain: boolean; sourceKey: string } {
+    const fields = verifySignedDenylist(parseSignedDenylist(payload), this.options.rootPublicKey!);
+    if (fields.terminalId !== terminalId) throw new TallyError('GW_BAD_FIELD', `list for ${fields.terminalId} on the topic of ${terminalId}`);
+    const list = fields.denylist;
+    return { topic: terminalTopic(terminalId, 'denylist'), payload: encodeJsonPayload('denylist', list), retain: list.kind === 'full', sourceKey: `denylist|${terminalId}|${list.version}|${list.kind}` };
   }
 
   // --- hospital broker: terminals' signed reports, slot counts ---
@@ -455,6 +567,15 @@ export class Gateway {
     await this.hospital?.endAsync(false).catch(() => undefined);
     this.store.close();
   }
+}
+
+/** The gateway's refusal code for a signed payload's fault: a bad signature, a stale one, a misaddressed or a malformed one */
+function signedRefusal(code: ErrorName, message: string): ErrorName {
+  if (code.startsWith('GW_')) return code;
+  if (code === 'SETTLEMENT_VOUCHER_EXPIRED') return 'GW_STALE_SIGNED';
+  if (code === 'SETTLEMENT_VOUCHER_OTHER_TERMINAL') return 'GW_BAD_FIELD';
+  if (code === 'SETTLEMENT_VOUCHER_FORGED' || /certified|signed by/.test(message)) return 'GW_BAD_SIGNATURE';
+  return 'GW_MALFORMED';
 }
 
 export function sourceKeyOf(header: Hl7Header): string {

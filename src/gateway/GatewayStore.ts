@@ -164,6 +164,14 @@ export function archiveRowBody(row: Omit<ArchiveRow, 'prevHash' | 'hash' | 'orig
   return Buffer.from(JSON.stringify(fields), 'utf8');
 }
 
+/** One writer in the group commit (GatewayStore.commitSoon) */
+export interface CommitParticipant {
+  /** Its writes, inside the shared transaction; must not throw (keep the failure for after) */
+  write(): void;
+  /** After the COMMIT: failure set when the shared transaction did not commit */
+  after(failure?: Error): void;
+}
+
 export interface ArchiveQuery {
   readonly from?: number;
   readonly to?: number;
@@ -203,9 +211,49 @@ export class GatewayStore {
     return statement;
   }
 
-  /** Runs fn in one transaction (one fsync for all its writes) */
+  /** Runs fn in one transaction (one fsync for all its writes); inside the group commit a savepoint */
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn)();
+  }
+
+  private readonly participants = new Set<CommitParticipant>();
+  private commitScheduled = false;
+
+  /**
+   * The group commit: every writer of the database (the archive batch, the
+   * MQTT store's packets, the department queue) joins the next commit, and
+   * all of them share ONE transaction and so one fsync; each learns the
+   * outcome only after the COMMIT (nothing is acknowledged or sent before).
+   * The commit blocks the event loop for its fsync, so one a tick instead of
+   * one per writer is what the gateway's rate depends on (bench/gateway.ts).
+   */
+  commitSoon(participant: CommitParticipant): void {
+    this.participants.add(participant);
+    if (this.commitScheduled) return;
+    this.commitScheduled = true;
+    setImmediate(() => this.commitNow());
+  }
+
+  /** Runs the pending group commit now (close, createStream) */
+  commitNow(): void {
+    this.commitScheduled = false;
+    if (this.participants.size === 0 || !this.db.open) return;
+    const participants = [...this.participants];
+    this.participants.clear();
+    const savedHash = this.lastHash;
+    const savedSeq = this.nextSeq;
+    let failure: Error | undefined;
+    try {
+      this.db.transaction(() => {
+        // each writes in its own savepoint and keeps its own failure: one writer's fault spares the others
+        for (const p of participants) p.write();
+      })();
+    } catch (err) {
+      this.lastHash = savedHash;
+      this.nextSeq = savedSeq;
+      failure = new TallyError('GW_ARCHIVE_FAULT', storageFault(err, 'gateway archive').message, {}, { cause: err });
+    }
+    for (const p of participants) p.after(failure);
   }
 
   constructor(path: string, options: { readonly?: boolean } = {}) {
@@ -242,7 +290,7 @@ export class GatewayStore {
    * is kept.
    */
   append(
-    batch: readonly { archive: ArchiveInput; crossing?: CrossingInput; delivery?: DeliveryInput }[],
+    batch: readonly { archive: ArchiveInput; crossing?: CrossingInput; delivery?: DeliveryInput; keepPassedKey?: boolean }[],
   ): { seqs: number[]; booked: Map<string, number> } {
     const seqs: number[] = [];
     const booked = new Map<string, number>();
@@ -296,7 +344,7 @@ export class GatewayStore {
           if (item.crossing && crossing) {
             this.insertCrossing.run(seq, item.crossing.topic, crossing);
             if (a.sourceKey) this.insertPassed.run(a.sourceKey, seq);
-          }
+          } else if (item.keepPassedKey && a.sourceKey) this.insertPassed.run(a.sourceKey, seq);
           if (item.delivery) {
             this.insertDelivery.run(item.delivery.department, item.delivery.visitDate, JSON.stringify(item.delivery.patient), seq);
             const count = this.bumpRegistrations.get(item.delivery.department, item.delivery.visitDate) as number;

@@ -87,38 +87,56 @@ export class SqliteMqttStore {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => this.flush());
+    this.store.commitSoon(this.participant);
   }
 
-  /** One transaction for every packet queued since the last one, then their callbacks */
+  private writing: Op[] = [];
+  private writeFailure?: Error;
+  private readonly participant = {
+    write: (): void => {
+      this.scheduled = false;
+      this.writing = this.closed ? [] : this.ops;
+      this.ops = [];
+      this.writeFailure = undefined;
+      try {
+        this.writeOps(this.writing);
+      } catch (err) {
+        this.writeFailure = err as Error;
+      }
+    },
+    after: (failure?: Error): void => {
+      const ops = this.writing;
+      this.writing = [];
+      const err = failure ?? this.writeFailure;
+      for (const op of ops) if (op.kind === 'put') op.cb(err);
+    },
+  };
+
+  /** Every packet queued so far, committed now (in the group commit), then their callbacks */
   flush(): void {
-    this.scheduled = false;
     if (this.ops.length === 0 || this.closed) return;
-    const ops = this.ops;
-    this.ops = [];
-    const done: ((err?: Error) => void)[] = [];
-    try {
-      this.store.db.transaction(() => {
-        for (const op of ops) {
-          if (op.kind === 'del') {
-            this.store.deletePacket(op.messageId);
-            continue;
-          }
-          const { packet } = op;
-          let crossingSeq: number | undefined;
-          if (packet.cmd === 'publish' && packet.payload !== undefined) {
-            const digest = payloadDigest(packet.payload as Uint8Array);
-            crossingSeq = this.crossings.get(digest);
-            if (crossingSeq !== undefined) this.crossings.delete(digest);
-          }
-          this.store.storePacket(packet.messageId ?? 0, serialize(packet), crossingSeq);
-          done.push(op.cb);
+    this.store.commitSoon(this.participant);
+    this.store.commitNow();
+  }
+
+  /** The queued operations in one savepoint: a crossing leaves the outbox with its packet */
+  private writeOps(ops: readonly Op[]): void {
+    if (ops.length === 0) return;
+    this.store.db.transaction(() => {
+      for (const op of ops) {
+        if (op.kind === 'del') {
+          this.store.deletePacket(op.messageId);
+          continue;
         }
-      })();
-    } catch (err) {
-      for (const op of ops) if (op.kind === 'put') op.cb(err as Error);
-      return;
-    }
-    for (const cb of done) cb();
+        const { packet } = op;
+        let crossingSeq: number | undefined;
+        if (packet.cmd === 'publish' && packet.payload !== undefined) {
+          const digest = payloadDigest(packet.payload as Uint8Array);
+          crossingSeq = this.crossings.get(digest);
+          if (crossingSeq !== undefined) this.crossings.delete(digest);
+        }
+        this.store.storePacket(packet.messageId ?? 0, serialize(packet), crossingSeq);
+      }
+    })();
   }
 }

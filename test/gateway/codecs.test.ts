@@ -71,13 +71,14 @@ describe('HL7 v2', () => {
 });
 
 describe('declared messages', () => {
-  it('every declaration has one direction, limits, and a schema unless binary', () => {
+  it('every declaration has one direction, limits, and a schema unless binary or signed (checked by its verifier)', () => {
     expect(new Set(DECLARATIONS.map((d) => d.type)).size).toBe(DECLARATIONS.length);
     for (const d of DECLARATIONS) {
       expect(['hospital-to-payment', 'payment-to-hospital']).toContain(d.direction);
       expect(d.maxBytes).toBeGreaterThan(0);
       expect(d.rate.perSecond).toBeGreaterThan(0);
-      if (d.accepts !== 'ledger-report') expect(d.schema).toBeDefined();
+      if (d.accepts === 'ledger-report' || d.accepts === 'signed-json') expect(d.signed).toBe(true);
+      else expect(d.schema).toBeDefined();
     }
     expect(declarationForHl7('ADT', 'A08')).toBeUndefined();
   });

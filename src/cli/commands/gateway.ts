@@ -53,11 +53,12 @@ reason and code) and, when allowed, re-encoded canonically on the payment side.
                        (tally gateway diode-receive), no return leg at all; the
                        gateway's own ACKs are the only acknowledgements
   --hospital URL       the hospital-side MQTT broker: slot counts out, terminals' reports in
-  --root HEX|--root-file FILE  investor root public key: terminals' ledger reports pass when they verify
+  --root HEX|--root-file FILE  investor root public key: terminals' ledger reports, settlement vouchers and signed deny lists pass when they verify (firmware-protocol/gateway-signed.md)
   --capacity DEPT=N,...  registration slots a day per department
   --rate TYPE=N/B,...  override a declared rate limit (per second / burst)
   --id NAME            gateway id (default gw1)
   --ack-timeout MS, --max-attempts N   department deliveries (default 2000, 5)
+  --payment-inflight N   QoS 2 crossings in flight to the payment broker (default 32; keep it at most its max_inflight_messages)
 Prints "gateway listening on HOST:PORT" when ready; SIGTERM stops it.`,
   async run(args, io) {
     const values = parse(args, {
@@ -73,6 +74,7 @@ Prints "gateway listening on HOST:PORT" when ready; SIGTERM stops it.`,
       id: { type: 'string' },
       'ack-timeout': { type: 'string' },
       'max-attempts': { type: 'string' },
+      'payment-inflight': { type: 'string' },
     });
     const payment = values.payment;
     const oneWay = values['one-way'];
@@ -92,6 +94,7 @@ Prints "gateway listening on HOST:PORT" when ready; SIGTERM stops it.`,
       ...(rootHex ? { rootPublicKey: new Uint8Array(Buffer.from(rootHex, 'hex')) } : {}),
       capacity: capacities(values.capacity as string | undefined),
       rates: rates(values.rate as string | undefined),
+      paymentInflight: integer(values, 'payment-inflight', 32),
       delivery: { ackTimeoutMs: integer(values, 'ack-timeout', 2_000), maxAttempts: integer(values, 'max-attempts', 5) },
       logger: log,
     });

@@ -8,6 +8,8 @@
  */
 import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { MAX_SIGNED_DENYLIST_BYTES } from '../signedDenylist.js';
+import { MAX_SETTLEMENT_VOUCHER_BYTES } from '../settlementVoucher.js';
 
 export type Direction = 'hospital-to-payment' | 'payment-to-hospital';
 
@@ -146,6 +148,17 @@ export const DepartmentAckSchema = Type.Object(
 
 /** A terminal's binary ledger report (codecs/mqtt/report.ts): signed entries, verified before it crosses */
 export const LEDGER_REPORT_TYPE = 'ledger.report';
+/** The server's settlement voucher for a terminal on the hospital side (settlement-voucher.md): verified with the root, then forwarded */
+export const SETTLEMENT_VOUCHER_TYPE = 'settlement.voucher';
+/** The server's signed deny list for a terminal (gateway-signed.md): verified, then delivered on the terminal's denylist topic */
+export const SIGNED_DENYLIST_TYPE = 'denylist.signed';
+
+/** The signed type and terminal of a payment-side topic tally/gw/v1/(settlement|denylist)/<terminal>, or undefined */
+export function parseSignedTopic(topic: string): { type: string; terminalId: string } | undefined {
+  const m = /^tally\/gw\/v1\/(settlement|denylist)\/([A-Za-z0-9._-]{1,64})$/.exec(topic);
+  if (!m) return undefined;
+  return { type: m[1] === 'settlement' ? SETTLEMENT_VOUCHER_TYPE : SIGNED_DENYLIST_TYPE, terminalId: m[2]! };
+}
 
 export type Registration = Static<typeof RegistrationSchema>;
 export type Order = Static<typeof OrderSchema>;
@@ -165,7 +178,7 @@ export interface Declaration {
   readonly type: string;
   readonly direction: Direction;
   /** What the gateway accepts on its side of entry */
-  readonly accepts: 'hl7' | 'json' | 'ledger-report';
+  readonly accepts: 'hl7' | 'json' | 'ledger-report' | 'signed-json';
   /** HL7 message types (MSH-9.1^MSH-9.2) mapped to this declaration */
   readonly hl7Types?: readonly string[];
   /** The JSON Schema of the canonical message (none for binary reports) */
@@ -231,6 +244,24 @@ export const DECLARATIONS: readonly Declaration[] = [
     rate: { perSecond: 50, burst: 100 },
     signed: true,
     topic: 'tally/v1/terminal/<terminal>/report',
+  },
+  {
+    type: SETTLEMENT_VOUCHER_TYPE,
+    direction: 'payment-to-hospital',
+    accepts: 'signed-json',
+    maxBytes: MAX_SETTLEMENT_VOUCHER_BYTES,
+    rate: { perSecond: 200, burst: 400 },
+    signed: true,
+    topic: `${GATEWAY_TOPIC_PREFIX}/settlement/<terminal>`,
+  },
+  {
+    type: SIGNED_DENYLIST_TYPE,
+    direction: 'payment-to-hospital',
+    accepts: 'signed-json',
+    maxBytes: MAX_SIGNED_DENYLIST_BYTES,
+    rate: { perSecond: 50, burst: 100 },
+    signed: true,
+    topic: `${GATEWAY_TOPIC_PREFIX}/denylist/<terminal>`,
   },
   {
     type: 'department.ack',
