@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServerStore } from '../../src/server/createServerStore.js';
-import { UNTRUSTED_DAY_SUFFIX } from '../../src/server/httpApi.js';
+import { buildHttpApi, UNTRUSTED_DAY_SUFFIX } from '../../src/server/httpApi.js';
 import type { EntryRow } from '../../src/server/ServerStore.js';
 import { EntryType } from '../../src/codecs/ledgerEntry.js';
 import { encodeReport } from '../../src/codecs/mqtt/report.js';
@@ -58,6 +58,33 @@ describe('uses recorded with an untrusted clock', () => {
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/clinicCode=C1 {2}uses=2 .*untrustedUses=1/);
     expect(r.out).toContain('of these, 1 use was recorded with an untrusted terminal clock (dated by the day the server received them)');
+  });
+});
+
+describe('GET /api/uses and /api/income', () => {
+  it('flag the untrusted rows and count them', async () => {
+    const store = await createServerStore({ kind: 'sqlite', path: storePath });
+    const token = 'untrusted-token-0123456789abcdef';
+    const app = await buildHttpApi({ store, pricing: { default: { pricePerUse: 10_000, investorShare: 0.7 } }, adminToken: token, clock: () => T0 });
+    try {
+      const headers = { authorization: `Bearer ${token}` };
+      const uses = await app.inject({ method: 'GET', url: '/api/uses?group=none', headers });
+      expect(uses.statusCode, uses.body).toBe(200);
+      expect((uses.json() as { data: unknown[] }).data).toEqual([
+        { terminalId: 'T-1', clinicCode: 'C1', day: '2026-11-01', uses: 1 },
+        { terminalId: 'T-1', clinicCode: 'C1', day: '2026-11-03', uses: 1, clockUntrusted: true },
+      ]);
+      const byDay = await app.inject({ method: 'GET', url: '/api/uses?group=day', headers });
+      expect((byDay.json() as { data: unknown[] }).data).toEqual([
+        { key: '2026-11-01', uses: 1 },
+        { key: `2026-11-03 ${UNTRUSTED_DAY_SUFFIX}`, uses: 1 },
+      ]);
+      const income = await app.inject({ method: 'GET', url: '/api/income', headers });
+      expect((income.json() as { data: Array<Record<string, unknown>> }).data).toEqual([expect.objectContaining({ clinicCode: 'C1', uses: 2, untrustedUses: 1 })]);
+    } finally {
+      await app.close();
+      await store.close();
+    }
   });
 });
 
