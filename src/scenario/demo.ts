@@ -1,7 +1,8 @@
 /**
  * The demo: the whole story of the card hierarchy on simulated cards, told
  * for a person. Issuing, factory provisioning, batch loading, swipes, and the
- * refusals a clinic will meet, then a summary checked against the ledger.
+ * refusals a clinic will meet, one service voucher from the back office to the
+ * terminal, then a summary checked against the ledger.
  */
 import { toHex } from '../codecs/bytes.js';
 import { operatorMessage, isTallyError, type Locale } from '../errors.js';
@@ -17,6 +18,11 @@ import { sha256 } from '../crypto/ed25519.js';
 import { bytesEqual } from '../codecs/bytes.js';
 import { randomBytes } from 'node:crypto';
 import { plural } from '../util/plural.js';
+import { directChannel } from '../card/ApduChannel.js';
+import { KeyRole } from '../codecs/voucher.js';
+import { generateSigningKey } from '../crypto/ed25519.js';
+import { certifyVoucherKey } from '../issuing/certifyVoucherKey.js';
+import { VoucherOffice } from '../server/voucher/VoucherOffice.js';
 import { addUser, saveAgent } from '../server/access/accessAdmin.js';
 import { issueLoginToken } from '../server/access/consoleAuth.js';
 
@@ -131,6 +137,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   say(`  -- the link is back: ${plural(backlog, 'entry', 'entries')} queued offline delivered and acknowledged --`);
   say('');
 
+  await voucherJourney(issuer, server, rig, clinic, say, show, () => link?.client.notify());
+  await link.client.drained(30_000);
+  await server.ingest.idle();
+
   const status = rig.terminal.status();
   const verification = rig.terminal.ledger.verify();
   const loaded = status.batches[0];
@@ -143,15 +153,19 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     workDir,
     serverMatches: false,
   };
-  say('5. Summary');
+  say('6. Summary');
   say(`  uses granted        ${summary.uses}`);
   say(`  refusals by reason  ${Object.entries(summary.refusals).map(([code, n]) => `${code} ${n}`).join(', ')}`);
   say(`  batch ${loaded?.batchNo ?? '-'} remaining   ${summary.batchRemaining} of ${loaded?.count ?? 0}`);
   say(`  ledger              ${summary.ledgerEntries} entries, ${summary.ledgerIntact ? 'chain and signatures verified' : `BROKEN at ${verification.problem?.seq}: ${verification.problem?.problem}`}`);
   const serverView = await compareWithServer(server.store, rig.terminal.ledger.entries(), 'T-0001');
   say(`  outbox              ${plural(rig.terminal.ledger.pendingCount(), 'entry', 'entries')} waiting for the server`);
-  say(`  server              ${serverView.stored} entries stored, ${serverView.matching} identical to the terminal's; ${plural(serverView.serverUses, 'use')} counted; alerts ${serverView.alerts}`);
-  (summary as { serverMatches: boolean }).serverMatches = serverView.stored === verification.entries && serverView.matching === verification.entries && serverView.serverUses === summary.uses;
+  say(`  server              ${serverView.stored} entries stored, ${serverView.matching} identical to the terminal's; ${plural(serverView.serverUses, 'card use')} counted; alerts ${serverView.alerts}`);
+  const voucherStats = await server.store.vouchers.periodStatistics({ by: 'clinic', period: 'month', from: 0, until: Math.floor(Date.now() / 1000) + 86_400 });
+  const writtenOff = voucherStats.filter((r) => r.key === clinic).reduce((n, r) => n + r.writtenOff, 0);
+  say(`  vouchers            ${writtenOff} written off at ${clinic} in the back office (from the terminal's ledger, claimed offline); the wallet no longer lists it`);
+  // the server counts card uses in its daily roll-up and vouchers in the back office: together the terminal's uses
+  (summary as { serverMatches: boolean }).serverMatches = serverView.stored === verification.entries && serverView.matching === verification.entries && serverView.serverUses + writtenOff === summary.uses;
   await link.stop();
   if (options.serve && server.ingest.httpUrl) await serveDashboard(server.store, server.ingest.httpUrl, clinic, say, options.serve.until);
   await server.close();
@@ -165,6 +179,52 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
 
   issuer.close();
   return summary;
+}
+
+/**
+ * One service voucher end to end (seed 004): the back office's key certified by the mother card, a batch that
+ * needs booking, sent to a community centre, issued to a wallet, a slot booked (the voucher signed again), the
+ * terminal given the trust list; scanned, written off offline in the ledger, and written off in the back office
+ * when the entry reaches the server.
+ */
+async function voucherJourney(
+  issuer: Issuer,
+  server: Awaited<ReturnType<typeof startEmbeddedServer>>,
+  rig: SerialRig,
+  clinic: string,
+  say: (line: string) => void,
+  show: (label: string, outcome: SwipeOutcome) => void,
+  notify: () => void,
+): Promise<void> {
+  say('5. A service voucher: back office, community centre, wallet, booking, terminal');
+  const now = Math.floor(Date.now() / 1000);
+  const pair = generateSigningKey();
+  const { certificate } = await certifyVoucherKey(directChannel(issuer.mother), DEMO_MOTHER_PIN, {
+    keyId: 1,
+    roles: KeyRole.VOUCHERS | KeyRole.TRUST_LISTS,
+    validFrom: now - 86_400,
+    validUntil: now + 365 * 86_400,
+    publicKey: pair.publicKey,
+    issuer: 'demo back office',
+  });
+  const office = new VoucherOffice(server.store.vouchers, { key: pair.privateKey, certificate });
+  say(`${OK} voucher key ${certificate.keyId} certified by the mother card (tally server voucher certify-key)`);
+  const made = await office.generate({ batchId: 'VB-DEMO', examType: 'OCT', scopeKind: 1, scope: clinic, count: 5, validFrom: now - 60, validUntil: now + 30 * 86_400, bookingRequired: true });
+  await office.send('VB-DEMO', 'CC-XUANWU', 'Xuanwu', 5);
+  say(`${OK} batch VB-DEMO: vouchers ${made.first}..${made.last} for an OCT exam at ${clinic}, booking required, sent to community centre CC-XUANWU`);
+  await office.issue(made.first, 'CC-XUANWU', 'W-LI-MEI');
+  await server.store.vouchers.addSlot({ slotId: 1, clinicCode: clinic, department: 'Ophthalmology', doctor: 'Dr Zhao', start: now - 5 * 60, end: now + 25 * 60, capacity: 1 });
+  const booked = await office.book(made.first, 'W-LI-MEI', 1);
+  say(`${OK} voucher ${made.first} issued to wallet W-LI-MEI, slot 1 booked (capacity 1): the wallet shows its QR code (${booked.qr!.length} characters, TV1: Base45)`);
+  rig.terminal.adoptTrustList(await office.trustList());
+  say(`${OK} the terminal holds the trust list the back office signed`);
+  show(`voucher ${made.first} scanned`, await rig.terminal.handleVoucher(booked.qr!));
+  await rig.deviceIdle();
+  show(`voucher ${made.first} scanned again`, await rig.terminal.handleVoucher(booked.qr!));
+  notify();
+  const other = await office.issue(made.first + 1, 'CC-XUANWU', 'W-WANG');
+  show(`voucher ${made.first + 1} (not booked)`, await rig.terminal.handleVoucher((other.qr ?? '')));
+  say('');
 }
 
 /**

@@ -86,9 +86,11 @@ describe('the demo', () => {
   it('tells the whole story and ends with a verified ledger', async () => {
     const lines: string[] = [];
     const summary = await runDemo({ out: (l) => lines.push(l) });
-    expect(summary).toMatchObject({ uses: 20, batchRemaining: 0, ledgerIntact: true, serverMatches: true });
-    expect(summary.refusals).toMatchObject({ ALREADY_USED: 1, CLONED_CARD: 1, FORGED: 1, WRONG_CLINIC: 1, BATCH_NOT_LOADED: 2 });
+    // 20 one-time cards and one service voucher
+    expect(summary).toMatchObject({ uses: 21, batchRemaining: 0, ledgerIntact: true, serverMatches: true });
+    expect(summary.refusals).toMatchObject({ ALREADY_USED: 1, CLONED_CARD: 1, FORGED: 1, WRONG_CLINIC: 1, BATCH_NOT_LOADED: 2, VOUCHER_WRITTEN_OFF: 1, VOUCHER_NOT_BOOKED: 1 });
+    expect(lines.join('\n')).toContain('1 written off at CLINIC-001 in the back office');
     expect(lines.join('\n')).toContain('wrong mother-card PIN refused');
-    expect(lines.join('\n')).toMatch(/server +62 entries stored, 62 identical/);
+    expect(lines.join('\n')).toMatch(/server +65 entries stored, 65 identical/);
   });
 });

@@ -34,8 +34,10 @@ describe('demo --serve', () => {
     expect(seen.csp).toContain("default-src 'none'");
     expect(seen.firstStatus).toBe(303);
     expect(seen.session).toMatchObject({ username: 'demo-authority', role: 'authority' });
-    const gross = summary.uses * 10_000;
-    expect(seen.income).toEqual([{ clinicCode: 'CLINIC-001', uses: summary.uses, gross, investor: Math.round(gross * 0.7) - Math.round(gross * 0.1), clinic: gross - Math.round(gross * 0.7), agentCode: 'DEMO-AGENT', agent: Math.round(gross * 0.1) }]);
+    // the demo's one service voucher is counted by the voucher back office; the income split counts card uses only (yet)
+    const cardUses = summary.uses - 1;
+    const gross = cardUses * 10_000;
+    expect(seen.income).toEqual([{ clinicCode: 'CLINIC-001', uses: cardUses, gross, investor: Math.round(gross * 0.7) - Math.round(gross * 0.1), clinic: gross - Math.round(gross * 0.7), agentCode: 'DEMO-AGENT', agent: Math.round(gross * 0.1) }]);
     expect(seen.anonymous).toBe(401);
     expect(seen.secondStatus).toBe(401);
   });

@@ -11,7 +11,9 @@ export const demoCommand: CliCommand = {
 Personalises a mother card, makes a white card and a batch of 20 one-time
 cards, provisions a terminal, loads the batch and swipes the cards, showing a
 replayed card, a copied card, a forged card, another clinic's cards and a
-wrong PIN being refused. Ends with a summary checked against the ledger.
+wrong PIN being refused; then one service voucher: issued to a wallet, booked,
+scanned at the terminal, written off in the back office. Ends with a summary
+checked against the ledger.
 The terminal drives its reader through the real serial protocol to a
 simulated microcontroller; --trace prints every frame in hex.
 Needs nothing but this package: cards, reader and device are simulated.
