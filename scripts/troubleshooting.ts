@@ -506,6 +506,14 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'A clinic was assigned to an agent, or an agent user was added, for an agent code the registry does not hold.',
     remedy: 'Add the agent first: tally server agent add CODE --name NAME --share S.',
   },
+  UNKNOWN_USER: {
+    cause: 'tally server user disable/enable/role, or POST /api/users/change, named a user the store does not hold.',
+    remedy: 'Check the name with tally server user list.',
+  },
+  LAST_SYSADMIN: {
+    cause: 'Disabling the last enabled system administrator, or giving it another role, would leave nobody to manage users.',
+    remedy: 'Add or enable another system administrator first (tally server user add NAME --role sysadmin).',
+  },
   BAD_ROLE_SCOPE: {
     cause: 'tally server user add --role clinic without --clinic, --role agent without --agent, or a scope given to another role.',
     remedy: 'Give --clinic CODE for a clinic user and --agent CODE for an agent user, and neither for the others.',

@@ -179,6 +179,8 @@ export const ErrorCodes = {
   AUDIT_APPEND_ONLY: info(6509, 'The audit log is append-only: a row cannot be changed or removed', '审计日志只可追加：记录不能修改或删除'),
   LOGIN_TOKEN: info(6510, 'One-time login invalid, used or expired', '一次性登录链接无效、已使用或已过期'),
   UNKNOWN_AGENT: info(6511, 'No such agent in the registry', '登记中无此代理商'),
+  UNKNOWN_USER: info(6513, 'No such console user', '无此控制台用户'),
+  LAST_SYSADMIN: info(6514, 'Refused: this would leave no enabled system administrator', '操作被拒绝：这将使系统中没有可用的系统管理员'),
   BAD_ROLE_SCOPE: info(6512, 'A clinic user needs its clinic and an agent user its agent (and no other role either)', '医疗机构用户须指定其机构、代理商用户须指定其代理商（其他角色不可指定）'),
   // 6600-6649: insurance payments at the server and its platform (docs/insurance.md)
   INSURANCE_PLATFORM_DOWN: info(6600, 'Insurance platform unreachable', '医保平台无法连接', true),

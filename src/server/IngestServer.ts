@@ -41,6 +41,8 @@ export interface IngestServerOptions {
   readonly gapCheckMs?: number;
   /** Start the HTTP API on this loopback port (0: a free one); undefined: no HTTP API */
   readonly httpPort?: number;
+  /** The dashboard is reached through an HTTPS proxy on this machine: Secure session cookies (startHttpApi's httpsProxy) */
+  readonly httpsProxy?: boolean;
   /** Default: httpApi's DEFAULT_PRICING */
   readonly pricing?: PricingConfig;
   /**
@@ -246,6 +248,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
         statuses: () => ingest.terminalStatuses(),
         stats: () => ({ ...ingest.stats }),
         ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
+        ...(options.httpsProxy ? { httpsProxy: true } : {}),
         clock: () => clock.now(),
         logger,
         ...(options.voucherKey ? { voucherKey: options.voucherKey } : {}),

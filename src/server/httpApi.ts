@@ -48,7 +48,8 @@ import { importRegistryExport, RegistryImportRefused } from './registry/verifyEx
 import type { DailyUses, ServerStore } from './ServerStore.js';
 import { smsStatus } from './sms/SmsInbox.js';
 import { createConsoleAuth } from './access/consoleAuth.js';
-import { AckInputSchema, AgentInputSchema, saveAgent } from './access/accessAdmin.js';
+import { TallyError } from '../errors.js';
+import { AckInputSchema, AgentInputSchema, changeUser, saveAgent, UserChangeSchema } from './access/accessAdmin.js';
 import { PERMISSIONS, seesClinic, type Permission, type Principal } from './access/roles.js';
 import { HttpError } from './httpError.js';
 import { dashboardRoutes, defaultDashboardDir } from './dashboard/dashboardRoutes.js';
@@ -257,6 +258,11 @@ export async function startHttpApi(options: {
   plugins?: readonly FastifyPluginAsync[];
   /** The built dashboard (index.html, app.js, app.css); default: dist/dashboard when it is there */
   dashboardDir?: string;
+  /**
+   * Served to browsers through an HTTPS proxy on this machine (it terminates TLS and forwards to loopback): the
+   * session cookie is Secure, and the client address and protocol are the proxy's X-Forwarded-For/-Proto
+   */
+  httpsProxy?: boolean;
   /** The voucher back office's key (tally server voucher certify-key): it signs vouchers; without it issuing answers VOUCHER_KEY_MISSING */
   voucherKey?: VoucherKey;
 }): Promise<HttpApi> {
@@ -280,7 +286,7 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
   if (tokenProblem) throw new Error(tokenProblem);
   const adminDigest = options.adminToken === undefined ? undefined : digest(options.adminToken);
 
-  const app = Fastify({ logger: false, bodyLimit: MAX_ADMIN_BODY_BYTES, return503OnClosing: true, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
+  const app = Fastify({ logger: false, ...(options.httpsProxy ? { trustProxy: 'loopback' } : {}), bodyLimit: MAX_ADMIN_BODY_BYTES, return503OnClosing: true, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -315,7 +321,7 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ status: 'error', error: { code: 'not-found', message: `${request.method} ${request.url.split('?')[0]}` } }));
 
-  const auth = createConsoleAuth({ store, ...(adminDigest ? { adminDigest } : {}), now, logger });
+  const auth = createConsoleAuth({ store, ...(adminDigest ? { adminDigest } : {}), now, logger, secureCookies: options.httpsProxy === true });
   auth.routes(app);
 
   /** A read: the role may (else 403), and a clinic or agent gets only its clinics' rows */
@@ -506,6 +512,20 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     const who = auth.principal(request);
     const created = await store.access.acknowledgeAlert({ alertKey: input.key, username: who.username, note: input.note, at: now() });
     return { status: created ? 201 : 200, data: { created, key: input.key }, audit: { action: 'alert.ack', target: input.key } };
+  });
+
+  write('/api/users/change', 'users.write', 'disable or enable a console user, or change its role; the sessions of the user end', Bodies.userChange, Writes.userChange, async (body) => {
+    const input = checkInput(UserChangeSchema, body);
+    if (input.disabled === undefined && input.role === undefined) throw new HttpError(400, 'invalid', 'give disabled or role', 'disabled');
+    try {
+      const changed = await changeUser(store, input, now(), 'logged-by-caller');
+      return { status: 200, data: changed, audit: { action: input.role !== undefined ? 'user.role' : input.disabled ? 'user.disable' : 'user.enable', target: input.username } };
+    } catch (err) {
+      if (err instanceof TallyError && (err.code === 'UNKNOWN_USER' || err.code === 'LAST_SYSADMIN' || err.code === 'BAD_ROLE_SCOPE' || err.code === 'UNKNOWN_AGENT')) {
+        throw new HttpError(err.code === 'UNKNOWN_USER' ? 404 : err.code === 'LAST_SYSADMIN' ? 409 : 400, err.code.toLowerCase().replace(/_/g, '-'), err.message, err.code === 'UNKNOWN_USER' ? 'username' : err.code === 'LAST_SYSADMIN' ? undefined : 'role', err.code);
+      }
+      throw err;
+    }
   });
 
   const nowSeconds = (): number => Math.floor(now() / 1000);

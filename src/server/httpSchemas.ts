@@ -112,6 +112,16 @@ export const Bodies = {
     { agentCode: Type.String({ minLength: 1 }), name: Type.String({ minLength: 1, maxLength: 100 }), share: Type.Number({ minimum: 0, maximum: 1 }), clinics: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 500 })) },
     { additionalProperties: false },
   ),
+  userChange: Type.Object(
+    {
+      username: Type.String({ minLength: 1, maxLength: 64 }),
+      disabled: Type.Optional(Type.Boolean({ description: 'true: logins refused and every session of the user ended' })),
+      role: Type.Optional(Type.Union(['sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor'].map((r) => Type.Literal(r)))),
+      clinic: Type.Optional(Type.String({ minLength: 1, maxLength: 16 })),
+      agent: Type.Optional(Type.String({ minLength: 1, maxLength: 16 })),
+    },
+    { additionalProperties: false },
+  ),
   ack: Type.Object({ key: Type.String({ minLength: 1, maxLength: 300 }), note: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
 } as const;
 
@@ -121,4 +131,5 @@ export const Writes = {
   retired: Type.Object({ terminal: registeredTerminal }),
   agent: Type.Object({ created: Type.Boolean(), agent: row({ agentCode: Type.String(), name: Type.String(), share: Type.Number(), addedAt: Type.Number() }, 'an agent') }),
   ack: Type.Object({ created: Type.Boolean(), key: Type.String() }),
+  userChange: Type.Object({ user: Rows.user, sessionsEnded: Type.Integer() }),
 } as const;

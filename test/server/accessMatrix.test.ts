@@ -64,6 +64,7 @@ const SPEC: Record<string, readonly Role[]> = {
   'GET /api/vouchers/centre': ['authority', 'issuer'],
   'GET /api/vouchers/slots': ['authority', 'issuer', 'clinic'],
   'GET /api/vouchers/stats': ['authority', 'issuer', 'clinic', 'auditor'],
+  'POST /api/users/change': ['sysadmin'],
 };
 /** Routes whose rows name a clinic: a clinic or an agent sees only its own */
 const SCOPED: Record<string, (row: Record<string, unknown>) => string | undefined> = {
@@ -89,6 +90,8 @@ const BODIES: Record<string, unknown> = {
   'POST /api/vouchers/book': { serial: 1000001, walletId: 'W-1', slotId: 5 },
   'POST /api/vouchers/void': { serial: 1000003, reason: 'recalled' },
   'POST /api/vouchers/void-expired': {},
+  // enabling an enabled user: allowed, and no session ends
+  'POST /api/users/change': { username: USERS.issuer.username, disabled: false },
 };
 
 interface Login {

@@ -49,7 +49,7 @@ export const serverRunCommand: CliCommand = {
   path: ['server', 'run'],
   summary: "the investor's ingest server: reports in, verified, stored once",
   help: `tally server run --broker URL --store (FILE | postgres://...) (--root HEX | --root-file FILE)
-                 [--ca F --cert F --key F] [--mqtt 4|5] [--http-port N] [--shared-group NAME] [--client-id ID]
+                 [--ca F --cert F --key F] [--mqtt 4|5] [--http-port N [--https-proxy]] [--shared-group NAME] [--client-id ID]
                  [--signature-check chain-anchored|every-entry] [--admin-token-file FILE] [--worker-threads N]
                  [--signing-key FILE] [--insurance-url URL [--insurance-base-url URL]]
                  [--voucher-key FILE]
@@ -61,7 +61,8 @@ two terminals, serial used twice, forks, impersonation) and, every 10 s, compare
 the registry with the reports (batch-not-registered, terminal-wrong-clinic,
 terminal-retired-reporting, terminal-not-registered).
 With --http-port the report API and the console's dashboard (GET /, docs/console.md)
-listen on 127.0.0.1 (/api/uses, /api/batches,
+listen on 127.0.0.1 (--https-proxy: browsers reach it through an HTTPS proxy on this
+machine; the session cookie is then Secure) (/api/uses, /api/batches,
 /api/income, /api/alerts, /api/registry/*; POST /api/registry/import takes a
 station export). The administrator's registry writes over HTTP (POST
 /api/registry/clinics, /api/registry/terminals, /api/registry/terminals/retire)
@@ -105,6 +106,7 @@ ${SERVER_PKI_HELP}`,
       key: { type: 'string' },
       mqtt: { type: 'string' },
       'http-port': { type: 'string' },
+      'https-proxy': { type: 'boolean' },
       'shared-group': { type: 'string' },
       'client-id': { type: 'string' },
       'signature-check': { type: 'string' },
@@ -142,7 +144,7 @@ ${SERVER_PKI_HELP}`,
           ...(typeof values.key === 'string' ? { key: readFileSync(values.key) } : {}),
         },
         // the token (from the environment, say) only matters with the HTTP API
-        ...(httpPort !== undefined ? { httpPort, ...(token !== undefined ? { adminToken: token } : {}) } : {}),
+        ...(httpPort !== undefined ? { httpPort, ...(token !== undefined ? { adminToken: token } : {}), ...(values['https-proxy'] ? { httpsProxy: true } : {}) } : {}),
         ...(typeof values['shared-group'] === 'string' ? { sharedGroup: values['shared-group'] } : {}),
         ...(typeof values['client-id'] === 'string' ? { clientId: values['client-id'] } : {}),
         signatureCheck,

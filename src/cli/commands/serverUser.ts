@@ -9,7 +9,7 @@
  * input; never from the command line, where the process list would show it.
  */
 import { TallyError } from '../../errors.js';
-import { addUser, AgentInputSchema, changePassword, cliActor, saveAgent } from '../../server/access/accessAdmin.js';
+import { addUser, AgentInputSchema, changePassword, changeUser, cliActor, saveAgent, type UserChange } from '../../server/access/accessAdmin.js';
 import { isRole, ROLES } from '../../server/access/roles.js';
 import { createServerStore } from '../../server/createServerStore.js';
 import { checkInput, RegistryInputError } from '../../server/registry/registryAdmin.js';
@@ -72,13 +72,19 @@ export const serverUserCommand: CliCommand = {
   summary: "the console's users: add (the first system administrator too), passwd, list",
   help: `tally server user add NAME --role ROLE [--clinic CODE | --agent CODE] [--locale en|zh] [--password -] --store S
 tally server user passwd NAME [--password -] --store S
+tally server user disable NAME --store S
+tally server user enable NAME --store S
+tally server user role NAME --role ROLE [--clinic CODE | --agent CODE] --store S
 tally server user list --store S [--json]
 
 Roles: ${ROLES.join(', ')} (docs/console.md says what each sees). A clinic user
 needs --clinic, an agent user --agent (tally server agent add first). The
 password (12 characters or more) is typed twice on the terminal, or with
 --password - read as one line of standard input. Each add and passwd is
-written to the audit log with the operating-system account.`,
+written to the audit log with the operating-system account. disable ends every
+session of the user at once and refuses its logins until enable; role ends its
+sessions too (the new role holds from the next login). The last enabled system
+administrator cannot be disabled nor given another role.`,
   async run(args, io) {
     const [what, name, ...rest] = args;
     if (what === 'list') {
@@ -88,7 +94,19 @@ written to the audit log with the operating-system account.`,
       else for (const line of formatTable(users.map((u) => ({ ...u, createdAt: new Date(u.createdAt).toISOString() })))) io.out(line);
       return 0;
     }
-    if ((what !== 'add' && what !== 'passwd') || !name || name.startsWith('-')) throw new TallyError('USAGE', 'tally server user add NAME --role ROLE ... | passwd NAME | list');
+    if ((what === 'disable' || what === 'enable' || what === 'role') && name && !name.startsWith('-')) {
+      const values = parse(rest, { store: { type: 'string' }, role: { type: 'string' }, clinic: { type: 'string' }, agent: { type: 'string' } });
+      let change: UserChange = { username: name, ...(what !== 'role' ? { disabled: what === 'disable' } : {}) };
+      if (what === 'role') {
+        const role = required(values, 'role');
+        if (!isRole(role)) throw new TallyError('USAGE', `--role ${ROLES.join(', ')}`);
+        change = { ...change, role, ...(typeof values.clinic === 'string' ? { clinic: values.clinic } : {}), ...(typeof values.agent === 'string' ? { agent: values.agent } : {}) };
+      }
+      const { user, sessionsEnded } = await withStore(values, (store) => changeUser(store, change, Date.now()));
+      io.out(`user ${user.username}: ${user.disabled ? 'disabled' : 'enabled'}, ${user.role}${user.scope ? ` of ${user.scope}` : ''}; ${sessionsEnded} session(s) ended`);
+      return 0;
+    }
+    if ((what !== 'add' && what !== 'passwd') || !name || name.startsWith('-')) throw new TallyError('USAGE', 'tally server user add NAME --role ROLE ... | passwd NAME | disable NAME | enable NAME | role NAME --role ROLE | list');
     if (what === 'passwd') {
       const values = parse(rest, { store: { type: 'string' }, password: { type: 'string' } });
       const password = await readPassword(values, name);

@@ -85,6 +85,12 @@ export interface AccessStore {
   hasUsers(): Promise<boolean>;
   setPassword(username: string, passwordHash: string): Promise<boolean>;
   setLocale(username: string, locale: 'en' | 'zh'): Promise<void>;
+  /** False: no such user */
+  setDisabled(username: string, disabled: boolean): Promise<boolean>;
+  /** False: no such user */
+  setRole(username: string, role: Role, scope: string | undefined): Promise<boolean>;
+  /** Ends every session of the user; returns how many */
+  deleteSessionsOf(username: string): Promise<number>;
 
   createSession(session: SessionRow): Promise<void>;
   session(id: string): Promise<SessionRow | undefined>;

@@ -75,6 +75,18 @@ export class SqlAccessStore implements AccessStore {
     await this.db.run('UPDATE users SET locale = ? WHERE username = ?', [locale, username]);
   }
 
+  async setDisabled(username: string, disabled: boolean): Promise<boolean> {
+    return (await this.db.run('UPDATE users SET disabled = ? WHERE username = ?', [disabled ? 1 : 0, username])) > 0;
+  }
+
+  async setRole(username: string, role: Role, scope: string | undefined): Promise<boolean> {
+    return (await this.db.run('UPDATE users SET role = ?, scope = ? WHERE username = ?', [role, scope ?? null, username])) > 0;
+  }
+
+  async deleteSessionsOf(username: string): Promise<number> {
+    return this.db.run('DELETE FROM sessions WHERE username = ?', [username]);
+  }
+
   async createSession(s: SessionRow): Promise<void> {
     await this.db.run('INSERT INTO sessions (id, username, csrf, address, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
       s.id,

@@ -5,7 +5,7 @@
  */
 import { hostname, userInfo } from 'node:os';
 import { TallyError } from '../../errors.js';
-import { array, number, object, optional, string, type Infer } from '../../codecs/mqtt/schema.js';
+import { array, boolean, literal, number, object, optional, string, type Infer } from '../../codecs/mqtt/schema.js';
 import { MAX_CLINIC_CODE } from '../../codecs/cardRecord.js';
 import type { ServerStore } from '../ServerStore.js';
 import type { Saved } from '../registry/registryAdmin.js';
@@ -27,6 +27,15 @@ export const AgentInputSchema = object({
 export type AgentInput = Infer<typeof AgentInputSchema>;
 
 export const AckInputSchema = object({ key: string(300), note: text(500) });
+
+/** POST /api/users/change: disable or enable a user, or give it another role */
+export const UserChangeSchema = object({
+  username: string(64),
+  disabled: optional(boolean()),
+  role: optional(literal('sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor')),
+  clinic: optional(code),
+  agent: optional(code),
+});
 
 export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
@@ -77,4 +86,43 @@ export async function changePassword(store: ServerStore, username: string, passw
   checkPasswordStrength(username, password);
   if (!(await store.access.setPassword(username, await hashPassword(password)))) throw new TallyError('LOGIN_FAILED', `no user ${username}`);
   await store.access.appendAudit({ at: now, ...cliActor(), action: 'user.passwd', target: username, detail: '{}', address: cliAddress() });
+}
+
+export interface UserChange {
+  readonly username: string;
+  /** true: the user can no longer log in and every session of theirs ends; false: enabled again */
+  readonly disabled?: boolean;
+  /** A new role, with its clinic or agent (like add); every session of the user ends */
+  readonly role?: Role;
+  readonly clinic?: string;
+  readonly agent?: string;
+}
+
+/**
+ * Disables or enables a user, or changes its role; the sessions of the user end (a disabled user is logged out at
+ * once, a new role is read at the next login). Never leaves the store without an enabled system administrator.
+ * Audit-logged as user.disable, user.enable or user.role by the actor (the HTTP API's write logs it itself)
+ */
+export async function changeUser(store: ServerStore, change: UserChange, now: number, actor: { username: string; role: string; address: string } | 'logged-by-caller' = cliActor()): Promise<{ user: UserRow; sessionsEnded: number }> {
+  const user = await store.access.user(change.username);
+  if (!user) throw new TallyError('UNKNOWN_USER', change.username);
+  const role = change.role ?? user.role;
+  if (change.role !== undefined) {
+    if ((role === 'clinic') !== (change.clinic !== undefined) || (role === 'agent') !== (change.agent !== undefined)) throw new TallyError('BAD_ROLE_SCOPE', `role ${role}`);
+    if (change.agent !== undefined && !(await store.access.agents()).some((a) => a.agentCode === change.agent)) throw new TallyError('UNKNOWN_AGENT', change.agent);
+  }
+  const disabled = change.disabled ?? user.disabled;
+  if (user.role === 'sysadmin' && !user.disabled && (disabled || role !== 'sysadmin')) {
+    const others = (await store.access.users()).filter((u) => u.role === 'sysadmin' && !u.disabled && u.username !== user.username);
+    if (others.length === 0) throw new TallyError('LAST_SYSADMIN', change.username);
+  }
+  const scope = change.role !== undefined ? (change.clinic ?? change.agent) : user.scope;
+  if (change.role !== undefined) await store.access.setRole(user.username, role, scope);
+  if (change.disabled !== undefined) await store.access.setDisabled(user.username, disabled);
+  const sessionsEnded = disabled || change.role !== undefined ? await store.access.deleteSessionsOf(user.username) : 0;
+  const action = change.role !== undefined ? 'user.role' : disabled ? 'user.disable' : 'user.enable';
+  if (actor !== 'logged-by-caller') await store.access.appendAudit({ at: now, ...actor, action, target: user.username, detail: JSON.stringify({ ...(change.role !== undefined ? { role, ...(scope !== undefined ? { scope } : {}) } : {}), ...(change.disabled !== undefined ? { disabled } : {}), sessionsEnded }) });
+  const { passwordHash: _hidden, ...row } = { ...user, role, disabled, ...(scope !== undefined ? { scope } : {}) };
+  if (scope === undefined) delete (row as { scope?: string }).scope;
+  return { user: row, sessionsEnded };
 }

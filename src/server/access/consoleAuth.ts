@@ -149,7 +149,9 @@ export function createConsoleAuth(options: { store: ServerStore; adminDigest?: B
     logger.info({ event: 'audit', action, target, username: who?.username, address: request.ip }, `audit: ${action} ${target}`);
   }
 
-  const cookie = (value: string, maxAgeS: number): string => `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}${options.secureCookies ? '; Secure' : ''}`;
+  /** Secure whenever the browser reached us over HTTPS: a TLS socket, or the HTTPS proxy in front (secureCookies) */
+  const cookie = (request: FastifyRequest, value: string, maxAgeS: number): string =>
+    `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}${options.secureCookies || request.protocol === 'https' ? '; Secure' : ''}`;
 
   async function startSession(request: FastifyRequest, reply: FastifyReply, username: string): Promise<{ csrf: string }> {
     const token = randomBytes(32).toString('base64url');
@@ -157,7 +159,7 @@ export function createConsoleAuth(options: { store: ServerStore; adminDigest?: B
     const at = now();
     await access.deleteExpiredSessions(at);
     await access.createSession({ id: sha256(token), username, csrf, address: request.ip, createdAt: at, lastSeenAt: at, expiresAt: at + SESSION_LIFETIME_MS });
-    void reply.header('set-cookie', cookie(token, SESSION_LIFETIME_MS / 1000));
+    void reply.header('set-cookie', cookie(request, token, SESSION_LIFETIME_MS / 1000));
     return { csrf };
   }
 
@@ -220,7 +222,7 @@ export function createConsoleAuth(options: { store: ServerStore; adminDigest?: B
       checkCsrf(request, p);
       await access.deleteSession(p.sessionId!);
       await audit(request, 'logout', p.username);
-      void reply.header('set-cookie', cookie('', 0));
+      void reply.header('set-cookie', cookie(request, '', 0));
       return { status: 'ok', data: describe(p) };
     });
     app.post('/api/session/locale', { schema: { summary: 'the user\'s language: en or zh', response: { 200: sessionAnswer, ...errors } } }, async (request) => {
