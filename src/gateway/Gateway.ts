@@ -9,7 +9,7 @@
  * canonically and published on the payment side.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { encodeCanonical, GATEWAY_TOPIC_PREFIX, parseSignedTopic, SETTLEMENT_VOUCHER_TYPE, departmentTopic, parseDepartmentTopic, DEPARTMENT_PATTERN, schemaProblem, DepartmentPatientSchema, declarationOf, LEDGER_REPORT_TYPE, type DepartmentAck, type RateLimit } from '../codecs/gateway/declared.js';
+import { encodeCanonical, GATEWAY_TOPIC_PREFIX, parseSignedTopic, SETTLEMENT_VOUCHER_TYPE, departmentTopic, parseDepartmentTopic, DEPARTMENT_PATTERN, schemaProblem, DepartmentPatientSchema, declarationOf, LEDGER_REPORT_TYPE, type DepartmentAck, type RateLimit, type VoucherBookings } from '../codecs/gateway/declared.js';
 import { envelopeOf } from '../codecs/gateway/fromHl7.js';
 import { encodeAck, hl7DateTime, DEFAULT_HL7_LIMITS, type AckCode, type Hl7Header, type Hl7Limits } from '../codecs/hl7/hl7.js';
 import { encodeMllp, MllpDecoder } from '../codecs/hl7/mllp.js';
@@ -149,7 +149,7 @@ export class Gateway {
     const o = this.options;
     this.payment =
       typeof o.payment === 'string'
-        ? new MqttPaymentLink(this.store, { url: o.payment, clientId: `tally-gw-${o.gatewayId}`, subscriptions: ['tally/gw/v1/dept/+/ack', 'tally/gw/v1/settlement/+', 'tally/gw/v1/denylist/+'] })
+        ? new MqttPaymentLink(this.store, { url: o.payment, clientId: `tally-gw-${o.gatewayId}`, subscriptions: ['tally/gw/v1/dept/+/ack', 'tally/gw/v1/settlement/+', 'tally/gw/v1/denylist/+', 'tally/gw/v1/vouchers/+'] })
         : o.payment(this.store);
     // QoS 2 in flight: more than the broker's inflight window stalls Mosquitto (256 hung the bench)
     this.pump = new CrossingPump(this.store, this.payment, o.paymentInflight ?? 32);
@@ -425,6 +425,8 @@ export class Gateway {
     const now = this.clock.now();
     const signed = parseSignedTopic(topic);
     if (signed) return this.signedFromPayment(signed.type, signed.terminalId, payload, now);
+    const vouchers = /^tally\/gw\/v1\/vouchers\/([^/]{1,32})$/.exec(topic);
+    if (vouchers) return this.voucherBookingsFromPayment(vouchers[1]!, payload, now);
     const target = parseDepartmentTopic(topic);
     const type = target?.kind === 'ack' ? 'department.ack' : `mqtt:${topic.slice(0, 60)}`;
     const decision = inspectPaymentJson<DepartmentAck>(type, payload, this.rates);
@@ -494,6 +496,26 @@ export class Gateway {
     return { topic: terminalTopic(terminalId, 'denylist'), payload: encodeJsonPayload('denylist', list), retain: list.kind === 'full', sourceKey: `denylist|${terminalId}|${list.version}|${list.kind}` };
   }
 
+  /** Voucher bookings per department and day (from the payment side's voucher_slots), taken off the remaining slots */
+  private readonly voucherBooked = new Map<string, number>();
+
+  private voucherBookingsFromPayment(department: string, payload: Uint8Array, now: number): void {
+    const decision = inspectPaymentJson<VoucherBookings>('voucher.bookings', payload, this.rates);
+    if (!decision.pass || decision.value.department !== department) {
+      const code: ErrorName = decision.pass ? 'GW_BAD_FIELD' : decision.code;
+      this.count('refused', code);
+      void this.enqueue({ time: now, direction: 'payment-to-hospital', type: 'voucher.bookings', verdict: 'refused', code, reason: decision.pass ? 'department differs from its topic' : decision.reason, original: payload });
+      return;
+    }
+    const { visitDate, booked } = decision.value;
+    this.count('passed', 'voucher.bookings');
+    void this.enqueue({ time: now, direction: 'payment-to-hospital', type: 'voucher.bookings', verdict: 'passed', reason: `${booked} booked by voucher for ${visitDate}`, department, canonical: encodeCanonical(decision.value) }).then((r) => {
+      if (r.fault) return;
+      this.voucherBooked.set(`${department}|${visitDate}`, booked);
+      this.afterCommit(() => this.publishSlots(department, visitDate, this.store.registrationsBooked(department, visitDate)));
+    });
+  }
+
   // --- hospital broker: terminals' signed reports, slot counts ---
 
   private fromHospitalBroker(topic: string, payload: Uint8Array): void {
@@ -533,10 +555,13 @@ export class Gateway {
     );
   }
 
-  private publishSlots(department: string, visitDate: string, booked: number): void {
+  /** The remaining slots: capacity less the day's registrations and its voucher bookings */
+  private publishSlots(department: string, visitDate: string, registrations: number): void {
     const capacity = this.options.capacity?.[department];
     if (!this.hospital || capacity === undefined || !DEPARTMENT_PATTERN.test(department)) return;
-    const message = { v: 1, type: 'department.slots', department, visitDate, capacity, booked, remaining: Math.max(0, capacity - booked) };
+    const vouchers = this.voucherBooked.get(`${department}|${visitDate}`) ?? 0;
+    const booked = registrations + vouchers;
+    const message = { v: 1, type: 'department.slots', department, visitDate, capacity, booked, registrations, vouchers, remaining: Math.max(0, capacity - booked) };
     this.hospital.publish(`${SLOTS_TOPIC_PREFIX}/${department}`, Buffer.from(encodeCanonical(message)), { qos: 1, retain: true });
   }
 

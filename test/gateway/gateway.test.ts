@@ -55,7 +55,7 @@ describe('gateway between two brokers', () => {
       mllp: { host: '127.0.0.1', port: 0 },
       payment: payment.url,
       hospitalBroker: hospital.url,
-      capacity: { OPH: 3 },
+      capacity: { OPH: 3, ENT: 10 },
       rates: { 'charge.posted': { perSecond: 1, burst: 3 } },
       delivery: { ackTimeoutMs: 50, maxAttempts: 3 },
     });
@@ -172,6 +172,22 @@ describe('gateway between two brokers', () => {
     const last = JSON.parse(slots.messages.at(-1)!.payload);
     // R1, F1 and D1 registered for OPH today (R1's resend and the refused ones do not count)
     expect(last).toMatchObject({ department: 'OPH', capacity: 3, booked: 3, remaining: 0 });
+    await slots.client.endAsync();
+  });
+
+  it("the receiver takes the day's voucher bookings from the payment side off the remaining slots; a misaddressed count is refused", async () => {
+    const slots = await subscriber(hospital.url, 'tally/hospital/v1/slots/ENT');
+    const day = new Date().toISOString().slice(0, 10);
+    const server = await mqtt.connectAsync(payment.url, { clientId: `srv-${process.pid}` });
+    await server.publishAsync('tally/gw/v1/vouchers/ENT', JSON.stringify({ v: 1, type: 'voucher.bookings', department: 'OPH', visitDate: day, booked: 9 }), { qos: 1 });
+    await server.publishAsync('tally/gw/v1/vouchers/ENT', JSON.stringify({ v: 1, type: 'voucher.bookings', department: 'ENT', visitDate: day, booked: 4 }), { qos: 1 });
+    await until(() => slots.messages.some((m) => JSON.parse(m.payload).vouchers === 4), 'ENT slots with the voucher bookings');
+    // earlier tests registered some ENT patients today: the archive's count of them
+    const registered = gateway.archive().registrationsBooked('ENT', day);
+    expect(JSON.parse(slots.messages.at(-1)!.payload)).toMatchObject({ department: 'ENT', visitDate: day, capacity: 10, registrations: registered, vouchers: 4, booked: registered + 4, remaining: 6 - registered });
+    const verdicts = gateway.archive().query({ type: 'voucher.bookings' }).map((r) => `${r.verdict}:${r.code ?? ''}`);
+    expect(verdicts).toEqual(['refused:GW_BAD_FIELD', 'passed:']);
+    await server.endAsync();
     await slots.client.endAsync();
   });
 });

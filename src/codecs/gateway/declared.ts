@@ -146,6 +146,18 @@ export const DepartmentAckSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** The payment side's voucher bookings of one department's day (voucher_slots summed): the receiver takes them off the remaining slots */
+export const VoucherBookingsSchema = Type.Object(
+  {
+    v: Type.Literal(1),
+    type: Type.Literal('voucher.bookings'),
+    department: Department,
+    visitDate: IsoDate,
+    booked: Type.Integer({ minimum: 0, maximum: 100_000 }),
+  },
+  { additionalProperties: false },
+);
+
 /** A terminal's binary ledger report (codecs/mqtt/report.ts): signed entries, verified before it crosses */
 export const LEDGER_REPORT_TYPE = 'ledger.report';
 /** The server's settlement voucher for a terminal on the hospital side (settlement-voucher.md): verified with the root, then forwarded */
@@ -165,6 +177,7 @@ export type Order = Static<typeof OrderSchema>;
 export type Charge = Static<typeof ChargeSchema>;
 export type DepartmentPatient = Static<typeof DepartmentPatientSchema>;
 export type DepartmentAck = Static<typeof DepartmentAckSchema>;
+export type VoucherBookings = Static<typeof VoucherBookingsSchema>;
 export type CrossingMessage = Registration | Order | Charge;
 
 export interface RateLimit {
@@ -262,6 +275,16 @@ export const DECLARATIONS: readonly Declaration[] = [
     rate: { perSecond: 50, burst: 100 },
     signed: true,
     topic: `${GATEWAY_TOPIC_PREFIX}/denylist/<terminal>`,
+  },
+  {
+    type: 'voucher.bookings',
+    direction: 'payment-to-hospital',
+    accepts: 'json',
+    schema: VoucherBookingsSchema,
+    maxBytes: 256,
+    rate: { perSecond: 100, burst: 200 },
+    signed: false,
+    topic: `${GATEWAY_TOPIC_PREFIX}/vouchers/<dept>`,
   },
   {
     type: 'department.ack',
