@@ -209,8 +209,11 @@ export function startTerminalSms(options: { readonly terminal: Terminal; readonl
       await m.readAll().catch((err: Error) => log.warn({ err: err.message }, 'reading stored SMS failed'));
     } catch (err) {
       modemState = 'unavailable';
-      modemProblem = err instanceof Error ? err.message : String(err);
-      log.warn({ event: 'modem-unavailable', code: isTallyError(err) ? codeOf(err) : 'MODEM_UNAVAILABLE', path: settings.modemPath }, `GSM modem not ready: ${modemProblem}`);
+      const problem = err instanceof Error ? err.message : String(err);
+      // a board without its modem retries for ever: say so once, and again only when the problem changes
+      const level = problem === modemProblem ? 'debug' : 'warn';
+      modemProblem = problem;
+      log[level]({ event: 'modem-unavailable', code: isTallyError(err) ? codeOf(err) : 'MODEM_UNAVAILABLE', path: settings.modemPath }, `GSM modem not ready: ${modemProblem}`);
       scheduleReopen();
     }
   };

@@ -345,6 +345,10 @@ describe('gammu-smsd between the simulated GSM network and tally server', () => 
       simCommand('unplug terminal');
       await waitFor(async () => (await status())?.sms?.modem !== 'ready', 30_000, 'the daemon sees the modem gone');
       expect(logs().some((l) => l.event === 'modem-lost' && l.code === 'MODEM_UNAVAILABLE')).toBe(true);
+      // it retries every second while the port is gone, and warns once, not at every retry
+      const goneAt = Date.now();
+      await new Promise((r) => setTimeout(r, 3500));
+      expect(logs().filter((l) => l.event === 'modem-unavailable' && Date.parse(l.time) >= goneAt - 1000).length).toBeLessThanOrEqual(1);
       simCommand('plug terminal');
       await waitFor(async () => (await status())?.sms?.modem === 'ready', 30_000, 'the modem open again');
       const last = (await reports()).at(-1)!.counter;
