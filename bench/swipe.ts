@@ -21,6 +21,7 @@ import { DEMO_MOTHER_PIN, Issuer, tempDir } from '../src/scenario/CardWorld.js';
 import { nextSession, startPcscHarness, startSerialHarness, type ReaderHarness } from '../src/scenario/readerHarness.js';
 import { Terminal } from '../src/terminal/Terminal.js';
 import { measureSteal } from './cpuSteal.js';
+import { cardTimeMs, parseCardTiming, type CardTimingModel } from '../src/sim/cardTiming.js';
 
 /** Flush requests the data dir's disk has completed (/proc/diskstats field 19): ours are about 5 a swipe, more means a shared disk */
 function diskFlushes(): number | undefined {
@@ -50,7 +51,7 @@ function round(ms: number): number {
  * daemon's), and the moment the reader reports the card is taken on the same
  * clock as the rest (performance.now).
  */
-function timedReader(inner: CardReader, ioTime: { ms: number }): CardReader {
+function timedReader(inner: CardReader, ioTime: { ms: number; cardMs: number; model?: CardTimingModel }): CardReader {
   const wrap = (session: CardSession): CardSession => ({
     id: session.id,
     atr: session.atr,
@@ -58,7 +59,10 @@ function timedReader(inner: CardReader, ioTime: { ms: number }): CardReader {
     transmit: async (apdu) => {
       const t0 = performance.now();
       try {
-        return await session.transmit(apdu);
+        const response = await session.transmit(apdu);
+        // what the chip itself takes for this exchange, as the model the card runs under says
+        if (ioTime.model) ioTime.cardMs += cardTimeMs(ioTime.model, apdu, response);
+        return response;
       } finally {
         ioTime.ms += performance.now() - t0;
       }
@@ -97,18 +101,23 @@ export function fsyncFloor(dir: string, times: number): number[] {
   return out.sort((a, b) => a - b);
 }
 
-export async function benchBackend(harness: ReaderHarness, swipes: number): Promise<Record<string, number>> {
+/** model: the card timing the harness's card runs under (its own time per swipe is reported, and the daemon's added time beside it) */
+export async function benchBackend(harness: ReaderHarness, swipes: number, model?: CardTimingModel): Promise<Record<string, number>> {
   const issuer = await new Issuer(tempDir('tally-bench-swipe-')).init();
   const batch = await issuer.makeBatch('BENCH', swipes);
   const dataDir = tempDir('tally-bench-swipe-');
   let enabledAt: number | undefined;
-  const io = { ms: 0 };
+  const io: { ms: number; cardMs: number; model?: CardTimingModel } = { ms: 0, cardMs: 0, ...(model ? { model } : {}) };
   // the reader I/O up to the relay: the consumed-marker APDU comes after it and is not the swipe's
   let ioAtEnable = 0;
+  let cardAtEnable = 0;
+  let apdusAtEnable = 0;
   const device: DeviceControl = {
     enable: async (seq, maxMs) => {
       enabledAt = performance.now();
       ioAtEnable = io.ms;
+      cardAtEnable = io.cardMs;
+      apdusAtEnable = harness.apdus();
       await harness.device.enable(seq, maxMs);
     },
     disable: () => harness.device.disable(),
@@ -143,6 +152,10 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
   const cpuMs: number[] = [];
   const commitMs: number[] = [];
   const apdus: number[] = [];
+  const cardOwnMs: number[] = [];
+  const addedMs: number[] = [];
+  const addedRatio: number[] = [];
+  const apdusToRelay: number[] = [];
   async function swipeOnce(card: SmartCard): Promise<SwipeTiming & { insertedAt: number; commit: number }> {
     const decided = new Promise<SwipeTiming>((resolve) => {
       const off = daemon.onSwipe((t) => {
@@ -151,7 +164,9 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
       });
     });
     io.ms = 0;
+    io.cardMs = 0;
     ioAtEnable = 0;
+    cardAtEnable = 0;
     commit.ms = 0;
     const insertedAt = performance.now();
     await harness.insert(card);
@@ -176,6 +191,13 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
     cpuMs.push(enabledAt - t.presentAt - ioAtEnable - t.commit);
     commitMs.push(t.commit);
     apdus.push(harness.apdus());
+    apdusToRelay.push(apdusAtEnable);
+    if (model) {
+      // the card's own time up to the relay, and what the terminal (daemon, reader stack, commit) adds to it
+      cardOwnMs.push(cardAtEnable);
+      addedMs.push(enabledAt - t.presentAt - cardAtEnable);
+      addedRatio.push((enabledAt - t.presentAt - cardAtEnable) / cardAtEnable);
+    }
   }
   const flushesAfter = diskFlushes();
   // a virtual machine's host can take the CPU away (steal): then every figure stretches, whatever the stack
@@ -194,6 +216,19 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
     detection_p50_ms: round(percentile(detect, 50)),
     detection_p95_ms: round(percentile(detect, 95)),
     apdus_per_swipe: round(apdus.reduce((a, b) => a + b, 0) / apdus.length),
+    apdus_before_relay: round(apdusToRelay.reduce((a, b) => a + b, 0) / apdusToRelay.length),
+    ...(model
+      ? {
+          card_sign_ms: model.signMs,
+          card_bit_rate: model.bitRate,
+          card_own_p50_ms: round(percentile(s(cardOwnMs), 50)),
+          daemon_added_p50_ms: round(percentile(s(addedMs), 50)),
+          daemon_added_p95_ms: round(percentile(s(addedMs), 95)),
+          // the goal: the terminal adds at most 10% to what the card itself takes
+          daemon_added_ratio_p50: Number(percentile(s(addedRatio), 50).toFixed(4)),
+          daemon_added_ratio_p95: Number(percentile(s(addedRatio), 95).toFixed(4)),
+        }
+      : {}),
     daemon_own_p50_ms: round(percentile(own, 50)),
     daemon_own_p99_ms: round(percentile(own, 99)),
     daemon_cpu_p50_ms: round(percentile(cpu, 50)),
@@ -209,25 +244,35 @@ export async function benchBackend(harness: ReaderHarness, swipes: number): Prom
 }
 
 const STACKS = {
-  serial: () => startSerialHarness({ startDelayMs: 0, runMs: 0 }),
-  pcsc_card_child: () => startPcscHarness({ card: 'child-process' }),
-  pcsc_card_inprocess: () => startPcscHarness({ card: 'in-process' }),
+  serial: (cardTiming?: CardTimingModel) => startSerialHarness({ startDelayMs: 0, runMs: 0 }, cardTiming ? { cardTiming } : {}),
+  pcsc_card_child: (cardTiming?: CardTimingModel) => startPcscHarness({ card: 'child-process', ...(cardTiming ? { cardTiming } : {}) }),
+  pcsc_card_inprocess: (cardTiming?: CardTimingModel) => startPcscHarness({ card: 'in-process', ...(cardTiming ? { cardTiming } : {}) }),
 } as const;
 
-/** BENCH_SWIPE_BACKENDS: serial, pcsc (the card in its own process) or pcsc_card_inprocess, comma-separated */
+/**
+ * BENCH_SWIPE_BACKENDS: serial, pcsc (the card in its own process) or pcsc_card_inprocess, comma-separated.
+ * Each stack runs with the simulated card answering at once (the current figures, BENCH_SWIPES swipes), then
+ * under each card timing model of BENCH_CARD_MODELS (default fast,slow; or name:signMs:bitRate[:commandMs]),
+ * BENCH_SWIPES_TIMED swipes each (default 60: a slow chip takes most of a second a swipe).
+ */
 export async function benchSwipe(options: { swipes?: number } = {}): Promise<Record<string, number>> {
   const swipes = options.swipes ?? Number(process.env.BENCH_SWIPES ?? 500);
+  const timedSwipes = Number(process.env.BENCH_SWIPES_TIMED ?? 60);
+  const models = (process.env.BENCH_CARD_MODELS ?? 'fast,slow').split(',').filter(Boolean).map(parseCardTiming);
   const figures: Record<string, number> = {};
   const wanted = (process.env.BENCH_SWIPE_BACKENDS ?? 'serial,pcsc').split(',').map((name) => (name === 'pcsc' ? 'pcsc_card_child' : name));
   for (const name of wanted) {
     if (!(name in STACKS)) throw new Error(`unknown swipe stack ${name}; known: serial, pcsc, ${Object.keys(STACKS).join(', ')}`);
-    const harness = await STACKS[name as keyof typeof STACKS]();
-    try {
-      for (const [key, value] of Object.entries(await benchBackend(harness, swipes))) figures[`${name}_${key}`] = value;
-      // the machine is shared: how busy it was by the end of this stack's run
-      figures[`${name}_load_average_1m_after`] = Number((loadavg()[0] ?? 0).toFixed(2));
-    } finally {
-      await harness.close();
+    for (const model of [undefined, ...models]) {
+      const harness = await STACKS[name as keyof typeof STACKS](model);
+      const prefix = model ? `${name}_${model.name}_chip` : name;
+      try {
+        for (const [key, value] of Object.entries(await benchBackend(harness, model ? timedSwipes : swipes, model))) figures[`${prefix}_${key}`] = value;
+        // the machine is shared: how busy it was by the end of this run
+        figures[`${prefix}_load_average_1m_after`] = Number((loadavg()[0] ?? 0).toFixed(2));
+      } finally {
+        await harness.close();
+      }
     }
   }
   return figures;

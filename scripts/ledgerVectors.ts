@@ -21,6 +21,8 @@ import { signKeyCertificate, signVoucher } from '../src/crypto/voucher.js';
 import { encodeSettlementVoucher, orderCanonical } from '../src/codecs/settlementVoucher.js';
 import { signSettlementVoucher } from '../src/crypto/settlementVoucher.js';
 import { verifyLedgerEntries, type LedgerVerification } from '../src/crypto/ledgerChain.js';
+import { cardPublicKey, challengeFor, signCardChallenge, verifyCardChallenge } from '../src/crypto/cardAuth.js';
+import { encodeSettingDetail } from '../src/codecs/terminalSetting.js';
 import type { KeyObject } from 'node:crypto';
 
 interface Key {
@@ -55,6 +57,7 @@ const keys = {
   white: key('white card'),
   batch1: key('batch 1'),
   batch2: key('batch 2'),
+  batch3: key('batch 3'),
   terminal: key('terminal T-VECTOR-1'),
   other: key('another key'),
   server: key('server SRV-V'),
@@ -95,13 +98,48 @@ function voucherUse(serial: number, options: { voucherSigner?: Key; certSigner?:
   return concatBytes([certificate, voucher]);
 }
 
+/** A version 2 card's own P-256 key: a fixed scalar for the vectors (on a real card it never leaves the chip) */
+function cardScalar(name: string): Uint8Array {
+  return sha256(utf8(`tallystick ledger vectors: card key ${name}`));
+}
+
+/**
+ * ECDSA signatures are randomised, so the card answers of the golden ledger are fixed here, once made with
+ * signCardChallenge; the generator checks that each verifies. A new answer: run the generator, which names it.
+ */
+const CARD_ANSWERS: Record<string, string> = {
+  'batch 3':
+    '30440220732c9c8f696410a438b2025ad16b4ec82c57995278946793984143ca81b3bb700220587184f2d0ebbb66606dc7c90b76f67575df0cad6279167580c0bb2d9ea86517',
+  'one-time 3/1':
+    '304502202ab88e4124e6c52736568d9109e787316e88ddb02c67a4c35abbc99735d7359c022100c7a714aa04bfb30c67acdc9dff5f4554836be9e3e6e61617c380c0bbc8d0a228',
+  'one-time 3/2':
+    '304402205c78ca509468df453b549fa06e45a6953912959740f1c216484a1fbe9d59ee3702202a74d5650185b1dff55a46eaf1a61cc37f0b256f069cfa8a88acc6ae00387681',
+  'one-time 3/3':
+    '304402203504f419540d7375345b596aae2dde4b2401e1e4d95f5dbebeb42e8e8e4f8b6f022059467b94dfcd0e0831d19c7eaceb368cb2df92af5824d5d47f1b2d2570e79bb6',
+  'one-time 3/3 at T-OTHER':
+    '3046022100b141a53867c73fd309fe5f98cadfd303dd3e4e2403f575243eb694f10d453725022100b53820c46e944bd279242ad43bcfd30ec222a0f2bd9a1ec19a9ca32b55516ae3',
+};
+
+/** The challenge and answer a version 2 card gave (fixed nonce per card) */
+function cardAuth(name: string, cardIdOf: Uint8Array, terminalId = TERMINAL_ID): { cardChallenge: Uint8Array; cardAnswer: Uint8Array } {
+  const label = terminalId === TERMINAL_ID ? name : `${name} at ${terminalId}`;
+  const challenge = challengeFor(terminalId, sha256(utf8(`nonce: ${label}`)).subarray(0, 16));
+  const fixed = CARD_ANSWERS[label];
+  const answer = fixed ? Buffer.from(fixed, 'hex') : undefined;
+  if (!answer || !verifyCardChallenge(cardPublicKey(cardScalar(name)), cardIdOf, challenge, answer)) {
+    throw new Error(`scripts/ledgerVectors.ts: CARD_ANSWERS['${label}'] = '${toHex(signCardChallenge(cardScalar(name), cardIdOf, challenge))}'`);
+  }
+  return { cardChallenge: challenge, cardAnswer: new Uint8Array(answer) };
+}
+
 function white(signer = keys.root): Uint8Array {
   return record({ kind: RecordKind.WHITE, cardId: cardId('white'), issuedAt: ISSUED_AT, publicKey: keys.white.publicKey, quota: 10, validUntil: ISSUED_AT + 3 * 365 * 86400 }, signer);
 }
 
-function batch(no: number, batchKey: Key, count: number, options: { clinic?: string; whiteRecord?: Uint8Array; signer?: Key } = {}): Uint8Array {
+function batch(no: number, batchKey: Key, count: number, options: { clinic?: string; whiteRecord?: Uint8Array; signer?: Key; cardKey?: Uint8Array } = {}): Uint8Array {
   return record(
     {
+      ...(options.cardKey ? { cardKey: options.cardKey } : {}),
       kind: RecordKind.BATCH,
       cardId: cardId(`batch ${no}`),
       issuedAt: ISSUED_AT,
@@ -117,9 +155,21 @@ function batch(no: number, batchKey: Key, count: number, options: { clinic?: str
   );
 }
 
-function oneTime(batchNo: number, serial: number, signer: Key): Uint8Array {
-  return record({ kind: RecordKind.ONE_TIME, cardId: cardId(`one-time ${batchNo}/${serial}`), issuedAt: ISSUED_AT, batchId: cardId(`batch ${batchNo}`), serial }, signer);
+function oneTime(batchNo: number, serial: number, signer: Key, cardKey?: Uint8Array): Uint8Array {
+  return record({ kind: RecordKind.ONE_TIME, cardId: cardId(`one-time ${batchNo}/${serial}`), issuedAt: ISSUED_AT, batchId: cardId(`batch ${batchNo}`), serial, ...(cardKey ? { cardKey } : {}) }, signer);
 }
+
+/** A version 2 one-time card of batch 3 (its record names its card key) and its authentication at a terminal */
+function oneTimeV2(serial: number, terminalId = TERMINAL_ID): Step {
+  const name = `one-time 3/${serial}`;
+  return { type: EntryType.USE_RESERVED, card: oneTime(3, serial, keys.batch3, cardPublicKey(cardScalar(name))), chipUid: chipUid(300 + serial), ...cardAuth(name, cardId(name), terminalId) };
+}
+
+function batch3Load(): Step {
+  return { type: EntryType.BATCH_LOADED, card: batch(3, keys.batch3, 4, { cardKey: cardPublicKey(cardScalar('batch 3')) }), chipUid: chipUid(300), ...cardAuth('batch 3', cardId('batch 3')) };
+}
+
+const setting = (value: boolean): Step => ({ type: EntryType.TERMINAL_SETTING, detail: encodeSettingDetail({ name: 'cards.acceptVersion1', value }) });
 
 function certificate(signer = keys.root, terminalId = TERMINAL_ID): Uint8Array {
   return record({ kind: RecordKind.TERMINAL, cardId: cardId(`terminal ${terminalId}`), issuedAt: ISSUED_AT, publicKey: keys.terminal.publicKey, terminalId, clinicCode: CLINIC }, signer);
@@ -161,8 +211,8 @@ class ChainBuilder {
   }
 
   /** A whole use as the terminal records it without a relay board, or with one that reported each step */
-  use(batchNo: number, serial: number, signer: Key, end: 'completed' | 'failed' | 'released' | 'open', chip: number): number {
-    const reserve = this.add({ type: EntryType.USE_RESERVED, card: oneTime(batchNo, serial, signer), chipUid: chipUid(chip) });
+  use(batchNo: number, serial: number, signer: Key, end: 'completed' | 'failed' | 'released' | 'open', chip: number, detail?: string): number {
+    const reserve = this.add({ type: EntryType.USE_RESERVED, card: oneTime(batchNo, serial, signer), chipUid: chipUid(chip), ...(detail !== undefined ? { detail } : {}) });
     if (end === 'released') {
       this.add({ type: EntryType.USE_RELEASED, ref: reserve, detail: 'device did not start within 30 s' });
       return reserve;
@@ -220,7 +270,16 @@ function validLedger(): ChainBuilder {
   chain.add({ type: EntryType.USE_COMPLETED, ref: paid });
   const unpaid = chain.add({ type: EntryType.SETTLEMENT_RESERVED, card: settlementUse('INS-V0002'), detail: 'INS-V0002' });
   chain.add({ type: EntryType.USE_RELEASED, ref: unpaid, detail: 'device did not start within 30 s' });
-  chain.use(2, 3, keys.batch2, 'open', 13); // still open at the end: the device has not reported yet
+  // applet version 2 cards: the batch load and each use carry the card's challenge and answer (4A, 4B)
+  chain.add(batch3Load());
+  const v2 = chain.add(oneTimeV2(1));
+  chain.add({ type: EntryType.USE_STARTED, ref: v2 });
+  chain.add({ type: EntryType.USE_COMPLETED, ref: v2 });
+  // a migration: version 1 cards accepted only once the setting is recorded, each use saying so, then turned off
+  chain.add(setting(true));
+  chain.use(1, 6, keys.batch1, 'completed', 6, 'version 1 card accepted: cards.acceptVersion1');
+  chain.add(setting(false));
+  chain.add(oneTimeV2(2)); // still open at the end: the device has not reported yet
   return chain;
 }
 
@@ -311,7 +370,7 @@ function variants(valid: readonly Uint8Array[]): Variant[] {
     { name: 'batch-wrong-clinic', description: "a batch for another clinic than the certificate's", edits: extended(n, (c) => c.add({ type: EntryType.BATCH_LOADED, card: batch(3, keys.batch2, 3, { clinic: 'CLINIC-X' }) })) },
     { name: 'batch-forged-white', description: 'a batch whose white card the root did not sign', edits: extended(n, (c) => c.add({ type: EntryType.BATCH_LOADED, card: batch(3, keys.batch2, 3, { whiteRecord: white(keys.other) }) })) },
     { name: 'batch-without-card', description: 'a batch entry without its card', edits: extended(n, (c) => c.add({ type: EntryType.BATCH_LOADED })) },
-    { name: 'use-batch-not-loaded', description: 'a use of a card of batch 3, never loaded', edits: extended(n, (c) => c.add({ type: EntryType.USE_RESERVED, card: oneTime(3, 1, keys.batch2) })) },
+    { name: 'use-batch-not-loaded', description: 'a use of a card of batch 5, never loaded', edits: extended(n, (c) => c.add({ type: EntryType.USE_RESERVED, card: oneTime(5, 1, keys.batch2) })) },
     { name: 'use-forged-card', description: 'a one-time card of batch 1 signed by another key', edits: extended(n, (c) => c.add({ type: EntryType.USE_RESERVED, card: oneTime(1, 8, keys.other) })) },
     { name: 'use-not-one-time', description: 'a use entry carrying a batch card', edits: extended(n, (c) => c.add({ type: EntryType.USE_RESERVED, card: batch(1, keys.batch1, 8) })) },
     { name: 'serial-out-of-range', description: 'serial 9 of a batch of 8', edits: extended(n, (c) => c.add({ type: EntryType.USE_RESERVED, card: oneTime(1, 9, keys.batch1) })) },
@@ -356,6 +415,15 @@ function variants(valid: readonly Uint8Array[]): Variant[] {
     { name: 'settlement-expired', description: 'a settlement voucher used (clock trusted) after its expiry', edits: extended(n, (c) => c.add({ type: EntryType.SETTLEMENT_RESERVED, card: settlementUse('INS-V0005', { expiresAt: T0 + 1000 }), detail: 'INS-V0005' })) },
     { name: 'settlement-order-mismatch', description: 'a settlement entry naming another order than its voucher', edits: extended(n, (c) => c.add({ type: EntryType.SETTLEMENT_RESERVED, card: settlementUse('INS-V0006'), detail: 'INS-V9999' })) },
     { name: 'started-twice', description: 'the use at seq 3 started again', edits: extended(n, (c) => c.add({ type: EntryType.USE_STARTED, ref: 3 })) },
+    { name: 'card-answer-altered', description: 'a version 2 use whose challenge differs from the one the card answered (one nonce bit)', edits: extended(n, (c) => { const step = oneTimeV2(3); c.add({ ...step, cardChallenge: Uint8Array.from(step.cardChallenge!, (b, i) => (i === 23 ? b ^ 1 : b)) }); }) },
+    { name: 'card-answer-other-terminal', description: "a version 2 use carrying the card's genuine answer to another terminal's challenge (replayed from T-OTHER)", edits: extended(n, (c) => c.add(oneTimeV2(3, 'T-OTHER'))) },
+    { name: 'card-not-authenticated', description: 'a version 2 one-time card used without its challenge and answer', edits: extended(n, (c) => { const { cardChallenge: _c, cardAnswer: _a, ...step } = oneTimeV2(3); c.add(step); }) },
+    { name: 'batch-not-authenticated', description: 'a version 2 batch card loaded without its challenge and answer', edits: extended(n, (c) => c.add({ type: EntryType.BATCH_LOADED, card: batch(4, keys.batch3, 2, { cardKey: cardPublicKey(cardScalar('batch 3')) }) })) },
+    { name: 'card-answer-on-version1', description: 'a version 1 card carrying a card answer (it has no key to answer with)', edits: extended(n, (c) => c.add({ ...oneTimeV2(3), card: oneTime(2, 3, keys.batch2) })) },
+    { name: 'card-answer-on-setting', description: 'a card answer on an entry that is no card use', edits: extended(n, (c) => c.add({ ...setting(true), ...cardAuth('batch 3', cardId('batch 3')) })) },
+    { name: 'version1-after-migration', description: 'a version 1 card used after the setting recorded cards.acceptVersion1=false', edits: extended(n, (c) => c.add({ type: EntryType.USE_RESERVED, card: oneTime(2, 3, keys.batch2) })) },
+    { name: 'setting-unknown-value', description: 'a terminal.setting entry with a value its setting does not have', edits: extended(n, (c) => c.add({ type: EntryType.TERMINAL_SETTING, detail: 'cards.acceptVersion1=maybe' })) },
+    { name: 'setting-unknown-name', description: 'a terminal.setting entry naming no known setting', edits: extended(n, (c) => c.add({ type: EntryType.TERMINAL_SETTING, detail: 'cards.acceptForged=true' })) },
     {
       name: 'untrusted-clock-ref-not-a-use',
       description: `seq ${n + 1} has an untrusted clock and refers to no use: it does not verify, so untrustedClock does not count it`,
@@ -386,7 +454,8 @@ export function buildLedgerVectors(): Record<string, unknown> {
     regenerate: 'UPDATE_VECTORS=1 npx vitest run test/codecs/ledgerVectors.test.ts',
     rootPublicKey: toHex(root),
     rootFingerprint: toHex(sha256(root)),
-    testKeySeeds: { root: toHex(keys.root.seed), terminal: toHex(keys.terminal.seed), white: toHex(keys.white.seed), batch1: toHex(keys.batch1.seed), batch2: toHex(keys.batch2.seed), voucher1: toHex(keys.voucher.seed) },
+    testKeySeeds: { root: toHex(keys.root.seed), terminal: toHex(keys.terminal.seed), white: toHex(keys.white.seed), batch1: toHex(keys.batch1.seed), batch2: toHex(keys.batch2.seed), batch3: toHex(keys.batch3.seed), voucher1: toHex(keys.voucher.seed) },
+    testCardKeyScalars: Object.fromEntries(['batch 3', 'one-time 3/1', 'one-time 3/2', 'one-time 3/3'].map((name) => [name, toHex(cardScalar(name))])),
     ledger: {
       entries: valid.map((raw, i) => {
         const parsed = parseLedgerEntry(raw);

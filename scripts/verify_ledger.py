@@ -38,6 +38,8 @@ import sqlite3
 import sys
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 GENESIS = bytes(32)
@@ -46,10 +48,13 @@ CLOCK_SLACK_MS = 1000
 MAX_SAFE = 2 ** 53 - 1
 
 PROVISIONED, BATCH_LOADED, USE_RESERVED, USE_STARTED, USE_COMPLETED, USE_RELEASED, USE_FAILED, WITNESS_ROLLBACK = range(1, 9)
+TERMINAL_SETTING = 9  # section 3: detail name=value
 CLOCK_RESET, CLOCK_REFUSED = 10, 11
 VOUCHER_RESERVED = 12  # voucher-format.md section 8
 SETTLEMENT_RESERVED = 14  # settlement-voucher.md
-ENTRY_TYPES = set(range(1, 9)) | {CLOCK_RESET, CLOCK_REFUSED, VOUCHER_RESERVED, SETTLEMENT_RESERVED}
+ENTRY_TYPES = set(range(1, 10)) | {CLOCK_RESET, CLOCK_REFUSED, VOUCHER_RESERVED, SETTLEMENT_RESERVED}
+SETTINGS = {'cards.acceptVersion1': ('true', 'false')}
+CARD_AUTH_DOMAIN = b'TALLYSTK-AUTH-02'  # card-applet.md, INTERNAL AUTHENTICATE
 CLOCK_RESET_FORMAT = 'tallystick-clock-reset/1'
 USE_EVENTS = {  # type: (state it moves to, states it may follow)
     USE_STARTED: ('started', ('reserved',)),
@@ -139,7 +144,7 @@ def parse_entry(raw):
         raise Malformed('clock byte %d' % v[5][0])
     entry = {'seq': u64(v[1], 'seq'), 'prevHash': v[2], 'type': v[3][0], 'time': u64(v[4], 'time'),
              'clockTrusted': v[5][0] == 1, 'terminalId': text(v[6], 1, 255, 'terminal id')}
-    optional = [(0x46, 'card'), (0x49, 'chipUid'), (0x47, 'ref'), (0x48, 'detail')]
+    optional = [(0x46, 'card'), (0x49, 'chipUid'), (0x47, 'ref'), (0x48, 'detail'), (0x4A, 'cardChallenge'), (0x4B, 'cardAnswer')]
     index = 7
     for tag, name in optional:
         if index < len(items) and items[index][0] == tag:
@@ -154,9 +159,19 @@ def parse_entry(raw):
                 entry['chipUid'] = value
             elif tag == 0x47:
                 entry['ref'] = u64(value, 'ref')
-            else:
+            elif tag == 0x48:
                 entry['detail'] = text(value, 0, 200, 'detail')
+            elif tag == 0x4A:
+                if len(value) != 24:
+                    raise Malformed('card challenge is not 24 bytes')
+                entry['cardChallenge'] = value
+            else:
+                if not 1 <= len(value) <= 72:
+                    raise Malformed('card answer is not 1..72 bytes')
+                entry['cardAnswer'] = value
             index += 1
+    if ('cardChallenge' in entry) != ('cardAnswer' in entry):
+        raise Malformed('a card challenge without its answer, or an answer without its challenge')
     if index != len(items) - 1:
         raise Malformed('unexpected tag %02x, or a tag out of order, before the signature' % items[index][0])
     tag, signature, start = items[index]
@@ -253,6 +268,7 @@ def verify(entries, root, unreadable=None):
     latest_time = 0
     clock = {'refused': None, 'hashes': {}}  # the last clock.refused seq since the last reset, the entry hashes from it on
     batches = {}          # batch card id -> batch record
+    state['_settings'] = {}  # name -> value of the last terminal.setting entry (section 3); dropped from the verdict
     uses = {}             # seq of use.reserved -> [state, (batch id, serial)]
     held = set()          # (batch id, serial) of uses not released
     prev_hash = GENESIS
@@ -309,12 +325,40 @@ def verify(entries, root, unreadable=None):
         if state['entries'] == 0:
             raise Broken(1, 'EMPTY', 'the ledger has no entries')
     except Broken as b:
-        return dict(state, ok=False, problem={'seq': b.seq, 'code': b.code, 'problem': b.problem})
-    return dict(state, ok=True)
+        return dict(public(state), ok=False, problem={'seq': b.seq, 'code': b.code, 'problem': b.problem})
+    return dict(public(state), ok=True)
+
+
+def public(state):
+    return {k: v for k, v in state.items() if not k.startswith('_')}
+
+
+def check_card_auth(seq, e, record, cert, settings):
+    """Section 7: a version 2 card's entry carries the challenge (this terminal's tag || nonce) and the card's
+    answer, an ECDSA P-256/SHA-256 DER signature by the card key of its record; a version 1 card's carries neither
+    and is allowed unless the last terminal.setting says cards.acceptVersion1=false"""
+    if 'cardKey' not in record:
+        if 'cardChallenge' in e:
+            raise Broken(seq, 'CARD_AUTH_INVALID', 'a version 1 card with a card answer')
+        if settings.get('cards.acceptVersion1') is False:
+            raise Broken(seq, 'VERSION1_NOT_ALLOWED', 'a version 1 card accepted while cards.acceptVersion1=false')
+        return
+    if 'cardChallenge' not in e:
+        raise Broken(seq, 'CARD_AUTH_INVALID', 'a version 2 card without its challenge and answer')
+    challenge = e['cardChallenge']
+    if challenge[:8] != hashlib.sha256(cert['terminalId'].encode('utf-8')).digest()[:8]:
+        raise Broken(seq, 'CARD_AUTH_INVALID', 'the challenge names another terminal')
+    try:
+        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), record['cardKey'])
+        key.verify(e['cardAnswer'], CARD_AUTH_DOMAIN + record['cardId'] + challenge, ec.ECDSA(hashes.SHA256()))
+    except (ValueError, InvalidSignature):
+        raise Broken(seq, 'CARD_AUTH_INVALID', "the card's answer does not verify with its card key")
 
 
 def check_meaning(seq, e, cert, root, batches, uses, held, state):
     kind = e['type']
+    if 'cardChallenge' in e and kind not in (BATCH_LOADED, USE_RESERVED):
+        raise Broken(seq, 'CARD_AUTH_INVALID', 'a card answer on an entry that is no batch load or card use')
     if kind == PROVISIONED and seq != 1:
         raise Broken(seq, 'PROVISIONED_AGAIN', 'a second provisioned entry')
     if kind == BATCH_LOADED:
@@ -330,6 +374,7 @@ def check_meaning(seq, e, cert, root, batches, uses, held, state):
             raise Broken(seq, 'BATCH_WRONG_CLINIC', 'batch of clinic %s on a terminal of %s' % (batch['clinicCode'], cert['clinicCode']))
         if batch['cardId'] in batches:
             raise Broken(seq, 'BATCH_LOADED_TWICE', 'batch %s loaded again' % batch['cardId'].hex())
+        check_card_auth(seq, e, batch, cert, state['_settings'])
         batches[batch['cardId']] = batch
     elif kind == USE_RESERVED:
         try:
@@ -348,6 +393,7 @@ def check_meaning(seq, e, cert, root, batches, uses, held, state):
         key = (card['batchId'], card['serial'])
         if key in held:
             raise Broken(seq, 'SERIAL_USED_TWICE', 'serial %d of batch %s held by an earlier use' % (card['serial'], card['batchId'].hex()))
+        check_card_auth(seq, e, card, cert, state['_settings'])
         held.add(key)
         uses[seq] = ['reserved', key]
         state['uses'] += 1
@@ -383,6 +429,11 @@ def check_meaning(seq, e, cert, root, batches, uses, held, state):
         if to == 'released':
             held.discard(use[1])
             state['releases'] += 1
+    elif kind == TERMINAL_SETTING:
+        name, _, value = e.get('detail', '').partition('=')
+        if 'card' in e or 'chipUid' in e or 'ref' in e or value not in SETTINGS.get(name, ()):
+            raise Broken(seq, 'SETTING_INVALID', 'not a known setting and value: %r' % e.get('detail'))
+        state['_settings'][name] = value == 'true'
     elif kind == CLOCK_REFUSED:
         if 'detail' not in e or not e['detail']:
             raise Broken(seq, 'CLOCK_REFUSED_INVALID', 'clock.refused without its detail')

@@ -8,6 +8,7 @@
  * reordered entry. Same strict TLV discipline as cardRecord.ts. Pure.
  */
 import { CodecError } from '../errors.js';
+import { CARD_AUTH_ANSWER_MAX, CHALLENGE_NONCE_LENGTH, TERMINAL_TAG_LENGTH } from './applet.js';
 import { fromUtf8, readU64be, u64be, utf8 } from './bytes.js';
 import { SIGNATURE_LENGTH } from './cardRecord.js';
 import { decodeTlvs, encodeTlv, encodeTlvs, type TlvItem } from './tlv.js';
@@ -46,6 +47,11 @@ export const EntryType = {
    */
   WITNESS_ROLLBACK: 8,
   /**
+   * A terminal setting the ledger must show in force (the one kind: cards.acceptVersion1, the migration that lets
+   * version 1 cards pass without a card key): detail = `name=value`, written when the setting differs from the last recorded.
+   */
+  TERMINAL_SETTING: 9,
+  /**
    * The clock's high-water mark set back to this entry's time, which is trusted from here on: card = the
    * proof (UTF-8 JSON, codecs/clockReset.ts): the server's signed checkpoint of a ledger holding the
    * clock.refused entry before it, or the mother card's signed statement naming this entry's prev hash.
@@ -75,6 +81,7 @@ export const ENTRY_TYPE_NAMES: Record<EntryTypeValue, string> = {
   6: 'use.released',
   7: 'use.failed',
   8: 'witness.rollback',
+  9: 'terminal.setting',
   10: 'clock.reset',
   11: 'clock.refused',
   12: 'voucher.reserved',
@@ -93,6 +100,8 @@ const Tag = {
   REF: 0x47,
   DETAIL: 0x48,
   CHIP_UID: 0x49,
+  CARD_CHALLENGE: 0x4a,
+  CARD_ANSWER: 0x4b,
   SIGNATURE: 0x7f,
 } as const;
 
@@ -113,6 +122,10 @@ export interface LedgerEntryFields {
   readonly ref?: number;
   /** Free text: a reason or fault detail */
   readonly detail?: string;
+  /** A version 2 card's authentication: the challenge the terminal sent (terminal tag 8 || nonce 16) */
+  readonly cardChallenge?: Uint8Array;
+  /** ... and the card's answer, its DER ECDSA P-256 signature (card-applet.md, INTERNAL AUTHENTICATE) */
+  readonly cardAnswer?: Uint8Array;
 }
 
 export type LedgerEntry = LedgerEntryFields & {
@@ -129,6 +142,8 @@ export class LedgerEntryError extends CodecError {
 }
 
 const MAX_DETAIL = 200;
+/** The challenge of INTERNAL AUTHENTICATE: terminal tag (8) || nonce (16) */
+export const CARD_CHALLENGE_LENGTH = TERMINAL_TAG_LENGTH + CHALLENGE_NONCE_LENGTH;
 
 export function encodeLedgerEntryBody(entry: LedgerEntryFields): Uint8Array {
   if (entry.prevHash.length !== HASH_LENGTH) throw new LedgerEntryError('prevHash must be 32 bytes');
@@ -151,6 +166,12 @@ export function encodeLedgerEntryBody(entry: LedgerEntryFields): Uint8Array {
     if (detail.length > MAX_DETAIL) throw new LedgerEntryError(`detail longer than ${MAX_DETAIL} bytes`);
     items.push({ tag: Tag.DETAIL, value: detail });
   }
+  if ((entry.cardChallenge === undefined) !== (entry.cardAnswer === undefined)) throw new LedgerEntryError('a card challenge and its answer go together');
+  if (entry.cardChallenge && entry.cardAnswer) {
+    if (entry.cardChallenge.length !== CARD_CHALLENGE_LENGTH) throw new LedgerEntryError(`card challenge must be ${CARD_CHALLENGE_LENGTH} bytes`);
+    if (entry.cardAnswer.length < 1 || entry.cardAnswer.length > CARD_AUTH_ANSWER_MAX) throw new LedgerEntryError(`card answer must be 1..${CARD_AUTH_ANSWER_MAX} bytes`);
+    items.push({ tag: Tag.CARD_CHALLENGE, value: entry.cardChallenge }, { tag: Tag.CARD_ANSWER, value: entry.cardAnswer });
+  }
   return encodeTlvs(items);
 }
 
@@ -164,7 +185,7 @@ export function encodeLedgerEntry(body: Uint8Array, signature: Uint8Array): Uint
 }
 
 const FIXED_TAGS = [Tag.VERSION, Tag.SEQ, Tag.PREV_HASH, Tag.TYPE, Tag.TIME, Tag.CLOCK_TRUSTED, Tag.TERMINAL_ID] as const;
-const OPTIONAL_ORDER: readonly number[] = [Tag.CARD, Tag.CHIP_UID, Tag.REF, Tag.DETAIL];
+const OPTIONAL_ORDER: readonly number[] = [Tag.CARD, Tag.CHIP_UID, Tag.REF, Tag.DETAIL, Tag.CARD_CHALLENGE, Tag.CARD_ANSWER];
 const EMPTY = new Uint8Array(0);
 
 /** The last terminal id decoded: a report's entries all name the same terminal, and the server parses every one */
@@ -258,12 +279,21 @@ export function parseLedgerEntry(raw: Uint8Array): LedgerEntry {
           throw new LedgerEntryError('detail is not UTF-8');
         }
         break;
+      case Tag.CARD_CHALLENGE:
+        if (item.value.length !== CARD_CHALLENGE_LENGTH) throw new LedgerEntryError(`card challenge is ${CARD_CHALLENGE_LENGTH} bytes`);
+        entry.cardChallenge = item.value;
+        break;
+      case Tag.CARD_ANSWER:
+        if (item.value.length < 1 || item.value.length > CARD_AUTH_ANSWER_MAX) throw new LedgerEntryError(`card answer is 1..${CARD_AUTH_ANSWER_MAX} bytes`);
+        entry.cardAnswer = item.value;
+        break;
     }
     index++;
   }
   const sig = items[index];
   if (!sig || sig.tag !== Tag.SIGNATURE || sig.value.length !== SIGNATURE_LENGTH) throw new LedgerEntryError('missing or malformed signature');
   if (index !== items.length - 1) throw new LedgerEntryError('data after the signature');
+  if ((entry.cardChallenge === undefined) !== (entry.cardAnswer === undefined)) throw new LedgerEntryError('a card challenge without its answer, or an answer without its challenge');
   entry.signature = sig.value;
   return entry;
 }

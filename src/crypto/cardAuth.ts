@@ -97,10 +97,16 @@ export function prepareCardKey(cardKey: Uint8Array): KeyObject | undefined {
 
 /** Verifies a card's answer (about 0.15 ms with a prepared key); false on any malformed key or signature */
 export function verifyCardAnswer(cardKey: Uint8Array | KeyObject | undefined, cardId: Uint8Array, terminalId: string, nonce: Uint8Array, answer: Uint8Array): boolean {
+  if (nonce.length !== CHALLENGE_NONCE_LENGTH) return false;
+  return verifyCardChallenge(cardKey, cardId, challengeFor(terminalId, nonce), answer);
+}
+
+/** Verifies an answer to a whole challenge (terminal tag || nonce), as a ledger verifier reads it from a use entry */
+export function verifyCardChallenge(cardKey: Uint8Array | KeyObject | undefined, cardId: Uint8Array, challenge: Uint8Array, answer: Uint8Array): boolean {
   const key = cardKey instanceof Uint8Array ? prepareCardKey(cardKey) : cardKey;
-  if (!key || nonce.length !== CHALLENGE_NONCE_LENGTH || answer.length === 0 || answer.length > CARD_AUTH_ANSWER_MAX) return false;
+  if (!key || challenge.length !== TERMINAL_TAG_LENGTH + CHALLENGE_NONCE_LENGTH || answer.length === 0 || answer.length > CARD_AUTH_ANSWER_MAX) return false;
   try {
-    return verify('sha256', cardAuthMessage(cardId, challengeFor(terminalId, nonce)), key, answer);
+    return verify('sha256', cardAuthMessage(cardId, challenge), key, answer);
   } catch {
     return false;
   }

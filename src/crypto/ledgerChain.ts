@@ -5,7 +5,7 @@
  * serial used twice without a release between). Says exactly where it breaks.
  */
 import { bytesEqual, toHex } from '../codecs/bytes.js';
-import { RecordKind, type BatchFields, type SignedRecord } from '../codecs/cardRecord.js';
+import { RecordKind, type BatchFields, type OneTimeFields, type SignedRecord } from '../codecs/cardRecord.js';
 import { CLOCK_FLOOR_MS, CLOCK_TRUST_SLACK_MS, EntryType, GENESIS_HASH, parseLedgerEntry, type LedgerEntry } from '../codecs/ledgerEntry.js';
 import { TallyError } from '../errors.js';
 import { parseRecordOrThrow, verifyBatchChain, verifyOneTime, verifyTerminalCertificate } from './chain.js';
@@ -15,6 +15,8 @@ import { sha256, verifyMessage } from './ed25519.js';
 import { openVoucherUse } from './voucher.js';
 import { parseSettlementVoucher } from '../codecs/settlementVoucher.js';
 import { verifySettlementVoucher } from './settlementVoucher.js';
+import { terminalTag, verifyCardChallenge } from './cardAuth.js';
+import { parseSettingDetail } from '../codecs/terminalSetting.js';
 
 
 /**
@@ -49,6 +51,9 @@ export const LEDGER_FAULTS = [
   'VOUCHER_USED_TWICE',
   'SETTLEMENT_INVALID',
   'SETTLEMENT_USED_TWICE',
+  'CARD_AUTH_INVALID',
+  'VERSION1_NOT_ALLOWED',
+  'SETTING_INVALID',
   'DATABASE_UNREADABLE',
 ] as const;
 export type LedgerFault = (typeof LEDGER_FAULTS)[number];
@@ -114,6 +119,8 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
   let refusedSeq: number | undefined;
   let hashesSinceRefused = new Map<number, string>();
   let clinicCode: string | undefined;
+  /** cards.acceptVersion1 as the last terminal.setting entry recorded it; undefined before any (a ledger older than the setting) */
+  let acceptVersion1: boolean | undefined;
   const summary = () => ({ entries, lastSeq: expectedSeq - 1, uses, releases, untrustedClock, headHash: toHex(prevHash), ...(terminalId ? { terminalId } : {}) });
   const fail = (seq: number, code: LedgerFault, problem: string): LedgerVerification => ({ ok: false, ...summary(), problem: { seq, code, problem } });
 
@@ -175,6 +182,7 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
   return { ok: true, ...summary() };
 
   function checkMeaning(entry: LedgerEntry): [LedgerFault, string] | undefined {
+    if (entry.cardChallenge && entry.type !== EntryType.BATCH_LOADED && entry.type !== EntryType.USE_RESERVED) return ['CARD_AUTH_INVALID', 'a card answer on an entry that is no batch load or card use'];
     switch (entry.type) {
       case EntryType.PROVISIONED:
         return entry.seq === 1 ? undefined : ['PROVISIONED_AGAIN', 'provisioning entry after the first'];
@@ -189,6 +197,8 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
         if (batch.clinicCode !== clinicCode) return ['BATCH_WRONG_CLINIC', `batch ${batch.batchNo} is for clinic ${batch.clinicCode}, the terminal for ${clinicCode ?? '?'}`];
         const id = toHex(batch.cardId);
         if (batches.has(id)) return ['BATCH_LOADED_TWICE', `batch ${batch.batchNo} loaded twice`];
+        const auth = checkCardAuth(entry, batch);
+        if (auth) return auth;
         batches.set(id, batch);
         return undefined;
       }
@@ -211,6 +221,8 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
         if (card.serial < 1 || card.serial > batch.count) return ['SERIAL_OUT_OF_RANGE', `serial ${card.serial} outside batch range 1..${batch.count}`];
         const key = `${toHex(card.batchId)}:${card.serial}`;
         if (openUses.has(key)) return ['SERIAL_USED_TWICE', `serial ${card.serial} of batch ${batch.batchNo} used twice`];
+        const auth = checkCardAuth(entry, card);
+        if (auth) return auth;
         openUses.set(key, entry.seq);
         reserveKeys.set(entry.seq, key);
         useStates.set(entry.seq, 'reserved');
@@ -261,6 +273,14 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
         // evidence, not a use: the seq the witness named and what it holds; its card may be of a batch this ledger lost
         if (entry.ref === undefined || entry.ref < 1 || !entry.detail) return ['WITNESS_INVALID', 'a rollback witness entry names no seq or no witness'];
         return undefined;
+      case EntryType.TERMINAL_SETTING:
+        if (entry.card || entry.chipUid || entry.ref !== undefined) return ['SETTING_INVALID', 'a terminal.setting entry carries a card, chip or ref'];
+        try {
+          acceptVersion1 = parseSettingDetail(entry.detail).value;
+        } catch (err) {
+          return ['SETTING_INVALID', describe(err)];
+        }
+        return undefined;
       case EntryType.CLOCK_REFUSED:
         if (!entry.detail) return ['CLOCK_REFUSED_INVALID', 'a clock.refused entry says nothing of the time it refused'];
         return undefined;
@@ -299,6 +319,23 @@ export function verifyLedgerEntries(rawEntries: Iterable<Uint8Array>, rootPublic
         return undefined;
       }
     }
+    return undefined;
+  }
+
+  /**
+   * A version 2 card's entry carries the challenge the terminal sent (its own terminal tag || nonce) and the
+   * card's answer, which verifies with the card key its record names; a version 1 card's carries neither, and
+   * passes only while no terminal.setting entry has recorded cards.acceptVersion1=false
+   */
+  function checkCardAuth(entry: LedgerEntry, card: SignedRecord<BatchFields | OneTimeFields>): [LedgerFault, string] | undefined {
+    if (card.cardKey === undefined) {
+      if (entry.cardChallenge) return ['CARD_AUTH_INVALID', 'a version 1 card (no card key) with a card answer'];
+      if (acceptVersion1 === false) return ['VERSION1_NOT_ALLOWED', 'a version 1 card accepted while the last terminal.setting says cards.acceptVersion1=false'];
+      return undefined;
+    }
+    if (!entry.cardChallenge || !entry.cardAnswer) return ['CARD_AUTH_INVALID', 'a version 2 card without its challenge and answer: not authenticated'];
+    if (!bytesEqual(entry.cardChallenge.subarray(0, 8), terminalTag(terminalId ?? ''))) return ['CARD_AUTH_INVALID', 'the challenge names another terminal'];
+    if (!verifyCardChallenge(card.cardKey, card.cardId, entry.cardChallenge, entry.cardAnswer)) return ['CARD_AUTH_INVALID', "the card's answer does not verify with the card key its record names"];
     return undefined;
   }
 }

@@ -7,6 +7,7 @@
  */
 import { bytesEqual, toHex } from '../codecs/bytes.js';
 import type { BatchFields, OneTimeFields, SignedRecord } from '../codecs/cardRecord.js';
+import { encodeSettingDetail, parseSettingDetail, type LedgerSetting, type LedgerSettingName } from '../codecs/terminalSetting.js';
 import {
   encodeLedgerEntry,
   encodeLedgerEntryBody,
@@ -129,6 +130,7 @@ export class Ledger {
       // the head comes from the last entry's own bytes: the hash and time columns are unsigned copies
       head: db.prepare<[], { seq: number; entry: Buffer }>('SELECT seq, entry FROM ledger ORDER BY seq DESC LIMIT 1'),
       newestFirst: db.prepare<[], { seq: number; entry: Buffer }>('SELECT seq, entry FROM ledger ORDER BY seq DESC'),
+      settings: db.prepare<[], { entry: Buffer }>('SELECT entry FROM ledger WHERE type = 9 ORDER BY seq DESC'),
       lastClockEvent: db.prepare<[], { seq: number; entry: Buffer }>('SELECT seq, entry FROM ledger WHERE type IN (10, 11) ORDER BY seq DESC LIMIT 1'),
       insertEntry: db.prepare('INSERT INTO ledger (seq, type, time, hash, entry) VALUES (?, ?, ?, ?, ?)'),
       insertOutbox: db.prepare('INSERT INTO outbox (seq) VALUES (?)'),
@@ -328,6 +330,24 @@ export class Ledger {
     }
   }
 
+  /** The value of a setting as the ledger last recorded it (a terminal.setting entry), undefined when never recorded */
+  recordedSetting(name: LedgerSettingName): boolean | undefined {
+    for (const row of this.stmt.settings.all()) {
+      try {
+        const setting = parseSettingDetail(parseLedgerEntry(u8(row.entry)).detail);
+        if (setting.name === name) return setting.value;
+      } catch {
+        // not a setting this version knows: not the one asked for
+      }
+    }
+    return undefined;
+  }
+
+  /** Records a setting in force (one signed terminal.setting entry), so the ledger shows what let a card pass */
+  recordSetting(setting: LedgerSetting): number {
+    return this.write('terminal setting', () => this.append({ type: EntryType.TERMINAL_SETTING, detail: encodeSettingDetail(setting) }));
+  }
+
   /** Records a time the terminal did not take (a local jump, a server time far behind the mark): one signed entry */
   recordClockRefused(detail: string): number {
     return this.write('clock refused', () => this.append({ type: EntryType.CLOCK_REFUSED, detail: detail.slice(0, 200) }));
@@ -377,10 +397,11 @@ export class Ledger {
     return this.stmt.batches.all().map(batchFromDb);
   }
 
-  loadBatch(batch: SignedRecord<BatchFields>, whiteCardId: Uint8Array, chipUid: Uint8Array): number {
+  /** auth: how the card proved itself (its challenge and answer), or that it is a version 1 card the migration setting let pass */
+  loadBatch(batch: SignedRecord<BatchFields>, whiteCardId: Uint8Array, chipUid: Uint8Array, auth?: CardAuthProof): number {
     return this.write('batch load', () => {
       if (this.stmt.batch.get(batch.cardId)) throw new TallyError('BATCH_ALREADY_LOADED');
-      const seq = this.append({ type: EntryType.BATCH_LOADED, card: batch.raw, chipUid });
+      const seq = this.append({ type: EntryType.BATCH_LOADED, card: batch.raw, chipUid, ...authFields(auth) });
       this.stmt.insertBatch.run(batch.cardId, batch.batchNo, batch.clinicCode, batch.count, batch.validFrom, batch.validUntil, batch.publicKey, whiteCardId, seq);
       return seq;
     });
@@ -466,11 +487,11 @@ export class Ledger {
    * The deduction: in one transaction the serial is marked spent, the chained
    * entry appended and the report queued. A serial is spent unless its last use was released.
    */
-  reserveUse(card: SignedRecord<OneTimeFields>, chipUid: Uint8Array, options: { completeAtOnce?: string } = {}): number {
+  reserveUse(card: SignedRecord<OneTimeFields>, chipUid: Uint8Array, options: { completeAtOnce?: string; auth?: CardAuthProof } = {}): number {
     return this.write('deduction', () => {
       const existing = this.stmt.use.get(card.batchId, card.serial);
       if (existing && existing.state !== 'released') throw new TallyError('ALREADY_USED', `serial ${card.serial}`, { reserveSeq: existing.reserve_seq });
-      const seq = this.append({ type: EntryType.USE_RESERVED, card: card.raw, chipUid });
+      const seq = this.append({ type: EntryType.USE_RESERVED, card: card.raw, chipUid, ...authFields(options.auth) });
       const changed = this.stmt.upsertUse.run(card.batchId, card.serial, seq, card.cardId, chipUid).changes;
       if (changed !== 1) throw new TallyError('ALREADY_USED', `serial ${card.serial}`);
       this.stmt.addUsed.run(1, card.batchId);
@@ -721,6 +742,17 @@ export class Ledger {
     if (clockTrusted) this.trustedAt = seq;
     return seq;
   }
+}
+
+/** How a card proved it is the chip the issuer made: its challenge and answer; or a version 1 card the migration setting let pass */
+export type CardAuthProof = { readonly challenge: Uint8Array; readonly answer: Uint8Array } | { readonly version1: true };
+
+/** The detail a version 1 card's entry carries: the setting that let it pass */
+export const VERSION1_ACCEPTED_DETAIL = 'version 1 card accepted: cards.acceptVersion1';
+
+function authFields(auth: CardAuthProof | undefined): Partial<LedgerEntryFields> {
+  if (!auth) return {};
+  return 'version1' in auth ? { detail: VERSION1_ACCEPTED_DETAIL } : { cardChallenge: auth.challenge, cardAnswer: auth.answer };
 }
 
 interface BatchDbRow {

@@ -7,6 +7,7 @@
  * in a child of its own (as a real card is its own device).
  */
 import type { SmartCard } from '../card/ApduChannel.js';
+import type { CardTimingModel } from '../sim/cardTiming.js';
 import { createPcscCardReader } from '../readers/pcsc/PcscCardReader.js';
 import type { CardReader, CardSession, DeviceControl, OperatorPanel, PanelMessage } from '../readers/CardReader.js';
 import { createSerialReader } from '../readers/serial/SerialReaderBackend.js';
@@ -81,9 +82,9 @@ export function nextRemoval(reader: CardReader, timeoutMs = 10_000): Promise<voi
   });
 }
 
-export async function startSerialHarness(device: { startDelayMs?: number; runMs?: number } = { startDelayMs: 1, runMs: 2 }): Promise<ReaderHarness> {
+export async function startSerialHarness(device: { startDelayMs?: number; runMs?: number } = { startDelayMs: 1, runMs: 2 }, card: { cardTiming?: CardTimingModel } = {}): Promise<ReaderHarness> {
   const pty = await startPtyPair();
-  const firmware = new SimulatedReaderFirmware({ device: { startDelayMs: device.startDelayMs ?? 1, runMs: device.runMs ?? 2 } });
+  const firmware = new SimulatedReaderFirmware({ device: { startDelayMs: device.startDelayMs ?? 1, runMs: device.runMs ?? 2 }, ...(card.cardTiming ? { cardTiming: card.cardTiming } : {}) });
   const firmwareSide = await openSerialTransport(pty.firmwarePath);
   firmware.attach(firmwareSide);
   firmware.powerOn();
@@ -120,6 +121,8 @@ export interface PcscHarnessOptions {
   readonly card?: 'in-process' | 'child-process';
   /** Where pcscd's run dir (sockets, pid files, its log) is made; default the OS temp dir */
   readonly runDirParent?: string;
+  /** A real chip's time per APDU (sim/cardTiming.ts); default none */
+  readonly cardTiming?: CardTimingModel;
 }
 
 /** A vpcd slot as the harness uses it, whichever process the card runs in */
@@ -163,7 +166,8 @@ export async function startPcscHarness(options: PcscHarnessOptions = {}): Promis
   try {
     pcscd = await startVirtualCardPcscd({ runDir });
     const endpoint = pcscd.slotEndpoint(0);
-    const slot = options.card === 'child-process' ? childProcessSlot(await VirtualCardProcess.start({ endpoint })) : inProcessSlot(new VirtualCard({ endpoint }));
+    const timing = options.cardTiming ? { cardTiming: options.cardTiming } : {};
+    const slot = options.card === 'child-process' ? childProcessSlot(await VirtualCardProcess.start({ endpoint, ...timing })) : inProcessSlot(new VirtualCard({ endpoint, ...timing }));
     const reader = createPcscCardReader({ readerName: pcscd.readerNames[0]!, retry: { initialMs: 50, maxMs: 400 } });
     await reader.start();
     // a USB reader has no relay: the contract still runs the two-phase use through a simulated one

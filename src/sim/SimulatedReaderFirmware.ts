@@ -7,6 +7,7 @@
  * mid-APDU, reboot, unplug.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { cardTimeMs, type CardTimingModel } from './cardTiming.js';
 import { dirname } from 'node:path';
 import { bytesEqual } from '../codecs/bytes.js';
 import type { SmartCard } from '../card/ApduChannel.js';
@@ -113,6 +114,8 @@ export interface SimulatedReaderFirmwareOptions {
    * (it still survives reboot() and powerOff()).
    */
   readonly headFile?: string;
+  /** A real chip's time per APDU in the card slot (bit rate, signing: sim/cardTiming.ts); default none, the card answers at once */
+  readonly cardTiming?: CardTimingModel;
 }
 
 interface Outbound {
@@ -168,8 +171,9 @@ export class SimulatedReaderFirmware {
   private relayClosedAt = 0;
   /** The NVM image holding the chain head: survives reboots, never touched by resetVolatile() */
   private headImage: Uint8Array;
-  private readonly options: Required<Omit<SimulatedReaderFirmwareOptions, 'trace' | 'device' | 'headFile'>> & {
+  private readonly options: Required<Omit<SimulatedReaderFirmwareOptions, 'trace' | 'device' | 'headFile' | 'cardTiming'>> & {
     headFile: string | undefined;
+    cardTiming: CardTimingModel | undefined;
     device: { startDelayMs: number; runMs: number | undefined; startTimeoutMs: number };
     trace: SimulatedReaderFirmwareOptions['trace'];
   };
@@ -187,6 +191,7 @@ export class SimulatedReaderFirmware {
       trace: options.trace,
       protocolVersion: options.protocolVersion ?? (PROTOCOL_VERSION as 2),
       headFile: options.headFile,
+      cardTiming: options.cardTiming,
     };
     this.headImage = this.loadHeadImage();
   }
@@ -445,7 +450,14 @@ export class SimulatedReaderFirmware {
       case 'get-slot':
         return respond('get-slot', this.slot && this.atr ? { present: true, atr: this.atr } : { present: false, atr: new Uint8Array(0) });
       case 'apdu':
-        return respond('apdu', this.transmitToCard(message.body.apdu));
+      {
+        const answer = this.transmitToCard(message.body.apdu);
+        const timing = this.options.cardTiming;
+        if (!timing || answer.status !== ApduStatus.OK) return respond('apdu', answer);
+        // the board waits on the card as on a real chip: its answer comes when the chip's time is up
+        setTimeout(() => respond('apdu', answer), cardTimeMs(timing, message.body.apdu, answer.response));
+        return;
+      }
       case 'display':
         this.panel.lines = [...message.body.lines];
         delete this.panel.qr;

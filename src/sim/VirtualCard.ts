@@ -9,6 +9,7 @@
  * port), or, for a vpcd set up by hand, its TCP host and port.
  */
 import { connect, type Socket } from 'node:net';
+import { cardTimeMs, type CardTimingModel } from './cardTiming.js';
 import type { SmartCard } from '../card/ApduChannel.js';
 import { TallyError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -33,6 +34,8 @@ export interface VirtualCardOptions {
    * ms) in benchmarks; default 0, the simulated card answers at once.
    */
   readonly answerDelayMs?: number;
+  /** A real chip's time per APDU (bit rate, signing: sim/cardTiming.ts), added to answerDelayMs */
+  readonly cardTiming?: CardTimingModel;
   /** Sees every APDU in and every response out (CLI --trace) */
   readonly trace?: (direction: 'apdu' | 'response', bytes: Uint8Array) => void;
   readonly logger?: Logger;
@@ -201,7 +204,8 @@ export class VirtualCard {
       this.options.trace?.('apdu', message.apdu);
       this.options.trace?.('response', response);
       const frame = encodeVpcdMessage(response);
-      const delay = this.options.answerDelayMs ?? 0;
+      const timing = this.options.cardTiming;
+      const delay = (this.options.answerDelayMs ?? 0) + (timing ? cardTimeMs(timing, message.apdu, response) : 0);
       if (delay > 0) setTimeout(() => socket.destroyed || socket.write(frame), delay);
       else socket.write(frame);
       return;

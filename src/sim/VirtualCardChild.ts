@@ -20,7 +20,7 @@ function detailOf(err: unknown): { code: string; message: string } {
 }
 
 const options = JSON.parse(process.argv[2] ?? '{}') as VirtualCardProcessOptions;
-const slot = new VirtualCard({ endpoint: options.endpoint, ...(options.answerDelayMs ? { answerDelayMs: options.answerDelayMs } : {}) });
+const slot = new VirtualCard({ endpoint: options.endpoint, ...(options.answerDelayMs ? { answerDelayMs: options.answerDelayMs } : {}), ...(options.cardTiming ? { cardTiming: options.cardTiming } : {}) });
 /** The card last put in, kept after a pull so that remove can hand its state back */
 let last: SimulatedCard | undefined;
 

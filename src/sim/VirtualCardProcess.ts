@@ -7,6 +7,7 @@
  * The child is VirtualCardChild.js, compiled (npm run build).
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import type { CardTimingModel } from './cardTiming.js';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +30,7 @@ export const CHILD_READY = 'virtual-card-ready';
 export interface VirtualCardProcessOptions {
   readonly endpoint: VpcdEndpoint;
   readonly answerDelayMs?: number;
+  readonly cardTiming?: CardTimingModel;
 }
 
 /** dist/src/sim/VirtualCardChild.js: next to this file when it runs compiled, under dist/ when tests run the sources */

@@ -30,7 +30,7 @@ import { EntryType, parseLedgerEntry, type EntryTypeValue } from '../codecs/ledg
 import type { ApduChannel } from '../card/ApduChannel.js';
 import { CardClient } from '../card/CardClient.js';
 import { parseRecordOrThrow, verifyBatchChain, verifyOneTime, verifyTerminalCertificate } from '../crypto/chain.js';
-import { challengeFor, newNonce, prepareCardKey, verifyCardAnswer } from '../crypto/cardAuth.js';
+import { challengeFor, newNonce, prepareCardKey, verifyCardChallenge } from '../crypto/cardAuth.js';
 import { generateSigningKey, sha256, signMessage } from '../crypto/ed25519.js';
 import { encodeCheckpointFile, parseCheckpoint, parseCheckpointBody, type Checkpoint, type CheckpointFields } from '../codecs/checkpoint.js';
 import { verifyCheckpoint } from '../crypto/checkpoint.js';
@@ -42,7 +42,7 @@ import { verifySettlementVoucher } from '../crypto/settlementVoucher.js';
 import { admitVoucher, trustListState, voucherKeyOf } from '../crypto/voucher.js';
 import { installTrustList, loadTrustList } from './voucherTrust.js';
 import { codeOf, isTallyError, operatorMessage, TallyError, type ErrorName, type Locale } from '../errors.js';
-import { Ledger, MAX_LOCAL_CLOCK_LEAD_MS, type BatchRow, type ClockEvent, type ClockState, type TerminalIdentity, type UseRow } from '../ledger/Ledger.js';
+import { Ledger, MAX_LOCAL_CLOCK_LEAD_MS, type BatchRow, type CardAuthProof, type ClockEvent, type ClockState, type TerminalIdentity, type UseRow } from '../ledger/Ledger.js';
 import type { DeviceControl, DeviceEvent } from '../readers/CardReader.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -195,6 +195,8 @@ export class Terminal {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = RECORD_RETRY_MIN_MS;
   private busy = false;
+  /** cards.acceptVersion1 as this terminal has made sure the ledger records it (undefined: not yet looked) */
+  private version1Recorded: boolean | undefined;
   private readonly unsubscribe: (() => void) | undefined;
   /** Latched by the board or a checkpoint: every deduction and batch load is refused from then on */
   private rollback: RollbackEvidence | undefined;
@@ -314,6 +316,7 @@ export class Terminal {
       if (witnessed) throw witnessed;
       this.ledger.noteClock();
       this.noteClockJump();
+      if (!this.options.acceptVersion1Cards) this.noteVersion1Off();
       return await work(identity);
     } catch (err) {
       return this.refuse(refusalCode(err), err instanceof TallyError ? err.detail : err instanceof Error ? err.message : String(err));
@@ -334,12 +337,13 @@ export class Terminal {
       return {
         authenticated: async () => {
           if (!this.options.acceptVersion1Cards) throw new TallyError('VERSION1_CARD', 'a version 1 card holds no key of its own; the terminal setting cards.acceptVersion1 allows it during a migration');
+          this.noteVersion1Setting(true);
           return { version1: true };
         },
       };
     }
-    const nonce = newNonce();
-    const answer = card.authenticate(challengeFor(identity.terminalId, nonce)).then(
+    const challenge = challengeFor(identity.terminalId, newNonce());
+    const answer = card.authenticate(challenge).then(
       (signature) => ({ signature }),
       (err: unknown) => ({ err }),
     );
@@ -354,12 +358,36 @@ export class Terminal {
           if (code === 'CARD_REMOVED' || code === 'TRANSPORT_CLOSED' || code.startsWith('READER')) throw result.err;
           throw new TallyError('CLONED_CARD', `the chip did not answer its challenge (${code}): its record names a key this chip does not hold`);
         }
-        if (!verifyCardAnswer(cardKey, record.cardId, identity.terminalId, nonce, result.signature)) {
+        if (!verifyCardChallenge(cardKey, record.cardId, challenge, result.signature)) {
           throw new TallyError('CLONED_CARD', "the chip's answer does not verify with the key its record names");
         }
-        return { version1: false, nonce, answer: result.signature };
+        return { challenge, answer: result.signature };
       },
     };
+  }
+
+  /**
+   * The ledger shows the migration setting in force: a terminal.setting entry (type 9) before the first version 1
+   * card accepted under it, and another when it is turned off again. A ledger that never had it on records nothing.
+   * Throws (STORAGE_FAULT) when it cannot be recorded: no version 1 card passes unrecorded.
+   */
+  private noteVersion1Setting(value: boolean): void {
+    if (this.version1Recorded === value) return;
+    const recorded = this.ledger.recordedSetting('cards.acceptVersion1') ?? false;
+    if (recorded !== value) {
+      const seq = this.ledger.recordSetting({ name: 'cards.acceptVersion1', value });
+      this.log.warn({ seq, setting: 'cards.acceptVersion1', value }, value ? 'terminal.setting recorded: version 1 cards accepted (migration)' : 'terminal.setting recorded: version 1 cards refused again');
+    }
+    this.version1Recorded = value;
+  }
+
+  /** Turning the migration off is recorded too; a failure to record it refuses nothing (no version 1 card passes either way) */
+  private noteVersion1Off(): void {
+    try {
+      this.noteVersion1Setting(false);
+    } catch (err) {
+      this.log.warn({ code: codeOf(err) }, 'terminal.setting cards.acceptVersion1=false not recorded; tried again at the next card');
+    }
   }
 
   private recordOf(fci: CardFci): SignedRecord {
@@ -428,8 +456,9 @@ export class Terminal {
     if (fci.marker) throw new TallyError('ALREADY_USED', 'batch card already initialised a terminal');
     const claim = await this.options.claimBatch?.({ batchId: batch.cardId, batchNo: batch.batchNo, clinicCode: batch.clinicCode }).catch(() => undefined);
     if (claim && !claim.granted) throw new TallyError('ALREADY_USED', `batch ${batch.batchNo} is already loaded on terminal ${claim.holder ?? '(another)'}`);
-    const seq = this.ledger.loadBatch(batch, white.cardId, fci.chipUid);
-    this.log.info({ seq, batchNo: batch.batchNo, count: batch.count, cardAuthenticated: !auth.version1 }, auth.version1 ? 'batch loaded: version 1 card accepted without authentication (migration setting)' : 'batch loaded');
+    const seq = this.ledger.loadBatch(batch, white.cardId, fci.chipUid, auth);
+    const version1 = 'version1' in auth;
+    this.log.info({ seq, batchNo: batch.batchNo, count: batch.count, cardAuthenticated: !version1 }, version1 ? 'batch loaded: version 1 card accepted without authentication (migration setting)' : 'batch loaded');
     await this.writeMarker(card, seq, identity);
     return { ok: true, action: 'batch-loaded', seq, batchNo: batch.batchNo, count: batch.count, message: pick(okMessages.batchLoaded(batch.batchNo, batch.count), this.locale) };
   }
@@ -443,7 +472,7 @@ export class Terminal {
     });
     // a copy of a genuine record is refused as a copy, before what its (copied) marker says
     const auth = await challenge.authenticated();
-    if (auth.version1) this.log.warn({ serial: record.serial }, 'version 1 card accepted without authentication (migration setting)');
+    if ('version1' in auth) this.log.warn({ serial: record.serial }, 'version 1 card accepted without authentication (migration setting)');
     // before BATCH_NOT_LOADED: a batch loaded after the copy the ledger was restored from is gone too
     this.checkCardMarker(fci, record, identity, EntryType.USE_RESERVED);
     if (!loaded) throw new TallyError('BATCH_NOT_LOADED', `batch id ${toHex(record.batchId)}`);
@@ -467,7 +496,7 @@ export class Terminal {
 
     // no relay configured (a bare PC/SC reader, bench, manual CLI swipes): reserved, started and
     // completed in ONE transaction, so a storage fault cannot leave a refused customer charged
-    const seq = this.ledger.reserveUse(record, fci.chipUid, this.device ? undefined : { completeAtOnce: 'no device relay configured' });
+    const seq = this.ledger.reserveUse(record, fci.chipUid, this.device ? { auth } : { auth, completeAtOnce: 'no device relay configured' });
     this.log.info({ seq, batchNo: batch.batchNo, serial: record.serial }, 'use reserved');
     await this.enableDevice(seq);
     await this.writeMarker(card, seq, identity);
@@ -1059,7 +1088,7 @@ export function terminalStatus(ledger: Ledger, clock: TerminalClock = new Termin
 /** A version 2 card's pending answer to its challenge */
 interface CardChallenge {
   /** Resolves once the card's answer verified (or the card is a version 1 card the setting allows); CLONED_CARD otherwise */
-  authenticated(): Promise<{ version1: true } | { version1: false; nonce: Uint8Array; answer: Uint8Array }>;
+  authenticated(): Promise<CardAuthProof>;
 }
 
 /** Runs checks while the card's answer is on its way; on a refusal the answer is still awaited, so the card's session stays in step */

@@ -47,11 +47,16 @@ describe('the Python ledger verifier', () => {
   it('agrees on every byte of a sample of entries changed (one of each type), and none passes as intact', () => {
     // entries 1 (provisioned), 2 (batch.loaded), 3 (use.reserved) and one each of types 4-8
     const types = valid.map((e) => parseLedgerEntry(e).type);
-    const sample = [0, 1, 2, ...[4, 5, 6, 7, 8].map((type) => types.findIndex((t, i) => i > 2 && t === type))];
+    // and type 9 (terminal.setting); of the first version 2 use, the bytes from its card challenge (4A) on
+    const sample = [0, 1, 2, ...[4, 5, 6, 7, 8, 9].map((type) => types.findIndex((t, i) => i > 2 && t === type))];
+    const v2Use = valid.findIndex((e) => parseLedgerEntry(e).cardChallenge !== undefined && parseLedgerEntry(e).type === 3);
+    sample.push(v2Use);
     expect(sample.every((i) => i >= 0)).toBe(true);
     const ledgers: Uint8Array[][] = [];
     for (const index of sample) {
-      for (let byte = 0; byte < valid[index]!.length; byte++) {
+      const raw = valid[index]!;
+      const from = index === v2Use ? raw.length - 66 - (2 + parseLedgerEntry(raw).cardAnswer!.length) - 26 : 0;
+      for (let byte = from; byte < raw.length; byte++) {
         const changed = Uint8Array.from(valid[index]!);
         changed[byte] = changed[byte]! ^ (byte % 2 ? 0x01 : 0x80);
         ledgers.push(valid.map((e, i) => (i === index ? changed : e)));

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SmartCard } from '../../src/card/ApduChannel.js';
 import { TerminalDaemon, type SwipeTiming } from '../../src/daemon/TerminalDaemon.js';
 import type { DeviceControl } from '../../src/readers/CardReader.js';
-import { DEMO_MOTHER_PIN, Issuer, tempDir, type IssuedBatch } from '../../src/scenario/CardWorld.js';
+import { DEMO_MOTHER_PIN, Issuer, provisionTerminal, tempDir, type IssuedBatch } from '../../src/scenario/CardWorld.js';
 import { nextSession, startPcscHarness, startSerialHarness, type ReaderHarness } from '../../src/scenario/readerHarness.js';
 import { SimulatedCard } from '../../src/sim/SimulatedCard.js';
 import { Terminal, type SwipeOutcome } from '../../src/terminal/Terminal.js';
@@ -49,7 +49,7 @@ describe.each(HARNESSES)('reader contract over the %s backend', (_name, start) =
   beforeAll(async () => {
     harness = await start();
     issuer = await new Issuer(tempDir()).init();
-    batch = await issuer.makeBatch('CLINIC-A', 6);
+    batch = await issuer.makeBatch('CLINIC-A', 7);
     foreign = await issuer.makeBatch('CLINIC-B', 2);
     dataDir = tempDir('tally-contract-');
     const device: DeviceControl = {
@@ -85,13 +85,15 @@ describe.each(HARNESSES)('reader contract over the %s backend', (_name, start) =
   });
 
   it('loads the batch card once', async () => {
-    expect(await swipe(batch.batchCard)).toMatchObject({ ok: true, action: 'batch-loaded', count: 6 });
+    expect(await swipe(batch.batchCard)).toMatchObject({ ok: true, action: 'batch-loaded', count: 7 });
     expect(await swipe(batch.batchCard)).toMatchObject({ ok: false, code: 'BATCH_ALREADY_LOADED' });
   });
 
   it('deducts one-time cards, enabling the device only after the use is committed, and completes each use', async () => {
     for (const serial of [1, 2, 3]) {
       expect(await swipe(batch.oneTimeCards[serial - 1]!)).toMatchObject({ ok: true, action: 'use', serial });
+      // SELECT, INTERNAL AUTHENTICATE, the consumed marker (card-applet.md: at most 3 APDUs per one-time swipe)
+      expect(harness.apdus()).toBe(3);
     }
     expect(committedAtEnable).toEqual([true, true, true]);
     // the card object holds what the card was left with: the consumed marker written after the relay
@@ -120,6 +122,36 @@ describe.each(HARNESSES)('reader contract over the %s backend', (_name, start) =
       expect(await swipe(card), what).toMatchObject({ ok: false, code });
     }
     expect(harness.panel.shown.filter((m) => m.tone === 'refused').length).toBeGreaterThanOrEqual(cases.length);
+  });
+
+  it('refuses cloned cards (record and marker copied, not the key) offline, as copies, and loads or charges nothing', async () => {
+    // a first terminal (in process) loads a batch and spends a card; their copies come to this one, with no link to any server
+    const first = await provisionTerminal(issuer, { dataDir: tempDir('tally-first-'), terminalId: `T-first-${harness.name}`, clinicCode: 'CLINIC-A' });
+    try {
+      const elsewhere = await issuer.makeBatch('CLINIC-A', 2);
+      const batchCopy = elsewhere.batchCard.copyWithoutKey(); // taken before the load: no marker, so only the key tells
+      expect(await first.swipe(elsewhere.batchCard)).toMatchObject({ ok: true, action: 'batch-loaded' });
+      expect(await first.swipe(elsewhere.oneTimeCards[0]!)).toMatchObject({ ok: true, action: 'use' });
+      const before = { seq: terminal.ledger.lastSeq(), batches: terminal.status().batches.length };
+      const cases: [string, SmartCard][] = [
+        ['cloned batch card', batchCopy],
+        ['cloned batch card, marker copied too', elsewhere.batchCard.copyWithoutKey()],
+        ['cloned one-time card spent on the first terminal', elsewhere.oneTimeCards[0]!.copyWithoutKey()],
+        ["cloned one-time card of this terminal's batch", batch.oneTimeCards[5]!.copyWithoutKey()],
+        ['cloned spent one-time card, on a chip with a key of its own', batch.oneTimeCards[0]!.copyWithoutKey({ ownKey: true })],
+      ];
+      for (const [what, card] of cases) {
+        expect(await swipe(card), what).toMatchObject({ ok: false, code: 'CLONED_CARD' });
+      }
+      expect({ seq: terminal.ledger.lastSeq(), batches: terminal.status().batches.length }).toEqual(before);
+      expect(harness.panel.shown.at(-1)).toMatchObject({ tone: 'refused' });
+      // the genuine card whose copy was refused still works, once
+      expect(await swipe(batch.oneTimeCards[5]!)).toMatchObject({ ok: true, serial: 6 });
+      expect(terminal.ledger.verify()).toMatchObject({ ok: true });
+    } finally {
+      first.terminal.close();
+      await first.reader.stop();
+    }
   });
 
   it('a card pulled during the read leaves no use, and the same card then works', async () => {

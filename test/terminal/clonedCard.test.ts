@@ -4,8 +4,11 @@
  * offline; version 1 cards only pass under the migration setting.
  */
 import { describe, expect, it } from 'vitest';
-import { parseCardRecord, recordVersion } from '../../src/codecs/cardRecord.js';
-import { EntryType, parseLedgerEntry } from '../../src/codecs/ledgerEntry.js';
+import { toHex } from '../../src/codecs/bytes.js';
+import { parseCardRecord, recordVersion, type BatchFields, type OneTimeFields, type SignedRecord } from '../../src/codecs/cardRecord.js';
+import { ENTRY_TYPE_NAMES, EntryType, parseLedgerEntry } from '../../src/codecs/ledgerEntry.js';
+import { terminalTag, verifyCardChallenge } from '../../src/crypto/cardAuth.js';
+import { VERSION1_ACCEPTED_DETAIL } from '../../src/ledger/Ledger.js';
 import { operatorMessage } from '../../src/errors.js';
 import { Issuer, provisionTerminal } from '../../src/scenario/CardWorld.js';
 import { useScratch } from '../support/scratch.js';
@@ -62,7 +65,8 @@ describe('cloned cards (record and marker copied, not the key)', () => {
     const issuer = await new Issuer(scratch()).init();
     cleanups.push(() => issuer.close());
     const strict = await provisionTerminal(issuer, { dataDir: scratch(), terminalId: 'T-STRICT', clinicCode: 'CLINIC-1' });
-    const migrating = await provisionTerminal(issuer, { dataDir: scratch(), terminalId: 'T-MIGRATING', clinicCode: 'CLINIC-1', acceptVersion1Cards: true });
+    const dataDir = scratch();
+    const migrating = await provisionTerminal(issuer, { dataDir, terminalId: 'T-MIGRATING', clinicCode: 'CLINIC-1', acceptVersion1Cards: true });
     cleanups.push(() => strict.terminal.close(), () => migrating.terminal.close());
     const old = await issuer.makeBatch('CLINIC-1', 2, 365, undefined, 1);
     expect(old.batchCard.appletVersion).toBe(1);
@@ -72,6 +76,44 @@ describe('cloned cards (record and marker copied, not the key)', () => {
     expect(refused.ok ? '' : refused.detail).toMatch(/cards\.acceptVersion1/);
     expect(await migrating.swipe(old.batchCard)).toMatchObject({ ok: true, action: 'batch-loaded' });
     expect(await migrating.swipe(old.oneTimeCards[0]!)).toMatchObject({ ok: true, action: 'use' });
-    expect(migrating.terminal.ledger.entriesFrom(1, 100).map((e) => parseLedgerEntry(e.raw).type)).toContain(EntryType.USE_RESERVED);
+    // the ledger shows the setting, then each version 1 card accepted under it, and no card answer
+    const entries = () => migrating.terminal.ledger.entriesFrom(1, 100).map((e) => parseLedgerEntry(e.raw));
+    const shown = entries().slice(1).map((e) => [ENTRY_TYPE_NAMES[e.type], e.detail, e.cardChallenge]);
+    expect(shown.slice(0, 3)).toEqual([
+      ['terminal.setting', 'cards.acceptVersion1=true', undefined],
+      ['batch.loaded', VERSION1_ACCEPTED_DETAIL, undefined],
+      ['use.reserved', VERSION1_ACCEPTED_DETAIL, undefined],
+    ]);
+    expect(migrating.terminal.ledger.verify()).toMatchObject({ ok: true, uses: 1 });
+    // the setting is recorded once, and again when the migration ends
+    expect(await migrating.swipe(old.oneTimeCards[1]!)).toMatchObject({ ok: true, action: 'use' });
+    expect(entries().filter((e) => e.type === EntryType.TERMINAL_SETTING)).toHaveLength(1);
+    migrating.terminal.close();
+    const after = await provisionTerminal(issuer, { dataDir, terminalId: 'T-MIGRATING', clinicCode: 'CLINIC-1' });
+    cleanups.push(() => after.terminal.close());
+    expect(await after.swipe(old.oneTimeCards[1]!)).toMatchObject({ ok: false, code: 'VERSION1_CARD' });
+    const settings = after.terminal.ledger.entriesFrom(1, 100).map((e) => parseLedgerEntry(e.raw)).filter((e) => e.type === EntryType.TERMINAL_SETTING);
+    expect(settings.map((e) => e.detail)).toEqual(['cards.acceptVersion1=true', 'cards.acceptVersion1=false']);
+    expect(after.terminal.ledger.verify()).toMatchObject({ ok: true, uses: 2 });
+  });
+
+  it("the ledger records each card's challenge and answer, which verify with the card key its record names", async () => {
+    const { issuer, first } = await world();
+    const batch = await issuer.makeBatch('CLINIC-1', 2);
+    expect(await first.swipe(batch.batchCard)).toMatchObject({ ok: true, action: 'batch-loaded' });
+    const use = await first.swipe(batch.oneTimeCards[0]!);
+    expect(use).toMatchObject({ ok: true, action: 'use' });
+    const authenticated = first.terminal.ledger.entriesFrom(1, 100).map((e) => parseLedgerEntry(e.raw)).filter((e) => e.type === EntryType.BATCH_LOADED || e.type === EntryType.USE_RESERVED);
+    expect(authenticated).toHaveLength(2);
+    const nonces = new Set<string>();
+    for (const entry of authenticated) {
+      const record = parseCardRecord(entry.card!) as SignedRecord<BatchFields | OneTimeFields>;
+      expect(entry.cardChallenge!.subarray(0, 8)).toEqual(terminalTag('T-FIRST'));
+      expect(verifyCardChallenge(record.cardKey, record.cardId, entry.cardChallenge!, entry.cardAnswer!)).toBe(true);
+      expect(entry.detail).toBeUndefined();
+      nonces.add(toHex(entry.cardChallenge!.subarray(8)));
+    }
+    expect(nonces.size).toBe(2);
+    expect(first.terminal.ledger.verify()).toMatchObject({ ok: true, uses: 1 });
   });
 });

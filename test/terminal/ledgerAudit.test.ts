@@ -6,6 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { EntryType, encodeLedgerEntry, encodeLedgerEntryBody, parseLedgerEntry, type EntryTypeValue, type LedgerEntry } from '../../src/codecs/ledgerEntry.js';
+import { directChannel } from '../../src/card/ApduChannel.js';
+import { CardClient } from '../../src/card/CardClient.js';
+import { challengeFor, newNonce } from '../../src/crypto/cardAuth.js';
 import { sha256, signMessage } from '../../src/crypto/ed25519.js';
 import { verifyLedgerEntries } from '../../src/crypto/ledgerChain.js';
 import { Issuer, provisionTerminal } from '../../src/scenario/CardWorld.js';
@@ -40,8 +43,12 @@ async function ledgerWithOneUse() {
     return seq;
   };
   expect(verifyLedgerEntries(chain, root)).toMatchObject({ ok: true, uses: 1 });
-  const secondCard = batch.oneTimeCards[1]!.snapshot().record!;
-  return { chain, root, append, reserve, reserveSeq: use.seq, secondCard: Uint8Array.from(Buffer.from(secondCard, 'hex')) };
+  // a use entry of a version 2 card carries its answer to a challenge for this terminal, as the terminal records it
+  const client = new CardClient(directChannel(batch.oneTimeCards[1]!));
+  const fci = await client.select();
+  const cardChallenge = challengeFor('T-1', newNonce());
+  const secondCard = { card: fci.record!, cardChallenge, cardAnswer: await client.authenticate(cardChallenge) };
+  return { chain, root, append, reserve, reserveSeq: use.seq, secondCard };
 }
 
 describe('ledger audit: the states of a use', () => {
@@ -69,9 +76,9 @@ describe('ledger audit: the states of a use', () => {
 
   it('the legitimate paths pass: reserved -> released, the serial reserved again -> started -> failed', async () => {
     const { chain, root, append, secondCard } = await ledgerWithOneUse();
-    const first = append(EntryType.USE_RESERVED, { card: secondCard });
+    const first = append(EntryType.USE_RESERVED, secondCard);
     append(EntryType.USE_RELEASED, { ref: first, detail: 'device fault before start' });
-    const again = append(EntryType.USE_RESERVED, { card: secondCard });
+    const again = append(EntryType.USE_RESERVED, secondCard);
     append(EntryType.USE_STARTED, { ref: again });
     append(EntryType.USE_FAILED, { ref: again, detail: 'scanner fault' });
     expect(verifyLedgerEntries(chain, root)).toMatchObject({ ok: true, uses: 3, releases: 1 });
@@ -79,11 +86,11 @@ describe('ledger audit: the states of a use', () => {
 
   it('a use completed without a start, or released after it started, is caught', async () => {
     const world = await ledgerWithOneUse();
-    const reserved = world.append(EntryType.USE_RESERVED, { card: world.secondCard });
+    const reserved = world.append(EntryType.USE_RESERVED, world.secondCard);
     const completed = world.append(EntryType.USE_COMPLETED, { ref: reserved });
     expect(verifyLedgerEntries(world.chain, world.root)).toMatchObject({ ok: false, problem: { seq: completed, problem: expect.stringMatching(/completed after it was reserved/) } });
     const other = await ledgerWithOneUse();
-    const seq = other.append(EntryType.USE_RESERVED, { card: other.secondCard });
+    const seq = other.append(EntryType.USE_RESERVED, other.secondCard);
     other.append(EntryType.USE_STARTED, { ref: seq });
     const refund = other.append(EntryType.USE_RELEASED, { ref: seq });
     expect(verifyLedgerEntries(other.chain, other.root)).toMatchObject({ ok: false, problem: { seq: refund, problem: expect.stringMatching(/released after it was started/) } });
