@@ -26,7 +26,16 @@ export interface DashboardBenchOptions {
   readonly repetitions?: number;
 }
 
-const CALLS = ['/api/uses?group=none', '/api/uses?group=clinic', '/api/terminals', '/api/batches', '/api/income', '/api/alerts', '/api/export/uses.csv'];
+/** The pages' own calls (the overview's series in three of its choices), then the raw rows: group=none and the CSV */
+const CALLS = [
+  '/api/uses/series?period=day&by=clinic',
+  '/api/uses/series?period=week&by=terminal',
+  '/api/uses/series?period=month&by=agent',
+  '/api/uses?group=clinic',
+  '/api/uses?group=day', '/api/terminals', '/api/batches', '/api/income', '/api/alerts',
+  '/api/uses?group=none',
+  '/api/export/uses.csv',
+];
 const PAGES = ['overview', 'terminals', 'batches', 'money', 'alerts'];
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const PASSWORD = 'bench password long enough';

@@ -140,6 +140,15 @@ export interface Alert {
   readonly key: string;
 }
 
+export type UsesKey = 'terminal' | 'clinic' | 'all';
+export type UsesPeriod = 'day' | 'week' | 'month' | 'all';
+export interface UsesSum {
+  readonly key: string;
+  readonly bucket: string;
+  readonly uses: number;
+  readonly clockUntrusted?: true;
+}
+
 export interface DailyUses {
   readonly terminalId: string;
   readonly clinicCode: string;
@@ -248,6 +257,13 @@ export interface ServerStore {
   usesPerClinic(): Promise<Array<{ clinicCode: string; uses: number; untrustedUses: number }>>;
   /** The same, counted from every stored entry: what the roll-up always equals (tests, checks) */
   usesPerDayFromEntries(): Promise<DailyUses[]>;
+  /**
+   * Uses summed in the database from the roll-up (GROUP BY key and bucket): key a terminal, a clinic or '' (all),
+   * bucket a UTC day, the Monday of its ISO week, its month, or '' (all time); only the given clinics when given.
+   * Uses recorded with an untrusted clock count on the day the server received them, in rows of their own when
+   * untrustedApart (clockUntrusted: true)
+   */
+  usesSummed(by: UsesKey, period: UsesPeriod, clinics?: readonly string[], untrustedApart?: boolean): Promise<UsesSum[]>;
   batchReconciliation(): Promise<BatchReconciliationRow[]>;
 
   /** Stores an accepted SMS report; false when one with this terminal and counter is already there */

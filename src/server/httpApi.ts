@@ -45,7 +45,7 @@ import { Bodies, ErrorAnswer, ok, Queries, Rows, Writes } from './httpSchemas.js
 import { checkInput, ClinicInputSchema, RegistryInputError, RetireInputSchema, retireTerminal, saveClinic, saveTerminal, TerminalInputSchema } from './registry/registryAdmin.js';
 import type { ClinicRow, RegistryCardKind } from './registry/RegistryStore.js';
 import { importRegistryExport, RegistryImportRefused } from './registry/verifyExport.js';
-import type { DailyUses, ServerStore } from './ServerStore.js';
+import type { DailyUses, ServerStore, UsesPeriod, UsesSum } from './ServerStore.js';
 import { smsStatus } from './sms/SmsInbox.js';
 import { createConsoleAuth } from './access/consoleAuth.js';
 import { TallyError } from '../errors.js';
@@ -174,32 +174,23 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
-/** The bucket a UTC day falls in: the day, the Monday of its ISO week, or its month */
-export function bucketOf(day: string, period: 'day' | 'week' | 'month'): string {
-  if (period === 'month') return day.slice(0, 7);
-  if (period === 'day') return day;
-  const d = new Date(`${day}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() - ((d.getUTCDay() + 6) % 7));
-  return d.toISOString().slice(0, 10);
-}
-
 export interface UseSeries {
   readonly buckets: string[];
   readonly groups: Array<{ key: string; uses: number[] }>;
   readonly total: number;
 }
 
-/** The overview's chart: uses per bucket for each group (clinic, terminal or agent; '' for a clinic with no agent) */
-export function useSeries(daily: readonly DailyUses[], period: 'day' | 'week' | 'month', groupOf: (d: DailyUses) => string): UseSeries {
+/** The overview's chart from sums per key and bucket (the store's usesSummed): keys mapped to groups ('' for a clinic with no agent) */
+export function useSeries(sums: readonly UsesSum[], groupOf: (key: string) => string = (key) => key): UseSeries {
   const bucketIndex = new Map<string, number>();
-  for (const b of [...new Set(daily.map((d) => bucketOf(d.day, period)))].sort()) bucketIndex.set(b, bucketIndex.size);
+  for (const b of [...new Set(sums.map((d) => d.bucket))].sort()) bucketIndex.set(b, bucketIndex.size);
   const groups = new Map<string, number[]>();
   let total = 0;
-  for (const d of daily) {
-    const key = groupOf(d);
+  for (const d of sums) {
+    const key = groupOf(d.key);
     let series = groups.get(key);
     if (!series) groups.set(key, (series = new Array<number>(bucketIndex.size).fill(0)));
-    series[bucketIndex.get(bucketOf(d.day, period))!]! += d.uses;
+    series[bucketIndex.get(d.bucket)!]! += d.uses;
     total += d.uses;
   }
   return { buckets: [...bucketIndex.keys()], groups: [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([key, uses]) => ({ key, uses })), total };
@@ -208,14 +199,10 @@ export function useSeries(daily: readonly DailyUses[], period: 'day' | 'week' | 
 /** What follows the arrival day of uses recorded with an untrusted clock, in uses grouped by day */
 export const UNTRUSTED_DAY_SUFFIX = '(clock untrusted: day received)';
 
-export function groupUses(daily: readonly DailyUses[], group: 'terminal' | 'clinic' | 'day'): Array<{ key: string; uses: number }> {
-  const totals = new Map<string, number>();
-  for (const d of daily) {
-    // by day, uses with an untrusted clock stand apart under the day the server received them
-    const key = group === 'terminal' ? d.terminalId : group === 'clinic' ? d.clinicCode : d.clockUntrusted ? `${d.day} ${UNTRUSTED_DAY_SUFFIX}` : d.day;
-    totals.set(key, (totals.get(key) ?? 0) + d.uses);
-  }
-  return [...totals.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([key, uses]) => ({ key, uses }));
+/** Uses per terminal, clinic or day, summed in the database (/api/uses and tally server report uses); by day, uses with an untrusted clock stand apart under the day the server received them */
+export async function groupedUses(store: ServerStore, group: 'terminal' | 'clinic' | 'day', clinics?: readonly string[]): Promise<Array<{ key: string; uses: number }>> {
+  const sums = group === 'day' ? await store.usesSummed('all', 'day', clinics, true) : await store.usesSummed(group, 'all', clinics);
+  return sums.map((r) => ({ key: group === 'day' ? (r.clockUntrusted ? `${r.bucket} ${UNTRUSTED_DAY_SUFFIX}` : r.bucket) : r.key, uses: r.uses })).sort((x, y) => x.key.localeCompare(y.key));
 }
 
 export interface HttpApi {
@@ -384,8 +371,8 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     { anyOf: [list(Rows.usesGrouped), list(Rows.dailyUses)] } as unknown as TSchema,
     async (query, principal) => {
       const group = query.group ?? 'day';
-      const daily = await dailyOf(principal);
-      return group === 'none' ? daily : groupUses(daily, group as 'terminal' | 'clinic' | 'day');
+      if (group === 'none') return dailyOf(principal);
+      return groupedUses(store, group as 'terminal' | 'clinic' | 'day', principal.clinics ? [...principal.clinics] : undefined);
     },
     Queries.uses,
   );
@@ -397,8 +384,8 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     async (query, principal) => {
       const by = query.by ?? 'clinic';
       const agentOf = by === 'agent' ? new Map((await store.access.clinicAgents()).map((c) => [c.clinicCode, c.agentCode])) : undefined;
-      const groupOf = (d: DailyUses): string => (by === 'terminal' ? d.terminalId : by === 'agent' ? (agentOf!.get(d.clinicCode) ?? '') : d.clinicCode);
-      return useSeries(await dailyOf(principal), (query.period ?? 'day') as 'day' | 'week' | 'month', groupOf);
+      const sums = await store.usesSummed(by === 'terminal' ? 'terminal' : 'clinic', (query.period ?? 'day') as UsesPeriod, principal.clinics ? [...principal.clinics] : undefined);
+      return useSeries(sums, agentOf ? (clinic) => agentOf.get(clinic) ?? '' : undefined);
     },
     Queries.series,
   );

@@ -88,6 +88,49 @@ for (const backend of storeBackends('tally-rollup')) {
       );
     });
 
+    it('sums per terminal, clinic or all and per day, ISO week, month or all time in the database as the daily rows add up', async () => {
+      const store = await createServerStore(await backend.place('rollup_summed'));
+      try {
+        // days across a Sunday/Monday, a month end and a year end (2026-12-27 is a Sunday, 2027-01-01 a Friday)
+        const start = Date.UTC(2026, 11, 20, 9);
+        const rows: EntryRow[] = [];
+        for (const [t, id] of ['TA', 'TB', 'TC'].entries()) {
+          await store.registerTerminal({ terminalId: id, clinicCode: `CL-${t % 2}`, devicePublicKey: new Uint8Array(32), certificate: Uint8Array.of(1) }, start);
+          let seq = 0;
+          for (let d = 0; d < 20; d++) for (let u = 0; u < ((d * 7 + t * 3) % 4); u++) rows.push({ terminalId: id, seq: ++seq, type: 3, time: start + d * DAY + u, clockTrusted: true, clinicCode: `CL-${t % 2}`, batchId: 'b'.repeat(16), serial: seq, hash: hash(`${id}:${seq}`), prevHash: hash(`${id}:${seq - 1}`), raw: Uint8Array.of(seq) });
+        }
+        // two uses with an untrusted clock: counted on the day the server received them, apart when asked
+        for (const seq of [1001, 1002]) rows.push({ terminalId: 'TA', seq, type: 3, time: 1000, clockTrusted: false, clinicCode: 'CL-0', batchId: 'b'.repeat(16), serial: seq, hash: hash(`TA:${seq}`), prevHash: hash(`TA:${seq - 1}`), raw: Uint8Array.of(seq & 0xff) });
+        await store.insertEntries(rows, start + 3 * DAY);
+        const daily = await store.usesPerDay();
+        expect(daily.filter((d) => d.clockUntrusted).map((d) => [d.day, d.uses])).toEqual([['2026-12-23', 2]]);
+        const monday = (day: string): string => {
+          const d = new Date(`${day}T00:00:00Z`);
+          return new Date(d.getTime() - ((d.getUTCDay() + 6) % 7) * DAY).toISOString().slice(0, 10);
+        };
+        const bucketOf = { day: (d: string) => d, week: monday, month: (d: string) => d.slice(0, 7), all: () => '' };
+        let checked = 0;
+        for (const by of ['terminal', 'clinic', 'all'] as const)
+          for (const period of ['day', 'week', 'month', 'all'] as const)
+            for (const clinics of [undefined, ['CL-1'], ['CL-0', 'CL-1'], []])
+              for (const apart of [false, true]) {
+              const expected = new Map<string, number>();
+              for (const d of daily.filter((r) => !clinics || clinics.includes(r.clinicCode))) {
+                const k = `${by === 'terminal' ? d.terminalId : by === 'clinic' ? d.clinicCode : ''}|${bucketOf[period](d.day)}|${apart && d.clockUntrusted ? 1 : 0}`;
+                expected.set(k, (expected.get(k) ?? 0) + d.uses);
+              }
+              const got = await store.usesSummed(by, period, clinics, apart);
+              expect(new Map(got.map((r) => [`${r.key}|${r.bucket}|${r.clockUntrusted ? 1 : 0}`, r.uses])), `${by} ${period} ${String(clinics)} ${apart}`).toEqual(expected);
+              expect(got.length).toBe(expected.size);
+              checked += got.length;
+            }
+        expect((await store.usesSummed('all', 'week')).map((r) => r.bucket)).toEqual(['2026-12-14', '2026-12-21', '2026-12-28', '2027-01-04']);
+        expect(checked).toBeGreaterThan(100);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('counts what a database from before migration 6 holds, once, when it is upgraded (untrusted uses apart: migration 11)', async () => {
       const place = await backend.place('rollup_upgrade');
       const rows = ledger('TU', [

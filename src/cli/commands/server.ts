@@ -5,7 +5,7 @@ import { HttpInsurancePlatform } from '../../server/insurance/HttpInsurancePlatf
 import { createIngestServer, type IngestServer } from '../../server/IngestServer.js';
 import { smsStatus } from '../../server/sms/SmsInbox.js';
 import { loadServerKey } from './serverKey.js';
-import { adminTokenProblem, currentPricing, DEFAULT_PRICING, groupUses, incomeSplit, type IncomeRow } from '../../server/httpApi.js';
+import { adminTokenProblem, currentPricing, DEFAULT_PRICING, groupedUses, incomeSplit, type IncomeRow } from '../../server/httpApi.js';
 import {
   checkInput,
   ClinicInputSchema,
@@ -210,7 +210,7 @@ with the head and uses that report named.`,
         case 'uses': {
           const by = (values.by ?? 'day') as 'terminal' | 'clinic' | 'day';
           if (!['terminal', 'clinic', 'day'].includes(by)) throw new TallyError('USAGE', '--by terminal, clinic or day');
-          rows = groupUses(await store.usesPerDay(), by);
+          rows = await groupedUses(store, by);
           break;
         }
         case 'batches':

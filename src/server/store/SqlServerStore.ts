@@ -7,6 +7,9 @@ import type {
   BatchRow,
   ChainNeighbour,
   DailyUses,
+  UsesKey,
+  UsesPeriod,
+  UsesSum,
   EntryRow,
   HeartbeatRow,
   InsertOutcome,
@@ -537,6 +540,22 @@ export class SqlServerStore implements ServerStore {
        GROUP BY clinic_code HAVING SUM(uses) > 0 ORDER BY clinic_code`,
     );
     return rows.map((r) => ({ clinicCode: String(r.clinic_code), uses: num(r.uses), untrustedUses: num(r.untrusted) }));
+  }
+
+  async usesSummed(by: UsesKey, period: UsesPeriod, clinics?: readonly string[], untrustedApart = false): Promise<UsesSum[]> {
+    if (clinics && clinics.length === 0) return [];
+    const key = by === 'terminal' ? 'terminal_id' : by === 'clinic' ? 'clinic_code' : "''";
+    const bucket = period === 'day' ? 'day' : period === 'month' ? 'substr(day, 1, 7)' : period === 'all' ? "''" : this.kind === 'postgres' ? "to_char(date_trunc('week', day::date), 'YYYY-MM-DD')" : "date(day, '-' || ((CAST(strftime('%w', day) AS INTEGER) + 6) % 7) || ' days')";
+    const where = clinics ? ` AND clinic_code IN (${clinics.map(() => '?').join(', ')})` : '';
+    const grouped = [by === 'all' ? undefined : key, period === 'all' ? undefined : bucket, untrustedApart ? 'untrusted' : undefined].filter((g) => g !== undefined);
+    const groupBy = grouped.length ? ` GROUP BY ${grouped.join(', ')} ORDER BY ${grouped.join(', ')}` : '';
+    const rows = await this.db.all<Row>(
+      `SELECT ${key} AS k, ${bucket} AS b, ${untrustedApart ? 'untrusted' : '0'} AS u, SUM(uses) AS uses FROM (
+         SELECT terminal_id, clinic_code, day, uses, 0 AS untrusted FROM uses_daily WHERE uses > 0${where}
+         UNION ALL SELECT terminal_id, clinic_code, day, uses, 1 AS untrusted FROM uses_daily_untrusted WHERE uses > 0${where}) r${groupBy}`,
+      clinics ? [...clinics, ...clinics] : [],
+    );
+    return rows.filter((r) => r.uses !== null).map((r) => ({ key: String(r.k), bucket: String(r.b), uses: num(r.uses), ...(num(r.u) === 1 ? { clockUntrusted: true as const } : {}) }));
   }
 
   /** The same figures counted from every stored entry (what the roll-up must always equal; tests and checks) */
