@@ -27,6 +27,7 @@ const BENCHES: readonly BenchModule[] = [
   { name: 'ingest', file: 'ingest.js', exportName: 'benchIngest' },
   { name: 'daemon', file: 'daemon.js', exportName: 'benchDaemon' },
   { name: 'gateway', file: 'gateway.js', exportName: 'benchGateway' },
+  { name: 'insurance', file: 'insurance.js', exportName: 'benchInsurance' },
   { name: 'dashboard', file: 'dashboard.js', exportName: 'benchDashboard' },
   { name: 'sms', file: 'sms.js', exportName: 'benchSms' },
   { name: 'voucher', file: 'voucher.js', exportName: 'benchVoucher' },

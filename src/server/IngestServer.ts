@@ -73,7 +73,7 @@ export interface IngestServerOptions {
    */
   readonly voucherKey?: VoucherKey;
   /** Insurance payments (docs/insurance.md): the platform adapter; the checkpoint signer signs the vouchers. Only with httpPort */
-  readonly insurance?: { readonly platform: InsurancePlatform; readonly baseUrl?: string; readonly codeTtlMs?: number; readonly intervalS?: number; readonly voucherTtlMs?: number };
+  readonly insurance?: { readonly platform: InsurancePlatform; readonly baseUrl?: string; readonly codeTtlMs?: number; readonly intervalS?: number; readonly voucherTtlMs?: number; readonly reverseGraceMs?: number };
 }
 
 export interface IngestServer {
@@ -217,6 +217,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
       ...(rest.codeTtlMs !== undefined ? { codeTtlMs: rest.codeTtlMs } : {}),
       ...(rest.intervalS !== undefined ? { intervalS: rest.intervalS } : {}),
       ...(rest.voucherTtlMs !== undefined ? { voucherTtlMs: rest.voucherTtlMs } : {}),
+      ...(rest.reverseGraceMs !== undefined ? { reverseGraceMs: rest.reverseGraceMs } : {}),
       // the voucher goes to the terminal as soon as it exists; its poll is only the fallback
       onSettled: (order) => {
         const push = publish({
@@ -269,6 +270,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
     ingest,
     client,
     ...(http ? { httpUrl: http.url } : {}),
+    ...(insurance ? { insurance } : {}),
     async idle() {
       while (pending.size > 0) await Promise.allSettled([...pending]);
     },

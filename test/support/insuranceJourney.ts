@@ -61,7 +61,7 @@ export async function waitUntil(what: string, check: () => boolean | Promise<boo
   }
 }
 
-export async function startJourney(platform: PlatformProcess, options: { intervalS?: number; codeTtlMs?: number; voucherTtlMs?: number; terminalId?: string; platformTimeoutMs?: number } = {}): Promise<Journey> {
+export async function startJourney(platform: PlatformProcess, options: { intervalS?: number; codeTtlMs?: number; voucherTtlMs?: number; reverseGraceMs?: number; terminalId?: string; platformTimeoutMs?: number } = {}): Promise<Journey> {
   const dir = mkdtempSync(join(tmpdir(), 'ins-journey-'));
   const investor = makeInvestor();
   const signer = certifiedServerKey(investor);
@@ -83,6 +83,7 @@ export async function startJourney(platform: PlatformProcess, options: { interva
         intervalS: options.intervalS ?? 1,
         ...(options.codeTtlMs !== undefined ? { codeTtlMs: options.codeTtlMs } : {}),
         ...(options.voucherTtlMs !== undefined ? { voucherTtlMs: options.voucherTtlMs } : {}),
+        ...(options.reverseGraceMs !== undefined ? { reverseGraceMs: options.reverseGraceMs } : {}),
       },
     });
   const terminalId = options.terminalId ?? 'T-INS-1';

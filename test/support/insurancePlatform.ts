@@ -3,13 +3,14 @@
  * folder, on a free loopback port; ready when it prints its URL. Stopped by its PID.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopChild } from './process.js';
 
-const TALLY = fileURLToPath(new URL('../../dist/src/cli/tally.js', import.meta.url));
+// from test/support (vitest) or from dist/test/support (the built bench)
+const TALLY = [new URL('../../dist/src/cli/tally.js', import.meta.url), new URL('../../src/cli/tally.js', import.meta.url)].map((u) => fileURLToPath(u)).find((p) => p.endsWith('.js') && existsSync(p) && !p.includes('/dist/dist/')) ?? fileURLToPath(new URL('../../dist/src/cli/tally.js', import.meta.url));
 
 export interface PlatformProcess {
   readonly url: string;
