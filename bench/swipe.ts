@@ -113,12 +113,12 @@ export async function benchBackend(harness: ReaderHarness, swipes: number, model
   let cardAtEnable = 0;
   let apdusAtEnable = 0;
   const device: DeviceControl = {
-    enable: async (seq, maxMs) => {
+    enable: async (seq, maxMs, head) => {
       enabledAt = performance.now();
       ioAtEnable = io.ms;
       cardAtEnable = io.cardMs;
       apdusAtEnable = harness.apdus();
-      await harness.device.enable(seq, maxMs);
+      await harness.device.enable(seq, maxMs, head);
     },
     disable: () => harness.device.disable(),
     onEvent: (l) => harness.device.onEvent(l),
