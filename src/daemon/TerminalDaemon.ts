@@ -125,13 +125,15 @@ export class TerminalDaemon {
     await this.show(feedbackFor(outcome));
   }
 
-  /** A (re)synced board may hold a later chain head than the ledger: out of service at once, not at the next card */
+  /** A (re)synced board may hold a later chain head than the ledger: out of service at once, not at the next card; its session report settles uses left open */
   private async onReaderReady(): Promise<void> {
     const refusal = this.options.terminal.checkBoardWitness();
     if (refusal) {
       await this.show({ lines: [refusal.operatorMessage(this.locale)], tone: 'fault', led: 'fault' });
       return;
     }
+    // the board's report of its session settles the uses the last run left open, at once
+    this.options.terminal.settleFromBoard();
     await this.showIdle();
   }
 

@@ -79,6 +79,16 @@ export type BoardWitness =
   | { readonly kind: 'none'; readonly protocolVersion: number }
   | { readonly kind: 'head'; readonly seq: number; readonly hashPrefix: Uint8Array };
 
+/**
+ * The relay board's session as it answered GET_SESSION at the last (re)sync
+ * (serial-protocol.md §6.6): idle (relay open: it rebooted, or its last use
+ * ended and that end was sent first), or the relay closed for one use,
+ * started or not, elapsedMs after it closed. `id` grows with every answer.
+ */
+export type BoardSession =
+  | { readonly id: number; readonly state: 'idle' }
+  | { readonly id: number; readonly state: 'enabled' | 'running'; readonly useSeq: number; readonly elapsedMs: number };
+
 /** The relay that lets the medical device run, and its session events */
 export interface DeviceControl {
   /**
@@ -89,6 +99,8 @@ export interface DeviceControl {
   enable(useSeq: number, maxMs: number, head?: LedgerHead): Promise<void>;
   /** What the board witnesses; absent: a relay without a board (tests, bare devices) */
   witness?(): BoardWitness;
+  /** The board's own report of its session at the last (re)sync; absent or undefined: the board did not say (protocol 1) */
+  session?(): BoardSession | undefined;
   disable(): Promise<void>;
   onEvent(listener: (event: DeviceEvent) => DeviceEventAnswer): () => void;
 }

@@ -31,7 +31,7 @@ import {
 } from '../codecs/firmware/messages.js';
 import { renderQr, type QrShown } from './qrDisplay.js';
 import { Led, LedMode, type BuzzerStep, type LedModeCode } from '../codecs/firmware/panel.js';
-import { FaultCode, FinishReason, type FaultCodeValue, type FinishReasonCode } from '../codecs/firmware/relay.js';
+import { FaultCode, FinishReason, SessionState, type FaultCodeValue, type FinishReasonCode } from '../codecs/firmware/relay.js';
 import { BootReason, type BootReasonCode } from '../codecs/firmware/system.js';
 import { SerialReaderBackend, type SerialReaderOptions } from '../readers/serial/SerialReaderBackend.js';
 import type { ByteTransport } from '../transports/ByteTransport.js';
@@ -430,7 +430,7 @@ export class SimulatedReaderFirmware {
   /** Protocol 1 boards know no head commands; protocol 2 boards no longer close the relay without a head */
   private speaks(command: number): boolean {
     const withHead = this.options.protocolVersion >= HEAD_WITNESS_VERSION;
-    if (command === Command.GET_HEAD || command === Command.RELAY_ENABLE_HEAD) return withHead;
+    if (command === Command.GET_HEAD || command === Command.RELAY_ENABLE_HEAD || command === Command.GET_SESSION) return withHead;
     if (command === Command.RELAY_ENABLE) return !withHead;
     return true;
   }
@@ -494,6 +494,8 @@ export class SimulatedReaderFirmware {
         this.enableRelay(message.body.useSeq, message.body.maxMs);
         return respond('relay-enable-head', { status: HeadStatus.CLOSED, held: proposed });
       }
+      case 'get-session':
+        return respond('get-session', this.sessionNow());
     }
   }
 
@@ -524,6 +526,13 @@ export class SimulatedReaderFirmware {
   }
 
   // ---- the relay and the device behind it
+
+  /** GET_SESSION: the relay's use now; a boot left it idle (serial-protocol.md §6.6) */
+  private sessionNow(): ResponseBodies['get-session'] {
+    const useSeq = this.relay.useSeq;
+    if (!this.relay.closed || useSeq === undefined) return { state: SessionState.IDLE, useSeq: 0, elapsedMs: 0 };
+    return { state: this.relay.running ? SessionState.RUNNING : SessionState.ENABLED, useSeq, elapsedMs: Math.max(0, Date.now() - this.relayClosedAt) };
+  }
 
   private enableRelay(useSeq: number, maxMs: number): void {
     if (this.relay.closed) this.endUse(FinishReason.DISABLED);

@@ -188,6 +188,10 @@ export class Terminal {
   private readonly startTimeoutMs: number;
   private deviceKey: KeyObject | undefined;
   private readonly startTimers = new Map<number, NodeJS.Timeout>();
+  /** Uses left open by the last run, waiting for the board's own report of its session (settleFromBoard) */
+  private readonly recovered = new Set<number>();
+  /** The last board session report settled (BoardSession.id) */
+  private settledReport = 0;
   /** Session events the ledger could not record yet (storage fault), by use */
   private readonly unrecorded = new Map<number, { readonly event: SessionEvent; tries: number }>();
   /** Uses whose device reported its start, until the use ends in the ledger */
@@ -314,6 +318,7 @@ export class Terminal {
       if (!identity) throw new TallyError('NOT_PROVISIONED');
       const witnessed = this.checkBoardWitness();
       if (witnessed) throw witnessed;
+      this.settleFromBoard();
       this.ledger.noteClock();
       this.noteClockJump();
       if (!this.options.acceptVersion1Cards) this.noteVersion1Off();
@@ -968,16 +973,73 @@ export class Terminal {
       if (!this.device) {
         if (use.state === 'reserved') this.ledger.recordDeviceEvent(use.reserveSeq, EntryType.USE_RELEASED, 'terminal restarted before the device started');
         else this.ledger.recordDeviceEvent(use.reserveSeq, EntryType.USE_FAILED, 'terminal restarted during the device session');
-      } else if (use.state === 'reserved') {
-        this.startTimers.set(use.reserveSeq, setTimeout(() => this.releaseUse(use.reserveSeq, 'terminal restarted and the device never reported a start'), this.startTimeoutMs).unref());
       } else {
-        this.startTimers.set(
-          use.reserveSeq,
-          setTimeout(() => {
-            this.clearStartTimer(use.reserveSeq);
-            this.record({ type: 'fault', useSeq: use.reserveSeq, detail: 'terminal restarted during the session and no end was reported' });
-          }, this.maxSessionMs).unref(),
-        );
+        // until the board reports its session (settleFromBoard), the timers bound the wait
+        this.recovered.add(use.reserveSeq);
+        if (use.state === 'reserved') this.armStartWait(use.reserveSeq, this.startTimeoutMs);
+        else this.armSessionWait(use.reserveSeq, this.maxSessionMs);
+      }
+    }
+  }
+
+  private armStartWait(seq: number, ms: number): void {
+    this.clearStartTimer(seq);
+    this.startTimers.set(seq, setTimeout(() => this.releaseUse(seq, 'terminal restarted and the device never reported a start'), ms).unref());
+  }
+
+  private armSessionWait(seq: number, ms: number): void {
+    this.clearStartTimer(seq);
+    this.startTimers.set(
+      seq,
+      setTimeout(() => {
+        this.clearStartTimer(seq);
+        this.record({ type: 'fault', useSeq: seq, detail: 'terminal restarted during the session and no end was reported' });
+      }, ms).unref(),
+    );
+  }
+
+  /**
+   * Settles the uses the last run left open with the relay board's own report of its
+   * session (GET_SESSION at the reader's sync, serial-protocol.md §6.6), once per report.
+   * The board sends any end it still holds before that answer, and it is recorded by then,
+   * so a use still open here and not held by the board is over:
+   * - never started: released at once (the relay is open, nothing ran);
+   * - started: failed at once (the board rebooted, or its relay opened, with no end to report);
+   * - held, not started: the start timeout less the time since the relay closed;
+   * - held and running: the longest session less the time since the relay closed, so
+   *   restarts never restart it.
+   * A board that gives no report (protocol 1) leaves the timers of recoverOpenUses.
+   * The daemon calls it when the reader is ready; every card goes through it first.
+   */
+  settleFromBoard(): void {
+    if (this.recovered.size === 0) return;
+    const report = this.device?.session?.();
+    if (!report || report.id === this.settledReport) return;
+    this.settledReport = report.id;
+    for (const seq of [...this.recovered]) {
+      const use = this.ledger.useByReserveSeq(seq);
+      if (!use || (use.state !== 'reserved' && use.state !== 'started')) {
+        this.recovered.delete(seq);
+        continue;
+      }
+      const held = report.state !== 'idle' && report.useSeq === seq ? report : undefined;
+      const fields = { event: 'use-settled-by-board', useSeq: seq, ledgerState: use.state, board: report.state, boardUse: report.state === 'idle' ? undefined : report.useSeq, elapsedMs: held?.elapsedMs };
+      if (!held) {
+        this.recovered.delete(seq);
+        this.clearStartTimer(seq);
+        if (use.state === 'reserved' && !this.startReported.has(seq)) {
+          this.log.warn(fields, 'use left open by the last run: the relay board holds no session for it, released');
+          this.releaseUse(seq, 'terminal restarted; the relay board holds no session for the use (never started)');
+        } else {
+          this.log.warn(fields, 'use left open by the last run: the relay board holds no session for it, failed');
+          this.record({ type: 'fault', useSeq: seq, detail: 'terminal restarted; the relay board holds no session for the use (it rebooted or its relay opened, no end reported)' });
+        }
+      } else if (held.state === 'enabled' && use.state === 'reserved') {
+        this.log.info(fields, 'use left open by the last run: the relay board is waiting for its start');
+        this.armStartWait(seq, Math.max(0, this.startTimeoutMs - held.elapsedMs));
+      } else {
+        this.log.info(fields, 'use left open by the last run: the relay board runs it');
+        this.armSessionWait(seq, Math.max(0, this.maxSessionMs - held.elapsedMs));
       }
     }
   }

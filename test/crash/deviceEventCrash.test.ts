@@ -11,20 +11,14 @@
  * again to the next one (serial-protocol.md §5). DEVICE_EVENT_KILLS overrides
  * the number of rounds (24).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Command } from '../../src/codecs/firmware/commands.js';
-import { EntryType, parseLedgerEntry } from '../../src/codecs/ledgerEntry.js';
 import { Ledger } from '../../src/ledger/Ledger.js';
-import { Issuer, provisionTerminal, tempDir, type IssuedBatch } from '../../src/scenario/CardWorld.js';
-import { SimulatedReaderFirmware } from '../../src/sim/SimulatedReaderFirmware.js';
-import type { ByteTransport } from '../../src/transports/ByteTransport.js';
-import { startPtyPair, type PtyPair } from '../../src/transports/PtyPair.js';
-import { openSerialTransport } from '../../src/transports/SerialPortTransport.js';
+import type { IssuedBatch } from '../../src/scenario/CardWorld.js';
+import type { SimulatedReaderFirmware } from '../../src/sim/SimulatedReaderFirmware.js';
 import { systemClock } from '../../src/util/clock.js';
-import { buildWorker } from './buildWorker.js';
+import { kill, sessionCounts as countsOf, sleep, startBoardRig, waitForState as waitFor, type BoardRig, type Daemon, type SessionCounts } from './workerDaemon.js';
 
 const ROUNDS = Number(process.env.DEVICE_EVENT_KILLS ?? 24);
 /** The worker's slow disk: the window between an event's arrival and its recording */
@@ -38,32 +32,20 @@ const KILL_OFFSETS = Array.from({ length: 12 }, (_, i) => i * 5);
  */
 const START_TIMEOUT_MS = 1500;
 
-let built: { worker: string; remove(): void } | undefined;
-let workDir: string;
+let rig: BoardRig | undefined;
 let dataDir: string;
 let batch: IssuedBatch;
-let issuer: Issuer;
-let pty: PtyPair | undefined;
-let boardEnd: ByteTransport | undefined;
 let board: SimulatedReaderFirmware;
 /** Called with every device session event frame the board sends (first sends and resends) */
 let onEventFrame: (command: number, useSeq: number) => void = () => undefined;
-const children = new Set<ChildProcess>();
 
 beforeAll(async () => {
-  built = buildWorker('deviceEventWorker');
-  workDir = tempDir('tally-devcrash-');
-  dataDir = join(workDir, 'terminal');
-  mkdirSync(dataDir);
-  mkdirSync(join(workDir, 'issuer'));
-  issuer = await new Issuer(join(workDir, 'issuer')).init();
-  batch = await issuer.makeBatch('CLINIC-A', ROUNDS);
-  const rig = await provisionTerminal(issuer, { dataDir, terminalId: 'T-DEVCRASH', clinicCode: 'CLINIC-A' });
-  expect(await rig.swipe(batch.batchCard)).toMatchObject({ ok: true, action: 'batch-loaded' });
-  rig.terminal.close();
-  // the board: it outlives every daemon, and so does the pty pair it is wired to
-  pty = await startPtyPair({ dir: workDir });
-  board = new SimulatedReaderFirmware({
+  // the board outlives every daemon, and so does the pty pair it is wired to
+  rig = await startBoardRig({
+    prefix: 'tally-devcrash-',
+    terminalId: 'T-DEVCRASH',
+    cards: ROUNDS,
+    board: {
     device: { startDelayMs: 20 },
     eventRetryMs: 200,
     trace: (direction, raw) => {
@@ -72,99 +54,21 @@ beforeAll(async () => {
         onEventFrame(command, ((raw[5]! << 24) | (raw[6]! << 16) | (raw[7]! << 8) | raw[8]!) >>> 0);
       }
     },
+    },
   });
-  boardEnd = await openSerialTransport(pty.firmwarePath);
-  board.attach(boardEnd);
-  board.powerOn();
+  ({ dataDir, batch, board } = rig);
 }, 300_000);
 
 afterAll(async () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  board?.powerOff();
-  await boardEnd?.close().catch(() => undefined);
-  await pty?.stop();
-  issuer?.close();
-  built?.remove();
-  if (workDir) rmSync(workDir, { recursive: true, force: true });
+  await rig?.close();
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-interface Daemon {
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  readonly exited: Promise<NodeJS.Signals | null>;
-  stderr(): string;
-  waitForLine(prefix: string, timeoutMs: number): Promise<boolean>;
-}
-
 function startDaemon(maxSessionMs: number): Daemon {
-  const child = spawn(process.execPath, [built!.worker, dataDir, pty!.daemonPath, String(RECORD_DELAY_MS), String(START_TIMEOUT_MS), String(maxSessionMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  const lines: string[] = [];
-  let buffered = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const parts = buffered.split('\n');
-    buffered = parts.pop() ?? '';
-    lines.push(...parts);
-  });
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<NodeJS.Signals | null>((r) =>
-    child.once('exit', (_code, signal) => {
-      children.delete(child);
-      r(signal);
-    }),
-  );
-  return {
-    child,
-    lines,
-    exited,
-    stderr: () => stderr,
-    async waitForLine(prefix, timeoutMs) {
-      const deadline = Date.now() + timeoutMs;
-      while (!lines.some((l) => l.startsWith(prefix))) {
-        if (Date.now() > deadline || child.exitCode !== null) return false;
-        await sleep(5);
-      }
-      return true;
-    },
-  };
+  return rig!.start([String(RECORD_DELAY_MS), String(START_TIMEOUT_MS), String(maxSessionMs)]);
 }
 
-/** Stops a daemon we started, by its pid */
-async function kill(daemon: Daemon): Promise<void> {
-  if (daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL');
-  await daemon.exited;
-}
-
-/** The session entries of one use, by type */
-function sessionCounts(useSeq: number): { state: string | undefined; started: number; completed: number; released: number; failed: number } {
-  const ledger = Ledger.openReadOnly(join(dataDir, 'terminal.db'), systemClock);
-  try {
-    const entries = [...ledger.entries()].map(parseLedgerEntry).filter((e) => e.ref === useSeq);
-    const count = (type: number): number => entries.filter((e) => e.type === type).length;
-    return {
-      state: ledger.useByReserveSeq(useSeq)?.state,
-      started: count(EntryType.USE_STARTED),
-      completed: count(EntryType.USE_COMPLETED),
-      released: count(EntryType.USE_RELEASED),
-      failed: count(EntryType.USE_FAILED),
-    };
-  } finally {
-    ledger.close();
-  }
-}
-
-async function waitForState(useSeq: number, states: readonly string[], timeoutMs: number): Promise<string | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const state = sessionCounts(useSeq).state;
-    if ((state && states.includes(state)) || Date.now() > deadline) return state;
-    await sleep(20);
-  }
-}
+const sessionCounts = (useSeq: number): SessionCounts => countsOf(dataDir, useSeq);
+const waitForState = (useSeq: number, states: readonly string[], timeoutMs: number): Promise<string | undefined> => waitFor(dataDir, useSeq, states, timeoutMs);
 
 /** Arms a SIGKILL offsetMs after the board first sends this event; resolves with the use it names */
 function killOnEvent(daemon: Daemon, command: number, offsetMs: number): Promise<number> {

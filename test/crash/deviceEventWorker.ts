@@ -30,6 +30,7 @@ const board = reader.device;
 const device: DeviceControl = {
   enable: (useSeq, maxMs, head) => board.enable(useSeq, maxMs, head),
   witness: () => board.witness!(),
+  session: () => board.session?.(),
   disable: () => board.disable(),
   onEvent: (listener) =>
     board.onEvent(async (event) => {

@@ -24,6 +24,8 @@ export const Command = {
   GET_HEAD: 0x42,
   /** Protocol 2: RELAY_ENABLE carrying the ledger's new head; the board refuses a head not above its own */
   RELAY_ENABLE_HEAD: 0x43,
+  /** Protocol 2: the relay's session now (idle / enabled / running, the use, ms since the relay closed) */
+  GET_SESSION: 0x44,
   // device -> host events
   BOOT: 0x50,
   CARD_INSERTED: 0x51,

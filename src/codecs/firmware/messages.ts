@@ -11,7 +11,7 @@ import { type AckBody, type NakBody, encodeAck, encodeNak, parseAck, parseNak } 
 import type { BuzzerBody, DisplayBody, DisplayQrBody, LedsBody } from './panel.js';
 import * as panel from './panel.js';
 import { FirmwarePayloadError, expectEmpty } from './payload.js';
-import type { DeviceFaultBody, DeviceFinishedBody, DeviceStartedBody, RelayEnableBody } from './relay.js';
+import type { DeviceFaultBody, DeviceFinishedBody, DeviceStartedBody, RelayEnableBody, SessionBody } from './relay.js';
 import * as relay from './relay.js';
 import type { BootBody, DeviceInfo, PingBody } from './system.js';
 import type { ChainHead, RelayEnableHeadBody, RelayEnableHeadResult } from './head.js';
@@ -35,6 +35,7 @@ export interface RequestBodies {
   'relay-disable': Empty;
   'get-head': Empty;
   'relay-enable-head': RelayEnableHeadBody;
+  'get-session': Empty;
 }
 
 /** What the device answers to each request */
@@ -52,6 +53,7 @@ export interface ResponseBodies {
   'relay-disable': Empty;
   'get-head': ChainHead;
   'relay-enable-head': RelayEnableHeadResult;
+  'get-session': SessionBody;
 }
 
 /** What the device reports unasked */
@@ -100,6 +102,7 @@ const REQUESTS: { readonly [N in RequestName]: { readonly command: number; reado
     request: { encode: head.encodeRelayEnableHead, parse: head.parseRelayEnableHead },
     response: { encode: head.encodeRelayEnableHeadResult, parse: head.parseRelayEnableHeadResult },
   },
+  'get-session': { command: Command.GET_SESSION, request: empty('get-session'), response: { encode: relay.encodeSession, parse: relay.parseSession } },
 };
 
 const EVENTS: { readonly [N in EventName]: { readonly command: number; readonly codec: Codec<EventBodies[N]> } } = {

@@ -99,3 +99,38 @@ export function parseDeviceFault(payload: Uint8Array): DeviceFaultBody {
   if (detailBytes.length > MAX_FAULT_DETAIL) throw new FirmwarePayloadError(`device fault: detail longer than ${MAX_FAULT_DETAIL} bytes`);
   return { useSeq, code: code as FaultCodeValue, detail: decodeUtf8(detailBytes, 'device fault: detail') };
 }
+
+/** GET_SESSION (protocol 2): what the board's relay is doing now (serial-protocol.md §6.6) */
+export const SessionState = {
+  /** Relay open, no use: after a boot, or once the last use ended (its end event sent before this answer) */
+  IDLE: 0,
+  /** Relay closed for useSeq, the device has not reported its start */
+  ENABLED: 1,
+  /** Relay closed for useSeq, the device is running */
+  RUNNING: 2,
+} as const;
+
+export type SessionStateCode = (typeof SessionState)[keyof typeof SessionState];
+
+export interface SessionBody {
+  readonly state: SessionStateCode;
+  /** The use the relay is closed for; 0 when idle */
+  readonly useSeq: number;
+  /** Milliseconds since the relay closed for it; 0 when idle */
+  readonly elapsedMs: number;
+}
+
+export function encodeSession(body: SessionBody): Uint8Array {
+  return new PayloadWriter('session').u8(body.state, 'state').u32(body.useSeq, 'useSeq').u32(body.elapsedMs, 'elapsedMs').done();
+}
+
+export function parseSession(payload: Uint8Array): SessionBody {
+  const r = new PayloadReader(payload, 'session');
+  const state = r.u8('state');
+  const useSeq = r.u32('useSeq');
+  const elapsedMs = r.u32('elapsedMs');
+  r.end();
+  if (state > SessionState.RUNNING) throw new FirmwarePayloadError(`session: unknown state ${state}`, 'state');
+  if (state === SessionState.IDLE && (useSeq !== 0 || elapsedMs !== 0)) throw new FirmwarePayloadError('session: an idle relay names no use', 'useSeq');
+  return { state: state as SessionStateCode, useSeq, elapsedMs };
+}

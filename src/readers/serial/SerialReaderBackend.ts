@@ -16,12 +16,13 @@ import { HEAD_WITNESS_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '../../codecs/
 import { HEAD_HASH_LENGTH, HeadStatus } from '../../codecs/firmware/head.js';
 import type { EventMessage } from '../../codecs/firmware/messages.js';
 import { Led, LedMode, MAX_DISPLAY_LINES, MAX_LINE_BYTES, MAX_QR_CAPTION_LINES, QrEcc, type BuzzerStep, type LedSetting } from '../../codecs/firmware/panel.js';
-import { FaultCode } from '../../codecs/firmware/relay.js';
+import { FaultCode, SessionState } from '../../codecs/firmware/relay.js';
 import { isTallyError, TallyError } from '../../errors.js';
 import type { ByteTransport } from '../../transports/ByteTransport.js';
 import { openSerialTransport } from '../../transports/SerialPortTransport.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import type {
+  BoardSession,
   BoardWitness,
   CardReader,
   CardSession,
@@ -123,6 +124,9 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
   private activeUse: number | undefined;
   /** What the board witnesses of the ledger, learnt at every (re)sync and from each RELAY_ENABLE_HEAD */
   private boardWitness: BoardWitness = { kind: 'unknown' };
+  /** The board's answer to GET_SESSION at the last (re)sync (before the reader is ready) */
+  private boardSession: BoardSession | undefined;
+  private sessionReports = 0;
   private syncing: Promise<void> | undefined;
   private readonly totals = { connects: 0, boots: 0, sessions: 0 };
   private finishedLinkStats: LinkStats = emptyLinkStats();
@@ -249,6 +253,7 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
       enable: (useSeq, maxMs, head) => this.enable(useSeq, maxMs, head),
       disable: () => this.disable(),
       witness: () => this.witness(),
+      session: () => this.boardSession,
       onEvent: (listener) => {
         this.deviceListeners.add(listener);
         return () => this.deviceListeners.delete(listener);
@@ -303,8 +308,10 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
         if (info.protocolVersion >= HEAD_WITNESS_VERSION) {
           const held = await link.request('get-head', {});
           this.boardWitness = { kind: 'head', seq: held.seq, hashPrefix: held.hash };
+          this.boardSession = await this.askSession(link);
         } else {
           this.boardWitness = { kind: 'none', protocolVersion: info.protocolVersion };
+          this.boardSession = undefined;
         }
         const slot = await link.request('get-slot', {});
         if (this.link !== link) return;
@@ -327,6 +334,24 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
     });
     this.syncing = syncing;
     return syncing;
+  }
+
+  /**
+   * GET_SESSION (serial-protocol.md §6.6). The board answers from its one queue, after
+   * any device event still waiting for our ACK, so an end it had to report is recorded
+   * before the answer says idle. A board that does not know the command (NAK) says nothing.
+   */
+  private async askSession(link: FirmwareLink): Promise<BoardSession | undefined> {
+    let answer;
+    try {
+      answer = await link.request('get-session', {});
+    } catch (err) {
+      if (isTallyError(err, 'FRAME_REJECTED')) return undefined;
+      throw err;
+    }
+    const id = ++this.sessionReports;
+    if (answer.state === SessionState.IDLE) return { id, state: 'idle' };
+    return { id, state: answer.state === SessionState.RUNNING ? 'running' : 'enabled', useSeq: answer.useSeq, elapsedMs: answer.elapsedMs };
   }
 
   private witnessLog(): Record<string, unknown> {
