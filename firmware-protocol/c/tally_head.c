@@ -40,6 +40,18 @@ size_t tally_head_encode(const tally_head *head, uint8_t out[TALLY_HEAD_LEN])
     return TALLY_HEAD_LEN;
 }
 
+size_t tally_session_encode(uint8_t state, uint32_t use_seq, uint32_t elapsed_ms, uint8_t out[TALLY_SESSION_LEN])
+{
+    if (state == TALLY_SESSION_IDLE) {
+        use_seq = 0;
+        elapsed_ms = 0;
+    }
+    out[0] = state;
+    put_u32(out + 1, use_seq);
+    put_u32(out + 5, elapsed_ms);
+    return TALLY_SESSION_LEN;
+}
+
 int tally_enable_head_parse(const uint8_t *payload, size_t len, uint32_t *use_seq, uint32_t *max_ms, tally_head *head)
 {
     if (len != TALLY_ENABLE_HEAD_LEN) return -1;

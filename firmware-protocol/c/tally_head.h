@@ -20,6 +20,11 @@
 
 #define TALLY_CMD_GET_HEAD 0x42u
 #define TALLY_CMD_RELAY_ENABLE_HEAD 0x43u
+#define TALLY_CMD_GET_SESSION 0x44u
+#define TALLY_SESSION_LEN 9u /* GET_SESSION response: state u8, useSeq u32, elapsedMs u32 */
+#define TALLY_SESSION_IDLE 0u
+#define TALLY_SESSION_ENABLED 1u
+#define TALLY_SESSION_RUNNING 2u
 #define TALLY_HEAD_HASH_LEN 8u
 #define TALLY_HEAD_LEN (4u + TALLY_HEAD_HASH_LEN)              /* GET_HEAD response */
 #define TALLY_ENABLE_HEAD_LEN (8u + TALLY_HEAD_LEN)            /* RELAY_ENABLE_HEAD request */
@@ -46,6 +51,9 @@ int tally_enable_head_parse(const uint8_t *payload, size_t len, uint32_t *use_se
 
 /* RELAY_ENABLE_HEAD response payload; returns TALLY_ENABLE_HEAD_RESULT_LEN */
 size_t tally_enable_head_result_encode(uint8_t status, const tally_head *held, uint8_t out[TALLY_ENABLE_HEAD_RESULT_LEN]);
+
+/* GET_SESSION response payload (serial-protocol.md 6.6); idle sends use_seq 0 and elapsed_ms 0. Returns TALLY_SESSION_LEN */
+size_t tally_session_encode(uint8_t state, uint32_t use_seq, uint32_t elapsed_ms, uint8_t out[TALLY_SESSION_LEN]);
 
 /* One NVM slot */
 void tally_head_record_encode(uint32_t generation, const tally_head *head, uint8_t out[TALLY_HEAD_RECORD_LEN]);

@@ -12,6 +12,7 @@
  *   G <seq> <hash> <payload>                 GET_HEAD response encodes to payload
  *   P <payload> <useSeq> <maxMs> <seq> <hash>  RELAY_ENABLE_HEAD request parses to the fields
  *   Q <status> <seq> <hash> <payload>        RELAY_ENABLE_HEAD response encodes to payload
+ *   X <state> <useSeq> <elapsedMs> <payload> GET_SESSION response encodes to payload
  *   A <heldSeq> <proposedSeq> <0|1>          the acceptance rule
  *   R <generation> <seq> <hash> <record>     one NVM slot, both ways
  *   M <image> <generation> <seq> <hash>      the head a two-slot image holds
@@ -196,6 +197,10 @@ int main(void)
             next_head(&h);
             n = parse_hex(strtok(NULL, " "), b, MAX_BYTES);
             check(tally_enable_head_result_encode((uint8_t)status, &h, out) == n && memcmp(out, b, n) == 0, "enable head result", copy);
+        } else if (strcmp(kind, "X") == 0) {
+            unsigned long state = next_ul(), use_seq = next_ul(), elapsed_ms = next_ul();
+            size_t n = parse_hex(strtok(NULL, " "), b, MAX_BYTES);
+            check(tally_session_encode((uint8_t)state, (uint32_t)use_seq, (uint32_t)elapsed_ms, out) == n && memcmp(out, b, n) == 0, "session encode", copy);
         } else if (strcmp(kind, "A") == 0) {
             tally_head held, proposed;
             int want;

@@ -23,13 +23,17 @@ function vectorLines(): string[] {
   for (const v of framing.frames) lines.push(`E ${v.frame.seq} ${v.frame.command} ${orDash(v.frame.payload)} ${v.hex}`);
   for (const v of framing.invalid) lines.push(`I ${v.hex}`);
   for (const v of framing.streams) lines.push(`S ${v.chunks.join(',')} ${v.frames.length ? v.frames.join(',') : '-'} ${v.discardedBytes}`);
-  // the chain-head witness (protocol 2): its payloads from relay.json, its rule and NVM from head.json
+  // the chain-head witness and the session report (protocol 2): their payloads from relay.json, the head's rule and NVM from head.json
   type HeadJson = { seq: number; hash: string };
   for (const v of loadMessageVectors('relay')) {
     const body = v.message.body as { useSeq?: number; maxMs?: number; head?: HeadJson; held?: HeadJson; status?: number; seq?: number; hash?: string };
     if (v.message.name === 'get-head' && v.message.kind === 'response') lines.push(`G ${body.seq} ${body.hash} ${v.frame.payload}`);
     if (v.message.name === 'relay-enable-head' && v.message.kind === 'request') lines.push(`P ${v.frame.payload} ${body.useSeq} ${body.maxMs} ${body.head!.seq} ${body.head!.hash}`);
     if (v.message.name === 'relay-enable-head' && v.message.kind === 'response') lines.push(`Q ${body.status} ${body.held!.seq} ${body.held!.hash} ${v.frame.payload}`);
+    if (v.message.name === 'get-session' && v.message.kind === 'response') {
+      const session = v.message.body as { state: number; useSeq: number; elapsedMs: number };
+      lines.push(`X ${session.state} ${session.useSeq} ${session.elapsedMs} ${v.frame.payload}`);
+    }
   }
   const head = loadHeadVectors();
   for (const v of head.accept) lines.push(`A ${v.held.seq} ${v.proposed.seq} ${v.accepted ? 1 : 0}`);
