@@ -78,11 +78,11 @@ describe('the online voucher claim', () => {
     cleanups.push(() => server.close());
     await server.store.vouchers.generateBatch({ batchId: 'VB-T', examType: 'OCT', scopeKind: 1, scope: 'C1', count: 2, validFrom: now - 60, validUntil: now + 86_400, bookingRequired: false, firstSerial: 5_000_001 }, now);
     expect(await server.store.vouchers.void(5_000_002, 'recalled', now)).toBe(true);
-    const holder: { terminal?: Terminal } = {};
-    const received = new Promise<Uint8Array>((resolve) => {
-      void onlineTerminal(issuer, server, 'T-TRUST', resolve).then((t) => (holder.terminal = t));
-    });
-    const raw = await received;
+    let delivered: (raw: Uint8Array) => void = () => undefined;
+    const received = new Promise<Uint8Array>((resolve) => (delivered = resolve));
+    // the terminal too, not only the list: its cleanup must be registered before afterAll closes the
+    // server, which waits for the terminal's connection (the list can arrive before the subscription)
+    const [raw] = await Promise.all([received, onlineTerminal(issuer, server, 'T-TRUST', (list) => delivered(list))]);
     const list = verifyTrustList(raw, issuer.motherInfo.rootPublicKey);
     expect(list.revoked).toEqual([5_000_002]);
     expect(list.keyCertificates.map((k) => k.keyId)).toEqual([7]);
