@@ -422,12 +422,13 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get(
     '/api/export/uses.csv',
-    { onRequest: auth.guard('uses.read'), schema: { summary: `the daily use rows behind the overview's charts, as CSV (${PERMISSIONS['uses.read'].join(', ')})`, response: { 200: Type.String({ description: 'text/csv' }), ...errorAnswers } } },
+    { onRequest: auth.guard('uses.read'), schema: { summary: `the daily use rows behind the overview's charts, as CSV; clockUntrusted yes: recorded with an untrusted clock, dated the day received (${PERMISSIONS['uses.read'].join(', ')})`, response: { 200: Type.String({ description: 'text/csv' }), ...errorAnswers } } },
     async (request, reply) => {
       const principal = auth.principal(request);
       const agentOf = new Map((await store.access.clinicAgents()).map((c) => [c.clinicCode, c.agentCode]));
-      const rows = (await dailyOf(principal)).map((d) => ({ ...d, agentCode: agentOf.get(d.clinicCode) ?? '' }));
-      return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="uses.csv"').send(toCsv(rows, ['day', 'clinicCode', 'terminalId', 'agentCode', 'uses']));
+      // a use recorded with an untrusted clock is on the day the server received it, and says so
+      const rows = (await dailyOf(principal)).map((d) => ({ ...d, agentCode: agentOf.get(d.clinicCode) ?? '', clockUntrusted: d.clockUntrusted ? 'yes' : '' }));
+      return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="uses.csv"').send(toCsv(rows, ['day', 'clinicCode', 'terminalId', 'agentCode', 'uses', 'clockUntrusted']));
     },
   );
 

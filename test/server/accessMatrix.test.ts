@@ -157,7 +157,7 @@ describe('console access over HTTP', () => {
     expect((await request('GET /api/uses/series?period=week&by=terminal', logins.get('clinic'))).json().data).toEqual({ buckets: ['2026-11-02'], groups: [{ key: 'T-A', uses: [5] }], total: 5 });
     for (const role of ['clinic', 'agent', 'auditor'] as const) {
       const csv = (await request('GET /api/export/uses.csv', logins.get(role))).body.trim().split('\r\n');
-      expect(csv[0]).toBe('day,clinicCode,terminalId,agentCode,uses');
+      expect(csv[0]).toBe('day,clinicCode,terminalId,agentCode,uses,clockUntrusted');
       expect([...new Set(csv.slice(1).map((line) => line.split(',')[1]))].sort(), `CSV as ${role}`).toEqual([...VISIBLE[role]].sort());
     }
     const agentIncome = (await request('GET /api/income', logins.get('agent'))).json().data;

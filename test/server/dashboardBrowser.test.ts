@@ -137,9 +137,9 @@ describe('the dashboard in chromium', () => {
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#csv')]);
     const text = readFileSync((await download.path())!, 'utf8');
     const lines = text.trim().split('\r\n');
-    expect(lines[0]).toBe('day,clinicCode,terminalId,agentCode,uses');
+    expect(lines[0]).toBe('day,clinicCode,terminalId,agentCode,uses,clockUntrusted');
     const rows = (await store.usesPerDay()).filter((d) => d.clinicCode !== 'CL-B');
-    expect(lines.slice(1).sort()).toEqual(rows.map((d) => `${d.day},${d.clinicCode},${d.terminalId},AG-1,${d.uses}`).sort());
+    expect(lines.slice(1).sort()).toEqual(rows.map((d) => `${d.day},${d.clinicCode},${d.terminalId},AG-1,${d.uses},${d.clockUntrusted ? 'yes' : ''}`).sort());
     await page.context().close();
   });
 

@@ -42,7 +42,7 @@ describe('HTTP layer (fastify)', () => {
         'GET /api/registry/batches', 'GET /api/registry/cards', 'GET /api/registry/clinics', 'GET /api/registry/issuance', 'GET /api/registry/stations', 'GET /api/registry/terminals',
         'GET /api/registry/agents', 'GET /api/export/uses.csv', 'GET /api/uses/series', 'GET /api/users', 'GET /api/audit', 'GET /api/session', 'GET /api/session/once',
         'POST /api/echo', 'POST /api/registry/clinics', 'POST /api/registry/import', 'POST /api/registry/terminals', 'POST /api/registry/terminals/retire',
-        'POST /api/registry/agents', 'POST /api/alerts/ack', 'POST /api/session', 'POST /api/session/logout', 'POST /api/session/locale',
+        'POST /api/registry/agents', 'POST /api/alerts/ack', 'POST /api/session', 'POST /api/session/logout', 'POST /api/session/locale', 'POST /api/users/change',
         'GET /api/vouchers', 'GET /api/vouchers/batches', 'GET /api/vouchers/centre', 'GET /api/vouchers/slots', 'GET /api/vouchers/stats',
         'POST /api/vouchers/batches', 'POST /api/vouchers/book', 'POST /api/vouchers/issue', 'POST /api/vouchers/send', 'POST /api/vouchers/slots', 'POST /api/vouchers/void', 'POST /api/vouchers/void-expired',
       ].sort(),

@@ -79,6 +79,8 @@ describe('GET /api/uses and /api/income', () => {
         { key: '2026-11-01', uses: 1 },
         { key: `2026-11-03 ${UNTRUSTED_DAY_SUFFIX}`, uses: 1 },
       ]);
+      const csv = await app.inject({ method: 'GET', url: '/api/export/uses.csv', headers });
+      expect(csv.body.trim().split('\r\n')).toEqual(['day,clinicCode,terminalId,agentCode,uses,clockUntrusted', '2026-11-01,C1,T-1,,1,', '2026-11-03,C1,T-1,,1,yes']);
       const income = await app.inject({ method: 'GET', url: '/api/income', headers });
       expect((income.json() as { data: Array<Record<string, unknown>> }).data).toEqual([expect.objectContaining({ clinicCode: 'C1', uses: 2, untrustedUses: 1 })]);
     } finally {
