@@ -134,7 +134,9 @@ describe('EST enrolment and revocation at the real broker', () => {
     console.log(`revocation latency: retired -> refused by Mosquitto in ${latencyMs} ms (${attempts} attempts, check interval 1000 ms)`);
     expect(latencyMs).toBeLessThan(60_000);
     expect(pki.list().filter((c) => c.commonName === 'T-1').every((c) => c.status === 'revoked')).toBe(true);
-    expect(broker.log()).not.toContain('Error');
+    // the CRL reloaded cleanly (Mosquitto: "Error: Unable to load certificate revocation file"); other
+    // OpenSSL error lines are the refusals and a readiness probe's early EOF, not failures
+    expect(broker.log()).not.toMatch(/Unable to load/);
     expect(await code(reenrol({ serverUrl: est.url, dataDir: data, terminalId: 'T-1' }))).toBe('CERT_REVOKED');
     // Mosquitto checks the CRL at the handshake: a session opened before stays until it drops (see notes)
     console.log(`session opened before the revocation still connected: ${open.connected}`);
