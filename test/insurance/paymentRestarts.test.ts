@@ -101,5 +101,5 @@ describe('insurance payments interrupted at random points', () => {
     expect({ lost, doubled }).toEqual({ lost: 0, doubled: 0 });
     expect(report.mismatches).toEqual([]);
     expect(ledger.verify().ok).toBe(true);
-  }, 600_000);
+  }, 1_800_000);
 });
