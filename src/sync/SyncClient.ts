@@ -1,30 +1,23 @@
 /**
- * The terminal's side of MQTT: drains the ledger's outbox to the server and
- * applies what the server sends back.
+ * The terminal's side of MQTT: the connection, its status and heartbeat, and
+ * the dispatch of what the server sends. The outbox drain (reports and their
+ * acks) is reportDrain.ts; the state the server keeps on the terminal (config,
+ * deny list, time) and the refusals of bad messages are downlinkState.ts.
  *
- * - Reports: several entries per QoS 1 message; an entry leaves the outbox
- *   only when the server's application ack lists it as committed (a PUBACK is
- *   a hop ack, not delivery). Reports awaiting their ack, and publishes
- *   awaiting their PUBACK, never exceed the broker's receive maximum (mqtt.js
- *   does not enforce it). A report without an ack in time is sent again; the
- *   server dedupes. A backlog drains at a limited rate.
  * - Restart of anything: the outbox is the truth. After a reconnect the drain
  *   starts again from the lowest un-acknowledged entry.
  * - Status: retained online/offline with a last will; a heartbeat with the
  *   queue depth.
- * - From the server: config, deny list, time, resend, claim results. Each is
- *   validated; a bad one is refused with a recorded reason and answered on the
- *   response topic, and the last good state is kept.
+ * - Requests that wait for the server's answer (batch claims, voucher claims,
+ *   insurance) resolve undefined after their timeout: offline.
  */
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { parseCardRecord, RecordKind } from '../codecs/cardRecord.js';
 import {
   encodeJsonPayload,
   parseJsonPayload,
-  rangesToSeqs,
   type AckPayload,
   type ConfigPayload,
-  type DenylistPayload,
   type HeartbeatPayload,
   type JsonKind,
   type ResponsePayload,
@@ -32,17 +25,18 @@ import {
   type InsuranceResultPayload,
 } from '../codecs/mqtt/messages.js';
 import { PayloadError } from '../codecs/mqtt/PayloadError.js';
-import { MAX_REPORT_BYTES } from '../codecs/mqtt/limits.js';
-import { encodeReport, reportSize } from '../codecs/mqtt/report.js';
 import { parseTopic, terminalSubscriptions, terminalTopic } from '../codecs/mqtt/topics.js';
-import { CLOCK_FLOOR_MS, systemClock, type Clock } from '../util/clock.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import { systemScheduler, type Scheduler, type TimerHandle } from '../util/scheduler.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { codeOf } from '../errors.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
-import type { OutboxEntry, OutboxSource } from './OutboxSource.js';
+import type { OutboxSource } from './OutboxSource.js';
 import { connectMqtt, type TlsFiles } from './connectMqtt.js';
-import { TokenBucket } from '../util/TokenBucket.js';
+import { createReportDrain, type DrainStats } from './reportDrain.js';
+import { createDownlinkState, type DenylistUpdate, type Refusal, type SyncState } from './downlinkState.js';
+
+export type { DenylistUpdate, Refusal, SyncState } from './downlinkState.js';
 
 export interface SyncPolicy {
   /** Entries per report */
@@ -65,29 +59,6 @@ export const DEFAULT_SYNC_POLICY: SyncPolicy = {
 };
 
 /** The last good state received from the server; the daemon persists it (save) and gives it back at start (initial) */
-export interface SyncState {
-  readonly config?: ConfigPayload;
-  readonly denylist?: { readonly version: number; readonly cards: readonly string[] };
-  /** serverTime - local clock at the last time message */
-  readonly clockOffsetMs?: number;
-}
-
-export interface Refusal {
-  readonly at: number;
-  readonly kind: string;
-  readonly reason: string;
-  readonly detail: string;
-}
-
-export interface DenylistUpdate {
-  readonly version: number;
-  /** true: `add` is the whole list; false: a change to the previous version */
-  readonly full: boolean;
-  /** Card ids, hex */
-  readonly add: readonly string[];
-  readonly remove: readonly string[];
-}
-
 export interface HeartbeatExtras {
   readonly lastSeq?: number;
   readonly batch?: HeartbeatPayload['batch'];
@@ -133,15 +104,7 @@ export interface SyncClientOptions {
   readonly logger?: Logger;
 }
 
-export interface SyncStats {
-  reportsSent: number;
-  entriesSent: number;
-  entriesAcknowledged: number;
-  acks: number;
-  ackTimeouts: number;
-  resendRequests: number;
-  /** The most reports awaiting an ack at once */
-  maxInflightReports: number;
+export interface SyncStats extends DrainStats {
   /** The most publishes awaiting a PUBACK at once */
   maxInflightPublishes: number;
   refusals: number;
@@ -187,12 +150,6 @@ export interface SyncClient {
   stop(): Promise<void>;
 }
 
-interface InflightReport {
-  readonly seqs: readonly number[];
-  readonly sentAt: number;
-}
-
-const MAX_REFUSALS_KEPT = 100;
 const U32 = 0x1_0000_0000;
 
 export function createSyncClient(options: SyncClientOptions): SyncClient {
@@ -204,28 +161,18 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
   const certificate = parseCardRecord(outbox.terminalCertificate());
   const clinicCode = certificate.kind === RecordKind.TERMINAL ? certificate.clinicCode : undefined;
   let policy: SyncPolicy = { ...DEFAULT_SYNC_POLICY, ...options.policy };
-  let state: SyncState = options.initialState ?? {};
-  if (state.config) policy = applyConfigPolicy(policy, state.config);
+  if (options.initialState?.config) policy = applyConfigPolicy(policy, options.initialState.config);
   const protocolVersion = options.protocolVersion ?? 5;
   const topic = (kind: Parameters<typeof terminalTopic>[1]): string => terminalTopic(terminalId, kind);
   const startedAt = clock.now();
   const stats: SyncStats = { reportsSent: 0, entriesSent: 0, entriesAcknowledged: 0, acks: 0, ackTimeouts: 0, resendRequests: 0, maxInflightReports: 0, maxInflightPublishes: 0, refusals: 0 };
-  const refusalLog: Refusal[] = [];
-  const inflight = new Map<number, InflightReport>();
   const claims = new Map<number, (answer: ClaimAnswer) => void>();
   const voucherClaims = new Map<number, (answer: VoucherClaimAnswer) => void>();
   const insuranceWaiters = new Map<number, (answer: InsuranceResultPayload) => void>();
   const voucherListeners = new Set<(orderId: string, voucher: string) => void>();
-  const drainWaiters = new Set<() => void>();
   const publishLimiter = new InflightLimiter(20);
-  const bucket = new TokenBucket(policy.maxReportsPerSecond, clock);
   let receiveMaximum = 20;
-  let cursor = 0;
   let transaction = Math.floor(Math.random() * 0xffff);
-  let stopped = false;
-  let pumping = false;
-  let pumpAgain = false;
-  let pumpTimer: TimerHandle | undefined;
 
   const client = connectMqtt(options.brokerUrl, {
     clientId: `terminal-${terminalId}`,
@@ -265,136 +212,54 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
       await client.publishAsync(topicName, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1, retain });
     });
 
-  const window = (): number => Math.max(1, Math.min(policy.maxInflightReports, receiveMaximum));
-
-  const refuse = (kind: string, reason: string, detail: string, request?: { transaction: number; request: ResponsePayload['request'] }): void => {
-    const refusal = { at: clock.now(), kind, reason, detail: detail.slice(0, 300) };
-    refusalLog.push(refusal);
-    if (refusalLog.length > MAX_REFUSALS_KEPT) refusalLog.shift();
-    stats.refusals++;
-    logger.warn({ kind, reason, detail }, 'server message refused');
-    if (request) respond(request.transaction, request.request, { code: reason, message: detail.slice(0, 500) });
-  };
-
   const respond = (tx: number, request: ResponsePayload['request'], error?: { code: string; message: string }): void => {
     if (!client.connected) return;
     const body: ResponsePayload = { transaction: tx, request, status: error ? 'error' : 'ok', ...(error ? { error } : {}) };
     publish(topic('response'), encodeJsonPayload('response', body)).catch((err: Error) => logger.warn({ err: err.message }, 'response not sent'));
   };
 
-  const saveState = (next: SyncState): void => {
-    state = next;
-    try {
-      options.saveState?.(state);
-    } catch (err) {
-      logger.error({ err: (err as Error).message }, 'could not save sync state');
-    }
-  };
+  const drain = createReportDrain({
+    outbox,
+    stats,
+    policy: () => policy,
+    receiveMaximum: () => receiveMaximum,
+    connected: () => client.connected,
+    publishReport: (payload) => publish(topic('report'), payload),
+    nextTransaction,
+    pollMs: options.pollMs ?? 1000,
+    clock,
+    timers,
+    logger,
+  });
 
-  // ---------- the drain ----------
-
-  const schedulePump = (delayMs: number): void => {
-    if (stopped) return;
-    if (pumpTimer) timers.clearTimeout(pumpTimer);
-    pumpTimer = timers.setTimeout(() => {
-      pumpTimer = undefined;
-      pump();
-    }, delayMs);
-  };
-
-  // while the server stays silent (down for days), resend less and less often: doubling up to 5 minutes
-  let silentTimeouts = 0;
-  const ackTimeout = (): number => Math.min(Math.max(policy.ackTimeoutMs, 300_000), policy.ackTimeoutMs * 2 ** Math.min(silentTimeouts, 10));
-
-  const checkAckTimeouts = (): void => {
-    const now = clock.now();
-    let lowestLost: number | undefined;
-    const timeout = ackTimeout();
-    for (const [tx, report] of inflight) {
-      if (now - report.sentAt < timeout) continue;
-      inflight.delete(tx);
-      stats.ackTimeouts++;
-      const low = Math.min(...report.seqs);
-      lowestLost = lowestLost === undefined ? low : Math.min(lowestLost, low);
-    }
-    // send again from the first entry whose ack never came; the server dedupes the rest
-    if (lowestLost !== undefined) {
-      cursor = Math.min(cursor, lowestLost - 1);
-      silentTimeouts++;
-    }
-  };
-
-  const takeBatch = (): OutboxEntry[] => {
-    const entries = outbox.pending(policy.reportBatchSize, cursor);
-    // keep within the frame size: drop entries from the end until it fits
-    const cert = outbox.terminalCertificate();
-    while (entries.length > 1 && reportSize(cert.length, entries.map((e) => e.raw.length)) > MAX_REPORT_BYTES) entries.pop();
-    return entries;
-  };
-
-  const sendReport = (entries: readonly OutboxEntry[]): void => {
-    const tx = nextTransaction();
-    const payload = encodeReport({ transaction: tx, certificate: outbox.terminalCertificate(), entries: entries.map((e) => e.raw) });
-    inflight.set(tx, { seqs: entries.map((e) => e.seq), sentAt: clock.now() });
-    stats.maxInflightReports = Math.max(stats.maxInflightReports, inflight.size);
-    stats.reportsSent++;
-    stats.entriesSent += entries.length;
-    publish(topic('report'), payload).catch((err: Error) => {
-      // not at the broker: the ack timeout sends it again
-      logger.warn({ err: err.message, tx }, 'report publish failed');
-    });
-  };
-
-  function pump(): void {
-    if (stopped) return;
-    if (pumping) {
-      pumpAgain = true;
-      return;
-    }
-    pumping = true;
-    try {
-      checkAckTimeouts();
-      while (client.connected && inflight.size < window()) {
-        if (!bucket.tryTake()) {
-          schedulePump(bucket.waitMs());
-          return;
-        }
-        const entries = takeBatch();
-        if (entries.length === 0) break;
-        cursor = entries[entries.length - 1]!.seq;
-        sendReport(entries);
+  const downlink = createDownlinkState({
+    clinicCode,
+    ...(options.initialState ? { initialState: options.initialState } : {}),
+    ...(options.saveState ? { saveState: options.saveState } : {}),
+    ...(options.onDenylist ? { onDenylist: options.onDenylist } : {}),
+    ...(options.onConfig ? { onConfig: options.onConfig } : {}),
+    ...(options.onServerTime ? { onServerTime: options.onServerTime } : {}),
+    applyConfig(config) {
+      policy = applyConfigPolicy(policy, config);
+      drain.setRate(policy.maxReportsPerSecond);
+      restartHeartbeat();
+      if (config.connection) {
+        // mqtt.js reads these at the next (re)connect
+        client.options.keepalive = config.connection.keepaliveSeconds;
+        client.options.reconnectPeriod = config.connection.reconnectSeconds * 1000;
       }
-      if (inflight.size > 0) schedulePump(Math.min(ackTimeout(), 1000));
-      else schedulePump(options.pollMs ?? 1000);
-      notifyDrained();
-    } catch (err) {
-      logger.error({ err: (err as Error).message }, 'drain failed');
-      schedulePump(1000);
-    } finally {
-      pumping = false;
-      if (pumpAgain) {
-        pumpAgain = false;
-        queueMicrotask(pump);
-      }
-    }
-  }
-
-  const notifyDrained = (): void => {
-    if (drainWaiters.size === 0 || outbox.pendingCount() > 0) return;
-    for (const resolve of [...drainWaiters]) resolve();
-  };
+    },
+    respond,
+    refused: () => stats.refusals++,
+    clock,
+    logger,
+  });
+  const { refuse } = downlink;
 
   // ---------- messages from the server ----------
 
   const handleAck = (ack: AckPayload): void => {
-    stats.acks++;
-    silentTimeouts = 0;
-    const committed = rangesToSeqs(ack.data.committed);
-    if (committed.length > 0) {
-      outbox.acknowledge(committed);
-      stats.entriesAcknowledged += committed.length;
-    }
-    inflight.delete(ack.transaction);
+    drain.acknowledged(ack);
     if (ack.data.checkpoint) {
       try {
         options.onCheckpoint?.(ack.data.checkpoint);
@@ -403,88 +268,11 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
       }
     }
     if (ack.status === 'error') refuse('ack', ack.error?.code ?? 'error', `server refused entries: ${ack.error?.message ?? ''} ${JSON.stringify(ack.data.rejected ?? []).slice(0, 200)}`);
-    pump();
-  };
-
-  const handleConfig = (config: ConfigPayload): void => {
-    const current = state.config?.version ?? 0;
-    if (config.version < current) return refuse('config', 'stale-version', `version ${config.version} is older than ${current}`, { transaction: config.transaction, request: 'config' });
-    if (clinicCode !== undefined && config.clinicCode !== clinicCode) {
-      return refuse('config', 'wrong-clinic', `config for clinic ${config.clinicCode}, this terminal belongs to ${clinicCode}`, { transaction: config.transaction, request: 'config' });
-    }
-    if (config.version > current) {
-      saveState({ ...state, config });
-      policy = applyConfigPolicy(policy, config);
-      bucket.setRate(policy.maxReportsPerSecond);
-      restartHeartbeat();
-      if (config.connection) {
-        // mqtt.js reads these at the next (re)connect
-        client.options.keepalive = config.connection.keepaliveSeconds;
-        client.options.reconnectPeriod = config.connection.reconnectSeconds * 1000;
-      }
-      try {
-        options.onConfig?.(config);
-      } catch (err) {
-        logger.error({ err: (err as Error).message }, 'config callback failed');
-      }
-    }
-    respond(config.transaction, 'config');
-  };
-
-  const handleDenylist = (list: DenylistPayload): void => {
-    const current = state.denylist;
-    const request = { transaction: list.transaction, request: 'denylist' as const };
-    if (current && list.version <= current.version) {
-      // the retained full list comes again at every reconnect: the same version is fine
-      if (list.version === current.version) return respond(list.transaction, 'denylist');
-      return refuse('denylist', 'stale-version', `version ${list.version} is older than ${current.version}`, request);
-    }
-    let cards: string[];
-    if (list.kind === 'full') cards = [...new Set(list.add)].sort();
-    else {
-      if (!current || current.version !== list.baseVersion) {
-        return refuse('denylist', 'version-mismatch', `delta from version ${list.baseVersion} but this terminal has ${current?.version ?? 'none'}: send a full list`, request);
-      }
-      const set = new Set(current.cards);
-      for (const id of list.add) set.add(id);
-      for (const id of list.remove ?? []) set.delete(id);
-      cards = [...set].sort();
-    }
-    try {
-      options.onDenylist?.({ version: list.version, full: list.kind === 'full', add: list.add, remove: list.remove ?? [] });
-    } catch (err) {
-      return refuse('denylist', 'apply-failed', (err as Error).message, request);
-    }
-    saveState({ ...state, denylist: { version: list.version, cards } });
-    respond(list.transaction, 'denylist');
-  };
-
-  const handleTime = (tx: number, serverTime: number): void => {
-    if (serverTime < CLOCK_FLOOR_MS) return refuse('time', 'implausible-time', `server time ${new Date(serverTime).toISOString()} is before ${new Date(CLOCK_FLOOR_MS).toISOString()}`, { transaction: tx, request: 'time' });
-    const local = clock.now();
-    try {
-      options.onServerTime?.(serverTime, local);
-    } catch (err) {
-      return refuse('time', 'not-applied', (err as Error).message, { transaction: tx, request: 'time' });
-    }
-    saveState({ ...state, clockOffsetMs: serverTime - local });
-    respond(tx, 'time');
+    drain.pump();
   };
 
   const handleResend = (tx: number, fromSeq: number, toSeq: number | undefined): void => {
-    stats.resendRequests++;
-    // everything from fromSeq, acknowledged or not, goes again; inflight reports still count against the window
-    let next = fromSeq;
-    const last = toSeq ?? Number.MAX_SAFE_INTEGER;
-    let sent = 0;
-    while (next <= last && sent < 10_000) {
-      const entries = outbox.entriesFrom(next, policy.reportBatchSize).filter((e) => e.seq <= last);
-      if (entries.length === 0) break;
-      sendReport(entries);
-      sent += entries.length;
-      next = entries[entries.length - 1]!.seq + 1;
-    }
-    if (sent === 0) return refuse('resend', 'not-found', `no entries from seq ${fromSeq}`, { transaction: tx, request: 'resend' });
+    if (drain.resend(fromSeq, toSeq) === 0) return refuse('resend', 'not-found', `no entries from seq ${fromSeq}`, { transaction: tx, request: 'resend' });
     respond(tx, 'resend');
   };
 
@@ -500,12 +288,12 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
         case 'ack':
           return handleAck(parseJsonPayload('ack', bytes));
         case 'config':
-          return handleConfig(parseJsonPayload('config', bytes));
+          return downlink.config(parseJsonPayload('config', bytes));
         case 'denylist':
-          return handleDenylist(parseJsonPayload('denylist', bytes));
+          return downlink.denylist(parseJsonPayload('denylist', bytes));
         case 'time': {
           const time = parseJsonPayload('time', bytes);
-          return handleTime(time.transaction, time.serverTime);
+          return downlink.time(time.transaction, time.serverTime);
         }
         case 'resend': {
           const resend = parseJsonPayload('resend', bytes);
@@ -558,8 +346,7 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
     publishLimiter.setLimit(receiveMaximum);
     logger.info({ receiveMaximum, sessionPresent: connack.sessionPresent }, 'connected');
     // after any reconnect, start again from the lowest un-acknowledged entry
-    cursor = 0;
-    inflight.clear();
+    drain.restart();
     subscribedConnection = undefined;
     const thisConnection = ++connections;
     client.subscribe(terminalSubscriptions(terminalId), { qos: 1 }, (err) => {
@@ -567,7 +354,7 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
       else subscribedConnection = thisConnection;
     });
     publish(topic('status'), encodeJsonPayload('status', { state: 'online', time: clock.now(), ...(options.software ? { software: options.software } : {}) }), true).catch(() => undefined);
-    pump();
+    drain.pump();
   });
   client.on('error', (err) => logger.warn({ err: err.message }, 'mqtt error'));
   client.on('close', () => {
@@ -578,7 +365,9 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
   const heartbeat = async (): Promise<void> => {
     if (!client.connected) return;
     const extras = options.heartbeatExtras?.() ?? {};
-    const last = refusalLog[refusalLog.length - 1];
+    const refusals = downlink.refusals();
+    const last = refusals[refusals.length - 1];
+    const state = downlink.state();
     const body: HeartbeatPayload = {
       time: clock.now(),
       queueDepth: outbox.pendingCount(),
@@ -604,25 +393,11 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
   return {
     client,
     stats,
-    notify: () => pump(),
-    drained(timeoutMs = 60_000) {
-      if (outbox.pendingCount() === 0) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        const timer = timers.setTimeout(() => {
-          drainWaiters.delete(done);
-          reject(new Error(`outbox not drained after ${timeoutMs} ms: ${outbox.pendingCount()} pending`));
-        }, timeoutMs);
-        const done = (): void => {
-          timers.clearTimeout(timer);
-          drainWaiters.delete(done);
-          resolve();
-        };
-        drainWaiters.add(done);
-      });
-    },
-    state: () => state,
+    notify: () => drain.pump(),
+    drained: (timeoutMs = 60_000) => drain.drained(timeoutMs),
+    state: () => downlink.state(),
     policy: () => policy,
-    refusals: () => refusalLog,
+    refusals: () => downlink.refusals(),
     connected: () => client.connected,
     subscribed: () => client.connected && subscribedConnection === connections,
     receiveMaximum: () => receiveMaximum,
@@ -655,8 +430,7 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
     },
     sendHeartbeat: heartbeat,
     async stop() {
-      stopped = true;
-      if (pumpTimer) timers.clearTimeout(pumpTimer);
+      drain.stop();
       if (heartbeatTimer) timers.clearInterval(heartbeatTimer);
       if (client.connected) {
         await Promise.race([publish(topic('status'), encodeJsonPayload('status', { state: 'offline', time: clock.now() }), true), new Promise((r) => timers.setTimeout(() => r(undefined), 1000, { unref: true }))]).catch(() => undefined);
