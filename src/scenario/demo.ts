@@ -163,7 +163,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   say(`  server              ${serverView.stored} entries stored, ${serverView.matching} identical to the terminal's; ${plural(serverView.serverUses, 'card use')} counted; alerts ${serverView.alerts}`);
   const voucherStats = await server.store.vouchers.periodStatistics({ by: 'clinic', period: 'month', from: 0, until: Math.floor(Date.now() / 1000) + 86_400 });
   const writtenOff = voucherStats.filter((r) => r.key === clinic).reduce((n, r) => n + r.writtenOff, 0);
-  say(`  vouchers            ${writtenOff} written off at ${clinic} in the back office (from the terminal's ledger, claimed offline); the wallet no longer lists it`);
+  const completed = voucherStats.filter((r) => r.key === clinic).reduce((n, r) => n + r.completed, 0);
+  say(`  vouchers            ${writtenOff} written off at ${clinic} in the back office (from the terminal's ledger, claimed offline), ${completed} exam complete (its use.completed); the wallet no longer lists it; the income split charges it as a use`);
   // the server counts card uses in its daily roll-up and vouchers in the back office: together the terminal's uses
   (summary as { serverMatches: boolean }).serverMatches = serverView.stored === verification.entries && serverView.matching === verification.entries && serverView.serverUses + writtenOff === summary.uses;
   await link.stop();

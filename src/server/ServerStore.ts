@@ -90,6 +90,7 @@ export interface SerialUse extends OpenUse {
 /** A voucher written off (entry type 12) and not released: where, and when by the terminal's clock */
 export interface VoucherUse extends OpenUse {
   readonly serial: number;
+  readonly clinicCode: string;
   readonly time: number;
   readonly clockTrusted: boolean;
 }
@@ -235,6 +236,13 @@ export interface ServerStore {
 
   /** The voucher uses (entry type 12, not released) of these voucher serials, in time order */
   voucherUsesOf(serials: readonly number[]): Promise<VoucherUse[]>;
+  /** The voucher serial of each of this terminal's voucher.reserved entries (type 12) at these seqs */
+  voucherSerialsAt(terminalId: string, seqs: readonly number[]): Promise<Map<number, number>>;
+  /**
+   * Vouchers charged per clinic (the income report): the serials with a voucher.reserved entry that no release
+   * cancels, each once however many terminals wrote it off (a double is an alert, not paid twice)
+   */
+  voucherUsesPerClinic(): Promise<Array<{ clinicCode: string; uses: number }>>;
 
   recordRejection(rejection: Rejection): Promise<void>;
   rejections(limit?: number): Promise<Rejection[]>;

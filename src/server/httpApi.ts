@@ -89,26 +89,45 @@ export interface IncomeRow {
   readonly agent?: number;
   /** Of `uses`, how many were recorded with an untrusted terminal clock (dated by their arrival at the server); absent: none */
   readonly untrustedUses?: number;
+  /** Of `uses`, how many were paid with a service voucher (seed 004: paid per voucher written off, as per card); absent: none */
+  readonly voucherUses?: number;
 }
 
-/** Uses per clinic as daily rows or already summed per clinic (the store's usesPerClinic); clinicCode and uses count, and how many had an untrusted clock */
+/**
+ * Uses per clinic as daily rows or already summed per clinic (the store's usesPerClinic); clinicCode and uses count,
+ * and how many had an untrusted clock. `vouchers`: the vouchers charged per clinic (the store's voucherUsesPerClinic),
+ * priced as a use each, in `uses` and counted apart in voucherUses.
+ */
 export function incomeSplit(
   daily: ReadonlyArray<Pick<DailyUses, 'clinicCode' | 'uses' | 'clockUntrusted'> & { readonly untrustedUses?: number }>,
   pricing: PricingConfig,
+  vouchers: ReadonlyArray<{ readonly clinicCode: string; readonly uses: number }> = [],
 ): IncomeRow[] {
   const uses = new Map<string, number>();
   const untrusted = new Map<string, number>();
+  const voucherUses = new Map<string, number>();
   for (const d of daily) {
     uses.set(d.clinicCode, (uses.get(d.clinicCode) ?? 0) + d.uses);
     const held = d.untrustedUses ?? (d.clockUntrusted ? d.uses : 0);
     untrusted.set(d.clinicCode, (untrusted.get(d.clinicCode) ?? 0) + held);
   }
+  for (const v of vouchers) {
+    if (v.uses <= 0) continue;
+    uses.set(v.clinicCode, (uses.get(v.clinicCode) ?? 0) + v.uses);
+    voucherUses.set(v.clinicCode, (voucherUses.get(v.clinicCode) ?? 0) + v.uses);
+  }
   return [...uses.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([clinicCode, count]) => {
       const held = untrusted.get(clinicCode) ?? 0;
-      return { ...splitOf(clinicCode, count, pricing), ...(held > 0 ? { untrustedUses: held } : {}) };
+      const paidByVoucher = voucherUses.get(clinicCode) ?? 0;
+      return { ...splitOf(clinicCode, count, pricing), ...(held > 0 ? { untrustedUses: held } : {}), ...(paidByVoucher > 0 ? { voucherUses: paidByVoucher } : {}) };
     });
+}
+
+/** The income report from the store: card uses and vouchers charged, per clinic, at the current pricing */
+export async function storeIncome(store: ServerStore, pricing: PricingConfig): Promise<IncomeRow[]> {
+  return incomeSplit(await store.usesPerClinic(), await currentPricing(store, pricing), await store.voucherUsesPerClinic());
 }
 
 function splitOf(clinicCode: string, count: number, pricing: PricingConfig): Omit<IncomeRow, 'untrustedUses'> {
@@ -335,7 +354,7 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     return map;
   };
   const dailyOf = async (principal: Principal): Promise<DailyUses[]> => mine(principal, await store.usesPerDay());
-  const incomeOf = async (principal: Principal): Promise<IncomeRow[]> => mine(principal, incomeSplit(await store.usesPerClinic(), await currentPricing(store, pricing)));
+  const incomeOf = async (principal: Principal): Promise<IncomeRow[]> => mine(principal, await storeIncome(store, pricing));
 
   get('/api/health', 'health', 'the store and the ingest counters', Rows.health, async () => ({ store: store.kind, ...(options.stats?.() ?? {}) }));
   get('/api/terminals', 'terminals.read', 'terminals seen by the ingest, with their MQTT status', list(Rows.terminal), async (_q, principal) => {

@@ -65,7 +65,7 @@ export const Rows = {
   ),
   batch: row({ batchId: Type.String(), batchNo: Type.Integer(), clinicCode: Type.String(), count: Type.Integer(), terminalId: Type.String(), used: Type.Integer(), released: Type.Integer(), remaining: Type.Integer(), notYetReported: Type.Optional(Type.Integer()) }, 'one batch reconciled'),
   income: row(
-    { clinicCode: Type.String(), uses: Type.Integer(), gross: Type.Integer(), investor: Type.Integer(), clinic: Type.Integer(), agentCode: Type.Optional(Type.String()), agent: Type.Optional(Type.Integer({ description: "the agent's share, out of the investor's part" })), untrustedUses: Type.Optional(Type.Integer({ description: 'of uses, how many were recorded with an untrusted terminal clock (dated by arrival)' })) },
+    { clinicCode: Type.String(), uses: Type.Integer(), gross: Type.Integer(), investor: Type.Integer(), clinic: Type.Integer(), agentCode: Type.Optional(Type.String()), agent: Type.Optional(Type.Integer({ description: "the agent's share, out of the investor's part" })), untrustedUses: Type.Optional(Type.Integer({ description: 'of uses, how many were recorded with an untrusted terminal clock (dated by arrival)' })), voucherUses: Type.Optional(Type.Integer({ description: 'of uses, how many were paid with a service voucher (each voucher once)' })) },
     'income split of one clinic, in the smallest currency unit (fen)',
   ),
   useSeries: Type.Object(

@@ -1,7 +1,7 @@
 /**
  * npm run demo -- --serve: after the story the demo keeps its server up with the dashboard, prints the address
  * and a one-time login for its top authority; the link logs in once (the dashboard then shows the demo's uses and
- * the income split with the demo agent's share, as the store has them), a second use is refused.
+ * the income split with the demo agent's share, its voucher charged as a use, as the store has them), a second use is refused.
  */
 import { rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -34,10 +34,9 @@ describe('demo --serve', () => {
     expect(seen.csp).toContain("default-src 'none'");
     expect(seen.firstStatus).toBe(303);
     expect(seen.session).toMatchObject({ username: 'demo-authority', role: 'authority' });
-    // the demo's one service voucher is counted by the voucher back office; the income split counts card uses only (yet)
-    const cardUses = summary.uses - 1;
-    const gross = cardUses * 10_000;
-    expect(seen.income).toEqual([{ clinicCode: 'CLINIC-001', uses: cardUses, gross, investor: Math.round(gross * 0.7) - Math.round(gross * 0.1), clinic: gross - Math.round(gross * 0.7), agentCode: 'DEMO-AGENT', agent: Math.round(gross * 0.1) }]);
+    // the demo's one service voucher is charged as a use, at the card price, and counted apart
+    const gross = summary.uses * 10_000;
+    expect(seen.income).toEqual([{ clinicCode: 'CLINIC-001', uses: summary.uses, voucherUses: 1, gross, investor: Math.round(gross * 0.7) - Math.round(gross * 0.1), clinic: gross - Math.round(gross * 0.7), agentCode: 'DEMO-AGENT', agent: Math.round(gross * 0.1) }]);
     expect(seen.anonymous).toBe(401);
     expect(seen.secondStatus).toBe(401);
   });

@@ -2,7 +2,8 @@
  * The voucher back office's store on SQLite and PostgreSQL: the lifecycle, and
  * every state change one conditional update: 50 concurrent write-offs of one
  * voucher by 50 terminals, 50 concurrent bookings of one voucher, and 50
- * vouchers booking a slot of capacity 1: exactly one wins each time.
+ * vouchers booking a slot of capacity 1: exactly one wins each time; 50
+ * releases of one write-off give it back once, and the exam completes once.
  */
 import { describe, expect, it } from 'vitest';
 import { createServerStore } from '../../src/server/createServerStore.js';
@@ -48,6 +49,40 @@ for (const backend of backends) {
           { key: '', generated: 4, sent: 2, voided: 4, writtenOff: 0 },
           { key: 'CLINIC-7', generated: 1, sent: 1, voided: 0, writtenOff: 1 },
         ]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("a release gives back only the releasing terminal's write-off, once of 50 at once; the exam completes once", async () => {
+      const store = await open('outcomes');
+      try {
+        const v = store.vouchers;
+        await v.generateBatch(batch('B3', 3000, 2), NOW);
+        await v.sendToCentre('B3', 'CC-1', 'Gulou', 2, NOW);
+        await v.issueToWallet(3000, 'CC-1', 'W-3', NOW);
+        await v.addSlot({ slotId: 30, clinicCode: 'CLINIC-7', department: 'eye', doctor: 'Dr Sun', start: NOW, end: NOW + 1800, capacity: 1 });
+        expect(await v.book(3000, 'W-3', 30, NOW)).toBe('booked');
+        expect(await v.writeOff(3000, 'T-1', 'CLINIC-7', NOW)).toEqual({ granted: true });
+        expect(await v.release(3000, 'T-2', NOW)).toBe(false); // not its write-off
+        const releases = await Promise.all(Array.from({ length: 50 }, () => v.release(3000, 'T-1', NOW + 5)));
+        expect(releases.filter(Boolean)).toHaveLength(1);
+        expect(await v.voucher(3000)).toMatchObject({ state: 'booked', slotId: 30, releases: 1 });
+        expect((await v.slot(30))!.booked).toBe(1);
+        expect(await v.complete(3000, 'T-1', NOW)).toBe(false); // not written off
+        expect(await v.writeOff(3000, 'T-2', 'CLINIC-7', NOW + 10)).toEqual({ granted: true });
+        const completions = await Promise.all(Array.from({ length: 50 }, (_, i) => v.complete(3000, 'T-2', NOW + 20 + i)));
+        expect(completions.filter(Boolean)).toHaveLength(1);
+        expect(await v.complete(3000, 'T-1', NOW + 30)).toBe(false);
+        expect((await v.voucher(3000))!.completedAt).toBeGreaterThanOrEqual(NOW + 20);
+        // never booked: back to issued
+        await v.generateBatch(batch('B4', 3100, 1, false), NOW);
+        await v.sendToCentre('B4', 'CC-1', 'Gulou', 1, NOW);
+        expect(await v.writeOff(3100, 'T-1', 'CLINIC-7', NOW)).toEqual({ granted: true });
+        expect(await v.release(3100, 'T-1', NOW)).toBe(true);
+        expect(await v.voucher(3100)).toMatchObject({ state: 'sent', releases: 1 });
+        const stats = await v.periodStatistics({ by: 'clinic', period: 'day', from: 0, until: NOW + 86_400 });
+        expect(stats.find((r) => r.key === 'CLINIC-7')).toMatchObject({ writtenOff: 1, completed: 1 });
       } finally {
         await store.close();
       }

@@ -5,7 +5,7 @@ import { HttpInsurancePlatform } from '../../server/insurance/HttpInsurancePlatf
 import { createIngestServer, type IngestServer } from '../../server/IngestServer.js';
 import { smsStatus } from '../../server/sms/SmsInbox.js';
 import { loadServerKey } from './serverKey.js';
-import { adminTokenProblem, currentPricing, DEFAULT_PRICING, groupedUses, incomeSplit, type IncomeRow } from '../../server/httpApi.js';
+import { adminTokenProblem, DEFAULT_PRICING, groupedUses, storeIncome, type IncomeRow } from '../../server/httpApi.js';
 import {
   checkInput,
   ClinicInputSchema,
@@ -219,7 +219,7 @@ with the head and uses that report named.`,
         case 'income': {
           const share = typeof values.share === 'string' ? Number(values.share) : DEFAULT_PRICING.default.investorShare;
           const pricing = { default: { pricePerUse: integer(values, 'price', DEFAULT_PRICING.default.pricePerUse), investorShare: share } };
-          rows = incomeSplit(await store.usesPerClinic(), await currentPricing(store, pricing));
+          rows = await storeIncome(store, pricing);
           break;
         }
         case 'terminals': {

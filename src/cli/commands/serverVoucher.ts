@@ -242,7 +242,7 @@ export const serverVoucherCommand: CliCommand = {
         const until = typeof values.until === 'string' ? seconds(values.until, 'until') : Math.floor(Date.now() / 1000) + DAY;
         const rows = await withOffice(values, (_office, store) => store.vouchers.periodStatistics({ by, period, from, until }));
         if (values.json) io.out(JSON.stringify(rows, null, 2));
-        else for (const line of formatTable(rows.map((r) => ({ period: r.period, [by]: r.key, generated: r.generated, sent: r.sent, voided: r.voided, writtenOff: r.writtenOff })))) io.out(line);
+        else for (const line of formatTable(rows.map((r) => ({ period: r.period, [by]: r.key, generated: r.generated, sent: r.sent, voided: r.voided, writtenOff: r.writtenOff, completed: r.completed })))) io.out(line);
         return 0;
       }
       case 'trust-list': {

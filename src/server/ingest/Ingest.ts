@@ -591,6 +591,39 @@ export class Ingest {
    * (by the terminals' trusted clocks, else by arrival), naming the first and the double.
    */
   private async checkVoucherUses(terminalId: string, entries: readonly VerifiedEntry[]): Promise<void> {
+    await this.writeOffVoucherUses(terminalId, entries);
+    await this.voucherOutcomes(terminalId, entries);
+  }
+
+  /**
+   * The outcomes of voucher uses (seed 004: the hospital module confirms the exam and tells the back office): a
+   * use.completed entry of a voucher use marks its exam complete; a use.released one (the device never started)
+   * gives the write-off back, unless this terminal still holds another use of the voucher; where another terminal
+   * holds one (a double), the write-off goes to the first of those.
+   */
+  private async voucherOutcomes(terminalId: string, entries: readonly VerifiedEntry[]): Promise<void> {
+    const rows = entries.map((e) => e.row).filter((r) => (r.type === EntryType.USE_COMPLETED || r.type === EntryType.USE_RELEASED) && r.ref !== undefined);
+    if (rows.length === 0) return;
+    const serials = await this.store.voucherSerialsAt(terminalId, rows.map((r) => r.ref!));
+    if (serials.size === 0) return;
+    const nowSeconds = Math.floor(this.options.clock.now() / 1000);
+    for (const row of rows) {
+      const serial = serials.get(row.ref!);
+      if (serial === undefined) continue;
+      if (row.type === EntryType.USE_COMPLETED) {
+        await this.store.vouchers.complete(serial, terminalId, row.clockTrusted ? Math.floor(row.time / 1000) : nowSeconds);
+        continue;
+      }
+      const open = await this.store.voucherUsesOf([serial]);
+      if (open.some((u) => u.terminalId === terminalId)) continue;
+      if (!(await this.store.vouchers.release(serial, terminalId, nowSeconds))) continue;
+      this.logger.info({ terminalId, serial, seq: row.seq }, 'voucher use released: written off no more');
+      const next = open[0];
+      if (next) await this.store.vouchers.writeOff(serial, next.terminalId, next.clinicCode, next.clockTrusted ? Math.floor(next.time / 1000) : nowSeconds);
+    }
+  }
+
+  private async writeOffVoucherUses(terminalId: string, entries: readonly VerifiedEntry[]): Promise<void> {
     const rows = entries.map((e) => e.row).filter((r) => r.type === EntryType.VOUCHER_RESERVED && r.serial !== undefined);
     if (rows.length === 0) return;
     const nowSeconds = Math.floor(this.options.clock.now() / 1000);

@@ -409,14 +409,38 @@ export class SqlServerStore implements ServerStore {
     for (let i = 0; i < unique.length; i += 200) {
       const part = unique.slice(i, i + 200);
       const rows = await this.db.all<Row>(
-        `SELECT e.serial, e.terminal_id, e.seq, e.time, e.clock_trusted FROM entries e
+        `SELECT e.serial, e.terminal_id, e.seq, e.time, e.clock_trusted, e.clinic_code FROM entries e
          WHERE e.type = ${VOUCHER_RESERVED} AND e.serial IN (${part.map(() => '?').join(', ')})
            AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)`,
         part,
       );
-      for (const r of rows) out.push({ serial: num(r.serial), terminalId: String(r.terminal_id), seq: num(r.seq), time: num(r.time), clockTrusted: num(r.clock_trusted) === 1 });
+      for (const r of rows) out.push({ serial: num(r.serial), terminalId: String(r.terminal_id), seq: num(r.seq), time: num(r.time), clockTrusted: num(r.clock_trusted) === 1, clinicCode: String(r.clinic_code) });
     }
     return out.sort((a, b) => a.time - b.time || (a.terminalId < b.terminalId ? -1 : a.terminalId > b.terminalId ? 1 : a.seq - b.seq));
+  }
+
+  async voucherSerialsAt(terminalId: string, seqs: readonly number[]): Promise<Map<number, number>> {
+    const unique = [...new Set(seqs)];
+    const out = new Map<number, number>();
+    for (let i = 0; i < unique.length; i += 500) {
+      const part = unique.slice(i, i + 500);
+      const rows = await this.db.all<Row>(`SELECT seq, serial FROM entries WHERE terminal_id = ? AND type = ${VOUCHER_RESERVED} AND seq IN (${part.map(() => '?').join(', ')})`, [terminalId, ...part]);
+      for (const r of rows) if (r.serial !== null) out.set(num(r.seq), num(r.serial));
+    }
+    return out;
+  }
+
+  async voucherUsesPerClinic(): Promise<Array<{ clinicCode: string; uses: number }>> {
+    // each serial once; written off at two clinics (a device-class voucher, a double that is alerted) it counts at the lower clinic code
+    const rows = await this.db.all<Row>(
+      `SELECT clinic_code, COUNT(*) AS uses FROM (
+         SELECT e.serial, MIN(e.clinic_code) AS clinic_code FROM entries e
+         WHERE e.type = ${VOUCHER_RESERVED} AND e.serial IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)
+         GROUP BY e.serial) v
+       GROUP BY clinic_code ORDER BY clinic_code`,
+    );
+    return rows.map((r) => ({ clinicCode: String(r.clinic_code), uses: num(r.uses) }));
   }
 
   async recordRejection(rejection: Rejection): Promise<void> {

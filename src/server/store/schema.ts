@@ -390,6 +390,19 @@ function untrustedUsesTable(t: { int: string; arrivalDay: (column: string) => st
   ];
 }
 
+/**
+ * Migration 12: a voucher use's outcome from the terminal's ledger (seed 004: the hospital module confirms the exam
+ * complete; voucher-format.md §6): completed_at when the use's use.completed entry arrives; a use released
+ * before the device started gives the voucher back (released_at, releases counts them).
+ */
+function voucherOutcomeColumns(t: { int: string; addColumn: string }): string[] {
+  return [
+    `ALTER TABLE vouchers ${t.addColumn} completed_at ${t.int}`,
+    `ALTER TABLE vouchers ${t.addColumn} released_at ${t.int}`,
+    `ALTER TABLE vouchers ${t.addColumn} releases ${t.int} NOT NULL DEFAULT 0`,
+  ];
+}
+
 /** The UTC day (YYYY-MM-DD) of a millisecond time column, in each dialect */
 export const SQLITE_DAY_OF = (column: string): string => `strftime('%Y-%m-%d', ${column} / 1000, 'unixepoch')`;
 export const POSTGRES_DAY_OF = (column: string): string => `to_char(to_timestamp(${column} / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
@@ -473,6 +486,14 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of untrustedUsesTable({ int: 'INTEGER', arrivalDay: SQLITE_DAY_OF })) db.exec(sql);
     },
   },
+  {
+    version: 12,
+    description: "voucher uses' outcomes: the exam completed, the voucher given back by a release",
+    // runs once (user_version): SQLite has no ADD COLUMN IF NOT EXISTS
+    up: (db) => {
+      for (const sql of voucherOutcomeColumns({ int: 'INTEGER', addColumn: 'ADD COLUMN' })) db.exec(sql);
+    },
+  },
 ];
 
 /**
@@ -491,6 +512,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; read
   { version: 9, statements: smsReportTables({ int: 'BIGINT' }) },
   { version: 10, statements: voucherUseIndex() },
   { version: 11, statements: untrustedUsesTable({ int: 'BIGINT', arrivalDay: POSTGRES_DAY_OF }) },
+  { version: 12, statements: voucherOutcomeColumns({ int: 'BIGINT', addColumn: 'ADD COLUMN IF NOT EXISTS' }) },
 ];
 
 export const POSTGRES_SCHEMA: string[] = POSTGRES_MIGRATIONS.flatMap((m) => m.statements);

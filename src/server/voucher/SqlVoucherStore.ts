@@ -40,6 +40,10 @@ export interface VoucherRow {
   readonly community?: string;
   /** Where it was written off */
   readonly clinicCode?: string;
+  /** Unix seconds: when the terminal's ledger said the exam (the device session) completed */
+  readonly completedAt?: number;
+  /** How many times a terminal released it before its device started (each gave it back) */
+  readonly releases: number;
 }
 
 /** The answer to a write-off claim: granted, or the refusal's code (errors.ts) */
@@ -133,6 +137,27 @@ export class SqlVoucherStore {
     if (row.state === 'voided') return { granted: false, code: 'VOUCHER_VOIDED' };
     if (row.state === 'generated') return { granted: false, code: 'VOUCHER_NOT_ISSUED' };
     return { granted: false, code: 'VOUCHER_NOT_BOOKED' };
+  }
+
+  /**
+   * A terminal released its use of the voucher before the device started (use.released): the write-off it held is
+   * given back, one conditional update (only that terminal's write-off, only while written off): the voucher is
+   * booked again if it was (its seat kept), else issued (or sent). True when it did.
+   */
+  async release(serial: number, terminalId: string, nowSeconds: number): Promise<boolean> {
+    return (
+      (await this.db.run(
+        `UPDATE vouchers SET state = CASE WHEN slot_id IS NOT NULL THEN 'booked' WHEN wallet_id IS NOT NULL THEN 'issued' ELSE 'sent' END,
+           terminal_id = NULL, clinic_code = NULL, written_off_at = NULL, completed_at = NULL, released_at = ?, releases = releases + 1
+         WHERE serial = ? AND state = 'written_off' AND terminal_id = ?`,
+        [nowSeconds, serial, terminalId],
+      )) === 1
+    );
+  }
+
+  /** The terminal's use.completed: the exam is complete (the seed's 检查核实), once; true when it changed the row */
+  async complete(serial: number, terminalId: string, atSeconds: number): Promise<boolean> {
+    return (await this.db.run("UPDATE vouchers SET completed_at = ? WHERE serial = ? AND state = 'written_off' AND terminal_id = ? AND completed_at IS NULL", [atSeconds, serial, terminalId])) === 1;
   }
 
   /** Voids the vouchers past their validity that were not written off: how many */
@@ -239,6 +264,7 @@ export class SqlVoucherStore {
       ['sent', 'v.sent_at'],
       ['voided', 'v.voided_at'],
       ['writtenOff', 'v.written_off_at'],
+      ['completed', 'v.completed_at'],
     ];
     const out = new Map<string, VoucherPeriodRow>();
     for (const [name, at] of events) {
@@ -252,7 +278,7 @@ export class SqlVoucherStore {
         const period = periodOf(num(r.d), options.period);
         const key = String(r.k);
         const id = `${period}\u0000${key}`;
-        const row = out.get(id) ?? { period, key, generated: 0, sent: 0, voided: 0, writtenOff: 0 };
+        const row = out.get(id) ?? { period, key, generated: 0, sent: 0, voided: 0, writtenOff: 0, completed: 0 };
         out.set(id, { ...row, [name]: row[name] + num(r.n) });
       }
     }
@@ -283,6 +309,8 @@ export interface VoucherPeriodRow {
   readonly sent: number;
   readonly voided: number;
   readonly writtenOff: number;
+  /** Written off and the exam completed (the terminal's use.completed) */
+  readonly completed: number;
 }
 
 function periodOf(day: number, period: 'day' | 'week' | 'month'): string {
@@ -332,6 +360,8 @@ function voucherFromRow(r: Row): VoucherRow {
     ...(r.terminal_id !== null ? { terminalId: String(r.terminal_id) } : {}),
     ...(r.community !== null && r.community !== undefined ? { community: String(r.community) } : {}),
     ...(r.clinic_code !== null && r.clinic_code !== undefined ? { clinicCode: String(r.clinic_code) } : {}),
+    ...(r.completed_at !== null && r.completed_at !== undefined ? { completedAt: num(r.completed_at) } : {}),
+    releases: num(r.releases ?? 0),
   };
 }
 
