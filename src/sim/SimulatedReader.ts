@@ -7,6 +7,7 @@
 import type { SmartCard } from '../card/ApduChannel.js';
 import { TallyError } from '../errors.js';
 import type { CardReader, CardSession, ReaderEvent, ReaderState } from '../readers/CardReader.js';
+import { ReaderSlot } from '../readers/ReaderSlot.js';
 import { systemClock, type Clock } from '../util/clock.js';
 
 export interface PullPlan {
@@ -18,10 +19,7 @@ export interface PullPlan {
 
 export class SimulatedReader implements CardReader {
   readonly name: string;
-  state: ReaderState = 'stopped';
-  private readonly listeners = new Set<(event: ReaderEvent) => void>();
-  private session: (CardSession & { card: SmartCard }) | undefined;
-  private nextId = 1;
+  private readonly slot = new ReaderSlot<CardSession & { card: SmartCard }>();
   private pullPlan: PullPlan | undefined;
   apduCount = 0;
 
@@ -32,31 +30,25 @@ export class SimulatedReader implements CardReader {
 
   private readonly clock: Clock;
 
+  get state(): ReaderState {
+    return this.slot.state;
+  }
+
   async start(): Promise<void> {
-    this.setState('ready');
+    this.slot.setState('ready');
   }
 
   async stop(): Promise<void> {
     this.remove();
-    this.setState('stopped');
+    this.slot.setState('stopped');
   }
 
   onEvent(listener: (event: ReaderEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.slot.onEvent(listener);
   }
 
   currentSession(): CardSession | undefined {
-    return this.session;
-  }
-
-  private emit(event: ReaderEvent): void {
-    for (const listener of this.listeners) listener(event);
-  }
-
-  private setState(state: ReaderState): void {
-    this.state = state;
-    this.emit({ type: 'reader-state', state });
+    return this.slot.session();
   }
 
   /** Arms a pull for the next inserted card */
@@ -67,7 +59,7 @@ export class SimulatedReader implements CardReader {
   insert(card: SmartCard): CardSession {
     this.remove();
     const atr = card.powerOn();
-    const id = this.nextId++;
+    const id = this.slot.nextSessionId();
     const plan = this.pullPlan;
     this.pullPlan = undefined;
     let apdus = 0;
@@ -78,7 +70,7 @@ export class SimulatedReader implements CardReader {
       presentAt: this.clock.now(),
       card,
       transmit: async (apdu: Uint8Array): Promise<Uint8Array> => {
-        if (!present || this.session?.id !== id) throw new TallyError('CARD_REMOVED');
+        if (!present || this.slot.session()?.id !== id) throw new TallyError('CARD_REMOVED');
         apdus++;
         this.apduCount++;
         if (plan && plan.atApdu === apdus && plan.when === 'before') {
@@ -95,16 +87,11 @@ export class SimulatedReader implements CardReader {
         return response;
       },
     };
-    this.session = session;
-    this.emit({ type: 'card-inserted', session });
+    this.slot.begin(session);
     return session;
   }
 
   remove(): void {
-    const session = this.session;
-    if (!session) return;
-    this.session = undefined;
-    session.card.powerOff();
-    this.emit({ type: 'card-removed', sessionId: session.id });
+    this.slot.end((session) => session.card.powerOff());
   }
 }

@@ -7,6 +7,7 @@
  */
 import { TallyError, isTallyError } from '../../errors.js';
 import type { CardReader, CardSession, ReaderEvent, ReaderState } from '../CardReader.js';
+import { ReaderSlot } from '../ReaderSlot.js';
 import { systemClock, type Clock } from '../../util/clock.js';
 import { systemScheduler, type Scheduler, type TimerHandle } from '../../util/scheduler.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
@@ -79,8 +80,7 @@ interface BoundReader {
 }
 
 export class PcscCardReader implements CardReader {
-  private currentState: ReaderState = 'stopped';
-  private readonly listeners = new Set<(event: ReaderEvent) => void>();
+  private readonly slot: ReaderSlot<PcscCardSession>;
   private readonly clock: Clock;
   private readonly timers: Scheduler;
   private readonly log: Logger;
@@ -94,8 +94,6 @@ export class PcscCardReader implements CardReader {
   /** Readers the name filter leaves out */
   private readonly ignored = new Set<PcscReaderHandle>();
   private bound: BoundReader | undefined;
-  private session: PcscCardSession | undefined;
-  private nextSessionId = 1;
   private retryDelay: number;
   private retryTimer: TimerHandle | undefined;
   private running = false;
@@ -105,6 +103,7 @@ export class PcscCardReader implements CardReader {
     this.clock = options.clock ?? systemClock;
     this.timers = options.scheduler ?? systemScheduler;
     this.log = (options.logger ?? silentLogger).child({ module: 'readers/pcsc' });
+    this.slot = new ReaderSlot((err, event) => this.log.error({ err: err instanceof Error ? err.message : String(err), event: event.type }, 'reader event listener threw'));
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.retryDelay = this.retry.initialMs;
     this.contextFactory = options.contextFactory ?? createPcscLiteContext;
@@ -117,7 +116,7 @@ export class PcscCardReader implements CardReader {
   }
 
   get state(): ReaderState {
-    return this.currentState;
+    return this.slot.state;
   }
 
   async start(): Promise<void> {
@@ -140,12 +139,11 @@ export class PcscCardReader implements CardReader {
   }
 
   onEvent(listener: (event: ReaderEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.slot.onEvent(listener);
   }
 
   currentSession(): CardSession | undefined {
-    return this.session;
+    return this.slot.session();
   }
 
   // ---- context lifecycle ----
@@ -266,9 +264,9 @@ export class PcscCardReader implements CardReader {
   private onStatus(reader: BoundReader): void {
     const status = reader.lastStatus;
     if (!status) return;
-    const session = this.session;
+    const session = this.slot.session();
     if (session && (!status.present || status.eventCount !== session.eventCount)) this.endSession('card removed');
-    if (status.present && !status.mute && !this.session && !reader.connecting) void this.openSession(reader, status);
+    if (status.present && !status.mute && !this.slot.session() && !reader.connecting) void this.openSession(reader, status);
   }
 
   private async openSession(reader: BoundReader, status: PcscReaderStatus): Promise<void> {
@@ -296,17 +294,16 @@ export class PcscCardReader implements CardReader {
       if (generation === this.generation && this.bound === reader) this.onStatus(reader);
       return;
     }
-    const session = new PcscCardSession(this.nextSessionId++, status.atr, presentAt, status.eventCount, (s, apdu) => this.transmit(reader, s, apdu));
-    this.session = session;
+    const session = new PcscCardSession(this.slot.nextSessionId(), status.atr, presentAt, status.eventCount, (s, apdu) => this.transmit(reader, s, apdu));
     this.stats.sessionsOpened++;
-    this.emit({ type: 'card-inserted', session });
+    this.slot.begin(session);
   }
 
   private retryConnect(reader: BoundReader, status: PcscReaderStatus, generation: number): void {
     this.timers.setTimeout(() => {
       const latest = reader.lastStatus;
       const sameCard = generation === this.generation && this.bound === reader && latest?.present === true && latest.eventCount === status.eventCount;
-      if (sameCard && !this.session && !reader.connecting) void this.openSession(reader, latest);
+      if (sameCard && !this.slot.session() && !reader.connecting) void this.openSession(reader, latest);
     }, CONNECT_RETRY_MS, { unref: true });
   }
 
@@ -324,21 +321,19 @@ export class PcscCardReader implements CardReader {
     } catch (err) {
       // PC/SC says the card is gone: end the session now; a missing status word waits for pcscd's verdict
       const gone = isTallyError(err, 'CARD_REMOVED') && err.context.responseLength === undefined;
-      if (gone && this.session === session) this.endSession('card removed during a command');
+      if (gone && this.slot.session() === session) this.endSession('card removed during a command');
       throw err;
     }
   }
 
   private endSession(reason: string): void {
-    const session = this.session;
-    if (!session) return;
-    this.session = undefined;
-    session.markRemoved();
-    this.log.info({ sessionId: session.id, reason }, 'card session ended');
-    const reader = this.bound;
-    // the addon refuses a new connect until it has disconnected the old card
-    if (reader) void this.enqueue(reader, () => reader.handle.disconnect(false)).catch(() => undefined);
-    this.emit({ type: 'card-removed', sessionId: session.id });
+    this.slot.end((session) => {
+      session.markRemoved();
+      this.log.info({ sessionId: session.id, reason }, 'card session ended');
+      const reader = this.bound;
+      // the addon refuses a new connect until it has disconnected the old card
+      if (reader) void this.enqueue(reader, () => reader.handle.disconnect(false)).catch(() => undefined);
+    });
   }
 
   private enqueue<T>(reader: BoundReader, operation: () => Promise<T>): Promise<T> {
@@ -350,19 +345,7 @@ export class PcscCardReader implements CardReader {
   // ---- events ----
 
   private setState(state: ReaderState, detail?: string): void {
-    if (state === this.currentState) return;
-    this.currentState = state;
-    this.emit(detail === undefined ? { type: 'reader-state', state } : { type: 'reader-state', state, detail });
-  }
-
-  private emit(event: ReaderEvent): void {
-    for (const listener of this.listeners) {
-      try {
-        listener(event);
-      } catch (err) {
-        this.log.error({ err: err instanceof Error ? err.message : String(err), event: event.type }, 'reader event listener threw');
-      }
-    }
+    if (state !== this.slot.state) this.slot.setState(state, detail);
   }
 }
 

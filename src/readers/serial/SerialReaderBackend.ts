@@ -39,6 +39,7 @@ import type {
   Tone,
 } from '../CardReader.js';
 import { askListeners, type EventAnswer } from '../eventAnswers.js';
+import { ReaderSlot } from '../ReaderSlot.js';
 import { FirmwareLink, type FrameTrace, type LinkStats, type LinkTiming } from './FirmwareLink.js';
 import { systemSchedulingClock, type SchedulingClock } from '../../util/scheduler.js';
 
@@ -103,10 +104,9 @@ interface SerialSession extends CardSession {
 
 export class SerialReaderBackend implements CardReader, OperatorPanel {
   readonly name: string;
-  state: ReaderState = 'stopped';
   private readonly clock: SchedulingClock;
   private readonly logger: Logger;
-  private readonly readerListeners = new Set<(event: ReaderEvent) => void>();
+  private readonly slot: ReaderSlot<SerialSession>;
   /**
    * A device listener answers like a link's event listener (readers/eventAnswers.ts):
    * the terminal returns whether the ledger has recorded the event, and the
@@ -116,8 +116,6 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
   private readonly reopenDelayMs: number;
   private readonly heartbeatMs: number;
   private link: FirmwareLink | undefined;
-  private session: SerialSession | undefined;
-  private nextSessionId = 1;
   private running = false;
   private reopenTimer: unknown;
   private heartbeatTimer: unknown;
@@ -142,6 +140,7 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
     this.name = options.name ?? 'Serial reader';
     this.clock = options.clock ?? systemSchedulingClock;
     this.logger = (options.logger ?? silentLogger).child({ module: 'serial-reader' });
+    this.slot = new ReaderSlot((err) => this.logger.error({ err: String(err) }, 'reader listener failed'));
     this.reopenDelayMs = options.reopenDelayMs ?? 250;
     this.heartbeatMs = options.heartbeatMs ?? 1000;
   }
@@ -178,13 +177,16 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
     this.setState('stopped');
   }
 
+  get state(): ReaderState {
+    return this.slot.state;
+  }
+
   onEvent(listener: (event: ReaderEvent) => void): () => void {
-    this.readerListeners.add(listener);
-    return () => this.readerListeners.delete(listener);
+    return this.slot.onEvent(listener);
   }
 
   currentSession(): CardSession | undefined {
-    return this.session;
+    return this.slot.session();
   }
 
   // ---- OperatorPanel
@@ -315,7 +317,7 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
         }
         const slot = await link.request('get-slot', {});
         if (this.link !== link) return;
-        const session = this.session;
+        const session = this.slot.session();
         if (!slot.present) this.endSession();
         else if (!session || !bytesEqual(session.atr, slot.atr)) this.beginSession(link, slot.atr);
         this.logger.info({ firmware: info.firmwareVersion, hardware: info.hardwareId, protocol: info.protocolVersion, card: slot.present, ...this.witnessLog() }, 'reader ready');
@@ -429,7 +431,7 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
         return;
       }
       case 'card-inserted': {
-        const session = this.session;
+        const session = this.slot.session();
         // already known from a sync right after the board's boot
         if (session && session.apdus === 0 && bytesEqual(session.atr, event.body.atr)) return;
         this.beginSession(link, event.body.atr);
@@ -486,7 +488,7 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
 
   private beginSession(link: FirmwareLink, atr: Uint8Array): void {
     this.endSession();
-    const id = this.nextSessionId++;
+    const id = this.slot.nextSessionId();
     this.totals.sessions++;
     const session: SerialSession = {
       id,
@@ -506,38 +508,24 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
           throw err;
         }
         if (result.status !== ApduStatus.OK) {
-          if (this.session === session) this.endSession();
+          if (this.slot.session() === session) this.endSession();
           session.present = false;
           throw new TallyError('CARD_REMOVED', result.status === ApduStatus.NO_CARD ? 'no card in the slot' : 'card stopped answering', { sessionId: id });
         }
         return result.response;
       },
     };
-    this.session = session;
-    this.emitReader({ type: 'card-inserted', session });
+    this.slot.begin(session);
   }
 
   private endSession(): void {
-    const session = this.session;
-    if (!session) return;
-    this.session = undefined;
-    session.present = false;
-    this.emitReader({ type: 'card-removed', sessionId: session.id });
+    this.slot.end((session) => {
+      session.present = false;
+    });
   }
 
   private setState(state: ReaderState, detail?: string): void {
-    this.state = state;
-    this.emitReader(detail === undefined ? { type: 'reader-state', state } : { type: 'reader-state', state, detail });
-  }
-
-  private emitReader(event: ReaderEvent): void {
-    for (const listener of [...this.readerListeners]) {
-      try {
-        listener(event);
-      } catch (err) {
-        this.logger.error({ err: String(err) }, 'reader listener failed');
-      }
-    }
+    this.slot.setState(state, detail);
   }
 
   /** true when every listener took the event (true or nothing), false when one did not (false, a throw, a rejection) */
