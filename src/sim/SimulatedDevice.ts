@@ -4,18 +4,23 @@
  * fault or to stay silent. Implements DeviceControl for in-process use.
  */
 import type { DeviceControl, DeviceEvent, DeviceEventAnswer } from '../readers/CardReader.js';
+import { systemScheduler, type Scheduler, type TimerHandle } from '../util/scheduler.js';
 
 export type DeviceBehaviour = 'normal' | 'fault-before-start' | 'fault-while-running' | 'never-starts' | 'relay-broken';
 
 export class SimulatedDevice implements DeviceControl {
   /** In process, nothing to ACK: the answers are not needed */
   private readonly listeners = new Set<(event: DeviceEvent) => DeviceEventAnswer>();
-  private timers: NodeJS.Timeout[] = [];
+  private timers: TimerHandle[] = [];
   relayClosed = false;
   behaviour: DeviceBehaviour = 'normal';
   sessions = 0;
 
-  constructor(private readonly timing: { startDelayMs: number; runMs: number } = { startDelayMs: 0, runMs: 0 }) {}
+  constructor(
+    private readonly timing: { startDelayMs: number; runMs: number } = { startDelayMs: 0, runMs: 0 },
+    /** The device's delays run on it (a test's ManualScheduler moves them with the terminal's timers) */
+    private readonly scheduler: Scheduler = systemScheduler,
+  ) {}
 
   onEvent(listener: (event: DeviceEvent) => DeviceEventAnswer): () => void {
     this.listeners.add(listener);
@@ -29,7 +34,7 @@ export class SimulatedDevice implements DeviceControl {
   /** Zero delay reports at once, so an in-process swipe ends with its session recorded */
   private later(ms: number, fn: () => void): void {
     if (ms <= 0) fn();
-    else this.timers.push(setTimeout(fn, ms));
+    else this.timers.push(this.scheduler.setTimeout(fn, ms));
   }
 
   async enable(useSeq: number, maxMs: number): Promise<void> {
@@ -57,7 +62,7 @@ export class SimulatedDevice implements DeviceControl {
   }
 
   stop(): void {
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers) this.scheduler.clearTimeout(t);
     this.timers = [];
   }
 }

@@ -165,6 +165,8 @@ export class SimulatedReaderFirmware {
   private nextSeq = 0;
   private lastRequestRaw: Uint8Array | undefined;
   private booting = false;
+  /** Waiting for the boot in progress to end (booted()) */
+  private bootWaiters: (() => void)[] = [];
   private bootId = Math.floor(Math.random() * 0x10000);
   private powered = false;
   private writeChain: Promise<void> = Promise.resolve();
@@ -277,6 +279,12 @@ export class SimulatedReaderFirmware {
     this.resetVolatile();
   }
 
+  /** Resolves once the board is powered and has booted (its BOOT event sent): what "the board is ready" means */
+  booted(): Promise<void> {
+    if (this.powered && !this.booting) return Promise.resolve();
+    return new Promise((resolve) => this.bootWaiters.push(resolve));
+  }
+
   insertCard(card: SmartCard): void {
     if (this.slot) this.removeCard();
     this.slot = card;
@@ -321,6 +329,9 @@ export class SimulatedReaderFirmware {
         this.atr = this.slot.powerOn();
         this.sendEvent('card-inserted', { atr: this.atr });
       }
+      const waiters = this.bootWaiters;
+      this.bootWaiters = [];
+      for (const resolve of waiters) resolve();
     }, this.options.bootDelayMs);
   }
 

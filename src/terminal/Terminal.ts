@@ -45,6 +45,7 @@ import { codeOf, isTallyError, operatorMessage, TallyError, type ErrorName, type
 import { Ledger, MAX_LOCAL_CLOCK_LEAD_MS, type BatchRow, type CardAuthProof, type ClockEvent, type ClockState, type TerminalIdentity, type UseRow } from '../ledger/Ledger.js';
 import type { DeviceControl, DeviceEvent } from '../readers/CardReader.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import { systemScheduler, type Scheduler, type TimerHandle } from '../util/scheduler.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { loadDeviceKey, saveDeviceKey } from './deviceKey.js';
 import { okMessages, pick } from './messages.js';
@@ -56,6 +57,8 @@ export interface TerminalOptions {
   readonly clock?: Clock;
   /** A monotonic ms counter that carries server time forward (performance.now by default) */
   readonly monotonicMs?: () => number;
+  /** Timers (the start timeout, the session bound, record retries); the system's by default, a ManualScheduler in tests */
+  readonly scheduler?: Scheduler;
   readonly locale?: Locale;
   readonly log?: Logger;
   /** The relay; without one a use is recorded as started and completed at once */
@@ -187,7 +190,8 @@ export class Terminal {
   private readonly maxSessionMs: number;
   private readonly startTimeoutMs: number;
   private deviceKey: KeyObject | undefined;
-  private readonly startTimers = new Map<number, NodeJS.Timeout>();
+  private readonly scheduler: Scheduler;
+  private readonly startTimers = new Map<number, TimerHandle>();
   /** Uses left open by the last run, waiting for the board's own report of its session (settleFromBoard) */
   private readonly recovered = new Set<number>();
   /** The last board session report settled (BoardSession.id) */
@@ -196,7 +200,7 @@ export class Terminal {
   private readonly unrecorded = new Map<number, { readonly event: SessionEvent; tries: number }>();
   /** Uses whose device reported its start, until the use ends in the ledger */
   private readonly startReported = new Set<number>();
-  private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimer: TimerHandle | undefined;
   private retryDelayMs = RECORD_RETRY_MIN_MS;
   private busy = false;
   /** cards.acceptVersion1 as this terminal has made sure the ledger records it (undefined: not yet looked) */
@@ -213,6 +217,7 @@ export class Terminal {
 
   private constructor(private readonly options: TerminalOptions) {
     this.clock = new TerminalClock(options.clock ?? systemClock, options.monotonicMs);
+    this.scheduler = options.scheduler ?? systemScheduler;
     this.locale = options.locale ?? 'en';
     this.log = (options.log ?? silentLogger).child({ ns: 'terminal' });
     this.device = options.device;
@@ -233,8 +238,8 @@ export class Terminal {
   }
 
   close(): void {
-    for (const timer of this.startTimers.values()) clearTimeout(timer);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    for (const timer of this.startTimers.values()) this.scheduler.clearTimeout(timer);
+    if (this.retryTimer !== undefined) this.scheduler.clearTimeout(this.retryTimer);
     this.unsubscribe?.();
     this.ledger.close();
   }
@@ -645,7 +650,7 @@ export class Terminal {
     if (!this.device) return;
     this.startTimers.set(
       seq,
-      setTimeout(() => this.releaseUse(seq, 'device did not report a start in time'), this.startTimeoutMs).unref(),
+      this.scheduler.setTimeout(() => this.releaseUse(seq, 'device did not report a start in time'), this.startTimeoutMs, { unref: true }),
     );
     const headSeq = this.ledger.lastSeq();
     const head = { seq: headSeq, hash: this.ledger.entryHashAt(headSeq)! };
@@ -859,7 +864,7 @@ export class Terminal {
 
   private clearStartTimer(seq: number): void {
     const timer = this.startTimers.get(seq);
-    if (timer) clearTimeout(timer);
+    if (timer !== undefined) this.scheduler.clearTimeout(timer);
     this.startTimers.delete(seq);
   }
 
@@ -903,17 +908,21 @@ export class Terminal {
         if (pending.event.type !== 'started') this.notifyUseEnded();
       } catch (err) {
         this.log.error({ seq, event: pending.event.type, code: codeOf(err), retryInMs: this.retryDelayMs }, 'could not record a device event: kept, tried again');
-        if (!this.retryTimer) {
-          this.retryTimer = setTimeout(() => {
-            this.retryTimer = undefined;
-            this.recordPending();
-          }, this.retryDelayMs).unref();
+        if (this.retryTimer === undefined) {
+          this.retryTimer = this.scheduler.setTimeout(
+            () => {
+              this.retryTimer = undefined;
+              this.recordPending();
+            },
+            this.retryDelayMs,
+            { unref: true },
+          );
           this.retryDelayMs = Math.min(this.retryDelayMs * 2, RECORD_RETRY_MAX_MS);
         }
         return false;
       }
     }
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.retryTimer !== undefined) this.scheduler.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.retryDelayMs = RECORD_RETRY_MIN_MS;
     return true;
@@ -984,17 +993,21 @@ export class Terminal {
 
   private armStartWait(seq: number, ms: number): void {
     this.clearStartTimer(seq);
-    this.startTimers.set(seq, setTimeout(() => this.releaseUse(seq, 'terminal restarted and the device never reported a start'), ms).unref());
+    this.startTimers.set(seq, this.scheduler.setTimeout(() => this.releaseUse(seq, 'terminal restarted and the device never reported a start'), ms, { unref: true }));
   }
 
   private armSessionWait(seq: number, ms: number): void {
     this.clearStartTimer(seq);
     this.startTimers.set(
       seq,
-      setTimeout(() => {
-        this.clearStartTimer(seq);
-        this.record({ type: 'fault', useSeq: seq, detail: 'terminal restarted during the session and no end was reported' });
-      }, ms).unref(),
+      this.scheduler.setTimeout(
+        () => {
+          this.clearStartTimer(seq);
+          this.record({ type: 'fault', useSeq: seq, detail: 'terminal restarted during the session and no end was reported' });
+        },
+        ms,
+        { unref: true },
+      ),
     );
   }
 

@@ -15,6 +15,7 @@ import type { SimulatedCard } from '../../src/sim/SimulatedCard.js';
 import { SimulatedDevice, type DeviceBehaviour } from '../../src/sim/SimulatedDevice.js';
 import { SimulatedReader } from '../../src/sim/SimulatedReader.js';
 import { Terminal, type SwipeOutcome } from '../../src/terminal/Terminal.js';
+import { ManualScheduler } from '../../src/util/scheduler.js';
 import { oneTimeOf } from '../card/mintCards.js';
 
 const NUM_RUNS = Number(process.env.PROPERTY_RUNS ?? (process.env.SOAK ? 1000 : 120));
@@ -73,7 +74,6 @@ afterAll(() => {
   console.log(`deduction property: ${totals.runs} runs, ${totals.commands} commands, ${totals.grants} uses granted, ${totals.refusals} refusals, ${totals.releases} releases, ${totals.restarts} restarts`);
 });
 
-const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 10));
 
 /** What the ledger says: every use entry, and the state of each serial */
 function audit(terminal: Terminal): { entries: LedgerEntry[]; charged: Map<number, number> } {
@@ -104,8 +104,11 @@ async function runScenario(actions: readonly Action[]): Promise<void> {
   const device = new SimulatedDevice();
   const reader = new SimulatedReader();
   await reader.start();
+  // the terminal's timers run on a manual scheduler: 'wait' moves them 10 ms on
+  const timers = new ManualScheduler();
+  const settle = (): void => timers.advance(10);
   // short start timeout and session bound, so 'wait' lets the terminal decide uses a restart left open
-  const open = (): Terminal => Terminal.open({ dataDir, device, startTimeoutMs: 1, maxSessionMs: 5 });
+  const open = (): Terminal => Terminal.open({ dataDir, device, startTimeoutMs: 1, maxSessionMs: 5, scheduler: timers });
   let terminal = open();
   const cards = pristineCards.map((c) => c.clone());
   const batchCard = pristineBatchCard.clone();
@@ -156,7 +159,7 @@ async function runScenario(actions: readonly Action[]): Promise<void> {
           break;
         }
         case 'wait':
-          await settle();
+          settle();
           break;
         case 'storage-fault':
           storageFault = act.on;
@@ -210,10 +213,10 @@ async function runScenario(actions: readonly Action[]): Promise<void> {
     // finally every card is presented again: a charged serial is refused, whatever copy is shown. Device events
     // the failing disk could not take are recorded first (a fault before start releases its use), as the terminal
     // does on its retry timer or before the next deduction
-    await settle();
+    settle();
     for (let waited = 0; (terminal.status().unrecordedDeviceEvents ?? 0) > 0; waited += 10) {
       if (waited > 10_000) throw new Error('device events still unrecorded 10 s after the disk came back');
-      await settle();
+      settle();
     }
     const { charged } = audit(terminal);
     for (const [i, card] of cards.entries()) {

@@ -63,7 +63,7 @@ export async function startMemoryRig(firmwareOptions: SimulatedReaderFirmwareOpt
     { timing: FAST_TIMING, heartbeatMs: readerOptions.heartbeatMs ?? 0, reopenDelayMs: 20 },
   );
   const { readerEvents, deviceEvents } = record(reader);
-  await new Promise((r) => setTimeout(r, 5));
+  await firmware.booted();
   await reader.start();
   return {
     reader,
@@ -94,7 +94,7 @@ export async function startPtyRig(firmwareOptions: SimulatedReaderFirmwareOption
   let firmwareEnd: ByteTransport | undefined = await openSerialTransport(pty.firmwarePath);
   firmware.attach(firmwareEnd);
   firmware.powerOn();
-  await new Promise((r) => setTimeout(r, 10));
+  await firmware.booted();
   const reader = createSerialReader(pty.daemonPath, { timing: FAST_TIMING, heartbeatMs: 200, reopenDelayMs: 50 });
   const { readerEvents, deviceEvents } = record(reader);
   await reader.start();

@@ -49,7 +49,7 @@ async function startBoard(wire: Wire, headFile: string, protocolVersion: 1 | 2 =
       },
       { timing: TIMING, heartbeatMs: 0, reopenDelayMs: 20 },
     );
-    await new Promise((r) => setTimeout(r, 5));
+    await firmware.booted();
     return { firmware, reader, close: async () => { await reader.stop(); firmware.powerOff(); } };
   }
   const pty = await startPtyPair();

@@ -11,7 +11,7 @@ import { EntryType, parseLedgerEntry, type EntryTypeValue } from '../../src/code
 import type { DeviceControl, DeviceEvent } from '../../src/readers/CardReader.js';
 import { Issuer, provisionTerminal, tempDir, type IssuedBatch, type TerminalRig } from '../../src/scenario/CardWorld.js';
 import { Terminal } from '../../src/terminal/Terminal.js';
-import { waitFor } from '../support/syncHarness.js';
+import { ManualScheduler } from '../../src/util/scheduler.js';
 
 /** A relay board the test drives by hand: it reports what the test says, when it says */
 class HandRelay implements DeviceControl {
@@ -33,7 +33,8 @@ class HandRelay implements DeviceControl {
   }
 }
 
-async function relayTerminal(startTimeoutMs = 30_000): Promise<{ rig: TerminalRig; relay: HandRelay; batch: IssuedBatch; dataDir: string }> {
+/** The terminal's timers (start timeout, record retries) run on a manual scheduler the test moves */
+async function relayTerminal(startTimeoutMs = 30_000): Promise<{ rig: TerminalRig; relay: HandRelay; batch: IssuedBatch; dataDir: string; timers: ManualScheduler }> {
   const dir = tempDir('tally-devfault-');
   const issuer = await new Issuer(dir).init();
   onTestFinished(() => issuer.close());
@@ -42,7 +43,8 @@ async function relayTerminal(startTimeoutMs = 30_000): Promise<{ rig: TerminalRi
   const provisioned = await provisionTerminal(issuer, { dataDir, terminalId: 'T-1', clinicCode: 'C1' });
   provisioned.terminal.close();
   const relay = new HandRelay();
-  const terminal = Terminal.open({ dataDir, device: relay, startTimeoutMs });
+  const timers = new ManualScheduler();
+  const terminal = Terminal.open({ dataDir, device: relay, startTimeoutMs, scheduler: timers });
   onTestFinished(() => terminal.close());
   const rig: TerminalRig = {
     terminal,
@@ -57,7 +59,7 @@ async function relayTerminal(startTimeoutMs = 30_000): Promise<{ rig: TerminalRi
     },
   };
   expect(await rig.swipe(batch.batchCard)).toMatchObject({ ok: true });
-  return { rig, relay, batch, dataDir };
+  return { rig, relay, batch, dataDir, timers };
 }
 
 /** The disk fails on every entry of these types (all entries when none is given) */
@@ -76,21 +78,24 @@ function sessionEntries(terminal: Terminal, useSeq: number): { type: number; det
 
 describe('a device event the ledger cannot record', () => {
   it('a lost "started": swipes get STORAGE_FAULT, the start timeout does not refund the running session, and once the disk is back the start is recorded and the terminal serves again', async () => {
-    const { rig, relay, batch } = await relayTerminal(300);
+    const { rig, relay, batch, timers } = await relayTerminal(300);
     const use = await rig.swipe(batch.oneTimeCards[0]!);
     expect(use).toMatchObject({ ok: true, seq: 3 });
     const heal = failWrites(rig.terminal, EntryType.USE_STARTED);
     relay.report({ type: 'started', useSeq: 3 });
     expect(rig.terminal.status()).toMatchObject({ unrecordedDeviceEvents: 1, openUses: 1 });
     // longer than the start timeout: the device did start, so the use must not be released nor the relay opened
-    await new Promise((r) => setTimeout(r, 600));
+    timers.advance(600);
     expect(relay.disables).toBe(0);
     expect(rig.terminal.ledger.useByReserveSeq(3)?.state).toBe('reserved');
     // the operator is told the truth: the terminal cannot record, not "busy"
     expect(await rig.swipe(batch.oneTimeCards[1]!)).toMatchObject({ ok: false, code: 'STORAGE_FAULT' });
 
     heal();
-    await waitFor(() => rig.terminal.status().unrecordedDeviceEvents === 0, 5000, 'the start recorded by a retry');
+    // the retries back off (500 ms, then 1 s, ...): the next one falls within a second
+    expect(rig.terminal.status().unrecordedDeviceEvents).toBe(1);
+    timers.advance(1000);
+    expect(rig.terminal.status().unrecordedDeviceEvents, 'the start recorded by a retry').toBe(0);
     expect(sessionEntries(rig.terminal, 3)).toEqual([{ type: EntryType.USE_STARTED, detail: 'recorded late after a storage fault' }]);
     // the session still runs: one at a time
     expect(await rig.swipe(batch.oneTimeCards[1]!)).toMatchObject({ ok: false, code: 'BUSY' });
@@ -101,14 +106,16 @@ describe('a device event the ledger cannot record', () => {
   });
 
   it('a lost "started", then the device faults while running: the use failed (charged), it is not released as a fault before start', async () => {
-    const { rig, relay, batch } = await relayTerminal();
+    const { rig, relay, batch, timers } = await relayTerminal();
     expect(await rig.swipe(batch.oneTimeCards[0]!)).toMatchObject({ ok: true, seq: 3 });
     const heal = failWrites(rig.terminal, EntryType.USE_STARTED);
     relay.report({ type: 'started', useSeq: 3 });
     relay.report({ type: 'fault', useSeq: 3, detail: 'scanner fault E42' });
     expect(rig.terminal.ledger.useByReserveSeq(3)?.state).toBe('reserved');
     heal();
-    await waitFor(() => rig.terminal.status().unrecordedDeviceEvents === 0, 5000, 'the events recorded by a retry');
+    expect(rig.terminal.status().unrecordedDeviceEvents).toBe(1);
+    timers.advance(500);
+    expect(rig.terminal.status().unrecordedDeviceEvents, 'the events recorded by the first retry').toBe(0);
     expect(sessionEntries(rig.terminal, 3)).toEqual([
       { type: EntryType.USE_STARTED, detail: 'start reported by the device, recorded late after a storage fault' },
       { type: EntryType.USE_FAILED, detail: 'scanner fault E42' },

@@ -19,6 +19,7 @@ import { SIMULATED_CARD_ATR, SimulatedCard } from '../../src/sim/SimulatedCard.j
 import { SimulatedReader } from '../../src/sim/SimulatedReader.js';
 import { Terminal, type SwipeOutcome } from '../../src/terminal/Terminal.js';
 import { ManualClock, type Clock } from '../../src/util/clock.js';
+import { ManualScheduler, type Scheduler } from '../../src/util/scheduler.js';
 import { makeOwnBatch, oneTimeOf, recordOf, withRecord } from '../card/mintCards.js';
 import { useScratch } from '../support/scratch.js';
 
@@ -39,7 +40,7 @@ async function newIssuer(): Promise<Issuer> {
   return issuer;
 }
 
-function openTerminal(options: { dataDir: string; clock?: Clock; locale?: Locale; device?: DeviceControl & { stop?: () => void }; startTimeoutMs?: number }): Rig {
+function openTerminal(options: { dataDir: string; clock?: Clock; locale?: Locale; device?: DeviceControl & { stop?: () => void }; startTimeoutMs?: number; scheduler?: Scheduler }): Rig {
   const reader = new SimulatedReader();
   void reader.start();
   // an injected clock is this world's time: its advances are time passing (the monotonic clock follows), not jumps
@@ -66,7 +67,7 @@ function openTerminal(options: { dataDir: string; clock?: Clock; locale?: Locale
 
 async function provisionedRig(
   issuer: Issuer,
-  options: { terminalId?: string; clinicCode?: string; clock?: Clock; locale?: Locale; device?: SimulatedDevice; startTimeoutMs?: number } = {},
+  options: { terminalId?: string; clinicCode?: string; clock?: Clock; locale?: Locale; device?: SimulatedDevice; startTimeoutMs?: number; scheduler?: Scheduler } = {},
 ): Promise<Rig> {
   const rig = openTerminal({ dataDir: scratch(), ...options });
   const session = rig.reader.insert(issuer.mother);
@@ -81,7 +82,7 @@ async function provisionedRig(
 }
 
 /** A provisioned terminal that has loaded one batch of CLINIC-A */
-async function loadedRig(options: { count?: number; clock?: Clock; locale?: Locale; device?: SimulatedDevice; startTimeoutMs?: number } = {}): Promise<{ issuer: Issuer; rig: Rig; batch: IssuedBatch }> {
+async function loadedRig(options: { count?: number; clock?: Clock; locale?: Locale; device?: SimulatedDevice; startTimeoutMs?: number; scheduler?: Scheduler } = {}): Promise<{ issuer: Issuer; rig: Rig; batch: IssuedBatch }> {
   const issuer = await newIssuer();
   const batch = await issuer.makeBatch('CLINIC-A', options.count ?? 3);
   const rig = await provisionedRig(issuer, options);
@@ -453,45 +454,47 @@ describe('provisioning refusals', () => {
 });
 
 describe('two-phase use with the device', () => {
+  // the device's delays and the terminal's timers run on one manual scheduler: the test moves their time
   async function deviceRig(behaviour: DeviceBehaviour, startTimeoutMs = 30_000) {
-    const device = new SimulatedDevice({ startDelayMs: 1, runMs: 1 });
-    const world = await loadedRig({ device, startTimeoutMs });
+    const timers = new ManualScheduler();
+    const device = new SimulatedDevice({ startDelayMs: 1, runMs: 1 }, timers);
+    const world = await loadedRig({ device, startTimeoutMs, scheduler: timers });
     device.behaviour = behaviour;
-    return { device, ...world };
+    return { device, timers, ...world };
   }
-  const settle = (ms = 20): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
   const typesAfter = (terminal: Terminal, seq: number): { type: number; ref?: number; detail?: string }[] =>
     entries(terminal).filter((e) => e.seq > seq).map((e) => ({ type: e.type, ...(e.ref !== undefined ? { ref: e.ref } : {}), ...(e.detail !== undefined ? { detail: e.detail } : {}) }));
 
   it('a normal session: reserved, started, completed', async () => {
-    const { rig, batch } = await deviceRig('normal');
+    const { rig, batch, timers } = await deviceRig('normal');
     const outcome = await rig.swipe(batch.oneTimeCards[0]!);
     expect(outcome).toMatchObject({ ok: true, seq: 3 });
-    await settle();
+    expect(typesAfter(rig.terminal, 2)).toEqual([{ type: EntryType.USE_RESERVED }]);
+    timers.advance(2);
     expect(typesAfter(rig.terminal, 2)).toEqual([{ type: EntryType.USE_RESERVED }, { type: EntryType.USE_STARTED, ref: 3 }, { type: EntryType.USE_COMPLETED, ref: 3 }]);
     expect(rig.terminal.ledger.use(oneTimeOf(batch.oneTimeCards[0]!).batchId, 1)?.state).toBe('completed');
   });
 
   it('a fault before start: released, not charged, and the card can be used again', async () => {
-    const { rig, batch, device } = await deviceRig('fault-before-start');
+    const { rig, batch, device, timers } = await deviceRig('fault-before-start');
     const card = batch.oneTimeCards[0]!;
     expect(await rig.swipe(card)).toMatchObject({ ok: true, seq: 3 });
-    await settle();
+    timers.advance(1);
     expect(typesAfter(rig.terminal, 2)).toEqual([{ type: EntryType.USE_RESERVED }, { type: EntryType.USE_RELEASED, ref: 3, detail: 'device fault before start: no patient detected' }]);
     expect(rig.terminal.status().batches[0]).toMatchObject({ used: 0, remaining: 3 });
     device.behaviour = 'normal';
     expect(await rig.swipe(card)).toMatchObject({ ok: true, seq: 5, serial: 1 });
-    await settle();
+    timers.advance(2);
     expect(rig.terminal.ledger.use(oneTimeOf(card).batchId, 1)).toMatchObject({ state: 'completed', reserveSeq: 5 });
     expect(rig.terminal.ledger.verify()).toMatchObject({ ok: true, uses: 2, releases: 1 });
     expect((await rig.swipe(card)).ok).toBe(false);
   });
 
   it('a fault while running: failed and charged', async () => {
-    const { rig, batch } = await deviceRig('fault-while-running');
+    const { rig, batch, timers } = await deviceRig('fault-while-running');
     const card = batch.oneTimeCards[0]!;
     expect(await rig.swipe(card)).toMatchObject({ ok: true, seq: 3 });
-    await settle();
+    timers.advance(2);
     expect(typesAfter(rig.terminal, 2)).toEqual([
       { type: EntryType.USE_RESERVED },
       { type: EntryType.USE_STARTED, ref: 3 },
@@ -502,13 +505,14 @@ describe('two-phase use with the device', () => {
   });
 
   it('a device that never starts: released after the start timeout', async () => {
-    const { rig, batch, device } = await deviceRig('never-starts', 50);
+    const { rig, batch, device, timers } = await deviceRig('never-starts', 50);
     const card = batch.oneTimeCards[0]!;
     expect(await rig.swipe(card)).toMatchObject({ ok: true, seq: 3 });
     expect(device.relayClosed).toBe(true);
-    await settle(20);
+    timers.advance(49);
     expect(rig.terminal.ledger.use(oneTimeOf(card).batchId, 1)?.state).toBe('reserved');
-    await settle(80);
+    expect(device.relayClosed).toBe(true);
+    timers.advance(1);
     expect(typesAfter(rig.terminal, 2)).toEqual([{ type: EntryType.USE_RESERVED }, { type: EntryType.USE_RELEASED, ref: 3, detail: 'device did not report a start in time' }]);
     expect(device.relayClosed).toBe(false);
     device.behaviour = 'normal';
@@ -559,10 +563,11 @@ describe('two-phase use with the device', () => {
     const issuer = await newIssuer();
     const batch = await issuer.makeBatch('CLINIC-A', 2);
     const listeners = new Set<(event: DeviceEvent) => void>();
+    const timers = new ManualScheduler();
     // a relay board whose "started" frame was lost (or could not be recorded): only "finished" arrives
     const relay: DeviceControl = {
       enable: async (useSeq) => {
-        setTimeout(() => listeners.forEach((l) => l({ type: 'finished', useSeq })), 1);
+        timers.setTimeout(() => listeners.forEach((l) => l({ type: 'finished', useSeq })), 1);
       },
       disable: async () => undefined,
       onEvent: (listener) => {
@@ -570,11 +575,12 @@ describe('two-phase use with the device', () => {
         return () => listeners.delete(listener);
       },
     };
-    const rig = openTerminal({ dataDir: scratch(), device: relay });
+    const rig = openTerminal({ dataDir: scratch(), device: relay, scheduler: timers });
     await rig.terminal.provision(rig.reader.insert(issuer.mother), { terminalId: 'T-1', clinicCode: 'CLINIC-A', pin: DEMO_MOTHER_PIN });
     expect(await rig.swipe(batch.batchCard)).toMatchObject({ ok: true });
     expect(await rig.swipe(batch.oneTimeCards[0]!)).toMatchObject({ ok: true, seq: 3 });
-    await settle();
+    expect(typesAfter(rig.terminal, 2)).toEqual([{ type: EntryType.USE_RESERVED }]);
+    timers.advance(1);
     expect(typesAfter(rig.terminal, 2)).toEqual([
       { type: EntryType.USE_RESERVED },
       { type: EntryType.USE_STARTED, ref: 3, detail: 'start inferred from the finish report' },
@@ -595,14 +601,16 @@ describe('two-phase use with the device', () => {
   });
 
   it('a restart during a session: a reserved use waits for the board, then is released; a started one without a relay is recorded as failed', async () => {
-    const { rig, batch, device } = await deviceRig('never-starts');
+    const { rig, batch, device, timers } = await deviceRig('never-starts');
     expect(await rig.swipe(batch.oneTimeCards[0]!)).toMatchObject({ ok: true, seq: 3 });
     rig.terminal.close();
     cleanups.pop();
     // with a relay: the board may still report the start it kept across the restart, so nothing is released at once
-    const reopened = openTerminal({ dataDir: rig.dataDir, device, startTimeoutMs: 50 });
+    const reopened = openTerminal({ dataDir: rig.dataDir, device, startTimeoutMs: 50, scheduler: timers });
     expect(typesAfter(reopened.terminal, 2)).toEqual([{ type: EntryType.USE_RESERVED }]);
-    await settle(120);
+    timers.advance(49);
+    expect(typesAfter(reopened.terminal, 2)).toEqual([{ type: EntryType.USE_RESERVED }]);
+    timers.advance(1);
     expect(typesAfter(reopened.terminal, 2)).toEqual([
       { type: EntryType.USE_RESERVED },
       { type: EntryType.USE_RELEASED, ref: 3, detail: 'terminal restarted and the device never reported a start' },
@@ -620,14 +628,15 @@ describe('two-phase use with the device', () => {
   });
 
   it('a start the board kept across a daemon restart keeps the use charged', async () => {
-    const { rig, batch, device } = await deviceRig('never-starts');
+    const { rig, batch, device, timers } = await deviceRig('never-starts');
     expect(await rig.swipe(batch.oneTimeCards[0]!)).toMatchObject({ ok: true, seq: 3 });
     rig.terminal.close();
     cleanups.pop();
-    const reopened = openTerminal({ dataDir: rig.dataDir, device, startTimeoutMs: 80 });
+    const reopened = openTerminal({ dataDir: rig.dataDir, device, startTimeoutMs: 80, scheduler: timers });
     reopened.terminal.onDeviceEvent({ type: 'started', useSeq: 3 });
     reopened.terminal.onDeviceEvent({ type: 'finished', useSeq: 3 });
-    await settle(150);
+    // past the start timeout: the start reported ended the wait, nothing releases the use
+    timers.advance(150);
     expect(typesAfter(reopened.terminal, 2).map((e) => e.type)).toEqual([EntryType.USE_RESERVED, EntryType.USE_STARTED, EntryType.USE_COMPLETED]);
     expect(reopened.terminal.ledger.verify()).toMatchObject({ ok: true, uses: 1, releases: 0 });
   });

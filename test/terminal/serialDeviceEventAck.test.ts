@@ -10,6 +10,7 @@ import { EntryType, parseLedgerEntry } from '../../src/codecs/ledgerEntry.js';
 import { Issuer, provisionTerminal, tempDir } from '../../src/scenario/CardWorld.js';
 import { createInMemorySerialReader } from '../../src/sim/SimulatedReaderFirmware.js';
 import { Terminal } from '../../src/terminal/Terminal.js';
+import { ManualScheduler } from '../../src/util/scheduler.js';
 import { waitFor } from '../support/syncHarness.js';
 
 describe('device events over the serial line are ACKed once recorded', () => {
@@ -27,13 +28,15 @@ describe('device events over the serial line are ACKed once recorded', () => {
       firmware: { ackTimeoutMs: 40, eventRetryMs: 50, bootDelayMs: 1, device: { startDelayMs: 10 } },
       reader: { heartbeatMs: 0, reopenDelayMs: 20, timing: { ackTimeoutMs: 40, responseTimeoutMs: 2000, apduResponseTimeoutMs: 500 } },
     });
-    const terminal = Terminal.open({ dataDir, device: reader.device, startTimeoutMs: 300 });
+    // the board and the reader run on real timers; the terminal's (its start timeout) on a manual scheduler
+    const timers = new ManualScheduler();
+    const terminal = Terminal.open({ dataDir, device: reader.device, startTimeoutMs: 300, scheduler: timers });
     onTestFinished(async () => {
       await reader.stop();
       firmware.powerOff();
       terminal.close();
     });
-    await new Promise((r) => setTimeout(r, 5));
+    await firmware.booted();
     await reader.start();
     expect(reader.state).toBe('ready');
 
@@ -46,8 +49,8 @@ describe('device events over the serial line are ACKed once recorded', () => {
     firmware.removeCard();
 
     // longer than the start timeout: the board keeps sending the start, nobody releases the use
-    await waitFor(() => reader.stats.eventsNotAccepted >= 3, 5000, 'the start refused by the disk, resent');
-    await new Promise((r) => setTimeout(r, 400));
+    await waitFor(() => reader.stats.eventsNotAccepted >= 3 && firmware.stats.resends >= 3, 5000, 'the start refused by the disk, resent three times');
+    timers.advance(400);
     expect(terminal.ledger.useByReserveSeq(seq)?.state).toBe('reserved');
     expect(firmware.relay.closed).toBe(true);
     expect(firmware.stats.resends).toBeGreaterThanOrEqual(3);
