@@ -21,7 +21,7 @@ export const LAYERS = {
   crypto: { may: ['codecs', 'errors'], packages: ['node:crypto'], why: 'signatures and chain checks with public keys; no I/O' },
   card: { may: ['codecs', 'crypto', 'errors'], packages: [], why: 'the applet\'s commands; reaches a card only through an ApduChannel' },
   util: { may: ['codecs', 'errors'], packages: ['better-sqlite3', 'node:*'], why: 'clock, scheduler, logger contract, openDatabase' },
-  config: { may: ['codecs', 'errors', 'util'], packages: ['yaml', 'node:fs', 'node:path'], why: 'one schema for the settings; read by the roots' },
+  config: { may: ['codecs', 'errors', 'util'], packages: ['yaml', '@sinclair/typebox', 'node:fs', 'node:path'], why: 'one TypeBox schema for the settings (their type, their JSON Schema); read by the roots' },
   logging: { may: ['codecs', 'errors', 'util'], packages: ['pino', 'node:*'], why: 'pino behind the Logger contract' },
   pki: { may: ['codecs', 'crypto', 'errors', 'util'], packages: ['node-forge', 'node:*'], why: 'X.509 with node-forge' },
   transports: { may: ['errors', 'util'], packages: ['serialport', '@serialport/*', ...NODE_IO], why: 'a transport moves bytes and knows nothing above it' },

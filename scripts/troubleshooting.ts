@@ -310,6 +310,30 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'The environment holds a TALLY_ variable that names no setting (tally terminal run --settings lists every setting with its variable) nor a secret the tools read: usually a typo, whose value would otherwise be ignored without a word.',
     remedy: 'Fix the name the warning gives (it says the closest setting\'s variable), e.g. in the systemd unit\'s Environment= lines; the daemon warns at every start until then.',
   },
+  CONFIG_UNKNOWN_SETTING: {
+    cause: 'The configuration file names a setting the schema does not have: usually a typo or a section in the wrong place (the listing names the dotted key).',
+    remedy: 'Fix or remove the key; tally terminal run --settings lists every setting, and schemas/*.schema.json lets an editor flag it as you type (README, Configuration).',
+  },
+  CONFIG_WRONG_TYPE: {
+    cause: 'A setting holds a value of the wrong kind: text where a whole number or true/false is wanted, an empty string, a list where a mapping is wanted (or a TALLY_ variable that does not read as one).',
+    remedy: 'Give the value as the listing says (e.g. 115200, not "fast"; true or false); quote numbers meant as text, such as phone numbers.',
+  },
+  CONFIG_OUT_OF_RANGE: {
+    cause: 'A whole-number setting is below its minimum or above its maximum (the listing says which bound).',
+    remedy: 'Give a value inside the bounds; --settings and the JSON Schema show them.',
+  },
+  CONFIG_NOT_ALLOWED: {
+    cause: 'A setting takes one of a few values (a backend, a language, a log level) and holds another.',
+    remedy: 'Use one of the values the listing names.',
+  },
+  CONFIG_REQUIRED: {
+    cause: 'A setting that has no default was given neither in the file nor by its TALLY_ variable (nor, for the server, by its command line flag).',
+    remedy: 'Set it in the file, or by the variable or flag the listing names.',
+  },
+  CONFIG_FILE_UNREADABLE: {
+    cause: 'The file given with --config does not exist, cannot be read by the service user, or is not YAML or JSON (the listing quotes the parser\'s message with its line).',
+    remedy: 'Check the path and the permissions; fix the syntax at the line named (an editor with the yaml-language-server and the schema shows it).',
+  },
   LEDGER_ROLLBACK: {
     cause: 'A witness outside the terminal database holds a later ledger than the database: the relay board keeps a higher chain head, the server signed a checkpoint beyond it, or a card carries this terminal\'s consumed marker from an entry the ledger no longer has. The database was restored from an old copy or cut short; the terminal refuses service and has recorded and reported it.',
     remedy: 'Do not swipe further cards. Keep the data folder as evidence and call the investor: tally ledger verify --checkpoint with the server\'s checkpoint names the missing seqs; the server\'s copy of the ledger holds what was reported before the loss.',

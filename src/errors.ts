@@ -230,6 +230,13 @@ export const ErrorCodes = {
   CONFIG: info(9002, 'Invalid configuration', '配置错误'),
   BAD_INPUT: info(9003, 'Invalid input', '输入无效'),
   CONFIG_UNKNOWN_ENV: info(9010, 'Unknown TALLY_ environment variable: ignored (a typo?)', '未知的 TALLY_ 环境变量：已忽略（拼写错误？）', true),
+  // 9020-9049: what is wrong with one setting (each problem a ConfigError lists carries one)
+  CONFIG_UNKNOWN_SETTING: info(9020, 'Unknown setting in the configuration (a typo?)', '配置中有未知设置项（拼写错误？）'),
+  CONFIG_WRONG_TYPE: info(9021, 'Setting has the wrong type', '设置项类型错误'),
+  CONFIG_OUT_OF_RANGE: info(9022, 'Setting out of its range', '设置项超出允许范围'),
+  CONFIG_NOT_ALLOWED: info(9023, 'Setting is not one of the allowed values', '设置项不是允许的取值之一'),
+  CONFIG_REQUIRED: info(9024, 'Required setting missing', '缺少必需的设置项'),
+  CONFIG_FILE_UNREADABLE: info(9025, 'Configuration file cannot be read (missing, or not YAML or JSON)', '无法读取配置文件（不存在，或不是 YAML/JSON）'),
   INTERNAL: info(9999, 'Internal error', '内部错误'),
 } as const;
 

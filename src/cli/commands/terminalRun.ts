@@ -1,5 +1,5 @@
-import { loadTerminalConfig, TERMINAL_SCHEMA } from '../../config/terminalConfig.js';
-import { ConfigError, envName, redacted } from '../../config/schema.js';
+import { loadTerminalConfig, TERMINAL_SETTINGS } from '../../config/terminalConfig.js';
+import { ConfigError, redacted, settingsListing } from '../../config/schema.js';
 import { queryStatus } from '../../daemon/StatusServer.js';
 import { startTerminal } from '../../daemon/runTerminal.js';
 import { TallyError } from '../../errors.js';
@@ -20,10 +20,7 @@ overridden by an environment variable TALLY_<SECTION>_<NAME>.
   async run(args, io) {
     const values = parse(args, { config: { type: 'string' }, 'print-config': { type: 'boolean' }, settings: { type: 'boolean' } });
     if (values.settings) {
-      for (const [key, spec] of Object.entries(TERMINAL_SCHEMA)) {
-        io.out(`${key.padEnd(30)} ${spec.type === 'enum' ? spec.values!.join('|') : spec.type}${spec.default !== undefined ? ` = ${JSON.stringify(spec.default)}` : ''}`);
-        io.out(`${''.padEnd(30)} ${spec.doc} [${envName(key)}]`);
-      }
+      for (const line of settingsListing(TERMINAL_SETTINGS)) io.out(line);
       return 0;
     }
     let loaded;
@@ -39,7 +36,7 @@ overridden by an environment variable TALLY_<SECTION>_<NAME>.
     // a TALLY_ typo would otherwise be ignored without a word (journald keeps standard error)
     for (const warning of loaded.warnings) io.err(`warning: ${warning}`);
     if (values['print-config']) {
-      io.out(JSON.stringify(redacted(TERMINAL_SCHEMA, loaded.values), null, 2));
+      io.out(JSON.stringify(redacted(TERMINAL_SETTINGS, loaded.values), null, 2));
       return 0;
     }
     if (await queryStatus(loaded.config.statusSocket)) throw new TallyError('CONFIG', `a daemon already runs on ${loaded.config.dataDir}`);
