@@ -41,6 +41,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # the dashboard's browser tests: Debian's chromium driven by playwright-core, with Chinese fonts for zh pages
 have_cmd chromium || need+=(chromium)
 have_pkg fonts-noto-cjk || need+=(fonts-noto-cjk)
+# the statement PDF's text and fonts, read back by test/server/statementBrowser.test.ts (pdftotext, pdffonts)
+have_cmd pdftotext || need+=(poppler-utils)
 # a QR decoder no one here wrote, for the voucher images (test/server/voucherBackOffice.test.ts)
 have_cmd zbarimg || need+=(zbar-tools)
 

@@ -542,6 +542,14 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'tally server user add --role clinic without --clinic, --role agent without --agent, or a scope given to another role.',
     remedy: 'Give --clinic CODE for a clinic user and --agent CODE for an agent user, and neither for the others.',
   },
+  STATEMENT_CLINIC_UNKNOWN: {
+    cause: 'GET /api/statement (or the statement page) asked for a clinic the registry does not list and no terminal of which has reported.',
+    remedy: 'Check the clinic code (tally server registry list clinics); a new clinic has a statement once it is registered.',
+  },
+  STATEMENT_PDF_UNAVAILABLE: {
+    cause: 'The server prints the statement PDF with chromium (playwright-core): it is not installed at /usr/bin/chromium, or it failed to start or print (out of memory, a broken install).',
+    remedy: 'Run scripts/setup.sh as root (it installs chromium and fonts-noto-cjk); the statement page itself works without it. The server log names the failure.',
+  },
   ENROL_TOKEN: {
     cause: 'The one-time enrolment token was not issued for this terminal, was used already, or expired.',
     remedy: 'Ask the server administrator for a new one: tally pki token TERMINAL-ID --pki DIR; it works once.',

@@ -253,6 +253,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
         clock: () => clock.now(),
         logger,
         ...(options.voucherKey ? { voucherKey: options.voucherKey } : {}),
+        ...(options.checkpointSigner ? { signer: options.checkpointSigner } : {}),
         ...(insurance ? { plugins: [insuranceRoutes(insurance, (day) => ledgerUseOrders(options.store.insurance, day))] } : {}),
       });
     } catch (err) {

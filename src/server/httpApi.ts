@@ -56,6 +56,7 @@ import { dashboardRoutes, defaultDashboardDir } from './dashboard/dashboardRoute
 import type { AgentRow, ClinicAgentRow } from './access/AccessStore.js';
 import { registerVoucherRoutes } from './voucher/voucherHttp.js';
 import { VoucherOffice, type VoucherKey } from './voucher/VoucherOffice.js';
+import { clinicStatement, printPdf, statementHtml, type StatementSigner } from './dashboard/statement.js';
 
 export { HttpError } from './httpError.js';
 
@@ -271,6 +272,10 @@ export async function startHttpApi(options: {
   httpsProxy?: boolean;
   /** The voucher back office's key (tally server voucher certify-key): it signs vouchers; without it issuing answers VOUCHER_KEY_MISSING */
   voucherKey?: VoucherKey;
+  /** The server key (tally server certify-key): it signs each terminal's statement on the clinic statement; without it they go unsigned */
+  signer?: StatementSigner;
+  /** The chromium that prints statement PDFs (default /usr/bin/chromium) */
+  chromiumPath?: string;
 }): Promise<HttpApi> {
   const app = await buildHttpApi(options);
   await app.listen({ port: options.port ?? 0, host: '127.0.0.1' });
@@ -410,6 +415,35 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
   );
   get('/api/batches', 'batches.read', 'batch reconciliation', list(Rows.batch), async (_q, principal) => mine(principal, await store.batchReconciliation()));
   get('/api/income', 'income.read', "the income split per clinic at the registered or configured prices, with the agent's share", list(Rows.income), async (_q, principal) => incomeOf(principal));
+  /** The clinic's statement, for a principal that may see the clinic (else 403) */
+  const statementOf = async (query: Record<string, string | undefined>, principal: Principal) => {
+    const clinic = query.clinic ?? '';
+    if (!seesClinic(principal, clinic)) throw new HttpError(403, 'forbidden', `the ${principal.role} ${principal.username} may not see clinic ${clinic}`, 'clinic', 'FORBIDDEN');
+    try {
+      return await clinicStatement(store, pricing, clinic, now(), options.signer);
+    } catch (err) {
+      if (err instanceof TallyError && err.code === 'STATEMENT_CLINIC_UNKNOWN') throw new HttpError(404, 'statement-clinic-unknown', err.message, 'clinic', err.code);
+      throw err;
+    }
+  };
+  get('/api/statement', 'statements.read', "a clinic's statement: its income report row in fen and each terminal's signed statement of the ledger the server holds", Rows.statement, statementOf, Queries.statement);
+  app.get(
+    '/api/statement.pdf',
+    { onRequest: auth.guard('statements.read'), schema: { summary: `the clinic's statement as a PDF, printed by chromium, in the user's language (${PERMISSIONS['statements.read'].join(', ')})`, querystring: Queries.statement, response: { 200: Type.String({ description: 'application/pdf' }), ...errorAnswers } } },
+    async (request, reply) => {
+      const principal = auth.principal(request);
+      const statement = await statementOf(request.query as Record<string, string | undefined>, principal);
+      let pdf: Buffer;
+      try {
+        pdf = await printPdf(statementHtml(statement, principal.locale), options.chromiumPath);
+      } catch (err) {
+        if (!(err instanceof TallyError && err.code === 'STATEMENT_PDF_UNAVAILABLE')) throw err;
+        logger.warn({ event: 'statement.pdf-failed', code: err.code, clinic: statement.clinicCode }, err.message);
+        throw new HttpError(503, 'statement-pdf-unavailable', err.message, undefined, err.code);
+      }
+      return reply.header('content-type', 'application/pdf').header('content-disposition', `attachment; filename="statement-${statement.clinicCode.replace(/[^A-Za-z0-9._-]/g, '_')}.pdf"`).send(pdf);
+    },
+  );
   get('/api/alerts', 'alerts.read', 'alerts raised by the ingest, with their acknowledgement', list(Rows.alert), async (_q, principal) => {
     const alerts = await store.alerts();
     const acks = new Map((await store.access.alertAcks()).map((a) => [a.alertKey, a]));

@@ -83,6 +83,19 @@ export const Rows = {
   registryBatch: row({ batchId: Type.String(), clinicCode: Type.String(), count: Type.Integer() }, 'a batch of one-time cards as issued'),
   station: row({ stationId: Type.String() }, 'an issuing station'),
   issuance: row({ kind: Type.String() }, 'one record of an issuing station'),
+  statement: row(
+    {
+      clinicCode: Type.String(),
+      time: Type.Number(),
+      pricing: row({ pricePerUse: Type.Integer(), investorShareBp: Type.Integer() }, "the clinic's price and shares (basis points)"),
+      income: row({ clinicCode: Type.String(), uses: Type.Integer(), gross: Type.Integer(), investor: Type.Integer(), clinic: Type.Integer() }, "the clinic's row of tally server report income, in fen"),
+      terminals: Type.Array(row({ terminalId: Type.String(), entries: Type.Integer(), uses: Type.Integer(), income: row({ gross: Type.Integer() }, 'the split of the uses') }, "a terminal's uses from its ledger, and the audit bundle's signed statement of them (statement)")),
+      ledgerUses: Type.Integer(),
+      matches: Type.Boolean(),
+      signed: Type.Boolean(),
+    },
+    "a clinic's statement: the income report's row and, per terminal, the signed statement of the ledger it holds",
+  ),
   importSummary: row({ stationId: Type.String(), alreadyImported: Type.Boolean(), cardsAdded: Type.Integer() }, 'what an import added'),
 } as const;
 
@@ -94,6 +107,7 @@ export const Queries = {
     { period: Type.Optional(Type.Union([Type.Literal('day'), Type.Literal('week'), Type.Literal('month')])), by: Type.Optional(Type.Union([Type.Literal('clinic'), Type.Literal('terminal'), Type.Literal('agent')])) },
     { additionalProperties: false },
   ),
+  statement: Type.Object({ clinic: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false }),
   audit: Type.Object({ limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,3}$' })) }, { additionalProperties: false }),
 } as const;
 

@@ -34,6 +34,8 @@ const SPEC: Record<string, readonly Role[]> = {
   'GET /api/export/uses.csv': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor'],
   'GET /api/batches': ['authority', 'issuer', 'agent', 'clinic', 'auditor'],
   'GET /api/income': ['authority', 'agent', 'clinic', 'auditor'],
+  'GET /api/statement': ['authority', 'agent', 'clinic', 'auditor'],
+  'GET /api/statement.pdf': ['authority', 'agent', 'clinic', 'auditor'],
   'GET /api/alerts': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor'],
   'GET /api/rejections': ['sysadmin', 'authority', 'auditor'],
   'GET /api/registry/clinics': all,
@@ -76,6 +78,11 @@ const SCOPED: Record<string, (row: Record<string, unknown>) => string | undefine
   'GET /api/registry/clinics': (r) => r.clinicCode as string,
   'GET /api/registry/terminals': (r) => r.clinicCode as string,
 };
+/** Routes that need a query to answer: the URL the matrix asks (CL-A is every allowed role's clinic) */
+const URLS: Record<string, string> = {
+  'GET /api/statement': '/api/statement?clinic=CL-A',
+  'GET /api/statement.pdf': '/api/statement.pdf?clinic=CL-A',
+};
 const BODIES: Record<string, unknown> = {
   'POST /api/registry/clinics': { clinicCode: 'CL-N', name: 'New Clinic' },
   'POST /api/registry/terminals': { terminalId: 'T-N', clinicCode: 'CL-N' },
@@ -108,7 +115,8 @@ async function login(username: string, password: string, address = '127.0.0.1'):
 }
 
 function request(route: string, who: Login | 'token' | undefined, options: { csrf?: string | null; body?: unknown } = {}) {
-  const [method, url] = route.split(' ') as ['GET' | 'POST', string];
+  const [method, path] = route.split(' ') as ['GET' | 'POST', string];
+  const url = URLS[route] ?? path;
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (who === 'token') headers.authorization = `Bearer ${TOKEN}`;
   else if (who) {

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { fromHex, toHex } from '../../codecs/bytes.js';
-import { accountOf, formatMoney, isDay, shareBp, type Account, type Income, type Period, type Pricing } from '../../codecs/auditAccount.js';
+import { accountOf, formatMoney, isDay, type Account, type Income, type Period, type Pricing } from '../../codecs/auditAccount.js';
 import { AUDIT_BUNDLE_FORMAT, bundleEntries, encodeAuditBundle, parseAuditBundle, parseStatementBody, type AuditBundle } from '../../codecs/auditBundle.js';
 import { compareBundles, entryList, signStatement, statementFieldsOf, verifyAuditBundle, type BundleVerdict, type Comparison } from '../../crypto/auditBundle.js';
 import { signCheckpoint } from '../../crypto/checkpoint.js';
@@ -18,6 +18,7 @@ import { sha256 } from '../../crypto/ed25519.js';
 import { createServerStore } from '../../server/createServerStore.js';
 import { currentPricing, DEFAULT_PRICING, type PricingConfig } from '../../server/httpApi.js';
 import type { ServerStore } from '../../server/ServerStore.js';
+import { clinicPricing } from '../../server/dashboard/statement.js';
 import { readCheckpointFile } from '../../terminal/Terminal.js';
 import { storageErrorOf, TallyError } from '../../errors.js';
 import { integer, parse, parseWithPositionals, required } from '../args.js';
@@ -85,12 +86,6 @@ interface ServerExport {
   readonly root: Uint8Array;
   readonly period: Period | null;
   readonly pricing: PricingConfig;
-}
-
-/** The clinic's price and shares as the income report takes them (the registry's clinic and agent over the defaults) */
-function clinicPricing(pricing: PricingConfig, clinicCode: string): Pricing {
-  const share = pricing.perClinic?.[clinicCode] ?? pricing.default;
-  return { pricePerUse: share.pricePerUse, investorShareBp: shareBp(share.investorShare), ...(share.agentCode !== undefined ? { agentCode: share.agentCode, agentShareBp: shareBp(share.agentShare ?? 0) } : {}) };
 }
 
 async function serverBundle(x: ServerExport, terminalId: string): Promise<AuditBundle> {

@@ -40,6 +40,7 @@ export type Permission =
   | 'uses.read'
   | 'batches.read'
   | 'income.read'
+  | 'statements.read'
   | 'alerts.read'
   | 'alerts.ack'
   | 'rejections.read'
@@ -70,6 +71,7 @@ export const PERMISSIONS: Readonly<Record<Permission, readonly PrincipalRole[]>>
   'uses.read': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor', 'machine'],
   'batches.read': ['authority', 'issuer', 'agent', 'clinic', 'auditor', 'machine'],
   'income.read': ['authority', 'agent', 'clinic', 'auditor', 'machine'],
+  'statements.read': ['authority', 'agent', 'clinic', 'auditor', 'machine'],
   'alerts.read': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor', 'machine'],
   'alerts.ack': ['sysadmin', 'authority'],
   'rejections.read': ['sysadmin', 'authority', 'auditor', 'machine'],

@@ -3,4 +3,5 @@ import './overview.js';
 import './terminals.js';
 import './batches.js';
 import './money.js';
+import './statement.js';
 import './alerts.js';
