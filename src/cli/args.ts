@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readSync } from 'node:fs';
 import { TallyError } from '../errors.js';
 import { prompt, setCliLocale } from './cliLocale.js';
+import { parseArgsOptions, type OptionTable } from './options.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -37,6 +38,25 @@ export function parseWithPositionals(args: string[], options: Options): { values
     if (err instanceof TallyError) throw err;
     throw new TallyError('USAGE', (err as Error).message);
   }
+}
+
+export interface Parsed {
+  readonly values: Record<string, string | boolean | undefined>;
+  readonly positionals: string[];
+}
+
+/** Parses with a declared table (options.ts; it holds --locale and --help), refusing what it does not declare and what it requires but misses */
+export function parseDeclared(args: string[], table: OptionTable, allowPositionals: boolean): Parsed {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: parseArgsOptions(table), allowPositionals, strict: true });
+  } catch (err) {
+    throw new TallyError('USAGE', (err as Error).message);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  takeLocale(values);
+  for (const [name, spec] of Object.entries(table)) if (spec.required) required(values, name);
+  return { values, positionals: parsed.positionals };
 }
 
 export function required(values: Record<string, unknown>, name: string): string {

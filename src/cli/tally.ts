@@ -73,8 +73,13 @@ export function registerCommand(command: CliCommand): void {
   COMMANDS.push({ path: command.path, load: async () => command });
 }
 
+/** Every command, loaded (for the overview, docs/cli.md and the tests) */
+export async function loadCommands(): Promise<CliCommand[]> {
+  return Promise.all(COMMANDS.map((c) => c.load()));
+}
+
 async function overview(): Promise<string> {
-  const commands = await Promise.all(COMMANDS.map((c) => c.load()));
+  const commands = await loadCommands();
   const width = Math.max(...commands.map((c) => c.path.join(' ').length));
   return [
     'tally: the tallystick card terminal tools',

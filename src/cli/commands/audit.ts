@@ -21,14 +21,11 @@ import type { ServerStore } from '../../server/ServerStore.js';
 import { clinicPricing } from '../../server/dashboard/statement.js';
 import { readCheckpointFile } from '../../terminal/Terminal.js';
 import { storageErrorOf, TallyError } from '../../errors.js';
-import { integer, parse, parseWithPositionals, required } from '../args.js';
-import type { CliCommand, CliIo } from '../command.js';
+import { integer, required } from '../args.js';
+import { defineCommand, type CliIo } from '../command.js';
+import { JSON_OPTION, TRUSTED_ROOT_OPTIONS, valueOption } from '../options.js';
 import { loadServerKey } from './serverKey.js';
 import { storeOptions } from './server.js';
-
-const ROOT_HELP = `  --root HEX              the investor root public key you trust
-  --root-fingerprint HEX  or its fingerprint (SHA-256 of the key, as tally issue mother printed it):
-                          the key the bundle carries is used only if it has this fingerprint`;
 
 function readBundle(path: string): AuditBundle {
   if (!existsSync(path)) throw new TallyError('USAGE', `no bundle at ${path}`);
@@ -122,13 +119,15 @@ function exported(bundle: AuditBundle, out: string): string {
   return `${bundle.side} bundle of ${bundle.terminalId} (${periodText(bundle.period)}): ${bundle.entries.length} entries, ${usesText(uses)}${money}${bundle.checkpoint ? ', the latest checkpoint' : ', no checkpoint'}${bundle.statement ? ', the signed statement' : ''}; written to ${out}`;
 }
 
-export const auditExportCommand: CliCommand = {
-  path: ['audit', 'export'],
-  summary: "one file with a terminal's ledger as this half holds it, for an offline audit",
-  help: `tally audit export --out PATH [--from DAY --to DAY]
-    (--data DIR | --store STORE (--terminal ID | --clinic CODE) --signing-key FILE --root HEX [--price N --share S])
-
-On the terminal (--data, the data folder; to a USB stick): its ledger entries,
+export const auditExportCommand = defineCommand(
+  {
+    path: 'audit export',
+    summary: "one file with a terminal's ledger as this half holds it, for an offline audit",
+    usage: [
+      `tally audit export --out PATH [--from DAY --to DAY]
+    (--data DIR | --store STORE (--terminal ID | --clinic CODE) --signing-key FILE --root HEX [--price N --share S])`,
+    ],
+    about: `On the terminal (--data, the data folder; to a USB stick): its ledger entries,
 which carry the terminal certificate and the batch records back to the
 investor root, and the latest checkpoint the server signed.
 On the server (--store, as tally server run): the entries it holds for that
@@ -143,20 +142,26 @@ bundle per terminal of the clinic into the folder PATH (PATH/TERMINAL.json).
 entries are always the whole ledger, which the chain needs from entry 1.
 The clinic verifies either with tally audit verify and lays them side by side
 with tally audit compare.`,
-  async run(args, io) {
-    const values = parse(args, {
-      out: { type: 'string' },
-      data: { type: 'string' },
-      store: { type: 'string' },
-      terminal: { type: 'string' },
-      clinic: { type: 'string' },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      'signing-key': { type: 'string' },
-      root: { type: 'string' },
-      price: { type: 'string' },
-      share: { type: 'string' },
-    });
+    options: {
+      out: valueOption('PATH', 'the bundle file (with --clinic: a folder, one bundle per terminal)', { required: true }),
+      from: valueOption('DAY', 'the first UTC day of the account (YYYY-MM-DD)'),
+      to: valueOption('DAY', 'the last UTC day of the account, included'),
+      data: valueOption('DIR', "on the terminal: its data folder"),
+      store: valueOption('STORE', "on the server: its store, a SQLite file or postgres://..."),
+      terminal: valueOption('ID', 'the terminal whose half the server exports'),
+      clinic: valueOption('CODE', 'or every terminal of this clinic'),
+      'signing-key': valueOption('FILE', 'the server key that signs the statement (tally server certify-key)'),
+      root: valueOption('HEX', 'the investor root public key (64 hex digits)'),
+      price: valueOption('N', 'the price per use in fen where the registry sets none', { default: String(DEFAULT_PRICING.default.pricePerUse) }),
+      share: valueOption('S', "the investor's share, 0..1, where the registry sets none", { default: String(DEFAULT_PRICING.default.investorShare) }),
+    },
+    examples: [
+      'tally audit export --data /var/lib/tally --out /media/usb/T-1.json',
+      'tally audit export --store server.db --clinic C1 --from 2026-12-01 --to 2026-12-31 --signing-key server-key.json --root <root key> --out C1-december/',
+    ],
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const out = required(values, 'out');
     const period = periodOf(values);
     if (typeof values.data === 'string') {
@@ -200,7 +205,7 @@ with tally audit compare.`,
       await store.close();
     }
   },
-};
+);
 
 function pct(bp: number): string {
   return `${bp / 100}%`;
@@ -242,17 +247,20 @@ function verdictLines(path: string, v: BundleVerdict): string[] {
   return lines;
 }
 
-export const auditVerifyCommand: CliCommand = {
-  path: ['audit', 'verify'],
-  summary: 'check an audit bundle offline with the investor root alone',
-  help: `tally audit verify BUNDLE (--root HEX | --root-fingerprint HEX) [--json]
-
-Checks the bundle's ledger (every rule of ledger-format.md), its checkpoint and,
+export const auditVerifyCommand = defineCommand(
+  {
+    path: 'audit verify',
+    summary: 'check an audit bundle offline with the investor root alone',
+    usage: ['tally audit verify BUNDLE (--root HEX | --root-fingerprint HEX) [--json]'],
+    about: `Checks the bundle's ledger (every rule of ledger-format.md), its checkpoint and,
 on a server's bundle, the server's signed statement, all against the root.
-Exit 0 when it verifies, 4 when not.
-${ROOT_HELP}`,
-  async run(args, io) {
-    const { values, positionals } = parseWithPositionals(args, { root: { type: 'string' }, 'root-fingerprint': { type: 'string' }, json: { type: 'boolean' } });
+With --root-fingerprint the key the bundle carries is used only if it has that
+fingerprint. Exit 0 when it verifies, 4 when not.`,
+    options: { ...TRUSTED_ROOT_OPTIONS, ...JSON_OPTION },
+    positionals: true,
+  },
+  async (args, io, cli) => {
+    const { values, positionals } = cli.parseWithPositionals(args);
     const path = positional(positionals, 0, 'BUNDLE');
     const bundle = readBundle(path);
     const verdict = verifyAuditBundle(bundle, trustedRoot(values, bundle));
@@ -260,21 +268,23 @@ ${ROOT_HELP}`,
     else for (const line of verdictLines(path, verdict)) io.out(line);
     return verdict.ok ? 0 : 4;
   },
-};
+);
 
-export const auditCompareCommand: CliCommand = {
-  path: ['audit', 'compare'],
-  summary: "the terminal's half beside the server's: they match, or every entry that differs",
-  help: `tally audit compare TERMINAL_BUNDLE SERVER_BUNDLE (--root HEX | --root-fingerprint HEX) [--json]
-
-Verifies both bundles, then compares them seq by seq: entries the server lacks
+export const auditCompareCommand = defineCommand(
+  {
+    path: 'audit compare',
+    summary: "the terminal's half beside the server's: they match, or every entry that differs",
+    usage: ['tally audit compare TERMINAL_BUNDLE SERVER_BUNDLE (--root HEX | --root-fingerprint HEX) [--json]'],
+    about: `Verifies both bundles, then compares them seq by seq: entries the server lacks
 (not yet synced, or never received), entries the terminal lacks (cut, or the
 database restored from an older copy), and entries that differ (a fork); and the
 uses charged on each side. Summary first, details below. Exit 0 when they
-match and both verify, 4 when not.
-${ROOT_HELP}`,
-  async run(args, io) {
-    const { values, positionals } = parseWithPositionals(args, { root: { type: 'string' }, 'root-fingerprint': { type: 'string' }, json: { type: 'boolean' } });
+match and both verify, 4 when not.`,
+    options: { ...TRUSTED_ROOT_OPTIONS, ...JSON_OPTION },
+    positionals: true,
+  },
+  async (args, io, cli) => {
+    const { values, positionals } = cli.parseWithPositionals(args);
     const [tPath, sPath] = [positional(positionals, 0, 'TERMINAL_BUNDLE'), positional(positionals, 1, 'SERVER_BUNDLE')];
     const terminal = readBundle(tPath);
     const server = readBundle(sPath);
@@ -290,7 +300,7 @@ ${ROOT_HELP}`,
     printComparison(io, ok, comparison, verdicts, tPath, sPath);
     return ok ? 0 : 4;
   },
-};
+);
 
 function moneyDelta(amount: number): string {
   return amount === 0 ? 'the same' : `${formatMoney(Math.abs(amount))} ${amount > 0 ? 'more' : 'less'}`;

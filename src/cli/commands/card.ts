@@ -7,34 +7,38 @@ import { parseRecordOrThrow } from '../../crypto/chain.js';
 import { TallyError } from '../../errors.js';
 import { loadCardFile, newCardFile } from '../../sim/cardFile.js';
 import { directChannel } from '../../card/ApduChannel.js';
-import { parse, required } from '../args.js';
-import type { CliCommand } from '../command.js';
+import { required } from '../args.js';
+import { valueOption } from '../options.js';
+import { defineCommand } from '../command.js';
 
-export const cardNewCommand: CliCommand = {
-  path: ['card', 'new'],
-  summary: 'make a blank simulated card file',
-  help: `tally card new --out FILE
-
-Makes a blank simulated card (a chip fresh from the factory, with a random UID)
+export const cardNewCommand = defineCommand(
+  {
+    path: 'card new',
+    summary: 'make a blank simulated card file',
+    about: `Makes a blank simulated card (a chip fresh from the factory, with a random UID)
 and saves it to FILE. The issuing commands personalise such cards.`,
-  async run(args, io) {
-    const values = parse(args, { out: { type: 'string' } });
+    options: { out: valueOption('FILE', 'where to save the card (refused if it exists)', { required: true }) },
+    examples: ['tally card new --out blank.json'],
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const out = required(values, 'out');
     if (existsSync(out)) throw new TallyError('USAGE', `${out} exists; refusing to overwrite a card`);
     const card = newCardFile(out);
     io.out(`blank card ${toHex(card.chipUid)} saved to ${out}`);
     return 0;
   },
-};
+);
 
-export const cardShowCommand: CliCommand = {
-  path: ['card', 'show'],
-  summary: 'show what a simulated card holds, as a reader sees it',
-  help: `tally card show --card FILE
-
-Selects the applet on the card and prints its state and record.`,
-  async run(args, io) {
-    const values = parse(args, { card: { type: 'string' } });
+export const cardShowCommand = defineCommand(
+  {
+    path: 'card show',
+    summary: 'show what a simulated card holds, as a reader sees it',
+    about: 'Selects the applet on the card and prints its state and record.',
+    options: { card: valueOption('FILE', 'the card file', { required: true }) },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const card = loadCardFile(required(values, 'card'));
     const fci = await new CardClient(directChannel(card)).select();
     io.out(`chip UID     ${toHex(fci.chipUid)}`);
@@ -49,4 +53,4 @@ Selects the applet on the card and prints its state and record.`,
     io.out(`consumed     ${fci.marker ? `yes (${toHex(fci.marker)})` : 'no'}`);
     return 0;
   },
-};
+);

@@ -12,8 +12,14 @@ import { checkLedgerAgainstCheckpoint, verifyCheckpoint, type CheckpointVerdict 
 import { readCheckpointFile } from '../../terminal/Terminal.js';
 import { ErrorCodes, storageErrorOf, TallyError } from '../../errors.js';
 import { createLogger } from '../../logging/createLogger.js';
-import { parse } from '../args.js';
-import type { CliCommand } from '../command.js';
+import { defineCommand } from '../command.js';
+import { JSON_OPTION, valueOption } from '../options.js';
+
+/** Which ledger: a terminal's data directory, or its database file */
+const LEDGER_OPTIONS = {
+  data: valueOption('DIR', "the terminal's data directory (its terminal.db)"),
+  db: valueOption('FILE', "or the terminal's database file itself"),
+};
 
 interface ReadLedger {
   readonly path: string;
@@ -132,27 +138,32 @@ function reportUnreadable(read: ReadLedger, result: LedgerVerification, io: { er
   io.err(`DATABASE_UNREADABLE ${code}: ${zh}（最后一条完好的序号 ${result.lastSeq}）`);
 }
 
-export const ledgerVerifyCommand: CliCommand = {
-  path: ['ledger', 'verify'],
-  summary: "check a terminal's whole ledger: chain, signatures, sequence, meaning",
-  help: `tally ledger verify (--data DIR | --db FILE) [--root HEX | --root-fingerprint HEX] [--checkpoint FILE] [--json]
-
-Checks every entry: gapless sequence, hash chain, the terminal certificate
+export const ledgerVerifyCommand = defineCommand(
+  {
+    path: 'ledger verify',
+    summary: "check a terminal's whole ledger: chain, signatures, sequence, meaning",
+    usage: ['tally ledger verify (--data DIR | --db FILE) [--root HEX | --root-fingerprint HEX] [--checkpoint FILE] [--json]'],
+    about: `Checks every entry: gapless sequence, hash chain, the terminal certificate
 back to the investor root, each signature, and that no serial was used twice.
 Says exactly where it breaks. Exit 0 when intact, 4 when broken (a
 damaged or truncated database file too: DATABASE_UNREADABLE, with the last
 good seq). Rows whose unsigned columns (seq, type, time, hash) differ from
 their signed entry are listed as warnings (unsignedColumns in --json).
-  --root HEX   the investor root public key to check against (default: the one
-               the terminal holds; an auditor should pass the one they trust)
-  --root-fingerprint HEX  take the root key the terminal holds only if its
-               SHA-256 is HEX (the fingerprint tally issue mother printed)
-  --checkpoint FILE  a checkpoint the server signed (tally ledger checkpoint, or
-               the audit bundle): the ledger must still hold its seq with its
-               hash, else it is named TRUNCATED (cut or restored from an older
-               copy; exit 4, with the last good seq) or FORKED`,
-  async run(args, io) {
-    const values = parse(args, { data: { type: 'string' }, db: { type: 'string' }, root: { type: 'string' }, 'root-fingerprint': { type: 'string' }, checkpoint: { type: 'string' }, json: { type: 'boolean' } });
+Without --root the root key the terminal holds is used: an auditor should pass
+the one they trust, or its fingerprint. With --checkpoint the ledger must still
+hold the checkpoint's seq with its hash, else it is named TRUNCATED (cut or
+restored from an older copy; exit 4, with the last good seq) or FORKED.`,
+    options: {
+      ...LEDGER_OPTIONS,
+      root: valueOption('HEX', 'the investor root public key to check against', { default: 'the one the terminal holds' }),
+      'root-fingerprint': valueOption('HEX', 'take the root key the terminal holds only if its SHA-256 is HEX (the fingerprint tally issue mother printed)'),
+      checkpoint: valueOption('FILE', 'a checkpoint the server signed (tally ledger checkpoint, or the audit bundle) that the ledger must still hold'),
+      ...JSON_OPTION,
+    },
+    examples: ['tally ledger verify --data term --root-fingerprint <from issue mother>'],
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const read = readLedger(values);
     const { entries } = read;
     const result = verifyRead(read);
@@ -188,7 +199,7 @@ their signed entry are listed as warnings (unsignedColumns in --json).
     }
     return result.ok ? 0 : 4;
   },
-};
+);
 
 /** The checkpoint file checked against the root, and the ledger against it; BAD_CHECKPOINT when it does not verify */
 function checkpointVerdict(path: string, entries: readonly Uint8Array[], result: LedgerVerification, root: Uint8Array): CheckpointVerdict {
@@ -197,18 +208,23 @@ function checkpointVerdict(path: string, entries: readonly Uint8Array[], result:
   return checkLedgerAgainstCheckpoint(entries, result.lastSeq, result.terminalId, fields);
 }
 
-export const ledgerCheckpointCommand: CliCommand = {
-  path: ['ledger', 'checkpoint'],
-  summary: 'export the latest checkpoint the server signed for this terminal',
-  help: `tally ledger checkpoint --data DIR [--out FILE] [--json]
-
-The terminal keeps the latest checkpoint the server's acks carried: the
+export const ledgerCheckpointCommand = defineCommand(
+  {
+    path: 'ledger checkpoint',
+    summary: 'export the latest checkpoint the server signed for this terminal',
+    about: `The terminal keeps the latest checkpoint the server's acks carried: the
 server's signed statement that it holds this ledger up to a seq with that
 entry's hash. Give the file to tally ledger verify --checkpoint (or keep it
 off the terminal): a ledger later cut short or restored from an older copy is
 then named TRUNCATED.`,
-  async run(args, io) {
-    const values = parse(args, { data: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } });
+    options: {
+      data: valueOption('DIR', "the terminal's data directory", { required: true }),
+      out: valueOption('FILE', 'write the checkpoint file here'),
+      ...JSON_OPTION,
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const dataDir = typeof values.data === 'string' ? values.data : undefined;
     if (!dataDir) throw new TallyError('USAGE', '--data DIR is required');
     const checkpoint = readCheckpointFile(dataDir);
@@ -219,14 +235,17 @@ then named TRUNCATED.`,
     else io.out(`checkpoint of server ${fields.serverId}: terminal ${fields.terminalId} seq ${fields.seq} (${fields.headHash.slice(0, 16)}...) signed ${new Date(fields.time).toISOString()}${typeof values.out === 'string' ? `, written to ${values.out}` : ''}`);
     return 0;
   },
-};
+);
 
-export const ledgerShowCommand: CliCommand = {
-  path: ['ledger', 'show'],
-  summary: "list a terminal's ledger entries",
-  help: `tally ledger show (--data DIR | --db FILE) [--json]`,
-  async run(args, io) {
-    const values = parse(args, { data: { type: 'string' }, db: { type: 'string' }, json: { type: 'boolean' } });
+export const ledgerShowCommand = defineCommand(
+  {
+    path: 'ledger show',
+    summary: "list a terminal's ledger entries",
+    usage: ['tally ledger show (--data DIR | --db FILE) [--json]'],
+    options: { ...LEDGER_OPTIONS, ...JSON_OPTION },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const read = readLedger(values);
     if (read.unreadable) throw new TallyError('DATABASE_UNREADABLE', `${read.path} after ${read.entries.length} entries: ${read.unreadable}`);
     const rows = read.entries.map((raw) => {
@@ -254,4 +273,4 @@ export const ledgerShowCommand: CliCommand = {
     else for (const r of rows) io.out(`${String(r.seq).padStart(6)}  ${r.time}${r.clockTrusted ? ' ' : '?'} ${r.type.padEnd(14)} ${r.card ?? (r.ref !== undefined ? `use ${r.ref}` : '')}${r.detail ? `  (${r.detail})` : ''}`);
     return 0;
   },
-};
+);
