@@ -1,9 +1,9 @@
 /**
  * The serial reader backend: the terminal's own microcontroller board, reached
  * over a serial line with the protocol of firmware-protocol/serial-protocol.md.
- * One object is the CardReader (card sessions) and the OperatorPanel (display,
- * buzzer, LEDs); its `device` property is the DeviceControl (relay and
- * device-session events).
+ * One object owns the link and is the CardReader (card sessions) and the
+ * OperatorPanel (display, buzzer, LEDs: boardPanel.ts); its `device` property
+ * is the DeviceControl (relay and device-session events: BoardDevice.ts).
  *
  * It survives what a serial line does: a microcontroller that reboots (BOOT:
  * the session ends, a use in progress is reported as a fault, it re-syncs) and
@@ -13,35 +13,20 @@
 import { bytesEqual } from '../../codecs/bytes.js';
 import { ApduStatus } from '../../codecs/firmware/card.js';
 import { HEAD_WITNESS_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '../../codecs/firmware/commands.js';
-import { HEAD_HASH_LENGTH, HeadStatus } from '../../codecs/firmware/head.js';
 import type { EventMessage } from '../../codecs/firmware/messages.js';
-import { Led, LedMode, MAX_DISPLAY_LINES, MAX_LINE_BYTES, MAX_QR_CAPTION_LINES, QrEcc, type BuzzerStep, type LedSetting } from '../../codecs/firmware/panel.js';
-import { FaultCode, SessionState } from '../../codecs/firmware/relay.js';
-import { isTallyError, TallyError } from '../../errors.js';
+import { TallyError } from '../../errors.js';
 import type { ByteTransport } from '../../transports/ByteTransport.js';
 import { openSerialTransport } from '../../transports/SerialPortTransport.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
-import type {
-  BoardSession,
-  BoardWitness,
-  CardReader,
-  CardSession,
-  DeviceControl,
-  DeviceEvent,
-  DeviceEventAnswer,
-  LedgerHead,
-  LedState,
-  OperatorPanel,
-  PanelMessage,
-  PanelQr,
-  ReaderEvent,
-  ReaderState,
-  Tone,
-} from '../CardReader.js';
-import { askListeners, type EventAnswer } from '../eventAnswers.js';
+import type { BoardWitness, CardReader, CardSession, DeviceControl, LedgerHead, OperatorPanel, PanelMessage, PanelQr, ReaderEvent, ReaderState } from '../CardReader.js';
+import type { EventAnswer } from '../eventAnswers.js';
 import { ReaderSlot } from '../ReaderSlot.js';
+import { BoardDevice } from './BoardDevice.js';
+import { showOnBoard, showQrOnBoard } from './boardPanel.js';
 import { FirmwareLink, type FrameTrace, type LinkStats, type LinkTiming } from './FirmwareLink.js';
 import { systemSchedulingClock, type SchedulingClock } from '../../util/scheduler.js';
+
+export { fitLines, LED_PATTERNS, TONE_PATTERNS } from './boardPanel.js';
 
 export interface SerialReaderOptions {
   /** Opens the port; called again whenever the port went away */
@@ -64,39 +49,6 @@ export interface SerialReaderStats extends LinkStats {
   sessions: number;
 }
 
-/** Buzzer patterns by tone: what the operator hears */
-export const TONE_PATTERNS: Record<Tone, BuzzerStep[]> = {
-  ok: [{ onMs: 80, offMs: 0 }],
-  refused: [
-    { onMs: 150, offMs: 100 },
-    { onMs: 150, offMs: 100 },
-    { onMs: 150, offMs: 0 },
-  ],
-  attention: [
-    { onMs: 60, offMs: 60 },
-    { onMs: 60, offMs: 0 },
-  ],
-  fault: [{ onMs: 800, offMs: 0 }],
-};
-
-/** LEDs by state: green, red, amber */
-export const LED_PATTERNS: Record<LedState, LedSetting[]> = {
-  idle: leds(LedMode.ON, LedMode.OFF, LedMode.OFF),
-  busy: leds(LedMode.OFF, LedMode.OFF, LedMode.BLINK_FAST),
-  ok: leds(LedMode.ON, LedMode.OFF, LedMode.OFF),
-  refused: leds(LedMode.OFF, LedMode.ON, LedMode.OFF),
-  fault: leds(LedMode.OFF, LedMode.BLINK_FAST, LedMode.OFF),
-  off: leds(LedMode.OFF, LedMode.OFF, LedMode.OFF),
-};
-
-function leds(green: number, red: number, amber: number): LedSetting[] {
-  return [
-    { led: Led.GREEN, mode: green as LedSetting['mode'] },
-    { led: Led.RED, mode: red as LedSetting['mode'] },
-    { led: Led.AMBER, mode: amber as LedSetting['mode'] },
-  ];
-}
-
 interface SerialSession extends CardSession {
   present: boolean;
   apdus: number;
@@ -107,40 +59,22 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
   private readonly clock: SchedulingClock;
   private readonly logger: Logger;
   private readonly slot: ReaderSlot<SerialSession>;
-  /**
-   * A device listener answers like a link's event listener (readers/eventAnswers.ts):
-   * the terminal returns whether the ledger has recorded the event, and the
-   * board's frame is ACKed only then (serial-protocol.md §5).
-   */
-  private readonly deviceListeners = new Set<(event: DeviceEvent) => DeviceEventAnswer>();
+  private readonly board: BoardDevice;
   private readonly reopenDelayMs: number;
   private readonly heartbeatMs: number;
   private link: FirmwareLink | undefined;
   private running = false;
   private reopenTimer: unknown;
   private heartbeatTimer: unknown;
-  private activeUse: number | undefined;
-  /** What the board witnesses of the ledger, learnt at every (re)sync and from each RELAY_ENABLE_HEAD */
-  private boardWitness: BoardWitness = { kind: 'unknown' };
-  /** The board's answer to GET_SESSION at the last (re)sync (before the reader is ready) */
-  private boardSession: BoardSession | undefined;
-  private sessionReports = 0;
   private syncing: Promise<void> | undefined;
   private readonly totals = { connects: 0, boots: 0, sessions: 0 };
   private finishedLinkStats: LinkStats = emptyLinkStats();
-  /**
-   * Device events already reported AND recorded: the board resends an event until it is
-   * acknowledged, even across a reconnect; one not recorded is reported again when it comes back
-   */
-  private readonly reportedDeviceEvents: string[] = [];
-  /** Device events handed to the listeners whose answer is not in yet, by key */
-  private readonly reportingDeviceEvents = new Map<string, Promise<boolean>>();
-
   constructor(private readonly options: SerialReaderOptions) {
     this.name = options.name ?? 'Serial reader';
     this.clock = options.clock ?? systemSchedulingClock;
     this.logger = (options.logger ?? silentLogger).child({ module: 'serial-reader' });
     this.slot = new ReaderSlot((err) => this.logger.error({ err: String(err) }, 'reader listener failed'));
+    this.board = new BoardDevice(() => this.requireLink(), this.logger);
     this.reopenDelayMs = options.reopenDelayMs ?? 250;
     this.heartbeatMs = options.heartbeatMs ?? 1000;
   }
@@ -192,75 +126,30 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
   // ---- OperatorPanel
 
   async show(message: PanelMessage): Promise<void> {
-    const link = this.requireLink();
-    await link.request('display', { lines: fitLines(message.lines) });
-    if (message.tone) await link.request('buzzer', { steps: TONE_PATTERNS[message.tone] });
-    if (message.led) await link.request('leds', { leds: LED_PATTERNS[message.led] });
+    await showOnBoard(this.requireLink(), message);
   }
 
-  /** DISPLAY_QR: the board renders the code from its text; a board that does not know the command shows the text */
   async showQr(qr: PanelQr): Promise<void> {
-    const link = this.requireLink();
-    try {
-      await link.request('display-qr', { ecc: QrEcc.M, text: qr.text, caption: fitLines(qr.caption).slice(0, MAX_QR_CAPTION_LINES) });
-    } catch (err) {
-      if (!isTallyError(err, 'FRAME_REJECTED') || err.context.reason !== 'unknown-command') throw err;
-      await link.request('display', { lines: fitLines([...qr.caption, qr.text]) });
-    }
+    await showQrOnBoard(this.requireLink(), qr);
   }
 
   // ---- DeviceControl: CardReader already owns onEvent, so the device face is `device`
 
-  async enable(useSeq: number, maxMs: number, head?: LedgerHead): Promise<void> {
-    const link = this.requireLink();
-    this.forgetDeviceEvents(useSeq);
-    if (this.boardWitness.kind !== 'head') {
-      // a protocol 1 board keeps no head (serial-protocol.md §6.5)
-      await link.request('relay-enable', { useSeq, maxMs });
-      this.activeUse = useSeq;
-      return;
-    }
-    if (!head) throw new TallyError('INTERNAL', 'a board with the head witness needs the ledger head to close the relay');
-    const proposed = { seq: head.seq, hash: head.hash.slice(0, HEAD_HASH_LENGTH) };
-    const result = await link.request('relay-enable-head', { useSeq, maxMs, head: proposed });
-    this.boardWitness = { kind: 'head', seq: result.held.seq, hashPrefix: result.held.hash };
-    if (result.status !== HeadStatus.CLOSED) {
-      this.logger.error({ useSeq, sent: head.seq, held: result.held.seq }, 'relay board refused the head: the ledger is behind the board');
-      throw new TallyError('BOARD_HEAD_REFUSED', `board holds seq ${result.held.seq}, refused seq ${head.seq}`, {
-        held: { seq: result.held.seq, hashPrefix: Buffer.from(result.held.hash).toString('hex') },
-        sent: head.seq,
-      });
-    }
-    this.activeUse = useSeq;
-  }
-
-  /** What the board witnesses of the ledger (unknown until it answered GET_INFO and GET_HEAD) */
-  witness(): BoardWitness {
-    return this.boardWitness;
-  }
-
-  async disable(): Promise<void> {
-    const link = this.requireLink();
-    await link.request('relay-disable', {});
-  }
-
-  /**
-   * The DeviceControl face of this backend (its onEvent carries device events).
-   * A listener may return whether it recorded the event (false, or a promise
-   * of false: not recorded); the board's frame is ACKed only once every
-   * listener has, so an event not recorded comes again, also after a restart.
-   */
+  /** The DeviceControl face of this backend (its onEvent carries device events) */
   get device(): DeviceControl {
-    return {
-      enable: (useSeq, maxMs, head) => this.enable(useSeq, maxMs, head),
-      disable: () => this.disable(),
-      witness: () => this.witness(),
-      session: () => this.boardSession,
-      onEvent: (listener) => {
-        this.deviceListeners.add(listener);
-        return () => this.deviceListeners.delete(listener);
-      },
-    };
+    return this.board;
+  }
+
+  enable(useSeq: number, maxMs: number, head?: LedgerHead): Promise<void> {
+    return this.board.enable(useSeq, maxMs, head);
+  }
+
+  witness(): BoardWitness {
+    return this.board.witness();
+  }
+
+  disable(): Promise<void> {
+    return this.board.disable();
   }
 
   /** Pings the board; for health checks and the CLI */
@@ -307,20 +196,13 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
         if (!SUPPORTED_PROTOCOL_VERSIONS.includes(info.protocolVersion)) {
           throw new TallyError('READER_UNAVAILABLE', `board speaks protocol ${info.protocolVersion}, expected ${SUPPORTED_PROTOCOL_VERSIONS.join(' or ')}`);
         }
-        if (info.protocolVersion >= HEAD_WITNESS_VERSION) {
-          const held = await link.request('get-head', {});
-          this.boardWitness = { kind: 'head', seq: held.seq, hashPrefix: held.hash };
-          this.boardSession = await this.askSession(link);
-        } else {
-          this.boardWitness = { kind: 'none', protocolVersion: info.protocolVersion };
-          this.boardSession = undefined;
-        }
+        await this.board.learn(link, info.protocolVersion, info.protocolVersion >= HEAD_WITNESS_VERSION);
         const slot = await link.request('get-slot', {});
         if (this.link !== link) return;
         const session = this.slot.session();
         if (!slot.present) this.endSession();
         else if (!session || !bytesEqual(session.atr, slot.atr)) this.beginSession(link, slot.atr);
-        this.logger.info({ firmware: info.firmwareVersion, hardware: info.hardwareId, protocol: info.protocolVersion, card: slot.present, ...this.witnessLog() }, 'reader ready');
+        this.logger.info({ firmware: info.firmwareVersion, hardware: info.hardwareId, protocol: info.protocolVersion, card: slot.present, ...this.board.witnessLog() }, 'reader ready');
         this.setState('ready');
         this.armHeartbeat(link);
       } catch (err) {
@@ -336,29 +218,6 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
     });
     this.syncing = syncing;
     return syncing;
-  }
-
-  /**
-   * GET_SESSION (serial-protocol.md §6.6). The board answers from its one queue, after
-   * any device event still waiting for our ACK, so an end it had to report is recorded
-   * before the answer says idle. A board that does not know the command (NAK) says nothing.
-   */
-  private async askSession(link: FirmwareLink): Promise<BoardSession | undefined> {
-    let answer;
-    try {
-      answer = await link.request('get-session', {});
-    } catch (err) {
-      if (isTallyError(err, 'FRAME_REJECTED')) return undefined;
-      throw err;
-    }
-    const id = ++this.sessionReports;
-    if (answer.state === SessionState.IDLE) return { id, state: 'idle' };
-    return { id, state: answer.state === SessionState.RUNNING ? 'running' : 'enabled', useSeq: answer.useSeq, elapsedMs: answer.elapsedMs };
-  }
-
-  private witnessLog(): Record<string, unknown> {
-    const w = this.boardWitness;
-    return w.kind === 'head' ? { boardHeadSeq: w.seq, boardHeadHash: Buffer.from(w.hashPrefix).toString('hex') } : { boardHead: w.kind };
   }
 
   private lost(detail: string): void {
@@ -422,10 +281,7 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
         this.totals.boots++;
         this.logger.warn({ reason: event.body.reason }, 'microcontroller restarted');
         this.endSession();
-        const use = this.activeUse;
-        this.activeUse = undefined;
-        // the board has forgotten the use: this fault is ours to keep (the terminal retries it until recorded)
-        if (use !== undefined) void this.report(`ended ${use}`, { type: 'fault', useSeq: use, detail: 'reader board restarted during the use' });
+        this.board.boardRestarted();
         this.setState('starting', 'microcontroller restarted');
         void this.sync(link);
         return;
@@ -440,49 +296,8 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
       case 'card-removed':
         this.endSession();
         return;
-      case 'device-started':
-        return this.report(`started ${event.body.useSeq}`, { type: 'started', useSeq: event.body.useSeq });
-      case 'device-finished':
-        if (this.activeUse === event.body.useSeq) this.activeUse = undefined;
-        return this.report(`ended ${event.body.useSeq}`, { type: 'finished', useSeq: event.body.useSeq });
-      case 'device-fault':
-        if (this.activeUse === event.body.useSeq) this.activeUse = undefined;
-        return this.report(`ended ${event.body.useSeq}`, { type: 'fault', useSeq: event.body.useSeq, detail: `${faultName(event.body.code)}${event.body.detail ? `: ${event.body.detail}` : ''}` });
-    }
-    return true;
-  }
-
-  /**
-   * Reports a device session event once it is recorded: an event already
-   * recorded is taken again at once (our ACK was lost), one being recorded
-   * waits for that answer, and one a listener could not record is forgotten,
-   * so its resend is reported again.
-   */
-  private report(key: string, event: DeviceEvent): boolean | Promise<boolean> {
-    if (this.reportedDeviceEvents.includes(key)) return true;
-    const inFlight = this.reportingDeviceEvents.get(key);
-    if (inFlight) return inFlight;
-    const settle = (recorded: boolean): boolean => {
-      this.reportingDeviceEvents.delete(key);
-      if (recorded) {
-        this.reportedDeviceEvents.push(key);
-        if (this.reportedDeviceEvents.length > 64) this.reportedDeviceEvents.shift();
-      } else {
-        this.logger.warn({ event }, 'device event not recorded: not acknowledged, the board sends it again');
-      }
-      return recorded;
-    };
-    const answer = this.emitDevice(event);
-    if (typeof answer === 'boolean') return settle(answer);
-    const pending = answer.then(settle);
-    this.reportingDeviceEvents.set(key, pending);
-    return pending;
-  }
-
-  private forgetDeviceEvents(useSeq: number): void {
-    for (const key of [`started ${useSeq}`, `ended ${useSeq}`]) {
-      const at = this.reportedDeviceEvents.indexOf(key);
-      if (at >= 0) this.reportedDeviceEvents.splice(at, 1);
+      default:
+        return this.board.onBoardEvent(event) ?? true;
     }
   }
 
@@ -527,11 +342,6 @@ export class SerialReaderBackend implements CardReader, OperatorPanel {
   private setState(state: ReaderState, detail?: string): void {
     this.slot.setState(state, detail);
   }
-
-  /** true when every listener took the event (true or nothing), false when one did not (false, a throw, a rejection) */
-  private emitDevice(event: DeviceEvent): boolean | Promise<boolean> {
-    return askListeners(this.deviceListeners, event, (err) => this.logger.error({ err: String(err) }, 'device listener failed'));
-  }
 }
 
 export interface SerialReaderOnPathOptions extends Omit<SerialReaderOptions, 'openTransport'> {
@@ -552,30 +362,6 @@ export function createSerialReader(path: string, options: SerialReaderOnPathOpti
 export function createSerialReaderOver(openTransport: () => Promise<ByteTransport>, options: Omit<SerialReaderOptions, 'openTransport'> = {}): SerialReaderBackend {
   return new SerialReaderBackend({ ...options, openTransport });
 }
-
-/** Trims text to what the display takes: 4 lines of at most 64 bytes of UTF-8, cut on a character boundary */
-export function fitLines(lines: readonly string[]): string[] {
-  const encoder = new TextEncoder();
-  return lines.slice(0, MAX_DISPLAY_LINES).map((line) => {
-    let out = line;
-    while (encoder.encode(out).length > MAX_LINE_BYTES) out = [...out].slice(0, -1).join('');
-    return out;
-  });
-}
-
-function faultName(code: number): string {
-  switch (code) {
-    case FaultCode.START_FAILED:
-      return 'device failed to start';
-    case FaultCode.RUN_FAULT:
-      return 'device fault';
-    case FaultCode.RELAY_FAULT:
-      return 'relay fault';
-    default:
-      return `fault ${code}`;
-  }
-}
-
 
 function emptyLinkStats(): LinkStats {
   return { framesIn: 0, framesOut: 0, resends: 0, naksSent: 0, naksReceived: 0, duplicateEvents: 0, eventsNotAccepted: 0, discardedBytes: 0 };
