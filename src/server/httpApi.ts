@@ -49,7 +49,7 @@ import type { DailyUses, ServerStore, UsesPeriod, UsesSum } from './ServerStore.
 import { smsStatus } from './sms/SmsInbox.js';
 import { createConsoleAuth } from './access/consoleAuth.js';
 import { TallyError } from '../errors.js';
-import { AckInputSchema, AgentInputSchema, changeUser, saveAgent, UserChangeSchema } from './access/accessAdmin.js';
+import { AckInputSchema, addUser, AgentInputSchema, changeUser, saveAgent, UserAddSchema, UserChangeSchema } from './access/accessAdmin.js';
 import { PERMISSIONS, seesClinic, type Permission, type Principal } from './access/roles.js';
 import { HttpError } from './httpError.js';
 import { dashboardRoutes, defaultDashboardDir } from './dashboard/dashboardRoutes.js';
@@ -507,7 +507,7 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
   );
 
   /** A write: who and the role first (before the body is read; CSRF for a session), then the body checked by its validator, then the write, audit-logged */
-  const write = (url: string, permission: Permission, summary: string, bodySchema: TSchema, answer: TSchema, handler: (body: unknown, request: FastifyRequest) => Promise<{ status: number; data: unknown; audit: { action: string; target: string } }>): void => {
+  const write = (url: string, permission: Permission, summary: string, bodySchema: TSchema, answer: TSchema, handler: (body: unknown, request: FastifyRequest) => Promise<{ status: number; data: unknown; audit: { action: string; target: string; detail?: unknown } }>): void => {
     app.post(
       url,
       { onRequest: auth.guard(permission), schema: { summary: `${summary} (${PERMISSIONS[permission].join(', ')})`, security: [{ adminToken: [] }, { session: [] }], body: bodySchema, response: { 200: ok(answer), 201: ok(answer), ...errorAnswers } }, attachValidation: true },
@@ -520,7 +520,8 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
         }
         try {
           const { status, data, audit } = await handler(body, request);
-          await auth.audit(request, audit.action, audit.target, body);
+          // the detail is the body unless the write says what to keep (a password never goes to the log)
+          await auth.audit(request, audit.action, audit.target, audit.detail ?? body);
           return reply.code(status).send({ status: 'ok', data });
         } catch (err) {
           if (err instanceof RegistryInputError) throw new HttpError(400, 'invalid', err.message, err.field);
@@ -564,6 +565,20 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     } catch (err) {
       if (err instanceof TallyError && (err.code === 'UNKNOWN_USER' || err.code === 'LAST_SYSADMIN' || err.code === 'BAD_ROLE_SCOPE' || err.code === 'UNKNOWN_AGENT')) {
         throw new HttpError(err.code === 'UNKNOWN_USER' ? 404 : err.code === 'LAST_SYSADMIN' ? 409 : 400, err.code.toLowerCase().replace(/_/g, '-'), err.message, err.code === 'UNKNOWN_USER' ? 'username' : err.code === 'LAST_SYSADMIN' ? undefined : 'role', err.code);
+      }
+      throw err;
+    }
+  });
+
+  write('/api/users', 'users.write', 'add a console user (the checks of tally server user add; the password is not logged)', Bodies.userAdd, Writes.userAdd, async (body) => {
+    const input = checkInput(UserAddSchema, body);
+    try {
+      const user = await addUser(store, input, now(), 'logged-by-caller');
+      return { status: 201, data: { user }, audit: { action: 'user.add', target: user.username, detail: { role: user.role, ...(user.scope !== undefined ? { scope: user.scope } : {}) } } };
+    } catch (err) {
+      if (err instanceof TallyError && (err.code === 'USER_EXISTS' || err.code === 'WEAK_PASSWORD' || err.code === 'BAD_ROLE_SCOPE' || err.code === 'UNKNOWN_AGENT' || err.code === 'USAGE')) {
+        const field = err.code === 'WEAK_PASSWORD' ? 'password' : err.code === 'BAD_ROLE_SCOPE' || err.code === 'UNKNOWN_AGENT' ? 'role' : 'username';
+        throw new HttpError(err.code === 'USER_EXISTS' ? 409 : 400, err.code === 'USAGE' ? 'invalid' : err.code.toLowerCase().replace(/_/g, '-'), err.message, field, err.code === 'USAGE' ? undefined : err.code);
       }
       throw err;
     }

@@ -136,6 +136,17 @@ export const Bodies = {
     },
     { additionalProperties: false },
   ),
+  userAdd: Type.Object(
+    {
+      username: Type.String({ minLength: 1, maxLength: 64 }),
+      role: Type.Union(['sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor'].map((r) => Type.Literal(r))),
+      clinic: Type.Optional(Type.String({ minLength: 1, description: 'the clinic of a clinic user' })),
+      agent: Type.Optional(Type.String({ minLength: 1, description: 'the agent of an agent user' })),
+      locale: Type.Optional(Type.Union([Type.Literal('en'), Type.Literal('zh')])),
+      password: Type.String({ minLength: 1, maxLength: 300, description: 'at least 12 characters, not the user name; never logged' }),
+    },
+    { additionalProperties: false },
+  ),
   ack: Type.Object({ key: Type.String({ minLength: 1, maxLength: 300 }), note: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
 } as const;
 
@@ -146,4 +157,5 @@ export const Writes = {
   agent: Type.Object({ created: Type.Boolean(), agent: row({ agentCode: Type.String(), name: Type.String(), share: Type.Number(), addedAt: Type.Number() }, 'an agent') }),
   ack: Type.Object({ created: Type.Boolean(), key: Type.String() }),
   userChange: Type.Object({ user: Rows.user, sessionsEnded: Type.Integer() }),
+  userAdd: Type.Object({ user: Rows.user }),
 } as const;

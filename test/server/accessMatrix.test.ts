@@ -67,6 +67,7 @@ const SPEC: Record<string, readonly Role[]> = {
   'GET /api/vouchers/slots': ['authority', 'issuer', 'clinic'],
   'GET /api/vouchers/stats': ['authority', 'issuer', 'clinic', 'auditor'],
   'POST /api/users/change': ['sysadmin'],
+  'POST /api/users': ['sysadmin'],
 };
 /** Routes whose rows name a clinic: a clinic or an agent sees only its own */
 const SCOPED: Record<string, (row: Record<string, unknown>) => string | undefined> = {
@@ -99,6 +100,7 @@ const BODIES: Record<string, unknown> = {
   'POST /api/vouchers/void-expired': {},
   // enabling an enabled user: allowed, and no session ends
   'POST /api/users/change': { username: USERS.issuer.username, disabled: false },
+  'POST /api/users': { username: 'matrix-new', role: 'auditor', password: 'a long enough password 42' },
 };
 
 interface Login {

@@ -70,7 +70,18 @@ export function cliActor(): { username: string; role: string; address: string } 
   return { username: `os:${account}`, role: 'operator', address: cliAddress() };
 }
 
-export async function addUser(store: ServerStore, input: NewUser, now: number, actor = cliActor()): Promise<UserRow> {
+/** POST /api/users: a new console user (the same checks as tally server user add) */
+export const UserAddSchema = object({
+  username: string(64),
+  role: literal('sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor'),
+  clinic: optional(code),
+  agent: optional(code),
+  locale: optional(literal('en', 'zh')),
+  password: string(300),
+});
+
+/** Audit-logged as user.add by the actor (the HTTP API's write logs it itself, without the password) */
+export async function addUser(store: ServerStore, input: NewUser, now: number, actor: { username: string; role: string; address: string } | 'logged-by-caller' = cliActor()): Promise<UserRow> {
   if (!USERNAME_PATTERN.test(input.username)) throw new TallyError('USAGE', 'a user name is 1..64 letters, digits and . _ @ -, starting with a letter or digit');
   if ((input.role === 'clinic') !== (input.clinic !== undefined) || (input.role === 'agent') !== (input.agent !== undefined)) throw new TallyError('BAD_ROLE_SCOPE', `role ${input.role}`);
   if (input.agent !== undefined && !(await store.access.agents()).some((a) => a.agentCode === input.agent)) throw new TallyError('UNKNOWN_AGENT', input.agent);
@@ -78,7 +89,7 @@ export async function addUser(store: ServerStore, input: NewUser, now: number, a
   const scope = input.clinic ?? input.agent;
   const user = { username: input.username, role: input.role, ...(scope !== undefined ? { scope } : {}), locale: input.locale ?? 'en', createdAt: now, disabled: false } as const;
   if (!(await store.access.addUser({ ...user, passwordHash: await hashPassword(input.password) }))) throw new TallyError('USER_EXISTS', input.username);
-  await store.access.appendAudit({ at: now, ...actor, action: 'user.add', target: input.username, detail: JSON.stringify({ role: input.role, ...(scope !== undefined ? { scope } : {}) }) });
+  if (actor !== 'logged-by-caller') await store.access.appendAudit({ at: now, ...actor, action: 'user.add', target: input.username, detail: JSON.stringify({ role: input.role, ...(scope !== undefined ? { scope } : {}) }) });
   return user;
 }
 

@@ -5,3 +5,4 @@ import './batches.js';
 import './money.js';
 import './statement.js';
 import './alerts.js';
+import './users.js';
