@@ -11,7 +11,7 @@ import { encodeFrame } from '../../src/codecs/firmware/frame.js';
 import { encodeMessage } from '../../src/codecs/firmware/messages.js';
 import { isTallyError } from '../../src/errors.js';
 import { SimulatedCard } from '../../src/sim/SimulatedCard.js';
-import { startMemoryRig, waitFor, type Rig } from './rig.js';
+import { drain, startMemoryRig, waitFor, type Rig } from './rig.js';
 
 const SELECT = encodeCommandApdu({ cla: 0, ins: 0xa4, p1: 4, p2: 0, data: APPLET_AID, le: 256 });
 const sw = (response: Uint8Array): number => (response[response.length - 2]! << 8) | response[response.length - 1]!;
@@ -137,7 +137,8 @@ describe('serial line faults', () => {
       }
       if (i % 10 === 0) expect(sw(await session.transmit(SELECT))).toBe(0x9000);
     }
-    await new Promise((res) => setTimeout(res, 100));
+    // the last junk written reaches the reader
+    await drain();
     expect(injected).toEqual({ garbage: 75, truncated: 75, corrupted: 75, oversized: 75 });
     expect(r.reader.stats.discardedBytes).toBeGreaterThan(75 * 20);
     // no corrupted card-removed event got through

@@ -11,6 +11,7 @@ import { FirmwareLink } from '../../src/readers/serial/FirmwareLink.js';
 import type { ByteTransport } from '../../src/transports/ByteTransport.js';
 import { createInMemoryPair } from '../../src/transports/InMemoryDuplex.js';
 import { ManualScheduler } from '../../src/util/scheduler.js';
+import { drain } from './rig.js';
 
 const TIMING = { ackTimeoutMs: 30, responseTimeoutMs: 80, apduResponseTimeoutMs: 80, maxAttempts: 3, staleFrameMs: 30 };
 
@@ -132,21 +133,20 @@ describe('FirmwareLink typed failures', () => {
       () => (settled = 'resolved'),
       (err: unknown) => (settled = err),
     );
-    const flush = () => new Promise((r) => setTimeout(r, 5));
-    await flush();
+    await drain();
     expect(peer.received).toHaveLength(1);
     clock.advance(199);
-    await flush();
+    await drain();
     expect(peer.received).toHaveLength(1);
     clock.advance(1);
-    await flush();
+    await drain();
     expect(peer.received).toHaveLength(2);
     clock.advance(200);
-    await flush();
+    await drain();
     expect(peer.received).toHaveLength(3);
     expect(settled).toBeUndefined();
     clock.advance(200);
-    await flush();
+    await drain();
     expect(settled).toMatchObject({ code: 'READER_TIMEOUT', context: { attempts: 3 } });
   });
 });
@@ -154,7 +154,6 @@ describe('FirmwareLink typed failures', () => {
 describe('FirmwareLink: a device event is ACKed once it is taken (recorded)', () => {
   const started = encodeFrame(encodeMessage({ kind: 'event', seq: 7, name: 'device-started', body: { useSeq: 42 } }));
   const ackOf7: FirmwareMessage = { kind: 'ack', seq: 7, body: { ackedCommand: Command.DEVICE_STARTED } };
-  const tick = (ms = 10): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
   it('holds the ACK while the listener records, sends it when it is recorded, drops a resend meanwhile, and ACKs a later resend again without delivering it', async () => {
     const { a, b } = createInMemoryPair();
@@ -167,17 +166,17 @@ describe('FirmwareLink: a device event is ACKed once it is taken (recorded)', ()
       return new Promise<boolean>((r) => (finish = r));
     });
     await b.write(started);
-    await tick();
+    await drain();
     expect(peer.received).toEqual([]);
     await b.write(started); // the device's resend while the ledger writes
-    await tick();
+    await drain();
     expect(deliveries).toBe(1);
     expect(peer.received).toEqual([]);
     finish(true);
-    await tick();
+    await drain();
     expect(peer.received).toEqual([ackOf7]);
     await b.write(started); // our ACK was lost: ACKed again, not delivered again
-    await tick();
+    await drain();
     expect(deliveries).toBe(1);
     expect(peer.received).toEqual([ackOf7, ackOf7]);
   });
@@ -199,12 +198,12 @@ describe('FirmwareLink: a device event is ACKed once it is taken (recorded)', ()
     link.onEvent(() => answers[deliveries++]!());
     for (let i = 0; i < 4; i++) {
       await b.write(started);
-      await tick();
+      await drain();
       expect(peer.received).toEqual([]);
     }
     expect(link.stats.eventsNotAccepted).toBe(4);
     await b.write(started);
-    await tick();
+    await drain();
     expect(deliveries).toBe(5);
     expect(peer.received).toEqual([ackOf7]);
   });
@@ -213,10 +212,14 @@ describe('FirmwareLink: a device event is ACKed once it is taken (recorded)', ()
     const { a, b } = createInMemoryPair();
     const peer = scriptedPeer(b, () => []);
     link = new FirmwareLink(a, { timing: TIMING });
+    let answer: (recorded: boolean) => void = () => undefined;
     link.onEvent(() => undefined);
-    link.onEvent(() => tick(20).then(() => false));
+    link.onEvent(() => new Promise<boolean>((r) => (answer = r)));
     await b.write(started);
-    await tick(40);
+    await drain();
+    expect(peer.received).toEqual([]);
+    answer(false);
+    await drain();
     expect(peer.received).toEqual([]);
   });
 
@@ -227,10 +230,10 @@ describe('FirmwareLink: a device event is ACKed once it is taken (recorded)', ()
     let finish: (recorded: boolean) => void = () => undefined;
     link.onEvent(() => new Promise<boolean>((r) => (finish = r)));
     await b.write(started);
-    await tick();
+    await drain();
     await link.close();
     finish(true);
-    await tick();
+    await drain();
     expect(peer.received).toEqual([]);
   });
 });

@@ -23,6 +23,11 @@ export interface Rig {
   close(): Promise<void>;
 }
 
+/** Lets an in-memory pair (it delivers on setImmediate) and the promise chains behind it run to the end: a few turns of the event loop, no time */
+export async function drain(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+}
+
 export async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
