@@ -10,9 +10,14 @@ import { Kind, Type, type Static, type TBoolean, type TInteger, type TLiteral, t
 import { Value } from '@sinclair/typebox/value';
 import { ErrorCodes, TallyError, type ErrorName } from '../errors.js';
 
+/** pino's levels, for the log.level settings */
+export const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+
 /** The keywords this module adds to a TypeBox leaf: never printed (shown as "***") */
 interface SettingKeywords {
   readonly secret?: boolean;
+  /** The command line flag that sets it too (and wins over the file), where a command has one */
+  readonly flag?: string;
 }
 
 type Literals<V extends readonly string[]> = TUnion<TLiteral<V[number]>[]>;
@@ -52,6 +57,11 @@ export const Setting = {
   mapOf: <const V extends readonly string[]>(values: V, doc: string): TRecord<TString, Literals<V>> => Type.Record(Type.String(), literals(values), { description: doc, default: {} }),
 };
 
+/** The setting as `--name` also sets it (the flag wins over the file and the environment) */
+export function withFlag<T extends TSchema>(name: string, schema: T): T {
+  return { ...schema, flag: name };
+}
+
 /** A section of settings: a mapping that holds no other key */
 export function Section<P extends TProperties>(properties: P, doc?: string): TObject<P> {
   return Type.Object(properties, { additionalProperties: false, ...(doc ? { description: doc } : {}) });
@@ -85,7 +95,7 @@ export function envName(key: string): string {
   return `TALLY_${key.replace(/([a-z])([A-Z])/g, '$1_$2').replace(/\./g, '_').toUpperCase()}`;
 }
 
-type Leaf = TSchema & SettingKeywords & { readonly description?: string; readonly default?: unknown };
+export type Leaf = TSchema & SettingKeywords & { readonly description?: string; readonly default?: unknown };
 
 /** The settings of a schema by dotted key, in the schema's order */
 export function settingsOf(schema: TObject): Map<string, Leaf> {
@@ -272,7 +282,7 @@ export function editorSchema(schema: TObject, meta: { id: string; title: string;
 }
 
 /** TALLY_* variables read elsewhere than the settings schemas (secrets and tools), so not typos */
-export const OTHER_TALLY_VARIABLES: readonly string[] = ['TALLY_ADMIN_TOKEN', 'TALLY_CA_PASSPHRASE', 'TALLY_PCSCD_RUN_DIR', 'TALLY_PCSCD_QUICKACK', 'TALLY_PCSCD_DEBUG', 'TALLY_PCSCD_CONFIG'];
+export const OTHER_TALLY_VARIABLES: readonly string[] = ['TALLY_ADMIN_TOKEN', 'TALLY_CA_PASSPHRASE', 'TALLY_LOCALE', 'TALLY_CARD_TIMING', 'TALLY_PCSCD_RUN_DIR', 'TALLY_PCSCD_QUICKACK', 'TALLY_PCSCD_DEBUG', 'TALLY_PCSCD_CONFIG'];
 
 /** TALLY_* variables that name no setting of `schemas` (a typo is otherwise ignored silently), each with the closest setting's variable */
 export function unknownEnvironment(schemas: readonly TObject[], env: Record<string, string | undefined>): { variable: string; closest?: string }[] {

@@ -22,7 +22,8 @@ import { createLogger } from '../../logging/createLogger.js';
 import { TallyError } from '../../errors.js';
 import { integer, parse, required } from '../args.js';
 import { SERVER_PKI_HELP, SERVER_PKI_OPTIONS, startServerPki } from './serverPki.js';
-import type { CliCommand } from '../command.js';
+import type { CliCommand, CliIo } from '../command.js';
+import { loadServerConfig } from '../../config/serverConfig.js';
 
 export function storeOptions(value: string): ServerStoreOptions {
   if (value.startsWith('postgres://') || value.startsWith('postgresql://')) return { kind: 'postgres', connectionString: value };
@@ -45,10 +46,17 @@ function adminToken(values: Record<string, unknown>): string | undefined {
   return token;
 }
 
+/** --config FILE and the TALLY_* environment give the flags the command line did not (schemas/server-config.schema.json) */
+function withServerConfig(cli: Record<string, string | boolean | undefined>, io: CliIo): { values: Record<string, string | boolean | undefined>; logLevel: string } {
+  const loaded = loadServerConfig(typeof cli.config === 'string' ? cli.config : undefined);
+  for (const warning of loaded.warnings) io.err(`warning: ${warning}`);
+  return { values: { ...loaded.flags, ...cli }, logLevel: loaded.settings.log.level };
+}
+
 export const serverRunCommand: CliCommand = {
   path: ['server', 'run'],
   summary: "the investor's ingest server: reports in, verified, stored once",
-  help: `tally server run --broker URL --store (FILE | postgres://...) (--root HEX | --root-file FILE)
+  help: `tally server run [--config FILE] --broker URL --store (FILE | postgres://...) (--root HEX | --root-file FILE)
                  [--ca F --cert F --key F] [--mqtt 4|5] [--http-port N [--https-proxy]] [--shared-group NAME] [--client-id ID]
                  [--signature-check chain-anchored|every-entry] [--admin-token-file FILE] [--worker-threads N]
                  [--signing-key FILE] [--insurance-url URL [--insurance-base-url URL]]
@@ -94,9 +102,15 @@ as a rollback witness; terminals older than this version refuse such acks, so
 turn it on once the fleet runs it).
 Reports are parsed and verified on --worker-threads N threads (default: one per
 CPU; 0: on the main thread, beside MQTT and the database).
+
+With --config FILE (YAML or JSON: config/server.yaml, its schema
+schemas/server-config.schema.json) every option above can be set in the file
+instead, and by a variable TALLY_<SECTION>_<NAME> (mqtt.brokerUrl is
+TALLY_MQTT_BROKER_URL); an option on the command line wins over both.
 ${SERVER_PKI_HELP}`,
   async run(args, io) {
-    const values = parse(args, {
+    const cli = parse(args, {
+      config: { type: 'string' },
       broker: { type: 'string' },
       store: { type: 'string' },
       root: { type: 'string' },
@@ -118,13 +132,14 @@ ${SERVER_PKI_HELP}`,
       'insurance-base-url': { type: 'string' },
       ...SERVER_PKI_OPTIONS,
     });
+    const { values, logLevel } = withServerConfig(cli, io);
     const token = adminToken(values);
     if (typeof values['admin-token-file'] === 'string' && typeof values['http-port'] !== 'string') throw new TallyError('USAGE', '--admin-token-file is for the HTTP API: give --http-port too');
     const signatureCheck = values['signature-check'] ?? 'chain-anchored';
     if (signatureCheck !== 'chain-anchored' && signatureCheck !== 'every-entry') throw new TallyError('USAGE', '--signature-check chain-anchored or every-entry');
     const workerThreads = typeof values['worker-threads'] === 'string' ? integer(values, 'worker-threads') : undefined;
     if (workerThreads !== undefined && (workerThreads < 0 || workerThreads > 64)) throw new TallyError('USAGE', '--worker-threads 0 to 64');
-    const log = createLogger({ level: process.env.TALLY_LOG_LEVEL ?? 'info' });
+    const log = createLogger({ level: logLevel });
     const store = await createServerStore(storeOptions(required(values, 'store')));
     const rootPublicKey = rootKey(values);
     const signingKey = typeof values['signing-key'] === 'string' ? loadServerKey(values['signing-key'], rootPublicKey) : undefined;
