@@ -11,7 +11,7 @@
  * ratio (goal >= 0.5), with load, CPU steal and the disk's fsync floor beside.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -38,6 +38,15 @@ interface RunFigures {
   readonly rate: number;
   readonly p50: number;
   readonly p99: number;
+  /** The gateway process's CPU time (user + system, all its threads) per message, us: less dependent on the machine's load than the rates */
+  readonly cpuUsPerMsg?: number;
+}
+
+/** User + system CPU time of a process so far (all its threads), ms, from /proc */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of stat (11 and 12 after the command name), in clock ticks (100 a second)
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** Receive times by message key on the payment broker */
@@ -131,6 +140,7 @@ async function throughGateway(url: string, dir: string, count: number, prefix: s
     });
     const sub = await subscriber(url);
     const messages = [...hisTraffic({ count, departments: ['OPH', 'ENT', 'RAD'], prefix })];
+    const cpuBefore = processCpuMs(gateway.pid!);
     const sent = new Map<string, number>();
     const started = performance.now();
     let next = 0;
@@ -151,7 +161,8 @@ async function throughGateway(url: string, dir: string, count: number, prefix: s
       }),
     );
     await sub.waitFor(messages.length);
-    const result = figures(sent, sub.received, started);
+    const cpuUsPerMsg = ((processCpuMs(gateway.pid!) - cpuBefore) * 1000) / messages.length;
+    const result = { ...figures(sent, sub.received, started), cpuUsPerMsg };
     await sub.client.endAsync();
     return result;
   } finally {
@@ -176,7 +187,7 @@ export async function benchGateway(options: { messages?: number } = {}): Promise
       const g = await throughGateway(broker.url, dir, count, `G${i}-`);
       runs.push({ direct: d, gateway: g });
     }
-    const best = <K extends keyof RunFigures>(side: 'direct' | 'gateway', key: K, pick: (a: number, b: number) => number): number => runs.map((r) => r[side][key]).reduce((a, b) => pick(a, b));
+    const best = <K extends keyof RunFigures>(side: 'direct' | 'gateway', key: K, pick: (a: number, b: number) => number): number => runs.map((r) => r[side][key] ?? NaN).reduce((a, b) => pick(a, b));
     const directRate = best('direct', 'rate', Math.max);
     const gatewayRate = best('gateway', 'rate', Math.max);
     const fsync = fsyncFloor(dir, 200);
@@ -191,6 +202,7 @@ export async function benchGateway(options: { messages?: number } = {}): Promise
       gateway_p50_ms: round(best('gateway', 'p50', Math.min)),
       gateway_p99_ms: round(best('gateway', 'p99', Math.min)),
       added_p99_ms: round(best('gateway', 'p99', Math.min) - best('direct', 'p99', Math.min)),
+      gateway_cpu_us_per_msg: Math.round(best('gateway', 'cpuUsPerMsg', Math.min)),
       run1_direct: runs[0]!.direct.rate,
       run1_gateway: runs[0]!.gateway.rate,
       run2_direct: runs[1]!.direct.rate,

@@ -9,8 +9,7 @@
  * canonically and published on the payment side.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { encodeCanonical, GATEWAY_TOPIC_PREFIX, parseSignedTopic, SETTLEMENT_VOUCHER_TYPE, departmentTopic, parseDepartmentTopic, DEPARTMENT_PATTERN, schemaProblem, DepartmentPatientSchema, declarationOf, LEDGER_REPORT_TYPE, type DepartmentAck, type RateLimit, type VoucherBookings } from '../codecs/gateway/declared.js';
-import { envelopeOf } from '../codecs/gateway/fromHl7.js';
+import { encodeCanonical, GATEWAY_TOPIC_PREFIX, parseSignedTopic, SETTLEMENT_VOUCHER_TYPE, parseDepartmentTopic, DEPARTMENT_PATTERN, declarationOf, LEDGER_REPORT_TYPE, type DepartmentAck, type RateLimit, type VoucherBookings } from '../codecs/gateway/declared.js';
 import { encodeAck, hl7DateTime, DEFAULT_HL7_LIMITS, type AckCode, type Hl7Header, type Hl7Limits } from '../codecs/hl7/hl7.js';
 import { encodeMllp, MllpDecoder } from '../codecs/hl7/mllp.js';
 import { encodeReport, parseReport } from '../codecs/mqtt/report.js';
@@ -24,7 +23,9 @@ import { verifySettlementVoucher } from '../crypto/settlementVoucher.js';
 import { verifySignedDenylist } from '../crypto/signedDenylist.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { GatewayStore, type ArchiveInput, type CrossingInput, type DeliveryInput } from './GatewayStore.js';
+import type { ArchiveInput, DeliveryInput, GatewayStore, Verdict } from './GatewayStore.js';
+import type { ArchiveItemWire, CommitReply, CrossingWire } from './storeCommit.js';
+import { StoreThread, type CommitParticipant } from './StoreThread.js';
 import { inspectHl7, inspectPaymentJson, RateLimits, type Decision } from './inspect.js';
 import { connectLeg, MqttPaymentLink, type PaymentSide } from './PaymentLink.js';
 import { payloadDigest } from './SqliteMqttStore.js';
@@ -40,7 +41,7 @@ export interface GatewayOptions {
   /** Where the HIS connects (the hospital-side address) */
   readonly mllp: { readonly host: string; readonly port: number };
   /** Payment broker URL (two-way), or a PaymentSide of one's own (the diode) */
-  readonly payment: string | ((store: GatewayStore) => PaymentSide);
+  readonly payment: string | ((thread: StoreThread) => PaymentSide);
   /** The hospital broker: slot counts out, terminals' reports in. Optional */
   readonly hospitalBroker?: string;
   /** Registration slots a day per department (the medical information receiver) */
@@ -72,17 +73,12 @@ export interface GatewayStats {
   readonly deliveries: { sent: number; acked: number; dead: number };
 }
 
-interface Pending {
-  readonly archive: ArchiveInput;
-  readonly crossing?: CrossingInput;
-  readonly delivery?: DeliveryInput;
-  /** Keep the archive's source key as passed without a crossing (what goes to the hospital broker) */
-  readonly keepPassedKey?: boolean;
-  readonly done: (seq: number | undefined, fault?: ErrorName) => void;
+interface Pending extends ArchiveItemWire {
+  readonly done: (seq: number | undefined, fault?: ErrorName, verdict?: Verdict) => void;
 }
 
 export class Gateway {
-  private readonly store: GatewayStore;
+  private thread?: StoreThread;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly rates: RateLimits;
@@ -112,7 +108,11 @@ export class Gateway {
     this.log = (options.logger ?? silentLogger).child({ ns: 'gateway', gatewayId: options.gatewayId });
     this.rates = new RateLimits(this.clock, options.rates);
     this.hl7Limits = options.hl7Limits ?? DEFAULT_HL7_LIMITS;
-    this.store = new GatewayStore(options.dbPath);
+  }
+
+  /** The read connection: lookups on the event loop; every write goes to the store thread */
+  private get store(): GatewayStore {
+    return this.thread!.reader;
   }
 
   static async start(options: GatewayOptions): Promise<Gateway> {
@@ -138,7 +138,7 @@ export class Gateway {
   }
 
   stats(): GatewayStats {
-    return { ...this.counters, published: this.pump?.published ?? 0, passed: { ...this.counters.passed }, refused: { ...this.counters.refused }, deliveries: { ...this.counters.deliveries }, pendingCrossings: this.store.db.open ? this.store.crossingCount() : 0 };
+    return { ...this.counters, published: this.pump?.published ?? 0, passed: { ...this.counters.passed }, refused: { ...this.counters.refused }, deliveries: { ...this.counters.deliveries }, pendingCrossings: this.thread?.reader?.db.open ? this.store.crossingCount() : 0 };
   }
 
   archive(): GatewayStore {
@@ -147,10 +147,12 @@ export class Gateway {
 
   private async open(): Promise<void> {
     const o = this.options;
+    const thread = await StoreThread.open(o.dbPath);
+    this.thread = thread;
     this.payment =
       typeof o.payment === 'string'
-        ? new MqttPaymentLink(this.store, { url: o.payment, clientId: `tally-gw-${o.gatewayId}`, subscriptions: ['tally/gw/v1/dept/+/ack', 'tally/gw/v1/settlement/+', 'tally/gw/v1/denylist/+', 'tally/gw/v1/vouchers/+'] })
-        : o.payment(this.store);
+        ? new MqttPaymentLink(thread, { url: o.payment, clientId: `tally-gw-${o.gatewayId}`, subscriptions: ['tally/gw/v1/dept/+/ack', 'tally/gw/v1/settlement/+', 'tally/gw/v1/denylist/+', 'tally/gw/v1/vouchers/+'] })
+        : o.payment(thread);
     // QoS 2 in flight: more than the broker's inflight window stalls Mosquitto (256 hung the bench)
     this.pump = new CrossingPump(this.store, this.payment, o.paymentInflight ?? 32);
     if (this.payment.returnLeg) this.payment.onMessage((topic, payload) => this.afterCommit(() => this.fromPayment(topic, payload)));
@@ -240,7 +242,7 @@ export class Gateway {
     const delivery = declaration.type === 'patient.registration' && body.department && body.visitDate ? { department: body.department, visitDate: body.visitDate, patient: body.patient } : undefined;
     return this.enqueue(
       { time: now, direction: 'hospital-to-payment', type: declaration.type, verdict: 'passed', sourceKey, patientId: mapped.patientId, department: mapped.department, original: payload },
-      { topic: declaration.topic, payload: (seq) => encodeCanonical(envelopeOf(mapped, this.options.gatewayId, seq, now)) },
+      { topic: declaration.topic, envelope: { mapped, gatewayId: this.options.gatewayId, acceptedAt: now } },
       delivery,
       () => this.batchKeys.delete(sourceKey),
     ).then((r) => {
@@ -277,54 +279,51 @@ export class Gateway {
 
   // --- the group commit ---
 
-  private enqueue(archive: ArchiveInput, crossing?: CrossingInput, delivery?: DeliveryInput, after?: () => void, keepPassedKey = false): Promise<{ seq?: number; fault?: ErrorName }> {
+  private enqueue(
+    archive: ArchiveInput,
+    crossing?: CrossingWire,
+    delivery?: DeliveryInput,
+    after?: () => void,
+    keepPassedKey = false,
+    ackDelivery?: ArchiveItemWire['ackDelivery'],
+  ): Promise<{ seq?: number; fault?: ErrorName; verdict?: Verdict }> {
     return new Promise((resolve) => {
       this.batch.push({
         archive,
-        crossing,
-        delivery,
-        keepPassedKey,
-        done: (seq, fault) => {
+        ...(crossing ? { crossing } : {}),
+        ...(delivery ? { delivery } : {}),
+        ...(keepPassedKey ? { keepPassedKey } : {}),
+        ...(ackDelivery ? { ackDelivery } : {}),
+        done: (seq, fault, verdict) => {
           after?.();
-          resolve({ seq, fault });
+          resolve({ seq, fault, verdict });
         },
       });
-      if (!this.flushScheduled) {
+      if (!this.flushScheduled && this.thread) {
         this.flushScheduled = true;
-        this.store.commitSoon(this.archiveWriter);
+        this.thread.commitSoon(this.archiveWriter);
       }
     });
   }
 
   /** The archive batch's part of the group commit: appended in it, answered after its COMMIT */
-  private writing: { batch: Pending[]; result?: { seqs: number[]; booked: Map<string, number> }; fault?: Error } = { batch: [] };
-  private readonly archiveWriter = {
-    write: (): void => {
+  private writing: Pending[] = [];
+  private readonly archiveWriter: CommitParticipant = {
+    write: (parts): void => {
       this.flushScheduled = false;
-      const batch = this.batch;
+      this.writing = this.batch;
       this.batch = [];
-      this.writing = { batch };
-      if (batch.length === 0) return;
-      try {
-        this.writing.result = this.store.append(batch);
-      } catch (err) {
-        this.writing.fault = err as Error;
-      }
+      parts.archive = this.writing.map(({ done: _done, ...item }) => item);
     },
-    after: (failure?: Error): void => this.committed(failure),
+    after: (reply, failure): void => this.committed(reply?.archive, failure),
   };
 
-  private flush(): void {
-    this.store.commitSoon(this.archiveWriter);
-    this.store.commitNow();
-  }
-
-  private committed(failure?: Error): void {
-    const { batch, result: appended, fault } = this.writing;
-    this.writing = { batch: [] };
+  private committed(appended: NonNullable<CommitReply['archive']> | undefined, failure?: Error): void {
+    const batch = this.writing;
+    this.writing = [];
     if (batch.length === 0) return;
-    const err = failure ?? fault;
-    if (err || !appended) {
+    const err = failure ?? (appended && 'fault' in appended ? new TallyError(appended.fault.code as ErrorName, appended.fault.message) : undefined);
+    if (err || !appended || 'fault' in appended) {
       const code: ErrorName = isTallyError(err) ? err.code : 'GW_ARCHIVE_FAULT';
       this.log.error({ event: 'gateway.archive-fault', code, messages: batch.length, detail: err?.message }, operatorMessage('GW_ARCHIVE_FAULT'));
       for (const p of batch) p.done(undefined, 'GW_ARCHIVE_FAULT');
@@ -337,18 +336,20 @@ export class Gateway {
       if (a.verdict === 'refused' || a.verdict === 'dead-letter') {
         const code = a.code as ErrorName;
         this.log.warn({ event: 'gateway.refused', seq, code, numericCode: ErrorCodes[code]?.code, type: a.type, direction: a.direction, reason: a.reason, sourceKey: a.sourceKey }, operatorMessage(code));
-      } else if (a.verdict === 'duplicate') {
+      } else if (result.verdicts[i] === 'duplicate') {
         this.log.info({ event: 'gateway.duplicate', seq, type: a.type, sourceKey: a.sourceKey, code: 'GW_DUPLICATE' }, operatorMessage('GW_DUPLICATE'));
       }
-      p.done(seq);
+      p.done(seq, undefined, result.verdicts[i]);
     });
     this.afterCommit(() => {
       for (const [key, booked] of result.booked) {
         const [department, visitDate] = key.split('|') as [string, string];
         this.publishSlots(department, visitDate, booked);
       }
+      this.pump.offer(result.crossings);
       this.pump.kick();
-      this.runDeliveries();
+      // a registration queued a delivery, due at once (the timer finds the retries)
+      if (result.booked.length > 0) this.runDeliveries();
     });
   }
 
@@ -364,61 +365,34 @@ export class Gateway {
   // --- message distribution: the department queues ---
 
   private deliveriesJoined = false;
-  private deliveriesWritten: { sends: [string, Uint8Array][]; dead: ArchiveInput[] } = { sends: [], dead: [] };
-  /** The department queue's part of the group commit: tries marked in it, published after its COMMIT */
-  private readonly deliveryWriter = {
-    write: (): void => {
+  /** The department queue's part of the group commit: due tries marked in it, published after its COMMIT */
+  private readonly deliveryWriter: CommitParticipant = {
+    write: (parts): void => {
       this.deliveriesJoined = false;
-      this.deliveriesWritten = { sends: [], dead: [] };
-      if (this.closed) return;
-      try {
-        this.store.transaction(() => this.markDueDeliveries());
-      } catch (err) {
-        this.deliveriesWritten = { sends: [], dead: [] };
-        this.log.error({ event: 'gateway.fault', code: 'GW_ARCHIVE_FAULT', numericCode: ErrorCodes.GW_ARCHIVE_FAULT.code, detail: (err as Error).message }, operatorMessage('GW_ARCHIVE_FAULT'));
-      }
+      const policy = this.options.delivery ?? { ackTimeoutMs: 2_000, maxAttempts: 5 };
+      parts.deliveries = { now: this.clock.now(), ackTimeoutMs: policy.ackTimeoutMs, maxAttempts: policy.maxAttempts, twoWay: this.payment.returnLeg };
     },
-    after: (failure?: Error): void => {
-      const { sends, dead } = this.deliveriesWritten;
-      this.deliveriesWritten = { sends: [], dead: [] };
-      if (failure) return;
+    after: (reply, failure): void => {
+      const written = reply?.deliveries;
+      if (failure || !written || 'fault' in written) {
+        const detail = failure?.message ?? (written && 'fault' in written ? written.fault.message : 'no reply');
+        this.log.error({ event: 'gateway.fault', code: 'GW_ARCHIVE_FAULT', numericCode: ErrorCodes.GW_ARCHIVE_FAULT.code, detail }, operatorMessage('GW_ARCHIVE_FAULT'));
+        return;
+      }
+      if (this.closed) return;
+      this.counters.deliveries.sent += written.sends.length;
+      this.counters.deliveries.dead += written.dead.length;
       // published once their state is committed: a kill in between only means one more try
-      for (const [topic, payload] of sends) this.payment.publishDelivery(topic, payload).catch(() => undefined);
-      for (const a of dead) void this.enqueue(a);
+      for (const [topic, payload] of written.sends) this.payment.publishDelivery(topic, payload).catch(() => undefined);
+      for (const a of written.dead) void this.enqueue(a);
     },
   };
 
   private runDeliveries(): void {
-    if (this.closed || this.deliveriesJoined) return;
+    if (this.closed || this.deliveriesJoined || !this.thread) return;
     if (this.store.dueDeliveries(this.clock.now(), 1).length === 0) return;
     this.deliveriesJoined = true;
-    this.store.commitSoon(this.deliveryWriter);
-  }
-
-  private markDueDeliveries(): void {
-    const now = this.clock.now();
-    const policy = this.options.delivery ?? { ackTimeoutMs: 2_000, maxAttempts: 5 };
-    const due = this.store.dueDeliveries(now, 200);
-    const { dead, sends } = this.deliveriesWritten;
-    for (const d of due) {
-      if (d.attempts >= policy.maxAttempts) {
-        this.store.markDead(d.deliveryId);
-        this.counters.deliveries.dead += 1;
-        dead.push({ time: now, direction: 'hospital-to-payment', type: 'department.patient', verdict: 'dead-letter', code: 'GW_DEAD_LETTER', reason: `delivery ${d.deliveryId} to ${d.department}: no ack after ${d.attempts} tries`, department: d.department });
-        continue;
-      }
-      const attempt = d.attempts + 1;
-      const message = { v: 1, type: 'department.patient', deliveryId: d.deliveryId, attempt, department: d.department, visitDate: d.visitDate, patient: JSON.parse(d.patient) as unknown, gatewaySeq: d.gatewaySeq };
-      if (schemaProblem(DepartmentPatientSchema, message)) {
-        this.store.markDead(d.deliveryId);
-        continue;
-      }
-      const twoWay = this.payment.returnLeg;
-      // two-way: wait for the department's ack, doubling; one-way: handed over once the link has it
-      this.store.markDeliverySent(d.deliveryId, attempt, twoWay ? now + policy.ackTimeoutMs * 2 ** (attempt - 1) : Number.MAX_SAFE_INTEGER, twoWay ? 'sent' : 'handed');
-      this.counters.deliveries.sent += 1;
-      sends.push([departmentTopic(d.department, 'patient'), encodeCanonical(message)]);
-    }
+    this.thread.commitSoon(this.deliveryWriter);
   }
 
   private fromPayment(topic: string, payload: Uint8Array): void {
@@ -436,10 +410,18 @@ export class Gateway {
       void this.enqueue({ time: now, direction: 'payment-to-hospital', type, verdict: 'refused', code, reason: decision.pass ? 'department differs from its topic' : decision.reason, original: payload });
       return;
     }
-    const taken = this.store.ackDelivery(decision.value.deliveryId, decision.value.department);
-    if (taken) this.counters.deliveries.acked += 1;
     this.count('passed', 'department.ack');
-    void this.enqueue({ time: now, direction: 'payment-to-hospital', type: 'department.ack', verdict: taken ? 'delivered' : 'duplicate', reason: `delivery ${decision.value.deliveryId}`, department: decision.value.department, canonical: encodeCanonical(decision.value) });
+    // the verdict ('delivered', or 'duplicate' for an ack of a delivery no longer waiting) is set in the commit that takes the ack
+    void this.enqueue(
+      { time: now, direction: 'payment-to-hospital', type: 'department.ack', verdict: 'delivered', reason: `delivery ${decision.value.deliveryId}`, department: decision.value.department, canonical: encodeCanonical(decision.value) },
+      undefined,
+      undefined,
+      undefined,
+      false,
+      { deliveryId: decision.value.deliveryId, department: decision.value.department },
+    ).then((r) => {
+      if (r.verdict === 'delivered') this.counters.deliveries.acked += 1;
+    });
   }
 
   /**
@@ -549,7 +531,7 @@ export class Gateway {
     this.count('passed', LEDGER_REPORT_TYPE);
     void this.enqueue(
       { time: now, direction: 'hospital-to-payment', type: LEDGER_REPORT_TYPE, verdict: 'passed', reason: `${check.entries} entries of ${check.terminalId}`, sourceKey, original: payload },
-      { topic: `tally/v1/terminal/${check.terminalId}/report`, payload: () => canonical },
+      { topic: `tally/v1/terminal/${check.terminalId}/report`, payload: canonical },
       undefined,
       () => this.batchKeys.delete(sourceKey),
     );
@@ -574,7 +556,7 @@ export class Gateway {
   /** Waits until every crossing accepted so far is handed to the payment side */
   async drained(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.store.crossingCount() > 0 || this.pump.inFlight > 0 || this.batch.length > 0) {
+    while (this.store.crossingCount() > 0 || this.pump.inFlight > 0 || this.batch.length > 0 || this.thread!.busy) {
       if (Date.now() > deadline) throw new Error(`gateway not drained: ${this.store.crossingCount()} crossings, ${this.pump.inFlight} in flight`);
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -587,10 +569,11 @@ export class Gateway {
     this.pump?.stop();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    if (this.batch.length > 0) this.flush();
+    // what was accepted is committed (and answered) before the links close
+    await this.thread?.idle();
     await this.payment?.close().catch(() => undefined);
     await this.hospital?.endAsync(false).catch(() => undefined);
-    this.store.close();
+    await this.thread?.close();
   }
 }
 

@@ -67,6 +67,13 @@ export interface CrossingInput {
   readonly payload: (gatewaySeq: number) => Uint8Array;
 }
 
+/** A crossing in the outbox, not yet handed to the payment side */
+export interface PendingCrossing {
+  readonly gatewaySeq: number;
+  readonly topic: string;
+  readonly payload: Uint8Array;
+}
+
 export interface DeliveryInput {
   readonly department: string;
   readonly visitDate: string;
@@ -164,14 +171,6 @@ export function archiveRowBody(row: Omit<ArchiveRow, 'prevHash' | 'hash' | 'orig
   return Buffer.from(JSON.stringify(fields), 'utf8');
 }
 
-/** One writer in the group commit (GatewayStore.commitSoon) */
-export interface CommitParticipant {
-  /** Its writes, inside the shared transaction; must not throw (keep the failure for after) */
-  write(): void;
-  /** After the COMMIT: failure set when the shared transaction did not commit */
-  after(failure?: Error): void;
-}
-
 export interface ArchiveQuery {
   readonly from?: number;
   readonly to?: number;
@@ -216,44 +215,21 @@ export class GatewayStore {
     return this.db.transaction(fn)();
   }
 
-  private readonly participants = new Set<CommitParticipant>();
-  private commitScheduled = false;
-
   /**
-   * The group commit: every writer of the database (the archive batch, the
-   * MQTT store's packets, the department queue) joins the next commit, and
-   * all of them share ONE transaction and so one fsync; each learns the
-   * outcome only after the COMMIT (nothing is acknowledged or sent before).
-   * The commit blocks the event loop for its fsync, so one a tick instead of
-   * one per writer is what the gateway's rate depends on (bench/gateway.ts).
+   * Runs fn in the group commit's one transaction (one fsync for all its
+   * writers, storeCommit.ts); when it does not commit, the chain's head
+   * (last hash, next seq) is put back as it was.
    */
-  commitSoon(participant: CommitParticipant): void {
-    this.participants.add(participant);
-    if (this.commitScheduled) return;
-    this.commitScheduled = true;
-    setImmediate(() => this.commitNow());
-  }
-
-  /** Runs the pending group commit now (close, createStream) */
-  commitNow(): void {
-    this.commitScheduled = false;
-    if (this.participants.size === 0 || !this.db.open) return;
-    const participants = [...this.participants];
-    this.participants.clear();
+  atomically<T>(fn: () => T): T {
     const savedHash = this.lastHash;
     const savedSeq = this.nextSeq;
-    let failure: Error | undefined;
     try {
-      this.db.transaction(() => {
-        // each writes in its own savepoint and keeps its own failure: one writer's fault spares the others
-        for (const p of participants) p.write();
-      })();
+      return this.db.transaction(fn)();
     } catch (err) {
       this.lastHash = savedHash;
       this.nextSeq = savedSeq;
-      failure = new TallyError('GW_ARCHIVE_FAULT', storageFault(err, 'gateway archive').message, {}, { cause: err });
+      throw new TallyError('GW_ARCHIVE_FAULT', storageFault(err, 'gateway archive').message, {}, { cause: err });
     }
-    for (const p of participants) p.after(failure);
   }
 
   constructor(path: string, options: { readonly?: boolean } = {}) {
@@ -291,9 +267,10 @@ export class GatewayStore {
    */
   append(
     batch: readonly { archive: ArchiveInput; crossing?: CrossingInput; delivery?: DeliveryInput; keepPassedKey?: boolean }[],
-  ): { seqs: number[]; booked: Map<string, number> } {
+  ): { seqs: number[]; booked: Map<string, number>; crossings: PendingCrossing[] } {
     const seqs: number[] = [];
     const booked = new Map<string, number>();
+    const crossings: PendingCrossing[] = [];
     const savedHash = this.lastHash;
     const savedSeq = this.nextSeq;
     try {
@@ -343,6 +320,7 @@ export class GatewayStore {
           seqs.push(seq);
           if (item.crossing && crossing) {
             this.insertCrossing.run(seq, item.crossing.topic, crossing);
+            crossings.push({ gatewaySeq: seq, topic: item.crossing.topic, payload: crossing });
             if (a.sourceKey) this.insertPassed.run(a.sourceKey, seq);
           } else if (item.keepPassedKey && a.sourceKey) this.insertPassed.run(a.sourceKey, seq);
           if (item.delivery) {
@@ -358,13 +336,12 @@ export class GatewayStore {
       const fault = storageFault(err, 'gateway archive');
       throw new TallyError('GW_ARCHIVE_FAULT', fault.message, {}, { cause: err });
     }
-    return { seqs, booked };
+    return { seqs, booked, crossings };
   }
 
   /** Crossings not yet handed to the payment link, in seq order */
-  pendingCrossings(limit: number, afterSeq = 0): { gatewaySeq: number; topic: string; payload: Buffer }[] {
-    return this.sql('SELECT gateway_seq AS gatewaySeq, topic, payload FROM crossing WHERE gateway_seq > ? ORDER BY gateway_seq LIMIT ?')
-      .all(afterSeq, limit) as { gatewaySeq: number; topic: string; payload: Buffer }[];
+  pendingCrossings(limit: number, afterSeq = 0): PendingCrossing[] {
+    return this.sql('SELECT gateway_seq AS gatewaySeq, topic, payload FROM crossing WHERE gateway_seq > ? ORDER BY gateway_seq LIMIT ?').all(afterSeq, limit) as PendingCrossing[];
   }
 
   /** A crossing handed over by other means than the MQTT store (the diode) */

@@ -5,8 +5,8 @@
  * one subscription that may bring anything back: the departments' acks.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import type { GatewayStore } from './GatewayStore.js';
 import { SqliteMqttStore } from './SqliteMqttStore.js';
+import type { StoreThread } from './StoreThread.js';
 
 export interface PaymentSide {
   /** Resolves once the crossing is handed over for good (for MQTT: PUBCOMP) */
@@ -52,8 +52,8 @@ export class MqttPaymentLink implements PaymentSide {
   private readonly client: MqttClient;
   private readonly store: SqliteMqttStore;
 
-  constructor(gatewayStore: GatewayStore, options: { url: string; clientId: string; subscriptions: readonly string[] }) {
-    this.store = new SqliteMqttStore(gatewayStore);
+  constructor(thread: StoreThread, options: { url: string; clientId: string; subscriptions: readonly string[] }) {
+    this.store = new SqliteMqttStore(thread);
     this.client = connectLeg({ ...options, store: this.store });
   }
 

@@ -2,13 +2,15 @@
  * mqtt.js's outgoing Store kept in the gateway's SQLite database, so QoS 2
  * publishes in flight survive a kill: after a restart mqtt.js sends them
  * again with their packet ids (DUP), and the broker, which kept the session
- * (clean: false), drops those it already has. Writes are group-committed: a
- * packet goes on the wire only after the transaction that holds it (and that
- * takes its crossing out of the outbox) has committed.
+ * (clean: false), drops those it already has. Writes are group-committed by
+ * the store thread (StoreThread.ts): a packet goes on the wire only after the
+ * transaction that holds it (and that takes its crossing out of the outbox)
+ * has committed. Reads use the read connection, which sees those commits.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { GatewayStore } from './GatewayStore.js';
+import type { PacketOp } from './storeCommit.js';
+import type { CommitParticipant, CommitParts, StoreThread } from './StoreThread.js';
 
 interface StoredPacket {
   readonly cmd: string;
@@ -34,16 +36,15 @@ export function payloadDigest(payload: Uint8Array | string): string {
   return createHash('sha1').update(typeof payload === 'string' ? Buffer.from(payload) : payload).digest('hex');
 }
 
-type Op = { kind: 'put'; packet: StoredPacket; cb: (err?: Error) => void } | { kind: 'del'; messageId: number };
-
 export class SqliteMqttStore {
-  private ops: Op[] = [];
-  private scheduled = false;
+  private ops: PacketOp[] = [];
+  private callbacks: ((err?: Error) => void)[] = [];
+  private joined = false;
   /** payload digest -> gateway seq of the crossing it carries */
   private readonly crossings = new Map<string, number>();
   private closed = false;
 
-  constructor(private readonly store: GatewayStore) {}
+  constructor(private readonly thread: StoreThread) {}
 
   /** The next publish with this payload carries this crossing: its put removes it from the outbox */
   expectCrossing(payload: Uint8Array, gatewaySeq: number): void {
@@ -51,13 +52,20 @@ export class SqliteMqttStore {
   }
 
   put(packet: StoredPacket, cb: (err?: Error) => void): this {
-    this.ops.push({ kind: 'put', packet, cb });
-    this.schedule();
+    let crossingSeq: number | undefined;
+    if (packet.cmd === 'publish' && packet.payload !== undefined) {
+      const digest = payloadDigest(packet.payload as Uint8Array);
+      crossingSeq = this.crossings.get(digest);
+      if (crossingSeq !== undefined) this.crossings.delete(digest);
+    }
+    this.ops.push({ kind: 'put', messageId: packet.messageId ?? 0, packet: serialize(packet), ...(crossingSeq !== undefined ? { crossingSeq } : {}) });
+    this.callbacks.push(cb);
+    this.join();
     return this;
   }
 
   get(packet: { messageId?: number }, cb: (err?: Error, packet?: StoredPacket) => void): this {
-    const found = packet.messageId === undefined ? undefined : this.store.packet(packet.messageId);
+    const found = packet.messageId === undefined ? undefined : this.thread.reader.packet(packet.messageId);
     if (found) cb(undefined, deserialize(found));
     else cb(new Error('missing packet'));
     return this;
@@ -66,77 +74,51 @@ export class SqliteMqttStore {
   del(packet: { messageId?: number }, cb: (err?: Error, packet?: StoredPacket) => void): this {
     if (packet.messageId !== undefined) {
       this.ops.push({ kind: 'del', messageId: packet.messageId });
-      this.schedule();
+      this.join();
     }
     cb(undefined, packet as StoredPacket);
     return this;
   }
 
+  /** The stored packets, once every operation queued before has committed */
   createStream(): Readable {
-    this.flush();
-    const packets = this.store.packets().map(deserialize);
-    return Readable.from(packets, { objectMode: true });
+    const thread = this.thread;
+    return Readable.from(
+      (async function* () {
+        await thread.idle();
+        for (const p of thread.reader.packets()) yield deserialize(p);
+      })(),
+      { objectMode: true },
+    );
   }
 
   close(cb: (err?: Error) => void): void {
-    this.flush();
-    this.closed = true;
-    cb();
+    void this.thread.idle().then(() => {
+      this.closed = true;
+      cb();
+    });
   }
 
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    this.store.commitSoon(this.participant);
+  private join(): void {
+    if (this.joined || this.closed) return;
+    this.joined = true;
+    this.thread.commitSoon(this.participant);
   }
 
-  private writing: Op[] = [];
-  private writeFailure?: Error;
-  private readonly participant = {
-    write: (): void => {
-      this.scheduled = false;
-      this.writing = this.closed ? [] : this.ops;
+  private writing: ((err?: Error) => void)[] = [];
+  private readonly participant: CommitParticipant = {
+    write: (parts: CommitParts): void => {
+      this.joined = false;
+      (parts.packets ??= []).push(...this.ops);
+      this.writing = this.callbacks;
       this.ops = [];
-      this.writeFailure = undefined;
-      try {
-        this.writeOps(this.writing);
-      } catch (err) {
-        this.writeFailure = err as Error;
-      }
+      this.callbacks = [];
     },
-    after: (failure?: Error): void => {
-      const ops = this.writing;
+    after: (reply, failure): void => {
+      const callbacks = this.writing;
       this.writing = [];
-      const err = failure ?? this.writeFailure;
-      for (const op of ops) if (op.kind === 'put') op.cb(err);
+      const fault = failure ?? (reply?.packets?.fault ? new Error(reply.packets.fault.message) : undefined);
+      for (const cb of callbacks) cb(fault);
     },
   };
-
-  /** Every packet queued so far, committed now (in the group commit), then their callbacks */
-  flush(): void {
-    if (this.ops.length === 0 || this.closed) return;
-    this.store.commitSoon(this.participant);
-    this.store.commitNow();
-  }
-
-  /** The queued operations in one savepoint: a crossing leaves the outbox with its packet */
-  private writeOps(ops: readonly Op[]): void {
-    if (ops.length === 0) return;
-    this.store.db.transaction(() => {
-      for (const op of ops) {
-        if (op.kind === 'del') {
-          this.store.deletePacket(op.messageId);
-          continue;
-        }
-        const { packet } = op;
-        let crossingSeq: number | undefined;
-        if (packet.cmd === 'publish' && packet.payload !== undefined) {
-          const digest = payloadDigest(packet.payload as Uint8Array);
-          crossingSeq = this.crossings.get(digest);
-          if (crossingSeq !== undefined) this.crossings.delete(digest);
-        }
-        this.store.storePacket(packet.messageId ?? 0, serialize(packet), crossingSeq);
-      }
-    })();
-  }
 }

@@ -17,7 +17,9 @@ import { ErrorCodes, operatorMessage, type ErrorName } from '../errors.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { CrossingPump } from './CrossingPump.js';
-import { GatewayStore } from './GatewayStore.js';
+import type { GatewayStore } from './GatewayStore.js';
+import type { ArchiveItemWire } from './storeCommit.js';
+import { StoreThread, type CommitParticipant } from './StoreThread.js';
 import { MqttPaymentLink, type PaymentSide } from './PaymentLink.js';
 
 /** Copies of each datagram: a veth or a diode's fibre loses little, a receiver's full buffer more */
@@ -27,9 +29,20 @@ export class DiodeSender implements PaymentSide {
   readonly returnLeg = false;
   private readonly socket: Socket;
   private deliverySeq = 0;
+  /** Crossings sent, to leave the outbox in the next group commit (a kill before it: sent again, deduplicated by the receiver) */
+  private handed: number[] = [];
+  private joined = false;
+  private readonly participant: CommitParticipant = {
+    write: (parts): void => {
+      this.joined = false;
+      (parts.handedCrossings ??= []).push(...this.handed);
+      this.handed = [];
+    },
+    after: (): void => undefined,
+  };
 
   constructor(
-    private readonly store: GatewayStore,
+    private readonly thread: StoreThread,
     private readonly target: { host: string; port: number },
     private readonly gatewayId = 'gw1',
   ) {
@@ -46,7 +59,11 @@ export class DiodeSender implements PaymentSide {
 
   async publishCrossing(gatewaySeq: number, topic: string, payload: Uint8Array): Promise<void> {
     await this.send('crossing', gatewaySeq, topic, payload);
-    this.store.deleteCrossing(gatewaySeq);
+    this.handed.push(gatewaySeq);
+    if (!this.joined) {
+      this.joined = true;
+      this.thread.commitSoon(this.participant);
+    }
   }
 
   async publishDelivery(topic: string, payload: Uint8Array): Promise<void> {
@@ -82,26 +99,34 @@ export interface DiodeReceiverOptions {
 
 export class DiodeReceiver {
   private readonly socket: Socket;
-  private readonly store: GatewayStore;
   private readonly link: MqttPaymentLink;
   private readonly pump: CrossingPump;
   private readonly clock: Clock;
   private readonly log: Logger;
   readonly counts = { datagrams: 0, passed: 0, duplicates: 0, refused: 0 };
-  private batch: Parameters<GatewayStore['append']>[0][number][] = [];
+  private batch: ArchiveItemWire[] = [];
+  private writing: ArchiveItemWire[] = [];
+  private joined = false;
+  /** Keys in the batch and in the commit in flight: a copy arriving meanwhile is a duplicate too */
   private readonly batchKeys = new Set<string>();
 
-  private constructor(private readonly options: DiodeReceiverOptions) {
+  private constructor(
+    private readonly options: DiodeReceiverOptions,
+    private readonly thread: StoreThread,
+  ) {
     this.clock = options.clock ?? systemClock;
     this.log = (options.logger ?? silentLogger).child({ ns: 'diode-receiver' });
-    this.store = new GatewayStore(options.dbPath);
-    this.link = new MqttPaymentLink(this.store, { url: options.paymentBroker, clientId: `tally-diode-${options.gatewayId}`, subscriptions: [] });
-    this.pump = new CrossingPump(this.store, this.link);
+    this.link = new MqttPaymentLink(thread, { url: options.paymentBroker, clientId: `tally-diode-${options.gatewayId}`, subscriptions: [] });
+    this.pump = new CrossingPump(thread.reader, this.link);
     this.socket = createSocket({ type: 'udp4', recvBufferSize: 8 * 1024 * 1024 });
   }
 
+  private get store(): GatewayStore {
+    return this.thread.reader;
+  }
+
   static async start(options: DiodeReceiverOptions): Promise<DiodeReceiver> {
-    const r = new DiodeReceiver(options);
+    const r = new DiodeReceiver(options, await StoreThread.open(options.dbPath));
     r.socket.on('message', (msg) => r.take(msg));
     await new Promise<void>((resolve, reject) => {
       r.socket.once('error', reject);
@@ -122,7 +147,7 @@ export class DiodeReceiver {
 
   private refuse(code: ErrorName, reason: string, original: Uint8Array): void {
     this.counts.refused += 1;
-    this.store.append([{ archive: { time: this.clock.now(), direction: 'hospital-to-payment', type: 'diode', verdict: 'refused', code, reason, original } }]);
+    this.add({ archive: { time: this.clock.now(), direction: 'hospital-to-payment', type: 'diode', verdict: 'refused', code, reason, original } });
     this.log.warn({ event: 'diode.refused', code, numericCode: ErrorCodes[code].code, reason }, operatorMessage(code));
   }
 
@@ -174,34 +199,50 @@ export class DiodeReceiver {
         return;
       }
       this.batchKeys.add(sourceKey);
-      this.batch.push({
+      this.add({
         archive: { time: this.clock.now(), direction: 'hospital-to-payment', type: declaration.type, verdict: 'passed', sourceKey, patientId, department, original: frame.payload },
-        crossing: { topic: frame.topic, payload: () => canonical },
+        crossing: { topic: frame.topic, payload: canonical },
       });
-      if (this.batch.length === 1) setImmediate(() => this.flush());
     } catch (err) {
       this.log.error({ event: 'diode.fault', code: 'GW_MALFORMED', detail: (err as Error).message }, operatorMessage('GW_MALFORMED'));
     }
   }
 
-  /** One transaction for the datagrams of one turn of the event loop */
-  private flush(): void {
-    const batch = this.batch;
-    this.batch = [];
-    this.batchKeys.clear();
-    try {
-      this.store.append(batch);
-      this.counts.passed += batch.length;
-    } catch (err) {
-      // not archived: the sender's copy or its resend after a restart gets another chance
-      this.log.error({ event: 'diode.archive-fault', code: 'GW_ARCHIVE_FAULT', detail: (err as Error).message }, operatorMessage('GW_ARCHIVE_FAULT'));
-    }
-    this.pump.kick();
+  private add(item: ArchiveItemWire): void {
+    this.batch.push(item);
+    if (this.joined) return;
+    this.joined = true;
+    this.thread.commitSoon(this.participant);
   }
+
+  /** The datagrams taken while the last commit ran go in one group commit */
+  private readonly participant: CommitParticipant = {
+    write: (parts): void => {
+      this.joined = false;
+      this.writing = this.batch;
+      this.batch = [];
+      (parts.archive ??= []).push(...this.writing);
+    },
+    after: (reply, failure): void => {
+      const written = this.writing;
+      this.writing = [];
+      for (const item of written) if (item.archive.sourceKey) this.batchKeys.delete(item.archive.sourceKey);
+      const archive = reply?.archive;
+      if (failure || !archive || 'fault' in archive) {
+        // not archived: the sender's copy or its resend after a restart gets another chance
+        const detail = failure?.message ?? (archive && 'fault' in archive ? archive.fault.message : 'no reply');
+        this.log.error({ event: 'diode.archive-fault', code: 'GW_ARCHIVE_FAULT', detail }, operatorMessage('GW_ARCHIVE_FAULT'));
+        return;
+      }
+      this.counts.passed += written.filter((i) => i.archive.verdict === 'passed').length;
+      this.pump.offer(archive.crossings);
+      this.pump.kick();
+    },
+  };
 
   async drained(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.store.crossingCount() > 0 || this.pump.inFlight > 0) {
+    while (this.store.crossingCount() > 0 || this.pump.inFlight > 0 || this.thread.busy) {
       if (Date.now() > deadline) throw new Error('diode receiver not drained');
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -210,7 +251,8 @@ export class DiodeReceiver {
   async close(): Promise<void> {
     this.pump.stop();
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+    await this.thread.idle();
     await this.link.close().catch(() => undefined);
-    this.store.close();
+    await this.thread.close();
   }
 }
