@@ -13,11 +13,11 @@
  * A crash or a pulled card anywhere leaves either no use or a recorded use;
  * a missing marker is repaired the next time the card is presented.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes, type KeyObject } from 'node:crypto';
-import { LifeCycle, MARKER_LENGTH, type CardFci } from '../codecs/applet.js';
-import { bytesEqual, concatBytes, readU64be, toHex, u64be, utf8 } from '../codecs/bytes.js';
+import { LifeCycle, type CardFci } from '../codecs/applet.js';
+import { bytesEqual, concatBytes, toHex, utf8 } from '../codecs/bytes.js';
 import {
   encodeRecordBody,
   encodeSignedRecord,
@@ -27,13 +27,13 @@ import {
   type SignedRecord,
   type TerminalFields,
 } from '../codecs/cardRecord.js';
-import { EntryType, parseLedgerEntry, type EntryTypeValue } from '../codecs/ledgerEntry.js';
+import { EntryType } from '../codecs/ledgerEntry.js';
 import type { ApduChannel } from '../card/ApduChannel.js';
 import { CardClient } from '../card/CardClient.js';
 import { parseRecordOrThrow, verifyBatchChain, verifyOneTime, verifyTerminalCertificate } from '../crypto/chain.js';
 import { challengeFor, newNonce, prepareCardKey, verifyCardChallenge } from '../crypto/cardAuth.js';
 import { generateSigningKey, sha256, signMessage } from '../crypto/ed25519.js';
-import { encodeCheckpointFile, parseCheckpoint, parseCheckpointBody, type Checkpoint, type CheckpointFields } from '../codecs/checkpoint.js';
+import { parseCheckpoint, parseCheckpointBody, type Checkpoint, type CheckpointFields } from '../codecs/checkpoint.js';
 import { verifyCheckpoint } from '../crypto/checkpoint.js';
 import { encodeClockResetProof, encodeMotherClockResetBody, type ClockResetProof } from '../codecs/clockReset.js';
 import { verifyClockReset } from '../crypto/clockReset.js';
@@ -43,7 +43,7 @@ import { verifySettlementVoucher } from '../crypto/settlementVoucher.js';
 import { admitVoucher, trustListState, voucherKeyOf } from '../crypto/voucher.js';
 import { installTrustList, loadTrustList } from './voucherTrust.js';
 import { codeOf, isTallyError, operatorMessage, TallyError, type ErrorName, type Locale } from '../errors.js';
-import { Ledger, MAX_LOCAL_CLOCK_LEAD_MS, type BatchRow, type CardAuthProof, type ClockEvent, type ClockState, type TerminalIdentity, type UseRow } from '../ledger/Ledger.js';
+import { Ledger, MAX_LOCAL_CLOCK_LEAD_MS, type CardAuthProof, type TerminalIdentity, type UseRow } from '../ledger/Ledger.js';
 import type { DeviceControl, DeviceEvent } from '../readers/CardReader.js';
 import { DeviceSession } from './DeviceSession.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -52,6 +52,11 @@ import { silentLogger, type Logger } from '../util/logger.js';
 import { loadDeviceKey, saveDeviceKey } from './deviceKey.js';
 import { okMessages, pick } from './messages.js';
 import { MAX_SERVER_TIME_BEHIND_MS, TerminalClock } from './TerminalClock.js';
+import { consumedMarker, readCheckpointFile, RollbackWitnesses, saveCheckpointFile } from './RollbackWitnesses.js';
+import { rootFingerprint, terminalStatus, type TerminalStatus } from './terminalStatus.js';
+
+export { CHECKPOINT_FILE, readCheckpointFile, type RollbackEvidence } from './RollbackWitnesses.js';
+export { rootFingerprint, terminalStatus, type TerminalClockStatus, type TerminalStatus } from './terminalStatus.js';
 
 export interface TerminalOptions {
   readonly dataDir: string;
@@ -94,16 +99,6 @@ export interface TerminalOptions {
   readonly claimVoucher?: (claim: { serial: number; keyId: number; clinicCode: string; examType: string }) => Promise<{ granted: boolean; code?: ErrorName; detail?: string } | undefined>;
 }
 
-/** A witness outside the database that proved the ledger lost entries (ledger-format.md, rollback witnesses) */
-export interface RollbackEvidence {
-  readonly witness: 'board' | 'card' | 'checkpoint';
-  /** The seq the witness says the ledger reached */
-  readonly witnessSeq: number;
-  /** The ledger's last seq when it was found */
-  readonly ledgerSeq: number;
-  readonly detail: string;
-}
-
 export type SwipeOutcome =
   | { readonly ok: true; readonly action: 'use'; readonly seq: number; readonly serial: number; readonly batchNo: number; readonly remaining: number; readonly message: string }
   | { readonly ok: true; readonly action: 'batch-loaded'; readonly seq: number; readonly batchNo: number; readonly count: number; readonly message: string }
@@ -119,62 +114,6 @@ export interface ProvisionRequest {
   readonly expectedRootFingerprint?: string;
 }
 
-export interface TerminalStatus {
-  readonly provisioned: boolean;
-  readonly terminalId?: string;
-  readonly clinicCode?: string;
-  readonly rootFingerprint?: string;
-  readonly lastSeq: number;
-  readonly batches: readonly { batchNo: number; batchId: string; count: number; used: number; remaining: number; validUntil: number }[];
-  readonly openUses: number;
-  readonly outboxDepth: number;
-  readonly clockTrusted: boolean;
-  readonly clock: TerminalClockStatus;
-  readonly refusals: Record<string, number>;
-  /** Device session events the ledger could not record yet (storage fault); deductions are refused until it has */
-  readonly unrecordedDeviceEvents?: number;
-  /** Set once a witness proved a rollback: the terminal refuses service (LEDGER_ROLLBACK) */
-  readonly rollback?: RollbackEvidence;
-}
-
-/** The clock as `tally terminal status` shows it (times in ISO 8601) */
-export interface TerminalClockStatus {
-  /** local: the board's own clock; server: the server's time received since the daemon started */
-  readonly source: 'local' | 'server';
-  readonly now: string;
-  /** The board's own (system) clock, which the terminal never sets */
-  readonly localClock: string;
-  /** The latest time the terminal has recorded or trusted; its time never goes back past it */
-  readonly highWaterMark: string;
-  /** trusted; before-floor (1970); behind the mark; ahead: jumped further ahead than the mark allows (not taken) */
-  readonly state: ClockState;
-  /** The latest local time that is not a jump (the mark plus 7 days plus the time measured since) */
-  readonly trustedUntil: string;
-  /** The latest clock.reset or clock.refused ledger entry */
-  readonly lastEvent?: { readonly seq: number; readonly type: ClockEvent['type']; readonly time: string; readonly detail: string };
-  /** Server time minus the local clock when the server's time last arrived */
-  readonly offsetMs?: number;
-  readonly serverTimeAt?: string;
-}
-
-/** Where a terminal keeps the latest server checkpoint */
-export const CHECKPOINT_FILE = 'checkpoint.json';
-
-/** The checkpoint kept in a data folder (parsed, not verified), or undefined */
-export function readCheckpointFile(dataDir: string): Checkpoint | undefined {
-  const path = join(dataDir, CHECKPOINT_FILE);
-  if (!existsSync(path)) return undefined;
-  try {
-    return parseCheckpoint(readFileSync(path, 'utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
-export function rootFingerprint(rootPublicKey: Uint8Array): string {
-  return toHex(sha256(rootPublicKey));
-}
-
 export class Terminal {
   readonly ledger: Ledger;
   /** The terminal's time: entries, trust and validity follow it */
@@ -188,10 +127,8 @@ export class Terminal {
   private busy = false;
   /** cards.acceptVersion1 as this terminal has made sure the ledger records it (undefined: not yet looked) */
   private version1Recorded: boolean | undefined;
-  /** Latched by the board or a checkpoint: every deduction and batch load is refused from then on */
-  private rollback: RollbackEvidence | undefined;
-  /** Witness findings already written to the ledger by this process (one entry each) */
-  private readonly witnessRecorded = new Set<string>();
+  /** The board, card and checkpoint witnesses of a rollback, and the latched finding */
+  private readonly witnesses: RollbackWitnesses;
   /** The voucher trust list in force (voucher-format.md §4), loaded lazily */
   private trust: TrustList | undefined;
   private trustLoaded = false;
@@ -204,6 +141,7 @@ export class Terminal {
     mkdirSync(options.dataDir, { recursive: true });
     this.ledger = Ledger.open(join(options.dataDir, 'terminal.db'), this.clock, options.monotonicMs);
     this.clock.setFloor(() => this.ledger.highWaterMark());
+    this.witnesses = new RollbackWitnesses(this.ledger, this.log);
     this.deviceKey = loadDeviceKey(options.dataDir);
     if (this.deviceKey && this.ledger.identity()) this.useDeviceKey(this.deviceKey);
     this.session = new DeviceSession({
@@ -396,11 +334,6 @@ export class Terminal {
     return { ok: false, code, message: operatorMessage(code, this.locale), detail };
   }
 
-  private marker(seq: number, identity: TerminalIdentity): Uint8Array {
-    const marker = concatBytes([sha256(utf8(identity.terminalId)).subarray(0, 8), u64be(seq)]);
-    return marker.length === MARKER_LENGTH ? marker : marker.subarray(0, MARKER_LENGTH);
-  }
-
   private checkValidity(validFrom: number, validUntil: number): void {
     const now = Math.floor(this.ledger.effectiveNow() / 1000);
     if (now >= validFrom && now <= validUntil) return;
@@ -435,7 +368,7 @@ export class Terminal {
   private async loadBatch(card: CardClient, fci: CardFci, record: SignedRecord, identity: TerminalIdentity, challenge: CardChallenge): Promise<SwipeOutcome> {
     const { batch, white } = await settleFirst(challenge, () => verifyBatchChain(record, identity.rootPublicKey));
     const auth = await challenge.authenticated();
-    this.checkCardMarker(fci, record, identity, EntryType.BATCH_LOADED);
+    this.witnesses.checkCardMarker(fci, record, identity, EntryType.BATCH_LOADED);
     if (batch.clinicCode !== identity.clinicCode) throw new TallyError('WRONG_CLINIC', `batch for ${batch.clinicCode}, terminal at ${identity.clinicCode}`);
     const denied = this.ledger.deniedReason([batch.cardId, white.cardId]);
     if (denied) throw new TallyError('REVOKED', denied);
@@ -467,7 +400,7 @@ export class Terminal {
     const auth = await challenge.authenticated();
     if ('version1' in auth) this.log.warn({ serial: record.serial }, 'version 1 card accepted without authentication (migration setting)');
     // before BATCH_NOT_LOADED: a batch loaded after the copy the ledger was restored from is gone too
-    this.checkCardMarker(fci, record, identity, EntryType.USE_RESERVED);
+    this.witnesses.checkCardMarker(fci, record, identity, EntryType.USE_RESERVED);
     if (!loaded) throw new TallyError('BATCH_NOT_LOADED', `batch id ${toHex(record.batchId)}`);
     const batch = loaded;
     if (record.serial < 1 || record.serial > batch.count) throw new TallyError('OUT_OF_RANGE', `serial ${record.serial} outside 1..${batch.count}`);
@@ -497,7 +430,7 @@ export class Terminal {
   /** The marker is a courtesy to people reading the card; the ledger is the authority, so a failure here is logged, not fatal */
   private async writeMarker(card: CardClient, seq: number, identity: TerminalIdentity): Promise<void> {
     try {
-      await card.markConsumed(this.marker(seq, identity));
+      await card.markConsumed(consumedMarker(seq, identity));
       this.ledger.setMarkerWritten(seq);
     } catch (err) {
       this.log.warn({ seq, code: codeOf(err) }, 'consumed marker not written; it is repaired when the card comes back');
@@ -506,7 +439,7 @@ export class Terminal {
 
   private async repairMarker(card: CardClient, fci: CardFci, seq: number, identity: TerminalIdentity, use?: UseRow): Promise<void> {
     if (fci.marker) {
-      if (use && !use.markerWritten && bytesEqual(fci.marker, this.marker(seq, identity))) this.ledger.setMarkerWritten(seq);
+      if (use && !use.markerWritten && bytesEqual(fci.marker, consumedMarker(seq, identity))) this.ledger.setMarkerWritten(seq);
       return;
     }
     this.log.info({ seq }, 'repairing the consumed marker');
@@ -620,7 +553,7 @@ export class Terminal {
     } catch (err) {
       if (isTallyError(err, 'BOARD_HEAD_REFUSED')) {
         const held = err.context.held as { seq: number; hashPrefix: string } | undefined;
-        throw this.foundRollback(
+        throw this.witnesses.found(
           { witness: 'board', witnessSeq: held?.seq ?? 0, ledgerSeq: headSeq, detail: `relay board holds seq ${held?.seq ?? '?'} (${held?.hashPrefix ?? '?'}), refused the head ${headSeq}` },
           true,
         );
@@ -638,69 +571,7 @@ export class Terminal {
    * The daemon calls it whenever the reader is ready; every card goes through it first.
    */
   checkBoardWitness(): TallyError | undefined {
-    if (this.rollback) return this.rollbackError(this.rollback);
-    const witness = this.device?.witness?.();
-    if (!witness || witness.kind === 'unknown' || !this.ledger.identity()) return undefined;
-    if (witness.kind === 'none') {
-      if (this.options.requireBoardWitness) {
-        this.log.error({ event: 'board-witness-missing', protocolVersion: witness.protocolVersion }, 'relay board keeps no chain head: service refused');
-        return new TallyError('BOARD_WITNESS_MISSING', `board speaks protocol ${witness.protocolVersion}`);
-      }
-      if (!this.witnessRecorded.has('board-none')) {
-        this.witnessRecorded.add('board-none');
-        this.log.warn({ event: 'board-witness-missing', protocolVersion: witness.protocolVersion }, 'relay board keeps no chain head (protocol 1): a restored ledger is caught only by the server and the cards');
-      }
-      return undefined;
-    }
-    if (witness.seq === 0) return undefined;
-    const hash = this.ledger.entryHashAt(witness.seq);
-    const prefix = toHex(witness.hashPrefix);
-    if (hash && bytesEqual(hash.subarray(0, witness.hashPrefix.length), witness.hashPrefix)) return undefined;
-    const ledgerSeq = this.ledger.lastSeq();
-    const detail = hash
-      ? `relay board holds seq ${witness.seq} (${prefix}); the ledger's entry ${witness.seq} is another`
-      : `relay board holds seq ${witness.seq} (${prefix}); the ledger ends at seq ${ledgerSeq}`;
-    return this.foundRollback({ witness: 'board', witnessSeq: witness.seq, ledgerSeq, detail }, true);
-  }
-
-  /**
-   * A card's consumed marker names a terminal and the seq that consumed it. One naming this
-   * terminal must point at this card's own entry; a seq past the head or another entry there
-   * proves the ledger lost it. The card is refused as a rollback and the finding recorded and
-   * reported; markers are not signed, so a card alone does not put the terminal out of service.
-   */
-  private checkCardMarker(fci: CardFci, record: SignedRecord, identity: TerminalIdentity, expected: EntryTypeValue): void {
-    const marker = fci.marker;
-    if (!marker || marker.length !== MARKER_LENGTH) return;
-    if (!bytesEqual(marker.subarray(0, 8), this.marker(0, identity).subarray(0, 8))) return;
-    const seq = readU64be(marker, 8);
-    const raw = this.ledger.entryAt(seq);
-    if (raw) {
-      const entry = parseLedgerEntry(raw);
-      if (entry.type === expected && entry.card && bytesEqual(entry.card, record.raw)) return;
-    }
-    const ledgerSeq = this.ledger.lastSeq();
-    const detail = raw
-      ? `card ${toHex(record.cardId)} marked consumed here at seq ${seq}, which the ledger holds for another entry`
-      : `card ${toHex(record.cardId)} marked consumed here at seq ${seq}, past the ledger's head ${ledgerSeq}`;
-    throw this.foundRollback({ witness: 'card', witnessSeq: seq, ledgerSeq, detail }, false, record.raw);
-  }
-
-  /** Logs, records (once per finding) and, for the board and checkpoints, latches a rollback; returns the refusal */
-  private foundRollback(evidence: RollbackEvidence, latch: boolean, card?: Uint8Array): TallyError {
-    this.log.error({ event: 'ledger-rollback', ...evidence }, 'rollback detected: a witness holds a later ledger than this database');
-    if (latch) this.rollback ??= evidence;
-    const key = `${evidence.witness}:${evidence.witnessSeq}:${card ? toHex(sha256(card)) : ''}`;
-    if (!this.witnessRecorded.has(key)) {
-      try {
-        const seq = this.ledger.recordRollbackWitness(evidence.witnessSeq, `${evidence.witness}: ${evidence.detail}`, card);
-        this.witnessRecorded.add(key);
-        this.log.warn({ seq, witness: evidence.witness }, 'rollback recorded in the ledger: it goes to the server with the next report');
-      } catch (err) {
-        this.log.error({ code: codeOf(err) }, 'rollback could not be recorded');
-      }
-    }
-    return this.rollbackError(evidence);
+    return this.witnesses.checkBoard(this.device?.witness?.(), this.options.requireBoardWitness ?? false);
   }
 
   /**
@@ -716,7 +587,7 @@ export class Terminal {
     const fields = verifyCheckpoint(checkpoint, identity.rootPublicKey);
     if (fields.terminalId !== identity.terminalId) throw new TallyError('BAD_CHECKPOINT', `checkpoint for terminal ${fields.terminalId}`);
     const latest = this.latestCheckpoint();
-    if (!latest || fields.seq >= parseCheckpointBody(latest.body).seq) this.saveCheckpoint(checkpoint);
+    if (!latest || fields.seq >= parseCheckpointBody(latest.body).seq) saveCheckpointFile(this.options.dataDir, checkpoint, this.log);
     const hash = this.ledger.entryHashAt(fields.seq);
     if (hash && toHex(hash) === fields.headHash) this.resetClockByServer(checkpoint, fields);
     if (!hash || toHex(hash) !== fields.headHash) {
@@ -724,7 +595,7 @@ export class Terminal {
       const detail = hash
         ? `server ${fields.serverId} signed seq ${fields.seq} (${fields.headHash.slice(0, 16)}); the ledger's entry ${fields.seq} is another`
         : `server ${fields.serverId} signed seq ${fields.seq} (${fields.headHash.slice(0, 16)}); the ledger ends at seq ${ledgerSeq}`;
-      this.foundRollback({ witness: 'checkpoint', witnessSeq: fields.seq, ledgerSeq, detail }, true);
+      this.witnesses.found({ witness: 'checkpoint', witnessSeq: fields.seq, ledgerSeq, detail }, true);
     }
     return fields;
   }
@@ -801,20 +672,6 @@ export class Terminal {
     return readCheckpointFile(this.options.dataDir);
   }
 
-  private saveCheckpoint(checkpoint: Checkpoint): void {
-    const path = join(this.options.dataDir, CHECKPOINT_FILE);
-    try {
-      writeFileSync(`${path}.tmp`, encodeCheckpointFile(checkpoint), { mode: 0o644 });
-      renameSync(`${path}.tmp`, path);
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'checkpoint not saved');
-    }
-  }
-
-  private rollbackError(evidence: RollbackEvidence): TallyError {
-    return new TallyError('LEDGER_ROLLBACK', `${evidence.witness}: ${evidence.detail}`, { ...evidence });
-  }
-
   /**
    * Device-session events from the relay board complete the two-phase use. Returns whether the
    * ledger has it now: the serial backend ACKs the board's event only then (DeviceSession).
@@ -881,44 +738,8 @@ export class Terminal {
   // ---------------- status ----------------
 
   status(): TerminalStatus {
-    return { ...terminalStatus(this.ledger, this.clock), unrecordedDeviceEvents: this.session.unrecordedEvents, ...(this.rollback ? { rollback: this.rollback } : {}) };
+    return { ...terminalStatus(this.ledger, this.clock), unrecordedDeviceEvents: this.session.unrecordedEvents, ...(this.witnesses.evidence ? { rollback: this.witnesses.evidence } : {}) };
   }
-}
-
-/** A terminal's state from its ledger (the daemon's status with its clock, or a stopped terminal's, read-only) */
-export function terminalStatus(ledger: Ledger, clock: TerminalClock = new TerminalClock(systemClock)): TerminalStatus {
-  const identity = ledger.identity();
-  const time = clock.status();
-  const iso = (ms: number): string => new Date(ms).toISOString();
-  const lastEvent = ledger.lastClockEvent();
-  return {
-    provisioned: identity !== undefined,
-    ...(identity ? { terminalId: identity.terminalId, clinicCode: identity.clinicCode, rootFingerprint: rootFingerprint(identity.rootPublicKey) } : {}),
-    lastSeq: ledger.lastSeq(),
-    batches: ledger.batches().map((b: BatchRow) => ({
-      batchNo: b.batchNo,
-      batchId: toHex(b.batchId),
-      count: b.count,
-      used: b.used,
-      remaining: b.count - b.used,
-      validUntil: b.validUntil,
-    })),
-    openUses: ledger.openUses().length,
-    outboxDepth: ledger.pendingCount(),
-    clockTrusted: ledger.clockTrusted(time.now),
-    clock: {
-      source: time.source,
-      now: iso(time.now),
-      localClock: iso(time.localNow),
-      highWaterMark: iso(ledger.highWaterMark()),
-      state: ledger.clockState(time.now),
-      trustedUntil: iso(ledger.markLimit()),
-      ...(lastEvent ? { lastEvent: { seq: lastEvent.seq, type: lastEvent.type, time: iso(lastEvent.time), detail: lastEvent.detail } } : {}),
-      ...(time.offsetMs !== undefined ? { offsetMs: time.offsetMs } : {}),
-      ...(time.serverTimeAt !== undefined ? { serverTimeAt: iso(time.serverTimeAt) } : {}),
-    },
-    refusals: ledger.refusalCounts(),
-  };
 }
 
 /** A version 2 card's pending answer to its challenge */
