@@ -181,7 +181,7 @@ export const ErrorCodes = {
   UNKNOWN_AGENT: info(6511, 'No such agent in the registry', '登记中无此代理商'),
   UNKNOWN_USER: info(6513, 'No such console user', '无此控制台用户'),
   LAST_SYSADMIN: info(6514, 'Refused: this would leave no enabled system administrator', '操作被拒绝：这将使系统中没有可用的系统管理员'),
-  BAD_ROLE_SCOPE: info(6512, 'A clinic user needs its clinic and an agent user its agent (and no other role either)', '医疗机构用户须指定其机构、代理商用户须指定其代理商（其他角色不可指定）'),
+  BAD_ROLE_SCOPE: info(6512, 'A clinic user needs its clinic, an agent user its agent and a patient user its wallet (and no other role either)', '医疗机构用户须指定其机构、代理商用户须指定其代理商、患者用户须指定其钱包（其他角色不可指定）'),
   STATEMENT_CLINIC_UNKNOWN: info(6515, 'No statement: the registry and the ingest know no such clinic', '无法生成结算单：登记和数据接收中均无此医疗机构'),
   STATEMENT_PDF_UNAVAILABLE: info(6516, 'The statement PDF could not be printed: no working Chromium on the server', '无法打印结算单 PDF：服务器上没有可用的 Chromium', true),
   // 6600-6649: insurance payments at the server and its platform (docs/insurance.md)

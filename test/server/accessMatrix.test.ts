@@ -66,6 +66,9 @@ const SPEC: Record<string, readonly Role[]> = {
   'GET /api/vouchers/centre': ['authority', 'issuer'],
   'GET /api/vouchers/slots': ['authority', 'issuer', 'clinic'],
   'GET /api/vouchers/stats': ['authority', 'issuer', 'clinic', 'auditor'],
+  // the patient's own wallet, nobody else's
+  'GET /api/wallet': ['patient'],
+  'POST /api/wallet/book': ['patient'],
   'POST /api/users/change': ['sysadmin'],
   'POST /api/users': ['sysadmin'],
 };
@@ -98,6 +101,7 @@ const BODIES: Record<string, unknown> = {
   'POST /api/vouchers/book': { serial: 1000001, walletId: 'W-1', slotId: 5 },
   'POST /api/vouchers/void': { serial: 1000003, reason: 'recalled' },
   'POST /api/vouchers/void-expired': {},
+  'POST /api/wallet/book': { serial: 1000002, slotId: 5 },
   // enabling an enabled user: allowed, and no session ends
   'POST /api/users/change': { username: USERS.issuer.username, disabled: false },
   'POST /api/users': { username: 'matrix-new', role: 'auditor', password: 'a long enough password 42' },
@@ -238,6 +242,14 @@ describe('console access over HTTP', () => {
     expect(stats.find((r) => r.key === '')).toMatchObject({ generated: 1, sent: 0, voided: 1 });
     // a clinic user gets the statistics by clinic, of its clinics only: nothing is written off yet
     expect((await request('GET /api/vouchers/stats?by=community', logins.get('clinic'))).json().data).toEqual([]);
+    // the patient sees its own wallet: the booked voucher with its QR code; another wallet's voucher it cannot book
+    const wallet = (await request('GET /api/wallet', logins.get('patient'))).json().data as { walletId: string; vouchers: Array<{ serial: number; state: string; qr?: string; qrSvg?: string }> };
+    expect(wallet.walletId).toBe('W-1');
+    expect(wallet.vouchers.map((v) => [v.serial, v.state])).toEqual([[1000001, 'booked']]);
+    expect(await store.vouchers.issueToWallet(1000002, 'CC-1', 'W-2', 1_800_000_000)).toBe(true);
+    const notMine = await request('POST /api/wallet/book', logins.get('patient'), { body: { serial: 1000002, slotId: 5 } });
+    expect(notMine.json()).toMatchObject({ error: { code: 'VOUCHER_NOT_BOOKABLE', number: 6303 } });
+    expect(await store.vouchers.voucher(1000002)).toMatchObject({ state: 'issued', walletId: 'W-2' });
     const audit = (await request('GET /api/audit', logins.get('auditor'))).json().data as Array<{ action: string }>;
     for (const action of ['voucher.batch', 'voucher.send', 'voucher.issue', 'voucher.slot', 'voucher.book', 'voucher.void', 'voucher.void-expired']) expect(audit.map((a) => a.action), action).toContain(action);
   });

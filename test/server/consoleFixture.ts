@@ -1,7 +1,7 @@
 /**
  * A console world for the access tests and the browser tests: three clinics (CL-A and CL-C placed by agent
  * AG-1, CL-B by nobody), a seen and registered terminal in each with uses on two days, a held batch and an
- * alert each, and one user of every role (clinic-a of CL-A, agent-1 of AG-1), all with PASSWORD.
+ * alert each, and one user of every role (clinic-a of CL-A, agent-1 of AG-1, patient-1 holding wallet W-1), all with PASSWORD.
  */
 import { createHash } from 'node:crypto';
 import { addUser, saveAgent } from '../../src/server/access/accessAdmin.js';
@@ -10,13 +10,14 @@ import type { EntryRow, ServerStore } from '../../src/server/ServerStore.js';
 
 export const PASSWORD = 'correct horse battery staple';
 export const CLINICS = ['CL-A', 'CL-B', 'CL-C'] as const;
-export const USERS: Record<Role, { username: string; clinic?: string; agent?: string }> = {
+export const USERS: Record<Role, { username: string; clinic?: string; agent?: string; wallet?: string }> = {
   sysadmin: { username: 'admin' },
   authority: { username: 'boss' },
   issuer: { username: 'issuer' },
   agent: { username: 'agent-1', agent: 'AG-1' },
   clinic: { username: 'clinic-a', clinic: 'CL-A' },
   auditor: { username: 'auditor' },
+  patient: { username: 'patient-1', wallet: 'W-1' },
 };
 /** The clinics each role's rows may name */
 export const VISIBLE: Record<Role, readonly string[]> = {
@@ -26,6 +27,8 @@ export const VISIBLE: Record<Role, readonly string[]> = {
   agent: ['CL-A', 'CL-C'],
   clinic: ['CL-A'],
   auditor: CLINICS,
+  // the clinic list is public; a patient sees no other clinic rows
+  patient: CLINICS,
 };
 /** Uses per clinic in the world: CL-A 5, CL-B 3, CL-C 2 (day 1 and day 2) */
 export const USES: Record<string, number> = { 'CL-A': 5, 'CL-B': 3, 'CL-C': 2 };

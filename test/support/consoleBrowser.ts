@@ -3,7 +3,7 @@
  * login through the dashboard's form, opening a page by its hash and waiting until it says it is drawn, and the
  * cells of one column of a table (each cell carries data-col).
  */
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
 
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
@@ -11,9 +11,12 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
 }
 
-/** A fresh context (downloads on), logged in through the form; console messages about the CSP go to cspViolations */
-export async function logIn(browser: Browser, url: string, username: string, password: string, cspViolations: string[] = []): Promise<Page> {
-  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1200, height: 800 } });
+/**
+ * A fresh context (downloads on; a 1200x800 screen unless `contextOptions` says otherwise, a phone's for instance),
+ * logged in through the form; console messages about the CSP go to cspViolations
+ */
+export async function logIn(browser: Browser, url: string, username: string, password: string, cspViolations: string[] = [], contextOptions: BrowserContextOptions = {}): Promise<Page> {
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1200, height: 800 }, ...contextOptions });
   const page = await context.newPage();
   page.on('console', (m) => {
     if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());

@@ -27,13 +27,14 @@ function loginForm(message?: string): void {
 }
 
 async function show(key: string): Promise<void> {
-  const page = PAGES.find((p) => p.key === key) ?? PAGES[0]!;
   const user = session!;
+  const menu = PAGES.filter((p) => !p.roles || p.roles.includes(user.role));
+  const page = menu.find((p) => p.key === key) ?? menu.find((p) => p.home?.includes(user.role)) ?? menu[0]!;
   const nav = el(
     'header',
     {},
     el('strong', {}, t.title),
-    ...PAGES.map((p) => el('a', { href: `#${p.key}`, id: `nav-${p.key}`, ...(p === page ? { class: 'active' } : {}) }, p.label())),
+    ...menu.map((p) => el('a', { href: `#${p.key}`, id: `nav-${p.key}`, ...(p === page ? { class: 'active' } : {}) }, p.label())),
     el('span', { class: 'who', id: 'who' }, `${user.username} (${user.role}${user.clinics ? ` ${user.clinics.join(', ')}` : ''})`),
   );
   const language = el('button', { id: 'language' }, t.language);

@@ -87,6 +87,10 @@ export interface PageDef {
   label: () => string;
   /** fills the page; a Refused 403 shows "not allowed", a 401 goes back to the login */
   render: (main: HTMLElement) => Promise<void>;
+  /** Only these roles get it in the menu (the server still checks every call); absent: every role */
+  roles?: readonly string[];
+  /** The roles that land on this page after the login (else the first page) */
+  home?: readonly string[];
 }
 
 /** In menu order: pages/index.ts imports each page file, and each file registers itself with one call */

@@ -1,7 +1,7 @@
 /**
  * The console's users and agents, on the server's own machine (the first system administrator comes from here:
  * no default password exists anywhere):
- *   tally server user add NAME --role ROLE [--clinic CODE | --agent CODE] [--locale en|zh] [--password -] --store S
+ *   tally server user add NAME --role ROLE [--clinic CODE | --agent CODE | --wallet ID] [--locale en|zh] [--password -] --store S
  *   tally server user passwd NAME [--password -] --store S
  *   tally server user list --store S [--json]
  *   tally server agent add CODE --name NAME --share S [--clinic CODE ...] --store S
@@ -70,15 +70,16 @@ async function withStore<T>(values: Record<string, unknown>, fn: (store: ServerS
 export const serverUserCommand: CliCommand = {
   path: ['server', 'user'],
   summary: "the console's users: add (the first system administrator too), passwd, list",
-  help: `tally server user add NAME --role ROLE [--clinic CODE | --agent CODE] [--locale en|zh] [--password -] --store S
+  help: `tally server user add NAME --role ROLE [--clinic CODE | --agent CODE | --wallet ID] [--locale en|zh] [--password -] --store S
 tally server user passwd NAME [--password -] --store S
 tally server user disable NAME --store S
 tally server user enable NAME --store S
-tally server user role NAME --role ROLE [--clinic CODE | --agent CODE] --store S
+tally server user role NAME --role ROLE [--clinic CODE | --agent CODE | --wallet ID] --store S
 tally server user list --store S [--json]
 
 Roles: ${ROLES.join(', ')} (docs/console.md says what each sees). A clinic user
-needs --clinic, an agent user --agent (tally server agent add first). The
+needs --clinic, an agent user --agent (tally server agent add first), a patient
+(the voucher wallet's owner) --wallet with the wallet id vouchers are issued to. The
 password (12 characters or more) is typed twice on the terminal, or with
 --password - read as one line of standard input. Each add and passwd is
 written to the audit log with the operating-system account. disable ends every
@@ -95,12 +96,12 @@ administrator cannot be disabled nor given another role.`,
       return 0;
     }
     if ((what === 'disable' || what === 'enable' || what === 'role') && name && !name.startsWith('-')) {
-      const values = parse(rest, { store: { type: 'string' }, role: { type: 'string' }, clinic: { type: 'string' }, agent: { type: 'string' } });
+      const values = parse(rest, { store: { type: 'string' }, role: { type: 'string' }, clinic: { type: 'string' }, agent: { type: 'string' }, wallet: { type: 'string' } });
       let change: UserChange = { username: name, ...(what !== 'role' ? { disabled: what === 'disable' } : {}) };
       if (what === 'role') {
         const role = required(values, 'role');
         if (!isRole(role)) throw new TallyError('USAGE', `--role ${ROLES.join(', ')}`);
-        change = { ...change, role, ...(typeof values.clinic === 'string' ? { clinic: values.clinic } : {}), ...(typeof values.agent === 'string' ? { agent: values.agent } : {}) };
+        change = { ...change, role, ...(typeof values.clinic === 'string' ? { clinic: values.clinic } : {}), ...(typeof values.agent === 'string' ? { agent: values.agent } : {}), ...(typeof values.wallet === 'string' ? { wallet: values.wallet } : {}) };
       }
       const { user, sessionsEnded } = await withStore(values, (store) => changeUser(store, change, Date.now()));
       io.out(`user ${user.username}: ${user.disabled ? 'disabled' : 'enabled'}, ${user.role}${user.scope ? ` of ${user.scope}` : ''}; ${sessionsEnded} session(s) ended`);
@@ -114,7 +115,7 @@ administrator cannot be disabled nor given another role.`,
       io.out(`password of ${name} changed`);
       return 0;
     }
-    const values = parse(rest, { store: { type: 'string' }, role: { type: 'string' }, clinic: { type: 'string' }, agent: { type: 'string' }, locale: { type: 'string' }, password: { type: 'string' } });
+    const values = parse(rest, { store: { type: 'string' }, role: { type: 'string' }, clinic: { type: 'string' }, agent: { type: 'string' }, wallet: { type: 'string' }, locale: { type: 'string' }, password: { type: 'string' } });
     const role = required(values, 'role');
     if (!isRole(role)) throw new TallyError('USAGE', `--role ${ROLES.join(', ')}`);
     const locale = values.locale ?? 'en';
@@ -127,6 +128,7 @@ administrator cannot be disabled nor given another role.`,
         role,
         ...(typeof values.clinic === 'string' ? { clinic: values.clinic } : {}),
         ...(typeof values.agent === 'string' ? { agent: values.agent } : {}),
+        ...(typeof values.wallet === 'string' ? { wallet: values.wallet } : {}),
         locale,
         password,
       }, Date.now()),

@@ -32,9 +32,10 @@ export const AckInputSchema = object({ key: string(300), note: text(500) });
 export const UserChangeSchema = object({
   username: string(64),
   disabled: optional(boolean()),
-  role: optional(literal('sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor')),
+  role: optional(literal('sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor', 'patient')),
   clinic: optional(code),
   agent: optional(code),
+  wallet: optional(code),
 });
 
 export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
@@ -52,6 +53,8 @@ export interface NewUser {
   readonly role: Role;
   readonly clinic?: string;
   readonly agent?: string;
+  /** A patient user's wallet id */
+  readonly wallet?: string;
   readonly locale?: 'en' | 'zh';
   readonly password: string;
 }
@@ -83,10 +86,10 @@ export const UserAddSchema = object({
 /** Audit-logged as user.add by the actor (the HTTP API's write logs it itself, without the password) */
 export async function addUser(store: ServerStore, input: NewUser, now: number, actor: { username: string; role: string; address: string } | 'logged-by-caller' = cliActor()): Promise<UserRow> {
   if (!USERNAME_PATTERN.test(input.username)) throw new TallyError('USAGE', 'a user name is 1..64 letters, digits and . _ @ -, starting with a letter or digit');
-  if ((input.role === 'clinic') !== (input.clinic !== undefined) || (input.role === 'agent') !== (input.agent !== undefined)) throw new TallyError('BAD_ROLE_SCOPE', `role ${input.role}`);
+  if ((input.role === 'clinic') !== (input.clinic !== undefined) || (input.role === 'agent') !== (input.agent !== undefined) || (input.role === 'patient') !== (input.wallet !== undefined)) throw new TallyError('BAD_ROLE_SCOPE', `role ${input.role}`);
   if (input.agent !== undefined && !(await store.access.agents()).some((a) => a.agentCode === input.agent)) throw new TallyError('UNKNOWN_AGENT', input.agent);
   checkPasswordStrength(input.username, input.password);
-  const scope = input.clinic ?? input.agent;
+  const scope = input.clinic ?? input.agent ?? input.wallet;
   const user = { username: input.username, role: input.role, ...(scope !== undefined ? { scope } : {}), locale: input.locale ?? 'en', createdAt: now, disabled: false } as const;
   if (!(await store.access.addUser({ ...user, passwordHash: await hashPassword(input.password) }))) throw new TallyError('USER_EXISTS', input.username);
   if (actor !== 'logged-by-caller') await store.access.appendAudit({ at: now, ...actor, action: 'user.add', target: input.username, detail: JSON.stringify({ role: input.role, ...(scope !== undefined ? { scope } : {}) }) });
@@ -107,6 +110,7 @@ export interface UserChange {
   readonly role?: Role;
   readonly clinic?: string;
   readonly agent?: string;
+  readonly wallet?: string;
 }
 
 /**
@@ -119,7 +123,7 @@ export async function changeUser(store: ServerStore, change: UserChange, now: nu
   if (!user) throw new TallyError('UNKNOWN_USER', change.username);
   const role = change.role ?? user.role;
   if (change.role !== undefined) {
-    if ((role === 'clinic') !== (change.clinic !== undefined) || (role === 'agent') !== (change.agent !== undefined)) throw new TallyError('BAD_ROLE_SCOPE', `role ${role}`);
+    if ((role === 'clinic') !== (change.clinic !== undefined) || (role === 'agent') !== (change.agent !== undefined) || (role === 'patient') !== (change.wallet !== undefined)) throw new TallyError('BAD_ROLE_SCOPE', `role ${role}`);
     if (change.agent !== undefined && !(await store.access.agents()).some((a) => a.agentCode === change.agent)) throw new TallyError('UNKNOWN_AGENT', change.agent);
   }
   const disabled = change.disabled ?? user.disabled;
@@ -127,7 +131,7 @@ export async function changeUser(store: ServerStore, change: UserChange, now: nu
     const others = (await store.access.users()).filter((u) => u.role === 'sysadmin' && !u.disabled && u.username !== user.username);
     if (others.length === 0) throw new TallyError('LAST_SYSADMIN', change.username);
   }
-  const scope = change.role !== undefined ? (change.clinic ?? change.agent) : user.scope;
+  const scope = change.role !== undefined ? (change.clinic ?? change.agent ?? change.wallet) : user.scope;
   if (change.role !== undefined) await store.access.setRole(user.username, role, scope);
   if (change.disabled !== undefined) await store.access.setDisabled(user.username, disabled);
   const sessionsEnded = disabled || change.role !== undefined ? await store.access.deleteSessionsOf(user.username) : 0;

@@ -94,6 +94,7 @@ export function createConsoleAuth(options: { store: ServerStore; adminDigest?: B
       sessionId: id,
       ...(clinics ? { clinics } : {}),
       ...(user.role === 'agent' && user.scope ? { agentCode: user.scope } : {}),
+      ...(user.role === 'patient' && user.scope ? { walletId: user.scope } : {}),
     };
   }
 

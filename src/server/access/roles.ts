@@ -9,9 +9,10 @@
  *   clinic: its own terminals, uses, batches and statement; nothing of other clinics
  *   auditor: read-only, everything, and the audit log
  *   (vouchers: the issuer runs the back office and the community centres; a clinic sees its write-offs, keeps its slots)
+ *   patient: a person's voucher wallet (seed 004's personal terminal): its own vouchers, their QR codes, booking
  * machine is the shared bearer token (tally server run --admin-token-file): what it could do before users existed.
  */
-export const ROLES = ['sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor'] as const;
+export const ROLES = ['sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor', 'patient'] as const;
 export type Role = (typeof ROLES)[number];
 export type PrincipalRole = Role | 'machine';
 
@@ -27,6 +28,8 @@ export interface Principal {
   readonly clinics?: ReadonlySet<string>;
   /** The agent an agent user is (its share in the income rows) */
   readonly agentCode?: string;
+  /** The wallet a patient user holds (its vouchers, nobody else's) */
+  readonly walletId?: string;
   readonly locale: 'en' | 'zh';
   /** Session principals: the session's CSRF token, which every write must carry */
   readonly csrf?: string;
@@ -61,7 +64,9 @@ export type Permission =
   | 'vouchers.read'
   | 'vouchers.slots'
   | 'vouchers.issue'
-  | 'vouchers.write';
+  | 'vouchers.write'
+  | 'wallet.read'
+  | 'wallet.book';
 
 const everyone: readonly PrincipalRole[] = [...ROLES, 'machine'];
 
@@ -95,6 +100,9 @@ export const PERMISSIONS: Readonly<Record<Permission, readonly PrincipalRole[]>>
   'vouchers.slots': ['authority', 'issuer', 'clinic'],
   'vouchers.issue': ['authority', 'issuer'],
   'vouchers.write': ['authority', 'issuer'],
+  // the person's own wallet: only the patient user it belongs to (the back office reads wallets through vouchers.read)
+  'wallet.read': ['patient'],
+  'wallet.book': ['patient'],
 };
 
 export function may(principal: Principal, permission: Permission): boolean {

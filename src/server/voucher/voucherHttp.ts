@@ -9,6 +9,8 @@
  *   POST /api/vouchers/slots {slotId, clinicCode, department, doctor, start, minutes, capacity}
  *   POST /api/vouchers/book {serial, walletId, slotId}        -> the booked voucher, signed again
  *   POST /api/vouchers/void {serial, reason}, /api/vouchers/void-expired {}
+ *   GET  /api/wallet                 (a patient user) its wallet: the vouchers with their QR codes, the slots to book
+ *   POST /api/wallet/book {serial, slotId}   (a patient user) books a slot for a voucher of its own wallet
  * A clinic user sees the statistics of its clinics only (by clinic) and adds slots for its clinics only.
  * Refusals answer the project's code (number and zh ride along): unknown 404, a state that does not allow it 422, no key 503.
  */
@@ -38,6 +40,7 @@ export const VoucherInputs = {
   book: object({ serial, walletId: id(64), slotId: integer(1, 2 ** 31 - 1) }),
   void: object({ serial, reason: text(200) }),
   voidExpired: object({}),
+  walletBook: object({ serial, slotId: integer(1, 2 ** 31 - 1) }),
 } as const;
 
 const loose = (description: string): TSchema => Type.Object({}, { additionalProperties: true, description });
@@ -174,5 +177,28 @@ export function registerVoucherRoutes(kit: VoucherRouteKit): void {
     await office.void(input.serial, input.reason);
     return { data: { voided: input.serial }, action: 'voucher.void', target: String(input.serial) };
   });
+  // the patient's own wallet (seed 004's personal terminal): the wallet is the session's, never a parameter
+  const walletOf = (principal: Principal): string => {
+    if (!principal.walletId) throw new HttpError(403, 'forbidden', 'this user holds no wallet');
+    return principal.walletId;
+  };
+  get(
+    '/api/wallet',
+    'wallet.read',
+    "the patient's wallet: its vouchers (state, validity, slot, the QR code while usable) and the slots open for booking",
+    loose('{ walletId, vouchers, slots }'),
+    async (_query, principal) => {
+      const walletId = walletOf(principal);
+      const vouchers = await answering(async () => Promise.all((await office.wallet(walletId)).map(withQrImage)));
+      const clinics = new Set(vouchers.filter((v) => v.shown === 'to-book').map((v) => v.scope));
+      const slots = (await store.slots(nowSeconds())).filter((s) => clinics.has(s.clinicCode) && s.booked < s.capacity);
+      return { walletId, vouchers, slots };
+    },
+  );
+  post('/api/wallet/book', 'wallet.book', 'book a slot for a voucher of your own wallet', 'walletBook', async (input, principal) => ({
+    data: await withQrImage(await office.book(input.serial, walletOf(principal), input.slotId)),
+    action: 'wallet.book',
+    target: String(input.serial),
+  }));
   post('/api/vouchers/void-expired', 'vouchers.write', 'void every voucher past its validity', 'voidExpired', async () => ({ data: { voided: await office.voidExpired() }, action: 'voucher.void-expired', target: '*' }));
 }

@@ -6,3 +6,5 @@ import './money.js';
 import './statement.js';
 import './alerts.js';
 import './users.js';
+import './vouchers.js';
+import './wallet.js';

@@ -1,0 +1,97 @@
+/**
+ * The patient's voucher wallet (seed 004's personal terminal), made for a phone: the vouchers the community centre
+ * issued to this wallet, each with its state, validity and slot; the QR code to show at the terminal while the
+ * voucher can be used (an image of the server's SVG, never markup in the page); booking a slot for a voucher that
+ * needs one. A written-off voucher has left the wallet. The wallet is the session's: the server decides whose.
+ */
+import { api, el, localWords, registerPage, showPage, type Row } from '../core.js';
+
+const w = localWords({
+  en: {
+    wallet: 'My vouchers',
+    none: 'No vouchers in this wallet.',
+    exam: 'Exam',
+    validUntil: 'Valid until',
+    slot: 'Appointment',
+    book: 'Book',
+    chooseSlot: 'Choose a time',
+    noSlots: 'No free time slots now.',
+    show: 'Show this code at the terminal',
+    'to-book': 'to book',
+    ready: 'ready to use',
+    booked: 'booked',
+    expired: 'expired',
+    voided: 'voided',
+  },
+  zh: {
+    wallet: '我的服务券',
+    none: '钱包中没有服务券。',
+    exam: '检查项目',
+    validUntil: '有效期至',
+    slot: '预约',
+    book: '预约',
+    chooseSlot: '选择时间',
+    noSlots: '目前没有可预约的时段。',
+    show: '请在终端出示此二维码',
+    'to-book': '待预约',
+    ready: '可使用',
+    booked: '已预约',
+    expired: '已过期',
+    voided: '已作废',
+  },
+});
+
+const day = (seconds: unknown): string => (typeof seconds === 'number' ? new Date(seconds * 1000).toISOString().slice(0, 10) : '');
+const time = (seconds: unknown): string => (typeof seconds === 'number' ? new Date(seconds * 1000).toISOString().replace('T', ' ').slice(0, 16) : '');
+
+/** The QR code as an image of the server's SVG (a data: URL the CSP allows for images; an image runs no script) */
+export function qrImage(svg: string, attrs: Record<string, string>): HTMLImageElement {
+  return el('img', { src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`, alt: 'QR', ...attrs });
+}
+
+function slotText(s: Row): string {
+  return `${time(s.start)} ${String(s.department ?? '')} ${String(s.doctor ?? '')} (${String(s.clinicCode ?? '')})`;
+}
+
+async function wallet(main: HTMLElement): Promise<void> {
+  const words = w();
+  const data = await api<{ walletId: string; vouchers: Row[]; slots: Row[] }>('/api/wallet');
+  main.append(el('h1', {}, words.wallet), el('p', { id: 'wallet-id', class: 'muted' }, data.walletId));
+  if (data.vouchers.length === 0) main.append(el('p', { id: 'wallet-empty' }, words.none));
+  for (const v of data.vouchers) {
+    const shown = String(v.shown) as 'to-book' | 'ready' | 'booked' | 'expired' | 'voided';
+    const card = el(
+      'section',
+      { class: 'wallet-card', 'data-serial': String(v.serial), 'data-state': shown },
+      el('h2', {}, `${words.exam}: ${String(v.examType)}`, el('span', { class: `badge ${shown}` }, words[shown] ?? shown)),
+      el('p', {}, `No. ${String(v.serial)} · ${words.validUntil} ${day(v.validUntil)}`),
+    );
+    const slot = v.slot as Row | undefined;
+    if (slot && shown === 'booked') card.append(el('p', { class: 'slot' }, `${words.slot}: ${slotText(slot)}`));
+    // a voucher that needs booking is shown once booked (the terminal refuses it before)
+    if (typeof v.qrSvg === 'string' && (shown === 'ready' || shown === 'booked')) card.append(el('p', {}, words.show), qrImage(v.qrSvg, { class: 'voucher-qr', 'data-serial': String(v.serial) }));
+    if (shown === 'to-book') {
+      const slots = data.slots.filter((s) => s.clinicCode === v.scope);
+      if (slots.length === 0) card.append(el('p', {}, words.noSlots));
+      else {
+        const select = el('select', { class: 'slot-choice', 'aria-label': words.chooseSlot }, ...slots.map((s) => el('option', { value: String(s.slotId) }, slotText(s))));
+        const book = el('button', { class: 'book' }, words.book);
+        const error = el('p', { class: 'error' });
+        book.addEventListener('click', () => {
+          book.disabled = true;
+          void api('/api/wallet/book', { serial: v.serial, slotId: Number(select.value) }).then(
+            () => showPage('wallet'),
+            (err: Error) => {
+              error.textContent = err.message;
+              book.disabled = false;
+            },
+          );
+        });
+        card.append(el('div', { class: 'controls' }, select, book), error);
+      }
+    }
+    main.append(card);
+  }
+}
+
+registerPage({ key: 'wallet', label: () => w().wallet, render: wallet, roles: ['patient'], home: ['patient'] });
