@@ -130,18 +130,20 @@ export const Bodies = {
     {
       username: Type.String({ minLength: 1, maxLength: 64 }),
       disabled: Type.Optional(Type.Boolean({ description: 'true: logins refused and every session of the user ended' })),
-      role: Type.Optional(Type.Union(['sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor'].map((r) => Type.Literal(r)))),
+      role: Type.Optional(Type.Union(['sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor', 'patient'].map((r) => Type.Literal(r)))),
       clinic: Type.Optional(Type.String({ minLength: 1, maxLength: 16 })),
       agent: Type.Optional(Type.String({ minLength: 1, maxLength: 16 })),
+      wallet: Type.Optional(Type.String({ minLength: 1, maxLength: 16, description: 'the wallet of a patient user' })),
     },
     { additionalProperties: false },
   ),
   userAdd: Type.Object(
     {
       username: Type.String({ minLength: 1, maxLength: 64 }),
-      role: Type.Union(['sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor'].map((r) => Type.Literal(r))),
+      role: Type.Union(['sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor', 'patient'].map((r) => Type.Literal(r))),
       clinic: Type.Optional(Type.String({ minLength: 1, description: 'the clinic of a clinic user' })),
       agent: Type.Optional(Type.String({ minLength: 1, description: 'the agent of an agent user' })),
+      wallet: Type.Optional(Type.String({ minLength: 1, description: 'the wallet of a patient user (the id its vouchers are issued to)' })),
       locale: Type.Optional(Type.Union([Type.Literal('en'), Type.Literal('zh')])),
       password: Type.String({ minLength: 1, maxLength: 300, description: 'at least 12 characters, not the user name; never logged' }),
     },

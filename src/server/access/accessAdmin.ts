@@ -76,9 +76,10 @@ export function cliActor(): { username: string; role: string; address: string } 
 /** POST /api/users: a new console user (the same checks as tally server user add) */
 export const UserAddSchema = object({
   username: string(64),
-  role: literal('sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor'),
+  role: literal('sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor', 'patient'),
   clinic: optional(code),
   agent: optional(code),
+  wallet: optional(code),
   locale: optional(literal('en', 'zh')),
   password: string(300),
 });

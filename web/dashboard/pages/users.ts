@@ -5,15 +5,15 @@
  */
 import { api, el, localWords, registerPage, session, showPage, table, when, type Row } from '../core.js';
 
-const ROLES = ['sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor'];
+const ROLES = ['sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor', 'patient'];
 
 const w = localWords({
-  en: { users: 'Users', username: 'User name', role: 'Role', scope: 'Clinic or agent', locale: 'Language', created: 'Created', state: 'State', enabled: 'enabled', disabled: 'disabled', disable: 'Disable', enable: 'Enable', changeRole: 'Change role', add: 'Add user', password: 'Password', scopeHint: 'clinic code or agent code' },
-  zh: { users: '用户', username: '用户名', role: '角色', scope: '医疗机构或代理商', locale: '语言', created: '创建时间', state: '状态', enabled: '已启用', disabled: '已停用', disable: '停用', enable: '启用', changeRole: '更改角色', add: '添加用户', password: '密码', scopeHint: '机构代码或代理商代码' },
+  en: { users: 'Users', username: 'User name', role: 'Role', scope: 'Clinic, agent or wallet', locale: 'Language', created: 'Created', state: 'State', enabled: 'enabled', disabled: 'disabled', disable: 'Disable', enable: 'Enable', changeRole: 'Change role', add: 'Add user', password: 'Password', scopeHint: 'clinic, agent or wallet' },
+  zh: { users: '用户', username: '用户名', role: '角色', scope: '医疗机构、代理商或钱包', locale: '语言', created: '创建时间', state: '状态', enabled: '已启用', disabled: '已停用', disable: '停用', enable: '启用', changeRole: '更改角色', add: '添加用户', password: '密码', scopeHint: '机构、代理商或钱包代码' },
 });
 
-/** clinic and agent roles carry their scope; the others none */
-const scoped = (role: string, scope: string): Record<string, string> => (role === 'clinic' ? { clinic: scope } : role === 'agent' ? { agent: scope } : {});
+/** clinic, agent and patient roles carry their scope (a patient's is its voucher wallet); the others none */
+const scoped = (role: string, scope: string): Record<string, string> => (role === 'clinic' ? { clinic: scope } : role === 'agent' ? { agent: scope } : role === 'patient' ? { wallet: scope } : {});
 
 async function users(main: HTMLElement): Promise<void> {
   const rows = await api<Row[]>('/api/users');
