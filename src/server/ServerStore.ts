@@ -164,6 +164,16 @@ export interface DailyUses {
   readonly clockUntrusted?: true;
 }
 
+export interface DailyUsesQuery {
+  /** First and last UTC day (YYYY-MM-DD), inclusive */
+  readonly from?: string;
+  readonly to?: string;
+  readonly clinics?: readonly string[];
+  /** An opaque position: the `next` of the page before */
+  readonly after?: string;
+  readonly limit: number;
+}
+
 export interface BatchReconciliationRow extends BatchRow {
   readonly terminalId: string;
   readonly used: number;
@@ -272,7 +282,16 @@ export interface ServerStore {
    * untrustedApart (clockUntrusted: true)
    */
   usesSummed(by: UsesKey, period: UsesPeriod, clinics?: readonly string[], untrustedApart?: boolean): Promise<UsesSum[]>;
+  /**
+   * One page of the daily rows (usesPerDay's rows, per terminal with untrusted after trusted, then by day), from
+   * the rows after `after` (the page's `next` of the page before), at most `limit`; only days from..to and the
+   * given clinics when given. `next` is there when more rows may follow.
+   */
+  usesPerDayPage(query: DailyUsesQuery): Promise<{ rows: DailyUses[]; next?: string }>;
+  /** From the per-batch counts kept at ingest (batch_uses) */
   batchReconciliation(): Promise<BatchReconciliationRow[]>;
+  /** The same, counted from every stored entry: what the stored counts always equal (tests, checks) */
+  batchReconciliationFromEntries(): Promise<BatchReconciliationRow[]>;
 
   /** Stores an accepted SMS report; false when one with this terminal and counter is already there */
   recordSmsReport(row: SmsReportRow): Promise<boolean>;

@@ -36,17 +36,19 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import swagger from '@fastify/swagger';
 import { Type, type TSchema } from '@sinclair/typebox';
 import Fastify, { type FastifyError, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { MAX_REGISTRY_EXPORT_BYTES } from '../codecs/registryExport.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { Bodies, ErrorAnswer, ok, Queries, Rows, Writes } from './httpSchemas.js';
+import { Bodies, ErrorAnswer, MAX_DAILY_PAGE, ok, Queries, Rows, Writes } from './httpSchemas.js';
 import { checkInput, ClinicInputSchema, RegistryInputError, RetireInputSchema, retireTerminal, saveClinic, saveTerminal, TerminalInputSchema } from './registry/registryAdmin.js';
 import type { ClinicRow, RegistryCardKind } from './registry/RegistryStore.js';
 import { importRegistryExport, RegistryImportRefused } from './registry/verifyExport.js';
 import type { DailyUses, ServerStore, UsesPeriod, UsesSum } from './ServerStore.js';
 import { smsStatus } from './sms/SmsInbox.js';
+import { parseDailyCursor } from './store/SqlServerStore.js';
 import { createConsoleAuth } from './access/consoleAuth.js';
 import { TallyError } from '../errors.js';
 import { AckInputSchema, addUser, AgentInputSchema, changeUser, saveAgent, UserAddSchema, UserChangeSchema } from './access/accessAdmin.js';
@@ -169,13 +171,33 @@ export const STALE_AFTER_MS = 10 * 60_000;
 
 /** Rows as CSV (RFC 4180: quoted where needed), the columns of the first row */
 export function toCsv(rows: ReadonlyArray<Record<string, unknown>>, columns: readonly string[]): string {
+  return `${columns.join(',')}\r\n${csvLines(rows, columns)}`;
+}
+
+/** CSV rows without the header line, each ended by CRLF */
+export function csvLines(rows: ReadonlyArray<Record<string, unknown>>, columns: readonly string[]): string {
   const cell = (v: unknown): string => {
     const text = v === undefined || v === null ? '' : String(v);
     // a leading = + - @ would be a formula in a spreadsheet: quoted with a tick
     const safe = /^[=+\-@]/.test(text) && !/^-?\d/.test(text) ? `'${text}` : text;
     return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
   };
-  return [columns.join(','), ...rows.map((r) => columns.map((c) => cell(r[c])).join(','))].join('\r\n') + '\r\n';
+  let out = '';
+  for (const r of rows) out += `${columns.map((c) => cell(r[c])).join(',')}\r\n`;
+  return out;
+}
+
+/** Daily rows read a page at a time for the CSV */
+const CSV_PAGE_ROWS = 5000;
+
+/** from/to of a query, as the store takes them */
+function dailyRange(query: Record<string, string | undefined>): { from?: string; to?: string } {
+  return { ...(query.from !== undefined ? { from: query.from } : {}), ...(query.to !== undefined ? { to: query.to } : {}) };
+}
+
+/** The clinics a principal may see, as the store takes them (none: every clinic) */
+function clinicsOf(principal: Principal): { clinics?: readonly string[] } {
+  return principal.clinics ? { clinics: [...principal.clinics] } : {};
 }
 
 /** A registry write's body: a few short fields */
@@ -341,12 +363,12 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     permission: Permission,
     summary: string,
     data: TSchema,
-    handler: (query: Record<string, string | undefined>, principal: Principal) => Promise<unknown>,
+    handler: (query: Record<string, string | undefined>, principal: Principal, reply: FastifyReply) => Promise<unknown>,
     querystring?: Q,
   ): void => {
-    app.get(url, { onRequest: auth.guard(permission), schema: { summary: `${summary} (${PERMISSIONS[permission].join(', ')})`, ...(querystring ? { querystring } : {}), response: { 200: ok(data), ...errorAnswers } } }, async (request) => ({
+    app.get(url, { onRequest: auth.guard(permission), schema: { summary: `${summary} (${PERMISSIONS[permission].join(', ')})`, ...(querystring ? { querystring } : {}), response: { 200: ok(data), ...errorAnswers } } }, async (request, reply) => ({
       status: 'ok',
-      data: await handler(request.query as Record<string, string | undefined>, auth.principal(request)),
+      data: await handler(request.query as Record<string, string | undefined>, auth.principal(request), reply),
     }));
   };
   const list = (s: TSchema) => ({ type: 'array', items: s }) as unknown as TSchema;
@@ -358,7 +380,19 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     for (const t of await store.terminals()) map.set(t.terminalId, t.clinicCode);
     return map;
   };
-  const dailyOf = async (principal: Principal): Promise<DailyUses[]> => mine(principal, await store.usesPerDay());
+  /** One page of the daily rows; X-Next-After names the next when there is one */
+  const dailyPage = async (query: Record<string, string | undefined>, principal: Principal, reply: FastifyReply): Promise<DailyUses[]> => {
+    if (query.after !== undefined) {
+      try {
+        parseDailyCursor(query.after);
+      } catch {
+        throw new HttpError(400, 'invalid', 'querystring.after: not a page of these rows (give the X-Next-After of the page before)', 'after');
+      }
+    }
+    const page = await store.usesPerDayPage({ ...dailyRange(query), ...(query.after !== undefined ? { after: query.after } : {}), ...clinicsOf(principal), limit: query.limit ? Number(query.limit) : MAX_DAILY_PAGE });
+    if (page.next) void reply.header('x-next-after', page.next);
+    return page.rows;
+  };
   const incomeOf = async (principal: Principal): Promise<IncomeRow[]> => mine(principal, await storeIncome(store, pricing));
 
   get('/api/health', 'health', 'the store and the ingest counters', Rows.health, async () => ({ store: store.kind, ...(options.stats?.() ?? {}) }));
@@ -391,11 +425,11 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
   get(
     '/api/uses',
     'uses.read',
-    'uses grouped per terminal, clinic or day; group=none gives the daily rows',
+    `uses grouped per terminal, clinic or day; group=none gives the daily rows, a page of at most limit (${MAX_DAILY_PAGE}) from after, days from..to; the X-Next-After header is the next page's after`,
     { anyOf: [list(Rows.usesGrouped), list(Rows.dailyUses)] } as unknown as TSchema,
-    async (query, principal) => {
+    async (query, principal, reply) => {
       const group = query.group ?? 'day';
-      if (group === 'none') return dailyOf(principal);
+      if (group === 'none') return dailyPage(query, principal, reply);
       return groupedUses(store, group as 'terminal' | 'clinic' | 'day', principal.clinics ? [...principal.clinics] : undefined);
     },
     Queries.uses,
@@ -475,13 +509,26 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get(
     '/api/export/uses.csv',
-    { onRequest: auth.guard('uses.read'), schema: { summary: `the daily use rows behind the overview's charts, as CSV; clockUntrusted yes: recorded with an untrusted clock, dated the day received (${PERMISSIONS['uses.read'].join(', ')})`, response: { 200: Type.String({ description: 'text/csv' }), ...errorAnswers } } },
+    { onRequest: auth.guard('uses.read'), schema: { summary: `the daily use rows behind the overview's charts, as CSV (streamed), days from..to when given; clockUntrusted yes: recorded with an untrusted clock, dated the day received (${PERMISSIONS['uses.read'].join(', ')})`, querystring: Queries.csv, response: { 200: Type.String({ description: 'text/csv' }), ...errorAnswers } } },
     async (request, reply) => {
       const principal = auth.principal(request);
+      const query = request.query as Record<string, string | undefined>;
       const agentOf = new Map((await store.access.clinicAgents()).map((c) => [c.clinicCode, c.agentCode]));
-      // a use recorded with an untrusted clock is on the day the server received it, and says so
-      const rows = (await dailyOf(principal)).map((d) => ({ ...d, agentCode: agentOf.get(d.clinicCode) ?? '', clockUntrusted: d.clockUntrusted ? 'yes' : '' }));
-      return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="uses.csv"').send(toCsv(rows, ['day', 'clinicCode', 'terminalId', 'agentCode', 'uses', 'clockUntrusted']));
+      const columns = ['day', 'clinicCode', 'terminalId', 'agentCode', 'uses', 'clockUntrusted'];
+      // page by page from the store: never the whole export in memory
+      async function* csv(): AsyncGenerator<string> {
+        yield `${columns.join(',')}\r\n`;
+        let after: string | undefined;
+        do {
+          const page = await store.usesPerDayPage({ ...dailyRange(query), ...clinicsOf(principal), ...(after !== undefined ? { after } : {}), limit: CSV_PAGE_ROWS });
+          // a use recorded with an untrusted clock is on the day the server received it, and says so
+          if (page.rows.length > 0) yield csvLines(page.rows.map((d) => ({ ...d, agentCode: agentOf.get(d.clinicCode) ?? '', clockUntrusted: d.clockUntrusted ? 'yes' : '' })), columns);
+          after = page.next;
+        } while (after !== undefined);
+      }
+      const body = Readable.from(csv());
+      body.on('error', (err: Error) => logger.error({ event: 'http.fault', url: request.url, err: err.message }, 'the uses CSV failed while streamed'));
+      return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="uses.csv"').send(body);
     },
   );
 

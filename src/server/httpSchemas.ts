@@ -99,8 +99,29 @@ export const Rows = {
   importSummary: row({ stationId: Type.String(), alreadyImported: Type.Boolean(), cardsAdded: Type.Integer() }, 'what an import added'),
 } as const;
 
+/** A UTC day in a query */
+const DAY_PATTERN = '^[0-9]{4}-[0-9]{2}-[0-9]{2}$';
+/** The daily rows a page of GET /api/uses?group=none holds at most */
+export const MAX_DAILY_PAGE = 10_000;
+
 export const Queries = {
-  uses: Type.Object({ group: Type.Optional(Type.Union([Type.Literal('terminal'), Type.Literal('clinic'), Type.Literal('day'), Type.Literal('none')], { description: 'default day' })) }, { additionalProperties: false }),
+  uses: Type.Object(
+    {
+      group: Type.Optional(Type.Union([Type.Literal('terminal'), Type.Literal('clinic'), Type.Literal('day'), Type.Literal('none')], { description: 'default day' })),
+      from: Type.Optional(Type.String({ pattern: DAY_PATTERN, description: 'group=none: the first UTC day (YYYY-MM-DD)' })),
+      to: Type.Optional(Type.String({ pattern: DAY_PATTERN, description: 'group=none: the last UTC day, inclusive' })),
+      limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$', description: `group=none: rows a page, at most ${MAX_DAILY_PAGE} (the default)` })),
+      after: Type.Optional(Type.String({ maxLength: 400, description: 'group=none: the next page; the X-Next-After header of the page before (absent on the last page)' })),
+    },
+    { additionalProperties: false },
+  ),
+  csv: Type.Object(
+    {
+      from: Type.Optional(Type.String({ pattern: DAY_PATTERN, description: 'the first UTC day (YYYY-MM-DD)' })),
+      to: Type.Optional(Type.String({ pattern: DAY_PATTERN, description: 'the last UTC day, inclusive' })),
+    },
+    { additionalProperties: false },
+  ),
   cards: Type.Object({ kind: Type.Optional(Type.Union([Type.Literal('mother'), Type.Literal('white'), Type.Literal('batch')])) }, { additionalProperties: false }),
   issuance: Type.Object({ station: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
   series: Type.Object(

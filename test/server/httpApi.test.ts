@@ -52,7 +52,8 @@ describe('HTTP layer (fastify)', () => {
       expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['400', '500']));
       expect(Object.keys(op.responses).some((status) => status === '200' || status === '303'), path).toBe(true);
     }
-    expect(doc.paths['/api/uses']?.get?.parameters?.map((p) => p.name)).toEqual(['group']);
+    expect(doc.paths['/api/uses']?.get?.parameters?.map((p) => p.name)).toEqual(['group', 'from', 'to', 'limit', 'after']);
+    expect(doc.paths['/api/export/uses.csv']?.get?.parameters?.map((p) => p.name)).toEqual(['from', 'to']);
     expect(doc.paths['/api/registry/clinics']?.post?.requestBody).toBeDefined();
     const echoed = await app.inject({ method: 'POST', url: '/api/echo', headers: { 'content-type': 'application/pkcs10' }, payload: 'MIIB' });
     expect(echoed.json()).toEqual({ length: 4 });

@@ -74,6 +74,19 @@ describe('GET /api/uses and /api/income', () => {
         { terminalId: 'T-1', clinicCode: 'C1', day: '2026-11-01', uses: 1 },
         { terminalId: 'T-1', clinicCode: 'C1', day: '2026-11-03', uses: 1, clockUntrusted: true },
       ]);
+      expect(uses.headers['x-next-after']).toBeUndefined();
+      // paged: one row a page, the next from X-Next-After; a range; a cursor not made by the store is bad input
+      const first = await app.inject({ method: 'GET', url: '/api/uses?group=none&limit=1', headers });
+      expect((first.json() as { data: unknown[] }).data).toEqual([{ terminalId: 'T-1', clinicCode: 'C1', day: '2026-11-01', uses: 1 }]);
+      const next = String(first.headers['x-next-after']);
+      const second = await app.inject({ method: 'GET', url: `/api/uses?group=none&limit=1&after=${encodeURIComponent(next)}`, headers });
+      expect((second.json() as { data: unknown[] }).data).toEqual([{ terminalId: 'T-1', clinicCode: 'C1', day: '2026-11-03', uses: 1, clockUntrusted: true }]);
+      expect(second.headers['x-next-after']).toBeUndefined();
+      const ranged = await app.inject({ method: 'GET', url: '/api/uses?group=none&from=2026-11-02&to=2026-11-30', headers });
+      expect((ranged.json() as { data: unknown[] }).data).toEqual([{ terminalId: 'T-1', clinicCode: 'C1', day: '2026-11-03', uses: 1, clockUntrusted: true }]);
+      const bad = await app.inject({ method: 'GET', url: '/api/uses?group=none&after=bm90LWEtY3Vyc29y', headers });
+      expect([bad.statusCode, (bad.json() as { error: { code: string; field?: string } }).error]).toEqual([400, expect.objectContaining({ code: 'invalid', field: 'after' })]);
+      expect((await app.inject({ method: 'GET', url: '/api/uses?group=none&limit=0', headers })).statusCode).toBe(400);
       const byDay = await app.inject({ method: 'GET', url: '/api/uses?group=day', headers });
       expect((byDay.json() as { data: unknown[] }).data).toEqual([
         { key: '2026-11-01', uses: 1 },
@@ -81,6 +94,9 @@ describe('GET /api/uses and /api/income', () => {
       ]);
       const csv = await app.inject({ method: 'GET', url: '/api/export/uses.csv', headers });
       expect(csv.body.trim().split('\r\n')).toEqual(['day,clinicCode,terminalId,agentCode,uses,clockUntrusted', '2026-11-01,C1,T-1,,1,', '2026-11-03,C1,T-1,,1,yes']);
+      expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
+      const csvRange = await app.inject({ method: 'GET', url: '/api/export/uses.csv?to=2026-11-02', headers });
+      expect(csvRange.body).toBe('day,clinicCode,terminalId,agentCode,uses,clockUntrusted\r\n2026-11-01,C1,T-1,,1,\r\n');
       const income = await app.inject({ method: 'GET', url: '/api/income', headers });
       expect((income.json() as { data: Array<Record<string, unknown>> }).data).toEqual([expect.objectContaining({ clinicCode: 'C1', uses: 2, untrustedUses: 1 })]);
     } finally {

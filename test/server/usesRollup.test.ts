@@ -1,42 +1,90 @@
 /**
- * The daily roll-up of uses (uses_daily, migration 6) kept as the ingest stores entries, on SQLite and a real
- * PostgreSQL: after every insert, in any order of arrival (a release before its reservation, both in one report,
- * resends, a second release of one use, several terminals and days, concurrent inserts), it equals the count from
- * every stored entry; a database from before migration 6 is counted once when it is upgraded.
+ * The roll-ups of uses kept as the ingest stores entries, on SQLite and a real PostgreSQL: the daily rows
+ * (uses_daily, migration 6), per clinic by day, week and month and per terminal by week and month, and the
+ * per-batch counts (migration 13). After every insert, in any order of arrival (a release before its reservation,
+ * both in one report, resends, a second release of one use, untrusted clocks, several terminals, clinics and
+ * days, concurrent inserts), each equals the count from every stored entry, and the daily rows read page by page
+ * are the daily rows; a database from before migration 6 is counted once when it is upgraded.
  */
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createServerStore } from '../../src/server/createServerStore.js';
-import type { EntryRow, ServerStore } from '../../src/server/ServerStore.js';
+import type { DailyUses, EntryRow, ServerStore } from '../../src/server/ServerStore.js';
 import { createPostgresDriver } from '../../src/server/store/postgresDriver.js';
 import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from '../../src/server/store/schema.js';
 import { createSqliteDriver } from '../../src/server/store/sqliteDriver.js';
 import { storeBackends } from '../support/storeBackends.js';
 
 const DAY = 86_400_000;
+/** A terminal's batches: the second one is never held (its uses count on the daily rows, on no batch row) */
+const batchOf = (terminalId: string, n: number): string => `${terminalId}${n}`.padEnd(16, 'b');
 const T0 = Date.UTC(2026, 10, 1, 10);
 const hash = (text: string): Uint8Array => new Uint8Array(createHash('sha256').update(text).digest());
 
 /** A terminal's ledger of n entries: reservations (type 3), releases of some (type 6), other entries (type 5) */
-function ledger(terminalId: string, plan: ReadonlyArray<{ kind: 'use' | 'release' | 'other'; day: number; trusted?: boolean }>): EntryRow[] {
+function ledger(terminalId: string, plan: ReadonlyArray<{ kind: 'use' | 'release' | 'other'; day: number; trusted?: boolean; batch?: number }>): EntryRow[] {
   const rows: EntryRow[] = [];
   const reserved: number[] = [];
   plan.forEach((step, i) => {
     const seq = i + 1;
     // an untrusted clock reads 1970: such a use counts apart, on the day the server received it
     const trusted = step.trusted ?? true;
-    const base = { terminalId, seq, time: trusted ? T0 + step.day * DAY : 86_400_000 + step.day, clockTrusted: trusted, clinicCode: `CL-${terminalId}`, hash: hash(`${terminalId}:${seq}`), prevHash: hash(`${terminalId}:${seq - 1}`), raw: Uint8Array.of(seq & 0xff) };
+    // TB moves to TA's clinic on day 30: the clinic's rows are written by both terminals
+    const base = { terminalId, seq, time: trusted ? T0 + step.day * DAY : 86_400_000 + step.day, clockTrusted: trusted, clinicCode: terminalId === 'TB' && step.day >= 30 ? 'CL-TA' : `CL-${terminalId}`, hash: hash(`${terminalId}:${seq}`), prevHash: hash(`${terminalId}:${seq - 1}`), raw: Uint8Array.of(seq & 0xff) };
     if (step.kind === 'use') {
       reserved.push(seq);
-      rows.push({ ...base, type: 3, batchId: 'b'.repeat(16), serial: seq });
+      rows.push({ ...base, type: 3, batchId: batchOf(terminalId, step.batch ?? 0), serial: seq });
     } else if (step.kind === 'release' && reserved.length > 0) rows.push({ ...base, type: 6, ref: reserved[seq % reserved.length]! });
     else rows.push({ ...base, type: 5 });
   });
   return rows;
 }
 
-const step = fc.record({ kind: fc.constantFrom('use' as const, 'use' as const, 'release' as const, 'other' as const), day: fc.integer({ min: 0, max: 3 }), trusted: fc.constantFrom(true, true, true, false) });
+const monday = (day: string): string => {
+  const d = new Date(`${day}T00:00:00Z`);
+  return new Date(d.getTime() - ((d.getUTCDay() + 6) % 7) * DAY).toISOString().slice(0, 10);
+};
+const bucketOf = { day: (d: string) => d, week: monday, month: (d: string) => d.slice(0, 7), all: () => '' };
+
+/** Every sum the store gives from its roll-ups, against the same sums of the daily rows counted from the entries */
+async function expectRollupsFromEntries(store: ServerStore, clinicSets: ReadonlyArray<readonly string[] | undefined>): Promise<number> {
+  const daily = await store.usesPerDayFromEntries();
+  let checked = 0;
+  for (const by of ['terminal', 'clinic', 'all'] as const)
+    for (const period of ['day', 'week', 'month', 'all'] as const)
+      for (const clinics of clinicSets)
+        for (const apart of [false, true]) {
+          const expected = new Map<string, number>();
+          for (const d of daily.filter((r) => !clinics || clinics.includes(r.clinicCode))) {
+            const k = `${by === 'terminal' ? d.terminalId : by === 'clinic' ? d.clinicCode : ''}|${bucketOf[period](d.day)}|${apart && d.clockUntrusted ? 1 : 0}`;
+            expected.set(k, (expected.get(k) ?? 0) + d.uses);
+          }
+          const got = await store.usesSummed(by, period, clinics, apart);
+          expect(new Map(got.map((r) => [`${r.key}|${r.bucket}|${r.clockUntrusted ? 1 : 0}`, r.uses])), `${by} ${period} ${String(clinics)} ${apart}`).toEqual(expected);
+          expect(got.length).toBe(expected.size);
+          checked += got.length;
+        }
+  expect(await store.batchReconciliation()).toEqual(await store.batchReconciliationFromEntries());
+  return checked;
+}
+
+/** The daily rows read `limit` at a time, the next page from each page's cursor */
+async function dailyInPages(store: ServerStore, limit: number, query: { from?: string; to?: string; clinics?: readonly string[] } = {}): Promise<DailyUses[]> {
+  const rows: DailyUses[] = [];
+  let after: string | undefined;
+  for (let pages = 0; pages < 10_000; pages++) {
+    const page = await store.usesPerDayPage({ ...query, ...(after !== undefined ? { after } : {}), limit });
+    expect(page.rows.length).toBeLessThanOrEqual(limit);
+    rows.push(...page.rows);
+    if (page.next === undefined) return rows;
+    after = page.next;
+  }
+  throw new Error('pages never ended');
+}
+
+// days 0..40 cross ISO weeks and a month end (2026-11-30)
+const step = fc.record({ kind: fc.constantFrom('use' as const, 'use' as const, 'release' as const, 'other' as const), day: fc.constantFrom(0, 1, 3, 6, 7, 29, 30, 40), trusted: fc.constantFrom(true, true, true, false), batch: fc.constantFrom(0, 0, 0, 1) });
 
 for (const backend of storeBackends('tally-rollup')) {
   describe(`uses roll-up: ${backend.name}`, () => {
@@ -54,7 +102,10 @@ for (const backend of storeBackends('tally-rollup')) {
               const all = [...ledger('TA', planA), ...ledger('TB', planB)];
               // a shuffled order of arrival, cut into reports, some resent
               const order = all.map((r, i) => ({ r, k: (i * 7919 + seed) % 1009 })).sort((a, b) => a.k - b.k).map((x) => x.r);
-              for (const id of ['TA', 'TB']) await store.registerTerminal({ terminalId: id, clinicCode: `CL-${id}`, devicePublicKey: new Uint8Array(32), certificate: Uint8Array.of(1) }, T0);
+              for (const id of ['TA', 'TB']) {
+                await store.registerTerminal({ terminalId: id, clinicCode: `CL-${id}`, devicePublicKey: new Uint8Array(32), certificate: Uint8Array.of(1) }, T0);
+                await store.holdBatch({ batchId: batchOf(id, 0), batchNo: 1, clinicCode: `CL-${id}`, count: 50 }, id, 1, T0);
+              }
               let at = 0;
               let c = 0;
               const reports: EntryRow[][] = [];
@@ -78,7 +129,12 @@ for (const backend of storeBackends('tally-rollup')) {
                   expect(d.day >= '2026-11-01', d.day).toBe(true);
                 }
                 expect(await store.usesPerClinic()).toEqual([...perClinic.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([clinicCode, c]) => ({ clinicCode, ...c })));
+                await expectRollupsFromEntries(store, [undefined, ['CL-TB']]);
               }
+              // paged: the same rows, in the same order, whatever the page size; a range and a clinic filter
+              const daily = await store.usesPerDay();
+              for (const limit of [1, 2, 3, 7, 1000]) expect(await dailyInPages(store, limit)).toEqual(daily);
+              expect(await dailyInPages(store, 2, { from: '2026-11-02', to: '2026-11-30', clinics: ['CL-TA'] })).toEqual(daily.filter((d) => d.day >= '2026-11-02' && d.day <= '2026-11-30' && d.clinicCode === 'CL-TA'));
             } finally {
               await store.close();
             }
@@ -104,26 +160,7 @@ for (const backend of storeBackends('tally-rollup')) {
         await store.insertEntries(rows, start + 3 * DAY);
         const daily = await store.usesPerDay();
         expect(daily.filter((d) => d.clockUntrusted).map((d) => [d.day, d.uses])).toEqual([['2026-12-23', 2]]);
-        const monday = (day: string): string => {
-          const d = new Date(`${day}T00:00:00Z`);
-          return new Date(d.getTime() - ((d.getUTCDay() + 6) % 7) * DAY).toISOString().slice(0, 10);
-        };
-        const bucketOf = { day: (d: string) => d, week: monday, month: (d: string) => d.slice(0, 7), all: () => '' };
-        let checked = 0;
-        for (const by of ['terminal', 'clinic', 'all'] as const)
-          for (const period of ['day', 'week', 'month', 'all'] as const)
-            for (const clinics of [undefined, ['CL-1'], ['CL-0', 'CL-1'], []])
-              for (const apart of [false, true]) {
-              const expected = new Map<string, number>();
-              for (const d of daily.filter((r) => !clinics || clinics.includes(r.clinicCode))) {
-                const k = `${by === 'terminal' ? d.terminalId : by === 'clinic' ? d.clinicCode : ''}|${bucketOf[period](d.day)}|${apart && d.clockUntrusted ? 1 : 0}`;
-                expected.set(k, (expected.get(k) ?? 0) + d.uses);
-              }
-              const got = await store.usesSummed(by, period, clinics, apart);
-              expect(new Map(got.map((r) => [`${r.key}|${r.bucket}|${r.clockUntrusted ? 1 : 0}`, r.uses])), `${by} ${period} ${String(clinics)} ${apart}`).toEqual(expected);
-              expect(got.length).toBe(expected.size);
-              checked += got.length;
-            }
+        const checked = await expectRollupsFromEntries(store, [undefined, ['CL-1'], ['CL-0', 'CL-1'], []]);
         expect((await store.usesSummed('all', 'week')).map((r) => r.bucket)).toEqual(['2026-12-14', '2026-12-21', '2026-12-28', '2027-01-04']);
         expect(checked).toBeGreaterThan(100);
       } finally {
@@ -146,9 +183,13 @@ for (const backend of storeBackends('tally-rollup')) {
           r.terminalId, r.seq, r.type, r.time, new Date(r.time).toISOString().slice(0, 10), r.clockTrusted ? 1 : 0, r.clinicCode, r.batchId ?? null, r.serial ?? null, r.ref ?? null, r.hash, r.prevHash, r.raw, T0 + 3 * DAY,
         ]);
       }
+      await driver.run('INSERT INTO batches (batch_id, batch_no, clinic_code, count, terminal_id, seq, held_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [batchOf('TU', 0), 1, 'CL-TU', 10, 'TU', 1, T0]);
       await driver.close();
       for (let open = 0; open < 2; open++) {
         const store = await createServerStore(place);
+        // migration 13 counted the week, month, clinic and batch roll-ups from what was there, once
+        await expectRollupsFromEntries(store, [undefined]);
+        expect((await store.batchReconciliation()).map((b) => [b.used, b.released])).toEqual([[3, 1]]);
         expect(await store.usesPerDay()).toEqual(await store.usesPerDayFromEntries());
         expect((await store.usesPerDay()).reduce((n, d) => n + d.uses, 0)).toBe(3);
         // migration 11 moved the 1970 use apart, to the day it was received

@@ -7,6 +7,7 @@ import type {
   BatchRow,
   ChainNeighbour,
   DailyUses,
+  DailyUsesQuery,
   UsesKey,
   UsesPeriod,
   UsesSum,
@@ -100,6 +101,89 @@ export function openUsesSql(count: number): string {
       AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)`;
 }
 
+/** A daily table's position: the last row given (terminal, day, clinic); null: the table was read to its end */
+type DailyPosition = readonly [string, string, string];
+type DailyCursor = readonly [DailyPosition | null | undefined, DailyPosition | null | undefined];
+
+function encodeDailyCursor(cursor: DailyCursor): string {
+  return Buffer.from(JSON.stringify(cursor.map((p) => (p === undefined ? 0 : p))), 'utf8').toString('base64url');
+}
+
+/** The page cursor, or a StoreInputError when it is not one this store made */
+export function parseDailyCursor(text: string | undefined): DailyCursor | undefined {
+  if (text === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    value = undefined;
+  }
+  const position = (p: unknown): DailyPosition | null | undefined | false =>
+    p === 0 ? undefined : p === null ? null : Array.isArray(p) && p.length === 3 && p.every((x) => typeof x === 'string') ? (p as unknown as DailyPosition) : false;
+  if (!Array.isArray(value) || value.length !== 2) throw new RangeError('not a page cursor');
+  const [a, b] = [position(value[0]), position(value[1])];
+  if (a === false || b === false) throw new RangeError('not a page cursor');
+  return [a, b];
+}
+
+/** The Monday (YYYY-MM-DD) of a day's ISO week; the last one is remembered */
+let lastWeek = { day: '', week: '' };
+export function weekOf(day: string): string {
+  if (day !== lastWeek.day) {
+    const start = Date.parse(`${day}T00:00:00Z`);
+    lastWeek = { day, week: new Date(start - ((new Date(start).getUTCDay() + 6) % 7) * DAY_MS).toISOString().slice(0, 10) };
+  }
+  return lastWeek.week;
+}
+
+/**
+ * INSERT ... ON CONFLICT DO UPDATE adding to the counts, many rows a statement (each key once: PostgreSQL refuses
+ * a row changed twice in one statement)
+ */
+async function upsertAdding(tx: SqlExecutor, table: string, keys: readonly string[], counts: readonly string[], rows: ReadonlyArray<readonly SqlValue[]>): Promise<void> {
+  const columns = [...keys, ...counts];
+  const one = `(${columns.map(() => '?').join(', ')})`;
+  for (let i = 0; i < rows.length; i += 200) {
+    const part = rows.slice(i, i + 200);
+    await tx.run(
+      `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${part.map(() => one).join(', ')}
+       ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${counts.map((c) => `${c} = ${table}.${c} + excluded.${c}`).join(', ')}`,
+      part.flat(),
+    );
+  }
+}
+
+/**
+ * The changes one transaction makes to the roll-ups above the daily rows (migration 13): per terminal and per
+ * clinic, by ISO week and month, and per clinic by day; untrusted uses apart, dated as in the daily rows
+ */
+class RollupDelta {
+  private readonly byTerminal = new Map<string, SqlValue[]>();
+  private readonly byClinic = new Map<string, SqlValue[]>();
+
+  add(terminalId: string, clinicCode: string, day: string, untrusted: boolean, uses: number): void {
+    const u = untrusted ? 1 : 0;
+    const buckets = [['day', day], ['week', weekOf(day)], ['month', day.slice(0, 7)]] as const;
+    for (const [period, bucket] of buckets) {
+      RollupDelta.bump(this.byClinic, [period, clinicCode, bucket, u], uses);
+      if (period !== 'day') RollupDelta.bump(this.byTerminal, [period, terminalId, clinicCode, bucket, u], uses);
+    }
+  }
+
+  private static bump(map: Map<string, SqlValue[]>, key: ReadonlyArray<string | number>, uses: number): void {
+    const k = key.join('\u0000');
+    const row = map.get(k);
+    if (row) row[row.length - 1] = (row[row.length - 1] as number) + uses;
+    else map.set(k, [...key, uses]);
+  }
+
+  async apply(tx: SqlExecutor): Promise<void> {
+    const sorted = (map: Map<string, SqlValue[]>): SqlValue[][] => [...map.entries()].filter(([, r]) => r[r.length - 1] !== 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+    await upsertAdding(tx, 'uses_by_terminal', ['period', 'terminal_id', 'clinic_code', 'bucket', 'untrusted'], ['uses'], sorted(this.byTerminal));
+    await upsertAdding(tx, 'uses_by_clinic', ['period', 'clinic_code', 'bucket', 'untrusted'], ['uses'], sorted(this.byClinic));
+  }
+}
+
 export class SqlServerStore implements ServerStore {
   readonly kind: 'sqlite' | 'postgres';
   readonly registry: RegistryStore;
@@ -190,12 +274,15 @@ export class SqlServerStore implements ServerStore {
           else useRows.set(r.terminalId, [r]);
         }
       });
+      const rollups = new RollupDelta();
       for (const terminalId of [...highest.keys()].sort()) {
         // after the terminal's row lock (PostgreSQL): another worker's entries of this terminal are committed and seen
         await this.advanceContiguous(tx, terminalId, highest.get(terminalId)!);
         const rows = useRows.get(terminalId);
-        if (rows) await this.rollUpUses(tx, terminalId, rows);
+        if (rows) await this.rollUpUses(tx, terminalId, rows, rollups);
       }
+      // the clinic rows are shared by the clinic's terminals: written last, in one order in every transaction
+      await rollups.apply(tx);
       return results;
     });
   }
@@ -239,7 +326,7 @@ export class SqlServerStore implements ServerStore {
    * counts unless a release of it is stored (now or before); a release takes one off its reservation's day when
    * the reservation was counted before (stored earlier, and no earlier release cancelled it). usesPerDay reads it.
    */
-  private async rollUpUses(tx: SqlExecutor, terminalId: string, rows: readonly StoredEntry[]): Promise<void> {
+  private async rollUpUses(tx: SqlExecutor, terminalId: string, rows: readonly StoredEntry[], rollups: RollupDelta): Promise<void> {
     // a use with a trusted clock counts on its own day (uses_daily); one with an untrusted clock on the day the
     // server received it, apart (uses_daily_untrusted, migration 11)
     const delta = new Map<string, { clinicCode: string; day: string; uses: number; untrusted: boolean }>();
@@ -251,6 +338,16 @@ export class SqlServerStore implements ServerStore {
     };
     const add = (clinicCode: string, use: { time: number; clockTrusted: boolean; receivedAt: number }, uses: number): void =>
       addDay(clinicCode, dayOf(use.clockTrusted ? use.time : use.receivedAt), uses, !use.clockTrusted);
+    // per batch on this terminal: reservations stored, and how many of them a release cancelled (batch_uses)
+    const batches = new Map<string, { reserved: number; released: number }>();
+    const countBatch = (batchId: string | undefined, reserved: number, released: number): void => {
+      if (batchId === undefined) return;
+      const current = batches.get(batchId);
+      if (current) {
+        current.reserved += reserved;
+        current.released += released;
+      } else batches.set(batchId, { reserved, released });
+    };
     const reserved = rows.filter((r) => r.type === USE_RESERVED);
     const reservedNow = new Set(reserved.map((r) => r.seq));
     for (let i = 0; i < reserved.length; i += 500) {
@@ -258,7 +355,10 @@ export class SqlServerStore implements ServerStore {
       const released = new Set(
         (await tx.all<Row>(`SELECT ref FROM entries WHERE terminal_id = ? AND type = ${USE_RELEASED} AND ref IN (${part.map(() => '?').join(', ')})`, [terminalId, ...part.map((r) => r.seq)])).map((r) => num(r.ref)),
       );
-      for (const r of part) if (!released.has(r.seq)) add(r.clinicCode, r, 1);
+      for (const r of part) {
+        if (!released.has(r.seq)) add(r.clinicCode, r, 1);
+        countBatch(r.batchId, 1, released.has(r.seq) ? 1 : 0);
+      }
     }
     const releasedNow = new Map<number, number>();
     for (const r of rows) if (r.type === USE_RELEASED && r.ref !== undefined && !reservedNow.has(r.ref)) releasedNow.set(r.ref, (releasedNow.get(r.ref) ?? 0) + 1);
@@ -267,16 +367,21 @@ export class SqlServerStore implements ServerStore {
       const part = refs.slice(i, i + 500);
       const marks = part.map(() => '?').join(', ');
       const releases = new Map((await tx.all<Row>(`SELECT ref, COUNT(*) AS n FROM entries WHERE terminal_id = ? AND type = ${USE_RELEASED} AND ref IN (${marks}) GROUP BY ref`, [terminalId, ...part])).map((r) => [num(r.ref), num(r.n)]));
-      for (const r of await tx.all<Row>(`SELECT seq, clinic_code, time, clock_trusted, received_at FROM entries WHERE terminal_id = ? AND type = ${USE_RESERVED} AND seq IN (${marks})`, [terminalId, ...part])) {
+      for (const r of await tx.all<Row>(`SELECT seq, clinic_code, batch_id, time, clock_trusted, received_at FROM entries WHERE terminal_id = ? AND type = ${USE_RESERVED} AND seq IN (${marks})`, [terminalId, ...part])) {
         const seq = num(r.seq);
-        if ((releases.get(seq) ?? 0) === releasedNow.get(seq)) add(String(r.clinic_code), { time: num(r.time), clockTrusted: num(r.clock_trusted) === 1, receivedAt: num(r.received_at) }, -1);
+        if ((releases.get(seq) ?? 0) !== releasedNow.get(seq)) continue;
+        add(String(r.clinic_code), { time: num(r.time), clockTrusted: num(r.clock_trusted) === 1, receivedAt: num(r.received_at) }, -1);
+        countBatch(r.batch_id === null ? undefined : String(r.batch_id), 0, 1);
       }
     }
     for (const d of delta.values()) {
       if (d.uses === 0) continue;
       const table = d.untrusted ? 'uses_daily_untrusted' : 'uses_daily';
       await tx.run(`INSERT INTO ${table} (terminal_id, clinic_code, day, uses) VALUES (?, ?, ?, ?) ON CONFLICT (terminal_id, clinic_code, day) DO UPDATE SET uses = ${table}.uses + excluded.uses`, [terminalId, d.clinicCode, d.day, d.uses]);
+      rollups.add(terminalId, d.clinicCode, d.day, d.untrusted, d.uses);
     }
+    const counts = [...batches.entries()].filter(([, c]) => c.reserved !== 0 || c.released !== 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    await upsertAdding(tx, 'batch_uses', ['terminal_id', 'batch_id'], ['reserved', 'released'], counts.map(([batchId, c]) => [terminalId, batchId, c.reserved, c.released]));
   }
 
   private async advanceContiguous(tx: SqlExecutor, terminalId: string, highest: number): Promise<void> {
@@ -557,29 +662,90 @@ export class SqlServerStore implements ServerStore {
     return rows.map((r) => dailyRow(r));
   }
 
+  /** From the monthly clinic roll-up (migration 13) */
   async usesPerClinic(): Promise<Array<{ clinicCode: string; uses: number; untrustedUses: number }>> {
     const rows = await this.db.all<Row>(
-      `SELECT clinic_code, SUM(uses) AS uses, SUM(untrusted) AS untrusted FROM (
-         SELECT clinic_code, uses, 0 AS untrusted FROM uses_daily UNION ALL SELECT clinic_code, uses, uses AS untrusted FROM uses_daily_untrusted) u
-       GROUP BY clinic_code HAVING SUM(uses) > 0 ORDER BY clinic_code`,
+      `SELECT clinic_code, SUM(uses) AS uses, SUM(CASE WHEN untrusted = 1 THEN uses ELSE 0 END) AS untrusted FROM uses_by_clinic
+       WHERE period = 'month' GROUP BY clinic_code HAVING SUM(uses) > 0 ORDER BY clinic_code`,
     );
     return rows.map((r) => ({ clinicCode: String(r.clinic_code), uses: num(r.uses), untrustedUses: num(r.untrusted) }));
   }
 
+  /**
+   * From the smallest roll-up that holds the answer: per terminal and day the daily tables; per terminal and week
+   * or month (or all time, from the months) uses_by_terminal; per clinic or all, uses_by_clinic
+   */
   async usesSummed(by: UsesKey, period: UsesPeriod, clinics?: readonly string[], untrustedApart = false): Promise<UsesSum[]> {
     if (clinics && clinics.length === 0) return [];
-    const key = by === 'terminal' ? 'terminal_id' : by === 'clinic' ? 'clinic_code' : "''";
-    const bucket = period === 'day' ? 'day' : period === 'month' ? 'substr(day, 1, 7)' : period === 'all' ? "''" : this.kind === 'postgres' ? "to_char(date_trunc('week', day::date), 'YYYY-MM-DD')" : "date(day, '-' || ((CAST(strftime('%w', day) AS INTEGER) + 6) % 7) || ' days')";
     const where = clinics ? ` AND clinic_code IN (${clinics.map(() => '?').join(', ')})` : '';
+    const key = by === 'terminal' ? 'terminal_id' : by === 'clinic' ? 'clinic_code' : "''";
+    const bucket = period === 'all' ? "''" : period === 'day' && by === 'terminal' ? 'day' : 'bucket';
     const grouped = [by === 'all' ? undefined : key, period === 'all' ? undefined : bucket, untrustedApart ? 'untrusted' : undefined].filter((g) => g !== undefined);
     const groupBy = grouped.length ? ` GROUP BY ${grouped.join(', ')} ORDER BY ${grouped.join(', ')}` : '';
-    const rows = await this.db.all<Row>(
-      `SELECT ${key} AS k, ${bucket} AS b, ${untrustedApart ? 'untrusted' : '0'} AS u, SUM(uses) AS uses FROM (
-         SELECT terminal_id, clinic_code, day, uses, 0 AS untrusted FROM uses_daily WHERE uses > 0${where}
-         UNION ALL SELECT terminal_id, clinic_code, day, uses, 1 AS untrusted FROM uses_daily_untrusted WHERE uses > 0${where}) r${groupBy}`,
-      clinics ? [...clinics, ...clinics] : [],
-    );
+    const select = `SELECT ${key} AS k, ${bucket} AS b, ${untrustedApart ? 'untrusted' : '0'} AS u, SUM(uses) AS uses`;
+    const rollup = period === 'all' ? 'month' : period;
+    const [sql, params] =
+      by === 'terminal' && period === 'day'
+        ? [
+            `${select} FROM (
+               SELECT terminal_id, clinic_code, day, uses, 0 AS untrusted FROM uses_daily WHERE uses > 0${where}
+               UNION ALL SELECT terminal_id, clinic_code, day, uses, 1 AS untrusted FROM uses_daily_untrusted WHERE uses > 0${where}) r${groupBy}`,
+            clinics ? [...clinics, ...clinics] : [],
+          ]
+        : [`${select} FROM ${by === 'terminal' ? 'uses_by_terminal' : 'uses_by_clinic'} WHERE period = ? AND uses > 0${where}${groupBy}`, [rollup, ...(clinics ?? [])]];
+    const rows = await this.db.all<Row>(sql, params);
     return rows.filter((r) => r.uses !== null).map((r) => ({ key: String(r.k), bucket: String(r.b), uses: num(r.uses), ...(num(r.u) === 1 ? { clockUntrusted: true as const } : {}) }));
+  }
+
+  /**
+   * Each daily table read in its (terminal, day, clinic) index order from its own position, and the two merged
+   * (a terminal's trusted rows before its untrusted ones): a page costs its own rows, never a sort of them all
+   */
+  async usesPerDayPage(query: DailyUsesQuery): Promise<{ rows: DailyUses[]; next?: string }> {
+    if (query.clinics && query.clinics.length === 0) return { rows: [] };
+    const limit = Math.max(1, Math.floor(query.limit));
+    const after = parseDailyCursor(query.after);
+    const filters: string[] = ['uses > 0'];
+    const params: SqlValue[] = [];
+    const filter = (sql: string, ...values: SqlValue[]): void => {
+      filters.push(sql);
+      params.push(...values);
+    };
+    if (query.from !== undefined) filter('day >= ?', query.from);
+    if (query.to !== undefined) filter('day <= ?', query.to);
+    if (query.clinics) filter(`clinic_code IN (${query.clinics.map(() => '?').join(', ')})`, ...query.clinics);
+    const read = async (table: string, position: DailyPosition | null | undefined): Promise<Row[]> => {
+      if (position === null) return [];
+      const from = position ? ' AND (terminal_id, day, clinic_code) > (?, ?, ?)' : '';
+      return this.db.all<Row>(
+        `SELECT terminal_id, clinic_code, day, uses FROM ${table} WHERE ${filters.join(' AND ')}${from} ORDER BY terminal_id, day, clinic_code LIMIT ?`,
+        [...params, ...(position ?? []), limit + 1],
+      );
+    };
+    const trusted = await read('uses_daily', after?.[0]);
+    const untrusted = await read('uses_daily_untrusted', after?.[1]);
+    const rows: DailyUses[] = [];
+    let t = 0;
+    let u = 0;
+    let lastT = after?.[0];
+    let lastU = after?.[1];
+    while (rows.length < limit && (t < trusted.length || u < untrusted.length)) {
+      const a = trusted[t];
+      const b = untrusted[u];
+      if (a && (!b || String(a.terminal_id) <= String(b.terminal_id))) {
+        rows.push(dailyRow({ ...a, untrusted: 0 }));
+        lastT = [String(a.terminal_id), String(a.day), String(a.clinic_code)];
+        t++;
+      } else {
+        rows.push(dailyRow({ ...b!, untrusted: 1 }));
+        lastU = [String(b!.terminal_id), String(b!.day), String(b!.clinic_code)];
+        u++;
+      }
+    }
+    const more = t < trusted.length || u < untrusted.length;
+    if (!more) return { rows };
+    // a table read to its end has nothing after: null
+    return { rows, next: encodeDailyCursor([t < trusted.length ? (lastT ?? undefined) : null, u < untrusted.length ? (lastU ?? undefined) : null]) };
   }
 
   /** The same figures counted from every stored entry (what the roll-up must always equal; tests and checks) */
@@ -595,16 +761,28 @@ export class SqlServerStore implements ServerStore {
     return rows.map((r) => dailyRow(r));
   }
 
+  /** From the per-batch counts kept at ingest (batch_uses, migration 13) */
   async batchReconciliation(): Promise<BatchReconciliationRow[]> {
+    return this.reconciliation('COALESCE(u.reserved, 0)', 'COALESCE(u.released, 0)', ' LEFT JOIN batch_uses u ON u.terminal_id = b.terminal_id AND u.batch_id = b.batch_id');
+  }
+
+  async batchReconciliationFromEntries(): Promise<BatchReconciliationRow[]> {
+    return this.reconciliation(
+      `(SELECT COUNT(*) FROM entries e WHERE e.terminal_id = b.terminal_id AND e.type = ${USE_RESERVED} AND e.batch_id = b.batch_id)`,
+      `(SELECT COUNT(*) FROM entries e WHERE e.terminal_id = b.terminal_id AND e.type = ${USE_RESERVED} AND e.batch_id = b.batch_id
+          AND EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq))`,
+      '',
+    );
+  }
+
+  private async reconciliation(reserved: string, released: string, join: string): Promise<BatchReconciliationRow[]> {
     const rows = await this.db.all<Row>(
       // an online claim not yet followed by its batch.loaded entry holds count 0: the registry knows the count
       `SELECT b.batch_id, b.batch_no, b.clinic_code, CASE WHEN b.count = 0 THEN COALESCE(rc.count, 0) ELSE b.count END AS count, b.terminal_id,
-         (SELECT COUNT(*) FROM entries e WHERE e.terminal_id = b.terminal_id AND e.type = ${USE_RESERVED} AND e.batch_id = b.batch_id) AS reserved,
-         (SELECT COUNT(*) FROM entries e WHERE e.terminal_id = b.terminal_id AND e.type = ${USE_RESERVED} AND e.batch_id = b.batch_id
-            AND EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = ${USE_RELEASED} AND r.ref = e.seq)) AS released,
+         ${reserved} AS reserved, ${released} AS released,
          h.batch_no AS hb_batch_no, h.batch_remaining AS hb_remaining
        FROM batches b LEFT JOIN heartbeats h ON h.terminal_id = b.terminal_id
-         LEFT JOIN registry_cards rc ON rc.card_id = b.batch_id AND rc.kind = 'batch'
+         LEFT JOIN registry_cards rc ON rc.card_id = b.batch_id AND rc.kind = 'batch'${join}
        ORDER BY b.clinic_code, b.batch_no`,
     );
     return rows.map((r) => {

@@ -403,6 +403,70 @@ function voucherOutcomeColumns(t: { int: string; addColumn: string }): string[] 
   ];
 }
 
+/** The Monday (YYYY-MM-DD) of a day column's ISO week, in each dialect */
+export const SQLITE_WEEK_OF = (column: string): string => `date(${column}, '-' || ((CAST(strftime('%w', ${column}) AS INTEGER) + 6) % 7) || ' days')`;
+export const POSTGRES_WEEK_OF = (column: string): string => `to_char(date_trunc('week', ${column}::date), 'YYYY-MM-DD')`;
+
+/**
+ * Migration 13: roll-ups that let each dashboard call read few rows, kept by the ingest in the transaction that
+ * stores the entries (SqlServerStore.insertGroup): uses per clinic and day, ISO week (its Monday) and month, and
+ * per terminal and week and month (per terminal and day is uses_daily), each with untrusted apart (1: dated by
+ * arrival, as uses_daily_untrusted); per batch on its terminal, the use reservations stored and how many of them
+ * a release cancelled (the batches page). Indexes on the daily tables in (terminal, day, clinic) order, which the
+ * daily rows are paged in. The backfills count what the daily tables and the entries hold, once: each only while
+ * its period has no row (PostgreSQL runs them at every start).
+ */
+function rollupTables(t: { int: string; weekOf: (column: string) => string }): string[] {
+  const daily = `SELECT terminal_id, clinic_code, day, uses, 0 AS untrusted FROM uses_daily WHERE uses > 0
+        UNION ALL SELECT terminal_id, clinic_code, day, uses, 1 AS untrusted FROM uses_daily_untrusted WHERE uses > 0`;
+  const buckets = { day: 'd.day', week: t.weekOf('d.day'), month: 'substr(d.day, 1, 7)' } as const;
+  return [
+    `CREATE TABLE IF NOT EXISTS uses_by_clinic (
+      period TEXT NOT NULL,
+      clinic_code TEXT NOT NULL,
+      bucket TEXT NOT NULL,
+      untrusted SMALLINT NOT NULL,
+      uses ${t.int} NOT NULL,
+      PRIMARY KEY (period, clinic_code, bucket, untrusted))`,
+    `CREATE TABLE IF NOT EXISTS uses_by_terminal (
+      period TEXT NOT NULL,
+      terminal_id TEXT NOT NULL,
+      clinic_code TEXT NOT NULL,
+      bucket TEXT NOT NULL,
+      untrusted SMALLINT NOT NULL,
+      uses ${t.int} NOT NULL,
+      PRIMARY KEY (period, terminal_id, clinic_code, bucket, untrusted))`,
+    `CREATE TABLE IF NOT EXISTS batch_uses (
+      terminal_id TEXT NOT NULL,
+      batch_id TEXT NOT NULL,
+      reserved ${t.int} NOT NULL,
+      released ${t.int} NOT NULL,
+      PRIMARY KEY (terminal_id, batch_id))`,
+    'CREATE INDEX IF NOT EXISTS uses_daily_by_day ON uses_daily (terminal_id, day, clinic_code)',
+    'CREATE INDEX IF NOT EXISTS uses_daily_untrusted_by_day ON uses_daily_untrusted (terminal_id, day, clinic_code)',
+    ...(['day', 'week', 'month'] as const).map(
+      (period) => `INSERT INTO uses_by_clinic (period, clinic_code, bucket, untrusted, uses)
+      SELECT '${period}', d.clinic_code, ${buckets[period]}, d.untrusted, SUM(d.uses) FROM (${daily}) d
+      WHERE NOT EXISTS (SELECT 1 FROM uses_by_clinic WHERE period = '${period}')
+      GROUP BY d.clinic_code, ${buckets[period]}, d.untrusted
+      ON CONFLICT (period, clinic_code, bucket, untrusted) DO NOTHING`,
+    ),
+    ...(['week', 'month'] as const).map(
+      (period) => `INSERT INTO uses_by_terminal (period, terminal_id, clinic_code, bucket, untrusted, uses)
+      SELECT '${period}', d.terminal_id, d.clinic_code, ${buckets[period]}, d.untrusted, SUM(d.uses) FROM (${daily}) d
+      WHERE NOT EXISTS (SELECT 1 FROM uses_by_terminal WHERE period = '${period}')
+      GROUP BY d.terminal_id, d.clinic_code, ${buckets[period]}, d.untrusted
+      ON CONFLICT (period, terminal_id, clinic_code, bucket, untrusted) DO NOTHING`,
+    ),
+    `INSERT INTO batch_uses (terminal_id, batch_id, reserved, released)
+      SELECT e.terminal_id, e.batch_id, COUNT(*),
+        SUM(CASE WHEN EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = 6 AND r.ref = e.seq) THEN 1 ELSE 0 END)
+      FROM entries e WHERE e.type = 3 AND e.batch_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM batch_uses)
+      GROUP BY e.terminal_id, e.batch_id
+      ON CONFLICT (terminal_id, batch_id) DO NOTHING`,
+  ];
+}
+
 /** The UTC day (YYYY-MM-DD) of a millisecond time column, in each dialect */
 export const SQLITE_DAY_OF = (column: string): string => `strftime('%Y-%m-%d', ${column} / 1000, 'unixepoch')`;
 export const POSTGRES_DAY_OF = (column: string): string => `to_char(to_timestamp(${column} / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
@@ -494,6 +558,13 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of voucherOutcomeColumns({ int: 'INTEGER', addColumn: 'ADD COLUMN' })) db.exec(sql);
     },
   },
+  {
+    version: 13,
+    description: 'roll-ups per clinic (day, week, month), per terminal (week, month) and per batch, kept at ingest',
+    up: (db) => {
+      for (const sql of rollupTables({ int: 'INTEGER', weekOf: SQLITE_WEEK_OF })) db.exec(sql);
+    },
+  },
 ];
 
 /**
@@ -513,6 +584,26 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; read
   { version: 10, statements: voucherUseIndex() },
   { version: 11, statements: untrustedUsesTable({ int: 'BIGINT', arrivalDay: POSTGRES_DAY_OF }) },
   { version: 12, statements: voucherOutcomeColumns({ int: 'BIGINT', addColumn: 'ADD COLUMN IF NOT EXISTS' }) },
+  { version: 13, statements: rollupTables({ int: 'BIGINT', weekOf: POSTGRES_WEEK_OF }) },
 ];
+
+/**
+ * Every roll-up counted from the entries into its empty table, in one pass each: what migrations 6, 11 and 13 fill
+ * when they upgrade a database, for a store whose entries were loaded in bulk without the ingest (the dashboard
+ * bench). uses_daily gets the trusted uses only, so migration 11's move of the untrusted ones is not needed.
+ */
+export function rollupsFromEntries(dialect: 'sqlite' | 'postgres'): string[] {
+  const t = dialect === 'sqlite' ? { int: 'INTEGER', arrivalDay: SQLITE_DAY_OF, weekOf: SQLITE_WEEK_OF } : { int: 'BIGINT', arrivalDay: POSTGRES_DAY_OF, weekOf: POSTGRES_WEEK_OF };
+  return [
+    `INSERT INTO uses_daily (terminal_id, clinic_code, day, uses)
+      SELECT e.terminal_id, e.clinic_code, e.day, COUNT(*) FROM entries e
+      WHERE e.type = 3 AND e.clock_trusted = 1 AND NOT EXISTS (SELECT 1 FROM uses_daily)
+        AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.terminal_id = e.terminal_id AND r.type = 6 AND r.ref = e.seq)
+      GROUP BY e.terminal_id, e.clinic_code, e.day
+      ON CONFLICT (terminal_id, clinic_code, day) DO NOTHING`,
+    untrustedUsesTable(t)[2]!,
+    ...rollupTables(t),
+  ];
+}
 
 export const POSTGRES_SCHEMA: string[] = POSTGRES_MIGRATIONS.flatMap((m) => m.statements);
