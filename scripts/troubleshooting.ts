@@ -130,6 +130,10 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'The server or command was started without a voucher key file, so it cannot sign vouchers, booked vouchers or trust lists.',
     remedy: 'Make one with tally server voucher certify-key --key FILE and the mother card, and give it as --voucher-key FILE.',
   },
+  WALLET_QR_REPLAYED: {
+    cause: "The person's QR code was already taken by the back office within its lifetime: a screenshot, or the same code shown twice.",
+    remedy: 'Ask the person to refresh the wallet page on the phone and show the new code (each is valid two minutes and taken once).',
+  },
   TRUST_LIST_STALE: {
     cause: "The terminal's voucher trust list is past its validity and its offline grace period: it has not heard from the server for too long, so it cannot know of revoked vouchers.",
     remedy: 'Connect the terminal to the server; the server sends the current trust list when it comes online. Cards are not affected.',
@@ -645,6 +649,22 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
   BAD_REGISTRY_EXPORT: {
     cause: "An issuing station's registry export is malformed or not signed as the format requires.",
     remedy: 'Nothing is imported. Export again from the station (tally issue export) and import the new file.',
+  },
+  BAD_WALLET_QR: {
+    cause: "The code read is not a personal wallet QR code (firmware-protocol/wallet-qr.md): another code, a voucher's, or damaged.",
+    remedy: "Scan the code on the person's wallet page (My vouchers), not a voucher's; nothing was issued.",
+  },
+  WALLET_QR_FORGED: {
+    cause: "The personal QR code's signature does not verify: it was altered or made by someone else.",
+    remedy: 'Nothing was issued. Ask the person to open the wallet page from this server and show its code; report repeated cases.',
+  },
+  WALLET_QR_EXPIRED: {
+    cause: 'The personal QR code is older than its lifetime (two minutes), or dated ahead of the clock by more than 30 s.',
+    remedy: "Ask the person to refresh the wallet page and show the new code; check the server's clock if fresh codes fail too.",
+  },
+  WALLET_QR_UNKNOWN_KEY: {
+    cause: "The personal QR code is signed with a key this back office does not hold (another server's, or an old key).",
+    remedy: "Ask the person to open this server's wallet page; after a new voucher key, wallets show codes signed with it.",
   },
   GW_FRAMING: {
     cause: 'A HIS connection sent bytes outside an MLLP frame (0x0B ... 0x1C 0x0D): a client without MLLP, a proxy that strips the framing, or a probe.',

@@ -160,6 +160,7 @@ export const ErrorCodes = {
   VOUCHER_SLOT_FULL: info(6304, 'Booking refused: the time slot is full', '预约被拒绝：该时段已约满'),
   VOUCHER_STATE_REFUSED: info(6305, 'Refused: the voucher is not in a state that allows this', '操作被拒绝：服务券当前状态不允许此操作'),
   VOUCHER_KEY_MISSING: info(6306, 'The back office has no voucher key (tally server voucher certify-key)', '后台没有服务券签名密钥（tally server voucher certify-key）'),
+  WALLET_QR_REPLAYED: info(6307, 'Personal QR code already used: refresh it on the phone', '个人二维码已使用过：请在手机上刷新'),
   // 61xx: the TLS PKI and enrolment (tally pki, EST)
   PKI_PASSPHRASE: info(6101, 'TLS CA key locked: wrong or missing passphrase', 'TLS CA 私钥无法解锁：口令错误或缺失'),
   PKI_REFUSED: info(6102, 'Certificate request refused', '证书申请被拒绝'),
@@ -208,6 +209,11 @@ export const ErrorCodes = {
   BAD_LEDGER_ENTRY: info(7004, 'Malformed ledger entry', '账本条目格式错误'),
   BAD_FCI: info(7005, 'Malformed card answer to select', '卡片选择应答格式错误'),
   BAD_REGISTRY_EXPORT: info(7006, 'Malformed registry export', '登记导出文件格式错误'),
+  // the personal wallet QR code (firmware-protocol/wallet-qr.md)
+  BAD_WALLET_QR: info(7007, 'Not a personal wallet QR code', '不是个人钱包二维码'),
+  WALLET_QR_FORGED: info(7008, 'Personal QR code refused: its signature does not verify', '个人二维码被拒绝：签名校验失败'),
+  WALLET_QR_EXPIRED: info(7009, 'Personal QR code expired: refresh it on the phone', '个人二维码已过期：请在手机上刷新'),
+  WALLET_QR_UNKNOWN_KEY: info(7010, 'Personal QR code refused: signed with a key this back office does not hold', '个人二维码被拒绝：签名密钥不属于本后台'),
 
   // 8xxx: isolation gateway (every refusal is archived with its code)
   GW_FRAMING: info(8001, 'Gateway refused: broken MLLP framing', '网闸拒绝：MLLP 帧格式错误'),

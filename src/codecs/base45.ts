@@ -27,7 +27,7 @@ export function encodeBase45(bytes: Uint8Array): string {
   return out;
 }
 
-export function decodeBase45(text: string, code: 'VOUCHER_MALFORMED' | 'TRUST_LIST_INVALID' = 'VOUCHER_MALFORMED'): Uint8Array {
+export function decodeBase45(text: string, code: 'VOUCHER_MALFORMED' | 'TRUST_LIST_INVALID' | 'BAD_WALLET_QR' = 'VOUCHER_MALFORMED'): Uint8Array {
   if (text.length % 3 === 1) throw new CodecError(code, `Base45 text of length ${text.length} (3n+1) is not valid`);
   const out = new Uint8Array(Math.floor(text.length / 3) * 2 + (text.length % 3 === 2 ? 1 : 0));
   const digit = (i: number): number => {

@@ -6,6 +6,8 @@
  * jsqr and types it through `tally sim scanner` (on a socat pty) into a terminal beside a simulated relay board;
  * the voucher is written off and the device runs; the terminal's ledger reaches the server's ingest; the issuer's
  * page shows it written off with the exam completed and counted; the wallet no longer lists it. Under the strict
+ * The centre then issues the next voucher by the person's own QR code (wallet-qr.md), read from the phone's
+ * screenshot; the same code again is WALLET_QR_REPLAYED. Under the strict
  * Content-Security-Policy with no violation, in English and Chinese. Screenshots go to test-output/vouchers/.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -187,6 +189,21 @@ describe('a service voucher from the back office to the terminal, in chromium', 
     await phone.waitForSelector('#page-wallet[data-ready="true"]');
     expect(await phone.$$(card)).toHaveLength(0);
     await phone.waitForSelector('#wallet-empty');
+    await phone.waitForSelector('#personal-qr');
+    // the centre issues the next voucher by the person's own QR code: read from the phone's screenshot, typed into the form
+    const personalShot = join(OUT, 'wallet-personal-qr.png');
+    await phone.waitForFunction((sel) => (globalThis as unknown as Doc).document.querySelector(sel)?.complete === true, '#personal-qr');
+    await (await phone.$('#personal-qr'))!.screenshot({ path: personalShot });
+    const personalPng = PNG.sync.read(readFileSync(personalShot));
+    const personal = jsQR(new Uint8ClampedArray(personalPng.data.buffer, personalPng.data.byteOffset, personalPng.data.byteLength), personalPng.width, personalPng.height);
+    expect(personal?.data).toMatch(/^TW1:/);
+    await desk.fill('#voucher-issue-walletId', '');
+    expect(await submit(desk, 'voucher-issue', { serial: String(first + 1), centreId: 'CC-GULOU', personalQr: personal!.data })).toContain('W-LI');
+    // the same code again (a screenshot shown twice) is refused with its code
+    expect(await submit(desk, 'voucher-issue', { serial: String(first + 1), centreId: 'CC-GULOU', personalQr: personal!.data })).toContain('WALLET_QR_REPLAYED');
+    expect(await store.vouchers.voucher(first + 1)).toMatchObject({ state: 'issued', walletId: 'W-LI' });
+    await phone.reload();
+    await phone.waitForSelector(`.wallet-card[data-serial="${first + 1}"]`);
     await phone.click('#language');
     await phone.waitForSelector('#page-wallet h1:has-text("我的服务券")');
     await phone.screenshot({ path: join(OUT, 'wallet-after-zh.png'), fullPage: true });

@@ -6,11 +6,12 @@
  * Every state change is the store's one conditional update; a refusal is a TallyError with its code.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { fromHex, toHex, utf8 } from '../../codecs/bytes.js';
 import { encodeVoucherQr, KeyRole, openKeyCertificate, type KeyCertificate, type VoucherFields } from '../../codecs/voucher.js';
 import { privateKeyFromSeed, privateKeySeed, rawPublicKey, sha256, verifyMessage } from '../../crypto/ed25519.js';
 import { signTrustList, signVoucher } from '../../crypto/voucher.js';
+import { signWalletQr, verifyWalletQr } from '../../crypto/walletQr.js';
 import { CodecError, TallyError } from '../../errors.js';
 import type { SqlVoucherStore, VoucherBatchFields, VoucherBatchSpec, VoucherRow } from './SqlVoucherStore.js';
 
@@ -65,7 +66,13 @@ export interface WalletVoucher extends VoucherRow {
   readonly slot?: { slotId: number; clinicCode: string; department: string; doctor: string; start: number; end: number };
 }
 
+/** How long a personal QR code the back office signs is valid (wallet-qr.md: at most 600 s) */
+export const WALLET_QR_LIFETIME_SECONDS = 120;
+
 export class VoucherOffice {
+  /** Nonces of the personal QR codes taken, with when each code expires (wallet-qr.md §3: each is taken once) */
+  private readonly takenNonces = new Map<string, number>();
+
   constructor(
     private readonly store: SqlVoucherStore,
     private readonly voucherKey: VoucherKey | undefined,
@@ -104,6 +111,29 @@ export class VoucherOffice {
       throw new TallyError('VOUCHER_STATE_REFUSED', `serial ${serial} is ${row.state}${row.centreId ? ` at ${row.centreId}` : ''}, not sent to ${centreId}`);
     }
     return this.show(serial);
+  }
+
+  /** The wallet's personal QR code (wallet-qr.md): signed with the voucher key, valid WALLET_QR_LIFETIME_SECONDS */
+  personalQr(walletId: string): { text: string; validUntil: number } {
+    const { key, certificate } = this.key();
+    const issuedAt = this.nowSeconds();
+    const { text } = signWalletQr(key, { keyId: certificate.keyId, issuedAt, lifetime: WALLET_QR_LIFETIME_SECONDS, nonce: randomBytes(8), walletId });
+    return { text, validUntil: issuedAt + WALLET_QR_LIFETIME_SECONDS };
+  }
+
+  /**
+   * The wallet a person's QR code names, checked (wallet-qr.md §3: format, this back office's key, signature,
+   * time) and taken once: a code seen before within its lifetime is WALLET_QR_REPLAYED.
+   */
+  takePersonalQr(text: string): string {
+    const { certificate } = this.key();
+    const now = this.nowSeconds();
+    const qr = verifyWalletQr(text, (keyId) => (keyId === certificate.keyId ? certificate.publicKey : undefined), now);
+    for (const [nonce, until] of this.takenNonces) if (until < now) this.takenNonces.delete(nonce);
+    const nonce = toHex(qr.nonce);
+    if (this.takenNonces.has(nonce)) throw new TallyError('WALLET_QR_REPLAYED', `the code of wallet ${qr.walletId} was taken before`);
+    this.takenNonces.set(nonce, qr.issuedAt + qr.lifetime);
+    return qr.walletId;
   }
 
   /** Books a slot for a wallet's voucher: the voucher signed again with the booking */

@@ -16,7 +16,7 @@
  */
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import { boolean, integer, literal, object, string, type Infer } from '../../codecs/mqtt/schema.js';
+import { boolean, integer, literal, object, optional, string, type Infer } from '../../codecs/mqtt/schema.js';
 import { isTallyError } from '../../errors.js';
 import type { Permission, Principal } from '../access/roles.js';
 import { seesClinic } from '../access/roles.js';
@@ -35,7 +35,7 @@ const serial = integer(1, 2 ** 48 - 1);
 export const VoucherInputs = {
   batch: object({ batchId: id(40), examType: label, scopeKind: literal(1, 2), scope: label, count: integer(1, 100_000), validDays: integer(1, 3650), bookingRequired: boolean() }),
   send: object({ batchId: id(40), centreId: id(64), community: text(100), count: integer(1, 100_000) }),
-  issue: object({ serial, centreId: id(64), walletId: id(64) }),
+  issue: object({ serial, centreId: id(64), walletId: optional(id(64)), personalQr: optional(string(400, /^TW1:[0-9A-Z $%*+\-./:]+$/)) }),
   slot: object({ slotId: integer(1, 2 ** 31 - 1), clinicCode: label, department: text(100), doctor: text(100), start: integer(0, 2 ** 32 - 1), minutes: integer(1, 24 * 60), capacity: integer(1, 10_000) }),
   book: object({ serial, walletId: id(64), slotId: integer(1, 2 ** 31 - 1) }),
   void: object({ serial, reason: text(200) }),
@@ -157,11 +157,11 @@ export function registerVoucherRoutes(kit: VoucherRouteKit): void {
     action: 'voucher.send',
     target: input.batchId,
   }));
-  post('/api/vouchers/issue', 'vouchers.issue', "the centre issues a voucher to a person's wallet", 'issue', async (input) => ({
-    data: await withQrImage(await office.issue(input.serial, input.centreId, input.walletId)),
-    action: 'voucher.issue',
-    target: String(input.serial),
-  }));
+  post('/api/vouchers/issue', 'vouchers.issue', "the centre issues a voucher to a person's wallet: named, or read from the person's QR code (personalQr)", 'issue', async (input) => {
+    if ((input.walletId === undefined) === (input.personalQr === undefined)) throw new HttpError(400, 'invalid', 'give walletId or personalQr (the text of the person\'s QR code), one of them', 'walletId');
+    const walletId = input.walletId ?? office.takePersonalQr(input.personalQr!);
+    return { data: await withQrImage(await office.issue(input.serial, input.centreId, walletId)), action: 'voucher.issue', target: String(input.serial) };
+  });
   post('/api/vouchers/slots', 'vouchers.slots', 'add a booking slot with its capacity', 'slot', async (input, principal) => {
     if (!seesClinic(principal, input.clinicCode)) throw new HttpError(403, 'forbidden', `clinic ${input.clinicCode} is not yours`, 'clinicCode');
     const added = await store.addSlot({ slotId: input.slotId, clinicCode: input.clinicCode, department: input.department, doctor: input.doctor, start: input.start, end: input.start + input.minutes * 60, capacity: input.capacity });
@@ -192,7 +192,9 @@ export function registerVoucherRoutes(kit: VoucherRouteKit): void {
       const vouchers = await answering(async () => Promise.all((await office.wallet(walletId)).map(withQrImage)));
       const clinics = new Set(vouchers.filter((v) => v.shown === 'to-book').map((v) => v.scope));
       const slots = (await store.slots(nowSeconds())).filter((s) => clinics.has(s.clinicCode) && s.booked < s.capacity);
-      return { walletId, vouchers, slots };
+      // the person's own code (wallet-qr.md), fresh at every call, while the back office has its key
+      const personal = await answering(async () => office.personalQr(walletId)).catch(() => undefined);
+      return { walletId, vouchers, slots, ...(personal ? { personalQr: personal.text, personalQrValidUntil: personal.validUntil, personalQrSvg: await voucherQrSvg(personal.text) } : {}) };
     },
   );
   post('/api/wallet/book', 'wallet.book', 'book a slot for a voucher of your own wallet', 'walletBook', async (input, principal) => ({

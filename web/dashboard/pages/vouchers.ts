@@ -31,6 +31,7 @@ const w = localWords({
     community: 'Community',
     serial: 'Serial',
     walletId: 'Wallet',
+    personalQr: "or the person's QR code",
     slotId: 'Slot',
     clinicCode: 'Clinic',
     department: 'Department',
@@ -75,6 +76,7 @@ const w = localWords({
     community: '社区',
     serial: '编号',
     walletId: '钱包',
+    personalQr: '或个人二维码',
     slotId: '时段',
     clinicCode: '机构',
     department: '科室',
@@ -157,8 +159,10 @@ async function vouchers(main: HTMLElement): Promise<void> {
         const sent = await api<Row>('/api/vouchers/send', { batchId: v.batchId, centreId: v.centreId, community: v.community, count: v.count });
         return `${words.sent}: ${String(sent.sent)}`;
       }),
-      form('voucher-issue', 'issue', [{ name: 'serial', type: 'number' }, { name: 'centreId' }, { name: 'walletId' }], async (v) => {
-        const issued = await api<Row>('/api/vouchers/issue', { serial: v.serial, centreId: v.centreId, walletId: v.walletId });
+      form('voucher-issue', 'issue', [{ name: 'serial', type: 'number' }, { name: 'centreId' }, { name: 'walletId' }, { name: 'personalQr' }], async (v) => {
+        // the wallet named, or read from the person's QR code (the scanner types it into the field)
+        const to = v.personalQr ? { personalQr: v.personalQr } : { walletId: v.walletId };
+        const issued = await api<Row>('/api/vouchers/issue', { serial: v.serial, centreId: v.centreId, ...to });
         return el('div', { id: 'voucher-issued' }, el('p', {}, `${words.serial} ${String(issued.serial)} → ${String(issued.walletId)}, ${words.validUntil} ${day(issued.validUntil)}`), ...(typeof issued.qrSvg === 'string' ? [qrImage(issued.qrSvg, { class: 'voucher-qr small' })] : []));
       }),
       form('voucher-slot', 'slot', [{ name: 'slotId', type: 'number' }, { name: 'clinicCode' }, { name: 'department' }, { name: 'doctor' }, { name: 'start', type: 'datetime-local' }, { name: 'minutes', type: 'number', value: '30' }, { name: 'capacity', type: 'number', value: '4' }], async (v) => {

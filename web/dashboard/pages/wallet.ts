@@ -17,6 +17,8 @@ const w = localWords({
     chooseSlot: 'Choose a time',
     noSlots: 'No free time slots now.',
     show: 'Show this code at the terminal',
+    personal: 'My personal code',
+    personalHint: 'Show it at the community centre to receive a voucher. Valid until',
     'to-book': 'to book',
     ready: 'ready to use',
     booked: 'booked',
@@ -33,6 +35,8 @@ const w = localWords({
     chooseSlot: '选择时间',
     noSlots: '目前没有可预约的时段。',
     show: '请在终端出示此二维码',
+    personal: '我的个人二维码',
+    personalHint: '在社区中心出示以领取服务券。有效至',
     'to-book': '待预约',
     ready: '可使用',
     booked: '已预约',
@@ -55,8 +59,14 @@ function slotText(s: Row): string {
 
 async function wallet(main: HTMLElement): Promise<void> {
   const words = w();
-  const data = await api<{ walletId: string; vouchers: Row[]; slots: Row[] }>('/api/wallet');
+  const data = await api<{ walletId: string; vouchers: Row[]; slots: Row[]; personalQrSvg?: string; personalQrValidUntil?: number }>('/api/wallet');
   main.append(el('h1', {}, words.wallet), el('p', { id: 'wallet-id', class: 'muted' }, data.walletId));
+  // the person's own code (wallet-qr.md): short-lived and signed; reloading the page gets a fresh one
+  if (data.personalQrSvg) {
+    main.append(
+      el('section', { class: 'wallet-card', id: 'personal' }, el('h2', {}, words.personal), el('p', {}, `${words.personalHint} ${time(data.personalQrValidUntil).slice(11)} UTC`), qrImage(data.personalQrSvg, { class: 'voucher-qr', id: 'personal-qr' })),
+    );
+  }
   if (data.vouchers.length === 0) main.append(el('p', { id: 'wallet-empty' }, words.none));
   for (const v of data.vouchers) {
     const shown = String(v.shown) as 'to-book' | 'ready' | 'booked' | 'expired' | 'voided';
