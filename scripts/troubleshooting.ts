@@ -730,6 +730,14 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'The gateway runs one way (hospital to payment): nothing is read from the payment side, so a return message cannot pass.',
     remedy: 'Expected with a diode; acknowledgements come from the gateway itself.',
   },
+  GW_DIODE_INCOMPLETE: {
+    cause: "A message sent over the one-way link in fragments did not arrive whole: both copies of at least one fragment were lost (a full receive buffer, a lossy link) before the reassembly timeout; the log and the receiver's archive name the seq and the missing fragment indexes.",
+    remedy: "Nothing can be asked again over a diode: the message is in the gateway's own archive (tally gateway archive query --db ... on the hospital side), re-send it from there or from the HIS. If it recurs, raise the receiver's socket buffer, lower --fragment-bytes, or check the link for loss.",
+  },
+  GW_DIODE_FRAGMENT: {
+    cause: 'A fragment on the one-way link disagrees with the others of its message (count, length, digest or bytes): a corrupted datagram, or two senders using the same gateway id.',
+    remedy: 'Check that only one gateway sends with this --id to this receiver; the message completes from its other copy, or is reported GW_DIODE_INCOMPLETE.',
+  },
   USAGE: {
     cause: 'A command line option is missing or wrong.',
     remedy: 'Run the command with --help and correct the options.',

@@ -232,6 +232,8 @@ export const ErrorCodes = {
   BAD_SIGNED_DENYLIST: info(6800, 'Signed deny list refused: malformed (firmware-protocol/gateway-signed.md)', '签名黑名单被拒绝：格式错误'),
   GW_STALE_SIGNED: info(6801, 'Gateway refused: signed message expired or older than the one that passed', '网闸拒绝：签名消息已过期或早于已通过的版本'),
   GW_ONE_WAY: info(8014, 'Gateway is one-way: nothing passes from the payment side', '网闸为单向模式：支付侧消息不可回传'),
+  GW_DIODE_INCOMPLETE: info(8015, 'Diode receiver: a message lost on the one-way link (fragments missing); nothing of it was delivered', '单向网闸接收端：消息在单向链路上丢失（分片缺失），未投递任何部分'),
+  GW_DIODE_FRAGMENT: info(8016, 'Diode receiver refused: a fragment contradicts the others of its message', '单向网闸接收端拒绝：分片与同一消息的其他分片不一致'),
 
   // 9xxx: usage and configuration
   USAGE: info(9001, 'Invalid usage', '用法错误'),

@@ -10,7 +10,8 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { declarationForTopic, encodeCanonical, LEDGER_REPORT_TYPE, schemaProblem } from '../codecs/gateway/declared.js';
-import { encodeDiodeFrame, parseDiodeFrame, DIODE_MAX_PAYLOAD, type DiodeKind } from '../codecs/gateway/diodeFrame.js';
+import { createHash } from 'node:crypto';
+import { encodeDiodeFragments, parseDiodeFragment, parseDiodeFrame, DIODE_DEFAULT_FRAGMENT_BYTES, DIODE_FRAGMENTED_VERSION, DIODE_MAGIC, type DiodeFrame, type DiodeKind } from '../codecs/gateway/diodeFrame.js';
 import { parseReport } from '../codecs/mqtt/report.js';
 import { checkReportSignatures } from '../crypto/reportSignatures.js';
 import { ErrorCodes, operatorMessage, type ErrorName } from '../errors.js';
@@ -20,9 +21,12 @@ import { CrossingPump } from './CrossingPump.js';
 import type { GatewayStore } from './GatewayStore.js';
 import type { ArchiveItemWire } from './storeCommit.js';
 import { StoreThread, type CommitParticipant } from './StoreThread.js';
+import { DiodeReassembler, type ReassemblyEvent } from './diodeReassembly.js';
+
+const sha256 = (bytes: Uint8Array): Uint8Array => createHash('sha256').update(bytes).digest();
 import { MqttPaymentLink, type PaymentSide } from './PaymentLink.js';
 
-/** Copies of each datagram: a veth or a diode's fibre loses little, a receiver's full buffer more */
+/** Copies of each message (all its fragments, then all again): a veth or a diode's fibre loses little, a receiver's full buffer more */
 const COPIES = 2;
 
 export class DiodeSender implements PaymentSide {
@@ -45,16 +49,18 @@ export class DiodeSender implements PaymentSide {
     private readonly thread: StoreThread,
     private readonly target: { host: string; port: number },
     private readonly gatewayId = 'gw1',
+    /** Fragment size (firmware-protocol/gateway-diode.md, version 2): at most this many message bytes a datagram */
+    private readonly fragmentBytes = DIODE_DEFAULT_FRAGMENT_BYTES,
   ) {
     this.socket = createSocket({ type: 'udp4', sendBufferSize: 4 * 1024 * 1024 });
     this.socket.on('error', () => undefined);
   }
 
   private async send(kind: DiodeKind, seq: number, topic: string, payload: Uint8Array): Promise<void> {
-    if (payload.length > DIODE_MAX_PAYLOAD) throw new Error(`over ${DIODE_MAX_PAYLOAD} bytes: does not fit the diode`);
-    const datagram = encodeDiodeFrame({ kind, gatewayId: this.gatewayId, seq, topic, payload });
-    const once = (): Promise<void> => new Promise((resolve, reject) => this.socket.send(datagram, this.target.port, this.target.host, (err) => (err ? reject(err) : resolve())));
-    for (let i = 0; i < COPIES; i++) await once();
+    const datagrams = encodeDiodeFragments({ kind, gatewayId: this.gatewayId, seq, topic, payload }, sha256, this.fragmentBytes);
+    const once = (datagram: Uint8Array): Promise<void> => new Promise((resolve, reject) => this.socket.send(datagram, this.target.port, this.target.host, (err) => (err ? reject(err) : resolve())));
+    // copy after copy rather than each fragment twice in a row: a burst of loss then takes one copy of a few fragments, not both
+    for (let copy = 0; copy < COPIES; copy++) for (const d of datagrams) await once(d);
   }
 
   async publishCrossing(gatewaySeq: number, topic: string, payload: Uint8Array): Promise<void> {
@@ -93,6 +99,8 @@ export interface DiodeReceiverOptions {
   /** Only datagrams of this gateway id are taken */
   readonly gatewayId: string;
   readonly rootPublicKey?: Uint8Array;
+  /** A message in fragments none of which came for this long is given up as GW_DIODE_INCOMPLETE (default 2,000 ms) */
+  readonly reassemblyTimeoutMs?: number;
   readonly clock?: Clock;
   readonly logger?: Logger;
 }
@@ -103,7 +111,9 @@ export class DiodeReceiver {
   private readonly pump: CrossingPump;
   private readonly clock: Clock;
   private readonly log: Logger;
-  readonly counts = { datagrams: 0, passed: 0, duplicates: 0, refused: 0 };
+  readonly counts = { datagrams: 0, passed: 0, duplicates: 0, refused: 0, lost: 0 };
+  private readonly reassembler: DiodeReassembler;
+  private readonly expiry: NodeJS.Timeout;
   private batch: ArchiveItemWire[] = [];
   private writing: ArchiveItemWire[] = [];
   private joined = false;
@@ -117,8 +127,28 @@ export class DiodeReceiver {
     this.clock = options.clock ?? systemClock;
     this.log = (options.logger ?? silentLogger).child({ ns: 'diode-receiver' });
     this.link = new MqttPaymentLink(thread, { url: options.paymentBroker, clientId: `tally-diode-${options.gatewayId}`, subscriptions: [] });
-    this.pump = new CrossingPump(thread.reader, this.link);
+    // QoS 2 in flight below Mosquitto's default max_inflight_messages (20): past it publishes went missing (test/gateway/diodeFragments.test.ts at 32)
+    this.pump = new CrossingPump(thread.reader, this.link, 16);
     this.socket = createSocket({ type: 'udp4', recvBufferSize: 8 * 1024 * 1024 });
+    const timeoutMs = options.reassemblyTimeoutMs ?? 2_000;
+    this.reassembler = new DiodeReassembler({ sha256, now: () => this.clock.now(), timeoutMs });
+    this.expiry = setInterval(() => this.reassembled(this.reassembler.expire()), Math.max(20, Math.floor(timeoutMs / 4)));
+    this.expiry.unref();
+  }
+
+  /** The reassembly's figures: fragments, copies dropped, messages whole, given up, contradicting */
+  reassembly(): DiodeReassembler['counts'] & { pending: number } {
+    return { ...this.reassembler.counts, pending: this.reassembler.pendingMessages };
+  }
+
+  private reassembled(events: readonly ReassemblyEvent[]): void {
+    for (const e of events) {
+      if (e.kind === 'message') this.takeFrame(e.frame);
+      else if (e.kind === 'incomplete') {
+        this.counts.lost += 1;
+        this.refuse('GW_DIODE_INCOMPLETE', `${e.messageKind} seq ${e.seq} of ${e.gatewayId}: fragments ${e.missing.slice(0, 20).join(',')}${e.missing.length > 20 ? ',...' : ''} of ${e.count} missing (${e.why}); nothing of it delivered`, new Uint8Array(0));
+      } else this.refuse('GW_DIODE_FRAGMENT', `${e.messageKind} seq ${e.seq} of ${e.gatewayId}: ${e.reason}`, e.datagram);
+    }
   }
 
   private get store(): GatewayStore {
@@ -154,13 +184,25 @@ export class DiodeReceiver {
   private take(datagram: Uint8Array): void {
     this.counts.datagrams += 1;
     try {
+      const fragmented = datagram[0] === DIODE_MAGIC[0] && datagram[1] === DIODE_MAGIC[1] && datagram[2] === DIODE_FRAGMENTED_VERSION;
       let frame;
       try {
-        frame = parseDiodeFrame(datagram);
+        frame = fragmented ? parseDiodeFragment(datagram) : parseDiodeFrame(datagram);
       } catch (err) {
         return this.refuse('GW_MALFORMED', `datagram: ${(err as Error).message}`, datagram.subarray(0, 256));
       }
+      // another gateway's fragments are not even held
       if (frame.gatewayId !== this.options.gatewayId) return this.refuse('GW_NOT_ALLOWED', `datagram of gateway ${frame.gatewayId}`, datagram.subarray(0, 256));
+      if ('index' in frame) return this.reassembled(this.reassembler.push(frame, datagram));
+      this.takeFrame(frame);
+    } catch (err) {
+      this.log.error({ event: 'diode.fault', code: 'GW_MALFORMED', detail: (err as Error).message }, operatorMessage('GW_MALFORMED'));
+    }
+  }
+
+  /** A whole message (one version 1 datagram, or reassembled): checked again on this side, archived, published once */
+  private takeFrame(frame: DiodeFrame): void {
+    try {
       const declaration = declarationForTopic(frame.topic);
       if (!declaration) return this.refuse('GW_NOT_ALLOWED', `topic ${frame.topic.slice(0, 60)} not declared`, frame.payload);
       if (frame.payload.length > declaration.maxBytes) return this.refuse('GW_OVERSIZED', `${frame.payload.length} bytes`, frame.payload.subarray(0, 256));
@@ -249,6 +291,7 @@ export class DiodeReceiver {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.expiry);
     this.pump.stop();
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
     await this.thread.idle();

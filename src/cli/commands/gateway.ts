@@ -59,6 +59,8 @@ reason and code) and, when allowed, re-encoded canonically on the payment side.
   --id NAME            gateway id (default gw1)
   --ack-timeout MS, --max-attempts N   department deliveries (default 2000, 5)
   --payment-inflight N   QoS 2 crossings in flight to the payment broker (default 32; keep it at most its max_inflight_messages)
+  --fragment-bytes N   one-way: message bytes a datagram at most (default 1200, fits a 1,500 MTU;
+                       firmware-protocol/gateway-diode.md, version 2 fragments)
 Prints "gateway listening on HOST:PORT" when ready; SIGTERM stops it.`,
   async run(args, io) {
     const values = parse(args, {
@@ -75,6 +77,7 @@ Prints "gateway listening on HOST:PORT" when ready; SIGTERM stops it.`,
       'ack-timeout': { type: 'string' },
       'max-attempts': { type: 'string' },
       'payment-inflight': { type: 'string' },
+      'fragment-bytes': { type: 'string' },
     });
     const payment = values.payment;
     const oneWay = values['one-way'];
@@ -85,11 +88,12 @@ Prints "gateway listening on HOST:PORT" when ready; SIGTERM stops it.`,
     if (!/^[A-Za-z0-9._-]{1,20}$/.test(gatewayId)) throw new TallyError('USAGE', '--id: 1-20 letters, digits, . _ -');
     const log = createLogger({ level: process.env.TALLY_LOG_LEVEL ?? 'info' });
     const diode = typeof oneWay === 'string' ? hostPort(oneWay, 'one-way') : undefined;
+    const fragmentBytes = integer(values, 'fragment-bytes', 1_200);
     const gateway = await Gateway.start({
       gatewayId,
       dbPath: required(values, 'db'),
       mllp: hostPort(required(values, 'mllp'), 'mllp'),
-      payment: diode ? (store) => new DiodeSender(store, diode, gatewayId) : (payment as string),
+      payment: diode ? (thread) => new DiodeSender(thread, diode, gatewayId, fragmentBytes) : (payment as string),
       ...(typeof values.hospital === 'string' ? { hospitalBroker: values.hospital } : {}),
       ...(rootHex ? { rootPublicKey: new Uint8Array(Buffer.from(rootHex, 'hex')) } : {}),
       capacity: capacities(values.capacity as string | undefined),
@@ -141,14 +145,17 @@ function time(value: unknown, name: string): number | undefined {
 export const gatewayDiodeReceiveCommand: CliCommand = {
   path: ['gateway', 'diode-receive'],
   summary: "one-way mode's payment end: take the gateway's datagrams and publish them on the payment broker",
-  help: `tally gateway diode-receive --listen HOST:PORT --db FILE --payment URL [--gateway-id ID] [--root HEX]
+  help: `tally gateway diode-receive --listen HOST:PORT --db FILE --payment URL [--gateway-id ID] [--root HEX] [--reassembly-timeout MS]
 
 Runs on the payment side of a one-way gateway (tally gateway run --one-way).
 Reads UDP datagrams only (it sends nothing back: the return path may be cut),
-checks each again against the declarations, keeps its own archive, passes each
-once (deduplicated on gateway, kind and seq) and publishes it to --payment.`,
+reassembles messages sent in fragments (a message missing a fragment after
+--reassembly-timeout MS, default 2000, is reported GW_DIODE_INCOMPLETE and
+nothing of it is delivered), checks each again against the declarations, keeps
+its own archive, passes each once (deduplicated on gateway, kind and seq) and
+publishes it to --payment.`,
   async run(args, io) {
-    const values = parse(args, { listen: { type: 'string' }, db: { type: 'string' }, payment: { type: 'string' }, 'gateway-id': { type: 'string' }, root: { type: 'string' } });
+    const values = parse(args, { listen: { type: 'string' }, db: { type: 'string' }, payment: { type: 'string' }, 'gateway-id': { type: 'string' }, root: { type: 'string' }, 'reassembly-timeout': { type: 'string' } });
     const rootHex = values.root as string | undefined;
     if (rootHex !== undefined && !/^[0-9a-fA-F]{64}$/.test(rootHex)) throw new TallyError('USAGE', '--root must be 64 hex digits');
     const receiver = await DiodeReceiver.start({
@@ -156,6 +163,7 @@ once (deduplicated on gateway, kind and seq) and publishes it to --payment.`,
       dbPath: required(values, 'db'),
       paymentBroker: required(values, 'payment'),
       gatewayId: (values['gateway-id'] as string | undefined) ?? 'gw1',
+      reassemblyTimeoutMs: integer(values, 'reassembly-timeout', 2_000),
       ...(rootHex ? { rootPublicKey: new Uint8Array(Buffer.from(rootHex, 'hex')) } : {}),
       logger: createLogger({ level: process.env.TALLY_LOG_LEVEL ?? 'info' }),
     });
@@ -166,7 +174,7 @@ once (deduplicated on gateway, kind and seq) and publishes it to --payment.`,
       process.once('SIGINT', () => resolve());
     });
     await receiver.close();
-    io.out(`diode receiver stopped: ${JSON.stringify(receiver.counts)}`);
+    io.out(`diode receiver stopped: ${JSON.stringify({ ...receiver.counts, reassembly: receiver.reassembly() })}`);
     return 0;
   },
 };

@@ -98,3 +98,141 @@ export function parseDiodeFrame(bytes: Uint8Array): DiodeFrame {
   if (payloadLength > DIODE_MAX_PAYLOAD || o + payloadLength !== bytes.length) fail('payload length does not match the datagram');
   return { kind, gatewayId, seq, topic, payload: bytes.slice(o, o + payloadLength) };
 }
+
+/*
+ * Version 2: a message in fragments (firmware-protocol/gateway-diode.md,
+ * "Fragments"). The message body is topic length u16 | topic | payload; it is
+ * cut into fragments of at most fragmentBytes, each a datagram:
+ *   "TD" | version 2 | kind | gateway id length u8 | gateway id
+ *   | seq u48 | index u16 | count u16 | message length u32 | digest 8 bytes
+ *   | fragment bytes
+ * The digest (the first 8 bytes of SHA-256 over the body) is the same in every
+ * fragment: it tells fragments of one message from those of another with the
+ * same seq, and the reassembled body is checked against it.
+ */
+export const DIODE_FRAGMENTED_VERSION = 2;
+/** Fragments small enough to cross an Ethernet MTU of 1,500 without IP fragmentation */
+export const DIODE_DEFAULT_FRAGMENT_BYTES = 1_200;
+/** The largest message in fragments (body: topic and payload) */
+export const DIODE_MAX_MESSAGE = 1_048_576;
+
+export interface DiodeFragment {
+  readonly kind: DiodeKind;
+  readonly gatewayId: string;
+  readonly seq: number;
+  readonly index: number;
+  readonly count: number;
+  readonly messageLength: number;
+  readonly digest: Uint8Array;
+  readonly data: Uint8Array;
+}
+
+/** SHA-256, injected so the codec stays free of node:crypto (the gateway passes createHash's) */
+export type Sha256 = (bytes: Uint8Array) => Uint8Array;
+
+function checkHeader(kind: DiodeKind, gatewayId: string, seq: number): Uint8Array {
+  const id = new TextEncoder().encode(gatewayId);
+  if (id.length === 0 || id.length > 32 || !/^[A-Za-z0-9._-]+$/.test(gatewayId)) throw new DiodeFrameError('gateway id: 1-32 of A-Z a-z 0-9 . _ -');
+  if (!Number.isSafeInteger(seq) || seq < 1 || seq > 2 ** 48 - 1) throw new DiodeFrameError('seq: 1..2^48-1');
+  if (!(kind in KIND_BYTE)) throw new DiodeFrameError(`unknown kind ${kind}`);
+  return id;
+}
+
+/** The body a fragmented message carries: topic length u16 | topic | payload */
+export function diodeMessageBody(topic: string, payload: Uint8Array): Uint8Array {
+  const t = new TextEncoder().encode(topic);
+  if (t.length === 0 || t.length > 256) throw new DiodeFrameError('topic: 1-256 bytes');
+  const body = new Uint8Array(2 + t.length + payload.length);
+  new DataView(body.buffer).setUint16(0, t.length);
+  body.set(t, 2);
+  body.set(payload, 2 + t.length);
+  return body;
+}
+
+export function parseDiodeMessageBody(body: Uint8Array): { topic: string; payload: Uint8Array } {
+  if (body.length < 2) throw new DiodeFrameError('message body too short');
+  const topicLength = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint16(0);
+  if (topicLength === 0 || topicLength > 256 || 2 + topicLength > body.length) throw new DiodeFrameError('bad topic length');
+  let topic: string;
+  try {
+    topic = utf8.decode(body.subarray(2, 2 + topicLength));
+  } catch {
+    throw new DiodeFrameError('topic not UTF-8');
+  }
+  return { topic, payload: body.slice(2 + topicLength) };
+}
+
+/** A message as its fragments (datagrams), in index order */
+export function encodeDiodeFragments(f: DiodeFrame, sha256: Sha256, fragmentBytes = DIODE_DEFAULT_FRAGMENT_BYTES): Uint8Array[] {
+  const id = checkHeader(f.kind, f.gatewayId, f.seq);
+  if (!Number.isInteger(fragmentBytes) || fragmentBytes < 1 || fragmentBytes > 65_000) throw new DiodeFrameError('fragment size: 1..65,000 bytes');
+  const body = diodeMessageBody(f.topic, f.payload);
+  if (body.length > DIODE_MAX_MESSAGE) throw new DiodeFrameError(`message over ${DIODE_MAX_MESSAGE} bytes`);
+  const count = Math.max(1, Math.ceil(body.length / fragmentBytes));
+  if (count > 0xffff) throw new DiodeFrameError('more than 65,535 fragments: take larger fragments');
+  const digest = sha256(body).subarray(0, 8);
+  const fragments: Uint8Array[] = [];
+  for (let index = 0; index < count; index++) {
+    const data = body.subarray(index * fragmentBytes, Math.min(body.length, (index + 1) * fragmentBytes));
+    const out = new Uint8Array(5 + id.length + 6 + 2 + 2 + 4 + 8 + data.length);
+    const view = new DataView(out.buffer);
+    let o = 0;
+    out[o++] = DIODE_MAGIC[0];
+    out[o++] = DIODE_MAGIC[1];
+    out[o++] = DIODE_FRAGMENTED_VERSION;
+    out[o++] = KIND_BYTE[f.kind];
+    out[o++] = id.length;
+    out.set(id, o);
+    o += id.length;
+    view.setUint16(o, Math.floor(f.seq / 2 ** 32));
+    view.setUint32(o + 2, f.seq >>> 0);
+    o += 6;
+    view.setUint16(o, index);
+    view.setUint16(o + 2, count);
+    view.setUint32(o + 4, body.length);
+    o += 8;
+    out.set(digest, o);
+    o += 8;
+    out.set(data, o);
+    fragments.push(out);
+  }
+  return fragments;
+}
+
+/** One version 2 datagram; a version 1 datagram is read as a message of one fragment by the receiver (parseDiodeFrame) */
+export function parseDiodeFragment(bytes: Uint8Array): DiodeFragment {
+  const fail = (why: string): never => {
+    throw new DiodeFrameError(why);
+  };
+  if (bytes.length < 5 + 1 + 6 + 8 + 8) fail('datagram too short');
+  if (bytes[0] !== DIODE_MAGIC[0] || bytes[1] !== DIODE_MAGIC[1]) fail('bad magic');
+  if (bytes[2] !== DIODE_FRAGMENTED_VERSION) fail(`unknown version ${bytes[2]}`);
+  const kind: DiodeKind = bytes[3] === 1 ? 'crossing' : bytes[3] === 2 ? 'delivery' : fail(`unknown kind ${bytes[3]}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let o = 4;
+  const idLength = bytes[o++]!;
+  if (idLength === 0 || idLength > 32 || o + idLength + 22 > bytes.length) fail('bad gateway id length');
+  let gatewayId = '';
+  try {
+    gatewayId = utf8.decode(bytes.subarray(o, o + idLength));
+  } catch {
+    fail('gateway id not UTF-8');
+  }
+  if (!/^[A-Za-z0-9._-]+$/.test(gatewayId)) fail('bad gateway id');
+  o += idLength;
+  const seq = view.getUint16(o) * 2 ** 32 + view.getUint32(o + 2);
+  if (seq < 1) fail('seq 0');
+  o += 6;
+  const index = view.getUint16(o);
+  const count = view.getUint16(o + 2);
+  const messageLength = view.getUint32(o + 4);
+  o += 8;
+  if (count === 0 || index >= count) fail(`fragment index ${index} of ${count}`);
+  if (messageLength < 3 || messageLength > DIODE_MAX_MESSAGE) fail(`message length ${messageLength}`);
+  const digest = bytes.slice(o, o + 8);
+  o += 8;
+  const data = bytes.slice(o);
+  if (data.length === 0 || data.length > messageLength) fail('fragment length');
+  // all fragments but the last have the same length, so the last's offset follows from it
+  return { kind, gatewayId, seq, index, count, messageLength, digest, data };
+}
