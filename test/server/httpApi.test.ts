@@ -44,7 +44,7 @@ describe('HTTP layer (fastify)', () => {
         'GET /api/statement', 'GET /api/statement.pdf',
         'POST /api/echo', 'POST /api/registry/clinics', 'POST /api/registry/import', 'POST /api/registry/terminals', 'POST /api/registry/terminals/retire',
         'POST /api/registry/agents', 'POST /api/alerts/ack', 'POST /api/session', 'POST /api/session/logout', 'POST /api/session/locale', 'POST /api/users/change', 'POST /api/users',
-        'GET /api/vouchers', 'GET /api/vouchers/batches', 'GET /api/vouchers/centre', 'GET /api/vouchers/slots', 'GET /api/vouchers/stats',
+        'GET /api/vouchers', 'GET /api/vouchers/batches', 'GET /api/vouchers/centre', 'GET /api/vouchers/slots', 'GET /api/vouchers/stats', 'GET /api/wallet', 'POST /api/wallet/book',
         'POST /api/vouchers/batches', 'POST /api/vouchers/book', 'POST /api/vouchers/issue', 'POST /api/vouchers/send', 'POST /api/vouchers/slots', 'POST /api/vouchers/void', 'POST /api/vouchers/void-expired',
       ].sort(),
     );
