@@ -338,6 +338,22 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'The file given with --config does not exist, cannot be read by the service user, or is not YAML or JSON (the listing quotes the parser\'s message with its line).',
     remedy: 'Check the path and the permissions; fix the syntax at the line named (an editor with the yaml-language-server and the schema shows it).',
   },
+  HTTP_NOT_FOUND: {
+    cause: 'The HTTP API has no such resource: an unknown path, or a terminal, clinic or voucher the server does not know (the answer names it).',
+    remedy: 'Check the id or path; GET /api lists the routes (docs/console.md).',
+  },
+  HTTP_UNAVAILABLE: {
+    cause: 'The server cannot answer this request now: a part it needs is not configured (no investor root, no voucher key) or not available (chromium for a PDF).',
+    remedy: 'The answer says which part; start the server with it (tally server run --help) or install what is missing, then try again.',
+  },
+  BAD_DIODE_FRAME: {
+    cause: 'A datagram over the one-way diode is not a frame of firmware-protocol/gateway-diode.md (wrong magic, version, lengths), or a frame to send does not fit one.',
+    remedy: 'Check that both sides of the diode run the same release; the receiver drops the datagram and the sender resends it from its archive.',
+  },
+  SERVER_TIME_BEHIND: {
+    cause: "The server's time (in an ack or a checkpoint) is more than the allowed margin behind the latest time this terminal has already recorded: the server's clock is wrong, or the message is an old one replayed.",
+    remedy: "Check the server's clock (timedatectl, NTP); the terminal keeps its own time meanwhile and records the refusal. Nothing to do on the terminal.",
+  },
   LEDGER_ROLLBACK: {
     cause: 'A witness outside the terminal database holds a later ledger than the database: the relay board keeps a higher chain head, the server signed a checkpoint beyond it, or a card carries this terminal\'s consumed marker from an entry the ledger no longer has. The database was restored from an old copy or cut short; the terminal refuses service and has recorded and reported it.',
     remedy: 'Do not swipe further cards. Keep the data folder as evidence and call the investor: tally ledger verify --checkpoint with the server\'s checkpoint names the missing seqs; the server\'s copy of the ledger holds what was reported before the loss.',
@@ -522,10 +538,6 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'tally server user add was given a user name the store already holds.',
     remedy: 'Choose another name, or change the password with tally server user passwd.',
   },
-  AUDIT_APPEND_ONLY: {
-    cause: 'Something tried to UPDATE, DELETE or TRUNCATE the audit_log table: the database trigger refused it.',
-    remedy: 'Nothing changes the audit log; find who ran the statement (the database log) and treat it as an incident.',
-  },
   LOGIN_TOKEN: {
     cause: 'The one-time login link (the demo prints one) was used already, has expired (10 minutes), or was never issued.',
     remedy: 'Ask for a new one (npm run demo -- --serve prints it) or log in with a password.',
@@ -598,10 +610,6 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'The authorisation lived out its lifetime before the patient consented.',
     remedy: 'Start the payment again at the terminal; nothing was charged.',
   },
-  INSURANCE_SLOW_DOWN: {
-    cause: 'The terminal polled the authorisation faster than the interval the server gave (RFC 8628 slow_down).',
-    remedy: 'Nothing to do: the terminal adds 5 s to its interval, as the answer asks.',
-  },
   INSURANCE_LINK_TAKEN: {
     cause: 'Another phone opened this payment link first; one link serves one phone.',
     remedy: 'Use the phone that opened it first, or cancel and start again at the terminal.',
@@ -621,10 +629,6 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
   INSURANCE_NO_SIGNING_KEY: {
     cause: 'The server was started without --signing-key, so it cannot sign settlement vouchers.',
     remedy: 'Make the key with tally server certify-key and start tally server run --signing-key FILE.',
-  },
-  INSURANCE_RECONCILE_MISMATCH: {
-    cause: "The platform's statement and our records disagree: a settlement without a use, a use without a settlement, or different amounts.",
-    remedy: 'Read the listed mismatches (tally server insurance reconcile); reverse or record each as it says.',
   },
   BAD_TLV: {
     cause: 'Bytes in tag-length-value form (a card record, a ledger entry) are truncated, overlong or carry a length out of range.',
@@ -725,10 +729,6 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
   GW_STALE_SIGNED: {
     cause: "A signed message from the payment side that expired (a settlement voucher past its expiry) or a deny list with a version not above the one that already passed for that terminal.",
     remedy: 'Nothing to do for a replay; otherwise issue a new voucher or a newer deny list.',
-  },
-  GW_ONE_WAY: {
-    cause: 'The gateway runs one way (hospital to payment): nothing is read from the payment side, so a return message cannot pass.',
-    remedy: 'Expected with a diode; acknowledgements come from the gateway itself.',
   },
   GW_DIODE_INCOMPLETE: {
     cause: "A message sent over the one-way link in fragments did not arrive whole: both copies of at least one fragment were lost (a full receive buffer, a lossy link) before the reassembly timeout; the log and the receiver's archive name the seq and the missing fragment indexes.",

@@ -111,6 +111,7 @@ export const ErrorCodes = {
   LEDGER_TRUNCATED: info(4031, 'Ledger truncated: it no longer contains the server\'s signed checkpoint', '账本被截断：不再包含服务器签名的检查点'),
   // the clock's high-water mark (firmware-protocol/ledger-format.md §6)
   CLOCK_RESET_REFUSED: info(4040, 'Clock reset refused: its proof is not signed for this terminal\'s ledger', '时钟重置被拒绝：其证明不是为本终端账本签署的'),
+  SERVER_TIME_BEHIND: info(4046, "Server time not taken: it is behind the time this terminal has already recorded", '未采用服务器时间：早于本终端已记录的时间'),
   CLOCK_AHEAD: info(4041, 'Clock not trusted: it jumped far ahead of the last trusted time (not taken)', '时钟不可信：时间大幅超前于上次可信时间（未采用）'),
   // storage faults by their cause (storageErrorOf: SQLite result codes and errno codes)
   STORAGE_FULL: info(4042, 'Out of service: the disk is full (cannot record)', '暂停服务：磁盘已满（无法记录）'),
@@ -177,11 +178,12 @@ export const ErrorCodes = {
   LOGIN_FAILED: info(6506, 'Login failed: wrong user name or password', '登录失败：用户名或密码错误', true),
   WEAK_PASSWORD: info(6507, 'Password refused: at least 12 characters, not the user name', '密码不符合要求：至少 12 个字符，且不能与用户名相同'),
   USER_EXISTS: info(6508, 'User already exists', '用户已存在'),
-  AUDIT_APPEND_ONLY: info(6509, 'The audit log is append-only: a row cannot be changed or removed', '审计日志只可追加：记录不能修改或删除'),
   LOGIN_TOKEN: info(6510, 'One-time login invalid, used or expired', '一次性登录链接无效、已使用或已过期'),
   UNKNOWN_AGENT: info(6511, 'No such agent in the registry', '登记中无此代理商'),
   UNKNOWN_USER: info(6513, 'No such console user', '无此控制台用户'),
   LAST_SYSADMIN: info(6514, 'Refused: this would leave no enabled system administrator', '操作被拒绝：这将使系统中没有可用的系统管理员'),
+  HTTP_NOT_FOUND: info(6517, 'Not found: the server has no such resource', '未找到：服务器无此资源'),
+  HTTP_UNAVAILABLE: info(6518, 'The server cannot answer this now (a part it needs is not configured or not available)', '服务器暂时无法处理此请求（所需部分未配置或不可用）', true),
   BAD_ROLE_SCOPE: info(6512, 'A clinic user needs its clinic, an agent user its agent and a patient user its wallet (and no other role either)', '医疗机构用户须指定其机构、代理商用户须指定其代理商、患者用户须指定其钱包（其他角色不可指定）'),
   STATEMENT_CLINIC_UNKNOWN: info(6515, 'No statement: the registry and the ingest know no such clinic', '无法生成结算单：登记和数据接收中均无此医疗机构'),
   STATEMENT_PDF_UNAVAILABLE: info(6516, 'The statement PDF could not be printed: no working Chromium on the server', '无法打印结算单 PDF：服务器上没有可用的 Chromium', true),
@@ -194,13 +196,11 @@ export const ErrorCodes = {
   INSURANCE_IDEMPOTENCY: info(6605, 'Insurance platform refused: idempotency key reused for another request', '医保平台拒绝：幂等键被用于其他请求'),
   INSURANCE_UNKNOWN_ORDER: info(6606, 'Unknown insurance order or authorisation', '未知的医保订单或授权'),
   INSURANCE_CODE_EXPIRED_SERVER: info(6607, 'Authorisation expired: start the payment again at the terminal', '授权已过期：请在终端重新发起支付'),
-  INSURANCE_SLOW_DOWN: info(6608, 'Polling too fast: slow down', '轮询过于频繁：请降低频率', true),
   INSURANCE_LINK_TAKEN: info(6609, 'This payment link is already open on another phone', '该支付链接已在另一部手机上打开'),
   INSURANCE_TOKEN_USED: info(6610, 'Authorisation token already used', '授权令牌已使用'),
   INSURANCE_TOKEN_INVALID: info(6611, 'Authorisation token invalid or not for this order', '授权令牌无效或不属于此订单'),
   INSURANCE_STATE: info(6612, 'The insurance order is not in a state that allows this', '医保订单当前状态不允许此操作'),
   INSURANCE_NO_SIGNING_KEY: info(6613, 'Insurance payments need the server signing key (tally server certify-key)', '医保支付需要服务器签名密钥（tally server certify-key）'),
-  INSURANCE_RECONCILE_MISMATCH: info(6614, 'Insurance reconciliation found mismatches', '医保对账发现不一致'),
 
   // 7xxx: formats (thrown by the codecs as CodecError, with the path of the bad field)
   BAD_TLV: info(7001, 'Malformed data (TLV)', '数据格式错误（TLV）'),
@@ -214,6 +214,7 @@ export const ErrorCodes = {
   WALLET_QR_FORGED: info(7008, 'Personal QR code refused: its signature does not verify', '个人二维码被拒绝：签名校验失败'),
   WALLET_QR_EXPIRED: info(7009, 'Personal QR code expired: refresh it on the phone', '个人二维码已过期：请在手机上刷新'),
   WALLET_QR_UNKNOWN_KEY: info(7010, 'Personal QR code refused: signed with a key this back office does not hold', '个人二维码被拒绝：签名密钥不属于本后台'),
+  BAD_DIODE_FRAME: info(7011, 'Malformed data diode frame', '单向网闸数据帧格式错误'),
 
   // 8xxx: isolation gateway (every refusal is archived with its code)
   GW_FRAMING: info(8001, 'Gateway refused: broken MLLP framing', '网闸拒绝：MLLP 帧格式错误'),
@@ -231,7 +232,6 @@ export const ErrorCodes = {
   GW_ARCHIVE_BROKEN: info(8013, 'Gateway archive verification failed', '网闸存档校验失败'),
   BAD_SIGNED_DENYLIST: info(6800, 'Signed deny list refused: malformed (firmware-protocol/gateway-signed.md)', '签名黑名单被拒绝：格式错误'),
   GW_STALE_SIGNED: info(6801, 'Gateway refused: signed message expired or older than the one that passed', '网闸拒绝：签名消息已过期或早于已通过的版本'),
-  GW_ONE_WAY: info(8014, 'Gateway is one-way: nothing passes from the payment side', '网闸为单向模式：支付侧消息不可回传'),
   GW_DIODE_INCOMPLETE: info(8015, 'Diode receiver: a message lost on the one-way link (fragments missing); nothing of it was delivered', '单向网闸接收端：消息在单向链路上丢失（分片缺失），未投递任何部分'),
   GW_DIODE_FRAGMENT: info(8016, 'Diode receiver refused: a fragment contradicts the others of its message', '单向网闸接收端拒绝：分片与同一消息的其他分片不一致'),
 

@@ -3,6 +3,7 @@
  * from its declaration (options, usage, prose) and is listed in tally.ts.
  * run() returns the process exit code; it writes to io, never to console.
  */
+import { TallyError } from '../errors.js';
 import { parseDeclared, type Parsed } from './args.js';
 import { renderHelp } from './help.js';
 import { COMMON_OPTIONS, type OptionTable } from './options.js';
@@ -63,7 +64,7 @@ export interface CliCommand {
 export function optionsOf(spec: CommandSpec, subcommand?: string): OptionTable {
   if (subcommand === undefined) return { ...COMMON_OPTIONS, ...spec.options };
   const sub = spec.subcommands?.find((s) => s.name === subcommand);
-  if (!sub) throw new Error(`${spec.path}: no subcommand ${subcommand} declared`);
+  if (!sub) throw new TallyError('INTERNAL', `${spec.path}: no subcommand ${subcommand} declared`);
   return { ...COMMON_OPTIONS, ...spec.options, ...sub.options };
 }
 

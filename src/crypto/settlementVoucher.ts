@@ -8,7 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import { fromHex, toHex, utf8 } from '../codecs/bytes.js';
 import { parseServerKeyCertificateBody, type SignedJson } from '../codecs/checkpoint.js';
 import { encodeSettlementVoucherBody, parseSettlementVoucherBody, SETTLEMENT_VOUCHER_FORMAT, type SettlementVoucher, type SettlementVoucherFields } from '../codecs/settlementVoucher.js';
-import { TallyError } from '../errors.js';
+import { TallyError, CodecError } from '../errors.js';
 import { verifyServerKeyCertificate } from './checkpoint.js';
 import { signMessage, verifyMessage } from './ed25519.js';
 
@@ -32,8 +32,8 @@ export function verifySettlementVoucher(voucher: SettlementVoucher, rootPublicKe
   try {
     const server = verifyServerKeyCertificate(voucher.serverCertificate, rootPublicKey);
     fields = parseSettlementVoucherBody(voucher.body);
-    if (fields.serverId !== server.serverId) throw new Error(`voucher names server ${fields.serverId}, its certificate ${server.serverId}`);
-    if (!verifyMessage(fromHex(server.publicKey), utf8(voucher.body), fromHex(voucher.signature))) throw new Error(`not signed by server ${server.serverId}'s key (altered?)`);
+    if (fields.serverId !== server.serverId) throw new CodecError('SETTLEMENT_VOUCHER_FORGED', `voucher names server ${fields.serverId}, its certificate ${server.serverId}`);
+    if (!verifyMessage(fromHex(server.publicKey), utf8(voucher.body), fromHex(voucher.signature))) throw new CodecError('SETTLEMENT_VOUCHER_FORGED', `not signed by server ${server.serverId}'s key (altered?)`);
   } catch (err) {
     throw new TallyError('SETTLEMENT_VOUCHER_FORGED', (err as Error).message);
   }

@@ -8,7 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import { fromHex, toHex, utf8 } from '../codecs/bytes.js';
 import { parseServerKeyCertificateBody, type SignedJson } from '../codecs/checkpoint.js';
 import { encodeSignedDenylistBody, parseSignedDenylistBody, SIGNED_DENYLIST_FORMAT, type SignedDenylist, type SignedDenylistFields } from '../codecs/signedDenylist.js';
-import { TallyError } from '../errors.js';
+import { TallyError, CodecError } from '../errors.js';
 import { verifyServerKeyCertificate } from './checkpoint.js';
 import { signMessage, verifyMessage } from './ed25519.js';
 
@@ -23,8 +23,8 @@ export function verifySignedDenylist(list: SignedDenylist, rootPublicKey: Uint8A
   try {
     const server = verifyServerKeyCertificate(list.serverCertificate, rootPublicKey);
     const fields = parseSignedDenylistBody(list.body);
-    if (fields.serverId !== server.serverId) throw new Error(`list names server ${fields.serverId}, its certificate ${server.serverId}`);
-    if (!verifyMessage(fromHex(server.publicKey), utf8(list.body), fromHex(list.signature))) throw new Error(`not signed by server ${server.serverId}'s key (altered?)`);
+    if (fields.serverId !== server.serverId) throw new CodecError('BAD_SIGNED_DENYLIST', `list names server ${fields.serverId}, its certificate ${server.serverId}`);
+    if (!verifyMessage(fromHex(server.publicKey), utf8(list.body), fromHex(list.signature))) throw new CodecError('BAD_SIGNED_DENYLIST', `not signed by server ${server.serverId}'s key (altered?)`);
     return fields;
   } catch (err) {
     throw new TallyError('BAD_SIGNED_DENYLIST', (err as Error).message.slice(0, 200));

@@ -3,6 +3,7 @@
  * connection on a unix socket in the data folder, mode 0600, so only the local
  * administrator can read it and nothing on the network can reach it.
  */
+import { TallyError } from '../errors.js';
 import { existsSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { closeServer, listenPrivate } from './localSocket.js';
@@ -18,7 +19,7 @@ export class StatusServer {
   async start(): Promise<void> {
     if (existsSync(this.path)) {
       // a socket left by a daemon that died: refuse only if someone still answers on it
-      if (await isAnswering(this.path)) throw new Error(`another daemon answers on ${this.path}`);
+      if (await isAnswering(this.path)) throw new TallyError('CONFIG', `another daemon answers on ${this.path}`);
       unlinkSync(this.path);
     }
     this.server = createServer((socket) => {

@@ -128,7 +128,7 @@ export class Gateway {
 
   get address(): { host: string; port: number } {
     const a = this.server?.address();
-    if (!a || typeof a === 'string') throw new Error('gateway not listening');
+    if (!a || typeof a === 'string') throw new TallyError('INTERNAL', 'gateway not listening');
     return { host: a.address, port: a.port };
   }
 
@@ -557,7 +557,7 @@ export class Gateway {
   async drained(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.store.crossingCount() > 0 || this.pump.inFlight > 0 || this.batch.length > 0 || this.thread!.busy) {
-      if (Date.now() > deadline) throw new Error(`gateway not drained: ${this.store.crossingCount()} crossings, ${this.pump.inFlight} in flight`);
+      if (Date.now() > deadline) throw new TallyError('INTERNAL', `gateway not drained: ${this.store.crossingCount()} crossings, ${this.pump.inFlight} in flight`);
       await new Promise((r) => setTimeout(r, 10));
     }
   }

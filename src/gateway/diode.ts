@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { encodeDiodeFragments, parseDiodeFragment, parseDiodeFrame, DIODE_DEFAULT_FRAGMENT_BYTES, DIODE_FRAGMENTED_VERSION, DIODE_MAGIC, type DiodeFrame, type DiodeKind } from '../codecs/gateway/diodeFrame.js';
 import { parseReport } from '../codecs/mqtt/report.js';
 import { checkReportSignatures } from '../crypto/reportSignatures.js';
-import { ErrorCodes, operatorMessage, type ErrorName } from '../errors.js';
+import { ErrorCodes, operatorMessage, type ErrorName, TallyError } from '../errors.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { CrossingPump } from './CrossingPump.js';
@@ -285,7 +285,7 @@ export class DiodeReceiver {
   async drained(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.store.crossingCount() > 0 || this.pump.inFlight > 0 || this.thread.busy) {
-      if (Date.now() > deadline) throw new Error('diode receiver not drained');
+      if (Date.now() > deadline) throw new TallyError('INTERNAL', 'diode receiver not drained');
       await new Promise((r) => setTimeout(r, 10));
     }
   }

@@ -5,6 +5,7 @@
  * other. The link is an in-memory pair by default, so the demo needs nothing
  * installed; tests can pass any ByteTransport pair (a socat pty pair).
  */
+import { TallyError } from '../errors.js';
 import { toHex } from '../codecs/bytes.js';
 import type { SmartCard } from '../card/ApduChannel.js';
 import { TerminalDaemon, type SwipeTiming } from '../daemon/TerminalDaemon.js';
@@ -108,7 +109,7 @@ export class SerialRig {
   async deviceIdle(timeoutMs = 5000): Promise<void> {
     const until = Date.now() + timeoutMs;
     while (this.terminal.ledger.openUses().length > 0) {
-      if (Date.now() > until) throw new Error('device session did not end');
+      if (Date.now() > until) throw new TallyError('INTERNAL', 'device session did not end');
       await new Promise((r) => setTimeout(r, 2));
     }
   }

@@ -11,6 +11,7 @@
  * process started here by its pid, deletes the namespaces (and the veth) and
  * removes the folders. Needs root (ip netns).
  */
+import { TallyError } from '../errors.js';
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,7 +45,7 @@ function runCommand(command: string, args: readonly string[], options: RunOption
 
 async function must(command: string, args: readonly string[]): Promise<void> {
   const r = await runCommand(command, args);
-  if (r.code !== 0) throw new Error(`${command} ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
+  if (r.code !== 0) throw new TallyError('INTERNAL', `${command} ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
 }
 
 export class BoardAndServer {
@@ -104,7 +105,7 @@ export class BoardAndServer {
   async waitForPort(machine: Machine, host: string, port: number, timeoutMs = 15_000): Promise<void> {
     const script = `const net=require('net');const end=Date.now()+${timeoutMs};const t=()=>{const s=net.connect({host:${JSON.stringify(host)},port:${port}});s.on('connect',()=>{s.destroy();process.exit(0)});s.on('error',()=>{if(Date.now()>end)process.exit(3);setTimeout(t,50)})};t()`;
     const r = await this.run(machine, process.execPath, ['-e', script]);
-    if (r.code !== 0) throw new Error(`${host}:${port} not open from the ${machine} within ${timeoutMs} ms`);
+    if (r.code !== 0) throw new TallyError('INTERNAL', `${host}:${port} not open from the ${machine} within ${timeoutMs} ms`);
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,7 @@
  * terminal, then a summary checked against the ledger.
  */
 import { toHex } from '../codecs/bytes.js';
-import { operatorMessage, isTallyError, type Locale } from '../errors.js';
+import { operatorMessage, isTallyError, type Locale, TallyError } from '../errors.js';
 import { SimulatedCard } from '../sim/SimulatedCard.js';
 import type { SwipeOutcome } from '../terminal/Terminal.js';
 import type { ServerStore } from '../server/ServerStore.js';
@@ -109,7 +109,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
 
   // the labels fit the column: the messages start in one column
   const show = (label: string, outcome: SwipeOutcome): void => {
-    if (label.length > LABEL_WIDTH) throw new Error(`demo label wider than its column: ${label}`);
+    if (label.length > LABEL_WIDTH) throw new TallyError('INTERNAL', `demo label wider than its column: ${label}`);
     say(`${outcome.ok ? OK : NO} ${label.padEnd(LABEL_WIDTH)} ${outcome.message}${outcome.ok ? '' : ` [${outcome.code}]`}`);
   };
 

@@ -4,6 +4,7 @@
  * server over MQTT, dropping offline and coming back. At the end it checks the
  * server against every terminal's ledger, entry for entry.
  */
+import { TallyError } from '../errors.js';
 import { join } from 'node:path';
 import { bytesEqual } from '../codecs/bytes.js';
 import { sha256 } from '../crypto/ed25519.js';
@@ -88,7 +89,7 @@ export class FleetSimulator {
       const batch = await this.issuer.makeBatch(clinic, this.options.usesPerTerminal, 3650);
       const rig = await provisionTerminal(this.issuer, { dataDir, terminalId: id, clinicCode: clinic });
       const loaded = await rig.swipe(batch.batchCard);
-      if (!loaded.ok) throw new Error(`${id}: batch load refused: ${loaded.code}`);
+      if (!loaded.ok) throw new TallyError('INTERNAL', `${id}: batch load refused: ${loaded.code}`);
       const t: FleetTerminal = { id, dataDir, rig, batch, sync: undefined, next: 0 };
       t.sync = this.connect(t);
       this.fleet.push(t);
@@ -115,7 +116,7 @@ export class FleetSimulator {
         }
         for (let k = 0; k < perRound && t.next < t.batch.oneTimeCards.length; k++) {
           const outcome = await t.rig.swipe(t.batch.oneTimeCards[t.next++]!);
-          if (!outcome.ok) throw new Error(`${t.id}: swipe refused: ${outcome.code}`);
+          if (!outcome.ok) throw new TallyError('INTERNAL', `${t.id}: swipe refused: ${outcome.code}`);
           usesGranted++;
         }
         t.sync?.client.notify();

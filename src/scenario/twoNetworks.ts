@@ -11,6 +11,7 @@
  * the namespaces (and with them the veths) and stops every process started
  * here by its pid. Needs root (ip netns).
  */
+import { TallyError } from '../errors.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,14 +60,14 @@ function run(command: string, args: readonly string[]): Promise<RunResult> {
 
 async function must(command: string, args: readonly string[]): Promise<void> {
   const r = await run(command, args);
-  if (r.code !== 0) throw new Error(`${command} ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
+  if (r.code !== 0) throw new TallyError('INTERNAL', `${command} ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
 }
 
 /** The project root, found upwards from this file (it also runs compiled from dist/) */
 export function projectRoot(start = dirname(fileURLToPath(import.meta.url))): string {
   for (let dir = start; ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'config', 'mosquitto', 'plain.conf')) && existsSync(join(dir, 'package.json'))) return dir;
-    if (dirname(dir) === dir) throw new Error(`project root not found above ${start}`);
+    if (dirname(dir) === dir) throw new TallyError('INTERNAL', `project root not found above ${start}`);
   }
 }
 
@@ -239,7 +240,7 @@ export function startInNamespace(ns: string, command: string, args: readonly str
       }),
     exited: () => exit,
     write: (text) => {
-      if (!child.stdin) throw new Error(`${command}: started without stdin`);
+      if (!child.stdin) throw new TallyError('INTERNAL', `${command}: started without stdin`);
       child.stdin.write(text);
     },
     stop: async (signal = 'SIGTERM') => {

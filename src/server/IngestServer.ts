@@ -4,6 +4,7 @@
  * Several IngestServers can split the load through a shared subscription
  * ($share/<group>/...): any worker can verify any report alone.
  */
+import { TallyError } from '../errors.js';
 import { cpus } from 'node:os';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { encodeJsonPayload, type ConfigPayload, type DenylistPayload } from '../codecs/mqtt/messages.js';
@@ -97,9 +98,9 @@ export interface IngestServer {
 
 export async function createIngestServer(options: IngestServerOptions): Promise<IngestServer> {
   // a token the HTTP API would refuse fails here, before anything is started
-  if (options.adminToken !== undefined && options.httpPort === undefined) throw new Error('adminToken is for the HTTP API: give httpPort too');
+  if (options.adminToken !== undefined && options.httpPort === undefined) throw new TallyError('CONFIG', 'adminToken is for the HTTP API: give httpPort too');
   const tokenProblem = options.adminToken === undefined ? undefined : adminTokenProblem(options.adminToken);
-  if (tokenProblem) throw new Error(tokenProblem);
+  if (tokenProblem) throw new TallyError('CONFIG', tokenProblem);
   const clock = options.clock ?? systemClock;
   const timers = options.scheduler ?? systemScheduler;
   const logger = (options.logger ?? silentLogger).child({ module: 'server' });
@@ -204,7 +205,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
   };
   let http: HttpApi | undefined;
   let insurance: InsuranceService | undefined;
-  if (options.insurance && options.httpPort === undefined) throw new Error('insurance is served on the HTTP API: give httpPort too');
+  if (options.insurance && options.httpPort === undefined) throw new TallyError('CONFIG', 'insurance is served on the HTTP API: give httpPort too');
   if (options.insurance) {
     const { platform, ...rest } = options.insurance;
     insurance = new InsuranceService({

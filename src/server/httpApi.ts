@@ -316,7 +316,7 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
   const now = options.clock ?? Date.now;
   const logger = (options.logger ?? silentLogger).child({ module: 'http' });
   const tokenProblem = options.adminToken === undefined ? undefined : adminTokenProblem(options.adminToken);
-  if (tokenProblem) throw new Error(tokenProblem);
+  if (tokenProblem) throw new TallyError('CONFIG', tokenProblem);
   const adminDigest = options.adminToken === undefined ? undefined : digest(options.adminToken);
 
   const app = Fastify({ logger: false, ...(options.httpsProxy ? { trustProxy: 'loopback' } : {}), bodyLimit: MAX_ADMIN_BODY_BYTES, return503OnClosing: true, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
@@ -346,7 +346,7 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
       const operator = known.operator;
       return reply
         .code(known.status)
-        .send({ status: 'error', error: { code: known.code, message: known.message, ...(known.field !== undefined ? { field: known.field } : {}), ...(operator ? { number: operator.number, zh: operator.zh } : {}) } });
+        .send({ status: 'error', error: { code: known.answerCode, message: known.message, ...(known.field !== undefined ? { field: known.field } : {}), ...(operator ? { number: operator.number, zh: operator.zh } : {}) } });
     }
     const ref = randomUUID();
     logger.error({ event: 'http.fault', ref, method: request.method, url: request.url, err: err.message, stack: err.stack }, 'HTTP request failed on the server');

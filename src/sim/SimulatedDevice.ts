@@ -3,6 +3,7 @@
  * "started" after startDelayMs and "finished" after runMs, unless told to
  * fault or to stay silent. Implements DeviceControl for in-process use.
  */
+import { TallyError } from '../errors.js';
 import type { DeviceControl, DeviceEvent, DeviceEventAnswer } from '../readers/CardReader.js';
 import { systemScheduler, type Scheduler, type TimerHandle } from '../util/scheduler.js';
 
@@ -38,7 +39,7 @@ export class SimulatedDevice implements DeviceControl {
   }
 
   async enable(useSeq: number, maxMs: number): Promise<void> {
-    if (this.behaviour === 'relay-broken') throw new Error('relay did not close');
+    if (this.behaviour === 'relay-broken') throw new TallyError('INTERNAL', 'relay did not close');
     this.relayClosed = true;
     this.sessions++;
     const behaviour = this.behaviour;

@@ -6,6 +6,7 @@
  * and fault switches: drop ACKs, corrupt CRCs, split writes, pull the card
  * mid-APDU, reboot, unplug.
  */
+import { TallyError } from '../errors.js';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cardTimeMs, type CardTimingModel } from './cardTiming.js';
 import { dirname } from 'node:path';
@@ -733,7 +734,7 @@ export function createInMemorySerialReader(
     name: 'Simulated serial reader (in memory)',
     ...options.reader,
     openTransport: async () => {
-      if (!plugged) throw new Error('serial device not present');
+      if (!plugged) throw new TallyError('READER_UNAVAILABLE', 'serial device not present');
       wire = createInMemoryPair({ a: 'daemon', b: 'board' });
       firmware.attach(wire.b);
       return wire.a;

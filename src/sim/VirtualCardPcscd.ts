@@ -152,7 +152,7 @@ export async function startVirtualCardPcscd(options: VirtualCardPcscdOptions = {
     try {
       const { stdout } = await run(join(scripts, 'pcscd-start.sh'), [], { env, timeout: 30_000 });
       const match = /^pcscd (\d+)$/m.exec(stdout);
-      if (!match?.[1]) throw new Error(`unexpected output: ${stdout}`);
+      if (!match?.[1]) throw new TallyError('INTERNAL', `unexpected output: ${stdout}`);
       pcscdPid = Number(match[1]);
     } catch (err) {
       const failure = err as { code?: number; stderr?: string; message?: string };

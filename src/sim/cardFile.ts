@@ -3,6 +3,7 @@
  * real ones exist. The file holds the card's EEPROM, secrets included: treat
  * a mother card file as you would the mother card.
  */
+import { TallyError } from '../errors.js';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { SimulatedCard, type SimulatedCardState } from './SimulatedCard.js';
 
@@ -10,7 +11,7 @@ const FORMAT = 'tallystick-simulated-card/1';
 
 export function loadCardFile(path: string): SimulatedCard {
   const parsed = JSON.parse(readFileSync(path, 'utf8')) as { format?: string; state?: SimulatedCardState };
-  if (parsed.format !== FORMAT || !parsed.state) throw new Error(`${path} is not a simulated card file`);
+  if (parsed.format !== FORMAT || !parsed.state) throw new TallyError('BAD_INPUT', `${path} is not a simulated card file`);
   return SimulatedCard.fromState(parsed.state);
 }
 

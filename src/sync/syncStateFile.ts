@@ -6,6 +6,7 @@
  * is ignored (the terminal starts without a server state rather than with a
  * wrong one) and the reason is returned.
  */
+import { CodecError } from '../errors.js';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseJsonPayload } from '../codecs/mqtt/messages.js';
@@ -27,12 +28,12 @@ export function loadSyncState(path: string): { state: SyncState; problem?: strin
     if (raw.config !== undefined) state.config = parseJsonPayload('config', new TextEncoder().encode(JSON.stringify(raw.config)));
     if (raw.denylist !== undefined) {
       const list = raw.denylist as { version?: unknown; cards?: unknown };
-      if (typeof list.version !== 'number' || !Number.isSafeInteger(list.version) || list.version < 1) throw new Error('denylist.version');
-      if (!Array.isArray(list.cards) || !list.cards.every((c) => typeof c === 'string' && CARD_ID.test(c))) throw new Error('denylist.cards');
+      if (typeof list.version !== 'number' || !Number.isSafeInteger(list.version) || list.version < 1) throw new CodecError('BAD_MESSAGE', 'denylist.version');
+      if (!Array.isArray(list.cards) || !list.cards.every((c) => typeof c === 'string' && CARD_ID.test(c))) throw new CodecError('BAD_MESSAGE', 'denylist.cards');
       state.denylist = { version: list.version, cards: list.cards as string[] };
     }
     if (raw.clockOffsetMs !== undefined) {
-      if (typeof raw.clockOffsetMs !== 'number' || !Number.isFinite(raw.clockOffsetMs)) throw new Error('clockOffsetMs');
+      if (typeof raw.clockOffsetMs !== 'number' || !Number.isFinite(raw.clockOffsetMs)) throw new CodecError('BAD_MESSAGE', 'clockOffsetMs');
       state.clockOffsetMs = raw.clockOffsetMs;
     }
     return { state };

@@ -14,6 +14,7 @@
  * behind it holds the clock at the mark until the server's time passes it; a
  * time far behind it (a stale message, a server with a wrong clock) is refused.
  */
+import { TallyError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 
 /** A server time at most this far behind the high-water mark holds the clock at the mark; further behind is refused */
@@ -71,7 +72,7 @@ export class TerminalClock implements Clock {
   adopt(serverTime: number): ServerTimeReading {
     const floor = this.floor();
     if (serverTime < floor - MAX_SERVER_TIME_BEHIND_MS) {
-      throw new Error(
+      throw new TallyError('SERVER_TIME_BEHIND', 
         `server time ${new Date(serverTime).toISOString()} is ${Math.round((floor - serverTime) / 1000)} s behind the time this terminal has already recorded (${new Date(floor).toISOString()}): not taken`,
       );
     }

@@ -3,6 +3,7 @@
  * on a later macrotask, as they would from a port. For the demo and in-process
  * tests; no socat needed.
  */
+import { TallyError } from '../errors.js';
 import { type ByteTransport, TransportListeners } from './ByteTransport.js';
 
 class InMemoryEnd implements ByteTransport {
@@ -17,7 +18,7 @@ class InMemoryEnd implements ByteTransport {
   }
 
   async write(bytes: Uint8Array): Promise<void> {
-    if (!this.open) throw new Error(`${this.name}: transport closed`);
+    if (!this.open) throw new TallyError('TRANSPORT_CLOSED', `${this.name}: transport closed`);
     const peer = this.peer;
     const copy = bytes.slice();
     setImmediate(() => {

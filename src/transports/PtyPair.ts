@@ -4,6 +4,7 @@
  * started here and stopped by its PID. Unplugging is stopping socat; plugging
  * back in is starting it again on the same link paths.
  */
+import { TallyError } from '../errors.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,10 +42,10 @@ export async function startPtyPair(options: PtyPairOptions = {}): Promise<PtyPai
   const deadline = Date.now() + (options.timeoutMs ?? 5000);
   for (;;) {
     if (existsSync(daemonPath) && existsSync(firmwarePath)) break;
-    if (child.exitCode !== null) throw new Error(`socat exited: ${stderr.trim()}`);
+    if (child.exitCode !== null) throw new TallyError('INTERNAL', `socat exited: ${stderr.trim()}`);
     if (Date.now() > deadline) {
       child.kill('SIGTERM');
-      throw new Error(`socat did not create ${daemonPath} in time: ${stderr.trim()}`);
+      throw new TallyError('INTERNAL', `socat did not create ${daemonPath} in time: ${stderr.trim()}`);
     }
     await Promise.race([new Promise((r) => setTimeout(r, 10)), spawnError]);
   }

@@ -95,7 +95,7 @@ describe('the audit bundle', () => {
     const lost = await tally('audit', 'compare', restored.t, restored.s, '--root-fingerprint', fingerprint);
     expect(lost.code).toBe(4);
     const lines = lost.out.split('\n');
-    expect(lines[0]).toBe('DIFFER: 0 entries only on the terminal, 6 only on the server, 0 different at the same seq');
+    expect(lines[0]).toBe('DIFFER: 0 entries only on the terminal, 6 only on the server, 0 different at the same seq [AUDIT_HALVES_DIFFER 4063]');
     expect(lines[1]).toBe('uses charged (every entry): terminal 2, server 4 (the terminal counts 2 fewer)');
     expect(lines[2]).toBe("money at 100.00 a use, the investor's share 70%: terminal 200.00 (the clinic's share 60.00, the investor's 140.00), server 400.00 (the clinic's share 120.00, the investor's 280.00)");
     expect(lines[3]).toBe("the server's statement charges 200.00 more than the terminal's ledger: the clinic's share 60.00 more, the investor's 140.00 more");

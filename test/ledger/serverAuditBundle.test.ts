@@ -114,7 +114,7 @@ describe.each(backends)('the server exports its half per clinic and period ($nam
     expect(compared.code).toBe(4);
     const cl = compared.out.split('\n');
     expect(cl.slice(0, 5)).toEqual([
-      'DIFFER: 1 entries only on the terminal, 0 only on the server, 0 different at the same seq',
+      'DIFFER: 1 entries only on the terminal, 0 only on the server, 0 different at the same seq [AUDIT_HALVES_DIFFER 4063]',
       `uses charged (${today}..${today}): terminal 4, server 3 (the server counts 1 fewer)`,
       "money at 88.00 a use, the investor's share 65% (agent AG-7: 10% of the gross, out of it): terminal 352.00 (the clinic's share 123.20, the investor's 193.60, agent AG-7's 35.20), server 264.00 (the clinic's share 92.40, the investor's 145.20, agent AG-7's 26.40)",
       "the server's statement charges 88.00 less than the terminal's ledger: the clinic's share 30.80 less, the investor's 48.40 less, the agent's 8.80 less",

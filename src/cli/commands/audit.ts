@@ -20,7 +20,7 @@ import { currentPricing, DEFAULT_PRICING, type PricingConfig } from '../../serve
 import type { ServerStore } from '../../server/ServerStore.js';
 import { clinicPricing } from '../../server/dashboard/statement.js';
 import { readCheckpointFile } from '../../terminal/Terminal.js';
-import { storageErrorOf, TallyError } from '../../errors.js';
+import { ErrorCodes, storageErrorOf, TallyError } from '../../errors.js';
 import { integer, required } from '../args.js';
 import { defineCommand, type CliIo } from '../command.js';
 import { JSON_OPTION, TRUSTED_ROOT_OPTIONS, valueOption } from '../options.js';
@@ -310,7 +310,7 @@ function printComparison(io: CliIo, ok: boolean, c: Comparison, verdicts: { term
   const count = (kind: string) => c.differences.filter((d) => d.kind === kind).length;
   if (c.match) io.out(`MATCH: the terminal and the server hold the same ${c.terminal.entries} entries; ${usesText(c.terminal.charged)} (${periodText(c.period)})`);
   else {
-    io.out(`DIFFER: ${count('terminal-only')} entries only on the terminal, ${count('server-only')} only on the server, ${count('differs')} different at the same seq`);
+    io.out(`DIFFER: ${count('terminal-only')} entries only on the terminal, ${count('server-only')} only on the server, ${count('differs')} different at the same seq [AUDIT_HALVES_DIFFER ${ErrorCodes.AUDIT_HALVES_DIFFER.code}]`);
     const delta = c.terminal.charged - c.server.charged;
     io.out(`uses charged (${periodText(c.period)}): terminal ${c.terminal.charged}, server ${c.server.charged}${delta === 0 ? '' : ` (the ${delta > 0 ? 'server' : 'terminal'} counts ${Math.abs(delta)} fewer)`}`);
   }

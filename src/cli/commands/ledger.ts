@@ -180,7 +180,7 @@ restored from an older copy; exit 4, with the last good seq) or FORKED.`,
         io.out(
           checkpoint.ok
             ? `holds the checkpoint of server ${checkpoint.serverId}: seq ${checkpoint.seq} (${checkpoint.headHash.slice(0, 16)}...) signed ${checkpoint.time}`
-            : `${checkpoint.problem!.code === 'TRUNCATED' ? 'TRUNCATED' : 'NOT the ledger the server saw'}: ${checkpoint.problem!.problem} (last good seq ${checkpoint.lastGoodSeq})`,
+            : `${checkpoint.problem!.code === 'TRUNCATED' ? 'TRUNCATED' : 'NOT the ledger the server saw'}: ${checkpoint.problem!.problem} (last good seq ${checkpoint.lastGoodSeq})${checkpoint.problem!.code === 'TRUNCATED' ? ` [LEDGER_TRUNCATED ${ErrorCodes.LEDGER_TRUNCATED.code}]` : ''}`,
         );
         warnUnsigned();
       }

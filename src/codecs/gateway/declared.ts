@@ -6,6 +6,7 @@
  * The canonical encoding is JSON with keys in sorted order and no
  * whitespace, built only from checked values. Pure.
  */
+import { CodecError } from '../../errors.js';
 import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { MAX_SIGNED_DENYLIST_BYTES } from '../signedDenylist.js';
@@ -348,7 +349,7 @@ export function encodeCanonical(value: unknown): Uint8Array {
 }
 
 export function departmentTopic(department: string, kind: 'patient' | 'ack'): string {
-  if (!new RegExp(DEPARTMENT).test(department)) throw new Error(`invalid department ${JSON.stringify(department)}`);
+  if (!new RegExp(DEPARTMENT).test(department)) throw new CodecError('GW_BAD_FIELD', `invalid department ${JSON.stringify(department)}`);
   return `${GATEWAY_TOPIC_PREFIX}/dept/${department}/${kind}`;
 }
 

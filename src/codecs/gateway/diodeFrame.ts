@@ -7,6 +7,8 @@
  * Nothing comes back, so the receiver dedupes on (gateway id, kind, seq).
  * Pure.
  */
+import { CodecError } from '../../errors.js';
+
 export const DIODE_MAGIC = [0x54, 0x44] as const;
 export const DIODE_VERSION = 1;
 /** What fits one UDP datagram over IPv4 with room for the header */
@@ -22,8 +24,11 @@ export interface DiodeFrame {
   readonly payload: Uint8Array;
 }
 
-export class DiodeFrameError extends Error {
-  override readonly name = 'DiodeFrameError';
+export class DiodeFrameError extends CodecError {
+  override readonly name: string = 'DiodeFrameError';
+  constructor(detail: string) {
+    super('BAD_DIODE_FRAME', detail);
+  }
 }
 
 const KIND_BYTE: Record<DiodeKind, number> = { crossing: 1, delivery: 2 };

@@ -4,19 +4,20 @@
  * the declaration's schema. Nothing of the HL7 text is carried whole: the
  * canonical message is built from these values alone. Pure.
  */
+import { CodecError } from '../../errors.js';
 import type { ParsedHl7 } from '../hl7/hl7.js';
 import { Hl7ErrorCode } from '../hl7/hl7.js';
 import { schemaProblem, type Declaration } from './declared.js';
 
-export class MappingProblem extends Error {
-  override readonly name = 'MappingProblem';
+export class MappingProblem extends CodecError {
+  override readonly name: string = 'MappingProblem';
   constructor(
     /** e.g. PID-7 or body/patient/birthDate */
     readonly field: string,
     detail: string,
     readonly hl7Code: number,
   ) {
-    super(`${field}: ${detail}`);
+    super('GW_BAD_FIELD', `${field}: ${detail}`, field);
   }
 }
 

@@ -6,6 +6,7 @@
  * \T\ \R\ \E\ and \Xhh\); any other escape, and any control character, is
  * refused, so a value that reaches a declared message is plain text. Pure.
  */
+import { CodecError, type ErrorName } from '../../errors.js';
 import { Hl7Message, type Hl7Segment } from '@medplum/core';
 
 export type Hl7ProblemKind = 'encoding' | 'malformed' | 'segment' | 'escape';
@@ -24,14 +25,17 @@ export const Hl7ErrorCode = {
   applicationInternal: 207,
 } as const;
 
-export class Hl7Problem extends Error {
-  override readonly name = 'Hl7Problem';
+/** The gateway's refusal code of each kind of HL7 problem */
+export const HL7_PROBLEM_CODE: Record<Hl7ProblemKind, ErrorName> = { encoding: 'GW_ENCODING', malformed: 'GW_MALFORMED', segment: 'GW_MALFORMED', escape: 'GW_MALFORMED' };
+
+export class Hl7Problem extends CodecError {
+  override readonly name: string = 'Hl7Problem';
   constructor(
     readonly kind: Hl7ProblemKind,
     detail: string,
     readonly hl7Code: number = Hl7ErrorCode.dataType,
   ) {
-    super(detail);
+    super(HL7_PROBLEM_CODE[kind], detail);
   }
 }
 

@@ -13,6 +13,7 @@
  * limited per account (5 failures in 15 min) and per address (20), counted in the database; sessions end after
  * 12 hours, or 30 idle minutes.
  */
+import { TallyError } from '../../errors.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
@@ -254,7 +255,7 @@ export function createConsoleAuth(options: { store: ServerStore; adminDigest?: B
     },
     principal: (request) => {
       const p = principals.get(request);
-      if (!p) throw new Error(`no guard ran for ${request.method} ${request.url}`);
+      if (!p) throw new TallyError('INTERNAL', `no guard ran for ${request.method} ${request.url}`);
       return p;
     },
     audit,

@@ -100,7 +100,7 @@ class PoolThread {
 function fromReply(reply: WorkerReply): PreparedReport {
   if (reply.error) {
     if (reply.error.payload) throw new PayloadError(reply.error.payload.reason, reply.error.payload.detail);
-    throw new Error(reply.error.message);
+    throw new TallyError('INTERNAL', reply.error.message);
   }
   const { transaction, report, rejection } = reply.prepared!;
   return { transaction, ...(report ? { report: decodeVerifiedReport(report) } : {}), ...(rejection ? { rejection: new ReportRejection(rejection.reason, rejection.detail) } : {}) };
@@ -132,7 +132,7 @@ export function createIngestWorkerPool(threads = cpus().length, entry = workerEn
         const thread = pool[nextThread++ % pool.length]!;
         parts.push(
           thread.run({ id: nextId++, kind: 'verify', jobs: jobs.slice(start, start + share) }).then((reply) => {
-            if (!reply.valid) throw new Error(reply.error?.message ?? 'ingest worker gave no answer');
+            if (!reply.valid) throw new TallyError('INTERNAL', reply.error?.message ?? 'ingest worker gave no answer');
             return reply.valid;
           }),
         );

@@ -5,6 +5,7 @@
  * Structured clone of the entry objects cost about 3 us an entry on each side,
  * as much as preparing them.
  */
+import { TallyError } from '../../errors.js';
 import type { BatchRow, EntryRow } from '../ServerStore.js';
 import type { VerifiedEntry, VerifiedReport } from './verifyReport.js';
 
@@ -40,7 +41,7 @@ export function encodeVerifiedReport(report: VerifiedReport): VerifiedReportWire
   const batchIndex = new Map<string, number>();
   const batches: Array<readonly [number, BatchRow]> = [];
   entries.forEach(({ row, batch }, i) => {
-    if (row.prevHash.length !== HASH || row.hash.length !== HASH) throw new Error('encodeVerifiedReport: hashes are 32 bytes');
+    if (row.prevHash.length !== HASH || row.hash.length !== HASH) throw new TallyError('INTERNAL', 'encodeVerifiedReport: hashes are 32 bytes');
     let batchNumber = NONE;
     if (row.batchId !== undefined) {
       batchNumber = batchIndex.get(row.batchId) ?? batchIds.push(row.batchId) - 1;

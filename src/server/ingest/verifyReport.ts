@@ -4,7 +4,7 @@
  * entry's parse, terminal and signature, and the card data the fraud rules
  * need. Pure apart from the CPU: no store, no clock.
  */
-import { ReasonedError } from '../../errors.js';
+import { ReasonedError, CodecError } from '../../errors.js';
 import { bytesEqual, toHex } from '../../codecs/bytes.js';
 import { parseCardRecord, RecordKind, type SignedRecord, type TerminalFields } from '../../codecs/cardRecord.js';
 import { EntryType, GENESIS_HASH, parseLedgerEntry, type LedgerEntry } from '../../codecs/ledgerEntry.js';
@@ -161,7 +161,7 @@ export async function verifyReport(
         batch = { batchId, batchNo: verified.batchNo, clinicCode: verified.clinicCode, count: verified.count };
       } else if (entry.type === EntryType.USE_RESERVED && entry.card) {
         const card = parseCardRecord(entry.card, { views: true });
-        if (card.kind !== RecordKind.ONE_TIME) throw new Error('use of a card that is not a one-time card');
+        if (card.kind !== RecordKind.ONE_TIME) throw new CodecError('WRONG_TIER', 'use of a card that is not a one-time card');
         batchId = toHex(card.batchId);
         serial = card.serial;
       } else if (entry.type === EntryType.VOUCHER_RESERVED && entry.card) {

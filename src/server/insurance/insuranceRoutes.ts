@@ -34,7 +34,7 @@ const STATUS: Partial<Record<ErrorName, number>> = {
 };
 
 function asHttp(err: unknown): unknown {
-  if (!isTallyError(err) || STATUS[err.code] === undefined) return err;
+  if (!isTallyError(err) || err instanceof HttpError || STATUS[err.code] === undefined) return err;
   return new HttpError(STATUS[err.code]!, err.code, err.message, undefined, err.code);
 }
 

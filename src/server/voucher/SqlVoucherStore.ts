@@ -4,6 +4,7 @@
  * (WHERE state IN ...): of many concurrent write-offs or bookings of a voucher exactly one changes a row,
  * and a slot's booked count only grows below its capacity. A booking is the two updates in one transaction.
  */
+import { TallyError } from '../../errors.js';
 import type { SqlDriver } from '../store/SqlDriver.js';
 
 export type VoucherState = 'generated' | 'sent' | 'issued' | 'booked' | 'written_off' | 'voided';
@@ -365,8 +366,10 @@ function voucherFromRow(r: Row): VoucherRow {
   };
 }
 
-class BookingRefused extends Error {
+/** Unwinds the booking's transaction; answered as its outcome */
+class BookingRefused extends TallyError {
   constructor(readonly outcome: 'slot-full' | 'not-bookable') {
-    super(outcome);
+    super(outcome === 'slot-full' ? 'VOUCHER_SLOT_FULL' : 'VOUCHER_NOT_BOOKABLE', outcome);
+    this.message = outcome;
   }
 }

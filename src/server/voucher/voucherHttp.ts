@@ -68,7 +68,7 @@ async function answering<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    if (!isTallyError(err)) throw err;
+    if (!isTallyError(err) || err instanceof HttpError) throw err;
     // a refusal of the request's meaning (a state that does not allow it, a full slot) is 422, as an import refused
     const status = err.code === 'VOUCHER_UNKNOWN' ? 404 : err.code === 'VOUCHER_KEY_MISSING' ? 503 : err.code === 'USAGE' ? 400 : 422;
     throw new HttpError(status, err.code, err.message, undefined, err.code);

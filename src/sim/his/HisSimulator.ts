@@ -6,6 +6,7 @@
  * gateway restarted) is sent again with the same control id until it is
  * answered, as HIS interface engines do; the gateway passes it once.
  */
+import { TallyError } from '../../errors.js';
 import mqtt from 'mqtt';
 import { parseAck } from '../../codecs/hl7/hl7.js';
 import { encodeMllp } from '../../codecs/hl7/mllp.js';
@@ -120,7 +121,7 @@ export async function runHis(messages: Iterable<HisMessage>, options: HisRunOpti
         (answers) => record(m, answers, tries),
         async () => {
           // lost: reconnect (once for all) and send again with the same control id
-          if (Date.now() - firstTry > giveUpMs) throw new Error(`no answer for ${m.controlId} within ${giveUpMs} ms`);
+          if (Date.now() - firstTry > giveUpMs) throw new TallyError('INTERNAL', `no answer for ${m.controlId} within ${giveUpMs} ms`);
           resends += 1;
           client = await reconnect();
           await sendOne(m, tries + 1, firstTry);

@@ -16,6 +16,7 @@
  *   POST /v1/settlements/:id/reversal  Idempotency-Key header -> the reversal (the cap is given back)
  *   GET  /v1/statements?day=YYYY-MM-DD  settlements and reversals of that UTC day
  */
+import { TallyError } from '../../errors.js';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -57,13 +58,15 @@ export interface RunningInsurancePlatform {
   close(): Promise<void>;
 }
 
-class PlatformError extends Error {
+/** The simulated platform's refusal: answered with its status and `answerCode` (the platform's own words) */
+class PlatformError extends TallyError {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly answerCode: string,
     message: string,
   ) {
-    super(message);
+    super(status === 404 && answerCode === 'not-insured' ? 'INSURANCE_NOT_INSURED' : answerCode === 'not-covered' ? 'INSURANCE_NOT_COVERED' : answerCode === 'idempotency-mismatch' ? 'INSURANCE_IDEMPOTENCY' : status >= 500 ? 'INSURANCE_PLATFORM_ERROR' : 'BAD_INPUT', message);
+    this.message = message;
   }
 }
 
@@ -303,7 +306,7 @@ export async function startInsurancePlatformSim(options: InsurancePlatformSimOpt
     } catch (err) {
       const e = err instanceof PlatformError ? err : new PlatformError(500, 'internal', 'internal error');
       status = e.status;
-      body = { status: 'error', error: { code: e.code, message: e.message } };
+      body = { status: 'error', error: { code: e.answerCode, message: e.message } };
     }
     // slow: the work is done and committed, the answer comes late
     if (mode === 'slow' && !admin && delayMs > 0) await new Promise<void>((resolve) => scheduler.setTimeout(resolve, delayMs, { unref: true }));

@@ -9,6 +9,7 @@
  * hands what it sends to a SimulatedSmsNetwork and stores what the network
  * delivers. It speaks to gammu (the server side's gateway) and to our daemon.
  */
+import { CodecError } from '../../errors.js';
 import { parseSubmitPdu, smscOctets, type SmsSubmit } from '../../codecs/sms/pdu.js';
 import type { ByteTransport } from '../../transports/ByteTransport.js';
 import type { SimulatedSmsNetwork, SmsEndpoint } from './SimulatedSmsNetwork.js';
@@ -348,7 +349,7 @@ export class SimulatedModem implements SmsEndpoint {
     let submit: SmsSubmit;
     try {
       submit = parseSubmitPdu(hex);
-      if (this.tpduLength(hex) !== length) throw new Error('length');
+      if (this.tpduLength(hex) !== length) throw new CodecError('BAD_SMS_PDU', 'length');
     } catch {
       return this.cms(CmsError.INVALID_PDU_PARAMETER);
     }
