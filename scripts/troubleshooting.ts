@@ -562,6 +562,10 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'GET /api/statement (or the statement page) asked for a clinic the registry does not list and no terminal of which has reported.',
     remedy: 'Check the clinic code (tally server registry list clinics); a new clinic has a statement once it is registered.',
   },
+  DENYLIST_FULL: {
+    cause: 'POST /api/registry/cards/revoke (the registry page) for a new card while the deny list already holds 12,000 cards, the most one deny-list message to a terminal carries (MAX_DENYLIST_ENTRIES).',
+    remedy: 'Revoke the batch or the white card the cards came from instead of each card; a card that expired need not stay listed.',
+  },
   STATEMENT_PDF_UNAVAILABLE: {
     cause: 'The server prints the statement PDF with chromium (playwright-core): it is not installed at /usr/bin/chromium, or it failed to start or print (out of memory, a broken install).',
     remedy: 'Run scripts/setup.sh as root (it installs chromium and fonts-noto-cjk); the statement page itself works without it. The server log names the failure.',

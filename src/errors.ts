@@ -186,6 +186,7 @@ export const ErrorCodes = {
   HTTP_UNAVAILABLE: info(6518, 'The server cannot answer this now (a part it needs is not configured or not available)', '服务器暂时无法处理此请求（所需部分未配置或不可用）', true),
   BAD_ROLE_SCOPE: info(6512, 'A clinic user needs its clinic, an agent user its agent and a patient user its wallet (and no other role either)', '医疗机构用户须指定其机构、代理商用户须指定其代理商、患者用户须指定其钱包（其他角色不可指定）'),
   STATEMENT_CLINIC_UNKNOWN: info(6515, 'No statement: the registry and the ingest know no such clinic', '无法生成结算单：登记和数据接收中均无此医疗机构'),
+  DENYLIST_FULL: info(6517, 'Card not revoked: the deny list holds as many cards as a terminal takes', '卡片未注销：黑名单已达终端可接收的上限'),
   STATEMENT_PDF_UNAVAILABLE: info(6516, 'The statement PDF could not be printed: no working Chromium on the server', '无法打印结算单 PDF：服务器上没有可用的 Chromium', true),
   // 6600-6649: insurance payments at the server and its platform (docs/insurance.md)
   INSURANCE_PLATFORM_DOWN: info(6600, 'Insurance platform unreachable', '医保平台无法连接', true),

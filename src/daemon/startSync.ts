@@ -4,6 +4,8 @@
  * ledger, and the last good server state is kept in the data folder so a
  * restart offline still has it.
  */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes, type ErrorName } from '../errors.js';
 import type { Ledger } from '../ledger/Ledger.js';
@@ -91,8 +93,11 @@ export function startTerminalSync(options: {
       }),
     heartbeatExtras: () => {
       const batch = ledger.batches().find((b) => b.used < b.count);
+      const certExpiresAt = certificateExpiry(tls?.cert);
       return {
         lastSeq: ledger.lastSeq(),
+        clockTrusted: ledger.clockTrusted(),
+        ...(certExpiresAt !== undefined ? { certExpiresAt } : {}),
         ...(batch ? { batch: { batchNo: batch.batchNo, remaining: batch.count - batch.used } } : {}),
         ...(options.readerState ? { reader: options.readerState() } : {}),
       };
@@ -117,4 +122,15 @@ export function startTerminalSync(options: {
     lastAckAt: () => lastAckAt,
     stop: () => client.stop(),
   };
+}
+
+/** When the TLS client certificate at path expires (read at each heartbeat: a renewal shows at once); undefined without one */
+function certificateExpiry(path: string | undefined): number | undefined {
+  if (!path) return undefined;
+  try {
+    const at = Date.parse(new X509Certificate(readFileSync(path)).validTo);
+    return Number.isFinite(at) ? at : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -255,6 +255,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
         logger,
         ...(options.voucherKey ? { voucherKey: options.voucherKey } : {}),
         ...(options.checkpointSigner ? { signer: options.checkpointSigner } : {}),
+        publishDenylist: (terminalId, list) => publish({ topic: terminalTopic(terminalId, 'denylist'), payload: encodeJsonPayload('denylist', list), retain: true }),
         ...(insurance ? { plugins: [insuranceRoutes(insurance, (day) => ledgerUseOrders(options.store.insurance, day))] } : {}),
       });
     } catch (err) {

@@ -190,6 +190,23 @@ export interface HeartbeatRow {
   readonly lastSeq: number;
   readonly batchNo?: number;
   readonly batchRemaining?: number;
+  /** The deny-list version the terminal holds */
+  readonly denylistVersion?: number;
+  /** Whether the terminal trusts its clock (false: its uses are dated by their arrival) */
+  readonly clockTrusted?: boolean;
+  /** When the terminal's TLS certificate expires (ms) */
+  readonly certExpiresAt?: number;
+  readonly software?: string;
+}
+
+/** A card the console revoked: on the deny list from `version` on */
+export interface DeniedCard {
+  /** 16 hex digits */
+  readonly cardId: string;
+  readonly version: number;
+  readonly reason: string;
+  readonly revokedAt: number;
+  readonly revokedBy: string;
 }
 
 export interface SmsReportRow {
@@ -263,6 +280,11 @@ export interface ServerStore {
   recordHeartbeat(heartbeat: HeartbeatRow): Promise<void>;
   /** Each terminal's last heartbeat */
   heartbeats(): Promise<HeartbeatRow[]>;
+
+  /** Puts a card on the deny list at the next version; a card already there keeps its row (created false) */
+  revokeCard(card: Omit<DeniedCard, 'version'>): Promise<{ created: boolean; card: DeniedCard }>;
+  /** The deny list, oldest first; its version is the last row's (0: empty) */
+  denylist(): Promise<DeniedCard[]>;
 
   /** The last seq whose own signature the background audit has checked (0: none) */
   auditedSeq(terminalId: string): Promise<number>;

@@ -41,6 +41,8 @@ import swagger from '@fastify/swagger';
 import { Type, type TSchema } from '@sinclair/typebox';
 import Fastify, { type FastifyError, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { MAX_REGISTRY_EXPORT_BYTES } from '../codecs/registryExport.js';
+import type { DenylistPayload } from '../codecs/mqtt/messages.js';
+import { MAX_DENYLIST_ENTRIES } from '../codecs/mqtt/limits.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { Bodies, ErrorAnswer, MAX_DAILY_PAGE, ok, Queries, Rows, Writes } from './httpSchemas.js';
 import { checkInput, ClinicInputSchema, RegistryInputError, RetireInputSchema, retireTerminal, saveClinic, saveTerminal, TerminalInputSchema } from './registry/registryAdmin.js';
@@ -51,7 +53,7 @@ import { smsStatus } from './sms/SmsInbox.js';
 import { parseDailyCursor } from './store/SqlServerStore.js';
 import { createConsoleAuth } from './access/consoleAuth.js';
 import { TallyError } from '../errors.js';
-import { AckInputSchema, addUser, AgentInputSchema, changeUser, saveAgent, UserAddSchema, UserChangeSchema } from './access/accessAdmin.js';
+import { AckInputSchema, addUser, RevokeInputSchema, AgentInputSchema, changeUser, saveAgent, UserAddSchema, UserChangeSchema } from './access/accessAdmin.js';
 import { PERMISSIONS, seesClinic, type Permission, type Principal } from './access/roles.js';
 import { HttpError } from './httpError.js';
 import { dashboardRoutes, defaultDashboardDir } from './dashboard/dashboardRoutes.js';
@@ -298,6 +300,8 @@ export async function startHttpApi(options: {
   signer?: StatementSigner;
   /** The chromium that prints statement PDFs (default /usr/bin/chromium) */
   chromiumPath?: string;
+  /** Publishes a terminal's deny list (retained; IngestServer's MQTT client): a revocation sends the whole list to every terminal */
+  publishDenylist?: (terminalId: string, list: DenylistPayload) => Promise<void>;
 }): Promise<HttpApi> {
   const app = await buildHttpApi(options);
   await app.listen({ port: options.port ?? 0, host: '127.0.0.1' });
@@ -412,6 +416,10 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
         highestSeq: t.highestSeq,
         status: statuses.get(t.terminalId)?.state ?? 'unknown',
         ...(h ? { lastHeartbeatAt: h.at, queueDepth: h.queueDepth, ...(at - h.at > STALE_AFTER_MS ? { staleSince: h.at } : {}) } : {}),
+        ...(h?.denylistVersion !== undefined ? { denylistVersion: h.denylistVersion } : {}),
+        ...(h?.clockTrusted !== undefined ? { clockTrusted: h.clockTrusted } : {}),
+        ...(h?.certExpiresAt !== undefined ? { certExpiresAt: h.certExpiresAt } : {}),
+        ...(h?.software !== undefined ? { software: h.software } : {}),
         alerts: alerts.filter((a) => a.terminalId === t.terminalId).length,
         ...(sms
           ? {
@@ -503,6 +511,23 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
     return (await store.access.agents())
       .filter((a) => principal.role !== 'agent' || a.agentCode === principal.agentCode)
       .map((a) => ({ ...a, clinics: clinics.filter((c) => c.agentCode === a.agentCode).map((c) => c.clinicCode) }));
+  });
+  /** Every terminal the server knows: those that reported and those the registry expects */
+  const allTerminals = async (): Promise<Map<string, string | undefined>> => {
+    const ids = new Map<string, string | undefined>();
+    for (const t of await store.registry.terminalRegistry()) if (t.state !== 'retired') ids.set(t.terminalId, t.clinicCode ?? t.reportedClinicCode);
+    for (const t of await store.terminals()) ids.set(t.terminalId, t.clinicCode);
+    return ids;
+  };
+  get('/api/registry/denylist', 'denylist.read', 'the card deny list, and which terminals hold its version (from their heartbeats)', Rows.denylist, async () => {
+    const cards = await store.denylist();
+    const version = cards.at(-1)?.version ?? 0;
+    const heartbeats = new Map((await store.heartbeats()).map((h) => [h.terminalId, h]));
+    const terminals = [...(await allTerminals()).entries()].sort(([a], [b]) => a.localeCompare(b)).map(([terminalId, clinicCode]) => {
+      const h = heartbeats.get(terminalId);
+      return { terminalId, ...(clinicCode ? { clinicCode } : {}), ...(h?.denylistVersion !== undefined ? { denylistVersion: h.denylistVersion } : {}), ...(h ? { lastHeartbeatAt: h.at } : {}), received: (h?.denylistVersion ?? 0) >= version };
+    });
+    return { version, cards, terminals };
   });
   get('/api/users', 'users.read', 'the console users (no password hashes)', list(Rows.user), () => store.access.users());
   get('/api/audit', 'audit.read', 'the audit log, newest first', list(Rows.audit), (query) => store.access.audit(query.limit ? Number(query.limit) : 1000), Queries.audit);
@@ -615,6 +640,26 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
       }
       throw err;
     }
+  });
+
+  write('/api/registry/cards/revoke', 'cards.revoke', 'revoke a card: it goes on the deny list at the next version, published in full to every terminal', Bodies.revoke, Writes.revoke, async (body, request) => {
+    const input = checkInput(RevokeInputSchema, body);
+    const listed = await store.denylist();
+    if (!listed.some((d) => d.cardId === input.cardId) && listed.length >= MAX_DENYLIST_ENTRIES) throw new HttpError(409, 'denylist-full', `the deny list holds ${listed.length} cards, the most a terminal takes`, 'cardId', 'DENYLIST_FULL');
+    const who = auth.principal(request);
+    const { created, card } = await store.revokeCard({ cardId: input.cardId, reason: input.reason, revokedAt: now(), revokedBy: who.username });
+    const cards = await store.denylist();
+    const version = cards.at(-1)!.version;
+    let publishedTo = 0;
+    if (options.publishDenylist) {
+      // the whole list, retained: a terminal that is offline now gets it when it connects
+      for (const terminalId of (await allTerminals()).keys()) {
+        await options.publishDenylist(terminalId, { transaction: version, version, kind: 'full', add: cards.map((c) => c.cardId) });
+        publishedTo++;
+      }
+    }
+    logger.info({ event: 'card.revoked', cardId: card.cardId, version, created, publishedTo }, `card ${card.cardId} on the deny list (version ${version})`);
+    return { status: created ? 201 : 200, data: { created, card, version, publishedTo }, audit: { action: 'card.revoke', target: card.cardId } };
   });
 
   write('/api/users', 'users.write', 'add a console user (the checks of tally server user add; the password is not logged)', Bodies.userAdd, Writes.userAdd, async (body) => {

@@ -96,6 +96,11 @@ export const Rows = {
     },
     "a clinic's statement: the income report's row and, per terminal, the signed statement of the ledger it holds",
   ),
+  denylist: Type.Object({
+    version: Type.Integer({ description: 'the highest deny-list version (0: empty)' }),
+    cards: Type.Array(row({ cardId: Type.String(), version: Type.Integer(), reason: Type.String(), revokedAt: Type.Number(), revokedBy: Type.String() }, 'a revoked card')),
+    terminals: Type.Array(row({ terminalId: Type.String(), received: Type.Boolean({ description: "the terminal's last heartbeat names this version or a later one" }) }, "a terminal and the deny-list version its last heartbeat names")),
+  }),
   importSummary: row({ stationId: Type.String(), alreadyImported: Type.Boolean(), cardsAdded: Type.Integer() }, 'what an import added'),
 } as const;
 
@@ -170,6 +175,7 @@ export const Bodies = {
     },
     { additionalProperties: false },
   ),
+  revoke: Type.Object({ cardId: Type.String({ pattern: '^[0-9a-f]{16}$', description: 'the card id, 16 lowercase hex digits' }), reason: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
   ack: Type.Object({ key: Type.String({ minLength: 1, maxLength: 300 }), note: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
 } as const;
 
@@ -181,4 +187,5 @@ export const Writes = {
   ack: Type.Object({ created: Type.Boolean(), key: Type.String() }),
   userChange: Type.Object({ user: Rows.user, sessionsEnded: Type.Integer() }),
   userAdd: Type.Object({ user: Rows.user }),
+  revoke: Type.Object({ created: Type.Boolean(), card: row({ cardId: Type.String(), version: Type.Integer() }, 'the revoked card'), version: Type.Integer(), publishedTo: Type.Integer({ description: 'terminals the list was published to' }) }),
 } as const;

@@ -63,6 +63,9 @@ export interface HeartbeatExtras {
   readonly lastSeq?: number;
   readonly batch?: HeartbeatPayload['batch'];
   readonly reader?: string;
+  readonly clockTrusted?: boolean;
+  /** When the terminal's TLS client certificate expires (ms) */
+  readonly certExpiresAt?: number;
 }
 
 export interface SyncClientOptions {
@@ -378,6 +381,9 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
       ...(state.config ? { configVersion: state.config.version } : {}),
       ...(state.denylist ? { denylistVersion: state.denylist.version } : {}),
       ...(last ? { lastRefusal: { kind: last.kind.slice(0, 32), reason: last.reason.slice(0, 300), time: last.at } } : {}),
+      ...(extras.clockTrusted !== undefined ? { clockTrusted: extras.clockTrusted } : {}),
+      ...(extras.certExpiresAt !== undefined ? { certExpiresAt: extras.certExpiresAt } : {}),
+      ...(options.software ? { software: options.software.slice(0, 64) } : {}),
     };
     await publish(topic('heartbeat'), encodeJsonPayload('heartbeat', body));
   };

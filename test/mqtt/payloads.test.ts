@@ -38,6 +38,12 @@ const FIXTURES: Fixture[] = [
     value: { time: 1000, queueDepth: 12, lastSeq: 40, uptimeSeconds: 9, reader: 'ready', lastRefusal: { kind: 'config', reason: 'schema', time: 900 } },
     json: '{"time":1000,"queueDepth":12,"lastSeq":40,"uptimeSeconds":9,"reader":"ready","lastRefusal":{"kind":"config","reason":"schema","time":900}}',
   },
+  {
+    // a terminal since issue 15 also says whether it trusts its clock, when its certificate expires and its software (an older one's payload above stays valid)
+    kind: 'heartbeat',
+    value: { time: 1000, queueDepth: 0, lastSeq: 40, uptimeSeconds: 9, denylistVersion: 2, clockTrusted: false, certExpiresAt: 1830000000000, software: 'tallystick 0.1.0' },
+    json: '{"time":1000,"queueDepth":0,"lastSeq":40,"uptimeSeconds":9,"denylistVersion":2,"clockTrusted":false,"certExpiresAt":1830000000000,"software":"tallystick 0.1.0"}',
+  },
   { kind: 'claim', value: { transaction: 9, batchId: 'a1a2a3a4a5a6a7a8', batchNo: 12, clinicCode: 'CL-001' }, json: '{"transaction":9,"batchId":"a1a2a3a4a5a6a7a8","batchNo":12,"clinicCode":"CL-001"}' },
   {
     kind: 'claim-result',
@@ -55,6 +61,7 @@ const BAD: Array<{ kind: JsonKind; payload: string | Uint8Array; reason: Payload
   { kind: 'config', payload: '{"transaction":1', reason: 'malformed', why: 'truncated JSON' },
   { kind: 'config', payload: Uint8Array.of(0x7b, 0xff, 0x7d), reason: 'malformed', why: 'invalid UTF-8' },
   { kind: 'config', payload: '{"transaction":1,"version":0,"clinicCode":"C","policy":{"reportBatchSize":1,"maxReportsPerSecond":1,"heartbeatSeconds":5,"ackTimeoutSeconds":1}}', reason: 'schema', why: 'version 0' },
+  { kind: 'heartbeat', payload: '{"time":1000,"queueDepth":0,"lastSeq":40,"uptimeSeconds":9,"clockTrusted":"yes"}', reason: 'schema', why: 'clock trust not a boolean' },
   { kind: 'config', payload: '{"transaction":1,"version":2,"clinicCode":"C","policy":{"reportBatchSize":5000,"maxReportsPerSecond":1,"heartbeatSeconds":5,"ackTimeoutSeconds":1}}', reason: 'schema', why: 'batch size past the limit' },
   { kind: 'config', payload: '{"transaction":1,"version":2,"clinicCode":"C","policy":{"reportBatchSize":5,"maxReportsPerSecond":1,"heartbeatSeconds":5,"ackTimeoutSeconds":1},"evil":true}', reason: 'schema', why: 'unknown field' },
   { kind: 'denylist', payload: '{"transaction":1,"version":2,"kind":"delta","add":[]}', reason: 'schema', why: 'delta without baseVersion' },

@@ -71,6 +71,8 @@ const SPEC: Record<string, readonly Role[]> = {
   'POST /api/wallet/book': ['patient'],
   'POST /api/users/change': ['sysadmin'],
   'POST /api/users': ['sysadmin'],
+  'POST /api/registry/cards/revoke': ['authority', 'issuer'],
+  'GET /api/registry/denylist': ['sysadmin', 'authority', 'issuer', 'auditor'],
 };
 /** Routes whose rows name a clinic: a clinic or an agent sees only its own */
 const SCOPED: Record<string, (row: Record<string, unknown>) => string | undefined> = {
@@ -105,6 +107,7 @@ const BODIES: Record<string, unknown> = {
   // enabling an enabled user: allowed, and no session ends
   'POST /api/users/change': { username: USERS.issuer.username, disabled: false },
   'POST /api/users': { username: 'matrix-new', role: 'auditor', password: 'a long enough password 42' },
+  'POST /api/registry/cards/revoke': { cardId: '00000000000000ab', reason: 'reported lost' },
 };
 
 interface Login {

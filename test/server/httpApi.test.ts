@@ -41,7 +41,7 @@ describe('HTTP layer (fastify)', () => {
         'GET /api/alerts', 'GET /api/batches', 'GET /api/health', 'GET /api/income', 'GET /api/rejections', 'GET /api/terminals', 'GET /api/uses',
         'GET /api/registry/batches', 'GET /api/registry/cards', 'GET /api/registry/clinics', 'GET /api/registry/issuance', 'GET /api/registry/stations', 'GET /api/registry/terminals',
         'GET /api/registry/agents', 'GET /api/export/uses.csv', 'GET /api/uses/series', 'GET /api/users', 'GET /api/audit', 'GET /api/session', 'GET /api/session/once',
-        'GET /api/statement', 'GET /api/statement.pdf',
+        'GET /api/statement', 'GET /api/statement.pdf', 'GET /api/registry/denylist', 'POST /api/registry/cards/revoke',
         'POST /api/echo', 'POST /api/registry/clinics', 'POST /api/registry/import', 'POST /api/registry/terminals', 'POST /api/registry/terminals/retire',
         'POST /api/registry/agents', 'POST /api/alerts/ack', 'POST /api/session', 'POST /api/session/logout', 'POST /api/session/locale', 'POST /api/users/change', 'POST /api/users',
         'GET /api/vouchers', 'GET /api/vouchers/batches', 'GET /api/vouchers/centre', 'GET /api/vouchers/slots', 'GET /api/vouchers/stats', 'GET /api/wallet', 'POST /api/wallet/book',

@@ -184,6 +184,19 @@ function contract(name: string, open: () => Promise<ServerStore>): void {
       expect((await store.alerts()).filter((a) => a.key === alert.key)).toEqual([alert]);
     });
 
+    it('puts each revoked card on the deny list once, each at the next version, also when revoked at once', async () => {
+      const before = (await store.denylist()).at(-1)?.version ?? 0;
+      const ids = Array.from({ length: 8 }, (_, i) => `${fresh().replace(/[^0-9a-f]/g, '').padStart(14, '0').slice(-14)}${i.toString(16).padStart(2, '0')}`);
+      const outcomes = await Promise.all([...ids, ids[0]!].map((cardId) => store.revokeCard({ cardId, reason: 'lost', revokedAt: 5, revokedBy: 'boss' })));
+      expect(outcomes.filter((o) => o.created)).toHaveLength(8);
+      const list = (await store.denylist()).filter((d) => ids.includes(d.cardId));
+      expect(list.map((d) => d.version).sort((a, b) => a - b)).toEqual(Array.from({ length: 8 }, (_, i) => before + i + 1));
+      expect(outcomes[8]!.card).toEqual(list.find((d) => d.cardId === ids[0]));
+      const id = fresh();
+      await store.recordHeartbeat({ terminalId: id, at: 9, queueDepth: 0, lastSeq: 1, denylistVersion: 3, clockTrusted: false, certExpiresAt: 1_830_000_000_000, software: 'tallystick 0.1.0' });
+      expect((await store.heartbeats()).find((h) => h.terminalId === id)).toEqual({ terminalId: id, at: 9, queueDepth: 0, lastSeq: 1, denylistVersion: 3, clockTrusted: false, certExpiresAt: 1_830_000_000_000, software: 'tallystick 0.1.0' });
+    });
+
     it('keeps the signature audit position per terminal', async () => {
       const [a, b] = [fresh(), fresh()];
       expect(await store.auditedSeq(a)).toBe(0);

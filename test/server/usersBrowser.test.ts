@@ -16,7 +16,7 @@ import { createServerStore } from '../../src/server/createServerStore.js';
 import { startHttpApi, type HttpApi } from '../../src/server/httpApi.js';
 import type { ServerStore } from '../../src/server/ServerStore.js';
 import { buildDashboard } from '../../scripts/buildDashboard.mjs';
-import { apiAs, cells, launchChromium, logIn, openPage } from '../support/consoleBrowser.js';
+import { apiAs, cells, launchChromium, logIn, openPage, redrawn } from '../support/consoleBrowser.js';
 import { buildConsoleWorld, PASSWORD, USERS } from './consoleFixture.js';
 
 const OUT = fileURLToPath(new URL('../../test-output/users/', import.meta.url));
@@ -44,12 +44,7 @@ afterAll(async () => {
 /** The user's row's state cell */
 const stateOf = async (page: Page, username: string): Promise<string> => (await page.textContent(`#users-table tr:has(td[data-col="username"]:text-is("${username}")) td[data-col="disabled"]`)) ?? '';
 
-async function redraw(page: Page, action: () => Promise<void>): Promise<void> {
-  await page.$eval('main', (main) => main.setAttribute('data-stale', 'yes'));
-  await action();
-  // the page is drawn anew after a write: a main without the stale mark, ready
-  await page.waitForSelector('#page-users[data-ready="true"]:not([data-stale])');
-}
+const redraw = (page: Page, action: () => Promise<void>): Promise<void> => redrawn(page, 'users', action);
 
 describe('the users page in chromium', () => {
   it('the system administrator adds, disables, enables and re-roles a user; each change audit-logged, sessions end', async () => {

@@ -50,3 +50,10 @@ export function apiAs(page: Page, path: string): Promise<ApiAnswer> {
     return { status: res.status, body: (await res.json()) as ApiAnswer['body'] };
   }, path);
 }
+
+/** Does action (a write, a refresh) and waits until the page is drawn anew: a main without the mark the old one got */
+export async function redrawn(page: Page, name: string, action: () => Promise<void>): Promise<void> {
+  await page.$eval('main', (main) => main.setAttribute('data-stale', 'yes'));
+  await action();
+  await page.waitForSelector(`#page-${name}[data-ready="true"]:not([data-stale])`);
+}

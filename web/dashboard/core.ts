@@ -107,3 +107,15 @@ export const showPage = (key: string): Promise<void> => showHook(key);
 export function setShowPage(hook: (key: string) => Promise<void>): void {
   showHook = hook;
 }
+
+/** A write from a button: the button waits, then the page is drawn again; a refusal shows its message in `error` */
+export function submitWrite(button: HTMLButtonElement, path: string, body: unknown, error: HTMLElement, page: string): void {
+  button.disabled = true;
+  void api(path, body).then(
+    () => showPage(page),
+    (err: Error) => {
+      button.disabled = false;
+      error.textContent = err.message;
+    },
+  );
+}

@@ -154,6 +154,12 @@ export const HeartbeatSchema = object({
   denylistVersion: optional(integer(0)),
   /** The last server message the terminal refused, and why */
   lastRefusal: optional(object({ kind: string(32), reason: string(300), time: epochMs })),
+  /** Since issue 15 (optional: an older terminal leaves them out): whether the terminal trusts its clock */
+  clockTrusted: optional(boolean()),
+  /** When the terminal's TLS client certificate expires */
+  certExpiresAt: optional(epochMs),
+  /** The terminal's software version */
+  software: optional(string(64)),
 });
 
 export const ClaimSchema = object({ transaction: u32, batchId: cardIdHex, batchNo: integer(0, 0xffffffff), clinicCode });

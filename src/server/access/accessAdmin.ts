@@ -28,6 +28,9 @@ export type AgentInput = Infer<typeof AgentInputSchema>;
 
 export const AckInputSchema = object({ key: string(300), note: text(500) });
 
+/** POST /api/registry/cards/revoke: a card id (16 lowercase hex digits) and why */
+export const RevokeInputSchema = object({ cardId: string(16, /^[0-9a-f]{16}$/), reason: text(200) });
+
 /** POST /api/users/change: disable or enable a user, or give it another role */
 export const UserChangeSchema = object({
   username: string(64),

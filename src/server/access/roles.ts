@@ -55,6 +55,8 @@ export type Permission =
   | 'registry.issuance.read'
   | 'registry.import'
   | 'registry.write'
+  | 'cards.revoke'
+  | 'denylist.read'
   | 'agents.read'
   | 'agents.write'
   | 'users.read'
@@ -88,6 +90,9 @@ export const PERMISSIONS: Readonly<Record<Permission, readonly PrincipalRole[]>>
   'registry.issuance.read': ['authority', 'issuer', 'auditor', 'machine'],
   'registry.import': ['authority', 'issuer', 'machine'],
   'registry.write': ['sysadmin', 'authority', 'machine'],
+  // the card issuer and the top authority revoke cards; who manages terminals sees which have the new list
+  'cards.revoke': ['authority', 'issuer', 'machine'],
+  'denylist.read': ['sysadmin', 'authority', 'issuer', 'auditor', 'machine'],
   'agents.read': ['sysadmin', 'authority', 'agent', 'auditor'],
   'agents.write': ['authority'],
   'users.read': ['sysadmin', 'auditor'],

@@ -205,6 +205,10 @@ export class Ingest {
             queueDepth: heartbeat.queueDepth,
             lastSeq: heartbeat.lastSeq,
             ...(heartbeat.batch ? { batchNo: heartbeat.batch.batchNo, batchRemaining: heartbeat.batch.remaining } : {}),
+            ...(heartbeat.denylistVersion !== undefined ? { denylistVersion: heartbeat.denylistVersion } : {}),
+            ...(heartbeat.clockTrusted !== undefined ? { clockTrusted: heartbeat.clockTrusted } : {}),
+            ...(heartbeat.certExpiresAt !== undefined ? { certExpiresAt: heartbeat.certExpiresAt } : {}),
+            ...(heartbeat.software !== undefined ? { software: heartbeat.software } : {}),
           });
           // a ledger that now ends before a head the terminal reported by SMS was rolled back
           await checkSmsHeads(this.store, terminalId, this.options.clock.now(), this.logger, heartbeat.lastSeq);

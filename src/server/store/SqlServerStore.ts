@@ -13,6 +13,7 @@ import type {
   UsesSum,
   EntryRow,
   HeartbeatRow,
+  DeniedCard,
   InsertOutcome,
   OpenUse,
   Rejection,
@@ -622,10 +623,11 @@ export class SqlServerStore implements ServerStore {
 
   async recordHeartbeat(h: HeartbeatRow): Promise<void> {
     await this.db.run(
-      `INSERT INTO heartbeats (terminal_id, at, queue_depth, last_seq, batch_no, batch_remaining) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO heartbeats (terminal_id, at, queue_depth, last_seq, batch_no, batch_remaining, denylist_version, clock_trusted, cert_expires_at, software) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (terminal_id) DO UPDATE SET at = excluded.at, queue_depth = excluded.queue_depth, last_seq = excluded.last_seq,
-         batch_no = excluded.batch_no, batch_remaining = excluded.batch_remaining`,
-      [h.terminalId, h.at, h.queueDepth, h.lastSeq, h.batchNo ?? null, h.batchRemaining ?? null],
+         batch_no = excluded.batch_no, batch_remaining = excluded.batch_remaining, denylist_version = excluded.denylist_version,
+         clock_trusted = excluded.clock_trusted, cert_expires_at = excluded.cert_expires_at, software = excluded.software`,
+      [h.terminalId, h.at, h.queueDepth, h.lastSeq, h.batchNo ?? null, h.batchRemaining ?? null, h.denylistVersion ?? null, h.clockTrusted === undefined ? null : h.clockTrusted ? 1 : 0, h.certExpiresAt ?? null, h.software ?? null],
     );
   }
 
@@ -637,7 +639,33 @@ export class SqlServerStore implements ServerStore {
       lastSeq: num(r.last_seq),
       ...(r.batch_no !== null ? { batchNo: num(r.batch_no) } : {}),
       ...(r.batch_remaining !== null ? { batchRemaining: num(r.batch_remaining) } : {}),
+      ...(r.denylist_version !== null ? { denylistVersion: num(r.denylist_version) } : {}),
+      ...(r.clock_trusted !== null ? { clockTrusted: num(r.clock_trusted) === 1 } : {}),
+      ...(r.cert_expires_at !== null ? { certExpiresAt: num(r.cert_expires_at) } : {}),
+      ...(r.software !== null ? { software: String(r.software) } : {}),
     }));
+  }
+
+  async revokeCard(card: Omit<DeniedCard, 'version'>): Promise<{ created: boolean; card: DeniedCard }> {
+    // the next version in the same statement: two revocations at once cannot take one version (UNIQUE; the loser retries)
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const inserted = await this.db.run(
+          `INSERT INTO card_denylist (card_id, version, reason, revoked_at, revoked_by)
+           SELECT ?, COALESCE(MAX(version), 0) + 1, ?, ?, ? FROM card_denylist WHERE true
+           ON CONFLICT (card_id) DO NOTHING`,
+          [card.cardId, card.reason, card.revokedAt, card.revokedBy],
+        );
+        const row = (await this.denylist()).find((d) => d.cardId === card.cardId)!;
+        return { created: inserted > 0, card: row };
+      } catch (err) {
+        if (attempt >= 5 || !/unique|duplicate/i.test((err as Error).message)) throw err;
+      }
+    }
+  }
+
+  async denylist(): Promise<DeniedCard[]> {
+    return (await this.db.all<Row>('SELECT * FROM card_denylist ORDER BY version')).map((r) => ({ cardId: String(r.card_id), version: num(r.version), reason: String(r.reason), revokedAt: num(r.revoked_at), revokedBy: String(r.revoked_by) }));
   }
 
   async auditedSeq(terminalId: string): Promise<number> {

@@ -467,6 +467,27 @@ function rollupTables(t: { int: string; weekOf: (column: string) => string }): s
   ];
 }
 
+/**
+ * Migration 14: the console's card deny list (issue 15) and what each terminal's heartbeat says of itself.
+ * card_denylist: a revoked card, the deny-list version its revocation made (one more than the highest before),
+ * who revoked it and why; the terminals get the whole list at the highest version. heartbeats gain the deny-list
+ * version the terminal holds, whether its clock is trusted, its certificate's expiry and its software version.
+ */
+function denylistTables(t: { int: string; addColumn: string }): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS card_denylist (
+      card_id TEXT PRIMARY KEY,
+      version ${t.int} NOT NULL UNIQUE,
+      reason TEXT NOT NULL,
+      revoked_at ${t.int} NOT NULL,
+      revoked_by TEXT NOT NULL)`,
+    `ALTER TABLE heartbeats ${t.addColumn} denylist_version ${t.int}`,
+    `ALTER TABLE heartbeats ${t.addColumn} clock_trusted ${t.int}`,
+    `ALTER TABLE heartbeats ${t.addColumn} cert_expires_at ${t.int}`,
+    `ALTER TABLE heartbeats ${t.addColumn} software TEXT`,
+  ];
+}
+
 /** The UTC day (YYYY-MM-DD) of a millisecond time column, in each dialect */
 export const SQLITE_DAY_OF = (column: string): string => `strftime('%Y-%m-%d', ${column} / 1000, 'unixepoch')`;
 export const POSTGRES_DAY_OF = (column: string): string => `to_char(to_timestamp(${column} / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
@@ -565,6 +586,14 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of rollupTables({ int: 'INTEGER', weekOf: SQLITE_WEEK_OF })) db.exec(sql);
     },
   },
+  {
+    version: 14,
+    description: "the console's card deny list; the deny-list version, clock trust, certificate expiry and software in heartbeats",
+    // runs once (user_version): SQLite has no ADD COLUMN IF NOT EXISTS
+    up: (db) => {
+      for (const sql of denylistTables({ int: 'INTEGER', addColumn: 'ADD COLUMN' })) db.exec(sql);
+    },
+  },
 ];
 
 /**
@@ -585,6 +614,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; read
   { version: 11, statements: untrustedUsesTable({ int: 'BIGINT', arrivalDay: POSTGRES_DAY_OF }) },
   { version: 12, statements: voucherOutcomeColumns({ int: 'BIGINT', addColumn: 'ADD COLUMN IF NOT EXISTS' }) },
   { version: 13, statements: rollupTables({ int: 'BIGINT', weekOf: POSTGRES_WEEK_OF }) },
+  { version: 14, statements: denylistTables({ int: 'BIGINT', addColumn: 'ADD COLUMN IF NOT EXISTS' }) },
 ];
 
 /**

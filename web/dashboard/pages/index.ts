@@ -5,6 +5,7 @@ import './batches.js';
 import './money.js';
 import './statement.js';
 import './alerts.js';
+import './registry.js';
 import './users.js';
 import './vouchers.js';
 import './wallet.js';

@@ -3,7 +3,7 @@
  * add one, disable or enable it, give it another role. The server checks the role and audit-logs each change
  * (POST /api/users, /api/users/change); a refusal shows its message in the user's language.
  */
-import { api, el, localWords, registerPage, session, showPage, table, when, type Row } from '../core.js';
+import { api, el, localWords, registerPage, session, submitWrite, table, when, type Row } from '../core.js';
 
 const ROLES = ['sysadmin', 'authority', 'issuer', 'agent', 'clinic', 'auditor', 'patient'];
 
@@ -19,16 +19,7 @@ async function users(main: HTMLElement): Promise<void> {
   const rows = await api<Row[]>('/api/users');
   const writes = session?.role === 'sysadmin';
   const error = el('p', { class: 'error', id: 'users-error' });
-  const run = (button: HTMLButtonElement, path: string, body: unknown): void => {
-    button.disabled = true;
-    void api(path, body).then(
-      () => showPage('users'),
-      (err: Error) => {
-        button.disabled = false;
-        error.textContent = err.message;
-      },
-    );
-  };
+  const run = (button: HTMLButtonElement, path: string, body: unknown): void => submitWrite(button, path, body, error, 'users');
   const roleSelect = (id: string, value: string): HTMLSelectElement => {
     const select = el('select', { id }, ...ROLES.map((r) => el('option', { value: r }, r)));
     select.value = value;
