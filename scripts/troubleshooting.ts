@@ -634,6 +634,10 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'The server was started without --signing-key, so it cannot sign settlement vouchers.',
     remedy: 'Make the key with tally server certify-key and start tally server run --signing-key FILE.',
   },
+  INSURANCE_PLATFORM_NO_ANSWER: {
+    cause: 'The connection to the insurance platform opened and was dropped before its answer (its process died, a proxy cut it): it may have done the work.',
+    remedy: 'Nothing to do by hand: a settlement waits (settling) until the server finds it under its idempotency key, or finds none and fails the order (nothing charged); the sweep asks again every 30 s. If it keeps happening, check the platform and the network between.',
+  },
   BAD_TLV: {
     cause: 'Bytes in tag-length-value form (a card record, a ledger entry) are truncated, overlong or carry a length out of range.',
     remedy: 'Nothing is taken from them. The error names the bad field; a card showing it is replaced, a file showing it is damaged.',

@@ -202,6 +202,7 @@ export const ErrorCodes = {
   INSURANCE_TOKEN_INVALID: info(6611, 'Authorisation token invalid or not for this order', '授权令牌无效或不属于此订单'),
   INSURANCE_STATE: info(6612, 'The insurance order is not in a state that allows this', '医保订单当前状态不允许此操作'),
   INSURANCE_NO_SIGNING_KEY: info(6613, 'Insurance payments need the server signing key (tally server certify-key)', '医保支付需要服务器签名密钥（tally server certify-key）'),
+  INSURANCE_PLATFORM_NO_ANSWER: info(6615, 'Insurance platform dropped the connection without answering: the request may have been done (looked up by its idempotency key)', '医保平台未应答即断开连接：请求可能已执行（按幂等键查询）', true),
 
   // 7xxx: formats (thrown by the codecs as CodecError, with the path of the bad field)
   BAD_TLV: info(7001, 'Malformed data (TLV)', '数据格式错误（TLV）'),

@@ -74,7 +74,7 @@ export interface IngestServerOptions {
    */
   readonly voucherKey?: VoucherKey;
   /** Insurance payments (docs/insurance.md): the platform adapter; the checkpoint signer signs the vouchers. Only with httpPort */
-  readonly insurance?: { readonly platform: InsurancePlatform; readonly baseUrl?: string; readonly codeTtlMs?: number; readonly intervalS?: number; readonly voucherTtlMs?: number; readonly reverseGraceMs?: number };
+  readonly insurance?: { readonly platform: InsurancePlatform; readonly baseUrl?: string; readonly codeTtlMs?: number; readonly intervalS?: number; readonly voucherTtlMs?: number; readonly reverseGraceMs?: number; /** How often the sweep runs, ms (default 30 s) */ readonly sweepMs?: number };
 }
 
 export interface IngestServer {
@@ -238,7 +238,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
   const insuranceTimer = sweeping
     ? timers.setInterval(() => {
         Promise.all([sweeping.sweep(), sweeping.recover()]).catch((err: Error) => logger.warn({ event: 'insurance.sweep-failed', err: err.message }, 'insurance sweep failed'));
-      }, 30_000, { unref: true })
+      }, options.insurance?.sweepMs ?? 30_000, { unref: true })
     : undefined;
   if (options.httpPort !== undefined) {
     try {

@@ -354,7 +354,11 @@ export function createSyncClient(options: SyncClientOptions): SyncClient {
     const thisConnection = ++connections;
     client.subscribe(terminalSubscriptions(terminalId), { qos: 1 }, (err) => {
       if (err) logger.warn({ err: err.message }, 'subscribe failed');
-      else subscribedConnection = thisConnection;
+      else {
+        subscribedConnection = thisConnection;
+        // what a supervisor (or a test) waits for: server messages for this terminal reach it from here on
+        logger.info({ event: 'sync.subscribed' }, 'subscribed');
+      }
     });
     publish(topic('status'), encodeJsonPayload('status', { state: 'online', time: clock.now(), ...(options.software ? { software: options.software } : {}) }), true).catch(() => undefined);
     drain.pump();

@@ -71,10 +71,10 @@ describe('insurance platform adapter over HTTP to the simulated platform process
     expect(second).toMatchObject({ insurerFen: 1_000, patientFen: 3_000, capLeftFen: 1_000 });
   });
 
-  it('faults: down is PLATFORM_DOWN, error is PLATFORM_ERROR, slow is a TIMEOUT after which the key finds the settlement', async () => {
+  it('faults: down (connections dropped) is PLATFORM_NO_ANSWER, error is PLATFORM_ERROR, slow is a TIMEOUT after which the key finds the settlement', async () => {
     const cert = await adapter.queryCertificate({ credential: CREDENTIAL, item: 'OCT', amountFen: 5_000 });
     await platform.setFault('down');
-    expect(await codeOf(adapter.queryCertificate({ credential: CREDENTIAL, item: 'OCT', amountFen: 5_000 }))).toBe('INSURANCE_PLATFORM_DOWN');
+    expect(await codeOf(adapter.queryCertificate({ credential: CREDENTIAL, item: 'OCT', amountFen: 5_000 }))).toBe('INSURANCE_PLATFORM_NO_ANSWER');
     await platform.setFault('error');
     expect(await codeOf(adapter.queryCertificate({ credential: CREDENTIAL, item: 'OCT', amountFen: 5_000 }))).toBe('INSURANCE_PLATFORM_ERROR');
     await platform.setFault('slow', 5_000);
@@ -95,6 +95,7 @@ describe('insurance platform adapter over HTTP to the simulated platform process
     const cert = await adapter.queryCertificate({ credential: CREDENTIAL, item: 'OCT', amountFen: 1_000 });
     const made = await adapter.settle({ idempotencyKey: 'order-C:settle', certificateId: cert.certificateId, item: 'OCT', amountFen: 1_000, orderRef: 'order-C' });
     await platform.kill('SIGKILL');
+    // nothing listens: the connection is refused, so the request reached nobody
     expect(await codeOf(adapter.findSettlement('order-C:settle'))).toBe('INSURANCE_PLATFORM_DOWN');
     await platform.restart();
     expect((await adapter.findSettlement('order-C:settle'))?.settlementId).toBe(made.settlementId);

@@ -134,17 +134,51 @@ describe('insurance payments at the server', () => {
     expect(late.body.error).toMatchObject({ code: 'INSURANCE_CODE_EXPIRED_SERVER' });
   });
 
-  it('platform down at consent: the order fails cleanly with the reason, nothing settled', async () => {
+  it('platform down at consent (no connection): the order fails cleanly with the reason, nothing settled', async () => {
+    const auth = await start();
+    const opened = await post('/api/insurance/phone/open', { code: auth.user_code });
+    await post('/api/insurance/phone/quote', { code: auth.user_code, credential: 'EC-DEMO-0001' }, opened.cookie);
+    const before = await settlements();
+    // a platform whose process is gone refuses the connection: the request reached nobody
+    await platform.kill('SIGKILL');
+    const consent = await post('/api/insurance/phone/consent', { code: auth.user_code }, opened.cookie);
+    await platform.restart();
+    expect(consent.body.data).toMatchObject({ state: 'failed', failure: 'INSURANCE_PLATFORM_DOWN' });
+    clock.advance(2_000);
+    expect((await poll(auth.device_code)).body).toMatchObject({ error: 'access_denied', reason: 'INSURANCE_PLATFORM_DOWN', number: 6600 });
+    expect(await settlements()).toEqual(before);
+  });
+
+  it('platform dropping connections at consent: the settlement may have been made, so the order waits; the lookup by its key finds none: failed, nothing settled', async () => {
     const auth = await start();
     const opened = await post('/api/insurance/phone/open', { code: auth.user_code });
     await post('/api/insurance/phone/quote', { code: auth.user_code, credential: 'EC-DEMO-0001' }, opened.cookie);
     const before = await settlements();
     await platform.setFault('down');
     const consent = await post('/api/insurance/phone/consent', { code: auth.user_code }, opened.cookie);
-    expect(consent.body.data).toMatchObject({ state: 'failed', failure: 'INSURANCE_PLATFORM_DOWN' });
+    // a dropped connection does not say whether the platform did the work: not failed (that could lose a payment), settling
+    expect(consent.body.data).toMatchObject({ state: 'settling' });
+    expect(await rig.service.recover()).toEqual({ settled: 0, failed: 0, unresolved: 1 });
     await platform.setFault('normal');
+    expect(await rig.service.recover()).toEqual({ settled: 0, failed: 1, unresolved: 0 });
     clock.advance(2_000);
-    expect((await poll(auth.device_code)).body).toMatchObject({ error: 'access_denied', reason: 'INSURANCE_PLATFORM_DOWN', number: 6600 });
+    expect((await poll(auth.device_code)).body).toMatchObject({ error: 'access_denied', reason: 'INSURANCE_FAILED', number: 1159 });
+    expect(await settlements()).toEqual(before);
+  });
+
+  it('a server that died between the consent and the settlement (consented, no settlement key): the sweep expires it with the code, nothing settled', async () => {
+    const auth = await start();
+    const opened = await post('/api/insurance/phone/open', { code: auth.user_code });
+    await post('/api/insurance/phone/quote', { code: auth.user_code, credential: 'EC-DEMO-0001' }, opened.cookie);
+    const before = await settlements();
+    // what the consent's first update leaves when the process dies before the second (consented -> settling, with the key)
+    expect(await rig.store.insurance.transition(auth.orderId, ['opened'], 'consented', { tokenHash: 'ab'.repeat(32) }, clock.now())).toBe(true);
+    await rig.service.sweep();
+    expect((await rig.store.insurance.order(auth.orderId))?.state).toBe('consented');
+    clock.advance(auth.expires_in * 1000);
+    expect((await rig.service.sweep()).expired).toBeGreaterThanOrEqual(1);
+    expect((await rig.store.insurance.order(auth.orderId))).toMatchObject({ state: 'expired', failure: 'INSURANCE_CODE_EXPIRED' });
+    expect((await poll(auth.device_code)).body).toMatchObject({ error: 'expired_token' });
     expect(await settlements()).toEqual(before);
   });
 

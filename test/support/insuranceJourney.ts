@@ -4,13 +4,12 @@
  * investor root), and a terminal on the simulated board over the real serial protocol (SerialRig) with its sync
  * client and InsurancePayment over MQTT. The phone is plain HTTP calls, as the phone page makes them.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jsQRModule from 'jsqr';
 import { startTerminalSync, type TerminalSync } from '../../src/daemon/startSync.js';
 import { mqttInsuranceLink } from '../../src/daemon/mqttInsuranceLink.js';
-import { Ledger } from '../../src/ledger/Ledger.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/scenario/embeddedServer.js';
 import { SerialRig } from '../../src/scenario/SerialRig.js';
 import { createServerStore } from '../../src/server/createServerStore.js';
@@ -18,15 +17,12 @@ import { createIngestServer, type IngestServer } from '../../src/server/IngestSe
 import { HttpInsurancePlatform } from '../../src/server/insurance/HttpInsurancePlatform.js';
 import type { ServerStore } from '../../src/server/ServerStore.js';
 import { qrImage } from '../../src/sim/qrDisplay.js';
-import { saveDeviceKey } from '../../src/terminal/deviceKey.js';
 import { InsurancePayment, type InsuranceLink } from '../../src/terminal/InsurancePayment.js';
-import { signMessage } from '../../src/crypto/ed25519.js';
-import { systemClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { freeLoopbackPort } from './freePort.js';
 import { certifiedServerKey, type ServerKey } from './insuranceRig.js';
 import type { PlatformProcess } from './insurancePlatform.js';
-import { makeInvestor, SignedLedger, type Investor } from './signedLedger.js';
+import { makeInvestor, provisionDataDir, type Investor } from './signedLedger.js';
 
 export interface TerminalSide {
   readonly rig: SerialRig;
@@ -88,16 +84,7 @@ export async function startJourney(platform: PlatformProcess, options: { interva
     });
   const terminalId = options.terminalId ?? 'T-INS-1';
   const dataDir = join(dir, 'terminal');
-  const identity = new SignedLedger(investor, terminalId, 'CL-1');
-  const device = identity.device;
-  {
-    mkdirSync(dataDir, { recursive: true });
-    const ledger = Ledger.open(join(dataDir, 'terminal.db'), systemClock);
-    ledger.setSigner((b) => signMessage(device.privateKey, b));
-    ledger.provision({ terminalId, clinicCode: 'CL-1', rootPublicKey: investor.rootPublicKey, certificate: identity.certificate });
-    ledger.close();
-    saveDeviceKey(dataDir, device.privateKey);
-  }
+  provisionDataDir(investor, dataDir, terminalId);
   const openTerminal = async (): Promise<TerminalSide> => {
     const rig = await SerialRig.start({ dataDir, device: { startDelayMs: 2, runMs: 5 } });
     const sync = startTerminalSync({ ledger: rig.terminal.ledger, dataDir, settings: { brokerUrl: broker.url, protocolVersion: 4, maxEntriesPerSecond: 100_000, pollMs: 50 }, log: silentLogger });

@@ -6,12 +6,17 @@
  * InMemoryOutbox implements OutboxSource over such a ledger.
  */
 import { randomBytes, type KeyObject } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { toHex } from '../../src/codecs/bytes.js';
 import { encodeRecordBody, encodeSignedRecord, RecordKind, type RecordFields } from '../../src/codecs/cardRecord.js';
 import { encodeLedgerEntry, encodeLedgerEntryBody, EntryType, GENESIS_HASH, type EntryTypeValue, type LedgerEntryFields } from '../../src/codecs/ledgerEntry.js';
 import { generateSigningKey, signMessage, type Ed25519KeyPair } from '../../src/crypto/ed25519.js';
 import { entryHash } from '../../src/crypto/ledgerChain.js';
+import { Ledger } from '../../src/ledger/Ledger.js';
 import type { OutboxEntry, OutboxSource } from '../../src/sync/OutboxSource.js';
+import { saveDeviceKey } from '../../src/terminal/deviceKey.js';
+import { systemClock } from '../../src/util/clock.js';
 
 export const ISSUED_AT = 1_790_000_000;
 /** 2026-09-22T00:00:00Z: a trusted terminal clock */
@@ -20,6 +25,20 @@ export const BASE_TIME = Date.UTC(2026, 8, 22);
 export function signRecord(fields: RecordFields, key: KeyObject): Uint8Array {
   const body = encodeRecordBody(fields);
   return encodeSignedRecord(body, signMessage(key, body));
+}
+
+/**
+ * A terminal data folder as the factory leaves it: its ledger provisioned with a certificate the investor root
+ * signed, and its device key saved; `tally terminal run` or Terminal.open takes it from there
+ */
+export function provisionDataDir(investor: Investor, dataDir: string, terminalId: string, clinicCode = 'CL-1'): void {
+  mkdirSync(dataDir, { recursive: true });
+  const identity = new SignedLedger(investor, terminalId, clinicCode);
+  const ledger = Ledger.open(join(dataDir, 'terminal.db'), systemClock);
+  ledger.setSigner((b) => signMessage(identity.device.privateKey, b));
+  ledger.provision({ terminalId, clinicCode, rootPublicKey: investor.rootPublicKey, certificate: identity.certificate });
+  ledger.close();
+  saveDeviceKey(dataDir, identity.device.privateKey);
 }
 
 export interface Investor {

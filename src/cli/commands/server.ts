@@ -36,6 +36,24 @@ export function rootKey(values: Record<string, unknown>): Uint8Array {
   return new Uint8Array(Buffer.from(hex, 'hex'));
 }
 
+/** --insurance-timing CODE,POLL,VOUCHER,GRACE,SWEEP (seconds; an empty field keeps its default) */
+function insuranceTiming(text: unknown): { codeTtlMs?: number; intervalS?: number; voucherTtlMs?: number; reverseGraceMs?: number; sweepMs?: number } {
+  if (typeof text !== 'string') return {};
+  const fields = text.split(',');
+  const seconds = fields.map((f) => (f.trim() === '' ? undefined : Number(f)));
+  if (fields.length !== 5 || seconds.some((n) => n !== undefined && (!Number.isInteger(n) || n < 0 || n > 86_400)) || seconds[0] === 0 || seconds[1] === 0 || seconds[2] === 0 || seconds[4] === 0) {
+    throw new TallyError('USAGE', '--insurance-timing CODE,POLL,VOUCHER,GRACE,SWEEP: five whole numbers of seconds (0..86400; only GRACE may be 0), e.g. 300,5,600,600,30');
+  }
+  const [code, poll, voucher, grace, sweep] = seconds;
+  return {
+    ...(code !== undefined ? { codeTtlMs: code * 1000 } : {}),
+    ...(poll !== undefined ? { intervalS: poll } : {}),
+    ...(voucher !== undefined ? { voucherTtlMs: voucher * 1000 } : {}),
+    ...(grace !== undefined ? { reverseGraceMs: grace * 1000 } : {}),
+    ...(sweep !== undefined ? { sweepMs: sweep * 1000 } : {}),
+  };
+}
+
 /** The registry writes' bearer token: --admin-token-file FILE, else TALLY_ADMIN_TOKEN; undefined: writes refused */
 function adminToken(values: Record<string, unknown>): string | undefined {
   const file = values['admin-token-file'];
@@ -59,7 +77,7 @@ export const serverRunCommand: CliCommand = {
   help: `tally server run [--config FILE] --broker URL --store (FILE | postgres://...) (--root HEX | --root-file FILE)
                  [--ca F --cert F --key F] [--mqtt 4|5] [--http-port N [--https-proxy]] [--shared-group NAME] [--client-id ID]
                  [--signature-check chain-anchored|every-entry] [--admin-token-file FILE] [--worker-threads N]
-                 [--signing-key FILE] [--insurance-url URL [--insurance-base-url URL]]
+                 [--signing-key FILE] [--insurance-url URL [--insurance-base-url URL] [--insurance-timing S,S,S,S,S]]
                  [--voucher-key FILE]
 
 Subscribes to every terminal's reports, verifies each terminal's certificate
@@ -90,7 +108,11 @@ endpoint) the HTTP API also serves insurance payments (docs/insurance.md):
 the device authorisation and token endpoints, the phone page at /pay, and
 /api/insurance/reconcile; it needs --http-port and --signing-key (the key
 signs the settlement vouchers). --insurance-base-url is where phones reach
-the server (default http://127.0.0.1:PORT).
+the server (default http://127.0.0.1:PORT). --insurance-timing CODE,POLL,
+VOUCHER,GRACE,SWEEP sets, in seconds, the life of a QR code (default 300), the
+terminal's poll interval (5), the life of a settlement voucher (600), the wait
+past a voucher's expiry before an unused one is reversed (600) and how often
+the sweep runs (30).
 
 With --voucher-key FILE (tally server voucher certify-key) the HTTP API
 signs vouchers (the console's voucher pages, /api/vouchers/*) and every
@@ -130,6 +152,7 @@ ${SERVER_PKI_HELP}`,
       'voucher-key': { type: 'string' },
       'insurance-url': { type: 'string' },
       'insurance-base-url': { type: 'string' },
+      'insurance-timing': { type: 'string' },
       ...SERVER_PKI_OPTIONS,
     });
     const { values, logLevel } = withServerConfig(cli, io);
@@ -146,6 +169,7 @@ ${SERVER_PKI_HELP}`,
     const voucherKey = typeof values['voucher-key'] === 'string' ? loadVoucherKey(values['voucher-key'], rootPublicKey) : undefined;
     const httpPort = typeof values['http-port'] === 'string' ? integer(values, 'http-port') : undefined;
     if (typeof values['insurance-url'] === 'string' && (httpPort === undefined || !signingKey)) throw new TallyError('USAGE', '--insurance-url needs --http-port and --signing-key (the key signs the settlement vouchers)');
+    const timing = insuranceTiming(values['insurance-timing']);
     let server: IngestServer;
     try {
       server = await createIngestServer({
@@ -167,7 +191,7 @@ ${SERVER_PKI_HELP}`,
         ...(signingKey ? { checkpointSigner: { key: signingKey.key, certificate: signingKey.certificate } } : {}),
         ...(voucherKey ? { voucherKey } : {}),
         ...(typeof values['insurance-url'] === 'string'
-          ? { insurance: { platform: new HttpInsurancePlatform({ url: values['insurance-url'] }), ...(typeof values['insurance-base-url'] === 'string' ? { baseUrl: values['insurance-base-url'] } : {}) } }
+          ? { insurance: { platform: new HttpInsurancePlatform({ url: values['insurance-url'] }), ...(typeof values['insurance-base-url'] === 'string' ? { baseUrl: values['insurance-base-url'] } : {}), ...timing } }
           : {}),
         logger: log,
       });

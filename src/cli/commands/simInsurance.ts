@@ -25,12 +25,14 @@ database (FILE). Its HTTP API (JSON, money in fen):
 OCT: covered, 30% co-payment, annual cap 2000.00.
 --fault starts it slow (answers --delay MS late, after the work is committed),
 down (connections dropped) or answering 503.
-Prints "insurance platform at URL" when ready; SIGTERM stops it.`,
+Prints "insurance platform at URL" when ready, then a line for each
+settlement or reversal it commits; SIGTERM stops it.`,
   async run(args, io) {
     const values = parse(args, { db: { type: 'string' }, port: { type: 'string' }, demo: { type: 'boolean' }, fault: { type: 'string' }, delay: { type: 'string' } });
     const fault = (values.fault as string | undefined) ?? 'normal';
     if (!['normal', 'slow', 'down', 'error'].includes(fault)) throw new TallyError('USAGE', '--fault normal, slow, down or error');
-    const platform = await startInsurancePlatformSim({ dbPath: required(values, 'db'), port: integer(values, 'port', 0) });
+    // each committed settlement and reversal is a line, before its answer goes out (slow mode holds the answer back)
+    const platform = await startInsurancePlatformSim({ dbPath: required(values, 'db'), port: integer(values, 'port', 0), onCommitted: (e) => io.out(`${e.kind} ${e.id} committed under key ${e.key}${e.replayed ? ' (replayed)' : ''}`) });
     platform.setFault(fault as FaultMode, integer(values, 'delay', 0));
     if (values.demo === true) {
       const post = (path: string, body: unknown) => fetch(`${platform.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

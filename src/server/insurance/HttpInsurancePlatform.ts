@@ -1,7 +1,9 @@
 /**
  * The InsurancePlatform adapter for the simulated platform's HTTP API (src/sim/insurance). Every call has a
- * deadline; a connection that cannot open is INSURANCE_PLATFORM_DOWN, one that opens and does not answer in time
- * INSURANCE_PLATFORM_TIMEOUT (the platform may have done the work: the caller looks it up by its idempotency key).
+ * deadline; a connection that cannot open is INSURANCE_PLATFORM_DOWN (nothing reached the platform), one that opens
+ * and does not answer in time INSURANCE_PLATFORM_TIMEOUT, one that opens and is dropped before the answer (the
+ * platform's process died, a proxy cut it) INSURANCE_PLATFORM_NO_ANSWER: in both the platform may have done the
+ * work, and the caller looks it up by its idempotency key.
  */
 import { TallyError, type ErrorName } from '../../errors.js';
 import type { CertificateQuery, InsurancePlatform, PlatformReversal, PlatformSettlement, PlatformStatement, SettlementCertificate, SettlementRequest } from './InsurancePlatform.js';
@@ -20,6 +22,9 @@ const PLATFORM_CODES: Record<string, ErrorName> = {
   'unknown-certificate': 'INSURANCE_STATE',
   'already-reversed': 'INSURANCE_STATE',
 };
+
+/** Transport faults (undici's cause codes) where no connection was made: the platform cannot have seen the request */
+const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
 
 interface Answer {
   readonly status: number;
@@ -54,6 +59,8 @@ export class HttpInsurancePlatform implements InsurancePlatform {
       parsed = (await response.json()) as Answer['body'];
     } catch (err) {
       if (isTimeout(err)) throw new TallyError('INSURANCE_PLATFORM_TIMEOUT', `${path}: no answer within ${this.timeoutMs} ms`);
+      // the head came, the body was cut off
+      if (!(err instanceof SyntaxError)) throw new TallyError('INSURANCE_PLATFORM_NO_ANSWER', `${path}: the answer was cut off (HTTP ${response.status})`);
       throw new TallyError('INSURANCE_PLATFORM_ERROR', `${path}: answer is not JSON (HTTP ${response.status})`);
     }
     return { status: response.status, body: parsed };
@@ -62,7 +69,8 @@ export class HttpInsurancePlatform implements InsurancePlatform {
   private transportFault(err: unknown, path: string): TallyError {
     if (isTimeout(err)) return new TallyError('INSURANCE_PLATFORM_TIMEOUT', `${path}: no answer within ${this.timeoutMs} ms`);
     const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-    return new TallyError('INSURANCE_PLATFORM_DOWN', `${path}: ${cause}`);
+    // only a connection that never opened proves the request went nowhere
+    return new TallyError(NEVER_CONNECTED.has(cause) ? 'INSURANCE_PLATFORM_DOWN' : 'INSURANCE_PLATFORM_NO_ANSWER', `${path}: ${cause}`);
   }
 
   private data<T>(answer: Answer, path: string): T {

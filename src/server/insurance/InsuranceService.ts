@@ -286,8 +286,9 @@ export class InsuranceService {
     try {
       settlement = await this.platform.settle({ idempotencyKey: key, certificateId: order.certificateId!, item: order.item, amountFen: order.amountFen, orderRef: order.orderId });
     } catch (err) {
-      if (isTallyError(err, 'INSURANCE_PLATFORM_TIMEOUT')) {
-        this.log.warn({ event: 'insurance.settle-timeout', orderId: order.orderId }, 'settlement timed out: looking it up by its key');
+      // no answer (late, or the connection dropped): the platform may have settled; only its record under the key tells
+      if (isTallyError(err, 'INSURANCE_PLATFORM_TIMEOUT') || isTallyError(err, 'INSURANCE_PLATFORM_NO_ANSWER')) {
+        this.log.warn({ event: 'insurance.settle-timeout', orderId: order.orderId, code: err.code }, 'settlement not answered: looking it up by its key');
         settlement = await this.platform.findSettlement(key).catch(() => undefined);
         // unresolved: the order stays settling, and recover() asks again
         if (!settlement) return (await this.store.order(order.orderId))!;
@@ -380,8 +381,9 @@ export class InsuranceService {
     const now = this.clock.now();
     let expired = 0;
     let reversed = 0;
-    for (const order of await this.store.ordersIn(['pending', 'opened'])) {
-      if (now >= order.expiresAt && (await this.store.transition(order.orderId, ['pending', 'opened'], 'expired', { failure: 'INSURANCE_CODE_EXPIRED' }, now))) expired++;
+    // consented: a server that died between the consent and the settlement's key (one update) never called the platform
+    for (const order of await this.store.ordersIn(['pending', 'opened', 'consented'])) {
+      if (now >= order.expiresAt && (await this.store.transition(order.orderId, ['pending', 'opened', 'consented'], 'expired', { failure: 'INSURANCE_CODE_EXPIRED' }, now))) expired++;
     }
     const grace = this.options.reverseGraceMs ?? 10 * 60_000;
     for (const order of await this.store.ordersIn(['settled'])) {

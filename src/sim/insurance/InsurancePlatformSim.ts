@@ -47,6 +47,8 @@ export interface InsurancePlatformSimOptions {
   readonly port?: number;
   readonly clock?: Clock;
   readonly scheduler?: Scheduler;
+  /** Told of every settlement and reversal once it is committed (before the answer, which slow mode delays): `tally sim insurance` prints it */
+  readonly onCommitted?: (event: { readonly kind: 'settlement' | 'reversal'; readonly id: string; readonly key: string; readonly replayed: boolean }) => void;
   /** How long a certificate lasts, ms */
   readonly certificateTtlMs?: number;
 }
@@ -279,12 +281,18 @@ export async function startInsurancePlatformSim(options: InsurancePlatformSimOpt
     if (post && path === '/v1/settlements') {
       const key = idempotencyKey(req);
       const { replayed, settlement } = book.settle(key, await readJson(req));
+      options.onCommitted?.({ kind: 'settlement', id: (settlement as { settlementId: string }).settlementId, key, replayed });
       return { status: replayed ? 200 : 201, data: settlement };
     }
     const byKey = /^\/v1\/settlements\/by-key\/([^/]+)$/.exec(path);
     if (req.method === 'GET' && byKey) return { status: 200, data: book.byKey(decodeURIComponent(byKey[1]!)) };
     const reversal = /^\/v1\/settlements\/([A-Za-z0-9-]{1,64})\/reversal$/.exec(path);
-    if (post && reversal) return { status: 200, data: book.reverse(idempotencyKey(req), reversal[1]!) };
+    if (post && reversal) {
+      const key = idempotencyKey(req);
+      const done = book.reverse(key, reversal[1]!) as { reversalId: string };
+      options.onCommitted?.({ kind: 'reversal', id: done.reversalId, key, replayed: false });
+      return { status: 200, data: done };
+    }
     if (req.method === 'GET' && path === '/v1/statements') return { status: 200, data: book.statement(url.searchParams.get('day') ?? '') };
     throw new PlatformError(404, 'not-found', `${req.method} ${path}`);
   };
