@@ -36,6 +36,7 @@ export const SERVER_SETTINGS = Section({
   insurance: Section({
     url: flag('insurance-url', S.text("the insurance platform (tally sim insurance, or a platform adapter's endpoint); needs http.port and server.signingKey")),
     baseUrl: flag('insurance-base-url', S.text('where phones reach the server (default http://127.0.0.1:PORT)')),
+    timing: flag('insurance-timing', S.text("CODE,POLL,VOUCHER,GRACE,SWEEP in seconds (default 300,5,600,600,30): a QR code's life, the poll interval, a voucher's life, the wait past a voucher's expiry before an unused one is reversed, the sweep's period; an empty field keeps its default")),
   }),
   pki: Section({
     dir: flag('pki', S.text('the TLS CA of tally pki: certificates of retired terminals are revoked, the CRL kept fresh')),

@@ -38,7 +38,7 @@ describe('the server settings', () => {
     options.delete('config');
     const flags = new Set([...settingsOf(SERVER_SETTINGS).values()].flatMap((leaf) => (leaf.flag ? [leaf.flag] : [])));
     expect([...flags].sort()).toEqual([...options].sort());
-    expect(flags.size).toBe(27);
+    expect(flags.size).toBe(28);
   });
 
   it('the file and the environment give the flags they set (not defaults); the environment wins over the file', () => {
