@@ -34,7 +34,7 @@ function contract(backend: StoreBackend): void {
     it('keeps users with scrypt hashes (never the password) and their scope', async () => {
       expect(await store.access.hasUsers()).toBe(true);
       const users = await store.access.users();
-      expect(users.map((u) => `${u.username}:${u.role}:${u.scope ?? ''}`).sort()).toEqual(['admin:sysadmin:', 'agent-1:agent:AG-1', 'auditor:auditor:', 'boss:authority:', 'clinic-a:clinic:CL-A', 'issuer:issuer:']);
+      expect(users.map((u) => `${u.username}:${u.role}:${u.scope ?? ''}`).sort()).toEqual(['admin:sysadmin:', 'agent-1:agent:AG-1', 'auditor:auditor:', 'boss:authority:', 'clinic-a:clinic:CL-A', 'issuer:issuer:', 'patient-1:patient:W-1']);
       expect(users.every((u) => !('passwordHash' in u))).toBe(true);
       const stored = (await store.access.user('boss'))!;
       expect(stored.passwordHash).toMatch(/^scrypt\$32768\$8\$1\$/);
@@ -83,7 +83,7 @@ function contract(backend: StoreBackend): void {
       await store.access.appendAudit({ at: T0 + 1, username: 'boss', role: 'authority', action: 'registry.clinic.save', target: 'CL-A', detail: '{}', address: '127.0.0.1' });
       const log = await store.access.audit();
       expect(log[0]).toMatchObject({ action: 'registry.clinic.save', target: 'CL-A', username: 'boss', address: '127.0.0.1' });
-      expect(log.filter((e) => e.action === 'user.add')).toHaveLength(6);
+      expect(log.filter((e) => e.action === 'user.add')).toHaveLength(7);
       await expect(raw.run("UPDATE audit_log SET username = 'someone else'")).rejects.toThrow(/append-only/);
       await expect(raw.run('DELETE FROM audit_log')).rejects.toThrow(/append-only/);
       if (backend.name === 'postgres') await expect(raw.run('TRUNCATE audit_log')).rejects.toThrow(/append-only/);
