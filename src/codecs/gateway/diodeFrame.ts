@@ -42,17 +42,7 @@ export function encodeDiodeFrame(f: DiodeFrame): Uint8Array {
   if (!Number.isSafeInteger(f.seq) || f.seq < 1 || f.seq > 2 ** 48 - 1) throw new DiodeFrameError('seq: 1..2^48-1');
   const out = new Uint8Array(5 + id.length + 6 + 2 + topic.length + 4 + f.payload.length);
   const view = new DataView(out.buffer);
-  let o = 0;
-  out[o++] = DIODE_MAGIC[0];
-  out[o++] = DIODE_MAGIC[1];
-  out[o++] = DIODE_VERSION;
-  out[o++] = KIND_BYTE[f.kind];
-  out[o++] = id.length;
-  out.set(id, o);
-  o += id.length;
-  view.setUint16(o, Math.floor(f.seq / 2 ** 32));
-  view.setUint32(o + 2, f.seq >>> 0);
-  o += 6;
+  let o = writeHeader(out, view, DIODE_VERSION, f.kind, id, f.seq);
   view.setUint16(o, topic.length);
   o += 2;
   out.set(topic, o);
@@ -65,18 +55,23 @@ export function encodeDiodeFrame(f: DiodeFrame): Uint8Array {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-export function parseDiodeFrame(bytes: Uint8Array): DiodeFrame {
-  const fail = (why: string): never => {
-    throw new DiodeFrameError(why);
-  };
-  if (bytes.length < 4 + 1 + 6 + 2 + 4) fail('datagram too short');
+const fail = (why: string): never => {
+  throw new DiodeFrameError(why);
+};
+
+/**
+ * Both versions' datagrams start alike: magic, version, kind, gateway id, seq.
+ * `shortest` is the least datagram of the version; `afterId` the least it has after the id (seq included).
+ */
+function readHeader(bytes: Uint8Array, version: number, shortest: number, afterId: number): { kind: DiodeKind; gatewayId: string; seq: number; view: DataView; offset: number } {
+  if (bytes.length < shortest) fail('datagram too short');
   if (bytes[0] !== DIODE_MAGIC[0] || bytes[1] !== DIODE_MAGIC[1]) fail('bad magic');
-  if (bytes[2] !== DIODE_VERSION) fail(`unknown version ${bytes[2]}`);
+  if (bytes[2] !== version) fail(`unknown version ${bytes[2]}`);
   const kind: DiodeKind = bytes[3] === 1 ? 'crossing' : bytes[3] === 2 ? 'delivery' : fail(`unknown kind ${bytes[3]}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let o = 4;
   const idLength = bytes[o++]!;
-  if (idLength === 0 || idLength > 32 || o + idLength + 12 > bytes.length) fail('bad gateway id length');
+  if (idLength === 0 || idLength > 32 || o + idLength + afterId > bytes.length) fail('bad gateway id length');
   let gatewayId = '';
   try {
     gatewayId = utf8.decode(bytes.subarray(o, o + idLength));
@@ -87,7 +82,27 @@ export function parseDiodeFrame(bytes: Uint8Array): DiodeFrame {
   o += idLength;
   const seq = view.getUint16(o) * 2 ** 32 + view.getUint32(o + 2);
   if (seq < 1) fail('seq 0');
-  o += 6;
+  return { kind, gatewayId, seq, view, offset: o + 6 };
+}
+
+/** Writes magic, version, kind, gateway id and seq; returns the offset after them */
+function writeHeader(out: Uint8Array, view: DataView, version: number, kind: DiodeKind, id: Uint8Array, seq: number): number {
+  let o = 0;
+  out[o++] = DIODE_MAGIC[0];
+  out[o++] = DIODE_MAGIC[1];
+  out[o++] = version;
+  out[o++] = KIND_BYTE[kind];
+  out[o++] = id.length;
+  out.set(id, o);
+  o += id.length;
+  view.setUint16(o, Math.floor(seq / 2 ** 32));
+  view.setUint32(o + 2, seq >>> 0);
+  return o + 6;
+}
+
+export function parseDiodeFrame(bytes: Uint8Array): DiodeFrame {
+  const { kind, gatewayId, seq, view, offset } = readHeader(bytes, DIODE_VERSION, 4 + 1 + 6 + 2 + 4, 12);
+  let o = offset;
   const topicLength = view.getUint16(o);
   o += 2;
   if (topicLength === 0 || topicLength > 256 || o + topicLength + 4 > bytes.length) fail('bad topic length');
@@ -181,17 +196,7 @@ export function encodeDiodeFragments(f: DiodeFrame, sha256: Sha256, fragmentByte
     const data = body.subarray(index * fragmentBytes, Math.min(body.length, (index + 1) * fragmentBytes));
     const out = new Uint8Array(5 + id.length + 6 + 2 + 2 + 4 + 8 + data.length);
     const view = new DataView(out.buffer);
-    let o = 0;
-    out[o++] = DIODE_MAGIC[0];
-    out[o++] = DIODE_MAGIC[1];
-    out[o++] = DIODE_FRAGMENTED_VERSION;
-    out[o++] = KIND_BYTE[f.kind];
-    out[o++] = id.length;
-    out.set(id, o);
-    o += id.length;
-    view.setUint16(o, Math.floor(f.seq / 2 ** 32));
-    view.setUint32(o + 2, f.seq >>> 0);
-    o += 6;
+    let o = writeHeader(out, view, DIODE_FRAGMENTED_VERSION, f.kind, id, f.seq);
     view.setUint16(o, index);
     view.setUint16(o + 2, count);
     view.setUint32(o + 4, body.length);
@@ -206,28 +211,8 @@ export function encodeDiodeFragments(f: DiodeFrame, sha256: Sha256, fragmentByte
 
 /** One version 2 datagram; a version 1 datagram is read as a message of one fragment by the receiver (parseDiodeFrame) */
 export function parseDiodeFragment(bytes: Uint8Array): DiodeFragment {
-  const fail = (why: string): never => {
-    throw new DiodeFrameError(why);
-  };
-  if (bytes.length < 5 + 1 + 6 + 8 + 8) fail('datagram too short');
-  if (bytes[0] !== DIODE_MAGIC[0] || bytes[1] !== DIODE_MAGIC[1]) fail('bad magic');
-  if (bytes[2] !== DIODE_FRAGMENTED_VERSION) fail(`unknown version ${bytes[2]}`);
-  const kind: DiodeKind = bytes[3] === 1 ? 'crossing' : bytes[3] === 2 ? 'delivery' : fail(`unknown kind ${bytes[3]}`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let o = 4;
-  const idLength = bytes[o++]!;
-  if (idLength === 0 || idLength > 32 || o + idLength + 22 > bytes.length) fail('bad gateway id length');
-  let gatewayId = '';
-  try {
-    gatewayId = utf8.decode(bytes.subarray(o, o + idLength));
-  } catch {
-    fail('gateway id not UTF-8');
-  }
-  if (!/^[A-Za-z0-9._-]+$/.test(gatewayId)) fail('bad gateway id');
-  o += idLength;
-  const seq = view.getUint16(o) * 2 ** 32 + view.getUint32(o + 2);
-  if (seq < 1) fail('seq 0');
-  o += 6;
+  const { kind, gatewayId, seq, view, offset } = readHeader(bytes, DIODE_FRAGMENTED_VERSION, 5 + 1 + 6 + 8 + 8, 22);
+  let o = offset;
   const index = view.getUint16(o);
   const count = view.getUint16(o + 2);
   const messageLength = view.getUint32(o + 4);
