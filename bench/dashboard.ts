@@ -30,7 +30,7 @@ import { createServerStore, type ServerStoreOptions } from '../src/server/create
 import { startHttpApi } from '../src/server/httpApi.js';
 import type { EntryRow, ServerStore } from '../src/server/ServerStore.js';
 import { createPostgresDriver } from '../src/server/store/postgresDriver.js';
-import { POSTGRES_SCHEMA, rollupsFromEntries, SQLITE_MIGRATIONS } from '../src/server/store/schema.js';
+import { POSTGRES_MIGRATIONS, rollupsFromEntries, SQLITE_MIGRATIONS } from '../src/server/store/schema.js';
 import { createSqliteDriver } from '../src/server/store/sqliteDriver.js';
 import { startPostgres } from '../test/support/postgres.js';
 import { measureSteal } from './cpuSteal.js';
@@ -158,7 +158,7 @@ async function fleet(store: ServerStore, o: Required<DashboardBenchOptions>, sta
 /** The same entries terminalEntries makes, made by the database itself, one terminal a statement; then the roll-ups from them */
 async function bulkFill(place: ServerStoreOptions, name: string, o: Required<DashboardBenchOptions>, start: number): Promise<number> {
   const sqlite = place.kind === 'sqlite';
-  const driver = sqlite ? createSqliteDriver(place.path, SQLITE_MIGRATIONS) : await createPostgresDriver(place.connectionString, POSTGRES_SCHEMA);
+  const driver = sqlite ? createSqliteDriver(place.path, SQLITE_MIGRATIONS) : await createPostgresDriver(place.connectionString, POSTGRES_MIGRATIONS);
   const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
   const blob = (b: Uint8Array): string => (sqlite ? `X'${hex(b)}'` : `'\\x${hex(b)}'::bytea`);
   const uses = o.days * o.usesPerDay;

@@ -10,7 +10,7 @@ import { createServerStore } from '../../src/server/createServerStore.js';
 import { currentPricing, incomeSplit } from '../../src/server/httpApi.js';
 import type { ServerStore } from '../../src/server/ServerStore.js';
 import { createPostgresDriver } from '../../src/server/store/postgresDriver.js';
-import { POSTGRES_SCHEMA, SQLITE_MIGRATIONS } from '../../src/server/store/schema.js';
+import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from '../../src/server/store/schema.js';
 import { createSqliteDriver } from '../../src/server/store/sqliteDriver.js';
 import type { SqlDriver } from '../../src/server/store/SqlDriver.js';
 import { storeBackends, type StoreBackend } from '../support/storeBackends.js';
@@ -23,7 +23,7 @@ function contract(backend: StoreBackend): void {
     beforeAll(async () => {
       const place = await backend.place('access');
       store = await createServerStore(place);
-      raw = place.kind === 'sqlite' ? createSqliteDriver(place.path, SQLITE_MIGRATIONS) : await createPostgresDriver(place.connectionString, POSTGRES_SCHEMA);
+      raw = place.kind === 'sqlite' ? createSqliteDriver(place.path, SQLITE_MIGRATIONS) : await createPostgresDriver(place.connectionString, POSTGRES_MIGRATIONS);
       await buildConsoleWorld(store);
     }, 120_000);
     afterAll(async () => {

@@ -48,7 +48,7 @@ async function registryAtVersion3(backend: StoreBackend): Promise<Awaited<Return
     expect(schemaVersion(db)).toBe(3);
     db.close();
   } else {
-    const driver = await createPostgresDriver(place.connectionString, POSTGRES_MIGRATIONS.filter((m) => m.version <= 3).flatMap((m) => m.statements));
+    const driver = await createPostgresDriver(place.connectionString, POSTGRES_MIGRATIONS.filter((m) => m.version <= 3));
     await driver.run(insert);
     await driver.close();
   }

@@ -177,7 +177,7 @@ for (const backend of storeBackends('tally-rollup')) {
         { kind: 'use', day: 1 },
         { kind: 'use', day: 2, trusted: false },
       ]);
-      const driver = place.kind === 'sqlite' ? createSqliteDriver(place.path, SQLITE_MIGRATIONS.filter((m) => m.version <= 5)) : await createPostgresDriver(place.connectionString, POSTGRES_MIGRATIONS.filter((m) => m.version <= 5).flatMap((m) => m.statements));
+      const driver = place.kind === 'sqlite' ? createSqliteDriver(place.path, SQLITE_MIGRATIONS.filter((m) => m.version <= 5)) : await createPostgresDriver(place.connectionString, POSTGRES_MIGRATIONS.filter((m) => m.version <= 5));
       for (const r of rows) {
         await driver.run('INSERT INTO entries (terminal_id, seq, type, time, day, clock_trusted, clinic_code, batch_id, serial, ref, hash, prev_hash, raw, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
           r.terminalId, r.seq, r.type, r.time, new Date(r.time).toISOString().slice(0, 10), r.clockTrusted ? 1 : 0, r.clinicCode, r.batchId ?? null, r.serial ?? null, r.ref ?? null, r.hash, r.prevHash, r.raw, T0 + 3 * DAY,

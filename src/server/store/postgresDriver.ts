@@ -54,14 +54,31 @@ class PostgresExecutor implements SqlExecutor {
   }
 }
 
-export async function createPostgresDriver(connectionString: string, schemaSql: readonly string[]): Promise<SqlDriver> {
+/** A numbered migration: its statements each do nothing where their work is done already (IF NOT EXISTS, a backfill that finds its rows) */
+export interface PostgresMigration {
+  readonly version: number;
+  readonly statements: readonly string[];
+}
+
+/**
+ * Runs the migrations this database has not recorded in schema_migrations, in order, and records each. A database
+ * made before the record existed runs them all once (each is idempotent) and is recorded from then on, so a start
+ * no longer repeats a backfill over every entry (migration 11's recount took minutes on a large store).
+ */
+export async function createPostgresDriver(connectionString: string, migrations: readonly PostgresMigration[]): Promise<SqlDriver> {
   const pool = new pg.Pool({ connectionString, max: 8 });
   // an idle client's network error must not crash the server
   pool.on('error', () => undefined);
   const client = await pool.connect();
   try {
     await client.query('SELECT pg_advisory_lock(7243001)');
-    for (const statement of schemaSql) await client.query(statement);
+    await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)');
+    const applied = new Set((await client.query('SELECT version FROM schema_migrations')).rows.map((r: { version: string | number }) => Number(r.version)));
+    for (const migration of migrations) {
+      if (applied.has(migration.version)) continue;
+      for (const statement of migration.statements) await client.query(statement);
+      await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING', [migration.version, Date.now()]);
+    }
     await client.query('SELECT pg_advisory_unlock(7243001)');
   } finally {
     client.release();

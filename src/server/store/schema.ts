@@ -414,7 +414,7 @@ export const POSTGRES_WEEK_OF = (column: string): string => `to_char(date_trunc(
  * arrival, as uses_daily_untrusted); per batch on its terminal, the use reservations stored and how many of them
  * a release cancelled (the batches page). Indexes on the daily tables in (terminal, day, clinic) order, which the
  * daily rows are paged in. The backfills count what the daily tables and the entries hold, once: each only while
- * its period has no row (PostgreSQL runs them at every start).
+ * its period has no row (a PostgreSQL database made before schema_migrations runs them once more).
  */
 function rollupTables(t: { int: string; weekOf: (column: string) => string }): string[] {
   const daily = `SELECT terminal_id, clinic_code, day, uses, 0 AS untrusted FROM uses_daily WHERE uses > 0
@@ -597,8 +597,9 @@ export const SQLITE_MIGRATIONS: Migration[] = [
 ];
 
 /**
- * PostgreSQL keeps no schema version here: every start runs every statement, in this order, and each does nothing
- * where its work is done already (IF NOT EXISTS; the backfill finds no row). By the migration that brought them.
+ * PostgreSQL records the versions it ran in schema_migrations (postgresDriver.ts) and runs only new ones; each
+ * statement still does nothing where its work is done already (IF NOT EXISTS; the backfill finds no row), for a
+ * database made before that record, which runs them all once. By the migration that brought them.
  */
 export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; readonly statements: readonly string[] }> = [
   { version: 1, statements: storeTables({ int: 'BIGINT', blob: 'BYTEA', serial: 'BIGSERIAL PRIMARY KEY' }) },
@@ -636,4 +637,3 @@ export function rollupsFromEntries(dialect: 'sqlite' | 'postgres'): string[] {
   ];
 }
 
-export const POSTGRES_SCHEMA: string[] = POSTGRES_MIGRATIONS.flatMap((m) => m.statements);
