@@ -40,6 +40,8 @@ interface RunFigures {
   readonly p99: number;
   /** The gateway process's CPU time (user + system, all its threads) per message, us: less dependent on the machine's load than the rates */
   readonly cpuUsPerMsg?: number;
+  /** The gateway's group commits (fsyncs) per message over its life (from its stop line) */
+  readonly commitsPerMsg?: number;
 }
 
 /** User + system CPU time of a process so far (all its threads), ms, from /proc */
@@ -131,10 +133,13 @@ async function throughGateway(url: string, dir: string, count: number, prefix: s
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, TALLY_LOG_LEVEL: 'error' },
   });
+  let output = '';
+  let result: RunFigures | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
       gateway.stdout!.on('data', (d: Buffer) => {
-        if (d.toString().includes('gateway listening')) resolve();
+        output += d.toString();
+        if (output.includes('gateway listening')) resolve();
       });
       gateway.once('exit', (code) => reject(new Error(`gateway exited ${code}`)));
     });
@@ -162,13 +167,15 @@ async function throughGateway(url: string, dir: string, count: number, prefix: s
     );
     await sub.waitFor(messages.length);
     const cpuUsPerMsg = ((processCpuMs(gateway.pid!) - cpuBefore) * 1000) / messages.length;
-    const result = { ...figures(sent, sub.received, started), cpuUsPerMsg };
+    result = { ...figures(sent, sub.received, started), cpuUsPerMsg };
     await sub.client.endAsync();
-    return result;
   } finally {
     gateway.kill('SIGTERM');
     await new Promise((r) => gateway.once('exit', r));
   }
+  const stopped = /gateway stopped: (\{.*\})/.exec(output);
+  const commits = stopped ? (JSON.parse(stopped[1]!) as { commits?: number }).commits : undefined;
+  return { ...result, commitsPerMsg: commits === undefined ? undefined : commits / count };
 }
 
 export async function benchGateway(options: { messages?: number } = {}): Promise<Record<string, number>> {
@@ -203,6 +210,7 @@ export async function benchGateway(options: { messages?: number } = {}): Promise
       gateway_p99_ms: round(best('gateway', 'p99', Math.min)),
       added_p99_ms: round(best('gateway', 'p99', Math.min) - best('direct', 'p99', Math.min)),
       gateway_cpu_us_per_msg: Math.round(best('gateway', 'cpuUsPerMsg', Math.min)),
+      gateway_commits_per_msg: round(best('gateway', 'commitsPerMsg', Math.min), 3),
       run1_direct: runs[0]!.direct.rate,
       run1_gateway: runs[0]!.gateway.rate,
       run2_direct: runs[1]!.direct.rate,

@@ -71,6 +71,8 @@ export interface GatewayStats {
   readonly published: number;
   readonly pendingCrossings: number;
   readonly deliveries: { sent: number; acked: number; dead: number };
+  /** Group commits the store thread answered (each one fsync) */
+  readonly commits: number;
 }
 
 interface Pending extends ArchiveItemWire {
@@ -138,7 +140,7 @@ export class Gateway {
   }
 
   stats(): GatewayStats {
-    return { ...this.counters, published: this.pump?.published ?? 0, passed: { ...this.counters.passed }, refused: { ...this.counters.refused }, deliveries: { ...this.counters.deliveries }, pendingCrossings: this.thread?.reader?.db.open ? this.store.crossingCount() : 0 };
+    return { ...this.counters, published: this.pump?.published ?? 0, passed: { ...this.counters.passed }, refused: { ...this.counters.refused }, deliveries: { ...this.counters.deliveries }, commits: this.thread?.figures.commits ?? 0, pendingCrossings: this.thread?.reader?.db.open ? this.store.crossingCount() : 0 };
   }
 
   archive(): GatewayStore {

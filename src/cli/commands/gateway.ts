@@ -112,7 +112,7 @@ Prints "gateway listening on HOST:PORT" when ready; SIGTERM stops it.`,
       process.once('SIGINT', stop);
     });
     const s = gateway.stats();
-    io.out(`gateway stopped: ${JSON.stringify({ received: s.received, passed: s.passed, refused: s.refused, duplicates: s.duplicates })}`);
+    io.out(`gateway stopped: ${JSON.stringify({ received: s.received, passed: s.passed, refused: s.refused, duplicates: s.duplicates, published: s.published, commits: s.commits })}`);
     return 0;
   },
 };
