@@ -677,7 +677,7 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
   });
 
   const nowSeconds = (): number => Math.floor(now() / 1000);
-  registerVoucherRoutes({ get, write, principal: (request) => auth.principal(request), store: store.vouchers, office: new VoucherOffice(store.vouchers, options.voucherKey, nowSeconds), nowSeconds });
+  registerVoucherRoutes({ get, write, principal: (request) => auth.principal(request), log: logger, store: store.vouchers, office: new VoucherOffice(store.vouchers, options.voucherKey, nowSeconds), nowSeconds });
 
   await app.register(dashboardRoutes(options.dashboardDir ?? defaultDashboardDir()));
   for (const plugin of options.plugins ?? []) await app.register(plugin);

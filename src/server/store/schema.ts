@@ -488,6 +488,21 @@ function denylistTables(t: { int: string; addColumn: string }): string[] {
   ];
 }
 
+/**
+ * Migration 15: the personal wallet QR codes the back office has taken (wallet-qr.md §3), so a code is taken once
+ * across a restart and across servers sharing the store: one row a code (its key id and nonce), inserted with ON
+ * CONFLICT DO NOTHING (of two concurrent presentations one inserts), kept until its expiry, pruned after it.
+ */
+function walletQrTakenTable(t: { int: string }): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS wallet_qr_taken (
+      code TEXT PRIMARY KEY,
+      wallet_id TEXT NOT NULL,
+      expires_at ${t.int} NOT NULL)`,
+    'CREATE INDEX IF NOT EXISTS wallet_qr_taken_by_expiry ON wallet_qr_taken (expires_at)',
+  ];
+}
+
 /** The UTC day (YYYY-MM-DD) of a millisecond time column, in each dialect */
 export const SQLITE_DAY_OF = (column: string): string => `strftime('%Y-%m-%d', ${column} / 1000, 'unixepoch')`;
 export const POSTGRES_DAY_OF = (column: string): string => `to_char(to_timestamp(${column} / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
@@ -594,6 +609,13 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of denylistTables({ int: 'INTEGER', addColumn: 'ADD COLUMN' })) db.exec(sql);
     },
   },
+  {
+    version: 15,
+    description: 'personal wallet QR codes taken, each once, until they expire',
+    up: (db) => {
+      for (const sql of walletQrTakenTable({ int: 'INTEGER' })) db.exec(sql);
+    },
+  },
 ];
 
 /**
@@ -616,6 +638,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; read
   { version: 12, statements: voucherOutcomeColumns({ int: 'BIGINT', addColumn: 'ADD COLUMN IF NOT EXISTS' }) },
   { version: 13, statements: rollupTables({ int: 'BIGINT', weekOf: POSTGRES_WEEK_OF }) },
   { version: 14, statements: denylistTables({ int: 'BIGINT', addColumn: 'ADD COLUMN IF NOT EXISTS' }) },
+  { version: 15, statements: walletQrTakenTable({ int: 'BIGINT' }) },
 ];
 
 /**

@@ -241,6 +241,22 @@ export class SqlVoucherStore {
     return rows.map(voucherFromRow);
   }
 
+  /**
+   * Takes a personal QR code once (wallet-qr.md §3): `code` names it (key id and nonce), kept until `expiresAt`.
+   * One conditional insert: of concurrent presentations of one code exactly one is true, before and after a
+   * restart. Codes expired `pruneMarginSeconds` before `nowSeconds` are deleted first (they fail their expiry
+   * check before they get here; the margin covers servers whose clocks differ).
+   */
+  async takeWalletQr(code: string, walletId: string, expiresAt: number, nowSeconds: number, pruneMarginSeconds: number): Promise<boolean> {
+    await this.db.run('DELETE FROM wallet_qr_taken WHERE expires_at < ?', [nowSeconds - pruneMarginSeconds]);
+    return (await this.db.insertIgnoring('wallet_qr_taken', ['code', 'wallet_id', 'expires_at'], ['code'], [[code, walletId, expiresAt]])).length === 1;
+  }
+
+  /** How many personal QR codes are remembered as taken (not yet pruned) */
+  async walletQrsRemembered(): Promise<number> {
+    return num((await this.db.all<Row>('SELECT COUNT(*) AS n FROM wallet_qr_taken'))[0]?.n ?? 0);
+  }
+
   /** Voids one voucher not written off yet (recalled, lost): true when it did */
   async void(serial: number, reason: string, nowSeconds: number): Promise<boolean> {
     return (

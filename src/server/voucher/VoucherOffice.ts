@@ -68,11 +68,10 @@ export interface WalletVoucher extends VoucherRow {
 
 /** How long a personal QR code the back office signs is valid (wallet-qr.md: at most 600 s) */
 export const WALLET_QR_LIFETIME_SECONDS = 120;
+/** A taken code is kept this long past its expiry before it is pruned: servers sharing the store may disagree on the time */
+export const WALLET_QR_PRUNE_MARGIN_SECONDS = 300;
 
 export class VoucherOffice {
-  /** Nonces of the personal QR codes taken, with when each code expires (wallet-qr.md §3: each is taken once) */
-  private readonly takenNonces = new Map<string, number>();
-
   constructor(
     private readonly store: SqlVoucherStore,
     private readonly voucherKey: VoucherKey | undefined,
@@ -123,16 +122,17 @@ export class VoucherOffice {
 
   /**
    * The wallet a person's QR code names, checked (wallet-qr.md §3: format, this back office's key, signature,
-   * time) and taken once: a code seen before within its lifetime is WALLET_QR_REPLAYED.
+   * time) and taken once, in the store (a restart or another server sharing it remembers): a code taken before
+   * within its lifetime is WALLET_QR_REPLAYED.
    */
-  takePersonalQr(text: string): string {
+  async takePersonalQr(text: string): Promise<string> {
     const { certificate } = this.key();
     const now = this.nowSeconds();
     const qr = verifyWalletQr(text, (keyId) => (keyId === certificate.keyId ? certificate.publicKey : undefined), now);
-    for (const [nonce, until] of this.takenNonces) if (until < now) this.takenNonces.delete(nonce);
-    const nonce = toHex(qr.nonce);
-    if (this.takenNonces.has(nonce)) throw new TallyError('WALLET_QR_REPLAYED', `the code of wallet ${qr.walletId} was taken before`);
-    this.takenNonces.set(nonce, qr.issuedAt + qr.lifetime);
+    const code = `${qr.keyId}:${toHex(qr.nonce)}`;
+    if (!(await this.store.takeWalletQr(code, qr.walletId, qr.issuedAt + qr.lifetime, now, WALLET_QR_PRUNE_MARGIN_SECONDS))) {
+      throw new TallyError('WALLET_QR_REPLAYED', `the code of wallet ${qr.walletId} was taken before`);
+    }
     return qr.walletId;
   }
 

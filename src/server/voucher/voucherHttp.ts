@@ -18,6 +18,7 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { boolean, integer, literal, object, optional, string, type Infer } from '../../codecs/mqtt/schema.js';
 import { isTallyError } from '../../errors.js';
+import type { Logger } from '../../util/logger.js';
 import type { Permission, Principal } from '../access/roles.js';
 import { seesClinic } from '../access/roles.js';
 import { HttpError } from '../httpError.js';
@@ -58,6 +59,8 @@ export interface VoucherRouteKit {
     handler: (body: unknown, request: FastifyRequest) => Promise<{ status: number; data: unknown; audit: { action: string; target: string } }>,
   ) => void;
   readonly principal: (request: FastifyRequest) => Principal;
+  /** Where a refused personal QR code is logged (wallet-qr.refused) */
+  readonly log?: Logger;
   readonly store: SqlVoucherStore;
   readonly office: VoucherOffice;
   readonly nowSeconds: () => number;
@@ -159,7 +162,12 @@ export function registerVoucherRoutes(kit: VoucherRouteKit): void {
   }));
   post('/api/vouchers/issue', 'vouchers.issue', "the centre issues a voucher to a person's wallet: named, or read from the person's QR code (personalQr)", 'issue', async (input) => {
     if ((input.walletId === undefined) === (input.personalQr === undefined)) throw new HttpError(400, 'invalid', 'give walletId or personalQr (the text of the person\'s QR code), one of them', 'walletId');
-    const walletId = input.walletId ?? office.takePersonalQr(input.personalQr!);
+    const walletId =
+      input.walletId ??
+      (await office.takePersonalQr(input.personalQr!).catch((err: unknown) => {
+        if (isTallyError(err)) kit.log?.warn({ event: 'wallet-qr.refused', code: err.code, centreId: input.centreId, serial: input.serial }, "a person's QR code was refused at a community centre");
+        throw err;
+      }));
     return { data: await withQrImage(await office.issue(input.serial, input.centreId, walletId)), action: 'voucher.issue', target: String(input.serial) };
   });
   post('/api/vouchers/slots', 'vouchers.slots', 'add a booking slot with its capacity', 'slot', async (input, principal) => {
