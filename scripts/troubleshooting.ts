@@ -638,6 +638,10 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'The connection to the insurance platform opened and was dropped before its answer (its process died, a proxy cut it): it may have done the work.',
     remedy: 'Nothing to do by hand: a settlement waits (settling) until the server finds it under its idempotency key, or finds none and fails the order (nothing charged); the sweep asks again every 30 s. If it keeps happening, check the platform and the network between.',
   },
+  INSURANCE_TERMINAL_HTTP_REFUSED: {
+    cause: 'Something called one of the old terminal HTTP routes (POST /api/insurance/device_authorization, /token or /outcome). They took a terminal id from the body with no credential, so anyone on the network could start, collect or reverse an order; terminals now make these requests only over MQTT, where the broker knows each by its certificate and confines it to its own topics.',
+    remedy: 'Nothing was changed. A terminal showing it runs software older than its server: update it (it uses the MQTT insurance topic). Anything else calling the route is not a terminal: find the address in the server log (event insurance.terminal-http-refused).',
+  },
   BAD_TLV: {
     cause: 'Bytes in tag-length-value form (a card record, a ledger entry) are truncated, overlong or carry a length out of range.',
     remedy: 'Nothing is taken from them. The error names the bad field; a card showing it is replaced, a file showing it is damaged.',

@@ -15,7 +15,6 @@ import { systemScheduler, type Scheduler } from '../util/scheduler.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { InsurancePlatform } from './insurance/InsurancePlatform.js';
 import { InsuranceService, ledgerUseOrders } from './insurance/InsuranceService.js';
-import { insuranceRoutes } from './insurance/insuranceRoutes.js';
 import { adminTokenProblem, DEFAULT_PRICING, startHttpApi, type HttpApi, type PricingConfig } from './httpApi.js';
 import { InflightLimiter } from '../util/InflightLimiter.js';
 import { Ingest, type CheckpointSigner, type FlappingRule, type Outgoing } from './ingest/Ingest.js';
@@ -256,7 +255,7 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
         ...(options.voucherKey ? { voucherKey: options.voucherKey } : {}),
         ...(options.checkpointSigner ? { signer: options.checkpointSigner } : {}),
         publishDenylist: (terminalId, list) => publish({ topic: terminalTopic(terminalId, 'denylist'), payload: encodeJsonPayload('denylist', list), retain: true }),
-        ...(insurance ? { plugins: [insuranceRoutes(insurance, (day) => ledgerUseOrders(options.store.insurance, day))] } : {}),
+        ...(insurance ? { insurance: { service: insurance, ledgerUses: (day: string) => ledgerUseOrders(options.store.insurance, day) } } : {}),
       });
     } catch (err) {
       // the port is taken, say: no ingest without the API asked for

@@ -59,6 +59,8 @@ import { HttpError } from './httpError.js';
 import { dashboardRoutes, defaultDashboardDir } from './dashboard/dashboardRoutes.js';
 import type { AgentRow, ClinicAgentRow } from './access/AccessStore.js';
 import { registerVoucherRoutes } from './voucher/voucherHttp.js';
+import type { InsuranceService } from './insurance/InsuranceService.js';
+import { insuranceRoutes, registerInsuranceConsoleRoutes } from './insurance/insuranceRoutes.js';
 import { VoucherOffice, type VoucherKey } from './voucher/VoucherOffice.js';
 import { clinicStatement, printPdf, statementHtml, type StatementSigner } from './dashboard/statement.js';
 
@@ -294,6 +296,8 @@ export async function startHttpApi(options: {
    * session cookie is Secure, and the client address and protocol are the proxy's X-Forwarded-For/-Proto
    */
   httpsProxy?: boolean;
+  /** Insurance payments (docs/insurance.md): the phone's routes, and the reconciliation behind the console's login */
+  insurance?: { readonly service: InsuranceService; readonly ledgerUses: (day: string) => Promise<ReadonlySet<string>> };
   /** The voucher back office's key (tally server voucher certify-key): it signs vouchers; without it issuing answers VOUCHER_KEY_MISSING */
   voucherKey?: VoucherKey;
   /** The server key (tally server certify-key): it signs each terminal's statement on the clinic statement; without it they go unsigned */
@@ -678,6 +682,11 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
 
   const nowSeconds = (): number => Math.floor(now() / 1000);
   registerVoucherRoutes({ get, write, principal: (request) => auth.principal(request), log: logger, store: store.vouchers, office: new VoucherOffice(store.vouchers, options.voucherKey, nowSeconds), nowSeconds });
+
+  if (options.insurance) {
+    registerInsuranceConsoleRoutes(get, options.insurance.service, options.insurance.ledgerUses);
+    await app.register(insuranceRoutes(options.insurance.service, logger));
+  }
 
   await app.register(dashboardRoutes(options.dashboardDir ?? defaultDashboardDir()));
   for (const plugin of options.plugins ?? []) await app.register(plugin);

@@ -27,10 +27,8 @@ afterAll(async () => {
   await platform?.close();
 });
 
-async function startPayment(amountFen: number) {
-  const res = await fetch(`${rig.url}/api/insurance/device_authorization`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ terminalId: 'T-1', item: 'OCT', amountFen }) });
-  return ((await res.json()) as { data: { device_code: string; user_code: string; verification_uri_complete: string; binding_code: string; orderId: string } }).data;
-}
+// the terminal's side (MQTT in the product) as calls on the service
+const startPayment = (amountFen: number) => rig.service.start({ terminalId: 'T-1', item: 'OCT', amountFen });
 
 async function phone() {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
@@ -57,9 +55,7 @@ describe('the phone page in chromium', () => {
     await page.click('#consent');
     await page.waitForSelector('#status[data-state="settled"]');
 
-    const poll = await fetch(`${rig.url}/api/insurance/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ device_code: auth.device_code }) });
-    expect(poll.status).toBe(200);
-    expect(((await poll.json()) as { data: { orderId: string } }).data.orderId).toBe(auth.orderId);
+    expect(await rig.service.poll(auth.device_code, 'T-1')).toMatchObject({ orderId: auth.orderId, voucher: expect.any(String) });
 
     // a second phone on the same link is refused, in both languages, with its code
     const second = await phone();
@@ -80,8 +76,7 @@ describe('the phone page in chromium', () => {
     await page.waitForSelector('#quote:not([hidden])');
     await page.click('#refuse');
     await page.waitForSelector('#status[data-state="refused"]');
-    const poll = await fetch(`${rig.url}/api/insurance/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ device_code: auth.device_code }) });
-    expect(await poll.json()).toMatchObject({ error: 'access_denied', reason: 'INSURANCE_REFUSED_BY_PATIENT' });
+    expect(await rig.service.poll(auth.device_code, 'T-1')).toMatchObject({ error: 'access_denied', reason: 'INSURANCE_REFUSED_BY_PATIENT' });
     await context.close();
     expect(cspViolations).toEqual([]);
   });

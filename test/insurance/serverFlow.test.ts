@@ -1,5 +1,6 @@
 /**
- * Insurance payments at the server over its HTTP routes, against `tally sim insurance` in its own process: the
+ * Insurance payments at the server, against `tally sim insurance` in its own process: the phone over the HTTP
+ * routes, the terminal's requests (MQTT in the product: Ingest.handleInsurance) as calls on the service; the
  * device flow (pending, slow_down, the voucher), the phone (open, quote, consent, refuse, a second phone), expiry,
  * the platform down and slow, a crash while settling found at restart by the key, a token used twice, reversal
  * when the device fails, and the reconciliation. Each money case counts the platform's settlements.
@@ -40,13 +41,8 @@ async function post(path: string, body: unknown, phone?: string): Promise<Answer
   return { status: res.status, body: (await res.json()) as Answer['body'], ...(cookie ? { cookie } : {}) };
 }
 
-async function start(amountFen = 10_000, terminalId = 'T-1') {
-  const answer = await post('/api/insurance/device_authorization', { terminalId, item: 'OCT', amountFen });
-  expect(answer.status).toBe(200);
-  return answer.body.data as { orderId: string; device_code: string; user_code: string; verification_uri_complete: string; interval: number; expires_in: number; binding_code: string };
-}
-
-const poll = (deviceCode: string) => post('/api/insurance/token', { device_code: deviceCode });
+const start = (amountFen = 10_000, terminalId = 'T-1') => rig.service.start({ terminalId, item: 'OCT', amountFen });
+const poll = (deviceCode: string) => rig.service.poll(deviceCode, 'T-1');
 const settlements = async () => {
   const c = (await platform.admin('/admin/counters')) as { settlements: number; reversed: number };
   return { settlements: c.settlements, reversed: c.reversed };
@@ -69,10 +65,8 @@ describe('insurance payments at the server', () => {
     expect(auth.user_code).toMatch(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
     expect(auth.verification_uri_complete).toBe(`${rig.url}/pay?code=${auth.user_code}`);
     expect(auth.binding_code).toBe(`${auth.orderId.slice(-4).toUpperCase()} ¥100.00`);
-    expect((await poll(auth.device_code)).body).toMatchObject({ error: 'authorization_pending', interval: 1 });
-    const early = await poll(auth.device_code);
-    expect(early.status).toBe(400);
-    expect(early.body).toMatchObject({ error: 'slow_down', interval: 6 });
+    expect(await poll(auth.device_code)).toMatchObject({ error: 'authorization_pending', interval: 1 });
+    expect(await poll(auth.device_code)).toMatchObject({ error: 'slow_down', interval: 6 });
     clock.advance(6_000);
 
     const before = (await settlements()).settlements;
@@ -86,8 +80,8 @@ describe('insurance payments at the server', () => {
     expect((await settlements()).settlements).toBe(before + 1);
 
     const done = await poll(auth.device_code);
-    expect(done.status).toBe(200);
-    const voucher = parseSettlementVoucher(done.body.data!.voucher);
+    expect(done).toMatchObject({ orderId: auth.orderId });
+    const voucher = parseSettlementVoucher((done as { voucher: string }).voucher);
     const fields = verifySettlementVoucher(voucher, rig.investor.rootPublicKey, { terminalId: 'T-1', now: clock.now(), orderId: auth.orderId });
     expect(fields).toMatchObject({ orderId: auth.orderId, amountFen: 10_000, insurerFen: 7_000, patientFen: 3_000, serverId: 'SRV-INS' });
     expect(() => verifySettlementVoucher(voucher, rig.investor.rootPublicKey, { terminalId: 'T-2', now: clock.now() })).toThrow(expect.objectContaining({ code: 'SETTLEMENT_VOUCHER_OTHER_TERMINAL' }));
@@ -96,7 +90,7 @@ describe('insurance payments at the server', () => {
     expect(() => verifySettlementVoucher(forged, rig.investor.rootPublicKey, { terminalId: 'T-1', now: clock.now() })).toThrow(expect.objectContaining({ code: 'SETTLEMENT_VOUCHER_FORGED' }));
 
     // the use ran on the terminal, and its ledger entry names the order: reconciled clean
-    await post('/api/insurance/outcome', { orderId: auth.orderId, terminalId: 'T-1', ran: true });
+    await rig.service.outcome(auth.orderId, 'T-1', true);
     const day = new Date().toISOString().slice(0, 10);
     const clean = await rig.service.reconcile(day, new Set([auth.orderId]));
     expect(clean.mismatches.filter((m) => m.orderId === auth.orderId)).toEqual([]);
@@ -121,14 +115,14 @@ describe('insurance payments at the server', () => {
     const opened = await post('/api/insurance/phone/open', { code: auth.user_code });
     await post('/api/insurance/phone/refuse', { code: auth.user_code }, opened.cookie);
     clock.advance(2_000);
-    expect((await poll(auth.device_code)).body).toMatchObject({ error: 'access_denied', reason: 'INSURANCE_REFUSED_BY_PATIENT', number: 1157 });
+    expect(await poll(auth.device_code)).toMatchObject({ error: 'access_denied', reason: 'INSURANCE_REFUSED_BY_PATIENT' });
     expect(await settlements()).toEqual(before);
   });
 
   it('the code expires: expired_token for the terminal, 410 for a phone', async () => {
     const auth = await start();
     clock.advance(auth.expires_in * 1000);
-    expect((await poll(auth.device_code)).body).toMatchObject({ error: 'expired_token' });
+    expect(await poll(auth.device_code)).toMatchObject({ error: 'expired_token' });
     const late = await post('/api/insurance/phone/open', { code: auth.user_code });
     expect(late.status).toBe(410);
     expect(late.body.error).toMatchObject({ code: 'INSURANCE_CODE_EXPIRED_SERVER' });
@@ -145,7 +139,7 @@ describe('insurance payments at the server', () => {
     await platform.restart();
     expect(consent.body.data).toMatchObject({ state: 'failed', failure: 'INSURANCE_PLATFORM_DOWN' });
     clock.advance(2_000);
-    expect((await poll(auth.device_code)).body).toMatchObject({ error: 'access_denied', reason: 'INSURANCE_PLATFORM_DOWN', number: 6600 });
+    expect(await poll(auth.device_code)).toMatchObject({ error: 'access_denied', reason: 'INSURANCE_PLATFORM_DOWN' });
     expect(await settlements()).toEqual(before);
   });
 
@@ -162,7 +156,7 @@ describe('insurance payments at the server', () => {
     await platform.setFault('normal');
     expect(await rig.service.recover()).toEqual({ settled: 0, failed: 1, unresolved: 0 });
     clock.advance(2_000);
-    expect((await poll(auth.device_code)).body).toMatchObject({ error: 'access_denied', reason: 'INSURANCE_FAILED', number: 1159 });
+    expect(await poll(auth.device_code)).toMatchObject({ error: 'access_denied', reason: 'INSURANCE_FAILED' });
     expect(await settlements()).toEqual(before);
   });
 
@@ -178,7 +172,7 @@ describe('insurance payments at the server', () => {
     clock.advance(auth.expires_in * 1000);
     expect((await rig.service.sweep()).expired).toBeGreaterThanOrEqual(1);
     expect((await rig.store.insurance.order(auth.orderId))).toMatchObject({ state: 'expired', failure: 'INSURANCE_CODE_EXPIRED' });
-    expect((await poll(auth.device_code)).body).toMatchObject({ error: 'expired_token' });
+    expect(await poll(auth.device_code)).toMatchObject({ error: 'expired_token' });
     expect(await settlements()).toEqual(before);
   });
 
@@ -199,7 +193,7 @@ describe('insurance payments at the server', () => {
     const restarted = rig.restartService();
     expect(await restarted.recover()).toEqual({ settled: 1, failed: 0, unresolved: 0 });
     clock.advance(2_000);
-    expect((await poll(auth.device_code)).status).toBe(200);
+    expect(await poll(auth.device_code)).toHaveProperty('voucher');
     expect((await settlements()).settlements).toBe(before + 1);
   });
 
@@ -221,13 +215,11 @@ describe('insurance payments at the server', () => {
     const auth = await start(20_000);
     await payOnPhone(auth.user_code);
     const before = await settlements();
-    const out = await post('/api/insurance/outcome', { orderId: auth.orderId, terminalId: 'T-1', ran: false });
-    expect(out.body.data).toMatchObject({ state: 'reversed' });
+    expect(await rig.service.outcome(auth.orderId, 'T-1', false)).toMatchObject({ state: 'reversed' });
     // the terminal sends it again (lost ack): no second reversal
     await rig.service.outcome(auth.orderId, 'T-1', false);
     expect(await settlements()).toEqual({ ...before, reversed: before.reversed + 1 });
-    const wrongTerminal = await post('/api/insurance/outcome', { orderId: auth.orderId, terminalId: 'T-9', ran: true });
-    expect(wrongTerminal.status).toBe(404);
+    await expect(rig.service.outcome(auth.orderId, 'T-9', true)).rejects.toMatchObject({ code: 'INSURANCE_UNKNOWN_ORDER' });
     const report = await rig.service.reconcile(new Date().toISOString().slice(0, 10), new Set());
     expect(report.mismatches.filter((m) => m.orderId === auth.orderId)).toEqual([]);
   });

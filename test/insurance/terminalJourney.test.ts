@@ -12,7 +12,7 @@ import { EntryType, parseLedgerEntry } from '../../src/codecs/ledgerEntry.js';
 import { toHex } from '../../src/codecs/bytes.js';
 import { operatorMessage } from '../../src/errors.js';
 import type { InsuranceProgress } from '../../src/terminal/InsurancePayment.js';
-import { decodeBoardQr, phonePays, startJourney, waitUntil, type Journey } from '../support/insuranceJourney.js';
+import { decodeBoardQr, JOURNEY_ADMIN_TOKEN, phonePays, startJourney, waitUntil, type Journey } from '../support/insuranceJourney.js';
 import { startPlatformProcess, type PlatformProcess } from '../support/insurancePlatform.js';
 import { comparable, python } from '../support/pythonVerifier.js';
 
@@ -82,7 +82,7 @@ describe('an insurance payment at the terminal', () => {
     await journey.terminal.sync.client.drained(15_000);
     await waitUntil('the outcome acknowledged', () => ledger.settlementOutcomesDue().length === 0);
     const day = new Date().toISOString().slice(0, 10);
-    const report = (await (await fetch(`${journey.httpUrl}/api/insurance/reconcile?day=${day}`)).json()) as { data: { mismatches: { orderId?: string; kind: string }[] } };
+    const report = (await (await fetch(`${journey.httpUrl}/api/insurance/reconcile?day=${day}`, { headers: { authorization: `Bearer ${JOURNEY_ADMIN_TOKEN}` } })).json()) as { data: { mismatches: { orderId?: string; kind: string }[] } };
     expect(report.data.mismatches).toEqual([]);
 
     // both verifiers agree on the ledger with its settlement use

@@ -24,6 +24,9 @@ import { certifiedServerKey, type ServerKey } from './insuranceRig.js';
 import type { PlatformProcess } from './insurancePlatform.js';
 import { makeInvestor, provisionDataDir, type Investor } from './signedLedger.js';
 
+/** The server's admin bearer token: the reconciliation needs it (or a console login) */
+export const JOURNEY_ADMIN_TOKEN = 'insurance-journey-token-0123456789';
+
 export interface TerminalSide {
   readonly rig: SerialRig;
   readonly sync: TerminalSync;
@@ -74,6 +77,7 @@ export async function startJourney(platform: PlatformProcess, options: { interva
       workerThreads: 0,
       checkpointSigner: signer,
       httpPort,
+      adminToken: JOURNEY_ADMIN_TOKEN,
       insurance: {
         platform: new HttpInsurancePlatform({ url: platform.url, timeoutMs: options.platformTimeoutMs ?? 2000 }),
         intervalS: options.intervalS ?? 1,

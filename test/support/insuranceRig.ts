@@ -1,6 +1,7 @@
 /**
  * The server side of insurance payments as tests run it: a SQLite server store, the insurance service over the
- * HTTP adapter to a `tally sim insurance` process, its routes on a real loopback fastify, and a server key
+ * HTTP adapter to a `tally sim insurance` process, its routes on a real loopback fastify (the terminal's requests,
+ * which travel over MQTT in the product, are calls on `rig.service` here), and a server key
  * certified by a test investor root.
  */
 import type { KeyObject } from 'node:crypto';
@@ -14,9 +15,9 @@ import { createServerStore } from '../../src/server/createServerStore.js';
 import { startHttpApi, DEFAULT_PRICING, type HttpApi } from '../../src/server/httpApi.js';
 import { HttpInsurancePlatform } from '../../src/server/insurance/HttpInsurancePlatform.js';
 import { InsuranceService, ledgerUseOrders, type InsuranceServiceOptions } from '../../src/server/insurance/InsuranceService.js';
-import { insuranceRoutes } from '../../src/server/insurance/insuranceRoutes.js';
 import type { ServerStore } from '../../src/server/ServerStore.js';
 import type { Clock } from '../../src/util/clock.js';
+import type { Logger } from '../../src/util/logger.js';
 import { makeInvestor, type Investor } from './signedLedger.js';
 import type { PlatformProcess } from './insurancePlatform.js';
 
@@ -42,7 +43,7 @@ export interface InsuranceRig {
   close(): Promise<void>;
 }
 
-export async function startInsuranceRig(platform: PlatformProcess, options: { clock?: Clock; timeoutMs?: number; service?: Partial<InsuranceServiceOptions> } = {}): Promise<InsuranceRig> {
+export async function startInsuranceRig(platform: PlatformProcess, options: { clock?: Clock; timeoutMs?: number; service?: Partial<InsuranceServiceOptions>; adminToken?: string; logger?: Logger } = {}): Promise<InsuranceRig> {
   const dir = mkdtempSync(join(tmpdir(), 'ins-server-'));
   const store = await createServerStore({ kind: 'sqlite', path: join(dir, 'server.db') });
   const investor = makeInvestor();
@@ -77,7 +78,13 @@ export async function startInsuranceRig(platform: PlatformProcess, options: { cl
   };
   // the routes follow rig.service, so a restarted service is the one answering
   const proxy = new Proxy({} as InsuranceService, { get: (_t, p) => (rig.service as unknown as Record<string | symbol, unknown>)[p] instanceof Function ? ((rig.service as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[p] as (...a: unknown[]) => unknown).bind(rig.service) : (rig.service as unknown as Record<string | symbol, unknown>)[p] });
-  const http = await startHttpApi({ store, pricing: DEFAULT_PRICING, plugins: [insuranceRoutes(proxy, (day) => ledgerUseOrders(store.insurance, day))] });
+  const http = await startHttpApi({
+    store,
+    pricing: DEFAULT_PRICING,
+    insurance: { service: proxy, ledgerUses: (day) => ledgerUseOrders(store.insurance, day) },
+    ...(options.adminToken ? { adminToken: options.adminToken } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
   served.http = http;
   rig.url = http.url;
   rig.service = make();

@@ -105,8 +105,8 @@ signature in a background audit that raises bad-entry-signature; every-entry
 checks each before storing, at about a quarter of the ingest rate.
 With --insurance-url URL (tally sim insurance, or a platform adapter's
 endpoint) the HTTP API also serves insurance payments (docs/insurance.md):
-the device authorisation and token endpoints, the phone page at /pay, and
-/api/insurance/reconcile; it needs --http-port and --signing-key (the key
+the phone page at /pay and /api/insurance/reconcile (a console login or
+the admin token); terminals pay over MQTT, never HTTP. It needs --http-port and --signing-key (the key
 signs the settlement vouchers). --insurance-base-url is where phones reach
 the server (default http://127.0.0.1:PORT). --insurance-timing CODE,POLL,
 VOUCHER,GRACE,SWEEP sets, in seconds, the life of a QR code (default 300), the

@@ -141,6 +141,8 @@ export function createConsoleAuth(options: { store: ServerStore; adminDigest?: B
       throw new HttpError(401, 'unauthorized', 'registry writes need Authorization: Bearer <admin token>; it is missing or wrong');
     }
     if (permission === 'registry.import' && options.adminDigest) throw new HttpError(401, 'unauthorized', 'registry imports need Authorization: Bearer <admin token>; it is missing or wrong');
+    // money a terminal's payment moved: never open, even before the first user
+    if (permission === 'insurance.reconcile') throw refuse(request, 401, 'unauthenticated', 'the insurance reconciliation needs a console login or Authorization: Bearer <admin token>', 'UNAUTHENTICATED');
     if (!may(machine, permission)) throw refuse(request, 401, 'unauthenticated', 'log in first: this needs a console user (tally server user add)', 'UNAUTHENTICATED');
     return machine;
   }

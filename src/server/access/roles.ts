@@ -68,7 +68,8 @@ export type Permission =
   | 'vouchers.issue'
   | 'vouchers.write'
   | 'wallet.read'
-  | 'wallet.book';
+  | 'wallet.book'
+  | 'insurance.reconcile';
 
 const everyone: readonly PrincipalRole[] = [...ROLES, 'machine'];
 
@@ -108,6 +109,8 @@ export const PERMISSIONS: Readonly<Record<Permission, readonly PrincipalRole[]>>
   // the person's own wallet: only the patient user it belongs to (the back office reads wallets through vouchers.read)
   'wallet.read': ['patient'],
   'wallet.book': ['patient'],
+  // insurance payments: money, so the investor's side and its auditors (the terminals pay over MQTT, not here)
+  'insurance.reconcile': ['authority', 'auditor', 'machine'],
 };
 
 export function may(principal: Principal, permission: Permission): boolean {

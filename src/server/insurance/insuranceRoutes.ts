@@ -1,18 +1,27 @@
 /**
- * The insurance routes on the server's fastify instance (a plugin of startHttpApi):
- *   POST /api/insurance/device_authorization  {terminalId, item, amountFen}   RFC 8628 3.1/3.2 (+ orderId, binding_code)
- *   POST /api/insurance/token                  {device_code}                  RFC 8628 3.4/3.5: 200 {voucher, orderId}, or
- *                                              400 {error: authorization_pending | slow_down | expired_token | access_denied, interval, reason?}
- *   POST /api/insurance/outcome                {orderId, terminalId, ran}     the use ran, or the settlement is reversed
+ * The insurance routes on the server's HTTP API.
+ *
+ * The terminal's side of the flow (start an authorisation, poll for its voucher, report the use's outcome) is not
+ * here: terminals make those requests over MQTT (daemon/mqttInsuranceLink.ts, Ingest.handleInsurance), where the
+ * broker knows each terminal by its TLS certificate and its ACL confines it to its own topics. The HTTP routes
+ * that once took them (device_authorization, token, outcome) named the terminal in the body with no credential, so
+ * anyone on the network could reverse a settled order; they now answer INSURANCE_TERMINAL_HTTP_REFUSED, logged.
+ *
+ * The phone's routes (insuranceRoutes, a plugin of startHttpApi):
  *   GET  /pay?code=XXXX-XXXX                   the patient's phone page (insurancePhonePage.ts)
  *   POST /api/insurance/phone/open|quote|consent|refuse  {code, credential?}  the phone page's calls; the first phone
- *                                              that opens a link holds it (cookie tally_phone)
- *   GET  /api/insurance/reconcile?day=YYYY-MM-DD
+ *                                              that opens a link holds it (cookie tally_phone); the user code is
+ *                                              the patient's credential for the order, as in RFC 8628
+ * The console's (registerInsuranceConsoleRoutes, through httpApi's guarded `get`):
+ *   GET  /api/insurance/reconcile?day=YYYY-MM-DD   permission insurance.reconcile
  * Refusals answer {status: 'error', error: {code, message, number, zh}} like every route.
  */
 import { randomBytes } from 'node:crypto';
+import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { ErrorCodes, isTallyError, type ErrorName } from '../../errors.js';
+import { isTallyError, operatorMessage, type ErrorName } from '../../errors.js';
+import type { Logger } from '../../util/logger.js';
+import type { Permission, Principal } from '../access/roles.js';
 import { HttpError } from '../httpError.js';
 import type { InsuranceService } from './InsuranceService.js';
 import { PHONE_PAGE, PHONE_PAGE_CSP } from './insurancePhonePage.js';
@@ -66,7 +75,10 @@ function phoneId(request: FastifyRequest, reply: FastifyReply): string {
   return made;
 }
 
-export function insuranceRoutes(service: InsuranceService, ledgerUses: (day: string) => Promise<ReadonlySet<string>>): FastifyPluginAsync {
+/** The HTTP routes terminals once used; refused (the terminal's link is MQTT) */
+export const TERMINAL_HTTP_ROUTES = ['/api/insurance/device_authorization', '/api/insurance/token', '/api/insurance/outcome'] as const;
+
+export function insuranceRoutes(service: InsuranceService, log: Logger): FastifyPluginAsync {
   return async (app) => {
     const wrap =
       <T>(fn: (request: FastifyRequest, reply: FastifyReply) => Promise<T>) =>
@@ -79,25 +91,13 @@ export function insuranceRoutes(service: InsuranceService, ledgerUses: (day: str
       };
     const hidden = { schema: { hide: true } };
 
-    app.post('/api/insurance/device_authorization', hidden, wrap(async (request) => {
-      const b = jsonBody(request);
-      const amountFen = b.amountFen;
-      if (typeof amountFen !== 'number') throw new HttpError(400, 'invalid', 'amountFen: a whole number of fen', 'amountFen');
-      return { status: 'ok', data: await service.start({ terminalId: str(b, 'terminalId'), item: str(b, 'item'), amountFen }) };
-    }));
-
-    app.post('/api/insurance/token', hidden, wrap(async (request, reply) => {
-      const answer = await service.poll(str(jsonBody(request), 'device_code'));
-      if ('voucher' in answer) return { status: 'ok', data: answer };
-      return reply.code(400).send({ ...answer, ...('reason' in answer ? { number: ErrorCodes[answer.reason].code } : {}) });
-    }));
-
-    app.post('/api/insurance/outcome', hidden, wrap(async (request) => {
-      const b = jsonBody(request);
-      if (typeof b.ran !== 'boolean') throw new HttpError(400, 'invalid', 'ran: true or false', 'ran');
-      const order = await service.outcome(str(b, 'orderId'), str(b, 'terminalId'), b.ran);
-      return { status: 'ok', data: { orderId: order.orderId, state: order.state } };
-    }));
+    // the terminal's requests travel over MQTT only: these answer a refusal, and log who asked
+    for (const route of TERMINAL_HTTP_ROUTES) {
+      app.post(route, hidden, async (request) => {
+        log.warn({ event: 'insurance.terminal-http-refused', code: 'INSURANCE_TERMINAL_HTTP_REFUSED', route, address: request.ip }, 'a terminal route called over HTTP: refused, nothing changed');
+        throw new HttpError(403, 'INSURANCE_TERMINAL_HTTP_REFUSED', operatorMessage('INSURANCE_TERMINAL_HTTP_REFUSED', 'en'), undefined, 'INSURANCE_TERMINAL_HTTP_REFUSED');
+      });
+    }
 
     app.get('/pay', hidden, async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').header('content-security-policy', PHONE_PAGE_CSP).header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer').send(PHONE_PAGE));
 
@@ -112,9 +112,30 @@ export function insuranceRoutes(service: InsuranceService, ledgerUses: (day: str
       }));
     }
 
-    app.get('/api/insurance/reconcile', hidden, wrap(async (request) => {
-      const day = (request.query as { day?: string }).day ?? new Date().toISOString().slice(0, 10);
-      return { status: 'ok', data: await service.reconcile(day, await ledgerUses(day)) };
-    }));
   };
+}
+
+/** httpApi's guarded read: the role may (else 403 FORBIDDEN), nobody without a login or the machine token (401) */
+export type GuardedGet = (url: string, permission: Permission, summary: string, data: TSchema, handler: (query: Record<string, string | undefined>, principal: Principal) => Promise<unknown>, querystring?: TSchema) => void;
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** The operators' insurance routes, behind the console's login and roles */
+export function registerInsuranceConsoleRoutes(get: GuardedGet, service: InsuranceService, ledgerUses: (day: string) => Promise<ReadonlySet<string>>): void {
+  get(
+    '/api/insurance/reconcile',
+    'insurance.reconcile',
+    "the day's reconciliation: the platform's statement against the orders and the ledgers' settlement uses, every mismatch listed",
+    Type.Object({}, { additionalProperties: true, description: '{day, orders, platformSettlements, mismatches: [{kind, orderId?, settlementId?, detail}]}' }),
+    async (query) => {
+      const day = query.day ?? new Date().toISOString().slice(0, 10);
+      if (!DAY.test(day)) throw new HttpError(400, 'invalid', 'day: YYYY-MM-DD', 'day');
+      try {
+        return await service.reconcile(day, await ledgerUses(day));
+      } catch (err) {
+        throw asHttp(err);
+      }
+    },
+    Type.Object({ day: Type.Optional(Type.String({ maxLength: 10 })) }),
+  );
 }
