@@ -11,8 +11,9 @@ import { TallyError } from '../../errors.js';
 import { openCardFile } from '../../sim/cardFile.js';
 import { DEFAULT_PCSCD_RUN_DIR, VirtualCard, vpcdSlotSocket, type VpcdEndpoint } from '../../sim/VirtualCard.js';
 import { acquirePcscdLock, startVirtualCardPcscd, virtualPcdReaderName, type VirtualCardPcscd } from '../../sim/VirtualCardPcscd.js';
-import { integer, parse } from '../args.js';
-import type { CliCommand, CliIo } from '../command.js';
+import { integer } from '../args.js';
+import { defineCommand, type CliIo } from '../command.js';
+import { flagOption, valueOption } from '../options.js';
 import { consoleCommand, readConsole } from '../console.js';
 
 const CONSOLE_HELP = `commands:
@@ -127,43 +128,30 @@ export function runSimCardConsole(handle: SimCardHandle, input: Readable): Promi
   return readConsole(handle.command, input);
 }
 
-export const simCardCommand: CliCommand = {
-  path: ['sim', 'card'],
-  summary: 'serve card files to pcscd as a virtual card (vpcd); insert and remove at will',
-  help: `tally sim card [--card FILE] [--slot 0|1] [--start-pcscd] [--run-dir DIR]
-                [--tcp HOST:PORT] [--answer-delay-ms N] [--trace]
-
-Puts simulated card files (see tally card new) into a slot of the virtual
+export const simCardCommand = defineCommand(
+  {
+    path: 'sim card',
+    summary: 'serve card files to pcscd as a virtual card (vpcd); insert and remove at will',
+    about: `Puts simulated card files (see tally card new) into a slot of the virtual
 reader "Tallystick Virtual PCD" of pcscd, through Debian's vpcd driver, so the
 terminal daemon (reader backend pcsc), pcsc_scan and scriptor see them as real
 cards. pcscd must run with our reader file: sudo scripts/pcscd-start.sh (stop
-it with scripts/pcscd-stop.sh), or pass --start-pcscd to start and stop it here.
-
-  --card FILE         start with this card in the slot
-  --slot N            vpcd slot 0 (default) or 1: reader "... 00 00" or "... 00 01"
-  --start-pcscd       start pcscd now and stop it on quit (needs root)
-  --run-dir DIR       where pcscd-start.sh keeps its sockets (default ${DEFAULT_PCSCD_RUN_DIR})
-  --tcp HOST:PORT     connect to a vpcd you configured yourself on TCP instead
-  --answer-delay-ms N answer each APDU after N ms, like a real contact card
-  --trace             print every APDU and response in hex
-
-Then type commands on standard input:
+it with scripts/pcscd-stop.sh), or pass --start-pcscd to start and stop it here.`,
+    options: {
+      card: valueOption('FILE', 'start with this card in the slot'),
+      slot: valueOption('0|1', 'vpcd slot: reader "... 00 00" or "... 00 01"', { default: '0' }),
+      'start-pcscd': flagOption('start pcscd now and stop it on quit (needs root)'),
+      'run-dir': valueOption('DIR', 'where pcscd-start.sh keeps its sockets', { default: DEFAULT_PCSCD_RUN_DIR }),
+      tcp: valueOption('HOST:PORT', 'connect to a vpcd you configured yourself on TCP instead'),
+      'answer-delay-ms': valueOption('N', 'answer each APDU after N ms, like a real contact card'),
+      trace: flagOption('print every APDU and response in hex'),
+    },
+    epilogue: `Then type commands on standard input:
 
 ${CONSOLE_HELP}`,
-  async run(args, io) {
-    const values = parse(args, {
-      card: { type: 'string' },
-      slot: { type: 'string' },
-      'start-pcscd': { type: 'boolean' },
-      'run-dir': { type: 'string' },
-      tcp: { type: 'string' },
-      'answer-delay-ms': { type: 'string' },
-      trace: { type: 'boolean' },
-    });
-    if (values.help) {
-      io.out(this.help);
-      return 0;
-    }
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     let tcp: { host: string; port: number } | undefined;
     if (typeof values.tcp === 'string') {
       const match = /^(.+):(\d+)$/.exec(values.tcp);
@@ -195,4 +183,4 @@ ${CONSOLE_HELP}`,
     }
     return 0;
   },
-};
+);

@@ -5,31 +5,32 @@ import { createIngestServer } from '../../server/IngestServer.js';
 import { startEmbeddedBroker } from '../../scenario/embeddedServer.js';
 import { FleetSimulator } from '../../scenario/fleet.js';
 import { tempDir } from '../../scenario/CardWorld.js';
-import { integer, parse } from '../args.js';
-import type { CliCommand } from '../command.js';
+import { integer } from '../args.js';
+import { defineCommand } from '../command.js';
+import { valueOption } from '../options.js';
 
-export const simFleetCommand: CliCommand = {
-  path: ['sim', 'fleet'],
-  summary: 'many terminals swiping, dropping offline and coming back, against a server',
-  help: `tally sim fleet [--terminals N] [--uses N] [--rounds N] [--offline P] [--broker URL] [--mqtt 4|5] [--dir DIR]
-
-Provisions N real terminals (each its own SQLite ledger and device key), gives
+export const simFleetCommand = defineCommand(
+  {
+    path: 'sim fleet',
+    summary: 'many terminals swiping, dropping offline and coming back, against a server',
+    about: `Provisions N real terminals (each its own SQLite ledger and device key), gives
 each a batch of --uses one-time cards, and swipes them all over --rounds rounds
 while terminals drop offline (chance --offline per round) and restart. An
 ingest server with a SQLite store runs beside them; at the end every
 terminal's ledger is compared with the server's, entry for entry.
-  --broker URL   an MQTT broker to use (e.g. a Mosquitto); default: an in-process one
 Exit 0 when nothing was lost, doubled or altered.`,
-  async run(args, io) {
-    const values = parse(args, {
-      terminals: { type: 'string' },
-      uses: { type: 'string' },
-      rounds: { type: 'string' },
-      offline: { type: 'string' },
-      broker: { type: 'string' },
-      mqtt: { type: 'string' },
-      dir: { type: 'string' },
-    });
+    options: {
+      terminals: valueOption('N', 'how many terminals', { default: '10' }),
+      uses: valueOption('N', 'one-time cards a terminal', { default: '100' }),
+      rounds: valueOption('N', 'rounds of swiping', { default: '8' }),
+      offline: valueOption('P', 'the chance a terminal drops offline in a round', { default: '0.2' }),
+      broker: valueOption('URL', 'an MQTT broker to use (e.g. a Mosquitto)', { default: 'an in-process one' }),
+      mqtt: valueOption('4|5', 'the MQTT protocol version', { default: '5 with --broker, else 4' }),
+      dir: valueOption('DIR', 'where the terminals and the server keep their data', { default: 'a new temporary directory' }),
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const dir = typeof values.dir === 'string' ? values.dir : tempDir('tally-fleet-');
     mkdirSync(dir, { recursive: true });
     const protocolVersion = integer(values, 'mqtt', typeof values.broker === 'string' ? 5 : 4) === 4 ? 4 : 5;
@@ -66,4 +67,4 @@ Exit 0 when nothing was lost, doubled or altered.`,
       for (const step of cleanup) await step().catch(() => undefined);
     }
   },
-};
+);

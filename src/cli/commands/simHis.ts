@@ -2,16 +2,16 @@ import { createWriteStream } from 'node:fs';
 import { TallyError } from '../../errors.js';
 import { fullDepartments, hisTraffic, runHis, type HisMessage } from '../../sim/his/HisSimulator.js';
 import { hostileTraffic } from '../../sim/his/hostile.js';
-import { integer, parse, required } from '../args.js';
-import type { CliCommand } from '../command.js';
+import { integer, required } from '../args.js';
+import { defineCommand } from '../command.js';
+import { valueOption } from '../options.js';
 
-export const simHisCommand: CliCommand = {
-  path: ['sim', 'his'],
-  summary: "a hospital's HIS: the registration, self-service and charging subsystems sending HL7 v2 over MLLP",
-  help: `tally sim his --gateway HOST:PORT [--count N] [--departments OPH,ENT,RAD] [--hospital URL]
-tally sim his --gateway HOST:PORT --hostile N [--seed S]
-
-Sends real HL7 v2.5.1 traffic to the isolation gateway: ADT^A04 registrations
+export const simHisCommand = defineCommand(
+  {
+    path: 'sim his',
+    summary: "a hospital's HIS: the registration, self-service and charging subsystems sending HL7 v2 over MLLP",
+    usage: ['tally sim his --gateway HOST:PORT [--count N] [--departments OPH,ENT,RAD] [--hospital URL]', 'tally sim his --gateway HOST:PORT --hostile N [--seed S]'],
+    about: `Sends real HL7 v2.5.1 traffic to the isolation gateway: ADT^A04 registrations
 from the registration desk (REG) and the self-service kiosks (SELFSERVICE),
 ORM^O01/OMG^O19 orders and DFT^P03 charges from the charging subsystem
 (CHARGE), and reads each ACK. With --hospital the registration subsystems
@@ -19,23 +19,22 @@ first read the remaining slots the gateway publishes and skip full
 departments. --hostile N sends N hostile messages instead (malformed,
 oversized, unknown types, wrong fields, injections, framing attacks, bursts).
 A message not answered (gateway restarted) is sent again with its control id.
-  --connections C (4)  --window W (16 in flight a connection)
-  --prefix P           control ids are P0, P1, ... (default M, or F for --hostile)
-  --results FILE       one JSON line a message: control id, expectation, ACK code, our code
 Prints a JSON summary; exit 1 when an ACK differed from what was expected.`,
-  async run(args, io) {
-    const values = parse(args, {
-      gateway: { type: 'string' },
-      count: { type: 'string' },
-      departments: { type: 'string' },
-      hospital: { type: 'string' },
-      hostile: { type: 'string' },
-      seed: { type: 'string' },
-      connections: { type: 'string' },
-      window: { type: 'string' },
-      prefix: { type: 'string' },
-      results: { type: 'string' },
-    });
+    options: {
+      gateway: valueOption('HOST:PORT', "the gateway's MLLP listener", { required: true }),
+      count: valueOption('N', 'how many messages', { default: '100' }),
+      departments: valueOption('CODES', 'the departments registered in, comma separated', { default: 'OPH,ENT,RAD' }),
+      hospital: valueOption('URL', 'read the remaining slots the gateway publishes here first'),
+      hostile: valueOption('N', 'send N hostile messages instead'),
+      seed: valueOption('S', 'the seed of the hostile messages', { default: '1' }),
+      connections: valueOption('C', 'connections to the gateway', { default: '4' }),
+      window: valueOption('W', 'messages in flight a connection', { default: '16' }),
+      prefix: valueOption('P', 'control ids are P0, P1, ...', { default: 'M, or F for --hostile' }),
+      results: valueOption('FILE', 'one JSON line a message: control id, expectation, ACK code, our code'),
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const m = /^(.+):(\d{1,5})$/.exec(required(values, 'gateway'));
     if (!m) throw new TallyError('USAGE', '--gateway HOST:PORT');
     const departments = ((values.departments as string | undefined) ?? 'OPH,ENT,RAD').split(',').filter(Boolean);
@@ -65,4 +64,4 @@ Prints a JSON summary; exit 1 when an ACK differed from what was expected.`,
     io.out(JSON.stringify(rest));
     return summary.unexpected === 0 ? 0 : 1;
   },
-};
+);

@@ -1,17 +1,17 @@
 /** `tally sim insurance`: the medical-insurance settlement platform as its own process (src/sim/insurance). */
 import { startInsurancePlatformSim, type FaultMode } from '../../sim/insurance/InsurancePlatformSim.js';
 import { TallyError } from '../../errors.js';
-import { integer, parse, required } from '../args.js';
-import type { CliCommand } from '../command.js';
+import { integer, required } from '../args.js';
+import { defineCommand } from '../command.js';
+import { flagOption, valueOption } from '../options.js';
 
 export const DEMO_CREDENTIAL = 'EC-DEMO-0001';
 
-export const simInsuranceCommand: CliCommand = {
-  path: ['sim', 'insurance'],
-  summary: 'the medical-insurance settlement platform: insured people, coverage, certificates, settlements, statements',
-  help: `tally sim insurance --db FILE [--port N] [--demo] [--fault normal|slow|down|error] [--delay MS]
-
-Runs the simulated insurance platform on 127.0.0.1 with its own SQLite
+export const simInsuranceCommand = defineCommand(
+  {
+    path: 'sim insurance',
+    summary: 'the medical-insurance settlement platform: insured people, coverage, certificates, settlements, statements',
+    about: `Runs the simulated insurance platform on 127.0.0.1 with its own SQLite
 database (FILE). Its HTTP API (JSON, money in fen):
   POST /v1/certificates/query {credential, item, amountFen}
   POST /v1/settlements        (Idempotency-Key header) {certificateId, item, amountFen, orderRef}
@@ -27,8 +27,16 @@ OCT: covered, 30% co-payment, annual cap 2000.00.
 down (connections dropped) or answering 503.
 Prints "insurance platform at URL" when ready, then a line for each
 settlement or reversal it commits; SIGTERM stops it.`,
-  async run(args, io) {
-    const values = parse(args, { db: { type: 'string' }, port: { type: 'string' }, demo: { type: 'boolean' }, fault: { type: 'string' }, delay: { type: 'string' } });
+    options: {
+      db: valueOption('FILE', "the platform's SQLite database", { required: true }),
+      port: valueOption('N', 'the HTTP port on 127.0.0.1', { default: 'any free port' }),
+      demo: flagOption(`add the demo insured person (${DEMO_CREDENTIAL}) and the OCT rule`),
+      fault: valueOption('normal|slow|down|error', 'how it answers at start', { default: 'normal' }),
+      delay: valueOption('MS', 'how late a slow platform answers', { default: '0' }),
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const fault = (values.fault as string | undefined) ?? 'normal';
     if (!['normal', 'slow', 'down', 'error'].includes(fault)) throw new TallyError('USAGE', '--fault normal, slow, down or error');
     // each committed settlement and reversal is a line, before its answer goes out (slow mode holds the answer back)
@@ -47,4 +55,4 @@ settlement or reversal it commits; SIGTERM stops it.`,
     await platform.close();
     return 0;
   },
-};
+);

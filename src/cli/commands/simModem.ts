@@ -7,8 +7,9 @@
 import { TallyError } from '../../errors.js';
 import { startModemRig, type ModemOnPty } from '../../sim/modem/ModemRig.js';
 import type { SimState } from '../../sim/modem/SimulatedModem.js';
-import { integer, parse } from '../args.js';
-import type { CliCommand } from '../command.js';
+import { integer } from '../args.js';
+import { defineCommand } from '../command.js';
+import { flagOption, valueOption } from '../options.js';
 import { consoleCommand, readConsole } from '../console.js';
 
 const CONSOLE_HELP = `commands (WHO is terminal or server):
@@ -28,32 +29,28 @@ function probability(text: string): number {
   return p;
 }
 
-export const simModemCommand: CliCommand = {
-  path: ['sim', 'modem'],
-  summary: 'run two simulated GSM modems joined by a simulated SMS network, on socat ptys',
-  help: `tally sim modem [--delay-ms N] [--jitter-ms N] [--loss P] [--duplicate P] [--seed N] [--trace]
-
-Starts the terminal's and the server's simulated GSM modems (AT commands,
+export const simModemCommand = defineCommand(
+  {
+    path: 'sim modem',
+    summary: 'run two simulated GSM modems joined by a simulated SMS network, on socat ptys',
+    about: `Starts the terminal's and the server's simulated GSM modems (AT commands,
 TS 27.007/27.005 PDU mode) on two socat pty pairs and prints the paths to open:
 the terminal daemon's sms.modemPath, and gammu's device for gammu-smsd.
-The terminal modem is ${'+8613800000001'}, the server modem +8613900000002.
-
-  --delay-ms N    network delivery delay (default 2000)
-  --jitter-ms N   up to N ms more, at random (messages overtake each other)
-  --loss P        probability a message is lost (default 0)
-  --duplicate P   probability a message is delivered twice (default 0)
-  --seed N        seed of the network's faults (default 1)
-  --trace         print every AT line in and out
-
-Then type commands on standard input:
+The terminal modem is ${'+8613800000001'}, the server modem +8613900000002.`,
+    options: {
+      'delay-ms': valueOption('N', 'network delivery delay', { default: '2000' }),
+      'jitter-ms': valueOption('N', 'up to N ms more, at random (messages overtake each other)', { default: '0' }),
+      loss: valueOption('P', 'probability a message is lost', { default: '0' }),
+      duplicate: valueOption('P', 'probability a message is delivered twice', { default: '0' }),
+      seed: valueOption('N', "seed of the network's faults", { default: '1' }),
+      trace: flagOption('print every AT line in and out'),
+    },
+    epilogue: `Then type commands on standard input:
 
 ${CONSOLE_HELP}`,
-  async run(args, io) {
-    const values = parse(args, { 'delay-ms': { type: 'string' }, 'jitter-ms': { type: 'string' }, loss: { type: 'string' }, duplicate: { type: 'string' }, seed: { type: 'string' }, trace: { type: 'boolean' } });
-    if (values.help) {
-      io.out(this.help);
-      return 0;
-    }
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const rig = await startModemRig({
       seed: integer(values, 'seed', 1),
       network: {
@@ -131,4 +128,4 @@ ${CONSOLE_HELP}`,
     }
     return 0;
   },
-};
+);

@@ -11,8 +11,9 @@ import { SimulatedReaderFirmware, type SimulatedDeviceBehaviour } from '../../si
 import type { ByteTransport } from '../../transports/ByteTransport.js';
 import { startPtyPair, type PtyPair } from '../../transports/PtyPair.js';
 import { openSerialTransport } from '../../transports/SerialPortTransport.js';
-import { integer, parse } from '../args.js';
-import type { CliCommand, CliIo } from '../command.js';
+import { integer } from '../args.js';
+import { defineCommand, type CliIo } from '../command.js';
+import { flagOption, valueOption } from '../options.js';
 import { consoleCommand, readConsole } from '../console.js';
 
 const CONSOLE_HELP = `commands:
@@ -165,36 +166,30 @@ export function runConsole(handle: SimReaderHandle, input: Readable): Promise<vo
   return readConsole(handle.command, input);
 }
 
-export const simReaderCommand: CliCommand = {
-  path: ['sim', 'reader'],
-  summary: 'run the simulated reader microcontroller on a serial line or a new pty pair',
-  help: `tally sim reader [--device PATH] [--card FILE] [--run-ms N] [--nvm FILE] [--protocol 1|2] [--trace]
-
-Runs the terminal's microcontroller board, simulated, speaking the serial
+export const simReaderCommand = defineCommand(
+  {
+    path: 'sim reader',
+    summary: 'run the simulated reader microcontroller on a serial line or a new pty pair',
+    about: `Runs the terminal's microcontroller board, simulated, speaking the serial
 firmware protocol (firmware-protocol/serial-protocol.md) with a card slot,
 display, buzzer, LEDs and the relay of a simulated medical device.
-
-  --device PATH   open this serial device (a UART, one end of your own pty pair)
-                  instead of making a pty pair with socat
-  --card FILE     start with this card file in the slot (see tally card new)
-  --run-ms N      the device finishes its session N ms after it starts
-                  (default: it runs until "finish", the time limit or disable)
-  --nvm FILE      keep the board's non-volatile memory (the ledger's chain head,
-                  serial-protocol.md 6.5) in FILE across runs (default: in memory)
-  --protocol 1|2  2 (default) keeps the chain head; 1 is a board without it
-  --trace         print every frame in and out in hex
-
 Without --device it starts socat, prints the daemon-side path, and stops
-socat when it ends. Then type commands on standard input:
+socat when it ends.`,
+    options: {
+      device: valueOption('PATH', 'open this serial device (a UART, one end of your own pty pair) instead of making a pty pair with socat'),
+      card: valueOption('FILE', 'start with this card file in the slot (see tally card new)'),
+      'run-ms': valueOption('N', 'the device finishes its session N ms after it starts', { default: 'it runs until "finish", the time limit or disable' }),
+      nvm: valueOption('FILE', "keep the board's non-volatile memory (the ledger's chain head, serial-protocol.md 6.5) in FILE across runs", { default: 'in memory' }),
+      protocol: valueOption('1|2', '2 keeps the chain head; 1 is a board without it', { default: '2' }),
+      trace: flagOption('print every frame in and out in hex'),
+    },
+    epilogue: `Then type commands on standard input:
 
 ${CONSOLE_HELP}`,
-  async run(args, io) {
-    const values = parse(args, { device: { type: 'string' }, card: { type: 'string' }, 'run-ms': { type: 'string' }, nvm: { type: 'string' }, protocol: { type: 'string' }, trace: { type: 'boolean' } });
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     if (values.protocol !== undefined && values.protocol !== '1' && values.protocol !== '2') throw new TallyError('USAGE', '--protocol 1 or 2');
-    if (values.help) {
-      io.out(this.help);
-      return 0;
-    }
     const handle = await startSimReader(
       {
         ...(typeof values.device === 'string' ? { device: values.device } : {}),
@@ -220,4 +215,4 @@ ${CONSOLE_HELP}`,
     }
     return 0;
   },
-};
+);

@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { TallyError } from '../../errors.js';
 import { SimulatedScanner } from '../../sim/SimulatedScanner.js';
 import { openSimulatorLine } from '../../transports/PtyPair.js';
-import { parse } from '../args.js';
-import type { CliCommand, CliIo } from '../command.js';
+import { defineCommand, type CliIo } from '../command.js';
+import { valueOption } from '../options.js';
 import { consoleCommand, runConsoleOnStdin } from '../console.js';
 
 const CONSOLE_HELP = `commands:
@@ -73,30 +73,24 @@ export async function startSimScanner(options: { device?: string }, io: CliIo): 
   };
 }
 
-export const simScannerCommand: CliCommand = {
-  path: ['sim', 'scanner'],
-  summary: 'run a simulated QR scanner in serial mode (CDC ACM, AIM ]Q1) on a serial line or a new pty pair',
-  help: `tally sim scanner [--device PATH]
-
-Behaves like a 2D scanner set to serial (CDC ACM) mode with AIM symbology
+export const simScannerCommand = defineCommand(
+  {
+    path: 'sim scanner',
+    summary: 'run a simulated QR scanner in serial mode (CDC ACM, AIM ]Q1) on a serial line or a new pty pair',
+    about: `Behaves like a 2D scanner set to serial (CDC ACM) mode with AIM symbology
 identifiers on: each code goes out as ]Q1, the text, CR LF. Give the printed
-path to the terminal daemon as reader.scanner.path (TALLY_READER_SCANNER_PATH).
-
-  --device PATH   open this serial device instead of making a socat pty pair
-
-Then type commands on standard input:
+path to the terminal daemon as reader.scanner.path (TALLY_READER_SCANNER_PATH).`,
+    options: { device: valueOption('PATH', 'open this serial device instead of making a socat pty pair') },
+    epilogue: `Then type commands on standard input:
 
 ${CONSOLE_HELP}`,
-  async run(args, io) {
-    const values = parse(args, { device: { type: 'string' } });
-    if (values.help) {
-      io.out(this.help);
-      return 0;
-    }
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const handle = await startSimScanner(typeof values.device === 'string' ? { device: values.device } : {}, io);
     io.out(`simulated QR scanner running; the daemon opens: ${handle.daemonPath}`);
     io.out('type help for commands');
     await runConsoleOnStdin(handle.command, () => handle.stop());
     return 0;
   },
-};
+);
