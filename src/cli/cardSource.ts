@@ -25,28 +25,20 @@ import { newCardFile, openCardFile } from '../sim/cardFile.js';
 import { integer, type Options } from './args.js';
 import { cliLocale, phrase, prompt } from './cliLocale.js';
 import type { CliIo } from './command.js';
+import { CARD_READER_OPTIONS, optionSynopsis, parseArgsOptions } from './options.js';
 
 export type ReaderSpec =
   | { readonly backend: 'file' }
   | { readonly backend: 'serial'; readonly path: string; readonly baudRate?: number; readonly reopenDelayMs?: number }
   | { readonly backend: 'pcsc'; readonly readerName?: string };
 
-export const READER_OPTIONS: Options = {
-  reader: { type: 'string' },
-  'reader-config': { type: 'string' },
-  'card-timeout': { type: 'string' },
-  'signer-reader': { type: 'string' },
-};
+/** The parser table of CARD_READER_OPTIONS, for the commands not yet declared with defineCommand */
+export const READER_OPTIONS: Options = parseArgsOptions(CARD_READER_OPTIONS);
 
-export const READER_HELP = `  --reader SPEC          where the cards are: file (card files, the default),
-                         serial:PATH (the terminal board on a UART or pty),
-                         pcsc or pcsc:NAME (a PC/SC reader whose name contains NAME)
-  --reader-config FILE   take reader.* from a terminal configuration file
-                         (TALLY_READER_BACKEND etc. apply as for the daemon)
-  --card-timeout S       seconds to wait for each card (default 60)
-  --signer-reader SPEC   a second reader for the card that signs (mother or
-                         white): it stays there while --reader takes the
-                         cards being written, so no card swaps`;
+/** The help lines of CARD_READER_OPTIONS, for the commands not yet declared with defineCommand */
+export const READER_HELP = Object.entries(CARD_READER_OPTIONS)
+  .map(([name, o]) => `  ${optionSynopsis(name, o).padEnd(22)} ${o.description}${o.default ? ` (default ${o.default})` : ''}`)
+  .join('\n');
 
 const DEFAULT_CARD_TIMEOUT_S = 60;
 

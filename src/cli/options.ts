@@ -92,3 +92,11 @@ export const TERMINAL_DATA_OPTIONS: OptionTable = {
   data: valueOption('DIR', "the terminal's data directory"),
   config: valueOption('FILE', "or the terminal's configuration file (its data directory and settings)"),
 };
+
+/** Where the cards are, for the commands that read or write a card: tally issue *, tally terminal provision|swipe|clock-reset, ... */
+export const CARD_READER_OPTIONS: OptionTable = {
+  reader: valueOption('SPEC', 'where the cards are: file (card files), serial:PATH (the terminal board on a UART or pty), pcsc or pcsc:NAME (a PC/SC reader whose name contains NAME)', { default: 'file' }),
+  'reader-config': valueOption('FILE', 'take reader.* from a terminal configuration file (TALLY_READER_BACKEND etc. apply as for the daemon)'),
+  'card-timeout': valueOption('S', 'seconds to wait for each card', { default: '60' }),
+  'signer-reader': valueOption('SPEC', 'a second reader for the card that signs (mother or white): it stays there while --reader takes the cards being written, so no card swaps'),
+};

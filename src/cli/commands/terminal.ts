@@ -8,9 +8,10 @@ import { VERSION } from '../../daemon/runTerminal.js';
 import { Ledger } from '../../ledger/Ledger.js';
 import { Terminal, terminalStatus, type TerminalStatus } from '../../terminal/Terminal.js';
 import { systemClock } from '../../util/clock.js';
-import { parse, pin, required } from '../args.js';
-import { READER_HELP, READER_OPTIONS, readerSpecFrom, withCardSource } from '../cardSource.js';
-import type { CliCommand } from '../command.js';
+import { pin, required } from '../args.js';
+import { readerSpecFrom, withCardSource } from '../cardSource.js';
+import { defineCommand } from '../command.js';
+import { CARD_READER_OPTIONS, flagOption, JSON_OPTION, MOTHER_OPTIONS, TERMINAL_DATA_OPTIONS, valueOption } from '../options.js';
 import { enrolWithToken, prepareTerminalTls, reenrol, terminalTlsPaths } from '../../pki/terminalTls.js';
 
 /**
@@ -24,29 +25,28 @@ async function refuseWhileDaemonRuns(values: Record<string, unknown>, dataDir: s
   if (live) throw new TallyError('READER_IN_USE', `the terminal daemon runs on ${dataDir}${live.pid ? ` (pid ${live.pid})` : ''}: stop it first (systemctl stop tallystick-terminal)`);
 }
 
-export const terminalProvisionCommand: CliCommand = {
-  path: ['terminal', 'provision'],
-  summary: 'factory provisioning of a terminal with the mother card',
-  help: `tally terminal provision --data DIR (--mother FILE | --reader SPEC) --pin PIN --terminal-id ID --clinic CODE [--root-fingerprint HEX]
-
-The terminal makes its device key; the mother card (after its PIN) signs the
+export const terminalProvisionCommand = defineCommand(
+  {
+    path: 'terminal provision',
+    summary: 'factory provisioning of a terminal with the mother card',
+    usage: ['tally terminal provision --data DIR (--mother FILE | --reader SPEC) --pin PIN --terminal-id ID --clinic CODE [--root-fingerprint HEX]'],
+    about: `The terminal makes its device key; the mother card (after its PIN) signs the
 terminal's certificate; the investor's root public key becomes the terminal's
 trust anchor. The PIN is used once and never stored. The terminal also makes
 its TLS key and a certificate request (DATA/tls/key.pem, csr.pem): sign it at
-the factory (tally pki sign) or enrol online (tally terminal enrol).
-  --pin PIN                the MOTHER card's PIN (- reads it from standard input)
-  --root-fingerprint HEX   refuse any mother card whose root key differs
-${READER_HELP}`,
-  async run(args, io) {
-    const values = parse(args, {
-      data: { type: 'string' },
-      mother: { type: 'string' },
-      pin: { type: 'string' },
-      'terminal-id': { type: 'string' },
-      clinic: { type: 'string' },
-      'root-fingerprint': { type: 'string' },
-      ...READER_OPTIONS,
-    });
+the factory (tally pki sign) or enrol online (tally terminal enrol).`,
+    options: {
+      data: valueOption('DIR', "the terminal's data directory", { required: true }),
+      mother: MOTHER_OPTIONS.mother!,
+      pin: valueOption('PIN', "the MOTHER card's PIN (- reads it from standard input)", { required: true }),
+      'terminal-id': valueOption('ID', "the terminal's id, in its certificate", { required: true }),
+      clinic: valueOption('CODE', 'the clinic the terminal serves, in its certificate', { required: true }),
+      'root-fingerprint': valueOption('HEX', 'refuse any mother card whose root key differs'),
+      ...CARD_READER_OPTIONS,
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const request = {
       terminalId: required(values, 'terminal-id'),
       clinicCode: required(values, 'clinic'),
@@ -72,23 +72,28 @@ ${READER_HELP}`,
       terminal.close();
     }
   },
-};
+);
 
-export const terminalEnrolCommand: CliCommand = {
-  path: ['terminal', 'enrol'],
-  summary: "get the terminal's TLS certificate from the server (EST) with a one-time token, or renew it",
-  help: `tally terminal enrol --data DIR --server https://HOST:PORT --token TOKEN
-tally terminal enrol --data DIR --server https://HOST:PORT --renew
-
-Fetches the TLS CA and the mother card's record for it from the server
+export const terminalEnrolCommand = defineCommand(
+  {
+    path: 'terminal enrol',
+    summary: "get the terminal's TLS certificate from the server (EST) with a one-time token, or renew it",
+    usage: ['tally terminal enrol --data DIR --server https://HOST:PORT --token TOKEN', 'tally terminal enrol --data DIR --server https://HOST:PORT --renew'],
+    about: `Fetches the TLS CA and the mother card's record for it from the server
 (/.well-known/est/cacerts, ca-record) and keeps them only if the record
 verifies with this terminal's investor root; then sends the request made at
 provisioning (simpleenroll, authenticated by the one-time token from tally pki
 token) and writes DATA/tls/cert.pem. --renew makes a new key and re-enrols with
-the current certificate (the daemon does this by itself with sync.enrol.url).
-  --token TOKEN   the one-time enrolment token (- reads it from standard input)`,
-  async run(args, io) {
-    const values = parse(args, { data: { type: 'string' }, server: { type: 'string' }, token: { type: 'string' }, renew: { type: 'boolean' } });
+the current certificate (the daemon does this by itself with sync.enrol.url).`,
+    options: {
+      data: valueOption('DIR', "the terminal's data directory", { required: true }),
+      server: valueOption('URL', "the server's EST address, https://HOST:PORT", { required: true }),
+      token: valueOption('TOKEN', 'the one-time enrolment token (- reads it from standard input)'),
+      renew: flagOption('make a new key and re-enrol with the current certificate instead'),
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const dataDir = required(values, 'data');
     if (!existsSync(join(dataDir, 'terminal.db'))) throw new TallyError('NOT_PROVISIONED', dataDir);
     const terminal = Terminal.open({ dataDir });
@@ -107,19 +112,25 @@ the current certificate (the daemon does this by itself with sync.enrol.url).
     io.out(`certificate for ${identity.terminalId} written to ${terminalTlsPaths(dataDir).cert}: valid until ${got.notAfter} (${got.daysLeft} days)`);
     return 0;
   },
-};
+);
 
-export const terminalSwipeCommand: CliCommand = {
-  path: ['terminal', 'swipe'],
-  summary: 'present one card (a card file, or the card in a reader) to a terminal',
-  help: `tally terminal swipe --data DIR (--card FILE | --reader SPEC) [--locale en|zh]
-
-Batch card: loads the batch. One-time card: deducts it. Prints the operator
+export const terminalSwipeCommand = defineCommand(
+  {
+    path: 'terminal swipe',
+    summary: 'present one card (a card file, or the card in a reader) to a terminal',
+    usage: ['tally terminal swipe --data DIR (--card FILE | --reader SPEC) [--locale en|zh]'],
+    about: `Batch card: loads the batch. One-time card: deducts it. Prints the operator
 message the terminal would display; exits 0 when granted, 3 when refused.
-The daemon (tally terminal run) must not be running on the same reader.
-${READER_HELP}`,
-  async run(args, io) {
-    const values = parse(args, { data: { type: 'string' }, card: { type: 'string' }, locale: { type: 'string' }, ...READER_OPTIONS });
+The daemon (tally terminal run) must not be running on the same reader.`,
+    options: {
+      data: valueOption('DIR', "the terminal's data directory", { required: true }),
+      card: valueOption('FILE', 'the card file to swipe (with --reader file)'),
+      locale: valueOption('en|zh', "the language of the terminal's message and of the CLI's error line", { default: 'TALLY_LOCALE, else en' }),
+      ...CARD_READER_OPTIONS,
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const locale = values.locale === 'zh' ? 'zh' : 'en';
     const dataDir = required(values, 'data');
     if (!existsSync(join(dataDir, 'terminal.db'))) throw new TallyError('NOT_PROVISIONED', dataDir);
@@ -146,7 +157,7 @@ ${READER_HELP}`,
       terminal.close();
     }
   },
-};
+);
 
 /** A duration for people: "56 years", "3 min", "0.4 s" */
 function humanDuration(ms: number): string {
@@ -206,15 +217,17 @@ export function formatStatus(s: TerminalStatus & Record<string, unknown>): strin
   return lines;
 }
 
-export const terminalStatusCommand: CliCommand = {
-  path: ['terminal', 'status'],
-  summary: "a terminal's state: reader, batch, uses left, outbox, clock, version",
-  help: `tally terminal status (--data DIR | --config FILE) [--json]
-
-Asks the running daemon through its status socket (reader and card state,
+export const terminalStatusCommand = defineCommand(
+  {
+    path: 'terminal status',
+    summary: "a terminal's state: reader, batch, uses left, outbox, clock, version",
+    usage: ['tally terminal status (--data DIR | --config FILE) [--json]'],
+    about: `Asks the running daemon through its status socket (reader and card state,
 link statistics, last swipe); when no daemon runs, reads the ledger read-only.`,
-  async run(args, io) {
-    const values = parse(args, { data: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } });
+    options: { ...TERMINAL_DATA_OPTIONS, ...JSON_OPTION },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     let dataDir: string;
     let socket: string;
     if (typeof values.config === 'string') {
@@ -242,24 +255,29 @@ link statistics, last swipe); when no daemon runs, reads the ledger read-only.`,
     else for (const line of formatStatus(status)) io.out(line);
     return 0;
   },
-};
+);
 
-export const terminalClockResetCommand: CliCommand = {
-  path: ['terminal', 'clock-reset'],
-  summary: "set the terminal's clock high-water mark with the mother card (after a clock that ran far ahead)",
-  help: `tally terminal clock-reset --data DIR (--mother FILE | --reader SPEC) --pin PIN [--time ISO]
-
-For a terminal whose high-water mark is far ahead of the real time (its
+export const terminalClockResetCommand = defineCommand(
+  {
+    path: 'terminal clock-reset',
+    summary: "set the terminal's clock high-water mark with the mother card (after a clock that ran far ahead)",
+    usage: ['tally terminal clock-reset --data DIR (--mother FILE | --reader SPEC) --pin PIN [--time ISO]'],
+    about: `For a terminal whose high-water mark is far ahead of the real time (its
 clock once ran ahead and it cannot reach the server, whose signed time would
 reset it by itself). The mother card of the terminal's investor, after its
 PIN, signs the terminal id, the ledger's head and the time; the terminal
 writes a clock.reset entry with that statement (the server and tally ledger
-verify check it with the root key alone) and its mark becomes the time.
-  --time ISO   the time the mark goes to (default: this machine's clock now)
-  --pin PIN    the MOTHER card's PIN (- reads it from standard input)
-${READER_HELP}`,
-  async run(args, io) {
-    const values = parse(args, { data: { type: 'string' }, mother: { type: 'string' }, pin: { type: 'string' }, time: { type: 'string' }, ...READER_OPTIONS });
+verify check it with the root key alone) and its mark becomes the time.`,
+    options: {
+      data: valueOption('DIR', "the terminal's data directory", { required: true }),
+      mother: MOTHER_OPTIONS.mother!,
+      pin: valueOption('PIN', "the MOTHER card's PIN (- reads it from standard input)", { required: true }),
+      time: valueOption('ISO', 'the time the mark goes to', { default: "this machine's clock now" }),
+      ...CARD_READER_OPTIONS,
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const dataDir = required(values, 'data');
     let time: number | undefined;
     if (typeof values.time === 'string') {
@@ -283,4 +301,4 @@ ${READER_HELP}`,
       terminal.close();
     }
   },
-};
+);

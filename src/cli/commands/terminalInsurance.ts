@@ -8,8 +8,9 @@ import { loadTerminalConfig } from '../../config/terminalConfig.js';
 import { operatorMessage, TallyError } from '../../errors.js';
 import { requestInsurancePayment } from '../../daemon/InsuranceControl.js';
 import { insuranceSocketPath } from '../../daemon/runTerminal.js';
-import { parse, required } from '../args.js';
-import type { CliCommand } from '../command.js';
+import { required } from '../args.js';
+import { defineCommand } from '../command.js';
+import { flagOption, TERMINAL_DATA_OPTIONS, valueOption } from '../options.js';
 
 /** "120.00" or "120" yuan -> 12000 fen */
 export function parseYuan(text: string): number {
@@ -18,12 +19,12 @@ export function parseYuan(text: string): number {
   return Number(m[1]) * 100 + Number((m[2] ?? '0').padEnd(2, '0'));
 }
 
-export const terminalInsuranceCommand: CliCommand = {
-  path: ['terminal', 'insurance'],
-  summary: 'start an insurance payment at the running terminal: QR on its display, consent on the phone, then the device runs',
-  help: `tally terminal insurance --item ITEM --amount YUAN (--data DIR | --config FILE) [--json]
-
-Asks the running daemon (tally terminal run) to start a payment by
+export const terminalInsuranceCommand = defineCommand(
+  {
+    path: 'terminal insurance',
+    summary: 'start an insurance payment at the running terminal: QR on its display, consent on the phone, then the device runs',
+    usage: ['tally terminal insurance --item ITEM --amount YUAN (--data DIR | --config FILE) [--json]'],
+    about: `Asks the running daemon (tally terminal run) to start a payment by
 medical-insurance e-credential for ITEM (e.g. OCT) of YUAN (e.g. 120.00). The
 daemon asks the server over its MQTT link, shows the authorisation QR code with
 the user code and the binding code on the board's display (and here), waits for
@@ -31,12 +32,15 @@ the patient's consent on the phone, checks the settlement voucher and enables
 the device. The terminal must be online: offline it refuses INSURANCE_OFFLINE.
 Exit 0 when the use is granted, 3 when refused. --json prints each step as a
 JSON line.`,
-  async run(args, io) {
-    const values = parse(args, { item: { type: 'string' }, amount: { type: 'string' }, data: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } });
-    if (values.help) {
-      io.out(this.help);
-      return 0;
-    }
+    options: {
+      item: valueOption('ITEM', 'the examination paid for (e.g. OCT)', { required: true }),
+      amount: valueOption('YUAN', 'its price in yuan (e.g. 120.00)', { required: true }),
+      ...TERMINAL_DATA_OPTIONS,
+      json: flagOption('print each step as a JSON line'),
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const item = required(values, 'item').toUpperCase();
     const amountFen = parseYuan(required(values, 'amount'));
     const dataDir = typeof values.config === 'string' ? loadTerminalConfig(values.config).config.dataDir : required(values, 'data');
@@ -61,4 +65,4 @@ JSON line.`,
     if (!values.json) io.out(outcome.ok ? outcome.message : `${operatorMessage(outcome.code, 'en')} / ${operatorMessage(outcome.code, 'zh')}: ${outcome.detail}`);
     return outcome.ok ? 0 : 3;
   },
-};
+);

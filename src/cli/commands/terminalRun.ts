@@ -3,22 +3,25 @@ import { ConfigError, redacted, settingsListing } from '../../config/schema.js';
 import { queryStatus } from '../../daemon/StatusServer.js';
 import { startTerminal } from '../../daemon/runTerminal.js';
 import { TallyError } from '../../errors.js';
-import { parse } from '../args.js';
-import type { CliCommand } from '../command.js';
+import { defineCommand } from '../command.js';
+import { flagOption, valueOption } from '../options.js';
 
-export const terminalRunCommand: CliCommand = {
-  path: ['terminal', 'run'],
-  summary: 'the terminal daemon (the systemd service runs this)',
-  help: `tally terminal run [--config FILE] [--print-config] [--settings]
-
-Runs the terminal: reader backend, deductions, operator feedback, status
+export const terminalRunCommand = defineCommand(
+  {
+    path: 'terminal run',
+    summary: 'the terminal daemon (the systemd service runs this)',
+    about: `Runs the terminal: reader backend, deductions, operator feedback, status
 socket. Stops cleanly on SIGTERM or SIGINT after the swipe in progress.
 Configuration: YAML or JSON (config/*.yaml are examples); every setting can be
-overridden by an environment variable TALLY_<SECTION>_<NAME>.
-  --print-config   show the resolved configuration (secrets redacted) and exit
-  --settings       list every setting with its default and variable, and exit`,
-  async run(args, io) {
-    const values = parse(args, { config: { type: 'string' }, 'print-config': { type: 'boolean' }, settings: { type: 'boolean' } });
+overridden by an environment variable TALLY_<SECTION>_<NAME>.`,
+    options: {
+      config: valueOption('FILE', "the terminal's configuration file (YAML or JSON)", { default: 'the defaults and TALLY_ variables only' }),
+      'print-config': flagOption('show the resolved configuration (secrets redacted) and exit'),
+      settings: flagOption('list every setting with its default and variable, and exit'),
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     if (values.settings) {
       for (const line of settingsListing(TERMINAL_SETTINGS)) io.out(line);
       return 0;
@@ -48,4 +51,4 @@ overridden by an environment variable TALLY_<SECTION>_<NAME>.
     });
     return 0;
   },
-};
+);

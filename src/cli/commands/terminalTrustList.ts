@@ -11,24 +11,26 @@ import { TallyError } from '../../errors.js';
 import { Ledger } from '../../ledger/Ledger.js';
 import { installTrustList, loadTrustList } from '../../terminal/voucherTrust.js';
 import { systemClock } from '../../util/clock.js';
-import { parse, required } from '../args.js';
-import type { CliCommand } from '../command.js';
+import { required } from '../args.js';
+import { defineCommand } from '../command.js';
+import { TERMINAL_DATA_OPTIONS, valueOption } from '../options.js';
 
-export const terminalTrustListCommand: CliCommand = {
-  path: ['terminal', 'trust-list'],
-  summary: 'install a voucher trust list file on a terminal (checked against its investor root)',
-  help: `tally terminal trust-list --file FILE (--data DIR | --config FILE)
-
-FILE is a trust list as tally server voucher trust-list --out FILE writes it
+export const terminalTrustListCommand = defineCommand(
+  {
+    path: 'terminal trust-list',
+    summary: 'install a voucher trust list file on a terminal (checked against its investor root)',
+    usage: ['tally terminal trust-list --file FILE (--data DIR | --config FILE)'],
+    about: `FILE is a trust list as tally server voucher trust-list --out FILE writes it
 (binary). It is installed when it verifies against the terminal's investor root
 and its list seq is above the one kept; a running daemon takes it at its next
 start (online terminals get lists from the server by themselves).`,
-  async run(args, io) {
-    const values = parse(args, { file: { type: 'string' }, data: { type: 'string' }, config: { type: 'string' } });
-    if (values.help) {
-      io.out(this.help);
-      return 0;
-    }
+    options: {
+      file: valueOption('FILE', 'the trust list file', { required: true }),
+      ...TERMINAL_DATA_OPTIONS,
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const file = required(values, 'file');
     const dataDir = typeof values.config === 'string' ? loadTerminalConfig(values.config).config.dataDir : required(values, 'data');
     if (!existsSync(join(dataDir, 'terminal.db'))) throw new TallyError('NOT_PROVISIONED', dataDir);
@@ -55,4 +57,4 @@ start (online terminals get lists from the server by themselves).`,
     );
     return installed ? 0 : 3;
   },
-};
+);
