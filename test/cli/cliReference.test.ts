@@ -41,6 +41,11 @@ function commandOfLine(words: string[]): { spec: CommandSpec; rest: string[] } |
   return best && { spec: best, rest: words.slice(best.path.split(' ').length) };
 }
 
+/** A command of `tally` without a declaration (its help still hand-written) that a line names */
+function undeclaredCommandOfLine(words: string[]): boolean {
+  return commands.some((c) => !c.spec && c.path.every((w, i) => words[i] === w));
+}
+
 /** The options a command line may use: the subcommand's when it names one */
 function optionsForLine(spec: CommandSpec, rest: string[]): Set<string> {
   const sub = spec.subcommands?.find((s) => s.name === rest[0]);
@@ -62,6 +67,8 @@ function optionMentions(spec: CommandSpec, text: string): { option: string; spec
       if (token === 'tally') {
         const named = commandOfLine(tokens.slice(i + 1));
         if (named) owner = named;
+        // a command not yet declared with defineCommand: its options cannot be checked here
+        else if (undeclaredCommandOfLine(tokens.slice(i + 1))) break;
         continue;
       }
       const m = /^--([a-z][a-z0-9-]*)(=.*)?$/.exec(token);

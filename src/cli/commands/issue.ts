@@ -6,15 +6,14 @@ import { isTallyError, TallyError } from '../../errors.js';
 import { IssuingRegistry } from '../../issuing/IssuingRegistry.js';
 import { IssuingStation } from '../../issuing/IssuingStation.js';
 import { exportRegistry } from '../../issuing/exportRegistry.js';
-import { integer, parse, pin, required } from '../args.js';
-import { READER_HELP, READER_OPTIONS, withCardSource } from '../cardSource.js';
-import type { CliCommand, CliIo } from '../command.js';
+import { integer, pin, required } from '../args.js';
+import { withCardSource } from '../cardSource.js';
+import { defineCommand, type CliIo } from '../command.js';
+import { CARD_READER_OPTIONS, JSON_OPTION, MOTHER_OPTIONS, REGISTRY_OPTION, requiredOption, valueOption } from '../options.js';
 import { certificateFingerprint } from '../../pki/certificateAuthority.js';
 import { PkiStore } from '../../pki/pkiStore.js';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-
-const REGISTRY_HELP = '  --registry FILE   the issuing station registry (default ./issuing.db)';
 
 /** Opens the station's registry; says where it is when this makes a new one (./issuing.db by default) */
 function openStation(values: Record<string, unknown>, io?: CliIo): { station: IssuingStation; registry: IssuingRegistry } {
@@ -27,18 +26,23 @@ function openStation(values: Record<string, unknown>, io?: CliIo): { station: Is
 
 const optional = (values: Record<string, unknown>, name: string): string | undefined => (typeof values[name] === 'string' ? values[name] : undefined);
 
-export const issueMotherCommand: CliCommand = {
-  path: ['issue', 'mother'],
-  summary: "personalise the investor's unique mother card",
-  help: `tally issue mother (--card FILE | --reader SPEC) --pin PIN --investor NAME [--registry FILE]
-
-Makes the investor's root key ON the card (it never leaves it), sets the PIN
-(4-12 digits; 3 wrong tries block the card) and records the card.
-  --pin PIN         the new mother card's PIN, chosen now (- reads it from standard input)
-${REGISTRY_HELP}
-${READER_HELP}`,
-  async run(args, io) {
-    const values = parse(args, { card: { type: 'string' }, pin: { type: 'string' }, investor: { type: 'string' }, registry: { type: 'string' }, ...READER_OPTIONS });
+export const issueMotherCommand = defineCommand(
+  {
+    path: 'issue mother',
+    summary: "personalise the investor's unique mother card",
+    usage: ['tally issue mother (--card FILE | --reader SPEC) --pin PIN --investor NAME [--registry FILE]'],
+    about: `Makes the investor's root key ON the card (it never leaves it), sets the PIN
+(4-12 digits; 3 wrong tries block the card) and records the card.`,
+    options: {
+      card: valueOption('FILE', 'the blank card file to make the mother card of (with --reader file)'),
+      pin: valueOption('PIN', "the new mother card's PIN, chosen now (- reads it from standard input)", { required: true }),
+      investor: valueOption('NAME', "the investor's name, in the card's record", { required: true }),
+      ...REGISTRY_OPTION,
+      ...CARD_READER_OPTIONS,
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const request = { pin: pin(values, 'pin', "the new mother card's PIN (4-12 digits, chosen now)"), investor: required(values, 'investor') };
     const { station, registry } = openStation(values, io);
     try {
@@ -54,32 +58,31 @@ ${READER_HELP}`,
       registry.close();
     }
   },
-};
+);
 
-export const issueWhiteCommand: CliCommand = {
-  path: ['issue', 'white'],
-  summary: 'make a white card (signed by the mother card) with a batch-card quota',
-  help: `tally issue white (--mother FILE --card FILE | --reader SPEC) --mother-pin PIN --pin PIN --quota N [--valid-days D] [--registry FILE]
-
-The white card makes its own key; the mother card signs its record after its
+export const issueWhiteCommand = defineCommand(
+  {
+    path: 'issue white',
+    summary: 'make a white card (signed by the mother card) with a batch-card quota',
+    usage: ['tally issue white (--mother FILE --card FILE | --reader SPEC) --mother-pin PIN --pin PIN --quota N [--valid-days D] [--registry FILE]'],
+    about: `The white card makes its own key; the mother card signs its record after its
 PIN. The white card can sign at most N batch cards (the card itself counts).
 With one reader slot the tool asks for the mother card and the blank card in
 turn, as each step needs them; with --signer-reader the mother card stays in
-that second reader.
-  --valid-days D    default 365
-${REGISTRY_HELP}
-${READER_HELP}`,
-  async run(args, io) {
-    const values = parse(args, {
-      mother: { type: 'string' },
-      'mother-pin': { type: 'string' },
-      card: { type: 'string' },
-      pin: { type: 'string' },
-      quota: { type: 'string' },
-      'valid-days': { type: 'string' },
-      registry: { type: 'string' },
-      ...READER_OPTIONS,
-    });
+that second reader.`,
+    options: {
+      mother: MOTHER_OPTIONS.mother!,
+      'mother-pin': requiredOption(MOTHER_OPTIONS['mother-pin']!),
+      card: valueOption('FILE', 'the blank card file to make the white card of (with --reader file)'),
+      pin: valueOption('PIN', "the new white card's PIN, chosen now (- reads it from standard input)", { required: true }),
+      quota: valueOption('N', 'how many batch cards it may sign', { required: true }),
+      'valid-days': valueOption('D', 'how long it is valid', { default: '365' }),
+      ...REGISTRY_OPTION,
+      ...CARD_READER_OPTIONS,
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const motherPin = pin(values, 'mother-pin', "the mother card's PIN");
     const white = { pin: pin(values, 'pin', "the new white card's PIN (4-12 digits, chosen now)"), quota: integer(values, 'quota'), validDays: integer(values, 'valid-days', 365) };
     const { station, registry } = openStation(values, io);
@@ -96,32 +99,31 @@ ${READER_HELP}`,
       registry.close();
     }
   },
-};
+);
 
-export const issueBatchCommand: CliCommand = {
-  path: ['issue', 'batch'],
-  summary: 'make a batch card for a clinic and its one-time cards',
-  help: `tally issue batch (--white FILE --card FILE --out-dir DIR | --reader SPEC) --white-pin PIN --clinic CODE --count N [--valid-days D] [--registry FILE]
-
-Signs a batch card with the white card (one of its quota) and writes the
+export const issueBatchCommand = defineCommand(
+  {
+    path: 'issue batch',
+    summary: 'make a batch card for a clinic and its one-time cards',
+    usage: ['tally issue batch (--white FILE --card FILE --out-dir DIR | --reader SPEC) --white-pin PIN --clinic CODE --count N [--valid-days D] [--registry FILE]'],
+    about: `Signs a batch card with the white card (one of its quota) and writes the
 batch's one-time cards, serials 1..N: as DIR/onetime-<batch>-<serial>.json
 with card files, or card by card in the reader slot as the tool asks. A
-one-time card that was not written waits in the registry: tally issue rewrite.
-  --valid-days D    default 90
-${REGISTRY_HELP}
-${READER_HELP}`,
-  async run(args, io) {
-    const values = parse(args, {
-      white: { type: 'string' },
-      'white-pin': { type: 'string' },
-      card: { type: 'string' },
-      clinic: { type: 'string' },
-      count: { type: 'string' },
-      'out-dir': { type: 'string' },
-      'valid-days': { type: 'string' },
-      registry: { type: 'string' },
-      ...READER_OPTIONS,
-    });
+one-time card that was not written waits in the registry: tally issue rewrite.`,
+    options: {
+      white: valueOption('FILE', 'the white card file (with --reader file)'),
+      'white-pin': valueOption('PIN', "the white card's PIN (- reads a line of standard input)", { required: true }),
+      card: valueOption('FILE', 'the blank card file to make the batch card of (with --reader file)'),
+      clinic: valueOption('CODE', 'the clinic the batch is for', { required: true }),
+      count: valueOption('N', 'how many one-time cards', { required: true }),
+      'out-dir': valueOption('DIR', 'where the one-time card files go (required with card files)'),
+      'valid-days': valueOption('D', 'how long the batch is valid', { default: '90' }),
+      ...REGISTRY_OPTION,
+      ...CARD_READER_OPTIONS,
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const outDir = optional(values, 'out-dir');
     const whitePin = pin(values, 'white-pin', "the white card's PIN");
     const request = { clinicCode: required(values, 'clinic'), count: integer(values, 'count'), validDays: integer(values, 'valid-days', 90) };
@@ -172,19 +174,25 @@ ${READER_HELP}`,
       registry.close();
     }
   },
-};
+);
 
-export const issueRewriteCommand: CliCommand = {
-  path: ['issue', 'rewrite'],
-  summary: 'write a registered one-time card onto a new blank card',
-  help: `tally issue rewrite --batch N --serial S (--card FILE | --reader SPEC) [--registry FILE]
-
-For a one-time card that was spoiled or never written: the signed record is in
-the registry, so no key is needed.
-${REGISTRY_HELP}
-${READER_HELP}`,
-  async run(args, io) {
-    const values = parse(args, { batch: { type: 'string' }, serial: { type: 'string' }, card: { type: 'string' }, registry: { type: 'string' }, ...READER_OPTIONS });
+export const issueRewriteCommand = defineCommand(
+  {
+    path: 'issue rewrite',
+    summary: 'write a registered one-time card onto a new blank card',
+    usage: ['tally issue rewrite --batch N --serial S (--card FILE | --reader SPEC) [--registry FILE]'],
+    about: `For a one-time card that was spoiled or never written: the signed record is in
+the registry, so no key is needed.`,
+    options: {
+      batch: valueOption('N', 'the batch number', { required: true }),
+      serial: valueOption('S', "the one-time card's serial in the batch", { required: true }),
+      card: valueOption('FILE', 'the blank card file to write (with --reader file)'),
+      ...REGISTRY_OPTION,
+      ...CARD_READER_OPTIONS,
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const batchNo = integer(values, 'batch');
     const serial = integer(values, 'serial');
     const { station, registry } = openStation(values, io);
@@ -198,14 +206,16 @@ ${READER_HELP}`,
       registry.close();
     }
   },
-};
+);
 
-export const issueListCommand: CliCommand = {
-  path: ['issue', 'list'],
-  summary: 'list every card the issuing station made',
-  help: `tally issue list [--registry FILE] [--json]`,
-  async run(args, io) {
-    const values = parse(args, { registry: { type: 'string' }, json: { type: 'boolean' } });
+export const issueListCommand = defineCommand(
+  {
+    path: 'issue list',
+    summary: 'list every card the issuing station made',
+    options: { ...REGISTRY_OPTION, ...JSON_OPTION },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const path = typeof values.registry === 'string' ? values.registry : 'issuing.db';
     if (!existsSync(path)) throw new TallyError('DATABASE_CANTOPEN', `no registry at ${path}`);
     const registry = IssuingRegistry.open(path);
@@ -226,23 +236,28 @@ export const issueListCommand: CliCommand = {
       registry.close();
     }
   },
-};
+);
 
-export const issueCertifyStationCommand: CliCommand = {
-  path: ['issue', 'certify-station'],
-  summary: "give this issuing station a key of its own, certified by the mother card (for signed exports)",
-  help: `tally issue certify-station --station-id ID (--mother FILE | --reader SPEC) --mother-pin PIN [--registry FILE]
-
-Makes the station a signing key (kept in its registry) and has the mother card
+export const issueCertifyStationCommand = defineCommand(
+  {
+    path: 'issue certify-station',
+    summary: "give this issuing station a key of its own, certified by the mother card (for signed exports)",
+    usage: ['tally issue certify-station --station-id ID (--mother FILE | --reader SPEC) --mother-pin PIN [--registry FILE]'],
+    about: `Makes the station a signing key (kept in its registry) and has the mother card
 sign a certificate for it after the mother PIN. The key signs registry exports
 (tally issue export) and nothing else: it cannot make a card. The server trusts
 an export through this certificate and the investor root alone. Certifying
-again replaces the key.
-  --station-id ID   1..64 of A-Z a-z 0-9 . _ -  (e.g. ST-HQ-1)
-${REGISTRY_HELP}
-${READER_HELP}`,
-  async run(args, io) {
-    const values = parse(args, { 'station-id': { type: 'string' }, mother: { type: 'string' }, 'mother-pin': { type: 'string' }, registry: { type: 'string' }, ...READER_OPTIONS });
+again replaces the key.`,
+    options: {
+      'station-id': valueOption('ID', '1..64 of A-Z a-z 0-9 . _ - (e.g. ST-HQ-1)', { required: true }),
+      mother: MOTHER_OPTIONS.mother!,
+      'mother-pin': requiredOption(MOTHER_OPTIONS['mother-pin']!),
+      ...REGISTRY_OPTION,
+      ...CARD_READER_OPTIONS,
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const stationId = required(values, 'station-id');
     const motherPin = pin(values, 'mother-pin', "the mother card's PIN");
     const { station, registry } = openStation(values, io);
@@ -257,24 +272,31 @@ ${READER_HELP}`,
       registry.close();
     }
   },
-};
+);
 
-export const issueCertifyCaCommand: CliCommand = {
-  path: ['issue', 'certify-ca'],
-  summary: "have the mother card certify the investor's TLS CA (terminals trust the broker only through it)",
-  help: `tally issue certify-ca (--pki DIR | --ca-cert FILE --out FILE) (--mother FILE | --reader SPEC) --mother-pin PIN [--registry FILE]
-
-The mother card (after its PIN) signs a record naming the SHA-256 fingerprint
+export const issueCertifyCaCommand = defineCommand(
+  {
+    path: 'issue certify-ca',
+    summary: "have the mother card certify the investor's TLS CA (terminals trust the broker only through it)",
+    usage: ['tally issue certify-ca (--pki DIR | --ca-cert FILE --out FILE) (--mother FILE | --reader SPEC) --mother-pin PIN [--registry FILE]'],
+    about: `The mother card (after its PIN) signs a record naming the SHA-256 fingerprint
 of the TLS CA certificate (tally pki init made it). Terminals check the
 broker's certificate chain only against a CA whose record verifies with the
 investor root they got at provisioning; tally terminal enrol fetches the CA
 and this record from the server. With --pki DIR the record is written to
-DIR/ca-record.json, where the server serves it.
-  --mother-pin PIN  the MOTHER card's PIN (- reads it from standard input)
-${REGISTRY_HELP}
-${READER_HELP}`,
-  async run(args, io) {
-    const values = parse(args, { pki: { type: 'string' }, 'ca-cert': { type: 'string' }, out: { type: 'string' }, mother: { type: 'string' }, 'mother-pin': { type: 'string' }, registry: { type: 'string' }, ...READER_OPTIONS });
+DIR/ca-record.json, where the server serves it.`,
+    options: {
+      pki: valueOption('DIR', 'the PKI directory tally pki init made (its CA, and where the record goes)'),
+      'ca-cert': valueOption('FILE', "or the CA's certificate (PEM)"),
+      out: valueOption('FILE', 'where the record goes (with --ca-cert)'),
+      mother: MOTHER_OPTIONS.mother!,
+      'mother-pin': requiredOption(MOTHER_OPTIONS['mother-pin']!),
+      ...REGISTRY_OPTION,
+      ...CARD_READER_OPTIONS,
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const pki = typeof values.pki === 'string' ? PkiStore.open(values.pki) : undefined;
     const caPem = pki ? pki.caCertPem : readFileSync(required(values, 'ca-cert'), 'utf8');
     const out = pki ? undefined : required(values, 'out');
@@ -294,21 +316,21 @@ ${READER_HELP}`,
       registry.close();
     }
   },
-};
+);
 
-export const issueExportCommand: CliCommand = {
-  path: ['issue', 'export'],
-  summary: "write the station's registry as a signed export for the server",
-  help: `tally issue export --out FILE [--registry FILE]
-
-Every mother, white and batch card this station made, and per batch how many
+export const issueExportCommand = defineCommand(
+  {
+    path: 'issue export',
+    summary: "write the station's registry as a signed export for the server",
+    about: `Every mother, white and batch card this station made, and per batch how many
 one-time cards it wrote, signed with the station key (tally issue
 certify-station first). Take the file to the server: tally server registry
 import FILE, or POST it to /api/registry/import. Every export is complete, so
-importing it twice, or an older one after a newer one, changes nothing.
-${REGISTRY_HELP}`,
-  async run(args, io) {
-    const values = parse(args, { out: { type: 'string' }, registry: { type: 'string' } });
+importing it twice, or an older one after a newer one, changes nothing.`,
+    options: { out: valueOption('FILE', 'where the export goes', { required: true }), ...REGISTRY_OPTION },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const out = required(values, 'out');
     const path = typeof values.registry === 'string' ? values.registry : 'issuing.db';
     if (!existsSync(path)) throw new TallyError('DATABASE_CANTOPEN', `no registry at ${path}`);
@@ -323,4 +345,4 @@ ${REGISTRY_HELP}`,
       registry.close();
     }
   },
-};
+);

@@ -4,8 +4,9 @@ import { TallyError } from '../../errors.js';
 import { PkiStore, type IssuedCertificate } from '../../pki/pkiStore.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../../pki/crl.js';
 import { reloadBroker } from '../../pki/brokerReload.js';
-import { integer, nextStdinLine, parse, required } from '../args.js';
-import type { CliCommand, CliIo } from '../command.js';
+import { integer, nextStdinLine, required } from '../args.js';
+import { defineCommand, type CliIo } from '../command.js';
+import { JSON_OPTION, valueOption } from '../options.js';
 
 /** The CA passphrase: --ca-passphrase-file FILE (- for standard input) or TALLY_CA_PASSPHRASE; never an argument */
 export function caPassphrase(values: Record<string, unknown>): string {
@@ -38,19 +39,15 @@ function writeOut(path: string, text: string, mode: number, io: CliIo, what: str
   io.out(`${what} written to ${path}`);
 }
 
-export const pkiCommand: CliCommand = {
-  path: ['pki'],
-  summary: "the investor's TLS CA: init, issue broker/server certificates, sign terminal CSRs, list, renew, revoke, CRL, enrolment tokens",
-  help: `tally pki init --dir DIR [--cn NAME] --ca-passphrase-file F
-tally pki issue broker|server --dir DIR --dns NAMES --ip ADDRS --out-cert F --out-key F [--days N]
-tally pki sign --dir DIR --csr FILE --terminal-id ID --out FILE [--days N]
-tally pki list --dir DIR [--json]
-tally pki renew SERIAL --dir DIR --out-cert F (--out-key F | --csr FILE)
-tally pki revoke (SERIAL | --terminal ID) --dir DIR [--reason keyCompromise|superseded|cessationOfOperation] [--reload-pid-file F]
-tally pki crl --dir DIR [--reload-pid-file F]
-tally pki token TERMINAL-ID --dir DIR [--hours N]
+const SUBCOMMANDS = ['init', 'issue', 'sign', 'list', 'renew', 'revoke', 'crl', 'token'];
+const days = valueOption('N', 'how many days the certificate is valid');
+const reloadPidFile = valueOption('F', "the broker's pid file: it is sent SIGHUP to reread the CRL");
 
-init makes the CA (RSA-2048, 10 years, pathlen 0) in DIR: ca.pem, ca-key.pem
+export const pkiCommand = defineCommand(
+  {
+    path: 'pki',
+    summary: "the investor's TLS CA: init, issue broker/server certificates, sign terminal CSRs, list, renew, revoke, CRL, enrolment tokens",
+    about: `init makes the CA (RSA-2048, 10 years, pathlen 0) in DIR: ca.pem, ca-key.pem
 encrypted with the passphrase (at least 12 characters), index.json, an empty
 crl.pem. Then have the mother card certify it: tally issue certify-ca --pki DIR.
 issue makes the broker's certificate (serverAuth, for Mosquitto's certfile) or
@@ -62,33 +59,68 @@ renew reissues with the same names: a new key for broker/server, the CSR for
 a terminal. revoke writes a new CRL; --reload-pid-file sends SIGHUP to the
 broker (Mosquitto rereads crlfile). Retiring a terminal in the registry revokes
 it too (tally server run --pki). Every certificate passes openssl verify
--x509_strict.
-  --ca-passphrase-file F   the CA key's passphrase (- reads standard input); or TALLY_CA_PASSPHRASE`,
-  async run(args, io) {
+-x509_strict.`,
+    options: {
+      dir: valueOption('DIR', "the CA's directory", { required: true }),
+      'ca-passphrase-file': valueOption('F', "the CA key's passphrase (- reads standard input)", { default: 'TALLY_CA_PASSPHRASE' }),
+    },
+    subcommands: [
+      { name: 'init', usage: ['tally pki init --dir DIR [--cn NAME] --ca-passphrase-file F'], options: { cn: valueOption('NAME', "the CA's common name") } },
+      {
+        name: 'issue',
+        usage: ['tally pki issue broker|server --dir DIR --dns NAMES --ip ADDRS --out-cert F --out-key F [--days N]'],
+        options: {
+          dns: valueOption('NAMES', 'its DNS names, comma separated'),
+          ip: valueOption('ADDRS', 'its IP addresses, comma separated'),
+          cn: valueOption('NAME', 'its common name', { default: 'the role\'s' }),
+          'out-cert': valueOption('F', 'where the certificate goes', { required: true }),
+          'out-key': valueOption('F', 'where its key goes', { required: true }),
+          days,
+        },
+      },
+      {
+        name: 'sign',
+        usage: ['tally pki sign --dir DIR --csr FILE --terminal-id ID --out FILE [--days N]'],
+        options: {
+          csr: valueOption('FILE', "the terminal's certificate request (DATA/tls/csr.pem)", { required: true }),
+          'terminal-id': valueOption('ID', 'the terminal it is for', { required: true }),
+          out: valueOption('FILE', 'where the certificate goes', { required: true }),
+          days,
+        },
+      },
+      { name: 'list', usage: ['tally pki list --dir DIR [--json]'], options: JSON_OPTION },
+      {
+        name: 'renew',
+        usage: ['tally pki renew SERIAL --dir DIR --out-cert F (--out-key F | --csr FILE)'],
+        options: {
+          'out-cert': valueOption('F', 'where the new certificate goes', { required: true }),
+          'out-key': valueOption('F', 'where the new key goes (broker, server)'),
+          csr: valueOption('FILE', "the terminal's new certificate request (terminal)"),
+          days,
+        },
+      },
+      {
+        name: 'revoke',
+        usage: ['tally pki revoke (SERIAL | --terminal ID) --dir DIR [--reason keyCompromise|superseded|cessationOfOperation] [--reload-pid-file F]'],
+        options: {
+          terminal: valueOption('ID', "every valid certificate of this terminal, instead of a SERIAL"),
+          reason: valueOption('WHY', `one of ${Object.keys(REVOCATION_REASONS).join(', ')}`, { default: 'cessationOfOperation' }),
+          'reload-pid-file': reloadPidFile,
+        },
+      },
+      { name: 'crl', usage: ['tally pki crl --dir DIR [--reload-pid-file F]'], options: { 'reload-pid-file': reloadPidFile } },
+      { name: 'token', usage: ['tally pki token TERMINAL-ID --dir DIR [--hours N]'], options: { hours: valueOption('N', 'how long the token is valid', { default: '72' }) } },
+    ],
+  },
+  async (args, io, cli) => {
     const what = args[0];
     if (!what || what.startsWith('-')) throw new TallyError('USAGE', 'say what: init, issue, sign, list, renew, revoke, crl or token');
+    if (!SUBCOMMANDS.includes(what)) throw new TallyError('USAGE', `tally pki ${what}? say init, issue, sign, list, renew, revoke, crl or token`);
     const rest = args.slice(1);
     const operand = rest[0] && !rest[0].startsWith('-') ? rest.shift() : undefined;
-    const values = parse(rest, {
-      dir: { type: 'string' },
-      cn: { type: 'string' },
-      'ca-passphrase-file': { type: 'string' },
-      dns: { type: 'string' },
-      ip: { type: 'string' },
-      'out-cert': { type: 'string' },
-      'out-key': { type: 'string' },
-      out: { type: 'string' },
-      csr: { type: 'string' },
-      'terminal-id': { type: 'string' },
-      terminal: { type: 'string' },
-      days: { type: 'string' },
-      hours: { type: 'string' },
-      reason: { type: 'string' },
-      'reload-pid-file': { type: 'string' },
-      json: { type: 'boolean' },
-    });
+    const values = cli.parse(rest, what);
     const dir = required(values, 'dir');
-    const days = values.days !== undefined ? integer(values, 'days') : undefined;
+    const validityDays = values.days !== undefined ? integer(values, 'days') : undefined;
     const reload = (): void => {
       if (typeof values['reload-pid-file'] === 'string') io.out(`broker pid ${reloadBroker(values['reload-pid-file'])} told to reread the CRL (SIGHUP)`);
     };
@@ -109,7 +141,7 @@ it too (tally server run --pki). Every certificate passes openssl verify
           dnsNames: list(values.dns),
           ipAddresses: list(values.ip),
           ...(typeof values.cn === 'string' ? { commonName: values.cn } : {}),
-          ...(days !== undefined ? { validityDays: days } : {}),
+          ...(validityDays !== undefined ? { validityDays } : {}),
         });
         writeOut(required(values, 'out-cert'), made.certPem, 0o644, io, `${role} certificate ${made.issued.serial}`);
         writeOut(required(values, 'out-key'), made.keyPem, 0o600, io, `${role} key`);
@@ -118,7 +150,7 @@ it too (tally server run --pki). Every certificate passes openssl verify
       case 'sign': {
         const store = PkiStore.open(dir);
         const terminalId = required(values, 'terminal-id');
-        const made = store.signTerminal(store.unlock(caPassphrase(values)), readFileSync(required(values, 'csr'), 'utf8'), terminalId, days !== undefined ? { validityDays: days } : {});
+        const made = store.signTerminal(store.unlock(caPassphrase(values)), readFileSync(required(values, 'csr'), 'utf8'), terminalId, validityDays !== undefined ? { validityDays } : {});
         writeOut(required(values, 'out'), made.certPem, 0o644, io, `certificate ${made.issued.serial} for ${terminalId} (until ${made.issued.notAfter.slice(0, 10)})`);
         return 0;
       }
@@ -136,10 +168,10 @@ it too (tally server run --pki). Every certificate passes openssl verify
         if (old.status === 'revoked') throw new TallyError('CERT_REVOKED', `${old.serial} (${old.commonName}) is revoked: it is not renewed`);
         const ca = store.unlock(caPassphrase(values));
         if (old.role === 'terminal') {
-          const made = store.signTerminal(ca, readFileSync(required(values, 'csr'), 'utf8'), old.commonName, { renews: old.serial, ...(days !== undefined ? { validityDays: days } : {}) });
+          const made = store.signTerminal(ca, readFileSync(required(values, 'csr'), 'utf8'), old.commonName, { renews: old.serial, ...(validityDays !== undefined ? { validityDays } : {}) });
           writeOut(required(values, 'out-cert'), made.certPem, 0o644, io, `certificate ${made.issued.serial} renewing ${old.serial}`);
         } else {
-          const made = store.issueService(ca, { role: old.role, commonName: old.commonName, dnsNames: old.dnsNames ?? [], ipAddresses: old.ipAddresses ?? [], renews: old.serial, ...(days !== undefined ? { validityDays: days } : {}) });
+          const made = store.issueService(ca, { role: old.role, commonName: old.commonName, dnsNames: old.dnsNames ?? [], ipAddresses: old.ipAddresses ?? [], renews: old.serial, ...(validityDays !== undefined ? { validityDays } : {}) });
           writeOut(required(values, 'out-cert'), made.certPem, 0o644, io, `certificate ${made.issued.serial} renewing ${old.serial}`);
           writeOut(required(values, 'out-key'), made.keyPem, 0o600, io, 'its new key');
         }
@@ -175,4 +207,4 @@ it too (tally server run --pki). Every certificate passes openssl verify
         throw new TallyError('USAGE', `tally pki ${what}? say init, issue, sign, list, renew, revoke, crl or token`);
     }
   },
-};
+);
