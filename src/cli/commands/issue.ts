@@ -24,6 +24,14 @@ function openStation(values: Record<string, unknown>, io?: CliIo): { station: Is
   return { registry, station: new IssuingStation(registry) };
 }
 
+/** The mother card signing a step in this station's registry (certify-station, certify-ca) */
+const MOTHER_SIGNS = {
+  mother: MOTHER_OPTIONS.mother!,
+  'mother-pin': requiredOption(MOTHER_OPTIONS['mother-pin']!),
+  ...REGISTRY_OPTION,
+  ...CARD_READER_OPTIONS,
+};
+
 const optional = (values: Record<string, unknown>, name: string): string | undefined => (typeof values[name] === 'string' ? values[name] : undefined);
 
 export const issueMotherCommand = defineCommand(
@@ -250,10 +258,7 @@ an export through this certificate and the investor root alone. Certifying
 again replaces the key.`,
     options: {
       'station-id': valueOption('ID', '1..64 of A-Z a-z 0-9 . _ - (e.g. ST-HQ-1)', { required: true }),
-      mother: MOTHER_OPTIONS.mother!,
-      'mother-pin': requiredOption(MOTHER_OPTIONS['mother-pin']!),
-      ...REGISTRY_OPTION,
-      ...CARD_READER_OPTIONS,
+      ...MOTHER_SIGNS,
     },
   },
   async (args, io, cli) => {
@@ -289,10 +294,7 @@ DIR/ca-record.json, where the server serves it.`,
       pki: valueOption('DIR', 'the PKI directory tally pki init made (its CA, and where the record goes)'),
       'ca-cert': valueOption('FILE', "or the CA's certificate (PEM)"),
       out: valueOption('FILE', 'where the record goes (with --ca-cert)'),
-      mother: MOTHER_OPTIONS.mother!,
-      'mother-pin': requiredOption(MOTHER_OPTIONS['mother-pin']!),
-      ...REGISTRY_OPTION,
-      ...CARD_READER_OPTIONS,
+      ...MOTHER_SIGNS,
     },
   },
   async (args, io, cli) => {
