@@ -9,10 +9,11 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { fromHex, toHex, utf8 } from '../src/codecs/bytes.js';
-import { AUDIT_BUNDLE_FORMAT, parseAuditBundle, type AuditBundle } from '../src/codecs/auditBundle.js';
-import { encodeServerKeyCertificateBody, type SignedJson } from '../src/codecs/checkpoint.js';
+import { AUDIT_BUNDLE_FORMAT, AUDIT_BUNDLE_FORMAT_V2, encodeStatementBody, parseAuditBundle, STATEMENT_FORMAT, STATEMENT_FORMAT_V2, type AuditBundle, type Statement } from '../src/codecs/auditBundle.js';
+import { encodeServerKeyCertificateBody, parseServerKeyCertificateBody, type SignedJson } from '../src/codecs/checkpoint.js';
+import type { KeyObject } from 'node:crypto';
 import { compareBundles, entryList, ledgerClinic, signStatement, statementFieldsOf, verifyAuditBundle, type BundleVerdict, type Comparison } from '../src/crypto/auditBundle.js';
-import type { Period, Pricing } from '../src/codecs/auditAccount.js';
+import { splitIncome, type Period, type Pricing } from '../src/codecs/auditAccount.js';
 import type { StatementFields } from '../src/codecs/auditBundle.js';
 import { signCheckpoint } from '../src/crypto/checkpoint.js';
 import { privateKeyFromSeed, rawPublicKey, sha256, signMessage } from '../src/crypto/ed25519.js';
@@ -26,10 +27,21 @@ interface LedgerVectors {
   ledger: { entries: { hex: string }[]; verdict: { terminalId: string } };
 }
 
+/**
+ * A format 2 statement as servers signed them before format 3 (its account and income of card uses only): the
+ * vectors keep one such bundle, which verifiers still read
+ */
+function signStatementV2(serverKey: KeyObject, certificate: SignedJson, f: Omit<StatementFields, 'serverId'>): Statement {
+  const { serverId } = parseServerKeyCertificateBody(certificate.body);
+  const body = encodeStatementBody({ ...f, serverId, income: splitIncome(f.account.card, f.pricing) }, 2);
+  return { format: STATEMENT_FORMAT_V2, body, signature: toHex(signMessage(serverKey, utf8(body))), serverCertificate: certificate };
+}
+
 /** What tools compare of a bundle's verdict */
 export function bundleVerdictSummary(v: BundleVerdict): Record<string, unknown> {
   return {
     ok: v.ok,
+    format: v.format,
     ledger: { ok: v.ledger.ok, entries: v.ledger.entries, lastSeq: v.ledger.lastSeq, headHash: v.ledger.headHash, ...(v.ledger.problem ? { problem: { code: v.ledger.problem.code, seq: v.ledger.problem.seq } } : {}) },
     ...(v.checkpoint ? { checkpoint: { ok: v.checkpoint.ok, ...(v.checkpoint.problem ? { problem: { code: v.checkpoint.problem.code } } : {}) } } : {}),
     account: v.account,
@@ -46,10 +58,12 @@ export function comparisonSummary(terminal: string, server: string, c: Compariso
     match: c.match,
     terminalCharged: c.terminal.charged,
     serverCharged: c.server.charged,
+    terminalKinds: { card: c.terminal.account.card, voucher: c.terminal.account.voucher, settlement: c.terminal.account.settlement },
+    serverKinds: { card: c.server.account.card, voucher: c.server.account.voucher, settlement: c.server.account.settlement },
     ...(c.terminal.income ? { terminalIncome: c.terminal.income } : {}),
     ...(c.server.income ? { serverIncome: c.server.income } : {}),
     ...(c.money ? { money: c.money } : {}),
-    differences: c.differences.map((d) => ({ seq: d.seq, kind: d.kind, ...(d.charged ? { charged: true } : {}) })),
+    differences: c.differences.map((d) => ({ seq: d.seq, kind: d.kind, ...(d.paidBy ? { paidBy: d.paidBy } : {}), ...(d.charged ? { charged: true } : {}) })),
   };
 }
 
@@ -90,6 +104,17 @@ export function auditBundleVectorsJson(): string {
   const flipped = { ...server.statement!, signature: server.statement!.signature.replace(/^./, (c) => (c === '0' ? '1' : '0')) };
   const honest = fieldsOf(all, null, pricing);
   const withoutSeq17 = all.slice(0, 30).filter((_, i) => i !== 16);
+  const a = honest.account;
+  const voucherDay = a.days.findIndex((d) => d.voucher > 0);
+  const settlementDay = a.days.findIndex((d) => d.settlement > 0);
+  // a lie that keeps the statement's own arithmetic: only a recount of the entries finds it
+  const voucherAsCard = { ...honest, account: { ...a, card: a.card + 1, voucher: a.voucher - 1, days: a.days.map((d, i) => (i === voucherDay ? { ...d, card: d.card + 1, voucher: d.voucher - 1 } : d)) } };
+  const voucherDropped = { ...honest, account: { ...a, uses: a.uses - 1, voucher: a.voucher - 1, days: a.days.map((d, i) => (i === voucherDay ? { ...d, uses: d.uses - 1, voucher: d.voucher - 1 } : d)) } };
+  const droppedIncome = { ...voucherDropped, income: splitIncome(voucherDropped.account.uses, pricing) };
+  const settlementDropped = { ...honest, account: { ...a, settlement: a.settlement - 1, settled: { amountFen: 0, insurerFen: 0, patientFen: 0 }, days: a.days.map((d, i) => (i === settlementDay ? { ...d, settlement: d.settlement - 1 } : d)) } };
+  const v2 = { ...base, format: AUDIT_BUNDLE_FORMAT_V2 } as const;
+  const serverV2: AuditBundle = { ...server, ...v2, statement: signStatementV2(serverKey, certificate, honest) };
+  const honestV2Card = { ...honest, account: { ...a, card: a.card - 1, uses: a.uses - 1, days: a.days.map((d, i) => (i === 0 ? { ...d, card: d.card - 1, uses: d.uses - 1 } : d)) } };
   const bundles: { name: string; description: string; bundle: AuditBundle }[] = [
     { name: 'server', description: 'the server holds the whole golden ledger; its checkpoint and statement (100.00 a use, the investor 70%)', bundle: server },
     { name: 'terminal', description: "the terminal's half: the whole ledger and the server's checkpoint of its head", bundle: terminal },
@@ -105,6 +130,13 @@ export function auditBundleVectorsJson(): string {
     { name: 'statement-income-altered', description: "the statement, signed by the real server key, gives the clinic 1 fen less than its uses at its price and share: STATEMENT_MISMATCH", bundle: serverOf(all, certificate, { ...honest, income: { ...honest.income, clinic: honest.income.clinic - 1, investor: honest.income.investor + 1 } }) },
     { name: 'statement-other-clinic', description: 'the statement, signed by the real server key, names another clinic than the terminal certificate: STATEMENT_MISMATCH', bundle: serverOf(all, certificate, { ...honest, clinicCode: 'OTHER' }) },
     { name: 'statement-other-period', description: "the statement covers March 2026, the bundle says every entry: STATEMENT_MISMATCH", bundle: serverOf(all, certificate, fieldsOf(all, march, pricing), null) },
+    { name: 'statement-voucher-as-card', description: 'the statement, signed by the real server key, says the voucher use was a card use (same uses, same income): STATEMENT_MISMATCH', bundle: serverOf(all, certificate, voucherAsCard) },
+    { name: 'statement-voucher-dropped', description: 'the statement, signed by the real server key, leaves the voucher use out of its account and income (its own arithmetic holds): STATEMENT_MISMATCH', bundle: serverOf(all, certificate, droppedIncome) },
+    { name: 'statement-settlement-dropped', description: 'the statement, signed by the real server key, leaves the insurance use and its amounts out: STATEMENT_MISMATCH', bundle: serverOf(all, certificate, settlementDropped) },
+    { name: 'statement-downgraded', description: 'a format 3 bundle whose statement, signed by the real server key, has a format 2 body (card uses only, the voucher out of the income): STATEMENT_INVALID', bundle: { ...server, statement: { ...signStatementV2(serverKey, certificate, honest), format: STATEMENT_FORMAT } } },
+    { name: 'server-format2', description: 'a format 2 bundle (its statement counts card uses only), as servers made before format 3: it verifies; the account is counted by format 3', bundle: serverV2 },
+    { name: 'terminal-format2', description: "a format 2 terminal's half", bundle: { ...terminal, ...v2 } },
+    { name: 'server-format2-card-dropped', description: 'a format 2 statement, signed by the real server key, counting one card use fewer: STATEMENT_MISMATCH', bundle: { ...serverV2, statement: signStatementV2(serverKey, certificate, honestV2Card) } },
     { name: 'entry-altered', description: "one bit of seq 10 flipped in the terminal's half: SIGNATURE_INVALID at 10, and the checkpoint no longer held", bundle: { ...terminal, entries: all.map((e, i) => (i === 9 ? e.slice(0, -2) + ((parseInt(e.slice(-2), 16) ^ 1).toString(16).padStart(2, '0')) : e)) } },
   ];
   const verdictOf = (b: AuditBundle) => bundleVerdictSummary(verifyAuditBundle(parseAuditBundle(JSON.stringify(b)), root));
@@ -116,6 +148,7 @@ export function auditBundleVectorsJson(): string {
     ['terminal', 'server-gap'],
     ['terminal-march', 'server-march'],
     ['terminal-cut', 'server-march'],
+    ['terminal-format2', 'server-format2'],
   ].map(([t, s]) => comparisonSummary(t!, s!, compareBundles(find(t!), find(s!))));
   return `${JSON.stringify(
     {

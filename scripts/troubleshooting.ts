@@ -367,7 +367,7 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     remedy: 'Keep the data folder as evidence and do not run the terminal on it. The entries up to the last good seq stand; the server holds every entry it acked (compare with tally audit export from the server), and a backup copy may hold the rest (verify it the same way).',
   },
   BAD_AUDIT_BUNDLE: {
-    cause: 'The file given to tally audit verify or compare is not a tallystick-audit-bundle/2 JSON file (a format 1 bundle is refused: export it again), or one of its fields is of the wrong form (the message names the field).',
+    cause: 'The file given to tally audit verify or compare is not a tallystick-audit-bundle/3 (or /2) JSON file (a format 1 bundle is refused: export it again), its statement is of another format than the bundle, or one of its fields is of the wrong form (the message names the field).',
     remedy: 'Export it again with tally audit export (on the terminal or the server) and copy it whole; do not edit it.',
   },
   AUDIT_BUNDLE_INVALID: {

@@ -13,13 +13,15 @@
       FILE is {"root": HEX, "ledgers": [[HEX entry, ...], ...]}: prints a JSON list, one verdict per ledger
       (for tests that compare many ledgers with the other verifier)
   verify_ledger.py --bundle FILE (--root HEX | --root-fingerprint HEX) [--json]
-      an audit bundle (firmware-protocol/audit-bundle.md): its ledger, checkpoint, the server's signed statement
-      and its account (uses per day and batch, the income split)
+      an audit bundle (firmware-protocol/audit-bundle.md, format 3, or format 2 by its own rules): its ledger,
+      checkpoint, the server's signed statement and its account (uses by what paid for them: card, voucher,
+      insurance settlement; per day; card uses per batch; the income split of the card and voucher uses)
   verify_ledger.py --bundle-vectors firmware-protocol/vectors/audit-bundle.json
       every golden bundle and comparison against its recorded verdict
   verify_ledger.py --compare TERMINAL_BUNDLE --with SERVER_BUNDLE (--root HEX | --root-fingerprint HEX) [--json]
       both bundles verified, then side by side (audit-bundle.md section 4): the entries one half lacks or holds
-      differently, the uses charged each side and the money at the server statement's price and shares
+      differently, the uses charged each side (card and voucher; insurance uses apart) and the money at the server
+      statement's price and shares
   verify_ledger.py --many-bundles FILE
       FILE is {"root": HEX, "bundles": [BUNDLE, ...]}: a JSON list, the verdict summary of each bundle
   verify_ledger.py --many-db FILE
@@ -27,7 +29,8 @@
 
 Prints the verdict of section 7 (--json: the same JSON fields as tally ledger verify --json).
 Exit 0 intact, 4 broken (any rule, DATABASE_UNREADABLE, or the checkpoint's TRUNCATED/FORKED),
-3 the checkpoint itself is refused (BAD_CHECKPOINT), 2 bad usage.
+3 the checkpoint itself is refused (BAD_CHECKPOINT) or the bundle is unreadable (BAD_AUDIT_BUNDLE), 2 bad usage.
+--help prints this text.
 """
 import datetime
 import hashlib
@@ -665,8 +668,11 @@ def options(argv):
     return dict(zip(rest[0::2], rest[1::2])), flags
 
 
-BUNDLE_FORMAT = 'tallystick-audit-bundle/2'
-STATEMENT_FORMAT = 'tallystick-statement/2'
+BUNDLE_FORMAT = 'tallystick-audit-bundle/3'
+STATEMENT_FORMAT = 'tallystick-statement/3'
+# format 2 (its statement counts card uses only) is still read, by its own rules: audit-bundle.md section 7
+BUNDLE_FORMATS = {BUNDLE_FORMAT: 3, 'tallystick-audit-bundle/2': 2}
+STATEMENT_FORMATS = {3: STATEMENT_FORMAT, 2: 'tallystick-statement/2'}
 LAST_DAY_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: a later time counts on that day
 HEX = '0123456789abcdef'
 
@@ -721,27 +727,54 @@ def parsed_entries(entries):
     return out
 
 
-def charged_uses(entries, period):
-    """Section 3: use.reserved entries with a one-time card, their day in the period, no use.released naming them"""
+def settled_amounts(card):
+    """Section 3: a settlement voucher's amounts (its card is UTF-8 JSON whose body names them), or None when they do not read"""
+    try:
+        voucher = json.loads(card.decode('utf-8'))
+        if not isinstance(voucher, dict) or not isinstance(voucher.get('body'), str):
+            return None
+        body = json.loads(voucher['body'])
+        if not isinstance(body, dict):
+            return None
+        return {k: whole_in(body.get(k), k) for k in ('amountFen', 'insurerFen', 'patientFen')}
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+
+
+def paid_uses(entries, period):
+    """Section 3: (seq, day, paid by, batch id or None, amounts or None) of every use paid in the period, not released"""
     items = parsed_entries(entries)
     released = {e['ref'] for e in items if e['type'] == USE_RELEASED and 'ref' in e}
     out = []
     for e in items:
-        if e['type'] != USE_RESERVED or e['seq'] in released or 'card' not in e:
+        if e['type'] not in (USE_RESERVED, VOUCHER_RESERVED, SETTLEMENT_RESERVED) or e['seq'] in released or 'card' not in e:
             continue
         day = day_of(e['time'])
         if period is not None and not period['from'] <= day <= period['to']:
             continue
-        try:
-            r = parse_record(e['card'])
-        except Malformed:
-            continue
-        if r['kind'] == ONE_TIME:
-            out.append((e['seq'], day, r['batchId'].hex()))
+        if e['type'] == VOUCHER_RESERVED:
+            out.append((e['seq'], day, 'voucher', None, None))
+        elif e['type'] == SETTLEMENT_RESERVED:
+            settled = settled_amounts(e['card'])
+            if settled is not None:
+                out.append((e['seq'], day, 'settlement', None, settled))
+        else:
+            try:
+                r = parse_record(e['card'])
+            except Malformed:
+                continue
+            if r['kind'] == ONE_TIME:
+                out.append((e['seq'], day, 'card', r['batchId'].hex(), None))
     return out
 
 
+def charged_at_price(paid_by):
+    """Card and voucher uses are charged at the clinic's price; an insurance settlement is paid by the platform"""
+    return paid_by != 'settlement'
+
+
 def account_of(entries, period):
+    """Section 3's account (format 3): uses paid by kind, per day, card uses per batch, the settlements' amounts"""
     batch_no = {}
     for e in parsed_entries(entries):
         if e['type'] != BATCH_LOADED or 'card' not in e:
@@ -753,12 +786,26 @@ def account_of(entries, period):
         if r['kind'] == BATCH:
             batch_no.setdefault(r['cardId'].hex(), r['batchNo'])
     days, batches = {}, {}
-    uses = charged_uses(entries, period)
-    for _, day, batch in uses:
-        days[day] = days.get(day, 0) + 1
-        batches[batch] = batches.get(batch, 0) + 1
-    return {'uses': len(uses), 'days': [{'day': d, 'uses': days[d]} for d in sorted(days)],
-            'batches': [{'batchId': b, 'batchNo': batch_no.get(b, 0), 'uses': batches[b]} for b in sorted(batches)]}
+    kinds = {'card': 0, 'voucher': 0, 'settlement': 0}
+    settled = {'amountFen': 0, 'insurerFen': 0, 'patientFen': 0}
+    for _, day, paid_by, batch, amounts in paid_uses(entries, period):
+        days.setdefault(day, {'card': 0, 'voucher': 0, 'settlement': 0})[paid_by] += 1
+        kinds[paid_by] += 1
+        if batch is not None:
+            batches[batch] = batches.get(batch, 0) + 1
+        if amounts is not None:
+            for k in settled:
+                settled[k] += amounts[k]
+    return dict({'uses': kinds['card'] + kinds['voucher']}, **kinds, settled=settled,
+                days=[dict({'day': d, 'uses': days[d]['card'] + days[d]['voucher']}, **days[d]) for d in sorted(days)],
+                batches=[{'batchId': b, 'batchNo': batch_no.get(b, 0), 'uses': batches[b]} for b in sorted(batches)])
+
+
+def account_for(version, a):
+    """The account as a statement of that format signs it: format 2 counted card uses only"""
+    if version == 3:
+        return a
+    return {'uses': a['card'], 'days': [{'day': d['day'], 'uses': d['card']} for d in a['days'] if d['card'] > 0], 'batches': a['batches']}
 
 
 def split_income(uses, pricing):
@@ -780,8 +827,8 @@ def whole_in(value, what, high=MAX_SAFE):
     return value
 
 
-def read_statement_fields(fields, vc):
-    """Section 2's BODY fields beyond the entries; ValueError/BadCheckpoint when a field has not its form"""
+def read_statement_fields(fields, vc, version):
+    """Section 2's BODY fields beyond the entries (the account of the statement's format); ValueError/BadCheckpoint when a field has not its form"""
     code = fields.get('clinicCode')
     if not isinstance(code, str) or not 1 <= len(code) <= 16:
         raise ValueError('clinicCode is not 1..16 characters')
@@ -795,16 +842,24 @@ def read_statement_fields(fields, vc):
     if not isinstance(account, dict) or not isinstance(account.get('days'), list) or not isinstance(account.get('batches'), list):
         raise ValueError('account is not {uses, days, batches}')
     days = []
+    per_day = ('uses',) if version == 2 else ('uses', 'card', 'voucher', 'settlement')
     for d in account['days']:
         if not isinstance(d, dict) or not is_day(d.get('day')):
             raise ValueError('account day is not a UTC day')
-        days.append({'day': d['day'], 'uses': whole_in(d.get('uses'), 'uses')})
+        days.append(dict({'day': d['day']}, **{k: whole_in(d.get(k), k) for k in per_day}))
     batches = []
     for b in account['batches']:
         if not isinstance(b, dict) or not isinstance(b.get('batchId'), str) or len(b['batchId']) != 16 or not all(c in HEX for c in b['batchId']):
             raise ValueError('account batchId is not 8 bytes of hex')
         batches.append({'batchId': b['batchId'], 'batchNo': whole_in(b.get('batchNo'), 'batchNo'), 'uses': whole_in(b.get('uses'), 'uses')})
-    a = {'uses': whole_in(account.get('uses'), 'uses'), 'days': days, 'batches': batches}
+    a = {'uses': whole_in(account.get('uses'), 'uses')}
+    if version == 3:
+        a.update({k: whole_in(account.get(k), k) for k in ('card', 'voucher', 'settlement')})
+        settled = account.get('settled')
+        if not isinstance(settled, dict):
+            raise ValueError('account settled is not an object')
+        a['settled'] = {k: whole_in(settled.get(k), k) for k in ('amountFen', 'insurerFen', 'patientFen')}
+    a.update(days=days, batches=batches)
     income = fields.get('income')
     if not isinstance(income, dict):
         raise ValueError('income is not an object')
@@ -829,9 +884,9 @@ def ledger_clinic(entries):
 def check_statement(bundle, entries, root):
     vc = checkpoint_module()
     st = bundle['statement']
+    version = BUNDLE_FORMATS[bundle['format']]
+    statement_format = STATEMENT_FORMATS[version]
     bad = lambda why: {'ok': False, 'problem': {'code': 'STATEMENT_INVALID', 'problem': why}}
-    if not isinstance(st, dict) or st.get('format') != STATEMENT_FORMAT:
-        return bad('not a %s statement' % STATEMENT_FORMAT)
     try:
         body, signature = vc.signed_pair(st, 'statement')
         cert_body, cert_signature = vc.signed_pair(st.get('serverCertificate'), 'serverCertificate')
@@ -844,8 +899,10 @@ def check_statement(bundle, entries, root):
         if not vc.signed_by(root.hex(), cert_body, cert_signature):
             return bad('server key of %s is not certified by this root' % server_id)
         fields = json.loads(body)
-        if not isinstance(fields, dict) or fields.get('format') != STATEMENT_FORMAT:
-            return bad('statement body is not a %s body' % STATEMENT_FORMAT)
+        # the body's format is the bundle's: a format 3 bundle cannot carry a body held to format 2's rules
+        if not isinstance(fields, dict) or fields.get('format') != statement_format:
+            return bad('statement body is not a %s body' % statement_format)
+        body_version = version
         listed, last = fields.get('entries'), 0
         if not isinstance(listed, list):
             return bad('statement entries is not a list')
@@ -856,7 +913,7 @@ def check_statement(bundle, entries, root):
             last = pair[0]
         terminal_id, stated_server = vc.ident(fields, 'terminalId'), vc.ident(fields, 'serverId')
         vc.whole(fields, 'time', 0)
-        clinic, period, pricing, account, income = read_statement_fields(fields, vc)
+        clinic, period, pricing, account, income = read_statement_fields(fields, vc, body_version)
     except (vc.BadCheckpoint, ValueError) as err:
         return bad(str(err))
     if stated_server != server_id:
@@ -877,8 +934,10 @@ def check_statement(bundle, entries, root):
     if bundle['side'] == 'server':
         if entry_list(entries) != listed:
             return mismatch('the statement does not list exactly the entries of this bundle')
-        if account_of(entries, bundle['period']) != account:
-            return mismatch("the statement's uses per day and batch are not those of its entries")
+        # a format 2 statement is held to what format 2 counted (card uses); a format 3 one to every kind
+        if account_for(body_version, account_of(entries, bundle['period'])) != account:
+            return mismatch("the statement's uses by kind, per day and batch are not those of its entries" if body_version == 3
+                            else "the statement's uses per day and batch are not those of its entries")
     return out
 
 
@@ -888,8 +947,15 @@ class BadBundle(Exception):
 
 def read_bundle(bundle):
     """The bundle's shape (audit-bundle.md section 1), or BadBundle"""
-    if not isinstance(bundle, dict) or bundle.get('format') != BUNDLE_FORMAT:
-        raise BadBundle('not a %s bundle' % BUNDLE_FORMAT)
+    if not isinstance(bundle, dict) or bundle.get('format') not in BUNDLE_FORMATS:
+        old = ' (format 1 has no period or account: export it again)' if isinstance(bundle, dict) and bundle.get('format') == 'tallystick-audit-bundle/1' else ''
+        raise BadBundle('not a %s bundle (nor format 2)%s' % (BUNDLE_FORMAT, old))
+    st = bundle.get('statement')
+    statement_format = STATEMENT_FORMATS[BUNDLE_FORMATS[bundle['format']]]
+    if st is not None and (not isinstance(st, dict) or st.get('format') not in STATEMENT_FORMATS.values()):
+        raise BadBundle('statement is not a tallystick statement')
+    if st is not None and st['format'] != statement_format:
+        raise BadBundle('a %s bundle carries a %s statement' % (bundle['format'], st['format']))
     if bundle.get('side') not in ('terminal', 'server'):
         raise BadBundle('side is not terminal or server')
     entries = bundle.get('entries')
@@ -908,7 +974,7 @@ def read_bundle(bundle):
 def verify_bundle(bundle, root):
     entries = read_bundle(bundle)
     ledger = verify(entries, root)
-    out = {'side': bundle['side'], 'terminalId': bundle['terminalId'], 'ledger': ledger, 'period': bundle['period'], 'account': account_of(entries, bundle['period'])}
+    out = {'format': BUNDLE_FORMATS[bundle['format']], 'side': bundle['side'], 'terminalId': bundle['terminalId'], 'ledger': ledger, 'period': bundle['period'], 'account': account_of(entries, bundle['period'])}
     if ledger_clinic(entries) is not None:
         out['clinicCode'] = ledger_clinic(entries)
     if bundle.get('checkpoint') is not None:
@@ -932,7 +998,7 @@ def verify_bundle(bundle, root):
 def bundle_summary(v):
     """The fields of a bundle verdict that the golden vectors record"""
     led = v['ledger']
-    out = {'ok': v['ok'], 'ledger': {k: led[k] for k in ('ok', 'entries', 'lastSeq', 'headHash')}}
+    out = {'ok': v['ok'], 'format': v['format'], 'ledger': {k: led[k] for k in ('ok', 'entries', 'lastSeq', 'headHash')}}
     if 'problem' in led:
         out['ledger']['problem'] = {'code': led['problem']['code'], 'seq': led['problem']['seq']}
     if 'checkpoint' in v:
@@ -956,7 +1022,7 @@ def statement_pricing(bundle):
     """The pricing of the server's statement body, when it has its form (signature aside: the verdict says)"""
     try:
         fields = json.loads(bundle['statement']['body'])
-        return read_statement_fields(fields, checkpoint_module())[2]
+        return read_statement_fields(fields, checkpoint_module(), 3 if fields.get('format') == STATEMENT_FORMAT else 2)[2]
     except Exception:  # noqa: BLE001 - any statement that does not parse gives no price
         return None
 
@@ -968,19 +1034,24 @@ def compare_bundles(terminal, server):
     pricing = statement_pricing(server) if server.get('statement') is not None else None
     tm = {seq: (h, raw) for (seq, h), raw in zip(entry_list(t), t)}
     sm = {seq: (h, raw) for (seq, h), raw in zip(entry_list(s), s)}
-    t_charged = {u[0] for u in charged_uses(t, period)}
-    s_charged = {u[0] for u in charged_uses(s, period)}
+    t_paid = {u[0]: u[2] for u in paid_uses(t, period)}
+    s_paid = {u[0]: u[2] for u in paid_uses(s, period)}
     differences = []
     for seq in sorted(set(tm) | set(sm)):
         a, b = tm.get(seq), sm.get(seq)
         if a and b and a[0] == b[0]:
             continue
         d = {'seq': seq, 'kind': 'differs' if a and b else 'terminal-only' if a else 'server-only'}
-        if (seq in t_charged) if a else (seq in s_charged):
-            d['charged'] = True
+        paid_by = t_paid.get(seq) if a else s_paid.get(seq)
+        if paid_by is not None:
+            d['paidBy'] = paid_by
+            if charged_at_price(paid_by):
+                d['charged'] = True
         differences.append(d)
+    ta, sa = account_of(t, period), account_of(s, period)
     out = {'match': not differences and terminal['terminalId'] == server['terminalId'],
-           'terminalCharged': account_of(t, period)['uses'], 'serverCharged': account_of(s, period)['uses']}
+           'terminalCharged': ta['uses'], 'serverCharged': sa['uses'],
+           'terminalKinds': {k: ta[k] for k in ('card', 'voucher', 'settlement')}, 'serverKinds': {k: sa[k] for k in ('card', 'voucher', 'settlement')}}
     if pricing is not None:
         ti, si = split_income(out['terminalCharged'], pricing), split_income(out['serverCharged'], pricing)
         out.update(terminalIncome=ti, serverIncome=si)
@@ -1057,12 +1128,19 @@ def bundle_main(args, flags):
     a, st = verdict['account'], verdict.get('statement')
     print('%s: %s bundle of %s' % ('VERIFIED' if verdict['ok'] else 'NOT VERIFIED', verdict['side'], verdict['terminalId']))
     period = '%s..%s' % (verdict['period']['from'], verdict['period']['to']) if verdict['period'] else 'every entry'
-    line = '  %s%s: %d uses charged' % ('clinic %s, ' % verdict['clinicCode'] if 'clinicCode' in verdict else '', period, a['uses'])
+    line = '  %s%s: %d uses charged%s' % ('clinic %s, ' % verdict['clinicCode'] if 'clinicCode' in verdict else '', period, a['uses'],
+                                        ' (%d card, %d voucher)' % (a['card'], a['voucher']) if a['voucher'] else '')
     if st and st['ok']:
         i = st['income']
         line += ' at %s: %s (the clinic\'s share %s, the investor\'s %s%s)' % (money(st['pricing']['pricePerUse']), money(i['gross']), money(i['clinic']), money(i['investor']),
                                                                            ', agent %s\'s %s' % (i['agentCode'], money(i['agent'])) if 'agentCode' in i else '')
     print(line)
+    if a['settlement']:
+        t = a['settled']
+        print("  insurance: %d use%s settled with the platform, %s (the insurer %s, the patient %s), not charged at the clinic's price" % (
+            a['settlement'], '' if a['settlement'] == 1 else 's', money(t['amountFen']), money(t['insurerFen']), money(t['patientFen'])))
+    if verdict['format'] == 2:
+        print('  format 2 bundle: its statement counts card uses only (vouchers and insurance are not in its income); the uses above are counted by format 3')
     print('  ' + describe(verdict['ledger']).replace('\n', '\n  '))
     for part in ('checkpoint', 'statement'):
         if part in verdict:
@@ -1070,8 +1148,10 @@ def bundle_main(args, flags):
             print('  %s: %s' % (part, 'ok' if p['ok'] else '%s: %s' % (p['problem']['code'], p['problem'].get('problem', ''))))
     if 'problem' in verdict:
         print('  %s: %s' % (verdict['problem']['code'], verdict['problem']['problem']))
-    print('  uses per day: %s' % (', '.join('%s %d' % (d['day'], d['uses']) for d in a['days']) or 'none'))
-    print('  uses per batch: %s' % (', '.join('batch %d (%s) %d' % (b['batchNo'], b['batchId'], b['uses']) for b in a['batches']) or 'none'))
+    day = lambda d: '%s %d' % (d['day'], d['uses']) if not d['voucher'] and not d['settlement'] else '%s %d (card %d, voucher %d%s)' % (
+        d['day'], d['uses'], d['card'], d['voucher'], '; insurance %d' % d['settlement'] if d['settlement'] else '')
+    print('  uses per day: %s' % (', '.join(day(d) for d in a['days']) or 'none'))
+    print('  card uses per batch: %s' % (', '.join('batch %d (%s) %d' % (b['batchNo'], b['batchId'], b['uses']) for b in a['batches']) or 'none'))
     return 0 if verdict['ok'] else 4
 
 
@@ -1096,12 +1176,15 @@ def compare_main(args, flags):
         kinds = [d['kind'] for d in c['differences']]
         print('MATCH' if c['match'] else 'DIFFER: %d entries only on the terminal, %d only on the server, %d different at the same seq' % (
             kinds.count('terminal-only'), kinds.count('server-only'), kinds.count('differs')))
-        print('uses charged: terminal %d, server %d' % (c['terminalCharged'], c['serverCharged']))
+        kinds = lambda k: ' (%d card, %d voucher)' % (k['card'], k['voucher']) if k['voucher'] else ''
+        print('uses charged: terminal %d%s, server %d%s' % (c['terminalCharged'], kinds(c['terminalKinds']), c['serverCharged'], kinds(c['serverKinds'])))
+        if c['terminalKinds']['settlement'] != c['serverKinds']['settlement']:
+            print('insurance uses: terminal %d, server %d' % (c['terminalKinds']['settlement'], c['serverKinds']['settlement']))
         if 'money' in c:
             m = c['money']
             print('the server charges %s more (negative: less): the clinic\'s share %s, the investor\'s %s' % (money(m['gross']), money(m['clinic']), money(m['investor'])))
         for d in c['differences']:
-            print('  seq %d: %s%s' % (d['seq'], d['kind'], ', a charged use' if d.get('charged') else ''))
+            print('  seq %d: %s%s' % (d['seq'], d['kind'], ', a charged %s use' % d['paidBy'] if d.get('charged') else ', an insurance use' if d.get('paidBy') else ''))
         for side in ('terminal', 'server'):
             print('%s bundle: %s' % (side, 'verified' if verdicts[side]['ok'] else 'NOT verified'))
     return 0 if ok else 4
@@ -1168,6 +1251,9 @@ def run(args):
 
 
 def main(argv):
+    if len(argv) == 2 and argv[1] in ('--help', '-h'):
+        sys.stdout.write(__doc__)
+        return 0
     args, flags = options(argv[1:])
     if args is None or not args:
         sys.stderr.write(__doc__)

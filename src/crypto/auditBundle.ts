@@ -7,8 +7,8 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { fromHex, toHex, utf8 } from '../codecs/bytes.js';
-import { accountOf, chargedUses, splitIncome, type Account, type Income, type Period, type Pricing } from '../codecs/auditAccount.js';
-import { bundleEntries, encodeAccount, encodeIncome, encodePeriod, encodeStatementBody, parseStatementBody, STATEMENT_FORMAT, type AuditBundle, type Statement, type StatementFields } from '../codecs/auditBundle.js';
+import { accountOf, chargedAtPrice, paidUses, splitIncome, type Account, type PaidBy, type Income, type Period, type Pricing } from '../codecs/auditAccount.js';
+import { bundleEntries, bundleVersion, encodeAccountFor, encodeIncome, encodePeriod, encodeStatementBody, parseStatementBody, STATEMENT_FORMAT, type AuditBundle, type BundleVersion, type ParsedStatementFields, type Statement, type StatementFields } from '../codecs/auditBundle.js';
 import { parseServerKeyCertificateBody, type SignedJson } from '../codecs/checkpoint.js';
 import { ENTRY_TYPE_NAMES, EntryType, parseLedgerEntry, type EntryTypeValue } from '../codecs/ledgerEntry.js';
 import { parseCardRecord, RecordKind } from '../codecs/cardRecord.js';
@@ -69,10 +69,12 @@ export interface StatementVerdict {
 
 function checkStatement(bundle: AuditBundle, entries: readonly Uint8Array[], root: Uint8Array): StatementVerdict {
   const statement = bundle.statement!;
-  let fields: StatementFields;
+  let fields: ParsedStatementFields;
   try {
     const server = verifyServerKeyCertificate(statement.serverCertificate, root);
     fields = parseStatementBody(statement.body);
+    // the body's format is the bundle's: a format 3 bundle cannot carry a body held to format 2's rules
+    if (fields.version !== bundleVersion(bundle)) return { ok: false, problem: { code: 'STATEMENT_INVALID', problem: `statement body of format ${fields.version} in a format ${bundleVersion(bundle)} bundle` } };
     if (fields.serverId !== server.serverId) return { ok: false, problem: { code: 'STATEMENT_INVALID', problem: `statement names server ${fields.serverId}, its certificate ${server.serverId}` } };
     if (!verifyMessage(fromHex(server.publicKey), utf8(statement.body), fromHex(statement.signature))) return { ok: false, problem: { code: 'STATEMENT_INVALID', problem: `statement not signed by server ${server.serverId}'s key` } };
   } catch (err) {
@@ -91,17 +93,22 @@ function checkStatement(bundle: AuditBundle, entries: readonly Uint8Array[], roo
     const listed = entryList(entries);
     const sameList = listed.length === fields.entries.length && listed.every(([seq, hash], i) => seq === fields.entries[i]![0] && hash === fields.entries[i]![1]);
     if (!sameList) return mismatch('the statement does not list exactly the entries of this bundle');
-    if (!same(encodeAccount(accountOf(entries, bundle.period)), encodeAccount(fields.account))) return mismatch("the statement's uses per day and batch are not those of its entries");
+    // a format 2 statement is held to what format 2 counted (card uses); a format 3 one to every kind
+    if (!same(encodeAccountFor(fields.version, accountOf(entries, bundle.period)), encodeAccountFor(fields.version, fields.account))) {
+      return mismatch(fields.version === 3 ? "the statement's uses by kind, per day and batch are not those of its entries" : "the statement's uses per day and batch are not those of its entries");
+    }
   }
   return { ok: true, ...base };
 }
 
 export interface BundleVerdict {
   readonly ok: boolean;
+  /** The bundle's format version: 2 (its statement counts card uses only) or 3 */
+  readonly format: BundleVersion;
   readonly side: AuditBundle['side'];
   readonly terminalId: string;
   readonly ledger: LedgerVerification;
-  /** The period the account covers (the bundle's) and the uses charged in it, counted from the bundle's entries */
+  /** The period the account covers (the bundle's) and the uses paid in it by kind (section 3, whatever the bundle's format), counted from the bundle's entries */
   readonly period: Period | null;
   readonly account: Account;
   /** The clinic of the terminal certificate in entry 1, when it parses */
@@ -130,7 +137,7 @@ export function verifyAuditBundle(bundle: AuditBundle, root: Uint8Array): Bundle
   if (ledger.terminalId !== undefined && ledger.terminalId !== bundle.terminalId) problem = { code: 'TERMINAL_MISMATCH', problem: `the bundle says terminal ${bundle.terminalId}, its ledger is ${ledger.terminalId}'s` };
   else if (bundle.side === 'server' && !statement) problem = { code: 'STATEMENT_INVALID', problem: "a server's bundle without its signed statement" };
   const ok = ledger.ok && (checkpoint?.ok ?? true) && (statement?.ok ?? true) && !problem;
-  return { ok, side: bundle.side, terminalId: bundle.terminalId, ledger, period: bundle.period, account: accountOf(entries, bundle.period), ...(clinic !== undefined ? { clinicCode: clinic } : {}), ...(checkpoint ? { checkpoint } : {}), ...(statement ? { statement } : {}), ...(problem ? { problem } : {}) };
+  return { ok, format: bundleVersion(bundle), side: bundle.side, terminalId: bundle.terminalId, ledger, period: bundle.period, account: accountOf(entries, bundle.period), ...(clinic !== undefined ? { clinicCode: clinic } : {}), ...(checkpoint ? { checkpoint } : {}), ...(statement ? { statement } : {}), ...(problem ? { problem } : {}) };
 }
 
 export interface EntryDifference {
@@ -142,13 +149,15 @@ export interface EntryDifference {
   /** The entry's type name (of the terminal's, else the server's), and the use it is about */
   readonly type?: string;
   readonly use?: string;
-  /** A use the half holding it charges in the period (for differs: the terminal's) */
+  /** A use the half holding it pays in the period (for differs: the terminal's), and by what */
+  readonly paidBy?: PaidBy;
+  /** Charged at the clinic's price (a card or a voucher use) */
   readonly charged?: true;
 }
 
 export interface ComparedHalf {
   readonly entries: number;
-  /** Uses charged in the period, as the server counts them */
+  /** Uses charged at the clinic's price in the period (card + voucher), as the income report counts them */
   readonly charged: number;
   readonly account: Account;
   /** The account at the server statement's pricing (absent when the server's statement does not parse) */
@@ -176,7 +185,9 @@ function describeEntry(raw: Uint8Array | undefined): { type?: string; use?: stri
     if (e.type === EntryType.USE_RESERVED && e.card) {
       const card = parseCardRecord(e.card);
       if (card.kind === RecordKind.ONE_TIME) use = `card ${card.serial} of batch ${toHex(card.batchId)}`;
-    } else if (e.ref !== undefined && e.type !== EntryType.WITNESS_ROLLBACK) use = `use of seq ${e.ref}`;
+    } else if (e.type === EntryType.VOUCHER_RESERVED) use = 'a service voucher';
+    else if (e.type === EntryType.SETTLEMENT_RESERVED) use = `insurance order ${e.detail ?? '?'}`;
+    else if (e.ref !== undefined && e.type !== EntryType.WITNESS_ROLLBACK) use = `use of seq ${e.ref}`;
     return { type: ENTRY_TYPE_NAMES[e.type as EntryTypeValue] ?? String(e.type), ...(use ? { use } : {}) };
   } catch {
     return { type: 'malformed' };
@@ -200,16 +211,16 @@ export function compareBundles(terminal: AuditBundle, server: AuditBundle): Comp
   const bySeq = (entries: Uint8Array[]) => new Map(entryList(entries).map(([seq, hash], i) => [seq, { hash, raw: entries[i]! }]));
   const tm = bySeq(t);
   const sm = bySeq(s);
-  const tCharged = new Set(chargedUses(t, period).map((u) => u.seq));
-  const sCharged = new Set(chargedUses(s, period).map((u) => u.seq));
+  const tPaid = new Map(paidUses(t, period).map((u) => [u.seq, u.paidBy]));
+  const sPaid = new Map(paidUses(s, period).map((u) => [u.seq, u.paidBy]));
   const seqs = [...new Set([...tm.keys(), ...sm.keys()])].sort((a, b) => a - b);
   const differences: EntryDifference[] = [];
   for (const seq of seqs) {
     const [a, b] = [tm.get(seq), sm.get(seq)];
     if (a && b && a.hash === b.hash) continue;
     const kind = a && b ? 'differs' : a ? 'terminal-only' : 'server-only';
-    const charged = a ? tCharged.has(seq) : sCharged.has(seq);
-    differences.push({ seq, kind, ...(a ? { terminal: a.hash } : {}), ...(b ? { server: b.hash } : {}), ...describeEntry((a ?? b)!.raw), ...(charged ? { charged: true as const } : {}) });
+    const paidBy = a ? tPaid.get(seq) : sPaid.get(seq);
+    differences.push({ seq, kind, ...(a ? { terminal: a.hash } : {}), ...(b ? { server: b.hash } : {}), ...describeEntry((a ?? b)!.raw), ...(paidBy ? { paidBy } : {}), ...(paidBy && chargedAtPrice(paidBy) ? { charged: true as const } : {}) });
   }
   const half = (entries: Uint8Array[]): ComparedHalf => {
     const account = accountOf(entries, period);

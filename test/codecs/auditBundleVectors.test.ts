@@ -33,7 +33,7 @@ describe('audit bundle golden vectors', () => {
     const root = new Uint8Array(Buffer.from(v.rootPublicKey, 'hex'));
     const byName = new Map(v.bundles.map((b) => [b.name, parseAuditBundle(JSON.stringify(b.bundle))]));
     for (const b of v.bundles) expect({ name: b.name, verdict: bundleVerdictSummary(verifyAuditBundle(byName.get(b.name)!, root)) }).toEqual({ name: b.name, verdict: b.verdict });
-    expect(v.bundles.filter((b) => b.verdict.ok).map((b) => b.name)).toEqual(['server', 'terminal', 'server-behind', 'server-march', 'terminal-march']);
+    expect(v.bundles.filter((b) => b.verdict.ok).map((b) => b.name)).toEqual(['server', 'terminal', 'server-behind', 'server-march', 'terminal-march', 'server-format2', 'terminal-format2']);
     expect(v.bundles.find((b) => b.name === 'server-gap')!.verdict).toMatchObject({ ok: false, ledger: { ok: false, entries: 16, problem: { code: 'GAP', seq: 17 } }, checkpoint: { ok: true }, statement: { ok: true } });
     for (const c of v.comparisons) expect(comparisonSummary(c.terminal, c.server, compareBundles(byName.get(c.terminal)!, byName.get(c.server)!))).toEqual(c);
   });

@@ -99,7 +99,7 @@ describe('the audit bundle', () => {
     expect(lines[1]).toBe('uses charged (every entry): terminal 2, server 4 (the terminal counts 2 fewer)');
     expect(lines[2]).toBe("money at 100.00 a use, the investor's share 70%: terminal 200.00 (the clinic's share 60.00, the investor's 140.00), server 400.00 (the clinic's share 120.00, the investor's 280.00)");
     expect(lines[3]).toBe("the server's statement charges 200.00 more than the terminal's ledger: the clinic's share 60.00 more, the investor's 140.00 more");
-    expect(lost.out).toMatch(/seq 9: use.reserved \(card 3 of batch [0-9a-f]{16}\): the terminal lacks it; a use charged 100\.00$/m);
+    expect(lost.out).toMatch(/seq 9: use.reserved \(card 3 of batch [0-9a-f]{16}\): the terminal lacks it; a card use charged 100\.00$/m);
     // the terminal's own half: its ledger is valid alone, but the checkpoint it kept outside the database names it cut
     const py = python('--bundle', restored.t, '--root-fingerprint', fingerprint, '--json');
     expect(py.status).toBe(4);

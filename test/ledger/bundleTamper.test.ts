@@ -3,7 +3,10 @@
  * (firmware-protocol/vectors/audit-bundle.json) edited the ways either party
  * could: every entry dropped, a byte of every entry flipped, adjacent entries
  * swapped, the statement's figures (uses, each day, each batch, the income
- * parts, the price, the share, the clinic, the period, the entry list) changed
+ * parts, the price, the share, the clinic, the period, the entry list; on the
+ * whole ledger, what paid for each use: voucher counts up and down, a voucher
+ * said to be a card and back, a day's vouchers, the insurance uses and their
+ * amounts, each with the income kept to its uses) changed
  * and signed again with the real server key, characters of the signed body
  * changed without signing, the signature, and the bundle's own fields. Both
  * verifiers (tally's and scripts/verify_ledger.py --many-bundles) must give
@@ -17,6 +20,7 @@ import { bundleVerdictSummary } from '../../scripts/auditBundleVectors.js';
 import { parseAuditBundle, parseStatementBody, type AuditBundle, type StatementFields } from '../../src/codecs/auditBundle.js';
 import { fromHex, toHex, utf8 } from '../../src/codecs/bytes.js';
 import { signStatement, verifyAuditBundle } from '../../src/crypto/auditBundle.js';
+import { splitIncome } from '../../src/codecs/auditAccount.js';
 import { privateKeyFromSeed, sha256 } from '../../src/crypto/ed25519.js';
 import { isTallyError } from '../../src/errors.js';
 import { python } from '../support/pythonVerifier.js';
@@ -34,7 +38,7 @@ interface Vectors {
 
 
 describe('the counted bundle tamper test', () => {
-  it('both verifiers refuse every edited bundle alike', { timeout: 120_000 }, () => {
+  it('both verifiers refuse every edited bundle alike', { timeout: 300_000 }, () => {
     const v = JSON.parse(readFileSync(FILE, 'utf8')) as Vectors;
     const root = fromHex(v.rootPublicKey);
     const server = v.bundles.find((b) => b.name === 'server-march')!.bundle;
@@ -76,6 +80,28 @@ describe('the counted bundle tamper test', () => {
     add('re-signed: no period', resign({ ...honest, period: null }));
     add('re-signed: an entry unlisted', resign({ ...honest, entries: honest.entries.slice(0, -1) }));
     add('re-signed: an entry hash', resign({ ...honest, entries: honest.entries.map(([s, h], i) => (i === 5 ? [s, h.replace(/^./, (c) => (c === '0' ? '1' : '0'))] : [s, h])) }));
+    // the same on the whole ledger, which holds a voucher use and an insurance use: what paid for each is signed too
+    const whole = v.bundles.find((b) => b.name === 'server')!.bundle;
+    const all = parseStatementBody(whole.statement!.body);
+    const w = all.account;
+    const resignWhole = (fields: StatementFields): AuditBundle => ({ ...whole, statement: signStatement(serverKey, whole.statement!.serverCertificate, fields) });
+    // keeps the statement's arithmetic (income = uses at the price), so only a recount of the entries refuses it
+    const lie = (account: StatementFields['account']) => resignWhole({ ...all, account, income: splitIncome(account.uses, all.pricing) });
+    const voucherDay = w.days.findIndex((d) => d.voucher > 0);
+    const dayWith = (i: number, change: Partial<StatementFields['account']['days'][number]>) => w.days.map((d, j) => (j === i ? { ...d, ...change } : d));
+    expect(w.voucher).toBeGreaterThan(0);
+    expect(w.settlement).toBeGreaterThan(0);
+    add('re-signed: one voucher more', lie({ ...w, uses: w.uses + 1, voucher: w.voucher + 1, days: dayWith(voucherDay, { uses: w.days[voucherDay]!.uses + 1, voucher: w.days[voucherDay]!.voucher + 1 }) }));
+    add('re-signed: one voucher fewer', lie({ ...w, uses: w.uses - 1, voucher: w.voucher - 1, days: dayWith(voucherDay, { uses: w.days[voucherDay]!.uses - 1, voucher: w.days[voucherDay]!.voucher - 1 }) }));
+    add('re-signed: a voucher said to be a card', lie({ ...w, card: w.card + 1, voucher: w.voucher - 1, days: dayWith(voucherDay, { card: w.days[voucherDay]!.card + 1, voucher: w.days[voucherDay]!.voucher - 1 }) }));
+    add('re-signed: a card said to be a voucher', lie({ ...w, card: w.card - 1, voucher: w.voucher + 1, days: dayWith(voucherDay, { card: w.days[voucherDay]!.card - 1, voucher: w.days[voucherDay]!.voucher + 1 }) }));
+    add('re-signed: the voucher count alone', lie({ ...w, voucher: w.voucher + 1 }));
+    w.days.forEach((d, i) => add("re-signed: a day's vouchers", lie({ ...w, days: dayWith(i, { voucher: d.voucher + 1, uses: d.uses + 1 }) })));
+    add('re-signed: the voucher use on another day', lie({ ...w, days: w.days.map((d, j) => (j === voucherDay ? { ...d, uses: d.uses - 1, voucher: d.voucher - 1 } : j === 0 ? { ...d, uses: d.uses + 1, voucher: d.voucher + 1 } : d)) }));
+    add('re-signed: no insurance use', lie({ ...w, settlement: 0, settled: { amountFen: 0, insurerFen: 0, patientFen: 0 } }));
+    add('re-signed: an insurance use counted as a voucher', lie({ ...w, uses: w.uses + 1, voucher: w.voucher + 1, settlement: w.settlement - 1 }));
+    for (const k of ['amountFen', 'insurerFen', 'patientFen'] as const) add(`re-signed: settled ${k}`, lie({ ...w, settled: { ...w.settled, [k]: w.settled[k] + 1 } }));
+    add('re-signed: the whole ledger, income without the voucher', resignWhole({ ...all, income: splitIncome(w.card, all.pricing) }));
     add('bundle: another period', { ...server, period: { from: '2026-03-01', to: '2026-03-30' } });
     add('bundle: no period', { ...server, period: null });
     add('bundle: no statement', { ...server, statement: null });
@@ -119,6 +145,6 @@ describe('the counted bundle tamper test', () => {
     console.log(`bundle tamper cases (golden server bundle of March 2026 and terminal bundle, ${server.entries.length} entries):\n${lines.join('\n')}\ntotal ${cases.length} tried, ${refused} refused by both, ${cases.length - refused} verified`);
     expect(refused).toBe(cases.length);
     // the honest bundles verify in both, so the refusals are the edits'
-    expect(tsOf(server).ok && tsOf(terminal).ok).toBe(true);
+    expect(tsOf(server).ok && tsOf(terminal).ok && tsOf(whole).ok).toBe(true);
   });
 });

@@ -77,7 +77,7 @@ describe.each(backends)('the server exports its half per clinic and period ($nam
     expect(lines[0]).toBe(`VERIFIED: server bundle of T-A (${join(out, 'T-A.json')})`);
     expect(lines[1]).toBe(`  clinic C1, ${today}..${today}: 3 uses charged at 88.00: 264.00 (the clinic's share 92.40, the investor's 145.20, agent AG-7's 26.40)`);
     expect(lines.at(-2)).toBe(`  uses per day: ${today} 3`);
-    expect(lines.at(-1)).toMatch(/^ {2}uses per batch: batch \d+ \([0-9a-f]{16}\) 3$/);
+    expect(lines.at(-1)).toMatch(/^ {2}card uses per batch: batch \d+ \([0-9a-f]{16}\) 3$/);
     const json = JSON.parse((await tally('audit', 'verify', join(out, 'T-A.json'), '--root-fingerprint', fingerprint, '--json')).out) as Record<string, unknown>;
     expect(json).toMatchObject({
       ok: true,
@@ -118,16 +118,16 @@ describe.each(backends)('the server exports its half per clinic and period ($nam
       `uses charged (${today}..${today}): terminal 4, server 3 (the server counts 1 fewer)`,
       "money at 88.00 a use, the investor's share 65% (agent AG-7: 10% of the gross, out of it): terminal 352.00 (the clinic's share 123.20, the investor's 193.60, agent AG-7's 35.20), server 264.00 (the clinic's share 92.40, the investor's 145.20, agent AG-7's 26.40)",
       "the server's statement charges 88.00 less than the terminal's ledger: the clinic's share 30.80 less, the investor's 48.40 less, the agent's 8.80 less",
-      expect.stringMatching(/^ {2}seq 6: use\.reserved \(card 2 of batch [0-9a-f]{16}\): the server lacks it; a use charged 88\.00$/),
+      expect.stringMatching(/^ {2}seq 6: use\.reserved \(card 2 of batch [0-9a-f]{16}\): the server lacks it; a card use charged 88\.00$/),
     ]);
     const tsJson = JSON.parse((await tally('audit', 'compare', tb, join(out, 'T-B.json'), '--root-fingerprint', fingerprint, '--json')).out) as {
       match: boolean;
       terminal: { charged: number; income: unknown };
       server: { charged: number; income: unknown };
       money: unknown;
-      differences: { seq: number; kind: string; charged?: boolean }[];
+      differences: { seq: number; kind: string; paidBy?: string; charged?: boolean }[];
     };
-    expect(tsJson).toMatchObject({ match: false, money: { uses: -1, gross: -8800, clinic: -3080, investor: -4840, agent: -880 }, differences: [{ seq: 6, kind: 'terminal-only', charged: true }] });
+    expect(tsJson).toMatchObject({ match: false, money: { uses: -1, gross: -8800, clinic: -3080, investor: -4840, agent: -880 }, differences: [{ seq: 6, kind: 'terminal-only', paidBy: 'card', charged: true }] });
     const pyCompare = python('--compare', tb, '--with', join(out, 'T-B.json'), '--root-fingerprint', fingerprint, '--json');
     expect(pyCompare.status, pyCompare.stderr).toBe(4);
     const pc = JSON.parse(pyCompare.stdout) as Record<string, unknown>;
@@ -138,7 +138,7 @@ describe.each(backends)('the server exports its half per clinic and period ($nam
       terminalIncome: tsJson.terminal.income,
       serverIncome: tsJson.server.income,
       money: tsJson.money,
-      differences: tsJson.differences.map((d) => ({ seq: d.seq, kind: d.kind, ...(d.charged ? { charged: true } : {}) })),
+      differences: tsJson.differences.map((d) => ({ seq: d.seq, kind: d.kind, ...(d.paidBy ? { paidBy: d.paidBy } : {}), ...(d.charged ? { charged: true } : {}) })),
     });
 
     // T-A's halves match, money and all
@@ -152,6 +152,6 @@ describe.each(backends)('the server exports its half per clinic and period ($nam
     ]);
     expect(python('--compare', ta, '--with', join(out, 'T-A.json'), '--root-fingerprint', fingerprint).status).toBe(0);
     // the statement is what the clinic holds the investor to: it is in the file, signed
-    expect(JSON.parse(readFileSync(join(out, 'T-A.json'), 'utf8'))).toMatchObject({ format: 'tallystick-audit-bundle/2', side: 'server', period: { from: today, to: today } });
+    expect(JSON.parse(readFileSync(join(out, 'T-A.json'), 'utf8'))).toMatchObject({ format: 'tallystick-audit-bundle/3', side: 'server', period: { from: today, to: today } });
   });
 });

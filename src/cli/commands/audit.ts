@@ -113,10 +113,23 @@ function usesText(n: number): string {
   return `${n} ${n === 1 ? 'use' : 'uses'} charged`;
 }
 
+/** The charged uses by what paid for them, when any was not a card: " (2 card, 1 voucher)" */
+function kindsText(a: Pick<Account, 'card' | 'voucher'>): string {
+  return a.voucher === 0 ? '' : ` (${a.card} card, ${a.voucher} voucher)`;
+}
+
+/** The insurance settlements of the account, when it has any */
+function settlementText(a: Account): string | undefined {
+  if (a.settlement === 0) return undefined;
+  return `insurance: ${a.settlement} ${a.settlement === 1 ? 'use' : 'uses'} settled with the platform, ${formatMoney(a.settled.amountFen)} (the insurer ${formatMoney(a.settled.insurerFen)}, the patient ${formatMoney(a.settled.patientFen)}), not charged at the clinic's price`;
+}
+
 function exported(bundle: AuditBundle, out: string): string {
-  const uses = accountOf(bundleEntries(bundle), bundle.period).uses;
+  const account = accountOf(bundleEntries(bundle), bundle.period);
+  const uses = account.uses;
+  const settled = account.settlement > 0 ? `, ${account.settlement} insurance ${account.settlement === 1 ? 'use' : 'uses'}` : '';
   const money = bundle.statement ? `, ${formatMoney(parseStatementBody(bundle.statement.body).income.gross)} (the clinic's share ${formatMoney(parseStatementBody(bundle.statement.body).income.clinic)})` : '';
-  return `${bundle.side} bundle of ${bundle.terminalId} (${periodText(bundle.period)}): ${bundle.entries.length} entries, ${usesText(uses)}${money}${bundle.checkpoint ? ', the latest checkpoint' : ', no checkpoint'}${bundle.statement ? ', the signed statement' : ''}; written to ${out}`;
+  return `${bundle.side} bundle of ${bundle.terminalId} (${periodText(bundle.period)}): ${bundle.entries.length} entries, ${usesText(uses)}${kindsText(account)}${money}${settled}${bundle.checkpoint ? ', the latest checkpoint' : ', no checkpoint'}${bundle.statement ? ', the signed statement' : ''}; written to ${out}`;
 }
 
 export const auditExportCommand = defineCommand(
@@ -132,8 +145,9 @@ which carry the terminal certificate and the batch records back to the
 investor root, and the latest checkpoint the server signed.
 On the server (--store, as tally server run): the entries it holds for that
 terminal, a checkpoint of the contiguous ones, and its statement of every entry
-it received (seq and hash), of the uses charged in the period per day and per
-batch, and of their income split at the clinic's price and share in the
+it received (seq and hash), of the uses paid in the period by what paid for
+them (card, voucher, insurance) per day, the card uses per batch, and of the
+income split of the card and voucher uses at the clinic's price and share in the
 registry (where it sets none: --price in fen and --share, the investor's 0..1,
 as tally server report income), signed with the server key that tally server
 certify-key made and the mother card certified. --clinic CODE writes one
@@ -220,9 +234,11 @@ function pricingText(p: Pricing): string {
 }
 
 function accountLines(account: Account): string[] {
+  // a day of card uses only is its count; otherwise what paid for them
+  const day = (d: Account['days'][number]) => (d.voucher === 0 && d.settlement === 0 ? `${d.day} ${d.uses}` : `${d.day} ${d.uses} (card ${d.card}, voucher ${d.voucher}${d.settlement > 0 ? `; insurance ${d.settlement}` : ''})`);
   return [
-    `  uses per day: ${account.days.length === 0 ? 'none' : account.days.map((d) => `${d.day} ${d.uses}`).join(', ')}`,
-    `  uses per batch: ${account.batches.length === 0 ? 'none' : account.batches.map((b) => `batch ${b.batchNo} (${b.batchId}) ${b.uses}`).join(', ')}`,
+    `  uses per day: ${account.days.length === 0 ? 'none' : account.days.map(day).join(', ')}`,
+    `  card uses per batch: ${account.batches.length === 0 ? 'none' : account.batches.map((b) => `batch ${b.batchNo} (${b.batchId}) ${b.uses}`).join(', ')}`,
   ];
 }
 
@@ -234,8 +250,12 @@ function verdictLines(path: string, v: BundleVerdict): string[] {
   lines.push(`${v.ok ? 'VERIFIED' : 'NOT VERIFIED'}: ${v.side} bundle of ${v.terminalId} (${path})`);
   const clinicCode = v.clinicCode ?? st?.clinicCode;
   const clinic = clinicCode !== undefined ? `clinic ${clinicCode}, ` : '';
-  if (st?.ok && st.income && st.pricing) lines.push(`  ${clinic}${periodText(v.period)}: ${usesText(v.account.uses)} at ${formatMoney(st.pricing.pricePerUse)}: ${incomeText(st.income)}`);
-  else lines.push(`  ${clinic}${periodText(v.period)}: ${usesText(v.account.uses)}${v.side === 'terminal' ? " (the price and shares are the server statement's: tally audit compare)" : ''}`);
+  const charged = `${usesText(v.account.uses)}${kindsText(v.account)}`;
+  if (st?.ok && st.income && st.pricing) lines.push(`  ${clinic}${periodText(v.period)}: ${charged} at ${formatMoney(st.pricing.pricePerUse)}: ${incomeText(st.income)}`);
+  else lines.push(`  ${clinic}${periodText(v.period)}: ${charged}${v.side === 'terminal' ? " (the price and shares are the server statement's: tally audit compare)" : ''}`);
+  const settled = settlementText(v.account);
+  if (settled) lines.push(`  ${settled}`);
+  if (v.format === 2) lines.push(`  format 2 bundle: its statement counts card uses only (vouchers and insurance are not in its income); the uses above are counted by format 3`);
   lines.push(l.ok ? `  ledger: ${l.entries} entries verify, seq 1..${l.lastSeq}, ${l.uses} ${l.uses === 1 ? 'use' : 'uses'}, ${l.releases} released` : `  ledger: BROKEN at seq ${l.problem!.seq}: ${l.problem!.code}: ${l.problem!.problem} (${l.entries} entries before it verify)`);
   if (v.checkpoint) {
     const c = v.checkpoint;
@@ -308,11 +328,12 @@ function moneyDelta(amount: number): string {
 
 function printComparison(io: CliIo, ok: boolean, c: Comparison, verdicts: { terminal: BundleVerdict; server: BundleVerdict }, tPath: string, sPath: string): void {
   const count = (kind: string) => c.differences.filter((d) => d.kind === kind).length;
-  if (c.match) io.out(`MATCH: the terminal and the server hold the same ${c.terminal.entries} entries; ${usesText(c.terminal.charged)} (${periodText(c.period)})`);
+  if (c.match) io.out(`MATCH: the terminal and the server hold the same ${c.terminal.entries} entries; ${usesText(c.terminal.charged)}${kindsText(c.terminal.account)} (${periodText(c.period)})`);
   else {
     io.out(`DIFFER: ${count('terminal-only')} entries only on the terminal, ${count('server-only')} only on the server, ${count('differs')} different at the same seq [AUDIT_HALVES_DIFFER ${ErrorCodes.AUDIT_HALVES_DIFFER.code}]`);
     const delta = c.terminal.charged - c.server.charged;
-    io.out(`uses charged (${periodText(c.period)}): terminal ${c.terminal.charged}, server ${c.server.charged}${delta === 0 ? '' : ` (the ${delta > 0 ? 'server' : 'terminal'} counts ${Math.abs(delta)} fewer)`}`);
+    io.out(`uses charged (${periodText(c.period)}): terminal ${c.terminal.charged}${kindsText(c.terminal.account)}, server ${c.server.charged}${kindsText(c.server.account)}${delta === 0 ? '' : ` (the ${delta > 0 ? 'server' : 'terminal'} counts ${Math.abs(delta)} fewer)`}`);
+    if (c.terminal.account.settlement !== c.server.account.settlement) io.out(`insurance uses: terminal ${c.terminal.account.settlement}, server ${c.server.account.settlement}`);
   }
   if (c.pricing && c.terminal.income && c.server.income && c.money) {
     io.out(`money at ${pricingText(c.pricing)}: terminal ${incomeText(c.terminal.income)}, server ${incomeText(c.server.income)}`);
@@ -322,7 +343,7 @@ function printComparison(io: CliIo, ok: boolean, c: Comparison, verdicts: { term
   if (!ok && c.match) io.out('but a bundle does not verify (below)');
   for (const d of c.differences) {
     const what = d.kind === 'terminal-only' ? 'the server lacks it' : d.kind === 'server-only' ? 'the terminal lacks it' : `terminal ${d.terminal!.slice(0, 16)}..., server ${d.server!.slice(0, 16)}...`;
-    const money = d.charged && c.pricing ? `; a use charged ${formatMoney(c.pricing.pricePerUse)}` : '';
+    const money = d.charged && c.pricing ? `; a ${d.paidBy} use charged ${formatMoney(c.pricing.pricePerUse)}` : d.paidBy === 'settlement' ? '; an insurance use' : '';
     io.out(`  seq ${d.seq}: ${d.type ?? '?'}${d.use ? ` (${d.use})` : ''}: ${what}${money}`);
   }
   for (const line of [...verdictLines(tPath, verdicts.terminal), ...verdictLines(sPath, verdicts.server)]) io.out(line);
