@@ -150,6 +150,13 @@ export interface UsesSum {
   readonly clockUntrusted?: true;
 }
 
+/** Uses per bucket for each group: buckets sorted, each group's uses in the buckets' order (the overview's chart) */
+export interface UsesSeries {
+  readonly buckets: string[];
+  readonly groups: Array<{ key: string; uses: number[] }>;
+  readonly total: number;
+}
+
 export interface DailyUses {
   readonly terminalId: string;
   readonly clinicCode: string;
@@ -304,6 +311,11 @@ export interface ServerStore {
    * untrustedApart (clockUntrusted: true)
    */
   usesSummed(by: UsesKey, period: UsesPeriod, clinics?: readonly string[], untrustedApart?: boolean): Promise<UsesSum[]>;
+  /**
+   * usesSummed('terminal', 'day') as a series (the days with a use; each terminal's uses per day, untrusted ones on
+   * their arrival day): the largest series (a terminal a line, a day a point), built without a row per point
+   */
+  terminalDaySeries(clinics?: readonly string[]): Promise<UsesSeries>;
   /**
    * One page of the daily rows (usesPerDay's rows, per terminal with untrusted after trusted, then by day), from
    * the rows after `after` (the page's `next` of the page before), at most `limit`; only days from..to and the

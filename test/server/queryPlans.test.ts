@@ -31,3 +31,18 @@ it('looks up each serial of a report through the partial index, never scanning t
     db.close();
   }
 });
+
+it('reads the daily rows (pages, the CSV, the day-by-terminal series) from the covering index alone, in its order', () => {
+  const db = openDatabase(join(dir, 'daily.db'), SQLITE_MIGRATIONS);
+  try {
+    const plan = (sql: string): string[] => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>).map((row) => row.detail);
+    const page = plan("SELECT terminal_id, clinic_code, day, uses FROM uses_daily WHERE uses > 0 AND day >= '2025-06-01' AND (terminal_id, day, clinic_code) > ('T-1', '2025-06-02', 'CL-1') ORDER BY terminal_id, day, clinic_code LIMIT 5001");
+    expect(page).toEqual([expect.stringMatching(/^SEARCH uses_daily USING COVERING INDEX uses_daily_rows /)]);
+    const series = plan("SELECT terminal_id, group_concat(day || ' ' || uses, ',') AS days FROM uses_daily WHERE uses > 0 GROUP BY terminal_id");
+    expect(series).toEqual([expect.stringMatching(/^SCAN uses_daily USING COVERING INDEX uses_daily_rows/)]);
+    const clinics = plan("SELECT clinic_code, bucket, SUM(uses) FROM uses_by_clinic WHERE period = 'day' AND uses > 0 GROUP BY clinic_code, bucket ORDER BY clinic_code, bucket");
+    expect(clinics).toEqual([expect.stringMatching(/^SEARCH uses_by_clinic USING COVERING INDEX uses_by_clinic_rows \(period=\?\)/)]);
+  } finally {
+    db.close();
+  }
+});

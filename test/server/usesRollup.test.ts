@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createServerStore } from '../../src/server/createServerStore.js';
+import { useSeries } from '../../src/server/httpApi.js';
 import type { DailyUses, EntryRow, ServerStore } from '../../src/server/ServerStore.js';
 import { createPostgresDriver } from '../../src/server/store/postgresDriver.js';
 import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from '../../src/server/store/schema.js';
@@ -161,6 +162,8 @@ for (const backend of storeBackends('tally-rollup')) {
         const daily = await store.usesPerDay();
         expect(daily.filter((d) => d.clockUntrusted).map((d) => [d.day, d.uses])).toEqual([['2026-12-23', 2]]);
         const checked = await expectRollupsFromEntries(store, [undefined, ['CL-1'], ['CL-0', 'CL-1'], []]);
+        // the day-by-terminal series the store builds from a row a terminal: the same as the series of the sums
+        for (const clinics of [undefined, ['CL-1'], ['CL-0', 'CL-1'], []]) expect(await store.terminalDaySeries(clinics), `terminalDaySeries ${String(clinics)}`).toEqual(useSeries(await store.usesSummed('terminal', 'day', clinics)));
         expect((await store.usesSummed('all', 'week')).map((r) => r.bucket)).toEqual(['2026-12-14', '2026-12-21', '2026-12-28', '2027-01-04']);
         expect(checked).toBeGreaterThan(100);
       } finally {

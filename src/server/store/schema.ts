@@ -503,6 +503,26 @@ function walletQrTakenTable(t: { int: string }): string[] {
   ];
 }
 
+/**
+ * Migration 16: the daily tables' (terminal, day, clinic) indexes of migration 13 gain the uses, so the daily rows
+ * (the dashboard's pages of them, the uses CSV, the day-by-terminal series) are read from the index alone, in its
+ * order, without a lookup of each row in the table (a month's CSV at the bench's scale went through 182,500 of
+ * them to find its 15,000). SQLite keeps the uses as the index's last column; PostgreSQL as an INCLUDE column.
+ * The narrower indexes go: the new ones serve every query they served. The clinic and terminal roll-ups of
+ * migration 13 get the same: their series are read in (period, key, bucket) order from the index alone.
+ */
+function coveringDailyIndexes(t: { include: (keys: string, covered: string) => string }): string[] {
+  return [
+    ...['uses_daily', 'uses_daily_untrusted'].flatMap((table) => [
+      `CREATE INDEX IF NOT EXISTS ${table}_rows ON ${table} ${t.include('terminal_id, day, clinic_code', 'uses')}`,
+      `DROP INDEX IF EXISTS ${table}_by_day`,
+    ]),
+    // the series read a period's rows in key and bucket order: the primary key's order, with the uses beside it
+    `CREATE INDEX IF NOT EXISTS uses_by_clinic_rows ON uses_by_clinic ${t.include('period, clinic_code, bucket, untrusted', 'uses')}`,
+    `CREATE INDEX IF NOT EXISTS uses_by_terminal_rows ON uses_by_terminal ${t.include('period, terminal_id, bucket, clinic_code, untrusted', 'uses')}`,
+  ];
+}
+
 /** The UTC day (YYYY-MM-DD) of a millisecond time column, in each dialect */
 export const SQLITE_DAY_OF = (column: string): string => `strftime('%Y-%m-%d', ${column} / 1000, 'unixepoch')`;
 export const POSTGRES_DAY_OF = (column: string): string => `to_char(to_timestamp(${column} / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
@@ -616,6 +636,13 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of walletQrTakenTable({ int: 'INTEGER' })) db.exec(sql);
     },
   },
+  {
+    version: 16,
+    description: "the daily tables' indexes cover the uses: the daily rows read from the index alone",
+    up: (db) => {
+      for (const sql of coveringDailyIndexes({ include: (keys, covered) => `(${keys}, ${covered})` })) db.exec(sql);
+    },
+  },
 ];
 
 /**
@@ -639,6 +666,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; read
   { version: 13, statements: rollupTables({ int: 'BIGINT', weekOf: POSTGRES_WEEK_OF }) },
   { version: 14, statements: denylistTables({ int: 'BIGINT', addColumn: 'ADD COLUMN IF NOT EXISTS' }) },
   { version: 15, statements: walletQrTakenTable({ int: 'BIGINT' }) },
+  { version: 16, statements: coveringDailyIndexes({ include: (keys, covered) => `(${keys}) INCLUDE (${covered})` }) },
 ];
 
 /**
@@ -656,7 +684,8 @@ export function rollupsFromEntries(dialect: 'sqlite' | 'postgres'): string[] {
       GROUP BY e.terminal_id, e.clinic_code, e.day
       ON CONFLICT (terminal_id, clinic_code, day) DO NOTHING`,
     untrustedUsesTable(t)[2]!,
-    ...rollupTables(t),
+    // migration 16's covering indexes replaced migration 13's narrow ones: not made again
+    ...rollupTables(t).filter((sql) => !/^CREATE INDEX IF NOT EXISTS \w+_by_day /.test(sql)),
   ];
 }
 
