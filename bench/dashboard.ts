@@ -18,11 +18,14 @@
  *   BENCH_DASHBOARD_FILL        ingest (insertEntries, the roll-ups kept as the ingest keeps them) or bulk
  *   BENCH_DASHBOARD_REPETITIONS calls of each API route (default 20; pages: a third of it, at least 3)
  *   BENCH_DATA_DIR              where the SQLite file and the PostgreSQL cluster go (default the temp folder)
+ *   BENCH_DASHBOARD_SQLITE_KEEP a SQLite file kept between runs: filled when absent (a fill at full scale takes a
+ *                               quarter of an hour on 2 busy cores), reused as it is when present (the store opens it,
+ *                               so new migrations run on it as on an upgraded server); not deleted at the end
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { chromium } from 'playwright-core';
 import { addUser, saveAgent } from '../src/server/access/accessAdmin.js';
@@ -212,23 +215,27 @@ async function timed(url: string, cookie: string): Promise<{ total: number; firs
   return { total: performance.now() - t0, firstByte: firstByte ?? performance.now() - t0 };
 }
 
-async function benchStore(name: string, place: ServerStoreOptions, o: Required<DashboardBenchOptions>, dataDir: string): Promise<Record<string, number>> {
+async function benchStore(name: string, place: ServerStoreOptions, o: Required<DashboardBenchOptions>, dataDir: string, reuse = false, onFilled?: () => void): Promise<Record<string, number>> {
   const start = Date.UTC(2025, 0, 1, 8);
   const figures: Record<string, number> = {};
   figures[`${name}_fill_load_start`] = load();
-  log(`${name}: filling ${o.terminals} terminals x ${o.days} days x ${o.usesPerDay} uses (${o.fill})`);
+  figures[`${name}_reused`] = reuse ? 1 : 0;
+  log(reuse ? `${name}: reusing the kept database (no fill)` : `${name}: filling ${o.terminals} terminals x ${o.days} days x ${o.usesPerDay} uses (${o.fill})`);
   const filled = performance.now();
-  let entries = 0;
-  if (o.fill === 'bulk') {
+  let entries = reuse ? o.terminals * o.days * o.usesPerDay * 3 : 0;
+  if (reuse) {
+    // nothing to fill: the kept file was filled at this scale by an earlier run
+  } else if (o.fill === 'bulk') {
     const registry = await createServerStore(place);
     await fleet(registry, o, start).finally(() => registry.close());
     entries = await bulkFill(place, name, o, start);
   }
   const opened = performance.now();
   const store = await createServerStore(place);
+  figures[`${name}_open_s`] = Number(((performance.now() - opened) / 1000).toFixed(1));
   if (performance.now() - opened > 1000) log(`${name}: the store opened in ${((performance.now() - opened) / 1000).toFixed(1)} s`);
   try {
-    if (o.fill === 'ingest') entries = await fill(store, name, o, start);
+    if (o.fill === 'ingest' && !reuse) entries = await fill(store, name, o, start);
     figures[`${name}_fill_s`] = Number(((performance.now() - filled) / 1000).toFixed(1));
     figures[`${name}_fill_entries_per_s`] = Math.round(entries / ((performance.now() - filled) / 1000));
     figures[`${name}_fill_load_end`] = load();
@@ -238,15 +245,18 @@ async function benchStore(name: string, place: ServerStoreOptions, o: Required<D
     // every 100th use released: not counted
     const counted = o.terminals * (o.days * o.usesPerDay - Math.floor((o.days * o.usesPerDay) / 100));
     if (figures[`${name}_stored_uses`] !== counted) throw new Error(`${name}: the roll-ups count ${figures[`${name}_stored_uses`]} uses, ${counted} were made`);
+    onFilled?.();
     log(`${name}: ${entries.toLocaleString('en')} entries in ${figures[`${name}_fill_s`]} s; measuring`);
-    await addUser(store, { username: 'bench-boss', role: 'authority', password: PASSWORD }, start, { username: 'bench', role: 'operator', address: 'bench' });
+    // a kept database has the users of earlier runs: a new name each run
+    const username = `bench-boss-${Date.now()}`;
+    await addUser(store, { username, role: 'authority', password: PASSWORD }, start, { username: 'bench', role: 'operator', address: 'bench' });
     const api = await startHttpApi({ store, pricing: { default: { pricePerUse: 10_000, investorShare: 0.7 } } });
     try {
       const fsync = fsyncFloor(dataDir, 100);
       figures[`${name}_fsync_p50_ms`] = Number(percentile(fsync, 50).toFixed(2));
       figures[`${name}_fsync_p99_ms`] = Number(percentile(fsync, 99).toFixed(2));
       figures[`${name}_measure_load_start`] = load();
-      const login = await fetch(`${api.url}/api/session`, { method: 'POST', body: JSON.stringify({ username: 'bench-boss', password: PASSWORD }), headers: { 'content-type': 'application/json' } });
+      const login = await fetch(`${api.url}/api/session`, { method: 'POST', body: JSON.stringify({ username, password: PASSWORD }), headers: { 'content-type': 'application/json' } });
       const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
       for (const call of CALLS) {
         const totals: number[] = [];
@@ -311,7 +321,16 @@ export async function benchDashboard(options: DashboardBenchOptions = {}): Promi
   const steal = measureSteal();
   const figures: Record<string, number> = { terminals: o.terminals, days: o.days, uses_per_terminal_day: o.usesPerDay, fill_bulk: o.fill === 'bulk' ? 1 : 0, load_1m_start: load() };
   try {
-    if (o.stores.includes('sqlite')) Object.assign(figures, await benchStore('sqlite', { kind: 'sqlite', path: join(dir, 'dashboard.db') }, o, dir));
+    const kept = process.env.BENCH_DASHBOARD_SQLITE_KEEP;
+    if (o.stores.includes('sqlite')) {
+      // the marker names the scale and is written once the fill's count checked out: a half-made file is made again
+      const marker = kept !== undefined ? `${kept}.filled` : undefined;
+      const scale = `${o.terminals}x${o.days}x${o.usesPerDay}`;
+      const reuse = marker !== undefined && existsSync(marker) && readFileSync(marker, 'utf8') === scale;
+      if (kept !== undefined && !reuse) for (const f of [kept, `${kept}-wal`, `${kept}-shm`, marker!]) rmSync(f, { force: true });
+      const onFilled = marker !== undefined ? (): void => writeFileSync(marker, scale) : undefined;
+      Object.assign(figures, await benchStore('sqlite', { kind: 'sqlite', path: kept ?? join(dir, 'dashboard.db') }, o, kept !== undefined ? dirname(kept) : dir, reuse, onFilled));
+    }
     if (o.stores.includes('postgres')) {
       const postgres = await startPostgres();
       try {
