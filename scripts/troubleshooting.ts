@@ -150,6 +150,22 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'The scanner read a code whose AIM symbology identifier is not ]Q (a barcode, a Data Matrix), or sent a line without one (the scanner is not set to transmit AIM identifiers).',
     remedy: 'Scan the QR code of the voucher; configure the scanner for serial (CDC ACM) mode with AIM identifier prefix on.',
   },
+  VOUCHER_IDENTITY_NEEDED: {
+    cause: "The clinic checks identity (the terminal's voucher.requireIdentity): the voucher verified, and the terminal waits two minutes for its holder's personal QR code before writing it off.",
+    remedy: 'Ask the person to open the wallet page and scan the personal QR code it shows; nothing is written off until then.',
+  },
+  WALLET_QR_WRONG_PERSON: {
+    cause: 'The personal QR code verified, but it names another wallet than the one the voucher was issued to.',
+    remedy: 'The voucher belongs to someone else: ask for the holder; scan the voucher again, then the holder\'s own code.',
+  },
+  VOUCHER_HOLDER_UNNAMED: {
+    cause: 'The clinic checks identity, and this voucher was not issued to a wallet (it carries no wallet binding), so no personal QR code can prove who holds it.',
+    remedy: 'Have the community centre issue a voucher to the person\'s wallet, or turn voucher.requireIdentity off if the clinic does not check identity.',
+  },
+  WALLET_QR_NO_VOUCHER: {
+    cause: 'A personal QR code was scanned with no voucher waiting for it (none scanned, or the last one waited more than two minutes).',
+    remedy: 'Scan the voucher first, then the personal QR code.',
+  },
   FORGED: {
     cause: "A signature in the card's chain does not verify: the record was altered, copied onto a card with other data, or made with a key that is not the investor's.",
     remedy: 'Keep the card aside and report its serial to the investor; the refusal is in the ledger and reported to the server.',
@@ -679,7 +695,7 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     remedy: "Ask the person to refresh the wallet page and show the new code; check the server's clock if fresh codes fail too.",
   },
   WALLET_QR_UNKNOWN_KEY: {
-    cause: "The personal QR code is signed with a key this back office does not hold (another server's, or an old key).",
+    cause: "The personal QR code is signed with a key the checker does not hold: at the back office not its own (another server's, or an old key); at a terminal not a voucher key of its trust list.",
     remedy: "Ask the person to open this server's wallet page; after a new voucher key, wallets show codes signed with it.",
   },
   GW_FRAMING: {

@@ -62,6 +62,11 @@ export const ErrorCodes = {
   TRUST_LIST_MISSING: info(1111, 'Vouchers not accepted: no trust list installed', '暂停收券：未安装信任列表'),
   TRUST_LIST_INVALID: info(1112, 'Trust list refused: not signed by a key the investor root certifies', '信任列表被拒绝：签名密钥未经投资方根密钥认证'),
   SCAN_NOT_QR: info(1113, 'Scan refused: not a QR code (wrong symbology)', '扫码被拒绝：不是二维码', true),
+  // where the clinic checks identity (voucher.requireIdentity): the holder's personal QR code after the voucher (wallet-qr.md §5)
+  VOUCHER_IDENTITY_NEEDED: info(1114, "Voucher checked: now scan the holder's personal QR code", '服务券已校验：请扫描持券人个人二维码', true),
+  WALLET_QR_WRONG_PERSON: info(1115, "Voucher refused: the personal QR code is not its holder's", '拒绝：个人二维码不是持券人本人的'),
+  VOUCHER_HOLDER_UNNAMED: info(1116, 'Voucher refused: no holder named; this clinic checks identity', '拒绝：服务券未绑定持券人，本机构须核验身份'),
+  WALLET_QR_NO_VOUCHER: info(1117, 'Scan the voucher first, then the personal QR code', '请先扫描服务券，再扫描个人二维码', true),
   // 1151-1199: insurance payments refused at the terminal (firmware-protocol/settlement-voucher.md)
   INSURANCE_OFFLINE: info(1151, 'Insurance payment unavailable: the terminal is offline (it needs the server link)', '医保支付不可用：终端离线（需要连接服务器）', true),
   SETTLEMENT_VOUCHER_FORGED: info(1152, 'Settlement voucher refused: not signed by a server key the investor root certifies', '结算凭证被拒绝：签名密钥未经投资方根密钥认证'),
@@ -216,7 +221,7 @@ export const ErrorCodes = {
   BAD_WALLET_QR: info(7007, 'Not a personal wallet QR code', '不是个人钱包二维码'),
   WALLET_QR_FORGED: info(7008, 'Personal QR code refused: its signature does not verify', '个人二维码被拒绝：签名校验失败'),
   WALLET_QR_EXPIRED: info(7009, 'Personal QR code expired: refresh it on the phone', '个人二维码已过期：请在手机上刷新'),
-  WALLET_QR_UNKNOWN_KEY: info(7010, 'Personal QR code refused: signed with a key this back office does not hold', '个人二维码被拒绝：签名密钥不属于本后台'),
+  WALLET_QR_UNKNOWN_KEY: info(7010, 'Personal QR code refused: signed with a key not trusted here', '个人二维码被拒绝：签名密钥不受信任'),
   BAD_DIODE_FRAME: info(7011, 'Malformed data diode frame', '单向网闸数据帧格式错误'),
 
   // 8xxx: isolation gateway (every refusal is archived with its code)

@@ -32,7 +32,7 @@ export function terminalConfigFrom(s: TerminalSettings) {
     device: { maxSessionMs: s.device.maxSessionMinutes * 60_000, startTimeoutMs: s.device.startTimeoutSeconds * 1000, requireBoardWitness: s.device.requireBoardWitness },
     cards: { acceptVersion1: s.cards.acceptVersion1 },
     ...(s.reader.scanner.path !== undefined ? { scanner: { path: s.reader.scanner.path, baudRate: s.reader.scanner.baudRate } } : {}),
-    voucher: s.voucher.deviceClass !== undefined ? { deviceClass: s.voucher.deviceClass } : {},
+    voucher: { ...(s.voucher.deviceClass !== undefined ? { deviceClass: s.voucher.deviceClass } : {}), requireIdentity: s.voucher.requireIdentity },
     sync: {
       enabled: s.sync.enabled,
       brokerUrl: s.sync.brokerUrl,

@@ -30,6 +30,7 @@ export const TERMINAL_SETTINGS = Section({
   }),
   voucher: Section({
     deviceClass: S.text('the device class of the device this terminal enables (e.g. OCT): vouchers scoped to that class are accepted'),
+    requireIdentity: S.boolean("the clinic checks identity: a voucher is written off only after its holder's personal QR code is scanned too (wallet-qr.md §5)", false),
   }),
   device: Section({
     maxSessionMinutes: S.integer('the relay opens after this long whatever the device says', { default: 60, min: 1, max: 24 * 60 }),

@@ -6,7 +6,8 @@
 import type { KeyObject } from 'node:crypto';
 import { decodeWalletQrText, encodeWalletQr, encodeWalletQrBody, encodeWalletQrText, openWalletQr, type WalletQr, type WalletQrFields } from '../codecs/walletQr.js';
 import { CodecError } from '../errors.js';
-import { signMessage, verifyMessage } from './ed25519.js';
+import { utf8 } from '../codecs/bytes.js';
+import { sha256, signMessage, verifyMessage } from './ed25519.js';
 
 /** A phone's clock and the checker's may differ this much before a fresh code counts as not yet valid */
 export const WALLET_QR_SKEW_SECONDS = 30;
@@ -27,4 +28,9 @@ export function verifyWalletQr(text: string, publicKeyOf: (keyId: number) => Uin
   if (nowSeconds < qr.issuedAt - WALLET_QR_SKEW_SECONDS) throw new CodecError('WALLET_QR_EXPIRED', `issued at ${qr.issuedAt}, after now ${nowSeconds}`, 'issuedAt');
   if (nowSeconds > qr.issuedAt + qr.lifetime) throw new CodecError('WALLET_QR_EXPIRED', `valid until ${qr.issuedAt + qr.lifetime}, now ${nowSeconds}`, 'lifetime');
   return qr;
+}
+
+/** The wallet binding of a voucher (voucher-format.md §2): the first 16 bytes of SHA-256 of the wallet id */
+export function walletBinding(walletId: string): Uint8Array {
+  return sha256(utf8(walletId)).slice(0, 16);
 }

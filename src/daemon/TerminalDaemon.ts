@@ -167,6 +167,6 @@ const FAULT_CODES = new Set<string>(['STORAGE_FAULT', 'STORAGE_FULL', 'STORAGE_R
 export function feedbackFor(outcome: SwipeOutcome): PanelMessage {
   if (outcome.ok) return { lines: [outcome.message], tone: 'ok', led: 'ok' };
   const fault = FAULT_CODES.has(outcome.code);
-  const retry = outcome.code === 'CARD_REMOVED' || outcome.code === 'BUSY' || outcome.code === 'VOUCHER_MALFORMED' || outcome.code === 'SCAN_NOT_QR';
+  const retry = outcome.code === 'CARD_REMOVED' || outcome.code === 'BUSY' || outcome.code === 'VOUCHER_MALFORMED' || outcome.code === 'SCAN_NOT_QR' || outcome.code === 'VOUCHER_IDENTITY_NEEDED' || outcome.code === 'WALLET_QR_NO_VOUCHER';
   return { lines: [outcome.message], tone: fault ? 'fault' : retry ? 'attention' : 'refused', led: fault ? 'fault' : 'refused' };
 }

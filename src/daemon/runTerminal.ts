@@ -94,6 +94,7 @@ export async function startTerminal(config: TerminalConfig, log = createLogger({
     requireBoardWitness: config.device.requireBoardWitness,
     acceptVersion1Cards: config.cards.acceptVersion1,
     ...(config.voucher.deviceClass ? { voucherDeviceClass: config.voucher.deviceClass } : {}),
+    voucherIdentityRequired: config.voucher.requireIdentity,
     claimVoucher: (claim) => claimVoucher?.(claim) ?? Promise.resolve(undefined),
   });
   const scanner = config.scanner ? new SerialScanner(await openSerialTransport(config.scanner.path, { baudRate: config.scanner.baudRate }), { log }) : undefined;

@@ -32,6 +32,8 @@ export interface SerialRigOptions {
   readonly scanner?: SerialScanner;
   /** The device class of the simulated device, for vouchers scoped to one */
   readonly voucherDeviceClass?: string;
+  /** The clinic checks identity: a voucher needs its holder's personal QR code too (voucher.requireIdentity) */
+  readonly voucherIdentityRequired?: boolean;
 }
 
 export class SerialRig {
@@ -55,6 +57,7 @@ export class SerialRig {
       dataDir: options.dataDir,
       device: this.backend.device,
       ...(options.voucherDeviceClass ? { voucherDeviceClass: options.voucherDeviceClass } : {}),
+      ...(options.voucherIdentityRequired ? { voucherIdentityRequired: true } : {}),
       ...(options.locale ? { locale: options.locale } : {}),
       ...(options.log ? { log: options.log } : {}),
     });

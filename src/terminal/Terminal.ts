@@ -38,6 +38,8 @@ import { verifyCheckpoint } from '../crypto/checkpoint.js';
 import { encodeClockResetProof, encodeMotherClockResetBody, type ClockResetProof } from '../codecs/clockReset.js';
 import { verifyClockReset } from '../crypto/clockReset.js';
 import { decodeVoucherQr, type TrustList } from '../codecs/voucher.js';
+import { WALLET_QR_PREFIX } from '../codecs/walletQr.js';
+import { verifyWalletQr, walletBinding } from '../crypto/walletQr.js';
 import { encodeSettlementVoucher, parseSettlementVoucher } from '../codecs/settlementVoucher.js';
 import { verifySettlementVoucher } from '../crypto/settlementVoucher.js';
 import { admitVoucher, trustListState, voucherKeyOf } from '../crypto/voucher.js';
@@ -93,6 +95,12 @@ export interface TerminalOptions {
   /** The device class of the device this terminal enables (voucher.deviceClass): vouchers scoped to it are accepted */
   readonly voucherDeviceClass?: string;
   /**
+   * The clinic checks identity (voucher.requireIdentity): a voucher is written off only after its holder's personal
+   * QR code (wallet-qr.md) is scanned too, verified offline: signature by a voucher key of the trust list, within
+   * its lifetime, naming the wallet the voucher is bound to.
+   */
+  readonly voucherIdentityRequired?: boolean;
+  /**
    * Claims a voucher's write-off at the server where the link is up (as claimBatch). undefined: no answer
    * (offline): the terminal writes off offline and the server raises an alert if another terminal did too.
    */
@@ -114,6 +122,9 @@ export interface ProvisionRequest {
   readonly expectedRootFingerprint?: string;
 }
 
+/** How long a voucher that verified waits for its holder's personal QR code where the clinic checks identity */
+export const HOLDER_WAIT_MS = 120_000;
+
 export class Terminal {
   readonly ledger: Ledger;
   /** The terminal's time: entries, trust and validity follow it */
@@ -132,9 +143,13 @@ export class Terminal {
   /** The voucher trust list in force (voucher-format.md §4), loaded lazily */
   private trust: TrustList | undefined;
   private trustLoaded = false;
+  /** Where the clinic checks identity: the voucher that verified, waiting for its holder's personal QR code */
+  private awaitingHolder: { text: string; serial: number; atMs: number } | undefined;
+  private readonly monotonicMs: () => number;
 
   private constructor(private readonly options: TerminalOptions) {
     this.clock = new TerminalClock(options.clock ?? systemClock, options.monotonicMs);
+    this.monotonicMs = options.monotonicMs ?? (() => performance.now());
     this.locale = options.locale ?? 'en';
     this.log = (options.log ?? silentLogger).child({ ns: 'terminal' });
     this.device = options.device;
@@ -474,11 +489,32 @@ export class Terminal {
 
   /**
    * A code the scanner read (its text, AIM prefix removed): checked offline against the trust list, claimed at
-   * the server where the link is up, written off in ONE ledger transaction, then the device is enabled. Never throws.
+   * the server where the link is up, written off in ONE ledger transaction, then the device is enabled. Where the
+   * clinic checks identity, a voucher that verifies waits (VOUCHER_IDENTITY_NEEDED) for the next scan, its holder's
+   * personal QR code (TW1:), for HOLDER_WAIT_MS; any other scan drops it. Never throws.
    */
   async handleVoucher(text: string): Promise<SwipeOutcome> {
+    const scanned = text.trim();
+    const waiting = this.awaitingHolder;
+    if (!scanned.startsWith(WALLET_QR_PREFIX)) {
+      this.awaitingHolder = undefined;
+      return this.writeOffVoucher(scanned, undefined);
+    }
+    if (!waiting || this.monotonicMs() - waiting.atMs > HOLDER_WAIT_MS) {
+      this.awaitingHolder = undefined;
+      return this.serveOne('a card or voucher is being processed', async () => {
+        throw new TallyError('WALLET_QR_NO_VOUCHER', waiting ? `voucher ${waiting.serial} waited more than ${HOLDER_WAIT_MS / 1000} s` : 'no voucher scanned before it');
+      });
+    }
+    const outcome = await this.writeOffVoucher(waiting.text, scanned);
+    // one personal code for each voucher scan; a busy terminal keeps it waiting
+    if (outcome.ok || outcome.code !== 'BUSY') this.awaitingHolder = undefined;
+    return outcome;
+  }
+
+  private async writeOffVoucher(text: string, holderQr: string | undefined): Promise<SwipeOutcome> {
     return this.serveOne('a card or voucher is being processed', async (identity) => {
-      const raw = decodeVoucherQr(text.trim());
+      const raw = decodeVoucherQr(text);
       const trust = this.voucherTrustList();
       if (!trust) throw new TallyError('TRUST_LIST_MISSING');
       const now = Math.floor(this.ledger.effectiveNow() / 1000);
@@ -491,6 +527,7 @@ export class Terminal {
           return use !== undefined && use.state !== 'released';
         },
       });
+      if (this.options.voucherIdentityRequired) this.checkHolder(text, voucher, trust, now, holderQr);
       const grace = trustListState(trust, now) === 'grace';
       if (grace) this.log.warn({ event: 'trust-list-grace', listSeq: trust.listSeq }, 'voucher trust list past its validity: accepted in its offline grace');
       this.session.checkReadyForUse();
@@ -503,6 +540,25 @@ export class Terminal {
       await this.enableDevice(seq);
       return { ok: true, action: 'voucher', seq, serial: voucher.serial, examType: voucher.examType, claimed, trustListGrace: grace, message: pick(okMessages.voucherAccepted(voucher.serial, voucher.examType, grace), this.locale) };
     });
+  }
+
+  /**
+   * Where the clinic checks identity: the personal QR code names the voucher's holder (wallet-qr.md §5). Without one
+   * yet, the voucher waits for it (VOUCHER_IDENTITY_NEEDED); a code that does not verify keeps its own refusal
+   * (BAD_WALLET_QR, WALLET_QR_UNKNOWN_KEY, WALLET_QR_FORGED, WALLET_QR_EXPIRED); another wallet's is WALLET_QR_WRONG_PERSON.
+   */
+  private checkHolder(text: string, voucher: { serial: number; wallet?: Uint8Array }, trust: TrustList, now: number, holderQr: string | undefined): void {
+    if (!voucher.wallet) throw new TallyError('VOUCHER_HOLDER_UNNAMED', `serial ${voucher.serial} is bound to no wallet`, { serial: voucher.serial });
+    if (holderQr === undefined) {
+      this.awaitingHolder = { text, serial: voucher.serial, atMs: this.monotonicMs() };
+      this.log.info({ event: 'voucher-awaits-holder', serial: voucher.serial }, "voucher verified: waiting for its holder's personal QR code");
+      throw new TallyError('VOUCHER_IDENTITY_NEEDED', `serial ${voucher.serial}`, { serial: voucher.serial });
+    }
+    const person = verifyWalletQr(holderQr, (keyId) => voucherKeyOf(trust, keyId, now)?.publicKey, now);
+    if (!bytesEqual(walletBinding(person.walletId), voucher.wallet)) {
+      throw new TallyError('WALLET_QR_WRONG_PERSON', `wallet ${person.walletId} does not hold voucher ${voucher.serial}`, { serial: voucher.serial });
+    }
+    this.log.info({ event: 'voucher-holder-checked', serial: voucher.serial, walletId: person.walletId }, "the voucher's holder showed a personal QR code");
   }
 
   // ---------------- insurance settlement vouchers (settlement-voucher.md) ----------------

@@ -7,11 +7,11 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes, type KeyObject } from 'node:crypto';
-import { fromHex, toHex, utf8 } from '../../codecs/bytes.js';
+import { fromHex, toHex } from '../../codecs/bytes.js';
 import { encodeVoucherQr, KeyRole, openKeyCertificate, type KeyCertificate, type VoucherFields } from '../../codecs/voucher.js';
-import { privateKeyFromSeed, privateKeySeed, rawPublicKey, sha256, verifyMessage } from '../../crypto/ed25519.js';
+import { privateKeyFromSeed, privateKeySeed, rawPublicKey, verifyMessage } from '../../crypto/ed25519.js';
 import { signTrustList, signVoucher } from '../../crypto/voucher.js';
-import { signWalletQr, verifyWalletQr } from '../../crypto/walletQr.js';
+import { signWalletQr, verifyWalletQr, walletBinding } from '../../crypto/walletQr.js';
 import { CodecError, TallyError } from '../../errors.js';
 import type { SqlVoucherStore, VoucherBatchFields, VoucherBatchSpec, VoucherRow } from './SqlVoucherStore.js';
 
@@ -224,7 +224,4 @@ export class VoucherOffice {
   }
 }
 
-/** The wallet binding of a voucher (voucher-format.md §2): the first 16 bytes of SHA-256 of the wallet id */
-export function walletBinding(walletId: string): Uint8Array {
-  return sha256(utf8(walletId)).slice(0, 16);
-}
+export { walletBinding };
