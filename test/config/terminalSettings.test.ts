@@ -74,7 +74,7 @@ describe('terminal settings', () => {
     expect(redacted(TERMINAL_SETTINGS, values)['sync.password']).toBe('***');
     const lines = settingsListing(TERMINAL_SETTINGS);
     const keys = [...settingsOf(TERMINAL_SETTINGS).keys()];
-    expect(keys).toHaveLength(35);
+    expect(keys).toHaveLength(36);
     expect(lines).toHaveLength(keys.length * 2);
     for (const key of keys) {
       const at = lines.findIndex((l) => l.startsWith(`${key} `));
