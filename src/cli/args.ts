@@ -8,7 +8,7 @@ import { parseArgsOptions, type OptionTable } from './options.js';
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** Every command takes --locale en|zh: the language of the CLI's prompts and error line (and of the terminal's messages where it has them) */
-const LOCALE_OPTION: Options = { locale: { type: 'string' } };
+const LOCALE_OPTION: Options = { locale: { type: 'string' }, 'log-json': { type: 'boolean' } };
 
 function takeLocale(values: Record<string, unknown>): void {
   const locale = values.locale;

@@ -11,6 +11,8 @@ import { COMMON_OPTIONS, type OptionTable } from './options.js';
 export interface CliIo {
   out(line: string): void;
   err(line: string): void;
+  /** Standard error is a terminal a person reads (a failure's JSON event is then left out unless asked for) */
+  readonly errIsTerminal?: boolean;
 }
 
 /** A word after the command's path that selects what it does (tally pki init), with options of its own if it has any */

@@ -43,6 +43,7 @@ export function requiredOption(spec: OptionSpec): OptionSpec {
 export const COMMON_OPTIONS: OptionTable = {
   locale: valueOption('en|zh', "the language of the CLI's prompts and error line", { default: 'TALLY_LOCALE, else en' }),
   help: flagOption('this help', { short: 'h' }),
+  'log-json': flagOption("write a failure's JSON cli-refused event at a terminal too (always written when standard error is not a terminal; or TALLY_LOG=json)"),
 };
 
 export function parseArgsOptions(table: OptionTable): NonNullable<ParseArgsConfig['options']> {

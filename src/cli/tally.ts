@@ -134,13 +134,22 @@ export async function main(args: string[], io: CliIo): Promise<number> {
       const [line, ...more] = errorLine(err, locale).split('\n');
       io.err([`${name}: ${line} [${err.code} ${err.numericCode}]`, ...more].join('\n'));
       if (err.code === 'USAGE') return 2;
-      // the operator's message in the other language too, and the structured event
+      // the operator's message in the other language too, and the structured event for the log
       io.err(`${name}: ${locale === 'zh' ? err.message : err.operatorMessage('zh')} [${err.code} ${err.numericCode}]`);
-      io.err(JSON.stringify({ level: 'error', event: 'cli-refused', command: command.path.join(' '), code: err.code, numericCode: err.numericCode, detail: err.detail, ...('storageCode' in err.context ? { storageCode: err.context.storageCode } : {}) }));
+      if (wantsRefusalEvent(found.rest, io)) io.err(JSON.stringify({ level: 'error', event: 'cli-refused', command: command.path.join(' '), code: err.code, numericCode: err.numericCode, detail: err.detail, ...('storageCode' in err.context ? { storageCode: err.context.storageCode } : {}) }));
       return 1;
     }
     throw thrown;
   }
+}
+
+/**
+ * A coded failure's JSON event goes to the log: standard error when it is not a terminal (journald,
+ * a pipe, a file), which is where logs are read. A person at a terminal reads the two lines above it;
+ * --log-json or TALLY_LOG=json asks for the event there too.
+ */
+export function wantsRefusalEvent(args: readonly string[], io: CliIo): boolean {
+  return io.errIsTerminal !== true || args.includes('--log-json') || process.env.TALLY_LOG === 'json';
 }
 
 /**
@@ -162,7 +171,7 @@ if (isEntryPoint) {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);
   });
-  const io: CliIo = { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) };
+  const io: CliIo = { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`), errIsTerminal: process.stderr.isTTY === true };
   main(process.argv.slice(2), io).then(
     (code) => {
       process.exitCode = code;

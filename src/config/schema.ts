@@ -282,7 +282,7 @@ export function editorSchema(schema: TObject, meta: { id: string; title: string;
 }
 
 /** TALLY_* variables read elsewhere than the settings schemas (secrets and tools), so not typos */
-export const OTHER_TALLY_VARIABLES: readonly string[] = ['TALLY_ADMIN_TOKEN', 'TALLY_CA_PASSPHRASE', 'TALLY_LOCALE', 'TALLY_CARD_TIMING', 'TALLY_PCSCD_RUN_DIR', 'TALLY_PCSCD_QUICKACK', 'TALLY_PCSCD_DEBUG', 'TALLY_PCSCD_CONFIG'];
+export const OTHER_TALLY_VARIABLES: readonly string[] = ['TALLY_ADMIN_TOKEN', 'TALLY_CA_PASSPHRASE', 'TALLY_LOCALE', 'TALLY_LOG', 'TALLY_CARD_TIMING', 'TALLY_PCSCD_RUN_DIR', 'TALLY_PCSCD_QUICKACK', 'TALLY_PCSCD_DEBUG', 'TALLY_PCSCD_CONFIG'];
 
 /** TALLY_* variables that name no setting of `schemas` (a typo is otherwise ignored silently), each with the closest setting's variable */
 export function unknownEnvironment(schemas: readonly TObject[], env: Record<string, string | undefined>): { variable: string; closest?: string }[] {
