@@ -1,6 +1,6 @@
 /**
  * A clinic's statement for the console (GET /api/statement?clinic=, and as a PDF: GET /api/statement.pdf?clinic=).
- * Its totals are the clinic's row of `tally server report income` (the same incomeSplit over the store's uses per
+ * Its totals are the clinic's row of `tally server report income` (the same incomeSplit over the store's card uses and vouchers charged per
  * clinic, at the same pricing), in integer fen. Beside them, for each terminal of the clinic, the statement the
  * audit bundle signs (crypto/auditBundle.ts statementFieldsOf + signStatement, with the server key when the server
  * has one): the uses charged counted from the ledger entries the server holds and their split at the clinic's
@@ -72,7 +72,8 @@ export async function clinicStatement(store: ServerStore, configured: PricingCon
   if (!clinic && terminals.length === 0) throw new TallyError('STATEMENT_CLINIC_UNKNOWN', clinicCode);
   const pricingConfig = await currentPricing(store, configured);
   const pricing = clinicPricing(pricingConfig, clinicCode);
-  const income = incomeSplit(await store.usesPerClinic(), pricingConfig).find((r) => r.clinicCode === clinicCode) ?? incomeSplit([{ clinicCode, uses: 0 }], pricingConfig)[0]!;
+  // the income report's row: card uses and the vouchers charged (each once), as the bundle's statement counts them
+  const income = incomeSplit(await store.usesPerClinic(), pricingConfig, await store.voucherUsesPerClinic()).find((r) => r.clinicCode === clinicCode) ?? incomeSplit([{ clinicCode, uses: 0 }], pricingConfig)[0]!;
   const rows: TerminalStatement[] = [];
   for (const t of terminals) {
     const raws = await allEntries(store, t.terminalId);
