@@ -15,9 +15,10 @@ import { encodeServerKeyCertificateBody, parseSignedJson, type SignedJson } from
 import { verifyServerKeyCertificate } from '../../crypto/checkpoint.js';
 import { generateSigningKey, privateKeyFromSeed, privateKeySeed, sha256 } from '../../crypto/ed25519.js';
 import { TallyError } from '../../errors.js';
-import { parse, pin, required } from '../args.js';
-import { READER_HELP, READER_OPTIONS, withCardSource } from '../cardSource.js';
-import type { CliCommand } from '../command.js';
+import { pin, required } from '../args.js';
+import { withCardSource } from '../cardSource.js';
+import { defineCommand } from '../command.js';
+import { CARD_READER_OPTIONS, MOTHER_OPTIONS, requiredOption, valueOption } from '../options.js';
 
 const KEY_FILE_FORMAT = 'tallystick-server-key-file/1';
 
@@ -44,21 +45,26 @@ export function loadServerKey(path: string, rootPublicKey: Uint8Array): ServerKe
   return { key, certificate, serverId: fields.serverId, publicKey: fields.publicKey };
 }
 
-export const serverCertifyKeyCommand: CliCommand = {
-  path: ['server', 'certify-key'],
-  summary: "make the server's signing key, certified by the mother card (for signed checkpoints and statements)",
-  help: `tally server certify-key --server-id ID --key FILE (--mother FILE | --reader SPEC) --mother-pin PIN
-
-Makes a new Ed25519 key for the server and has the mother card sign its
+export const serverCertifyKeyCommand = defineCommand(
+  {
+    path: 'server certify-key',
+    summary: "make the server's signing key, certified by the mother card (for signed checkpoints and statements)",
+    usage: ['tally server certify-key --server-id ID --key FILE (--mother FILE | --reader SPEC) --mother-pin PIN'],
+    about: `Makes a new Ed25519 key for the server and has the mother card sign its
 certificate after the mother PIN. FILE (mode 0600) holds the key and the
 certificate; give it to tally server run --signing-key FILE. The key signs the
 checkpoints in the server's acks, which terminals and auditors check with the
-investor root alone; it cannot make a card or a terminal.
-  --server-id ID    1..64 of A-Z a-z 0-9 . _ -  (e.g. SRV-1)
-  --mother FILE     the mother card file (with the file reader)
-${READER_HELP}`,
-  async run(args, io) {
-    const values = parse(args, { 'server-id': { type: 'string' }, key: { type: 'string' }, mother: { type: 'string' }, 'mother-pin': { type: 'string' }, ...READER_OPTIONS });
+investor root alone; it cannot make a card or a terminal.`,
+    options: {
+      'server-id': valueOption('ID', '1..64 of A-Z a-z 0-9 . _ - (e.g. SRV-1)', { required: true }),
+      key: valueOption('FILE', 'where the key file goes (mode 0600)', { required: true }),
+      mother: MOTHER_OPTIONS.mother!,
+      'mother-pin': requiredOption(MOTHER_OPTIONS['mother-pin']!),
+      ...CARD_READER_OPTIONS,
+    },
+  },
+  async (args, io, cli) => {
+    const values = cli.parse(args);
     const serverId = required(values, 'server-id');
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(serverId)) throw new TallyError('USAGE', 'server id: 1..64 of A-Z a-z 0-9 . _ -');
     const keyPath = required(values, 'key');
@@ -82,4 +88,4 @@ ${READER_HELP}`,
     io.out(`investor root key ${toHex(result.root)}`);
     return 0;
   },
-};
+);
