@@ -658,6 +658,14 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'Something called one of the old terminal HTTP routes (POST /api/insurance/device_authorization, /token or /outcome). They took a terminal id from the body with no credential, so anyone on the network could start, collect or reverse an order; terminals now make these requests only over MQTT, where the broker knows each by its certificate and confines it to its own topics.',
     remedy: 'Nothing was changed. A terminal showing it runs software older than its server: update it (it uses the MQTT insurance topic). Anything else calling the route is not a terminal: find the address in the server log (event insurance.terminal-http-refused).',
   },
+  INSURANCE_SERVICE_ORDER_OTHER_CLINIC: {
+    cause: "A terminal was asked to redeem a service order the patient paid in the booking app for an exam at another clinic (the server knows the terminal's clinic by its certificate, else the registry).",
+    remedy: 'Nothing was changed and the order stays paid. Send the patient to the clinic the order names (the booking app shows it); a terminal in no known clinic is registered first (tally server registry, or the registry page).',
+  },
+  INSURANCE_SERVICE_ORDER_REDEEMED: {
+    cause: 'The code of a paid service order was redeemed before at another terminal: an order pays one use, at the first terminal that redeems it.',
+    remedy: 'Nothing was charged again. If the patient did not have the exam, look the order up (its terminal is in the server log, event insurance.service-order-redeemed): a use that failed there was released and the settlement reversed.',
+  },
   BAD_TLV: {
     cause: 'Bytes in tag-length-value form (a card record, a ledger entry) are truncated, overlong or carry a length out of range.',
     remedy: 'Nothing is taken from them. The error names the bad field; a card showing it is replaced, a file showing it is damaged.',

@@ -209,6 +209,8 @@ export const ErrorCodes = {
   INSURANCE_NO_SIGNING_KEY: info(6613, 'Insurance payments need the server signing key (tally server certify-key)', '医保支付需要服务器签名密钥（tally server certify-key）'),
   INSURANCE_PLATFORM_NO_ANSWER: info(6615, 'Insurance platform dropped the connection without answering: the request may have been done (looked up by its idempotency key)', '医保平台未应答即断开连接：请求可能已执行（按幂等键查询）', true),
   INSURANCE_TERMINAL_HTTP_REFUSED: info(6616, 'Refused: terminals pay by insurance over their own authenticated MQTT link, not over HTTP; nothing was changed', '已拒绝：终端须通过其经认证的 MQTT 链路进行医保支付，而非 HTTP；未做任何更改'),
+  INSURANCE_SERVICE_ORDER_OTHER_CLINIC: info(6617, 'This paid service order is for another clinic: redeem it at a terminal of the clinic it was booked for', '该已支付服务订单属于其他医疗机构：请在预约的机构终端上核销'),
+  INSURANCE_SERVICE_ORDER_REDEEMED: info(6618, 'This paid service order was already redeemed at another terminal', '该已支付服务订单已在另一台终端核销'),
 
   // 7xxx: formats (thrown by the codecs as CodecError, with the path of the bad field)
   BAD_TLV: info(7001, 'Malformed data (TLV)', '数据格式错误（TLV）'),

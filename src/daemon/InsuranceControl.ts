@@ -1,7 +1,8 @@
 /**
  * The operator's way to start an insurance payment at a running daemon (`tally terminal insurance`): a unix
  * socket in the data folder, mode 0600 like the status socket, so only the local operator's account reaches it.
- * The client writes one JSON line {item, amountFen}; the daemon answers with JSON lines: each progress event
+ * The client writes one JSON line {item, amountFen}, or {redeemCode} to redeem a service order the patient paid in
+ * a booking app (seed 001); the daemon answers with JSON lines: each progress event
  * ({type: 'qr', ...}, {type: 'poll', ...}, {type: 'voucher', ...}), then {type: 'outcome', outcome} and closes.
  */
 import { existsSync, unlinkSync } from 'node:fs';
@@ -43,7 +44,7 @@ export class InsuranceControl {
         const newline = text.indexOf('\n');
         if (newline < 0) return;
         started = true;
-        let request: { item?: unknown; amountFen?: unknown };
+        let request: { item?: unknown; amountFen?: unknown; redeemCode?: unknown };
         try {
           request = JSON.parse(text.slice(0, newline)) as typeof request;
         } catch {
@@ -51,8 +52,15 @@ export class InsuranceControl {
           socket.end();
           return;
         }
+        if (typeof request.redeemCode === 'string') {
+          void this.payment.redeem(request.redeemCode).then((outcome) => {
+            send({ type: 'outcome', outcome });
+            socket.end();
+          });
+          return;
+        }
         if (typeof request.item !== 'string' || typeof request.amountFen !== 'number') {
-          send({ type: 'error', message: 'item (text) and amountFen (whole fen) are required' });
+          send({ type: 'error', message: 'item (text) and amountFen (whole fen), or redeemCode, are required' });
           socket.end();
           return;
         }
@@ -72,7 +80,7 @@ export class InsuranceControl {
 }
 
 /** Starts a payment at the daemon listening on path; lines arrive through onLine; resolves with the outcome */
-export function requestInsurancePayment(path: string, request: { item: string; amountFen: number }, onLine: (line: InsuranceControlLine) => void): Promise<SwipeOutcome | undefined> {
+export function requestInsurancePayment(path: string, request: { item: string; amountFen: number } | { redeemCode: string }, onLine: (line: InsuranceControlLine) => void): Promise<SwipeOutcome | undefined> {
   return new Promise((resolve) => {
     if (!existsSync(path)) {
       resolve(undefined);

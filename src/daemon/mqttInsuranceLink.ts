@@ -36,6 +36,12 @@ export function mqttInsuranceLink(client: SyncClient, timeoutMs = 5000): Insuran
       if (d.pending) return { pending: d.pending, interval };
       throw new TallyError('INSURANCE_FAILED', 'the server answered a poll with neither a voucher nor a state');
     },
+    async redeem(redeemCode) {
+      const d = await ask({ op: 'redeem', redeemCode });
+      if (!d) return undefined;
+      if (!d.orderId || !d.voucher) throw new TallyError('INSURANCE_FAILED', 'the server answered a redemption without its voucher');
+      return { orderId: d.orderId, voucher: d.voucher };
+    },
     async outcome(orderId, ran) {
       try {
         return (await ask({ op: 'outcome', orderId, ran })) !== undefined;

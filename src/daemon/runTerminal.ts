@@ -29,6 +29,7 @@ const OFFLINE_LINK: InsuranceLink = {
   online: () => false,
   start: async () => undefined,
   poll: async () => undefined,
+  redeem: async () => undefined,
   outcome: async () => false,
   onVoucher: () => () => undefined,
 };

@@ -687,7 +687,7 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
   registerVoucherRoutes({ get, write, principal: (request) => auth.principal(request), log: logger, store: store.vouchers, office: new VoucherOffice(store.vouchers, options.voucherKey, nowSeconds), nowSeconds });
 
   if (options.insurance) {
-    registerInsuranceConsoleRoutes(get, options.insurance.service, options.insurance.ledgerUses);
+    registerInsuranceConsoleRoutes({ get, write, principal: (request) => auth.principal(request) }, options.insurance.service, options.insurance.ledgerUses);
     await app.register(insuranceRoutes(options.insurance.service, logger));
   }
 

@@ -39,6 +39,8 @@ export interface InsuranceLink {
   poll(deviceCode: string): Promise<InsurancePoll | undefined>;
   /** true once the server recorded it */
   outcome(orderId: string, ran: boolean): Promise<boolean>;
+  /** A paid service order (seed 001) by the code the patient shows: its voucher for this terminal, or refused */
+  redeem(redeemCode: string): Promise<{ orderId: string; voucher: string } | undefined>;
   /** Vouchers the server pushes (as soon as the patient consented) */
   onVoucher(listener: (orderId: string, voucher: string) => void): () => void;
 }
@@ -83,6 +85,40 @@ export class InsurancePayment {
     this.log.warn({ event: 'insurance.refused', code, ...context }, detail);
     void this.options.panel?.show({ lines: [operatorMessage(code, this.locale)], tone: 'refused', led: 'refused' }).catch(() => undefined);
     return { ok: false, code, message: operatorMessage(code, this.locale), detail };
+  }
+
+  /**
+   * The operator redeems a service order the patient paid in a booking app (seed 001), by the code the app shows,
+   * as a voucher: the server binds the order to this terminal and answers its settlement voucher, which is checked
+   * and used as any other. Never throws: every failure is a refusal with its code.
+   */
+  async redeem(redeemCode: string): Promise<SwipeOutcome> {
+    if (this.busy) return this.refuse('INSURANCE_BUSY', 'an insurance payment is already waiting');
+    this.busy = true;
+    try {
+      if (!this.options.link.online()) return this.refuse('INSURANCE_OFFLINE', 'the link to the server is down');
+      const redeemed = await this.options.link.redeem(redeemCode);
+      if (!redeemed) return this.refuse('INSURANCE_OFFLINE', 'the server did not answer the redemption');
+      this.log.info({ event: 'insurance.service-order-voucher', orderId: redeemed.orderId }, 'service order voucher received');
+      return await this.useVoucher(redeemed.orderId, redeemed.voucher);
+    } catch (err) {
+      return this.refuse(codeOf(err), isTallyError(err) ? err.detail : (err as Error).message);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** The voucher checked and its use run (Terminal.handleSettlement), the panel told, the outcome sent */
+  private async useVoucher(orderId: string, voucher: string): Promise<SwipeOutcome> {
+    const outcome = await this.options.terminal.handleSettlement(voucher, { orderId });
+    if (outcome.ok) {
+      void this.options.panel?.show({ lines: [outcome.message], tone: 'ok', led: 'ok' }).catch(() => undefined);
+    } else {
+      this.log.warn({ event: 'insurance.refused', code: outcome.code, orderId }, outcome.detail);
+      void this.options.panel?.show({ lines: [outcome.message], tone: 'refused', led: 'refused' }).catch(() => undefined);
+    }
+    void this.sendOutcomes();
+    return outcome;
   }
 
   /** The operator starts a payment of item for amountFen. Never throws: every failure is a refusal with its code. */
@@ -163,15 +199,7 @@ export class InsurancePayment {
         }
       }
       progress({ type: 'voucher', orderId: auth.orderId, via });
-      const outcome = await this.options.terminal.handleSettlement(voucher, { orderId: auth.orderId });
-      if (outcome.ok) {
-        void this.options.panel?.show({ lines: [outcome.message], tone: 'ok', led: 'ok' }).catch(() => undefined);
-      } else {
-        this.log.warn({ event: 'insurance.refused', code: outcome.code, orderId: auth.orderId }, outcome.detail);
-        void this.options.panel?.show({ lines: [outcome.message], tone: 'refused', led: 'refused' }).catch(() => undefined);
-      }
-      void this.sendOutcomes();
-      return outcome;
+      return await this.useVoucher(auth.orderId, voucher);
     } finally {
       stopListening();
     }

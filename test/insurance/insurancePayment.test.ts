@@ -72,6 +72,7 @@ function scriptedLink(clock: ManualScheduler, answers: (InsurancePoll | undefine
       return Promise.resolve(answers.length > 1 ? answers.shift() : answers[0]);
     },
     outcome: () => Promise.resolve(true),
+    redeem: () => Promise.resolve(undefined),
     onVoucher: (listener) => {
       listeners.add(listener);
       return () => listeners.delete(listener);

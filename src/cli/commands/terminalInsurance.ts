@@ -23,28 +23,32 @@ export const terminalInsuranceCommand = defineCommand(
   {
     path: 'terminal insurance',
     summary: 'start an insurance payment at the running terminal: QR on its display, consent on the phone, then the device runs',
-    usage: ['tally terminal insurance --item ITEM --amount YUAN (--data DIR | --config FILE) [--json]'],
+    usage: ['tally terminal insurance (--item ITEM --amount YUAN | --redeem CODE) (--data DIR | --config FILE) [--json]'],
     about: `Asks the running daemon (tally terminal run) to start a payment by
 medical-insurance e-credential for ITEM (e.g. OCT) of YUAN (e.g. 120.00). The
 daemon asks the server over its MQTT link, shows the authorisation QR code with
 the user code and the binding code on the board's display (and here), waits for
 the patient's consent on the phone, checks the settlement voucher and enables
 the device. The terminal must be online: offline it refuses INSURANCE_OFFLINE.
+--redeem CODE redeems instead a service order the patient already paid with
+the e-credential in a booking app (the app shows CODE, e.g. BCDF-GHJK): the
+server gives this terminal the order's settlement voucher (refused when the
+order is for another clinic or was redeemed elsewhere), then the device runs.
 Exit 0 when the use is granted, 3 when refused. --json prints each step as a
 JSON line.`,
     options: {
-      item: valueOption('ITEM', 'the examination paid for (e.g. OCT)', { required: true }),
-      amount: valueOption('YUAN', 'its price in yuan (e.g. 120.00)', { required: true }),
+      item: valueOption('ITEM', 'the examination paid for (e.g. OCT); with --amount, unless --redeem'),
+      amount: valueOption('YUAN', 'its price in yuan (e.g. 120.00)'),
+      redeem: valueOption('CODE', "a service order's code from the booking app (seed 001): redeem it instead of a new payment"),
       ...TERMINAL_DATA_OPTIONS,
       json: flagOption('print each step as a JSON line'),
     },
   },
   async (args, io, cli) => {
     const values = cli.parse(args);
-    const item = required(values, 'item').toUpperCase();
-    const amountFen = parseYuan(required(values, 'amount'));
+    const request = typeof values.redeem === 'string' ? { redeemCode: values.redeem } : { item: required(values, 'item').toUpperCase(), amountFen: parseYuan(required(values, 'amount')) };
     const dataDir = typeof values.config === 'string' ? loadTerminalConfig(values.config).config.dataDir : required(values, 'data');
-    const outcome = await requestInsurancePayment(insuranceSocketPath(dataDir), { item, amountFen }, (line) => {
+    const outcome = await requestInsurancePayment(insuranceSocketPath(dataDir), request, (line) => {
       if (values.json) {
         io.out(JSON.stringify(line));
         return;

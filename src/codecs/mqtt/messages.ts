@@ -94,9 +94,12 @@ export const VoucherClaimResultSchema = object({
 });
 
 const orderIdText = string(64, /^[A-Za-z0-9._-]{1,64}$/);
-const insuranceOp = literal('start', 'poll', 'outcome');
+const insuranceOp = literal('start', 'poll', 'outcome', 'redeem');
 
-/** Terminal -> server (docs/insurance.md): start {item, amountFen}, poll {deviceCode}, outcome {orderId, ran} */
+/**
+ * Terminal -> server (docs/insurance.md): start {item, amountFen}, poll {deviceCode}, outcome {orderId, ran},
+ * redeem {redeemCode}: a service order the patient paid in a booking app (seed 001), its code as the app shows it
+ */
 export const InsuranceRequestSchema = object({
   transaction: u32,
   op: insuranceOp,
@@ -105,6 +108,7 @@ export const InsuranceRequestSchema = object({
   deviceCode: optional(string(128, /^[A-Za-z0-9_-]{16,128}$/)),
   orderId: optional(orderIdText),
   ran: optional(boolean()),
+  redeemCode: optional(string(16, /^[A-Za-z]{4}-?[A-Za-z]{4}$/)),
 });
 
 /**
@@ -116,7 +120,7 @@ export const InsuranceResultSchema = object({
   status: literal('ok', 'error'),
   data: optional(
     object({
-      op: literal('start', 'poll', 'outcome', 'voucher'),
+      op: literal('start', 'poll', 'outcome', 'voucher', 'redeem'),
       orderId: optional(orderIdText),
       deviceCode: optional(string(128, /^[A-Za-z0-9_-]{16,128}$/)),
       userCode: optional(string(16, /^[A-Z]{4}-[A-Z]{4}$/)),
@@ -244,7 +248,7 @@ function checkSemantics<K extends JsonKind>(kind: K, value: JsonPayloads[K]): vo
   }
   if (kind === 'insurance') {
     const r = value as InsuranceRequestPayload;
-    const needs: Record<InsuranceRequestPayload['op'], readonly (keyof InsuranceRequestPayload)[]> = { start: ['item', 'amountFen'], poll: ['deviceCode'], outcome: ['orderId', 'ran'] };
+    const needs: Record<InsuranceRequestPayload['op'], readonly (keyof InsuranceRequestPayload)[]> = { start: ['item', 'amountFen'], poll: ['deviceCode'], outcome: ['orderId', 'ran'], redeem: ['redeemCode'] };
     for (const key of needs[r.op]) if (r[key] === undefined) throw new PayloadError('schema', `insurance ${r.op} needs ${key}`, key);
   }
   if ((kind === 'ack' || kind === 'claim-result' || kind === 'voucher-claim-result' || kind === 'insurance-result' || kind === 'response') && (value as { status: string }).status === 'error' && !(value as { error?: unknown }).error) {

@@ -69,7 +69,8 @@ export type Permission =
   | 'vouchers.write'
   | 'wallet.read'
   | 'wallet.book'
-  | 'insurance.reconcile';
+  | 'insurance.reconcile'
+  | 'wallet.insurance';
 
 const everyone: readonly PrincipalRole[] = [...ROLES, 'machine'];
 
@@ -111,6 +112,8 @@ export const PERMISSIONS: Readonly<Record<Permission, readonly PrincipalRole[]>>
   'wallet.book': ['patient'],
   // insurance payments: money, so the investor's side and its auditors (the terminals pay over MQTT, not here)
   'insurance.reconcile': ['authority', 'auditor', 'machine'],
+  // seed 001's booking app: the patient pays its own service orders with its e-credential
+  'wallet.insurance': ['patient'],
 };
 
 export function may(principal: Principal, permission: Permission): boolean {

@@ -722,6 +722,10 @@ export class Ingest {
           if ('voucher' in answer) return reply({ transaction: request.transaction, status: 'ok', data: { op: 'poll', orderId: answer.orderId, voucher: answer.voucher } });
           return reply({ transaction: request.transaction, status: 'ok', data: { op: 'poll', pending: answer.error, interval: answer.interval, ...('reason' in answer ? { reason: answer.reason } : {}) } });
         }
+        case 'redeem': {
+          const redeemed = await service.redeem(request.redeemCode!, terminalId, await this.clinicOfTerminal(terminalId));
+          return reply({ transaction: request.transaction, status: 'ok', data: { op: 'redeem', orderId: redeemed.orderId, voucher: redeemed.voucher } });
+        }
         case 'outcome': {
           const order = await service.outcome(request.orderId!, terminalId, request.ran!);
           return reply({ transaction: request.transaction, status: 'ok', data: { op: 'outcome', orderId: order.orderId, state: order.state } });
@@ -732,6 +736,13 @@ export class Ingest {
       if (!isTallyError(err)) this.logger.error({ terminalId, op: request.op, err: (err as Error).message }, 'insurance request failed');
       return reply({ transaction: request.transaction, status: 'error', error: { code, message: (isTallyError(err) ? err.detail || operatorMessage(code, 'en') : operatorMessage(code, 'en')).slice(0, 500) } });
     }
+  }
+
+  /** The clinic a terminal is in: by its reports (its certificate's clinic), else the registry */
+  private async clinicOfTerminal(terminalId: string): Promise<string | undefined> {
+    const reported = (await this.store.terminals()).find((t) => t.terminalId === terminalId)?.clinicCode;
+    if (reported) return reported;
+    return (await this.store.registry.terminalRegistry()).find((t) => t.terminalId === terminalId)?.clinicCode;
   }
 
   /** A terminal asks, online, to write a voucher off (voucher-format.md §6): one conditional update decides */

@@ -25,6 +25,7 @@ import type { InsuranceOrderRow, InsuranceStore } from './InsuranceStore.js';
 const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
 const ITEM = /^[A-Z0-9_]{1,16}$/;
 const TERMINAL = /^[A-Za-z0-9._-]{1,64}$/;
+const CLINIC = /^[A-Za-z0-9._-]{1,16}$/;
 
 export interface InsuranceServiceOptions {
   readonly store: InsuranceStore;
@@ -46,6 +47,8 @@ export interface InsuranceServiceOptions {
    * committed the use just before the expiry may still be delivering its ledger entry.
    */
   readonly reverseGraceMs?: number;
+  /** How long a paid service order (seed 001) may wait for its terminal, ms (default 7 days) */
+  readonly serviceOrderTtlMs?: number;
   /** Called once an order is settled (its voucher made): the server pushes the voucher to the terminal */
   readonly onSettled?: (order: InsuranceOrderRow) => void;
 }
@@ -78,6 +81,41 @@ export interface PhoneView {
   readonly patientFen?: number;
   readonly maskedName?: string;
   readonly failure?: string;
+}
+
+/** A service order as the booking app sees it: the result fed back, and the code the patient redeems it with */
+export interface ServiceOrderView {
+  readonly orderId: string;
+  readonly state: string;
+  readonly clinicCode: string;
+  readonly item: string;
+  readonly amountFen: number;
+  readonly insurerFen?: number;
+  readonly patientFen?: number;
+  /** Shown to the terminal's operator (typed or scanned) once paid */
+  readonly redeemCode?: string;
+  readonly bindingCode: string;
+  readonly validUntil: number;
+  readonly redeemedAt?: string;
+  readonly failure?: string;
+}
+
+function serviceOrderView(order: InsuranceOrderRow): ServiceOrderView {
+  const paid = order.state === 'settled' || order.state === 'used';
+  return {
+    orderId: order.orderId,
+    state: order.state,
+    clinicCode: order.clinicCode!,
+    item: order.item,
+    amountFen: order.amountFen,
+    ...(order.insurerFen !== undefined ? { insurerFen: order.insurerFen } : {}),
+    ...(order.patientFen !== undefined ? { patientFen: order.patientFen } : {}),
+    ...(paid && order.state === 'settled' && order.terminalId === '' ? { redeemCode: `${order.userCode.slice(0, 4)}-${order.userCode.slice(4)}` } : {}),
+    bindingCode: bindingCode(order),
+    validUntil: order.expiresAt,
+    ...(order.terminalId !== '' ? { redeemedAt: order.terminalId } : {}),
+    ...(order.failure !== undefined ? { failure: order.failure } : {}),
+  };
 }
 
 export interface ReconcileMismatch {
@@ -114,6 +152,7 @@ export class InsuranceService {
   private readonly codeTtlMs: number;
   private readonly intervalS: number;
   private readonly voucherTtlMs: number;
+  private readonly serviceOrderTtlMs: number;
 
   constructor(private readonly options: InsuranceServiceOptions) {
     this.store = options.store;
@@ -123,6 +162,7 @@ export class InsuranceService {
     this.codeTtlMs = options.codeTtlMs ?? 5 * 60_000;
     this.intervalS = options.intervalS ?? 5;
     this.voucherTtlMs = options.voucherTtlMs ?? 10 * 60_000;
+    this.serviceOrderTtlMs = options.serviceOrderTtlMs ?? 7 * 86_400_000;
   }
 
   private refuse(code: ErrorName, detail: string, context: Record<string, unknown> = {}): never {
@@ -302,24 +342,35 @@ export class InsuranceService {
     return this.recordSettlement(order, settlement);
   }
 
+  /** The settlement voucher for the order's terminal, valid voucherTtlMs from now */
+  private voucherFor(order: InsuranceOrderRow, terminalId: string, settlement: Pick<PlatformSettlement, 'settlementId' | 'insurerFen' | 'patientFen'>, now: number): string {
+    const signer = this.options.signer!;
+    return encodeSettlementVoucher(
+      signSettlementVoucher(signer.key, signer.certificate, {
+        orderId: order.orderId,
+        orderHash: order.orderHash,
+        terminalId,
+        item: order.item,
+        amountFen: order.amountFen,
+        insurerFen: settlement.insurerFen,
+        patientFen: settlement.patientFen,
+        settlementId: settlement.settlementId,
+        issuedAt: now,
+        expiresAt: now + this.voucherTtlMs,
+      }),
+    );
+  }
+
   private async recordSettlement(order: InsuranceOrderRow, settlement: PlatformSettlement): Promise<InsuranceOrderRow> {
     const now = this.clock.now();
-    const signer = this.options.signer!;
-    const voucher = signSettlementVoucher(signer.key, signer.certificate, {
-      orderId: order.orderId,
-      orderHash: order.orderHash,
-      terminalId: order.terminalId,
-      item: order.item,
-      amountFen: order.amountFen,
-      insurerFen: settlement.insurerFen,
-      patientFen: settlement.patientFen,
-      settlementId: settlement.settlementId,
-      issuedAt: now,
-      expiresAt: now + this.voucherTtlMs,
-    });
-    const recorded = await this.store.transition(order.orderId, ['settling', 'failed'], 'settled', { settlementId: settlement.settlementId, insurerFen: settlement.insurerFen, patientFen: settlement.patientFen, voucher: encodeSettlementVoucher(voucher) }, now);
+    // a service order has no terminal yet: its voucher is signed for the terminal that redeems it
+    const serviceOrder = order.clinicCode !== undefined;
+    const changes = { settlementId: settlement.settlementId, insurerFen: settlement.insurerFen, patientFen: settlement.patientFen, ...(serviceOrder ? {} : { voucher: this.voucherFor(order, order.terminalId, settlement, now) }) };
+    const recorded = await this.store.transition(order.orderId, ['settling', 'failed'], 'settled', changes, now);
     const settled = (await this.store.order(order.orderId))!;
-    if (recorded) {
+    if (recorded && serviceOrder) {
+      this.log.info({ event: 'insurance.service-order-paid', orderId: order.orderId, clinicCode: order.clinicCode, walletId: order.walletId, settlementId: settlement.settlementId, insurerFen: settlement.insurerFen }, 'service order paid with the platform');
+    } else if (recorded) {
       this.log.info({ event: 'insurance.settled', orderId: order.orderId, settlementId: settlement.settlementId, insurerFen: settlement.insurerFen }, 'settled with the platform');
       try {
         this.options.onSettled?.(settled);
@@ -352,6 +403,76 @@ export class InsuranceService {
       }
     }
     return counts;
+  }
+
+  /**
+   * Seed 001: the patient's booking app pays a service order (an exam at a clinic) with the patient's e-credential.
+   * The order, the platform's certificate and the settlement under the order's idempotency key, then the result
+   * fed back; the terminal that redeems the code later gets the voucher (redeem). The wallet is the session's.
+   */
+  async payServiceOrder(request: { walletId: string; clinicCode: string; item: string; amountFen: number; credential: string }): Promise<ServiceOrderView> {
+    if (!this.options.signer) this.refuse('INSURANCE_NO_SIGNING_KEY', 'the server has no signing key');
+    if (!CLINIC.test(request.clinicCode) || !ITEM.test(request.item) || !Number.isSafeInteger(request.amountFen) || request.amountFen < 1 || request.amountFen > 100_000_000 || request.credential.length < 1 || request.credential.length > 128) {
+      throw new TallyError('BAD_INPUT', 'clinicCode, item (A-Z 0-9 _), amountFen (1..100000000) and credential (1..128) are required');
+    }
+    const now = this.clock.now();
+    let order: InsuranceOrderRow | undefined;
+    for (let attempt = 0; attempt < 5 && !order; attempt++) {
+      const orderId = `INS-${randomBytes(6).toString('hex')}`;
+      const userCode = Array.from({ length: 8 }, () => USER_CODE_ALPHABET[randomInt(USER_CODE_ALPHABET.length)]).join('');
+      const orderHash = sha256hex(orderCanonical({ orderId, terminalId: `clinic:${request.clinicCode}`, item: request.item, amountFen: request.amountFen }));
+      // no device polls a service order: its device code is a random secret nobody holds
+      const created = await this.store.createOrder({ orderId, terminalId: '', clinicCode: request.clinicCode, walletId: request.walletId, item: request.item, amountFen: request.amountFen, orderHash, deviceCodeHash: sha256hex(randomBytes(32).toString('base64url')), userCode, intervalS: this.intervalS, expiresAt: now + this.serviceOrderTtlMs, createdAt: now });
+      if (created) order = await this.store.order(orderId);
+    }
+    if (!order) throw new TallyError('INTERNAL', 'could not draw unique codes');
+    this.log.info({ event: 'insurance.service-order', orderId: order.orderId, walletId: request.walletId, clinicCode: request.clinicCode, item: request.item, amountFen: request.amountFen }, 'service order from a booking app');
+    try {
+      const cert = await this.platform.queryCertificate({ credential: request.credential, item: order.item, amountFen: order.amountFen });
+      const token = randomBytes(32).toString('base64url');
+      if (!(await this.store.transition(order.orderId, ['pending'], 'consented', { certificateId: cert.certificateId, insurerFen: cert.insurerFen, patientFen: cert.patientFen, tokenHash: sha256hex(`${token}\n${order.orderHash}`) }, this.clock.now()))) {
+        this.refuse('INSURANCE_STATE', 'the order moved on', { orderId: order.orderId });
+      }
+      await this.settle(order.orderId, token);
+    } catch (err) {
+      // the certificate refused (not insured, not covered) or the platform down: nothing charged, the order ends failed
+      const code: ErrorName = isTallyError(err) ? err.code : 'INSURANCE_PLATFORM_ERROR';
+      await this.store.transition(order.orderId, ['pending', 'consented'], 'failed', { failure: code }, this.clock.now());
+      this.log.warn({ event: 'insurance.service-order-failed', orderId: order.orderId, code }, 'service order not paid: nothing charged');
+    }
+    return serviceOrderView((await this.store.order(order.orderId))!);
+  }
+
+  /** A service order of this wallet, as the booking app shows it */
+  async serviceOrder(orderId: string, walletId: string): Promise<ServiceOrderView> {
+    const order = await this.store.order(orderId);
+    if (!order || order.clinicCode === undefined || order.walletId !== walletId) this.refuse('INSURANCE_UNKNOWN_ORDER', 'no such service order in this wallet', { orderId, walletId });
+    return serviceOrderView(order);
+  }
+
+  /**
+   * A terminal redeems a paid service order by its code (the patient shows it, as a voucher): the order is bound to
+   * this terminal in one conditional update and its settlement voucher signed for it. The same terminal asking
+   * again (a lost answer) gets the same voucher; another terminal, or a terminal of another clinic, is refused.
+   */
+  async redeem(code: string, terminalId: string, terminalClinic: string | undefined): Promise<{ orderId: string; voucher: string }> {
+    const order = await this.store.orderByUserCode(normaliseUserCode(code));
+    if (!order || order.clinicCode === undefined) this.refuse('INSURANCE_UNKNOWN_ORDER', 'no paid service order has this code', { terminalId });
+    const context = { orderId: order.orderId, terminalId };
+    if (order.terminalId === terminalId && order.voucher && order.state === 'settled') return { orderId: order.orderId, voucher: order.voucher };
+    if (order.terminalId !== '') this.refuse('INSURANCE_SERVICE_ORDER_REDEEMED', `redeemed at ${order.terminalId}`, context);
+    if (order.state !== 'settled') this.refuse('INSURANCE_STATE', `order is ${order.state}`, context);
+    if (terminalClinic !== order.clinicCode) this.refuse('INSURANCE_SERVICE_ORDER_OTHER_CLINIC', `booked for ${order.clinicCode}, the terminal is in ${terminalClinic ?? 'no known clinic'}`, { ...context, clinicCode: order.clinicCode });
+    const now = this.clock.now();
+    if (now >= order.expiresAt) this.refuse('INSURANCE_CODE_EXPIRED_SERVER', 'the service order is past its validity', context);
+    const voucher = this.voucherFor(order, terminalId, { settlementId: order.settlementId!, insurerFen: order.insurerFen!, patientFen: order.patientFen! }, now);
+    if (!(await this.store.redeemServiceOrder(order.orderId, terminalId, voucher, now))) {
+      const current = (await this.store.order(order.orderId))!;
+      if (current.terminalId === terminalId && current.voucher) return { orderId: order.orderId, voucher: current.voucher };
+      this.refuse('INSURANCE_SERVICE_ORDER_REDEEMED', `redeemed at ${current.terminalId || 'no terminal'} (${current.state})`, context);
+    }
+    this.log.info({ event: 'insurance.service-order-redeemed', ...context, clinicCode: order.clinicCode }, 'service order redeemed at the terminal');
+    return { orderId: order.orderId, voucher };
   }
 
   /** The terminal's outcome: the use ran (used), or it did not (the settlement is reversed) */
@@ -387,8 +508,7 @@ export class InsuranceService {
     }
     const grace = this.options.reverseGraceMs ?? 10 * 60_000;
     for (const order of await this.store.ordersIn(['settled'])) {
-      const expiresAt = order.voucher ? (JSON.parse(JSON.parse(order.voucher).body) as { expiresAt: number }).expiresAt : 0;
-      if (now >= expiresAt + grace) {
+      if (now >= useBy(order) + grace) {
         // the terminal's ledger is the authority: a use it recorded (and reported) is not reversed, whatever its outcome message did
         const day = new Date(order.createdAt).toISOString().slice(0, 10);
         if ((await ledgerUseOrders(this.store, day)).has(order.orderId)) {
@@ -415,6 +535,15 @@ export class InsuranceService {
   }
 }
 
+/**
+ * When a settled order's use is due by: its voucher's expiry, or a service order not yet redeemed its validity's
+ * end; a settled order with neither (none is made so) is due at once
+ */
+export function useBy(order: InsuranceOrderRow): number {
+  if (order.voucher) return (JSON.parse(JSON.parse(order.voucher).body) as { expiresAt: number }).expiresAt;
+  return order.clinicCode !== undefined ? order.expiresAt : 0;
+}
+
 /** Pure: every disagreement between the platform's statement, our orders and the ledgers' uses */
 export function reconcile(statement: PlatformStatement, orders: readonly InsuranceOrderRow[], ledgerUses: ReadonlySet<string>, now: number): ReconcileMismatch[] {
   const mismatches: ReconcileMismatch[] = [];
@@ -438,8 +567,8 @@ export function reconcile(statement: PlatformStatement, orders: readonly Insuran
     const sameDay = order.createdAt >= dayStart && order.createdAt < dayStart + 86_400_000;
     if (ours && sameDay && !seen.has(order.orderId)) mismatches.push({ kind: 'settled-here-not-at-platform', orderId: order.orderId, detail: `here ${order.state}, the platform's statement has no settlement` });
     if (order.state === 'used' && !ledgerUses.has(order.orderId)) mismatches.push({ kind: 'used-without-ledger-use', orderId: order.orderId, detail: 'the terminal said it ran; no ledger use names the order' });
-    if (order.state === 'settled' && order.voucher && now >= (JSON.parse(JSON.parse(order.voucher).body) as { expiresAt: number }).expiresAt) {
-      mismatches.push({ kind: 'settled-not-used', orderId: order.orderId, detail: 'the voucher expired unused: to be reversed' });
+    if (order.state === 'settled' && now >= useBy(order)) {
+      mismatches.push({ kind: 'settled-not-used', orderId: order.orderId, detail: order.voucher ? 'the voucher expired unused: to be reversed' : 'the service order was not redeemed in its validity: to be reversed' });
     }
   }
   for (const orderId of ledgerUses) {

@@ -36,11 +36,18 @@ export interface InsuranceOrderRow {
   /** The signed settlement voucher (JSON text), once settled */
   readonly voucher?: string;
   readonly failure?: string;
+  /**
+   * A service order (seed 001): paid from the patient's booking app for an exam at this clinic, redeemed later by
+   * one of its terminals (terminalId is '' until then; expiresAt is the end of its validity)
+   */
+  readonly clinicCode?: string;
+  /** The patient user's wallet that paid the service order */
+  readonly walletId?: string;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
 
-export type NewInsuranceOrder = Pick<InsuranceOrderRow, 'orderId' | 'terminalId' | 'item' | 'amountFen' | 'orderHash' | 'deviceCodeHash' | 'userCode' | 'intervalS' | 'expiresAt' | 'createdAt'>;
+export type NewInsuranceOrder = Pick<InsuranceOrderRow, 'orderId' | 'terminalId' | 'item' | 'amountFen' | 'orderHash' | 'deviceCodeHash' | 'userCode' | 'intervalS' | 'expiresAt' | 'createdAt'> & Partial<Pick<InsuranceOrderRow, 'clinicCode' | 'walletId'>>;
 
 /** Columns a transition may set alongside the state */
 export type InsuranceChanges = Partial<Pick<InsuranceOrderRow, 'certificateId' | 'insurerFen' | 'patientFen' | 'tokenHash' | 'settleKey' | 'settlementId' | 'reverseKey' | 'voucher' | 'failure'>>;
@@ -60,6 +67,11 @@ export interface InsuranceStore {
   /** Claims the link for a phone; true when this phone holds it (first, or again) */
   claimPhone(orderId: string, phoneId: string, at: number): Promise<boolean>;
   ordersIn(states: readonly InsuranceState[]): Promise<InsuranceOrderRow[]>;
+  /**
+   * A settled service order taken by the terminal that redeems it: terminal id and its voucher set in one
+   * conditional update (settled, no terminal yet); false when another redemption (or nothing) got there first
+   */
+  redeemServiceOrder(orderId: string, terminalId: string, voucher: string, at: number): Promise<boolean>;
   /**
    * The ledgers' settlement.reserved entries (type 14) of a UTC day (YYYY-MM-DD) not released after (no type 6
    * naming them): the uses the reconciliation matches against the platform's settlements. Raw entry bytes.

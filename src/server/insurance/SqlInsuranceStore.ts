@@ -36,6 +36,8 @@ interface Row {
   reverse_key: string | null;
   voucher: string | null;
   failure: string | null;
+  clinic_code: string | null;
+  wallet_id: string | null;
   created_at: number | string;
   updated_at: number | string;
 }
@@ -69,6 +71,8 @@ function fromRow(r: Row): InsuranceOrderRow {
     ...opt('reverseKey', r.reverse_key),
     ...opt('voucher', r.voucher),
     ...opt('failure', r.failure),
+    ...opt('clinicCode', r.clinic_code),
+    ...opt('walletId', r.wallet_id),
   } as InsuranceOrderRow;
 }
 
@@ -80,9 +84,9 @@ export class SqlInsuranceStore implements InsuranceStore {
   async createOrder(o: NewInsuranceOrder): Promise<boolean> {
     // a clash on order id, device code or user code inserts nothing: the caller draws new codes
     const n = await this.db.run(
-      `INSERT INTO insurance_orders (order_id, terminal_id, item, amount_fen, order_hash, device_code_hash, user_code, state, interval_s, expires_at, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      [o.orderId, o.terminalId, o.item, o.amountFen, o.orderHash, o.deviceCodeHash, o.userCode, o.intervalS, o.expiresAt, o.createdAt, o.createdAt],
+      `INSERT INTO insurance_orders (order_id, terminal_id, item, amount_fen, order_hash, device_code_hash, user_code, state, interval_s, expires_at, created_at, updated_at, clinic_code, wallet_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      [o.orderId, o.terminalId, o.item, o.amountFen, o.orderHash, o.deviceCodeHash, o.userCode, o.intervalS, o.expiresAt, o.createdAt, o.createdAt, o.clinicCode ?? null, o.walletId ?? null],
     );
     return n === 1;
   }
@@ -136,6 +140,14 @@ export class SqlInsuranceStore implements InsuranceStore {
 
   async ordersIn(states: readonly InsuranceState[]): Promise<InsuranceOrderRow[]> {
     return (await this.db.all<Row>(`SELECT * FROM insurance_orders WHERE state IN (${placeholders(states.length)}) ORDER BY created_at, order_id`, [...states])).map(fromRow);
+  }
+
+  async redeemServiceOrder(orderId: string, terminalId: string, voucher: string, at: number): Promise<boolean> {
+    const n = await this.db.run(
+      "UPDATE insurance_orders SET terminal_id = ?, voucher = ?, updated_at = ? WHERE order_id = ? AND state = 'settled' AND clinic_code IS NOT NULL AND terminal_id = '' AND voucher IS NULL",
+      [terminalId, voucher, at, orderId],
+    );
+    return n === 1;
   }
 
   async ledgerSettlementUses(day: string): Promise<Array<{ terminalId: string; seq: number; raw: Uint8Array }>> {

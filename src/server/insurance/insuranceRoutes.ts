@@ -12,8 +12,12 @@
  *   POST /api/insurance/phone/open|quote|consent|refuse  {code, credential?}  the phone page's calls; the first phone
  *                                              that opens a link holds it (cookie tally_phone); the user code is
  *                                              the patient's credential for the order, as in RFC 8628
- * The console's (registerInsuranceConsoleRoutes, through httpApi's guarded `get`):
+ * The console's (registerInsuranceConsoleRoutes, through httpApi's guarded `get` and `write`):
  *   GET  /api/insurance/reconcile?day=YYYY-MM-DD   permission insurance.reconcile
+ *   POST /api/wallet/insurance-orders {clinicCode, item, amountFen, credential}   (a patient user: the booking app,
+ *        seed 001) pays a service order with the e-credential; the answer is the result, with the code to redeem
+ *        it at a terminal of that clinic. Audit-logged without the credential. The wallet is the session's.
+ *   GET  /api/wallet/insurance-orders?orderId=     (the same patient) the order as it stands (paid, redeemed, used)
  * Refusals answer {status: 'error', error: {code, message, number, zh}} like every route.
  */
 import { randomBytes } from 'node:crypto';
@@ -21,7 +25,9 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { isTallyError, operatorMessage, type ErrorName } from '../../errors.js';
 import type { Logger } from '../../util/logger.js';
+import { integer, object, string } from '../../codecs/mqtt/schema.js';
 import type { Permission, Principal } from '../access/roles.js';
+import { checkInput } from '../registry/registryAdmin.js';
 import { HttpError } from '../httpError.js';
 import type { InsuranceService } from './InsuranceService.js';
 import { PHONE_PAGE, PHONE_PAGE_CSP } from './insurancePhonePage.js';
@@ -37,6 +43,8 @@ const STATUS: Partial<Record<ErrorName, number>> = {
   INSURANCE_NOT_INSURED: 422,
   INSURANCE_NOT_COVERED: 422,
   INSURANCE_NO_SIGNING_KEY: 503,
+  INSURANCE_SERVICE_ORDER_OTHER_CLINIC: 409,
+  INSURANCE_SERVICE_ORDER_REDEEMED: 409,
   INSURANCE_PLATFORM_DOWN: 503,
   INSURANCE_PLATFORM_TIMEOUT: 503,
   INSURANCE_PLATFORM_NO_ANSWER: 503,
@@ -115,27 +123,67 @@ export function insuranceRoutes(service: InsuranceService, log: Logger): Fastify
   };
 }
 
-/** httpApi's guarded read: the role may (else 403 FORBIDDEN), nobody without a login or the machine token (401) */
-export type GuardedGet = (url: string, permission: Permission, summary: string, data: TSchema, handler: (query: Record<string, string | undefined>, principal: Principal) => Promise<unknown>, querystring?: TSchema) => void;
+/** httpApi's guarded routes: the role may (else 403 FORBIDDEN), nobody without a login or the machine token (401) */
+export interface GuardedRoutes {
+  readonly get: (url: string, permission: Permission, summary: string, data: TSchema, handler: (query: Record<string, string | undefined>, principal: Principal) => Promise<unknown>, querystring?: TSchema) => void;
+  readonly write: (url: string, permission: Permission, summary: string, bodySchema: TSchema, answer: TSchema, handler: (body: unknown, request: FastifyRequest) => Promise<{ status: number; data: unknown; audit: { action: string; target: string; detail?: unknown } }>) => void;
+  readonly principal: (request: FastifyRequest) => Principal;
+}
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
+const ServiceOrderInput = object({ clinicCode: string(16, /^[A-Za-z0-9._-]+$/), item: string(16, /^[A-Z0-9_]+$/), amountFen: integer(1, 100_000_000), credential: string(128) });
+const loose = (description: string): TSchema => Type.Object({}, { additionalProperties: true, description });
 
-/** The operators' insurance routes, behind the console's login and roles */
-export function registerInsuranceConsoleRoutes(get: GuardedGet, service: InsuranceService, ledgerUses: (day: string) => Promise<ReadonlySet<string>>): void {
-  get(
+const walletOf = (principal: Principal): string => {
+  if (!principal.walletId) throw new HttpError(403, 'forbidden', 'this user holds no wallet');
+  return principal.walletId;
+};
+
+async function answering<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw asHttp(err);
+  }
+}
+
+/** The operators' insurance routes and the booking app's, behind the console's login and roles */
+export function registerInsuranceConsoleRoutes(routes: GuardedRoutes, service: InsuranceService, ledgerUses: (day: string) => Promise<ReadonlySet<string>>): void {
+  routes.get(
     '/api/insurance/reconcile',
     'insurance.reconcile',
     "the day's reconciliation: the platform's statement against the orders and the ledgers' settlement uses, every mismatch listed",
-    Type.Object({}, { additionalProperties: true, description: '{day, orders, platformSettlements, mismatches: [{kind, orderId?, settlementId?, detail}]}' }),
+    loose('{day, orders, platformSettlements, mismatches: [{kind, orderId?, settlementId?, detail}]}'),
     async (query) => {
       const day = query.day ?? new Date().toISOString().slice(0, 10);
       if (!DAY.test(day)) throw new HttpError(400, 'invalid', 'day: YYYY-MM-DD', 'day');
-      try {
-        return await service.reconcile(day, await ledgerUses(day));
-      } catch (err) {
-        throw asHttp(err);
-      }
+      return answering(async () => service.reconcile(day, await ledgerUses(day)));
     },
     Type.Object({ day: Type.Optional(Type.String({ maxLength: 10 })) }),
+  );
+  routes.write(
+    '/api/wallet/insurance-orders',
+    'wallet.insurance',
+    'pay a service order (an exam at a clinic) with your medical-insurance e-credential; redeem it at a terminal of that clinic with the code in the answer',
+    loose('{clinicCode, item, amountFen, credential}'),
+    loose('{orderId, state, clinicCode, item, amountFen, insurerFen, patientFen, redeemCode, bindingCode, validUntil, failure}'),
+    async (body, request) => {
+      const input = checkInput(ServiceOrderInput, body);
+      const walletId = walletOf(routes.principal(request));
+      const view = await answering(() => service.payServiceOrder({ walletId, ...input }));
+      // the credential is the patient's: never in the audit log
+      return { status: 201, data: view, audit: { action: 'wallet.insurance-order', target: view.orderId, detail: { clinicCode: input.clinicCode, item: input.item, amountFen: input.amountFen, state: view.state } } };
+    },
+  );
+  routes.get(
+    '/api/wallet/insurance-orders',
+    'wallet.insurance',
+    'a service order of your wallet as it stands: paid, redeemed at a terminal, used, or failed',
+    loose('{orderId, state, ...}'),
+    async (query, principal) => {
+      if (typeof query.orderId !== 'string' || query.orderId.length > 64) throw new HttpError(400, 'invalid', 'orderId', 'orderId');
+      return answering(() => service.serviceOrder(query.orderId!, walletOf(principal)));
+    },
+    Type.Object({ orderId: Type.String({ maxLength: 64 }) }),
   );
 }

@@ -523,6 +523,15 @@ function coveringDailyIndexes(t: { include: (keys: string, covered: string) => s
   ];
 }
 
+/**
+ * Migration 17: insurance service orders (seed 001): a patient's booking app pays an order for an exam at a clinic
+ * before any terminal is chosen. clinic_code names the clinic whose terminal may redeem it (terminal_id is '' until
+ * one does), wallet_id the patient user's wallet that paid it. Both NULL on the terminal's own orders.
+ */
+function serviceOrderColumns(t: { addColumn: string }): string[] {
+  return [`ALTER TABLE insurance_orders ${t.addColumn} clinic_code TEXT`, `ALTER TABLE insurance_orders ${t.addColumn} wallet_id TEXT`];
+}
+
 /** The UTC day (YYYY-MM-DD) of a millisecond time column, in each dialect */
 export const SQLITE_DAY_OF = (column: string): string => `strftime('%Y-%m-%d', ${column} / 1000, 'unixepoch')`;
 export const POSTGRES_DAY_OF = (column: string): string => `to_char(to_timestamp(${column} / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
@@ -643,6 +652,14 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       for (const sql of coveringDailyIndexes({ include: (keys, covered) => `(${keys}, ${covered})` })) db.exec(sql);
     },
   },
+  {
+    version: 17,
+    description: 'insurance service orders paid from a booking app: the clinic that may redeem one, the wallet that paid it',
+    // runs once (user_version): SQLite has no ADD COLUMN IF NOT EXISTS
+    up: (db) => {
+      for (const sql of serviceOrderColumns({ addColumn: 'ADD COLUMN' })) db.exec(sql);
+    },
+  },
 ];
 
 /**
@@ -667,6 +684,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ readonly version: number; read
   { version: 14, statements: denylistTables({ int: 'BIGINT', addColumn: 'ADD COLUMN IF NOT EXISTS' }) },
   { version: 15, statements: walletQrTakenTable({ int: 'BIGINT' }) },
   { version: 16, statements: coveringDailyIndexes({ include: (keys, covered) => `(${keys}) INCLUDE (${covered})` }) },
+  { version: 17, statements: serviceOrderColumns({ addColumn: 'ADD COLUMN IF NOT EXISTS' }) },
 ];
 
 /**
