@@ -201,6 +201,8 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
     timers.clearInterval(auditTimer);
     await Promise.allSettled([...pending]);
     await client.endAsync();
+    // a report that arrived while the client was ending is finished too: the workers must not be stopped under it
+    while (pending.size > 0) await Promise.allSettled([...pending]);
   };
   let http: HttpApi | undefined;
   let insurance: InsuranceService | undefined;
