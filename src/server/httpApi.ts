@@ -59,7 +59,7 @@ import { HttpError } from './httpError.js';
 import { dashboardRoutes, defaultDashboardDir } from './dashboard/dashboardRoutes.js';
 import type { AgentRow, ClinicAgentRow } from './access/AccessStore.js';
 import { registerVoucherRoutes } from './voucher/voucherHttp.js';
-import type { InsuranceService } from './insurance/InsuranceService.js';
+import type { InsuranceService, LedgerUses } from './insurance/InsuranceService.js';
 import { insuranceRoutes, registerInsuranceConsoleRoutes } from './insurance/insuranceRoutes.js';
 import { VoucherOffice, type VoucherKey } from './voucher/VoucherOffice.js';
 import { clinicStatement, printPdf, statementHtml, type StatementSigner } from './dashboard/statement.js';
@@ -297,7 +297,7 @@ export async function startHttpApi(options: {
    */
   httpsProxy?: boolean;
   /** Insurance payments (docs/insurance.md): the phone's routes, and the reconciliation behind the console's login */
-  insurance?: { readonly service: InsuranceService; readonly ledgerUses: (day: string) => Promise<ReadonlySet<string>> };
+  insurance?: { readonly service: InsuranceService; readonly ledgerUses: (day: string) => Promise<LedgerUses> };
   /** The voucher back office's key (tally server voucher certify-key): it signs vouchers; without it issuing answers VOUCHER_KEY_MISSING */
   voucherKey?: VoucherKey;
   /** The server key (tally server certify-key): it signs each terminal's statement on the clinic statement; without it they go unsigned */

@@ -127,10 +127,30 @@ export interface ReconcileMismatch {
     | 'reversed-at-platform-not-here'
     | 'used-without-ledger-use'
     | 'ledger-use-without-settlement'
-    | 'settled-not-used';
+    | 'settled-not-used'
+    | 'order-with-several-ledger-uses';
   readonly orderId?: string;
   readonly settlementId?: string;
   readonly detail: string;
+  /** order-with-several-ledger-uses: every ledger use naming the order */
+  readonly uses?: readonly LedgerUseRef[];
+}
+
+/** One ledger use (a settlement.reserved entry not released): which terminal's ledger, which seq */
+export interface LedgerUseRef {
+  readonly terminalId: string;
+  readonly seq: number;
+}
+
+/**
+ * The ledgers' uses of a day by the order they name. Each settlement is to match exactly one use, so the uses are
+ * kept per order, not folded into a set. A plain set of order ids (one use each) is accepted too.
+ */
+export type LedgerUses = ReadonlyMap<string, readonly LedgerUseRef[]>;
+
+function usesByOrder(uses: LedgerUses | ReadonlySet<string>): LedgerUses {
+  if (uses instanceof Map) return uses as LedgerUses;
+  return new Map([...(uses as ReadonlySet<string>)].map((orderId) => [orderId, [{ terminalId: '', seq: 0 }]]));
 }
 
 const sha256hex = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
@@ -526,7 +546,7 @@ export class InsuranceService {
    * The daily reconciliation: the platform's statement of a UTC day against our orders of that day and the ledger
    * uses the terminals reported (order ids of their settlement.reserved entries that did not end released or failed).
    */
-  async reconcile(day: string, ledgerUses: ReadonlySet<string>): Promise<{ day: string; orders: number; platformSettlements: number; mismatches: ReconcileMismatch[] }> {
+  async reconcile(day: string, ledgerUses: LedgerUses | ReadonlySet<string>): Promise<{ day: string; orders: number; platformSettlements: number; mismatches: ReconcileMismatch[] }> {
     const from = Date.parse(`${day}T00:00:00Z`);
     if (!Number.isFinite(from)) throw new TallyError('BAD_INPUT', 'day: YYYY-MM-DD');
     const statement: PlatformStatement = await this.platform.statement(day);
@@ -545,7 +565,8 @@ export function useBy(order: InsuranceOrderRow): number {
 }
 
 /** Pure: every disagreement between the platform's statement, our orders and the ledgers' uses */
-export function reconcile(statement: PlatformStatement, orders: readonly InsuranceOrderRow[], ledgerUses: ReadonlySet<string>, now: number): ReconcileMismatch[] {
+export function reconcile(statement: PlatformStatement, orders: readonly InsuranceOrderRow[], uses: LedgerUses | ReadonlySet<string>, now: number): ReconcileMismatch[] {
+  const ledgerUses = usesByOrder(uses);
   const mismatches: ReconcileMismatch[] = [];
   const byId = new Map(orders.map((o) => [o.orderId, o]));
   const seen = new Set<string>();
@@ -571,20 +592,24 @@ export function reconcile(statement: PlatformStatement, orders: readonly Insuran
       mismatches.push({ kind: 'settled-not-used', orderId: order.orderId, detail: order.voucher ? 'the voucher expired unused: to be reversed' : 'the service order was not redeemed in its validity: to be reversed' });
     }
   }
-  for (const orderId of ledgerUses) {
+  for (const [orderId, refs] of ledgerUses) {
     const order = byId.get(orderId);
     if (!order || (order.state !== 'used' && order.state !== 'settled')) mismatches.push({ kind: 'ledger-use-without-settlement', orderId, detail: `a ledger use names it; here it is ${order?.state ?? 'unknown'}` });
+    // one settlement pays one use: a second use of the same order ran the device unpaid
+    if (refs.length > 1) {
+      mismatches.push({ kind: 'order-with-several-ledger-uses', orderId, uses: refs, detail: `${refs.length} ledger uses name it: ${refs.map((r) => `${r.terminalId} seq ${r.seq}`).join(', ')}` });
+    }
   }
   return mismatches;
 }
 
 /** The order ids the ledgers' unreleased settlement.reserved entries of a day name (their detail field) */
-export async function ledgerUseOrders(store: InsuranceStore, day: string): Promise<ReadonlySet<string>> {
-  const ids = new Set<string>();
+export async function ledgerUseOrders(store: InsuranceStore, day: string): Promise<LedgerUses> {
+  const ids = new Map<string, LedgerUseRef[]>();
   for (const use of await store.ledgerSettlementUses(day)) {
     try {
       const detail = parseLedgerEntry(use.raw).detail;
-      if (detail) ids.add(detail);
+      if (detail) ids.set(detail, [...(ids.get(detail) ?? []), { terminalId: use.terminalId, seq: use.seq }]);
     } catch {
       // an entry the ingest stored verified; one that does not parse here is listed by the ledger audit, not here
     }

@@ -29,7 +29,7 @@ import { integer, object, string } from '../../codecs/mqtt/schema.js';
 import type { Permission, Principal } from '../access/roles.js';
 import { checkInput } from '../registry/registryAdmin.js';
 import { HttpError } from '../httpError.js';
-import type { InsuranceService } from './InsuranceService.js';
+import type { InsuranceService, LedgerUses } from './InsuranceService.js';
 import { PHONE_PAGE, PHONE_PAGE_CSP } from './insurancePhonePage.js';
 
 const STATUS: Partial<Record<ErrorName, number>> = {
@@ -148,7 +148,7 @@ async function answering<T>(work: () => Promise<T>): Promise<T> {
 }
 
 /** The operators' insurance routes and the booking app's, behind the console's login and roles */
-export function registerInsuranceConsoleRoutes(routes: GuardedRoutes, service: InsuranceService, ledgerUses: (day: string) => Promise<ReadonlySet<string>>): void {
+export function registerInsuranceConsoleRoutes(routes: GuardedRoutes, service: InsuranceService, ledgerUses: (day: string) => Promise<LedgerUses>): void {
   routes.get(
     '/api/insurance/reconcile',
     'insurance.reconcile',
