@@ -38,7 +38,8 @@ const SPEC: Record<string, readonly Role[]> = {
   'GET /api/statement.pdf': ['authority', 'agent', 'clinic', 'auditor'],
   'GET /api/alerts': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor'],
   'GET /api/rejections': ['sysadmin', 'authority', 'auditor'],
-  'GET /api/registry/clinics': all,
+  // a patient gets its wallet only (the wallet names each slot's clinic itself)
+  'GET /api/registry/clinics': all.filter((role) => role !== 'patient'),
   'GET /api/registry/terminals': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor'],
   'GET /api/registry/cards': ['authority', 'issuer', 'auditor'],
   'GET /api/registry/batches': ['authority', 'issuer', 'agent', 'clinic', 'auditor'],

@@ -27,8 +27,8 @@ export const VISIBLE: Record<Role, readonly string[]> = {
   agent: ['CL-A', 'CL-C'],
   clinic: ['CL-A'],
   auditor: CLINICS,
-  // the clinic list is public; a patient sees no other clinic rows
-  patient: CLINICS,
+  // a patient sees no clinic rows (not even the registry's list of clinics)
+  patient: [],
 };
 /** Uses per clinic in the world: CL-A 5, CL-B 3, CL-C 2 (day 1 and day 2) */
 export const USES: Record<string, number> = { 'CL-A': 5, 'CL-B': 3, 'CL-C': 2 };

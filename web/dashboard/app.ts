@@ -28,7 +28,8 @@ function loginForm(message?: string): void {
 
 async function show(key: string): Promise<void> {
   const user = session!;
-  const menu = PAGES.filter((p) => !p.roles || p.roles.includes(user.role));
+  // a patient gets only the pages made for it (its wallet): the console's pages are the staff's
+  const menu = PAGES.filter((p) => (p.roles ? p.roles.includes(user.role) : user.role !== 'patient'));
   const page = menu.find((p) => p.key === key) ?? menu.find((p) => p.home?.includes(user.role)) ?? menu[0]!;
   const nav = el(
     'header',

@@ -87,7 +87,7 @@ export interface PageDef {
   label: () => string;
   /** fills the page; a Refused 403 shows "not allowed", a 401 goes back to the login */
   render: (main: HTMLElement) => Promise<void>;
-  /** Only these roles get it in the menu (the server still checks every call); absent: every role */
+  /** Only these roles get it in the menu (the server still checks every call); absent: every role but patient */
   roles?: readonly string[];
   /** The roles that land on this page after the login (else the first page) */
   home?: readonly string[];

@@ -73,6 +73,8 @@ export type Permission =
   | 'wallet.insurance';
 
 const everyone: readonly PrincipalRole[] = [...ROLES, 'machine'];
+/** The console's staff: everyone but a patient, who gets only its own wallet */
+const staff: readonly PrincipalRole[] = everyone.filter((role) => role !== 'patient');
 
 export const PERMISSIONS: Readonly<Record<Permission, readonly PrincipalRole[]>> = {
   health: everyone,
@@ -84,7 +86,7 @@ export const PERMISSIONS: Readonly<Record<Permission, readonly PrincipalRole[]>>
   'alerts.read': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor', 'machine'],
   'alerts.ack': ['sysadmin', 'authority'],
   'rejections.read': ['sysadmin', 'authority', 'auditor', 'machine'],
-  'registry.clinics.read': everyone,
+  'registry.clinics.read': staff,
   'registry.terminals.read': ['sysadmin', 'authority', 'agent', 'clinic', 'auditor', 'machine'],
   'registry.cards.read': ['authority', 'issuer', 'auditor', 'machine'],
   'registry.batches.read': ['authority', 'issuer', 'agent', 'clinic', 'auditor', 'machine'],
