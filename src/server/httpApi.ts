@@ -556,9 +556,12 @@ export async function buildHttpApi(options: Parameters<typeof startHttpApi>[0]) 
           // a use recorded with an untrusted clock is on the day the server received it, and says so
           if (page.rows.length > 0) yield csvLines(page.rows.map((d) => ({ ...d, agentCode: agentOf.get(d.clinicCode) ?? '', clockUntrusted: d.clockUntrusted ? 'yes' : '' })), columns);
           after = page.next;
+          // the SQLite driver answers synchronously: without a turn of the event loop no page reaches the socket before the last is read
+          if (after !== undefined) await new Promise<void>((resolve) => setImmediate(resolve));
         } while (after !== undefined);
       }
-      const body = Readable.from(csv());
+      // one page buffered ahead of the socket, not sixteen
+      const body = Readable.from(csv(), { highWaterMark: 1 });
       body.on('error', (err: Error) => logger.error({ event: 'http.fault', url: request.url, err: err.message }, 'the uses CSV failed while streamed'));
       return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="uses.csv"').send(body);
     },
