@@ -33,6 +33,8 @@ import { CrossingPump } from './CrossingPump.js';
 import type { MqttClient } from 'mqtt';
 
 export const SLOTS_TOPIC_PREFIX = 'tally/hospital/v1/slots';
+/** Below Mosquitto's default max_inflight_messages (20), as the diode receiver's 16 */
+export const DEFAULT_PAYMENT_INFLIGHT = 16;
 const TERMINAL_REPORTS = 'tally/v1/terminal/+/report';
 
 export interface GatewayOptions {
@@ -57,7 +59,12 @@ export interface GatewayOptions {
   readonly idleTimeoutMs?: number;
   /** Department deliveries: wait this long for an ack before the next try (doubling), then dead-letter */
   readonly delivery?: { readonly ackTimeoutMs: number; readonly maxAttempts: number };
-  /** QoS 2 crossings in flight to the payment broker (default 32): more than the broker's inflight window stalls Mosquitto */
+  /**
+   * QoS 2 crossings in flight to the payment broker (default 16). Keep it
+   * below the broker's max_inflight_messages (Mosquitto's default 20): past
+   * it Mosquitto refuses the PUBLISH with PUBREC 0x97, which an MQTT 3.1.1
+   * client cannot see, so the message is lost while the flow completes.
+   */
   readonly paymentInflight?: number;
   readonly clock?: Clock;
   readonly logger?: Logger;
@@ -155,8 +162,8 @@ export class Gateway {
       typeof o.payment === 'string'
         ? new MqttPaymentLink(thread, { url: o.payment, clientId: `tally-gw-${o.gatewayId}`, subscriptions: ['tally/gw/v1/dept/+/ack', 'tally/gw/v1/settlement/+', 'tally/gw/v1/denylist/+', 'tally/gw/v1/vouchers/+'] })
         : o.payment(thread);
-    // QoS 2 in flight: more than the broker's inflight window stalls Mosquitto (256 hung the bench)
-    this.pump = new CrossingPump(this.store, this.payment, o.paymentInflight ?? 32);
+    // QoS 2 in flight below the broker's max_inflight_messages: past it Mosquitto drops QoS 2 publishes of a 3.1.1 client silently
+    this.pump = new CrossingPump(this.store, this.payment, o.paymentInflight ?? DEFAULT_PAYMENT_INFLIGHT);
     if (this.payment.returnLeg) this.payment.onMessage((topic, payload) => this.afterCommit(() => this.fromPayment(topic, payload)));
     if (o.hospitalBroker) {
       this.hospital = connectLeg({ url: o.hospitalBroker, clientId: `tally-gw-${o.gatewayId}-hospital`, subscriptions: o.rootPublicKey ? [TERMINAL_REPORTS] : [] });

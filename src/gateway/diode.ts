@@ -127,7 +127,7 @@ export class DiodeReceiver {
     this.clock = options.clock ?? systemClock;
     this.log = (options.logger ?? silentLogger).child({ ns: 'diode-receiver' });
     this.link = new MqttPaymentLink(thread, { url: options.paymentBroker, clientId: `tally-diode-${options.gatewayId}`, subscriptions: [] });
-    // QoS 2 in flight below Mosquitto's default max_inflight_messages (20): past it publishes went missing (test/gateway/diodeFragments.test.ts at 32)
+    // QoS 2 in flight below Mosquitto's default max_inflight_messages (20): past it Mosquitto refuses them with PUBREC 0x97, unseen by MQTT 3.1.1 (test/gateway/paymentInflight.test.ts)
     this.pump = new CrossingPump(thread.reader, this.link, 16);
     this.socket = createSocket({ type: 'udp4', recvBufferSize: 8 * 1024 * 1024 });
     const timeoutMs = options.reassemblyTimeoutMs ?? 2_000;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 import { departmentTopic, encodeCanonical, type RateLimit } from '../../codecs/gateway/declared.js';
 import { operatorMessage, TallyError } from '../../errors.js';
-import { Gateway } from '../../gateway/Gateway.js';
+import { DEFAULT_PAYMENT_INFLIGHT, Gateway } from '../../gateway/Gateway.js';
 import { GatewayStore, type ArchiveRow } from '../../gateway/GatewayStore.js';
 import { DiodeReceiver, DiodeSender } from '../../gateway/diode.js';
 import { createLogger } from '../../logging/createLogger.js';
@@ -58,7 +58,8 @@ reason and code) and, when allowed, re-encoded canonically on the payment side.
   --rate TYPE=N/B,...  override a declared rate limit (per second / burst)
   --id NAME            gateway id (default gw1)
   --ack-timeout MS, --max-attempts N   department deliveries (default 2000, 5)
-  --payment-inflight N   QoS 2 crossings in flight to the payment broker (default 32; keep it at most its max_inflight_messages)
+  --payment-inflight N   QoS 2 crossings in flight to the payment broker (default 16); keep it below the
+                       broker's max_inflight_messages: past it Mosquitto drops them unseen
   --fragment-bytes N   one-way: message bytes a datagram at most (default 1200, fits a 1,500 MTU;
                        firmware-protocol/gateway-diode.md, version 2 fragments)
 Prints "gateway listening on HOST:PORT" when ready; SIGTERM stops it.`,
@@ -98,7 +99,7 @@ Prints "gateway listening on HOST:PORT" when ready; SIGTERM stops it.`,
       ...(rootHex ? { rootPublicKey: new Uint8Array(Buffer.from(rootHex, 'hex')) } : {}),
       capacity: capacities(values.capacity as string | undefined),
       rates: rates(values.rate as string | undefined),
-      paymentInflight: integer(values, 'payment-inflight', 32),
+      paymentInflight: integer(values, 'payment-inflight', DEFAULT_PAYMENT_INFLIGHT),
       delivery: { ackTimeoutMs: integer(values, 'ack-timeout', 2_000), maxAttempts: integer(values, 'max-attempts', 5) },
       logger: log,
     });
