@@ -73,7 +73,7 @@ export interface IngestServerOptions {
    */
   readonly voucherKey?: VoucherKey;
   /** Insurance payments (docs/insurance.md): the platform adapter; the checkpoint signer signs the vouchers. Only with httpPort */
-  readonly insurance?: { readonly platform: InsurancePlatform; readonly baseUrl?: string; readonly codeTtlMs?: number; readonly intervalS?: number; readonly voucherTtlMs?: number; readonly reverseGraceMs?: number; /** How often the sweep runs, ms (default 30 s) */ readonly sweepMs?: number };
+  readonly insurance?: { readonly platform: InsurancePlatform; readonly baseUrl?: string; readonly codeTtlMs?: number; readonly intervalS?: number; readonly voucherTtlMs?: number; readonly reverseGraceMs?: number; /** How long an order may stay between consent and its recorded settlement, ms (default 30 min) */ readonly settleAgeLimitMs?: number; /** How often the sweep runs, ms (default 30 s) */ readonly sweepMs?: number };
 }
 
 export interface IngestServer {
@@ -220,6 +220,8 @@ export async function createIngestServer(options: IngestServerOptions): Promise<
       ...(rest.intervalS !== undefined ? { intervalS: rest.intervalS } : {}),
       ...(rest.voucherTtlMs !== undefined ? { voucherTtlMs: rest.voucherTtlMs } : {}),
       ...(rest.reverseGraceMs !== undefined ? { reverseGraceMs: rest.reverseGraceMs } : {}),
+      ...(rest.settleAgeLimitMs !== undefined ? { settleAgeLimitMs: rest.settleAgeLimitMs } : {}),
+      raiseAlert: (alert) => options.store.raiseAlert(alert),
       // the voucher goes to the terminal as soon as it exists; its poll is only the fallback
       onSettled: (order) => {
         const push = publish({

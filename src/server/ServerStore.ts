@@ -130,7 +130,9 @@ export type AlertKind =
   /** a terminal that keeps connecting (its session taken by a client holding its certificate, or a failing link): Ingest's FlappingRule */
   | 'connection-flapping'
   /** uses recorded with an untrusted terminal clock arrived: the reports date them by their arrival, apart */
-  | 'untrusted-clock-uses';
+  | 'untrusted-clock-uses'
+  /** an insurance order still settling past its age limit while the platform cannot be asked about its key (InsuranceService.recover) */
+  | 'insurance-settlement-unresolved';
 
 export interface Alert {
   readonly at: number;

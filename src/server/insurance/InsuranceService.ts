@@ -20,6 +20,7 @@ import { systemClock, type Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import type { InsurancePlatform, PlatformSettlement, PlatformStatement } from './InsurancePlatform.js';
 import type { InsuranceOrderRow, InsuranceStore } from './InsuranceStore.js';
+import type { Alert } from '../ServerStore.js';
 
 /** RFC 8628 section 6.1: no vowels, no look-alikes; 20^8 codes */
 const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
@@ -49,6 +50,14 @@ export interface InsuranceServiceOptions {
   readonly reverseGraceMs?: number;
   /** How long a paid service order (seed 001) may wait for its terminal, ms (default 7 days) */
   readonly serviceOrderTtlMs?: number;
+  /**
+   * How long after its creation an order may stay between consent and a recorded settlement, ms (default 30 min).
+   * Past it a settling order is ended by its key (failed when the platform holds nothing under it, an alert when the
+   * platform cannot be asked).
+   */
+  readonly settleAgeLimitMs?: number;
+  /** The server's alerts (ServerStore.raiseAlert): a settlement nobody can resolve needs a person; true when new */
+  readonly raiseAlert?: (alert: Alert) => Promise<boolean>;
   /** Called once an order is settled (its voucher made): the server pushes the voucher to the terminal */
   readonly onSettled?: (order: InsuranceOrderRow) => void;
 }
@@ -173,6 +182,7 @@ export class InsuranceService {
   private readonly intervalS: number;
   private readonly voucherTtlMs: number;
   private readonly serviceOrderTtlMs: number;
+  private readonly settleAgeLimitMs: number;
 
   constructor(private readonly options: InsuranceServiceOptions) {
     this.store = options.store;
@@ -183,6 +193,7 @@ export class InsuranceService {
     this.intervalS = options.intervalS ?? 5;
     this.voucherTtlMs = options.voucherTtlMs ?? 10 * 60_000;
     this.serviceOrderTtlMs = options.serviceOrderTtlMs ?? 7 * 86_400_000;
+    this.settleAgeLimitMs = options.settleAgeLimitMs ?? 30 * 60_000;
   }
 
   private refuse(code: ErrorName, detail: string, context: Record<string, unknown> = {}): never {
@@ -408,8 +419,10 @@ export class InsuranceService {
       let found: PlatformSettlement | undefined;
       try {
         found = await this.platform.findSettlement(order.settleKey!);
-      } catch {
+      } catch (err) {
         counts.unresolved++;
+        // past the age limit the order may be charged or not and only the platform knows: a person has to ask it
+        if (this.clock.now() >= order.createdAt + this.settleAgeLimitMs) await this.alertUnresolved(order, isTallyError(err) ? err.code : 'INSURANCE_PLATFORM_ERROR');
         continue;
       }
       if (found && found.status === 'settled') {
@@ -423,6 +436,17 @@ export class InsuranceService {
       }
     }
     return counts;
+  }
+
+  /** One alert per order (its key makes raising it again a no-op); the order stays settling and is asked again */
+  private async alertUnresolved(order: InsuranceOrderRow, lookupFailure: ErrorName): Promise<void> {
+    const ageMin = Math.floor((this.clock.now() - order.createdAt) / 60_000);
+    const detail = `insurance order ${order.orderId} settling for ${ageMin} min: the platform cannot be asked about key ${order.settleKey} (${lookupFailure}); check it with the platform`;
+    const alert: Alert = { at: this.clock.now(), kind: 'insurance-settlement-unresolved', terminalId: order.terminalId || `clinic:${order.clinicCode ?? ''}`, key: `insurance-unresolved:${order.orderId}`, detail };
+    const raised = this.options.raiseAlert ? await this.options.raiseAlert(alert).catch(() => true) : true;
+    if (raised) {
+      this.log.error({ event: 'insurance.settlement-unresolved', code: 'INSURANCE_SETTLEMENT_UNRESOLVED', orderId: order.orderId, settleKey: order.settleKey, lookupFailure, ageMin }, detail);
+    }
   }
 
   /**
