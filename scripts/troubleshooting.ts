@@ -666,6 +666,10 @@ export const TROUBLESHOOTING: Record<ErrorName, Advice> = {
     cause: 'An insurance order has stayed settling past its age limit (default 30 min after it was created) and the platform cannot be asked whether it holds a settlement under the order\'s idempotency key (down, timing out). Only the platform knows whether the patient was charged.',
     remedy: 'The server raised the alert insurance-settlement-unresolved (once per order) and keeps asking at every sweep: the order ends settled or failed by itself once the platform answers. Bring the platform back, or check the order (key ORDER:settle in the log event insurance.settlement-unresolved) with the platform\'s operator.',
   },
+  INSURANCE_SETTLEMENT_INTERRUPTED: {
+    cause: 'A service order paid from the booking app was cut off (the server stopped or crashed) after it was made and before its settlement was sent to the platform, so the platform was never asked to settle it.',
+    remedy: 'Nothing was charged. The sweep failed the order once it was past the age limit (log event insurance.service-order-interrupted); the patient pays it again from the booking app.',
+  },
   INSURANCE_SERVICE_ORDER_REDEEMED: {
     cause: 'The code of a paid service order was redeemed before at another terminal: an order pays one use, at the first terminal that redeems it.',
     remedy: 'Nothing was charged again. If the patient did not have the exam, look the order up (its terminal is in the server log, event insurance.service-order-redeemed): a use that failed there was released and the settlement reversed.',

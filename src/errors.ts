@@ -211,6 +211,7 @@ export const ErrorCodes = {
   INSURANCE_TERMINAL_HTTP_REFUSED: info(6616, 'Refused: terminals pay by insurance over their own authenticated MQTT link, not over HTTP; nothing was changed', '已拒绝：终端须通过其经认证的 MQTT 链路进行医保支付，而非 HTTP；未做任何更改'),
   INSURANCE_SERVICE_ORDER_OTHER_CLINIC: info(6617, 'This paid service order is for another clinic: redeem it at a terminal of the clinic it was booked for', '该已支付服务订单属于其他医疗机构：请在预约的机构终端上核销'),
   INSURANCE_SETTLEMENT_UNRESOLVED: info(6619, 'Insurance settlement unresolved past its age limit: the platform cannot be asked about its idempotency key; check the order with the platform (it stays open and is asked again)', '医保结算超过时限仍未确认：无法按幂等键向医保平台查询；请向平台核实该订单（订单保持未结并将继续查询）'),
+  INSURANCE_SETTLEMENT_INTERRUPTED: info(6620, 'Insurance payment failed: the server stopped between the consent and the settlement; nothing was charged', '医保支付失败：服务器在授权与结算之间中断；未扣费', true),
   INSURANCE_SERVICE_ORDER_REDEEMED: info(6618, 'This paid service order was already redeemed at another terminal', '该已支付服务订单已在另一台终端核销'),
 
   // 7xxx: formats (thrown by the codecs as CodecError, with the path of the bad field)

@@ -2,8 +2,8 @@
  * The age limit on orders between consent and a recorded settlement (InsuranceServiceOptions.settleAgeLimitMs,
  * default 30 min after the order was made). A settling order whose key the platform cannot be asked about raises
  * the alert insurance-settlement-unresolved once past it (and stays settling: only the platform knows whether it
- * charged), then ends by its key when the platform answers. The platform is an in-process fake that never answers
- * a settlement.
+ * charged), then ends by its key when the platform answers. A service order cut off before its settlement key fails
+ * unpaid once past it, not at the end of its 7-day validity. The platform is an in-process fake counting settlement requests.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { TallyError } from '../../src/errors.js';
 import { createServerStore } from '../../src/server/createServerStore.js';
 import type { InsurancePlatform, PlatformSettlement } from '../../src/server/insurance/InsurancePlatform.js';
 import { InsuranceService, type InsuranceServiceOptions } from '../../src/server/insurance/InsuranceService.js';
+import type { InsuranceStore } from '../../src/server/insurance/InsuranceStore.js';
 import type { ServerStore } from '../../src/server/ServerStore.js';
 import { ManualClock } from '../../src/util/clock.js';
 import type { Logger } from '../../src/util/logger.js';
@@ -108,5 +109,29 @@ describe('the age limit between consent and settlement', () => {
     expect(await insurance.recover()).toEqual({ settled: 0, failed: 1, unresolved: 0 });
     expect(await store.insurance.order(auth.orderId)).toMatchObject({ state: 'failed', failure: 'INSURANCE_FAILED' });
     expect(platform.settleCalls).toBe(1);
+  });
+
+  it('a service order cut off before its settlement key fails unpaid soon after the age limit, not at the end of its 7 days', async () => {
+    // the first server dies in the update that would store the settlement key: the order is left consented
+    let died!: () => void;
+    const cutOff = new Promise<void>((resolve) => (died = resolve));
+    const dying = new Proxy(store.insurance, {
+      get: (target, p) => (p === 'transition' ? (...a: Parameters<InsuranceStore['transition']>) => (a[2] === 'settling' ? (died(), new Promise(() => undefined)) : target.transition(...a)) : (target as unknown as Record<string | symbol, unknown>)[p] instanceof Function ? ((target as unknown as Record<string | symbol, (...x: unknown[]) => unknown>)[p] as (...x: unknown[]) => unknown).bind(target) : (target as unknown as Record<string | symbol, unknown>)[p]),
+    });
+    void service({ store: dying }).payServiceOrder({ walletId: 'W-1', clinicCode: 'CL-1', item: 'OCT', amountFen: 10_000, credential: 'EC-1' });
+    await cutOff;
+    const order = (await store.insurance.ordersIn(['consented']))[0];
+    expect(order).toMatchObject({ state: 'consented', clinicCode: 'CL-1', walletId: 'W-1' });
+
+    const restarted = service();
+    clock.advance(29 * MINUTE);
+    expect(await restarted.sweep()).toMatchObject({ expired: 0, failed: 0 });
+    expect((await store.insurance.order(order!.orderId))?.state).toBe('consented');
+    clock.advance(MINUTE);
+    expect(await restarted.sweep()).toMatchObject({ expired: 0, failed: 1 });
+    expect(await restarted.serviceOrder(order!.orderId, 'W-1')).toMatchObject({ state: 'failed', failure: 'INSURANCE_SETTLEMENT_INTERRUPTED' });
+    expect(events.filter((e) => e.event === 'insurance.service-order-interrupted')).toEqual([expect.objectContaining({ code: 'INSURANCE_SETTLEMENT_INTERRUPTED', orderId: order!.orderId, was: 'consented' })]);
+    expect(platform.settleCalls).toBe(0);
+    expect(await store.alerts()).toEqual([]);
   });
 });

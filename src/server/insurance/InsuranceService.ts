@@ -53,7 +53,7 @@ export interface InsuranceServiceOptions {
   /**
    * How long after its creation an order may stay between consent and a recorded settlement, ms (default 30 min).
    * Past it a settling order is ended by its key (failed when the platform holds nothing under it, an alert when the
-   * platform cannot be asked).
+   * platform cannot be asked), and a service order a crash left before its settlement key is failed unpaid.
    */
   readonly settleAgeLimitMs?: number;
   /** The server's alerts (ServerStore.raiseAlert): a settlement nobody can resolve needs a person; true when new */
@@ -542,12 +542,22 @@ export class InsuranceService {
   }
 
   /** Codes past their life expire; vouchers past theirs and never used are reversed (also at start) */
-  async sweep(): Promise<{ expired: number; reversed: number }> {
+  async sweep(): Promise<{ expired: number; reversed: number; failed: number }> {
     const now = this.clock.now();
     let expired = 0;
     let reversed = 0;
+    let failed = 0;
     // consented: a server that died between the consent and the settlement's key (one update) never called the platform
     for (const order of await this.store.ordersIn(['pending', 'opened', 'consented'])) {
+      // a service order is pending or consented only while payServiceOrder runs: past the age limit it was cut off
+      // before its settlement key, so the platform was never asked to settle and nothing was charged
+      if (order.clinicCode !== undefined && now >= order.createdAt + this.settleAgeLimitMs && now < order.expiresAt) {
+        if (await this.store.transition(order.orderId, ['pending', 'consented'], 'failed', { failure: 'INSURANCE_SETTLEMENT_INTERRUPTED' }, now)) {
+          failed++;
+          this.log.warn({ event: 'insurance.service-order-interrupted', code: 'INSURANCE_SETTLEMENT_INTERRUPTED', orderId: order.orderId, clinicCode: order.clinicCode, walletId: order.walletId, was: order.state }, 'service order cut off before its settlement: failed, nothing charged');
+        }
+        continue;
+      }
       if (now >= order.expiresAt && (await this.store.transition(order.orderId, ['pending', 'opened', 'consented'], 'expired', { failure: 'INSURANCE_CODE_EXPIRED' }, now))) expired++;
     }
     const grace = this.options.reverseGraceMs ?? 10 * 60_000;
@@ -563,7 +573,7 @@ export class InsuranceService {
         reversed++;
       }
     }
-    return { expired, reversed };
+    return { expired, reversed, failed };
   }
 
   /**
