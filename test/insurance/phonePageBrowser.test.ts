@@ -4,9 +4,18 @@
  * covers and what is left, and consents; the terminal's poll then gets the voucher. A second phone on the same
  * link sees the refusal with its code; a refusal on the page denies the terminal. No script but the page's own
  * runs (its CSP); the platform is `tally sim insurance` in its own process.
+ * Seed 001's booking app: a patient, on the dashboard's wallet page, pays a service order with the e-credential
+ * and is shown the redemption code, which the server's GET gives as settled; an uninsured credential shows its
+ * reason code and message, in Chinese too, and charges nothing.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildDashboard } from '../../scripts/buildDashboard.mjs';
+import { addUser } from '../../src/server/access/accessAdmin.js';
+import { apiAs, logIn } from '../support/consoleBrowser.js';
 import { startPlatformProcess, type PlatformProcess } from '../support/insurancePlatform.js';
 import { startInsuranceRig, type InsuranceRig } from '../support/insuranceRig.js';
 
@@ -15,16 +24,21 @@ let platform: PlatformProcess;
 let rig: InsuranceRig;
 let browser: Browser;
 const cspViolations: string[] = [];
+const dir = mkdtempSync(join(tmpdir(), 'ins-phone-browser-'));
+const PASSWORD = 'correct horse battery staple';
 
 beforeAll(async () => {
+  const dashboardDir = await buildDashboard(join(dir, 'dashboard/'));
   platform = await startPlatformProcess();
-  rig = await startInsuranceRig(platform);
+  rig = await startInsuranceRig(platform, { dashboardDir });
+  await addUser(rig.store, { username: 'patient-wang', role: 'patient', wallet: 'W-WANG', password: PASSWORD }, Date.now(), 'logged-by-caller');
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
 }, 60_000);
 afterAll(async () => {
   await browser?.close();
   await rig?.close();
   await platform?.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 // the terminal's side (MQTT in the product) as calls on the service
@@ -80,4 +94,42 @@ describe('the phone page in chromium', () => {
     await context.close();
     expect(cspViolations).toEqual([]);
   });
+  it("the booking app on the patient's wallet page: a service order paid with the e-credential shows its redemption code; an uninsured one its reason, nothing charged", async () => {
+    const counters = async () => (await platform.admin('/admin/counters')) as { settlements: number };
+    const before = await counters();
+    const page = await logIn(browser, rig.url, 'patient-wang', PASSWORD, cspViolations, { viewport: { width: 390, height: 844 }, isMobile: true });
+    await page.waitForSelector('#page-wallet #insurance');
+    const pay = async (credential: string) => {
+      await page.fill('#insurance-clinicCode', 'CL-1');
+      await page.fill('#insurance-item', 'OCT');
+      await page.fill('#insurance-amount', '120.00');
+      await page.fill('#insurance-credential', credential);
+      await page.click('#insurance button[type="submit"]');
+      await page.waitForSelector('#insurance-result > *');
+    };
+    await pay('EC-DEMO-0001');
+    const code = (await page.textContent('#insurance-redeem-code')) ?? '';
+    expect(code).toMatch(/^[A-Z]{4}-[A-Z]{4}$/);
+    const orderId = (await page.getAttribute('#insurance-result [data-order]', 'data-order'))!;
+    // the server has it settled under the same code, paid once at the platform
+    const order = await apiAs(page, `/api/wallet/insurance-orders?orderId=${orderId}`);
+    expect(order.status).toBe(200);
+    expect(order.body.data).toMatchObject({ state: 'settled', redeemCode: code, clinicCode: 'CL-1', item: 'OCT', amountFen: 12_000 });
+    expect((await counters()).settlements).toBe(before.settlements + 1);
+
+    // an uninsured credential: its code and message in the page's language (Chinese here), nothing charged
+    await page.click('#language');
+    await page.waitForSelector('#page-wallet h1:has-text("我的服务券")');
+    await page.waitForSelector('#insurance');
+    await pay('EC-NOBODY-0000');
+    await page.waitForSelector('#insurance-failure[data-code="INSURANCE_NOT_INSURED"]');
+    expect(await page.textContent('#insurance-failure')).toContain('该医保电子凭证无对应参保人');
+    expect(await page.textContent('#insurance-result')).toContain('未扣任何费用');
+    expect((await counters()).settlements).toBe(before.settlements + 1);
+    // a refusal (bad input) shows its code, never a stack
+    await pay('');
+    expect(await page.textContent('#insurance-result .error')).toMatch(/^BAD_INPUT|^invalid/);
+    await page.context().close();
+    expect(cspViolations).toEqual([]);
+  }, 60_000);
 });

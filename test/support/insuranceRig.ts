@@ -43,7 +43,7 @@ export interface InsuranceRig {
   close(): Promise<void>;
 }
 
-export async function startInsuranceRig(platform: PlatformProcess, options: { clock?: Clock; timeoutMs?: number; service?: Partial<InsuranceServiceOptions>; adminToken?: string; logger?: Logger } = {}): Promise<InsuranceRig> {
+export async function startInsuranceRig(platform: PlatformProcess, options: { clock?: Clock; timeoutMs?: number; service?: Partial<InsuranceServiceOptions>; adminToken?: string; logger?: Logger; dashboardDir?: string } = {}): Promise<InsuranceRig> {
   const dir = mkdtempSync(join(tmpdir(), 'ins-server-'));
   const store = await createServerStore({ kind: 'sqlite', path: join(dir, 'server.db') });
   const investor = makeInvestor();
@@ -84,6 +84,7 @@ export async function startInsuranceRig(platform: PlatformProcess, options: { cl
     insurance: { service: proxy, ledgerUses: (day) => ledgerUseOrders(store.insurance, day) },
     ...(options.adminToken ? { adminToken: options.adminToken } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.dashboardDir ? { dashboardDir: options.dashboardDir } : {}),
   });
   served.http = http;
   rig.url = http.url;

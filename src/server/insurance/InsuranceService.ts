@@ -15,7 +15,7 @@ import type { SignedJson } from '../../codecs/checkpoint.js';
 import { encodeSettlementVoucher, orderCanonical } from '../../codecs/settlementVoucher.js';
 import { parseLedgerEntry } from '../../codecs/ledgerEntry.js';
 import { signSettlementVoucher } from '../../crypto/settlementVoucher.js';
-import { isTallyError, TallyError, type ErrorName } from '../../errors.js';
+import { ErrorCodes, isTallyError, operatorMessage, TallyError, type ErrorName } from '../../errors.js';
 import { systemClock, type Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import type { InsurancePlatform, PlatformSettlement, PlatformStatement } from './InsurancePlatform.js';
@@ -107,6 +107,9 @@ export interface ServiceOrderView {
   readonly validUntil: number;
   readonly redeemedAt?: string;
   readonly failure?: string;
+  /** The failure's operator message in English and Chinese, for the booking app to show in its language */
+  readonly failureMessage?: string;
+  readonly failureZh?: string;
 }
 
 function serviceOrderView(order: InsuranceOrderRow): ServiceOrderView {
@@ -124,6 +127,7 @@ function serviceOrderView(order: InsuranceOrderRow): ServiceOrderView {
     validUntil: order.expiresAt,
     ...(order.terminalId !== '' ? { redeemedAt: order.terminalId } : {}),
     ...(order.failure !== undefined ? { failure: order.failure } : {}),
+    ...(order.failure !== undefined && order.failure in ErrorCodes ? { failureMessage: operatorMessage(order.failure as ErrorName, 'en'), failureZh: operatorMessage(order.failure as ErrorName, 'zh') } : {}),
   };
 }
 

@@ -4,7 +4,7 @@
  * voucher can be used (an image of the server's SVG, never markup in the page); booking a slot for a voucher that
  * needs one. A written-off voucher has left the wallet. The wallet is the session's: the server decides whose.
  */
-import { api, el, localWords, registerPage, showPage, type Row } from '../core.js';
+import { api, el, localWords, registerPage, session, showPage, type Row } from '../core.js';
 
 const w = localWords({
   en: {
@@ -24,6 +24,16 @@ const w = localWords({
     booked: 'booked',
     expired: 'expired',
     voided: 'voided',
+    insurance: 'Pay a service order with my medical-insurance e-credential',
+    clinic: 'Clinic code',
+    item: 'Exam item',
+    amount: 'Amount (yuan)',
+    credential: 'E-credential',
+    pay: 'Pay',
+    paid: 'Paid. Give this code to the terminal operator:',
+    covered: 'Insurance pays',
+    left: 'You pay',
+    notPaid: 'Not paid; nothing was charged.',
   },
   zh: {
     wallet: '我的服务券',
@@ -42,6 +52,16 @@ const w = localWords({
     booked: '已预约',
     expired: '已过期',
     voided: '已作废',
+    insurance: '用医保电子凭证支付服务订单',
+    clinic: '机构编码',
+    item: '检查项目',
+    amount: '金额（元）',
+    credential: '医保电子凭证',
+    pay: '支付',
+    paid: '已支付。请将此码告知终端操作员：',
+    covered: '医保支付',
+    left: '个人支付',
+    notPaid: '未支付，未扣任何费用。',
   },
 });
 
@@ -55,6 +75,57 @@ export function qrImage(svg: string, attrs: Record<string, string>): HTMLImageEl
 
 function slotText(s: Row): string {
   return `${time(s.start)} ${String(s.department ?? '')} ${String(s.doctor ?? '')} (${String(s.clinicCode ?? '')})`;
+}
+
+const yuan = (fen: unknown): string => (typeof fen === 'number' ? `¥${(fen / 100).toFixed(2)}` : '');
+
+/** What the server answered for a service order: the code to redeem at the terminal, or why it was not paid */
+function orderOutcome(order: Row): HTMLElement {
+  const words = w();
+  if (order.state === 'failed') {
+    const message = String((session?.locale === 'zh' ? order.failureZh : order.failureMessage) ?? '');
+    return el('div', { 'data-state': 'failed' }, el('p', { class: 'error', id: 'insurance-failure', 'data-code': String(order.failure ?? '') }, `${String(order.failure ?? '')} ${message}`), el('p', {}, words.notPaid));
+  }
+  return el(
+    'div',
+    { 'data-state': String(order.state), 'data-order': String(order.orderId) },
+    el('p', {}, words.paid),
+    el('p', { class: 'redeem-code', id: 'insurance-redeem-code' }, String(order.redeemCode ?? '')),
+    el('p', {}, `${words.covered} ${yuan(order.insurerFen)} · ${words.left} ${yuan(order.patientFen)}`),
+  );
+}
+
+/** Seed 001's booking app: pay a service order with the e-credential; the server settles it with the insurer */
+function insuranceForm(): HTMLElement {
+  const words = w();
+  const input = (name: string, attrs: Record<string, string> = {}) => el('input', { id: `insurance-${name}`, name, ...attrs });
+  const fields = { clinicCode: input('clinicCode'), item: input('item', { value: 'OCT' }), amount: input('amount', { type: 'number', step: '0.01', min: '0.01' }), credential: input('credential', { autocomplete: 'off' }) };
+  const result = el('div', { class: 'result', id: 'insurance-result' });
+  const pay = el('button', { type: 'submit' }, words.pay);
+  const form = el(
+    'form',
+    { class: 'wallet-card', id: 'insurance' },
+    el('h2', {}, words.insurance),
+    el('label', {}, words.clinic, ' ', fields.clinicCode),
+    el('label', {}, words.item, ' ', fields.item),
+    el('label', {}, words.amount, ' ', fields.amount),
+    el('label', {}, words.credential, ' ', fields.credential),
+    pay,
+    result,
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    pay.disabled = true;
+    result.replaceChildren();
+    const body = { clinicCode: fields.clinicCode.value.trim(), item: fields.item.value.trim(), amountFen: Math.round(Number(fields.amount.value) * 100), credential: fields.credential.value };
+    void api<Row>('/api/wallet/insurance-orders', body)
+      .then(
+        (order) => result.replaceChildren(orderOutcome(order)),
+        (err: Error & { code?: string }) => result.replaceChildren(el('p', { class: 'error', 'data-code': err.code ?? '' }, `${err.code ?? ''} ${err.message}`)),
+      )
+      .finally(() => (pay.disabled = false));
+  });
+  return form;
 }
 
 async function wallet(main: HTMLElement): Promise<void> {
@@ -102,6 +173,7 @@ async function wallet(main: HTMLElement): Promise<void> {
     }
     main.append(card);
   }
+  main.append(insuranceForm());
 }
 
 registerPage({ key: 'wallet', label: () => w().wallet, render: wallet, roles: ['patient'], home: ['patient'] });
