@@ -167,6 +167,11 @@ function usesByOrder(uses: LedgerUses | ReadonlySet<string>): LedgerUses {
 }
 
 const sha256hex = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
+
+/** A fresh order id and user code; the store's unique constraints refuse a clash, and the caller draws again */
+function drawOrderCodes(): { orderId: string; userCode: string } {
+  return { orderId: `INS-${randomBytes(6).toString('hex')}`, userCode: Array.from({ length: 8 }, () => USER_CODE_ALPHABET[randomInt(USER_CODE_ALPHABET.length)]).join('') };
+}
 const fenText = (fen: number): string => `${Math.floor(fen / 100)}.${String(fen % 100).padStart(2, '0')}`;
 
 export function bindingCode(order: Pick<InsuranceOrderRow, 'orderId' | 'amountFen'>): string {
@@ -212,9 +217,8 @@ export class InsuranceService {
     }
     const now = this.clock.now();
     for (let attempt = 0; attempt < 5; attempt++) {
-      const orderId = `INS-${randomBytes(6).toString('hex')}`;
+      const { orderId, userCode } = drawOrderCodes();
       const deviceCode = randomBytes(32).toString('base64url');
-      const userCode = Array.from({ length: 8 }, () => USER_CODE_ALPHABET[randomInt(USER_CODE_ALPHABET.length)]).join('');
       const orderHash = sha256hex(orderCanonical({ orderId, ...request }));
       const created = await this.store.createOrder({ orderId, terminalId: request.terminalId, item: request.item, amountFen: request.amountFen, orderHash, deviceCodeHash: sha256hex(deviceCode), userCode, intervalS: this.intervalS, expiresAt: now + this.codeTtlMs, createdAt: now });
       if (!created) continue;
@@ -466,8 +470,7 @@ export class InsuranceService {
     const now = this.clock.now();
     let order: InsuranceOrderRow | undefined;
     for (let attempt = 0; attempt < 5 && !order; attempt++) {
-      const orderId = `INS-${randomBytes(6).toString('hex')}`;
-      const userCode = Array.from({ length: 8 }, () => USER_CODE_ALPHABET[randomInt(USER_CODE_ALPHABET.length)]).join('');
+      const { orderId, userCode } = drawOrderCodes();
       const orderHash = sha256hex(orderCanonical({ orderId, terminalId: `clinic:${request.clinicCode}`, item: request.item, amountFen: request.amountFen }));
       // no device polls a service order: its device code is a random secret nobody holds
       const created = await this.store.createOrder({ orderId, terminalId: '', clinicCode: request.clinicCode, walletId: request.walletId, item: request.item, amountFen: request.amountFen, orderHash, deviceCodeHash: sha256hex(randomBytes(32).toString('base64url')), userCode, intervalS: this.intervalS, expiresAt: now + this.serviceOrderTtlMs, createdAt: now });
